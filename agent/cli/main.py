@@ -1,0 +1,56 @@
+"""The `ispagent` command: parses options, calls the library, prints. No work is done here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from agent import __version__
+from agent.errors import IspagentError
+
+EXIT_INTERRUPTED = 130
+
+
+class IspagentGroup(click.Group):
+    """Turns expected failures into one line and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except IspagentError as error:
+            click.echo(f"ispagent: error: {error}", err=True)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("ispagent: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=IspagentGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ispagent")
+def cli() -> None:
+    """Roll out licensed ISPmanager 6 panels to many servers over SSH.
+
+    \b
+    Exit codes: 0 all hosts ok, 1 some hosts failed, 2 bad usage or input,
+    3 run aborted (fail threshold or lock held), 130 interrupted.
+    """
+
+
+def _register_commands() -> None:
+    from agent.cli import inventory_cmd, lab_cmd, run_cmd
+
+    cli.add_command(inventory_cmd.inventory)
+    cli.add_command(lab_cmd.lab)
+    cli.add_command(run_cmd.run)
+
+
+_register_commands()
+
+
+def main() -> None:
+    cli(prog_name="ispagent")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
