@@ -1,0 +1,349 @@
+"""A lab: N Debian 12 hosts on this machine, each in its own namespaces with sshd as PID 1.
+
+One lab per machine at a time (bridge, namespace and interface names are machine-wide); the lab
+directory holds its state (lab.json), the per-host overlay layers and the files clients need.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from agent.errors import LabError
+from agent.lab import client_files, network
+from agent.lab.atomic import write_atomically
+from agent.lab.commands import SYSTEM_PATH, require_root, require_tools
+from agent.lab.host import (
+    HostPaths,
+    LabHost,
+    check_rootfs,
+    console_tail,
+    has_exited,
+    init_pid,
+    is_running,
+    kill_host,
+    prepare_host,
+    sshd_listening,
+    start_host,
+    wait_gone,
+)
+from agent.lab.rootfs import CACHE_DIR, ensure_rootfs
+
+MACHINE_STATE = Path("/run/ispagent")
+CURRENT_LAB = MACHINE_STATE / "lab-dir"  # which directory's lab owns the machine-wide names
+STATE_FILE = "lab.json"
+STATE_VERSION = 1
+READY_TIMEOUT = 20.0  # seconds, plus READY_TIMEOUT_PER_HOST for each host being started
+READY_TIMEOUT_PER_HOST = 0.2
+KILL_TIMEOUT = 5.0
+REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "mount", "umount", "mknod", "tar", "zstd")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    address: str
+    up: bool
+    pid: int | None  # the unshare parent, which `down` kills
+    init_pid: int | None  # the host's PID 1 (sshd), as seen from the root PID namespace
+
+
+@dataclass(frozen=True)
+class UpResult:
+    hosts: tuple[str, ...]
+    started: tuple[str, ...]  # new hosts, and dead ones restarted
+    stopped: tuple[str, ...]  # hosts beyond the requested count
+    seconds: float
+    inventory: Path
+
+
+@dataclass(frozen=True)
+class DownResult:
+    stopped: tuple[str, ...]
+    seconds: float
+
+
+class Lab:
+    """The lab whose state lives in `dir`."""
+
+    def __init__(self, dir: Path | str, *, cache_dir: Path = CACHE_DIR) -> None:
+        self.dir = Path(dir).absolute()
+        self.cache_dir = cache_dir
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.dir / client_files.INVENTORY
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.dir / client_files.KNOWN_HOSTS
+
+    @property
+    def ssh_config_path(self) -> Path:
+        return self.dir / client_files.SSH_CONFIG
+
+    @property
+    def identity_file(self) -> Path:
+        return self.dir / client_files.IDENTITY_FILE
+
+    @property
+    def hosts(self) -> list[LabHost]:
+        """The hosts recorded in lab.json, by index."""
+        return self._load()
+
+    def host(self, name: str) -> LabHost:
+        for host in self._load():
+            if host.name == name:
+                return host
+        raise LabError(f"the lab in {self.dir} has no host {name!r}")
+
+    def up(self, hosts: int, progress: Progress | None = None) -> UpResult:
+        """Make the lab have exactly `hosts` running hosts, h1..hN, and wait until each accepts SSH.
+
+        Running hosts are left alone, dead ones are restarted (keeping their disk and host key),
+        missing ones are created, and hosts beyond N are stopped and removed.
+        """
+        say = progress or (lambda message: None)
+        require_root()
+        require_tools(*REQUIRED_TOOLS)
+        if not 1 <= hosts <= network.MAX_HOSTS:
+            raise LabError(f"--hosts must be between 1 and {network.MAX_HOSTS}, not {hosts}")
+        began = time.monotonic()
+        with _machine_lock():
+            self._claim_machine()
+            rootfs = ensure_rootfs(self.cache_dir, progress=say)
+            check_rootfs(rootfs)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            client_key = client_files.ensure_client_key(self.dir)
+            recorded = {host.index: host for host in self._load()}
+
+            extra = [host for index, host in recorded.items() if index > hosts]
+            if extra:
+                say(f"stopping {len(extra)} hosts beyond h{hosts}")
+                self._stop(extra, delete_network=True)
+                for host in extra:
+                    shutil.rmtree(HostPaths.of(self.dir, host.name).dir, ignore_errors=True)
+
+            wanted = [recorded.get(index) or LabHost.numbered(index) for index in range(1, hosts + 1)]
+            to_start = [host for host in wanted if not is_running(host)]
+            say(f"starting {len(to_start)} hosts ({hosts - len(to_start)} already running)")
+            self._stop(to_start, delete_network=True)  # leftovers of dead hosts, if any
+            network.ensure_bridge()
+            network.add_hosts(host.index for host in to_start)
+            for host in to_start:
+                paths = HostPaths.of(self.dir, host.name)
+                prepare_host(host, paths, rootfs, client_key)
+                start_host(host, paths, rootfs)
+            self._save(wanted)  # before waiting: a failed start must still be stoppable by `down`
+            say(f"waiting for sshd on {len(to_start)} hosts")
+            self._wait_ready(to_start)
+            client_files.write_client_files(self.dir, wanted)
+        return UpResult(
+            hosts=tuple(host.name for host in wanted),
+            started=tuple(host.name for host in to_start),
+            stopped=tuple(host.name for host in extra),
+            seconds=time.monotonic() - began,
+            inventory=self.inventory_path,
+        )
+
+    def status(self) -> list[HostStatus]:
+        """Each recorded host and whether it runs. Reads only /proc: works without root."""
+        return [
+            HostStatus(
+                name=host.name,
+                address=host.address,
+                up=is_running(host),
+                pid=host.pid if is_running(host) else None,
+                init_pid=init_pid(host) if is_running(host) else None,
+            )
+            for host in self._load()
+        ]
+
+    def down(self, progress: Progress | None = None) -> DownResult:
+        """Stop every host and remove the lab's namespaces, links, mounts and host disks.
+
+        Raises LabError naming whatever is still left afterwards.
+        """
+        say = progress or (lambda message: None)
+        require_root()
+        require_tools("ip", "umount")
+        began = time.monotonic()
+        with _machine_lock():
+            owner = _current_lab_dir()
+            owns_machine = owner is None or owner == self.dir
+            hosts = self._load()
+            say(f"stopping {len(hosts)} hosts")
+            self._stop(hosts, delete_network=owns_machine)
+            if owns_machine:
+                self._stop_strays()
+                network.delete_netns(network.list_netns())
+                network.wait_for_veths_gone()
+                network.delete_bridge()
+                network.release_netns_dir()
+            _unmount_under(self.dir)
+            leftovers = self._leftovers(hosts, owns_machine)
+            if leftovers:
+                raise LabError(f"lab down left {leftovers}: remove them by hand")
+            shutil.rmtree(self.dir / "hosts", ignore_errors=True)
+            client_files.remove_client_files(self.dir)
+            (self.dir / STATE_FILE).unlink(missing_ok=True)
+            if owns_machine:
+                CURRENT_LAB.unlink(missing_ok=True)
+        return DownResult(stopped=tuple(h.name for h in hosts), seconds=time.monotonic() - began)
+
+    def exec(
+        self, name: str, argv: Sequence[str], *, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `argv` inside host `name`'s namespaces and root, without SSH (for tests and debugging)."""
+        pid = init_pid(self.host(name))
+        if pid is None:
+            raise LabError(f"{name} is not running: run `ispagent lab up --dir {self.dir}`")
+        return subprocess.run(
+            ["nsenter", "--target", str(pid), "--all", "--", *argv],
+            input=input, capture_output=True, text=True, timeout=timeout,
+            env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _claim_machine(self) -> None:
+        owner = _current_lab_dir()
+        in_use = network.bridge_exists() or bool(network.list_netns())
+        if owner is not None and owner != self.dir and in_use:
+            raise LabError(
+                f"a lab is already up in {owner} (one lab per machine): "
+                f"run `ispagent lab down --dir {owner}` first"
+            )
+        if owner is None and in_use and not self._load():
+            raise LabError(
+                f"the lab's bridge {network.BRIDGE} or namespaces exist but no lab directory is recorded:"
+                f" run `ispagent lab down --dir {self.dir}` to remove them"
+            )
+        MACHINE_STATE.mkdir(parents=True, exist_ok=True)
+        write_atomically(CURRENT_LAB, f"{self.dir}\n")
+
+    def _stop(self, hosts: Sequence[LabHost], *, delete_network: bool) -> None:
+        for host in hosts:
+            kill_host(host)
+        stuck = wait_gone([h.pid for h in hosts if h.pid], KILL_TIMEOUT)
+        if stuck:
+            raise LabError(f"processes {stuck} of the lab did not die after SIGKILL")
+        if delete_network:
+            network.delete_netns(host.netns for host in hosts)
+            names = {network.veth_name(host.index) for host in hosts}
+            network.wait_for_veths_gone(only=names)
+
+    def _stop_strays(self) -> None:
+        """Kill processes still inside the lab's network namespaces (e.g. its state file was lost)."""
+        strays = network.processes_in_netns(network.list_netns())
+        for pid in strays:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        wait_gone(strays, KILL_TIMEOUT)
+
+    def _wait_ready(self, hosts: Sequence[LabHost]) -> None:
+        timeout = READY_TIMEOUT + READY_TIMEOUT_PER_HOST * len(hosts)
+        deadline = time.monotonic() + timeout
+        pending = list(hosts)
+        while pending:
+            for host in pending:
+                if has_exited(host):
+                    paths = HostPaths.of(self.dir, host.name)
+                    raise LabError(
+                        f"{host.name} stopped while starting: see {paths.console}"
+                        f" ({console_tail(paths)})"
+                    )
+            pending = [host for host in pending if not (sshd_listening(host) and _accepts_tcp(host))]
+            if pending and time.monotonic() > deadline:
+                host = pending[0]
+                raise LabError(
+                    f"{host.name} ({host.address}) did not accept SSH on port 22 within {timeout:.0f} s:"
+                    f" see its console log {HostPaths.of(self.dir, host.name).console}"
+                )
+            if pending:
+                time.sleep(0.02)
+
+    def _leftovers(self, hosts: Sequence[LabHost], owns_machine: bool) -> str:
+        found = []
+        pids = [h.pid for h in hosts if h.pid] + network.processes_in_netns(network.list_netns())
+        alive = wait_gone(pids, 0)
+        if alive:
+            found.append(f"processes {alive}")
+        if owns_machine:
+            if network.list_netns():
+                found.append(f"network namespaces {network.list_netns()}")
+            links = network.wait_for_veths_gone(timeout=0) + [
+                name for name in network.list_links() if name == network.BRIDGE
+            ]
+            if links:
+                found.append(f"links {links}")
+        mounts = _mounts_under(self.dir)
+        if mounts:
+            found.append(f"mounts {mounts}")
+        return ", ".join(found)
+
+    def _load(self) -> list[LabHost]:
+        path = self.dir / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            return []
+        except json.JSONDecodeError as error:
+            raise LabError(f"{path} is not valid JSON ({error}): run `ispagent lab down --dir {self.dir}`")
+        return sorted((LabHost(**host) for host in state["hosts"]), key=lambda h: h.index)
+
+    def _save(self, hosts: Sequence[LabHost]) -> None:
+        state = {"version": STATE_VERSION, "hosts": [asdict(host) for host in hosts]}
+        write_atomically(self.dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
+
+
+def _accepts_tcp(host: LabHost) -> bool:
+    try:
+        with socket.create_connection((host.address, 22), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _current_lab_dir() -> Path | None:
+    try:
+        return Path(CURRENT_LAB.read_text().strip())
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def _machine_lock() -> Iterator[None]:
+    """Serialize up/down across processes: the names they create are machine-wide."""
+    MACHINE_STATE.mkdir(parents=True, exist_ok=True)
+    with open(MACHINE_STATE / "lab.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path) + "/"
+    mounts = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        mountpoint = line.split()[1].replace("\\040", " ")
+        if mountpoint.startswith(prefix) or mountpoint.startswith(f"{network.NETNS_DIR}/{network.NETNS_PREFIX}"):
+            mounts.append(mountpoint)
+    return mounts
+
+
+def _unmount_under(path: Path) -> None:
+    for mountpoint in sorted(_mounts_under(path), reverse=True):
+        subprocess.run(["umount", "--lazy", mountpoint], capture_output=True, env={"PATH": SYSTEM_PATH})
