@@ -1,0 +1,79 @@
+"""Host key trust: one known_hosts file parsed once per run and shared by every connection.
+
+Strict by default: an unknown host is refused, a changed key is refused. `accept-new` (opt-in)
+records a host seen for the first time, like OpenSSH's StrictHostKeyChecking=accept-new, and still
+refuses a changed key. Nothing is ever accepted silently.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import paramiko
+
+from agent.errors import InputError, UnknownHostKey
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """The name a host is filed under in known_hosts (`[addr]:port` off port 22, as OpenSSH does)."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+class KnownHosts:
+    """The trusted host keys of a run, loaded once, safe to share between threads."""
+
+    def __init__(self, path: Path | None, policy: str = "strict") -> None:
+        self.path = path
+        self.policy = policy
+        self._keys = paramiko.HostKeys()
+        self._lock = threading.Lock()
+        if path is not None and path.exists():
+            try:
+                self._keys.load(str(path))
+            except (OSError, paramiko.SSHException) as error:
+                raise InputError(f"{path}: cannot read known_hosts: {error}") from None
+
+    def keys_for(self, name: str) -> dict[str, paramiko.PKey]:
+        with self._lock:
+            found = self._keys.lookup(name)
+            return dict(found) if found else {}
+
+    def missing_key_policy(self) -> paramiko.MissingHostKeyPolicy:
+        return _AcceptNew(self) if self.policy == "accept-new" else _RefuseUnknown(self)
+
+    def remember(self, name: str, key: paramiko.PKey) -> None:
+        """Record a first-seen key in memory and append it to the file (accept-new only)."""
+        with self._lock:
+            self._keys.add(name, key.get_name(), key)
+            if self.path is None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            line = f"{name} {key.get_name()} {key.get_base64()}\n"
+            # O_APPEND keeps concurrent writers (other runs) from interleaving inside a line.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    def __init__(self, known: KnownHosts) -> None:
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key):
+        where = self.known.path or "no known_hosts file"
+        raise UnknownHostKey(
+            f"{hostname}: host key ({key.get_name()}) is not in {where}; add it "
+            "(ssh-keyscan, or the lab's known_hosts), or opt in with --host-key-policy accept-new"
+        )
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    def __init__(self, known: KnownHosts) -> None:
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key):
+        self.known.remember(hostname, key)

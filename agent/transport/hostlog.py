@@ -1,0 +1,43 @@
+"""The per-host log of remote commands and their output, with every secret masked."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from agent.secrets import mask
+
+
+class HostLog:
+    """Appends what happens on one host to `path`; `echo` (for -v) receives the same masked lines."""
+
+    def __init__(self, path: Path | None, echo: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self.echo = echo
+        self._file = None
+        self._lock = threading.Lock()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", encoding="utf-8")
+
+    def write(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        stamp = time.strftime("%H:%M:%S")
+        lines = [f"{stamp} {kind} {line}" for line in mask(text).rstrip("\n").split("\n")]
+        block = "\n".join(lines) + "\n"
+        with self._lock:
+            if self._file is not None:
+                self._file.write(block)
+                self._file.flush()
+        if self.echo is not None:
+            for line in lines:
+                self.echo(line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
