@@ -1,0 +1,179 @@
+"""The run journal: every run's record and events, written durably as they happen.
+
+Layout under the state directory:
+
+    runs/<run_id>/run.json       what was run, with which options, and how it ended
+    runs/<run_id>/events.jsonl   one JSON object per event, fsynced as written
+    runs/<run_id>/hosts/<host>.log   remote commands and output, secrets masked
+    locks/<inventory hash>.lock  held (flock) while a run changes that inventory's hosts
+
+A run killed at any moment leaves a journal from which `run --resume` finishes only what did not.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from agent.atomicfile import write_atomic
+from agent.errors import InputError, RunAborted
+from agent.runner.events import Event, HostFinished, StepRecord, event_to_json
+from agent.secrets import mask
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("ISPAGENT_STATE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or "~/.local/state"
+    return Path(base).expanduser() / "ispagent"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    playbook: str
+    playbook_sha256: str
+    inventory: str
+    hosts: list[str]
+    options: dict[str, Any]
+    started_at: str
+    status: str = "running"  # running | finished | aborted | interrupted
+    finished_at: str | None = None
+    reason: str | None = None
+    resumed_at: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+
+
+class Journal:
+    """One run's directory: its record, its durable event log, its host logs."""
+
+    def __init__(self, state_dir: Path, run_id: str) -> None:
+        self.state_dir = state_dir
+        self.run_id = run_id
+        self.dir = state_dir / "runs" / run_id
+        self._events = None
+        self._lock = threading.Lock()
+
+    @property
+    def record_path(self) -> Path:
+        return self.dir / "run.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / "events.jsonl"
+
+    def host_log_path(self, host: str) -> Path:
+        return self.dir / "hosts" / f"{host}.log"
+
+    def write_record(self, record: RunRecord) -> None:
+        write_atomic(self.record_path, (json.dumps(record.__dict__, indent=2) + "\n").encode())
+
+    def read_record(self) -> RunRecord:
+        try:
+            return RunRecord.from_json(json.loads(self.record_path.read_text()))
+        except FileNotFoundError:
+            raise InputError(
+                f"no run {self.run_id!r} in {self.state_dir / 'runs'}; list runs with: ispagent runs"
+            ) from None
+        except (ValueError, TypeError) as error:
+            raise InputError(f"{self.record_path}: unreadable run record: {error}") from None
+
+    def open_events(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._events = open(self.events_path, "a", encoding="utf-8")
+
+    def __call__(self, event: Event) -> None:
+        """Append `event` durably (fsync) before the run goes on: a crash loses nothing recorded."""
+        line = json.dumps({"at": round(time.time(), 3), **event_to_json(event)})
+        with self._lock:
+            self._events.write(mask(line) + "\n")
+            self._events.flush()
+            os.fsync(self._events.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._events is not None:
+                self._events.close()
+                self._events = None
+
+    def finished_work(self) -> tuple[dict[str, str], dict[str, dict[str, StepRecord]]]:
+        """From the events so far: each host's final status, and each host's finished steps."""
+        host_status: dict[str, str] = {}
+        steps: dict[str, dict[str, StepRecord]] = {}
+        if not self.events_path.exists():
+            return host_status, steps
+        for line in self.events_path.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # the last line of a killed run may be cut short
+            kind = event.get("event")
+            if kind == "step_finished":
+                record = StepRecord(
+                    event["step"], event["status"], event["changed"], event["duration_s"], event["message"]
+                )
+                steps.setdefault(event["host"], {})[event["step"]] = record
+            elif kind == "host_finished":
+                host_status[event["host"]] = event["status"]
+            elif kind == "host_started":
+                host_status.pop(event["host"], None)
+                steps.setdefault(event["host"], {})
+        return host_status, steps
+
+
+class InventoryLock:
+    """An exclusive lock on an inventory's hosts for one run; a second run gets RunAborted."""
+
+    def __init__(self, state_dir: Path, inventory: Path, run_id: str) -> None:
+        digest = hashlib.sha256(str(inventory.resolve()).encode()).hexdigest()[:16]
+        self.path = state_dir / "locks" / f"{digest}.lock"
+        self.inventory = inventory
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def __enter__(self) -> InventoryLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another run"
+            os.close(fd)
+            raise RunAborted(
+                f"{self.inventory}: {holder} is already working on these hosts; "
+                "wait for it to finish (the lock frees itself when that process ends)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"run {self.run_id} (pid {os.getpid()})".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

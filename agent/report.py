@@ -1,0 +1,78 @@
+"""Run reports: the JSON report (a contract, schema in report.json) and JUnit XML for CI systems."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agent.atomicfile import write_atomic
+from agent.runner.run import RunResult
+from agent.secrets import mask
+
+HOST_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
+
+
+def report_schema() -> dict[str, Any]:
+    return json.loads(resources.files("agent").joinpath("report.json").read_text())
+
+
+def build_report(result: RunResult) -> dict[str, Any]:
+    summary = {"hosts": len(result.hosts), **{status: result.count(status) for status in HOST_STATUSES}}
+    return {
+        "run_id": result.run_id,
+        "playbook": result.playbook,
+        "inventory": result.inventory,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "dry_run": result.dry_run,
+        "status": result.status,
+        "reason": result.reason,
+        "summary": summary,
+        "hosts": [
+            {
+                "name": host.name,
+                "address": host.address,
+                "status": host.status,
+                "steps": [step.to_json() for step in host.steps],
+                "error": host.error,
+            }
+            for host in result.hosts
+        ],
+    }
+
+
+def junit_xml(result: RunResult) -> bytes:
+    """One testcase per host and step; an unreachable or unstarted host is one testcase of its own."""
+    suite = ET.Element("testsuite", name=f"ispagent {Path(result.playbook).name}", timestamp=result.started_at)
+    tests = failures = skipped = 0
+    for host in result.hosts:
+        cases = [(s.step, s.status, s.message, s.duration_s) for s in host.steps]
+        if host.status in ("unreachable", "skipped") and not cases:
+            cases = [("connect" if host.status == "unreachable" else "not run", host.status, host.error or "", 0.0)]
+        for step, status, message, duration in cases:
+            case = ET.SubElement(suite, "testcase", classname=host.name, name=step, time=f"{duration:.3f}")
+            tests += 1
+            if status in ("failed", "unreachable"):
+                failures += 1
+                ET.SubElement(case, "failure", message=message, type=status).text = message
+            elif status == "skipped":
+                skipped += 1
+                ET.SubElement(case, "skipped", message=message)
+            elif message:
+                ET.SubElement(case, "system-out").text = message
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    suite.set("errors", "0")
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def write_report(path: Path, result: RunResult) -> None:
+    write_atomic(path, mask(json.dumps(build_report(result), indent=2) + "\n").encode())
+
+
+def write_junit(path: Path, result: RunResult) -> None:
+    write_atomic(path, mask(junit_xml(result).decode()).encode())

@@ -1,0 +1,333 @@
+"""Running a playbook over many hosts: parallel, in rolling batches, journaled, resumable."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from agent.errors import HostUnreachable, InputError, IspagentError, RunAborted
+from agent.inventory.model import Host, Inventory
+from agent.journal import InventoryLock, Journal, RunRecord, file_sha256, new_run_id, utc_now
+from agent.playbook import Playbook, PlaybookStep, load_playbook
+from agent.runner.batches import batches, failed_percent, parse_batch_size, threshold_exceeded
+from agent.runner.context import HostContext
+from agent.runner.events import (
+    BatchFinished,
+    HostFinished,
+    HostOutcome,
+    HostStarted,
+    RunFinished,
+    RunListener,
+    RunStarted,
+    StepFinished,
+    StepRecord,
+    StepStarted,
+)
+from agent.secrets import mask
+from agent.transport.hostlog import HostLog
+from agent.transport.ssh import ConnectionFactory
+
+FAILED_STATUSES = ("failed", "unreachable")
+DONE_STATUSES = ("ok", "changed")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    state_dir: Path
+    forks: int = 50
+    batch_size: str | None = None
+    max_fail_percent: float | None = None
+    limit: str | None = None
+    dry_run: bool = False
+    ssh_config: str | None = None
+    known_hosts: str | None = None
+    host_key_policy: str | None = None
+
+    def to_json(self) -> dict:
+        data = dict(self.__dict__)
+        data["state_dir"] = str(self.state_dir)
+        return data
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    playbook: str
+    inventory: str
+    started_at: str
+    dry_run: bool
+    hosts: list[HostOutcome] = field(default_factory=list)
+    finished_at: str | None = None
+    status: str = "finished"  # finished | aborted | interrupted
+    reason: str | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for host in self.hosts if host.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
+        if self.status == "aborted":
+            return RunAborted.exit_code
+        return 1 if any(h.status in FAILED_STATUSES for h in self.hosts) else 0
+
+
+Echo = Callable[[str, str], None]  # (host name, masked log line) for -v
+
+
+@dataclass
+class _Run:
+    """Everything one execution of a run shares between its host threads."""
+
+    record: RunRecord
+    playbook: Playbook
+    inventory: Inventory
+    hosts: list[Host]
+    options: RunOptions
+    journal: Journal
+    listener: RunListener
+    echo: Echo | None
+    factory: ConnectionFactory | None = None
+
+
+def start_run(
+    playbook_path: Path,
+    inventory_path: Path,
+    options: RunOptions,
+    listener: RunListener,
+    echo: Echo | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run a playbook over the selected hosts of an inventory, as a new journaled run."""
+    playbook = load_playbook(playbook_path)
+    inventory = _load_inventory(inventory_path, options)
+    hosts = list(inventory.select(options.limit))
+    run_id = run_id or new_run_id()
+    record = RunRecord(
+        run_id=run_id,
+        playbook=str(playbook.path),
+        playbook_sha256=file_sha256(playbook.path),
+        inventory=str(inventory_path.resolve()),
+        hosts=[h.name for h in hosts],
+        options=options.to_json(),
+        started_at=utc_now(),
+    )
+    run = _Run(record, playbook, inventory, hosts, options, Journal(options.state_dir, run_id), listener, echo)
+    return _execute(run, resumed=False)
+
+
+def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo | None = None) -> RunResult:
+    """Finish run `run_id`: hosts that ended ok are kept, finished steps are not redone."""
+    journal = Journal(state_dir, run_id)
+    record = journal.read_record()
+    if record.options.get("dry_run"):
+        raise InputError(f"run {run_id} was a dry run: there is nothing to finish; start a real run")
+    playbook_path = Path(record.playbook)
+    if not playbook_path.exists() or file_sha256(playbook_path) != record.playbook_sha256:
+        raise InputError(
+            f"{playbook_path}: the playbook changed (or vanished) since run {run_id} started; "
+            "resuming would mix two playbooks: start a new run"
+        )
+    options = RunOptions(**{**record.options, "state_dir": state_dir})
+    playbook = load_playbook(playbook_path)
+    inventory = _load_inventory(Path(record.inventory), options)
+    known = {h.name: h for h in inventory.hosts}
+    missing = [name for name in record.hosts if name not in known]
+    if missing:
+        raise InputError(
+            f"{record.inventory}: host(s) {', '.join(missing)} of run {run_id} are no longer in the inventory"
+        )
+    record.resumed_at.append(utc_now())
+    record.status, record.finished_at, record.reason = "running", None, None
+    hosts = [known[name] for name in record.hosts]
+    run = _Run(record, playbook, inventory, hosts, options, journal, listener, echo)
+    return _execute(run, resumed=True)
+
+
+def _load_inventory(path: Path, options: RunOptions) -> Inventory:
+    from agent.inventory.loader import load_inventory
+
+    inventory = load_inventory(path, ssh_config=Path(options.ssh_config) if options.ssh_config else None)
+    ssh = inventory.ssh
+    if options.known_hosts:
+        ssh = replace(ssh, known_hosts=Path(options.known_hosts).expanduser())
+    if options.host_key_policy:
+        ssh = replace(ssh, host_key_policy=options.host_key_policy)
+    return replace(inventory, ssh=ssh)
+
+
+def _execute(run: _Run, *, resumed: bool) -> RunResult:
+    result = RunResult(
+        run_id=run.record.run_id,
+        playbook=run.record.playbook,
+        inventory=run.record.inventory,
+        started_at=run.record.started_at,
+        dry_run=run.options.dry_run,
+    )
+    lock = None
+    if not run.options.dry_run:
+        lock = InventoryLock(run.options.state_dir, Path(run.record.inventory), run.record.run_id).__enter__()
+    run.factory = ConnectionFactory(run.inventory.ssh)
+    run.journal.write_record(run.record)
+    run.journal.open_events()
+    host_status, finished_steps = run.journal.finished_work() if resumed else ({}, {})
+    listener = _Listeners(run.journal, run.listener)
+    run.listener = listener
+    outcomes: dict[str, HostOutcome] = {}
+    try:
+        listener(RunStarted(run.record.run_id, len(run.hosts), resumed))
+        for host in run.hosts:
+            if host_status.get(host.name) in DONE_STATUSES:
+                outcomes[host.name] = _outcome_from_journal(host, host_status[host.name], finished_steps[host.name])
+        todo = [h for h in run.hosts if h.name not in outcomes]
+        _run_batches(run, todo, finished_steps, outcomes, result)
+    except KeyboardInterrupt:
+        result.status, result.reason = "interrupted", "interrupted by signal"
+    finally:
+        result.hosts = [outcomes.get(h.name) or _not_run(h, result.reason) for h in run.hosts]
+        result.finished_at = utc_now()
+        listener(RunFinished(result.status, result.reason))
+        run.record.status, run.record.finished_at, run.record.reason = result.status, result.finished_at, result.reason
+        run.journal.write_record(run.record)
+        run.journal.close()
+        run.factory.close()
+        if lock is not None:
+            lock.__exit__(None, None, None)
+    return result
+
+
+class _Listeners:
+    """The journal first (durable), then the caller's listener (display)."""
+
+    def __init__(self, journal: Journal, display: RunListener) -> None:
+        self.journal = journal
+        self.display = display
+
+    def __call__(self, event) -> None:
+        self.journal(event)
+        self.display(event)
+
+
+def _run_batches(run: _Run, todo: list[Host], carried, outcomes: dict[str, HostOutcome], result: RunResult) -> None:
+    size = parse_batch_size(run.options.batch_size, len(todo))
+    for index, batch in enumerate(batches(todo, size), start=1):
+        _run_parallel(batch, run.options.forks, lambda host: _record(outcomes, _run_host(run, host, carried.get(host.name, {}))))
+        failures = sum(1 for o in outcomes.values() if o.status in FAILED_STATUSES)
+        percent = failed_percent(failures, len(outcomes))
+        run.listener(BatchFinished(index, len(batch), round(percent, 1)))
+        if threshold_exceeded(failures, len(outcomes), run.options.max_fail_percent):
+            result.status = "aborted"
+            result.reason = (
+                f"{failures} of {len(outcomes)} hosts failed ({percent:.0f}%), more than "
+                f"--max-fail-percent {run.options.max_fail_percent:g}; later batches not started"
+            )
+            return
+
+
+def _record(outcomes: dict[str, HostOutcome], outcome: HostOutcome) -> None:
+    outcomes[outcome.name] = outcome
+
+
+def _run_parallel(hosts: list[Host], forks: int, work: Callable[[Host], None]) -> None:
+    """Run `work` for every host on up to `forks` daemon threads; Ctrl-C stays deliverable."""
+    pending = list(reversed(hosts))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                host = pending.pop()
+            work(host)
+
+    # Daemon threads: on interrupt the process exits at once; the journal says what was finished.
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(forks, len(hosts))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+
+
+def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutcome:
+    run.listener(HostStarted(host.name))
+    echo = (lambda line: run.echo(host.name, line)) if run.echo else None
+    log = HostLog(run.journal.host_log_path(host.name), echo)
+    records: list[StepRecord] = []
+    try:
+        connection = run.factory.connect(host, log)
+    except HostUnreachable as error:
+        log.write("!", f"unreachable: {error}")
+        log.close()
+        return _finish(run, HostOutcome(host.name, host.address, "unreachable", (), mask(str(error))))
+    context = HostContext(
+        host=host,
+        connection=connection,
+        dry_run=run.options.dry_run,
+        playbook_dir=run.playbook.base_dir,
+        log=log,
+        vars={**run.playbook.vars, **host.vars},
+    )
+    try:
+        for planned in run.playbook.steps:
+            previous = carried.get(planned.id)
+            if previous and previous.status != "failed" and not planned.type.read_only:
+                records.append(previous)  # finished before the run was interrupted: not redone
+                continue
+            record = _run_step(run, context, planned)
+            records.append(record)
+            if record.status == "failed":
+                return _finish(run, _outcome(host, "failed", records, f"{planned.id}: {record.message}"))
+        return _finish(run, _outcome(host, _status_of(records), records, None))
+    except HostUnreachable as error:
+        return _finish(run, _outcome(host, "unreachable", records, mask(str(error))))
+    finally:
+        connection.close()
+        log.close()
+
+
+def _run_step(run: _Run, context: HostContext, planned: PlaybookStep) -> StepRecord:
+    run.listener(StepStarted(context.host.name, planned.id))
+    started = time.monotonic()
+    try:
+        result = planned.type.function(context, planned.params)
+        status, message, data = result.status, result.message, result.data
+    except HostUnreachable as error:
+        record = StepRecord(planned.id, "failed", False, time.monotonic() - started, mask(str(error)))
+        run.listener(StepFinished(context.host.name, record))
+        raise
+    except IspagentError as error:
+        status, message, data = "failed", str(error), {}
+    except Exception as error:  # a bug in a step must stop this host only, and say where to look
+        context.log.write("!", traceback.format_exc())
+        status, message, data = "failed", f"internal error {type(error).__name__}: {error} (traceback in the host log)", {}
+    record = StepRecord(planned.id, status, status == "changed", time.monotonic() - started, mask(message), data)
+    run.listener(StepFinished(context.host.name, record))
+    return record
+
+
+def _status_of(records: list[StepRecord]) -> str:
+    return "changed" if any(r.changed for r in records) else "ok"
+
+
+def _outcome(host: Host, status: str, records: list[StepRecord], error: str | None) -> HostOutcome:
+    return HostOutcome(host.name, host.address, status, tuple(records), mask(error) if error else None)
+
+
+def _finish(run: _Run, outcome: HostOutcome) -> HostOutcome:
+    run.listener(HostFinished(outcome))
+    return outcome
+
+
+def _outcome_from_journal(host: Host, status: str, steps: dict[str, StepRecord]) -> HostOutcome:
+    return HostOutcome(host.name, host.address, status, tuple(steps.values()), None)
+
+
+def _not_run(host: Host, reason: str | None) -> HostOutcome:
+    return HostOutcome(host.name, host.address, "skipped", (), f"not run: {reason or 'run stopped early'}")

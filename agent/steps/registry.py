@@ -1,0 +1,94 @@
+"""The step registry: a step is a function registered under a name, with a model of its parameters.
+
+A new step is a new module in `agent/steps/`; `load_steps` imports every module there, so nothing
+else has to change to add one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from agent.runner.context import HostContext
+
+Status = Literal["ok", "changed", "skipped", "failed"]
+
+
+class StepParams(BaseModel):
+    """Base of every step's parameters: unknown keys are typos, and typos are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(StepParams):
+    pass
+
+
+@dataclass(frozen=True)
+class StepResult:
+    status: Status
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)  # e.g. gathered facts, a dry-run diff
+
+    @property
+    def changed(self) -> bool:
+        return self.status == "changed"
+
+
+def ok(message: str = "", **data: Any) -> StepResult:
+    return StepResult("ok", message, data)
+
+
+def changed(message: str = "", **data: Any) -> StepResult:
+    return StepResult("changed", message, data)
+
+
+def skipped(message: str = "", **data: Any) -> StepResult:
+    return StepResult("skipped", message, data)
+
+
+def failed(message: str, **data: Any) -> StepResult:
+    return StepResult("failed", message, data)
+
+
+StepFunction = Callable[["HostContext", Any], StepResult]
+
+
+@dataclass(frozen=True)
+class StepType:
+    name: str
+    function: StepFunction
+    params: type[StepParams]
+    read_only: bool  # changes nothing on the host: rerun on resume, run as-is in --dry-run
+    summary: str
+
+
+_REGISTRY: dict[str, StepType] = {}
+
+
+def step(name: str, params: type[StepParams] = NoParams, *, read_only: bool = False):
+    """Register the decorated function as the step `name` taking `params`."""
+
+    def register(function: StepFunction) -> StepFunction:
+        if name in _REGISTRY:
+            raise RuntimeError(f"step {name!r} registered twice")
+        summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+        _REGISTRY[name] = StepType(name, function, params, read_only, summary)
+        return function
+
+    return register
+
+
+def load_steps() -> dict[str, StepType]:
+    """Every registered step, importing all modules of `agent.steps` on first use."""
+    import agent.steps as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "registry":
+            importlib.import_module(f"agent.steps.{module.name}")
+    return dict(_REGISTRY)

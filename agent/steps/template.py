@@ -1,0 +1,61 @@
+"""`template`: render a Jinja2 template with the host's vars and facts, put it on the host if it differs."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import jinja2
+from pydantic import field_validator
+
+from agent.errors import StepFailed
+from agent.runner.context import HostContext
+from agent.steps.registry import StepParams, StepResult, step
+from agent.steps.upload import check_remote_path, ensure_file, parse_mode
+
+
+class TemplateParams(StepParams):
+    src: str
+    dest: str
+    mode: int = 0o644
+
+    _mode = field_validator("mode", mode="before")(parse_mode)
+    _dest = field_validator("dest")(check_remote_path)
+
+
+def template_dirs(playbook_dir: Path) -> list[Path]:
+    """Where templates are looked up: beside the playbook, then the project's `templates/`."""
+    return [playbook_dir, playbook_dir.parent / "templates"]
+
+
+def render_template(search: list[Path], name: str, variables: dict) -> str:
+    """Render `name` with StrictUndefined: a missing variable is an error naming template and line."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    try:
+        return environment.get_template(name).render(variables)
+    except jinja2.TemplateNotFound:
+        raise StepFailed(f"template {name} not found in {', '.join(map(str, search))}") from None
+    except jinja2.TemplateSyntaxError as error:
+        raise StepFailed(f"template {error.name or name}, line {error.lineno}: syntax error: {error.message}") from None
+    except jinja2.UndefinedError as error:
+        raise StepFailed(f"template {name}, line {_template_line(error, name)}: {error.message}") from None
+
+
+def _template_line(error: BaseException, name: str) -> int | str:
+    # jinja2 rewrites tracebacks so the template's own frame carries its file name and line.
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if frame.filename.endswith(name):
+            return frame.lineno
+    return "?"
+
+
+@step("template", TemplateParams)
+def template(ctx: HostContext, params: TemplateParams) -> StepResult:
+    """Render a Jinja2 template (vars, facts, host) and upload it when the result differs."""
+    text = render_template(template_dirs(ctx.playbook_dir), params.src, ctx.template_vars())
+    return ensure_file(ctx, params.dest, text.encode(), params.mode, with_diff=True)

@@ -1,0 +1,111 @@
+"""`upload`: put a local file on the host, only when its content or mode differ."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import posixpath
+
+from pydantic import field_validator
+
+from agent.errors import StepFailed
+from agent.runner.context import HostContext
+from agent.steps.registry import StepParams, StepResult, changed, failed, ok, step
+from agent.transport.ssh import command_line
+
+
+def parse_mode(value: object) -> int:
+    """File modes as octal strings ("0644", "644") or YAML octal ints (0644); never decimal 644."""
+    if isinstance(value, bool):
+        raise ValueError("mode must be an octal string such as '0644'")
+    if isinstance(value, int):
+        if not 0 <= value <= 0o7777:
+            raise ValueError("write modes as quoted octal strings, e.g. '0644'")
+        return value
+    text = str(value).strip()
+    if not text or any(c not in "01234567" for c in text) or int(text, 8) > 0o7777:
+        raise ValueError(f"mode must be an octal string such as '0644', got {value!r}")
+    return int(text, 8)
+
+
+def check_remote_path(value: str) -> str:
+    if not posixpath.isabs(value) or value.endswith("/"):
+        raise ValueError("dest must be an absolute file path on the host, e.g. /etc/motd")
+    return value
+
+
+class UploadParams(StepParams):
+    src: str
+    dest: str
+    mode: int = 0o644
+
+    _mode = field_validator("mode", mode="before")(parse_mode)
+    _dest = field_validator("dest")(check_remote_path)
+
+
+def ensure_file(ctx: HostContext, dest: str, content: bytes, mode: int, *, with_diff: bool = False) -> StepResult:
+    """Make `dest` hold `content` with `mode`; changes nothing when it already does.
+
+    One round trip reads the current state; the upload happens only when something differs.
+    In dry-run nothing is written and the result says what would change (with a diff on request).
+    """
+    current_mode, current_hash, current_text = _remote_state(ctx, dest, fetch_text=with_diff and ctx.dry_run)
+    wanted_hash = hashlib.sha256(content).hexdigest()
+    differences = []
+    if current_hash is None:
+        differences.append("created")
+    elif current_hash != wanted_hash:
+        differences.append("content")
+    if current_mode is not None and current_mode != mode:
+        differences.append(f"mode {current_mode:o} -> {mode:o}")
+    if not differences:
+        return ok(f"{dest} up to date")
+    what = ", ".join(differences)
+    if ctx.dry_run:
+        data = {"diff": _diff(dest, current_text, content)} if with_diff else {}
+        return changed(f"would update {dest} ({what})", **data)
+    if current_hash == wanted_hash:
+        result = ctx.connection.run(["chmod", f"{mode:o}", dest])
+        if not result.ok:
+            return failed(f"cannot chmod {dest}: {result.error_line()}")
+    else:
+        ctx.connection.put(content, dest, mode)
+    return changed(f"{dest} {what}")
+
+
+def _remote_state(ctx: HostContext, dest: str, *, fetch_text: bool) -> tuple[int | None, str | None, str | None]:
+    quoted = command_line([dest])
+    read = f"cat -- {quoted}" if fetch_text else f"sha256sum -- {quoted} | cut -c1-64"
+    result = ctx.connection.run(
+        f"if [ -f {quoted} ]; then stat -c %a -- {quoted} && {read}; else echo absent; fi",
+        log_output=False,
+    )
+    if not result.ok:
+        raise StepFailed(f"cannot read {dest}: {result.error_line()}")
+    if result.stdout.strip() == "absent":
+        return None, None, None
+    mode_line, _, rest = result.stdout.partition("\n")
+    if fetch_text:
+        return int(mode_line, 8), hashlib.sha256(rest.encode()).hexdigest(), rest
+    return int(mode_line, 8), rest.strip(), None
+
+
+def _diff(dest: str, before: str | None, after: bytes) -> str:
+    lines = difflib.unified_diff(
+        (before or "").splitlines(keepends=True),
+        after.decode(errors="replace").splitlines(keepends=True),
+        fromfile=f"{dest} (on host)" if before is not None else "/dev/null",
+        tofile=f"{dest} (wanted)",
+    )
+    return "".join(lines)
+
+
+@step("upload", UploadParams)
+def upload(ctx: HostContext, params: UploadParams) -> StepResult:
+    """Upload a local file (path relative to the playbook) to an absolute path on the host."""
+    source = ctx.local_path(params.src)
+    try:
+        content = source.read_bytes()
+    except OSError as error:
+        raise StepFailed(f"cannot read {source}: {error.strerror}") from None
+    return ensure_file(ctx, params.dest, content, params.mode)
