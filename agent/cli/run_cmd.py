@@ -1,8 +1,95 @@
-"""`ispagent run` (placeholder until the runner lands)."""
+"""`ispagent run`: run a playbook over an inventory, or resume a run that did not finish."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
 
 import click
 
+from agent.cli.progress import LiveProgress, PlainProgress, print_summary
+from agent.errors import InputError
+from agent.journal import default_state_dir
+
+
+def _interrupt_on_sigterm() -> None:
+    # cron/systemd stop jobs with SIGTERM: treat it like Ctrl-C so the run is journaled as interrupted.
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
 
 @click.command()
-def run() -> None:
-    """Run a playbook over the hosts of an inventory."""
+@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path), help="Inventory YAML file.")
+@click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish run RUN_ID: only what did not finish is run again.")
+@click.option("-l", "--limit", help="Only these hosts: names, group names or globs, comma-separated.")
+@click.option("-f", "--forks", type=click.IntRange(1, 1000), default=50, show_default=True, help="Hosts worked on at once.")
+@click.option("--batch-size", metavar="N|N%", help="Rolling batches of N hosts (or N% of them); the next batch starts when one is done.")
+@click.option(
+    "--max-fail-percent",
+    type=click.FloatRange(0, 100),
+    help="Abort (exit 3) when, after a batch, more than this share of hosts failed or was unreachable.",
+)
+@click.option("--dry-run", is_flag=True, help="Each step says what it would do; nothing on the hosts changes.")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON run report here.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@click.option("--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file (default: the inventory's ssh.known_hosts).")
+@click.option(
+    "--host-key-policy",
+    type=click.Choice(["strict", "accept-new"]),
+    help="strict (default): unknown or changed host keys are refused; accept-new: record unknown ones.",
+)
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config to honour (default ~/.ssh/config).")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show remote commands and their output (secrets masked).")
+def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_percent, dry_run, report_json, junit,
+        known_hosts, host_key_policy, ssh_config, state_dir, verbose) -> None:
+    """Run PLAYBOOK over the hosts of an inventory, or --resume an earlier run.
+
+    \b
+    Every step result is journaled as it happens; the run id is printed first.
+    If the run is killed, `ispagent run --resume RUN_ID` finishes it: hosts that
+    ended ok are left alone and finished steps are not redone.
+
+    \b
+    Exit codes: 0 all hosts ok, 1 some hosts failed or unreachable, 2 bad usage
+    or input, 3 aborted (fail threshold, or another run holds the lock), 130 interrupted.
+    """
+    from agent.report import write_junit, write_report
+    from agent.runner.run import RunOptions, resume_run, start_run
+
+    state_dir = state_dir or default_state_dir()
+    progress = LiveProgress(show_diffs=dry_run) if sys.stdout.isatty() and not verbose else PlainProgress(show_diffs=dry_run)
+    echo = (lambda host, line: click.echo(f"{host}: {line}")) if verbose else None
+    _interrupt_on_sigterm()
+    try:
+        if resume_id:
+            if playbook or inventory:
+                raise InputError("--resume takes the playbook and inventory from the run's journal; give neither")
+            result = resume_run(resume_id, state_dir, progress, echo)
+        else:
+            if not playbook or not inventory:
+                raise InputError("give a PLAYBOOK and -i INVENTORY (or --resume RUN_ID); see ispagent run --help")
+            options = RunOptions(
+                state_dir=state_dir, forks=forks, batch_size=batch_size, max_fail_percent=max_fail_percent,
+                limit=limit, dry_run=dry_run, ssh_config=ssh_config, known_hosts=known_hosts,
+                host_key_policy=host_key_policy,
+            )
+            result = start_run(playbook, inventory, options, progress, echo)
+    finally:
+        progress.close()
+    if report_json:
+        write_report(report_json, result)
+    if junit:
+        write_junit(junit, result)
+    print_summary(result)
+    if result.status != "finished" or result.exit_code:
+        click.echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
+    sys.exit(result.exit_code)

@@ -107,6 +107,7 @@ def start_run(
     playbook = load_playbook(playbook_path)
     inventory = _load_inventory(inventory_path, options)
     hosts = list(inventory.select(options.limit))
+    parse_batch_size(options.batch_size, len(hosts))  # bad input fails here, before any host is touched
     run_id = run_id or new_run_id()
     record = RunRecord(
         run_id=run_id,
