@@ -1,5 +1,27 @@
 """Inventory: which servers to work on, how to reach them, and what each should become."""
 
-from agent.inventory.model import EDITIONS, PERIODS, RELEASES, Endpoint, Host, Inventory, SshSettings
+from agent.inventory.loader import load_inventory
+from agent.inventory.model import (
+    EDITIONS,
+    PERIODS,
+    RELEASES,
+    SECRET_VARS,
+    Endpoint,
+    Host,
+    Inventory,
+    Secret,
+    SshSettings,
+)
 
-__all__ = ["EDITIONS", "PERIODS", "RELEASES", "Endpoint", "Host", "Inventory", "SshSettings"]
+__all__ = [
+    "EDITIONS",
+    "PERIODS",
+    "RELEASES",
+    "SECRET_VARS",
+    "Endpoint",
+    "Host",
+    "Inventory",
+    "Secret",
+    "SshSettings",
+    "load_inventory",
+]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
+
+from agent.errors import InputError
 
 Edition = Literal["lite", "pro", "host", "business"]
 Period = Literal["monthly", "annual"]
@@ -47,6 +51,10 @@ class Host:
     def address(self) -> str:
         return self.endpoint.address
 
+    def public_vars(self) -> dict[str, Any]:
+        """`vars` safe to print or log: secrets (activation_key) replaced by `***`."""
+        return {key: SECRET_MASK if key in SECRET_VARS else value for key, value in self.vars.items()}
+
 
 @dataclass(frozen=True)
 class SshSettings:
@@ -67,3 +75,47 @@ class Inventory:
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
+
+    def select(self, limit: str | None) -> tuple[Host, ...]:
+        """The hosts a `--limit` names, in inventory order; every host when `limit` is None or empty.
+
+        `limit` is comma-separated patterns, each a host name, a group name or an fnmatch glob on
+        host names (`web*`). A pattern that matches nothing raises InputError: a typo in a limit
+        must not silently shrink (or, worse, widen) a rollout.
+        """
+        patterns = [pattern.strip() for pattern in (limit or "").split(",") if pattern.strip()]
+        if not patterns:
+            return self.hosts
+        chosen: set[str] = set()
+        for pattern in patterns:
+            matched = self._match(pattern)
+            if not matched:
+                raise InputError(self._no_match_message(pattern))
+            chosen |= matched
+        return tuple(h for h in self.hosts if h.name in chosen)
+
+    def _match(self, pattern: str) -> set[str]:
+        if pattern in self.groups:
+            return set(self.groups[pattern])
+        return {h.name for h in self.hosts if fnmatch.fnmatchcase(h.name, pattern)}
+
+    def _no_match_message(self, pattern: str) -> str:
+        names = [h.name for h in self.hosts] + list(self.groups)
+        close = difflib.get_close_matches(pattern, names, n=1)
+        fix = f"did you mean '{close[0]}'?" if close else "run `ispagent inventory check` to list hosts and groups"
+        return f"limit pattern '{pattern}' matches no host or group in {self.path}; {fix}"
+
+
+SECRET_VARS: tuple[str, ...] = ("activation_key",)
+SECRET_MASK = "***"
+
+
+class Secret(str):
+    """A string var that must never be shown: its repr is masked, so a logged Host leaks nothing.
+
+    It is still a `str` (comparisons, f-strings and `str()` give the real value) for the one step
+    that must send it to the panel.
+    """
+
+    def __repr__(self) -> str:
+        return repr(SECRET_MASK)

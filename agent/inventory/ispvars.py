@@ -1,0 +1,50 @@
+"""The ISPmanager vars (edition, period, release, fqdn, activation_key): checked wherever they appear.
+
+Every other var is free-form and passed to templates as written, except a key spelled almost like
+an ISPmanager one: `editon: lite` would otherwise be ignored and the host licensed with the default
+edition, which costs money.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.inventory.addresses import is_fqdn
+from agent.inventory.located import LocatedNode, did_you_mean
+from agent.inventory.model import EDITIONS, PERIODS, RELEASES, Secret
+
+CHOICES: dict[str, tuple[str, ...]] = {"edition": EDITIONS, "period": PERIODS, "release": RELEASES}
+ISPMANAGER_VARS: tuple[str, ...] = ("edition", "period", "release", "fqdn", "activation_key")
+
+
+def read_vars(node: LocatedNode) -> dict[str, Any]:
+    """A `vars:` mapping as plain values, with the ISPmanager keys checked."""
+    values: dict[str, Any] = {}
+    for key, value in node.mapping().items():
+        values[key] = _read_ispmanager_var(key, value) if key in ISPMANAGER_VARS else _read_free_var(key, value)
+    return values
+
+
+def _read_free_var(key: str, value: LocatedNode) -> Any:
+    close = did_you_mean(key, ISPMANAGER_VARS)
+    if close:
+        raise value.error(f"'{key}' is not an ISPmanager var", f"did you mean '{close}'?")
+    return value.value()
+
+
+def _read_ispmanager_var(key: str, value: LocatedNode) -> str:
+    text = value.string()
+    if key in CHOICES:
+        if text not in CHOICES[key]:
+            raise value.error(f"'{text}' is not one of {', '.join(CHOICES[key])}")
+        return text
+    if key == "fqdn":
+        if not is_fqdn(text):
+            raise value.error(
+                f"'{text}' is not a fully qualified domain name", "use dotted RFC 1123 labels, like panel.example.com"
+            )
+        return text
+    # activation_key: never echo it, not even in an error message.
+    if not text.strip():
+        raise value.error("the key is empty", "set the key from the partner account, or remove the line")
+    return Secret(text)

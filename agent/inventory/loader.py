@@ -1,0 +1,360 @@
+"""Read an inventory YAML file into a checked `Inventory`, before any host is touched.
+
+Reading happens in two passes. The first turns every node into typed specs (each value checked
+where it is written, so the error names its line). The second resolves: group membership and
+order, vars inheritance, and connection settings with this precedence, highest first:
+the host's own keys, then `~/.ssh/config` for its address, then `defaults:`, then built-ins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, TypeVar
+
+import yaml
+
+from agent.errors import InventoryError
+from agent.inventory.addresses import GatewaySpec, is_address, parse_gateway
+from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
+from agent.inventory.ispvars import read_vars
+from agent.inventory.located import LocatedNode, located_error, parse_document
+from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
+from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
+
+TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
+CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway")
+DEFAULTS_KEYS = (*CONNECTION_KEYS, "vars")
+HOST_KEYS = ("address", *CONNECTION_KEYS, "groups", "vars")
+GROUP_KEYS = ("vars", "children", "hosts")
+SSH_KEYS = ("known_hosts", "host_key_policy", "connect_timeout", "command_timeout")
+GATEWAY_KEYS = ("address", "port", "user", "identity_file")
+HOST_KEY_POLICIES = ("strict", "accept-new")
+
+DEFAULT_USER = "root"
+DEFAULT_PORT = 22
+# `gateway: none` on a host turns off a gateway set in defaults: or ssh config (as ProxyJump none).
+NO_GATEWAY = "none"
+
+# Names end up in `--limit` patterns (comma-separated fnmatch globs) and in file names of reports.
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+_USER = re.compile(r"^[^\s@:]+$")
+
+T = TypeVar("T")
+GatewaySetting = GatewaySpec | Literal["none"]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Connection settings as one level (defaults or a host) writes them; None where it is silent."""
+
+    user: str | None = None
+    port: int | None = None
+    identity_file: Path | None = None
+    sudo: bool | None = None
+    gateway: GatewaySetting | None = None
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    node: LocatedNode
+    address: str | None
+    connection: Connection
+    groups: tuple[Reference, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
+    """Read, check and resolve the inventory at `path`. Raises InventoryError on the first problem.
+
+    `ssh_config` None means `~/.ssh/config` when it exists. Relative paths inside the inventory
+    (identity_file, known_hosts) are relative to the inventory's own directory.
+    """
+    source = str(path)
+    root = parse_document(_read_text(path), source)
+    if root is None:
+        raise located_error(source, 1, "", "the inventory is empty", "add a hosts: mapping")
+    if not isinstance(root.node, yaml.MappingNode):
+        raise root.error(f"expected a mapping with hosts: (and optionally defaults:, ssh:, groups:) at the top level, got {root.describe()}")
+    top = root.mapping(TOP_KEYS)
+    base_dir = path.absolute().parent
+    ssh = _read_ssh_settings(top.get("ssh"), base_dir)
+    defaults_entries = top["defaults"].mapping(DEFAULTS_KEYS) if "defaults" in top else {}
+    defaults = _read_connection(defaults_entries, base_dir)
+    default_vars = read_vars(defaults_entries["vars"]) if "vars" in defaults_entries else {}
+    groups = _read_groups(top.get("groups"))
+    hosts = _read_hosts(top.get("hosts"), root, base_dir)
+    _reject_name_clashes(groups, hosts)
+    tree = resolve_groups(groups, {host.name: host.groups for host in hosts}, [host.name for host in hosts])
+    config_path = ssh_config if ssh_config is not None else default_ssh_config()
+    config = SshConfig(config_path) if config_path is not None else None
+    resolved = tuple(
+        _resolve_host(host, defaults, _merged_vars(host, default_vars, groups, tree), tree, config) for host in hosts
+    )
+    _reject_shared_endpoints(resolved, hosts)
+    members = {group: tuple(h.name for h in resolved if h.name in tree.members[group]) for group in tree.order}
+    return Inventory(path=path, hosts=resolved, groups=members, ssh=ssh)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(f"{path}: no such inventory file; pass the path of an inventory YAML with -i") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InventoryError(f"{path}: cannot read the inventory: {error}") from None
+
+
+# --- first pass: nodes to specs -------------------------------------------------------------------
+
+
+def _read_ssh_settings(node: LocatedNode | None, base_dir: Path) -> SshSettings:
+    entries = node.mapping(SSH_KEYS) if node is not None else {}
+    known_hosts = _optional(entries, "known_hosts", lambda n: _resolve_path(n.string(), base_dir))
+    return SshSettings(
+        known_hosts=known_hosts or Path.home() / ".ssh" / "known_hosts",
+        host_key_policy=_optional(entries, "host_key_policy", _read_host_key_policy) or "strict",
+        connect_timeout=_optional(entries, "connect_timeout", LocatedNode.positive_number) or 10.0,
+        command_timeout=_optional(entries, "command_timeout", LocatedNode.positive_number) or 600.0,
+    )
+
+
+def _read_host_key_policy(node: LocatedNode) -> str:
+    policy = node.string()
+    if policy not in HOST_KEY_POLICIES:
+        raise node.error(f"'{policy}' is not one of {', '.join(HOST_KEY_POLICIES)}")
+    return policy
+
+
+def _read_connection(entries: dict[str, LocatedNode], base_dir: Path) -> Connection:
+    return Connection(
+        user=_optional(entries, "user", _read_user),
+        port=_optional(entries, "port", _read_port),
+        identity_file=_optional(entries, "identity_file", lambda n: _read_identity_file(n, base_dir)),
+        sudo=_optional(entries, "sudo", LocatedNode.boolean),
+        gateway=_optional(entries, "gateway", lambda n: _read_gateway(n, base_dir)),
+    )
+
+
+def _optional(entries: dict[str, LocatedNode], key: str, read: Callable[[LocatedNode], T]) -> T | None:
+    node = entries.get(key)
+    return None if node is None else read(node)
+
+
+def _read_user(node: LocatedNode) -> str:
+    user = node.string()
+    if not _USER.match(user):
+        raise node.error(f"'{user}' is not a valid user name")
+    return user
+
+
+def _read_port(node: LocatedNode) -> int:
+    return node.integer(1, 65535)
+
+
+def _read_address(node: LocatedNode) -> str:
+    address = node.string()
+    if not is_address(address):
+        raise node.error(f"'{address}' is not an IP address or DNS name")
+    return address
+
+
+def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
+    written = node.string()
+    path = _resolve_path(written, base_dir)
+    if not path.is_file():
+        raise node.error(
+            f"'{written}' does not exist (looked for {path})", "a relative path starts at the inventory's directory"
+        )
+    return path
+
+
+def _resolve_path(written: str, base_dir: Path) -> Path:
+    path = Path(written).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _read_gateway(node: LocatedNode, base_dir: Path) -> GatewaySetting:
+    if isinstance(node.node, yaml.MappingNode):
+        return _read_gateway_mapping(node, base_dir)
+    text = node.string()
+    if text == NO_GATEWAY:
+        return NO_GATEWAY
+    spec = parse_gateway(text)
+    if spec is None:
+        raise node.error(
+            f"'{text}' is not a valid gateway",
+            "write host, user@host or user@host:port (IPv6 as [2001:db8::1]), or a mapping with address, port, user",
+        )
+    return spec
+
+
+def _read_gateway_mapping(node: LocatedNode, base_dir: Path) -> GatewaySpec:
+    entries = node.mapping(GATEWAY_KEYS)
+    if "address" not in entries:
+        raise node.error("the gateway has no address", "add address: with the gateway's IP or DNS name")
+    return GatewaySpec(
+        address=_read_address(entries["address"]),
+        port=_optional(entries, "port", _read_port),
+        user=_optional(entries, "user", _read_user),
+        identity_file=_optional(entries, "identity_file", lambda n: _read_identity_file(n, base_dir)),
+    )
+
+
+def _read_name(key_node: LocatedNode, name: str, kind: str) -> None:
+    if not _NAME.match(name):
+        raise key_node.error(f"'{name}' is not a valid {kind} name", "use letters, digits, '.', ':', '_' and '-'")
+
+
+def _read_references(node: LocatedNode | None) -> tuple[Reference, ...]:
+    if node is None:
+        return ()
+    return tuple((item.string(), item) for item in node.sequence())
+
+
+def _read_groups(node: LocatedNode | None) -> dict[str, GroupSpec]:
+    groups: dict[str, GroupSpec] = {}
+    for name, group_node in (node.mapping(entry="group name") if node is not None else {}).items():
+        _read_name(group_node, name, "group")
+        entries = group_node.mapping(GROUP_KEYS)
+        groups[name] = GroupSpec(
+            name=name,
+            vars=read_vars(entries["vars"]) if "vars" in entries else {},
+            children=_read_references(entries.get("children")),
+            hosts=_read_references(entries.get("hosts")),
+        )
+    return groups
+
+
+def _read_hosts(node: LocatedNode | None, root: LocatedNode, base_dir: Path) -> list[HostSpec]:
+    if node is None:
+        raise located_error(root.source, root.line, "hosts", "no hosts defined", "add at least one host under hosts:")
+    entries = node.mapping(entry="host name")
+    if not entries:
+        raise node.error("no hosts defined", "add at least one host under hosts:")
+    return [_read_host(name, host_node, base_dir) for name, host_node in entries.items()]
+
+
+def _read_host(name: str, node: LocatedNode, base_dir: Path) -> HostSpec:
+    _read_name(node, name, "host")
+    entries = node.mapping(HOST_KEYS)
+    return HostSpec(
+        name=name,
+        node=node,
+        address=_optional(entries, "address", _read_address),
+        connection=_read_connection(entries, base_dir),
+        groups=_read_references(entries.get("groups")),
+        vars=read_vars(entries["vars"]) if "vars" in entries else {},
+    )
+
+
+def _reject_name_clashes(groups: dict[str, GroupSpec], hosts: list[HostSpec]) -> None:
+    # `--limit web1` must mean one thing: the host or the group.
+    for host in hosts:
+        if host.name in groups:
+            raise host.node.error(f"'{host.name}' is both a host and a group name", "rename one of them")
+
+
+# --- second pass: specs to hosts ------------------------------------------------------------------
+
+
+def _merged_vars(host: HostSpec, default_vars: dict[str, Any], groups: dict[str, GroupSpec], tree: GroupTree) -> dict:
+    merged = dict(default_vars)
+    for group in tree.groups_of(host.name):
+        merged.update(groups[group].vars)
+    merged.update(host.vars)
+    return merged
+
+
+def _resolve_host(
+    host: HostSpec, defaults: Connection, merged_vars: dict[str, Any], tree: GroupTree, config: SshConfig | None
+) -> Host:
+    from_config = config.lookup(host.address or host.name) if config else SshConfigEntry()
+    own = host.connection
+    user = _first(own.user, from_config.user, defaults.user, DEFAULT_USER)
+    identity_file = _first(own.identity_file, from_config.identity_file, defaults.identity_file)
+    endpoint = Endpoint(
+        address=_resolved_address(host, from_config, config),
+        port=_first(own.port, _config_port(from_config, host, config), defaults.port, DEFAULT_PORT),
+        user=user,
+        identity_file=identity_file,
+    )
+    gateway_setting = _first(own.gateway, _config_gateway(from_config, host, config), defaults.gateway)
+    return Host(
+        name=host.name,
+        endpoint=endpoint,
+        sudo=_first(own.sudo, defaults.sudo, user != "root"),
+        gateway=_gateway_endpoint(gateway_setting, user, identity_file, host, config),
+        groups=tree.groups_of(host.name),
+        vars=merged_vars,
+    )
+
+
+def _first(*values: T | None) -> T | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _resolved_address(host: HostSpec, from_config: SshConfigEntry, config: SshConfig | None) -> str:
+    if host.address:
+        return host.address
+    if from_config.hostname:
+        if not is_address(from_config.hostname):
+            raise host.node.error(f"HostName '{from_config.hostname}' from {config.path} is not an IP address or DNS name")
+        return from_config.hostname
+    if not is_address(host.name):
+        raise host.node.error(f"the host name '{host.name}' is not an IP address or DNS name", "add address:")
+    return host.name
+
+
+def _config_port(entry: SshConfigEntry, host: HostSpec, config: SshConfig | None) -> int | None:
+    if entry.port is None:
+        return None
+    if not entry.port.isdigit() or not 1 <= int(entry.port) <= 65535:
+        raise host.node.error(f"Port '{entry.port}' from {config.path} is not a port number (1-65535)")
+    return int(entry.port)
+
+
+def _config_gateway(entry: SshConfigEntry, host: HostSpec, config: SshConfig | None) -> GatewaySpec | None:
+    if entry.proxy_jump is None:
+        return None
+    if "," in entry.proxy_jump:
+        raise host.node.error(
+            f"ProxyJump '{entry.proxy_jump}' from {config.path} chains several gateways",
+            "ispagent supports one: set gateway: on the host",
+        )
+    spec = parse_gateway(entry.proxy_jump)
+    if spec is None:
+        raise host.node.error(f"ProxyJump '{entry.proxy_jump}' from {config.path} is not a valid gateway")
+    return spec
+
+
+def _gateway_endpoint(
+    setting: GatewaySetting | None, user: str, identity_file: Path | None, host: HostSpec, config: SshConfig | None
+) -> Endpoint | None:
+    """The bastion to go through. Unset parts come from ssh config for the bastion, then the host."""
+    if setting is None or setting == NO_GATEWAY:
+        return None
+    from_config = config.lookup(setting.address) if config else SshConfigEntry()
+    return Endpoint(
+        address=from_config.hostname if from_config.hostname and is_address(from_config.hostname) else setting.address,
+        port=_first(setting.port, _config_port(from_config, host, config), DEFAULT_PORT),
+        user=_first(setting.user, from_config.user, user),
+        identity_file=_first(setting.identity_file, from_config.identity_file, identity_file),
+    )
+
+
+def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:
+    # Behind different gateways the same private address is a different machine, so the gateway
+    # is part of what must be unique.
+    seen: dict[tuple[str, int, str], Host] = {}
+    for host, spec in zip(hosts, specs):
+        key = (host.address.lower().rstrip("."), host.endpoint.port, str(host.gateway or ""))
+        if key in seen:
+            first = seen[key]
+            raise spec.node.error(
+                f"same address and port as host {first.name} ({host.address}:{host.endpoint.port})",
+                "remove one of them or fix the address",
+            )
+        seen[key] = host

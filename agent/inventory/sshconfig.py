@@ -1,0 +1,72 @@
+"""What the operator's `~/.ssh/config` says about a host, so `ssh web1` and ispagent agree.
+
+paramiko is imported only when a config file is actually read: it costs ~0.2 s of start-up, and
+commands like `inventory check` on a machine without an ssh config should not pay it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.errors import InputError
+
+
+def default_ssh_config() -> Path | None:
+    path = Path.home() / ".ssh" / "config"
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class SshConfigEntry:
+    """The settings ssh config gives a host; None where it is silent. Values are as written."""
+
+    hostname: str | None = None
+    user: str | None = None
+    port: str | None = None
+    identity_file: Path | None = None
+    proxy_jump: str | None = None
+
+
+class SshConfig:
+    """A parsed ssh config file (`Host`/`Match` blocks, first value wins, as ssh itself reads it)."""
+
+    def __init__(self, path: Path) -> None:
+        import paramiko
+
+        self.path = path
+        try:
+            self._config = paramiko.SSHConfig.from_path(str(path))
+        except OSError as error:
+            raise InputError(f"{path}: cannot read ssh config: {error.strerror}") from None
+        except Exception as error:  # paramiko raises ConfigParseError and plain exceptions alike
+            raise InputError(f"{path}: cannot parse ssh config: {error}") from None
+
+    def lookup(self, name: str) -> SshConfigEntry:
+        found: dict[str, Any] = self._config.lookup(name)
+        # paramiko always answers `hostname` (the name itself when unset): only a change counts.
+        hostname = found.get("hostname")
+        return SshConfigEntry(
+            hostname=hostname if hostname and hostname != name else None,
+            user=found.get("user"),
+            port=found.get("port"),
+            identity_file=_first_existing(found.get("identityfile", [])),
+            proxy_jump=_proxy_jump(found.get("proxyjump")),
+        )
+
+
+def _first_existing(candidates: list[str]) -> Path | None:
+    """ssh tries each IdentityFile in turn and skips missing ones; we keep the first it would use."""
+    for candidate in candidates:
+        path = Path(candidate).expanduser()
+        path = path if path.is_absolute() else Path.home() / path
+        if path.is_file():
+            return path
+    return None
+
+
+def _proxy_jump(value: str | None) -> str | None:
+    if value is None or value.strip().lower() == "none":
+        return None
+    return value.strip()
