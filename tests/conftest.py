@@ -1,0 +1,31 @@
+"""Shared fixtures. `lab`: one local lab for the whole session (see agent/lab/)."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+
+from agent.lab import Lab
+
+# Hosts in the session's lab. A test that needs more grows the same lab with `lab.up(n)` and
+# shrinks it back with `lab.up(LAB_HOSTS)` (one lab per machine: a second one cannot be started).
+LAB_HOSTS = 6
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A running lab of LAB_HOSTS hosts (h1..h6), torn down at the end of the session.
+
+    Teardown also runs after a failed bring-up and on Ctrl-C (pytest tears session fixtures down
+    in pytest_sessionfinish).
+    """
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces, mounts): run the lab tests as root")
+    lab = Lab(tmp_path_factory.mktemp("lab"))
+    try:
+        lab.up(LAB_HOSTS)
+        yield lab
+    finally:
+        lab.down()
