@@ -13,6 +13,9 @@ from agent.inventory.addresses import is_fqdn
 from agent.inventory.located import LocatedNode, did_you_mean
 from agent.inventory.model import EDITIONS, PERIODS, RELEASES, Secret
 
+# The installer rejects longer hostnames (shared/ispmanager-facts.md, 1.6).
+MAX_FQDN_LENGTH = 50
+
 CHOICES: dict[str, tuple[str, ...]] = {"edition": EDITIONS, "period": PERIODS, "release": RELEASES}
 ISPMANAGER_VARS: tuple[str, ...] = ("edition", "period", "release", "fqdn", "activation_key")
 
@@ -42,6 +45,10 @@ def _read_ispmanager_var(key: str, value: LocatedNode) -> str:
         if not is_fqdn(text):
             raise value.error(
                 f"'{text}' is not a fully qualified domain name", "use dotted RFC 1123 labels, like panel.example.com"
+            )
+        if len(text) > MAX_FQDN_LENGTH:
+            raise value.error(
+                f"'{text}' is {len(text)} characters long", f"the ISPmanager installer accepts at most {MAX_FQDN_LENGTH}"
             )
         return text
     # activation_key: never echo it, not even in an error message.
