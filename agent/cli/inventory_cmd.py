@@ -1,8 +1,93 @@
-"""`ispagent inventory ...` (placeholder until the inventory module lands)."""
+"""`ispagent inventory ...`: check an inventory, or make one from `vagrant ssh-config`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
+
+from agent.inventory.loader import load_inventory
+from agent.inventory.summary import TABLE_COLUMNS, inventory_summary, table_row
+from agent.inventory.vagrant import parse_vagrant_ssh_config, vagrant_inventory_yaml
 
 
 @click.group()
 def inventory() -> None:
     """Check inventories and make them from other sources."""
+
+
+@inventory.command()
+@click.option(
+    "-i", "--inventory", "inventory_path", required=True, metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Inventory YAML to check (see inventory.example.yaml).",
+)  # fmt: skip
+@click.option(
+    "--ssh-config", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),
+    help="ssh client config to honour instead of ~/.ssh/config (e.g. /dev/null for none).",
+)  # fmt: skip
+@click.option("-l", "--limit", metavar="PATTERNS", help="Show only these hosts: names, groups or globs, comma-separated.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (secrets masked) instead of a table.")
+def check(inventory_path: Path, ssh_config: Path | None, limit: str | None, as_json: bool) -> None:
+    """Load an inventory, check everything, and show each host as ispagent will see it.
+
+    Nothing is contacted. Connection settings are shown after merging the host's own keys,
+    ~/.ssh/config and defaults; vars after merging defaults, groups and the host.
+    activation_key is always shown as ***. Exits 2 with one line naming file, line, key
+    and fix when the inventory has a problem.
+    """
+    loaded = load_inventory(inventory_path, ssh_config=ssh_config)
+    hosts = loaded.select(limit)
+    if as_json:
+        click.echo(json.dumps(inventory_summary(loaded, hosts), indent=2))
+        return
+    click.echo(_table([TABLE_COLUMNS, *(table_row(host) for host in hosts)]))
+    click.echo(
+        f"{len(hosts)} of {len(loaded.hosts)} hosts, {_count(len(loaded.groups), 'group')}; "
+        f"host keys: {loaded.ssh.host_key_policy}, {loaded.ssh.known_hosts}"
+    )
+
+
+@inventory.command("from-vagrant")
+@click.option(
+    "-i", "--input", "source", metavar="FILE", type=click.File("r"), default="-", show_default=True,
+    help="Saved output of `vagrant ssh-config`; - reads stdin.",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the inventory here instead of stdout.",
+)  # fmt: skip
+@click.option(
+    "--known-hosts", metavar="FILE", default="known_hosts.vagrant", show_default=True,
+    help="known_hosts file for the lab's host keys, relative to the inventory's directory.",
+)  # fmt: skip
+@click.option("--domain", metavar="DOMAIN", help="Set each host's vars.fqdn to <machine>.<DOMAIN>.")
+def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | None) -> None:
+    """Make an inventory from `vagrant ssh-config` output.
+
+    \b
+        cd vagrant && vagrant up
+        vagrant ssh-config | ispagent inventory from-vagrant --domain lab.ispagent.test -o lab.yaml
+        ispagent inventory check -i lab.yaml
+
+    Hosts are reached as Vagrant reports them (127.0.0.1 and a forwarded port, user vagrant with
+    sudo, Vagrant's per-machine key). Vagrant boxes get new host keys on every `vagrant up`, so
+    the inventory uses host_key_policy accept-new with its own known_hosts file.
+    """
+    machines = parse_vagrant_ssh_config(source.read(), getattr(source, "name", "<stdin>"))
+    text = vagrant_inventory_yaml(machines, known_hosts=known_hosts, domain=domain)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output} ({len(machines)} hosts)", err=True)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
