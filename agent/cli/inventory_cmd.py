@@ -27,7 +27,9 @@ def inventory() -> None:
     "--ssh-config", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),
     help="ssh client config to honour instead of ~/.ssh/config (e.g. /dev/null for none).",
 )  # fmt: skip
-@click.option("-l", "--limit", metavar="PATTERNS", help="Show only these hosts: names, groups or globs, comma-separated.")
+@click.option(
+    "-l", "--limit", metavar="PATTERNS", help="Show only these hosts: names, groups or globs, comma-separated."
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (secrets masked) instead of a table.")
 def check(inventory_path: Path, ssh_config: Path | None, limit: str | None, as_json: bool) -> None:
     """Load an inventory, check everything, and show each host as ispagent will see it.

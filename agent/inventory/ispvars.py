@@ -47,9 +47,8 @@ def _read_ispmanager_var(key: str, value: LocatedNode) -> str:
                 f"'{text}' is not a fully qualified domain name", "use dotted RFC 1123 labels, like panel.example.com"
             )
         if len(text) > MAX_FQDN_LENGTH:
-            raise value.error(
-                f"'{text}' is {len(text)} characters long", f"the ISPmanager installer accepts at most {MAX_FQDN_LENGTH}"
-            )
+            limit = f"the ISPmanager installer accepts at most {MAX_FQDN_LENGTH}"
+            raise value.error(f"'{text}' is {len(text)} characters long", limit)
         return text
     # activation_key: never echo it, not even in an error message.
     if not text.strip():

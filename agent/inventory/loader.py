@@ -73,11 +73,13 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     (identity_file, known_hosts) are relative to the inventory's own directory.
     """
     source = str(path)
+    path = Path(path)  # a str from a script is fine too; messages keep the path as given
     root = parse_document(_read_text(path), source)
     if root is None:
         raise located_error(source, 1, "", "the inventory is empty", "add a hosts: mapping")
     if not isinstance(root.node, yaml.MappingNode):
-        raise root.error(f"expected a mapping with hosts: (and optionally defaults:, ssh:, groups:) at the top level, got {root.describe()}")
+        expected = "a mapping with hosts: (and optionally defaults:, ssh:, groups:) at the top level"
+        raise root.error(f"expected {expected}, got {root.describe()}")
     top = root.mapping(TOP_KEYS)
     base_dir = path.absolute().parent
     ssh = _read_ssh_settings(top.get("ssh"), base_dir)
@@ -203,7 +205,7 @@ def _read_gateway_mapping(node: LocatedNode, base_dir: Path) -> GatewaySpec:
     )
 
 
-def _read_name(key_node: LocatedNode, name: str, kind: str) -> None:
+def _check_name(key_node: LocatedNode, name: str, kind: str) -> None:
     if not _NAME.match(name):
         raise key_node.error(f"'{name}' is not a valid {kind} name", "use letters, digits, '.', ':', '_' and '-'")
 
@@ -217,7 +219,7 @@ def _read_references(node: LocatedNode | None) -> tuple[Reference, ...]:
 def _read_groups(node: LocatedNode | None) -> dict[str, GroupSpec]:
     groups: dict[str, GroupSpec] = {}
     for name, group_node in (node.mapping(entry="group name") if node is not None else {}).items():
-        _read_name(group_node, name, "group")
+        _check_name(group_node, name, "group")
         entries = group_node.mapping(GROUP_KEYS)
         groups[name] = GroupSpec(
             name=name,
@@ -238,7 +240,7 @@ def _read_hosts(node: LocatedNode | None, root: LocatedNode, base_dir: Path) -> 
 
 
 def _read_host(name: str, node: LocatedNode, base_dir: Path) -> HostSpec:
-    _read_name(node, name, "host")
+    _check_name(node, name, "host")
     entries = node.mapping(HOST_KEYS)
     return HostSpec(
         name=name,
@@ -301,7 +303,8 @@ def _resolved_address(host: HostSpec, from_config: SshConfigEntry, config: SshCo
         return host.address
     if from_config.hostname:
         if not is_address(from_config.hostname):
-            raise host.node.error(f"HostName '{from_config.hostname}' from {config.path} is not an IP address or DNS name")
+            hostname = from_config.hostname
+            raise host.node.error(f"HostName '{hostname}' from {config.path} is not an IP address or DNS name")
         return from_config.hostname
     if not is_address(host.name):
         raise host.node.error(f"the host name '{host.name}' is not an IP address or DNS name", "add address:")

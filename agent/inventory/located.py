@@ -41,7 +41,8 @@ def parse_document(text: str, source: str) -> LocatedNode | None:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 1
         problem = f"YAML syntax error: {error.problem or error.context}"
-        raise located_error(source, line, "", problem, "check the indentation and quoting here and on the line above") from None
+        fix = "check the indentation and quoting here and on the line above"
+        raise located_error(source, line, "", problem, fix) from None
     except yaml.YAMLError as error:  # e.g. a second document, or a reader error on bad bytes
         raise located_error(source, 1, "", f"YAML error: {error}".replace("\n", " ")) from None
     return LocatedNode(root, "", source, root.start_mark.line + 1) if root is not None else None
@@ -166,9 +167,8 @@ class LocatedNode:
 
     def _key_text(self, key_node: yaml.Node) -> str:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _TAG + "null":
-            raise located_error(
-                self.source, key_node.start_mark.line + 1, self.key_path, "keys must be plain names, not lists or mappings"
-            )
+            line = key_node.start_mark.line + 1
+            raise located_error(self.source, line, self.key_path, "keys must be plain names, not lists or mappings")
         return key_node.value
 
     def _unknown_key(self, key: str, key_node: yaml.Node, allowed: Collection[str]) -> InventoryError:

@@ -40,7 +40,8 @@ def parse_vagrant_ssh_config(text: str, source: str = "<stdin>") -> list[Vagrant
         if keyword == "host":
             blocks.append({"host": value, "line": str(number)})
         elif not blocks:
-            raise InputError(f"{source}:{number}: '{keyword}' before any Host line; is this `vagrant ssh-config` output?")
+            problem = f"'{keyword}' before any Host line; is this `vagrant ssh-config` output?"
+            raise InputError(f"{source}:{number}: {problem}")
         else:
             blocks[-1].setdefault(keyword, value)  # ssh semantics: the first value wins
     if not blocks:
