@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Iterator
 
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from agent.lab import Lab
 
 # Hosts in the session's lab. A test that needs more grows the same lab with `lab.up(n)` and
-# shrinks it back with `lab.up(LAB_HOSTS)` (one lab per machine: a second one cannot be started).
+# shrinks it back afterwards (one lab per machine: a second one cannot be started).
 LAB_HOSTS = 6
+# Another test session on this machine may hold the lab; wait this long for it before failing.
+LAB_WAIT_SECONDS = 180
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +27,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces, mounts): run the lab tests as root")
     lab = Lab(tmp_path_factory.mktemp("lab"))
+    deadline = time.monotonic() + LAB_WAIT_SECONDS
+    while lab.busy_elsewhere() and time.monotonic() < deadline:
+        time.sleep(1)
     try:
-        lab.up(LAB_HOSTS)
+        lab.up(LAB_HOSTS)  # still busy: fails naming the other lab's dir and how to take it down
         yield lab
     finally:
         lab.down()

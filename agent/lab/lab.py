@@ -215,12 +215,18 @@ class Lab:
             env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
         )
 
+    def busy_elsewhere(self) -> Path | None:
+        """The directory of another lab that is up on this machine (so `up` here would fail)."""
+        owner = _current_lab_dir()
+        in_use = network.bridge_exists() or bool(network.list_netns())
+        return owner if owner is not None and owner != self.dir and in_use else None
+
     # -- internals ---------------------------------------------------------------------------
 
     def _claim_machine(self) -> None:
         owner = _current_lab_dir()
         in_use = network.bridge_exists() or bool(network.list_netns())
-        if owner is not None and owner != self.dir and in_use:
+        if self.busy_elsewhere():
             raise LabError(
                 f"a lab is already up in {owner} (one lab per machine): "
                 f"run `ispagent lab down --dir {owner}` first"
