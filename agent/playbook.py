@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from agent.errors import PlaybookError
+from agent.runner.context import find_local_file
 from agent.steps.registry import StepParams, StepType, load_steps
 from agent.yamlsource import Key, YamlSource, read_yaml
 
@@ -45,8 +46,14 @@ class Playbook:
     vars: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def base_dir(self) -> Path:
-        return self.path.parent
+    def source_dirs(self) -> list[Path]:
+        """Where steps' local files are looked up: beside the playbook, then the project's templates/."""
+        return source_dirs_of(self.path)
+
+
+def source_dirs_of(playbook_path: Path) -> list[Path]:
+    base = playbook_path.resolve().parent
+    return [base, base.parent / "templates"]
 
 
 def load_playbook(path: Path) -> Playbook:
@@ -66,6 +73,8 @@ def load_playbook(path: Path) -> Playbook:
         raise PlaybookError(f"{source.where(('vars',))}: expected a mapping of variables")
     known = load_steps()
     steps = [_parse_step(source, index, entry, known) for index, entry in enumerate(entries)]
+    for index, step in enumerate(steps):
+        _check_local_files(source, index, step)
     return Playbook(path.resolve(), str(data.get("name") or path.stem), _unique_ids(steps), variables)
 
 
@@ -103,6 +112,14 @@ def _parse_params(source: YamlSource, key: Key, step_type: StepType, raw: Any) -
         problem = error.errors()[0]
         where = key + tuple(problem["loc"])
         raise PlaybookError(f"{source.where(where)}: {_explain(problem, step_type)}") from None
+
+
+def _check_local_files(source: YamlSource, index: int, step: PlaybookStep) -> None:
+    dirs = source_dirs_of(source.path)
+    for name, src in step.params.local_files().items():
+        if find_local_file(dirs, src) is None:
+            where = source.where(("steps", index, step.type.name, name))
+            raise PlaybookError(f"{where}: no file '{src}' in {' or '.join(str(d) for d in dirs)}")
 
 
 def _explain(problem: dict, step_type: StepType) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from agent.inventory.addresses import is_fqdn
 from agent.inventory.located import LocatedNode, did_you_mean
 from agent.inventory.model import EDITIONS, PERIODS, RELEASES, Secret
+from agent.secrets import register_secret
 
 # The installer rejects longer hostnames (shared/ispmanager-facts.md, 1.6).
 MAX_FQDN_LENGTH = 50
@@ -53,4 +54,5 @@ def _read_ispmanager_var(key: str, value: LocatedNode) -> str:
     # activation_key: never echo it, not even in an error message.
     if not text.strip():
         raise value.error("the key is empty", "set the key from the partner account, or remove the line")
+    register_secret(text)  # from now on every log, report and error masks it
     return Secret(text)

@@ -16,7 +16,7 @@ class HostContext:
     host: Host
     connection: SshConnection
     dry_run: bool
-    playbook_dir: Path
+    source_dirs: list[Path]  # where local files named by steps are looked up, in order
     log: HostLog
     vars: dict[str, Any] = field(default_factory=dict)  # playbook vars <- inventory vars
     facts: dict[str, Any] = field(default_factory=dict)  # filled by the `facts` step
@@ -29,12 +29,13 @@ class HostContext:
             "host": {"name": self.host.name, "address": self.host.address, "groups": list(self.host.groups)},
         }
 
-    def local_path(self, src: str, *search: Path) -> Path:
-        """`src` resolved against the playbook's directory, then each of `search`; first that exists."""
-        path = Path(src).expanduser()
-        if path.is_absolute():
-            return path
-        for base in (self.playbook_dir, *search):
-            if (base / path).exists():
-                return base / path
-        return self.playbook_dir / path
+    def local_path(self, src: str) -> Path:
+        return find_local_file(self.source_dirs, src) or self.source_dirs[0] / src
+
+
+def find_local_file(source_dirs: list[Path], src: str) -> Path | None:
+    """`src` as is when absolute, else the first of `source_dirs` that holds it; None if none does."""
+    path = Path(src).expanduser()
+    if path.is_absolute():
+        return path if path.exists() else None
+    return next((base / path for base in source_dirs if (base / path).exists()), None)

@@ -271,7 +271,7 @@ def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutc
         host=host,
         connection=connection,
         dry_run=run.options.dry_run,
-        playbook_dir=run.playbook.base_dir,
+        source_dirs=run.playbook.source_dirs,
         log=log,
         vars={**run.playbook.vars, **host.vars},
     )

@@ -24,6 +24,10 @@ class StepParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def local_files(self) -> dict[str, str]:
+        """Parameter name -> local file it names; the playbook loader checks they exist."""
+        return {}
+
 
 class NoParams(StepParams):
     pass

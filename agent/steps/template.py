@@ -22,10 +22,8 @@ class TemplateParams(StepParams):
     _mode = field_validator("mode", mode="before")(parse_mode)
     _dest = field_validator("dest")(check_remote_path)
 
-
-def template_dirs(playbook_dir: Path) -> list[Path]:
-    """Where templates are looked up: beside the playbook, then the project's `templates/`."""
-    return [playbook_dir, playbook_dir.parent / "templates"]
+    def local_files(self) -> dict[str, str]:
+        return {"src": self.src}
 
 
 def render_template(search: list[Path], name: str, variables: dict) -> str:
@@ -57,5 +55,5 @@ def _template_line(error: BaseException, name: str) -> int | str:
 @step("template", TemplateParams)
 def template(ctx: HostContext, params: TemplateParams) -> StepResult:
     """Render a Jinja2 template (vars, facts, host) and upload it when the result differs."""
-    text = render_template(template_dirs(ctx.playbook_dir), params.src, ctx.template_vars())
+    text = render_template(ctx.source_dirs, params.src, ctx.template_vars())
     return ensure_file(ctx, params.dest, text.encode(), params.mode, with_diff=True)

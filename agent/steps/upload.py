@@ -15,16 +15,16 @@ from agent.transport.ssh import command_line
 
 
 def parse_mode(value: object) -> int:
-    """File modes as octal strings ("0644", "644") or YAML octal ints (0644); never decimal 644."""
-    if isinstance(value, bool):
-        raise ValueError("mode must be an octal string such as '0644'")
-    if isinstance(value, int):
-        if not 0 <= value <= 0o7777:
-            raise ValueError("write modes as quoted octal strings, e.g. '0644'")
-        return value
-    text = str(value).strip()
+    """File modes as quoted octal strings ("0644", "644").
+
+    Numbers are refused: YAML reads an unquoted 0644 as 420 and 644 as decimal 644, and the two
+    cannot be told apart once parsed.
+    """
+    if not isinstance(value, str):
+        raise ValueError("write modes as quoted octal strings, e.g. '0644'")
+    text = value.strip()
     if not text or any(c not in "01234567" for c in text) or int(text, 8) > 0o7777:
-        raise ValueError(f"mode must be an octal string such as '0644', got {value!r}")
+        raise ValueError("mode must be an octal string such as '0644'")
     return int(text, 8)
 
 
@@ -41,6 +41,9 @@ class UploadParams(StepParams):
 
     _mode = field_validator("mode", mode="before")(parse_mode)
     _dest = field_validator("dest")(check_remote_path)
+
+    def local_files(self) -> dict[str, str]:
+        return {"src": self.src}
 
 
 def ensure_file(ctx: HostContext, dest: str, content: bytes, mode: int, *, with_diff: bool = False) -> StepResult:

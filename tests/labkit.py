@@ -1,0 +1,59 @@
+"""Helpers for tests that run ispagent against the session's lab (see the `lab` fixture)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "playbooks" / "smoke.yaml"
+
+
+def write_inventory(lab, path: Path, *, hosts: dict | None = None, ssh: dict | None = None, **defaults) -> Path:
+    """An inventory of the lab's hosts (or of `hosts`), with absolute paths to its key and known_hosts."""
+    data = {
+        "ssh": {"known_hosts": str(lab.known_hosts_path), "connect_timeout": 5, **(ssh or {})},
+        "defaults": {
+            "user": "root",
+            "identity_file": str(lab.identity_file),
+            "vars": {"edition": "lite", "period": "monthly", "release": "stable"},
+            **defaults,
+        },
+        "hosts": hosts
+        if hosts is not None
+        else {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn}} for h in lab.hosts},
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def write_playbook(path: Path, steps: list) -> Path:
+    path.write_text(yaml.safe_dump({"name": path.stem, "steps": steps}, sort_keys=False))
+    return path
+
+
+def ispagent(*args: str, state_dir: Path, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess, as a user or a cron job runs it."""
+    env = {**os.environ, "ISPAGENT_STATE_DIR": str(state_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, **popen
+    )
+
+
+def read_report(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def events(state_dir: Path, run_id: str) -> list[dict]:
+    lines = (state_dir / "runs" / run_id / "events.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def on_host(lab, name: str, command: str) -> subprocess.CompletedProcess:
+    """Run `command` inside a lab host without SSH: checks that do not trust our own transport."""
+    return lab.exec(name, ["sh", "-c", command])

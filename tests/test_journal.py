@@ -1,0 +1,81 @@
+"""The run journal: durable events, the resume state they give, the per-inventory lock."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from agent.errors import RunAborted
+from agent.journal import InventoryLock, Journal
+from agent.runner.events import HostFinished, HostOutcome, HostStarted, RunStarted, StepFinished, StepRecord
+
+
+def _step(name, status):
+    return StepRecord(name, status, status == "changed", 0.1, "")
+
+
+def test_finished_work_keeps_last_status_and_finished_steps(tmp_path):
+    journal = Journal(tmp_path, "r1")
+    journal.open_events()
+    journal(RunStarted("r1", 2, False))
+    journal(HostStarted("a"))
+    journal(StepFinished("a", _step("facts", "ok")))
+    journal(StepFinished("a", _step("upload", "changed")))
+    journal(HostFinished(HostOutcome("a", "1.1.1.1", "changed", (), None)))
+    journal(HostStarted("b"))
+    journal(StepFinished("b", _step("facts", "ok")))
+    journal(StepFinished("b", _step("upload", "changed")))  # killed here, before template
+    journal.close()
+    # A kill can cut the last line short: it must not break resuming.
+    with open(journal.events_path, "a") as handle:
+        handle.write('{"event": "step_fin')
+    status, steps = journal.finished_work()
+    assert status == {"a": "changed"}
+    assert list(steps["b"]) == ["facts", "upload"] and steps["b"]["upload"].status == "changed"
+
+
+def test_restarted_host_loses_its_old_final_status(tmp_path):
+    journal = Journal(tmp_path, "r1")
+    journal.open_events()
+    journal(HostFinished(HostOutcome("a", "x", "failed", (), "boom")))
+    journal(HostStarted("a"))
+    journal.close()
+    status, _ = journal.finished_work()
+    assert status == {}
+
+
+def test_events_are_masked(tmp_path):
+    from agent.secrets import forget_secrets, register_secret
+
+    register_secret("topsecret-key-99")
+    try:
+        journal = Journal(tmp_path, "r1")
+        journal.open_events()
+        journal(StepFinished("a", StepRecord("shell", "failed", False, 0.1, "bad key topsecret-key-99")))
+        journal.close()
+    finally:
+        forget_secrets()
+    assert "topsecret" not in journal.events_path.read_text()
+    assert json.loads(journal.events_path.read_text())["message"] == "bad key ***"
+
+
+def test_second_run_on_the_same_inventory_is_refused_while_the_first_holds_the_lock(tmp_path):
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from agent.journal import InventoryLock;"
+         f"lock = InventoryLock(Path({str(tmp_path)!r}), Path({str(inventory)!r}), 'first').__enter__();"
+         "print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunAborted, match=r"run first \(pid \d+\) is already working on these hosts"):
+            InventoryLock(tmp_path, inventory, "second").__enter__()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The lock dies with its holder: no stale lock file to clean by hand.
+    with InventoryLock(tmp_path, inventory, "third"):
+        pass

@@ -1,0 +1,57 @@
+"""Playbooks are checked in full before any host is touched; each problem is one exact line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import PlaybookError
+from agent.playbook import load_playbook
+
+BAD = Path(__file__).parent / "data" / "playbooks" / "bad"
+REPO = Path(__file__).resolve().parent.parent
+
+EXPECTED = {
+    "unknown_step.yaml": "4: steps[1].templat: unknown step 'templat' (did you mean 'template'?); known steps: facts, shell, template, upload",
+    "unknown_param.yaml": "3: steps[0].upload.mdoe: unknown parameter of step 'upload' (did you mean 'mode'?); known: src, dest, mode",
+    "missing_param.yaml": "3: steps[0].upload.dest: required parameter of step 'upload' is missing",
+    "decimal_mode.yaml": "3: steps[0].upload.mode: write modes as quoted octal strings, e.g. '0644' (got 644)",
+    "relative_dest.yaml": "3: steps[0].upload.dest: dest must be an absolute file path on the host, e.g. /etc/motd (got 'etc/motd')",
+    "unknown_top_key.yaml": "2: step: unknown key (did you mean 'steps'?); known: name, description, vars, steps",
+    "no_steps.yaml": "2: steps: give a non-empty list of steps",
+    "two_steps_in_one.yaml": "3: steps[0]: give exactly one step per entry (found facts, shell)",
+    "syntax_error.yaml": "4: YAML syntax error: expected ',' or '}', but got '<stream end>'",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_playbook_gives_one_exact_line(name):
+    with pytest.raises(PlaybookError) as error:
+        load_playbook(BAD / name)
+    assert str(error.value) == f"{BAD / name}:{EXPECTED[name]}"
+
+
+def test_missing_local_file_is_caught_at_load():
+    with pytest.raises(PlaybookError, match=r"missing_template.yaml:3: steps\[0\].template.src: no file 'missing.j2' in "):
+        load_playbook(BAD / "missing_template.yaml")
+
+
+def test_repeated_steps_get_unique_ids_and_labels_win():
+    playbook = load_playbook(REPO / "playbooks" / "smoke.yaml")
+    assert [s.id for s in playbook.steps] == ["facts", "shell", "upload", "template", "shell#2"]
+    assert playbook.vars == {"greeting": "hello"}
+    assert playbook.steps[2].params.mode == 0o640
+
+
+def test_bad_playbook_on_the_cli_is_one_line_and_exit_2(tmp_path):
+    from click.testing import CliRunner
+
+    from agent.cli.main import cli
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("hosts:\n  h1: {address: 198.18.0.2}\n")
+    result = CliRunner().invoke(cli, ["run", str(BAD / "unknown_step.yaml"), "-i", str(inventory), "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"ispagent: error: {BAD / 'unknown_step.yaml'}:{EXPECTED['unknown_step.yaml']}"]
+    assert not (tmp_path / "runs").exists()  # nothing journaled, nothing touched

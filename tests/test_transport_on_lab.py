@@ -1,0 +1,95 @@
+"""The SSH transport against real sshd hosts: sudo, bastions, quoting, uploads, timeouts."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.errors import CommandTimeout, HostUnreachable
+from agent.inventory.model import Endpoint, Host, SshSettings
+from agent.transport import ConnectionFactory, HostLog
+from agent.secrets import forget_secrets, register_secret
+
+pytestmark = pytest.mark.lab
+
+
+def _factory(lab, **settings) -> ConnectionFactory:
+    return ConnectionFactory(SshSettings(known_hosts=lab.known_hosts_path, **settings))
+
+
+def _host(lab, index: int = 0, **changes) -> Host:
+    lab_host = lab.hosts[index]
+    endpoint = Endpoint(lab_host.address, 22, changes.pop("user", "root"), lab.identity_file)
+    return Host(name=lab_host.name, endpoint=endpoint, **changes)
+
+
+def test_every_argv_word_reaches_the_host_unchanged(lab):
+    tricky = ["it's", 'a "quoted" $HOME', "; rm -rf /tmp/nothing", "`id`", "new\nline"]
+    connection = _factory(lab).connect(_host(lab))
+    try:
+        result = connection.run(["printf", "%s\\0", *tricky])
+    finally:
+        connection.close()
+    assert result.stdout.split("\0")[:-1] == tricky
+
+
+def test_sudo_user_runs_commands_and_uploads_as_root(lab):
+    connection = _factory(lab).connect(_host(lab, user="deploy", sudo=True))
+    try:
+        assert connection.run("id -un").stdout.strip() == "root"
+        assert connection.run("id -un", sudo=False).stdout.strip() == "deploy"
+        connection.put(b"owned by root\n", "/etc/ispagent-sudo-test", 0o600)
+        stat = connection.run("stat -c '%U %a' /etc/ispagent-sudo-test").stdout.strip()
+    finally:
+        connection.close()
+    assert stat == "root 600"
+
+
+def test_host_behind_a_bastion_is_reached_through_it(lab):
+    bastion = lab.hosts[0]
+    gateway = Endpoint(bastion.address, 22, "root", lab.identity_file)
+    factory = _factory(lab)
+    connection = factory.connect(_host(lab, 1, gateway=gateway))
+    try:
+        # sshd sees the connection coming from the bastion's address, not the control machine's.
+        client_ip = connection.run("echo $SSH_CLIENT").stdout.split()[0]
+    finally:
+        connection.close()
+        factory.close()
+    assert client_ip == bastion.address
+
+
+def test_command_timeout_raises(lab):
+    connection = _factory(lab).connect(_host(lab))
+    try:
+        with pytest.raises(CommandTimeout):
+            connection.run("sleep 5", timeout=0.5)
+    finally:
+        connection.close()
+
+
+def test_wrong_key_is_unreachable_with_a_clear_message(lab, tmp_path):
+
+    other_key = tmp_path / "other"
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
+    lab_host = lab.hosts[0]
+    host = Host(lab_host.name, Endpoint(lab_host.address, 22, "root", other_key))
+    with pytest.raises(HostUnreachable, match="authentication failed with .*other: check user and identity_file"):
+        _factory(lab).connect(host)
+
+
+def test_secrets_are_masked_in_the_host_log(lab, tmp_path):
+    register_secret("ISP-SECRET-KEY-1234")
+    try:
+        log = HostLog(tmp_path / "host.log")
+        connection = _factory(lab).connect(_host(lab), log)
+        try:
+            connection.run(["echo", "key is ISP-SECRET-KEY-1234"])
+        finally:
+            connection.close()
+            log.close()
+    finally:
+        forget_secrets()
+    text = (tmp_path / "host.log").read_text()
+    assert "ISP-SECRET-KEY-1234" not in text and "key is ***" in text
