@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from agent.cli.main import cli
 from agent.errors import LabError
+from agent.inventory.loader import load_inventory
 from agent.lab import Lab, LabHost, network
 from agent.lab import commands, rootfs
 
@@ -80,6 +81,17 @@ def test_inventory_lists_every_host_with_paths_relative_to_itself(lab: Lab) -> N
         host.name: host.address for host in lab.hosts
     }
     assert inventory["hosts"]["h1"] == {"address": "198.18.0.2", "vars": {"fqdn": "h1.lab.example"}}
+
+
+@pytest.mark.lab
+def test_inventory_loads_with_strict_host_keys_and_the_lab_key(lab: Lab) -> None:
+    loaded = load_inventory(lab.inventory_path)
+    assert loaded.ssh.known_hosts == lab.known_hosts_path
+    assert loaded.ssh.host_key_policy == "strict"
+    assert [(h.name, h.address, h.endpoint.identity_file) for h in loaded.hosts] == [
+        (host.name, host.address, lab.identity_file) for host in lab.hosts
+    ]
+    assert loaded.host("h2").vars["fqdn"] == "h2.lab.example"
 
 
 @pytest.mark.lab

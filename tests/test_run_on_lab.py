@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from agent.report import report_schema
-from tests.labkit import SMOKE, events, ispagent, on_host, read_report, write_inventory, write_playbook
+from labkit import SMOKE, events, ispagent, on_host, read_report, write_inventory, write_playbook
 
 pytestmark = pytest.mark.lab
 
