@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -224,14 +225,14 @@ class Lab:
     # -- internals ---------------------------------------------------------------------------
 
     def _claim_machine(self) -> None:
-        owner = _current_lab_dir()
-        in_use = network.bridge_exists() or bool(network.list_netns())
-        if self.busy_elsewhere():
+        owner = self.busy_elsewhere()
+        if owner is not None:
             raise LabError(
                 f"a lab is already up in {owner} (one lab per machine): "
                 f"run `ispagent lab down --dir {owner}` first"
             )
-        if owner is None and in_use and not self._load():
+        in_use = network.bridge_exists() or bool(network.list_netns())
+        if _current_lab_dir() is None and in_use and not self._load():
             raise LabError(
                 f"the lab's bridge {network.BRIDGE} or namespaces exist but no lab directory is recorded:"
                 f" run `ispagent lab down --dir {self.dir}` to remove them"
@@ -255,7 +256,7 @@ class Lab:
         strays = network.processes_in_netns(network.list_netns())
         for pid in strays:
             try:
-                os.kill(pid, 9)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         wait_gone(strays, KILL_TIMEOUT)
@@ -309,6 +310,11 @@ class Lab:
             return []
         except json.JSONDecodeError as error:
             raise LabError(f"{path} is not valid JSON ({error}): run `ispagent lab down --dir {self.dir}`")
+        if state.get("version") != STATE_VERSION:
+            raise LabError(
+                f"{path} was written by another version of ispagent (state version {state.get('version')},"
+                f" expected {STATE_VERSION}): stop its hosts with that version's `ispagent lab down`"
+            )
         return sorted((LabHost(**host) for host in state["hosts"]), key=lambda h: h.index)
 
     def _save(self, hosts: Sequence[LabHost]) -> None:
