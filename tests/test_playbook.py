@@ -39,9 +39,9 @@ def test_missing_local_file_is_caught_at_load():
 
 def test_repeated_steps_get_unique_ids_and_labels_win():
     playbook = load_playbook(REPO / "playbooks" / "smoke.yaml")
-    assert [s.id for s in playbook.steps] == ["facts", "shell", "upload", "template", "shell#2"]
+    assert [s.id for s in playbook.steps] == ["facts", "upload", "template", "shell"]
     assert playbook.vars == {"greeting": "hello"}
-    assert playbook.steps[2].params.mode == 0o640
+    assert playbook.steps[1].params.mode == 0o640
 
 
 def test_bad_playbook_on_the_cli_is_one_line_and_exit_2(tmp_path):

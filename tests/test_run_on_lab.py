@@ -45,7 +45,7 @@ def test_smoke_playbook_second_run_changes_nothing_and_report_matches_schema(lab
     assert report["summary"] == {"hosts": len(lab.hosts), "ok": len(lab.hosts), "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0}
     assert all(not step["changed"] for host in report["hosts"] for step in host["steps"])
     junit = (tmp_path / "2.xml").read_text()
-    assert junit.count("<testcase ") == len(lab.hosts) * 5 and 'failures="0"' in junit
+    assert junit.count("<testcase ") == len(lab.hosts) * 4 and 'failures="0"' in junit
 
 
 def test_dry_run_changes_nothing_on_the_hosts(lab, tmp_path):
@@ -58,7 +58,7 @@ def test_dry_run_changes_nothing_on_the_hosts(lab, tmp_path):
     report = read_report(tmp_path / "r.json")
     assert report["dry_run"] is True
     messages = [s["message"] for s in report["hosts"][0]["steps"]]
-    assert "would run: mkdir -p /srv/ispagent-smoke" in messages
+    assert "would update /srv/ispagent-smoke/motd (created with /srv/ispagent-smoke)" in messages
     assert "+++ /srv/ispagent-smoke/hello.conf (wanted)" in result.stdout  # a diff per host
 
 

@@ -5,23 +5,31 @@ from __future__ import annotations
 from agent.runner.context import HostContext
 from agent.steps.registry import StepResult, failed, ok, step
 
-# One shell script, one round trip: every fact as a `key=value` line.
+# One shell script, one round trip: every fact as a `key=value` line. Shell builtins wherever
+# possible: at fleet scale the forks on the host are what this step costs.
 FACTS_SCRIPT = r"""
 . /etc/os-release 2>/dev/null
 echo "os_id=${ID:-unknown}"
 echo "os_version=${VERSION_ID:-unknown}"
 echo "os_name=${PRETTY_NAME:-unknown}"
 echo "os_family=${ID_LIKE:-${ID:-unknown}}"
-echo "hostname=$(hostname 2>/dev/null)"
+read -r name < /proc/sys/kernel/hostname; echo "hostname=$name"
 echo "fqdn=$(hostname -f 2>/dev/null)"
-echo "arch=$(uname -m)"
-echo "kernel=$(uname -r)"
-echo "memory_mb=$(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo)"
-echo "cpus=$(nproc 2>/dev/null || echo 1)"
-ip4=$(ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
-[ -n "$ip4" ] || ip4=$(hostname -I 2>/dev/null | awk '{print $1}')
+read -r kernel < /proc/sys/kernel/osrelease; echo "kernel=$kernel"
+{ read -r arch < /proc/sys/kernel/arch; } 2>/dev/null || arch=$(uname -m)
+echo "arch=$arch"
+while read -r key value unit; do
+  [ "$key" = MemTotal: ] && echo "memory_mb=$((value / 1024))" && break
+done < /proc/meminfo
+cpus=0
+while read -r key rest; do [ "$key" = processor ] && cpus=$((cpus + 1)); done < /proc/cpuinfo
+echo "cpus=$cpus"
+set -- $(ip -4 -o route get 1.1.1.1 2>/dev/null)
+while [ $# -gt 1 ] && [ "$1" != src ]; do shift; done
+ip4=${2:-}
+[ -n "$ip4" ] || { set -- $(hostname -I 2>/dev/null); ip4=${1:-}; }
 echo "primary_ipv4=$ip4"
-echo "user=$(id -un)"
+echo "user=${USER:-$(id -un)}"
 """
 
 _INTEGERS = ("memory_mb", "cpus")

@@ -6,6 +6,7 @@ from pydantic import model_validator
 
 from agent.runner.context import HostContext
 from agent.steps.registry import StepParams, StepResult, changed, failed, ok, skipped, step
+from agent.transport.ssh import command_line
 
 
 class ShellParams(StepParams):
@@ -25,16 +26,35 @@ class ShellParams(StepParams):
 @step("shell", ShellParams)
 def shell(ctx: HostContext, params: ShellParams) -> StepResult:
     """Run a shell command; `creates`/`unless` skip it when its work is already done."""
-    if params.creates and ctx.connection.run(["test", "-e", params.creates]).ok:
-        return skipped(f"{params.creates} exists")
-    if params.unless and ctx.connection.run(params.unless).ok:
-        return skipped("'unless' command succeeded")
+    guard = _guard(params)
     if ctx.dry_run and params.changes:
+        if guard and ctx.connection.run(f"{guard}\nexit 1").stdout.strip() == _SKIP:
+            return skipped(_skip_reason(params))
         return changed(f"would run: {params.command}")
-    result = ctx.connection.run(params.command, timeout=params.timeout)
+    # Guard and command go in one round trip: the guard's verdict comes back as a marker line.
+    result = ctx.connection.run(f"{guard}\n{params.command}" if guard else params.command, timeout=params.timeout)
+    if guard and result.ok and result.stdout.strip() == _SKIP:
+        return skipped(_skip_reason(params))
     if not result.ok:
         return failed(f"exit status {result.exit_status}: {result.error_line()}")
     last = result.stdout.strip().splitlines()[-1:] or [""]
     return changed(last[0]) if params.changes else ok(last[0])
 
 
+_SKIP = "__ispagent_guard_says_done_f3b1c9__"
+
+
+def _guard(params: ShellParams) -> str:
+    """Shell lines that print the skip marker and exit 0 when the guard says the work is done."""
+    tests = []
+    if params.creates:
+        tests.append(f"[ -e {command_line([params.creates])} ]")
+    if params.unless:
+        tests.append(f"( {params.unless}\n) >/dev/null 2>&1 </dev/null")
+    if not tests:
+        return ""
+    return f"if {' || '.join(tests)}; then echo {_SKIP}; exit 0; fi"
+
+
+def _skip_reason(params: ShellParams) -> str:
+    return f"{params.creates} exists" if params.creates else "'unless' command succeeded"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import posixpath
+from dataclasses import dataclass
 
 from pydantic import field_validator
 
@@ -52,11 +53,12 @@ def ensure_file(ctx: HostContext, dest: str, content: bytes, mode: int, *, with_
     One round trip reads the current state; the upload happens only when something differs.
     In dry-run nothing is written and the result says what would change (with a diff on request).
     """
-    current_mode, current_hash, current_text = _remote_state(ctx, dest, fetch_text=with_diff and ctx.dry_run)
+    state = _remote_state(ctx, dest, fetch_text=with_diff and ctx.dry_run)
+    current_mode, current_hash, current_text = state.mode, state.sha256, state.text
     wanted_hash = hashlib.sha256(content).hexdigest()
     differences = []
     if current_hash is None:
-        differences.append("created")
+        differences.append("created" if state.parent_exists else f"created with {posixpath.dirname(dest)}")
     elif current_hash != wanted_hash:
         differences.append("content")
     if current_mode is not None and current_mode != mode:
@@ -72,25 +74,35 @@ def ensure_file(ctx: HostContext, dest: str, content: bytes, mode: int, *, with_
         if not result.ok:
             return failed(f"cannot chmod {dest}: {result.error_line()}")
     else:
-        ctx.connection.put(content, dest, mode)
+        ctx.connection.put(content, dest, mode, make_parents=not state.parent_exists)
     return changed(f"{dest} {what}")
 
 
-def _remote_state(ctx: HostContext, dest: str, *, fetch_text: bool) -> tuple[int | None, str | None, str | None]:
+@dataclass(frozen=True)
+class _RemoteFile:
+    mode: int | None = None
+    sha256: str | None = None
+    text: str | None = None  # only when asked for (dry-run diffs)
+    parent_exists: bool = True
+
+
+def _remote_state(ctx: HostContext, dest: str, *, fetch_text: bool) -> _RemoteFile:
     quoted = command_line([dest])
-    read = f"cat -- {quoted}" if fetch_text else f"sha256sum -- {quoted} | cut -c1-64"
+    parent = command_line([posixpath.dirname(dest)])
+    read = f"cat -- {quoted}" if fetch_text else f"sha256sum -- {quoted}"
     result = ctx.connection.run(
-        f"if [ -f {quoted} ]; then stat -c %a -- {quoted} && {read}; else echo absent; fi",
+        f"if [ -f {quoted} ]; then stat -c %a -- {quoted} && {read}; "
+        f"elif [ -d {parent} ]; then echo absent; else echo no-parent; fi",
         log_output=False,
     )
     if not result.ok:
         raise StepFailed(f"cannot read {dest}: {result.error_line()}")
-    if result.stdout.strip() == "absent":
-        return None, None, None
+    if result.stdout.strip() in ("absent", "no-parent"):
+        return _RemoteFile(parent_exists=result.stdout.strip() == "absent")
     mode_line, _, rest = result.stdout.partition("\n")
     if fetch_text:
-        return int(mode_line, 8), hashlib.sha256(rest.encode()).hexdigest(), rest
-    return int(mode_line, 8), rest.strip(), None
+        return _RemoteFile(int(mode_line, 8), hashlib.sha256(rest.encode()).hexdigest(), rest)
+    return _RemoteFile(int(mode_line, 8), rest.split(" ", 1)[0])
 
 
 def _diff(dest: str, before: str | None, after: bytes) -> str:

@@ -7,6 +7,7 @@ need strict host keys, and the bare client is what testinfra's paramiko backend 
 
 from __future__ import annotations
 
+import posixpath
 import random
 import select
 import shlex
@@ -126,6 +127,8 @@ class ConnectionFactory:
         client.set_missing_host_key_policy(self.known_hosts.missing_key_policy())
         pkey = self.private_keys.load(endpoint.identity_file) if endpoint.identity_file else None
         timeout = self.settings.connect_timeout
+        if sock is None:
+            sock = _tcp_connect(endpoint, timeout)
         try:
             client.connect(
                 endpoint.address,
@@ -179,6 +182,14 @@ class ConnectionFactory:
             for client in self._gateways.values():
                 client.close()
             self._gateways.clear()
+
+
+def _tcp_connect(endpoint: Endpoint, timeout: float) -> socket.socket:
+    sock = socket.create_connection((endpoint.address, endpoint.port), timeout=timeout)
+    # Without TCP_NODELAY every command waits out a delayed ACK: 48 ms instead of 3 ms per
+    # command on the lab (paramiko leaves Nagle on).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _unreachable(endpoint: Endpoint, error: BaseException, attempts: int) -> HostUnreachable:
@@ -262,20 +273,26 @@ class SshConnection:
             raise HostUnreachable(f"{self.host.name}: connection lost")
         return transport
 
-    def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
-        """Write `data` to `path` atomically over SFTP (temp file + rename), as root via sudo if needed."""
+    def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
+        """Write `data` to `path` atomically over SFTP (temp file + rename), as root via sudo if needed.
+
+        With `make_parents`, missing parent directories are created (over SFTP: no extra process).
+        """
         self.log.write("$", f"put {path} ({len(data)} bytes, mode {mode:o})")
         staging = f"{path}.ispagent-{uuid.uuid4().hex[:8]}"
         if self.host.sudo:
             staging = f"/tmp/ispagent-{uuid.uuid4().hex}"
         try:
             sftp = self._sftp_client()
+            if make_parents and not self.host.sudo:
+                _sftp_makedirs(sftp, posixpath.dirname(path))
             with sftp.open(staging, "wb") as remote:
                 remote.set_pipelined(True)
                 remote.write(data)
             sftp.chmod(staging, stat.S_IMODE(mode))
             if self.host.sudo:
-                result = self.run(["install", "-m", f"{mode:o}", staging, path], sudo=True)
+                install = ["install", "-D"] if make_parents else ["install"]
+                result = self.run([*install, "-m", f"{mode:o}", staging, path], sudo=True)
                 sftp.remove(staging)
                 if not result.ok:
                     raise TransportError(f"{self.host.name}: cannot install {path}: {result.error_line()}")
@@ -288,6 +305,19 @@ class SshConnection:
         if self._sftp is None:
             self._sftp = self.client.open_sftp()
         return self._sftp
+
+
+def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+    missing = []
+    while directory not in ("", "/"):
+        try:
+            sftp.stat(directory)
+            break
+        except FileNotFoundError:
+            missing.append(directory)
+            directory = posixpath.dirname(directory)
+    for path in reversed(missing):
+        sftp.mkdir(path, 0o755)
 
 
 def _collect(channel: paramiko.Channel, deadline: float, shown: str) -> tuple[int, bytes, bytes]:
