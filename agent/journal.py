@@ -121,9 +121,9 @@ class Journal:
                 self._events.close()
                 self._events = None
 
-    def finished_work(self) -> tuple[dict[str, str], dict[str, dict[str, StepRecord]]]:
-        """From the events so far: each host's final status, and each host's finished steps."""
-        host_status: dict[str, str] = {}
+    def finished_work(self) -> tuple[dict[str, dict], dict[str, dict[str, StepRecord]]]:
+        """From the events so far: each finished host's last host_finished event, and each host's finished steps."""
+        host_status: dict[str, dict] = {}
         steps: dict[str, dict[str, StepRecord]] = {}
         if not self.events_path.exists():
             return host_status, steps
@@ -139,7 +139,7 @@ class Journal:
                 )
                 steps.setdefault(event["host"], {})[event["step"]] = record
             elif kind == "host_finished":
-                host_status[event["host"]] = event["status"]
+                host_status[event["host"]] = event
             elif kind == "host_started":
                 host_status.pop(event["host"], None)
                 steps.setdefault(event["host"], {})

@@ -38,6 +38,7 @@ def build_report(result: RunResult) -> dict[str, Any]:
                 "status": host.status,
                 "steps": [step.to_json() for step in host.steps],
                 "error": host.error,
+                **host.report,
             }
             for host in result.hosts
         ],

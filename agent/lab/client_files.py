@@ -4,9 +4,11 @@ inventory. Every file is written to a temporary name and renamed, so readers nev
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
+from agent.lab import services
 from agent.lab.atomic import write_atomically
 from agent.lab.host import HostPaths, LabHost
 from agent.lab.keys import generate_ed25519
@@ -33,7 +35,7 @@ def write_client_files(lab_dir: Path, hosts: Sequence[LabHost]) -> None:
     """known_hosts (from the hosts' generated public keys), ssh_config and inventory.yaml."""
     write_atomically(lab_dir / KNOWN_HOSTS, known_hosts(lab_dir, hosts))
     write_atomically(lab_dir / SSH_CONFIG, ssh_config(lab_dir, hosts))
-    write_atomically(lab_dir / INVENTORY, inventory(hosts))
+    write_atomically(lab_dir / INVENTORY, inventory(hosts, services.inventory_vars(lab_dir)))
 
 
 def known_hosts(lab_dir: Path, hosts: Sequence[LabHost]) -> str:
@@ -60,8 +62,11 @@ def ssh_config(lab_dir: Path, hosts: Sequence[LabHost]) -> str:
     return "\n".join(blocks)
 
 
-def inventory(hosts: Sequence[LabHost]) -> str:
+def inventory(hosts: Sequence[LabHost], service_vars: dict[str, str] | None = None) -> str:
     """The lab as an ispagent inventory; its paths are relative to the inventory file."""
+    defaults = DEFAULT_VARS
+    if service_vars:
+        defaults = DEFAULT_VARS[:-1] + "".join(f", {key}: {json.dumps(value)}" for key, value in service_vars.items()) + "}"
     lines = [
         "ssh:",
         f"  known_hosts: {KNOWN_HOSTS}",
@@ -69,7 +74,7 @@ def inventory(hosts: Sequence[LabHost]) -> str:
         "defaults:",
         "  user: root",
         f"  identity_file: {IDENTITY_FILE}",
-        f"  vars: {DEFAULT_VARS}",
+        f"  vars: {defaults}",
         "hosts:",
     ]
     for host in hosts:

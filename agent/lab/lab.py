@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from agent.errors import LabError
-from agent.lab import client_files, network
+from agent.lab import client_files, network, services
 from agent.lab.atomic import write_atomically
 from agent.lab.commands import SYSTEM_PATH, require_root, require_tools
 from agent.lab.host import (
@@ -149,6 +149,7 @@ class Lab:
             self._save(wanted)  # before waiting: a failed start must still be stoppable by `down`
             say(f"waiting for sshd on {len(to_start)} hosts")
             self._wait_ready(to_start)
+            services.start_services(self.dir)
             client_files.write_client_files(self.dir, wanted)
         return UpResult(
             hosts=tuple(host.name for host in wanted),
@@ -186,6 +187,8 @@ class Lab:
             hosts = self._load()
             say(f"stopping {len(hosts)} hosts")
             self._stop(hosts, delete_network=owns_machine)
+            services.stop_services(self.dir)
+            shutil.rmtree(self.dir / "services", ignore_errors=True)
             if owns_machine:
                 self._stop_strays()
                 network.delete_netns(network.list_netns())

@@ -20,6 +20,11 @@ class HostContext:
     log: HostLog
     vars: dict[str, Any] = field(default_factory=dict)  # playbook vars <- inventory vars
     facts: dict[str, Any] = field(default_factory=dict)  # filled by the `facts` step
+    # What a step hands to later steps on this host (e.g. the license for the installer). A step
+    # that fills it must be registered with rerun_on_resume=True: a resumed run starts empty.
+    state: dict[str, Any] = field(default_factory=dict)
+    # Extra keys of this host's entry in the run report (e.g. "license"); never secrets.
+    report: dict[str, Any] = field(default_factory=dict)
 
     def template_vars(self) -> dict[str, Any]:
         """The names a template can use: the host's vars, `facts`, and `host` (name, address)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 HostStatus = Literal["ok", "changed", "failed", "unreachable", "skipped"]
@@ -36,6 +36,7 @@ class HostOutcome:
     status: HostStatus
     steps: tuple[StepRecord, ...]
     error: str | None
+    report: dict[str, Any] = field(default_factory=dict)  # extra report keys from the steps
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,10 @@ def event_to_json(event: Event) -> dict[str, Any]:
         return {"event": "step_finished", "host": event.host, **event.record.to_json()}
     if isinstance(event, HostFinished):
         outcome = event.outcome
-        return {"event": "host_finished", "host": outcome.name, "status": outcome.status, "error": outcome.error}
+        return {
+            "event": "host_finished", "host": outcome.name, "status": outcome.status,
+            "error": outcome.error, "report": outcome.report,
+        }
     name = {
         RunStarted: "run_started",
         HostStarted: "host_started",

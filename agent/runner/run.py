@@ -183,8 +183,9 @@ def _execute(run: _Run, *, resumed: bool) -> RunResult:
     try:
         listener(RunStarted(run.record.run_id, len(run.hosts), resumed))
         for host in run.hosts:
-            if host_status.get(host.name) in DONE_STATUSES:
-                outcomes[host.name] = _outcome_from_journal(host, host_status[host.name], finished_steps[host.name])
+            finished = host_status.get(host.name)
+            if finished and finished["status"] in DONE_STATUSES:
+                outcomes[host.name] = _outcome_from_journal(host, finished, finished_steps[host.name])
         todo = [h for h in run.hosts if h.name not in outcomes]
         _run_batches(run, todo, finished_steps, outcomes, result)
     except KeyboardInterrupt:
@@ -278,16 +279,16 @@ def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutc
     try:
         for planned in run.playbook.steps:
             previous = carried.get(planned.id)
-            if previous and previous.status != "failed" and not planned.type.read_only:
+            if previous and previous.status != "failed" and not planned.type.rerun_on_resume:
                 records.append(previous)  # finished before the run was interrupted: not redone
                 continue
             record = _run_step(run, context, planned)
             records.append(record)
             if record.status == "failed":
-                return _finish(run, _outcome(host, "failed", records, f"{planned.id}: {record.message}"))
-        return _finish(run, _outcome(host, _status_of(records), records, None))
+                return _finish(run, _outcome(context, "failed", records, f"{planned.id}: {record.message}"))
+        return _finish(run, _outcome(context, _status_of(records), records, None))
     except HostUnreachable as error:
-        return _finish(run, _outcome(host, "unreachable", records, mask(str(error))))
+        return _finish(run, _outcome(context, "unreachable", records, mask(str(error))))
     finally:
         connection.close()
         log.close()
@@ -317,8 +318,9 @@ def _status_of(records: list[StepRecord]) -> str:
     return "changed" if any(r.changed for r in records) else "ok"
 
 
-def _outcome(host: Host, status: str, records: list[StepRecord], error: str | None) -> HostOutcome:
-    return HostOutcome(host.name, host.address, status, tuple(records), mask(error) if error else None)
+def _outcome(context: HostContext, status: str, records: list[StepRecord], error: str | None) -> HostOutcome:
+    host = context.host
+    return HostOutcome(host.name, host.address, status, tuple(records), mask(error) if error else None, context.report)
 
 
 def _finish(run: _Run, outcome: HostOutcome) -> HostOutcome:
@@ -326,8 +328,8 @@ def _finish(run: _Run, outcome: HostOutcome) -> HostOutcome:
     return outcome
 
 
-def _outcome_from_journal(host: Host, status: str, steps: dict[str, StepRecord]) -> HostOutcome:
-    return HostOutcome(host.name, host.address, status, tuple(steps.values()), None)
+def _outcome_from_journal(host: Host, finished: dict, steps: dict[str, StepRecord]) -> HostOutcome:
+    return HostOutcome(host.name, host.address, finished["status"], tuple(steps.values()), None, finished.get("report") or {})
 
 
 def _not_run(host: Host, reason: str | None) -> HostOutcome:

@@ -68,21 +68,30 @@ class StepType:
     name: str
     function: StepFunction
     params: type[StepParams]
-    read_only: bool  # changes nothing on the host: rerun on resume, run as-is in --dry-run
+    read_only: bool  # changes nothing on the host
+    rerun_on_resume: bool  # its output feeds later steps: a resumed run does it again
     summary: str
 
 
 _REGISTRY: dict[str, StepType] = {}
 
 
-def step(name: str, params: type[StepParams] = NoParams, *, read_only: bool = False):
-    """Register the decorated function as the step `name` taking `params`."""
+def step(
+    name: str, params: type[StepParams] = NoParams, *, read_only: bool = False, rerun_on_resume: bool | None = None
+):
+    """Register the decorated function as the step `name` taking `params`.
+
+    On `run --resume`, a step that finished is not done again unless it is read-only or
+    `rerun_on_resume` (it fills `HostContext.state` for later steps; it must be idempotent).
+    """
+    rerun = read_only if rerun_on_resume is None else rerun_on_resume
+
 
     def register(function: StepFunction) -> StepFunction:
         if name in _REGISTRY:
             raise RuntimeError(f"step {name!r} registered twice")
         summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
-        _REGISTRY[name] = StepType(name, function, params, read_only, summary)
+        _REGISTRY[name] = StepType(name, function, params, read_only, rerun, summary)
         return function
 
     return register
