@@ -59,3 +59,55 @@ class CommandTimeout(TransportError):
 
 class StepFailed(IspagentError):
     """A step could not do its work on one host. Stops that host only."""
+
+
+class PartnerError(IspagentError):
+    """The partner account (ISPsystem's BILLmanager API) refused or failed a call."""
+
+
+class PartnerConfigError(InputError):
+    """The partner settings (URL, region, credentials, pricelists) cannot be used as given."""
+
+
+class PartnerAuthFailed(PartnerError):
+    """The account refused the credentials: fix the credentials file or environment variable."""
+
+
+class PartnerPaymentRequired(PartnerError):
+    """Ordering and renewing are blocked (unpaid invoice or insufficient funds): pay, then rerun."""
+
+
+class PartnerBadIp(PartnerError):
+    """The account will not put a license on this IP."""
+
+
+class PartnerNotFound(PartnerError):
+    """No such license in the account."""
+
+
+class PartnerTransient(PartnerError):
+    """The call did not get a usable answer (timeout, reset, HTTP 5xx): it may or may not have happened."""
+
+
+class PartnerCallNotSent(PartnerTransient):
+    """The connection was refused before the request was sent: the call certainly did not happen."""
+
+
+class LedgerError(IspagentError):
+    """The ledger store cannot be opened or holds something inconsistent."""
+
+
+class LicenseConflict(IspagentError):
+    """The account's licenses for a host contradict what is wanted; ordering would risk a duplicate."""
+
+
+class PanelSettingsError(InputError):
+    """An ISPmanager install setting (inventory or playbook var) cannot be used as written."""
+
+
+class InstallerFailed(StepFailed):
+    """The vendor's install.sh could not be fetched, started or finished. `failure_class` says why."""
+
+    def __init__(self, message: str, failure_class: str = "unknown") -> None:
+        super().__init__(message)
+        self.failure_class = failure_class

@@ -1,0 +1,172 @@
+"""Partner settings from inventory vars (or CLI options): where the API is, who we are, which tariffs.
+
+Inventory vars (all optional except a way to find the credentials):
+
+    partner_region: eu | ru           base URL when partner_api_url is not set (default eu)
+    partner_api_url: URL              custom endpoint, e.g. the lab's emulator
+    partner_credentials_file: PATH    one line "user:password"; must not be readable by others
+    partner_output: bjson | xml       reply format asked for (default bjson)
+    partner_timeout: SECONDS          per HTTP call (default 30)
+    pricelists: {lite: ID, ...}       tariff ids per edition (defaults: 55227..55230)
+    reuse_free: true|false            move a parked license of the same edition instead of ordering
+    license_key_wait: SECONDS         how long to poll for the activation key after an order (60)
+    ledger_path: PATH                 the ledger's SQLite file (default STATE_DIR/ledger.sqlite)
+
+The environment variable ISPAGENT_PARTNER_AUTHINFO ("user:password"), when set, is used instead of
+the credentials file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from agent.errors import PartnerConfigError
+from agent.inventory.model import EDITIONS
+from agent.secrets import register_secret
+
+AUTHINFO_ENV = "ISPAGENT_PARTNER_AUTHINFO"
+REGION_URLS = {
+    "eu": "https://api-eu.ispmanager.com/billmgr",  # accounts at eu.ispmanager.com (facts §4.1)
+    "ru": "https://api.ispmanager.ru/billmgr",  # Russia-registered accounts
+}
+# Tariff ids per edition (facts §4.3). RU accounts have other, unconfirmed ids: set `pricelists`.
+DEFAULT_PRICELISTS = {"lite": "55227", "pro": "55228", "host": "55229", "business": "55230"}
+PERIOD_MONTHS = {"monthly": 1, "annual": 12}
+
+
+@dataclass(frozen=True)
+class PartnerSettings:
+    api_url: str
+    user: str
+    password: str = field(repr=False)
+    output: str = "bjson"
+    timeout: float = 30.0
+    pricelists: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PRICELISTS))
+    reuse_free: bool = False
+    key_wait: float = 60.0
+
+    @property
+    def account(self) -> str:
+        """Identifies the account (not secret): one circuit breaker and order gate per account."""
+        return f"{self.user}@{self.api_url}"
+
+    def editions_by_pricelist(self) -> dict[str, str]:
+        return {pricelist: edition for edition, pricelist in self.pricelists.items()}
+
+    def pricelist(self, edition: str) -> str:
+        return self.pricelists[edition]
+
+
+def settings_from_vars(vars: Mapping[str, Any]) -> PartnerSettings:
+    """PartnerSettings from a host's vars; a bad or missing value is a one-line PartnerConfigError."""
+    url = _api_url(vars)
+    user, password = read_credentials(vars.get("partner_credentials_file"))
+    output = str(vars.get("partner_output", "bjson"))
+    if output not in ("bjson", "xml"):
+        raise PartnerConfigError(f"partner_output: '{output}' is not one of bjson, xml")
+    return PartnerSettings(
+        api_url=url,
+        user=user,
+        password=password,
+        output=output,
+        timeout=_positive(vars, "partner_timeout", 30.0),
+        pricelists=_pricelists(vars.get("pricelists")),
+        reuse_free=_boolean(vars, "reuse_free"),
+        key_wait=_positive(vars, "license_key_wait", 60.0),
+    )
+
+
+def _api_url(vars: Mapping[str, Any]) -> str:
+    url = vars.get("partner_api_url")
+    if url is None:
+        region = str(vars.get("partner_region", "eu"))
+        if region not in REGION_URLS:
+            raise PartnerConfigError(f"partner_region: '{region}' is not one of {', '.join(REGION_URLS)}; or set partner_api_url")
+        return REGION_URLS[region]
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PartnerConfigError(f"partner_api_url: '{url}' is not an http(s) URL")
+    if parts.scheme == "http" and not _local(parts.hostname):
+        # authinfo travels in every request: plain HTTP only to the lab or this machine.
+        raise PartnerConfigError(f"partner_api_url: '{url}' is plain http to a public host; use https")
+    return str(url).rstrip("/")
+
+
+def _local(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return address.is_loopback or address in ipaddress.ip_network("198.18.0.0/15") or address.is_private
+
+
+def read_credentials(path: Any) -> tuple[str, str]:
+    """(user, password) from ISPAGENT_PARTNER_AUTHINFO, else from the credentials file at `path`."""
+    text = os.environ.get(AUTHINFO_ENV)
+    source = f"${AUTHINFO_ENV}"
+    if not text:
+        if not path:
+            raise PartnerConfigError(
+                f"no partner credentials: set partner_credentials_file (a 0600 file holding user:password) or ${AUTHINFO_ENV}"
+            )
+        text, source = _read_private_file(Path(str(path)).expanduser()), str(path)
+    line = next((l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")), "")
+    user, sep, password = line.partition(":")
+    if not sep or not user or not password:
+        raise PartnerConfigError(f"{source}: expected one line 'user:password'")
+    register_secret(password)
+    register_secret(line)
+    return user, password
+
+
+def _read_private_file(path: Path) -> str:
+    try:
+        info = path.stat()
+    except OSError as error:
+        raise PartnerConfigError(f"partner_credentials_file: cannot read {path}: {error.strerror}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PartnerConfigError(
+            f"partner_credentials_file: {path} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}): run chmod 600 {path}"
+        )
+    return path.read_text()
+
+
+def _pricelists(value: Any) -> dict[str, str]:
+    if value is None:
+        return dict(DEFAULT_PRICELISTS)
+    if not isinstance(value, Mapping):
+        raise PartnerConfigError("pricelists: expected a mapping of edition to tariff id, e.g. {lite: 55227}")
+    result = dict(DEFAULT_PRICELISTS)
+    for edition, pricelist in value.items():
+        if edition not in EDITIONS:
+            raise PartnerConfigError(f"pricelists: '{edition}' is not one of {', '.join(EDITIONS)}")
+        if not str(pricelist).isdigit():
+            raise PartnerConfigError(f"pricelists.{edition}: '{pricelist}' is not a numeric tariff id")
+        result[edition] = str(pricelist)
+    return result
+
+
+def _positive(vars: Mapping[str, Any], key: str, default: float) -> float:
+    value = vars.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number <= 0:
+        raise PartnerConfigError(f"{key}: '{value}' is not a positive number of seconds")
+    return number
+
+
+def _boolean(vars: Mapping[str, Any], key: str) -> bool:
+    value = vars.get(key, False)
+    if not isinstance(value, bool):
+        raise PartnerConfigError(f"{key}: '{value}' is not true or false")
+    return value
