@@ -1,0 +1,1 @@
+"""The vendor's automatic installer (install.sh): settings, command line, failure classes."""

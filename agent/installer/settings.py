@@ -1,0 +1,100 @@
+"""The install settings of one host, read once from its vars (inventory <- playbook defaults).
+
+Playbook vars do not go through the inventory's checks, so every value that reaches install.sh
+is checked here again: a bad value must stop the host before anything runs on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from agent.errors import PanelSettingsError
+
+DEFAULT_INSTALLER_URL = "https://download.ispmanager.com/install.sh"
+EU_INSTALLER_URL = "https://download.ispmanager.com/install.eu.sh"
+# Any --release outside the installer's own list makes it switch, without a word, to ISPsystem's
+# internal developer repository (facts 1.4). We accept only what a partner should install.
+RELEASES = ("stable", "beta")
+
+
+class InstallSettings(BaseModel):
+    """The vars the preflight and installer steps read; every other var is ignored here."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    edition: Literal["lite", "pro", "host", "business"] = "lite"
+    release: str = "stable"
+    dbtype: Literal["sqlite", "mysql"] = "sqlite"
+    mysql_server: Literal["mysql", "mariadb"] | None = None
+    install_recommended: bool = True  # ispmanager-lite (recommended software) or ispmanager-lite-common
+    silent: bool = True
+    ignore_hostname: bool = False
+    allow_eol_os: bool = False
+    no_letsencrypt: bool = False
+    le_domain: str | None = None
+    disable_fail2ban: bool = False
+    installer_url: str = DEFAULT_INSTALLER_URL
+    installer_eu: bool = False
+    installer_sha256: str | None = None
+    installer_timeout_minutes: float = 60.0
+    installer_repository_url: str | None = None  # default: <installer origin>/repo/
+
+    @field_validator("release")
+    @classmethod
+    def _known_release(cls, value: str) -> str:
+        if value not in RELEASES:
+            raise ValueError(
+                f"'{value}' is not one of {', '.join(RELEASES)} (install.sh would silently switch to "
+                "ISPsystem's internal repository)"
+            )
+        return value
+
+    @field_validator("installer_sha256")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower())):
+            raise ValueError("give the 64 hex digits of the sha256 of install.sh")
+        return value.lower() if value else value
+
+    @field_validator("le_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        from agent.inventory.addresses import is_fqdn
+
+        if value is not None and not is_fqdn(value):
+            raise ValueError(f"'{value}' is not a fully qualified domain name")
+        return value
+
+    @property
+    def script_url(self) -> str:
+        if self.installer_eu and self.installer_url == DEFAULT_INSTALLER_URL:
+            return EU_INSTALLER_URL
+        return self.installer_url
+
+    @property
+    def repository_url(self) -> str:
+        """Where the installer's packages come from: by default beside install.sh (facts 5)."""
+        if self.installer_repository_url:
+            return self.installer_repository_url
+        scheme, _, rest = self.script_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}/repo/"
+
+
+def read_install_settings(variables: Mapping[str, Any]) -> InstallSettings:
+    """The host's install settings; PanelSettingsError names the var and the fix."""
+    try:
+        settings = InstallSettings.model_validate(dict(variables))
+    except ValidationError as error:
+        problem = error.errors()[0]
+        key = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        raise PanelSettingsError(f"var '{key}': {message}") from None
+    if settings.mysql_server and settings.dbtype != "mysql":
+        raise PanelSettingsError("var 'mysql_server' needs 'dbtype: mysql' (the panel database is sqlite)")
+    if settings.mysql_server and settings.edition == "business":
+        raise PanelSettingsError("var 'mysql_server': install.sh refuses --mysql-server for Business; remove it")
+    if settings.le_domain and settings.no_letsencrypt:
+        raise PanelSettingsError("vars 'le_domain' and 'no_letsencrypt' contradict each other; keep one")
+    return settings

@@ -1,0 +1,1 @@
+"""What ispagent knows about an ISPmanager panel on a host: preflight rules, mgrctl output."""

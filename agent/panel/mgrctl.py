@@ -1,0 +1,27 @@
+"""Reading mgrctl's text output (`key=value` lines), and the commands we send it."""
+
+from __future__ import annotations
+
+MGR_DIR = "/usr/local/mgr5"
+MGRCTL = f"{MGR_DIR}/sbin/mgrctl"
+LICCTL = f"{MGR_DIR}/sbin/licctl"
+CORE = f"{MGR_DIR}/bin/core"
+
+
+def parse_key_values(text: str) -> dict[str, str]:
+    """`key=value` lines (license.info, list functions) as a dict; other lines are ignored."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            values[key.strip()] = value.strip()
+    return values
+
+
+def edition_of(panel_name: str | None) -> str | None:
+    """lite/pro/host/business from license.info's panel_name ("ISPmanager Lite" -> "lite")."""
+    name = (panel_name or "").lower()
+    for edition in ("business", "host", "pro", "lite"):
+        if edition in name:
+            return edition
+    return None
