@@ -230,6 +230,7 @@ class PartnerEmulator:
         self._faults: Faults = Faults()
         self._faults_stamp: float | None = None
         self.calls: dict[str, int] = {}
+        self.injected: dict[str, int] = {}  # faults injected, by kind: error, reset, drop
         self.calls_lock = threading.Lock()
         self.server = ThreadingHTTPServer(listen, _handler_for(self))
         self.server.daemon_threads = True
@@ -276,6 +277,10 @@ class PartnerEmulator:
     def count(self, func: str) -> None:
         with self.calls_lock:
             self.calls[func] = self.calls.get(func, 0) + 1
+
+    def inject(self, kind: str) -> None:
+        with self.calls_lock:
+            self.injected[kind] = self.injected.get(kind, 0) + 1
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -433,8 +438,10 @@ class _Handler(BaseHTTPRequestHandler):
             if high > 0:
                 time.sleep(random.uniform(low, high))
             if random.random() < faults.error_rate:
+                emulator.inject("error")
                 return self._send(503, "text/html", b"<html><body>503 Service Temporarily Unavailable</body></html>")
             if random.random() < faults.reset_rate:
+                emulator.inject("reset")
                 return self._reset()
         try:
             account = emulator.authenticate(params)
@@ -442,6 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as error:
             document = {"error": {"type": error.kind, "object": error.target, "msg": error.message}}
         if faults.applies_to(func) and "error" not in document and random.random() < faults.drop_rate:
+            emulator.inject(f"drop {func}")
             return self._reset()  # committed, and the answer is lost
         self._send(200, *_render(document, output))
 
@@ -459,7 +467,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = {"user": data["user"], "password": password}
         elif op == "calls":
             with emulator.calls_lock:
-                reply = dict(emulator.calls)
+                reply = {"calls": dict(emulator.calls), "injected": dict(emulator.injected)}
                 if params.get("reset"):
                     emulator.calls.clear()
         elif op == "licenses":
@@ -490,6 +498,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Discard:
+    closed = False
+
     def write(self, data: bytes) -> int:
         return len(data)
 

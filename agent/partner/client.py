@@ -23,8 +23,9 @@ from agent.secrets import mask
 
 # The list function is not documented anywhere public; JBS calls `soft` (facts §8). One place.
 LIST_FUNCTION = "soft"
-READ_ATTEMPTS = 3
-READ_BACKOFF = (0.2, 0.6)
+READ_ATTEMPTS = 6  # reads are harmless to repeat
+READ_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.5)
+CONNECT_ATTEMPTS = 3  # a write is repeated only when its connection was refused
 
 
 class PartnerClient:
@@ -125,11 +126,11 @@ class PartnerClient:
         raise AssertionError("unreachable")
 
     def _write(self, func: str, params: dict) -> Reply:
-        for attempt in range(READ_ATTEMPTS):
+        for attempt in range(CONNECT_ATTEMPTS):
             try:
                 return self._call(func, params)
             except PartnerCallNotSent:
-                if attempt == READ_ATTEMPTS - 1:
+                if attempt == CONNECT_ATTEMPTS - 1:
                     raise
                 self._sleep(READ_BACKOFF[min(attempt, len(READ_BACKOFF) - 1)])
         raise AssertionError("unreachable")

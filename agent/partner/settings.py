@@ -10,6 +10,7 @@ Inventory vars (all optional except a way to find the credentials):
     pricelists: {lite: ID, ...}       tariff ids per edition (defaults: 55227..55230)
     reuse_free: true|false            move a parked license of the same edition instead of ordering
     license_key_wait: SECONDS         how long to poll for the activation key after an order (60)
+    partner_settle: SECONDS           how long to look for an order whose answer was lost (3)
     ledger_path: PATH                 the ledger's SQLite file (default STATE_DIR/ledger.sqlite)
 
 The environment variable ISPAGENT_PARTNER_AUTHINFO ("user:password"), when set, is used instead of
@@ -50,6 +51,7 @@ class PartnerSettings:
     pricelists: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PRICELISTS))
     reuse_free: bool = False
     key_wait: float = 60.0
+    settle: float = 3.0
 
     @property
     def account(self) -> str:
@@ -79,6 +81,7 @@ def settings_from_vars(vars: Mapping[str, Any]) -> PartnerSettings:
         pricelists=_pricelists(vars.get("pricelists")),
         reuse_free=_boolean(vars, "reuse_free"),
         key_wait=_positive(vars, "license_key_wait", 60.0),
+        settle=_positive(vars, "partner_settle", 3.0),
     )
 
 

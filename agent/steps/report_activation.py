@@ -1,0 +1,49 @@
+"""`report`: tell the partner account which server holds the license, and record the activation.
+
+The activation goes through an outbox in the ledger: it is written as pending first, and only the
+account's confirmation (its soft.edit record showing our licname and remoteid) closes it. One the
+account did not confirm is retried by the next run's `report` step on this host.
+"""
+
+from __future__ import annotations
+
+from agent.errors import PartnerError
+from agent.ledger import default_ledger_path, open_ledger
+from agent.partner.client import client_for
+from agent.partner.settings import settings_from_vars
+from agent.runner.context import HostContext
+from agent.steps.license import wanted_license
+from agent.steps.registry import NoParams, StepResult, changed, ok, skipped, step
+
+
+@step("report", NoParams)
+def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
+    """Name the license after the server in the account (licname, remoteid); record the activation."""
+    grant = ctx.state.get("license")
+    if grant is None or not grant.id:
+        return skipped("no license from the partner account to report")
+    if ctx.dry_run:
+        return skipped(f"would report license {grant.id} as used by {wanted_license(ctx).fqdn}")
+    wanted = wanted_license(ctx)
+    ledger = open_ledger(default_ledger_path(ctx.vars))
+    client = client_for(settings_from_vars(ctx.vars))
+    host = ledger.host(ctx.host.name, ctx.host.address, wanted.fqdn)
+    ledger.queue_activation(grant.id, host, wanted.ip, grant.edition, grant.period)
+    pending = ledger.activations(host.name, state="pending")
+    if not pending:
+        return ok(f"activation of license {grant.id} already confirmed by the account")
+    unconfirmed = []
+    for activation in pending:
+        try:
+            client.set_ip_and_name(activation.license_id, licname=activation.fqdn, remoteid=activation.remoteid)
+            record = client.get(activation.license_id)
+            if record.licname != activation.fqdn or (record.remoteid and record.remoteid != activation.remoteid):
+                raise PartnerError(f"the account still names license {activation.license_id} '{record.licname}'")
+        except PartnerError as error:
+            ledger.activation_failed(activation, str(error))
+            unconfirmed.append(f"{activation.license_id} ({error})")
+            continue
+        ledger.confirm_activation(activation)
+    if unconfirmed:
+        return changed(f"activation recorded; not yet confirmed by the account, retried next run: {'; '.join(unconfirmed)}")
+    return changed(f"license {grant.id} reported as {wanted.fqdn}; activation recorded")
