@@ -34,8 +34,11 @@ def lab() -> None:
 @lab.command()
 @click.option("--hosts", "-n", type=click.IntRange(1, 1000), required=True,
               help="How many hosts the lab should have (h1..hN).")
+@click.option("--profile", "profile_options", multiple=True, metavar="HOST=PROFILE",
+              help="Give a host a profile that breaks one installer rule (repeatable): "
+                   "low-ram, debian13, eol-os, bad-hostname, selinux, repo-failure, installed.")
 @dir_option
-def up(hosts: int, lab_dir: Path) -> None:
+def up(hosts: int, lab_dir: Path, profile_options: tuple[str, ...]) -> None:
     """Bring the lab to exactly N running hosts and wait until each accepts SSH.
 
     Running hosts are left alone, dead ones restarted, hosts beyond N removed. The first run on a
@@ -46,7 +49,9 @@ def up(hosts: int, lab_dir: Path) -> None:
     Writes into DIR: id_ed25519 (+.pub), known_hosts, ssh_config, inventory.yaml.
     Then: ssh -F DIR/ssh_config h1   or   ispagent run -i DIR/inventory.yaml ...
     """
-    result = Lab(lab_dir).up(hosts, progress=_progress)
+    from agent.lab.profiles import parse_profile_options
+
+    result = Lab(lab_dir).up(hosts, progress=_progress, profiles=parse_profile_options(profile_options))
     kept = len(result.hosts) - len(result.started)
     stopped = f", {len(result.stopped)} removed" if result.stopped else ""
     click.echo(

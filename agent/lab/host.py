@@ -42,6 +42,7 @@ class LabHost:
     address: str
     pid: int | None = None  # the `unshare` parent, in the root PID namespace
     start_time: int | None = None  # its start time in clock ticks: guards against a reused pid
+    profile: str | None = None  # agent/lab/profiles.py: which installer rule the host breaks
 
     @classmethod
     def numbered(cls, index: int) -> "LabHost":
@@ -79,6 +80,11 @@ class HostPaths:
     @property
     def console(self) -> Path:
         return self.dir / "console.log"
+
+    @property
+    def profile(self) -> Path:
+        """Files of the host's profile that host_init.sh bind-mounts (e.g. a fake meminfo)."""
+        return self.dir / "profile"
 
     @property
     def host_public_key(self) -> Path:
@@ -124,6 +130,8 @@ def start_host(host: LabHost, paths: HostPaths, rootfs: Path) -> None:
         str(rootfs), str(paths.upper), str(paths.work), str(paths.root),
         host.name, f"{host.address}/{network.NETWORK.prefixlen}",
     ]
+    if host.profile:
+        argv.append(str(paths.profile))
     with open(paths.console, "ab") as console:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=console, stderr=console,

@@ -2,9 +2,9 @@
 # PID 1 of a lab host until it execs sshd. Started by `ip netns exec NS unshare --mount --uts --pid
 # --fork --kill-child --propagation private`, so it already runs in the host's own network, mount,
 # UTS and PID namespaces; until pivot_root it uses the control machine's tools.
-# usage: host_init.sh LOWER UPPER WORK ROOT HOSTNAME ADDRESS/PREFIX
+# usage: host_init.sh LOWER UPPER WORK ROOT HOSTNAME ADDRESS/PREFIX [PROFILE_DIR]
 set -eu
-lower=$1 upper=$2 work=$3 root=$4 hostname=$5 address=$6
+lower=$1 upper=$2 work=$3 root=$4 hostname=$5 address=$6 profile=${7:-}
 
 ip -batch - <<IP
 link set lo up
@@ -15,6 +15,10 @@ IP
 mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$root"
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+# Profile (agent/lab/profiles.py): a fake /proc/meminfo for a small server, as lxcfs does.
+if [ -n "$profile" ] && [ -f "$profile/meminfo" ]; then
+  mount --bind "$profile/meminfo" "$root/proc/meminfo"
+fi
 mount -t tmpfs -o mode=755,size=64m,nosuid,nodev tmpfs "$root/run"
 # Debian's sshd refuses to start without its privilege separation directory.
 mkdir -m 755 "$root/run/sshd" "$root/run/lock"
@@ -43,4 +47,8 @@ cd "$root"
 pivot_root . .
 umount -l .
 cd /
+# An installed (emulated) panel starts at boot, as its service would.
+if [ -x /usr/local/mgr5/sbin/ihttpd ]; then
+  setsid /usr/local/mgr5/sbin/ihttpd </dev/null >/dev/null 2>&1 &
+fi
 exec /usr/sbin/sshd -D -e

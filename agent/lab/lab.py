@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from agent.errors import LabError
-from agent.lab import client_files, network, services
+from agent.lab import client_files, network, profiles as host_profiles, services
 from agent.lab.atomic import write_atomically
 from agent.lab.commands import SYSTEM_PATH, require_root, require_tools
 from agent.lab.host import (
@@ -109,12 +109,16 @@ class Lab:
                 return host
         raise LabError(f"the lab in {self.dir} has no host {name!r}")
 
-    def up(self, hosts: int, progress: Progress | None = None) -> UpResult:
+    def up(self, hosts: int, progress: Progress | None = None, profiles: dict[str, str] | None = None) -> UpResult:
         """Make the lab have exactly `hosts` running hosts, h1..hN, and wait until each accepts SSH.
 
         Running hosts are left alone, dead ones are restarted (keeping their disk and host key),
-        missing ones are created, and hosts beyond N are stopped and removed.
+        missing ones are created, and hosts beyond N are stopped and removed. `profiles` maps host
+        names to agent/lab/profiles.py profiles; a host whose profile changes (given or not) is
+        recreated from scratch.
         """
+        profiles = dict(profiles or {})
+        host_profiles.check_profiles(profiles)
         say = progress or (lambda message: None)
         require_root()
         require_tools(*REQUIRED_TOOLS)
@@ -137,6 +141,7 @@ class Lab:
                     shutil.rmtree(HostPaths.of(self.dir, host.name).dir, ignore_errors=True)
 
             wanted = [recorded.get(index) or LabHost.numbered(index) for index in range(1, hosts + 1)]
+            wanted = [self._with_profile(host, profiles.get(host.name)) for host in wanted]
             to_start = [host for host in wanted if not is_running(host)]
             say(f"starting {len(to_start)} hosts ({hosts - len(to_start)} already running)")
             self._stop(to_start, delete_network=True)  # leftovers of dead hosts, if any
@@ -145,10 +150,12 @@ class Lab:
             for host in to_start:
                 paths = HostPaths.of(self.dir, host.name)
                 prepare_host(host, paths, rootfs, client_key)
+                host_profiles.apply_profile(host.profile, host.name, host.index, host.address, paths.upper, paths.profile)
                 start_host(host, paths, rootfs)
             self._save(wanted)  # before waiting: a failed start must still be stoppable by `down`
             say(f"waiting for sshd on {len(to_start)} hosts")
             self._wait_ready(to_start)
+            host_profiles.write_mirror_failures(self.dir, wanted)
             services.start_services(self.dir)
             client_files.write_client_files(self.dir, wanted)
         return UpResult(
@@ -242,6 +249,16 @@ class Lab:
             )
         MACHINE_STATE.mkdir(parents=True, exist_ok=True)
         write_atomically(CURRENT_LAB, f"{self.dir}\n")
+
+    def _with_profile(self, host: LabHost, profile: str | None) -> LabHost:
+        """`host` if its profile is `profile`, else a fresh host of that profile (the old one removed)."""
+        if host.profile == profile:
+            return host
+        self._stop([host], delete_network=True)
+        shutil.rmtree(HostPaths.of(self.dir, host.name).dir, ignore_errors=True)
+        fresh = LabHost.numbered(host.index)
+        fresh.profile = profile
+        return fresh
 
     def _stop(self, hosts: Sequence[LabHost], *, delete_network: bool) -> None:
         for host in hosts:

@@ -1,0 +1,125 @@
+"""Lab host profiles: hosts that break one installer rule each, or already have a panel.
+
+A profile is applied when its host is prepared: files written into the host's overlay upper layer,
+files bind-mounted over /proc inside its mount namespace (as lxcfs does), or a setting of the lab's
+mirror. Changing a host's profile recreates the host from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from agent.errors import LabError
+from agent.lab.atomic import write_atomically
+
+EMULATOR_PANEL = Path(__file__).with_name("installer_emulator") / "mgr5"
+LOW_RAM_MB = 488  # the figure of the real installer's "You have to low memory: 488" (facts 7)
+
+PROFILES = {
+    "low-ram": f"{LOW_RAM_MB} MB of RAM: a fake /proc/meminfo bind-mounted in the host's mount namespace",
+    "debian13": "Debian 13 (trixie) os-release: not in the installer's list",
+    "eol-os": "Debian 10 (buster) os-release: End of Support, installs only with allow_eol_os",
+    "bad-hostname": "`hostname -f` has no dot (/etc/hosts without the FQDN)",
+    "selinux": "SELinux enabled: `selinuxenabled` exits 0, as the installer tests it",
+    "repo-failure": "the lab mirror answers HTTP 503 to this host's repository requests",
+    "installed": "ISPmanager (emulated) already installed, licensed and running",
+}
+MIRROR_FAILING_CLIENTS = Path("services/mirror/failing-clients")  # under the lab directory
+
+
+def check_profiles(profiles: dict[str, str]) -> None:
+    for name, profile in profiles.items():
+        if profile not in PROFILES:
+            raise LabError(f"{name}: unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+
+
+def parse_profile_options(options: tuple[str, ...]) -> dict[str, str]:
+    """`h3=low-ram` options as a {host: profile} mapping."""
+    profiles = {}
+    for option in options:
+        name, sep, profile = option.partition("=")
+        if not sep or not name or not profile:
+            raise LabError(f"--profile {option!r}: write HOST=PROFILE, e.g. h3=low-ram")
+        profiles[name] = profile
+    check_profiles(profiles)
+    return profiles
+
+
+def apply_profile(profile: str | None, name: str, index: int, address: str, upper: Path, profile_dir: Path) -> None:
+    """Write the profile's files for host `name` (its overlay upper layer, its bind-mount sources)."""
+    shutil.rmtree(profile_dir, ignore_errors=True)
+    if profile is None:
+        return
+    profile_dir.mkdir(parents=True)
+    if profile == "low-ram":
+        write_atomically(profile_dir / "meminfo", _meminfo(LOW_RAM_MB))
+    elif profile == "debian13":
+        _os_release(upper, "13", "trixie", "13.1")
+    elif profile == "eol-os":
+        _os_release(upper, "10", "buster", "10.13")
+    elif profile == "bad-hostname":
+        write_atomically(upper / "etc/hosts", f"127.0.0.1\tlocalhost\n{address}\t{name}\n")
+    elif profile == "selinux":
+        _mkdirs(upper, "usr/sbin", "etc/selinux")
+        write_atomically(upper / "usr/sbin/selinuxenabled", "#!/bin/sh\nexit 0\n", 0o755)
+        write_atomically(upper / "usr/sbin/getenforce", "#!/bin/sh\necho Enforcing\n", 0o755)
+        write_atomically(upper / "etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=targeted\n")
+    elif profile == "installed":
+        _install_panel(upper, index, address)
+
+
+def preinstalled_licid(index: int) -> str:
+    return str(4_000_000 + index)
+
+
+def write_mirror_failures(lab_dir: Path, hosts) -> None:
+    """The addresses of `repo-failure` hosts, for the mirror to refuse."""
+    path = lab_dir / MIRROR_FAILING_CLIENTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    failing = [host.address for host in hosts if getattr(host, "profile", None) == "repo-failure"]
+    write_atomically(path, "".join(f"{address}\n" for address in failing))
+
+
+def _meminfo(total_mb: int) -> str:
+    total = total_mb * 1024
+    lines = [f"MemTotal:       {total} kB", f"MemFree:        {total // 2} kB", f"MemAvailable:   {total * 3 // 4} kB"]
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.split(":")[0] not in ("MemTotal", "MemFree", "MemAvailable"):
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _os_release(upper: Path, version: str, codename: str, debian_version: str) -> None:
+    _mkdirs(upper, "etc")
+    (upper / "etc/os-release").unlink(missing_ok=True)
+    write_atomically(upper / "etc/os-release", (
+        f'PRETTY_NAME="Debian GNU/Linux {version} ({codename})"\nNAME="Debian GNU/Linux"\n'
+        f'VERSION_ID="{version}"\nVERSION="{version} ({codename})"\nVERSION_CODENAME={codename}\nID=debian\n'
+    ))
+    write_atomically(upper / "etc/debian_version", f"{debian_version}\n")
+
+
+def _install_panel(upper: Path, index: int, address: str) -> None:
+    _mkdirs(upper, "usr/local")
+    target = upper / "usr/local/mgr5"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(EMULATOR_PANEL, target)
+    for sub in ("etc/ispmgr.conf.d", "var/run"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    license = {"licid": preinstalled_licid(index), "panel_name": "ISPmanager Lite", "expire": "2099-12-31", "ip": address}
+    write_atomically(target / "etc/ispmgr.lic", json.dumps(license) + "\n")
+    write_atomically(target / "etc/emulator.json", json.dumps({"license_url": "http://198.18.0.1:8443"}) + "\n")
+    write_atomically(target / "etc/emulator-packages", "ispmanager-lite-common\n")
+    write_atomically(target / "etc/mgrlist.conf", "manager ispmgr\n")
+
+
+def _mkdirs(upper: Path, *relative: str) -> None:
+    for rel in relative:
+        path = upper
+        for part in Path(rel).parts:
+            path = path / part
+            if not path.exists():
+                path.mkdir(mode=0o755)
+                path.chmod(0o755)
