@@ -250,14 +250,10 @@ def _order(work: LicenseWork, host: LedgerHost) -> str:
         work.breaker.check(account)
         ledger.begin_order(host, wanted.ip, wanted.edition, wanted.period)
         try:
-            with work.breaker.gate(account):
-                work.breaker.check(account)
-                work.say(f"ordering a {wanted.edition} {wanted.period} license for {wanted.ip} (attempt {attempt})")
-                license_id = work.client.order(wanted.edition, wanted.period, wanted.ip, wanted.fqdn, host.remoteid)
+            license_id = _send_order(work, host, attempt)
         except PartnerPaymentRequired as error:
             ledger.refuse_order(host.name, str(error))
-            work.breaker.trip(account, f"{error}; pay the invoice, then rerun")
-            raise PartnerPaymentRequired(f"{error}; ordering stopped for the rest of this run: pay the invoice, then rerun") from None
+            raise
         except PartnerTransient as error:
             work.say(f"order outcome unknown ({error}); looking it up")
             found = _look_up_order(work, host)
@@ -274,6 +270,19 @@ def _order(work: LicenseWork, host: LedgerHost) -> str:
         f"{wanted.host_name}: {ORDER_ATTEMPTS} orders got no answer and none shows in the account; "
         "rerun (it looks the order up before trying again)"
     )
+
+
+def _send_order(work: LicenseWork, host: LedgerHost, attempt: int) -> str:
+    """One order, through the account's gate: a payment refusal trips the breaker before the next goes."""
+    wanted, account = work.wanted, work.client.settings.account
+    with work.breaker.gate(account):
+        work.breaker.check(account)
+        work.say(f"ordering a {wanted.edition} {wanted.period} license for {wanted.ip} (attempt {attempt})")
+        try:
+            return work.client.order(wanted.edition, wanted.period, wanted.ip, wanted.fqdn, host.remoteid)
+        except PartnerPaymentRequired as error:
+            work.breaker.trip(account, f"{error}; pay the invoice, then rerun")
+            raise PartnerPaymentRequired(f"{error}; ordering stopped for the rest of this run: pay the invoice, then rerun") from None
 
 
 def _look_up_order(work: LicenseWork, host: LedgerHost) -> AccountLicense | None:

@@ -1,0 +1,42 @@
+"""Helpers for license tests: an in-process partner emulator and inventories that use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.lab.partner_emulator import PartnerEmulator
+from labkit import write_inventory
+
+BASE_VARS = {"edition": "lite", "period": "monthly", "release": "stable"}
+
+
+def start_emulator(directory: Path, **faults) -> PartnerEmulator:
+    emulator = PartnerEmulator(directory).start()
+    if faults:
+        emulator.set_faults(**faults)
+    return emulator
+
+
+def partner_vars(emulator: PartnerEmulator, ledger: Path, **extra) -> dict:
+    return {
+        **BASE_VARS,
+        "partner_api_url": emulator.url,
+        "partner_credentials_file": str(emulator.credentials_file),
+        "partner_timeout": 5,
+        "partner_settle": 0.3,
+        "license_key_wait": 15,
+        "ledger_path": str(ledger),
+        **extra,
+    }
+
+
+def license_inventory(lab, path: Path, emulator: PartnerEmulator, ledger: Path, hosts=None, **extra) -> Path:
+    chosen = hosts if hosts is not None else lab.hosts
+    return write_inventory(
+        lab, path, vars=partner_vars(emulator, ledger, **extra),
+        hosts={h.name: {"address": h.address, "vars": {"fqdn": h.fqdn}} for h in chosen},
+    )
+
+
+def live_licenses(emulator: PartnerEmulator) -> list[dict]:
+    return [lic for lic in emulator.store.licenses() if lic["status"] != 4]

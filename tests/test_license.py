@@ -1,0 +1,146 @@
+"""Exactly-once licensing (agent/license.py): the decision, then ensure_license against the emulator."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from agent.errors import LicenseConflict, PartnerPaymentRequired, PartnerTransient
+from agent.ledger import LicenseLedger
+from agent.license import LicenseWork, OrderBreaker, WantedLicense, ensure_license, plan_license
+from agent.partner.client import PartnerClient
+from agent.partner.model import AccountLicense, LicenseStatus
+from agent.partner.settings import settings_from_vars
+from partnerkit import live_licenses, start_emulator
+
+WANT = WantedLicense("h1", "198.18.0.2", "h1.lab.example", "lite", "monthly")
+
+
+def _lic(id, ip="198.18.0.2", edition="lite", status=LicenseStatus.ACTIVE, licname="h1", remoteid=""):
+    return AccountLicense(id, ip, licname, status, {"lite": "55227", "pro": "55228"}[edition], edition, "2027-01-01", remoteid)
+
+
+@pytest.mark.parametrize("account, kwargs, action, license_id", [
+    ([], {}, "ordered", None),
+    ([_lic("5")], {"server_licid": "5"}, "existing", "5"),
+    ([_lic("5")], {"ledger_license_id": "5"}, "existing", "5"),
+    ([_lic("5")], {}, "adopted", "5"),
+    ([_lic("5", status=LicenseStatus.DELETED)], {}, "ordered", None),
+    ([_lic("5", ip="0.0.0.0", licname="free.lic", status=LicenseStatus.SUSPENDED)], {}, "ordered", None),
+    ([_lic("5", ip="0.0.0.0", licname="free.lic", status=LicenseStatus.SUSPENDED)], {"reuse_free": True}, "reused", "5"),
+    ([_lic("5", ip="0.0.0.0", edition="pro", licname="free.lic")], {"reuse_free": True}, "ordered", None),
+    ([_lic("5", ip="0.0.0.0", licname="free.lic")], {"reuse_free": True, "taken": frozenset({"5"})}, "ordered", None),
+])
+def test_plan_license(account, kwargs, action, license_id):
+    plan = plan_license(WANT, account, **kwargs)
+    assert (plan.action, plan.license.id if plan.license else None) == (action, license_id)
+
+
+def test_plan_forgets_a_ledger_license_the_account_lost():
+    plan = plan_license(WANT, [], ledger_license_id="5")
+    assert (plan.action, plan.stale_ledger_id) == ("ordered", "5")
+
+
+@pytest.mark.parametrize("account, kwargs, words", [
+    ([_lic("5"), _lic("6")], {}, "holds 2 licenses for 198.18.0.2"),
+    ([_lic("5", ip="198.18.0.99", remoteid="isp-1")], {"remoteid": "isp-1"}, "change-ip 5 198.18.0.2"),
+    ([_lic("5", edition="pro")], {}, "inventory wants lite"),
+])
+def test_plan_refuses_to_guess(account, kwargs, words):
+    with pytest.raises(LicenseConflict, match=words):
+        plan_license(WANT, account, **kwargs)
+
+
+@pytest.fixture
+def account(tmp_path):
+    emulator = start_emulator(tmp_path / "partner")
+    yield emulator
+    emulator.stop()
+
+
+def _work(emulator, tmp_path, wanted=WANT, breaker=None, **kwargs) -> LicenseWork:
+    settings = settings_from_vars({"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)})
+    client = kwargs.pop("client", None) or PartnerClient(settings, sleep=lambda s: None)
+    return LicenseWork(client=client, ledger=LicenseLedger(tmp_path / "ledger.sqlite"), wanted=wanted,
+                       address=wanted.ip, settle=0.05, sleep=lambda s: None, breaker=breaker or OrderBreaker(), **kwargs)
+
+
+def test_order_then_rerun_finds_it(account, tmp_path):
+    account.set_faults(key_delay=0.3)  # the key comes later: polled
+    first = ensure_license(LicenseWork(**{**_work(account, tmp_path).__dict__, "sleep": __import__("time").sleep}))
+    assert first.action == "ordered" and first.key.startswith(first.id + "-")
+    again = ensure_license(_work(account, tmp_path))
+    assert (again.action, again.id, again.key) == ("existing", first.id, first.key)
+    assert account.calls["soft.order.param"] == 1
+
+
+def test_commit_then_drop_is_found_by_remoteid_not_ordered_again(account, tmp_path):
+    account.set_faults(drop_rate=1.0, functions=["soft.order.param"])
+    grant = ensure_license(_work(account, tmp_path))
+    assert grant.action == "ordered" and account.calls["soft.order.param"] == 1
+    assert len(live_licenses(account)) == 1
+
+
+def test_crash_after_the_order_left_is_recovered_as_our_order(account, tmp_path):
+    work = _work(account, tmp_path)
+    host = work.ledger.host("h1", WANT.ip, WANT.fqdn)
+    work.ledger.begin_order(host, WANT.ip, "lite", "monthly")
+    work.client.order("lite", "monthly", WANT.ip, WANT.fqdn, host.remoteid)  # ...and then the process died
+    grant = ensure_license(work)
+    assert grant.action == "ordered" and account.calls["soft.order.param"] == 1
+    assert work.ledger.order_intent("h1").state == "done"
+
+
+def test_5xx_on_every_order_never_leaves_a_duplicate(account, tmp_path):
+    account.set_faults(error_rate=1.0, functions=["soft.order.param"])
+    with pytest.raises(PartnerTransient, match="rerun"):
+        ensure_license(_work(account, tmp_path))
+    assert live_licenses(account) == []
+    account.set_faults()
+    assert ensure_license(_work(account, tmp_path)).action == "ordered"
+    assert len(live_licenses(account)) == 1
+
+
+def test_unpaid_account_is_asked_once_for_many_hosts(account, tmp_path):
+    account.store.update_account("lab-partner@example.com", unpaid=1)
+    breaker = OrderBreaker()
+    wanted = [WantedLicense(f"h{i}", f"198.18.0.{i + 1}", f"h{i}.lab.example", "lite", "monthly") for i in range(1, 11)]
+    client = _work(account, tmp_path).client
+
+    def one(item):
+        try:
+            ensure_license(_work(account, tmp_path, item, breaker, client=client))
+        except PartnerPaymentRequired as error:
+            return str(error)
+
+    with ThreadPoolExecutor(10) as pool:
+        errors = list(pool.map(one, wanted))
+    assert all("unpaid invoice" in e and "pay the invoice, then rerun" in e for e in errors)
+    assert account.calls["soft.order.param"] == 1
+
+
+def test_two_workers_on_one_host_order_once(account, tmp_path):
+    account.set_faults(latency=[0.05, 0.05])
+    barrier = threading.Barrier(2)
+
+    def one(_):
+        barrier.wait()
+        return ensure_license(_work(account, tmp_path)).action
+
+    with ThreadPoolExecutor(2) as pool:
+        actions = sorted(pool.map(one, range(2)))
+    assert actions == ["existing", "ordered"] and len(live_licenses(account)) == 1
+
+
+def test_reuse_free_moves_a_parked_license_and_resumes_it(account, tmp_path):
+    work = _work(account, tmp_path, reuse_free=True)
+    parked = work.client.order("lite", "monthly", "198.18.0.50", "old", "")
+    work.client.set_ip_and_name(parked, ip="0.0.0.0", licname="free.lic")
+    work.client.suspend(parked)
+    grant = ensure_license(work)
+    assert (grant.action, grant.id) == ("reused", parked)
+    lic = work.client.get(parked)
+    assert (lic.ip, lic.licname, lic.status) == (WANT.ip, WANT.fqdn, LicenseStatus.ACTIVE)
+    assert account.calls["soft.order.param"] == 1  # only the setup's
