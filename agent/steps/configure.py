@@ -78,6 +78,7 @@ def configure(ctx: HostContext, params: PanelConfigParams) -> StepResult:
     if not changed_files:
         return ok(f"{len(files)} config files up to date")
     if ctx.dry_run:
+        ctx.state["configure_pending"] = tuple(changed_files)  # verify: these would be rewritten first
         diff = "".join(r.data.get("diff", "") for r in results.values())
         return changed(f"would update {', '.join(changed_files)} and restart the panel", diff=mask(diff))
     if CALLS_DEST in changed_files:

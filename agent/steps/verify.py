@@ -58,7 +58,11 @@ def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
     expected = getattr(license, "id", None) or None
     checks += license_checks(parse_key_values(info.stdout) if info.rc == 0 else {}, expected,
                              read_install_settings(ctx.vars).edition)
+    pending = ctx.state.get("configure_pending", ()) if ctx.dry_run else ()
     for planned in planned_files(ctx, params):
+        if planned.dest in pending:
+            checks.append(Check(f"config:{planned.dest}", True, "would be updated by configure (dry run)"))
+            continue
         remote = host.file(planned.dest)
         in_place = remote.exists and remote.sha256sum == planned.sha256
         checks.append(Check(f"config:{planned.dest}", in_place, "as rendered" if in_place else "missing or differs"))

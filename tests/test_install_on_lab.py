@@ -1,0 +1,178 @@
+"""End to end on the lab: 20 hosts, one per failure profile; rerun; audit; a dropped SSH connection and --resume.
+
+Uses tests/data/installer/install-nolicense.yaml (playbooks/install.yaml without the license and
+report steps of the licenses issue) and the license stand-in, so these tests need no partner account.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.lab.license_standin import LicenseStandin
+from agent.lab.mirror import write_config
+from agent.lab.profiles import preinstalled_licid
+from labkit import REPO, ispagent, on_host, read_report, write_inventory
+
+pytestmark = pytest.mark.lab
+
+INSTALL = REPO / "tests" / "data" / "installer" / "install-nolicense.yaml"
+AUDIT = REPO / "playbooks" / "audit.yaml"
+LAB_SIZE = 20
+PROFILES = {"h7": "low-ram", "h8": "debian13", "h9": "eol-os", "h10": "bad-hostname", "h11": "selinux",
+            "h12": "repo-failure", "h13": "installed"}
+# What each bad host's preflight says (the host result's error starts with "preflight: " and this).
+PREFLIGHT_ERRORS = {
+    "h7": "[ram] You have to low memory: 488 MB (the installer needs more than 512 MB)",
+    "h8": "[os] Unsupported os version (trixie)",
+    "h9": "[eol_os] debian 10 is at End of Support (EOL): upgrade the OS, or set allow_eol_os: true",
+    "h10": "[hostname] You have incorrect hostname: h10",
+    "h11": "[selinux] SELinux is enabled",
+    "h12": "[repository] the installer's repository http://198.18.0.1:8080/repo/ is not reachable from the host"
+           " (HTTP Error 503",
+}
+RESET_PANEL = (
+    "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -- -$pid 2>/dev/null; "
+    "pid=$(cat /usr/local/mgr5/var/run/ihttpd.pid 2>/dev/null) && kill -9 $pid 2>/dev/null; "
+    "rm -rf /usr/local/mgr5 /var/lib/ispagent /var/lib/ispmanager-emulator /etc/apt/sources.list.d/exosoft.list; true"
+)
+
+
+def reset_panel(lab, name: str) -> None:
+    """Remove what an install left on a host (emulated panel, our install dir, its processes)."""
+    on_host(lab, name, RESET_PANEL)
+
+
+@pytest.fixture(scope="module")
+def install_lab(lab):
+    """The session lab grown to 20 hosts with one host per profile, and the license stand-in."""
+    standin = LicenseStandin().start()
+    mirror_dir = lab.dir / "services" / "mirror"
+    try:
+        lab.up(LAB_SIZE, profiles=PROFILES)
+        for host in lab.hosts:
+            if host.profile is None:
+                reset_panel(lab, host.name)
+        write_config(mirror_dir, license_url=standin.url, install_seconds=1, license_retry_delay=0.2)
+        yield lab, standin
+    finally:
+        standin.stop()
+        (mirror_dir / "config.json").unlink(missing_ok=True)
+        for host in lab.hosts[:6]:
+            reset_panel(lab, host.name)
+        lab.up(6)
+
+
+def inventory(lab, path: Path, **extra_vars) -> Path:
+    hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, "installer_url": "http://198.18.0.1:8080/install.sh",
+                                                     **extra_vars}} for h in lab.hosts}
+    return write_inventory(lab, path, hosts=hosts)
+
+
+def hosts_of(report: dict) -> dict[str, dict]:
+    return {host["name"]: host for host in report["hosts"]}
+
+
+def test_twenty_hosts_good_ones_installed_and_verified_bad_ones_fail_at_preflight_rerun_changes_nothing_audit_green(
+    install_lab, tmp_path
+):
+    lab, standin = install_lab
+    path = inventory(lab, tmp_path / "inventory.yaml")
+    first = ispagent("run", str(INSTALL), "-i", str(path), "--report-json", str(tmp_path / "1.json"), state_dir=tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    hosts = hosts_of(read_report(tmp_path / "1.json"))
+    good = [h.name for h in lab.hosts if h.name not in PREFLIGHT_ERRORS]
+    assert len(good) == 14
+    for name, message in PREFLIGHT_ERRORS.items():
+        assert hosts[name]["status"] == "failed", name
+        assert hosts[name]["error"].startswith(f"preflight: {message}"), hosts[name]["error"]
+        assert [step["step"] for step in hosts[name]["steps"]] == ["facts", "preflight"]
+        assert on_host(lab, name, "test -e /var/lib/ispagent/installer/install.sh").returncode == 1  # nothing run
+    bad_addresses = {lab.host(name).address for name in PREFLIGHT_ERRORS}
+    assert not bad_addresses & {ip for ip, _ in standin.requests}, "a license was asked for a host that failed preflight"
+    for name in good:
+        host = hosts[name]
+        assert host["status"] == "changed", (name, host["error"])
+        assert all(check["ok"] for check in host["verify"].values()), (name, host["verify"])
+        assert on_host(lab, name, "ss -ltn | grep -q ':1500 '").returncode == 0, name
+    fresh = hosts["h14"]
+    assert fresh["installer"]["result"] == "installed"
+    assert fresh["installer"]["command"] == "bash install.sh --release stable --dbtype sqlite --silent ispmanager-lite"
+    assert fresh["verify"]["license"]["detail"].startswith(f"licid {LicenseStandin.licid_for(lab.host('h14').address)}")
+    preinstalled = hosts["h13"]
+    assert preinstalled["preflight"]["installed"] is True and preinstalled["preflight"]["licid"] == preinstalled_licid(13)
+    assert [s["status"] for s in preinstalled["steps"]] == ["ok", "ok", "skipped", "changed", "ok"]
+    assert on_host(lab, "h13", "cat /var/lib/ispmanager-emulator/invocations").returncode == 1  # install.sh never ran
+
+    second = ispagent("run", str(INSTALL), "-i", str(path), "--report-json", str(tmp_path / "2.json"), state_dir=tmp_path)
+    report = read_report(tmp_path / "2.json")
+    assert report["summary"]["changed"] == 0 and report["summary"]["ok"] == 14, second.stdout
+    assert all(not step["changed"] for host in report["hosts"] for step in host["steps"])
+
+    audit = ispagent("run", str(AUDIT), "-i", str(path), "--limit", ",".join(good),
+                     "--report-json", str(tmp_path / "audit.json"), state_dir=tmp_path)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    report = read_report(tmp_path / "audit.json")
+    assert report["summary"]["ok"] == 14 and report["summary"]["changed"] == 0
+    assert all(check["ok"] for host in report["hosts"] for check in host["verify"].values())
+
+
+def test_dry_run_shows_the_config_diff_and_changes_nothing(install_lab, tmp_path):
+    lab, _ = install_lab
+    path = inventory(lab, tmp_path / "inventory.yaml", ihttpd_allow=["10.0.0.0/8"])
+    before = on_host(lab, "h13", "cat /usr/local/mgr5/etc/ihttpd.conf").stdout
+    result = ispagent("run", str(INSTALL), "-i", str(path), "--limit", "h13", "--dry-run", state_dir=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "+\tallow_ip 10.0.0.0/8" in result.stdout and "+++ /usr/local/mgr5/etc/ihttpd.conf (wanted)" in result.stdout
+    assert on_host(lab, "h13", "cat /usr/local/mgr5/etc/ihttpd.conf").stdout == before
+
+    audit = ispagent("run", str(AUDIT), "-i", str(path), "--limit", "h13", "--report-json", str(tmp_path / "a.json"),
+                     state_dir=tmp_path)
+    assert audit.returncode == 1  # the inventory now wants another ihttpd.conf: drift
+    assert "config:/usr/local/mgr5/etc/ihttpd.conf: missing or differs" in hosts_of(read_report(tmp_path / "a.json"))["h13"]["error"]
+
+
+def test_dropped_ssh_connection_install_finishes_on_the_server_and_resume_reattaches_without_a_second_installer(
+    install_lab, tmp_path
+):
+    lab, _ = install_lab
+    name = "h20"
+    reset_panel(lab, name)
+    write_config(lab.dir / "services" / "mirror", install_seconds=6)
+    try:
+        path = inventory(lab, tmp_path / "inventory.yaml")
+        env_run = [sys.executable, "-m", "agent", "run", str(INSTALL), "-i", str(path), "--limit", name,
+                   "--report-json", str(tmp_path / "1.json")]
+        run = subprocess.Popen(env_run, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)})
+        deadline = time.monotonic() + 30
+        while on_host(lab, name, "pgrep -f ispagent-install").returncode != 0:
+            assert time.monotonic() < deadline and run.poll() is None, "install.sh never started"
+            time.sleep(0.1)
+        time.sleep(1)
+        # Drop our SSH connection: kill the host's per-connection sshd processes (not sshd itself, PID 1).
+        sessions = on_host(lab, name, "pgrep -f 'sshd: root'").stdout.split()
+        assert sessions
+        on_host(lab, name, f"kill -9 {' '.join(sessions)}")
+        out, err = run.communicate(timeout=60)
+        first = read_report(tmp_path / "1.json")
+        assert first["hosts"][0]["status"] == "unreachable", out + err
+        assert on_host(lab, name, "pgrep -f ispagent-install").returncode == 0, "the install died with the connection"
+
+        resumed = ispagent("run", "--resume", first["run_id"], "--report-json", str(tmp_path / "2.json"), state_dir=tmp_path)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        host = read_report(tmp_path / "2.json")["hosts"][0]
+        assert host["status"] == "changed" and host["installer"]["result"] == "installed"
+        installer = next(step for step in host["steps"] if step["step"] == "installer")
+        assert "reattached to a running install" in installer["message"]
+        assert on_host(lab, name, "wc -l < /var/lib/ispagent/installer/launches").stdout.strip() == "1"
+        assert on_host(lab, name, "wc -l < /var/lib/ispmanager-emulator/invocations").stdout.strip() == "1"
+        log = (tmp_path / "runs" / first["run_id"] / "hosts" / f"{name}.log").read_text()
+        assert "Installing coremanager" in log and "Your newly installed ispmanager panel is available at:" in log
+    finally:
+        write_config(lab.dir / "services" / "mirror", install_seconds=1)
