@@ -167,6 +167,13 @@ def _failed(ctx: HostContext, failure: FailureClass, message: str) -> StepResult
 @step("installer", InstallerParams)
 def installer(ctx: HostContext, params: InstallerParams) -> StepResult:
     """Run install.sh (detached, logged on the server) unless a panel is there; reattach on resume."""
+    try:
+        return _install(ctx, params)
+    except InstallerFailed as error:  # timeout, unreadable state: still a classified host result
+        return _failed(ctx, FailureClass(error.failure_class, "see the installer log on the server"), str(error))
+
+
+def _install(ctx: HostContext, params: InstallerParams) -> StepResult:
     settings = read_install_settings(ctx.vars)
     preflight = ctx.state.get("preflight")
     if preflight is None:
@@ -186,10 +193,7 @@ def installer(ctx: HostContext, params: InstallerParams) -> StepResult:
     command = installer_command(settings, preflight.os_family, _activation_key(ctx))
     for note in command.notes:
         ctx.log.write("|", note)
-    try:
-        script = fetch_script(settings.script_url, settings.installer_sha256)
-    except InstallerFailed as error:
-        return _failed(ctx, FailureClass(error.failure_class, "fix installer_url / installer_sha256"), str(error))
+    script = fetch_script(settings.script_url, settings.installer_sha256)
     ctx.connection.put(script, SCRIPT, 0o700, make_parents=True)
     launch = ctx.connection.run(_LAUNCH.replace("__ARGS__", command_line(command.argv)))
     if not launch.ok or not launch.stdout.strip().isdigit():
