@@ -181,9 +181,13 @@ def ensure_license(work: LicenseWork) -> LicenseGrant:
     A pass that meets a lost or failed answer is started again from a fresh look at the account:
     every pass begins by finding what already exists, so repeating one never orders twice.
     """
+    ordered: set[str] = set()  # a later pass finds what an earlier one ordered: still "ordered"
     for attempt in range(PASSES):
         try:
-            return _ensure_once(work)
+            grant = _ensure_once(work, ordered)
+            if grant.id in ordered and grant.action == "existing":
+                grant = LicenseGrant(grant.id, grant.key, grant.edition, grant.period, "ordered")
+            return grant
         except PartnerTransient as error:
             if attempt == PASSES - 1:
                 raise
@@ -192,7 +196,7 @@ def ensure_license(work: LicenseWork) -> LicenseGrant:
     raise AssertionError("unreachable")
 
 
-def _ensure_once(work: LicenseWork) -> LicenseGrant:
+def _ensure_once(work: LicenseWork, ordered: set[str]) -> LicenseGrant:
     wanted, ledger = work.wanted, work.ledger
     host = ledger.host(wanted.host_name, work.address, wanted.fqdn)
     with ledger.host_lock(wanted.host_name):
@@ -203,6 +207,7 @@ def _ensure_once(work: LicenseWork) -> LicenseGrant:
             ledger.forget_license(plan.stale_ledger_id, "not in the partner account any more")
         if plan.action == "ordered":
             license_id = _order(work, host)
+            ordered.add(license_id)
             action = "ordered"
         else:
             license_id = plan.license.id

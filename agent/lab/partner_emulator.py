@@ -232,7 +232,7 @@ class PartnerEmulator:
         self.calls: dict[str, int] = {}
         self.injected: dict[str, int] = {}  # faults injected, by kind: error, reset, drop
         self.calls_lock = threading.Lock()
-        self.server = ThreadingHTTPServer(listen, _handler_for(self))
+        self.server = _Server(listen, _handler_for(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -389,6 +389,15 @@ def _check_ip(text: str, allow_unassigned: bool = False) -> None:
 
 
 # -- HTTP ------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # the client went away (a killed agent, its own timeout): nothing to report
+        super().handle_error(request, client_address)
 
 
 def _handler_for(emulator: PartnerEmulator) -> type[BaseHTTPRequestHandler]:
