@@ -8,12 +8,14 @@ import pytest
 
 from agent.errors import PlaybookError
 from agent.playbook import load_playbook
+from agent.steps.registry import load_steps
+from agent.steps.registry import load_steps
 
 BAD = Path(__file__).parent / "data" / "playbooks" / "bad"
 REPO = Path(__file__).resolve().parent.parent
 
 EXPECTED = {
-    "unknown_step.yaml": "4: steps[1].templat: unknown step 'templat' (did you mean 'template'?); known steps: facts, shell, template, upload",
+    "unknown_step.yaml": "4: steps[1].templat: unknown step 'templat' (did you mean 'template'?); known steps: " + ", ".join(sorted(load_steps())),
     "unknown_param.yaml": "3: steps[0].upload.mdoe: unknown parameter of step 'upload' (did you mean 'mode'?); known: src, dest, mode",
     "missing_param.yaml": "3: steps[0].upload.dest: required parameter of step 'upload' is missing",
     "decimal_mode.yaml": "3: steps[0].upload.mode: write modes as quoted octal strings, e.g. '0644' (got 644)",
