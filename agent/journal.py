@@ -26,7 +26,7 @@ from typing import Any
 
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted
-from agent.runner.events import Event, HostFinished, StepRecord, event_to_json
+from agent.runner.events import Event, StepRecord, event_to_json
 from agent.secrets import mask
 
 

@@ -6,24 +6,15 @@ import traceback
 from pathlib import Path
 
 import jinja2
-from pydantic import field_validator
 
 from agent.errors import StepFailed
 from agent.runner.context import HostContext
-from agent.steps.registry import StepParams, StepResult, step
-from agent.steps.upload import check_remote_path, ensure_file, parse_mode
+from agent.steps.registry import StepResult, step
+from agent.steps.upload import UploadParams, ensure_file
 
 
-class TemplateParams(StepParams):
-    src: str
-    dest: str
-    mode: int = 0o644
-
-    _mode = field_validator("mode", mode="before")(parse_mode)
-    _dest = field_validator("dest")(check_remote_path)
-
-    def local_files(self) -> dict[str, str]:
-        return {"src": self.src}
+class TemplateParams(UploadParams):
+    """Like upload's, but `src` names a Jinja2 template (beside the playbook or in templates/)."""
 
 
 def render_template(search: list[Path], name: str, variables: dict) -> str:
