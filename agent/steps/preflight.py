@@ -47,12 +47,21 @@ if [ -n "$pid" ] && [ ! -e __DIR__/install.rc ] && [ -r /proc/$pid/cmdline ]; th
   case "$(tr '\0' ' ' < /proc/$pid/cmdline)" in *ispagent-install*) echo install_running=1;; esac
 fi
 url=__REPO__
-if command -v curl >/dev/null; then err=$(curl -fsS -o /dev/null --max-time 10 "$url" 2>&1)
-elif command -v wget >/dev/null; then err=$(wget -q -T 10 -t 1 -O /dev/null "$url" 2>&1)
-else err=$(python3 -c 'import sys, urllib.request
+# Reachable = the repository's server answers below 500: a 403/404 on a directory listing is
+# still a live repository; only no answer or a server error fails the host.
+if command -v curl >/dev/null; then
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$url" 2>/dev/null)
+  if [ "${code:-000}" != 000 ] && [ "$code" -lt 500 ]; then err=; else err="HTTP ${code:-000}"; fi
+elif command -v python3 >/dev/null; then err=$(python3 -c 'import sys, urllib.request, urllib.error
 try: urllib.request.urlopen(sys.argv[1], timeout=10).read(1)
+except urllib.error.HTTPError as e:
+    if e.code >= 500: sys.exit(str(e))
 except Exception as e: sys.exit(str(e))' "$url" 2>&1)
-fi && echo repository=ok || echo "repository_error=$(echo $err | tail -c 200)"
+else wget -q -T 10 -t 1 -O /dev/null "$url" 2>/dev/null; rc=$?
+  # wget: 0 fetched, 8 the server answered with an error status; anything else is no answer.
+  if [ $rc = 0 ] || [ $rc = 8 ]; then err=; else err="wget exit $rc"; fi
+fi
+[ -z "$err" ] && echo repository=ok || echo "repository_error=$(echo $err | tail -c 200)"
 """
 
 
