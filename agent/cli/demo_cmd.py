@@ -15,14 +15,15 @@ from agent.cli.progress import PlainProgress, print_summary
 @click.option("--dir", "lab_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lab"),
               show_default=True, help="Lab directory (inventory, keys, state, reports).")
 @click.option("--playbook", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=Path("playbooks/smoke.yaml"), show_default=True, help="Playbook to run.")
+              default=Path("playbooks/install.yaml"), show_default=True, help="Playbook to run.")
 def demo(hosts: int, lab_dir: Path, playbook: Path) -> None:
     """Bring up a local lab, run the playbook over it, then run it again.
 
     \b
     The second run must change nothing. The lab stays up afterwards, so you can look:
       ssh -F lab/ssh_config h1
-      ispagent run playbooks/smoke.yaml -i lab/inventory.yaml --dry-run
+      ispagent run playbooks/install.yaml -i lab/inventory.yaml --dry-run
+      ispagent licenses list -i lab/inventory.yaml
       ispagent lab down --dir lab
     Needs root (network namespaces); the first run builds a Debian 12 rootfs (about a minute).
     """

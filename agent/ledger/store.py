@@ -54,12 +54,18 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-def default_ledger_path(vars: Mapping[str, Any] | None = None) -> Path:
-    """`ledger_path` var, else $ISPAGENT_LEDGER, else STATE_DIR/ledger.sqlite."""
+def default_ledger_path(vars: Mapping[str, Any] | None = None, state_dir: Path | None = None) -> Path:
+    """`ledger_path` var, else $ISPAGENT_LEDGER, else <state dir>/ledger.sqlite.
+
+    The state dir is the run's (`run --state-dir`), else $ISPAGENT_STATE_DIR or the default: a
+    lab demo with its own state dir must not write into the partner's real ledger.
+    """
     from agent.journal import default_state_dir
 
     configured = (vars or {}).get("ledger_path") or os.environ.get(LEDGER_ENV)
-    return Path(str(configured)).expanduser() if configured else default_state_dir() / "ledger.sqlite"
+    if configured:
+        return Path(str(configured)).expanduser()
+    return (state_dir or default_state_dir()) / "ledger.sqlite"
 
 
 _opened: dict[Path, LicenseLedger] = {}

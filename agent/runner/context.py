@@ -17,6 +17,7 @@ class HostContext:
     connection: SshConnection
     dry_run: bool
     source_dirs: list[Path]  # where local files named by steps are looked up, in order
+    state_dir: Path  # the run's state directory (journals; the ledger's default home)
     log: HostLog
     vars: dict[str, Any] = field(default_factory=dict)  # playbook vars <- inventory vars
     facts: dict[str, Any] = field(default_factory=dict)  # filled by the `facts` step

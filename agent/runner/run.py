@@ -273,6 +273,7 @@ def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutc
         connection=connection,
         dry_run=run.options.dry_run,
         source_dirs=run.playbook.source_dirs,
+        state_dir=run.options.state_dir,
         log=log,
         vars={**run.playbook.vars, **host.vars},
     )

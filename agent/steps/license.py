@@ -34,7 +34,7 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
         return _handed(ctx, grant, ok(f"activation key from the inventory (license {grant.id or 'unknown'})"))
     settings = settings_from_vars(ctx.vars)
     client = client_for(settings)
-    ledger = open_ledger(default_ledger_path(ctx.vars))
+    ledger = open_ledger(default_ledger_path(ctx.vars, ctx.state_dir))
     server_licid = getattr(ctx.state.get("preflight"), "licid", None)
     if ctx.dry_run:
         return _dry_run(ctx, wanted, client, ledger, server_licid, settings.reuse_free)

@@ -25,7 +25,7 @@ def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
     if ctx.dry_run:
         return skipped(f"would report license {grant.id} as used by {wanted_license(ctx).fqdn}")
     wanted = wanted_license(ctx)
-    ledger = open_ledger(default_ledger_path(ctx.vars))
+    ledger = open_ledger(default_ledger_path(ctx.vars, ctx.state_dir))
     client = client_for(settings_from_vars(ctx.vars))
     host = ledger.host(ctx.host.name, ctx.host.address, wanted.fqdn)
     ledger.queue_activation(grant.id, host, wanted.ip, grant.edition, grant.period)
