@@ -86,6 +86,12 @@ def plan_license(
     by_id = {lic.id: lic for lic in account if lic.live}
     if server_licid and server_licid in by_id:
         return _checked(wanted, LicensePlan("existing", by_id[server_licid], f"the server runs license {server_licid}"))
+    if server_licid and server_licid != "0":
+        # The installed panel runs a license this account does not hold (bought elsewhere, or a
+        # trial). The installer is not rerun on it, so a new order would be paid and never used.
+        return LicensePlan(
+            "none", None, f"the server runs license {server_licid}, which is not in this partner account: not ordering another"
+        )
     stale = None
     if ledger_license_id:
         if ledger_license_id in by_id:
@@ -203,6 +209,9 @@ def _ensure_once(work: LicenseWork, ordered: set[str]) -> LicenseGrant:
         intent = ledger.order_intent(wanted.host_name)
         pending_order = intent is not None and intent.state == "ordering"
         plan = _plan(work, host)
+        if plan.action == "none":
+            work.say(plan.reason)
+            return LicenseGrant(work.server_licid or "", None, wanted.edition, wanted.period, "none")
         if plan.stale_ledger_id:
             ledger.forget_license(plan.stale_ledger_id, "not in the partner account any more")
         if plan.action == "ordered":

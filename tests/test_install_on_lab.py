@@ -122,6 +122,57 @@ def test_twenty_hosts_good_ones_installed_and_verified_bad_ones_fail_at_prefligh
     assert all(check["ok"] for host in report["hosts"] for check in host["verify"].values())
 
 
+def test_full_install_playbook_licenses_exactly_the_good_fresh_hosts_through_the_lab_partner_account(install_lab, tmp_path):
+    """playbooks/install.yaml as shipped: the license step orders from the lab's partner-account
+    emulator (which also answers the installer's licctl fetch) for the fresh good hosts only."""
+    from agent.lab.services import inventory_vars
+    from agent.partner.client import PartnerClient
+    from agent.partner.settings import settings_from_vars
+
+    lab, standin = install_lab
+    mirror_dir = lab.dir / "services" / "mirror"
+    good = [h.name for h in lab.hosts if h.name not in PREFLIGHT_ERRORS]
+    for name in good:
+        if name != "h13":  # h13 keeps its preinstalled panel and its own (foreign) license
+            reset_panel(lab, name)
+    service_vars = inventory_vars(lab.dir)
+    write_config(mirror_dir, license_url="http://198.18.0.1:8443", install_seconds=1, license_retry_delay=0.2)
+    try:
+        path = inventory(lab, tmp_path / "inventory.yaml", **service_vars)
+        first = ispagent("run", str(REPO / "playbooks" / "install.yaml"), "-i", str(path),
+                         "--report-json", str(tmp_path / "1.json"), state_dir=tmp_path)
+        assert first.returncode == 1, first.stdout + first.stderr  # the six bad hosts fail at preflight
+        hosts = hosts_of(read_report(tmp_path / "1.json"))
+        for name in PREFLIGHT_ERRORS:
+            assert hosts[name]["status"] == "failed" and "license" not in hosts[name], name
+        for name in good:
+            wanted = ("ok", "changed") if name == "h13" else ("changed",)  # h13 was configured by an earlier test
+            assert hosts[name]["status"] in wanted, (name, hosts[name]["error"])
+            assert all(check["ok"] for check in hosts[name]["verify"].values()), (name, hosts[name]["verify"])
+        assert hosts["h13"]["license"]["action"] == "none"
+        assert hosts["h13"]["license"]["id"] == preinstalled_licid(13)
+        account = PartnerClient(settings_from_vars(service_vars)).list()
+        live = [lic for lic in account if lic.live]
+        by_ip = {lic.ip: [l.id for l in live if l.ip == lic.ip] for lic in live}
+        fresh = [name for name in good if name != "h13"]
+        for name in fresh:
+            assert by_ip.get(lab.host(name).address, []) == [hosts[name]["license"]["id"]], name
+            assert hosts[name]["license"]["action"] == "ordered"
+        for name in [*PREFLIGHT_ERRORS, "h13"]:
+            assert lab.host(name).address not in by_ip, f"{name} got a license"
+
+        second = ispagent("run", str(REPO / "playbooks" / "install.yaml"), "-i", str(path),
+                          "--report-json", str(tmp_path / "2.json"), state_dir=tmp_path)
+        report = read_report(tmp_path / "2.json")
+        assert report["summary"]["changed"] == 0 and report["summary"]["ok"] == len(good), second.stdout
+        assert len([lic for lic in PartnerClient(settings_from_vars(service_vars)).list() if lic.live]) == len(live)
+    finally:
+        write_config(mirror_dir, license_url=standin.url, install_seconds=1, license_retry_delay=0.2)
+        for name in good:
+            if name != "h13":
+                reset_panel(lab, name)
+
+
 def test_dry_run_shows_the_config_diff_and_changes_nothing(install_lab, tmp_path):
     lab, _ = install_lab
     path = inventory(lab, tmp_path / "inventory.yaml", ihttpd_allow=["10.0.0.0/8"])

@@ -25,6 +25,10 @@ def _lic(id, ip="198.18.0.2", edition="lite", status=LicenseStatus.ACTIVE, licna
 @pytest.mark.parametrize("account, kwargs, action, license_id", [
     ([], {}, "ordered", None),
     ([_lic("5")], {"server_licid": "5"}, "existing", "5"),
+    # A panel running a license this account does not hold: never buy one it will not use.
+    ([], {"server_licid": "4000013"}, "none", None),
+    ([_lic("5")], {"server_licid": "4000013"}, "none", None),
+    ([], {"server_licid": "0"}, "ordered", None),
     ([_lic("5")], {"ledger_license_id": "5"}, "existing", "5"),
     ([_lic("5")], {}, "adopted", "5"),
     ([_lic("5", status=LicenseStatus.DELETED)], {}, "ordered", None),
@@ -144,3 +148,9 @@ def test_reuse_free_moves_a_parked_license_and_resumes_it(account, tmp_path):
     lic = work.client.get(parked)
     assert (lic.ip, lic.licname, lic.status) == (WANT.ip, WANT.fqdn, LicenseStatus.ACTIVE)
     assert account.calls["soft.order.param"] == 1  # only the setup's
+
+
+def test_installed_panel_with_a_foreign_license_orders_nothing(account, tmp_path):
+    grant = ensure_license(_work(account, tmp_path, server_licid="4000013"))
+    assert (grant.action, grant.id, grant.key) == ("none", "4000013", None)
+    assert account.calls.get("soft.order.param", 0) == 0

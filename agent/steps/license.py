@@ -45,6 +45,8 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
     )
     grant = ensure_license(work)
     message = f"{grant.action} {grant.edition} license {grant.id} for {wanted.ip}"
+    if grant.action == "none":
+        message = f"the panel runs license {grant.id}, which is not in this partner account: nothing ordered"
     return _handed(ctx, grant, changed(message) if grant.action in ("ordered", "reused") else ok(message))
 
 
@@ -64,6 +66,6 @@ def _dry_run(ctx, wanted, client, ledger, server_licid, reuse_free) -> StepResul
     )
     license_id = plan.license.id if plan.license else None
     ctx.report["license"] = {"id": license_id, "edition": wanted.edition, "period": wanted.period, "action": plan.action}
-    would = {"existing": "would keep", "adopted": "would adopt", "reused": "would reuse", "ordered": "would order"}[plan.action]
+    would = {"none": "would leave alone:", "existing": "would keep", "adopted": "would adopt", "reused": "would reuse", "ordered": "would order"}[plan.action]
     message = f"{would} {plan.reason}" + (f" ({wanted.edition} {wanted.period} for {wanted.ip})" if plan.action == "ordered" else "")
     return changed(message) if plan.action in ("ordered", "reused") else ok(message)

@@ -22,6 +22,8 @@ def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
     grant = ctx.state.get("license")
     if grant is None or not grant.id:
         return skipped("no license from the partner account to report")
+    if grant.action == "none" and grant.key is None:
+        return skipped(f"license {grant.id} is not in this partner account: nothing to report")
     if ctx.dry_run:
         return skipped(f"would report license {grant.id} as used by {wanted_license(ctx).fqdn}")
     wanted = wanted_license(ctx)
