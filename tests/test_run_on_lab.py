@@ -134,12 +134,14 @@ def test_max_fail_percent_stops_the_next_batch(lab, tmp_path):
 
 
 def test_killed_run_resumes_only_unfinished_hosts(lab, tmp_path):
-    _clean(lab, "/root/resume-count")
+    _clean(lab, "/root/resume-count /root/resume-done")
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
-    # The counter is written after the sleep: a host killed mid-step has no line yet.
+    # A command in flight when the agent dies goes on on the host (sshd does not kill it); the
+    # `creates` guard is what keeps the resumed run from doing its work a second time.
     playbook = write_playbook(tmp_path / "p.yaml", [
         "facts",
-        {"shell": {"command": "sleep 1.5; echo once >> /root/resume-count"}},
+        {"shell": {"command": "sleep 1.5; echo once >> /root/resume-count; touch /root/resume-done",
+                   "creates": "/root/resume-done"}},
     ])
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)}
     process = subprocess.Popen([sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory), "--forks", "2"],
@@ -151,6 +153,7 @@ def test_killed_run_resumes_only_unfinished_hosts(lab, tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)  # the first hosts have finished, the next ones are in their sleep
     output = process.communicate()[0]
+    time.sleep(2)  # let the commands that were in flight finish on their hosts
     finished_before = {e["host"] for e in events(tmp_path, run_id) if e["event"] == "host_finished"}
     assert 1 <= len(finished_before) < len(lab.hosts), output
 
@@ -163,6 +166,7 @@ def test_killed_run_resumes_only_unfinished_hosts(lab, tmp_path):
     for host in lab.hosts:
         assert on_host(lab, host.name, "cat /root/resume-count").stdout == "once\n", host.name
     report = read_report(tmp_path / "r.json")
-    assert report["run_id"] == run_id and report["summary"]["changed"] == len(lab.hosts)
+    summary = report["summary"]
+    assert report["run_id"] == run_id and summary["ok"] + summary["changed"] == len(lab.hosts)
     record = json.loads((tmp_path / "runs" / run_id / "run.json").read_text())
     assert record["status"] == "finished" and len(record["resumed_at"]) == 1
