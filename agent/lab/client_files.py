@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from agent.lab import services
-from agent.lab.atomic import write_atomically
+from agent.atomicfile import write_scratch_file
 from agent.lab.host import HostPaths, LabHost
 from agent.lab.keys import generate_ed25519
 
@@ -26,16 +26,16 @@ def ensure_client_key(lab_dir: Path) -> str:
     private, public = lab_dir / IDENTITY_FILE, lab_dir / f"{IDENTITY_FILE}.pub"
     if not (private.exists() and public.exists()):
         key = generate_ed25519(f"ispagent-lab@{lab_dir.name}")
-        write_atomically(private, key.private_openssh.decode(), 0o600)
-        write_atomically(public, key.public_openssh + "\n")
+        write_scratch_file(private, key.private_openssh.decode(), 0o600)
+        write_scratch_file(public, key.public_openssh + "\n")
     return public.read_text().strip()
 
 
 def write_client_files(lab_dir: Path, hosts: Sequence[LabHost]) -> None:
     """known_hosts (from the hosts' generated public keys), ssh_config and inventory.yaml."""
-    write_atomically(lab_dir / KNOWN_HOSTS, known_hosts(lab_dir, hosts))
-    write_atomically(lab_dir / SSH_CONFIG, ssh_config(lab_dir, hosts))
-    write_atomically(lab_dir / INVENTORY, inventory(hosts, services.inventory_vars(lab_dir)))
+    write_scratch_file(lab_dir / KNOWN_HOSTS, known_hosts(lab_dir, hosts))
+    write_scratch_file(lab_dir / SSH_CONFIG, ssh_config(lab_dir, hosts))
+    write_scratch_file(lab_dir / INVENTORY, inventory(hosts, services.inventory_vars(lab_dir)))
 
 
 def known_hosts(lab_dir: Path, hosts: Sequence[LabHost]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agent.errors import LabError
 from agent.lab import network
-from agent.lab.atomic import write_atomically
+from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH
 from agent.lab.keys import generate_ed25519
 from agent.lab.rootfs import DEPLOY_USER
@@ -106,19 +106,19 @@ def prepare_host(host: LabHost, paths: HostPaths, rootfs: Path, client_public_ke
     for rel in ("etc", "etc/ssh", "root", "root/.ssh", "home", deploy_home, f"{deploy_home}/.ssh"):
         _mkdir_like_lower(rootfs, upper, rel)
 
-    write_atomically(upper / "etc/hostname", f"{host.name}\n")
-    write_atomically(upper / "etc/hosts", _etc_hosts(host))
+    write_scratch_file(upper / "etc/hostname", f"{host.name}\n")
+    write_scratch_file(upper / "etc/hosts", _etc_hosts(host))
     if not (upper / "etc/machine-id").exists():
-        write_atomically(upper / "etc/machine-id", secrets.token_hex(16) + "\n", 0o444)
+        write_scratch_file(upper / "etc/machine-id", secrets.token_hex(16) + "\n", 0o444)
     if not (upper / HOST_KEY).exists():
         key = generate_ed25519(f"root@{host.fqdn}")
-        write_atomically(upper / HOST_KEY, key.private_openssh.decode(), 0o600)
-        write_atomically(upper / f"{HOST_KEY}.pub", key.public_openssh + "\n")
+        write_scratch_file(upper / HOST_KEY, key.private_openssh.decode(), 0o600)
+        write_scratch_file(upper / f"{HOST_KEY}.pub", key.public_openssh + "\n")
     authorized = client_public_key.strip() + "\n"
-    write_atomically(upper / "root/.ssh/authorized_keys", authorized, 0o600)
+    write_scratch_file(upper / "root/.ssh/authorized_keys", authorized, 0o600)
     deploy = (rootfs / deploy_home).stat()
-    write_atomically(upper / f"{deploy_home}/.ssh/authorized_keys", authorized, 0o600,
-                     owner=(deploy.st_uid, deploy.st_gid))
+    write_scratch_file(upper / f"{deploy_home}/.ssh/authorized_keys", authorized, 0o600,
+                       owner=(deploy.st_uid, deploy.st_gid))
 
 
 def start_host(host: LabHost, paths: HostPaths, rootfs: Path) -> None:

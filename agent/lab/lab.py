@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 
 from agent.errors import LabError
 from agent.lab import client_files, network, profiles as host_profiles, services
-from agent.lab.atomic import write_atomically
+from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH, require_root, require_tools
 from agent.lab.host import (
     HostPaths,
@@ -248,7 +248,7 @@ class Lab:
                 f" run `ispagent lab down --dir {self.dir}` to remove them"
             )
         MACHINE_STATE.mkdir(parents=True, exist_ok=True)
-        write_atomically(CURRENT_LAB, f"{self.dir}\n")
+        write_scratch_file(CURRENT_LAB, f"{self.dir}\n")
 
     def _with_profile(self, host: LabHost, profile: str | None) -> LabHost:
         """`host` if its profile is `profile`, else a fresh host of that profile (the old one removed)."""
@@ -339,7 +339,7 @@ class Lab:
 
     def _save(self, hosts: Sequence[LabHost]) -> None:
         state = {"version": STATE_VERSION, "hosts": [asdict(host) for host in hosts]}
-        write_atomically(self.dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
+        write_scratch_file(self.dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
 def _accepts_tcp(host: LabHost) -> bool:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from agent.errors import LabError
-from agent.lab.atomic import write_atomically
+from agent.atomicfile import write_scratch_file
 
 EMULATOR_PANEL = Path(__file__).with_name("installer_emulator") / "mgr5"
 LOW_RAM_MB = 488  # the figure of the real installer's "You have to low memory: 488" (facts 7)
@@ -54,18 +54,18 @@ def apply_profile(profile: str | None, name: str, index: int, address: str, uppe
         return
     profile_dir.mkdir(parents=True)
     if profile == "low-ram":
-        write_atomically(profile_dir / "meminfo", _meminfo(LOW_RAM_MB))
+        write_scratch_file(profile_dir / "meminfo", _meminfo(LOW_RAM_MB))
     elif profile == "debian13":
         _os_release(upper, "13", "trixie", "13.1")
     elif profile == "eol-os":
         _os_release(upper, "10", "buster", "10.13")
     elif profile == "bad-hostname":
-        write_atomically(upper / "etc/hosts", f"127.0.0.1\tlocalhost\n{address}\t{name}\n")
+        write_scratch_file(upper / "etc/hosts", f"127.0.0.1\tlocalhost\n{address}\t{name}\n")
     elif profile == "selinux":
         _mkdirs(upper, "usr/sbin", "etc/selinux")
-        write_atomically(upper / "usr/sbin/selinuxenabled", "#!/bin/sh\nexit 0\n", 0o755)
-        write_atomically(upper / "usr/sbin/getenforce", "#!/bin/sh\necho Enforcing\n", 0o755)
-        write_atomically(upper / "etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=targeted\n")
+        write_scratch_file(upper / "usr/sbin/selinuxenabled", "#!/bin/sh\nexit 0\n", 0o755)
+        write_scratch_file(upper / "usr/sbin/getenforce", "#!/bin/sh\necho Enforcing\n", 0o755)
+        write_scratch_file(upper / "etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=targeted\n")
     elif profile == "installed":
         _install_panel(upper, index, address)
 
@@ -79,7 +79,7 @@ def write_mirror_failures(lab_dir: Path, hosts) -> None:
     path = lab_dir / MIRROR_FAILING_CLIENTS
     path.parent.mkdir(parents=True, exist_ok=True)
     failing = [host.address for host in hosts if getattr(host, "profile", None) == "repo-failure"]
-    write_atomically(path, "".join(f"{address}\n" for address in failing))
+    write_scratch_file(path, "".join(f"{address}\n" for address in failing))
 
 
 def _meminfo(total_mb: int) -> str:
@@ -94,11 +94,11 @@ def _meminfo(total_mb: int) -> str:
 def _os_release(upper: Path, version: str, codename: str, debian_version: str) -> None:
     _mkdirs(upper, "etc")
     (upper / "etc/os-release").unlink(missing_ok=True)
-    write_atomically(upper / "etc/os-release", (
+    write_scratch_file(upper / "etc/os-release", (
         f'PRETTY_NAME="Debian GNU/Linux {version} ({codename})"\nNAME="Debian GNU/Linux"\n'
         f'VERSION_ID="{version}"\nVERSION="{version} ({codename})"\nVERSION_CODENAME={codename}\nID=debian\n'
     ))
-    write_atomically(upper / "etc/debian_version", f"{debian_version}\n")
+    write_scratch_file(upper / "etc/debian_version", f"{debian_version}\n")
 
 
 def _install_panel(upper: Path, index: int, address: str) -> None:
@@ -109,10 +109,10 @@ def _install_panel(upper: Path, index: int, address: str) -> None:
     for sub in ("etc/ispmgr.conf.d", "var/run"):
         (target / sub).mkdir(parents=True, exist_ok=True)
     license = {"licid": preinstalled_licid(index), "panel_name": "ISPmanager Lite", "expire": "2099-12-31", "ip": address}
-    write_atomically(target / "etc/ispmgr.lic", json.dumps(license) + "\n")
-    write_atomically(target / "etc/emulator.json", json.dumps({"license_url": "http://198.18.0.1:8443"}) + "\n")
-    write_atomically(target / "etc/emulator-packages", "ispmanager-lite-common\n")
-    write_atomically(target / "etc/mgrlist.conf", "manager ispmgr\n")
+    write_scratch_file(target / "etc/ispmgr.lic", json.dumps(license) + "\n")
+    write_scratch_file(target / "etc/emulator.json", json.dumps({"license_url": "http://198.18.0.1:8443"}) + "\n")
+    write_scratch_file(target / "etc/emulator-packages", "ispmanager-lite-common\n")
+    write_scratch_file(target / "etc/mgrlist.conf", "manager ispmgr\n")
 
 
 def _mkdirs(upper: Path, *relative: str) -> None:
