@@ -1,0 +1,114 @@
+"""The SQLite backend: one file, WAL, fsynced commits; host locks are lease rows.
+
+Writes take the database lock up front (BEGIN IMMEDIATE), so a read-then-write transaction never
+fails half way with "database is locked"; reads start a deferred transaction and block nobody.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.dialects.sqlite import insert
+
+from agent.ledger import schema
+
+LOCK_LEASE_SECONDS = 900.0  # a lock of a process on another machine is taken over after this
+
+
+class SqliteBackend:
+    name = "sqlite"
+    insert = staticmethod(insert)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.shown = str(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = _engine(path)
+
+    def migration_lock(self, db) -> None:
+        """Nothing to do: the migration's transaction is BEGIN IMMEDIATE."""
+
+    @contextmanager
+    def host_lock(self, ledger, host_name: str, wait: float) -> Iterator[None]:
+        """A lock row per host. A lock left by a dead process on this machine is taken over at once
+        (after a SIGKILL the resumed run must not wait); one from another machine when its lease ends."""
+        from agent.ledger.store import HostLocked
+
+        me = _Owner.current()
+        deadline = time.monotonic() + wait
+        while True:
+            holder = self._try_lock(ledger, host_name, me)
+            if holder is None:
+                break
+            if time.monotonic() > deadline:
+                raise HostLocked(f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends")
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            with ledger._write() as db:
+                db.execute(schema.host_locks.delete().where(
+                    (schema.host_locks.c.host_name == host_name) & (schema.host_locks.c.owner == me.owner)))
+
+    def _try_lock(self, ledger, host_name: str, me: _Owner) -> str | None:
+        locks = schema.host_locks
+        with ledger._write() as db:
+            row = db.execute(select(locks).where(locks.c.host_name == host_name)).mappings().first()
+            if row and row["owner"] != me.owner and not _stale(row):
+                return f"pid {row['pid']} on {row['machine']}"
+            values = dict(host_name=host_name, owner=me.owner, machine=me.machine, pid=me.pid, pid_start=me.pid_start,
+                          expires=time.time() + LOCK_LEASE_SECONDS)
+            statement = insert(locks).values(**values)
+            db.execute(statement.on_conflict_do_update(index_elements=["host_name"], set_=values))
+            return None
+
+
+def _engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "isolation_level": None})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, record) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut, not only a crash
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get("ledger_write") else "BEGIN")
+
+    return engine
+
+
+@dataclass(frozen=True)
+class _Owner:
+    owner: str
+    machine: str
+    pid: int
+    pid_start: str
+
+    @classmethod
+    def current(cls) -> _Owner:
+        machine, pid = socket.gethostname(), os.getpid()
+        start = process_start(pid)
+        return cls(f"{machine}:{pid}:{start}:{threading.get_ident()}", machine, pid, start)
+
+
+def process_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _stale(row) -> bool:
+    if row["machine"] == socket.gethostname():
+        return process_start(row["pid"]) != row["pid_start"]  # dead, or the pid was reused
+    return row["expires"] < time.time()
