@@ -38,7 +38,7 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from agent.cli import demo_cmd, inventory_cmd, lab_cmd, licenses_cmd, run_cmd
+    from agent.cli import demo_cmd, economics_cmd, inventory_cmd, lab_cmd, licenses_cmd, run_cmd
 
     cli.add_command(inventory_cmd.inventory)
     cli.add_command(lab_cmd.lab)
@@ -47,6 +47,8 @@ def _register_commands() -> None:
     cli.add_command(licenses_cmd.licenses)
     cli.add_command(licenses_cmd.reconcile)
     cli.add_command(licenses_cmd.plan)
+    for command in (economics_cmd.turnover, economics_cmd.forecast, economics_cmd.ledger):
+        cli.add_command(command)
 
 
 _register_commands()

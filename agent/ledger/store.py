@@ -512,10 +512,11 @@ class LicenseLedger:
         rows = self._rows(select(ev.c.on_date, ev.c.price).where(ev.c.kind == "payment", ev.c.on_date <= on_date).order_by(ev.c.on_date))
         return [(r["on_date"], r["price"] or "0") for r in rows]
 
-    def billed_license_ids(self) -> set[str]:
-        """Licenses with a running billing term (reconcile compares them with the account)."""
+    def running_terms(self) -> dict[str, str]:
+        """License id -> the day its running billing term started (imports and reconcile check against it)."""
         terms = schema.billing_terms
-        return {r["license_id"] for r in self._rows(select(terms.c.license_id).where(terms.c.ended_on == FAR_FUTURE))}
+        rows = self._rows(select(terms.c.license_id, terms.c.started_on).where(terms.c.ended_on == FAR_FUTURE))
+        return {r["license_id"]: r["started_on"] for r in rows}
 
 
 def _at(event: BillingEvent, message: str) -> str:

@@ -1,0 +1,137 @@
+"""Billing history in and out of the ledger as CSV: `date,license_id,edition,period,kind,price`.
+
+An import is checked whole before anything is written (each row, then the rows in date order against
+what the ledger already holds) and written in one transaction: all of it or none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from agent.economics.program import EDITIONS, PERIODS
+from agent.errors import InputError
+from agent.ledger import BillingEvent, LicenseLedger
+from agent.ledger.store import BILLING_KINDS
+
+COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
+MAX_ERRORS_LISTED = 5
+
+
+class BillingFileError(InputError):
+    """A billing CSV cannot be imported: names the file, the line and the fix; nothing was imported."""
+
+
+def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:
+    """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise BillingFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BillingFileError(f"{path}: cannot read: {error}; save it as UTF-8 CSV") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
+    header = [cell.strip().lower() for cell in rows[0]]
+    if tuple(header) != COLUMNS:
+        raise BillingFileError(f"{path}:1: header is '{','.join(rows[0])}'; write it as {','.join(COLUMNS)}")
+    events, errors = [], []
+    for number, cells in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        try:
+            events.append(_event(cells, number, today))
+        except ValueError as problem:
+            errors.append((number, str(problem)))
+    errors += _sequence_errors(events, running or {})
+    if errors:
+        errors.sort()
+        number, problem = errors[0]
+        more = f" ({len(errors) - 1} more: lines {', '.join(str(n) for n, _ in errors[1:1 + MAX_ERRORS_LISTED])}" \
+               f"{', …' if len(errors) > 1 + MAX_ERRORS_LISTED else ''})" if len(errors) > 1 else ""
+        raise BillingFileError(f"{path}:{number}: {problem}{more}; nothing was imported")
+    return events
+
+
+def _event(cells: list[str], line: int, today: date) -> BillingEvent:
+    if len(cells) != len(COLUMNS):
+        raise ValueError(f"{len(cells)} columns; write {len(COLUMNS)}: {','.join(COLUMNS)} (leave price empty if unknown)")
+    on, license_id, edition, period, kind, price = (cell.strip() for cell in cells)
+    try:
+        day = date.fromisoformat(on)
+    except ValueError:
+        raise ValueError(f"date '{on}' is not a date; write YYYY-MM-DD, e.g. 2026-03-31") from None
+    if day > today:
+        raise ValueError(f"date {on} is in the future; the ledger holds what happened")
+    kind = kind.lower()
+    if kind not in BILLING_KINDS:
+        raise ValueError(f"kind '{kind}' is not one of {', '.join(BILLING_KINDS)}")
+    if kind == "payment":
+        return BillingEvent(on, kind, "", None, None, _price(price, required=True), line)
+    if not license_id:
+        raise ValueError("license_id is empty; write the license's id in the partner account")
+    edition, period = edition.lower() or None, period.lower() or None
+    if kind != "deactivation" or edition:
+        if edition not in EDITIONS:
+            raise ValueError(f"edition '{edition or ''}' is not one of {', '.join(EDITIONS)}")
+    if kind != "deactivation" or period:
+        if period not in PERIODS:
+            raise ValueError(f"period '{period or ''}' is not one of {', '.join(PERIODS)}")
+    return BillingEvent(on, kind, license_id, edition, period, _price(price, required=False), line)
+
+
+def _price(text: str, required: bool) -> str | None:
+    if not text:
+        if required:
+            raise ValueError("a payment needs its amount in the price column")
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        hint = " (use a dot for decimals)" if "," in text else ""
+        raise ValueError(f"price '{text}' is not an amount in EUR{hint}; write e.g. 14.00, or leave it empty") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"price '{text}' is negative; write the list price in EUR")
+    return str(value)
+
+
+def _sequence_errors(events: list[BillingEvent], running: dict[str, str]) -> list[tuple[int, str]]:
+    """Rows that contradict the ledger or each other, taken in date order."""
+    open_since = dict(running)
+    errors = []
+    for event in sorted(events, key=lambda e: (e.on_date, e.line)):
+        if event.kind == "activation":
+            if event.license_id in open_since:
+                errors.append((event.line, f"license {event.license_id} is already active since {open_since[event.license_id]}: "
+                                           "deactivate it first, or write kind renewal"))
+                continue
+            open_since[event.license_id] = event.on_date
+        elif event.kind == "renewal":
+            open_since.setdefault(event.license_id, event.on_date)
+        elif event.kind == "deactivation":
+            if event.license_id not in open_since:
+                errors.append((event.line, f"license {event.license_id} is not active on {event.on_date}: "
+                                           "add its activation (or a renewal) before this line"))
+                continue
+            del open_since[event.license_id]
+    return errors
+
+
+def import_billing_csv(ledger: LicenseLedger, path: Path, today: date) -> int:
+    """Check the whole file against the ledger, then import it in one transaction. Returns the rows imported."""
+    events = read_billing_csv(path, today, ledger.running_terms())
+    return ledger.import_billing(events)
+
+
+def write_billing_csv(ledger: LicenseLedger, out: io.TextIOBase) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for event in ledger.billing_events():
+        writer.writerow([event.on_date, event.license_id, event.edition or "", event.period or "", event.kind, event.price or ""])
+        count += 1
+    return count
