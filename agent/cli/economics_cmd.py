@@ -84,7 +84,7 @@ def turnover(month, fmt, chart, inventory, ledger_at, program_file, today) -> No
     ledger, program, day = _context(inventory, ledger_at, program_file, today)
     report = turnover_report(ledger, program, day, Month.parse(month) if month else None, history=bool(chart))
     if chart:
-        draw_turnover_chart(report.history, program, chart)
+        draw_turnover_chart(report.history, program, chart, None if report.complete else report.month)
     if fmt == "json":
         _echo(json.dumps(_report_json(report), indent=2))
     elif fmt == "csv":

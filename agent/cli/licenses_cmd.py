@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -93,8 +94,20 @@ def show(license_id, as_json, **options) -> None:
 @click.option("--period", type=click.Choice(["monthly", "annual"]), required=True)
 @partner_options
 def renew(license_id, period, **options) -> None:
-    """Prolong a license (paid from the account balance)."""
-    _echo(f"license {license_id} renewed until {_client(**options).renew(license_id, period)}")
+    """Prolong a license (paid from the account balance); the ledger bills the renewal."""
+    client = _client(**options)
+    until = client.renew(license_id, period)
+    _bill(options, "renewal", client.get(license_id), period)
+    _echo(f"license {license_id} renewed until {until}")
+
+
+def _bill(options: dict, kind: str, lic, period: str | None) -> None:
+    """Record a renewal or deletion done from the shell in the ledger's billing (what turnover reads)."""
+    from agent.ledger import BillingEvent, ledger_location, open_ledger
+    from agent.ledger.store import utc_today
+
+    ledger = open_ledger(ledger_location(_vars(**options)))
+    ledger.record_billing(BillingEvent(utc_today(), kind, lic.id, lic.edition, period), source="cli")
 
 
 @licenses.command("change-ip")
@@ -126,7 +139,11 @@ def _simple(name: str, verb: str, done: str, confirm: bool = False):
     def command(license_id, yes=True, **options) -> None:
         if confirm and not yes:
             click.confirm(f"{verb} license {license_id}? This cannot be undone", abort=True)
-        getattr(_client(**options), name)(license_id)
+        client = _client(**options)
+        lic = client.get(license_id) if name == "delete" else None
+        getattr(client, name)(license_id)
+        if lic is not None:
+            _bill(options, "deactivation", lic, None)
         _echo(f"license {license_id} {done}")
 
     return command
@@ -155,6 +172,12 @@ def _account_and_ledger(vars: dict):
     return PartnerClient(settings).list(), open_ledger(default_ledger_path(vars)), settings
 
 
+def _program(vars: dict):
+    from agent.economics.program import load_program, program_location
+
+    return load_program(program_location(vars))
+
+
 @click.command()
 @click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("-l", "--limit", help="Only these hosts.")
@@ -164,13 +187,17 @@ def reconcile(inventory, limit, days, as_json) -> None:
     """Compare servers, the ledger and the partner account.
 
     The servers' IPs are the inventory addresses; findings: missing, orphaned, ip-mismatch,
-    edition-mismatch, expiring, unconfirmed (activations the account has not confirmed).
+    edition-mismatch, expiring, unconfirmed (activations the account has not confirmed), and for the
+    turnover: unbilled (an account license the ledger bills nothing for) and billed-gone (the ledger
+    bills a license the account no longer holds).
     """
+    from agent.economics.turnover import billing_findings
     from agent.license import reconcile as compare
 
     wanted, vars = _wanted(inventory, limit)
     account, ledger, _ = _account_and_ledger(vars)
     findings = compare(wanted, account, ledger, date.today().isoformat(), days)
+    findings += billing_findings(account, ledger.running_terms())
     if as_json:
         return _echo(json.dumps([f.__dict__ for f in findings], indent=2))
     for f in findings:
@@ -186,21 +213,56 @@ def plan(inventory, limit, as_json) -> None:
     """Show, per host, whether a license would be adopted, reused or ordered, before any money is spent.
 
     Uses the inventory addresses as the servers' IPs and does not connect to them
-    (`ispagent run --dry-run` also reads each server's current license).
+    (`ispagent run --dry-run` also reads each server's current license). Each license to order is
+    priced from the program file at the discount it would get today, tier raises included.
     """
+    from agent.economics.turnover import quote_rollout
     from agent.license import plan_hosts
 
     wanted, vars = _wanted(inventory, limit)
     account, ledger, settings = _account_and_ledger(vars)
+    program = _program(vars)
     plans = plan_hosts(wanted, account, ledger, settings.reuse_free)
+    ordered = [p for p in plans if p.action == "ordered"]
+    quote = quote_rollout(ledger, program, [(p.wanted.edition, p.wanted.period) for p in ordered], date.today())
+    cost = {p.host_name: q for p, q in zip(ordered, quote.orders)}
     totals = Counter((p.action, p.wanted.edition, p.wanted.period) for p in plans)
+    money = _money_summary(quote, program)
     if as_json:
         data = {"hosts": [{"host": p.host_name, "ip": p.wanted.ip, "edition": p.wanted.edition, "period": p.wanted.period,
-                           "action": p.action, "license_id": p.license_id, "reason": p.reason} for p in plans],
-                "totals": [{"action": a, "edition": e, "period": pe, "hosts": n} for (a, e, pe), n in sorted(totals.items())]}
+                           "action": p.action, "license_id": p.license_id, "reason": p.reason,
+                           **({"list_price": float(cost[p.host_name].list_price), "discount": float(cost[p.host_name].discount),
+                               "price": float(cost[p.host_name].price)} if p.host_name in cost else {})} for p in plans],
+                "totals": [{"action": a, "edition": e, "period": pe, "hosts": n} for (a, e, pe), n in sorted(totals.items())],
+                "money": money}
         return _echo(json.dumps(data, indent=2))
+    cur = program.currency
     for p in plans:
-        _echo(f"{p.host_name:<12} {p.wanted.ip:<16} {p.wanted.edition:<9} {p.wanted.period:<8} {p.action:<9} {p.license_id or '-':<10} {p.reason}")
+        q = cost.get(p.host_name)
+        price = f"{q.list_price:>8.2f} {q.discount:>3g} % {q.price:>8.2f}" if q else f"{'-':>8} {'-':>5} {'-':>8}"
+        _echo(f"{p.host_name:<12} {p.wanted.ip:<16} {p.wanted.edition:<9} {p.wanted.period:<8} {p.action:<9} "
+              f"{p.license_id or '-':<10} {price}  {p.reason}")
     _echo("totals:")
     for (action, edition, period), count in sorted(totals.items()):
-        _echo(f"  {action:<9} {edition:<9} {period:<8} {count}")
+        spent = sum((cost[p.host_name].price for p in ordered if (p.wanted.edition, p.wanted.period) == (edition, period)), Decimal(0))
+        _echo(f"  {action:<9} {edition:<9} {period:<8} {count:>4}" + (f"  {spent:>10.2f} {cur}" if action == "ordered" else ""))
+    _echo(f"to order: {len(ordered)} license(s), {quote.total_list:.2f} {cur} at list price, "
+          f"{quote.total:.2f} {cur} after discount (billed with this month's invoice, §5)")
+    _echo(f"this month's turnover: {money['turnover_before']:.2f} -> {money['turnover_after']:.2f} {cur}; "
+          f"tier {money['tier_before']} -> {money['tier_after']}")
+    if program.placeholder_prices:
+        _echo(f"warning: list prices in {program.source} are placeholders: enter your partner prices there")
+    if quote.blocked:
+        _echo(f"blocked: {quote.blocked}")
+
+
+def _money_summary(quote, program) -> dict:
+    def tier(statement) -> str:
+        return f"{program.discount(statement.closing_tier, statement.opening.lost):g} %"
+
+    return {"currency": program.currency, "to_order": len(quote.orders), "list_total": float(quote.total_list),
+            "total": float(quote.total), "turnover_before": float(quote.before.turnover),
+            "turnover_after": float(quote.after.turnover), "tier_before": tier(quote.before), "tier_after": tier(quote.after),
+            "raises": [{"on": r.on, "discount": float(program.tiers[r.tier].discount)} for r in quote.after.raises
+                       if r not in quote.before.raises],
+            "placeholder_prices": program.placeholder_prices, "blocked": quote.blocked}

@@ -12,8 +12,11 @@ from agent.errors import InputError
 FORMATS = (".png", ".svg")
 
 
-def draw_turnover_chart(history: list[tuple[Month, Decimal]], program: Program, path: Path) -> Path:
-    """Bars per month (under the minimum in red), a dashed line per tier threshold. PNG or SVG by suffix."""
+def draw_turnover_chart(history: list[tuple[Month, Decimal]], program: Program, path: Path, running: Month | None = None) -> Path:
+    """Bars per month (under the minimum in red), a dashed line per tier threshold. PNG or SVG by suffix.
+
+    `running`: the month still under way, labelled "so far" (its bar is not a month's final turnover).
+    """
     if path.suffix.lower() not in FORMATS:
         raise InputError(f"--chart {path}: write a .png or .svg file name")
     import matplotlib
@@ -21,7 +24,7 @@ def draw_turnover_chart(history: list[tuple[Month, Decimal]], program: Program, 
     matplotlib.use("Agg")  # no display: a file only
     from matplotlib import pyplot
 
-    labels = [str(month) for month, _ in history]
+    labels = [f"{month}\n(so far)" if month == running else str(month) for month, _ in history]
     values = [float(turnover) for _, turnover in history]
     minimum = float(program.minimum_turnover)
     figure, axes = pyplot.subplots(figsize=(10, 5), dpi=110)
@@ -35,8 +38,8 @@ def draw_turnover_chart(history: list[tuple[Month, Decimal]], program: Program, 
             if level > top and index:
                 continue  # thresholds far above the partner's turnover would flatten the bars
             axes.axhline(level, linestyle="--", linewidth=1, color="#7f8c8d")
-            axes.text(len(labels) - 0.5, level, f" {tier.discount:g} % from {level:g}", va="bottom", ha="right", fontsize=8,
-                      color="#34495e")
+            axes.text(1.01, level, f"{tier.discount:g} % from {level:g}", va="center", ha="left", fontsize=8,
+                      color="#34495e", transform=axes.get_yaxis_transform())
         axes.set_ylim(0, top)
         axes.set_ylabel(f"turnover ({program.turnover_basis} prices, {program.currency})")
         axes.set_title(f"ISPmanager 6 turnover, last {len(labels)} months: red bars are under the {minimum:g} "

@@ -214,8 +214,8 @@ def next_tier_gap(statement: MonthStatement, program: Program) -> tuple[int, Dec
 
 
 def due_date(month: Month, program: Program) -> date:
-    """The invoice for `month` is issued when it ends (post-payment, §5) and due `due_days` later."""
-    return month.end + timedelta(days=program.due_days)
+    """The invoice for `month` is issued when it ends (post-payment, §5) and due `due_days` after its last day."""
+    return month.end - timedelta(days=1) + timedelta(days=program.due_days)
 
 
 def unpaid_block(invoices: list[tuple[Month, Decimal]], payments: list[tuple[str, str]], today: date,

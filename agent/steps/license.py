@@ -68,4 +68,23 @@ def _dry_run(ctx, wanted, client, ledger, server_licid, reuse_free) -> StepResul
     ctx.report["license"] = {"id": license_id, "edition": wanted.edition, "period": wanted.period, "action": plan.action}
     would = {"none": "would leave alone:", "existing": "would keep", "adopted": "would adopt", "reused": "would reuse", "ordered": "would order"}[plan.action]
     message = f"{would} {plan.reason}" + (f" ({wanted.edition} {wanted.period} for {wanted.ip})" if plan.action == "ordered" else "")
+    if plan.action == "ordered":
+        message += _price_today(ctx, ledger, wanted)
     return changed(message) if plan.action in ("ordered", "reused") else ok(message)
+
+
+def _price_today(ctx: HostContext, ledger, wanted: WantedLicense) -> str:
+    """`: 8.00 EUR list, 10 % off: 7.20 EUR` at today's tier (`ispagent plan` prices a whole rollout)."""
+    from datetime import date
+
+    from agent.economics.program import load_program, program_location
+    from agent.economics.turnover import quote_rollout
+
+    program = load_program(program_location(ctx.vars))
+    quote = quote_rollout(ledger, program, [(wanted.edition, wanted.period)], date.today())
+    order = quote.orders[0]
+    ctx.report["license"].update(list_price=str(order.list_price), discount=str(order.discount), price=str(order.price))
+    placeholder = " (placeholder prices)" if program.placeholder_prices else ""
+    blocked = f"; blocked: {quote.blocked}" if quote.blocked else ""
+    return (f": {order.list_price:.2f} {program.currency} list, {order.discount:g} % off: {order.price:.2f} "
+            f"{program.currency}{placeholder}{blocked}")
