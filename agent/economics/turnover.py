@@ -59,19 +59,12 @@ def first_month(ledger: LicenseLedger) -> Month | None:
 
 def statements(ledger: LicenseLedger, program: Program, upto: Month, since: Month | None = None,
                until: date | None = None) -> list[MonthStatement]:
-    """Statements from `since` (or as far back as the rules need) to `upto`, each opening where the one
-    before left the partner. `until`: charges of `upto` only up to that day.
-
-    With `turnover_basis: list` and `lowering: qualifying`, a month depends on the month before and the
-    run of months under the minimum (at most months_under_to_lose): the chain starts that far back. The
-    other choices make every month depend on all before it: the chain starts at the ledger's first month.
+    """Statements from `since` (default: `upto` alone) to `upto`, each opening where the one before
+    left the partner. `until`: charges of `upto` only up to that day.
     """
     first = first_month(ledger) or upto
-    exact = program.turnover_basis == "invoiced" or program.lowering == "one_step"
-    start = first if exact else max(first, upto.shift(-(program.months_under_to_lose + 1)))
-    if since is not None:
-        start = max(first, min(start, since))
-    standing = first_standing(program)
+    start = max(first, since or upto)
+    standing = _opening(ledger, program, start, first)
     result = []
     month = start
     while month <= upto:
@@ -81,6 +74,36 @@ def statements(ledger: LicenseLedger, program: Program, upto: Month, since: Mont
         standing = next_standing(statement, program)
         month = month.shift(1)
     return result
+
+
+def _opening(ledger: LicenseLedger, program: Program, month: Month, first: Month) -> Standing:
+    """Where the partner stands when `month` begins.
+
+    With `turnover_basis: list` and `lowering: qualifying` that is the tier the previous month's
+    turnover reaches and the run of months under the minimum before it: months are read back only
+    until one reaches the minimum (or the run is long enough to lose the status). The other choices
+    make every month depend on all before it: the chain is computed from the ledger's first month.
+    """
+    if month <= first:
+        return first_standing(program)
+    if program.turnover_basis == "invoiced" or program.lowering == "one_step":
+        standing = first_standing(program)
+        back = first
+        while back < month:
+            standing = next_standing(month_statement(back, month_charges(ledger, back, program), standing, program), program)
+            back = back.shift(1)
+        return standing
+    previous: Decimal | None = None
+    months_under, back = 0, month.shift(-1)
+    while back >= first and months_under < program.months_under_to_lose:
+        turnover = month_statement(back, month_charges(ledger, back, program), first_standing(program), program).turnover
+        previous = turnover if previous is None else previous
+        if turnover >= program.minimum_turnover:
+            break
+        months_under += 1
+        back = back.shift(-1)
+    tier = program.qualifying_tier(previous if previous is not None else Decimal(0))
+    return Standing(tier, months_under, months_under >= program.months_under_to_lose)
 
 
 @dataclass(frozen=True)

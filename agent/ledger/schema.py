@@ -105,7 +105,7 @@ billing_terms = Table(
     Column("license_id", Text, nullable=False), Column("edition", Text, nullable=False),
     Column("period", Text, nullable=False), Column("started_on", Text, nullable=False),
     Column("ended_on", Text, nullable=False, server_default=FAR_FUTURE),
-    Index("billing_terms_open", "ended_on", "started_on", "period", "edition"),
+    Index("billing_terms_open", "ended_on", "started_on", "period", "edition", "license_id"),  # covers implied renewals
     Index("billing_terms_license", "license_id", "ended_on"),
     sqlite_autoincrement=True,
 )
