@@ -147,3 +147,20 @@ def test_reconcile_reports_licenses_the_ledger_does_not_bill(account):
     result = _cli("reconcile", "-i", str(inventory), "--json")
     findings = {(f["kind"], f["license_id"]) for f in json.loads(result.output)}
     assert ("unbilled", license_id) in findings
+
+
+def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
+    from types import SimpleNamespace
+
+    from agent.steps.license import license_step
+    from agent.steps.registry import NoParams
+
+    emulator, inventory, client = account
+    vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {"edition": "pro", "fqdn": "web2.example.com"}
+    host = SimpleNamespace(name="web2", address="203.0.113.2")
+    ctx = SimpleNamespace(vars=vars, host=host, state={}, report={}, facts={}, dry_run=True, state_dir=tmp_path,
+                          log=SimpleNamespace(write=lambda *a: None))
+    result = license_step(ctx, NoParams())
+    assert "would order new pro monthly license" in result.message
+    assert result.message.endswith(": 20.00 EUR list, 10 % off: 18.00 EUR")
+    assert ctx.report["license"]["price"] == "18.00" and emulator.calls.get("soft.order.param") is None
