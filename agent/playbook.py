@@ -71,11 +71,19 @@ def load_playbook(path: Path) -> Playbook:
     variables = data.get("vars") or {}
     if not isinstance(variables, dict):
         raise PlaybookError(f"{source.where(('vars',))}: expected a mapping of variables")
-    known = load_steps()
+    known = load_steps(_step_names(entries))
     steps = [_parse_step(source, index, entry, known) for index, entry in enumerate(entries)]
     for index, step in enumerate(steps):
         _check_local_files(source, index, step)
     return Playbook(path.resolve(), str(data.get("name") or path.stem), _unique_ids(steps), variables)
+
+
+def _step_names(entries: list) -> list[str]:
+    names = []
+    for entry in entries:
+        keys = [entry] if isinstance(entry, str) else list(entry) if isinstance(entry, dict) else []
+        names += [str(key) for key in keys if key != "name"]
+    return names
 
 
 def _parse_step(source: YamlSource, index: int, entry: Any, known: dict[str, StepType]) -> PlaybookStep:

@@ -1,6 +1,6 @@
 """The step registry: a step is a function registered under a name, with a model of its parameters.
 
-A new step is a new module in `agent/steps/`; `load_steps` imports every module there, so nothing
+A new step is a new module in `agent/steps/` named after the step; `load_steps` finds it there, so nothing
 else has to change to add one.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -97,11 +97,33 @@ def step(
     return register
 
 
-def load_steps() -> dict[str, StepType]:
-    """Every registered step, importing all modules of `agent.steps` on first use."""
+def load_steps(names: Iterable[str] | None = None) -> dict[str, StepType]:
+    """The registered steps: those named (each lives in the module of its name), or all of them.
+
+    Importing only what a playbook uses keeps start-up short: the license steps pull in the
+    database layer, verify pulls in testinfra. A name with no module of its own (a typo) loads
+    every module, so the error can list every known step.
+    """
+    if names is not None and all(_import_step_module(name) for name in names):
+        return dict(_REGISTRY)
     import agent.steps as package
 
     for module in pkgutil.iter_modules(package.__path__):
         if module.name != "registry":
             importlib.import_module(f"agent.steps.{module.name}")
     return dict(_REGISTRY)
+
+
+def _import_step_module(name: str) -> bool:
+    if name in _REGISTRY:
+        return True
+    if not name.isidentifier():
+        return False
+    module = f"agent.steps.{name}"
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise
+        return False
+    return name in _REGISTRY
