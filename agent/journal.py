@@ -77,7 +77,11 @@ class Journal:
         self.run_id = run_id
         self.dir = state_dir / "runs" / run_id
         self._events = None
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._pending: list[str] = []
+        self._queued = 0  # events handed to the journal
+        self._durable = 0  # events written and fsynced
+        self._writing = False
 
     @property
     def record_path(self) -> Path:
@@ -108,12 +112,35 @@ class Journal:
         self._events = open(self.events_path, "a", encoding="utf-8")
 
     def __call__(self, event: Event) -> None:
-        """Append `event` durably (fsync) before the run goes on: a crash loses nothing recorded."""
-        line = json.dumps({"at": round(time.time(), 3), **event_to_json(event)})
+        """Append `event` durably (fsync) before the run goes on: a crash loses nothing recorded.
+
+        Group commit: the thread that finds no write in progress writes and fsyncs every line
+        queued so far, the others wait for it. One fsync serves many hosts, instead of 50 threads
+        queueing behind one fsync each.
+        """
+        line = mask(json.dumps({"at": round(time.time(), 3), **event_to_json(event)})) + "\n"
         with self._lock:
-            self._events.write(mask(line) + "\n")
-            self._events.flush()
-            os.fsync(self._events.fileno())
+            self._pending.append(line)
+            self._queued += 1
+            mine = self._queued
+            while self._durable < mine:
+                if self._writing:
+                    self._lock.wait()
+                    continue
+                batch, upto = "".join(self._pending), self._queued
+                self._pending.clear()
+                self._writing = True
+                self._lock.release()
+                try:
+                    self._events.write(batch)
+                    self._events.flush()
+                    os.fsync(self._events.fileno())
+                    written = upto
+                finally:
+                    self._lock.acquire()
+                    self._writing = False
+                    self._lock.notify_all()
+                self._durable = written
 
     def close(self) -> None:
         with self._lock:

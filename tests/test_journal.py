@@ -79,3 +79,23 @@ def test_second_run_on_the_same_inventory_is_refused_while_the_first_holds_the_l
     # The lock dies with its holder: no stale lock file to clean by hand.
     with InventoryLock(tmp_path, inventory, "third"):
         pass
+
+
+def test_events_from_many_threads_are_all_written_once(tmp_path):
+    import threading
+
+    journal = Journal(tmp_path, "r1")
+    journal.open_events()
+
+    def host(name):
+        for step in range(20):
+            journal(StepFinished(name, _step(f"s{step}", "ok")))
+
+    threads = [threading.Thread(target=host, args=(f"h{i}",)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    journal.close()
+    lines = [json.loads(line) for line in journal.events_path.read_text().splitlines()]
+    assert sorted((e["host"], e["step"]) for e in lines) == sorted((f"h{i}", f"s{s}") for i in range(30) for s in range(20))
