@@ -173,6 +173,17 @@ class Journal:
         return host_status, steps
 
 
+def list_runs(state_dir: Path) -> list[RunRecord]:
+    """Every journaled run under `state_dir`, newest first; unreadable records are left out."""
+    records = []
+    for path in sorted((state_dir / "runs").glob("*/run.json"), reverse=True):
+        try:
+            records.append(RunRecord.from_json(json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return records
+
+
 class InventoryLock:
     """An exclusive lock on an inventory's hosts for one run; a second run gets RunAborted."""
 

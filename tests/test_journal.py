@@ -99,3 +99,21 @@ def test_events_from_many_threads_are_all_written_once(tmp_path):
     journal.close()
     lines = [json.loads(line) for line in journal.events_path.read_text().splitlines()]
     assert sorted((e["host"], e["step"]) for e in lines) == sorted((f"h{i}", f"s{s}") for i in range(30) for s in range(20))
+
+
+def test_runs_lists_journaled_runs_newest_first_and_resume_names_it(tmp_path):
+    from click.testing import CliRunner
+
+    from agent.cli.main import cli
+    from agent.journal import RunRecord
+
+    for run_id, status in (("20261101T000000-aaaaaa", "finished"), ("20261102T000000-bbbbbb", "running")):
+        Journal(tmp_path, run_id).write_record(
+            RunRecord(run_id, "/p/smoke.yaml", "x", "/i.yaml", ["h1", "h2"], {}, "2026-11-01T00:00:00+00:00", status)
+        )
+    result = CliRunner().invoke(cli, ["runs", "--state-dir", str(tmp_path)])
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and lines[1].startswith("20261102T000000-bbbbbb   running")
+    assert lines[2].startswith("20261101T000000-aaaaaa   finished") and lines[2].endswith("smoke.yaml")
+    missing = CliRunner().invoke(cli, ["run", "--resume", "nope", "--state-dir", str(tmp_path)])
+    assert missing.exit_code == 2 and "no run 'nope'" in missing.output and "ispagent runs" in missing.output

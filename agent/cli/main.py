@@ -38,11 +38,12 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from agent.cli import demo_cmd, economics_cmd, inventory_cmd, lab_cmd, licenses_cmd, run_cmd
+    from agent.cli import demo_cmd, economics_cmd, inventory_cmd, lab_cmd, licenses_cmd, run_cmd, runs_cmd
 
     cli.add_command(inventory_cmd.inventory)
     cli.add_command(lab_cmd.lab)
     cli.add_command(run_cmd.run)
+    cli.add_command(runs_cmd.runs)
     cli.add_command(demo_cmd.demo)
     cli.add_command(licenses_cmd.licenses)
     cli.add_command(licenses_cmd.reconcile)
