@@ -111,3 +111,15 @@ class InstallerFailed(StepFailed):
     def __init__(self, message: str, failure_class: str = "unknown") -> None:
         super().__init__(message)
         self.failure_class = failure_class
+
+
+class HostLocked(LedgerError):
+    """Another ispagent process is licensing this host right now."""
+
+
+class ProgramError(InputError):
+    """program.yaml cannot be used as written: the message names file, line, key and the fix."""
+
+
+class BillingFileError(InputError):
+    """A billing CSV cannot be imported: names the file, the line and the fix; nothing was imported."""

@@ -13,16 +13,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from agent.economics.program import EDITIONS, PERIODS
-from agent.errors import InputError
+from agent.errors import BillingFileError
 from agent.ledger import BillingEvent, LicenseLedger
 from agent.ledger.store import BILLING_KINDS
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
 MAX_ERRORS_LISTED = 5
-
-
-class BillingFileError(InputError):
-    """A billing CSV cannot be imported: names the file, the line and the fix; nothing was imported."""
 
 
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:

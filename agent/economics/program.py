@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
-from agent.errors import InputError
+from agent.errors import ProgramError
 from agent.yamlsource import Key, YamlSource, read_yaml
 
 DEFAULT_PROGRAM = Path(__file__).resolve().parent.parent / "program.yaml"
@@ -27,10 +27,6 @@ CHOICES = {
 }
 TOP_KEYS = ("currency", "list_prices", "tiers", "minimum_turnover", "months_under_to_lose", "marketing_support_from",
             "choices", "invoices", "marketing_plan")
-
-
-class ProgramError(InputError):
-    """program.yaml cannot be used as written: the message names file, line, key and the fix."""
 
 
 @dataclass(frozen=True)

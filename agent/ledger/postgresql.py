@@ -42,7 +42,7 @@ class PostgresBackend:
 
     @contextmanager
     def host_lock(self, ledger, host_name: str, wait: float) -> Iterator[None]:
-        from agent.ledger.store import HostLocked
+        from agent.errors import HostLocked
 
         key = {"ns": LOCK_NAMESPACE, "key": zlib.crc32(host_name.encode()) & 0x7FFF_FFFF}
         with ledger._guarded(), self.lock_engine.connect() as db:

@@ -40,7 +40,7 @@ class SqliteBackend:
     def host_lock(self, ledger, host_name: str, wait: float) -> Iterator[None]:
         """A lock row per host. A lock left by a dead process on this machine is taken over at once
         (after a SIGKILL the resumed run must not wait); one from another machine when its lease ends."""
-        from agent.ledger.store import HostLocked
+        from agent.errors import HostLocked
 
         me = _Owner.current()
         deadline = time.monotonic() + wait

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, case, func, literal, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from agent.errors import LedgerError
+from agent.errors import HostLocked, LedgerError
 from agent.ledger import schema
 from agent.ledger.schema import FAR_FUTURE, SCHEMA_VERSION
 from agent.secrets import mask, register_secret
@@ -178,10 +178,6 @@ class OpenTerms:
     period: str
     started_on: str
     count: int
-
-
-class HostLocked(LedgerError):
-    """Another ispagent process is licensing this host right now."""
 
 
 class LicenseLedger:
