@@ -116,21 +116,19 @@ class PartnerClient:
     # -- transport -------------------------------------------------------------------------
 
     def _read(self, func: str, params: dict) -> Reply:
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                return self._call(func, params)
-            except PartnerTransient:
-                if attempt == READ_ATTEMPTS - 1:
-                    raise
-                self._sleep(READ_BACKOFF[min(attempt, len(READ_BACKOFF) - 1)])
-        raise AssertionError("unreachable")
+        """Reads change nothing: retried on any transient failure."""
+        return self._retrying(func, params, PartnerTransient, READ_ATTEMPTS)
 
     def _write(self, func: str, params: dict) -> Reply:
-        for attempt in range(CONNECT_ATTEMPTS):
+        """Writes are retried only when the request provably never left (connection refused)."""
+        return self._retrying(func, params, PartnerCallNotSent, CONNECT_ATTEMPTS)
+
+    def _retrying(self, func: str, params: dict, retry_on: type[Exception], attempts: int) -> Reply:
+        for attempt in range(attempts):
             try:
                 return self._call(func, params)
-            except PartnerCallNotSent:
-                if attempt == CONNECT_ATTEMPTS - 1:
+            except retry_on:
+                if attempt == attempts - 1:
                     raise
                 self._sleep(READ_BACKOFF[min(attempt, len(READ_BACKOFF) - 1)])
         raise AssertionError("unreachable")
