@@ -67,7 +67,7 @@ class LiveProgress(PlainProgress):
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console()
+        self.console = Console(highlight=False)
         self.live = Live(console=self.console, refresh_per_second=8, transient=True)
         self.total = total_hint
         self.running: dict[str, str] = {}
