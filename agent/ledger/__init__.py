@@ -5,12 +5,12 @@ A SQLite file by default (WAL, fsynced commits), or a PostgreSQL database shared
 order is sent, the license id right after it is known.
 """
 
+from agent.errors import HostLocked
 from agent.ledger.schema import SCHEMA_VERSION
 from agent.ledger.store import (
     Activation,
     BillingEvent,
     ChargeRow,
-    HostLocked,
     LedgerHost,
     LedgerLicense,
     LicenseLedger,

@@ -21,9 +21,9 @@ from sqlalchemy import Connection, case, func, literal, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from agent.errors import HostLocked, LedgerError
+from agent.errors import LedgerError
 from agent.ledger import schema
-from agent.ledger.schema import FAR_FUTURE, SCHEMA_VERSION
+from agent.ledger.schema import FAR_FUTURE
 from agent.secrets import mask, register_secret
 
 LEDGER_ENV = "ISPAGENT_LEDGER"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -170,12 +171,19 @@ def _execute(run: _Run, *, resumed: bool) -> RunResult:
         started_at=run.record.started_at,
         dry_run=run.options.dry_run,
     )
-    lock = None
-    if not run.options.dry_run:
-        lock = InventoryLock(run.options.state_dir, Path(run.record.inventory), run.record.run_id).__enter__()
-    run.factory = ConnectionFactory(run.inventory.ssh)
-    run.journal.write_record(run.record)
-    run.journal.open_events()
+    with contextlib.ExitStack() as cleanup:
+        if not run.options.dry_run:  # a dry run changes nothing: it may overlap a real one
+            cleanup.enter_context(InventoryLock(run.options.state_dir, Path(run.record.inventory), run.record.run_id))
+        run.factory = ConnectionFactory(run.inventory.ssh)
+        cleanup.callback(run.factory.close)
+        run.journal.write_record(run.record)
+        run.journal.open_events()
+        cleanup.callback(run.journal.close)
+        _execute_hosts(run, result, resumed)
+    return result
+
+
+def _execute_hosts(run: _Run, result: RunResult, resumed: bool) -> None:
     host_status, finished_steps = run.journal.finished_work() if resumed else ({}, {})
     listener = _Listeners(run.journal, run.listener)
     run.listener = listener
@@ -196,11 +204,6 @@ def _execute(run: _Run, *, resumed: bool) -> RunResult:
         listener(RunFinished(result.status, result.reason))
         run.record.status, run.record.finished_at, run.record.reason = result.status, result.finished_at, result.reason
         run.journal.write_record(run.record)
-        run.journal.close()
-        run.factory.close()
-        if lock is not None:
-            lock.__exit__(None, None, None)
-    return result
 
 
 class _Listeners:

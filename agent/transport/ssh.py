@@ -28,7 +28,6 @@ from agent.errors import (
     HostUnreachable,
     InputError,
     TransportError,
-    UnknownHostKey,
 )
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import mask
@@ -150,9 +149,6 @@ class ConnectionFactory:
                 f"{error.key.fingerprint}; possibly a man-in-the-middle. If the server was "
                 f"reinstalled: ssh-keygen -R '{name}' -f {self.known_hosts.path}"
             ) from None
-        except UnknownHostKey:
-            client.close()
-            raise
         except BaseException:
             client.close()
             raise
