@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from agent.errors import InstallerFailed
-from agent.steps.installer import fetch_script, parse_status
+from agent.installer.download import InstallerScripts
+from agent.steps.installer import parse_status
 
 SCRIPT = b"#!/bin/sh\necho installing\n"
 
@@ -45,17 +46,30 @@ def script_url():
 
 
 def test_pinned_sha256_accepts_the_script(script_url):
-    assert fetch_script(script_url, hashlib.sha256(SCRIPT).hexdigest()) == SCRIPT
+    assert InstallerScripts().fetch(script_url, hashlib.sha256(SCRIPT).hexdigest()) == SCRIPT
 
 
 def test_pinned_sha256_mismatch_fails_and_runs_nothing(script_url):
     with pytest.raises(InstallerFailed) as error:
-        fetch_script(script_url, "0" * 64)
+        InstallerScripts().fetch(script_url, "0" * 64)
     assert error.value.failure_class == "checksum"
     assert f"not the pinned {'0' * 64}: nothing was run" in str(error.value)
 
 
 def test_unreachable_installer_url_is_a_download_failure():
     with pytest.raises(InstallerFailed) as error:
-        fetch_script("http://127.0.0.1:9/install.sh", None)
+        InstallerScripts().fetch("http://127.0.0.1:9/install.sh", None)
     assert error.value.failure_class == "download"
+
+
+def test_a_run_downloads_each_script_once_and_a_new_run_downloads_again(script_url, monkeypatch):
+    import agent.installer.download as download
+
+    served = []
+    original = download._download
+    monkeypatch.setattr(download, "_download", lambda url: served.append(url) or original(url))
+    scripts = InstallerScripts()
+    for _ in range(3):
+        scripts.fetch(script_url, None)
+    InstallerScripts().fetch(script_url, None)
+    assert served == [script_url, script_url]

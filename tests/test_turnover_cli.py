@@ -152,15 +152,22 @@ def test_reconcile_reports_licenses_the_ledger_does_not_bill(account):
 def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
     from types import SimpleNamespace
 
+    from agent.hostsettings import read_host_settings
+    from agent.inventory.model import Endpoint, Host
+    from agent.runner.context import HostContext
+    from agent.runner.services import RunServices
     from agent.steps.license import license_step
     from agent.steps.registry import NoParams
 
     emulator, inventory, client = account
     vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {"edition": "pro", "fqdn": "web2.example.com"}
-    host = SimpleNamespace(name="web2", address="203.0.113.2")
-    ctx = SimpleNamespace(vars=vars, host=host, state={}, report={}, facts={}, dry_run=True, state_dir=tmp_path,
-                          log=SimpleNamespace(write=lambda *a: None))
+    services = RunServices()
+    ctx = HostContext(
+        host=Host("web2", Endpoint("203.0.113.2")), connection=None, dry_run=True, source_dirs=[], state_dir=tmp_path,
+        log=SimpleNamespace(write=lambda *a: None), settings=read_host_settings(vars), services=services, vars=vars,
+    )
     result = license_step(ctx, NoParams())
+    services.close()
     assert "would order new pro monthly license" in result.message
     assert result.message.endswith(": 20.00 EUR list, 10 % off: 18.00 EUR")
     assert ctx.report["license"]["price"] == "18.00" and emulator.calls.get("soft.order.param") is None

@@ -82,15 +82,12 @@ class InstallSettings(BaseModel):
         return f"{scheme}://{rest.split('/', 1)[0]}/repo/"
 
 
+INSTALL_KEYS: tuple[str, ...] = tuple(InstallSettings.model_fields)
+
+
 def read_install_settings(variables: Mapping[str, Any]) -> InstallSettings:
     """The host's install settings; PanelSettingsError names the var and the fix."""
-    try:
-        settings = InstallSettings.model_validate(dict(variables))
-    except ValidationError as error:
-        problem = error.errors()[0]
-        key = ".".join(str(part) for part in problem["loc"])
-        message = problem["msg"].removeprefix("Value error, ")
-        raise PanelSettingsError(f"var '{key}': {message}") from None
+    settings = _validated({key: value for key, value in variables.items() if key in INSTALL_KEYS})
     if settings.mysql_server and settings.dbtype != "mysql":
         raise PanelSettingsError("var 'mysql_server' needs 'dbtype: mysql' (the panel database is sqlite)")
     if settings.mysql_server and settings.edition == "business":
@@ -98,3 +95,18 @@ def read_install_settings(variables: Mapping[str, Any]) -> InstallSettings:
     if settings.le_domain and settings.no_letsencrypt:
         raise PanelSettingsError("vars 'le_domain' and 'no_letsencrypt' contradict each other; keep one")
     return settings
+
+
+def check_install_var(key: str, value: Any) -> None:
+    """Raise PanelSettingsError when `value` cannot be the install setting `key` (alone, without the others)."""
+    _validated({key: value})
+
+
+def _validated(variables: dict[str, Any]) -> InstallSettings:
+    try:
+        return InstallSettings.model_validate(variables)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        key = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        raise PanelSettingsError(f"var '{key}': {message}") from None

@@ -30,10 +30,18 @@ def read_vars(node: LocatedNode) -> dict[str, Any]:
 
 
 def _read_free_var(key: str, value: LocatedNode) -> Any:
+    from agent.errors import InputError
+    from agent.hostsettings import check_var  # imports the installer and partner settings: not at start-up
+
     close = did_you_mean(key, ISPMANAGER_VARS)
     if close:
         raise value.error(f"'{key}' is not an ISPmanager var", f"did you mean '{close}'?")
-    return value.value()
+    plain = value.value()
+    try:
+        check_var(key, plain)
+    except InputError as error:
+        raise value.error(str(error).removeprefix(f"var '{key}': ")) from None
+    return plain
 
 
 def _read_ispmanager_var(key: str, value: LocatedNode) -> str:

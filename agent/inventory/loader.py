@@ -96,6 +96,7 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
         _resolve_host(host, defaults, _merged_vars(host, default_vars, groups, tree), tree, config) for host in hosts
     )
     _reject_shared_endpoints(resolved, hosts)
+    _check_host_settings(resolved, hosts)
     members = {group: tuple(h.name for h in resolved if h.name in tree.members[group]) for group in tree.order}
     return Inventory(path=path, hosts=resolved, groups=members, ssh=ssh)
 
@@ -346,6 +347,19 @@ def _gateway_endpoint(
         user=_first(setting.user, from_config.user, user),
         identity_file=_first(setting.identity_file, from_config.identity_file, identity_file),
     )
+
+
+def _check_host_settings(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:
+    """Each host's vars together (each var alone was checked where it is written): `mysql_server`
+    without `dbtype: mysql`, say, once defaults, groups and the host are merged."""
+    from agent.errors import InputError
+    from agent.hostsettings import read_host_settings
+
+    for host, spec in zip(hosts, specs):
+        try:
+            read_host_settings(host.vars)
+        except InputError as error:
+            raise spec.node.error(str(error)) from None
 
 
 def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:

@@ -65,17 +65,46 @@ class PartnerSettings:
         return self.pricelists[edition]
 
 
-def settings_from_vars(vars: Mapping[str, Any]) -> PartnerSettings:
-    """PartnerSettings from a host's vars; a bad or missing value is a one-line PartnerConfigError."""
-    url = _api_url(vars)
-    user, password = read_credentials(vars.get("partner_credentials_file"))
+PARTNER_KEYS: tuple[str, ...] = (
+    "partner_region", "partner_api_url", "partner_credentials_file", "partner_output", "partner_timeout",
+    "pricelists", "reuse_free", "license_key_wait", "partner_settle",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PartnerVars:
+    """The partner vars of a host, checked; the credentials are read only when the account is used."""
+
+    api_url: str
+    credentials_file: Path | None = None
+    output: str = "bjson"
+    timeout: float = 30.0
+    pricelists: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PRICELISTS))
+    reuse_free: bool = False
+    key_wait: float = 60.0
+    settle: float = 3.0
+
+    def with_credentials(self, credentials: tuple[str, str] | None = None) -> PartnerSettings:
+        """The settings to call the account with, for `credentials` (user, password) or those read
+        from $ISPAGENT_PARTNER_AUTHINFO or the credentials file."""
+        user, password = credentials or read_credentials(self.credentials_file)
+        return PartnerSettings(
+            api_url=self.api_url, user=user, password=password, output=self.output, timeout=self.timeout,
+            pricelists=self.pricelists, reuse_free=self.reuse_free, key_wait=self.key_wait, settle=self.settle,
+        )
+
+
+def partner_vars(vars: Mapping[str, Any]) -> PartnerVars:
+    """PartnerVars from a host's vars (no file is read); a bad value is a one-line PartnerConfigError."""
     output = str(vars.get("partner_output", "bjson"))
     if output not in ("bjson", "xml"):
         raise PartnerConfigError(f"partner_output: '{output}' is not one of bjson, xml")
-    return PartnerSettings(
-        api_url=url,
-        user=user,
-        password=password,
+    credentials = vars.get("partner_credentials_file")
+    if credentials is not None and not isinstance(credentials, str):
+        raise PartnerConfigError("partner_credentials_file: expected the path of a file holding user:password")
+    return PartnerVars(
+        api_url=_api_url(vars),
+        credentials_file=Path(credentials).expanduser() if credentials else None,
         output=output,
         timeout=_positive(vars, "partner_timeout", 30.0),
         pricelists=_pricelists(vars.get("pricelists")),
@@ -83,6 +112,11 @@ def settings_from_vars(vars: Mapping[str, Any]) -> PartnerSettings:
         key_wait=_positive(vars, "license_key_wait", 60.0),
         settle=_positive(vars, "partner_settle", 3.0),
     )
+
+
+def settings_from_vars(vars: Mapping[str, Any]) -> PartnerSettings:
+    """PartnerSettings from vars (CLI options and inventory vars), credentials read."""
+    return partner_vars(vars).with_credentials()
 
 
 def _api_url(vars: Mapping[str, Any]) -> str:

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from agent.hostsettings import HostSettings
 from agent.inventory.model import Host
+from agent.runner.services import RunServices
 from agent.transport.hostlog import HostLog
 from agent.transport.ssh import SshConnection
+
+if TYPE_CHECKING:
+    from agent.license import LicenseGrant
+    from agent.steps.preflight import Preflight
+
+
+@dataclass
+class HostState:
+    """What steps hand to later steps on one host. A step that fills a field must be registered with
+    rerun_on_resume=True: a resumed run starts with an empty HostState."""
+
+    preflight: Preflight | None = None  # what the server is and what it holds (preflight step)
+    license: LicenseGrant | None = None  # the license and its activation key (license step)
+    install: Literal["installed", "would install"] | None = None  # what the installer step did
+    configure_pending: tuple[str, ...] = ()  # dry run: files configure would rewrite (verify skips them)
 
 
 @dataclass
@@ -19,11 +36,11 @@ class HostContext:
     source_dirs: list[Path]  # where local files named by steps are looked up, in order
     state_dir: Path  # the run's state directory (journals; the ledger's default home)
     log: HostLog
-    vars: dict[str, Any] = field(default_factory=dict)  # playbook vars <- inventory vars
+    settings: HostSettings  # the settings ispagent reads from the vars, checked when the run started
+    services: RunServices  # shared by the run's hosts, closed with the run
+    vars: dict[str, Any] = field(default_factory=dict)  # playbook vars <- inventory vars, for templates
     facts: dict[str, Any] = field(default_factory=dict)  # filled by the `facts` step
-    # What a step hands to later steps on this host (e.g. the license for the installer). A step
-    # that fills it must be registered with rerun_on_resume=True: a resumed run starts empty.
-    state: dict[str, Any] = field(default_factory=dict)
+    state: HostState = field(default_factory=HostState)
     # Extra keys of this host's entry in the run report (e.g. "license"); never secrets.
     report: dict[str, Any] = field(default_factory=dict)
 

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Callable
 
 from agent.errors import HostUnreachable, InputError, IspagentError, RunAborted
+from agent.hostsettings import HostSettings, check_var, read_host_settings
 from agent.inventory.model import Host, Inventory
 from agent.journal import InventoryLock, Journal, RunRecord, file_sha256, new_run_id, utc_now
 from agent.playbook import Playbook, PlaybookStep, load_playbook
 from agent.runner.batches import batches, failed_percent, parse_batch_size, threshold_exceeded
 from agent.runner.context import HostContext
+from agent.runner.services import RunServices
 from agent.runner.events import (
     BatchFinished,
     HostFinished,
@@ -93,6 +95,8 @@ class _Run:
     journal: Journal
     listener: RunListener
     echo: Echo | None
+    settings: dict[str, HostSettings]
+    services: RunServices = field(default_factory=RunServices)
     factory: ConnectionFactory | None = None
 
 
@@ -119,7 +123,8 @@ def start_run(
         options=options.to_json(),
         started_at=utc_now(),
     )
-    run = _Run(record, playbook, inventory, hosts, options, Journal(options.state_dir, run_id), listener, echo)
+    settings = host_settings(playbook, inventory, hosts)
+    run = _Run(record, playbook, inventory, hosts, options, Journal(options.state_dir, run_id), listener, echo, settings)
     return _execute(run, resumed=False)
 
 
@@ -147,8 +152,30 @@ def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo |
     record.resumed_at.append(utc_now())
     record.status, record.finished_at, record.reason = "running", None, None
     hosts = [known[name] for name in record.hosts]
-    run = _Run(record, playbook, inventory, hosts, options, journal, listener, echo)
+    settings = host_settings(playbook, inventory, hosts)
+    run = _Run(record, playbook, inventory, hosts, options, journal, listener, echo, settings)
     return _execute(run, resumed=True)
+
+
+def host_settings(playbook: Playbook, inventory: Inventory, hosts: list[Host]) -> dict[str, HostSettings]:
+    """Each host's settings (playbook vars <- inventory vars), all checked before any host is contacted.
+
+    A bad value fails the whole run here, with the file and the key, instead of failing every host
+    at the step that reads it after facts and preflight already ran.
+    """
+    for key, value in playbook.vars.items():
+        try:
+            check_var(key, value)
+        except InputError as error:
+            problem = str(error).removeprefix(f"var '{key}': ")
+            raise type(error)(f"{playbook.path}: vars.{key}: {problem}") from None
+    settings = {}
+    for host in hosts:
+        try:
+            settings[host.name] = read_host_settings({**playbook.vars, **host.vars})
+        except InputError as error:
+            raise type(error)(f"{inventory.path}: hosts.{host.name}: {error}") from None
+    return settings
 
 
 def _load_inventory(path: Path, options: RunOptions) -> Inventory:
@@ -174,6 +201,9 @@ def _execute(run: _Run, *, resumed: bool) -> RunResult:
     with contextlib.ExitStack() as cleanup:
         if not run.options.dry_run:  # a dry run changes nothing: it may overlap a real one
             cleanup.enter_context(InventoryLock(run.options.state_dir, Path(run.record.inventory), run.record.run_id))
+        cleanup.callback(run.services.close)
+        if any(planned.type.uses_account for planned in run.playbook.steps):
+            _read_account_credentials(run)
         run.factory = ConnectionFactory(run.inventory.ssh)
         cleanup.callback(run.factory.close)
         run.journal.write_record(run.record)
@@ -181,6 +211,15 @@ def _execute(run: _Run, *, resumed: bool) -> RunResult:
         cleanup.callback(run.journal.close)
         _execute_hosts(run, result, resumed)
     return result
+
+
+def _read_account_credentials(run: _Run) -> None:
+    """The partner credentials of every host, read once, before any host is contacted."""
+    for host in run.hosts:
+        try:
+            run.services.partner_settings(run.settings[host.name].partner)
+        except InputError as error:
+            raise type(error)(f"{run.inventory.path}: hosts.{host.name}: {error}") from None
 
 
 def _execute_hosts(run: _Run, result: RunResult, resumed: bool) -> None:
@@ -278,6 +317,8 @@ def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutc
         source_dirs=run.playbook.source_dirs,
         state_dir=run.options.state_dir,
         log=log,
+        settings=run.settings[host.name],
+        services=run.services,
         vars={**run.playbook.vars, **host.vars},
     )
     try:

@@ -52,7 +52,7 @@ def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFi
     for user in ctx.vars.get("panel_users") or []:
         if isinstance(user, dict) and user.get("password"):
             register_secret(str(user["password"]))
-    variables = {**ctx.template_vars(), "preflight": ctx.state.get("preflight")}
+    variables = {**ctx.template_vars(), "preflight": ctx.state.preflight}
     wanted = ((OPTIONS_DEST, params.options_template, 0o644), (IHTTPD_DEST, params.ihttpd_template, 0o644),
               (CALLS_DEST, params.calls_template, 0o600))
     return [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables).encode(), mode, name)
@@ -78,7 +78,7 @@ def configure(ctx: HostContext, params: PanelConfigParams) -> StepResult:
     if not changed_files:
         return ok(f"{len(files)} config files up to date")
     if ctx.dry_run:
-        ctx.state["configure_pending"] = tuple(changed_files)  # verify: these would be rewritten first
+        ctx.state.configure_pending = tuple(changed_files)  # verify: these would be rewritten first
         diff = "".join(r.data.get("diff", "") for r in results.values())
         return changed(f"would update {', '.join(changed_files)} and restart the panel", diff=mask(diff))
     if CALLS_DEST in changed_files:

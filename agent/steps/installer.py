@@ -7,17 +7,13 @@ resumed run finds it by its pid file and reattaches instead of starting a second
 
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from agent.errors import InstallerFailed
 from agent.installer.command import installer_command
 from agent.installer.messages import ALREADY_INSTALLED, FailureClass, classify_output, failure_line
-from agent.installer.settings import InstallSettings, read_install_settings
+from agent.installer.settings import InstallSettings
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.secrets import mask, register_secret
@@ -27,36 +23,10 @@ from agent.transport.ssh import command_line
 
 SCRIPT = f"{INSTALLER_DIR}/install.sh"
 LOG = f"{INSTALLER_DIR}/install.log"
-DOWNLOAD_TIMEOUT = 60.0
 
 
 class InstallerParams(StepParams):
     poll_seconds: float = 1.0  # how often the server's install log is read back
-
-
-# -- fetching install.sh (once per run and URL, on the control node) ---------------------------
-
-_downloads: dict[str, bytes] = {}
-_download_lock = threading.Lock()
-
-
-def fetch_script(url: str, sha256: str | None) -> bytes:
-    """install.sh from `url`, checked against the pinned sha256 if one is set."""
-    with _download_lock:
-        if url not in _downloads:
-            try:
-                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                    _downloads[url] = response.read()
-            except (urllib.error.URLError, OSError) as error:
-                reason = getattr(error, "reason", None) or error
-                raise InstallerFailed(f"cannot download {url}: {reason}", "download") from None
-        content = _downloads[url]
-    if sha256 and hashlib.sha256(content).hexdigest() != sha256:
-        raise InstallerFailed(
-            f"{url} has sha256 {hashlib.sha256(content).hexdigest()}, not the pinned {sha256}: nothing was run; "
-            "check the script and update installer_sha256", "checksum",
-        )
-    return content
 
 
 # -- the install on the server -----------------------------------------------------------------
@@ -136,9 +106,8 @@ def follow(ctx: HostContext, timeout_s: float, poll_s: float) -> tuple[InstallSt
 
 
 def _activation_key(ctx: HostContext) -> str | None:
-    license = ctx.state.get("license")
-    key = getattr(license, "key", None) if license is not None else None
-    key = key or ctx.vars.get("activation_key") or None
+    license = ctx.state.license
+    key = (license.key if license is not None else None) or ctx.settings.license.activation_key
     if key:
         register_secret(str(key))  # before it reaches any command line, log or message
     return str(key) if key else None
@@ -151,7 +120,7 @@ def _finish(ctx: HostContext, status: InstallStatus, output: str, how: str) -> S
     report.update({"exit": status.rc, "log": LOG})
     if status.rc == 0 and ctx.connection.run([MGRCTL, "-m", "ispmgr", "license.info"], log_output=False).ok:
         report.update({"result": "installed", "class": None})
-        ctx.state["installer"] = "installed"
+        ctx.state.install = "installed"
         return changed(f"ISPmanager installed ({how}); log {LOG}")
     failure = classify_output(output, status.rc if status.rc is not None else -1)
     return _failed(ctx, failure, f"install.sh exited {status.rc}: {mask(failure_line(output)) or 'no output'}")
@@ -174,8 +143,8 @@ def installer(ctx: HostContext, params: InstallerParams) -> StepResult:
 
 
 def _install(ctx: HostContext, params: InstallerParams) -> StepResult:
-    settings = read_install_settings(ctx.vars)
-    preflight = ctx.state.get("preflight")
+    settings = ctx.settings.install
+    preflight = ctx.state.preflight
     if preflight is None:
         return failed("no preflight result: put the preflight step before the installer")
     timeout_s = settings.installer_timeout_minutes * 60
@@ -193,7 +162,7 @@ def _install(ctx: HostContext, params: InstallerParams) -> StepResult:
     command = installer_command(settings, preflight.os_family, _activation_key(ctx))
     for note in command.notes:
         ctx.log.write("|", note)
-    script = fetch_script(settings.script_url, settings.installer_sha256)
+    script = ctx.services.installer_scripts.fetch(settings.script_url, settings.installer_sha256)
     ctx.connection.put(script, SCRIPT, 0o700, make_parents=True)
     launch = ctx.connection.run(_LAUNCH.replace("__ARGS__", command_line(command.argv)))
     if not launch.ok or not launch.stdout.strip().isdigit():
@@ -208,5 +177,5 @@ def _dry_run(ctx: HostContext, settings: InstallSettings, preflight) -> StepResu
     if preflight.install_running:
         return changed("would reattach to the install.sh that is running")
     command = installer_command(settings, preflight.os_family, _activation_key(ctx))
-    ctx.state["installer"] = "would install"
+    ctx.state.install = "would install"
     return changed(f"would run: {mask(command_line(['bash', 'install.sh', *command.argv]))} (from {settings.script_url})")

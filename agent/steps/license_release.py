@@ -10,11 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 from agent.errors import PartnerNotFound
-from agent.ledger import default_ledger_path, open_ledger
 from agent.panel.mgrctl import MGRCTL, parse_key_values
-from agent.partner.client import client_for
 from agent.partner.model import FREE_LICNAME, LicenseStatus
-from agent.partner.settings import settings_from_vars
 from agent.runner.context import HostContext
 from agent.steps.registry import StepParams, StepResult, changed, ok, skipped, step
 
@@ -25,15 +22,15 @@ class ReleaseParams(StepParams):
     policy: Literal["park", "suspend", "delete"] = "park"
 
 
-@step("license_release", ReleaseParams)
+@step("license_release", ReleaseParams, uses_account=True)
 def license_release(ctx: HostContext, params: ReleaseParams) -> StepResult:
     """Park, suspend or delete the license of a server being decommissioned."""
-    ledger = open_ledger(default_ledger_path(ctx.vars, ctx.state_dir))
+    ledger = ctx.services.ledger(ctx.settings.ledger_location(ctx.state_dir))
     held = ledger.license_of_host(ctx.host.name)
     license_id = _panel_licid(ctx) or (held.id if held else None)
     if not license_id or license_id == "0":
         return skipped("no license known for this server (none on the panel, none in the ledger)")
-    client = client_for(settings_from_vars(ctx.vars))
+    client = ctx.services.partner(ctx.settings.partner)
     try:
         lic = client.get(license_id)
     except PartnerNotFound:
@@ -58,9 +55,8 @@ def license_release(ctx: HostContext, params: ReleaseParams) -> StepResult:
 
 def _panel_licid(ctx: HostContext) -> str | None:
     """The licid the panel on the server runs (license.info), if a panel is there."""
-    preflight = ctx.state.get("preflight")
-    if preflight is not None:
-        return getattr(preflight, "licid", None)
+    if ctx.state.preflight is not None:
+        return ctx.state.preflight.licid
     result = ctx.connection.run(f"[ -x {MGRCTL} ] && {MGRCTL} -m ispmgr license.info || true", log_output=False)
     return parse_key_values(result.stdout).get("licid") or None
 

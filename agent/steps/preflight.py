@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from agent.installer.settings import read_install_settings
 from agent.panel.mgrctl import CORE, MGRCTL, parse_key_values
 from agent.panel.preflight_rules import PANEL_PORTS, HostFacts, Verdict, evaluate
 from agent.runner.context import HostContext
@@ -120,7 +119,7 @@ def _df_free(line: str) -> int | None:
 
 @dataclass(frozen=True)
 class Preflight:
-    """What later steps (license, installer, verify) learn from preflight: `ctx.state["preflight"]`."""
+    """What later steps (license, installer, verify) learn from preflight: `ctx.state.preflight`."""
 
     primary_ipv4: str | None
     installed: bool  # a working panel is there: not reinstalled, its license is adopted
@@ -171,13 +170,13 @@ def preflight_of(facts: HostFacts, verdict: Verdict) -> Preflight:
 @step("preflight", read_only=True)
 def preflight(ctx: HostContext, params) -> StepResult:
     """Check the host against the installer's rules (OS, RAM, hostname, SELinux...) in one round trip."""
-    settings = read_install_settings(ctx.vars)
+    settings = ctx.settings.install
     result = ctx.connection.run(gather_script(settings.repository_url), log_output=False)
     if not result.ok and "os_id=" not in result.stdout:
         return failed(f"cannot gather preflight facts: {result.error_line()}")
     facts = parse_host_facts(result.stdout)
     state = preflight_of(facts, evaluate(facts, settings))
-    ctx.state["preflight"] = state
+    ctx.state.preflight = state
     ctx.report["preflight"] = state.to_report()
     ctx.log.write("|", "preflight: " + "; ".join(
         [f"{facts.os_label}, {facts.memory_mb} MB, hostname {facts.hostname}, installed={state.installed}"]

@@ -70,6 +70,7 @@ class StepType:
     params: type[StepParams]
     read_only: bool  # changes nothing on the host
     rerun_on_resume: bool  # its output feeds later steps: a resumed run does it again
+    uses_account: bool  # calls the partner account: the run reads its credentials before any host
     summary: str
 
 
@@ -77,7 +78,12 @@ _REGISTRY: dict[str, StepType] = {}
 
 
 def step(
-    name: str, params: type[StepParams] = NoParams, *, read_only: bool = False, rerun_on_resume: bool | None = None
+    name: str,
+    params: type[StepParams] = NoParams,
+    *,
+    read_only: bool = False,
+    rerun_on_resume: bool | None = None,
+    uses_account: bool = False,
 ):
     """Register the decorated function as the step `name` taking `params`.
 
@@ -86,12 +92,11 @@ def step(
     """
     rerun = read_only if rerun_on_resume is None else rerun_on_resume
 
-
     def register(function: StepFunction) -> StepFunction:
         if name in _REGISTRY:
             raise RuntimeError(f"step {name!r} registered twice")
         summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
-        _REGISTRY[name] = StepType(name, function, params, read_only, rerun, summary)
+        _REGISTRY[name] = StepType(name, function, params, read_only, rerun, uses_account, summary)
         return function
 
     return register

@@ -8,18 +8,15 @@ account did not confirm is retried by the next run's `report` step on this host.
 from __future__ import annotations
 
 from agent.errors import PartnerError
-from agent.ledger import default_ledger_path, open_ledger
-from agent.partner.client import client_for
-from agent.partner.settings import settings_from_vars
 from agent.runner.context import HostContext
 from agent.steps.license import wanted_license
 from agent.steps.registry import NoParams, StepResult, changed, ok, skipped, step
 
 
-@step("report", NoParams)
+@step("report", NoParams, uses_account=True)
 def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
     """Name the license after the server in the account (licname, remoteid); record the activation."""
-    grant = ctx.state.get("license")
+    grant = ctx.state.license
     if grant is None or not grant.id:
         return skipped("no license from the partner account to report")
     if grant.action == "none" and grant.key is None:
@@ -27,8 +24,8 @@ def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
     if ctx.dry_run:
         return skipped(f"would report license {grant.id} as used by {wanted_license(ctx).fqdn}")
     wanted = wanted_license(ctx)
-    ledger = open_ledger(default_ledger_path(ctx.vars, ctx.state_dir))
-    client = client_for(settings_from_vars(ctx.vars))
+    ledger = ctx.services.ledger(ctx.settings.ledger_location(ctx.state_dir))
+    client = ctx.services.partner(ctx.settings.partner)
     host = ledger.host(ctx.host.name, ctx.host.address, wanted.fqdn)
     ledger.queue_activation(grant.id, host, wanted.ip, grant.edition, grant.period)
     pending = ledger.activations(host.name, state="pending")

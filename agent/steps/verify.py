@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import testinfra.host
 from testinfra.backend.paramiko import ParamikoBackend
 
-from agent.installer.settings import read_install_settings
 from agent.panel.mgrctl import MGRCTL, edition_of, parse_key_values
 from agent.runner.context import HostContext
 from agent.steps.configure import PanelConfigParams, planned_files
@@ -54,11 +53,10 @@ def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
     detail = f"listening on {', '.join(listening)}" if listening else f"nothing listens on TCP port {port}"
     checks = [Check("ihttpd", bool(listening), detail)]
     info = host.run(command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
-    license = ctx.state.get("license")
-    expected = getattr(license, "id", None) or None
-    checks += license_checks(parse_key_values(info.stdout) if info.rc == 0 else {}, expected,
-                             read_install_settings(ctx.vars).edition)
-    pending = ctx.state.get("configure_pending", ()) if ctx.dry_run else ()
+    expected = ctx.state.license.id if ctx.state.license else None
+    checks += license_checks(parse_key_values(info.stdout) if info.rc == 0 else {}, expected or None,
+                             ctx.settings.install.edition)
+    pending = ctx.state.configure_pending if ctx.dry_run else ()
     for planned in planned_files(ctx, params):
         if planned.dest in pending:
             checks.append(Check(f"config:{planned.dest}", True, "would be updated by configure (dry run)"))
@@ -72,7 +70,7 @@ def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
 @step("verify", PanelConfigParams, read_only=True)
 def verify(ctx: HostContext, params: PanelConfigParams) -> StepResult:
     """Panel listening on 1500, license.info's licid and edition as expected, rendered config in place."""
-    if ctx.dry_run and ctx.state.get("installer") == "would install":
+    if ctx.dry_run and ctx.state.install == "would install":
         return skipped("the panel would be installed first: nothing to verify yet")
     checks = run_checks(ctx, params)
     ctx.report["verify"] = {check.name: {"ok": check.ok, "detail": check.detail} for check in checks}

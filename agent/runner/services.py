@@ -1,0 +1,84 @@
+"""What the hosts of one run share: ledgers, partner-account clients, the order breaker, install.sh downloads.
+
+Created when a run starts and closed with it, so a second run in the same process (a scheduler, a
+test) starts with a fresh breaker, fresh clients and no open database engines.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.installer.download import InstallerScripts
+
+if TYPE_CHECKING:
+    from agent.ledger import LicenseLedger
+    from agent.license import OrderBreaker
+    from agent.partner.client import PartnerClient
+    from agent.partner.settings import PartnerSettings, PartnerVars
+
+
+class RunServices:
+    """Opened lazily, on first use by a step: a smoke playbook never loads the database layer."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = state_dir
+        self.installer_scripts = InstallerScripts()
+        self._lock = threading.Lock()
+        self._ledgers: dict[str, LicenseLedger] = {}
+        self._clients: dict[tuple, PartnerClient] = {}
+        self._credentials: dict[Path | None, tuple[str, str]] = {}
+        self._breaker: OrderBreaker | None = None
+
+    @property
+    def breaker(self) -> OrderBreaker:
+        """The run's order breaker: a refusal for payment stops ordering for the rest of this run only."""
+        from agent.license import OrderBreaker
+
+        with self._lock:
+            if self._breaker is None:
+                self._breaker = OrderBreaker()
+            return self._breaker
+
+    def ledger(self, location: str | Path) -> LicenseLedger:
+        """The ledger at `location`, opened (and migrated) once per run."""
+        from agent.ledger import LicenseLedger
+
+        key = str(Path(location).absolute()) if isinstance(location, Path) else str(location)
+        with self._lock:
+            if key not in self._ledgers:
+                self._ledgers[key] = LicenseLedger(location)
+            return self._ledgers[key]
+
+    def partner_settings(self, partner: PartnerVars) -> PartnerSettings:
+        """`partner` with its credentials, read once per run (the file, or $ISPAGENT_PARTNER_AUTHINFO)."""
+        from agent.partner.settings import read_credentials
+
+        with self._lock:
+            if partner.credentials_file not in self._credentials:
+                self._credentials[partner.credentials_file] = read_credentials(partner.credentials_file)
+            return partner.with_credentials(self._credentials[partner.credentials_file])
+
+    def partner(self, partner: PartnerVars) -> PartnerClient:
+        """The run's client for this account: hosts of the run share it (and its call counts)."""
+        from agent.partner.client import PartnerClient
+
+        settings = self.partner_settings(partner)
+        key = (settings.api_url, settings.user, settings.password, settings.output, settings.timeout,
+               tuple(sorted(settings.pricelists.items())))
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = PartnerClient(settings)
+            return self._clients[key]
+
+    def clients(self) -> list[PartnerClient]:
+        with self._lock:
+            return list(self._clients.values())
+
+    def close(self) -> None:
+        with self._lock:
+            ledgers, self._ledgers = list(self._ledgers.values()), {}
+            self._clients.clear()
+        for ledger in ledgers:
+            ledger.engine.dispose()
