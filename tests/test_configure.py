@@ -9,8 +9,8 @@ import yaml
 
 from agent.errors import StepFailed
 from agent.playbook import load_playbook
-from agent.steps.configure import PROJECT_TEMPLATES, mgrctl_calls
-from agent.steps.template import render_template
+from agent.stepkit.panelfiles import PROJECT_TEMPLATES, mgrctl_calls
+from agent.stepkit.templates import render_template
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "installer" / "template_cases.yaml").read_text())

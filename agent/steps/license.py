@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from agent.license import LicenseGrant, LicenseWork, WantedLicense, ensure_license, plan_license
 from agent.runner.context import HostContext
+from agent.stepkit.wanted import wanted_license
 from agent.steps.registry import NoParams, StepResult, changed, ok, step
-
-
-def wanted_license(ctx: HostContext) -> WantedLicense:
-    """Edition, period, IP and name of the license this host needs."""
-    preflight, wanted = ctx.state.preflight, ctx.settings.license
-    ip = (preflight.primary_ipv4 if preflight else None) or ctx.facts.get("primary_ipv4") or ctx.host.address
-    fqdn = wanted.fqdn or ctx.facts.get("fqdn") or ctx.host.name
-    return WantedLicense(ctx.host.name, str(ip), str(fqdn), wanted.edition, wanted.period)
 
 
 @step("license", NoParams, rerun_on_resume=True, uses_account=True)

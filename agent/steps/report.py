@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from agent.errors import PartnerError
 from agent.runner.context import HostContext
-from agent.steps.license import wanted_license
+from agent.stepkit.wanted import wanted_license
 from agent.steps.registry import NoParams, StepResult, changed, ok, skipped, step
 
 
