@@ -76,7 +76,7 @@ def _engine(path: Path) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, record) -> None:
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _use_wal(dbapi_connection)
         dbapi_connection.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut, not only a crash
 
     @event.listens_for(engine, "begin")
@@ -84,6 +84,23 @@ def _engine(path: Path) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get("ledger_write") else "BEGIN")
 
     return engine
+
+
+def _use_wal(dbapi_connection, wait: float = 30.0) -> None:
+    """Switch a new ledger file to WAL (it stays so). SQLite answers "database is locked" at once,
+    without waiting, when two connections switch a fresh file together: wait for the other one."""
+    import sqlite3
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True)
