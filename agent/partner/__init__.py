@@ -4,8 +4,8 @@
 answers and errors, `client` makes the calls. See shared/ispmanager-facts.md §4 and §8.
 """
 
-from agent.partner.client import PartnerClient, client_for
+from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
 from agent.partner.settings import PartnerSettings
 
-__all__ = ["AccountLicense", "LicenseStatus", "PartnerClient", "PartnerSettings", "client_for"]
+__all__ = ["AccountLicense", "LicenseStatus", "PartnerClient", "PartnerSettings"]

@@ -170,17 +170,3 @@ class PartnerClient:
                 raise PartnerTransient(mask(f"{func}: no complete answer from the partner API ({type(error).__name__}: {error})")) from None
         finally:
             connection.close()
-
-
-_clients: dict[tuple, PartnerClient] = {}
-_clients_lock = threading.Lock()
-
-
-def client_for(settings: PartnerSettings) -> PartnerClient:
-    """The process's client for these settings: hosts of one run share it (and its call counts)."""
-    key = (settings.api_url, settings.user, settings.password, settings.output, settings.timeout,
-           tuple(sorted(settings.pricelists.items())))
-    with _clients_lock:
-        if key not in _clients:
-            _clients[key] = PartnerClient(settings)
-        return _clients[key]
