@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from agent.errors import PlaybookError
 from agent.runner.context import find_local_file
-from agent.steps.registry import StepParams, StepType, load_steps
+from agent.runner.registry import StepParams, StepType, load_steps
 from agent.yamlsource import Key, YamlSource, read_yaml
 
 _TOP_KEYS = ("name", "description", "vars", "steps")

@@ -8,8 +8,8 @@ import pytest
 
 from agent.errors import PlaybookError
 from agent.playbook import load_playbook
-from agent.steps.registry import load_steps
-from agent.steps.registry import load_steps
+from agent.runner.registry import load_steps
+from agent.runner.registry import load_steps
 
 BAD = Path(__file__).parent / "data" / "playbooks" / "bad"
 REPO = Path(__file__).resolve().parent.parent

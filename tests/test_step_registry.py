@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.steps.registry import load_steps
+from agent.runner.registry import load_steps
 
 REPO = Path(__file__).resolve().parent.parent
 

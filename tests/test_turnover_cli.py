@@ -157,7 +157,7 @@ def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
     from agent.runner.context import HostContext
     from agent.runner.services import RunServices
     from agent.steps.license import license_step
-    from agent.steps.registry import NoParams
+    from agent.runner.registry import NoParams
 
     emulator, inventory, client = account
     vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {"edition": "pro", "fqdn": "web2.example.com"}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from agent.errors import StepFailed
 from agent.runner.context import HostContext
-from agent.steps.registry import StepResult, changed, failed, ok
+from agent.runner.registry import StepResult, changed, failed, ok
 from agent.transport.ssh import command_line
 
 

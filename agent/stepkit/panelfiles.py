@@ -11,7 +11,7 @@ from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
 from agent.secrets import register_secret
 from agent.stepkit.templates import render_template
-from agent.steps.registry import StepParams
+from agent.runner.registry import StepParams
 
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
 IHTTPD_DEST = f"{MGR_DIR}/etc/ihttpd.conf"

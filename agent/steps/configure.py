@@ -13,7 +13,7 @@ from agent.runner.context import HostContext
 from agent.secrets import mask
 from agent.stepkit.hostfiles import ensure_file
 from agent.stepkit.panelfiles import CALLS_DEST, PanelConfigParams, mgrctl_calls, planned_files
-from agent.steps.registry import StepResult, changed, failed, ok, step
+from agent.runner.registry import StepResult, changed, failed, ok, step
 
 @step("configure", PanelConfigParams)
 def configure(ctx: HostContext, params: PanelConfigParams) -> StepResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.runner.context import HostContext
-from agent.steps.registry import StepResult, failed, ok, step
+from agent.runner.registry import StepResult, failed, ok, step
 
 # One shell script, one round trip: every fact as a `key=value` line. Shell builtins wherever
 # possible: at fleet scale the forks on the host are what this step costs.

@@ -18,7 +18,7 @@ from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.secrets import mask, register_secret
 from agent.steps.preflight import INSTALLER_DIR
-from agent.steps.registry import StepParams, StepResult, changed, failed, skipped, step
+from agent.runner.registry import StepParams, StepResult, changed, failed, skipped, step
 from agent.transport.ssh import command_line
 
 SCRIPT = f"{INSTALLER_DIR}/install.sh"

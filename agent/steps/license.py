@@ -10,7 +10,7 @@ from __future__ import annotations
 from agent.license import LicenseGrant, LicenseWork, WantedLicense, ensure_license, plan_license
 from agent.runner.context import HostContext
 from agent.stepkit.wanted import wanted_license
-from agent.steps.registry import NoParams, StepResult, changed, ok, step
+from agent.runner.registry import NoParams, StepResult, changed, ok, step
 
 
 @step("license", NoParams, rerun_on_resume=True, uses_account=True)

@@ -13,7 +13,7 @@ from agent.errors import PartnerNotFound
 from agent.panel.mgrctl import MGRCTL, parse_key_values
 from agent.partner.model import FREE_LICNAME, LicenseStatus
 from agent.runner.context import HostContext
-from agent.steps.registry import StepParams, StepResult, changed, ok, skipped, step
+from agent.runner.registry import StepParams, StepResult, changed, ok, skipped, step
 
 PARKED_IP = "0.0.0.0"
 

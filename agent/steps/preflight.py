@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from agent.panel.mgrctl import CORE, MGRCTL, parse_key_values
 from agent.panel.preflight_rules import PANEL_PORTS, HostFacts, Verdict, evaluate
 from agent.runner.context import HostContext
-from agent.steps.registry import StepResult, failed, ok, step
+from agent.runner.registry import StepResult, failed, ok, step
 from agent.transport.ssh import command_line
 
 INSTALLER_DIR = "/var/lib/ispagent/installer"  # where the installer step keeps install.sh, its log, pid, rc

@@ -10,7 +10,7 @@ from __future__ import annotations
 from agent.errors import PartnerError
 from agent.runner.context import HostContext
 from agent.stepkit.wanted import wanted_license
-from agent.steps.registry import NoParams, StepResult, changed, ok, skipped, step
+from agent.runner.registry import NoParams, StepResult, changed, ok, skipped, step
 
 
 @step("report", NoParams, uses_account=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import model_validator
 
 from agent.runner.context import HostContext
-from agent.steps.registry import StepParams, StepResult, changed, failed, ok, skipped, step
+from agent.runner.registry import StepParams, StepResult, changed, failed, ok, skipped, step
 from agent.transport.ssh import command_line
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from agent.runner.context import HostContext
 from agent.stepkit.hostfiles import ensure_file
 from agent.stepkit.templates import render_template
-from agent.steps.registry import StepResult, step
+from agent.runner.registry import StepResult, step
 from agent.steps.upload import UploadParams
 
 

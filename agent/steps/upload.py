@@ -7,7 +7,7 @@ from pydantic import field_validator
 from agent.errors import StepFailed
 from agent.runner.context import HostContext
 from agent.stepkit.hostfiles import check_remote_path, ensure_file, parse_mode
-from agent.steps.registry import StepParams, StepResult, step
+from agent.runner.registry import StepParams, StepResult, step
 
 
 class UploadParams(StepParams):

@@ -14,7 +14,7 @@ from testinfra.backend.paramiko import ParamikoBackend
 from agent.panel.mgrctl import MGRCTL, edition_of, parse_key_values
 from agent.runner.context import HostContext
 from agent.stepkit.panelfiles import PanelConfigParams, planned_files
-from agent.steps.registry import StepResult, failed, ok, skipped, step
+from agent.runner.registry import StepResult, failed, ok, skipped, step
 from agent.transport.ssh import command_line
 
 

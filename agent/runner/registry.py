@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from agent.runner.context import HostContext
 
+STEPS_PACKAGE = "agent.steps"  # one module per step, named after it
 Status = Literal["ok", "changed", "skipped", "failed"]
 
 
@@ -111,11 +112,9 @@ def load_steps(names: Iterable[str] | None = None) -> dict[str, StepType]:
     """
     if names is not None and all(_import_step_module(name) for name in names):
         return dict(_REGISTRY)
-    import agent.steps as package
-
+    package = importlib.import_module(STEPS_PACKAGE)  # plug-ins, found at run time: steps sit above the runner
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "registry":
-            importlib.import_module(f"agent.steps.{module.name}")
+        importlib.import_module(f"{STEPS_PACKAGE}.{module.name}")
     return dict(_REGISTRY)
 
 
@@ -124,7 +123,7 @@ def _import_step_module(name: str) -> bool:
         return True
     if not name.isidentifier():
         return False
-    module = f"agent.steps.{name}"
+    module = f"{STEPS_PACKAGE}.{name}"
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as error:

@@ -1,0 +1,74 @@
+"""Imports run down the floors of the package, never up (the README's layout section draws them).
+
+A module may import modules of its own floor or of a floor below. Imports under
+`if TYPE_CHECKING:` are annotations only and do not count; imports inside functions do.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+AGENT = Path(__file__).resolve().parent.parent / "agent"
+
+# Lowest first. A module belongs to the floor of the longest prefix that names it.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("agent", "agent.errors", "agent.secrets", "agent.atomicfile", "agent.statedir", "agent.yamlnodes", "agent.editions"),
+    ("agent.inventory", "agent.transport", "agent.partner", "agent.ledger", "agent.panel", "agent.installer",
+     "agent.economics", "agent.hostsettings"),
+    ("agent.licensing",),
+    ("agent.runner",),
+    ("agent.stepkit",),
+    ("agent.steps",),
+    ("agent.lab",),
+    ("agent.cli", "agent.__main__"),
+)
+
+
+def floor_of(module: str) -> int:
+    best, floor = "", -1
+    for index, prefixes in enumerate(FLOORS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best):
+                best, floor = prefix, index
+    return floor
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(AGENT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every agent import in the file, outside `if TYPE_CHECKING:` blocks."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(child) for statement in node.body for child in ast.walk(statement)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names if alias.name.startswith("agent")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agent") and node.level == 0:
+            found += [(node.lineno, node.module)]
+    return found
+
+
+SOURCES = sorted(AGENT.rglob("*.py"))
+
+
+def test_every_module_has_a_floor():
+    assert [module_name(path) for path in SOURCES if floor_of(module_name(path)) < 0] == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: module_name(path))
+def test_no_import_runs_up_a_floor(path):
+    here = module_name(path)
+    upward = [f"line {line}: {module} (floor {floor_of(module)} > {floor_of(here)})"
+              for line, module in imported_modules(path) if floor_of(module) > floor_of(here)]
+    assert upward == [], f"{here} imports from a higher floor"
