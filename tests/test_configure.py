@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from agent.errors import StepFailed
-from agent.playbook import load_playbook
+from agent.runner.playbook import load_playbook
 from agent.stepkit.panelfiles import PROJECT_TEMPLATES, mgrctl_calls
 from agent.stepkit.templates import render_template
 

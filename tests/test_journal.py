@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from agent.errors import RunAborted
-from agent.journal import InventoryLock, Journal
+from agent.runner.journal import InventoryLock, Journal
 from agent.runner.events import HostFinished, HostOutcome, HostStarted, RunStarted, StepFinished, StepRecord
 
 
@@ -64,7 +64,7 @@ def test_second_run_on_the_same_inventory_is_refused_while_the_first_holds_the_l
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from agent.journal import InventoryLock;"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from agent.runner.journal import InventoryLock;"
          f"lock = InventoryLock(Path({str(tmp_path)!r}), Path({str(inventory)!r}), 'first').__enter__();"
          "print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True,
@@ -105,7 +105,7 @@ def test_runs_lists_journaled_runs_newest_first_and_resume_names_it(tmp_path):
     from click.testing import CliRunner
 
     from agent.cli.main import cli
-    from agent.journal import RunRecord
+    from agent.runner.journal import RunRecord
 
     for run_id, status in (("20261101T000000-aaaaaa", "finished"), ("20261102T000000-bbbbbb", "running")):
         Journal(tmp_path, run_id).write_record(

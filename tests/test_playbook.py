@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import PlaybookError
-from agent.playbook import load_playbook
+from agent.runner.playbook import load_playbook
 from agent.runner.registry import load_steps
 from agent.runner.registry import load_steps
 

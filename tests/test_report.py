@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from agent.report import build_report, junit_xml, report_schema
+from agent.runner.report import build_report, junit_xml, report_schema
 from agent.runner.events import HostOutcome, StepRecord
 from agent.runner.run import RunResult
 

@@ -12,7 +12,7 @@ import time
 import jsonschema
 import pytest
 
-from agent.report import report_schema
+from agent.runner.report import report_schema
 from labkit import SMOKE, events, ispagent, on_host, read_report, write_inventory, write_playbook
 
 pytestmark = pytest.mark.lab

@@ -16,7 +16,7 @@ def test_every_step_lives_in_the_module_of_its_name():
 
 def test_a_smoke_playbook_does_not_import_the_database_layer_or_testinfra():
     code = (
-        "import sys; from pathlib import Path; from agent.playbook import load_playbook;"
+        "import sys; from pathlib import Path; from agent.runner.playbook import load_playbook;"
         "load_playbook(Path('playbooks/smoke.yaml'));"
         "print(sorted(m for m in ('sqlalchemy', 'testinfra', 'agent.steps.license') if m in sys.modules))"
     )

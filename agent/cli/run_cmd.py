@@ -10,7 +10,7 @@ import click
 
 from agent.cli.progress import LiveProgress, PlainProgress, print_summary
 from agent.errors import InputError
-from agent.journal import default_state_dir
+from agent.runner.journal import default_state_dir
 
 
 def _interrupt_on_sigterm() -> None:
@@ -62,7 +62,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     Exit codes: 0 all hosts ok, 1 some hosts failed or unreachable, 2 bad usage
     or input, 3 aborted (fail threshold, or another run holds the lock), 130 interrupted.
     """
-    from agent.report import write_junit, write_report
+    from agent.runner.report import write_junit, write_report
     from agent.runner.run import RunOptions, resume_run, start_run
 
     state_dir = state_dir or default_state_dir()

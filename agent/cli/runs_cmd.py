@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agent.journal import default_state_dir, list_runs
+from agent.runner.journal import default_state_dir, list_runs
 
 
 @click.command()

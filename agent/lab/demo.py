@@ -25,7 +25,7 @@ def run_demo(
     lab_dir: Path, hosts: int, playbook: Path, listener: RunListener, progress: Progress | None = None
 ) -> DemoResult:
     """Bring the lab up with `hosts` hosts, run `playbook` over it twice, write both reports."""
-    from agent.report import write_report
+    from agent.runner.report import write_report
 
     lab = Lab(lab_dir)
     lab.up(hosts, progress)

@@ -39,7 +39,7 @@ def ledger_location(vars: Mapping[str, Any] | None = None, state_dir: Path | Non
     The state dir is the run's (`run --state-dir`), else $ISPAGENT_STATE_DIR or the default: a
     lab demo with its own state dir must not write into the partner's real ledger.
     """
-    from agent.journal import default_state_dir
+    from agent.runner.journal import default_state_dir
 
     vars = vars or {}
     url = vars.get("ledger_url") or os.environ.get(LEDGER_URL_ENV)

@@ -13,8 +13,8 @@ from typing import Callable
 from agent.errors import HostUnreachable, InputError, IspagentError, RunAborted
 from agent.hostsettings import HostSettings, check_var, read_host_settings
 from agent.inventory.model import Host, Inventory
-from agent.journal import InventoryLock, Journal, RunRecord, file_sha256, new_run_id, utc_now
-from agent.playbook import Playbook, PlaybookStep, load_playbook
+from agent.runner.journal import InventoryLock, Journal, RunRecord, file_sha256, new_run_id, utc_now
+from agent.runner.playbook import Playbook, PlaybookStep, load_playbook
 from agent.runner.batches import batches, failed_percent, parse_batch_size, threshold_exceeded
 from agent.runner.context import HostContext
 from agent.runner.services import RunServices

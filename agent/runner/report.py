@@ -16,7 +16,7 @@ HOST_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
 
 
 def report_schema() -> dict[str, Any]:
-    return json.loads(resources.files("agent").joinpath("report.json").read_text())
+    return json.loads(resources.files("agent.runner").joinpath("report.json").read_text())
 
 
 def build_report(result: RunResult) -> dict[str, Any]:
