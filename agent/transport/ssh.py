@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import random
-import select
+import selectors
 import shlex
 import socket
 import stat
@@ -353,8 +353,17 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
 
 
 def _collect(channel: paramiko.Channel, deadline: float, shown: str) -> tuple[int, bytes, bytes]:
+    # A selector, not select.select(): that fails with "filedescriptor out of range" once a run
+    # holds more than 1024 descriptors (a few hundred hosts), and the channel's fd is then above it.
+    with selectors.DefaultSelector() as selector:
+        selector.register(channel, selectors.EVENT_READ)
+        return _collect_until(channel, selector, deadline, shown)
+
+
+def _collect_until(
+    channel: paramiko.Channel, selector: selectors.BaseSelector, deadline: float, shown: str
+) -> tuple[int, bytes, bytes]:
     out, err = bytearray(), bytearray()
-    fd = channel.fileno()
     while True:
         drained = False
         while channel.recv_ready():
@@ -371,7 +380,7 @@ def _collect(channel: paramiko.Channel, deadline: float, shown: str) -> tuple[in
             channel.close()
             raise CommandTimeout(f"command timed out: {shown[:200]}")
         if not drained:
-            select.select([fd], [], [], min(remaining, 0.5))
+            selector.select(min(remaining, 0.5))
     status = channel.recv_exit_status()
     channel.close()
     return status, bytes(out), bytes(err)
