@@ -12,6 +12,7 @@ import pytest
 from agent.errors import CommandTimeout, HostKeyMismatch, HostUnreachable, UnknownHostKey
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.transport import ConnectionFactory, HostLog
+from agent.transport import testinfra_host as testinfra_backend  # the module: pytest would collect test*()
 from agent.secrets import forget_secrets, register_secret
 
 pytestmark = pytest.mark.lab
@@ -207,3 +208,18 @@ def test_commands_run_when_the_process_holds_more_than_1024_descriptors(lab, des
         connection.close()
     assert (result.exit_status, result.stdout, result.stderr) == (3, "out\n", "err\n")
 
+
+def test_testinfra_checks_go_over_the_verified_connection(lab, tmp_path):
+    log = HostLog(tmp_path / "host.log")
+    connection = _factory(lab).connect(_host(lab, user="deploy", sudo=True), log)
+    try:
+        host = testinfra_backend.testinfra_host(connection)
+        assert host.run("id -un").stdout.strip() == "root"  # the connection's sudo -n
+        assert host.file("/etc/ssh/sshd_config").exists
+        assert "tcp://0.0.0.0:22" in host.socket.get_listening_sockets()
+        ssh_connections = host.run("ss -Htn state established '( sport = :22 )' | wc -l").stdout.strip()
+    finally:
+        connection.close()
+        log.close()
+    assert ssh_connections == "1"  # no second connection of testinfra's own
+    assert "$ sudo -n -- sh -c 'id -un'" in (tmp_path / "host.log").read_text()

@@ -248,7 +248,7 @@ class SshConnection:
 
     @property
     def client(self) -> paramiko.SSHClient | None:
-        """The verified paramiko client under the fabric Connection (what testinfra reuses)."""
+        """The verified paramiko client under the fabric Connection; None once closed."""
         return self.fabric_connection.client if self.fabric_connection else None
 
     def open(self) -> None:
