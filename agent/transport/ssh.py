@@ -2,8 +2,11 @@
 
 fabric's `Connection` authenticates and goes through bastions. Before it connects, its client's
 AutoAddPolicy (any host key accepted, silently) is replaced by the run's own policy (hostkeys.py).
-Commands run on sessions of that connection's own paramiko transport, as they did before fabric;
-uploads use fabric's SFTP session of the same connection.
+Commands run on sessions of that connection's own paramiko transport, not fabric's
+`Connection.run`: invoke's runner starts I/O threads and polls every 10 ms for each command. 500
+commands on 50 lab hosts at once took 1.05-1.14 s (0.43-0.60 CPU-s) this way, 1.38-1.61 s
+(0.91-1.15 CPU-s) through fabric (bench/command_runner.py). Uploads use fabric's SFTP session of
+the same connection.
 """
 
 from __future__ import annotations
