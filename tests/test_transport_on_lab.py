@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import resource
+import socket
+
 import pytest
 
-from agent.errors import CommandTimeout, HostUnreachable
+from agent.errors import CommandTimeout, HostKeyMismatch, HostUnreachable, UnknownHostKey
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.transport import ConnectionFactory, HostLog
+from agent.transport import testinfra_host as testinfra_backend  # the module: pytest would collect test*()
 from agent.secrets import forget_secrets, register_secret
 
 pytestmark = pytest.mark.lab
@@ -93,3 +99,127 @@ def test_secrets_are_masked_in_the_host_log(lab, tmp_path):
         forget_secrets()
     text = (tmp_path / "host.log").read_text()
     assert "ISP-SECRET-KEY-1234" not in text and "key is ***" in text
+
+
+def _known_hosts_with(lab, tmp_path, lines: list[str]):
+    path = tmp_path / "known_hosts"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def _lab_key_line(lab, index: int) -> str:
+    address = lab.hosts[index].address
+    return next(line for line in lab.known_hosts_path.read_text().splitlines() if line.split()[0] == address)
+
+
+def test_unknown_host_key_is_refused_under_strict_and_nothing_is_recorded(lab, tmp_path):
+    known_hosts = _known_hosts_with(lab, tmp_path, [])
+    factory = ConnectionFactory(SshSettings(known_hosts=known_hosts, host_key_policy="strict"))
+    with pytest.raises(UnknownHostKey, match="is not in"):
+        factory.connect(_host(lab))
+    assert known_hosts.read_text() == ""
+
+
+def test_accept_new_records_a_first_seen_key_and_connects(lab, tmp_path):
+    known_hosts = _known_hosts_with(lab, tmp_path, [])
+    factory = ConnectionFactory(SshSettings(known_hosts=known_hosts, host_key_policy="accept-new"))
+    connection = factory.connect(_host(lab))
+    try:
+        assert connection.run("true").ok
+    finally:
+        connection.close()
+    assert known_hosts.read_text() == f"{_lab_key_line(lab, 0)}\n"
+
+
+@pytest.mark.parametrize("policy", ["strict", "accept-new"])
+def test_changed_host_key_is_refused_under_every_policy(lab, tmp_path, policy):
+    other_key = _lab_key_line(lab, 1).split(None, 1)[1]
+    known_hosts = _known_hosts_with(lab, tmp_path, [f"{lab.hosts[0].address} {other_key}"])
+    factory = ConnectionFactory(SshSettings(known_hosts=known_hosts, host_key_policy=policy))
+    with pytest.raises(HostKeyMismatch, match="host key changed"):
+        factory.connect(_host(lab))
+    assert known_hosts.read_text() == f"{lab.hosts[0].address} {other_key}\n"
+
+
+def test_hosts_behind_one_bastion_share_one_connection_to_it(lab):
+    bastion = lab.hosts[0]
+    gateway = Endpoint(bastion.address, 22, "root", lab.identity_file)
+    factory = _factory(lab)
+    connections = [factory.connect(_host(lab, index, gateway=gateway)) for index in (1, 2)]
+    try:
+        assert all(c.run("true").ok for c in connections)
+        assert len(factory._gateways) == 1
+        sessions = lab.exec(bastion.name, ["sh", "-c", "ss -Htn state established '( sport = :22 )' | wc -l"])
+    finally:
+        for connection in connections:
+            connection.close()
+        factory.close()
+    assert sessions.stdout.strip() == "1"
+
+
+def test_closed_port_behind_a_bastion_is_unreachable_through_it(lab, monkeypatch):
+    monkeypatch.setattr("agent.transport.ssh.RETRY_BASE_DELAY", 0.01)
+    bastion = lab.hosts[0]
+    gateway = Endpoint(bastion.address, 22, "root", lab.identity_file)
+    factory = _factory(lab)
+    target = Host(lab.hosts[1].name, Endpoint(lab.hosts[1].address, 2299, "root", lab.identity_file), gateway=gateway)
+    try:
+        with pytest.raises(HostUnreachable, match=f"through bastion root@{bastion.address}:22: .*3 attempts"):
+            factory.connect(target)
+    finally:
+        factory.close()
+
+
+def test_commands_are_sent_without_nagle_delay(lab):
+    connection = _factory(lab).connect(_host(lab))
+    try:
+        sock = connection.client.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def descriptors_above_1024():
+    """More than 1024 open descriptors, so whatever the transport opens next lies above select()'s limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low to go past fd 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    gc.collect()  # sockets of earlier tests' connections, closed now rather than into the holes later
+    pipes = []
+    try:
+        while not pipes or pipes[-1][1] <= 1100:
+            pipes.append(os.pipe())
+        yield
+    finally:
+        for read_end, write_end in pipes:
+            os.close(read_end)
+            os.close(write_end)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_commands_run_when_the_process_holds_more_than_1024_descriptors(lab, descriptors_above_1024):
+    connection = _factory(lab).connect(_host(lab))
+    try:
+        assert connection.client.get_transport().sock.fileno() > 1024
+        result = connection.run("echo out; echo err >&2; exit 3")
+    finally:
+        connection.close()
+    assert (result.exit_status, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+def test_testinfra_checks_go_over_the_verified_connection(lab, tmp_path):
+    log = HostLog(tmp_path / "host.log")
+    connection = _factory(lab).connect(_host(lab, user="deploy", sudo=True), log)
+    try:
+        host = testinfra_backend.testinfra_host(connection)
+        assert host.run("id -un").stdout.strip() == "root"  # the connection's sudo -n
+        assert host.file("/etc/ssh/sshd_config").exists
+        assert "tcp://0.0.0.0:22" in host.socket.get_listening_sockets()
+        ssh_connections = host.run("ss -Htn state established '( sport = :22 )' | wc -l").stdout.strip()
+    finally:
+        connection.close()
+        log.close()
+    assert ssh_connections == "1"  # no second connection of testinfra's own
+    assert "$ sudo -n -- sh -c 'id -un'" in (tmp_path / "host.log").read_text()

@@ -1,21 +1,19 @@
 """`verify`: check the panel as an operator would, with testinfra over the run's own verified connection.
 
-testinfra's paramiko backend accepts any host key and opens a second connection; we give it the
-run's client instead (LAB-NOTES), so every check goes over the connection whose key was verified.
+testinfra's paramiko backend accepts any host key and opens a second connection; ours
+(agent/transport/testinfra_host.py) sends every check over the connection whose key was verified.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import testinfra.host
-from testinfra.backend.paramiko import ParamikoBackend
-
 from agent.panel.mgrctl import MGRCTL, edition_of, parse_key_values
 from agent.runner.context import HostContext
 from agent.stepkit.panelfiles import PanelConfigParams, planned_files
 from agent.runner.registry import StepResult, failed, ok, skipped, step
 from agent.transport.ssh import command_line
+from agent.transport.testinfra_host import testinfra_host
 
 
 @dataclass(frozen=True)
@@ -23,14 +21,6 @@ class Check:
     name: str
     ok: bool
     detail: str
-
-
-def testinfra_host(ctx: HostContext) -> testinfra.host.Host:
-    """A testinfra Host whose commands go over the run's already verified paramiko client."""
-    endpoint = ctx.host.endpoint
-    backend = ParamikoBackend(f"paramiko://{endpoint.user}@{endpoint.address}:{endpoint.port}", sudo=ctx.host.sudo)
-    backend.__dict__["client"] = ctx.connection.client  # replaces the cached_property: no second handshake
-    return testinfra.host.Host(backend)
 
 
 def license_checks(info: dict[str, str], expected_licid: str | None, edition: str) -> list[Check]:
@@ -45,7 +35,7 @@ def license_checks(info: dict[str, str], expected_licid: str | None, edition: st
 
 
 def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
-    host = testinfra_host(ctx)
+    host = testinfra_host(ctx.connection)
     port = int(ctx.vars.get("ihttpd_port", 1500))
     # Any address will do: testinfra's "tcp://1500" wants both 0.0.0.0 and ::, and the panel may
     # listen on its main IP only (ihttpd_listen_ip).

@@ -1,4 +1,8 @@
-"""Transports: how ispagent reaches hosts. One module per backend (ssh.py: paramiko)."""
+"""Transports: how ispagent reaches hosts.
+
+ssh.py: SSH connections on fabric and paramiko. testinfra_host.py: testinfra over those connections
+(not imported here: only the verify step needs testinfra).
+"""
 
 from agent.transport.hostkeys import KnownHosts
 from agent.transport.hostlog import HostLog

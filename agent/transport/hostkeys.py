@@ -43,6 +43,18 @@ class KnownHosts:
     def missing_key_policy(self) -> paramiko.MissingHostKeyPolicy:
         return _AcceptNew(self) if self.policy == "accept-new" else _RefuseUnknown(self)
 
+    def guard(self, client: paramiko.SSHClient, address: str, port: int) -> None:
+        """Make `client` check the server's key against this run's keys and policy before it connects.
+
+        fabric's Connection puts AutoAddPolicy on every client it makes (any key accepted, silently):
+        this replaces it, and gives the client only the keys of this one host (no file re-read).
+        """
+        name = known_hosts_name(address, port)
+        trusted = client.get_host_keys()
+        for key_type, key in self.keys_for(name).items():
+            trusted.add(name, key_type, key)
+        client.set_missing_host_key_policy(self.missing_key_policy())
+
     def remember(self, name: str, key: paramiko.PKey) -> None:
         """Record a first-seen key in memory and append it to the file (accept-new only)."""
         with self._lock:
