@@ -112,7 +112,8 @@ def _check_outcome(case, function, context, params) -> None:
         message = str(raised.value)
     else:
         result = function(context, params)
-        assert result.status == expect.status, f"step returned {result}"
+        assert result.status == expect.status, \
+            f"step returned {result}\nwhat the host was sent:\n{context.connection.transcript_text()}"
         message = result.message
         if expect.data is not None:
             assert_subset(plain(result.data), expect.data, "data")
