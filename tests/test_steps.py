@@ -49,7 +49,7 @@ def served() -> str:
     """tests/data/steps over HTTP on 127.0.0.1 (install.sh downloads): the base URL."""
     handler = functools.partial(_QuietHandler, directory=str(DATA))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
