@@ -130,10 +130,20 @@ class LedgerIntentSeed(_Model):
     period: str = "monthly"
 
 
+class LedgerActivationSeed(_Model):
+    """An activation queued by an earlier run's report step, confirmed by the account or not."""
+
+    license: str
+    host: str
+    ip: str
+    state: Literal["pending", "confirmed"] = "pending"
+
+
 class LedgerSeed(_Model):
     hosts: list[LedgerHostSeed] = []
     licenses: list[LedgerLicenseSeed] = []
     order_intents: list[LedgerIntentSeed] = []
+    activations: list[LedgerActivationSeed] = []
 
 
 class GrantSeed(_Model):
@@ -258,6 +268,11 @@ def seed_ledger(path: Path, seed: LedgerSeed) -> None:
             ledger.record_license(lic.id, lic.host, lic.ip, lic.edition, lic.period, lic.action)
         for intent in seed.order_intents:
             ledger.begin_order(hosts[intent.host], intent.ip, intent.edition, intent.period)
+        for item in seed.activations:
+            ledger.queue_activation(item.license, hosts[item.host], item.ip, "lite", "monthly")
+            if item.state == "confirmed":
+                queued = ledger.activations(item.host, state="pending")
+                ledger.confirm_activation(next(a for a in queued if a.license_id == item.license))
     finally:
         ledger.engine.dispose()
 
