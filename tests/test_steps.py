@@ -28,7 +28,6 @@ from partnerkit import start_emulator
 from stepkit import (
     AccountSeed,
     DATA,
-    REPO,
     account_licenses,
     assert_subset,
     case_vars,
@@ -144,3 +143,18 @@ def _check_after(case, context, log, log_path, emulator, ledger_path) -> None:
     for table, rows in (expect.ledger or {}).items():
         assert_subset(ledger_rows(ledger_path, table), rows, f"ledger.{table}")
 
+
+def test_every_registered_step_has_cases() -> None:
+    """A new step gets a directory of cases; a directory without a step is a renamed or removed one."""
+    with_cases = {path.parent.name for path in CASES}
+    missing = sorted(set(STEPS) - with_cases)
+    assert not missing, f"steps without cases: add tests/data/steps/<step>/<case>.yaml for {', '.join(missing)}"
+    orphans = sorted(with_cases - set(STEPS))
+    assert not orphans, f"case directories of no registered step: {', '.join(orphans)}"
+
+
+def test_every_step_that_changes_hosts_has_a_dry_run_case() -> None:
+    """--dry-run must be honest for each step that writes: each has a case showing what it does then."""
+    dry = {path.parent.name for path in CASES if load_case(path).dry_run}
+    missing = sorted(name for name, step_type in STEPS.items() if not step_type.read_only and name not in dry)
+    assert not missing, f"steps without a dry_run case: {', '.join(missing)}"
