@@ -331,9 +331,12 @@ def _difference(line: str, expected: ExpectedCommand) -> str:
     """How a sent command differs from the exact one expected (a diff), or the command in full."""
     if expected.command is None:
         return "the command in full:\n" + line
-    diff = difflib.unified_diff(expected.command.splitlines(keepends=True), line.splitlines(keepends=True),
-                                "expected", "sent", n=1)
+    diff = difflib.unified_diff(_lines(expected.command), _lines(line), "expected", "sent", n=1)
     return "".join(diff)
+
+
+def _lines(text: str) -> list[str]:
+    return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(keepends=True)]
 
 
 def _listing(items: Sequence[Expected], limit: int = 8) -> str:
