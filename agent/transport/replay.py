@@ -32,10 +32,11 @@ Failure = Literal["timeout", "connection_lost"]
 
 @dataclass(frozen=True)
 class ExpectedCommand:
-    """One command the host will be sent: matched by its exact line, a regex (re.search, `.` matching newlines too) or a substring.
+    """One command the host will be sent, matched by its exact line, a regex or a substring.
 
-    `reply` is what the host answers; `failure` makes the transport fail instead (a timeout, a
-    dropped connection). `timeout`, when set, must be the timeout the step asked for.
+    The regex is searched for with `.` matching newlines too (steps send multi-line scripts).
+    stdout, stderr and exit_status are the host's answer; `failure` makes the transport fail
+    instead (a timeout, a dropped connection). `timeout`, when set, must be the one the step asks for.
     """
 
     command: str | None = None
@@ -136,11 +137,9 @@ class ReplayConnection:
     in the CommandResult, and wraps commands in sudo on a sudo host.
     """
 
-    def __init__(self, host: Host, script: Iterable[Expected] = (), log: HostLog | None = None,
-                 command_timeout: float = 600.0) -> None:
+    def __init__(self, host: Host, script: Iterable[Expected] = (), log: HostLog | None = None) -> None:
         self.host = host
         self.log = log or HostLog(None)
-        self.command_timeout = command_timeout
         self.script: list[Expected] = list(script)
         self.position = 0  # how many expectations have been met
         self.transcript: list[Command | Upload] = []
@@ -172,7 +171,7 @@ class ReplayConnection:
         self.log.write("$", line)
         expected = self._answer(Command(line, "run", timeout, stdin))
         if expected.timeout is not None and timeout != expected.timeout:
-            self._mismatch(f"{_shown(line)} ran with timeout {timeout}, expected {expected.timeout}")
+            self.mismatches.append(f"{_shown(line)} ran with timeout {timeout}, expected {expected.timeout}")
         if expected.failure == "timeout":
             raise CommandTimeout(f"command timed out: {mask(line)[:200]}")
         if expected.failure == "connection_lost":
@@ -192,16 +191,12 @@ class ReplayConnection:
             self._unexpected(upload, expected)
         wrong = expected.problems(upload)
         if wrong:
-            self._fail(f"upload #{self.position + 1} on {self.host.name}: " + "; ".join(wrong))
+            self._fail(f"upload #{len(self.transcript)} on {self.host.name}: " + "; ".join(wrong))
         self.position += 1
         if expected.error:
             raise TransportError(f"{self.host.name}: upload to {path} failed: {expected.error}")
 
     # -- what tests call ----------------------------------------------------------------------
-
-    def expect(self, *items: Expected) -> ReplayConnection:
-        self.script.extend(items)
-        return self
 
     @property
     def commands(self) -> list[str]:
@@ -257,11 +252,8 @@ class ReplayConnection:
         self._fail(f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
                    f"expected next:\n{_listing(self.remaining())}{detail}")
 
-    def _mismatch(self, message: str) -> None:
-        self.mismatches.append(message)
-
     def _fail(self, message: str) -> None:
-        self._mismatch(message)
+        self.mismatches.append(message)
         raise ScriptMismatch(message)
 
 
