@@ -22,10 +22,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A running lab of LAB_HOSTS hosts (h1..h6), torn down at the end of the session.
 
     Teardown also runs after a failed bring-up and on Ctrl-C (pytest tears session fixtures down
-    in pytest_sessionfinish).
+    in pytest_sessionfinish). Without root the lab tests are skipped, except under CI=true where
+    they fail: a CI job must not pass by skipping its end-to-end tests.
     """
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root (network namespaces, mounts): run the lab tests as root")
+        reason = "the lab needs root (network namespaces, mounts): run the lab tests as root"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            # In CI a skipped lab would pass the end-to-end tests without running them.
+            pytest.fail(f"CI={os.environ['CI']}: the lab cannot start, so its tests would be skipped: {reason}")
+        pytest.skip(reason)
     lab = Lab(tmp_path_factory.mktemp("lab"))
     deadline = time.monotonic() + LAB_WAIT_SECONDS
     while lab.busy_elsewhere() and time.monotonic() < deadline:

@@ -246,7 +246,9 @@ class PartnerEmulator:
         return self.state_dir / "credentials"
 
     def start(self) -> PartnerEmulator:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # stop() waits for the serving loop to notice, up to one poll interval: 0.5 s by default,
+        # paid by every test that starts an emulator.
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 

@@ -1,0 +1,338 @@
+"""Replay transport: a scripted stand-in for SshConnection, so steps can be tested without hosts.
+
+It records every command as the exact line that would reach the remote shell (argv quoted, the
+`sudo -n -- sh -c` wrapper of a sudo host included) and every upload as (dest, mode, content),
+and answers from a script: the commands and uploads a test expects, in order, each with the
+output the host would give. Anything the script does not expect raises ScriptMismatch, an
+AssertionError naming what ran and what was expected; it is also kept in `mismatches`, so a step
+that swallows the exception still fails the test at `assert_done()`.
+
+testinfra (the verify step) runs over it too: `client` stands in for the paramiko client that
+testinfra's paramiko backend is handed, and its commands are matched against the same script.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Iterable, Literal, Sequence, Union
+
+import paramiko
+
+from agent.errors import CommandTimeout, HostUnreachable, TransportError
+from agent.inventory.model import Host
+from agent.secrets import mask
+from agent.transport.hostlog import HostLog
+from agent.transport.ssh import CommandResult, command_line
+
+Failure = Literal["timeout", "connection_lost"]
+
+
+@dataclass(frozen=True)
+class ExpectedCommand:
+    """One command the host will be sent, matched by its exact line, a regex or a substring.
+
+    The regex is searched for with `.` matching newlines too (steps send multi-line scripts).
+    stdout, stderr and exit_status are the host's answer; `failure` makes the transport fail
+    instead (a timeout, a dropped connection). `timeout`, when set, must be the one the step asks for.
+    """
+
+    command: str | None = None
+    match: str | None = None
+    contains: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    exit_status: int = 0
+    failure: Failure | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if sum(x is not None for x in (self.command, self.match, self.contains)) != 1:
+            raise ValueError("an expected command needs exactly one of command, match, contains")
+
+    def matches(self, line: str) -> bool:
+        if self.command is not None:
+            return line == self.command
+        if self.match is not None:
+            return re.search(self.match, line, re.DOTALL) is not None
+        return self.contains in line
+
+    def describe(self) -> str:
+        if self.command is not None:
+            return f"command {_shown(self.command)}"
+        if self.match is not None:
+            return f"command matching /{self.match}/"
+        return f"command containing {_shown(self.contains)}"
+
+
+@dataclass(frozen=True)
+class ExpectedUpload:
+    """One upload the step will make; unset fields are not checked. `error` makes it fail (TransportError)."""
+
+    dest: str
+    mode: int | None = None
+    content: bytes | None = None
+    sha256: str | None = None
+    make_parents: bool | None = None
+    error: str | None = None
+
+    def problems(self, upload: Upload) -> list[str]:
+        wrong = []
+        if upload.dest != self.dest:
+            wrong.append(f"dest {upload.dest}, expected {self.dest}")
+        if self.mode is not None and upload.mode != self.mode:
+            wrong.append(f"mode {upload.mode:o}, expected {self.mode:o}")
+        if self.content is not None and upload.content != self.content:
+            wrong.append(f"content {_shown(upload.text)}, expected {_shown(self.content.decode(errors='replace'))}")
+        if self.sha256 is not None and upload.sha256 != self.sha256:
+            wrong.append(f"sha256 {upload.sha256}, expected {self.sha256}")
+        if self.make_parents is not None and upload.make_parents != self.make_parents:
+            wrong.append(f"make_parents {upload.make_parents}, expected {self.make_parents}")
+        return wrong
+
+    def describe(self) -> str:
+        mode = f" mode {self.mode:o}" if self.mode is not None else ""
+        return f"upload to {self.dest}{mode}"
+
+
+Expected = Union[ExpectedCommand, ExpectedUpload]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command as it reached the host. `via`: "run" (a step) or "testinfra" (verify's checks)."""
+
+    line: str
+    via: Literal["run", "testinfra"] = "run"
+    timeout: float | None = None
+    stdin: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    dest: str
+    mode: int
+    content: bytes
+    make_parents: bool = False
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+
+class ScriptMismatch(AssertionError):
+    """The step sent something its script did not expect (or left expected work undone)."""
+
+
+class ReplayConnection:
+    """An SshConnection look-alike for one host: `run` and `put` follow `script`, in order.
+
+    Like SshConnection it logs each command, its output and exit status to `log`, masks secrets
+    in the CommandResult, and wraps commands in sudo on a sudo host.
+    """
+
+    def __init__(self, host: Host, script: Iterable[Expected] = (), log: HostLog | None = None) -> None:
+        self.host = host
+        self.log = log or HostLog(None)
+        self.script: list[Expected] = list(script)
+        self.position = 0  # how many expectations have been met
+        self.transcript: list[Command | Upload] = []
+        self.mismatches: list[str] = []
+        self.client = ReplayClient(self)
+        self.closed = False
+
+    # -- what steps call (SshConnection's interface) -------------------------------------------
+
+    def open(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        sudo: bool | None = None,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        log_output: bool = True,
+    ) -> CommandResult:
+        """Answer `command` from the script, as SshConnection.run would report the host's answer."""
+        line = command if isinstance(command, str) else command_line(command)
+        if self.host.sudo if sudo is None else sudo:
+            line = command_line(["sudo", "-n", "--", "sh", "-c", line])
+        self.log.write("$", line)
+        expected = self._answer(Command(line, "run", timeout, stdin))
+        if expected.timeout is not None and timeout != expected.timeout:
+            self.mismatches.append(f"{_shown(line)} ran with timeout {timeout}, expected {expected.timeout}")
+        if expected.failure == "timeout":
+            raise CommandTimeout(f"command timed out: {mask(line)[:200]}")
+        if expected.failure == "connection_lost":
+            raise HostUnreachable(f"{self.host.name}: connection lost")
+        if log_output:
+            self.log.write("|", expected.stdout)
+            self.log.write("!", expected.stderr)
+        self.log.write("=", f"exit {expected.exit_status}")
+        return CommandResult(mask(line), expected.exit_status, expected.stdout, expected.stderr)
+
+    def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
+        """Record an upload of `data` to `path`; fails (TransportError) where the script says so."""
+        self.log.write("$", f"put {path} ({len(data)} bytes, mode {mode:o})")
+        upload = Upload(path, mode, bytes(data), make_parents)
+        expected = self._next(upload)
+        if not isinstance(expected, ExpectedUpload):
+            self._unexpected(upload, expected)
+        wrong = expected.problems(upload)
+        if wrong:
+            self._fail(f"upload #{len(self.transcript)} on {self.host.name}: " + "; ".join(wrong))
+        self.position += 1
+        if expected.error:
+            raise TransportError(f"{self.host.name}: upload to {path} failed: {expected.error}")
+
+    # -- what tests call ----------------------------------------------------------------------
+
+    @property
+    def commands(self) -> list[str]:
+        return [item.line for item in self.transcript if isinstance(item, Command)]
+
+    @property
+    def uploads(self) -> list[Upload]:
+        return [item for item in self.transcript if isinstance(item, Upload)]
+
+    def remaining(self) -> list[Expected]:
+        return self.script[self.position:]
+
+    def assert_done(self) -> None:
+        """Raise ScriptMismatch if anything unexpected happened or expected work was not done."""
+        problems = list(self.mismatches)
+        if self.remaining():
+            problems.append("expected but never sent:\n" + _listing(self.remaining()))
+        if problems:
+            raise ScriptMismatch("\n".join(problems) + "\n\nwhat the host was sent:\n" + self.transcript_text())
+
+    def transcript_text(self) -> str:
+        lines = []
+        for number, item in enumerate(self.transcript, 1):
+            if isinstance(item, Upload):
+                lines.append(f"  {number}. upload {item.dest} mode {item.mode:o} sha256 {item.sha256}")
+            else:
+                via = " (testinfra)" if item.via == "testinfra" else ""
+                lines.append(f"  {number}. {_shown(item.line)}{via}")
+        return "\n".join(lines) or "  (nothing)"
+
+    # -- matching -------------------------------------------------------------------------------
+
+    def _answer(self, command: Command) -> ExpectedCommand:
+        expected = self._next(command)
+        if not isinstance(expected, ExpectedCommand) or not expected.matches(command.line):
+            self._unexpected(command, expected)
+        self.position += 1
+        return expected
+
+    def _next(self, item: Command | Upload) -> Expected | None:
+        self.transcript.append(item)
+        return self.script[self.position] if self.position < len(self.script) else None
+
+    def _unexpected(self, item: Command | Upload, expected: Expected | None) -> None:
+        what = f"upload to {item.dest}" if isinstance(item, Upload) else _shown(item.line)
+        kind = "upload" if isinstance(item, Upload) else "command"
+        if expected is None:
+            self._fail(f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
+                       "the script expected nothing more")
+        detail = ""
+        if isinstance(item, Command) and isinstance(expected, ExpectedCommand):
+            detail = "\n" + _difference(item.line, expected)
+        self._fail(f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
+                   f"expected next:\n{_listing(self.remaining())}{detail}")
+
+    def _fail(self, message: str) -> None:
+        self.mismatches.append(message)
+        raise ScriptMismatch(message)
+
+
+# -- the paramiko surface testinfra's ParamikoBackend uses --------------------------------------
+
+
+class ReplayClient:
+    """Stands in for paramiko.SSHClient: `get_transport().open_session()` gives a scripted channel."""
+
+    def __init__(self, connection: ReplayConnection) -> None:
+        self._transport = _ReplayTransport(connection)
+
+    def get_transport(self) -> _ReplayTransport:
+        return self._transport
+
+    def close(self) -> None:
+        pass
+
+
+class _ReplayTransport:
+    def __init__(self, connection: ReplayConnection) -> None:
+        self.connection = connection
+
+    def is_active(self) -> bool:
+        return not self.connection.closed
+
+    def open_session(self, timeout: float | None = None) -> _ReplayChannel:
+        return _ReplayChannel(self.connection)
+
+
+class _ReplayChannel:
+    """A channel whose command is answered from the script (testinfra adds its own sudo wrapper)."""
+
+    def __init__(self, connection: ReplayConnection) -> None:
+        self.connection = connection
+        self.reply: ExpectedCommand | None = None
+
+    def get_pty(self, *args, **kwargs) -> None:
+        pass
+
+    def exec_command(self, command: bytes | str) -> None:
+        line = command.decode() if isinstance(command, bytes) else command
+        self.reply = self.connection._answer(Command(line, "testinfra"))
+        if self.reply.failure is not None:
+            raise paramiko.SSHException(f"replayed {self.reply.failure}")
+
+    def makefile(self, mode: str = "rb") -> list[bytes]:
+        return [self.reply.stdout.encode()] if self.reply.stdout else []
+
+    def makefile_stderr(self, mode: str = "rb") -> list[bytes]:
+        return [self.reply.stderr.encode()] if self.reply.stderr else []
+
+    def recv_exit_status(self) -> int:
+        return self.reply.exit_status
+
+    def close(self) -> None:
+        pass
+
+
+def _shown(text: str, limit: int = 160) -> str:
+    """A command on one line for messages: long scripts are cut, newlines shown as ⏎."""
+    flat = text.strip().replace("\n", " ⏎ ")
+    return repr(flat if len(flat) <= limit else flat[:limit] + "…")
+
+
+def _difference(line: str, expected: ExpectedCommand) -> str:
+    """How a sent command differs from the exact one expected (a diff), or the command in full."""
+    if expected.command is None:
+        return "the command in full:\n" + line
+    diff = difflib.unified_diff(_lines(expected.command), _lines(line), "expected", "sent", n=1)
+    return "".join(diff)
+
+
+def _lines(text: str) -> list[str]:
+    return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(keepends=True)]
+
+
+def _listing(items: Sequence[Expected], limit: int = 8) -> str:
+    lines = [f"  {number}. {item.describe()}" for number, item in enumerate(items[:limit], 1)]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
+    return "\n".join(lines) or "  (nothing)"
