@@ -5,8 +5,6 @@ from __future__ import annotations
 import inspect
 
 import pytest
-import testinfra.host
-from testinfra.backend.paramiko import ParamikoBackend
 
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Endpoint, Host
@@ -98,6 +96,14 @@ def test_failures_the_script_asks_for_are_the_transports_own_errors():
     connection.assert_done()
 
 
+def test_testinfra_runs_over_the_replayed_connection():
+    from agent.transport.testinfra_host import testinfra_host
+
+    connection = ReplayConnection(HOST, [ExpectedCommand("test -e /etc/motd", exit_status=1)])
+    assert testinfra_host(connection).run("test -e /etc/motd").rc == 1
+    connection.assert_done()
+
+
 def test_the_host_log_gets_masked_lines_as_from_ssh(tmp_path):
     register_secret("replay-secret-7f3a")
     log = HostLog(tmp_path / "h1.log")
@@ -107,12 +113,3 @@ def test_the_host_log_gets_masked_lines_as_from_ssh(tmp_path):
     text = (tmp_path / "h1.log").read_text()
     assert "replay-secret-7f3a" not in text and "$ echo ***" in text and "= exit 0" in text
     assert result.command == "echo ***" and result.stdout == "replay-secret-7f3a\n"
-
-
-def test_testinfra_runs_over_the_replayed_client():
-    connection = ReplayConnection(HOST, [ExpectedCommand("test -e /etc/motd", exit_status=1)])
-    backend = ParamikoBackend("paramiko://root@198.18.0.2:22")
-    backend.__dict__["client"] = connection.client
-    assert testinfra.host.Host(backend).run("test -e /etc/motd").rc == 1
-    connection.assert_done()
-    assert connection.transcript[0].via == "testinfra"

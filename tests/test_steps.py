@@ -21,7 +21,7 @@ from agent.ledger.store import LEDGER_ENV, LEDGER_URL_ENV
 from agent.partner.settings import AUTHINFO_ENV
 from agent.runner.context import HostContext
 from agent.runner.services import RunServices
-from agent.steps.registry import load_steps
+from agent.runner.registry import load_steps
 from agent.transport.hostlog import HostLog
 from agent.transport.replay import ReplayConnection
 from partnerkit import start_emulator

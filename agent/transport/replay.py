@@ -7,8 +7,7 @@ output the host would give. Anything the script does not expect raises ScriptMis
 AssertionError naming what ran and what was expected; it is also kept in `mismatches`, so a step
 that swallows the exception still fails the test at `assert_done()`.
 
-testinfra (the verify step) runs over it too: `client` stands in for the paramiko client that
-testinfra's paramiko backend is handed, and its commands are matched against the same script.
+testinfra (the verify step) runs over it too: its backend sends every check through `run`.
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence, Union
-
-import paramiko
 
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
@@ -102,10 +99,9 @@ Expected = Union[ExpectedCommand, ExpectedUpload]
 
 @dataclass(frozen=True)
 class Command:
-    """A command as it reached the host. `via`: "run" (a step) or "testinfra" (verify's checks)."""
+    """A command as it reached the host."""
 
     line: str
-    via: Literal["run", "testinfra"] = "run"
     timeout: float | None = None
     stdin: bytes | None = None
 
@@ -144,7 +140,6 @@ class ReplayConnection:
         self.position = 0  # how many expectations have been met
         self.transcript: list[Command | Upload] = []
         self.mismatches: list[str] = []
-        self.client = ReplayClient(self)
         self.closed = False
 
     # -- what steps call (SshConnection's interface) -------------------------------------------
@@ -169,7 +164,7 @@ class ReplayConnection:
         if self.host.sudo if sudo is None else sudo:
             line = command_line(["sudo", "-n", "--", "sh", "-c", line])
         self.log.write("$", line)
-        expected = self._answer(Command(line, "run", timeout, stdin))
+        expected = self._answer(Command(line, timeout, stdin))
         if expected.timeout is not None and timeout != expected.timeout:
             self.mismatches.append(f"{_shown(line)} ran with timeout {timeout}, expected {expected.timeout}")
         if expected.failure == "timeout":
@@ -223,8 +218,7 @@ class ReplayConnection:
             if isinstance(item, Upload):
                 lines.append(f"  {number}. upload {item.dest} mode {item.mode:o} sha256 {item.sha256}")
             else:
-                via = " (testinfra)" if item.via == "testinfra" else ""
-                lines.append(f"  {number}. {_shown(item.line)}{via}")
+                lines.append(f"  {number}. {_shown(item.line)}")
         return "\n".join(lines) or "  (nothing)"
 
     # -- matching -------------------------------------------------------------------------------
@@ -255,62 +249,6 @@ class ReplayConnection:
     def _fail(self, message: str) -> None:
         self.mismatches.append(message)
         raise ScriptMismatch(message)
-
-
-# -- the paramiko surface testinfra's ParamikoBackend uses --------------------------------------
-
-
-class ReplayClient:
-    """Stands in for paramiko.SSHClient: `get_transport().open_session()` gives a scripted channel."""
-
-    def __init__(self, connection: ReplayConnection) -> None:
-        self._transport = _ReplayTransport(connection)
-
-    def get_transport(self) -> _ReplayTransport:
-        return self._transport
-
-    def close(self) -> None:
-        pass
-
-
-class _ReplayTransport:
-    def __init__(self, connection: ReplayConnection) -> None:
-        self.connection = connection
-
-    def is_active(self) -> bool:
-        return not self.connection.closed
-
-    def open_session(self, timeout: float | None = None) -> _ReplayChannel:
-        return _ReplayChannel(self.connection)
-
-
-class _ReplayChannel:
-    """A channel whose command is answered from the script (testinfra adds its own sudo wrapper)."""
-
-    def __init__(self, connection: ReplayConnection) -> None:
-        self.connection = connection
-        self.reply: ExpectedCommand | None = None
-
-    def get_pty(self, *args, **kwargs) -> None:
-        pass
-
-    def exec_command(self, command: bytes | str) -> None:
-        line = command.decode() if isinstance(command, bytes) else command
-        self.reply = self.connection._answer(Command(line, "testinfra"))
-        if self.reply.failure is not None:
-            raise paramiko.SSHException(f"replayed {self.reply.failure}")
-
-    def makefile(self, mode: str = "rb") -> list[bytes]:
-        return [self.reply.stdout.encode()] if self.reply.stdout else []
-
-    def makefile_stderr(self, mode: str = "rb") -> list[bytes]:
-        return [self.reply.stderr.encode()] if self.reply.stderr else []
-
-    def recv_exit_status(self) -> int:
-        return self.reply.exit_status
-
-    def close(self) -> None:
-        pass
 
 
 def _shown(text: str, limit: int = 160) -> str:
