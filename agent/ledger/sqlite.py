@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -76,7 +77,7 @@ def _engine(path: Path) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, record) -> None:
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _use_wal(dbapi_connection)
         dbapi_connection.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut, not only a crash
 
     @event.listens_for(engine, "begin")
@@ -84,6 +85,26 @@ def _engine(path: Path) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get("ledger_write") else "BEGIN")
 
     return engine
+
+
+def _use_wal(dbapi_connection, wait: float = 30.0) -> None:
+    """Switch the file to WAL (it stays so), unless it already is.
+
+    Switching needs the file to itself and SQLite answers "database is locked" at once, without
+    waiting, when another connection is writing: two processes opening a new ledger together (one
+    migrating it) would fail. So: look first, and while the switch is refused, wait and look again.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True)
