@@ -25,6 +25,7 @@ from agent.errors import LedgerError
 from agent.ledger import schema
 from agent.ledger.schema import FAR_FUTURE
 from agent.secrets import mask, register_secret
+from agent.statedir import default_state_dir
 
 LEDGER_ENV = "ISPAGENT_LEDGER"
 LEDGER_URL_ENV = "ISPAGENT_LEDGER_URL"
@@ -39,8 +40,6 @@ def ledger_location(vars: Mapping[str, Any] | None = None, state_dir: Path | Non
     The state dir is the run's (`run --state-dir`), else $ISPAGENT_STATE_DIR or the default: a
     lab demo with its own state dir must not write into the partner's real ledger.
     """
-    from agent.journal import default_state_dir
-
     vars = vars or {}
     url = vars.get("ledger_url") or os.environ.get(LEDGER_URL_ENV)
     if url:
