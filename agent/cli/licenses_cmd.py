@@ -104,10 +104,10 @@ def renew(license_id, period, **options) -> None:
 def _bill(options: dict, kind: str, lic, period: str | None) -> None:
     """Record a renewal or deletion done from the shell in the ledger's billing (what turnover reads)."""
     from agent.ledger import BillingEvent, ledger_location, open_ledger
-    from agent.ledger.store import utc_today
+    from agent.ledger.database import utc_today
 
     ledger = open_ledger(ledger_location(_vars(**options)))
-    ledger.record_billing(BillingEvent(utc_today(), kind, lic.id, lic.edition, period), source="cli")
+    ledger.billing.record(BillingEvent(utc_today(), kind, lic.id, lic.edition, period), source="cli")
 
 
 @licenses.command("change-ip")
@@ -197,7 +197,7 @@ def reconcile(inventory, limit, days, as_json) -> None:
     wanted, vars = _wanted(inventory, limit)
     account, ledger, _ = _account_and_ledger(vars)
     findings = compare(wanted, account, ledger, date.today().isoformat(), days)
-    findings += billing_findings(account, ledger.running_terms())
+    findings += billing_findings(account, ledger.billing.running_terms())
     if as_json:
         return _echo(json.dumps([f.__dict__ for f in findings], indent=2))
     for f in findings:

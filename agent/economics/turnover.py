@@ -33,9 +33,9 @@ HISTORY_MONTHS = 12  # the chart's months
 def month_charges(ledger: LicenseLedger, month: Month, program: Program, until: date | None = None) -> list[Charge]:
     """The month's charges: activations and recorded renewals, plus implied renewals (`renewals: implied`)."""
     start, end = month.start.isoformat(), month.end.isoformat()
-    rows = ledger.recorded_charges(start, end)
+    rows = ledger.billing.recorded_charges(start, end)
     if program.renewals == "implied":
-        rows += ledger.implied_renewals(start, end, month.days)
+        rows += ledger.billing.implied_renewals(start, end, month.days)
     limit = until.isoformat() if until else None
     return [_charge(row, program) for row in rows if limit is None or row.on_date <= limit]
 
@@ -53,7 +53,7 @@ def _charge(row: ChargeRow, program: Program) -> Charge:
 
 
 def first_month(ledger: LicenseLedger) -> Month | None:
-    first = ledger.first_billing_date()
+    first = ledger.billing.first_date()
     return Month.of(date.fromisoformat(first)) if first else None
 
 
@@ -156,7 +156,7 @@ def turnover_report(ledger: LicenseLedger, program: Program, today: date, month:
     on = min(today, month.end - timedelta(days=1))
     report = TurnoverReport(
         month=month, today=today, program=program, statement=statement, expected=expected, months_under=months_under,
-        active_licenses=ledger.active_licenses(on.isoformat()),
+        active_licenses=ledger.billing.active_licenses(on.isoformat()),
         history=[(s.month, s.turnover) for s in chain[-HISTORY_MONTHS:]] if history else [],
         blocked=blocked_by_unpaid(ledger, program, today),
         reminder=marketing_plan_reminder(today, program),
@@ -191,7 +191,7 @@ def blocked_by_unpaid(ledger: LicenseLedger, program: Program, today: date) -> s
         return None
     chain = statements(ledger, program, last, since=first)
     invoices = [(s.month, s.invoice_total) for s in chain]
-    return unpaid_block(invoices, ledger.payments_until(today.isoformat()), today, program)
+    return unpaid_block(invoices, ledger.billing.payments_until(today.isoformat()), today, program)
 
 
 # -- money before spending -------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def forecast(ledger: LicenseLedger, program: Program, today: date, months: int, 
     if rate is None:
         rate = _recent_rate(ledger, current)
     price = _price(program, edition, period)
-    running = ledger.open_terms(today.isoformat())
+    running = ledger.billing.open_terms(today.isoformat())
     this_month = month_statement(current, month_charges(ledger, current, program), statements(ledger, program, current)[-1].opening, program)
     standing = next_standing(this_month, program)
     planned: list[tuple[date, int]] = []  # (day of activation, count) of the forecast's own activations
@@ -318,7 +318,7 @@ def _recent_rate(ledger: LicenseLedger, current: Month) -> int:
     total = 0
     for back in (1, 2, 3):
         month = current.shift(-back)
-        rows = ledger.recorded_charges(month.start.isoformat(), month.end.isoformat())
+        rows = ledger.billing.recorded_charges(month.start.isoformat(), month.end.isoformat())
         total += sum(r.quantity for r in rows if r.kind == "activation")
     return round(total / 3)
 
