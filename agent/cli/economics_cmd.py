@@ -118,7 +118,7 @@ def _report_json(report) -> dict:
         "raises": [{"on": r.on, "tier": r.tier + 1, "turnover": float(r.turnover)} for r in s.raises],
         "next_tier": None if gap is None else {**_tier_json(program, gap[0]), "missing": float(gap[1])},
         "months_under_minimum": report.months_under, "months_under_to_lose": program.months_under_to_lose,
-        "status_lost": s.opening.lost or report.months_under >= program.months_under_to_lose,
+        "status_lost": report.status_lost,
         "active_licenses": report.active_licenses, "marketing_support_from": program.marketing_support_from,
         "blocked": report.blocked, "reminder": report.reminder, "warnings": report.warnings,
     }

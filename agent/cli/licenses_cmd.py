@@ -257,12 +257,9 @@ def plan(inventory, limit, as_json) -> None:
 
 
 def _money_summary(quote, program) -> dict:
-    def tier(statement) -> str:
-        return f"{program.discount(statement.closing_tier, statement.opening.lost):g} %"
-
     return {"currency": program.currency, "to_order": len(quote.orders), "list_total": float(quote.total_list),
             "total": float(quote.total), "turnover_before": float(quote.before.turnover),
-            "turnover_after": float(quote.after.turnover), "tier_before": tier(quote.before), "tier_after": tier(quote.after),
-            "raises": [{"on": r.on, "discount": float(program.tiers[r.tier].discount)} for r in quote.after.raises
-                       if r not in quote.before.raises],
+            "turnover_after": float(quote.after.turnover), "tier_before": f"{quote.discount_before:g} %",
+            "tier_after": f"{quote.discount_after:g} %",
+            "raises": [{"on": r.on, "discount": float(program.tiers[r.tier].discount)} for r in quote.raises],
             "placeholder_prices": program.placeholder_prices, "blocked": quote.blocked}

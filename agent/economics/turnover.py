@@ -17,6 +17,7 @@ from agent.economics.rules import (
     Month,
     MonthStatement,
     Standing,
+    TierRaise,
     first_standing,
     marketing_plan_reminder,
     month_statement,
@@ -128,6 +129,11 @@ class TurnoverReport:
     def tier_now(self) -> int:
         return self.statement.closing_tier
 
+    @property
+    def status_lost(self) -> bool:
+        """Reseller status lost (§10): the month opened lost, or has now made the run of months under long enough."""
+        return self.statement.opening.lost or self.months_under >= self.program.months_under_to_lose
+
     def next_tier(self) -> tuple[int, Decimal] | None:
         return next_tier_gap(self.statement, self.program)
 
@@ -168,7 +174,7 @@ def turnover_report(ledger: LicenseLedger, program: Program, today: date, month:
 def _warnings(report: TurnoverReport) -> list[str]:
     program, warnings = report.program, []
     lose = program.months_under_to_lose
-    if report.statement.opening.lost or report.months_under >= lose:
+    if report.status_lost:
         warnings.append(f"{report.months_under} months in a row under the minimum turnover of {program.minimum_turnover:g} "
                         f"{program.currency}: reseller status lost (§10); discount now {program.discount_after_status_lost:g} %")
     elif report.months_under >= lose - 2:
@@ -214,6 +220,8 @@ class RolloutQuote:
     before: MonthStatement
     after: MonthStatement
     blocked: str | None
+    discount_before: Decimal  # percent, at the month's tier now
+    discount_after: Decimal  # percent, once the orders are charged
 
     @property
     def total_list(self) -> Decimal:
@@ -222,6 +230,11 @@ class RolloutQuote:
     @property
     def total(self) -> Decimal:
         return self.after.invoice_total - self.before.invoice_total
+
+    @property
+    def raises(self) -> tuple[TierRaise, ...]:
+        """The tier raises the orders bring."""
+        return tuple(r for r in self.after.raises if r not in self.before.raises)
 
 
 def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[str, str]], today: date) -> RolloutQuote:
@@ -237,7 +250,8 @@ def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[st
                    (a.charge.unit_price * (100 - a.discount) / 100).quantize(Decimal("0.01")))
         for a in mine
     )
-    return RolloutQuote(quotes, so_far, after, blocked_by_unpaid(ledger, program, today))
+    return RolloutQuote(quotes, so_far, after, blocked_by_unpaid(ledger, program, today),
+                        program.discount(so_far.closing_tier, so_far.opening.lost), program.discount(after.closing_tier, after.opening.lost))
 
 
 def _price(program: Program, edition: str, period: str) -> Decimal:
