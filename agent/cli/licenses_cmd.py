@@ -156,7 +156,7 @@ _simple("delete", "Delete", "deleted", confirm=True)
 
 def _wanted(inventory: Path, limit: str | None):
     from agent.inventory.loader import load_inventory
-    from agent.license import WantedLicense
+    from agent.licensing.plan import WantedLicense
 
     hosts = load_inventory(inventory).select(limit)
     return [WantedLicense(h.name, h.address, str(h.vars.get("fqdn") or h.name), h.vars.get("edition", "lite"),
@@ -191,13 +191,11 @@ def reconcile(inventory, limit, days, as_json) -> None:
     turnover: unbilled (an account license the ledger bills nothing for) and billed-gone (the ledger
     bills a license the account no longer holds).
     """
-    from agent.economics.turnover import billing_findings
-    from agent.license import reconcile as compare
+    from agent.licensing.fleet import reconcile as compare
 
     wanted, vars = _wanted(inventory, limit)
     account, ledger, _ = _account_and_ledger(vars)
     findings = compare(wanted, account, ledger, date.today().isoformat(), days)
-    findings += billing_findings(account, ledger.billing.running_terms())
     if as_json:
         return _echo(json.dumps([f.__dict__ for f in findings], indent=2))
     for f in findings:
@@ -217,7 +215,7 @@ def plan(inventory, limit, as_json) -> None:
     priced from the program file at the discount it would get today, tier raises included.
     """
     from agent.economics.turnover import quote_rollout
-    from agent.license import plan_hosts
+    from agent.licensing.fleet import plan_hosts
 
     wanted, vars = _wanted(inventory, limit)
     account, ledger, settings = _account_and_ledger(vars)

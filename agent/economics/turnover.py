@@ -335,23 +335,3 @@ def _recent_rate(ledger: LicenseLedger, current: Month) -> int:
         rows = ledger.billing.recorded_charges(month.start.isoformat(), month.end.isoformat())
         total += sum(r.quantity for r in rows if r.kind == "activation")
     return round(total / 3)
-
-
-# -- ledger <-> account, for reconcile ------------------------------------------------------------
-
-
-def billing_findings(account, running: dict[str, str]) -> list:
-    """Where the ledger's billing and the account disagree: turnover and forecasts are off by these."""
-    from agent.license import Finding
-
-    live = {lic.id: lic for lic in account if lic.live}
-    findings = []
-    for lic in sorted(live.values(), key=lambda l: l.id):
-        if lic.id not in running and not lic.free:
-            findings.append(Finding("unbilled", None, lic.id, f"{lic.edition or lic.pricelist} license for {lic.ip} has no "
-                                    "activation in the ledger: turnover misses it; import its history (`ispagent ledger import`)"))
-    for license_id, started in sorted(running.items()):
-        if license_id not in live:
-            findings.append(Finding("billed-gone", None, license_id, f"billed since {started}, not in the account any more: "
-                                    "import its deactivation (`ispagent ledger import`) so renewals stop counting"))
-    return findings

@@ -8,7 +8,8 @@ Partner settings come from the host's vars (see agent/partner/settings.py). Hand
 from __future__ import annotations
 
 from agent.ledger import default_ledger_path, open_ledger
-from agent.license import LicenseGrant, LicenseWork, WantedLicense, ensure_license, plan_license
+from agent.licensing.ensure import LicenseGrant, LicenseWork, ensure_license
+from agent.licensing.plan import WantedLicense, plan_license
 from agent.partner.client import client_for
 from agent.partner.settings import settings_from_vars
 from agent.runner.context import HostContext
