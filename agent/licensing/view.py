@@ -6,12 +6,14 @@ The plan itself (`plan.py`) reads nothing; these are the reads its callers make 
 from __future__ import annotations
 
 from datetime import date
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from agent.economics.program import Program
-from agent.economics.turnover import RolloutQuote, quote_rollout
 from agent.ledger import LicenseLedger
 from agent.licensing.plan import LedgerView
+
+if TYPE_CHECKING:
+    from agent.economics.program import Program
+    from agent.economics.turnover import RolloutQuote
 
 
 def ledger_view(ledger: LicenseLedger, host_name: str) -> LedgerView:
@@ -24,4 +26,7 @@ def ledger_view(ledger: LicenseLedger, host_name: str) -> LedgerView:
 
 def price_today(ledger: LicenseLedger, program: Program, today: date) -> Callable[[str, str], RolloutQuote]:
     """edition, period -> what ordering one such license today costs, at this month's tier (read when called)."""
+    # Imported here: ensuring a license needs ledger_view, not the program's money rules.
+    from agent.economics.turnover import quote_rollout
+
     return lambda edition, period: quote_rollout(ledger, program, [(edition, period)], today)
