@@ -73,7 +73,7 @@ def main() -> None:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "ledger.sqlite"
     ledger = LicenseLedger(path)
-    if not ledger.first_billing_date():
+    if not ledger.billing.first_date():
         began = time.monotonic()
         rows, terms = generate(args.events)
         with ledger.engine.begin() as db:  # bulk load straight into the tables (an import checks rows one by one)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from agent.inventory.model import Endpoint, Host
 from agent.lab.partner_emulator import LAB_USER, PRICELISTS, PartnerEmulator
 from agent.ledger import LicenseLedger
-from agent.license import LicenseGrant
+from agent.licensing.ensure import LicenseGrant
 from agent.panel.preflight_rules import HostFacts, evaluate
 from agent.partner.settings import DEFAULT_PRICELISTS, PERIOD_MONTHS
 from agent.runner.context import HostState

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -91,3 +92,34 @@ def test_activation_outbox_keeps_an_unconfirmed_activation(tmp_path):
     assert ledger.activations("h1", state="pending")[0].attempts == 1
     ledger.confirm_activation(pending)
     assert ledger.activations(state="pending") == [] and len(ledger.activations("h1")) == 1
+
+
+def test_two_threads_opening_a_new_ledger_together_both_get_it(tmp_path):
+    # The first open switches the file to WAL while the other may be migrating it.
+    for attempt in range(15):
+        path = tmp_path / f"l{attempt}.sqlite"
+        barrier, errors = threading.Barrier(2), []
+
+        def open_it():
+            barrier.wait()
+            try:
+                LicenseLedger(path).close()
+            except Exception as error:  # noqa: BLE001 - collected for the assertion
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_it) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+
+
+def test_close_disposes_the_engine_and_the_file_opens_again(tmp_path):
+    path = tmp_path / "l.sqlite"
+    with LicenseLedger(path) as ledger:
+        ledger.host("h1", "198.18.0.2", None)
+        assert ledger.engine.pool.checkedin() == 1
+    assert ledger.closed and ledger.engine.pool.checkedin() == 0
+    with LicenseLedger(path) as again:
+        assert [h.name for h in again.hosts()] == ["h1"]

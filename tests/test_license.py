@@ -1,4 +1,4 @@
-"""Exactly-once licensing (agent/license.py): the decision, then ensure_license against the emulator."""
+"""Exactly-once licensing (agent/licensing/plan.py, ensure.py): the decision, then ensure_license against the emulator."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from agent.errors import LicenseConflict, PartnerPaymentRequired, PartnerTransient
 from agent.ledger import LicenseLedger
-from agent.license import LicenseWork, OrderBreaker, WantedLicense, ensure_license, plan_license
+from agent.licensing.ensure import LicenseWork, OrderBreaker, ensure_license
+from agent.licensing.plan import WantedLicense, plan_license
 from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
 from agent.partner.settings import settings_from_vars

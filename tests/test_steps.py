@@ -17,7 +17,8 @@ import pytest
 
 import agent.errors
 from agent.hostsettings import read_host_settings
-from agent.ledger.store import LEDGER_ENV, LEDGER_URL_ENV
+from agent.ledger.database import LEDGER_URL_ENV
+from agent.ledger.location import LEDGER_ENV
 from agent.partner.settings import AUTHINFO_ENV
 from agent.runner.context import HostContext
 from agent.runner.services import RunServices

@@ -38,7 +38,19 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from agent.cli import demo_cmd, economics_cmd, inventory_cmd, lab_cmd, licenses_cmd, run_cmd, runs_cmd
+    from agent.cli import (
+        demo_cmd,
+        forecast_cmd,
+        inventory_cmd,
+        lab_cmd,
+        ledger_cmd,
+        licenses_cmd,
+        plan_cmd,
+        reconcile_cmd,
+        run_cmd,
+        runs_cmd,
+        turnover_cmd,
+    )
 
     cli.add_command(inventory_cmd.inventory)
     cli.add_command(lab_cmd.lab)
@@ -46,9 +58,9 @@ def _register_commands() -> None:
     cli.add_command(runs_cmd.runs)
     cli.add_command(demo_cmd.demo)
     cli.add_command(licenses_cmd.licenses)
-    cli.add_command(licenses_cmd.reconcile)
-    cli.add_command(licenses_cmd.plan)
-    for command in (economics_cmd.turnover, economics_cmd.forecast, economics_cmd.ledger):
+    cli.add_command(reconcile_cmd.reconcile)
+    cli.add_command(plan_cmd.plan)
+    for command in (turnover_cmd.turnover, forecast_cmd.forecast, ledger_cmd.ledger):
         cli.add_command(command)
 
 

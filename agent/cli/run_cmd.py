@@ -10,7 +10,7 @@ import click
 
 from agent.cli.progress import LiveProgress, PlainProgress, print_summary
 from agent.errors import InputError
-from agent.runner.journal import default_state_dir
+from agent.statedir import default_state_dir
 
 
 def _interrupt_on_sigterm() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from agent.runner.journal import default_state_dir, list_runs
+from agent.runner.journal import list_runs
+from agent.statedir import default_state_dir
 
 
 @click.command()

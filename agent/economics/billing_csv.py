@@ -14,8 +14,7 @@ from pathlib import Path
 
 from agent.economics.program import EDITIONS, PERIODS
 from agent.errors import BillingFileError
-from agent.ledger import BillingEvent, LicenseLedger
-from agent.ledger.store import BILLING_KINDS
+from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
 MAX_ERRORS_LISTED = 5
@@ -119,15 +118,15 @@ def _sequence_errors(events: list[BillingEvent], running: dict[str, str]) -> lis
 
 def import_billing_csv(ledger: LicenseLedger, path: Path, today: date) -> int:
     """Check the whole file against the ledger, then import it in one transaction. Returns the rows imported."""
-    events = read_billing_csv(path, today, ledger.running_terms())
-    return ledger.import_billing(events)
+    events = read_billing_csv(path, today, ledger.billing.running_terms())
+    return ledger.billing.import_events(events)
 
 
 def write_billing_csv(ledger: LicenseLedger, out: io.TextIOBase) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     count = 0
-    for event in ledger.billing_events():
+    for event in ledger.billing.events():
         writer.writerow([event.on_date, event.license_id, event.edition or "", event.period or "", event.kind, event.price or ""])
         count += 1
     return count

@@ -17,6 +17,7 @@ from agent.economics.rules import (
     Month,
     MonthStatement,
     Standing,
+    TierRaise,
     first_standing,
     marketing_plan_reminder,
     month_statement,
@@ -33,9 +34,9 @@ HISTORY_MONTHS = 12  # the chart's months
 def month_charges(ledger: LicenseLedger, month: Month, program: Program, until: date | None = None) -> list[Charge]:
     """The month's charges: activations and recorded renewals, plus implied renewals (`renewals: implied`)."""
     start, end = month.start.isoformat(), month.end.isoformat()
-    rows = ledger.recorded_charges(start, end)
+    rows = ledger.billing.recorded_charges(start, end)
     if program.renewals == "implied":
-        rows += ledger.implied_renewals(start, end, month.days)
+        rows += ledger.billing.implied_renewals(start, end, month.days)
     limit = until.isoformat() if until else None
     return [_charge(row, program) for row in rows if limit is None or row.on_date <= limit]
 
@@ -53,7 +54,7 @@ def _charge(row: ChargeRow, program: Program) -> Charge:
 
 
 def first_month(ledger: LicenseLedger) -> Month | None:
-    first = ledger.first_billing_date()
+    first = ledger.billing.first_date()
     return Month.of(date.fromisoformat(first)) if first else None
 
 
@@ -128,6 +129,11 @@ class TurnoverReport:
     def tier_now(self) -> int:
         return self.statement.closing_tier
 
+    @property
+    def status_lost(self) -> bool:
+        """Reseller status lost (§10): the month opened lost, or has now made the run of months under long enough."""
+        return self.statement.opening.lost or self.months_under >= self.program.months_under_to_lose
+
     def next_tier(self) -> tuple[int, Decimal] | None:
         return next_tier_gap(self.statement, self.program)
 
@@ -156,7 +162,7 @@ def turnover_report(ledger: LicenseLedger, program: Program, today: date, month:
     on = min(today, month.end - timedelta(days=1))
     report = TurnoverReport(
         month=month, today=today, program=program, statement=statement, expected=expected, months_under=months_under,
-        active_licenses=ledger.active_licenses(on.isoformat()),
+        active_licenses=ledger.billing.active_licenses(on.isoformat()),
         history=[(s.month, s.turnover) for s in chain[-HISTORY_MONTHS:]] if history else [],
         blocked=blocked_by_unpaid(ledger, program, today),
         reminder=marketing_plan_reminder(today, program),
@@ -168,7 +174,7 @@ def turnover_report(ledger: LicenseLedger, program: Program, today: date, month:
 def _warnings(report: TurnoverReport) -> list[str]:
     program, warnings = report.program, []
     lose = program.months_under_to_lose
-    if report.statement.opening.lost or report.months_under >= lose:
+    if report.status_lost:
         warnings.append(f"{report.months_under} months in a row under the minimum turnover of {program.minimum_turnover:g} "
                         f"{program.currency}: reseller status lost (§10); discount now {program.discount_after_status_lost:g} %")
     elif report.months_under >= lose - 2:
@@ -191,7 +197,7 @@ def blocked_by_unpaid(ledger: LicenseLedger, program: Program, today: date) -> s
         return None
     chain = statements(ledger, program, last, since=first)
     invoices = [(s.month, s.invoice_total) for s in chain]
-    return unpaid_block(invoices, ledger.payments_until(today.isoformat()), today, program)
+    return unpaid_block(invoices, ledger.billing.payments_until(today.isoformat()), today, program)
 
 
 # -- money before spending -------------------------------------------------------------------------
@@ -214,6 +220,8 @@ class RolloutQuote:
     before: MonthStatement
     after: MonthStatement
     blocked: str | None
+    discount_before: Decimal  # percent, at the month's tier now
+    discount_after: Decimal  # percent, once the orders are charged
 
     @property
     def total_list(self) -> Decimal:
@@ -222,6 +230,11 @@ class RolloutQuote:
     @property
     def total(self) -> Decimal:
         return self.after.invoice_total - self.before.invoice_total
+
+    @property
+    def raises(self) -> tuple[TierRaise, ...]:
+        """The tier raises the orders bring."""
+        return tuple(r for r in self.after.raises if r not in self.before.raises)
 
 
 def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[str, str]], today: date) -> RolloutQuote:
@@ -237,7 +250,8 @@ def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[st
                    (a.charge.unit_price * (100 - a.discount) / 100).quantize(Decimal("0.01")))
         for a in mine
     )
-    return RolloutQuote(quotes, so_far, after, blocked_by_unpaid(ledger, program, today))
+    return RolloutQuote(quotes, so_far, after, blocked_by_unpaid(ledger, program, today),
+                        program.discount(so_far.closing_tier, so_far.opening.lost), program.discount(after.closing_tier, after.opening.lost))
 
 
 def _price(program: Program, edition: str, period: str) -> Decimal:
@@ -275,7 +289,7 @@ def forecast(ledger: LicenseLedger, program: Program, today: date, months: int, 
     if rate is None:
         rate = _recent_rate(ledger, current)
     price = _price(program, edition, period)
-    running = ledger.open_terms(today.isoformat())
+    running = ledger.billing.open_terms(today.isoformat())
     this_month = month_statement(current, month_charges(ledger, current, program), statements(ledger, program, current)[-1].opening, program)
     standing = next_standing(this_month, program)
     planned: list[tuple[date, int]] = []  # (day of activation, count) of the forecast's own activations
@@ -318,26 +332,6 @@ def _recent_rate(ledger: LicenseLedger, current: Month) -> int:
     total = 0
     for back in (1, 2, 3):
         month = current.shift(-back)
-        rows = ledger.recorded_charges(month.start.isoformat(), month.end.isoformat())
+        rows = ledger.billing.recorded_charges(month.start.isoformat(), month.end.isoformat())
         total += sum(r.quantity for r in rows if r.kind == "activation")
     return round(total / 3)
-
-
-# -- ledger <-> account, for reconcile ------------------------------------------------------------
-
-
-def billing_findings(account, running: dict[str, str]) -> list:
-    """Where the ledger's billing and the account disagree: turnover and forecasts are off by these."""
-    from agent.license import Finding
-
-    live = {lic.id: lic for lic in account if lic.live}
-    findings = []
-    for lic in sorted(live.values(), key=lambda l: l.id):
-        if lic.id not in running and not lic.free:
-            findings.append(Finding("unbilled", None, lic.id, f"{lic.edition or lic.pricelist} license for {lic.ip} has no "
-                                    "activation in the ledger: turnover misses it; import its history (`ispagent ledger import`)"))
-    for license_id, started in sorted(running.items()):
-        if license_id not in live:
-            findings.append(Finding("billed-gone", None, license_id, f"billed since {started}, not in the account any more: "
-                                    "import its deactivation (`ispagent ledger import`) so renewals stop counting"))
-    return findings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.engine import URL
 
+from agent.errors import HostLocked
 from agent.ledger import schema
 
 LOCK_LEASE_SECONDS = 900.0  # a lock of a process on another machine is taken over after this
@@ -33,34 +36,40 @@ class SqliteBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.engine = _engine(path)
 
-    def migration_lock(self, db) -> None:
+    @classmethod
+    def from_url(cls, url: URL) -> SqliteBackend:
+        return cls(Path(url.database or "ledger.sqlite").absolute())
+
+    def migration_lock(self, db: Connection) -> None:
         """Nothing to do: the migration's transaction is BEGIN IMMEDIATE."""
 
-    @contextmanager
-    def host_lock(self, ledger, host_name: str, wait: float) -> Iterator[None]:
+    def lock_host(self, host_name: str, wait: float) -> _LeaseLock:
         """A lock row per host. A lock left by a dead process on this machine is taken over at once
         (after a SIGKILL the resumed run must not wait); one from another machine when its lease ends."""
-        from agent.errors import HostLocked
-
         me = _Owner.current()
         deadline = time.monotonic() + wait
         while True:
-            holder = self._try_lock(ledger, host_name, me)
+            holder = self._try_lock(host_name, me)
             if holder is None:
-                break
+                return _LeaseLock(self, host_name, me.owner)
             if time.monotonic() > deadline:
                 raise HostLocked(f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends")
             time.sleep(0.2)
-        try:
-            yield
-        finally:
-            with ledger._write() as db:
-                db.execute(schema.host_locks.delete().where(
-                    (schema.host_locks.c.host_name == host_name) & (schema.host_locks.c.owner == me.owner)))
 
-    def _try_lock(self, ledger, host_name: str, me: _Owner) -> str | None:
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE)."""
+        with self.engine.connect() as db:
+            db.execution_options(ledger_write=True)
+            with db.begin():
+                yield db
+
+    def _try_lock(self, host_name: str, me: _Owner) -> str | None:
         locks = schema.host_locks
-        with ledger._write() as db:
+        with self.write() as db:
             row = db.execute(select(locks).where(locks.c.host_name == host_name)).mappings().first()
             if row and row["owner"] != me.owner and not _stale(row):
                 return f"pid {row['pid']} on {row['machine']}"
@@ -69,6 +78,18 @@ class SqliteBackend:
             statement = insert(locks).values(**values)
             db.execute(statement.on_conflict_do_update(index_elements=["host_name"], set_=values))
             return None
+
+
+@dataclass
+class _LeaseLock:
+    backend: SqliteBackend
+    host_name: str
+    owner: str
+
+    def release(self) -> None:
+        locks = schema.host_locks
+        with self.backend.write() as db:
+            db.execute(locks.delete().where((locks.c.host_name == self.host_name) & (locks.c.owner == self.owner)))
 
 
 def _engine(path: Path) -> Engine:
@@ -87,15 +108,18 @@ def _engine(path: Path) -> Engine:
 
 
 def _use_wal(dbapi_connection, wait: float = 30.0) -> None:
-    """Switch a new ledger file to WAL (it stays so). SQLite answers "database is locked" at once,
-    without waiting, when two connections switch a fresh file together: wait for the other one."""
-    import sqlite3
+    """Switch the file to WAL (it stays so), unless it already is.
 
+    Switching needs the file to itself and SQLite answers "database is locked" at once, without
+    waiting, when another connection is writing: two processes opening a new ledger together (one
+    migrating it) would fail. So: look first, and while the switch is refused, wait and look again.
+    """
     deadline = time.monotonic() + wait
     while True:
         try:
-            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:
@@ -129,3 +153,6 @@ def _stale(row) -> bool:
     if row["machine"] == socket.gethostname():
         return process_start(row["pid"]) != row["pid_start"]  # dead, or the pid was reused
     return row["expires"] < time.time()
+
+
+BACKEND = SqliteBackend

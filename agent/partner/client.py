@@ -1,7 +1,7 @@
 """Calls to the partner API: one method per function, typed errors, timeouts, retried reads.
 
 Writes are never retried here unless the connection was refused (the request provably never left):
-whether a write that timed out happened is for the caller to find out (see agent/license.py).
+whether a write that timed out happened is for the caller to find out (see agent/licensing/ensure.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from agent.transport.hostlog import HostLog
 from agent.transport.ssh import SshConnection
 
 if TYPE_CHECKING:
-    from agent.license import LicenseGrant
+    from agent.licensing.ensure import LicenseGrant
     from agent.steps.preflight import Preflight
 
 

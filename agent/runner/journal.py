@@ -30,14 +30,6 @@ from agent.runner.events import Event, StepRecord, event_to_json
 from agent.secrets import mask
 
 
-def default_state_dir() -> Path:
-    env = os.environ.get("ISPAGENT_STATE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_STATE_HOME") or "~/.local/state"
-    return Path(base).expanduser() / "ispagent"
-
-
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

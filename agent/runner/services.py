@@ -14,7 +14,7 @@ from agent.installer.download import InstallerScripts
 
 if TYPE_CHECKING:
     from agent.ledger import LicenseLedger
-    from agent.license import OrderBreaker
+    from agent.licensing.ensure import OrderBreaker
     from agent.partner.client import PartnerClient
     from agent.partner.settings import PartnerSettings, PartnerVars
 
@@ -34,7 +34,7 @@ class RunServices:
     @property
     def breaker(self) -> OrderBreaker:
         """The run's order breaker: a refusal for payment stops ordering for the rest of this run only."""
-        from agent.license import OrderBreaker
+        from agent.licensing.ensure import OrderBreaker
 
         with self._lock:
             if self._breaker is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.license import WantedLicense
+from agent.licensing.plan import WantedLicense
 from agent.runner.context import HostContext
 
 

@@ -7,7 +7,11 @@ Partner settings come from the host's settings (see agent/partner/settings.py). 
 
 from __future__ import annotations
 
-from agent.license import LicenseGrant, LicenseWork, WantedLicense, ensure_license, plan_license
+from datetime import date
+
+from agent.licensing.ensure import LicenseGrant, LicenseWork, ensure_license
+from agent.licensing.plan import WantedLicense, plan_for_host
+from agent.licensing.view import ledger_view, price_today
 from agent.runner.context import HostContext
 from agent.stepkit.wanted import wanted_license
 from agent.runner.registry import NoParams, StepResult, changed, ok, step
@@ -46,32 +50,25 @@ def _handed(ctx: HostContext, grant: LicenseGrant, result: StepResult) -> StepRe
     return result
 
 
-def _dry_run(ctx, wanted, client, ledger, server_licid, reuse_free) -> StepResult:
-    known = next((h for h in ledger.hosts() if h.name == wanted.host_name), None)
-    held = ledger.license_of_host(wanted.host_name)
-    taken = frozenset(lic.id for lic in ledger.licenses() if lic.host_name not in (None, wanted.host_name))
-    plan = plan_license(
-        wanted, client.list(), server_licid=server_licid, ledger_license_id=held.id if held else None,
-        remoteid=known.remoteid if known else None, reuse_free=reuse_free, taken=taken,
-    )
+def _dry_run(ctx: HostContext, wanted: WantedLicense, client, ledger, server_licid, reuse_free: bool) -> StepResult:
+    """The same plan ensure_license would carry out, priced at today's tier; nothing is ordered."""
+    from agent.economics.program import load_program
+
+    program = load_program(ctx.settings.program_location())
+    plan = plan_for_host(wanted, client.list(), ledger_view(ledger, wanted.host_name), server_licid=server_licid,
+                         reuse_free=reuse_free, quote=price_today(ledger, program, date.today()))
     license_id = plan.license.id if plan.license else None
     ctx.report["license"] = {"id": license_id, "edition": wanted.edition, "period": wanted.period, "action": plan.action}
-    would = {"none": "would leave alone:", "existing": "would keep", "adopted": "would adopt", "reused": "would reuse", "ordered": "would order"}[plan.action]
-    message = f"{would} {plan.reason}" + (f" ({wanted.edition} {wanted.period} for {wanted.ip})" if plan.action == "ordered" else "")
+    would = {"none": "would leave alone:", "existing": "would keep", "adopted": "would adopt", "reused": "would reuse",
+             "ordered": "would order"}[plan.action]
+    message = f"{would} {plan.reason}"
     if plan.action == "ordered":
-        message += _price_today(ctx, ledger, wanted)
+        message += f" ({wanted.edition} {wanted.period} for {wanted.ip})" + _price(ctx, plan.price, program)
     return changed(message) if plan.action in ("ordered", "reused") else ok(message)
 
 
-def _price_today(ctx: HostContext, ledger, wanted: WantedLicense) -> str:
+def _price(ctx: HostContext, quote, program) -> str:
     """`: 8.00 EUR list, 10 % off: 7.20 EUR` at today's tier (`ispagent plan` prices a whole rollout)."""
-    from datetime import date
-
-    from agent.economics.program import load_program
-    from agent.economics.turnover import quote_rollout
-
-    program = load_program(ctx.settings.program_location())
-    quote = quote_rollout(ledger, program, [(wanted.edition, wanted.period)], date.today())
     order = quote.orders[0]
     ctx.report["license"].update(list_price=str(order.list_price), discount=str(order.discount), price=str(order.price))
     placeholder = " (placeholder prices)" if program.placeholder_prices else ""

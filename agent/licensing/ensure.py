@@ -1,12 +1,12 @@
 """Getting a host its license, exactly once: adopt, reuse or order, through crashes and lost replies.
 
-`plan_license` is the decision, a pure function of what the server, the ledger and the account say.
-`ensure_license` carries it out under the host's ledger lock:
+`ensure_license` carries out `plan_for_host` (plan.py) under the host's ledger lock:
 
 - the intent to order is written (fsynced) before the order is sent, the license id right after;
 - after any uncertain outcome (timeout, reset, 5xx, crash) the account is searched by the host's
   remoteid and IP before another order is tried: the API has no idempotency keys;
-- an order refused for payment trips a per-account circuit breaker: no other host of the run tries.
+- an order refused for payment trips the run's `OrderBreaker` (`LicenseWork.breaker`, per account):
+  no other host of the run tries.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 from agent.errors import (
     LicenseConflict,
@@ -23,11 +23,12 @@ from agent.errors import (
     PartnerTransient,
 )
 from agent.ledger import LedgerHost, LicenseLedger
+from agent.licensing.plan import LicensePlan, WantedLicense, plan_for_host
+from agent.licensing.view import ledger_view
 from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
 from agent.secrets import register_secret
 
-ACTIONS = ("existing", "adopted", "reused", "ordered", "none")
 ORDER_ATTEMPTS = 3  # orders sent for one host in one step, each only after a lookup found nothing
 BREAKER_SECONDS = 600.0
 PASSES = 4  # whole adopt-or-order passes per step when the account's answers get lost
@@ -50,84 +51,6 @@ class LicenseGrant:
 
     def report(self) -> dict[str, str]:
         return {"id": self.id, "edition": self.edition, "period": self.period, "action": self.action}
-
-
-@dataclass(frozen=True)
-class WantedLicense:
-    host_name: str
-    ip: str
-    fqdn: str
-    edition: str
-    period: str
-
-
-@dataclass(frozen=True)
-class LicensePlan:
-    action: str  # existing | adopted | reused | ordered
-    license: AccountLicense | None
-    reason: str
-    stale_ledger_id: str | None = None  # the ledger's license for the host is gone from the account
-
-
-def plan_license(
-    wanted: WantedLicense,
-    account: Sequence[AccountLicense],
-    *,
-    server_licid: str | None = None,
-    ledger_license_id: str | None = None,
-    remoteid: str | None = None,
-    reuse_free: bool = False,
-    taken: frozenset[str] = frozenset(),
-) -> LicensePlan:
-    """What to do for `wanted`, given the account's licenses. Raises LicenseConflict when unclear.
-
-    `taken`: license ids the ledger gives to other hosts (never reused for this one).
-    """
-    by_id = {lic.id: lic for lic in account if lic.live}
-    if server_licid and server_licid in by_id:
-        return _checked(wanted, LicensePlan("existing", by_id[server_licid], f"the server runs license {server_licid}"))
-    if server_licid and server_licid != "0":
-        # The installed panel runs a license this account does not hold (bought elsewhere, or a
-        # trial). The installer is not rerun on it, so a new order would be paid and never used.
-        return LicensePlan(
-            "none", None, f"the server runs license {server_licid}, which is not in this partner account: not ordering another"
-        )
-    stale = None
-    if ledger_license_id:
-        if ledger_license_id in by_id:
-            return _checked(wanted, LicensePlan("existing", by_id[ledger_license_id], f"the ledger's license {ledger_license_id}"))
-        stale = ledger_license_id
-    mine = [lic for lic in by_id.values() if lic.ip == wanted.ip or (remoteid and lic.remoteid == remoteid)]
-    if len(mine) > 1:
-        ids = ", ".join(sorted(lic.id for lic in mine))
-        raise LicenseConflict(
-            f"{wanted.host_name}: the account holds {len(mine)} licenses for {wanted.ip} ({ids}); keep one "
-            "(`ispagent licenses delete ID`), then rerun: ordering another would be paid twice"
-        )
-    if mine:
-        return _checked(wanted, LicensePlan("adopted", mine[0], f"the account's license {mine[0].id} for this IP", stale))
-    if reuse_free:
-        free = sorted((lic for lic in by_id.values() if lic.free and lic.edition == wanted.edition and lic.id not in taken),
-                      key=lambda lic: int(lic.id) if lic.id.isdigit() else 0)
-        if free:
-            return LicensePlan("reused", free[0], f"free {wanted.edition} license {free[0].id}", stale)
-    return LicensePlan("ordered", None, f"new {wanted.edition} {wanted.period} license", stale)
-
-
-def _checked(wanted: WantedLicense, plan: LicensePlan) -> LicensePlan:
-    lic = plan.license
-    assert lic is not None
-    if lic.edition != wanted.edition:
-        raise LicenseConflict(
-            f"{wanted.host_name}: {plan.reason} is {lic.edition or 'tariff ' + lic.pricelist}, the inventory wants "
-            f"{wanted.edition}: change the inventory, or the tariff (`ispagent licenses change-tariff {lic.id} {wanted.edition}`)"
-        )
-    if lic.ip != wanted.ip:
-        raise LicenseConflict(
-            f"{wanted.host_name}: {plan.reason} is for IP {lic.ip}, the server has {wanted.ip}: "
-            f"move it with `ispagent licenses change-ip {lic.id} {wanted.ip}`"
-        )
-    return plan
 
 
 class OrderBreaker:
@@ -161,9 +84,6 @@ class OrderBreaker:
             self._tripped.clear()
 
 
-BREAKER = OrderBreaker()
-
-
 @dataclass
 class LicenseWork:
     """What ensure_license needs: the account, the ledger, the host, and how to wait."""
@@ -172,13 +92,13 @@ class LicenseWork:
     ledger: LicenseLedger
     wanted: WantedLicense
     address: str
+    breaker: OrderBreaker  # the run's own: a refusal for payment stops ordering for this run only
     server_licid: str | None = None
     reuse_free: bool = False
     key_wait: float = 60.0
     settle: float = 3.0  # seconds to keep looking for an order whose answer was lost
     say: Callable[[str], None] = lambda line: None
     sleep: Callable[[float], None] = time.sleep
-    breaker: OrderBreaker = BREAKER
 
 
 def ensure_license(work: LicenseWork) -> LicenseGrant:
@@ -226,12 +146,8 @@ def _ensure_once(work: LicenseWork, ordered: set[str]) -> LicenseGrant:
 
 
 def _plan(work: LicenseWork, host: LedgerHost) -> LicensePlan:
-    held = work.ledger.license_of_host(host.name)
-    taken = frozenset(lic.id for lic in work.ledger.licenses() if lic.host_name not in (None, host.name))
-    return plan_license(
-        work.wanted, work.client.list(), server_licid=work.server_licid, ledger_license_id=held.id if held else None,
-        remoteid=host.remoteid, reuse_free=work.reuse_free, taken=taken,
-    )
+    return plan_for_host(work.wanted, work.client.list(), ledger_view(work.ledger, host.name),
+                         server_licid=work.server_licid, reuse_free=work.reuse_free)
 
 
 def _take(work: LicenseWork, host: LedgerHost, plan: LicensePlan, pending_order: bool) -> str:
@@ -333,84 +249,3 @@ def _wait_for_key(work: LicenseWork, license_id: str) -> str:
             )
         work.sleep(pause)
         pause = min(pause * 2, 2.0)
-
-
-# -- fleet views: plan (before money is spent) and reconcile (servers ⇄ ledger ⇄ account) ---------
-
-
-@dataclass(frozen=True)
-class HostPlan:
-    host_name: str
-    wanted: WantedLicense
-    action: str  # existing | adopted | reused | ordered | conflict
-    license_id: str | None
-    reason: str
-
-
-def plan_hosts(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense], ledger: LicenseLedger,
-               reuse_free: bool = False) -> list[HostPlan]:
-    """What a run would do for each host; free licenses are handed out once across the fleet."""
-    known = {h.name: h for h in ledger.hosts()}
-    held = {lic.host_name: lic for lic in ledger.licenses() if lic.host_name}
-    taken = {lic.id for lic in ledger.licenses() if lic.host_name}
-    plans = []
-    for item in wanted:
-        mine = held.get(item.host_name)
-        host = known.get(item.host_name)
-        try:
-            plan = plan_license(item, account, ledger_license_id=mine.id if mine else None,
-                                remoteid=host.remoteid if host else None, reuse_free=reuse_free,
-                                taken=frozenset(taken - ({mine.id} if mine else set())))
-        except LicenseConflict as error:
-            plans.append(HostPlan(item.host_name, item, "conflict", None, str(error)))
-            continue
-        license_id = plan.license.id if plan.license else None
-        if plan.action == "reused" and license_id:
-            taken.add(license_id)
-        plans.append(HostPlan(item.host_name, item, plan.action, license_id, plan.reason))
-    return plans
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: str  # missing | orphaned | ip-mismatch | edition-mismatch | expiring | unconfirmed
-    host_name: str | None
-    license_id: str | None
-    detail: str
-
-
-def reconcile(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense], ledger: LicenseLedger,
-              today: str, expiring_days: int = 30) -> list[Finding]:
-    """Differences between the inventory's servers, the ledger and the account."""
-    from datetime import date, timedelta
-
-    live = {lic.id: lic for lic in account if lic.live}
-    held = {lic.host_name: lic for lic in ledger.licenses() if lic.host_name}
-    by_ip = {}
-    for lic in live.values():
-        by_ip.setdefault(lic.ip, []).append(lic)
-    findings: list[Finding] = []
-    used: set[str] = set()
-    for item in wanted:
-        ledger_lic = held.get(item.host_name)
-        lic = live.get(ledger_lic.id) if ledger_lic else None
-        lic = lic or next(iter(by_ip.get(item.ip, [])), None)
-        if lic is None:
-            gone = f" (the ledger's {ledger_lic.id} is not in the account)" if ledger_lic else ""
-            findings.append(Finding("missing", item.host_name, None, f"no license for {item.ip}{gone}"))
-            continue
-        used.add(lic.id)
-        if lic.ip != item.ip:
-            findings.append(Finding("ip-mismatch", item.host_name, lic.id, f"license is for {lic.ip}, server is {item.ip}"))
-        if lic.edition != item.edition:
-            findings.append(Finding("edition-mismatch", item.host_name, lic.id, f"license is {lic.edition}, inventory wants {item.edition}"))
-    limit = (date.fromisoformat(today) + timedelta(days=expiring_days)).isoformat()
-    for lic in live.values():
-        if lic.id not in used and not lic.free:
-            findings.append(Finding("orphaned", None, lic.id, f"{lic.edition} license for {lic.ip} serves no inventory host"))
-        if lic.expiredate and lic.expiredate <= limit:
-            findings.append(Finding("expiring", None, lic.id, f"expires {lic.expiredate}"))
-    for activation in ledger.activations(state="pending"):
-        findings.append(Finding("unconfirmed", activation.host_name, activation.license_id,
-                                "activation not yet confirmed by the account (the next run's report step retries)"))
-    return findings

@@ -1,0 +1,47 @@
+"""`ispagent ledger import|export`: the ledger's billing history as CSV (agent/economics/billing_csv.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from agent.cli.options import echo, economics_context, economics_options
+
+
+@click.group()
+def ledger() -> None:
+    """The ledger's billing history: import it from another billing system, export it."""
+
+
+@ledger.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@economics_options
+def import_csv(csv_file, inventory, ledger_at, program_file, today) -> None:
+    """Import billing events from CSV (date,license_id,edition,period,kind,price): all rows or none.
+
+    kind: activation, renewal, deactivation or payment; price: the list price in EUR if known (a
+    payment: the amount paid). Every row is checked first; an error names its line.
+    """
+    from agent.economics.billing_csv import import_billing_csv
+
+    opened, _, day = economics_context(inventory, ledger_at, program_file, today)
+    count = import_billing_csv(opened, csv_file, day)
+    echo(f"imported {count} event(s) from {csv_file} into {opened.shown}")
+
+
+@ledger.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@economics_options
+def export_csv(output, inventory, ledger_at, program_file, today) -> None:
+    """Write every billing event as CSV, in the format `ledger import` reads."""
+    from agent.economics.billing_csv import write_billing_csv
+
+    opened, _, _ = economics_context(inventory, ledger_at, program_file, today)
+    if output is None:
+        write_billing_csv(opened, sys.stdout)
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        count = write_billing_csv(opened, handle)
+    click.echo(f"exported {count} event(s) to {output}", err=True)

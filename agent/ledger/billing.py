@@ -1,0 +1,194 @@
+"""The ledger's billing: what the partner program charges, as events and the terms they open and close.
+
+Written by licensing (an order's activation, a renewal, a deletion) and by imports; read by
+`agent/economics`. Events are activations, renewals, deactivations and payments (PARTNER-PROGRAM.md
+§5); `billing_terms` keeps one row per stretch of time a license is billed, so implied renewals are
+read without walking the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import Connection, case, func, literal, select, update
+
+from agent.errors import LedgerError
+from agent.ledger import schema
+from agent.ledger.database import LedgerDatabase, utc_now
+from agent.ledger.schema import FAR_FUTURE
+
+BILLING_KINDS = ("activation", "renewal", "deactivation", "payment")
+
+
+@dataclass(frozen=True)
+class BillingEvent:
+    """One thing the program bills or that changes what it bills (PARTNER-PROGRAM.md §5)."""
+
+    on_date: str  # YYYY-MM-DD
+    kind: str  # activation | renewal | deactivation | payment
+    license_id: str  # '' for a payment
+    edition: str | None = None
+    period: str | None = None
+    price: str | None = None  # EUR list price (a payment: the amount paid); None: the program's price
+    line: int = 0  # the CSV line it came from, for messages
+
+
+@dataclass(frozen=True)
+class ChargeRow:
+    """Charges of one kind on one day, as the ledger holds them (`price` None: the program's list price)."""
+
+    on_date: str
+    kind: str  # activation | renewal
+    edition: str
+    period: str
+    price: str | None
+    quantity: int
+    implied: bool = False  # a renewal inferred from a running term, not a recorded one
+
+
+@dataclass(frozen=True)
+class OpenTerms:
+    """Licenses billed and running: how many per edition, period and day they started."""
+
+    edition: str
+    period: str
+    started_on: str
+    count: int
+
+
+class BillingBook:
+    """The billing tables of one ledger database."""
+
+    def __init__(self, db: LedgerDatabase) -> None:
+        self.db = db
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def record(self, event: BillingEvent, source: str = "cli") -> None:
+        """Record one billing event (a renewal or deletion, a payment); a repeat changes nothing."""
+        with self.db.write() as db:
+            self.bill(db, event, source, strict=False)
+
+    def import_events(self, events: Iterable[BillingEvent]) -> int:
+        """Record every event of an import in one transaction: all of them, or (on any error) none."""
+        count = 0
+        with self.db.write() as db:
+            for event in sorted(events, key=lambda e: (e.on_date, e.line)):
+                self.bill(db, event, "import", strict=True)
+                count += 1
+        return count
+
+    @staticmethod
+    def bill(db: Connection, event: BillingEvent, source: str, strict: bool) -> None:
+        """Insert the event and keep billing_terms in step, inside the caller's transaction.
+
+        `strict` (imports): contradictions are errors; otherwise (runs, reruns) a repeated activation
+        or an unknown deactivation changes nothing.
+        """
+        terms = schema.billing_terms
+        open_term = None
+        if event.license_id:
+            open_term = db.execute(select(terms).where((terms.c.license_id == event.license_id) & (terms.c.ended_on == FAR_FUTURE))
+                                   .with_for_update()).mappings().first()
+        if event.kind == "activation" and open_term is not None:
+            if strict:
+                raise LedgerError(_at(event, f"license {event.license_id} is already active since {open_term['started_on']}: "
+                                             "a second activation needs a deactivation before it (or is it a renewal?)"))
+            return
+        if event.kind == "deactivation" and open_term is None:
+            if strict:
+                raise LedgerError(_at(event, f"license {event.license_id} is not active in the ledger on {event.on_date}: "
+                                             "add its activation (or a renewal) before this line"))
+            return
+        if event.kind == "deactivation" and open_term["started_on"] > event.on_date:
+            raise LedgerError(_at(event, f"license {event.license_id} is deactivated on {event.on_date}, before its "
+                                         f"activation on {open_term['started_on']}: fix the date"))
+        db.execute(schema.billing_events.insert().values(
+            on_date=event.on_date, kind=event.kind, license_id=event.license_id, edition=event.edition, period=event.period,
+            price=event.price, source=source, created_at=utc_now()))
+        if event.kind in ("activation", "renewal") and open_term is None:
+            db.execute(terms.insert().values(license_id=event.license_id, edition=event.edition, period=event.period,
+                                             started_on=event.on_date, ended_on=FAR_FUTURE))
+        elif event.kind == "deactivation":
+            db.execute(update(terms).where(terms.c.id == open_term["id"]).values(ended_on=event.on_date))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def events(self) -> list[BillingEvent]:
+        """Every billing event, oldest first (what `ledger export` writes)."""
+        ev = schema.billing_events
+        rows = self.db.rows(select(ev).order_by(ev.c.on_date, ev.c.id))
+        return [BillingEvent(r["on_date"], r["kind"], r["license_id"], r["edition"], r["period"], r["price"]) for r in rows]
+
+    def first_date(self) -> str | None:
+        return self.db.scalar(select(func.min(schema.billing_events.c.on_date)))
+
+    def recorded_charges(self, start: str, end: str) -> list[ChargeRow]:
+        """Activations and recorded renewals dated in [start, end), one row per day, kind, edition, period, price."""
+        ev = schema.billing_events
+        statement = (
+            select(ev.c.on_date, ev.c.kind, ev.c.edition, ev.c.period, ev.c.price, func.count().label("n"))
+            .where(ev.c.on_date >= start, ev.c.on_date < end, ev.c.kind.in_(("activation", "renewal")))
+            .group_by(ev.c.on_date, ev.c.kind, ev.c.edition, ev.c.period, ev.c.price)
+            .order_by(ev.c.on_date, ev.c.kind)
+        )
+        return [ChargeRow(r["on_date"], r["kind"], r["edition"], r["period"], r["price"], r["n"]) for r in self.db.rows(statement)]
+
+    def implied_renewals(self, start: str, end: str, days_in_month: int) -> list[ChargeRow]:
+        """Renewals of running terms that fall in the month [start, end) and were not recorded.
+
+        A monthly license renews every month on the day it started (the month's last day when that
+        day does not exist), an annual one every 12 months; a license deactivated on or before that
+        day is not renewed.
+        """
+        terms, ev = schema.billing_terms, schema.billing_events
+        day = func.substr(terms.c.started_on, 9, 2)
+        ended = case((terms.c.ended_on < end, terms.c.ended_on), else_=literal(FAR_FUTURE))  # later ends: running
+        recorded = select(ev.c.license_id).where(ev.c.kind == "renewal", ev.c.on_date >= start, ev.c.on_date < end)
+        statement = (
+            select(terms.c.edition, terms.c.period, day.label("day"), ended.label("ended"), func.count().label("n"))
+            .where(terms.c.ended_on >= start, terms.c.started_on < start,
+                   (terms.c.period == "monthly") | (func.substr(terms.c.started_on, 6, 2) == start[5:7]),
+                   terms.c.license_id.not_in(recorded))
+            .group_by("edition", "period", "day", "ended")
+        )
+        counts: dict[tuple[str, str, str], int] = {}
+        for row in self.db.rows(statement):
+            renews_on = f"{start[:8]}{min(int(row['day']), days_in_month):02d}"
+            if row["ended"] > renews_on:
+                key = (renews_on, row["edition"], row["period"])
+                counts[key] = counts.get(key, 0) + row["n"]
+        return [ChargeRow(on, "renewal", edition, period, None, n, implied=True)
+                for (on, edition, period), n in sorted(counts.items())]
+
+    def open_terms(self, on_date: str) -> list[OpenTerms]:
+        """Terms running on `on_date` (started on or before it, not ended by it), grouped by start day."""
+        terms = schema.billing_terms
+        statement = (
+            select(terms.c.edition, terms.c.period, terms.c.started_on, func.count().label("n"))
+            .where(terms.c.started_on <= on_date, terms.c.ended_on > on_date)
+            .group_by(terms.c.edition, terms.c.period, terms.c.started_on)
+        )
+        return [OpenTerms(r["edition"], r["period"], r["started_on"], r["n"]) for r in self.db.rows(statement)]
+
+    def active_licenses(self, on_date: str) -> int:
+        """Licenses billed and running on `on_date` (marketing support counts these, PARTNER-PROGRAM.md §6)."""
+        terms = schema.billing_terms
+        return self.db.scalar(select(func.count()).where(terms.c.started_on <= on_date, terms.c.ended_on > on_date))
+
+    def payments_until(self, on_date: str) -> list[tuple[str, str]]:
+        """(date, amount) of every payment recorded up to `on_date`."""
+        ev = schema.billing_events
+        rows = self.db.rows(select(ev.c.on_date, ev.c.price).where(ev.c.kind == "payment", ev.c.on_date <= on_date).order_by(ev.c.on_date))
+        return [(r["on_date"], r["price"] or "0") for r in rows]
+
+    def running_terms(self) -> dict[str, str]:
+        """License id -> the day its running billing term started (imports and reconcile check against it)."""
+        terms = schema.billing_terms
+        rows = self.db.rows(select(terms.c.license_id, terms.c.started_on).where(terms.c.ended_on == FAR_FUTURE))
+        return {r["license_id"]: r["started_on"] for r in rows}
+
+
+def _at(event: BillingEvent, message: str) -> str:
+    return f"line {event.line}: {message}" if event.line else message

@@ -1,0 +1,21 @@
+"""Where ispagent keeps what outlives a process: run journals, the ledger, locks.
+
+Low level on purpose: the journal and the ledger both start from here and import nothing else of
+ispagent's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATE_DIR_ENV = "ISPAGENT_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """$ISPAGENT_STATE_DIR, else $XDG_STATE_HOME/ispagent, else ~/.local/state/ispagent."""
+    env = os.environ.get(STATE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or "~/.local/state"
+    return Path(base).expanduser() / "ispagent"
