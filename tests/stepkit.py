@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from agent.inventory.model import Endpoint, Host
 from agent.lab.partner_emulator import LAB_USER, PRICELISTS, PartnerEmulator
-from agent.ledger import LicenseLedger
+from agent.ledger import BillingEvent, LicenseLedger
 from agent.licensing.ensure import LicenseGrant
 from agent.panel.preflight_rules import HostFacts, evaluate
 from agent.partner.settings import DEFAULT_PRICELISTS, PERIOD_MONTHS
@@ -139,11 +139,20 @@ class LedgerActivationSeed(_Model):
     state: Literal["pending", "confirmed"] = "pending"
 
 
+class LedgerBillingSeed(_Model):
+    kind: Literal["activation", "renewal", "deactivation", "payment"]
+    license: str
+    edition: str = "lite"
+    period: str = "monthly"
+    on: str = "2026-01-05"
+
+
 class LedgerSeed(_Model):
     hosts: list[LedgerHostSeed] = []
     licenses: list[LedgerLicenseSeed] = []
     order_intents: list[LedgerIntentSeed] = []
     activations: list[LedgerActivationSeed] = []
+    billing: list[LedgerBillingSeed] = []  # billing events already recorded (e.g. the license's activation)
 
 
 class GrantSeed(_Model):
@@ -273,6 +282,8 @@ def seed_ledger(path: Path, seed: LedgerSeed) -> None:
             if item.state == "confirmed":
                 queued = ledger.activations(item.host, state="pending")
                 ledger.confirm_activation(next(a for a in queued if a.license_id == item.license))
+        for item in seed.billing:
+            ledger.billing.record(BillingEvent(item.on, item.kind, item.license, item.edition, item.period))
     finally:
         ledger.engine.dispose()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from agent.errors import PartnerNotFound
+from agent.licensing import account
 from agent.panel.mgrctl import MGRCTL, parse_key_values
 from agent.partner.model import FREE_LICNAME, LicenseStatus
 from agent.runner.context import HostContext
@@ -41,14 +42,14 @@ def license_release(ctx: HostContext, params: ReleaseParams) -> StepResult:
     if ctx.dry_run:
         return changed(f"would {params.policy} license {license_id}")
     if params.policy == "delete":
-        client.delete(license_id)
+        account.delete(client, ledger, license_id)  # billed as a deactivation, and the ledger lets it go
     else:
         if lic.status != LicenseStatus.SUSPENDED:
             client.suspend(license_id)
         if params.policy == "park":
             client.set_ip_and_name(license_id, ip=PARKED_IP, licname=FREE_LICNAME, remoteid="")
-    if held and held.id == license_id:
-        ledger.forget_license(license_id, f"released from {ctx.host.name} ({params.policy})")
+        if held and held.id == license_id:
+            ledger.forget_license(license_id, f"released from {ctx.host.name} ({params.policy})")
     ledger.event("deactivation", ctx.host.name, license_id, policy=params.policy)
     return changed(f"license {license_id} released ({params.policy})")
 
