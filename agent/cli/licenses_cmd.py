@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from agent.editions import EDITIONS, PERIODS
 from agent.secrets import mask
 
 _PARTNER_OPTIONS = [
@@ -91,7 +92,7 @@ def show(license_id, as_json, **options) -> None:
 
 @licenses.command()
 @click.argument("license_id")
-@click.option("--period", type=click.Choice(["monthly", "annual"]), required=True)
+@click.option("--period", type=click.Choice(PERIODS), required=True)
 @partner_options
 def renew(license_id, period, **options) -> None:
     """Prolong a license (paid from the account balance); the ledger bills the renewal."""
@@ -122,8 +123,8 @@ def change_ip(license_id, ip, **options) -> None:
 
 @licenses.command("change-tariff")
 @click.argument("license_id")
-@click.argument("edition", type=click.Choice(["lite", "pro", "host", "business"]))
-@click.option("--period", type=click.Choice(["monthly", "annual"]), default="monthly", show_default=True)
+@click.argument("edition", type=click.Choice(EDITIONS))
+@click.option("--period", type=click.Choice(PERIODS), default="monthly", show_default=True)
 @partner_options
 def change_tariff(license_id, edition, period, **options) -> None:
     """Switch a license to another edition."""

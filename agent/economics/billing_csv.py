@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from agent.economics.program import EDITIONS, PERIODS
+from agent.editions import EDITIONS, PERIODS
 from agent.errors import BillingFileError
 from agent.ledger import BillingEvent, LicenseLedger
 from agent.ledger.store import BILLING_KINDS

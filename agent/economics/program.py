@@ -12,13 +12,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
+from agent.editions import EDITIONS, PERIODS
 from agent.errors import ProgramError
 from agent.yamlsource import Key, YamlSource, read_yaml
 
 DEFAULT_PROGRAM = Path(__file__).resolve().parent.parent / "program.yaml"
 PROGRAM_ENV = "ISPAGENT_PROGRAM"
-EDITIONS = ("lite", "pro", "host", "business")  # PARTNER-PROGRAM.md §2
-PERIODS = ("monthly", "annual")  # §3
 CHOICES = {
     "turnover_basis": ("list", "invoiced"),
     "lowering": ("qualifying", "one_step"),

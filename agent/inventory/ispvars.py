@@ -11,7 +11,8 @@ from typing import Any
 
 from agent.inventory.addresses import is_fqdn
 from agent.inventory.located import LocatedNode, did_you_mean
-from agent.inventory.model import EDITIONS, PERIODS, RELEASES, Secret
+from agent.editions import EDITIONS, PERIODS, RELEASES
+from agent.inventory.model import Secret
 from agent.secrets import register_secret
 
 # The installer rejects longer hostnames (shared/ispmanager-facts.md, 1.6).

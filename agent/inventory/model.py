@@ -10,14 +10,6 @@ from typing import Any, Literal, Mapping
 
 from agent.errors import InputError
 
-Edition = Literal["lite", "pro", "host", "business"]
-Period = Literal["monthly", "annual"]
-Release = Literal["stable", "beta"]
-
-EDITIONS: tuple[str, ...] = ("lite", "pro", "host", "business")
-PERIODS: tuple[str, ...] = ("monthly", "annual")
-RELEASES: tuple[str, ...] = ("stable", "beta")
-
 
 @dataclass(frozen=True)
 class Endpoint:
