@@ -15,14 +15,13 @@ project's `templates/`).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import ValidationError
 
-from agent.errors import PlaybookError
+from agent.errors import PlaybookError, did_you_mean
 from agent.runner.context import find_local_file
 from agent.steps.registry import StepParams, StepType, load_steps
 from agent.yamlsource import Key, YamlSource, read_yaml
@@ -145,8 +144,8 @@ def _explain(problem: dict, step_type: StepType) -> str:
 
 
 def _did_you_mean(word: object, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(word, choices)
+    return f" ({hint})" if hint else ""
 
 
 def _unique_ids(steps: list[PlaybookStep]) -> tuple[PlaybookStep, ...]:

@@ -5,7 +5,6 @@ Errors name the file, the line and the key, and say what to write instead (like 
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from agent.editions import EDITIONS, PERIODS
-from agent.errors import ProgramError
+from agent.errors import ProgramError, did_you_mean
 from agent.yamlsource import Key, YamlSource, read_yaml
 
 DEFAULT_PROGRAM = Path(__file__).resolve().parent.parent / "program.yaml"
@@ -100,8 +99,7 @@ class _Reader:
             raise self.fail(key, "expected a mapping", "write `key: value` lines under it")
         for name in value:
             if name not in allowed:
-                close = difflib.get_close_matches(str(name), allowed, n=1)
-                fix = f"did you mean '{close[0]}'?" if close else "expected one of " + ", ".join(allowed)
+                fix = did_you_mean(name, allowed) or "expected one of " + ", ".join(allowed)
                 raise self.fail(key + (str(name),), "unknown key", fix)
         return value
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from agent.inventory.addresses import is_fqdn
-from agent.inventory.located import LocatedNode, did_you_mean
+from agent.errors import did_you_mean
+from agent.inventory.located import LocatedNode
 from agent.editions import EDITIONS, PERIODS, RELEASES
 from agent.inventory.model import Secret
 from agent.secrets import register_secret
@@ -31,9 +32,10 @@ def read_vars(node: LocatedNode) -> dict[str, Any]:
 
 
 def _read_free_var(key: str, value: LocatedNode) -> Any:
-    close = did_you_mean(key, ISPMANAGER_VARS)
-    if close:
-        raise value.error(f"'{key}' is not an ISPmanager var", f"did you mean '{close}'?")
+    # Stricter than a suggestion's cutoff: a free var near an ISPmanager one is refused, not just hinted at.
+    hint = did_you_mean(key, ISPMANAGER_VARS, cutoff=0.75)
+    if hint:
+        raise value.error(f"'{key}' is not an ISPmanager var", hint)
     return value.value()
 
 

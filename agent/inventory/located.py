@@ -8,22 +8,15 @@ silently). Every check reads a `LocatedNode` and raises `InventoryError` with on
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Collection, Iterator
 
 import yaml
 
-from agent.errors import InventoryError
+from agent.errors import InventoryError, did_you_mean
 
 _TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _TAG + "merge"
-
-
-def did_you_mean(word: str, choices: Collection[str], *, cutoff: float = 0.75) -> str | None:
-    """The choice closest to `word` (a typo's intended spelling), or None if none is close."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
-    return matches[0] if matches else None
 
 
 def located_error(source: str, line: int, key_path: str, problem: str, fix: str | None = None) -> InventoryError:
@@ -173,7 +166,4 @@ class LocatedNode:
 
     def _unknown_key(self, key: str, key_node: yaml.Node, allowed: Collection[str]) -> InventoryError:
         located = self.child(key, key_node, key_node)
-        close = did_you_mean(key, allowed)
-        if close:
-            return located.error("unknown key", f"did you mean '{close}'?")
-        return located.error("unknown key", "expected one of " + ", ".join(allowed))
+        return located.error("unknown key", did_you_mean(key, allowed) or "expected one of " + ", ".join(allowed))
