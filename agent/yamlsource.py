@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from agent.inputfile import read_input_file
+
 Key = tuple[str | int, ...]
 
 
@@ -43,12 +45,7 @@ def dotted(key: Key) -> str:
 def read_yaml(path: Path, error: type[Exception], shown_as: str | None = None) -> YamlSource:
     """Parse `path`; syntax errors, duplicate keys and unreadable files raise `error` with a line."""
     shown = shown_as or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{shown}: no such file") from None
-    except (OSError, UnicodeDecodeError) as problem:
-        raise error(f"{shown}: cannot read: {problem}") from None
+    text = read_input_file(path, error)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as problem:

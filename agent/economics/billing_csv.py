@@ -14,6 +14,7 @@ from pathlib import Path
 
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import BillingFileError
+from agent.inputfile import read_input_file
 from agent.ledger import BillingEvent, LicenseLedger
 from agent.ledger.store import BILLING_KINDS
 
@@ -23,12 +24,7 @@ MAX_ERRORS_LISTED = 5
 
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise BillingFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise BillingFileError(f"{path}: cannot read: {error}; save it as UTF-8 CSV") from None
+    text = read_input_file(path, BillingFileError, what="billing CSV")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")

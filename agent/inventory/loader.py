@@ -16,6 +16,7 @@ from typing import Any, Callable, Literal, TypeVar
 import yaml
 
 from agent.errors import InventoryError
+from agent.inputfile import read_input_file
 from agent.inventory.addresses import GatewaySpec, is_address, parse_gateway
 from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
 from agent.inventory.ispvars import read_vars
@@ -74,7 +75,8 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     """
     source = str(path)
     path = Path(path)  # a str from a script is fine too; messages keep the path as given
-    root = parse_document(_read_text(path), source)
+    text = read_input_file(path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i")
+    root = parse_document(text, source)
     if root is None:
         raise located_error(source, 1, "", "the inventory is empty", "add a hosts: mapping")
     if not isinstance(root.node, yaml.MappingNode):
@@ -98,15 +100,6 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     _reject_shared_endpoints(resolved, hosts)
     members = {group: tuple(h.name for h in resolved if h.name in tree.members[group]) for group in tree.order}
     return Inventory(path=path, hosts=resolved, groups=members, ssh=ssh)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError(f"{path}: no such inventory file; pass the path of an inventory YAML with -i") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InventoryError(f"{path}: cannot read the inventory: {error}") from None
 
 
 # --- first pass: nodes to specs -------------------------------------------------------------------
