@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from agent.errors import did_you_mean
-from agent.inventory.located import LocatedNode
+from agent.yamlnodes import LocatedNode
 
 # A reference to a group or host by name, with the node it was written at (for the error line).
 Reference = tuple[str, LocatedNode]

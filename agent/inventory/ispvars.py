@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.inventory.addresses import is_fqdn
-from agent.errors import did_you_mean
-from agent.inventory.located import LocatedNode
 from agent.editions import EDITIONS, PERIODS, RELEASES
+from agent.errors import did_you_mean
+from agent.inventory.addresses import is_fqdn
 from agent.inventory.model import Secret
 from agent.secrets import register_secret
+from agent.yamlnodes import LocatedNode
 
 # The installer rejects longer hostnames (shared/ispmanager-facts.md, 1.6).
 MAX_FQDN_LENGTH = 50

@@ -13,16 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
-import yaml
-
 from agent.errors import InventoryError
-from agent.inputfile import read_input_file
 from agent.inventory.addresses import GatewaySpec, is_address, parse_gateway
 from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
 from agent.inventory.ispvars import read_vars
-from agent.inventory.located import LocatedNode, located_error, parse_document
 from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
 from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
 CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway")
@@ -73,13 +70,11 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     `ssh_config` None means `~/.ssh/config` when it exists. Relative paths inside the inventory
     (identity_file, known_hosts) are relative to the inventory's own directory.
     """
-    source = str(path)
     path = Path(path)  # a str from a script is fine too; messages keep the path as given
-    text = read_input_file(path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i")
-    root = parse_document(text, source)
-    if root is None:
-        raise located_error(source, 1, "", "the inventory is empty", "add a hosts: mapping")
-    if not isinstance(root.node, yaml.MappingNode):
+    root = read_yaml_file(path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i")
+    if root.is_null:
+        raise root.error("the inventory is empty", "add a hosts: mapping")
+    if not root.is_mapping:
         expected = "a mapping with hosts: (and optionally defaults:, ssh:, groups:) at the top level"
         raise root.error(f"expected {expected}, got {root.describe()}")
     top = root.mapping(TOP_KEYS)
@@ -172,7 +167,7 @@ def _resolve_path(written: str, base_dir: Path) -> Path:
 
 
 def _read_gateway(node: LocatedNode, base_dir: Path) -> GatewaySetting:
-    if isinstance(node.node, yaml.MappingNode):
+    if node.is_mapping:
         return _read_gateway_mapping(node, base_dir)
     text = node.string()
     if text == NO_GATEWAY:
@@ -225,7 +220,7 @@ def _read_groups(node: LocatedNode | None) -> dict[str, GroupSpec]:
 
 def _read_hosts(node: LocatedNode | None, root: LocatedNode, base_dir: Path) -> list[HostSpec]:
     if node is None:
-        raise located_error(root.source, root.line, "hosts", "no hosts defined", "add at least one host under hosts:")
+        raise root.at("hosts").error("no hosts defined", "add at least one host under hosts:")
     entries = node.mapping(entry="host name")
     if not entries:
         raise node.error("no hosts defined", "add at least one host under hosts:")
