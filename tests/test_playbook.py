@@ -23,7 +23,8 @@ EXPECTED = {
     "unknown_top_key.yaml": "2: step: unknown key (did you mean 'steps'?); known: name, description, vars, steps",
     "no_steps.yaml": "2: steps: give a non-empty list of steps",
     "two_steps_in_one.yaml": "3: steps[0]: give exactly one step per entry (found facts, shell)",
-    "syntax_error.yaml": "4: YAML syntax error: expected ',' or '}', but got '<stream end>'",
+    "syntax_error.yaml": "4: YAML syntax error: expected ',' or '}', but got '<stream end>'; "
+                         "check the indentation and quoting here and on the line above",
 }
 
 
