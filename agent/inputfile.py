@@ -11,7 +11,9 @@ from pathlib import Path
 from agent.errors import IspagentError
 
 
-def read_input_file(path: Path | str, error: type[IspagentError], *, what: str = "file", hint: str | None = None) -> str:
+def read_input_file(
+    path: Path | str, error: type[IspagentError], *, what: str = "file", hint: str | None = None
+) -> str:
     """The text of `path`, UTF-8 with or without a byte order mark; any failure raises `error`.
 
     `what` names the file in messages ("inventory file", "playbook"); `hint` is the fix shown when

@@ -75,8 +75,7 @@ def load_playbook(path: Path) -> Playbook:
     steps = [_parse_step(item, fields, known) for item, fields in entries]
     for (item, _), step in zip(entries, steps):
         _check_local_files(item, path, step)
-    name = top["name"].string() if "name" in top and not top["name"].is_null else ""
-    return Playbook(path.resolve(), name or path.stem, _unique_ids(steps), variables)
+    return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables)
 
 
 def _step_entry(item: LocatedNode) -> tuple[LocatedNode, dict[str, LocatedNode]]:
@@ -99,9 +98,12 @@ def _parse_step(item: LocatedNode, fields: dict[str, LocatedNode], known: dict[s
         )
     step_type = known[name]
     params = _parse_params(fields[name], step_type)
-    label = fields.get("name")
-    step_id = label.string() if label is not None and not label.is_null else ""
-    return PlaybookStep(step_id or name, step_type, params, item.line)
+    return PlaybookStep(_label(fields.get("name")) or name, step_type, params, item.line)
+
+
+def _label(node: LocatedNode | None) -> str:
+    """A `name:` as written; empty when it is absent or null (then the file or step name stands in)."""
+    return "" if node is None or node.is_null else node.string()
 
 
 def _parse_params(node: LocatedNode, step_type: StepType) -> StepParams:

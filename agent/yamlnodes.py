@@ -15,7 +15,7 @@ contain themselves, and tags other than plain YAML's (`!vault`, `!!python/object
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Collection
 
@@ -36,7 +36,9 @@ _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as o
 _CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used: they make no copies
 
 
-def read_yaml_file(path: Path | str, error: type[InputError], *, what: str = "file", hint: str | None = None) -> LocatedNode:
+def read_yaml_file(
+    path: Path | str, error: type[InputError], *, what: str = "file", hint: str | None = None
+) -> LocatedNode:
     """The root node of the one-document YAML file at `path`; a file with no document gives a null root.
 
     Every problem, from a missing file to a syntax error, raises `error` with one line. `what` and
@@ -56,17 +58,19 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> LocatedNode:
         code = problem.character
         escaped = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
         fix = f'delete it, or write it escaped inside double quotes: "{escaped}"'
-        raise located_error(error, source, line, "", f"the character U+{code:04X} is not allowed in YAML", fix) from None
+        problem = f"the character U+{code:04X} is not allowed in YAML"
+        raise located_error(error, source, line, "", problem, fix) from None
     except yaml.MarkedYAMLError as problem:
         mark = problem.problem_mark or problem.context_mark
         line = mark.line + 1 if mark else 1
         syntax = f"YAML syntax error: {problem.problem or problem.context}"
-        raise located_error(error, source, line, "", syntax, "check the indentation and quoting here and on the line above") from None
+        fix = "check the indentation and quoting here and on the line above"
+        raise located_error(error, source, line, "", syntax, fix) from None
     except yaml.YAMLError as problem:
         raise located_error(error, source, 1, "", f"YAML error: {problem}") from None
     if root is None:
         return LocatedNode(_null_node(yaml.Mark(source, 0, 0, 0, None, None)), "", source, 1, error)
-    return LocatedNode(root, "", source, root.start_mark.line + 1, error)
+    return LocatedNode(root, "", source, _line(root), error)
 
 
 def located_error(
@@ -105,7 +109,7 @@ class LocatedNode:
         return located_error(self.error_class, self.source, self.line, self.key_path, problem, fix)
 
     def child(self, key: str, key_node: yaml.Node, value_node: yaml.Node) -> LocatedNode:
-        return LocatedNode(value_node, _joined(self.key_path, key), self.source, key_node.start_mark.line + 1, self.error_class)
+        return replace(self, node=value_node, key_path=_joined(self.key_path, key), line=_line(key_node))
 
     def at(self, *parts: str | int) -> LocatedNode:
         """The node below this one at `parts` (keys and list indexes). A part that is not there still
@@ -139,7 +143,8 @@ class LocatedNode:
         for key, (key_node, value_node) in self._entries(entry).items():
             if allowed is not None and key not in allowed:
                 unknown = self.child(key, key_node, key_node)
-                raise unknown.error("unknown key", did_you_mean(key, allowed) or "expected one of " + ", ".join(allowed))
+                fix = did_you_mean(key, allowed) or "expected one of " + ", ".join(allowed)
+                raise unknown.error("unknown key", fix)
             entries[key] = self.child(key, key_node, value_node)
         return entries
 
@@ -154,7 +159,7 @@ class LocatedNode:
             return [self]
         if not self.is_sequence:
             raise self.error(f"expected a list, got {self.describe()}")
-        return [LocatedNode(item, self.key_path, self.source, item.start_mark.line + 1, self.error_class) for item in self.node.value]
+        return [replace(self, node=item, line=_line(item)) for item in self.node.value]
 
     def items(self) -> list[LocatedNode]:
         """The items of a list, each with its index in its key path (`steps[2]`); nothing else is a list."""
@@ -220,7 +225,7 @@ class LocatedNode:
         for key_node, value_node in self.node.value:
             key = self._key_text(key_node)
             if key in written:
-                first = written[key][0].start_mark.line + 1
+                first = _line(written[key][0])
                 raise self.child(key, key_node, key_node).error(
                     f"{entry} '{key}' is defined twice (first on line {first})",
                     "remove or rename one (YAML alone would silently keep the last)",
@@ -236,18 +241,18 @@ class LocatedNode:
         sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
         if not all(isinstance(source, yaml.MappingNode) for source in sources):
             merge = self.child("<<", key_node, value_node)
-            raise merge.error("cannot merge: `<<` takes a mapping or a list of mappings", "write `<<: *name` with a mapping's anchor")
-        return [LocatedNode(source, self.key_path, self.source, source.start_mark.line + 1, self.error_class) for source in sources]
+            problem = "cannot merge: `<<` takes a mapping or a list of mappings"
+            raise merge.error(problem, "write `<<: *name` with a mapping's anchor")
+        return [replace(self, node=source, line=_line(source)) for source in sources]
 
     def _key_text(self, key_node: yaml.Node) -> str:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _NULL:
-            line = key_node.start_mark.line + 1
-            raise located_error(self.error_class, self.source, line, self.key_path, "keys must be plain names, not lists or mappings")
+            raise replace(self, line=_line(key_node)).error("keys must be plain names, not lists or mappings")
         return key_node.value
 
     def _item(self, index: int) -> LocatedNode:
         item = self.node.value[index]
-        return LocatedNode(item, _joined(self.key_path, index), self.source, item.start_mark.line + 1, self.error_class)
+        return replace(self, node=item, key_path=_joined(self.key_path, index), line=_line(item))
 
     def _part(self, part: str | int) -> LocatedNode:
         if isinstance(part, int) and self.is_sequence and 0 <= part < len(self.node.value):
@@ -256,8 +261,7 @@ class LocatedNode:
             found = self._entries("key").get(part)
             if found:
                 return self.child(part, *found)
-        absent = _null_node(self.node.start_mark)
-        return LocatedNode(absent, _joined(self.key_path, part), self.source, self.line, self.error_class)
+        return replace(self, node=_null_node(self.node.start_mark), key_path=_joined(self.key_path, part))
 
 
 def _joined(key_path: str, part: str | int) -> str:
@@ -265,6 +269,10 @@ def _joined(key_path: str, part: str | int) -> str:
     if isinstance(part, int):
         return f"{key_path}[{part}]"
     return f"{key_path}.{part}" if key_path else part
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
 
 
 def _null_node(mark: yaml.Mark) -> yaml.ScalarNode:
@@ -316,7 +324,8 @@ class _GuardedLoader(yaml.SafeLoader):
         node = super().compose_node(parent, index)  # refuses an undefined alias
         size = self._sizes.get(id(node))
         if size is None:  # its anchor is still being composed: the alias is inside what it names
-            raise _Refused(event.start_mark, f"the alias '*{event.anchor}' is inside the value it names", "a value cannot contain itself")
+            problem = f"the alias '*{event.anchor}' is inside the value it names"
+            raise _Refused(event.start_mark, problem, "a value cannot contain itself")
         self._aliased += size
         if self._aliased > MAX_ALIASED_VALUES:
             problem = f"aliases expand to more than {MAX_ALIASED_VALUES} values"

@@ -25,12 +25,14 @@ INVENTORY = REPO / "inventory.example.yaml"
 
 # Pieces of YAML syntax make a mutation reach past the scanner more often than random bytes alone.
 TOKENS = [b":", b"- ", b"  ", b"\t", b"\n", b"#", b"&a ", b"*a", b"<<: *a", b"!x ", b"!!int ", b"{", b"}", b"[",
-          b"]", b'"', b"'", b"?", b"|", b">", b"%", b"@", b"`", b",", b"~", b"2026-13-45", b"\x00", b"\x07", b"\xff",
-          b"\xc3", "\u2028".encode(), "\ufeff".encode()]
+          b"]", b'"', b"'", b"?", b"|", b">", b"%", b"@", b"`", b",", b"~", b"2026-13-45", b"\x00", b"\x07",
+          b"\xff", b"\xc3", "\u2028".encode(), "\ufeff".encode()]
 VALUES = [b"2026-13-45", b"!!int abc", b"!!bool maybe", b"!!float x", b"!x y", b"*a", b"&a [*a]", b"{<<: *a}",
           b"{<<: x}", b"<<", b"=", b"~", b"[]", b"{}", b"[a, b]", b"{a: 1, a: 2}", b"''", b"-1", b"1e999", b".nan",
           b".inf", b"0x1F", b"0o17", b"1_000", b"1:30", b"yes", b"9" * 5000, b"[" * 150 + b"]" * 150]
-insertion = st.one_of(st.sampled_from(TOKENS), st.binary(min_size=1, max_size=3), st.characters(codec="utf-8").map(str.encode))
+insertion = st.one_of(
+    st.sampled_from(TOKENS), st.binary(min_size=1, max_size=3), st.characters(codec="utf-8").map(str.encode)
+)
 
 
 @st.composite
