@@ -33,7 +33,7 @@ _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null", 
 _TAGS = {yaml.ScalarNode: _SCALAR_TAGS, yaml.SequenceNode: {_TAG + "seq"}, yaml.MappingNode: {_TAG + "map"}}
 _PLAIN_YAML = "remove it: only plain YAML is read (text, numbers, true/false, lists, mappings)"
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as one, as its marks do
-_CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used: they make no copies
+_CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are called, directly: nothing is cached
 
 
 def read_yaml_file(
@@ -56,10 +56,10 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> LocatedNode:
     except yaml.reader.ReaderError as problem:  # a control character: the reader checks the text first
         line = len(_LINE_BREAK.findall(text, 0, problem.position)) + 1
         code = problem.character
-        escaped = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+        escaped = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
         fix = f'delete it, or write it escaped inside double quotes: "{escaped}"'
-        problem = f"the character U+{code:04X} is not allowed in YAML"
-        raise located_error(error, source, line, "", problem, fix) from None
+        not_allowed = f"the character U+{code:04X} is not allowed in YAML"
+        raise located_error(error, source, line, "", not_allowed, fix) from None
     except yaml.MarkedYAMLError as problem:
         mark = problem.problem_mark or problem.context_mark
         line = mark.line + 1 if mark else 1
