@@ -6,6 +6,15 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
+
+def did_you_mean(word: object, choices: Iterable[object], *, cutoff: float = 0.6) -> str | None:
+    """`did you mean 'x'?` for the choice closest to `word` (a typo's intended spelling), or None."""
+    close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=1, cutoff=cutoff)
+    return f"did you mean '{close[0]}'?" if close else None
+
 
 class IspagentError(Exception):
     """Base of every expected failure. `str(error)` is the one line shown to the user."""

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from agent.errors import InputError
+from agent.editions import PERIODS
+from agent.errors import InputError, did_you_mean
 from agent.installer.settings import INSTALL_KEYS, InstallSettings, check_install_var, read_install_settings
-from agent.inventory.located import did_you_mean
-from agent.inventory.model import PERIODS, Secret
+from agent.inventory.model import Secret
 from agent.partner.settings import PARTNER_KEYS, PartnerVars, partner_vars
 
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
@@ -67,9 +67,9 @@ def unknown_var_problem(key: str) -> str | None:
     """Why `key` looks like a misspelt setting (with the fix), or None for a free template var."""
     if key in SETTING_KEYS:
         return None
-    close = did_you_mean(key, SETTING_KEYS, cutoff=0.85)
-    if close:
-        return f"'{key}' is not a setting ispagent knows; did you mean '{close}'?"
+    hint = did_you_mean(key, SETTING_KEYS, cutoff=0.85)
+    if hint:
+        return f"'{key}' is not a setting ispagent knows; {hint}"
     if key.startswith(RESERVED_PREFIXES):
         prefix = next(p for p in RESERVED_PREFIXES if key.startswith(p))
         known = sorted(k for k in SETTING_KEYS if k.startswith(prefix))

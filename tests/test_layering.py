@@ -15,7 +15,8 @@ AGENT = Path(__file__).resolve().parent.parent / "agent"
 
 # Lowest first. A module belongs to the floor of the longest prefix that names it.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("agent", "agent.errors", "agent.secrets", "agent.atomicfile", "agent.statedir", "agent.yamlnodes", "agent.editions"),
+    ("agent.errors", "agent.secrets", "agent.atomicfile", "agent.statedir", "agent.yamlnodes", "agent.editions",
+     "agent.inputfile"),
     ("agent.inventory", "agent.transport", "agent.partner", "agent.ledger", "agent.panel", "agent.installer",
      "agent.economics", "agent.hostsettings"),
     ("agent.licensing",),
@@ -28,6 +29,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 
 
 def floor_of(module: str) -> int:
+    if module == "agent":  # the package itself: its __init__ imports nothing
+        return 0
     best, floor = "", -1
     for index, prefixes in enumerate(FLOORS):
         for prefix in prefixes:

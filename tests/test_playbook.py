@@ -23,7 +23,8 @@ EXPECTED = {
     "unknown_top_key.yaml": "2: step: unknown key (did you mean 'steps'?); known: name, description, vars, steps",
     "no_steps.yaml": "2: steps: give a non-empty list of steps",
     "two_steps_in_one.yaml": "3: steps[0]: give exactly one step per entry (found facts, shell)",
-    "syntax_error.yaml": "4: YAML syntax error: expected ',' or '}', but got '<stream end>'",
+    "syntax_error.yaml": "4: YAML syntax error: expected ',' or '}', but got '<stream end>'; "
+                         "check the indentation and quoting here and on the line above",
 }
 
 
@@ -57,3 +58,25 @@ def test_bad_playbook_on_the_cli_is_one_line_and_exit_2(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"ispagent: error: {BAD / 'unknown_step.yaml'}:{EXPECTED['unknown_step.yaml']}"]
     assert not (tmp_path / "runs").exists()  # nothing journaled, nothing touched
+
+
+def test_merge_keys_work_in_step_parameters(tmp_path):
+    (tmp_path / "motd.txt").write_text("hello\n")
+    path = tmp_path / "merged.yaml"
+    path.write_text(
+        "name: merged\n"
+        "steps:\n"
+        '  - upload: &motd {src: motd.txt, dest: /etc/motd, mode: "0644"}\n'
+        "  - upload: {<<: *motd, dest: /etc/issue}\n"
+    )
+    first, second = load_playbook(path).steps
+    assert (second.params.src, second.params.dest, second.params.mode) == ("motd.txt", "/etc/issue", 0o644)
+    assert first.params.dest == "/etc/motd"
+
+
+def test_a_duplicate_step_parameter_is_refused(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("steps:\n  - shell:\n      command: ls\n      command: rm\n")
+    with pytest.raises(PlaybookError) as error:
+        load_playbook(path)
+    assert str(error.value).startswith(f"{path}:4: steps[0].shell.command: key 'command' is defined twice (first on line 3)")

@@ -58,3 +58,11 @@ def test_a_bad_program_file_is_one_line_and_exit_2_from_the_cli(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output
     assert f"{path}:8: tiers[1].discount: 'lots' is not a number" in result.output
+
+
+def test_merge_keys_work_in_the_price_list(tmp_path):
+    path = tmp_path / "program.yaml"
+    path.write_text(GOOD.replace("pro: {monthly: 20, annual: 200}", "pro: {<<: *lite, monthly: 20}")
+                        .replace("lite: {monthly: 10", "lite: &lite {monthly: 10"))
+    program = load_program(path)
+    assert (program.price("pro", "monthly"), program.price("pro", "annual")) == (Decimal(20), Decimal(100))

@@ -7,14 +7,15 @@ import json
 import click
 
 from agent.cli.options import echo, economics_context, economics_options, money
+from agent.editions import EDITIONS, PERIODS
 from agent.errors import InputError
 
 
 @click.command()
 @click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
 @click.option("--rate", metavar="N/month", help="New licenses a month (default: the mean of the last 3 months).")
-@click.option("--edition", type=click.Choice(["lite", "pro", "host", "business"]), default="lite", show_default=True)
-@click.option("--period", type=click.Choice(["monthly", "annual"]), default="monthly", show_default=True)
+@click.option("--edition", type=click.Choice(EDITIONS), default="lite", show_default=True)
+@click.option("--period", type=click.Choice(PERIODS), default="monthly", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @economics_options
 def forecast(months, rate, edition, period, as_json, inventory, ledger_at, program_file, today) -> None:

@@ -7,6 +7,7 @@ import json
 import click
 
 from agent.cli.options import echo, ledger_of, partner_client, partner_options, partner_vars
+from agent.editions import EDITIONS, PERIODS
 
 
 def _license_json(lic) -> dict:
@@ -45,7 +46,7 @@ def show(license_id, as_json, **options) -> None:
 
 @licenses.command()
 @click.argument("license_id")
-@click.option("--period", type=click.Choice(["monthly", "annual"]), required=True)
+@click.option("--period", type=click.Choice(PERIODS), required=True)
 @partner_options
 def renew(license_id, period, **options) -> None:
     """Prolong a license (paid from the account balance); the ledger bills the renewal."""
@@ -70,8 +71,8 @@ def change_ip(license_id, ip, **options) -> None:
 
 @licenses.command("change-tariff")
 @click.argument("license_id")
-@click.argument("edition", type=click.Choice(["lite", "pro", "host", "business"]))
-@click.option("--period", type=click.Choice(["monthly", "annual"]), default="monthly", show_default=True)
+@click.argument("edition", type=click.Choice(EDITIONS))
+@click.option("--period", type=click.Choice(PERIODS), default="monthly", show_default=True)
 @partner_options
 def change_tariff(license_id, edition, period, **options) -> None:
     """Switch a license to another edition."""

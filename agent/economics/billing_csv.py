@@ -12,8 +12,9 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from agent.economics.program import EDITIONS, PERIODS
+from agent.editions import EDITIONS, PERIODS
 from agent.errors import BillingFileError
+from agent.inputfile import read_input_file
 from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
@@ -22,12 +23,7 @@ MAX_ERRORS_LISTED = 5
 
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise BillingFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise BillingFileError(f"{path}: cannot read: {error}; save it as UTF-8 CSV") from None
+    text = read_input_file(path, BillingFileError, what="billing CSV")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")

@@ -5,20 +5,18 @@ Errors name the file, the line and the key, and say what to write instead (like 
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
+from agent.editions import EDITIONS, PERIODS
 from agent.errors import ProgramError
-from agent.yamlsource import Key, YamlSource, read_yaml
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 DEFAULT_PROGRAM = Path(__file__).resolve().parent.parent / "program.yaml"
 PROGRAM_ENV = "ISPAGENT_PROGRAM"
-EDITIONS = ("lite", "pro", "host", "business")  # PARTNER-PROGRAM.md §2
-PERIODS = ("monthly", "annual")  # §3
 CHOICES = {
     "turnover_basis": ("list", "invoiced"),
     "lowering": ("qualifying", "one_step"),
@@ -27,6 +25,8 @@ CHOICES = {
 }
 TOP_KEYS = ("currency", "list_prices", "tiers", "minimum_turnover", "months_under_to_lose", "marketing_support_from",
             "choices", "invoices", "marketing_plan")
+_CHOICE_NUMBERS = ("discount_under_minimum", "discount_after_status_lost", "first_month_tier")
+_MISSING_HINT = "give --program, the program_file var or $ISPAGENT_PROGRAM the path of a copy of agent/program.yaml"
 
 
 @dataclass(frozen=True)
@@ -85,112 +85,125 @@ def program_location(vars: Mapping[str, Any] | None = None, given: Path | None =
 
 def load_program(path: Path | None = None) -> Program:
     """The Program of `path` (default: the shipped one); a bad value is a one-line ProgramError."""
-    source = read_yaml(path or DEFAULT_PROGRAM, ProgramError)
-    return _Reader(source).program()
+    root = read_yaml_file(path or DEFAULT_PROGRAM, ProgramError, what="program file", hint=_MISSING_HINT)
+    return _read_program(root)
 
 
-class _Reader:
-    def __init__(self, source: YamlSource) -> None:
-        self.source = source
+def _read_program(root: LocatedNode) -> Program:
+    top = root.mapping(TOP_KEYS)
+    prices, placeholder = _read_prices(_required(top, root, "list_prices"))
+    tiers = _read_tiers(_required(top, root, "tiers"))
+    choices = _section(top, "choices", (*CHOICES, *_CHOICE_NUMBERS))
+    invoices = _section(top, "invoices", ("due_days", "track_payments"))
+    plan = _section(top, "marketing_plan", ("remind_days_before",))
+    first_tier = _whole(choices, "first_month_tier", 0, minimum=-1)
+    if first_tier >= len(tiers):
+        raise choices["first_month_tier"].error(f"there is no tier {first_tier}", f"write 0 to {len(tiers) - 1}, or -1")
+    return Program(
+        source=root.source,
+        currency=_text(top, "currency", "EUR"),
+        prices=prices,
+        placeholder_prices=placeholder,
+        tiers=tiers,
+        minimum_turnover=_number(top, "minimum_turnover", 100),
+        months_under_to_lose=_whole(top, "months_under_to_lose", 6, minimum=1),
+        marketing_support_from=_whole(top, "marketing_support_from", 50, minimum=1),
+        discount_under_minimum=_number(choices, "discount_under_minimum", 10, maximum=Decimal(100)),
+        discount_after_status_lost=_number(choices, "discount_after_status_lost", 0, maximum=Decimal(100)),
+        first_month_tier=first_tier,
+        due_days=_whole(invoices, "due_days", 10),
+        track_payments=_flag(invoices, "track_payments", False),
+        remind_days_before=_whole(plan, "remind_days_before", 0),
+        **{name: _choice(choices, name, allowed) for name, allowed in CHOICES.items()},
+    )
 
-    def fail(self, key: Key, problem: str, fix: str) -> ProgramError:
-        return ProgramError(f"{self.source.where(key)}: {problem}; {fix}")
 
-    def mapping(self, key: Key, value: Any, allowed: tuple[str, ...]) -> dict:
-        if not isinstance(value, dict):
-            raise self.fail(key, "expected a mapping", "write `key: value` lines under it")
-        for name in value:
-            if name not in allowed:
-                close = difflib.get_close_matches(str(name), allowed, n=1)
-                fix = f"did you mean '{close[0]}'?" if close else "expected one of " + ", ".join(allowed)
-                raise self.fail(key + (str(name),), "unknown key", fix)
-        return value
+def _read_prices(node: LocatedNode) -> tuple[dict[tuple[str, str], Decimal], bool]:
+    table = node.mapping((*EDITIONS, "placeholder"))
+    prices = {}
+    for edition in EDITIONS:
+        periods_node = _required(table, node, edition)
+        periods = periods_node.mapping(PERIODS)
+        for period in PERIODS:
+            prices[(edition, period)] = _read_number(_required(periods, periods_node, period))
+    return prices, _flag(table, "placeholder", False)
 
-    def number(self, key: Key, value: Any, minimum: Decimal = Decimal(0), maximum: Decimal | None = None) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise self.fail(key, f"'{value}' is not a number", "write a number such as 12.50")
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise self.fail(key, f"'{value}' is not a number", "write a number such as 12.50") from None
-        if not number.is_finite() or number < minimum or (maximum is not None and number > maximum):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise self.fail(key, f"{value} is out of range", f"write a number {bounds}")
-        return number
 
-    def integer(self, key: Key, value: Any, minimum: int = 0) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"'{value}' is not a whole number of at least {minimum}", f"write e.g. {max(minimum, 1)}")
-        return value
+def _read_tiers(node: LocatedNode) -> tuple[Tier, ...]:
+    if not node.is_sequence or not node.node.value:
+        raise node.error("expected a list of tiers", "write `- {min_turnover: 100, discount: 10}` lines")
+    tiers: list[Tier] = []
+    for item in node.items():
+        fields = item.mapping(("min_turnover", "discount"))
+        tier = Tier(_read_number(_required(fields, item, "min_turnover")),
+                    _read_number(_required(fields, item, "discount"), maximum=Decimal(100)))
+        if tiers and (tier.min_turnover <= tiers[-1].min_turnover or tier.discount < tiers[-1].discount):
+            raise item.error("tiers must rise", "list them by growing min_turnover, each discount at least the one before")
+        tiers.append(tier)
+    return tuple(tiers)
 
-    def required(self, data: dict, key: Key, name: str) -> Any:
-        if name not in data:
-            raise self.fail(key, f"'{name}' is missing", f"add `{name}:` (see the shipped agent/program.yaml)")
-        return data[name]
 
-    def program(self) -> Program:
-        data = self.mapping((), self.source.data if self.source.data is not None else {}, TOP_KEYS)
-        prices, placeholder = self.prices(self.required(data, (), "list_prices"))
-        tiers = self.tiers(self.required(data, (), "tiers"))
-        choices = self.mapping(("choices",), data.get("choices") or {}, tuple(CHOICES) + (
-            "discount_under_minimum", "discount_after_status_lost", "first_month_tier"))
-        invoices = self.mapping(("invoices",), data.get("invoices") or {}, ("due_days", "track_payments"))
-        plan = self.mapping(("marketing_plan",), data.get("marketing_plan") or {}, ("remind_days_before",))
-        picked = {}
-        for name, allowed in CHOICES.items():
-            value = choices.get(name, allowed[0])
-            if value not in allowed:
-                raise self.fail(("choices", name), f"'{value}' is not a choice", "write one of " + ", ".join(allowed))
-            picked[name] = value
-        first_tier = self.integer(("choices", "first_month_tier"), choices.get("first_month_tier", 0), minimum=-1)
-        if first_tier >= len(tiers):
-            raise self.fail(("choices", "first_month_tier"), f"there is no tier {first_tier}", f"write 0 to {len(tiers) - 1}, or -1")
-        track = invoices.get("track_payments", False)
-        if not isinstance(track, bool):
-            raise self.fail(("invoices", "track_payments"), f"'{track}' is not true or false", "write true or false")
-        return Program(
-            source=self.source.shown_as,
-            currency=str(data.get("currency", "EUR")),
-            prices=prices,
-            placeholder_prices=placeholder,
-            tiers=tiers,
-            minimum_turnover=self.number(("minimum_turnover",), data.get("minimum_turnover", 100)),
-            months_under_to_lose=self.integer(("months_under_to_lose",), data.get("months_under_to_lose", 6), minimum=1),
-            marketing_support_from=self.integer(("marketing_support_from",), data.get("marketing_support_from", 50), minimum=1),
-            discount_under_minimum=self.number(("choices", "discount_under_minimum"), choices.get("discount_under_minimum", 10),
-                                               maximum=Decimal(100)),
-            discount_after_status_lost=self.number(("choices", "discount_after_status_lost"),
-                                                   choices.get("discount_after_status_lost", 0), maximum=Decimal(100)),
-            first_month_tier=first_tier,
-            due_days=self.integer(("invoices", "due_days"), invoices.get("due_days", 10)),
-            track_payments=track,
-            remind_days_before=self.integer(("marketing_plan", "remind_days_before"), plan.get("remind_days_before", 0)),
-            **picked,
-        )
+def _section(top: dict[str, LocatedNode], name: str, allowed: tuple[str, ...]) -> dict[str, LocatedNode]:
+    return top[name].mapping(allowed) if name in top else {}
 
-    def prices(self, value: Any) -> tuple[dict[tuple[str, str], Decimal], bool]:
-        key: Key = ("list_prices",)
-        table = self.mapping(key, value, EDITIONS + ("placeholder",))
-        prices = {}
-        for edition in EDITIONS:
-            periods = self.mapping(key + (edition,), self.required(table, key, edition), PERIODS)
-            for period in PERIODS:
-                prices[(edition, period)] = self.number(key + (edition, period), self.required(periods, key + (edition,), period))
-        placeholder = table.get("placeholder", False)
-        if not isinstance(placeholder, bool):
-            raise self.fail(key + ("placeholder",), f"'{placeholder}' is not true or false", "write true or false")
-        return prices, placeholder
 
-    def tiers(self, value: Any) -> tuple[Tier, ...]:
-        if not isinstance(value, list) or not value:
-            raise self.fail(("tiers",), "expected a list of tiers", "write `- {min_turnover: 100, discount: 10}` lines")
-        tiers: list[Tier] = []
-        for index, item in enumerate(value):
-            key: Key = ("tiers", index)
-            item = self.mapping(key, item, ("min_turnover", "discount"))
-            tier = Tier(self.number(key + ("min_turnover",), self.required(item, key, "min_turnover")),
-                        self.number(key + ("discount",), self.required(item, key, "discount"), maximum=Decimal(100)))
-            if tiers and (tier.min_turnover <= tiers[-1].min_turnover or tier.discount < tiers[-1].discount):
-                raise self.fail(key, "tiers must rise", "list them by growing min_turnover, each discount at least the one before")
-            tiers.append(tier)
-        return tuple(tiers)
+def _required(entries: dict[str, LocatedNode], parent: LocatedNode, name: str) -> LocatedNode:
+    if name not in entries:
+        raise parent.error(f"'{name}' is missing", f"add `{name}:` (see the shipped agent/program.yaml)")
+    return entries[name]
+
+
+def _read_number(node: LocatedNode, maximum: Decimal | None = None) -> Decimal:
+    value = node.value()
+    number = _decimal(value)
+    if number is None:
+        raise node.error(f"{node.describe()} is not a number", "write a number such as 12.50")
+    if not number.is_finite() or number < 0 or (maximum is not None and number > maximum):
+        bounds = f"between 0 and {maximum}" if maximum is not None else "at least 0"
+        raise node.error(f"{value} is out of range", f"write a number {bounds}")
+    return number
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _number(entries: dict[str, LocatedNode], name: str, default: int, maximum: Decimal | None = None) -> Decimal:
+    return _read_number(entries[name], maximum) if name in entries else Decimal(default)
+
+
+def _whole(entries: dict[str, LocatedNode], name: str, default: int, minimum: int = 0) -> int:
+    if name not in entries:
+        return default
+    value = entries[name].value()
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        problem = f"{entries[name].describe()} is not a whole number of at least {minimum}"
+        raise entries[name].error(problem, f"write e.g. {max(minimum, 1)}")
+    return value
+
+
+def _flag(entries: dict[str, LocatedNode], name: str, default: bool) -> bool:
+    if name not in entries:
+        return default
+    value = entries[name].value()
+    if not isinstance(value, bool):
+        raise entries[name].error(f"{entries[name].describe()} is not true or false", "write true or false")
+    return value
+
+
+def _choice(entries: dict[str, LocatedNode], name: str, allowed: tuple[str, ...]) -> str:
+    if name not in entries:
+        return allowed[0]
+    value = entries[name].string()
+    if value not in allowed:
+        raise entries[name].error(f"'{value}' is not a choice", "write one of " + ", ".join(allowed))
+    return value
+
+
+def _text(entries: dict[str, LocatedNode], name: str, default: str) -> str:
+    return entries[name].string() if name in entries else default

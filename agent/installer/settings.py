@@ -10,13 +10,11 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from agent.editions import RELEASES, Edition
 from agent.errors import PanelSettingsError
 
 DEFAULT_INSTALLER_URL = "https://download.ispmanager.com/install.sh"
 EU_INSTALLER_URL = "https://download.ispmanager.com/install.eu.sh"
-# Any --release outside the installer's own list makes it switch, without a word, to ISPsystem's
-# internal developer repository (facts 1.4). We accept only what a partner should install.
-RELEASES = ("stable", "beta")
 
 
 class InstallSettings(BaseModel):
@@ -24,7 +22,7 @@ class InstallSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    edition: Literal["lite", "pro", "host", "business"] = "lite"
+    edition: Edition = "lite"
     release: str = "stable"
     dbtype: Literal["sqlite", "mysql"] = "sqlite"
     mysql_server: Literal["mysql", "mariadb"] | None = None

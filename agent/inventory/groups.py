@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from agent.inventory.located import LocatedNode, did_you_mean
+from agent.errors import did_you_mean
+from agent.yamlnodes import LocatedNode
 
 # A reference to a group or host by name, with the node it was written at (for the error line).
 Reference = tuple[str, LocatedNode]
@@ -67,8 +68,7 @@ def _check_references(
 def _require_known(name: str, node: LocatedNode, known: Sequence[str] | Mapping[str, Any], kind: str) -> None:
     if name in known:
         return
-    close = did_you_mean(name, list(known))
-    raise node.error(f"unknown {kind} '{name}'", f"did you mean '{close}'?" if close else f"define it under {kind}s:")
+    raise node.error(f"unknown {kind} '{name}'", did_you_mean(name, known) or f"define it under {kind}s:")
 
 
 def _reject_cycles(specs: Mapping[str, GroupSpec]) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.editions import EDITIONS, PERIODS, RELEASES
+from agent.errors import did_you_mean
 from agent.inventory.addresses import is_fqdn
-from agent.inventory.located import LocatedNode, did_you_mean
-from agent.inventory.model import EDITIONS, PERIODS, RELEASES, Secret
+from agent.inventory.model import Secret
 from agent.secrets import register_secret
+from agent.yamlnodes import LocatedNode
 
 # The installer rejects longer hostnames (shared/ispmanager-facts.md, 1.6).
 MAX_FQDN_LENGTH = 50
@@ -33,9 +35,10 @@ def _read_free_var(key: str, value: LocatedNode) -> Any:
     from agent.errors import InputError
     from agent.hostsettings import check_var  # imports the installer and partner settings: not at start-up
 
-    close = did_you_mean(key, ISPMANAGER_VARS)
-    if close:
-        raise value.error(f"'{key}' is not an ISPmanager var", f"did you mean '{close}'?")
+    # Stricter than a suggestion's cutoff: a free var near an ISPmanager one is refused, not just hinted at.
+    hint = did_you_mean(key, ISPMANAGER_VARS, cutoff=0.75)
+    if hint:
+        raise value.error(f"'{key}' is not an ISPmanager var", hint)
     plain = value.value()
     try:
         check_var(key, plain)

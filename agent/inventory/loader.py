@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
-import yaml
-
 from agent.errors import InventoryError
 from agent.inventory.addresses import GatewaySpec, is_address, parse_gateway
 from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
 from agent.inventory.ispvars import read_vars
-from agent.inventory.located import LocatedNode, located_error, parse_document
 from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
 from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
 CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway")
@@ -72,12 +70,11 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     `ssh_config` None means `~/.ssh/config` when it exists. Relative paths inside the inventory
     (identity_file, known_hosts) are relative to the inventory's own directory.
     """
-    source = str(path)
     path = Path(path)  # a str from a script is fine too; messages keep the path as given
-    root = parse_document(_read_text(path), source)
-    if root is None:
-        raise located_error(source, 1, "", "the inventory is empty", "add a hosts: mapping")
-    if not isinstance(root.node, yaml.MappingNode):
+    root = read_yaml_file(path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i")
+    if root.is_null:
+        raise root.error("the inventory is empty", "add a hosts: mapping")
+    if not root.is_mapping:
         expected = "a mapping with hosts: (and optionally defaults:, ssh:, groups:) at the top level"
         raise root.error(f"expected {expected}, got {root.describe()}")
     top = root.mapping(TOP_KEYS)
@@ -99,15 +96,6 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     _check_host_settings(resolved, hosts)
     members = {group: tuple(h.name for h in resolved if h.name in tree.members[group]) for group in tree.order}
     return Inventory(path=path, hosts=resolved, groups=members, ssh=ssh)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError(f"{path}: no such inventory file; pass the path of an inventory YAML with -i") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InventoryError(f"{path}: cannot read the inventory: {error}") from None
 
 
 # --- first pass: nodes to specs -------------------------------------------------------------------
@@ -180,7 +168,7 @@ def _resolve_path(written: str, base_dir: Path) -> Path:
 
 
 def _read_gateway(node: LocatedNode, base_dir: Path) -> GatewaySetting:
-    if isinstance(node.node, yaml.MappingNode):
+    if node.is_mapping:
         return _read_gateway_mapping(node, base_dir)
     text = node.string()
     if text == NO_GATEWAY:
@@ -233,7 +221,7 @@ def _read_groups(node: LocatedNode | None) -> dict[str, GroupSpec]:
 
 def _read_hosts(node: LocatedNode | None, root: LocatedNode, base_dir: Path) -> list[HostSpec]:
     if node is None:
-        raise located_error(root.source, root.line, "hosts", "no hosts defined", "add at least one host under hosts:")
+        raise root.at("hosts").error("no hosts defined", "add at least one host under hosts:")
     entries = node.mapping(entry="host name")
     if not entries:
         raise node.error("no hosts defined", "add at least one host under hosts:")

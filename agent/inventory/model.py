@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from agent.errors import InputError
-
-Edition = Literal["lite", "pro", "host", "business"]
-Period = Literal["monthly", "annual"]
-Release = Literal["stable", "beta"]
-
-EDITIONS: tuple[str, ...] = ("lite", "pro", "host", "business")
-PERIODS: tuple[str, ...] = ("monthly", "annual")
-RELEASES: tuple[str, ...] = ("stable", "beta")
+from agent.errors import InputError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -101,8 +92,7 @@ class Inventory:
 
     def _no_match_message(self, pattern: str) -> str:
         names = [h.name for h in self.hosts] + list(self.groups)
-        close = difflib.get_close_matches(pattern, names, n=1)
-        fix = f"did you mean '{close[0]}'?" if close else "run `ispagent inventory check` to list hosts and groups"
+        fix = did_you_mean(pattern, names) or "run `ispagent inventory check` to list hosts and groups"
         return f"limit pattern '{pattern}' matches no host or group in {self.path}; {fix}"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from agent.editions import EDITIONS
+
 MGR_DIR = "/usr/local/mgr5"
 MGRCTL = f"{MGR_DIR}/sbin/mgrctl"
 LICCTL = f"{MGR_DIR}/sbin/licctl"
@@ -21,7 +23,7 @@ def parse_key_values(text: str) -> dict[str, str]:
 def edition_of(panel_name: str | None) -> str | None:
     """lite/pro/host/business from license.info's panel_name ("ISPmanager Lite" -> "lite")."""
     name = (panel_name or "").lower()
-    for edition in ("business", "host", "pro", "lite"):
+    for edition in EDITIONS:
         if edition in name:
             return edition
     return None

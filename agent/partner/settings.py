@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from agent.editions import EDITIONS
 from agent.errors import PartnerConfigError
-from agent.inventory.model import EDITIONS
 from agent.secrets import register_secret
 
 AUTHINFO_ENV = "ISPAGENT_PARTNER_AUTHINFO"

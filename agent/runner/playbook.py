@@ -15,17 +15,16 @@ project's `templates/`).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import ValidationError
 
-from agent.errors import PlaybookError
+from agent.errors import PlaybookError, did_you_mean
 from agent.runner.context import find_local_file
 from agent.runner.registry import StepParams, StepType, load_steps
-from agent.yamlsource import Key, YamlSource, read_yaml
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 _TOP_KEYS = ("name", "description", "vars", "steps")
 
@@ -58,76 +57,70 @@ def source_dirs_of(playbook_path: Path) -> list[Path]:
 
 def load_playbook(path: Path) -> Playbook:
     """Parse and validate the playbook at `path`; every problem is a one-line PlaybookError."""
-    source = read_yaml(path, PlaybookError, shown_as=str(path))
-    data = source.data
-    if not isinstance(data, dict):
-        raise PlaybookError(f"{source.shown_as}:1: a playbook is a mapping with a 'steps' list")
-    for key in data:
+    root = read_yaml_file(path, PlaybookError, what="playbook")
+    if not root.is_mapping:
+        raise root.error("a playbook is a mapping with a 'steps' list")
+    top = root.mapping()
+    for key, node in top.items():
         if key not in _TOP_KEYS:
-            raise PlaybookError(f"{source.where((key,))}: unknown key{_did_you_mean(key, _TOP_KEYS)}; known: {', '.join(_TOP_KEYS)}")
-    entries = data.get("steps")
-    if not isinstance(entries, list) or not entries:
-        raise PlaybookError(f"{source.where(('steps',))}: give a non-empty list of steps")
-    variables = data.get("vars") or {}
+            raise node.error(f"unknown key{_did_you_mean(key, _TOP_KEYS)}", f"known: {', '.join(_TOP_KEYS)}")
+    steps_node = top.get("steps") or root.at("steps")
+    if not steps_node.is_sequence or not steps_node.node.value:
+        raise steps_node.error("give a non-empty list of steps")
+    variables = (top["vars"].value() if "vars" in top else None) or {}
     if not isinstance(variables, dict):
-        raise PlaybookError(f"{source.where(('vars',))}: expected a mapping of variables")
-    known = load_steps(_step_names(entries))
-    steps = [_parse_step(source, index, entry, known) for index, entry in enumerate(entries)]
-    for index, step in enumerate(steps):
-        _check_local_files(source, index, step)
-    return Playbook(path.resolve(), str(data.get("name") or path.stem), _unique_ids(steps), variables)
+        raise top["vars"].error("expected a mapping of variables")
+    entries = [_step_entry(item) for item in steps_node.items()]
+    known = load_steps(name for _, fields in entries for name in fields if name != "name")
+    steps = [_parse_step(item, fields, known) for item, fields in entries]
+    for (item, _), step in zip(entries, steps):
+        _check_local_files(item, path, step)
+    return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables)
 
 
-def _step_names(entries: list) -> list[str]:
-    names = []
-    for entry in entries:
-        keys = [entry] if isinstance(entry, str) else list(entry) if isinstance(entry, dict) else []
-        names += [str(key) for key in keys if key != "name"]
-    return names
+def _step_entry(item: LocatedNode) -> tuple[LocatedNode, dict[str, LocatedNode]]:
+    """A step as its fields: `- facts` reads as `- facts: null`."""
+    if item.is_mapping:
+        return item, item.mapping()
+    if item.is_null or item.is_sequence:
+        raise item.error("a step is a name, or a mapping of one step name to its parameters")
+    return item, {item.string(): item.at(item.string())}
 
 
-def _parse_step(source: YamlSource, index: int, entry: Any, known: dict[str, StepType]) -> PlaybookStep:
-    key: Key = ("steps", index)
-    if isinstance(entry, str):
-        entry = {entry: None}
-    if not isinstance(entry, dict):
-        raise PlaybookError(f"{source.where(key)}: a step is a name, or a mapping of one step name to its parameters")
-    label = entry.get("name")
-    names = [name for name in entry if name != "name"]
+def _parse_step(item: LocatedNode, fields: dict[str, LocatedNode], known: dict[str, StepType]) -> PlaybookStep:
+    names = [name for name in fields if name != "name"]
     if len(names) != 1:
-        raise PlaybookError(
-            f"{source.where(key)}: give exactly one step per entry (found {', '.join(map(str, names)) or 'none'})"
-        )
+        raise item.error(f"give exactly one step per entry (found {', '.join(names) or 'none'})")
     name = names[0]
     if name not in known:
-        raise PlaybookError(
-            f"{source.where(key + (name,))}: unknown step '{name}'{_did_you_mean(name, known)}; "
-            f"known steps: {', '.join(sorted(known))}"
+        raise fields[name].error(
+            f"unknown step '{name}'{_did_you_mean(name, known)}", f"known steps: {', '.join(sorted(known))}"
         )
     step_type = known[name]
-    params = _parse_params(source, key + (name,), step_type, entry[name])
-    return PlaybookStep(str(label) if label else name, step_type, params, source.line(key))
+    params = _parse_params(fields[name], step_type)
+    return PlaybookStep(_label(fields.get("name")) or name, step_type, params, item.line)
 
 
-def _parse_params(source: YamlSource, key: Key, step_type: StepType, raw: Any) -> StepParams:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise PlaybookError(f"{source.where(key)}: parameters are a mapping, e.g. {{src: ..., dest: ...}}")
+def _label(node: LocatedNode | None) -> str:
+    """A `name:` as written; empty when it is absent or null (then the file or step name stands in)."""
+    return "" if node is None or node.is_null else node.string()
+
+
+def _parse_params(node: LocatedNode, step_type: StepType) -> StepParams:
+    if not (node.is_null or node.is_mapping):
+        raise node.error("parameters are a mapping, e.g. {src: ..., dest: ...}")
     try:
-        return step_type.params.model_validate(raw)
+        return step_type.params.model_validate(node.value() or {})
     except ValidationError as error:
         problem = error.errors()[0]
-        where = key + tuple(problem["loc"])
-        raise PlaybookError(f"{source.where(where)}: {_explain(problem, step_type)}") from None
+        raise node.at(*problem["loc"]).error(_explain(problem, step_type)) from None
 
 
-def _check_local_files(source: YamlSource, index: int, step: PlaybookStep) -> None:
-    dirs = source_dirs_of(source.path)
+def _check_local_files(item: LocatedNode, path: Path, step: PlaybookStep) -> None:
+    dirs = source_dirs_of(path)
     for name, src in step.params.local_files().items():
         if find_local_file(dirs, src) is None:
-            where = source.where(("steps", index, step.type.name, name))
-            raise PlaybookError(f"{where}: no file '{src}' in {' or '.join(str(d) for d in dirs)}")
+            raise item.at(step.type.name, name).error(f"no file '{src}' in {' or '.join(str(d) for d in dirs)}")
 
 
 def _explain(problem: dict, step_type: StepType) -> str:
@@ -145,8 +138,8 @@ def _explain(problem: dict, step_type: StepType) -> str:
 
 
 def _did_you_mean(word: object, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(word, choices)
+    return f" ({hint})" if hint else ""
 
 
 def _unique_ids(steps: list[PlaybookStep]) -> tuple[PlaybookStep, ...]:
