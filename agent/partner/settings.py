@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -39,30 +39,6 @@ REGION_URLS = {
 # Tariff ids per edition (facts §4.3). RU accounts have other, unconfirmed ids: set `pricelists`.
 DEFAULT_PRICELISTS = {"lite": "55227", "pro": "55228", "host": "55229", "business": "55230"}
 PERIOD_MONTHS = {"monthly": 1, "annual": 12}
-
-
-@dataclass(frozen=True)
-class PartnerSettings:
-    api_url: str
-    user: str
-    password: str = field(repr=False)
-    output: str = "bjson"
-    timeout: float = 30.0
-    pricelists: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PRICELISTS))
-    reuse_free: bool = False
-    key_wait: float = 60.0
-    settle: float = 3.0
-
-    @property
-    def account(self) -> str:
-        """Identifies the account (not secret): one circuit breaker and order gate per account."""
-        return f"{self.user}@{self.api_url}"
-
-    def editions_by_pricelist(self) -> dict[str, str]:
-        return {pricelist: edition for edition, pricelist in self.pricelists.items()}
-
-    def pricelist(self, edition: str) -> str:
-        return self.pricelists[edition]
 
 
 PARTNER_KEYS: tuple[str, ...] = (
@@ -88,10 +64,26 @@ class PartnerVars:
         """The settings to call the account with, for `credentials` (user, password) or those read
         from $ISPAGENT_PARTNER_AUTHINFO or the credentials file."""
         user, password = credentials or read_credentials(self.credentials_file)
-        return PartnerSettings(
-            api_url=self.api_url, user=user, password=password, output=self.output, timeout=self.timeout,
-            pricelists=self.pricelists, reuse_free=self.reuse_free, key_wait=self.key_wait, settle=self.settle,
-        )
+        return PartnerSettings(**{f.name: getattr(self, f.name) for f in fields(self)}, user=user, password=password)
+
+
+@dataclass(frozen=True)
+class PartnerSettings(PartnerVars):
+    """PartnerVars with the credentials: what a client calls the account with."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def account(self) -> str:
+        """Identifies the account (not secret): one circuit breaker and order gate per account."""
+        return f"{self.user}@{self.api_url}"
+
+    def editions_by_pricelist(self) -> dict[str, str]:
+        return {pricelist: edition for edition, pricelist in self.pricelists.items()}
+
+    def pricelist(self, edition: str) -> str:
+        return self.pricelists[edition]
 
 
 def partner_vars(vars: Mapping[str, Any]) -> PartnerVars:
