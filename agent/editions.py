@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Edition = Literal["lite", "pro", "host", "business"]  # PARTNER-PROGRAM.md §2
+Edition = Literal["lite", "pro", "host", "business"]  # the panels of the reseller program (§2)
 Period = Literal["monthly", "annual"]  # §3
 # Any --release outside the installer's own list makes it switch, without a word, to ISPsystem's
-# internal developer repository (facts 1.4). We accept only what a partner should install.
+# internal developer repository. We accept only what a partner should install.
 Release = Literal["stable", "beta"]
 
 EDITIONS: tuple[Edition, ...] = get_args(Edition)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from agent.installer.settings import InstallSettings
 
-# OS families as the installer sees them: only Debian proper refuses --mysql-server (facts 1.2).
+# OS families as the installer sees them: only Debian proper refuses --mysql-server.
 FAMILIES = ("debian", "ubuntu", "redhat")
 
 
 def package_name(settings: InstallSettings) -> str:
-    """The package for the edition: Lite, Pro and Host share one; the license decides (facts 1.3)."""
+    """The package for the edition: Lite, Pro and Host share one; the license decides."""
     if settings.edition == "business":
         return "ispmanager-business"
     return "ispmanager-lite" if settings.install_recommended else "ispmanager-lite-common"

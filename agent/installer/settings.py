@@ -73,7 +73,7 @@ class InstallSettings(BaseModel):
 
     @property
     def repository_url(self) -> str:
-        """Where the installer's packages come from: by default beside install.sh (facts 5)."""
+        """Where the installer's packages come from: by default beside install.sh (the vendor's layout)."""
         if self.installer_repository_url:
             return self.installer_repository_url
         scheme, _, rest = self.script_url.partition("://")

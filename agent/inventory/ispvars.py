@@ -16,7 +16,7 @@ from agent.inventory.model import Secret
 from agent.secrets import register_secret
 from agent.yamlnodes import LocatedNode
 
-# The installer rejects longer hostnames (shared/ispmanager-facts.md, 1.6).
+# The installer rejects longer hostnames (install.sh's hostname check).
 MAX_FQDN_LENGTH = 50
 
 CHOICES: dict[str, tuple[str, ...]] = {"edition": EDITIONS, "period": PERIODS, "release": RELEASES}

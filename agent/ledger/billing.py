@@ -1,7 +1,7 @@
 """The ledger's billing: what the partner program charges, as events and the terms they open and close.
 
 Written by licensing (an order's activation, a renewal, a deletion) and by imports; read by
-`agent/economics`. Events are activations, renewals, deactivations and payments (PARTNER-PROGRAM.md
+`agent/economics`. Events are activations, renewals, deactivations and payments (the program's
 §5); `billing_terms` keeps one row per stretch of time a license is billed, so implied renewals are
 read without walking the history.
 """
@@ -23,7 +23,7 @@ BILLING_KINDS = ("activation", "renewal", "deactivation", "payment")
 
 @dataclass(frozen=True)
 class BillingEvent:
-    """One thing the program bills or that changes what it bills (PARTNER-PROGRAM.md §5)."""
+    """One thing the program bills or that changes what it bills (program §5)."""
 
     on_date: str  # YYYY-MM-DD
     kind: str  # activation | renewal | deactivation | payment
@@ -173,7 +173,7 @@ class BillingBook:
         return [OpenTerms(r["edition"], r["period"], r["started_on"], r["n"]) for r in self.db.rows(statement)]
 
     def active_licenses(self, on_date: str) -> int:
-        """Licenses billed and running on `on_date` (marketing support counts these, PARTNER-PROGRAM.md §6)."""
+        """Licenses billed and running on `on_date` (marketing support counts these, program §6)."""
         terms = schema.billing_terms
         return self.db.scalar(select(func.count()).where(terms.c.started_on <= on_date, terms.c.ended_on > on_date))
 

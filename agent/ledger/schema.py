@@ -80,7 +80,7 @@ events = Table(
     sqlite_autoincrement=True,
 )
 
-# -- version 2: what the partner program bills (PARTNER-PROGRAM.md §5, §10) ------------------------
+# -- version 2: what the partner program bills (program §5, §10) ------------------------
 
 billing_events = Table(
     "billing_events", metadata,

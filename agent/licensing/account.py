@@ -1,6 +1,6 @@
 """Changes to a license of the partner account, each recording in the ledger what it does to billing.
 
-A renewal is billed as a renewal, a deletion as a deactivation (PARTNER-PROGRAM.md §5): whoever
+A renewal is billed as a renewal, a deletion as a deactivation (program §5): whoever
 calls these, the `licenses` command or a cron job, turnover sees the same. The license is read
 first, so a failure to read happens before money moves; when the account's answer to a renewal or
 deletion is lost, the license is read again to learn whether it happened (neither call is safe to

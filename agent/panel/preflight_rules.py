@@ -1,4 +1,4 @@
-"""Can this host take ISPmanager 6? The installer's own rules (facts 1.5, 1.6) as pure functions.
+"""Can this host take ISPmanager 6? The installer's own rules as pure functions.
 
 The installer skips its RAM check and its hostname check, and accepts an EOL OS, when run with
 --silent (which we use, since a prompt without a terminal ends the run): so these rules must be

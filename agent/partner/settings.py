@@ -33,10 +33,10 @@ from agent.secrets import register_secret
 
 AUTHINFO_ENV = "ISPAGENT_PARTNER_AUTHINFO"
 REGION_URLS = {
-    "eu": "https://api-eu.ispmanager.com/billmgr",  # accounts at eu.ispmanager.com (facts §4.1)
+    "eu": "https://api-eu.ispmanager.com/billmgr",  # accounts at eu.ispmanager.com
     "ru": "https://api.ispmanager.ru/billmgr",  # Russia-registered accounts
 }
-# Tariff ids per edition (facts §4.3). RU accounts have other, unconfirmed ids: set `pricelists`.
+# Tariff ids per edition (the vendor's reselling docs). RU accounts have other, unconfirmed ids: set `pricelists`.
 DEFAULT_PRICELISTS = {"lite": "55227", "pro": "55228", "host": "55229", "business": "55230"}
 PERIOD_MONTHS = {"monthly": 1, "annual": 12}
 
