@@ -77,7 +77,8 @@ class RunResult:
             return 130
         if self.status == "aborted":
             return RunAborted.exit_code
-        return 1 if any(h.status in FAILED_STATUSES for h in self.hosts) else 0
+        # A finished run leaves no host skipped: one that was is as unfinished as a failed one.
+        return 1 if any(h.status in (*FAILED_STATUSES, "skipped") for h in self.hosts) else 0
 
 
 Echo = Callable[[str, str], None]  # (host name, masked log line) for -v
@@ -260,7 +261,7 @@ class _Listeners:
 def _run_batches(run: _Run, todo: list[Host], carried, outcomes: dict[str, HostOutcome], result: RunResult) -> None:
     size = parse_batch_size(run.options.batch_size, len(todo))
     for index, batch in enumerate(batches(todo, size), start=1):
-        _run_parallel(batch, run.options.forks, lambda host: _record(outcomes, _run_host(run, host, carried.get(host.name, {}))))
+        _run_parallel(batch, run.options.forks, lambda host: _record(outcomes, _run_host_guarded(run, host, carried.get(host.name, {}))))
         failures = sum(1 for o in outcomes.values() if o.status in FAILED_STATUSES)
         percent = failed_percent(failures, len(outcomes))
         run.listener(BatchFinished(index, len(batch), round(percent, 1)))
@@ -335,8 +336,24 @@ def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutc
     except HostUnreachable as error:
         return _finish(run, _outcome(context, "unreachable", records, mask(str(error))))
     finally:
-        connection.close()
+        try:
+            connection.close()
+        except Exception as error:  # the host's work is done and journaled: a failed goodbye changes nothing
+            log.write("!", f"closing the connection failed: {type(error).__name__}: {error}")
         log.close()
+
+
+def _run_host_guarded(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutcome:
+    """`_run_host`, with any error it lets through turned into this host's failure.
+
+    An exception escaping a worker thread would lose the host: it would read as "not run" in a run
+    that exits 0.
+    """
+    try:
+        return _run_host(run, host, carried)
+    except Exception as error:
+        detail = "".join(traceback.format_exception_only(error)).strip()
+        return _finish(run, HostOutcome(host.name, host.address, "failed", (), mask(f"internal error: {detail}")))
 
 
 def _run_step(run: _Run, context: HostContext, planned: PlaybookStep) -> StepRecord:

@@ -1,0 +1,75 @@
+"""The runner never loses a host: whatever escapes a host's work fails that host, and the run says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.runner import run as runner
+from agent.runner.run import RunOptions, start_run
+from agent.transport.replay import ExpectedCommand, ReplayConnection
+
+
+class _Factory:
+    """Stands in for the run's ConnectionFactory: replayed hosts, and faults by host name."""
+
+    def __init__(self, connect_fault: dict[str, Exception] | None = None, close_fault: dict[str, Exception] | None = None):
+        self.connect_fault = connect_fault or {}
+        self.close_fault = close_fault or {}
+
+    def __call__(self, ssh_settings, *args, **kwargs) -> _Factory:
+        return self
+
+    def connect(self, host, log) -> ReplayConnection:
+        if host.name in self.connect_fault:
+            raise self.connect_fault[host.name]
+        connection = ReplayConnection(host, [ExpectedCommand("echo hi", stdout="hi\n")], log)
+        if host.name in self.close_fault:
+            fault = self.close_fault[host.name]
+
+            def close() -> None:
+                raise fault
+
+            connection.close = close
+        return connection
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    playbook = tmp_path / "playbook.yaml"
+    playbook.write_text(yaml.safe_dump({"name": "t", "steps": [{"shell": {"command": "echo hi"}}]}))
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"ssh": {"known_hosts": str(tmp_path / "known_hosts")}, "hosts": {
+        "h1": {"address": "127.0.0.1", "port": 2201}, "h2": {"address": "127.0.0.1", "port": 2202}}}))
+    return playbook, inventory
+
+
+def _run(files, tmp_path, monkeypatch, factory: _Factory):
+    monkeypatch.setattr(runner, "ConnectionFactory", factory)
+    return start_run(*files, RunOptions(state_dir=tmp_path / "state"), listener=lambda event: None)
+
+
+def test_an_error_escaping_a_hosts_work_fails_that_host_and_the_run(files, tmp_path, monkeypatch):
+    result = _run(files, tmp_path, monkeypatch, _Factory(connect_fault={"h2": RuntimeError("bug in the transport")}))
+    statuses = {host.name: (host.status, host.error) for host in result.hosts}
+    assert statuses == {"h1": ("changed", None), "h2": ("failed", "internal error: RuntimeError: bug in the transport")}
+    assert result.exit_code == 1
+
+
+def test_a_failed_goodbye_does_not_lose_a_finished_host(files, tmp_path, monkeypatch):
+    result = _run(files, tmp_path, monkeypatch, _Factory(close_fault={"h1": EOFError("socket gone")}))
+    assert [(host.name, host.status) for host in result.hosts] == [("h1", "changed"), ("h2", "changed")]
+    assert result.exit_code == 0
+    log = (tmp_path / "state" / "runs" / result.run_id / "hosts" / "h1.log").read_text()
+    assert "closing the connection failed: EOFError: socket gone" in log
+
+
+def test_a_finished_run_with_a_host_not_run_does_not_exit_0():
+    result = runner.RunResult("r", "p", "i", "now", False, hosts=[
+        runner.HostOutcome("h1", "127.0.0.1", "changed", (), None), runner.HostOutcome("h2", "127.0.0.2", "skipped", (), None)])
+    assert result.status == "finished" and result.exit_code == 1
