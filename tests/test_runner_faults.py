@@ -57,8 +57,11 @@ def _run(files, tmp_path, monkeypatch, factory: _Factory):
 def test_an_error_escaping_a_hosts_work_fails_that_host_and_the_run(files, tmp_path, monkeypatch):
     result = _run(files, tmp_path, monkeypatch, _Factory(connect_fault={"h2": RuntimeError("bug in the transport")}))
     statuses = {host.name: (host.status, host.error) for host in result.hosts}
-    assert statuses == {"h1": ("changed", None), "h2": ("failed", "internal error: RuntimeError: bug in the transport")}
+    assert statuses == {"h1": ("changed", None),
+                        "h2": ("failed", "internal error: RuntimeError: bug in the transport (traceback in the host log)")}
     assert result.exit_code == 1
+    log = (tmp_path / "state" / "runs" / result.run_id / "hosts" / "h2.log").read_text()
+    assert "Traceback (most recent call last)" in log and "RuntimeError: bug in the transport" in log
 
 
 def test_a_failed_goodbye_does_not_lose_a_finished_host(files, tmp_path, monkeypatch):

@@ -352,8 +352,12 @@ def _run_host_guarded(run: _Run, host: Host, carried: dict[str, StepRecord]) -> 
     try:
         return _run_host(run, host, carried)
     except Exception as error:
+        log = HostLog(run.journal.host_log_path(host.name))
+        log.write("!", traceback.format_exc())
+        log.close()
         detail = "".join(traceback.format_exception_only(error)).strip()
-        return _finish(run, HostOutcome(host.name, host.address, "failed", (), mask(f"internal error: {detail}")))
+        message = f"internal error: {detail} (traceback in the host log)"
+        return _finish(run, HostOutcome(host.name, host.address, "failed", (), mask(message)))
 
 
 def _run_step(run: _Run, context: HostContext, planned: PlaybookStep) -> StepRecord:
