@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent.installer.messages import classify_output
 from agent.lab.license_standin import LicenseStandin
 from agent.lab.mirror import serve, write_config, write_host_faults
 
@@ -159,6 +160,8 @@ def test_emulator_reproduces_the_real_installer(services, case, shell, tmp_path)
             assert text not in both, where
         for line in case.get("red", []):
             assert f"\x1b[1;31m{line}\x1b[0m\n" in result.stdout, f"{line!r} not red\n{where}"
+        if "class" in case:
+            assert classify_output(result.stdout + result.stderr, result.returncode).name == case["class"], where
         assert "ERROR:" not in both, where
         assert PROMPT_TEXT not in both, where  # read -p shows its prompt only on a terminal
         for path, content in case.get("files", {}).items():
