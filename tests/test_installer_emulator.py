@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,27 +38,52 @@ OS_RELEASES = {
 }
 
 
-class Services:
-    """The mirror (serving install.sh) and a license service, on 127.0.0.1, in a directory any user can read."""
+class Setup:
+    """One mirror serving install.sh, with one repository fault (or none) for 127.0.0.1."""
 
-    def __init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="ispagent-installer-emulator-"))
-        self.base.chmod(0o755)
-        self.license = LicenseStandin(address="127.0.0.1").start()
-        self.mirror_dir = self.base / "mirror"
+    def __init__(self, base: Path, name: str, fault: str | None, license_url: str) -> None:
+        self.dir = base / name  # the working directory: install.sh is run from here, as `sh install.sh`
+        self.mirror_dir = self.dir / "mirror"
         self.mirror = serve("127.0.0.1:0", self.mirror_dir)
         self.url = f"http://127.0.0.1:{self.mirror.server_address[1]}"
-        threading.Thread(target=self.mirror.serve_forever, daemon=True).start()
-        write_config(self.mirror_dir, license_url=self.license.url, install_seconds=0, license_retry_delay=0,
+        threading.Thread(target=self.mirror.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        write_config(self.mirror_dir, license_url=license_url, install_seconds=0, license_retry_delay=0,
                      repo_retry_delay=0)
-        self.script = self.base / "install.sh"
+        write_host_faults(self.mirror_dir, {"127.0.0.1": fault} if fault else {})
+        self.script = self.dir / "install.sh"
         self.script.write_bytes(urllib.request.urlopen(f"{self.url}/install.sh", timeout=10).read())
         self.script.chmod(0o755)
 
     def close(self) -> None:
         self.mirror.shutdown()
         self.mirror.server_close()
-        self.license.stop()
+
+
+class Services:
+    """Mirrors and license services on 127.0.0.1, one per situation, in a directory any user can read
+    (the non-root cases run as nobody): cases of different situations can run at the same time."""
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="ispagent-installer-emulator-"))
+        self.base.chmod(0o755)
+        self.licenses = {False: LicenseStandin(address="127.0.0.1").start(),
+                         True: LicenseStandin(address="127.0.0.1", denied_ips={"127.0.0.1"}).start()}
+        self.setups: dict[tuple, Setup] = {}
+        self.lock = threading.Lock()
+
+    def setup(self, fault: str | None = None, license_denied: bool = False) -> Setup:
+        with self.lock:
+            key = (fault, license_denied)
+            if key not in self.setups:
+                name = f"{fault or 'ok'}-{'denied' if license_denied else 'licensed'}"
+                self.setups[key] = Setup(self.base, name, fault, self.licenses[license_denied].url)
+            return self.setups[key]
+
+    def close(self) -> None:
+        for setup in self.setups.values():
+            setup.close()
+        for standin in self.licenses.values():
+            standin.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -65,6 +92,35 @@ def services():
     services = Services()
     yield services
     services.close()
+
+
+@dataclass
+class Run:
+    result: subprocess.CompletedProcess
+    root: Path
+    stages: list[str]
+    mirror_url: str
+
+
+@pytest.fixture(scope="module")
+def runs(services) -> dict[tuple[str, str], Run]:
+    """Every case under every shell, run four at a time (each in its own tree) before the checks."""
+    def one(case: dict, shell: str) -> Run:
+        situation = case.get("situation", {})
+        setup = services.setup(situation.get("mirror_fault"), situation.get("license") == "denied")
+        work = Path(tempfile.mkdtemp(prefix=f"{case['name']}-{shell}-", dir=services.base))
+        work.chmod(0o755)
+        root, trace = work / "root", work / "stages"
+        make_tree(root, situation)
+        trace.touch()
+        trace.chmod(0o666)
+        result = run_installer(setup, shell, case, root, trace)
+        return Run(result, root, trace.read_text().split(), setup.url)
+
+    jobs = [(case, shell) for case in CASES for shell in SHELLS]
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda job: one(*job), jobs))
+    return {(case["name"], shell): run for (case, shell), run in zip(jobs, done)}
 
 
 def make_tree(root: Path, situation: dict) -> None:
@@ -102,18 +158,14 @@ def make_tree(root: Path, situation: dict) -> None:
         (root / "usr/local/ispmgr").mkdir()
 
 
-def run_installer(services: Services, shell: str, case: dict, root: Path, trace: Path):
+def run_installer(setup: Setup, shell: str, case: dict, root: Path, trace: Path) -> subprocess.CompletedProcess:
     situation = case.get("situation", {})
-    write_host_faults(services.mirror_dir, {"127.0.0.1": situation["mirror_fault"]} if "mirror_fault" in situation else {})
-    services.license.denied_ips.clear()
-    if situation.get("license") == "denied":
-        services.license.denied_ips.add("127.0.0.1")
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "ISPMGR_EMULATOR_ROOT": str(root),
            "ISPMGR_EMULATOR_TRACE": str(trace), **situation.get("env", {})}
     user = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if situation.get("user") == "nobody" else {}
     stdin = case.get("stdin")
     return subprocess.run(
-        [shell, "install.sh", *case.get("args", [])], cwd=services.base, env=env, capture_output=True, text=True,
+        [shell, "install.sh", *case.get("args", [])], cwd=setup.dir, env=env, capture_output=True, text=True,
         input=stdin if stdin is not None else "", timeout=60, **user,
     )
 
@@ -129,47 +181,38 @@ def line_pattern(line: str, root: Path, mirror: str) -> re.Pattern:
 
 @pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
-def test_emulator_reproduces_the_real_installer(services, case, shell, tmp_path):
-    work = Path(tempfile.mkdtemp(prefix="case-", dir=services.base))
-    work.chmod(0o755)
-    root, trace = work / "root", work / "stages"
-    try:
-        make_tree(root, case.get("situation", {}))
-        trace.touch()
-        trace.chmod(0o666)
-        result = run_installer(services, shell, case, root, trace)
-        out, err = COLOUR.sub("", result.stdout), COLOUR.sub("", result.stderr)
-        both = out + err
-        where = f"[{shell}] exit {result.returncode}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
+def test_emulator_reproduces_the_real_installer(runs, case, shell):
+    run = runs[(case["name"], shell)]
+    result, root = run.result, run.root
+    out, err = COLOUR.sub("", result.stdout), COLOUR.sub("", result.stderr)
+    both = out + err
+    where = f"[{shell}] exit {result.returncode}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
 
-        assert result.returncode == for_shell(case["exit"], shell), where
-        stages = trace.read_text().split()
-        assert (stages[-1] if stages else None) == case["stage"], f"stages {stages}\n{where}"
-        searched = err if case.get("stream") == "stderr" else both
-        lines = searched.splitlines()
-        for expected in for_shell(case.get("lines", []), shell):
-            pattern = line_pattern(expected, root, services.url)
-            assert any(pattern.fullmatch(line) for line in lines), f"missing line {expected!r}\n{where}"
-        if case.get("stream") == "stderr":
-            assert out == "", where
-        for prefix in case.get("prefixes", []):
-            assert any(line.startswith(prefix) for line in both.splitlines()), f"no line starts {prefix!r}\n{where}"
-        for text, times in case.get("count", {}).items():
-            assert both.splitlines().count(text) == times, where
-        for text in case.get("absent", []):
-            assert text not in both, where
-        for line in case.get("red", []):
-            assert f"\x1b[1;31m{line}\x1b[0m\n" in result.stdout, f"{line!r} not red\n{where}"
-        if "class" in case:
-            assert classify_output(result.stdout + result.stderr, result.returncode).name == case["class"], where
-        assert "ERROR:" not in both, where
-        assert PROMPT_TEXT not in both, where  # read -p shows its prompt only on a terminal
-        for path, content in case.get("files", {}).items():
-            assert (root / path).read_text() == content.replace("{mirror}", services.url), path
-        for path in case.get("no_files", []):
-            assert not (root / path).exists(), path
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    assert result.returncode == for_shell(case["exit"], shell), where
+    assert (run.stages[-1] if run.stages else None) == case["stage"], f"stages {run.stages}\n{where}"
+    searched = err if case.get("stream") == "stderr" else both
+    lines = searched.splitlines()
+    for expected in for_shell(case.get("lines", []), shell):
+        pattern = line_pattern(expected, root, run.mirror_url)
+        assert any(pattern.fullmatch(line) for line in lines), f"missing line {expected!r}\n{where}"
+    if case.get("stream") == "stderr":
+        assert out == "", where
+    for prefix in case.get("prefixes", []):
+        assert any(line.startswith(prefix) for line in both.splitlines()), f"no line starts {prefix!r}\n{where}"
+    for text, times in case.get("count", {}).items():
+        assert both.splitlines().count(text) == times, where
+    for text in case.get("absent", []):
+        assert text not in both, where
+    for line in case.get("red", []):
+        assert f"\x1b[1;31m{line}\x1b[0m\n" in result.stdout, f"{line!r} not red\n{where}"
+    if "class" in case:
+        assert classify_output(result.stdout + result.stderr, result.returncode).name == case["class"], where
+    assert "ERROR:" not in both, where
+    assert PROMPT_TEXT not in both, where  # read -p shows its prompt only on a terminal
+    for path, content in case.get("files", {}).items():
+        assert (root / path).read_text() == content.replace("{mirror}", run.mirror_url), path
+    for path in case.get("no_files", []):
+        assert not (root / path).exists(), path
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -178,7 +221,7 @@ def test_on_a_terminal_the_prompt_text_shows_and_typed_answers_are_read(services
     make_tree(root, {"os": "buster"})
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ISPMGR_EMULATOR_ROOT": str(root),
            "ISPMGR_EMULATOR_TRACE": str(tmp_path / "stages")}
-    command = f"{shell} {services.script} --release stable ispmanager-lite"
+    command = f"{shell} {services.setup().script} --release stable ispmanager-lite"
     result = subprocess.run(["script", "-qec", command, "/dev/null"], input="n\n", capture_output=True, text=True,
                             env=env, timeout=60)
     assert result.returncode == 0, result.stdout
@@ -198,9 +241,9 @@ def test_without_curl_or_wget_as_on_a_lab_host_the_repositories_behave_the_same(
                 (bin_dir / tool.name).symlink_to(tool)
     root = tmp_path / "root"
     make_tree(root, case.get("situation", {}))
-    write_host_faults(services.mirror_dir, {"127.0.0.1": case["situation"]["mirror_fault"]} if "situation" in case else {})
+    setup = services.setup(case.get("situation", {}).get("mirror_fault"))
     env = {"PATH": f"/usr/sbin:{bin_dir}", "ISPMGR_EMULATOR_ROOT": str(root), "ISPMGR_EMULATOR_TRACE": str(tmp_path / "stages")}
-    result = subprocess.run(["sh", "install.sh", *case["args"]], cwd=services.base, env=env, capture_output=True,
+    result = subprocess.run(["sh", "install.sh", *case["args"]], cwd=setup.dir, env=env, capture_output=True,
                             text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == case["exit"], result.stdout + result.stderr
     assert (tmp_path / "stages").read_text().split()[-1] == case["stage"]
@@ -212,14 +255,14 @@ def test_without_curl_or_wget_as_on_a_lab_host_the_repositories_behave_the_same(
 def test_the_emulator_uses_no_bash_only_syntax(services):
     """dash parses it, and bash in POSIX mode runs the same checks (the real script runs under both)."""
     for shell in (["sh", "-n"], ["bash", "--posix", "-n"]):
-        check = subprocess.run([*shell, str(services.script)], capture_output=True, text=True)
+        check = subprocess.run([*shell, str(services.setup().script)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-    assert "@@" not in services.script.read_text(), "a placeholder the mirror did not fill in"
+    assert "@@" not in services.setup().script.read_text(), "a placeholder the mirror did not fill in"
 
 
 def test_the_eu_installer_points_the_panel_at_the_eu_billing(services, tmp_path):
-    script = urllib.request.urlopen(f"{services.url}/install.eu.sh", timeout=10).read().decode()
-    assert 'EU="true"' in script and 'EU="false"' in services.script.read_text()
+    script = urllib.request.urlopen(f"{services.setup().url}/install.eu.sh", timeout=10).read().decode()
+    assert 'EU="true"' in script and 'EU="false"' in services.setup().script.read_text()
 
 
 # Every option of the real script's help text (--ispmgr6 is accepted but not listed; --mirror is hidden).
@@ -229,7 +272,7 @@ HELP_OPTIONS = ("--osfamily", "--osversion", "--release", "--noinstall", "--inst
 
 
 def test_help_lists_every_option_of_the_real_script_and_no_hidden_one(services):
-    result = subprocess.run(["sh", str(services.script), "--help"], capture_output=True, text=True)
+    result = subprocess.run(["sh", str(services.setup().script), "--help"], capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, "")
     for option in HELP_OPTIONS:
         assert option in result.stderr, option
