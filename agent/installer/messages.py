@@ -1,4 +1,4 @@
-"""What an install.sh failure means, read from the real script's output (facts 1.9, 2.3, 5, 7).
+"""What an install.sh failure means, read from the real script's output.
 
 The real script colours its lines (red errors, green info) and prefixes none of them, so output
 is read with the colours stripped and matched on the message text. Some failures are not the

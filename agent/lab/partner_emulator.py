@@ -2,7 +2,7 @@
 
 A real HTTP server (`python -m agent.lab.partner_emulator --listen HOST:PORT --state-dir DIR`,
 started by `ispagent lab up`) speaking the calls, parameters, encodings and reply shapes the
-public clients of the API use (facts §4, §8):
+public clients of the API use (Upmind, ISPsystem's WHMCS module, JBS, HostBill, ipchanger):
 
 - requests: GET query strings (also unencoded), POST form-urlencoded (with or without a
   Content-Type), multipart/form-data; HTTP/1.0 and 1.1 (keep-alive); `/billmgr` and
@@ -11,7 +11,7 @@ public clients of the API use (facts §4, §8):
   `service.prolong`, `service.changepricelist`, `soft.suspend|resume|delete`, `soft.checkip`,
   `subaccount`;
 - replies `out=xml|json|bjson|text`, errors with HTTP 200 in the body; a license is "ordered"
-  until the server with its IP (or key) fetches it, then "active" (facts §2.1, §8).
+  until the server with its IP (or key) fetches it, then "active".
 
 It also answers the lab hosts' `licctl fetch` at `/licctl/fetch`. Every connection has its own
 thread and a read timeout, the listen backlog is large, and a malformed request gets an HTTP
@@ -64,7 +64,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 LAB_USER = "lab-partner@example.com"
 LAB_PROJECT = "ISPsystem"  # the provider the account belongs to (JBS asks `subaccount project=ISPsystem`)
-PRICELISTS = {  # id -> (panel name, monthly price in cents); prices invented (facts §4.5: unconfirmed)
+PRICELISTS = {  # id -> (panel name, monthly price in cents); prices invented (not public)
     "55227": ("ISPmanager Lite", 800),
     "55228": ("ISPmanager Pro", 1400),
     "55229": ("ISPmanager Host", 2800),
@@ -217,7 +217,7 @@ def _json_doc(document: Document) -> dict:
 
 def _bjson_doc(document: Document) -> dict:
     """bjson: doc unwrapped; top-level values as {"v": text} (the order id at id.v), the record under
-    `model`, list items under `elem`, the error message at error.msg.$ (facts §4.4)."""
+    `model`, list items under `elem`, the error message at error.msg.$ (as Upmind reads them)."""
     if document.error is not None:
         error = document.error
         return {"error": {"type": error.kind, "object": error.target, "msg": {"$": error.message}}}
@@ -547,7 +547,7 @@ class PartnerEmulator:
 
     def fetch(self, key: str, source_ip: str) -> tuple[int, dict]:
         """`licctl fetch ispmgr [key]` from a lab host: by key, else by the caller's IP. The license
-        is active from then on (facts §2.1: it binds when its server fetches it)."""
+        is active from then on: a license binds when its server fetches it."""
         lic = self.store.find_for_fetch(key, source_ip)
         if lic is None:
             return 403, {"error": "Invalid activation key" if key else "You have no commercial license for this IP"}

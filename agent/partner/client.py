@@ -25,7 +25,7 @@ from agent.partner.replies import Reply, parse_reply, record, records, text_of
 from agent.partner.settings import PERIOD_MONTHS, PartnerSettings
 from agent.secrets import mask
 
-# The list function is not documented anywhere public; JBS calls `soft` (facts §8). One place.
+# The list function is not documented anywhere public; JBS calls `soft`. One place.
 LIST_FUNCTION = "soft"
 READ_ATTEMPTS = 6  # reads are harmless to repeat
 WRITE_ATTEMPTS = 3  # a write is repeated only when its connection could not be made

@@ -1,6 +1,6 @@
 """The API's replies, in any of the formats real clients use, as plain data or a typed error.
 
-Errors arrive with HTTP 200 and live in the body (facts §8): XML `<doc><error type=".."><msg>..`,
+Errors arrive with HTTP 200 and live in the body: XML `<doc><error type=".."><msg>..`,
 bjson `error.msg.$` or `error.msg`, optionally wrapped in `{"doc": ...}`. Values in bjson/json are
 `{"$": text}` (or `{"v": text}` for an order's id); here every value becomes a plain string.
 """

@@ -157,7 +157,7 @@ while [ $# -gt 0 ]; do
 		--mysql-server) NeedValue $#; mysql_server=$2; shift ;;
 		--allow-eol-os) allow_eol=yes ;;
 		--activation-key) NeedValue $#; activation_key=$2; shift ;;
-		--mirror)  # checks $MIRROR, not its argument (facts of the real script)
+		--mirror)  # the real script checks $MIRROR here, not its argument
 			if [ -z "${MIRROR:-}" ]; then Error "Empty mirror"; exit 1; fi
 			NeedValue $#; shift ;;
 		-*) Usage; exit 1 ;;
