@@ -1,11 +1,18 @@
-"""The partner API client: reply formats and errors from data files, then calls against the emulator."""
+"""The partner API client: reply formats and errors from data files, every reply shape the emulator renders,
+the retry policy (exactly once), TLS, connection reuse and proxies, then calls against the emulator."""
 
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 
 from agent.errors import (
@@ -13,14 +20,16 @@ from agent.errors import (
     PartnerBadIp,
     PartnerCallNotSent,
     PartnerConfigError,
+    PartnerError,
     PartnerNotFound,
     PartnerPaymentRequired,
     PartnerTransient,
 )
+from agent.lab.partner_emulator import PRICELISTS, ApiError, Document, render
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus, license_from_fields
 from agent.partner.replies import parse_reply, record, records, text_of
-from agent.partner.settings import DEFAULT_PRICELISTS, REGION_URLS, settings_from_vars
+from agent.partner.settings import DEFAULT_PRICELISTS, REGION_URLS, PartnerSettings, settings_from_vars
 from agent.secrets import mask
 from partnerkit import start_emulator
 
@@ -191,3 +200,215 @@ def test_emulator_writes_private_credentials_and_takes_faults_from_its_settings_
     client = _client(emulator)
     with pytest.raises(PartnerTransient, match="HTTP 503"):
         client.list()
+
+
+# -- every reply shape the emulator can produce, through the client's own methods -----------------
+
+FIELDS = {"id": "42", "name": "ISPmanager Pro", "licname": "web.example.com", "ip": "203.0.113.7", "remoteid": "isp-1",
+          "lickey": "42-0f1e2d3c", "status": "2", "webdomains": "10", "createdate": "2026-11-01",
+          "expiredate": "2026-12-01", "pricelist": "55228", "pricelist_name": "ISPmanager Pro", "period": "1"}
+OTHER = {**FIELDS, "id": "43", "ip": "0.0.0.0", "licname": "free.lic", "lickey": "", "status": "3", "pricelist": "55227"}
+
+
+def _summary(lic):
+    return (lic.id, lic.ip, lic.edition, lic.status, lic.key, lic.free)
+
+
+def _order(client):
+    return client.order("pro", "monthly", "203.0.113.7", "web.example.com", "isp-1")
+
+
+# (what the client does, the reply the emulator renders, what the client must make of it)
+REPLY_SHAPES = {
+    "order": (_order, Document(values={"id": "42", "item.id": "42", "elid": "42"}), "42"),
+    "order, item.id only": (_order, Document(values={"item.id": "42"}), "42"),
+    "order, elid only": (_order, Document(values={"elid": "42"}), "42"),
+    "order without sok: the form, no id": (_order, Document(values={"pricelist": "55228", "period": "1"}), PartnerTransient),
+    "get": (lambda c: _summary(c.get("42")), Document(record={"elid": "42", **FIELDS}),
+            ("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, "42-0f1e2d3c", False)),
+    "get, key not issued yet": (lambda c: _summary(c.get("42")), Document(record={**FIELDS, "lickey": "", "status": "5"}),
+                                ("42", "203.0.113.7", "pro", LicenseStatus.PROCESSING, None, False)),
+    "list, empty": (lambda c: c.list(), Document(elems=[]), []),
+    "list, one": (lambda c: [_summary(l) for l in c.list()], Document(elems=[FIELDS]),
+                  [("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, "42-0f1e2d3c", False)]),
+    "list, two": (lambda c: [_summary(l) for l in c.list()], Document(elems=[FIELDS, OTHER]),
+                  [("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, "42-0f1e2d3c", False),
+                   ("43", "0.0.0.0", "lite", LicenseStatus.SUSPENDED, None, True)]),
+    "renew": (lambda c: c.renew("42", "monthly"), Document(nested={"newexpiredate": "2027-01-01"}), "2027-01-01"),
+    "new key": (lambda c: c.new_key("42"), Document(record={"elid": "42", **FIELDS, "lickey": "42-new"}), "42-new"),
+    "move": (lambda c: c.set_ip_and_name("42", ip="203.0.113.8"), Document(record={**FIELDS, "ip": "203.0.113.8"}), None),
+    "suspend": (lambda c: c.suspend("42"), Document(values={"ok": None}), None),
+    "change tariff": (lambda c: c.change_tariff("42", "host", "monthly"), Document(values={"ok": None}), None),
+    "error: auth": (lambda c: c.list(), Document(error=ApiError("auth")), PartnerAuthFailed),
+    "error: no such license": (lambda c: c.get("9"), Document(error=ApiError("missed")), PartnerNotFound),
+    "error: bad IP": (_order, Document(error=ApiError("ip")), PartnerBadIp),
+    "error: IP taken": (_order, Document(error=ApiError("ip_taken")), PartnerBadIp),
+    "error: unpaid invoice": (_order, Document(error=ApiError("unpaid")), PartnerPaymentRequired),
+    "error: no funds": (_order, Document(error=ApiError("funds")), PartnerPaymentRequired),
+    "error: value too long": (_order, Document(error=ApiError("too_long", field="licname", limit=255)), PartnerError),
+    "error: bad characters": (_order, Document(error=ApiError("characters", field="licname")), PartnerError),
+    "error: unknown function": (lambda c: c.list(), Document(error=ApiError("func")), PartnerError),
+}
+
+
+def _mock_client(output: str, reply, sent: list | None = None, sleep=lambda s: None) -> PartnerClient:
+    """A client whose network is `reply(request)` (an httpx.Response or an exception to raise)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if sent is not None:
+            sent.append(request)
+        answer = reply(request)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    settings = PartnerSettings(api_url="https://partner.example/billmgr", user="u@example.com", password="pw-1",
+                               output=output)
+    return PartnerClient(settings, sleep=sleep, transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("output", ["bjson", "xml", "json"])
+@pytest.mark.parametrize("shape", REPLY_SHAPES, ids=list(REPLY_SHAPES))
+def test_reply_shape_table(shape, output):
+    action, document, expected = REPLY_SHAPES[shape]
+    content_type, body = render(document, output)
+    sent: list = []
+    client = _mock_client(output, lambda request: httpx.Response(200, content=body, headers={"Content-Type": content_type}), sent)
+    if isinstance(expected, type) and issubclass(expected, Exception):
+        with pytest.raises(expected) as raised:
+            action(client)
+        assert type(raised.value) is expected
+    else:
+        assert action(client) == expected
+    form = dict(parse_qsl(sent[0].content.decode()))
+    assert sent[0].method == "POST" and (form["out"], form["authinfo"]) == (output, "u@example.com:pw-1")
+
+
+# -- the retry policy: exactly once ---------------------------------------------------------------
+
+
+def _answer(output="bjson"):
+    body = render(Document(elems=[]), output)[1]
+    return lambda request: httpx.Response(200, content=body)
+
+
+@pytest.mark.parametrize("failure, retried", [
+    (httpx.ConnectError("connection refused"), True),  # the request never left
+    (httpx.ConnectTimeout("connect timed out"), True),
+    (httpx.ReadTimeout("read timed out"), False),  # sent, maybe done
+    (httpx.RemoteProtocolError("server disconnected without a response"), False),
+    (httpx.WriteError("broken pipe"), False),
+])
+def test_a_write_is_repeated_only_when_it_provably_never_left(failure, retried):
+    client = _mock_client("bjson", lambda request: failure)
+    with pytest.raises(PartnerCallNotSent if retried else PartnerTransient) as raised:
+        _order(client)
+    assert client.calls["soft.order.param"] == (3 if retried else 1)
+    assert retried == isinstance(raised.value, PartnerCallNotSent)
+
+
+def test_a_write_answered_5xx_is_not_repeated_a_read_is():
+    client = _mock_client("bjson", lambda request: httpx.Response(503, content=b"busy"))
+    with pytest.raises(PartnerTransient, match="HTTP 503"):
+        _order(client)
+    with pytest.raises(PartnerTransient, match="HTTP 503"):
+        client.list()
+    assert (client.calls["soft.order.param"], client.calls["soft"]) == (1, 6)
+
+
+def test_reads_back_off_and_succeed_when_the_api_recovers():
+    answers = iter([httpx.ReadTimeout("slow"), httpx.Response(502), httpx.ConnectError("refused")])
+    waits: list[float] = []
+    client = _mock_client("bjson", lambda request: next(answers, None) or _answer()(request), sleep=waits.append)
+    assert client.list() == []
+    assert client.calls["soft"] == 4 and waits == [0.1, 0.2, 0.4]
+
+
+def test_an_untrusted_certificate_is_a_setup_error_not_a_transient_one(tmp_path):
+    """TLS is verified: a self-signed server is refused before anything is sent, and never retried."""
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def serve():
+            for _ in range(3):
+                try:
+                    conn, _ = listener.accept()
+                    with context.wrap_socket(conn, server_side=True):
+                        pass
+                except OSError:
+                    pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        settings = PartnerSettings(api_url=f"https://127.0.0.1:{port}/billmgr", user="u", password="p-unused-2")
+        client = PartnerClient(settings, sleep=lambda s: None)
+        with pytest.raises(PartnerConfigError, match="TLS certificate not trusted"):
+            client.list()
+        assert client.calls["soft"] == 1
+
+
+def _self_signed(directory):
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_calls_reuse_one_connection(emulator):
+    connections = []
+    accept = emulator.server.process_request
+    emulator.server.process_request = lambda request, address: (connections.append(address), accept(request, address))
+    with _client(emulator) as client:
+        for _ in range(5):
+            client.list()
+        elid = client.order("lite", "monthly", "203.0.113.9", "x", "")
+        client.get(elid)
+    assert client.calls.total() == 7 and len(connections) == 1
+
+
+def test_proxies_come_from_the_environment(emulator, monkeypatch):
+    """HTTP_PROXY set: the call goes through it (here the emulator itself, which reads absolute URIs)."""
+    host, port = emulator.server.server_address[:2]
+    monkeypatch.setenv("HTTP_PROXY", f"http://{host}:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    user, password = emulator.credentials_file.read_text().strip().split(":", 1)
+    settings = PartnerSettings(api_url="http://partner-api.invalid/billmgr", user=user, password=password)
+    with PartnerClient(settings, sleep=lambda s: None) as client:
+        assert client.list() == []
+
+
+def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact_balance(emulator):
+    before = emulator.store.account("lab-partner@example.com")["balance_cents"]
+    client = _client(emulator)
+
+    def one(index: int):
+        if index % 2:
+            return client.list()
+        return client.order("lite", "monthly", f"198.51.100.{index // 2}", f"c{index}", f"r{index}")
+
+    with ThreadPoolExecutor(200) as pool:
+        results = list(pool.map(one, range(200)))
+    ids = results[0::2]
+    assert len(set(ids)) == 100 and sorted(str(l["id"]) for l in emulator.store.licenses()) == sorted(ids)
+    assert client.calls == {"soft.order.param": 100, "soft": 100}
+    assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * PRICELISTS["55227"][1]
+    client.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from agent.lab import Lab
+from agent.lab.profiles import PROFILES
 
 DEFAULT_DIR = Path("lab")
 
@@ -35,8 +36,8 @@ def lab() -> None:
 @click.option("--hosts", "-n", type=click.IntRange(1, 1000), required=True,
               help="How many hosts the lab should have (h1..hN).")
 @click.option("--profile", "profile_options", multiple=True, metavar="HOST=PROFILE",
-              help="Give a host a profile that breaks one installer rule (repeatable): "
-                   "low-ram, debian13, eol-os, bad-hostname, selinux, repo-failure, installed.")
+              help="Put a host in a situation the installer meets (repeatable): "
+                   f"{', '.join(PROFILES)} (the README's lab section says what each does).")
 @dir_option
 def up(hosts: int, lab_dir: Path, profile_options: tuple[str, ...]) -> None:
     """Bring the lab to exactly N running hosts and wait until each accepts SSH.

@@ -12,6 +12,7 @@ from agent.lab import services
 from agent.atomicfile import write_scratch_file
 from agent.lab.host import HostPaths, LabHost
 from agent.lab.keys import generate_ed25519
+from agent.lab.profiles import login_user
 
 IDENTITY_FILE = "id_ed25519"
 KNOWN_HOSTS = "known_hosts"
@@ -53,7 +54,7 @@ def ssh_config(lab_dir: Path, hosts: Sequence[LabHost]) -> str:
         blocks.append(
             f"Host {host.name} {host.fqdn}\n"
             f"    HostName {host.address}\n"
-            "    User root\n"
+            f"    User {login_user(host.profile)}\n"
             f"    IdentityFile {lab_dir / IDENTITY_FILE}\n"
             "    IdentitiesOnly yes\n"
             f"    UserKnownHostsFile {lab_dir / KNOWN_HOSTS}\n"
@@ -83,6 +84,8 @@ def inventory(hosts: Sequence[LabHost], service_vars: dict[str, str] | None = No
             f"    address: {host.address}",
             f"    vars: {{fqdn: {host.fqdn}}}",
         ]
+        if login_user(host.profile) != "root":
+            lines += [f"    user: {login_user(host.profile)}", "    sudo: false"]
     return "\n".join(lines) + "\n"
 
 

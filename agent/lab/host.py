@@ -21,6 +21,7 @@ from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH
 from agent.lab.keys import generate_ed25519
 from agent.lab.rootfs import DEPLOY_USER
+from agent.lab.services import DISTRIBUTION_URL
 
 DOMAIN = "lab.example"
 INIT_SCRIPT = Path(__file__).with_name("host_init.sh")
@@ -106,6 +107,9 @@ def prepare_host(host: LabHost, paths: HostPaths, rootfs: Path, client_public_ke
     for rel in ("etc", "etc/ssh", "root", "root/.ssh", "home", deploy_home, f"{deploy_home}/.ssh"):
         _mkdir_like_lower(rootfs, upper, rel)
 
+    _mkdir_like_lower(rootfs, upper, "etc/apt")
+    # apt (and install.sh's first apt step) gets the distribution's packages from the lab's mirror.
+    write_scratch_file(upper / "etc/apt/sources.list", f"deb {DISTRIBUTION_URL} bookworm main\n")
     write_scratch_file(upper / "etc/hostname", f"{host.name}\n")
     write_scratch_file(upper / "etc/hosts", _etc_hosts(host))
     if not (upper / "etc/machine-id").exists():

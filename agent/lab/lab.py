@@ -150,12 +150,13 @@ class Lab:
             for host in to_start:
                 paths = HostPaths.of(self.dir, host.name)
                 prepare_host(host, paths, rootfs, client_key)
-                host_profiles.apply_profile(host.profile, host.name, host.index, host.address, paths.upper, paths.profile)
+                host_profiles.apply_profile(host.profile, host.name, host.index, host.address, paths.upper, paths.profile,
+                                            rootfs)
                 start_host(host, paths, rootfs)
             self._save(wanted)  # before waiting: a failed start must still be stoppable by `down`
             say(f"waiting for sshd on {len(to_start)} hosts")
             self._wait_ready(to_start)
-            host_profiles.write_mirror_failures(self.dir, wanted)
+            host_profiles.write_mirror_faults(self.dir, wanted)
             services.start_services(self.dir)
             client_files.write_client_files(self.dir, wanted)
         return UpResult(

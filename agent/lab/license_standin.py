@@ -74,7 +74,7 @@ class LicenseStandin:
                 pass
 
         self._server = ThreadingHTTPServer((self.address, port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -1,16 +1,27 @@
 """The partner account emulator: ISPsystem's BILLmanager license API, as real clients see it.
 
 A real HTTP server (`python -m agent.lab.partner_emulator --listen HOST:PORT --state-dir DIR`,
-started by `ispagent lab up`) speaking the calls, parameters and reply shapes of
-shared/ispmanager-facts.md §4/§8: `soft.order.param`, `soft.edit` (read, change IP/name, new key),
-`soft` (list), `service.prolong`, `service.changepricelist`, `soft.suspend|resume|delete`,
-`soft.checkip`, `subaccount`; `out=bjson|json|xml`; errors with HTTP 200 in the body. It also answers
-the lab hosts' `licctl fetch` at `/licctl/fetch`.
+started by `ispagent lab up`) speaking the calls, parameters, encodings and reply shapes the
+public clients of the API use (Upmind, ISPsystem's WHMCS module, JBS, HostBill, ipchanger):
 
-State is SQLite (DIR/partner.sqlite): accounts with balances and an "unpaid invoice" switch,
-licenses. On start it writes DIR/credentials (0600, "user:password" of the lab's account) and
-DIR/admin-token (0600). Faults are read from DIR/faults.json on every call (tests may rewrite it) or
-set through `POST /admin/faults`:
+- requests: GET query strings (also unencoded), POST form-urlencoded (with or without a
+  Content-Type), multipart/form-data; HTTP/1.0 and 1.1 (keep-alive); `/billmgr` and
+  `/manager/billmgr`; `authinfo=user:password` on every call; `sok=ok` or `sok=yes`;
+- functions: `soft.order.param`, `soft.edit` (read, change IP/name, new key), `soft` (list),
+  `service.prolong`, `service.changepricelist`, `soft.suspend|resume|delete`, `soft.checkip`,
+  `subaccount`;
+- replies `out=xml|json|bjson|text`, errors with HTTP 200 in the body; a license is "ordered"
+  until the server with its IP (or key) fetches it, then "active".
+
+It also answers the lab hosts' `licctl fetch` at `/licctl/fetch`. Every connection has its own
+thread and a read timeout, the listen backlog is large, and a malformed request gets an HTTP
+error (400, 411, 413) rather than a traceback; values are limited in length and refused with
+control characters, in the API's own error shape.
+
+State is SQLite (DIR/partner.sqlite): accounts with balances (in cents) and an "unpaid invoice"
+switch, licenses. On start it writes DIR/credentials (0600, "user:password" of the lab's account)
+and DIR/admin-token (0600). Faults are read from DIR/faults.json on every call (tests may rewrite
+it) or set through `POST /admin/faults`:
 
     {"latency": [0.0, 0.05],   # seconds before handling, uniform in [min, max]
      "error_rate": 0.3,        # HTTP 503 before anything happens
@@ -19,41 +30,58 @@ set through `POST /admin/faults`:
      "key_delay": 0.2,         # seconds before an ordered license gets its activation key
      "functions": ["soft.order.param"]}   # faults only for these functions (default: all)
 
-What is not public and so invented here (and kept in one place, `_ERRORS`): the unpaid/insufficient
-funds error's type and wording, prices, and the status an order has before its key exists (5).
+What is not public and so invented here (and kept in one place each, `_ERRORS` and
+`FIELD_LIMITS`): the unpaid/insufficient-funds and too-long/bad-characters errors' types and
+wording, prices, the status an order has before its key exists (5), the field limits, and the
+text format (`key=value` lines; an error as `ERROR type(object): message`, as mgrctl prints it).
 """
 
 from __future__ import annotations
 
 import argparse
+import email.parser
+import email.policy
 import json
 import os
 import random
+import re
 import secrets
 import socket
 import sqlite3
 import struct
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 LAB_USER = "lab-partner@example.com"
-PRICELISTS = {  # id -> (panel name, monthly price EUR); prices invented (facts §4.5: unconfirmed)
-    "55227": ("ISPmanager Lite", 8.0),
-    "55228": ("ISPmanager Pro", 14.0),
-    "55229": ("ISPmanager Host", 28.0),
-    "55230": ("ISPmanager Business", 60.0),
-    "55239": ("ISPmanager Trial", 0.0),
+LAB_PROJECT = "ISPsystem"  # the provider the account belongs to (JBS asks `subaccount project=ISPsystem`)
+PRICELISTS = {  # id -> (panel name, monthly price in cents); prices invented (not public)
+    "55227": ("ISPmanager Lite", 800),
+    "55228": ("ISPmanager Pro", 1400),
+    "55229": ("ISPmanager Host", 2800),
+    "55230": ("ISPmanager Business", 6000),
+    "55239": ("ISPmanager Trial", 0),
 }
 FIRST_LICENSE_ID = 3100000
 STATUS_ORDERED, STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_DELETED, STATUS_PROCESSING = 1, 2, 3, 4, 5
+API_PATHS = ("/billmgr", "/manager/billmgr")
+READ_TIMEOUT = 10.0  # seconds a connection may stay silent (before its request, or between requests)
+LISTEN_BACKLOG = 1024
+MAX_BODY = 2 * 1024 * 1024  # bytes; a longer request gets 413 before its body is read
+MAX_FIELDS = 200
+FIELD_LIMITS = {"licname": 255, "remoteid": 255, "ip": 45, "authinfo": 512, "func": 64, "out": 16}
+DEFAULT_FIELD_LIMIT = 4096
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _ERRORS = {
     "auth": ("auth", "", "Invalid username or password"),
@@ -61,16 +89,30 @@ _ERRORS = {
     "funds": ("payment", "", "Insufficient funds on the account balance"),
     "missed": ("missed", "elid", "Object not found"),
     "ip": ("value", "ip", "Invalid IP address"),
+    "ip_taken": ("value", "ip", "This IP address already has a license"),
     "pricelist": ("value", "pricelist", "Unknown tariff"),
     "period": ("value", "period", "Invalid period"),
     "func": ("missed", "func", "Unknown function"),
+    "too_long": ("value", "{field}", "The value of '{field}' is too long: at most {limit} characters"),
+    "characters": ("value", "{field}", "The value of '{field}' contains characters that are not allowed"),
 }
 
 
 class ApiError(Exception):
-    def __init__(self, name: str) -> None:
+    """An error the API reports in its reply body (HTTP 200)."""
+
+    def __init__(self, name: str, **details: Any) -> None:
         super().__init__(name)
-        self.kind, self.target, self.message = _ERRORS[name]
+        kind, target, message = _ERRORS[name]
+        self.kind, self.target, self.message = kind, target.format(**details), message.format(**details)
+
+
+class BadRequest(Exception):
+    """A request the HTTP layer refuses before the API sees it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -100,6 +142,112 @@ class Faults:
         return not self.functions or func in self.functions
 
 
+# -- the reply document, and its four renderings --------------------------------------------------
+
+
+@dataclass
+class Document:
+    """One reply, before it is rendered in the format the client asked for."""
+
+    values: dict[str, str | None] = field(default_factory=dict)  # top-level values; None: an empty element
+    record: dict[str, str] | None = None  # one object (soft.edit): XML/json at the top of doc, bjson `model`
+    elems: list[dict[str, str]] | None = None  # a list (soft, subaccount): `elem[*]`
+    nested: dict[str, str] | None = None  # service.prolong: a doc inside the doc
+    error: ApiError | None = None
+
+
+def render(document: Document, output: str) -> tuple[str, bytes]:
+    """(content type, body) of `document` as `out=` asks: xml (the default), json, bjson or text."""
+    if output == "json":
+        return "application/json", json.dumps({"doc": _json_doc(document)}, ensure_ascii=False).encode()
+    if output == "bjson":
+        return "application/json", json.dumps(_bjson_doc(document), ensure_ascii=False).encode()
+    if output == "text":
+        return "text/plain; charset=utf-8", _text_doc(document).encode()
+    return "text/xml; charset=utf-8", _xml_doc(document)
+
+
+def _xml_safe(text: str) -> str:
+    """`text` with every character XML 1.0 cannot carry replaced: any stored value gives well-formed XML."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _xml_doc(document: Document) -> bytes:
+    root = ET.Element("doc")
+
+    def add(parent: ET.Element, key: str, value: str | None) -> None:
+        ET.SubElement(parent, key).text = None if value is None else _xml_safe(value)
+
+    if document.error is not None:
+        error = ET.SubElement(root, "error", type=document.error.kind, object=_xml_safe(document.error.target))
+        add(error, "msg", document.error.message)
+    for key, value in document.values.items():
+        add(root, key, value)
+    for key, value in (document.record or {}).items():
+        add(root, key, value)
+    for elem in document.elems or ():
+        element = ET.SubElement(root, "elem")
+        for key, value in elem.items():
+            add(element, key, value)
+    if document.nested is not None:
+        inner = ET.SubElement(root, "doc")
+        for key, value in document.nested.items():
+            add(inner, key, value)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _json_doc(document: Document) -> dict:
+    """The XML mapped to JSON as BILLmanager does it: text as "$", attributes as "$name"."""
+
+    def text(value: str | None) -> dict:
+        return {} if value is None else {"$": value}
+
+    doc: dict[str, Any] = {}
+    if document.error is not None:
+        error = document.error
+        doc["error"] = {"$type": error.kind, "$object": error.target, "msg": text(error.message)}
+    doc.update({key: text(value) for key, value in document.values.items()})
+    doc.update({key: text(value) for key, value in (document.record or {}).items()})
+    if document.elems is not None:
+        doc["elem"] = [{key: text(value) for key, value in elem.items()} for elem in document.elems]
+    if document.nested is not None:
+        doc["doc"] = {key: text(value) for key, value in document.nested.items()}
+    return doc
+
+
+def _bjson_doc(document: Document) -> dict:
+    """bjson: doc unwrapped; top-level values as {"v": text} (the order id at id.v), the record under
+    `model`, list items under `elem`, the error message at error.msg.$ (as Upmind reads them)."""
+    if document.error is not None:
+        error = document.error
+        return {"error": {"type": error.kind, "object": error.target, "msg": {"$": error.message}}}
+    doc: dict[str, Any] = {key: {} if value is None else {"v": value} for key, value in document.values.items()}
+    if document.record is not None:
+        doc["model"] = dict(document.record)
+    if document.elems is not None:
+        doc["elem"] = [dict(elem) for elem in document.elems]
+    if document.nested is not None:
+        doc["doc"] = dict(document.nested)
+    return doc
+
+
+def _text_doc(document: Document) -> str:
+    def line(value: str) -> str:
+        return value.replace("\r", "\\r").replace("\n", "\\n")
+
+    if document.error is not None:
+        error = document.error
+        return f"ERROR {error.kind}({line(error.target)}): {line(error.message)}\n"
+    lines = [key if value is None else f"{key}={line(value)}" for key, value in document.values.items()]
+    lines += [f"{key}={line(value)}" for key, value in (document.record or {}).items()]
+    lines += [" ".join(f"{key}={line(value)}" for key, value in elem.items()) for elem in document.elems or ()]
+    lines += [f"{key}={line(value)}" for key, value in (document.nested or {}).items()]
+    return "".join(f"{text}\n" for text in lines)
+
+
+# -- state -----------------------------------------------------------------------------------------
+
+
 class AccountStore:
     """Accounts and licenses in SQLite. One connection, one lock: correctness over speed."""
 
@@ -110,8 +258,9 @@ class AccountStore:
         self.db.executescript(
             """
             PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS accounts (
-                user TEXT PRIMARY KEY, password TEXT NOT NULL, balance REAL NOT NULL, unpaid INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS account (
+                user TEXT PRIMARY KEY, password TEXT NOT NULL, balance_cents INTEGER NOT NULL,
+                unpaid INTEGER NOT NULL DEFAULT 0);
             CREATE TABLE IF NOT EXISTS licenses (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, pricelist TEXT NOT NULL,
                 period INTEGER NOT NULL, ip TEXT NOT NULL, licname TEXT NOT NULL, remoteid TEXT NOT NULL,
@@ -125,22 +274,30 @@ class AccountStore:
 
     def ensure_account(self, user: str, password: str | None = None, balance: float = 100000.0) -> str:
         with self.lock:
-            row = self.db.execute("SELECT password FROM accounts WHERE user=?", (user,)).fetchone()
+            row = self.db.execute("SELECT password FROM account WHERE user=?", (user,)).fetchone()
             if row:
                 return row["password"]
             password = password or secrets.token_urlsafe(18)
-            self.db.execute("INSERT INTO accounts VALUES (?, ?, ?, 0)", (user, password, balance))
+            self.db.execute("INSERT INTO account VALUES (?, ?, ?, 0)", (user, password, _cents(balance)))
             return password
 
     def update_account(self, user: str, **changes: Any) -> None:
+        """Change `password`, `balance` (EUR) or `unpaid`."""
         with self.lock:
-            for column in ("password", "balance", "unpaid"):
-                if column in changes:
-                    self.db.execute(f"UPDATE accounts SET {column}=? WHERE user=?", (changes[column], user))
+            if "password" in changes:
+                self.db.execute("UPDATE account SET password=? WHERE user=?", (changes["password"], user))
+            if "balance" in changes:
+                self.db.execute("UPDATE account SET balance_cents=? WHERE user=?", (_cents(changes["balance"]), user))
+            if "unpaid" in changes:
+                self.db.execute("UPDATE account SET unpaid=? WHERE user=?", (int(changes["unpaid"]), user))
 
-    def account(self, user: str) -> sqlite3.Row | None:
+    def account(self, user: str) -> dict | None:
+        """The account's row, with `balance` in EUR beside `balance_cents`."""
         with self.lock:
-            return self.db.execute("SELECT * FROM accounts WHERE user=?", (user,)).fetchone()
+            row = self.db.execute("SELECT * FROM account WHERE user=?", (user,)).fetchone()
+        if row is None:
+            return None
+        return {**dict(row), "balance": row["balance_cents"] / 100}
 
     def licenses(self, account: str | None = None) -> list[dict]:
         with self.lock:
@@ -157,32 +314,43 @@ class AccountStore:
             raise ApiError("missed")
         return dict(row)
 
+    def live_license_on(self, account: str, ip: str) -> bool:
+        with self.lock:
+            row = self.db.execute("SELECT 1 FROM licenses WHERE account=? AND ip=? AND status != ?",
+                                  (account, ip, STATUS_DELETED)).fetchone()
+        return row is not None
+
     def order(self, account: str, pricelist: str, period: int, ip: str, licname: str, remoteid: str,
               key_delay: float) -> int:
+        with self._charged(account, _price(pricelist, period)):
+            today = date.today()
+            cursor = self.db.execute(
+                "INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey,"
+                " key_ready_at, createdate, expiredate) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)",
+                (account, pricelist, period, ip, licname, remoteid, STATUS_ORDERED, time.time() + key_delay,
+                 today.isoformat(), _expiry(today, period).isoformat()),
+            )
+            elid = cursor.lastrowid
+            self.db.execute("UPDATE licenses SET lickey=? WHERE id=?", (f"{elid}-{secrets.token_hex(12)}", elid))
+            return elid
+
+    @contextmanager
+    def _charged(self, account: str, cents: int) -> Iterator[None]:
+        """A transaction that debits `cents` with the caller's changes, all or nothing; or the API's refusal."""
         with self.lock:
-            user = self.db.execute("SELECT * FROM accounts WHERE user=?", (account,)).fetchone()
-            price = PRICELISTS[pricelist][1] * (10 if period == 12 else max(period, 0))
+            user = self.db.execute("SELECT * FROM account WHERE user=?", (account,)).fetchone()
             if user["unpaid"]:
                 raise ApiError("unpaid")
-            if user["balance"] < price:
+            if user["balance_cents"] < cents:
                 raise ApiError("funds")
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute("UPDATE accounts SET balance=balance-? WHERE user=?", (price, account))
-                today = date.today()
-                cursor = self.db.execute(
-                    "INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey,"
-                    " key_ready_at, createdate, expiredate) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)",
-                    (account, pricelist, period, ip, licname, remoteid, STATUS_ORDERED, time.time() + key_delay,
-                     today.isoformat(), _expiry(today, period).isoformat()),
-                )
-                elid = cursor.lastrowid
-                self.db.execute("UPDATE licenses SET lickey=? WHERE id=?", (f"{elid}-{secrets.token_hex(12)}", elid))
+                self.db.execute("UPDATE account SET balance_cents=balance_cents-? WHERE user=?", (cents, account))
+                yield
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
-            return elid
 
     def update_license(self, elid: int, **changes: Any) -> None:
         with self.lock:
@@ -190,16 +358,10 @@ class AccountStore:
                 self.db.execute(f"UPDATE licenses SET {column}=? WHERE id=?", (value, elid))
 
     def prolong(self, account: str, lic: dict, period: int) -> str:
-        with self.lock:
-            user = self.account(account)
-            price = PRICELISTS[lic["pricelist"]][1] * (10 if period == 12 else period)
-            if user["unpaid"]:
-                raise ApiError("unpaid")
-            if user["balance"] < price:
-                raise ApiError("funds")
+        with self._charged(account, _price(lic["pricelist"], period)):
             expire = _expiry(max(date.fromisoformat(lic["expiredate"]), date.today()), period).isoformat()
-            self.db.execute("UPDATE accounts SET balance=balance-? WHERE user=?", (price, account))
-            self.update_license(lic["id"], expiredate=expire, status=STATUS_ACTIVE if lic["status"] == STATUS_SUSPENDED else lic["status"])
+            status = STATUS_ACTIVE if lic["status"] == STATUS_SUSPENDED else lic["status"]
+            self.db.execute("UPDATE licenses SET expiredate=?, status=? WHERE id=?", (expire, status, lic["id"]))
             return expire
 
     def find_for_fetch(self, key: str, ip: str) -> dict | None:
@@ -212,14 +374,27 @@ class AccountStore:
         return dict(row) if row else None
 
 
+def _cents(euros: Any) -> int:
+    return round(float(euros) * 100)
+
+
+def _price(pricelist: str, period: int) -> int:
+    """In cents: a year costs ten months (invented, as are the prices); a trial nothing."""
+    return PRICELISTS[pricelist][1] * (10 if period == 12 else max(period, 0))
+
+
 def _expiry(start: date, period: int) -> date:
     return start + timedelta(days=30 * max(period, 0) if period != 12 else 365)
+
+
+# -- the API ---------------------------------------------------------------------------------------
 
 
 class PartnerEmulator:
     """The emulator's state and server. `start()` serves on a thread (tests); `serve_forever()` blocks."""
 
-    def __init__(self, state_dir: Path | str, listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+    def __init__(self, state_dir: Path | str, listen: tuple[str, int] = ("127.0.0.1", 0),
+                 read_timeout: float = READ_TIMEOUT) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = AccountStore(self.state_dir / "partner.sqlite")
@@ -231,9 +406,9 @@ class PartnerEmulator:
         self._faults_stamp: float | None = None
         self.calls: dict[str, int] = {}
         self.injected: dict[str, int] = {}  # faults injected, by kind: error, reset, drop
+        self.refused: dict[int, int] = {}  # requests refused by the HTTP layer, by status
         self.calls_lock = threading.Lock()
-        self.server = _Server(listen, _handler_for(self))
-        self.server.daemon_threads = True
+        self.server = _Server(listen, _handler_for(self, read_timeout))
         self._thread: threading.Thread | None = None
 
     @property
@@ -276,67 +451,78 @@ class PartnerEmulator:
             self._faults_stamp = stamp
         return self._faults
 
-    def count(self, func: str) -> None:
+    def count(self, table: dict, key: Any) -> None:
         with self.calls_lock:
-            self.calls[func] = self.calls.get(func, 0) + 1
-
-    def inject(self, kind: str) -> None:
-        with self.calls_lock:
-            self.injected[kind] = self.injected.get(kind, 0) + 1
-
-    # -- the API ---------------------------------------------------------------------------
+            table[key] = table.get(key, 0) + 1
 
     def authenticate(self, params: dict[str, str]) -> str:
         user, _, password = params.get("authinfo", "").partition(":")
         account = self.store.account(user)
-        if account is None or not secrets.compare_digest(account["password"], password):
+        if account is None or not secrets.compare_digest(account["password"].encode(), password.encode()):
             raise ApiError("auth")
         return user
 
-    def handle(self, account: str, func: str, params: dict[str, str], faults: Faults) -> dict:
-        """The reply document (plain values) of one API call."""
+    def handle(self, account: str, func: str, params: dict[str, str], faults: Faults) -> Document:
+        """The reply of one API call."""
         if func == "soft.order.param":
             return self._order(account, params, faults)
         if func == "soft":
-            return {"elem": [self._fields(lic) for lic in self.store.licenses(account) if lic["status"] != STATUS_DELETED]}
+            return Document(elems=[self._fields(lic) for lic in self.store.licenses(account)
+                                   if lic["status"] != STATUS_DELETED])
         if func == "subaccount":
-            return {"elem": [{"balance": f"{self.store.account(account)['balance']:.2f}", "currency": "EUR"}]}
+            return self._subaccount(account, params)
         if func == "soft.checkip":
             _check_ip(params.get("ip", ""))
-            return {"ok": ""}
+            if self.store.live_license_on(account, params["ip"]):
+                raise ApiError("ip_taken")
+            return Document(values={"ok": None})
         lic = self.store.license(account, params.get("elid", ""))
         if func == "soft.edit":
             return self._edit(lic, params)
         if func == "service.prolong":
-            return {"doc": {"newexpiredate": self.store.prolong(account, lic, _period(params))}}
+            if not _confirmed(params):
+                return Document(values={"elid": str(lic["id"]), "expiredate": lic["expiredate"]})
+            return Document(nested={"newexpiredate": self.store.prolong(account, lic, _period(params))})
         if func == "service.changepricelist":
             if params.get("pricelist") not in PRICELISTS:
                 raise ApiError("pricelist")
             self.store.update_license(lic["id"], pricelist=params["pricelist"], period=_period(params))
-            return {"ok": ""}
+            return Document(values={"ok": None})
         if func == "soft.suspend":
             self.store.update_license(lic["id"], status=STATUS_SUSPENDED)
-            return {"ok": ""}
+            return Document(values={"ok": None})
         if func == "soft.resume":
             if self.store.account(account)["unpaid"]:
                 raise ApiError("unpaid")
             self.store.update_license(lic["id"], status=STATUS_ACTIVE if lic["status"] == STATUS_SUSPENDED else lic["status"])
-            return {"ok": ""}
+            return Document(values={"ok": None})
         if func == "soft.delete":
             self.store.update_license(lic["id"], status=STATUS_DELETED, ip="0.0.0.0")
-            return {"ok": ""}
+            return Document(values={"ok": None})
         raise ApiError("func")
 
-    def _order(self, account: str, params: dict[str, str], faults: Faults) -> dict:
+    def _order(self, account: str, params: dict[str, str], faults: Faults) -> Document:
         if params.get("pricelist") not in PRICELISTS:
             raise ApiError("pricelist")
+        period = _period(params)
         _check_ip(params.get("ip", ""))
-        elid = self.store.order(account, params["pricelist"], _period(params), params["ip"],
-                                params.get("licname", ""), params.get("remoteid", ""), faults.key_delay)
-        return {"id": str(elid)}
+        if not _confirmed(params):  # without sok the function only describes its form: nothing is ordered
+            return Document(values={"pricelist": params["pricelist"], "period": str(period), "ip": params["ip"]})
+        elid = str(self.store.order(account, params["pricelist"], period, params["ip"], params.get("licname", ""),
+                                    params.get("remoteid", ""), faults.key_delay))
+        # Each real client reads the id somewhere else: id (WHMCS, Upmind's id.v), item.id (JBS), elid.
+        return Document(values={"id": elid, "item.id": elid, "elid": elid})
 
-    def _edit(self, lic: dict, params: dict[str, str]) -> dict:
-        if params.get("sok") in ("ok", "yes"):
+    def _subaccount(self, account: str, params: dict[str, str]) -> Document:
+        project = params.get("project", "")
+        if project and project.lower() != LAB_PROJECT.lower():
+            return Document(elems=[])
+        row = self.store.account(account)
+        return Document(elems=[{"id": "1", "name": account, "project": LAB_PROJECT,
+                                "balance": f"{row['balance_cents'] / 100:.2f}", "currency": "EUR"}])
+
+    def _edit(self, lic: dict, params: dict[str, str]) -> Document:
+        if _confirmed(params):
             if params.get("clicked_button") == "newkey":
                 self.store.update_license(lic["id"], lickey=f"{lic['id']}-{secrets.token_hex(12)}")
             changes = {}
@@ -348,7 +534,7 @@ class PartnerEmulator:
                     changes[key] = params[key]
             self.store.update_license(lic["id"], **changes)
             lic = self.store.license(lic["account"], str(lic["id"]))
-        return {"model": self._fields(lic)}
+        return Document(record={"elid": str(lic["id"]), **self._fields(lic)})
 
     def _fields(self, lic: dict) -> dict[str, str]:
         ready = time.time() >= lic["key_ready_at"]
@@ -362,13 +548,18 @@ class PartnerEmulator:
         }
 
     def fetch(self, key: str, source_ip: str) -> tuple[int, dict]:
-        """`licctl fetch ispmgr [key]` from a lab host: by key, else by the caller's IP."""
+        """`licctl fetch ispmgr [key]` from a lab host: by key, else by the caller's IP. The license
+        is active from then on: a license binds when its server fetches it."""
         lic = self.store.find_for_fetch(key, source_ip)
         if lic is None:
             return 403, {"error": "Invalid activation key" if key else "You have no commercial license for this IP"}
         self.store.update_license(lic["id"], status=STATUS_ACTIVE)
         return 200, {"licid": str(lic["id"]), "panel_name": PRICELISTS[lic["pricelist"]][0],
                      "expire": lic["expiredate"], "ip": lic["ip"]}
+
+
+def _confirmed(params: dict[str, str]) -> bool:
+    return params.get("sok") in ("ok", "yes")
 
 
 def _period(params: dict[str, str]) -> int:
@@ -390,85 +581,159 @@ def _check_ip(text: str, allow_unassigned: bool = False) -> None:
         raise ApiError("ip")
 
 
-# -- HTTP ------------------------------------------------------------------------------------
+def check_values(params: dict[str, str]) -> None:
+    """Refuse a too long value or one with control characters, as the API refuses a bad value."""
+    for name, value in params.items():
+        limit = FIELD_LIMITS.get(name, DEFAULT_FIELD_LIMIT)
+        if len(value) > limit:
+            raise ApiError("too_long", field=name[:64], limit=limit)
+        if _CONTROL.search(value):
+            raise ApiError("characters", field=name[:64])
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG  # socketserver's default of 5 resets bursts of connections
+    daemon_threads = True
+
     def handle_error(self, request, client_address) -> None:
-        import sys
-
-        if isinstance(sys.exc_info()[1], OSError):
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
             return  # the client went away (a killed agent, its own timeout): nothing to report
-        super().handle_error(request, client_address)
+        print(f"partner emulator: request from {client_address[0]} failed: {type(error).__name__}: {error}",
+              file=sys.stderr, flush=True)
 
 
-def _handler_for(emulator: PartnerEmulator) -> type[BaseHTTPRequestHandler]:
+def _handler_for(emulator: PartnerEmulator, read_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         pass
 
     Handler.emulator = emulator
+    Handler.timeout = read_timeout
     return Handler
 
 
 class _Handler(BaseHTTPRequestHandler):
     emulator: PartnerEmulator
-    protocol_version = "HTTP/1.0"  # one call per connection, no chunking (like the JBS client)
+    protocol_version = "HTTP/1.1"  # keep-alive for clients that reuse connections; HTTP/1.0 ones get one call each
+    # Headers and body go out in two writes: without TCP_NODELAY a kept-alive connection waits for
+    # the client's delayed ACK (40 ms) before the body leaves.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # query strings carry authinfo: log nothing
         pass
 
     def do_GET(self) -> None:
-        self._dispatch(b"")
+        self._serve(with_body=False)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self._dispatch(self.rfile.read(length) if length else b"")
+        self._serve(with_body=True)
 
-    def _dispatch(self, body: bytes) -> None:
-        url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        if url.path in ("/billmgr", "/manager/billmgr"):
+    def _serve(self, with_body: bool) -> None:
+        try:
+            body = self._read_body() if with_body else b""
+            url = urlsplit(self.path)
+            params = _params(url.query, body, self.headers.get("Content-Type", ""))
+        except BadRequest as refused:
+            self.emulator.count(self.emulator.refused, refused.status)
+            self.close_connection = True
+            return self._send(refused.status, "text/plain; charset=utf-8", f"{refused}\n".encode())
+        except (TimeoutError, OSError):
+            self.close_connection = True  # the client stopped sending: the thread is freed
+            return
+        try:
+            self._dispatch(url.path, params, body)
+        except Exception as error:  # a bug here must not cost the client its answer, nor the server a thread
+            print(f"partner emulator: {self.command} {url.path}: {type(error).__name__}: {error}", file=sys.stderr,
+                  flush=True)
+            self.close_connection = True
+            self._send(500, "text/plain; charset=utf-8", b"internal error\n")
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        if length is None:
+            if self.request_version == "HTTP/1.0":  # the body ends with the connection
+                body = self.rfile.read(MAX_BODY + 1)
+                if len(body) > MAX_BODY:
+                    raise BadRequest(413, f"Request Entity Too Large: at most {MAX_BODY} bytes")
+                return body
+            raise BadRequest(411, "Length Required: send Content-Length (or a chunked body)")
+        if not length.strip().isdigit():
+            raise BadRequest(400, f"Bad Request: Content-Length {length[:40]!r} is not a number")
+        if int(length) > MAX_BODY:
+            raise BadRequest(413, f"Request Entity Too Large: at most {MAX_BODY} bytes")
+        body = self.rfile.read(int(length))
+        if len(body) < int(length):
+            raise BadRequest(400, "Bad Request: the body is shorter than its Content-Length")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise BadRequest(400, "Bad Request: malformed chunk size") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return bytes(body)
+            if len(body) + size > MAX_BODY:
+                raise BadRequest(413, f"Request Entity Too Large: at most {MAX_BODY} bytes")
+            body += self.rfile.read(size)
+            self.rfile.readline(1024)
+
+    def _dispatch(self, path: str, params: dict[str, str], body: bytes) -> None:
+        if path in API_PATHS:
             self._api(params)
-        elif url.path == "/licctl/fetch":
+        elif path == "/licctl/fetch":
             status, reply = self.emulator.fetch(params.get("key", ""), self.client_address[0])
             self._send(status, "application/json", json.dumps(reply).encode())
-        elif url.path.startswith("/admin/"):
-            self._admin(url.path.removeprefix("/admin/"), params, body)
+        elif path.startswith("/admin/"):
+            self._admin(path.removeprefix("/admin/"), params, body)
         else:
             self._send(404, "text/plain", b"not found\n")
 
     def _api(self, params: dict[str, str]) -> None:
         emulator = self.emulator
-        func = params.get("func", "")
+        func = params.get("func", "")[:64]
         output = params.get("out", "xml")
-        emulator.count(func)
+        emulator.count(emulator.calls, func)
         faults = emulator.faults()
         if faults.applies_to(func):
             low, high = faults.latency
             if high > 0:
                 time.sleep(random.uniform(low, high))
             if random.random() < faults.error_rate:
-                emulator.inject("error")
+                emulator.count(emulator.injected, "error")
                 return self._send(503, "text/html", b"<html><body>503 Service Temporarily Unavailable</body></html>")
             if random.random() < faults.reset_rate:
-                emulator.inject("reset")
+                emulator.count(emulator.injected, "reset")
                 return self._reset()
         try:
+            check_values(params)
             account = emulator.authenticate(params)
             document = emulator.handle(account, func, params, faults)
         except ApiError as error:
-            document = {"error": {"type": error.kind, "object": error.target, "msg": error.message}}
-        if faults.applies_to(func) and "error" not in document and random.random() < faults.drop_rate:
-            emulator.inject(f"drop {func}")
+            document = Document(error=error)
+        if faults.applies_to(func) and document.error is None and random.random() < faults.drop_rate:
+            emulator.count(emulator.injected, f"drop {func}")
             return self._reset()  # committed, and the answer is lost
-        self._send(200, *_render(document, output))
+        self._send(200, *render(document, output))
 
     def _admin(self, op: str, params: dict[str, str], body: bytes) -> None:
         emulator = self.emulator
-        if not secrets.compare_digest(self.headers.get("X-Admin-Token", ""), emulator.admin_token):
+        if not secrets.compare_digest(self.headers.get("X-Admin-Token", "").encode(), emulator.admin_token.encode()):
             return self._send(403, "application/json", b'{"error": "admin token required"}')
-        data = json.loads(body or b"{}") if self.command == "POST" else {}
+        try:
+            data = json.loads(body or b"{}") if self.command == "POST" else {}
+        except ValueError:
+            return self._send(400, "application/json", b'{"error": "the body is not JSON"}')
         if op == "faults":
             emulator.set_faults(**data)
             reply: Any = {"ok": True}
@@ -478,7 +743,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = {"user": data["user"], "password": password}
         elif op == "calls":
             with emulator.calls_lock:
-                reply = {"calls": dict(emulator.calls), "injected": dict(emulator.injected)}
+                reply = {"calls": dict(emulator.calls), "injected": dict(emulator.injected),
+                         "refused": {str(k): v for k, v in emulator.refused.items()}}
                 if params.get("reset"):
                     emulator.calls.clear()
         elif op == "licenses":
@@ -491,6 +757,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -508,6 +776,40 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+def _params(query: str, body: bytes, content_type: str) -> dict[str, str]:
+    """The call's parameters: the query string, then the body (multipart, or urlencoded with or
+    without its Content-Type header); the body wins where both name a parameter."""
+    try:
+        params = dict(parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+        if content_type.lower().startswith("multipart/form-data"):
+            params.update(_multipart(body, content_type))
+        elif body:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_FIELDS))
+    except ValueError as error:
+        raise BadRequest(400, f"Bad Request: {error}") from None
+    return params
+
+
+def _multipart(body: bytes, content_type: str) -> dict[str, str]:
+    if "boundary=" not in content_type:
+        raise BadRequest(400, "Bad Request: multipart/form-data without a boundary")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise BadRequest(400, "Bad Request: unreadable multipart/form-data body")
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        if len(fields) >= MAX_FIELDS:
+            raise BadRequest(400, f"Bad Request: more than {MAX_FIELDS} fields")
+        payload = part.get_payload(decode=True) or b""
+        charset = part.get_content_charset() or "utf-8"
+        fields[str(name)] = payload.decode(charset, "replace")
+    return fields
+
+
 class _Discard:
     closed = False
 
@@ -519,56 +821,6 @@ class _Discard:
 
     def close(self) -> None:
         pass
-
-
-def _render(document: dict, output: str) -> tuple[str, bytes]:
-    if output == "xml":
-        return "text/xml", _to_xml(document)
-    if output == "json":  # the front end's shape: wrapped in doc, values as {"$": text}
-        return "application/json", json.dumps({"doc": _dollars(document)}).encode()
-    # bjson: doc unwrapped; the order id at id.v, error message at error.msg.$ (facts §4.4)
-    if "id" in document and isinstance(document["id"], str):
-        document = {**document, "id": {"v": document["id"]}}
-    if "error" in document:
-        error = document["error"]
-        document = {"error": {"type": error["type"], "object": error["object"], "msg": {"$": error["msg"]}}}
-    return "application/json", json.dumps(document).encode()
-
-
-def _dollars(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _dollars(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_dollars(item) for item in value]
-    return {"$": value}
-
-
-def _to_xml(document: dict) -> bytes:
-    root = ET.Element("doc")
-    for key, value in document.items():
-        if key == "error":
-            error = ET.SubElement(root, "error", type=value["type"], object=value["object"])
-            ET.SubElement(error, "msg").text = value["msg"]
-        elif key == "model":  # soft.edit: the record's fields at the top of doc
-            _xml_fields(root, value)
-        else:
-            _xml_value(root, key, value)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
-
-
-def _xml_value(parent: ET.Element, key: str, value: Any) -> None:
-    if isinstance(value, list):
-        for item in value:
-            _xml_value(parent, key, item)
-    elif isinstance(value, dict):
-        _xml_fields(ET.SubElement(parent, key), value)
-    else:
-        ET.SubElement(parent, key).text = value
-
-
-def _xml_fields(parent: ET.Element, fields: dict) -> None:
-    for key, value in fields.items():
-        _xml_value(parent, key, value)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -591,9 +843,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="ISPsystem partner-account (BILLmanager) API emulator")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT")
     parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT, metavar="SECONDS",
+                        help=f"how long a connection may stay silent (default {READ_TIMEOUT:g})")
     options = parser.parse_args(argv)
     host, _, port = options.listen.rpartition(":")
-    emulator = PartnerEmulator(options.state_dir, (host, int(port)))
+    emulator = PartnerEmulator(options.state_dir, (host, int(port)), read_timeout=options.read_timeout)
     print(f"partner emulator on {emulator.url}, state in {options.state_dir}", flush=True)
     try:
         emulator.serve_forever()

@@ -1,8 +1,8 @@
-"""Lab host profiles: hosts that break one installer rule each, or already have a panel.
+"""Lab host profiles: hosts put in one situation each that the real installer treats specially.
 
 A profile is applied when its host is prepared: files written into the host's overlay upper layer,
-files bind-mounted over /proc inside its mount namespace (as lxcfs does), or a setting of the lab's
-mirror. Changing a host's profile recreates the host from scratch.
+files bind-mounted over /proc inside its mount namespace (as lxcfs does), or a fault of the lab's
+mirror for the host's address. Changing a host's profile recreates the host from scratch.
 """
 
 from __future__ import annotations
@@ -11,22 +11,33 @@ import json
 import shutil
 from pathlib import Path
 
-from agent.errors import LabError
 from agent.atomicfile import write_scratch_file
+from agent.errors import LabError
+from agent.lab.mirror import FAULTS as MIRROR_FAULTS
+from agent.lab.mirror import write_host_faults
+from agent.lab.rootfs import DEPLOY_USER
 
 EMULATOR_PANEL = Path(__file__).with_name("installer_emulator") / "mgr5"
-LOW_RAM_MB = 488  # the figure of the real installer's "You have to low memory: 488" (facts 7)
+LOW_RAM_MB = 488  # the figure of the real installer's "You have to low memory: 488"
+RAM_PROFILES = {"low-ram": LOW_RAM_MB, "ram-512": 512, "ram-1024": 1024}
 
 PROFILES = {
-    "low-ram": f"{LOW_RAM_MB} MB of RAM: a fake /proc/meminfo bind-mounted in the host's mount namespace",
+    "low-ram": f"{LOW_RAM_MB} MB of RAM (a fake /proc/meminfo): the installer refuses it",
+    "ram-512": "512 MB of RAM, exactly the installer's limit: still refused (it wants more than 512)",
+    "ram-1024": "1024 MB of RAM, exactly the mini-install limit: installs with sqlite and nginx only;"
+                " MySQL and OpenLiteSpeed are refused",
     "debian13": "Debian 13 (trixie) os-release: not in the installer's list",
     "eol-os": "Debian 10 (buster) os-release: End of Support, installs only with allow_eol_os",
     "bad-hostname": "`hostname -f` has no dot (/etc/hosts without the FQDN)",
     "selinux": "SELinux enabled: `selinuxenabled` exits 0, as the installer tests it",
-    "repo-failure": "the lab mirror answers HTTP 503 to this host's repository requests",
+    "repo-failure": "the vendor's repository (the lab mirror's /repo) answers HTTP 503 to this host",
+    "repo-unreachable": "the vendor's repository never answers this host (its connections are reset)",
+    "dist-repo-down": "the distribution's own repository (the lab mirror's /debian) never answers this host",
+    "non-root": f"ispagent logs in as {DEPLOY_USER}, who has no sudo; /var/lib/ispagent is {DEPLOY_USER}'s,"
+                " so install.sh is uploaded and run without root",
     "installed": "ISPmanager (emulated) already installed, licensed and running",
 }
-MIRROR_FAILING_CLIENTS = Path("services/mirror/failing-clients")  # under the lab directory
+MIRROR_DIR = Path("services/mirror")  # under the lab directory
 
 
 def check_profiles(profiles: dict[str, str]) -> None:
@@ -47,14 +58,20 @@ def parse_profile_options(options: tuple[str, ...]) -> dict[str, str]:
     return profiles
 
 
-def apply_profile(profile: str | None, name: str, index: int, address: str, upper: Path, profile_dir: Path) -> None:
+def login_user(profile: str | None) -> str:
+    """The account clients log in to a host of this profile with."""
+    return DEPLOY_USER if profile == "non-root" else "root"
+
+
+def apply_profile(profile: str | None, name: str, index: int, address: str, upper: Path, profile_dir: Path,
+                  rootfs: Path) -> None:
     """Write the profile's files for host `name` (its overlay upper layer, its bind-mount sources)."""
     shutil.rmtree(profile_dir, ignore_errors=True)
     if profile is None:
         return
     profile_dir.mkdir(parents=True)
-    if profile == "low-ram":
-        write_scratch_file(profile_dir / "meminfo", _meminfo(LOW_RAM_MB))
+    if profile in RAM_PROFILES:
+        write_scratch_file(profile_dir / "meminfo", _meminfo(RAM_PROFILES[profile]))
     elif profile == "debian13":
         _os_release(upper, "13", "trixie", "13.1")
     elif profile == "eol-os":
@@ -66,6 +83,8 @@ def apply_profile(profile: str | None, name: str, index: int, address: str, uppe
         write_scratch_file(upper / "usr/sbin/selinuxenabled", "#!/bin/sh\nexit 0\n", 0o755)
         write_scratch_file(upper / "usr/sbin/getenforce", "#!/bin/sh\necho Enforcing\n", 0o755)
         write_scratch_file(upper / "etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=targeted\n")
+    elif profile == "non-root":
+        _without_root(upper, rootfs)
     elif profile == "installed":
         _install_panel(upper, index, address)
 
@@ -74,12 +93,10 @@ def preinstalled_licid(index: int) -> str:
     return str(4_000_000 + index)
 
 
-def write_mirror_failures(lab_dir: Path, hosts) -> None:
-    """The addresses of `repo-failure` hosts, for the mirror to refuse."""
-    path = lab_dir / MIRROR_FAILING_CLIENTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    failing = [host.address for host in hosts if getattr(host, "profile", None) == "repo-failure"]
-    write_scratch_file(path, "".join(f"{address}\n" for address in failing))
+def write_mirror_faults(lab_dir: Path, hosts) -> None:
+    """The repository faults of profiled hosts, by address, for the lab's mirror."""
+    faults = {host.address: host.profile for host in hosts if getattr(host, "profile", None) in MIRROR_FAULTS}
+    write_host_faults(lab_dir / MIRROR_DIR, faults)
 
 
 def _meminfo(total_mb: int) -> str:
@@ -101,6 +118,17 @@ def _os_release(upper: Path, version: str, codename: str, debian_version: str) -
     write_scratch_file(upper / "etc/debian_version", f"{debian_version}\n")
 
 
+def _without_root(upper: Path, rootfs: Path) -> None:
+    """The deploy user loses its sudo rule (the sudo group's rule wants a password it does not have)
+    and owns ispagent's working directory."""
+    _mkdirs(upper, "etc/sudoers.d", "var/lib")
+    write_scratch_file(upper / "etc/sudoers.d/ispagent-deploy", "# no sudo for the deploy user on this host\n", 0o440)
+    owner = (rootfs / "home" / DEPLOY_USER).stat()
+    for directory in (upper / "var/lib/ispagent", upper / "var/lib/ispagent/installer"):
+        directory.mkdir(exist_ok=True)
+        shutil.chown(directory, owner.st_uid, owner.st_gid)
+
+
 def _install_panel(upper: Path, index: int, address: str) -> None:
     _mkdirs(upper, "usr/local")
     target = upper / "usr/local/mgr5"
@@ -111,7 +139,7 @@ def _install_panel(upper: Path, index: int, address: str) -> None:
     license = {"licid": preinstalled_licid(index), "panel_name": "ISPmanager Lite", "expire": "2099-12-31", "ip": address}
     write_scratch_file(target / "etc/ispmgr.lic", json.dumps(license) + "\n")
     write_scratch_file(target / "etc/emulator.json", json.dumps({"license_url": "http://198.18.0.1:8443"}) + "\n")
-    write_scratch_file(target / "etc/emulator-packages", "ispmanager-lite-common\n")
+    write_scratch_file(target / "etc/emulator-packages", "coremanager\nispmanager-lite-common\ncoremanager-pkg-fail2ban\n")
     write_scratch_file(target / "etc/mgrlist.conf", "manager ispmgr\n")
 
 

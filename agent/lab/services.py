@@ -52,6 +52,9 @@ SERVICES: tuple[LabService, ...] = (
     ),
 )
 
+# The distribution's own package repository, as the lab's hosts see it (the mirror's /debian).
+DISTRIBUTION_URL = f"{SERVICES[0].url}/debian"
+
 
 def state_dir(lab_dir: Path, service: LabService) -> Path:
     return lab_dir / "services" / service.name

@@ -52,6 +52,11 @@ class HostFacts:
     install_running: bool = False  # our detached install.sh is still running
     repository_reachable: bool | None = None  # None: not probed
     repository_error: str = ""
+    uid: int | None = None  # who install.sh would run as (after sudo, if the host uses it)
+    helpers_missing: tuple[str, ...] = ()  # of lsb-release, wget, gpg: install.sh apt-installs them first
+    distribution_repository: str = ""  # the first http(s) source of apt, where those come from
+    distribution_reachable: bool | None = None  # None: not probed (nothing to install, or no apt)
+    distribution_error: str = ""
 
     @property
     def family(self) -> str:
@@ -192,4 +197,25 @@ def _repository(facts: HostFacts, settings: InstallSettings):
                                     "firewall, or retry later")
 
 
-_RULES = (_os, _business, _ram, _disk, _hostname, _selinux, _old_panel, _ports, _repository)
+def _root(facts: HostFacts, settings: InstallSettings):
+    # Without root install.sh fails at its first apt step (apt's lock file, exit 100), after the
+    # license was paid for.
+    if facts.uid not in (None, 0):
+        yield Problem("root", f"commands run as uid {facts.uid}: install.sh must run as root; log in as root, or "
+                              "as a user with passwordless sudo (sudo: true)")
+
+
+def _distribution_repository(facts: HostFacts, settings: InstallSettings):
+    # install.sh apt-installs lsb-release, wget and gpg before anything else; without the
+    # distribution's repository that ends the run with "Unable to locate package" (exit 100).
+    if not facts.helpers_missing or facts.distribution_reachable is not False:
+        return
+    missing = ", ".join(facts.helpers_missing)
+    where = facts.distribution_repository or "no http(s) source in /etc/apt/sources.list*"
+    yield Problem("os_repository", f"install.sh must first install {missing} from the distribution's repository, "
+                                   f"which does not answer ({where}: {facts.distribution_error or 'no answer'}): "
+                                   "fix the host's apt sources or network, or install those packages first")
+
+
+_RULES = (_os, _business, _root, _ram, _disk, _hostname, _selinux, _old_panel, _ports, _repository,
+          _distribution_repository)

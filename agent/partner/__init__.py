@@ -1,7 +1,7 @@
 """The partner account: ISPsystem's BILLmanager-based API for ordering and managing licenses.
 
 `settings` turns inventory vars into `PartnerSettings`, `replies` parses the API's bjson/json/xml
-answers and errors, `client` makes the calls. See shared/ispmanager-facts.md §4 and §8.
+answers and errors, `client` makes the calls.
 """
 
 from agent.partner.client import PartnerClient

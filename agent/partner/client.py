@@ -1,19 +1,23 @@
 """Calls to the partner API: one method per function, typed errors, timeouts, retried reads.
 
-Writes are never retried here unless the connection was refused (the request provably never left):
-whether a write that timed out happened is for the caller to find out (see agent/licensing/ensure.py).
+HTTP is httpx: a connection pool per client (calls reuse connections), the timeout of the
+settings, TLS verified against the system's trust store, proxies from the environment
+(HTTPS_PROXY, NO_PROXY). The retry policy is tenacity's. Exactly once: a read is retried on any
+failure that left no usable answer; a write only when its request provably never left (no
+connection could be made). Whether a write that got no answer happened is for the caller to find
+out before doing it again (agent/licensing/ensure.py looks for the license in the account).
 """
 
 from __future__ import annotations
 
-import http.client
-import socket
 import ssl
 import threading
 import time
 from collections import Counter
 from typing import Callable
-from urllib.parse import urlencode, urlsplit
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from agent.errors import PartnerCallNotSent, PartnerConfigError, PartnerError, PartnerTransient
 from agent.partner.model import AccountLicense, license_from_fields
@@ -21,27 +25,44 @@ from agent.partner.replies import Reply, parse_reply, record, records, text_of
 from agent.partner.settings import PERIOD_MONTHS, PartnerSettings
 from agent.secrets import mask
 
-# The list function is not documented anywhere public; JBS calls `soft` (facts §8). One place.
+# The list function is not documented anywhere public; JBS calls `soft`. One place.
 LIST_FUNCTION = "soft"
 READ_ATTEMPTS = 6  # reads are harmless to repeat
-READ_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.5)
-CONNECT_ATTEMPTS = 3  # a write is repeated only when its connection was refused
+WRITE_ATTEMPTS = 3  # a write is repeated only when its connection could not be made
+BACKOFF = wait_exponential(multiplier=0.1, max=1.5)  # 0.1, 0.2, 0.4, 0.8, 1.5 s between attempts
+# Failures that happen before a byte of the request is written: no connection (refused, no route,
+# name not found, connect timeout), no free connection in the pool, a proxy that refused the tunnel.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 
 class PartnerClient:
-    """The partner account of `settings`. Thread-safe; counts its calls by function in `calls`."""
+    """The partner account of `settings`. Thread-safe; counts its calls by function in `calls`.
 
-    def __init__(self, settings: PartnerSettings, sleep: Callable[[float], None] = time.sleep) -> None:
+    `transport` replaces the network (tests); `close()` (or `with`) releases the pooled connections.
+    """
+
+    def __init__(self, settings: PartnerSettings, sleep: Callable[[float], None] = time.sleep,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
         self.calls: Counter[str] = Counter()
         self._sleep = sleep
         self._lock = threading.Lock()
-        parts = urlsplit(settings.api_url)
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._https else 80)
-        self._path = parts.path or "/billmgr"
-        self._tls = ssl.create_default_context() if self._https else None  # verifies certificate and name
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(settings.timeout),
+            verify=ssl.create_default_context(),  # the system's CAs (and $SSL_CERT_FILE), name checked
+            trust_env=True,
+            transport=transport,
+            headers={"User-Agent": "ispagent"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PartnerClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     # -- reads (retried) -------------------------------------------------------------------
 
@@ -49,7 +70,6 @@ class PartnerClient:
         """One license with its activation key (`soft.edit elid=`)."""
         reply = self._read("soft.edit", {"elid": license_id})
         fields = record(reply)
-        fields.setdefault("id", license_id)
         if not fields.get("id"):
             fields["id"] = license_id
         return license_from_fields(fields, self.settings.editions_by_pricelist())
@@ -74,7 +94,9 @@ class PartnerClient:
             "clicked_button": "finish",
             "sok": "ok",
         })
-        license_id = text_of(reply, "id") or text_of(reply, "item.id") or text_of(reply, "item", "id")
+        # Where clients find the new id: id (WHMCS; id.v in bjson), item.id (JBS), elid.
+        license_id = (text_of(reply, "id") or text_of(reply, "item.id") or text_of(reply, "item", "id")
+                      or text_of(reply, "elid"))
         if not license_id:
             raise PartnerTransient("soft.order.param: the reply carries no license id")
         return license_id
@@ -116,57 +138,54 @@ class PartnerClient:
     # -- transport -------------------------------------------------------------------------
 
     def _read(self, func: str, params: dict) -> Reply:
-        """Reads change nothing: retried on any transient failure."""
+        """Reads change nothing: retried on any failure that left no usable answer."""
         return self._retrying(func, params, PartnerTransient, READ_ATTEMPTS)
 
     def _write(self, func: str, params: dict) -> Reply:
-        """Writes are retried only when the request provably never left (connection refused)."""
-        return self._retrying(func, params, PartnerCallNotSent, CONNECT_ATTEMPTS)
+        """Writes are retried only when the request provably never left."""
+        return self._retrying(func, params, PartnerCallNotSent, WRITE_ATTEMPTS)
 
     def _retrying(self, func: str, params: dict, retry_on: type[Exception], attempts: int) -> Reply:
-        for attempt in range(attempts):
-            try:
-                return self._call(func, params)
-            except retry_on:
-                if attempt == attempts - 1:
-                    raise
-                self._sleep(READ_BACKOFF[min(attempt, len(READ_BACKOFF) - 1)])
-        raise AssertionError("unreachable")
+        policy = Retrying(retry=retry_if_exception_type(retry_on), stop=stop_after_attempt(attempts), wait=BACKOFF,
+                          sleep=self._sleep, reraise=True)
+        return policy(self._call, func, params)
 
     def _call(self, func: str, params: dict) -> Reply:
         with self._lock:
             self.calls[func] += 1
         fields = {"func": func, "out": self.settings.output, "lang": "en",
                   "authinfo": f"{self.settings.user}:{self.settings.password}", **params}
-        body = urlencode(fields).encode()
-        status, data = self._post(func, body)
-        if status >= 500:
-            raise PartnerTransient(f"{func}: the partner API answered HTTP {status}")
-        if status != 200:
-            raise PartnerError(f"{func}: the partner API answered HTTP {status}")
-        return parse_reply(data, self.settings.output, func)
+        response = self._post(func, fields)
+        if response.status_code >= 500:
+            raise PartnerTransient(f"{func}: the partner API answered HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise PartnerError(f"{func}: the partner API answered HTTP {response.status_code}")
+        return parse_reply(response.content, self.settings.output, func)
 
-    def _post(self, func: str, body: bytes) -> tuple[int, bytes]:
-        timeout = self.settings.timeout
-        if self._https:
-            connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._tls)
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+    def _post(self, func: str, fields: dict) -> httpx.Response:
+        where = self.settings.api_url
         try:
-            try:
-                connection.connect()
-            except (ConnectionRefusedError, socket.gaierror) as error:
-                raise PartnerCallNotSent(f"{func}: cannot connect to the partner API at {self._host}:{self._port}: {error}") from None
-            except ssl.SSLCertVerificationError as error:
-                raise PartnerConfigError(f"partner API {self._host}: TLS certificate not trusted: {error.verify_message}") from None
-            except OSError as error:
-                raise PartnerCallNotSent(f"{func}: cannot connect to the partner API at {self._host}:{self._port}: {error}") from None
-            try:
-                connection.request("POST", self._path, body, {"Content-Type": "application/x-www-form-urlencoded"})
-                response = connection.getresponse()
-                return response.status, response.read()
-            except (OSError, http.client.HTTPException) as error:
-                # Sent, maybe processed: the caller must find out before doing it again.
-                raise PartnerTransient(mask(f"{func}: no complete answer from the partner API ({type(error).__name__}: {error})")) from None
-        finally:
-            connection.close()
+            return self._http.post(where, data=fields)
+        except _NOT_SENT as error:
+            if _certificate_refused(error):
+                raise PartnerConfigError(f"partner API {where}: TLS certificate not trusted: {_reason(error)}") from None
+            raise PartnerCallNotSent(mask(f"{func}: cannot connect to the partner API at {where}: {_reason(error)}")) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+            raise PartnerConfigError(f"partner API {where}: {error}") from None
+        except httpx.HTTPError as error:
+            # Sent, maybe processed: the caller must find out before doing it again.
+            raise PartnerTransient(mask(f"{func}: no complete answer from the partner API ({_reason(error)})")) from None
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether the TLS handshake failed on the server's certificate (a setup problem, not a transient one)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -7,13 +7,13 @@ from enum import IntEnum
 
 from agent.secrets import register_secret
 
-# IPs that mean "no server": WHMCS parks freed licenses on 0.0.0.0 (facts §4.2).
+# IPs that mean "no server": WHMCS parks freed licenses on 0.0.0.0.
 UNASSIGNED_IPS = ("", "0.0.0.0")
 FREE_LICNAME = "free.lic"
 
 
 class LicenseStatus(IntEnum):
-    """Status codes as Upmind maps them (facts §4.4; the official enum is unconfirmed)."""
+    """Status codes as Upmind maps them (the official enum is not public)."""
 
     UNKNOWN = 0
     ORDERED = 1

@@ -1,6 +1,6 @@
 """The API's replies, in any of the formats real clients use, as plain data or a typed error.
 
-Errors arrive with HTTP 200 and live in the body (facts §8): XML `<doc><error type=".."><msg>..`,
+Errors arrive with HTTP 200 and live in the body: XML `<doc><error type=".."><msg>..`,
 bjson `error.msg.$` or `error.msg`, optionally wrapped in `{"doc": ...}`. Values in bjson/json are
 `{"$": text}` (or `{"v": text}` for an order's id); here every value becomes a plain string.
 """
@@ -66,7 +66,8 @@ def _plain(value: Any) -> Any:
 
 def _parse_xml(body: bytes) -> Reply:
     root = ET.fromstring(body)
-    return _xml_element(root)
+    document = _xml_element(root)
+    return document if isinstance(document, dict) else {}  # <doc/>: an empty list, a bare "ok"
 
 
 def _xml_element(element: ET.Element) -> Any:
@@ -98,7 +99,7 @@ def error_from(func: str, error: Any) -> PartnerError:
         return PartnerAuthFailed(text + " (check partner_credentials_file or $ISPAGENT_PARTNER_AUTHINFO)")
     if kind in ("payment", "balance") or _PAYMENT_WORDS.search(message):
         return PartnerPaymentRequired(text)
-    if kind == "missed":
+    if kind == "missed" and target in ("", "elid"):  # "missed func" is an unknown function, not a license
         return PartnerNotFound(text)
     if target == "ip" or kind == "ip":
         return PartnerBadIp(text)

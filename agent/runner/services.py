@@ -79,6 +79,8 @@ class RunServices:
     def close(self) -> None:
         with self._lock:
             ledgers, self._ledgers = list(self._ledgers.values()), {}
-            self._clients.clear()
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
         for ledger in ledgers:
-            ledger.engine.dispose()
+            ledger.close()

@@ -45,22 +45,41 @@ pid=$(cat __DIR__/install.pid 2>/dev/null)
 if [ -n "$pid" ] && [ ! -e __DIR__/install.rc ] && [ -r /proc/$pid/cmdline ]; then
   case "$(tr '\0' ' ' < /proc/$pid/cmdline)" in *ispagent-install*) echo install_running=1;; esac
 fi
-url=__REPO__
-# Reachable = the repository's server answers below 500: a 403/404 on a directory listing is
-# still a live repository; only no answer or a server error fails the host.
-if command -v curl >/dev/null; then
-  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$url" 2>/dev/null)
-  if [ "${code:-000}" != 000 ] && [ "$code" -lt 500 ]; then err=; else err="HTTP ${code:-000}"; fi
-elif command -v python3 >/dev/null; then err=$(python3 -c 'import sys, urllib.request, urllib.error
+# reach URL: err= empty when the server answers below 500 (a 403/404 on a directory listing is
+# still a live repository); only no answer or a server error is an error.
+reach() {
+  err=
+  if command -v curl >/dev/null; then
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$1" 2>/dev/null)
+    if [ "${code:-000}" = 000 ] || [ "$code" -ge 500 ]; then err="HTTP ${code:-000}"; fi
+  elif command -v python3 >/dev/null; then err=$(python3 -c 'import sys, urllib.request, urllib.error
 try: urllib.request.urlopen(sys.argv[1], timeout=10).read(1)
 except urllib.error.HTTPError as e:
     if e.code >= 500: sys.exit(str(e))
-except Exception as e: sys.exit(str(e))' "$url" 2>&1)
-else wget -q -T 10 -t 1 -O /dev/null "$url" 2>/dev/null; rc=$?
-  # wget: 0 fetched, 8 the server answered with an error status; anything else is no answer.
-  if [ $rc = 0 ] || [ $rc = 8 ]; then err=; else err="wget exit $rc"; fi
+except Exception as e: sys.exit(str(e))' "$1" 2>&1)
+  else wget -q -T 10 -t 1 -O /dev/null "$1" 2>/dev/null; rc=$?
+    # wget: 0 fetched, 8 the server answered with an error status; anything else is no answer.
+    if [ $rc != 0 ] && [ $rc != 8 ]; then err="wget exit $rc"; fi
+  fi
+  err=$(echo $err | tail -c 200)
+}
+reach __REPO__
+[ -z "$err" ] && echo repository=ok || echo "repository_error=$err"
+echo "uid=$(id -u)"
+if command -v dpkg-query >/dev/null; then
+  missing=
+  for package in lsb-release wget gpg; do
+    dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing="$missing $package"
+  done
+  echo "helpers_missing=${missing# }"
+  if [ -n "$missing" ]; then
+    source=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+      grep -v '^[[:space:]]*#' | grep -o 'https\?://[^[:space:]]*' | head -n 1)
+    echo "distribution_repository=$source"
+    if [ -n "$source" ]; then reach "$source"; else err="no source"; fi
+    [ -z "$err" ] && echo distribution=ok || echo "distribution_error=$err"
+  fi
 fi
-[ -z "$err" ] && echo repository=ok || echo "repository_error=$(echo $err | tail -c 200)"
 """
 
 
@@ -109,6 +128,12 @@ def parse_host_facts(text: str) -> HostFacts:
         install_running=values.get("install_running") == "1",
         repository_reachable=True if values.get("repository") == "ok" else False if "repository_error" in values else None,
         repository_error=values.get("repository_error", ""),
+        uid=int(values["uid"]) if values.get("uid", "").isdigit() else None,
+        helpers_missing=tuple(values.get("helpers_missing", "").split()),
+        distribution_repository=values.get("distribution_repository", ""),
+        distribution_reachable=(True if values.get("distribution") == "ok"
+                                else False if "distribution_error" in values else None),
+        distribution_error=values.get("distribution_error", ""),
     )
 
 

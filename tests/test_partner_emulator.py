@@ -1,0 +1,348 @@
+"""The partner emulator against the public clients of the real API, under load, and against bad requests.
+
+tests/data/partner/clients.yaml replays each real client's request style (method, path, HTTP
+version, encoding, output format) and checks the reply paths that client reads. Requests are built
+by hand on raw sockets, so each style is exactly what that client sends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlsplit
+
+import pytest
+import yaml
+
+from agent.lab.partner_emulator import LISTEN_BACKLOG, MAX_BODY, PRICELISTS, PartnerEmulator
+
+CLIENTS = yaml.safe_load((Path(__file__).parent / "data" / "partner" / "clients.yaml").read_text())
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    emulator = PartnerEmulator(tmp_path / "partner", read_timeout=1.0).start()
+    yield emulator
+    emulator.stop()
+
+
+def authinfo(emulator) -> str:
+    return emulator.credentials_file.read_text().strip()
+
+
+# -- a raw HTTP client that can speak every style ---------------------------------------------------
+
+
+def build_request(style: dict, params: dict[str, str], host: str) -> bytes:
+    """The bytes a client of `style` sends for `params`."""
+    method, path, version = style["method"], style["path"], f"HTTP/{style['http']}"
+    headers, body = [f"Host: {host}"], b""
+    encoding = style["encoding"]
+    if encoding == "query":
+        path += "?" + urlencode(params)
+    elif encoding == "query-raw":  # concatenated by hand, as HostBill builds its URLs
+        path += "?" + "&".join(f"{key}={value}" for key, value in params.items())
+    elif encoding in ("form", "form-bare"):
+        body = urlencode(params).encode()
+        if encoding == "form":
+            headers.append("Content-Type: application/x-www-form-urlencoded")
+    elif encoding == "multipart":  # as curl -F sends it
+        boundary = "------------------------ispagent0123456789"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+                 for key, value in params.items()]
+        body = ("".join(parts) + f"--{boundary}--\r\n").encode()
+        headers.append(f"Content-Type: multipart/form-data; boundary={boundary}")
+    if method == "POST":
+        headers.append(f"Content-Length: {len(body)}")
+    if version == "HTTP/1.1":
+        headers.append("Connection: close")
+    return f"{method} {path} {version}\r\n{''.join(h + chr(13) + chr(10) for h in headers)}\r\n".encode() + body
+
+
+def exchange(address: tuple[str, int], data: bytes, timeout: float = 10, half_close: bool = False) -> tuple[int, bytes]:
+    """Send `data`, read until the server closes; (status, body). Status 0: no answer at all."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+    raw = b"".join(chunks)
+    if not raw:
+        return 0, b""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def call(emulator, style: dict, params: dict[str, str]) -> tuple[int, bytes]:
+    host, port = emulator.server.server_address[:2]
+    return exchange((host, port), build_request(style, params, f"{host}:{port}"))
+
+
+# -- reading a reply the way each client does -------------------------------------------------------
+
+
+def read_paths(body: bytes, output: str, path: str) -> list[str]:
+    """The values at `path` in the reply ([] when absent)."""
+    if output == "xml":
+        return _xml_values(ET.fromstring(body), path.split("/"))
+    if output == "text":
+        values = []
+        for line in body.decode().splitlines():
+            if line.startswith("ERROR "):
+                key, value = "ERROR", line[len("ERROR "):]
+            else:
+                key, _, value = line.partition("=")
+            if key == path:
+                values.append(value)
+        return values
+    return _json_values(json.loads(body), path.split("/"))
+
+
+def _xml_values(element: ET.Element, steps: list[str]) -> list[str]:
+    if element.tag != steps[0].removesuffix("[*]"):
+        return []
+    if len(steps) == 1:
+        return [element.text or ""]
+    step = steps[1]
+    if step.startswith("@"):
+        return [element.get(step[1:])] if element.get(step[1:]) is not None else []
+    children = [child for child in element if child.tag == step.removesuffix("[*]")]
+    if not step.endswith("[*]"):
+        children = children[:1]
+    return [value for child in children for value in _xml_values(child, steps[1:])]
+
+
+def _json_values(value, steps: list[str]) -> list[str]:
+    if not steps:
+        return [value if isinstance(value, str) else json.dumps(value)]
+    step, rest = steps[0], steps[1:]
+    if not isinstance(value, dict) or step.removesuffix("[*]") not in value:
+        return []
+    found = value[step.removesuffix("[*]")]
+    items = found if step.endswith("[*]") and isinstance(found, list) else [found]
+    return [item for element in items for item in _json_values(element, rest)]
+
+
+def fill(text: str, saved: dict[str, str]) -> str:
+    for name, value in saved.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=[client["client"].split(" (")[0] for client in CLIENTS])
+def test_each_real_client_gets_the_reply_paths_it_reads(emulator, client):
+    saved: dict[str, str] = {}
+    for number, step in enumerate(client["calls"], 1):
+        if "fetch" in step:
+            base = emulator.url.replace("/billmgr", "/licctl/fetch")
+            urllib.request.urlopen(f"{base}?licname=ispmgr&key={quote(fill(step['fetch'], saved))}", timeout=10).read()
+        params = {**client["common"], **{key: fill(str(value), saved) for key, value in step["params"].items()}}
+        params["authinfo"] = step.get("authinfo", authinfo(emulator))
+        style = step.get("style", client["style"])
+        status, body = call(emulator, style, params)
+        where = f"call {number} ({params['func']}): HTTP {status}\n{body.decode(errors='replace')}"
+        assert status == 200 and body.strip(), where  # errors come with HTTP 200, in the body
+        output = params["out"]
+        for path, expected in step.get("reads", {}).items():
+            values = read_paths(body, output, path)
+            assert values, f"{path} missing\n{where}"
+            text = ",".join(values)
+            if isinstance(expected, dict):
+                assert re.search(fill(expected["re"], saved), text), f"{path} = {text!r}\n{where}"
+            else:
+                assert text == fill(str(expected), saved), f"{path} = {text!r}\n{where}"
+        for path in step.get("absent", []):
+            assert read_paths(body, output, path) == [], f"{path} present\n{where}"
+        for name, path in step.get("save", {}).items():
+            saved[name] = read_paths(body, output, path)[0]
+
+
+def test_every_client_style_authenticates(emulator):
+    """A style whose body the server cannot read loses its authinfo: the reply is an auth error."""
+    styles = {client["client"]: client["style"] for client in CLIENTS}
+    styles["plain GET query"] = {"method": "GET", "path": "/billmgr", "http": "1.1", "encoding": "query"}
+    for name, style in styles.items():
+        status, body = call(emulator, style, {"func": "soft", "out": "xml", "authinfo": authinfo(emulator)})
+        assert status == 200 and b"<error" not in body, (name, body)
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+def test_200_concurrent_calls_all_answered_no_duplicate_and_exact_balance(emulator):
+    """100 orders and 100 reads, every connection opened at the same moment (the backlog must hold them)."""
+    before = emulator.store.account("lab-partner@example.com")["balance_cents"]
+    style = {"method": "POST", "path": "/billmgr", "http": "1.1", "encoding": "form"}
+    host, port = emulator.server.server_address[:2]
+    requests = []
+    for index in range(200):
+        if index % 2:
+            params = {"func": "soft", "out": "bjson"}
+        else:
+            params = {"func": "soft.order.param", "pricelist": "55227", "period": "1", "ip": f"198.51.100.{index // 2}",
+                      "licname": f"c{index}", "sok": "ok", "skipbasket": "on", "clicked_button": "finish", "out": "bjson"}
+        requests.append(build_request(style, {**params, "authinfo": authinfo(emulator)}, f"{host}:{port}"))
+    start = threading.Barrier(len(requests))
+    results: list = [None] * len(requests)
+
+    def one(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = exchange((host, port), requests[index], timeout=30)
+        except OSError as error:
+            results[index] = (0, repr(error).encode())
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failed = [(index, status, body[:80]) for index, (status, body) in enumerate(results) if status != 200]
+    assert failed == [], f"{len(failed)} of 200 not answered: {failed[:5]}"
+    ids = [json.loads(body)["id"]["v"] for status, body in results[0::2]]
+    assert len(set(ids)) == 100
+    licenses = emulator.store.licenses()
+    assert len(licenses) == 100 and sorted(str(lic["id"]) for lic in licenses) == sorted(ids)
+    after = emulator.store.account("lab-partner@example.com")["balance_cents"]
+    assert before - after == 100 * PRICELISTS["55227"][1]
+    assert emulator.server.request_queue_size == LISTEN_BACKLOG
+
+
+# -- bad requests ----------------------------------------------------------------------------------
+
+
+def api_request(emulator, body: bytes, headers: str = "", method: str = "POST", version: str = "HTTP/1.1") -> bytes:
+    host, port = emulator.server.server_address[:2]
+    return (f"{method} /billmgr {version}\r\nHost: {host}:{port}\r\nConnection: close\r\n{headers}\r\n").encode() + body
+
+
+def still_serving(emulator) -> bool:
+    status, body = call(emulator, {"method": "GET", "path": "/billmgr", "http": "1.1", "encoding": "query"},
+                        {"func": "soft", "out": "xml", "authinfo": authinfo(emulator)})
+    return status == 200 and b"<error" not in body
+
+
+@pytest.mark.parametrize("headers, status", [
+    ("Content-Length: abc\r\n", 400),
+    ("Content-Length: -1\r\n", 400),
+    ("Content-Length: 99999999999\r\n", 413),
+    ("Transfer-Encoding: chunked\r\n", 400),  # the body below is no chunk
+    ("", 411),  # HTTP/1.1 POST with neither
+    ("Content-Type: multipart/form-data\r\nContent-Length: 9\r\n", 400),  # no boundary
+])
+def test_malformed_requests_get_an_http_error_and_the_server_keeps_serving(emulator, capfd, headers, status):
+    host, port = emulator.server.server_address[:2]
+    answer, body = exchange((host, port), api_request(emulator, b"func=soft", headers), half_close=True)
+    assert answer == status, body
+    assert still_serving(emulator)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_silent_client_is_dropped_after_the_read_timeout_and_costs_no_thread(emulator):
+    host, port = emulator.server.server_address[:2]
+    silent = [socket.create_connection((host, port)) for _ in range(20)]
+    try:
+        assert still_serving(emulator)
+        time.sleep(1.5)  # the fixture's read timeout is 1 s
+        for sock in silent:
+            sock.settimeout(2)
+            assert sock.recv(1) == b""  # closed by the server
+    finally:
+        for sock in silent:
+            sock.close()
+    time.sleep(0.1)
+    assert threading.active_count() < 10
+
+
+def test_a_client_that_stops_in_the_middle_of_its_body_is_dropped(emulator):
+    host, port = emulator.server.server_address[:2]
+    with socket.create_connection((host, port)) as sock:
+        sock.sendall(api_request(emulator, b"func=so", "Content-Length: 100\r\n"))
+        sock.settimeout(3)
+        started = time.monotonic()
+        assert sock.recv(1) == b""
+        assert time.monotonic() - started < 2.5
+    assert still_serving(emulator)
+
+
+def order_params(emulator, **extra) -> dict[str, str]:
+    return {"func": "soft.order.param", "pricelist": "55227", "period": "1", "ip": "203.0.113.60", "sok": "ok",
+            "skipbasket": "on", "out": "xml", "authinfo": authinfo(emulator), **extra}
+
+
+@pytest.mark.parametrize("licname", ["bad\x00name", "bad\x01name", "\x1b[31mred"])
+def test_control_characters_are_refused_in_the_apis_own_error_shape(emulator, licname):
+    status, body = call(emulator, {"method": "POST", "path": "/billmgr", "http": "1.1", "encoding": "form"},
+                        order_params(emulator, licname=licname))
+    error = ET.fromstring(body).find("error")  # well-formed XML
+    assert status == 200 and error is not None and error.get("type") == "value" and error.get("object") == "licname"
+    assert emulator.store.licenses() == []
+
+
+def test_a_stored_value_with_any_character_still_gives_well_formed_xml_json_and_text(emulator):
+    style = {"method": "POST", "path": "/billmgr", "http": "1.1", "encoding": "form"}
+    status, body = call(emulator, style, order_params(emulator, licname="plain"))
+    elid = ET.fromstring(body).findtext("id")
+    emulator.store.update_license(int(elid), licname="a\x00b\x01c<&>\ufffe")
+    for output in ("xml", "json", "bjson", "text"):
+        status, body = call(emulator, style, {"func": "soft.edit", "elid": elid, "out": output,
+                                              "authinfo": authinfo(emulator)})
+        assert status == 200
+        if output == "xml":
+            assert ET.fromstring(body).findtext("licname") == "a\ufffdb\ufffdc<&>\ufffd"
+        elif output == "text":
+            assert "\n" not in body.decode().split("licname=", 1)[1].split("\n")[0]
+        else:
+            json.loads(body)
+
+
+@pytest.mark.parametrize("size, status", [(1_000_000, 200), (MAX_BODY + 1, 413)])
+def test_megabyte_fields_are_refused_with_an_error(emulator, size, status):
+    body = urlencode(order_params(emulator, licname="x" * size)).encode()
+    host, port = emulator.server.server_address[:2]
+    answer, reply = exchange((host, port), api_request(emulator, body, f"Content-Length: {len(body)}\r\n"))
+    assert answer == status
+    if status == 200:
+        error = ET.fromstring(reply).find("error")
+        assert (error.get("type"), error.get("object")) == ("value", "licname") and "too long" in error.findtext("msg")
+    assert emulator.store.licenses() == [] and still_serving(emulator)
+
+
+def test_http_1_1_keeps_the_connection_for_the_next_call(emulator):
+    host, port = emulator.server.server_address[:2]
+    request = (f"GET /billmgr?{urlencode({'func': 'soft', 'out': 'bjson', 'authinfo': authinfo(emulator)})} HTTP/1.1\r\n"
+               f"Host: {host}\r\n\r\n").encode()
+    with socket.create_connection((host, port), timeout=5) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(3):
+            sock.sendall(request)
+            assert reader.readline().startswith(b"HTTP/1.1 200")
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            assert json.loads(reader.read(length)) == {"elem": []}
+
+
+def test_an_order_without_sok_orders_nothing(emulator):
+    params = order_params(emulator)
+    del params["sok"]
+    status, body = call(emulator, {"method": "POST", "path": "/billmgr", "http": "1.1", "encoding": "form"}, params)
+    assert status == 200 and ET.fromstring(body).find("id") is None and emulator.store.licenses() == []
+
+
+def test_unknown_paths_and_the_licctl_endpoint(emulator):
+    host, port = emulator.server.server_address[:2]
+    assert exchange((host, port), f"GET /nope HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())[0] == 404
+    assert urlsplit(emulator.url).path == "/billmgr"
