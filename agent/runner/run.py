@@ -237,8 +237,10 @@ def _read_standing(run: _Run, result: RunResult) -> None:
     if run.options.dry_run or not _uses_account(run) or result.status == "interrupted":
         return
     settings = [run.settings[host.name] for host in run.hosts]
+    licenses = [host.report.get("license") or {} for host in result.hosts]
+    orders = [(lic["edition"], lic["period"]) for lic in licenses if lic.get("action") == "ordered"]
     result.standing = read_standing(run.services, settings, [h.name for h in run.hosts], run.options.state_dir,
-                                    date.today())
+                                    date.today(), orders)
 
 
 def _read_account_credentials(run: _Run) -> None:

@@ -48,6 +48,8 @@ class AccountStanding:
     turnover: Decimal | None = None
     tier: int | None = None
     months_under: int | None = None
+    currency: str | None = None
+    ordered_list_total: Decimal | None = None  # list price of the licenses this run ordered
     problems: tuple[str, ...] = field(default_factory=tuple)  # what could not be read, masked
 
     def to_report(self) -> dict:
@@ -58,6 +60,8 @@ class AccountStanding:
             "turnover": None if self.turnover is None else str(self.turnover),
             "tier": self.tier,
             "months_under": self.months_under,
+            "currency": self.currency,
+            "ordered_list_total": None if self.ordered_list_total is None else str(self.ordered_list_total),
             "problems": list(self.problems),
         }
 
@@ -78,9 +82,11 @@ def expiring_licenses(licenses: Iterable, today: date, days: int = EXPIRY_WINDOW
 
 
 def read_standing(
-    services: RunServices, settings: Iterable[HostSettings], host_names: Iterable[str], state_dir, today: date
+    services: RunServices, settings: Iterable[HostSettings], host_names: Iterable[str], state_dir, today: date,
+    orders: Iterable[tuple[str, str]] = (),
 ) -> AccountStanding:
-    """Unconfirmed activations of the run's hosts, expiring licenses and this month's turnover."""
+    """Unconfirmed activations of the run's hosts, expiring licenses, this month's turnover, and the
+    list price of `orders` ((edition, period) of each license the run ordered)."""
     from agent.economics.program import load_program
     from agent.economics.turnover import turnover_report
 
@@ -89,14 +95,15 @@ def read_standing(
     problems: list[str] = []
     unconfirmed: list[Unconfirmed] = []
     expiring: dict[str, Expiring] = {}
-    report = None
+    report = program = None
     for location in dict.fromkeys(s.ledger_location(state_dir) for s in settings):
         try:
             ledger = services.ledger(location)
             unconfirmed += [Unconfirmed(a.host_name, a.license_id, a.attempts)
                             for a in ledger.activations(state="pending") if a.host_name in names]
             if report is None:
-                report = turnover_report(ledger, load_program(settings[0].program_location()), today)
+                program = load_program(settings[0].program_location())
+                report = turnover_report(ledger, program, today)
         except Exception as error:  # the database layer's own errors too: a run's outcome must survive them
             problems.append(mask(f"ledger: {error}"))
     accounts = {(s.partner.api_url, s.partner.credentials_file): s.partner for s in settings}
@@ -113,5 +120,14 @@ def read_standing(
         turnover=report.statement.turnover if report else None,
         tier=report.tier_now if report else None,
         months_under=report.months_under if report else None,
+        currency=program.currency if program else None,
+        ordered_list_total=_list_total(program, orders) if program else None,
         problems=tuple(problems),
     )
+
+
+def _list_total(program, orders: Iterable[tuple[str, str]]) -> Decimal | None:
+    try:
+        return sum((program.price(edition, period) for edition, period in orders), Decimal(0))
+    except (KeyError, LookupError, IspagentError):
+        return None
