@@ -38,14 +38,14 @@ class DailyTime:
 
 def parse_at(text: str) -> DailyTime:
     """`HH:MM` (24-hour) as a DailyTime; anything else is one InputError line."""
-    match = _AT.match(text.strip()) if isinstance(text, str) else None
+    match = _AT.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
         raise InputError(f"--at {text!r}: write the daily time as HH:MM, 24-hour (e.g. 02:30)")
     return DailyTime(int(match.group(1)), int(match.group(2)))
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InputError(f"--name {name!r}: use 1-48 lowercase letters, digits, '-' or '_', starting with a letter or digit")
     return name
 
@@ -102,7 +102,7 @@ def make_job(name: str, ispagent: Path, playbook: Path, inventory: Path, at: str
 def systemd_quote(word: str) -> str:
     """One word of an Exec*= or Environment= line, as systemd splits them (% and $ are its specifiers)."""
     escaped = word.replace("%", "%%").replace("$", "$$")
-    if _SYSTEMD_PLAIN.match(word):
+    if _SYSTEMD_PLAIN.fullmatch(word):
         return escaped
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
