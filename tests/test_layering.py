@@ -20,7 +20,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("agent.inventory", "agent.transport", "agent.partner", "agent.ledger", "agent.panel", "agent.installer",
      "agent.economics", "agent.hostsettings"),
     ("agent.licensing",),
-    ("agent.runner",),
+    ("agent.runner", "agent.scheduling"),
     ("agent.stepkit",),
     ("agent.steps",),
     ("agent.lab",),

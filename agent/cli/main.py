@@ -33,12 +33,14 @@ def cli() -> None:
 
     \b
     Exit codes: 0 all hosts ok, 1 some hosts failed, 2 bad usage or input,
-    3 run aborted (fail threshold or lock held), 130 interrupted.
+    3 run aborted (fail threshold or lock held), 4 activations not yet
+    confirmed by the partner account, 130 interrupted.
     """
 
 
 def _register_commands() -> None:
     from agent.cli import (
+        ansible_cmd,
         demo_cmd,
         forecast_cmd,
         inventory_cmd,
@@ -49,10 +51,12 @@ def _register_commands() -> None:
         reconcile_cmd,
         run_cmd,
         runs_cmd,
+        schedule_cmd,
         turnover_cmd,
     )
 
     cli.add_command(inventory_cmd.inventory)
+    inventory_cmd.inventory.add_command(ansible_cmd.from_ansible)
     cli.add_command(lab_cmd.lab)
     cli.add_command(run_cmd.run)
     cli.add_command(runs_cmd.runs)
@@ -60,6 +64,7 @@ def _register_commands() -> None:
     cli.add_command(licenses_cmd.licenses)
     cli.add_command(reconcile_cmd.reconcile)
     cli.add_command(plan_cmd.plan)
+    cli.add_command(schedule_cmd.schedule)
     for command in (turnover_cmd.turnover, forecast_cmd.forecast, ledger_cmd.ledger):
         cli.add_command(command)
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
-from agent.cli.progress import LiveProgress, PlainProgress, print_summary
-from agent.errors import InputError
+from agent.cli.run_output import make_progress, print_run_end
+from agent.errors import InputError, IspagentError
 from agent.statedir import default_state_dir
+
+FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -22,53 +24,52 @@ def _interrupt_on_sigterm() -> None:
 
 
 @click.command()
-@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path), help="Inventory YAML file.")
+@click.argument("playbook", type=FILE, required=False)
+@click.option("-i", "--inventory", type=FILE, help="Inventory YAML file.")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish run RUN_ID: only what did not finish is run again.")
 @click.option("-l", "--limit", help="Only these hosts: names, group names or globs, comma-separated.")
 @click.option("-f", "--forks", type=click.IntRange(1, 1000), default=50, show_default=True, help="Hosts worked on at once.")
 @click.option("--batch-size", metavar="N|N%", help="Rolling batches of N hosts (or N% of them); the next batch starts when one is done.")
-@click.option(
-    "--max-fail-percent",
-    type=click.FloatRange(0, 100),
-    help="Abort (exit 3) when, after a batch, more than this share of hosts failed or was unreachable.",
-)
+@click.option("--max-fail-percent", type=click.FloatRange(0, 100),
+              help="Abort (exit 3) when, after a batch, more than this share of hosts failed or was unreachable.")
 @click.option("--dry-run", is_flag=True, help="Each step says what it would do; nothing on the hosts changes.")
-@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON run report here.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@click.option("--only-drifted", is_flag=True,
+              help="Audit every host with the playbook's read-only steps first; run the rest only where the audit is not clean.")
+@click.option("--report-json", type=FILE, help="Write the JSON run report here.")
+@click.option("--junit", type=FILE, help="Write a JUnit XML report here.")
+@click.option("--report-html", type=FILE, help="Write a self-contained HTML run report here.")
+@click.option("--metrics-file", type=FILE, help="Write Prometheus textfile metrics here (also when the run fails).")
 @click.option("--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file (default: the inventory's ssh.known_hosts).")
-@click.option(
-    "--host-key-policy",
-    type=click.Choice(["strict", "accept-new"]),
-    help="strict (default): unknown or changed host keys are refused; accept-new: record unknown ones.",
-)
+@click.option("--host-key-policy", type=click.Choice(["strict", "accept-new"]),
+              help="strict (default): unknown or changed host keys are refused; accept-new: record unknown ones.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config to honour (default ~/.ssh/config).")
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).",
-)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).")
 @click.option("-v", "--verbose", is_flag=True, help="Show remote commands and their output (secrets masked).")
-def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_percent, dry_run, report_json, junit,
-        known_hosts, host_key_policy, ssh_config, state_dir, verbose) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary (for cron mail); the run id still goes to stderr.")
+def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_percent, dry_run, only_drifted, report_json,
+        junit, report_html, metrics_file, known_hosts, host_key_policy, ssh_config, state_dir, verbose, quiet) -> None:
     """Run PLAYBOOK over the hosts of an inventory, or --resume an earlier run.
 
     \b
-    Every step result is journaled as it happens; the run id is printed first.
-    If the run is killed, `ispagent run --resume RUN_ID` finishes it: hosts that
-    ended ok are left alone and finished steps are not redone.
+    Every step result is journaled as it happens; the run id is printed first
+    (on stderr too when stdout is not a terminal). If the run is killed,
+    `ispagent run --resume RUN_ID` finishes it: hosts that ended ok are left
+    alone and finished steps are not redone.
 
     \b
     Exit codes: 0 all hosts ok, 1 some hosts failed or unreachable, 2 bad usage
-    or input, 3 aborted (fail threshold, or another run holds the lock), 130 interrupted.
+    or input, 3 aborted (fail threshold, or another run holds the lock), 4 all
+    hosts ok but some activations are not yet confirmed by the partner account
+    (the next run retries them), 130 interrupted.
     """
-    from agent.runner.report import write_junit, write_report
     from agent.runner.run import RunOptions, resume_run, start_run
 
     state_dir = state_dir or default_state_dir()
-    progress = LiveProgress(show_diffs=dry_run) if sys.stdout.isatty() and not verbose else PlainProgress(show_diffs=dry_run)
+    progress = make_progress(quiet, verbose, dry_run)
     echo = (lambda host, line: click.echo(f"{host}: {line}")) if verbose else None
     _interrupt_on_sigterm()
+    result, failure_code = None, 1
     try:
         if resume_id:
             if playbook or inventory:
@@ -80,16 +81,36 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
             options = RunOptions(
                 state_dir=state_dir, forks=forks, batch_size=batch_size, max_fail_percent=max_fail_percent,
                 limit=limit, dry_run=dry_run, ssh_config=ssh_config, known_hosts=known_hosts,
-                host_key_policy=host_key_policy,
+                host_key_policy=host_key_policy, only_drifted=only_drifted,
             )
             result = start_run(playbook, inventory, options, progress, echo)
+    except IspagentError as error:
+        failure_code = error.exit_code
+        raise
+    except KeyboardInterrupt:
+        failure_code = 130
+        raise
     finally:
         progress.close()
+        if metrics_file:
+            from agent.runner.metrics import write_metrics
+
+            write_metrics(metrics_file, result, exit_code=result.exit_code if result else failure_code)
+    _write_reports(result, report_json, junit, report_html)
+    print_run_end(result, quiet)
+    if result.status != "finished" or result.exit_code == 1:
+        click.echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
+    sys.exit(result.exit_code)
+
+
+def _write_reports(result, report_json: Path | None, junit: Path | None, report_html: Path | None) -> None:
+    from agent.runner.report import write_junit, write_report
+
     if report_json:
         write_report(report_json, result)
     if junit:
         write_junit(junit, result)
-    print_summary(result)
-    if result.status != "finished" or result.exit_code:
-        click.echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
-    sys.exit(result.exit_code)
+    if report_html:
+        from agent.runner.htmlreport import write_html
+
+        write_html(report_html, result)

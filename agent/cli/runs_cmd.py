@@ -1,4 +1,4 @@
-"""`ispagent runs`: the journaled runs, to find the one to --resume."""
+"""`ispagent runs`: the journaled runs, to find the one to --resume; `runs prune` removes old ones."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ import click
 from agent.runner.journal import list_runs
 from agent.statedir import default_state_dir
 
+STATE_DIR = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                         help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).")
 
-@click.command()
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).")
+
+@click.group(invoke_without_command=True)
+@STATE_DIR
 @click.option("-n", "--last", type=click.IntRange(1), default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-def runs(state_dir: Path | None, last: int, as_json: bool) -> None:
+@click.pass_context
+def runs(ctx: click.Context, state_dir: Path | None, last: int, as_json: bool) -> None:
     """List journaled runs, newest first: id, status, playbook, hosts.
 
     A run whose status is `running` but whose process is gone was killed: finish it with
-    `ispagent run --resume RUN_ID`.
+    `ispagent run --resume RUN_ID`. `ispagent runs prune` removes old journals.
     """
+    if ctx.invoked_subcommand:
+        return
     records = list_runs(state_dir or default_state_dir())[:last]
     if as_json:
         click.echo(json.dumps([record.__dict__ for record in records], indent=2))
@@ -34,3 +39,30 @@ def runs(state_dir: Path | None, last: int, as_json: bool) -> None:
         resumed = f" (resumed {len(record.resumed_at)}x)" if record.resumed_at else ""
         click.echo(f"{record.run_id:<23}  {record.status:<11}  {record.started_at:<25}  {len(record.hosts):>5}  "
                    f"{Path(record.playbook).name}{resumed}")
+
+
+@runs.command()
+@STATE_DIR
+@click.option("--keep", type=click.IntRange(0), metavar="N", help="Keep the newest N runs.")
+@click.option("--older-than", type=click.FloatRange(0), metavar="DAYS", help="Remove runs started more than DAYS ago.")
+@click.option("--include-resumable", is_flag=True,
+              help="Also remove runs that `run --resume` could still finish (never one whose process is alive).")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def prune(state_dir: Path | None, keep: int | None, older_than: float | None, include_resumable: bool,
+          dry_run: bool) -> None:
+    """Remove old run journals: beyond the newest --keep N, and/or older than --older-than DAYS.
+
+    Runs that can still be resumed (interrupted, aborted, hosts failed, killed) are kept unless
+    --include-resumable; a run whose process is still alive is always kept.
+    """
+    from agent.runner.retention import prune_runs
+
+    result = prune_runs(state_dir or default_state_dir(), keep=keep, older_than_days=older_than,
+                        include_resumable=include_resumable, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(result.removed)} run(s), {result.freed_bytes / 1e6:.1f} MB")
+    if result.kept_resumable:
+        click.echo(f"kept {len(result.kept_resumable)} resumable run(s) (--include-resumable removes them): "
+                   f"{', '.join(result.kept_resumable)}")
+    if result.kept_running:
+        click.echo(f"kept {len(result.kept_running)} running run(s): {', '.join(result.kept_running)}")

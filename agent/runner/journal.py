@@ -55,6 +55,8 @@ class RunRecord:
     finished_at: str | None = None
     reason: str | None = None
     resumed_at: list[str] = field(default_factory=list)
+    pid: int | None = None  # of the process running it now (or last): a live one is never pruned
+    summary: dict[str, int] | None = None  # hosts by status once it ended: failed ones make it resumable
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:

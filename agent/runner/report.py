@@ -31,6 +31,7 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "status": result.status,
         "reason": result.reason,
         "summary": summary,
+        **({"account": result.standing.to_report()} if result.standing else {}),
         "hosts": [
             {
                 "name": host.name,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +19,9 @@ from agent.runner.journal import InventoryLock, Journal, RunRecord, file_sha256,
 from agent.runner.playbook import Playbook, PlaybookStep, load_playbook
 from agent.runner.batches import batches, failed_percent, parse_batch_size, threshold_exceeded
 from agent.runner.context import HostContext
+from agent.runner.drift import as_finding, audit_host, audit_id, audit_steps, interrupted_changes, unconfirmed_activations
 from agent.runner.services import RunServices
+from agent.runner.standing import AccountStanding, read_standing
 from agent.runner.events import (
     BatchFinished,
     HostFinished,
@@ -36,6 +40,9 @@ from agent.transport.ssh import ConnectionFactory
 
 FAILED_STATUSES = ("failed", "unreachable")
 DONE_STATUSES = ("ok", "changed")
+# Every host ok, but the partner account has not confirmed some activations yet (the next run's
+# report step retries them): an unattended job must not read this as plain success.
+EXIT_UNCONFIRMED = 4
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class RunOptions:
     ssh_config: str | None = None
     known_hosts: str | None = None
     host_key_policy: str | None = None
+    only_drifted: bool = False  # audit every host read-only first; change only those that drifted
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)
@@ -67,6 +75,7 @@ class RunResult:
     finished_at: str | None = None
     status: str = "finished"  # finished | aborted | interrupted
     reason: str | None = None
+    standing: AccountStanding | None = None  # ledger and account after the run (playbooks that use the account)
 
     def count(self, status: str) -> int:
         return sum(1 for host in self.hosts if host.status == status)
@@ -77,8 +86,13 @@ class RunResult:
             return 130
         if self.status == "aborted":
             return RunAborted.exit_code
-        # A finished run leaves no host skipped: one that was is as unfinished as a failed one.
-        return 1 if any(h.status in (*FAILED_STATUSES, "skipped") for h in self.hosts) else 0
+        if any(h.status in (*FAILED_STATUSES, "skipped") for h in self.hosts):
+            return 1  # a finished run leaves no host skipped: one that was is as unfinished as a failed one
+        return EXIT_UNCONFIRMED if self.standing and self.standing.unconfirmed else 0
+
+    def drifted(self) -> list[HostOutcome]:
+        """Hosts a drift-only run found drifted (and so ran the whole playbook on)."""
+        return [host for host in self.hosts if (host.report.get("drift") or {}).get("drifted")]
 
 
 Echo = Callable[[str, str], None]  # (host name, masked log line) for -v
@@ -123,6 +137,7 @@ def start_run(
         hosts=[h.name for h in hosts],
         options=options.to_json(),
         started_at=utc_now(),
+        pid=os.getpid(),
     )
     settings = host_settings(playbook, inventory, hosts)
     run = _Run(record, playbook, inventory, hosts, options, Journal(options.state_dir, run_id), listener, echo, settings)
@@ -151,7 +166,7 @@ def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo |
             f"{record.inventory}: host(s) {', '.join(missing)} of run {run_id} are no longer in the inventory"
         )
     record.resumed_at.append(utc_now())
-    record.status, record.finished_at, record.reason = "running", None, None
+    record.status, record.finished_at, record.reason, record.pid = "running", None, None, os.getpid()
     hosts = [known[name] for name in record.hosts]
     settings = host_settings(playbook, inventory, hosts)
     run = _Run(record, playbook, inventory, hosts, options, journal, listener, echo, settings)
@@ -203,7 +218,7 @@ def _execute(run: _Run, *, resumed: bool) -> RunResult:
         if not run.options.dry_run:  # a dry run changes nothing: it may overlap a real one
             cleanup.enter_context(InventoryLock(run.options.state_dir, Path(run.record.inventory), run.record.run_id))
         cleanup.callback(run.services.close)
-        if any(planned.type.uses_account for planned in run.playbook.steps):
+        if _uses_account(run):
             _read_account_credentials(run)
         run.factory = ConnectionFactory(run.inventory.ssh)
         cleanup.callback(run.factory.close)
@@ -212,6 +227,20 @@ def _execute(run: _Run, *, resumed: bool) -> RunResult:
         cleanup.callback(run.journal.close)
         _execute_hosts(run, result, resumed)
     return result
+
+
+def _uses_account(run: _Run) -> bool:
+    return any(planned.type.uses_account for planned in run.playbook.steps)
+
+
+def _read_standing(run: _Run, result: RunResult) -> None:
+    if run.options.dry_run or not _uses_account(run) or result.status == "interrupted":
+        return
+    settings = [run.settings[host.name] for host in run.hosts]
+    licenses = [host.report.get("license") or {} for host in result.hosts]
+    orders = [(lic["edition"], lic["period"]) for lic in licenses if lic.get("action") == "ordered"]
+    result.standing = read_standing(run.services, settings, [h.name for h in run.hosts], run.options.state_dir,
+                                    date.today(), orders)
 
 
 def _read_account_credentials(run: _Run) -> None:
@@ -236,6 +265,8 @@ def _execute_hosts(run: _Run, result: RunResult, resumed: bool) -> None:
                 outcomes[host.name] = _outcome_from_journal(host, finished, finished_steps[host.name])
         todo = [h for h in run.hosts if h.name not in outcomes]
         _run_batches(run, todo, finished_steps, outcomes, result)
+        result.hosts = [outcomes.get(h.name) or _not_run(h, result.reason) for h in run.hosts]
+        _read_standing(run, result)
     except KeyboardInterrupt:
         result.status, result.reason = "interrupted", "interrupted by signal"
     finally:
@@ -243,6 +274,7 @@ def _execute_hosts(run: _Run, result: RunResult, resumed: bool) -> None:
         result.finished_at = utc_now()
         listener(RunFinished(result.status, result.reason))
         run.record.status, run.record.finished_at, run.record.reason = result.status, result.finished_at, result.reason
+        run.record.summary = {status: result.count(status) for status in ("ok", "changed", *FAILED_STATUSES, "skipped")}
         run.journal.write_record(run.record)
 
 
@@ -323,6 +355,12 @@ def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutc
         vars={**run.playbook.vars, **host.vars},
     )
     try:
+        if run.options.only_drifted:
+            audit = _audit(run, context, carried)
+            records += audit.records
+            context.report["drift"] = audit.to_report()
+            if not audit.drifted:
+                return _finish(run, _outcome(context, "ok", records, None))
         for planned in run.playbook.steps:
             previous = carried.get(planned.id)
             if previous and previous.status != "failed" and not planned.type.rerun_on_resume:
@@ -360,14 +398,24 @@ def _run_host_guarded(run: _Run, host: Host, carried: dict[str, StepRecord]) -> 
         return _finish(run, HostOutcome(host.name, host.address, "failed", (), mask(message)))
 
 
-def _run_step(run: _Run, context: HostContext, planned: PlaybookStep) -> StepRecord:
-    run.listener(StepStarted(context.host.name, planned.id))
+def _audit(run: _Run, context: HostContext, carried: dict[str, StepRecord]):
+    """The read-only pass of a drift-only run on one host (see agent/runner/drift.py)."""
+    known = interrupted_changes(run.playbook, carried)
+    if _uses_account(run) and not run.options.dry_run:
+        ledger = run.services.ledger(context.settings.ledger_location(run.options.state_dir))
+        known += unconfirmed_activations(ledger, context.host.name)
+    return audit_host(audit_steps(run.playbook), lambda planned: _run_step(run, context, planned, audit=True), known)
+
+
+def _run_step(run: _Run, context: HostContext, planned: PlaybookStep, audit: bool = False) -> StepRecord:
+    step_id = audit_id(planned) if audit else planned.id
+    run.listener(StepStarted(context.host.name, step_id))
     started = time.monotonic()
     try:
         result = planned.type.function(context, planned.params)
         status, message, data = result.status, result.message, result.data
     except HostUnreachable as error:
-        record = StepRecord(planned.id, "failed", False, time.monotonic() - started, mask(str(error)))
+        record = StepRecord(step_id, "failed", False, time.monotonic() - started, mask(str(error)))
         run.listener(StepFinished(context.host.name, record))
         raise
     except IspagentError as error:
@@ -375,7 +423,9 @@ def _run_step(run: _Run, context: HostContext, planned: PlaybookStep) -> StepRec
     except Exception as error:  # a bug in a step must stop this host only, and say where to look
         context.log.write("!", traceback.format_exc())
         status, message, data = "failed", f"internal error {type(error).__name__}: {error} (traceback in the host log)", {}
-    record = StepRecord(planned.id, status, status == "changed", time.monotonic() - started, mask(message), data)
+    record = StepRecord(step_id, status, status == "changed", time.monotonic() - started, mask(message), data)
+    if audit:
+        record = as_finding(record)
     run.listener(StepFinished(context.host.name, record))
     return record
 
