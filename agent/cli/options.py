@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 
 from agent.errors import InputError
-from agent.secrets import mask
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -49,10 +48,6 @@ def _stacked(options: list):
 partner_options = _stacked(_PARTNER)
 economics_options = _stacked(_ECONOMICS)
 fleet_options = _stacked(_FLEET)
-
-
-def echo(text: str = "") -> None:
-    click.echo(mask(text))
 
 
 def money(value) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agent.cli.output import echo
 from agent.cli.progress import LiveProgress, PlainProgress, print_summary
 from agent.errors import InputError
 from agent.statedir import default_state_dir
@@ -67,13 +68,13 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
 
     state_dir = state_dir or default_state_dir()
     progress = LiveProgress(show_diffs=dry_run) if sys.stdout.isatty() and not verbose else PlainProgress(show_diffs=dry_run)
-    echo = (lambda host, line: click.echo(f"{host}: {line}")) if verbose else None
+    echo_remote = (lambda host, line: echo(f"{host}: {line}")) if verbose else None
     _interrupt_on_sigterm()
     try:
         if resume_id:
             if playbook or inventory:
                 raise InputError("--resume takes the playbook and inventory from the run's journal; give neither")
-            result = resume_run(resume_id, state_dir, progress, echo)
+            result = resume_run(resume_id, state_dir, progress, echo_remote)
         else:
             if not playbook or not inventory:
                 raise InputError("give a PLAYBOOK and -i INVENTORY (or --resume RUN_ID); see ispagent run --help")
@@ -82,7 +83,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
                 limit=limit, dry_run=dry_run, ssh_config=ssh_config, known_hosts=known_hosts,
                 host_key_policy=host_key_policy,
             )
-            result = start_run(playbook, inventory, options, progress, echo)
+            result = start_run(playbook, inventory, options, progress, echo_remote)
     finally:
         progress.close()
     if report_json:
@@ -91,5 +92,5 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
         write_junit(junit, result)
     print_summary(result)
     if result.status != "finished" or result.exit_code:
-        click.echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
+        echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
     sys.exit(result.exit_code)
