@@ -20,6 +20,7 @@ from agent.errors import InputError, did_you_mean
 from agent.installer.settings import INSTALL_KEYS, InstallSettings, check_install_var, read_install_settings
 from agent.inventory.model import Secret
 from agent.partner.settings import PARTNER_KEYS, PartnerVars, partner_vars
+from agent.secrets import shown
 
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
 PROGRAM_KEYS: tuple[str, ...] = ("program_file",)
@@ -69,11 +70,11 @@ def unknown_var_problem(key: str) -> str | None:
         return None
     hint = did_you_mean(key, SETTING_KEYS, cutoff=0.85)
     if hint:
-        return f"'{key}' is not a setting ispagent knows; {hint}"
+        return f"{shown(key)} is not a setting ispagent knows; {hint}"
     if key.startswith(RESERVED_PREFIXES):
         prefix = next(p for p in RESERVED_PREFIXES if key.startswith(p))
         known = sorted(k for k in SETTING_KEYS if k.startswith(prefix))
-        return f"'{key}' is not a setting ispagent knows; {prefix}* settings are: {', '.join(known)}"
+        return f"{shown(key)} is not a setting ispagent knows; {prefix}* settings are: {', '.join(known)}"
     return None
 
 
@@ -97,7 +98,7 @@ def _check_value(key: str, value: Any) -> None:
     elif key in _PATH_KEYS or key == "ledger_url":
         _text(key, value)
     elif key == "period" and value not in PERIODS:
-        raise InputError(f"var 'period': '{value}' is not one of {', '.join(PERIODS)}")
+        raise InputError(f"var 'period': {shown(value)} is not one of {', '.join(PERIODS)}")
 
 
 def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
@@ -107,7 +108,7 @@ def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
     """
     period = vars.get("period", "monthly")
     if period not in PERIODS:
-        raise InputError(f"var 'period': '{period}' is not one of {', '.join(PERIODS)}")
+        raise InputError(f"var 'period': {shown(period)} is not one of {', '.join(PERIODS)}")
     install = read_install_settings(vars)
     activation_key = vars.get("activation_key")
     return HostSettings(
@@ -129,7 +130,7 @@ def _text(key: str, value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise InputError(f"var '{key}': expected a non-empty string, got {type(value).__name__} {str(value)[:40]!r}")
+        raise InputError(f"var '{key}': expected a non-empty string, got {type(value).__name__} {shown(value, 40)}")
     if key == "ledger_url" and "://" not in value:
         raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:PASSWORD@HOST/DB")
     return value

@@ -94,12 +94,13 @@ def masked(data: Any) -> Any:
 
 
 def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
-    """`value` quoted as a message may echo it: masked, escaped, on one line, at most `limit` characters."""
+    """`value` as a message may echo it: masked, escaped, on one line, at most `limit` characters,
+    and quoted when it is text (`'lte'`; a number reads as itself: `644`)."""
     text = _SECRET_FIELD.sub(lambda match: match["head"] + MASK, mask(str(value)))
     escaped = printable(text, one_line=True, backslashes=True)
     if len(escaped) > limit:
         escaped = escaped[: limit - 1] + "…"
-    return f"'{escaped}'"
+    return f"'{escaped}'" if isinstance(value, str) else escaped
 
 
 def printable(text: str, *, one_line: bool = False, backslashes: bool = False) -> str:

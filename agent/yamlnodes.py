@@ -23,6 +23,7 @@ import yaml
 
 from agent.errors import InputError, did_you_mean
 from agent.inputfile import read_input_file
+from agent.secrets import SECRET_FIELDS, register_secret, shown
 
 MAX_DEPTH = 100
 MAX_ALIASED_VALUES = 100_000
@@ -70,6 +71,7 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> LocatedNode:
         raise located_error(error, source, 1, "", f"YAML error: {problem}") from None
     if root is None:
         return LocatedNode(_null_node(yaml.Mark(source, 0, 0, 0, None, None)), "", source, 1, error)
+    _register_secret_fields(root)
     return LocatedNode(root, "", source, _line(root), error)
 
 
@@ -127,7 +129,7 @@ class LocatedNode:
             return "a mapping"
         if self.is_null:
             return "nothing"
-        return repr(self.node.value)
+        return shown(self.node.value)
 
     def mapping(self, allowed: Collection[str] | None = None, *, entry: str = "key") -> dict[str, LocatedNode]:
         """The entries of a mapping (empty for a null value), checked for duplicates and unknown keys.
@@ -227,7 +229,7 @@ class LocatedNode:
             if key in written:
                 first = _line(written[key][0])
                 raise self.child(key, key_node, key_node).error(
-                    f"{entry} '{key}' is defined twice (first on line {first})",
+                    f"{entry} {shown(key)} is defined twice (first on line {first})",
                     "remove or rename one (YAML alone would silently keep the last)",
                 )
             written[key] = (key_node, value_node)
@@ -331,6 +333,22 @@ class _GuardedLoader(yaml.SafeLoader):
             problem = f"aliases expand to more than {MAX_ALIASED_VALUES} values"
             raise _Refused(event.start_mark, problem, "write the values out, or alias fewer or smaller ones")
         return node
+
+
+def _register_secret_fields(root: yaml.Node) -> None:
+    """Register the text under every secret key (activation_key, password...) before anything is checked:
+    an error about another part of the file, even one that quotes the key pasted in the wrong place, masks it."""
+    pending, seen = [root], set()
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode) and key.value.lower() in SECRET_FIELDS:
+                    register_secret(value.value)
+        pending.extend(_children(node))
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -9,6 +9,7 @@ from agent.cli.options import economics_context, economics_options, money
 from agent.cli.output import echo, echo_json
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import InputError
+from agent.secrets import shown
 
 
 @click.command()
@@ -48,5 +49,5 @@ def _rate(text: str | None) -> int | None:
         return None
     number = text.strip().removesuffix("/month")
     if not number.isdigit():
-        raise InputError(f"--rate '{text}': write a whole number of licenses a month, e.g. --rate 20")
+        raise InputError(f"--rate {shown(text)}: write a whole number of licenses a month, e.g. --rate 20")
     return int(number)

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from agent.errors import InputError
+from agent.secrets import shown
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -108,5 +109,5 @@ def economics_context(inventory, ledger_at, program_file, today):
     try:
         day = date.fromisoformat(today) if today else date.today()
     except ValueError:
-        raise InputError(f"--today '{today}': write YYYY-MM-DD") from None
+        raise InputError(f"--today {shown(today)}: write YYYY-MM-DD") from None
     return ledger, program, day

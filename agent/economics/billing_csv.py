@@ -16,6 +16,7 @@ from agent.editions import EDITIONS, PERIODS
 from agent.errors import BillingFileError
 from agent.inputfile import read_input_file
 from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger
+from agent.secrets import shown
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
 MAX_ERRORS_LISTED = 5
@@ -29,7 +30,7 @@ def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = N
         raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
     header = [cell.strip().lower() for cell in rows[0]]
     if tuple(header) != COLUMNS:
-        raise BillingFileError(f"{path}:1: header is '{','.join(rows[0])}'; write it as {','.join(COLUMNS)}")
+        raise BillingFileError(f"{path}:1: header is {shown(','.join(rows[0]))}; write it as {','.join(COLUMNS)}")
     events, errors = [], []
     for number, cells in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in cells):
@@ -60,7 +61,7 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
         raise ValueError(f"date {on} is in the future; the ledger holds what happened")
     kind = kind.lower()
     if kind not in BILLING_KINDS:
-        raise ValueError(f"kind '{kind}' is not one of {', '.join(BILLING_KINDS)}")
+        raise ValueError(f"kind {shown(kind)} is not one of {', '.join(BILLING_KINDS)}")
     if kind == "payment":
         return BillingEvent(on, kind, "", None, None, _price(price, required=True), line)
     if not license_id:
@@ -68,10 +69,10 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
     edition, period = edition.lower() or None, period.lower() or None
     if kind != "deactivation" or edition:
         if edition not in EDITIONS:
-            raise ValueError(f"edition '{edition or ''}' is not one of {', '.join(EDITIONS)}")
+            raise ValueError(f"edition {shown(edition or '')} is not one of {', '.join(EDITIONS)}")
     if kind != "deactivation" or period:
         if period not in PERIODS:
-            raise ValueError(f"period '{period or ''}' is not one of {', '.join(PERIODS)}")
+            raise ValueError(f"period {shown(period or '')} is not one of {', '.join(PERIODS)}")
     return BillingEvent(on, kind, license_id, edition, period, _price(price, required=False), line)
 
 

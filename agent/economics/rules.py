@@ -14,6 +14,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from agent.economics.program import Program
 from agent.errors import InputError
+from agent.secrets import shown
 
 CENT = Decimal("0.01")
 KIND_ORDER = {"renewal": 0, "activation": 1}  # on one day, automatic renewals run before the day's orders
@@ -28,7 +29,7 @@ class Month:
     def parse(cls, text: str, option: str = "--month") -> Month:
         match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
         if not match or not 1 <= int(match.group(2)) <= 12:
-            raise InputError(f"{option} '{text}': not a month; write YYYY-MM, e.g. 2026-11")
+            raise InputError(f"{option} {shown(text)}: not a month; write YYYY-MM, e.g. 2026-11")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from agent.errors import InputError, did_you_mean
+from agent.secrets import shown
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Inventory:
     def _no_match_message(self, pattern: str) -> str:
         names = [h.name for h in self.hosts] + list(self.groups)
         fix = did_you_mean(pattern, names) or "run `ispagent inventory check` to list hosts and groups"
-        return f"limit pattern '{pattern}' matches no host or group in {self.path}; {fix}"
+        return f"limit pattern {shown(pattern)} matches no host or group in {self.path}; {fix}"
 
 
 SECRET_VARS: tuple[str, ...] = ("activation_key",)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from agent.editions import EDITIONS
 from agent.errors import PartnerConfigError
-from agent.secrets import register_secret
+from agent.secrets import register_secret, shown
 
 AUTHINFO_ENV = "ISPAGENT_PARTNER_AUTHINFO"
 REGION_URLS = {
@@ -90,7 +90,7 @@ def partner_vars(vars: Mapping[str, Any]) -> PartnerVars:
     """PartnerVars from a host's vars (no file is read); a bad value is a one-line PartnerConfigError."""
     output = str(vars.get("partner_output", "bjson"))
     if output not in ("bjson", "xml"):
-        raise PartnerConfigError(f"partner_output: '{output}' is not one of bjson, xml")
+        raise PartnerConfigError(f"partner_output: {shown(output)} is not one of bjson, xml")
     credentials = vars.get("partner_credentials_file")
     if credentials is not None and not isinstance(credentials, str):
         raise PartnerConfigError("partner_credentials_file: expected the path of a file holding user:password")
@@ -116,14 +116,14 @@ def _api_url(vars: Mapping[str, Any]) -> str:
     if url is None:
         region = str(vars.get("partner_region", "eu"))
         if region not in REGION_URLS:
-            raise PartnerConfigError(f"partner_region: '{region}' is not one of {', '.join(REGION_URLS)}; or set partner_api_url")
+            raise PartnerConfigError(f"partner_region: {shown(region)} is not one of {', '.join(REGION_URLS)}; or set partner_api_url")
         return REGION_URLS[region]
     parts = urlsplit(str(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PartnerConfigError(f"partner_api_url: '{url}' is not an http(s) URL")
+        raise PartnerConfigError(f"partner_api_url: {shown(url)} is not an http(s) URL")
     if parts.scheme == "http" and not _local(parts.hostname):
         # authinfo travels in every request: plain HTTP only to the lab or this machine.
-        raise PartnerConfigError(f"partner_api_url: '{url}' is plain http to a public host; use https")
+        raise PartnerConfigError(f"partner_api_url: {shown(url)} is plain http to a public host; use https")
     return str(url).rstrip("/")
 
 
@@ -176,9 +176,9 @@ def _pricelists(value: Any) -> dict[str, str]:
     result = dict(DEFAULT_PRICELISTS)
     for edition, pricelist in value.items():
         if edition not in EDITIONS:
-            raise PartnerConfigError(f"pricelists: '{edition}' is not one of {', '.join(EDITIONS)}")
+            raise PartnerConfigError(f"pricelists: {shown(edition)} is not one of {', '.join(EDITIONS)}")
         if not str(pricelist).isdigit():
-            raise PartnerConfigError(f"pricelists.{edition}: '{pricelist}' is not a numeric tariff id")
+            raise PartnerConfigError(f"pricelists.{edition}: {shown(pricelist)} is not a numeric tariff id")
         result[edition] = str(pricelist)
     return result
 
@@ -190,12 +190,12 @@ def _positive(vars: Mapping[str, Any], key: str, default: float) -> float:
     except (TypeError, ValueError):
         number = -1.0
     if number <= 0:
-        raise PartnerConfigError(f"{key}: '{value}' is not a positive number of seconds")
+        raise PartnerConfigError(f"{key}: {shown(value)} is not a positive number of seconds")
     return number
 
 
 def _boolean(vars: Mapping[str, Any], key: str) -> bool:
     value = vars.get(key, False)
     if not isinstance(value, bool):
-        raise PartnerConfigError(f"{key}: '{value}' is not true or false")
+        raise PartnerConfigError(f"{key}: {shown(value)} is not true or false")
     return value

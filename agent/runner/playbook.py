@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from agent.errors import PlaybookError, did_you_mean
 from agent.runner.context import find_local_file
 from agent.runner.registry import StepParams, StepType, load_steps
+from agent.secrets import shown
 from agent.yamlnodes import LocatedNode, read_yaml_file
 
 _TOP_KEYS = ("name", "description", "vars", "steps")
@@ -94,7 +95,7 @@ def _parse_step(item: LocatedNode, fields: dict[str, LocatedNode], known: dict[s
     name = names[0]
     if name not in known:
         raise fields[name].error(
-            f"unknown step '{name}'{_did_you_mean(name, known)}", f"known steps: {', '.join(sorted(known))}"
+            f"unknown step {shown(name)}{_did_you_mean(name, known)}", f"known steps: {', '.join(sorted(known))}"
         )
     step_type = known[name]
     params = _parse_params(fields[name], step_type)
@@ -120,7 +121,7 @@ def _check_local_files(item: LocatedNode, path: Path, step: PlaybookStep) -> Non
     dirs = source_dirs_of(path)
     for name, src in step.params.local_files().items():
         if find_local_file(dirs, src) is None:
-            raise item.at(step.type.name, name).error(f"no file '{src}' in {' or '.join(str(d) for d in dirs)}")
+            raise item.at(step.type.name, name).error(f"no file {shown(src)} in {' or '.join(str(d) for d in dirs)}")
 
 
 def _explain(problem: dict, step_type: StepType) -> str:
@@ -134,7 +135,7 @@ def _explain(problem: dict, step_type: StepType) -> str:
     if problem["type"] == "missing":
         return f"required parameter of step '{step_type.name}' is missing"
     message = problem["msg"].removeprefix("Value error, ")
-    return f"{message} (got {problem['input']!r})" if "input" in problem and not isinstance(problem["input"], dict) else message
+    return f"{message} (got {shown(problem['input'])})" if "input" in problem and not isinstance(problem["input"], dict) else message
 
 
 def _did_you_mean(word: object, choices) -> str:
