@@ -20,7 +20,7 @@ from agent.errors import InputError, did_you_mean
 from agent.installer.settings import INSTALL_KEYS, InstallSettings, check_install_var, read_install_settings
 from agent.inventory.model import Secret
 from agent.partner.settings import PARTNER_KEYS, PartnerVars, partner_vars
-from agent.secrets import shown
+from agent.secrets import register_url_password, shown
 
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
 PROGRAM_KEYS: tuple[str, ...] = ("program_file",)
@@ -131,8 +131,10 @@ def _text(key: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"var '{key}': expected a non-empty string, got {type(value).__name__} {shown(value, 40)}")
-    if key == "ledger_url" and "://" not in value:
-        raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:PASSWORD@HOST/DB")
+    if key == "ledger_url":
+        register_url_password(value)
+        if "://" not in value:
+            raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:PASSWORD@HOST/DB")
     return value
 
 

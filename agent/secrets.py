@@ -21,7 +21,7 @@ import re
 import threading
 import unicodedata
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 MASK = "***"
 _MIN_LENGTH = 4  # masking "a" or "1" everywhere would garble output and protect nothing
@@ -58,6 +58,16 @@ def register_secret(value: object) -> None:
         _secrets.update(forms)
         # Longest first, so a secret that contains another is masked whole.
         _ordered = tuple(sorted(_secrets, key=len, reverse=True))
+
+
+def register_url_password(url: str) -> None:
+    """Register the password of `url` (as written and percent-decoded): an error that quotes it
+    outside the URL, as a database driver may, still masks it."""
+    match = _URL_PASSWORD.search(url)
+    if match:
+        password = match[0][len(match["head"]) : -1]
+        register_secret(password)
+        register_secret(unquote(password))
 
 
 def _forms(text: str) -> set[str]:

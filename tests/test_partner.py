@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -191,3 +192,39 @@ def test_emulator_writes_private_credentials_and_takes_faults_from_its_settings_
     client = _client(emulator)
     with pytest.raises(PartnerTransient, match="HTTP 503"):
         client.list()
+
+
+def test_credentials_in_the_api_url_are_used_and_never_kept_in_the_url(monkeypatch):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    settings = settings_from_vars({"partner_api_url": "https://reseller%40example.com:Url-pw%2F77@api.example.com/billmgr"})
+    assert (settings.user, settings.password) == ("reseller@example.com", "Url-pw/77")
+    assert settings.api_url == "https://api.example.com/billmgr" and "Url-pw" not in repr(settings)
+    assert mask("password Url-pw/77 and Url-pw%2F77") == "password *** and ***"
+
+
+def test_credentials_in_the_api_url_and_a_credentials_file_are_refused_together(monkeypatch):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    vars = {"partner_api_url": "https://u:Url-pw-77@api.example.com/billmgr", "partner_credentials_file": "/x"}
+    with pytest.raises(PartnerConfigError, match="keep one"):
+        settings_from_vars(vars)
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("directory", "is a directory, not a credentials file; give the path of the file"),
+    ("fifo", "is a FIFO, not a regular file; give the path of a file"),
+    ("latin-1", "the credentials file is not UTF-8 text (byte 0xe4); save it as UTF-8"),
+])
+def test_a_credentials_file_that_is_not_a_regular_utf8_file_is_one_line(kind, message, tmp_path, monkeypatch):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    path = tmp_path / "credentials"
+    if kind == "directory":
+        path.mkdir(mode=0o700)
+    elif kind == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.write_bytes(b"reseller:p\xe4ss\n")
+        path.chmod(0o600)
+    with pytest.raises(PartnerConfigError) as raised:
+        settings_from_vars({"partner_credentials_file": str(path)})
+    line = f"{path}:1" if kind == "latin-1" else str(path)
+    assert str(raised.value) == f"partner_credentials_file: {line}: {message}"
