@@ -23,7 +23,7 @@ import yaml
 
 from agent.errors import InputError, did_you_mean
 from agent.inputfile import read_input_file
-from agent.secrets import SECRET_FIELDS, register_secret, shown
+from agent.secrets import SECRET_FIELDS, printable, register_secret, shown
 
 MAX_DEPTH = 100
 MAX_ALIASED_VALUES = 100_000
@@ -34,6 +34,7 @@ _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null", 
 _TAGS = {yaml.ScalarNode: _SCALAR_TAGS, yaml.SequenceNode: {_TAG + "seq"}, yaml.MappingNode: {_TAG + "map"}}
 _PLAIN_YAML = "remove it: only plain YAML is read (text, numbers, true/false, lists, mappings)"
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as one, as its marks do
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are called, directly: nothing is cached
 
 
@@ -79,6 +80,7 @@ def located_error(
     error: type[InputError], source: str, line: int, key_path: str, problem: str, fix: str | None = None
 ) -> InputError:
     """`error` with the one line `{source}:{line}: {key_path}: {problem}; {fix}` (parts left out when empty)."""
+    key_path = printable(key_path, one_line=True)  # a quoted key may hold a line break or an escape sequence
     where = f"{source}:{line}: {key_path}: " if key_path else f"{source}:{line}: "
     # A key may be a quoted string holding a line break; the message must stay one line anyway.
     return error(" ".join((where + problem + (f"; {fix}" if fix else "")).splitlines()))
@@ -176,9 +178,13 @@ class LocatedNode:
         return self.node.value
 
     def integer(self, low: int, high: int) -> int:
+        """A whole number written in decimal: YAML would read `0755` as octal 493 and `0x16` as 22."""
         if self.node.tag != _TAG + "int":
             raise self.error(f"expected an integer, got {self.describe()}")
         number = self.value()
+        if not _DECIMAL.fullmatch(self.node.value):
+            written = "has a leading zero, which YAML reads as" if self.node.value.lstrip("+-").startswith("0") else "reads as"
+            raise self.error(f"{self.describe()} {written} the number {number}", "write it in plain decimal digits")
         if not low <= number <= high:
             raise self.error(f"{number} is out of range {low}-{high}")
         return number

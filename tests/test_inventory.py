@@ -313,7 +313,6 @@ def fleet(tmp_path: Path):
     ("limit", "names"),
     [
         (None, ["web1", "web2", "db1", "db2"]),
-        ("", ["web1", "web2", "db1", "db2"]),
         ("db2", ["db2"]),
         ("eu", ["web2", "db1"]),
         ("web*", ["web1", "web2"]),
@@ -323,6 +322,19 @@ def fleet(tmp_path: Path):
 )
 def test_select_by_name_group_and_glob(fleet, limit: str | None, names: list[str]) -> None:
     assert [host.name for host in fleet.select(limit)] == names
+
+
+@pytest.mark.parametrize(("limit", "problem"), [
+    ("", "limit '' names no host or group"),  # --limit "$UNSET" in a cron line
+    (" ", "limit ' ' names no host or group"),
+    (",", "limit ',' names no host or group"),
+    ("web1,,db2", "limit 'web1,,db2' has an empty pattern between commas"),
+    ("web1,", "limit 'web1,' has an empty pattern between commas"),
+])
+def test_select_refuses_a_limit_that_could_widen_to_every_host(fleet, limit: str, problem: str) -> None:
+    with pytest.raises(InputError) as raised:
+        fleet.select(limit)
+    assert str(raised.value) == f"{problem}; give host names, group names or globs, or leave the limit out to select every host"
 
 
 def test_select_refuses_a_pattern_that_matches_nothing(fleet) -> None:

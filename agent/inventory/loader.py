@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
 from agent.errors import InventoryError
-from agent.inventory.addresses import GatewaySpec, is_address, parse_gateway
+from agent.inventory.addresses import PORT_TEXT, GatewaySpec, canonical_address, is_address, looks_numeric, parse_gateway
 from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
 from agent.inventory.ispvars import read_vars
 from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
@@ -37,8 +37,8 @@ DEFAULT_PORT = 22
 NO_GATEWAY = "none"
 
 # Names end up in `--limit` patterns (comma-separated fnmatch globs) and in file names of reports.
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
-_USER = re.compile(r"^[^\s@:]+$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")  # fullmatch: `$` would let a final newline through
+_USER = re.compile(r"[^\s@:]+")
 
 T = TypeVar("T")
 GatewaySetting = GatewaySpec | Literal["none"]
@@ -137,7 +137,7 @@ def _optional(entries: dict[str, LocatedNode], key: str, read: Callable[[Located
 
 def _read_user(node: LocatedNode) -> str:
     user = node.string()
-    if not _USER.match(user):
+    if not _USER.fullmatch(user) or not user.isprintable():
         raise node.error(f"{shown(user)} is not a valid user name")
     return user
 
@@ -149,8 +149,14 @@ def _read_port(node: LocatedNode) -> int:
 def _read_address(node: LocatedNode) -> str:
     address = node.string()
     if not is_address(address):
-        raise node.error(f"{shown(address)} is not an IP address or DNS name")
+        raise node.error(f"{shown(address)} is not an IP address or DNS name", _numeric_fix(address))
     return address
+
+
+def _numeric_fix(address: str) -> str | None:
+    if looks_numeric(address):
+        return "write an IPv4 address as four decimal numbers without leading zeros, e.g. 192.0.2.10"
+    return None
 
 
 def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
@@ -196,7 +202,7 @@ def _read_gateway_mapping(node: LocatedNode, base_dir: Path) -> GatewaySpec:
 
 
 def _check_name(key_node: LocatedNode, name: str, kind: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise key_node.error(f"{shown(name)} is not a valid {kind} name", "use letters, digits, '.', ':', '_' and '-'")
 
 
@@ -297,14 +303,16 @@ def _resolved_address(host: HostSpec, from_config: SshConfigEntry, config: SshCo
             raise host.node.error(f"HostName {shown(hostname)} from {config.path} is not an IP address or DNS name")
         return from_config.hostname
     if not is_address(host.name):
-        raise host.node.error(f"the host name '{host.name}' is not an IP address or DNS name", "add address:")
+        raise host.node.error(
+            f"the host name '{host.name}' is not an IP address or DNS name", _numeric_fix(host.name) or "add address:"
+        )
     return host.name
 
 
 def _config_port(entry: SshConfigEntry, host: HostSpec, config: SshConfig | None) -> int | None:
     if entry.port is None:
         return None
-    if not entry.port.isdigit() or not 1 <= int(entry.port) <= 65535:
+    if not PORT_TEXT.fullmatch(entry.port) or not 1 <= int(entry.port) <= 65535:
         raise host.node.error(f"Port {shown(entry.port)} from {config.path} is not a port number (1-65535)")
     return int(entry.port)
 
@@ -354,9 +362,10 @@ def _check_host_settings(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None
 def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:
     # Behind different gateways the same private address is a different machine, so the gateway
     # is part of what must be unique.
-    seen: dict[tuple[str, int, str], Host] = {}
+    seen: dict[tuple[str, int, tuple[str, int] | None], Host] = {}
     for host, spec in zip(hosts, specs):
-        key = (host.address.lower().rstrip("."), host.endpoint.port, str(host.gateway or ""))
+        gateway = (canonical_address(host.gateway.address), host.gateway.port) if host.gateway else None
+        key = (canonical_address(host.address), host.endpoint.port, gateway)
         if key in seen:
             first = seen[key]
             raise spec.node.error(
