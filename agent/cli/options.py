@@ -103,11 +103,12 @@ def program_of(vars: dict, given: Path | None = None):
 
 def economics_context(inventory, ledger_at, program_file, today):
     """(ledger, program, today) of the economics options."""
+    from agent.economics.rules import parse_day
+
     vars = inventory_vars(inventory)
     program = program_of(vars, program_file)
     ledger = ledger_of(vars, ledger_at)
-    try:
-        day = date.fromisoformat(today) if today else date.today()
-    except ValueError:
-        raise InputError(f"--today {shown(today)}: write YYYY-MM-DD") from None
+    day = parse_day(today) if today else date.today()
+    if day is None:
+        raise InputError(f"--today {shown(today)}: write YYYY-MM-DD")
     return ledger, program, day

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
+from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import BillingFileError
 from agent.inputfile import read_input_file
@@ -19,6 +21,9 @@ from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger
 from agent.secrets import shown
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
+MAX_PRICE = Decimal("1000000.00")
+_PRICE = re.compile(r"[0-9]{1,7}(?:\.[0-9]{1,2})?")
+_LICENSE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_ERRORS_LISTED = 5
 
 
@@ -53,10 +58,9 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
     if len(cells) != len(COLUMNS):
         raise ValueError(f"{len(cells)} columns; write {len(COLUMNS)}: {','.join(COLUMNS)} (leave price empty if unknown)")
     on, license_id, edition, period, kind, price = (cell.strip() for cell in cells)
-    try:
-        day = date.fromisoformat(on)
-    except ValueError:
-        raise ValueError(f"date '{on}' is not a date; write YYYY-MM-DD, e.g. 2026-03-31") from None
+    day = parse_day(on)
+    if day is None:
+        raise ValueError(f"date {shown(on)} is not a date; write YYYY-MM-DD, e.g. 2026-03-31")
     if day > today:
         raise ValueError(f"date {on} is in the future; the ledger holds what happened")
     kind = kind.lower()
@@ -66,6 +70,9 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
         return BillingEvent(on, kind, "", None, None, _price(price, required=True), line)
     if not license_id:
         raise ValueError("license_id is empty; write the license's id in the partner account")
+    if not _LICENSE_ID.fullmatch(license_id):
+        raise ValueError(f"license_id {shown(license_id)} is not a license id; write the id from the partner account "
+                         "(letters, digits, '.', '_', '-')")
     edition, period = edition.lower() or None, period.lower() or None
     if kind != "deactivation" or edition:
         if edition not in EDITIONS:
@@ -77,18 +84,23 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
 
 
 def _price(text: str, required: bool) -> str | None:
+    """A price as plain decimal digits with at most two decimals, 0 to MAX_PRICE, stored as 14.00.
+
+    `Decimal` alone reads 1e999999 (which breaks turnover later), NaN, Infinity and digits of any script."""
     if not text:
         if required:
             raise ValueError("a payment needs its amount in the price column")
         return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
+    if text.startswith("-"):
+        raise ValueError(f"price {shown(text)} is negative; write the list price in EUR")
+    if not _PRICE.fullmatch(text):
         hint = " (use a dot for decimals)" if "," in text else ""
-        raise ValueError(f"price '{text}' is not an amount in EUR{hint}; write e.g. 14.00, or leave it empty") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"price '{text}' is negative; write the list price in EUR")
-    return str(value)
+        raise ValueError(f"price {shown(text)} is not an amount in EUR{hint}; write digits with at most two decimals, "
+                         "e.g. 14.00, or leave it empty")
+    value = Decimal(text)
+    if value > MAX_PRICE:
+        raise ValueError(f"price {shown(text)} is more than {MAX_PRICE} EUR; write the price of one license or payment")
+    return str(value.quantize(CENT))
 
 
 def _sequence_errors(events: list[BillingEvent], running: dict[str, str]) -> list[tuple[int, str]]:
