@@ -2,8 +2,8 @@
 
 Vars are free-form for templates, except the names ispagent itself reads: install settings
 (edition, release, dbtype, installer_*...), the partner account (partner_*, pricelists, reuse_free,
-license_key_wait), the ledger (ledger_path, ledger_url), the program file and the license
-(period, fqdn, activation_key). Those are checked where they are written (`check_var`, used by the
+license_key_wait), the ledger (ledger_path, ledger_url), the program file, the license
+(period, fqdn, activation_key) and the panel's own settings (panel_*, ihttpd_*). Those are checked where they are written (`check_var`, used by the
 inventory reader so an error names its line) and together per host (`read_host_settings`). A var
 spelled almost like one of them, or with one of their prefixes, is a typo: `installer_sha265`
 would otherwise silently drop the checksum pin.
@@ -19,13 +19,15 @@ from agent.editions import PERIODS
 from agent.errors import InputError, did_you_mean
 from agent.installer.settings import INSTALL_KEYS, InstallSettings, check_install_var, read_install_settings
 from agent.inventory.model import Secret
+from agent.panel.config import PANEL_KEYS, PanelSettings, check_panel_var, read_panel_settings
 from agent.partner.settings import PARTNER_KEYS, PartnerVars, partner_vars
 from agent.secrets import register_url_password, shown
 
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
 PROGRAM_KEYS: tuple[str, ...] = ("program_file",)
 LICENSE_KEYS: tuple[str, ...] = ("period", "fqdn", "activation_key")
-SETTING_KEYS: frozenset[str] = frozenset((*INSTALL_KEYS, *PARTNER_KEYS, *LEDGER_KEYS, *PROGRAM_KEYS, *LICENSE_KEYS))
+SETTING_KEYS: frozenset[str] = frozenset((*INSTALL_KEYS, *PARTNER_KEYS, *LEDGER_KEYS, *PROGRAM_KEYS, *LICENSE_KEYS,
+                                          *PANEL_KEYS))
 # A var with one of these prefixes that is not a setting is a typo, however far from every setting.
 RESERVED_PREFIXES: tuple[str, ...] = ("installer_", "partner_", "ledger_", "license_")
 _PATH_KEYS = ("ledger_path", "program_file", "partner_credentials_file")
@@ -48,6 +50,7 @@ class HostSettings:
     install: InstallSettings
     license: LicenseSettings
     partner: PartnerVars
+    panel: PanelSettings = PanelSettings()
     ledger_url: str | None = None
     ledger_path: Path | None = None
     program_file: Path | None = None
@@ -93,6 +96,8 @@ def check_var(key: str, value: Any) -> None:
 def _check_value(key: str, value: Any) -> None:
     if key in INSTALL_KEYS:
         check_install_var(key, value)
+    elif key in PANEL_KEYS:
+        check_panel_var(key, value)
     elif key in PARTNER_KEYS:
         partner_vars({key: value})
     elif key in _PATH_KEYS or key == "ledger_url":
@@ -120,6 +125,7 @@ def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
             activation_key=Secret(activation_key) if activation_key else None,
         ),
         partner=partner_vars(vars),
+        panel=read_panel_settings(vars),
         ledger_url=_text("ledger_url", vars.get("ledger_url")),
         ledger_path=_path("ledger_path", vars.get("ledger_path")),
         program_file=_path("program_file", vars.get("program_file")),

@@ -91,13 +91,15 @@ def mask(text: str) -> str:
 
 
 def masked(data: Any) -> Any:
-    """JSON-ready `data` (dicts, lists, scalars) with every string passed through `mask`.
+    """JSON-ready `data` (dicts, lists, scalars) with every string passed through `mask`, and the
+    value of every secret field (`activation_key`, `password`...) replaced whole.
 
     Masking the data, not its JSON text, also catches a secret that JSON would escape."""
     if isinstance(data, str):
         return mask(data)
     if isinstance(data, dict):
-        return {key: masked(value) for key, value in data.items()}
+        return {key: MASK if str(key).lower() in SECRET_FIELDS and data[key] is not None else masked(value)
+                for key, value in data.items()}
     if isinstance(data, (list, tuple)):
         return [masked(item) for item in data]
     return data

@@ -24,7 +24,7 @@ def test_a_var_spelt_almost_like_a_setting_is_refused_with_the_setting(key, clos
     assert unknown_var_problem(key).endswith(f"did you mean '{close}'?")
 
 
-@pytest.mark.parametrize("key", ["greeting", "panel_users", "ihttpd_port", "motd", "backup_dir", "web_root"])
+@pytest.mark.parametrize("key", ["greeting", "php_default", "motd", "backup_dir", "web_root"])
 def test_free_template_vars_are_left_alone(key):
     assert unknown_var_problem(key) is None
     check_var(key, {"any": ["value"]})

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from agent.errors import InputError, did_you_mean
-from agent.secrets import shown
+from agent.secrets import MASK, masked, shown
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class Host:
         return self.endpoint.address
 
     def public_vars(self) -> dict[str, Any]:
-        """`vars` safe to print or log: secrets (activation_key) replaced by `***`."""
-        return {key: SECRET_MASK if key in SECRET_VARS else value for key, value in self.vars.items()}
+        """`vars` safe to print or log: secrets (activation_key, passwords, URL passwords) replaced by `***`."""
+        return masked(dict(self.vars))
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,6 @@ class Inventory:
 
 _LIMIT_FIX = "give host names, group names or globs, or leave the limit out to select every host"
 SECRET_VARS: tuple[str, ...] = ("activation_key",)
-SECRET_MASK = "***"
 
 
 class Secret(str):
@@ -115,4 +114,4 @@ class Secret(str):
     """
 
     def __repr__(self) -> str:
-        return repr(SECRET_MASK)
+        return repr(MASK)

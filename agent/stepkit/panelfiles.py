@@ -1,21 +1,24 @@
-"""The panel's configuration files for one host, rendered from templates/ispmanager/ (configure writes them, verify checks them)."""
+"""The panel's configuration files for one host (configure writes them, verify checks them): the options
+drop-in and ihttpd.conf rendered from templates/ispmanager/, and the record of the mgrctl calls, written
+from the calls' argument lists (never templated: see agent/panel/config.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.panel.config import mgrctl_calls
 from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
-from agent.secrets import register_secret
-from agent.stepkit.templates import render_template
 from agent.runner.registry import StepParams
+from agent.stepkit.templates import render_template
+from agent.transport.ssh import command_line
 
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
 IHTTPD_DEST = f"{MGR_DIR}/etc/ihttpd.conf"
 CALLS_DEST = f"{MGR_DIR}/etc/ispagent-mgrctl.calls"
+CALLS_HEADER = "# mgrctl -m ispmgr calls, one a line (shell-quoted words); ispagent applies them when this file changes.\n"
 # The project's own templates, found whatever directory the playbook is in.
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -25,7 +28,6 @@ class PanelConfigParams(StepParams):
 
     options_template: str = "ispmanager/ispagent.conf.j2"
     ihttpd_template: str = "ispmanager/ihttpd.conf.j2"
-    calls_template: str = "ispmanager/mgrctl-calls.j2"
 
 
 @dataclass(frozen=True)
@@ -41,21 +43,10 @@ class PlannedFile:
 
 
 def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFile]:
-    """The rendered files for this host. A missing variable raises StepFailed naming template and line."""
-    for user in ctx.vars.get("panel_users") or []:
-        if isinstance(user, dict) and user.get("password"):
-            register_secret(str(user["password"]))
+    """The files for this host. A missing variable raises StepFailed naming template and line."""
     variables = {**ctx.template_vars(), "preflight": ctx.state.preflight}
-    wanted = ((OPTIONS_DEST, params.options_template, 0o644), (IHTTPD_DEST, params.ihttpd_template, 0o644),
-              (CALLS_DEST, params.calls_template, 0o600))
-    return [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables).encode(), mode, name)
-            for dest, name, mode in wanted]
-
-
-def mgrctl_calls(content: bytes) -> list[list[str]]:
-    """The calls file as argv lists (comments and blank lines skipped)."""
-    calls = []
-    for line in content.decode().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            calls.append(shlex.split(line))
-    return calls
+    rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables).encode(), 0o644, name)
+                for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
+    calls = CALLS_HEADER + "".join(command_line(argv) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
+    # 0600: the calls hold the panel users' passwords.
+    return [*rendered, PlannedFile(CALLS_DEST, calls.encode(), 0o600, "")]
