@@ -1,9 +1,14 @@
 """The panel's configuration files for one host (configure writes them, verify checks them): the options
 drop-in and ihttpd.conf rendered from templates/ispmanager/, and the record of the mgrctl calls, written
-from the calls' argument lists (never templated: see agent/panel/config.py)."""
+from the calls' argument lists (never templated: see agent/panel/config.py).
+
+The record tells configure when the calls changed; it does not need the passwords themselves, so a
+password is recorded as a digest salted with the host's name: a changed password still changes the
+record, and the file on the server (and a dry run's diff of it) holds no password."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +17,7 @@ from agent.panel.config import mgrctl_calls
 from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams
+from agent.secrets import SECRET_FIELDS
 from agent.stepkit.templates import render_template
 from agent.transport.ssh import command_line
 
@@ -47,6 +53,21 @@ def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFi
     variables = {**ctx.template_vars(), "preflight": ctx.state.preflight}
     rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables).encode(), 0o644, name)
                 for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
-    calls = CALLS_HEADER + "".join(command_line(argv) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
-    # 0600: the calls hold the panel users' passwords.
-    return [*rendered, PlannedFile(CALLS_DEST, calls.encode(), 0o600, "")]
+    calls = "".join(command_line(_recorded(argv, ctx.host.name)) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
+    return [*rendered, PlannedFile(CALLS_DEST, (CALLS_HEADER + calls).encode(), 0o600, "")]
+
+
+def _recorded(argv: list[str], host_name: str) -> list[str]:
+    """A call as its record keeps it: the value of a secret parameter (passwd, confirm) as a digest."""
+    recorded = []
+    for word in argv:
+        key, separator, value = word.partition("=")
+        recorded.append(f"{key}={_digest(value, host_name)}" if separator and key in SECRET_FIELDS else word)
+    return recorded
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(secret: str, host_name: str) -> str:
+    # Slow on purpose: the record is readable by root on the server; a fast hash would be easy to brute-force.
+    derived = hashlib.pbkdf2_hmac("sha256", secret.encode(), f"ispagent-mgrctl-calls:{host_name}".encode(), 50_000)
+    return "pbkdf2-sha256:" + derived.hex()[:32]
