@@ -56,6 +56,8 @@ AMOUNT_FIX = "write digits with at most two decimals, e.g. 14.00, or leave it em
      "nothing was imported"),
     ("2026-01-05,1,lite,monthly,\x1b]0;x\x07activation,",
      "kind '\\x1b]0;x\\x07activation' is not one of activation, renewal, deactivation, payment; nothing was imported"),
+    ('2026-01-05,1,lite,monthly,activation,"' + "9" * 200_000 + '"',
+     "not CSV the importer can read (field larger than field limit (131072)); nothing was imported"),
 ])
 def test_money_input_in_any_other_form_is_one_line_naming_its_line(tmp_path, row, message):
     assert _error(tmp_path, row) == message

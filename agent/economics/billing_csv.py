@@ -30,7 +30,12 @@ MAX_ERRORS_LISTED = 5
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
     text = read_input_file(path, BillingFileError, what="billing CSV")
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
+        raise BillingFileError(f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); "
+                               "nothing was imported") from None
     if not rows:
         raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
     header = [cell.strip().lower() for cell in rows[0]]

@@ -93,6 +93,8 @@ def parse_gateway(text: str) -> GatewaySpec | None:
             return None
     if not is_address(host):
         return None
+    if match["user"] is not None and not match["user"].isprintable():  # a zero-width or control character
+        return None
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 1 <= port <= 65535:
         return None

@@ -87,7 +87,7 @@ class Journal:
         return self.dir / "hosts" / f"{host}.log"
 
     def write_record(self, record: RunRecord) -> None:
-        write_atomic(self.record_path, (json.dumps(record.__dict__, indent=2) + "\n").encode())
+        write_atomic(self.record_path, mask(json.dumps(record.__dict__, indent=2) + "\n").encode())
 
     def read_record(self) -> RunRecord:
         try:
