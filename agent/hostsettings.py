@@ -140,7 +140,7 @@ def _text(key: str, value: Any) -> str | None:
     if key == "ledger_url":
         register_url_password(value)
         if "://" not in value:
-            raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:PASSWORD@HOST/DB")
+            raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:<password>@HOST/DB")
     return value
 
 

@@ -142,7 +142,7 @@ def _userinfo_removed(url: str) -> tuple[str, tuple[str, str] | None]:
     register_url_password(url)
     user, password = unquote(parts.username or ""), unquote(parts.password or "")
     if not user or not password:
-        raise PartnerConfigError("partner_api_url: write the credentials as https://USER:PASSWORD@host/..., both parts")
+        raise PartnerConfigError("partner_api_url: write the credentials as https://USER:<password>@host/..., both parts")
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), (user, password)
 
 
