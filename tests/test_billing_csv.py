@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.economics.billing_csv import read_billing_csv, write_billing_csv
+from agent.economics.rules import parse_day
 from agent.errors import BillingFileError
 from agent.ledger import LicenseLedger
 
@@ -109,3 +110,12 @@ def test_a_mutated_example_imports_canonical_values_or_is_one_billing_error(tmp_
         assert len(event.on_date) == 10 and date.fromisoformat(event.on_date) <= TODAY
         assert event.price is None or (event.price.count(".") == 1 and len(event.price.split(".")[1]) == 2)
         assert event.price is None or 0 <= float(event.price) <= 1_000_000
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.sampled_from(["2026-01-05", "2026-12-31", "2024-02-29"]).flatmap(
+    lambda day: st.tuples(st.integers(0, len(day)), st.sampled_from(["", "-", "0", "9", "W", " ", "\n", "T00", "٣", "Z"]),
+                          st.integers(0, 2)).map(lambda m: day[:m[0]] + m[1] + day[m[0] + m[2]:])))
+def test_a_day_is_read_only_when_written_as_its_own_iso_form(text):
+    day = parse_day(text)
+    assert day is None or day.isoformat() == text

@@ -8,6 +8,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.errors import (
     PartnerAuthFailed,
@@ -21,7 +23,7 @@ from agent.errors import (
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus, license_from_fields
 from agent.partner.replies import parse_reply, record, records, text_of
-from agent.partner.settings import DEFAULT_PRICELISTS, REGION_URLS, settings_from_vars
+from agent.partner.settings import DEFAULT_PRICELISTS, REGION_URLS, read_credentials, settings_from_vars
 from agent.secrets import mask
 from partnerkit import start_emulator
 
@@ -228,3 +230,19 @@ def test_a_credentials_file_that_is_not_a_regular_utf8_file_is_one_line(kind, me
         settings_from_vars({"partner_credentials_file": str(path)})
     line = f"{path}:1" if kind == "latin-1" else str(path)
     assert str(raised.value) == f"partner_credentials_file: {line}: {message}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60) | st.sampled_from(
+    ["reseller@example.com:s3cret-pass\n", "# comment\nreseller@example.com:s3cret-pass", ":nouser", "nopass:", "", "\ufeffu:p4ss"]))
+def test_a_credentials_file_gives_user_and_password_or_one_line(tmp_path, monkeypatch, text):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    path = tmp_path / "credentials"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    path.chmod(0o600)
+    try:
+        user, password = read_credentials(path)
+    except PartnerConfigError as error:
+        assert len(str(error).splitlines()) == 1
+        return
+    assert user and password and ":" not in user and "\n" not in user + password

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import yaml
 
 from agent.errors import InputError
+from agent.inventory.addresses import PORT_TEXT
 from agent.secrets import shown
 
 VAGRANT_DEFAULT_PORT = 22
@@ -64,7 +65,7 @@ def _split(line: str) -> tuple[str, str]:
 
 def _machine(block: dict[str, str], source: str) -> VagrantMachine:
     port = block.get("port", str(VAGRANT_DEFAULT_PORT))
-    if not port.isdigit():
+    if not PORT_TEXT.fullmatch(port):  # isdigit() also takes '²', which int() then refuses
         raise InputError(f"{source}:{block['line']}: Host {block['host']}: Port {shown(port)} is not a number")
     return VagrantMachine(
         name=block["host"],
