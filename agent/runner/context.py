@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent.errors import StepFailed
 from agent.hostsettings import HostSettings
 from agent.inventory.model import Host
+from agent.runner import localfiles
 from agent.runner.services import RunServices
 from agent.transport.hostlog import HostLog
 from agent.transport.ssh import SshConnection
@@ -54,7 +56,4 @@ class HostContext:
 
     def read_local_file(self, src: str) -> bytes:
         """The bytes of a local file a step names (see agent/runner/localfiles.py); StepFailed says why not."""
-        from agent.errors import StepFailed
-        from agent.runner.localfiles import read_local_file
-
-        return read_local_file(self.source_dirs, src, StepFailed)
+        return localfiles.read_local_file(self.source_dirs, src, StepFailed)
