@@ -2,8 +2,8 @@
 
 Vars are free-form for templates, except the names ispagent itself reads: install settings
 (edition, release, dbtype, installer_*...), the partner account (partner_*, pricelists, reuse_free,
-license_key_wait), the ledger (ledger_path, ledger_url), the program file and the license
-(period, fqdn, activation_key). Those are checked where they are written (`check_var`, used by the
+license_key_wait), the ledger (ledger_path, ledger_url), the program file, the license
+(period, fqdn, activation_key) and the panel's own settings (panel_*, ihttpd_*). Those are checked where they are written (`check_var`, used by the
 inventory reader so an error names its line) and together per host (`read_host_settings`). A var
 spelled almost like one of them, or with one of their prefixes, is a typo: `installer_sha265`
 would otherwise silently drop the checksum pin.
@@ -19,12 +19,15 @@ from agent.editions import PERIODS
 from agent.errors import InputError, did_you_mean
 from agent.installer.settings import INSTALL_KEYS, InstallSettings, check_install_var, read_install_settings
 from agent.inventory.model import Secret
+from agent.panel.config import PANEL_KEYS, PanelSettings, check_panel_var, read_panel_settings
 from agent.partner.settings import PARTNER_KEYS, PartnerVars, partner_vars
+from agent.secrets import register_url_password, shown
 
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
 PROGRAM_KEYS: tuple[str, ...] = ("program_file",)
 LICENSE_KEYS: tuple[str, ...] = ("period", "fqdn", "activation_key")
-SETTING_KEYS: frozenset[str] = frozenset((*INSTALL_KEYS, *PARTNER_KEYS, *LEDGER_KEYS, *PROGRAM_KEYS, *LICENSE_KEYS))
+SETTING_KEYS: frozenset[str] = frozenset((*INSTALL_KEYS, *PARTNER_KEYS, *LEDGER_KEYS, *PROGRAM_KEYS, *LICENSE_KEYS,
+                                          *PANEL_KEYS))
 # A var with one of these prefixes that is not a setting is a typo, however far from every setting.
 RESERVED_PREFIXES: tuple[str, ...] = ("installer_", "partner_", "ledger_", "license_")
 _PATH_KEYS = ("ledger_path", "program_file", "partner_credentials_file")
@@ -47,6 +50,7 @@ class HostSettings:
     install: InstallSettings
     license: LicenseSettings
     partner: PartnerVars
+    panel: PanelSettings = PanelSettings()
     ledger_url: str | None = None
     ledger_path: Path | None = None
     program_file: Path | None = None
@@ -69,11 +73,11 @@ def unknown_var_problem(key: str) -> str | None:
         return None
     hint = did_you_mean(key, SETTING_KEYS, cutoff=0.85)
     if hint:
-        return f"'{key}' is not a setting ispagent knows; {hint}"
+        return f"{shown(key)} is not a setting ispagent knows; {hint}"
     if key.startswith(RESERVED_PREFIXES):
         prefix = next(p for p in RESERVED_PREFIXES if key.startswith(p))
         known = sorted(k for k in SETTING_KEYS if k.startswith(prefix))
-        return f"'{key}' is not a setting ispagent knows; {prefix}* settings are: {', '.join(known)}"
+        return f"{shown(key)} is not a setting ispagent knows; {prefix}* settings are: {', '.join(known)}"
     return None
 
 
@@ -92,12 +96,14 @@ def check_var(key: str, value: Any) -> None:
 def _check_value(key: str, value: Any) -> None:
     if key in INSTALL_KEYS:
         check_install_var(key, value)
+    elif key in PANEL_KEYS:
+        check_panel_var(key, value)
     elif key in PARTNER_KEYS:
         partner_vars({key: value})
     elif key in _PATH_KEYS or key == "ledger_url":
         _text(key, value)
     elif key == "period" and value not in PERIODS:
-        raise InputError(f"var 'period': '{value}' is not one of {', '.join(PERIODS)}")
+        raise InputError(f"var 'period': {shown(value)} is not one of {', '.join(PERIODS)}")
 
 
 def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
@@ -107,7 +113,7 @@ def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
     """
     period = vars.get("period", "monthly")
     if period not in PERIODS:
-        raise InputError(f"var 'period': '{period}' is not one of {', '.join(PERIODS)}")
+        raise InputError(f"var 'period': {shown(period)} is not one of {', '.join(PERIODS)}")
     install = read_install_settings(vars)
     activation_key = vars.get("activation_key")
     return HostSettings(
@@ -119,6 +125,7 @@ def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
             activation_key=Secret(activation_key) if activation_key else None,
         ),
         partner=partner_vars(vars),
+        panel=read_panel_settings(vars),
         ledger_url=_text("ledger_url", vars.get("ledger_url")),
         ledger_path=_path("ledger_path", vars.get("ledger_path")),
         program_file=_path("program_file", vars.get("program_file")),
@@ -129,9 +136,11 @@ def _text(key: str, value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise InputError(f"var '{key}': expected a non-empty string, got {type(value).__name__} {str(value)[:40]!r}")
-    if key == "ledger_url" and "://" not in value:
-        raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:PASSWORD@HOST/DB")
+        raise InputError(f"var '{key}': expected a non-empty string, got {type(value).__name__} {shown(value, 40)}")
+    if key == "ledger_url":
+        register_url_password(value)
+        if "://" not in value:
+            raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:<password>@HOST/DB")
     return value
 
 

@@ -1,15 +1,44 @@
-"""Secrets never leave the process in clear: every log line, report and error passes `mask`.
+"""What leaves the process: secrets masked, values a user wrote escaped and shortened.
 
-Values are registered where they enter (inventory vars, credentials files), so the code that prints
-does not have to know which strings are secret.
+Every log line, report, journal event, JSON output and error passes `mask`, which replaces
+
+- values registered where they enter (inventory vars, credentials files, panel passwords, keys
+  from the account), in every form our output gives them: as written, JSON-escaped, shell-quoted
+  once and twice (sudo wraps a command line in `sh -c`), percent-encoded;
+- the password of any URL (`scheme://user:PASSWORD@host`), found by the URL's structure, so a URL
+  needs no registering to be printed safely.
+
+`shown` is the one way a value a user wrote is echoed in a message: masked (and, since the value may
+be a mangled setting that was never read as one, anything after a secret field's name such as
+`activation_key` is masked too), control characters escaped, one line, at most 80 characters.
+`printable` is how a whole message or output reaches a terminal: masked, control characters escaped.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
+import unicodedata
+from typing import Any
+from urllib.parse import quote, unquote
 
 MASK = "***"
 _MIN_LENGTH = 4  # masking "a" or "1" everywhere would garble output and protect nothing
+SHOWN_LIMIT = 80
+# Names of settings whose values are secret, wherever they are written (YAML keys, mgrctl params).
+SECRET_FIELDS: tuple[str, ...] = ("activation_key", "password", "passwd", "confirm", "authinfo")
+
+# scheme://user:password@ — the password runs to the last `@` of the word: an unencoded `@` in a
+# password must not leave its tail in clear (over-masking a `host:port/path@x` is the lesser harm).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:'\"<>]*:)[^\s'\"<>]*@")
+# A secret field's value inside a value a user wrote: `activation_key: K`, `passwd=K`, `"password": "K"`.
+_SECRET_FIELD = re.compile(
+    r"(?P<head>\b(?:" + "|".join(SECRET_FIELDS) + r")[\"']?(?:\s*[:=]\s*|\s+))"
+    r"(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;&}\])]+)",
+    re.IGNORECASE,
+)
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -22,20 +51,90 @@ def register_secret(value: object) -> None:
     text = str(value) if value is not None else ""
     if len(text) < _MIN_LENGTH:
         return
+    forms = _forms(text)
     with _lock:
-        if text in _secrets:
+        if forms <= _secrets:
             return
-        _secrets.add(text)
+        _secrets.update(forms)
         # Longest first, so a secret that contains another is masked whole.
         _ordered = tuple(sorted(_secrets, key=len, reverse=True))
 
 
+def register_url_password(url: str) -> None:
+    """Register the password of `url` (as written and percent-decoded): an error that quotes it
+    outside the URL, as a database driver may, still masks it."""
+    match = _URL_PASSWORD.search(url)
+    if match:
+        password = match[0][len(match["head"]) : -1]
+        register_secret(password)
+        register_secret(unquote(password))
+
+
+def _forms(text: str) -> set[str]:
+    """`text` as it appears in our output: a journal's JSON, a logged command line, a URL."""
+    shell_once = text.replace("'", "'\"'\"'")
+    quoted = (text, shell_once, shell_once.replace("'", "'\"'\"'"))
+    forms = {quote(text, safe="")}
+    for form in quoted:
+        forms |= {form, json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]}
+    return {form for form in forms if len(form) >= _MIN_LENGTH}
+
+
 def mask(text: str) -> str:
-    """`text` with every registered secret replaced by `***`."""
+    """`text` with every registered secret and every URL's password replaced by `***`."""
     for secret in _ordered:
         if secret in text:
             text = text.replace(secret, MASK)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda match: f"{match['head']}{MASK}@", text)
     return text
+
+
+def masked(data: Any) -> Any:
+    """JSON-ready `data` (dicts, lists, scalars) with every string passed through `mask`, and the
+    value of every secret field (`activation_key`, `password`...) replaced whole.
+
+    Masking the data, not its JSON text, also catches a secret that JSON would escape."""
+    if isinstance(data, str):
+        return mask(data)
+    if isinstance(data, dict):
+        return {key: MASK if str(key).lower() in SECRET_FIELDS and data[key] is not None else masked(value)
+                for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [masked(item) for item in data]
+    return data
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """`value` as a message may echo it: masked, escaped, on one line, at most `limit` characters,
+    and quoted when it is text (`'lte'`; a number reads as itself: `644`)."""
+    text = _SECRET_FIELD.sub(lambda match: match["head"] + MASK, mask(str(value)))
+    escaped = printable(text, one_line=True, backslashes=True)
+    if len(escaped) > limit:
+        escaped = escaped[: limit - 1] + "…"
+    return f"'{escaped}'" if isinstance(value, str) else escaped
+
+
+def printable(text: str, *, one_line: bool = False, backslashes: bool = False) -> str:
+    """`text` safe for a terminal and a line-based log: masked, control and format characters
+    (escape sequences, bidi overrides) written as escapes; with `one_line`, line breaks too."""
+    text = mask(text)
+    if backslashes:
+        text = text.replace("\\", "\\\\")
+    return "".join(_escaped(char, one_line) for char in text)
+
+
+def _escaped(char: str, one_line: bool) -> str:
+    if char in "\n\t" and not one_line:
+        return char
+    if char.isprintable() or char == " ":
+        return char
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if unicodedata.category(char) == "Zs":  # spaces other than " " (no-break, em...) are harmless
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def forget_secrets() -> None:

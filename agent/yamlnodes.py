@@ -23,6 +23,7 @@ import yaml
 
 from agent.errors import InputError, did_you_mean
 from agent.inputfile import read_input_file
+from agent.secrets import SECRET_FIELDS, printable, register_secret, shown
 
 MAX_DEPTH = 100
 MAX_ALIASED_VALUES = 100_000
@@ -33,6 +34,7 @@ _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null", 
 _TAGS = {yaml.ScalarNode: _SCALAR_TAGS, yaml.SequenceNode: {_TAG + "seq"}, yaml.MappingNode: {_TAG + "map"}}
 _PLAIN_YAML = "remove it: only plain YAML is read (text, numbers, true/false, lists, mappings)"
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as one, as its marks do
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are called, directly: nothing is cached
 
 
@@ -70,6 +72,7 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> LocatedNode:
         raise located_error(error, source, 1, "", f"YAML error: {problem}") from None
     if root is None:
         return LocatedNode(_null_node(yaml.Mark(source, 0, 0, 0, None, None)), "", source, 1, error)
+    _register_secret_fields(root)
     return LocatedNode(root, "", source, _line(root), error)
 
 
@@ -77,6 +80,7 @@ def located_error(
     error: type[InputError], source: str, line: int, key_path: str, problem: str, fix: str | None = None
 ) -> InputError:
     """`error` with the one line `{source}:{line}: {key_path}: {problem}; {fix}` (parts left out when empty)."""
+    key_path = printable(key_path, one_line=True)  # a quoted key may hold a line break or an escape sequence
     where = f"{source}:{line}: {key_path}: " if key_path else f"{source}:{line}: "
     # A key may be a quoted string holding a line break; the message must stay one line anyway.
     return error(" ".join((where + problem + (f"; {fix}" if fix else "")).splitlines()))
@@ -127,7 +131,7 @@ class LocatedNode:
             return "a mapping"
         if self.is_null:
             return "nothing"
-        return repr(self.node.value)
+        return shown(self.node.value)
 
     def mapping(self, allowed: Collection[str] | None = None, *, entry: str = "key") -> dict[str, LocatedNode]:
         """The entries of a mapping (empty for a null value), checked for duplicates and unknown keys.
@@ -174,9 +178,13 @@ class LocatedNode:
         return self.node.value
 
     def integer(self, low: int, high: int) -> int:
+        """A whole number written in decimal: YAML would read `0755` as octal 493 and `0x16` as 22."""
         if self.node.tag != _TAG + "int":
             raise self.error(f"expected an integer, got {self.describe()}")
         number = self.value()
+        if not _DECIMAL.fullmatch(self.node.value):
+            written = "has a leading zero, which YAML reads as" if self.node.value.lstrip("+-").startswith("0") else "reads as"
+            raise self.error(f"{self.describe()} {written} the number {number}", "write it in plain decimal digits")
         if not low <= number <= high:
             raise self.error(f"{number} is out of range {low}-{high}")
         return number
@@ -227,7 +235,7 @@ class LocatedNode:
             if key in written:
                 first = _line(written[key][0])
                 raise self.child(key, key_node, key_node).error(
-                    f"{entry} '{key}' is defined twice (first on line {first})",
+                    f"{entry} {shown(key)} is defined twice (first on line {first})",
                     "remove or rename one (YAML alone would silently keep the last)",
                 )
             written[key] = (key_node, value_node)
@@ -331,6 +339,22 @@ class _GuardedLoader(yaml.SafeLoader):
             problem = f"aliases expand to more than {MAX_ALIASED_VALUES} values"
             raise _Refused(event.start_mark, problem, "write the values out, or alias fewer or smaller ones")
         return node
+
+
+def _register_secret_fields(root: yaml.Node) -> None:
+    """Register the text under every secret key (activation_key, password...) before anything is checked:
+    an error about another part of the file, even one that quotes the key pasted in the wrong place, masks it."""
+    pending, seen = [root], set()
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode) and key.value.lower() in SECRET_FIELDS:
+                    register_secret(value.value)
+        pending.extend(_children(node))
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -24,6 +24,7 @@ from agent.partner.settings import DEFAULT_PRICELISTS, PERIOD_MONTHS
 from agent.runner.context import HostState
 from agent.steps.preflight import preflight_of
 from agent.transport.replay import ExpectedCommand, ExpectedUpload
+from agent.transport.ssh import command_line
 
 DATA = Path(__file__).parent / "data" / "steps"
 REPO = Path(__file__).resolve().parent.parent
@@ -52,9 +53,10 @@ class HostSpec(_Model):
 
 
 class Remote(_Model):
-    """One item of `remote`: a command (command | match | contains) with its answer, or an upload (put)."""
+    """One item of `remote`: a command (command | argv | match | contains) with its answer, or an upload (put)."""
 
     command: str | None = None
+    argv: list[str] | None = None  # the exact arguments: the line sent must be them, each quoted once
     match: str | None = None
     contains: str | None = None
     stdout: str = ""
@@ -72,14 +74,15 @@ class Remote(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self):
-        kinds = [k for k in ("command", "match", "contains", "put") if getattr(self, k) is not None]
+        kinds = [k for k in ("command", "argv", "match", "contains", "put") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a remote item needs exactly one of command, match, contains, put (got {kinds or 'none'})")
+            raise ValueError(f"a remote item needs exactly one of command, argv, match, contains, put (got {kinds or 'none'})")
         return self
 
     def expected(self, files: Path) -> ExpectedCommand | ExpectedUpload:
         if self.put is None:
-            return ExpectedCommand(self.command, self.match, self.contains, self.stdout, self.stderr, self.exit,
+            command = command_line(self.argv) if self.argv is not None else self.command
+            return ExpectedCommand(command, self.match, self.contains, self.stdout, self.stderr, self.exit,
                                    self.failure, self.timeout)
         content = self.content.encode() if self.content is not None else None
         if self.content_file:

@@ -9,7 +9,7 @@ import yaml
 
 from agent.errors import StepFailed
 from agent.runner.playbook import load_playbook
-from agent.stepkit.panelfiles import PROJECT_TEMPLATES, mgrctl_calls
+from agent.stepkit.panelfiles import PROJECT_TEMPLATES
 from agent.stepkit.templates import render_template
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,21 +30,13 @@ def test_template_with_a_missing_variable_names_template_line_and_variable(case)
     assert str(error.value) == case["error"]
 
 
-def test_templates_render_options_ihttpd_and_mgrctl_calls():
+def test_templates_render_options_and_ihttpd():
     variables = {
         **VARS,
         "panel_options": ["DisableAutoUpdate"], "panel_params": {"WebscriptsRepoUrl": "http://repo.example/"},
         "ihttpd_allow": ["10.0.0.0/8"],
-        "panel_presets": [{"name": "basic", "settings": {"disklimit": 1000}}],
-        "panel_users": [{"name": "alice", "password": "s3cret pass", "preset": "basic"}],
     }
     options = render_template([PROJECT_TEMPLATES], "ispmanager/ispagent.conf.j2", variables)
     assert options.splitlines()[1:] == ["Option DisableAutoUpdate", "WebscriptsRepoUrl http://repo.example/"]
     ihttpd = render_template([PROJECT_TEMPLATES], "ispmanager/ihttpd.conf.j2", variables)
     assert ihttpd.splitlines()[1:] == ["listen {", "\tip 0.0.0.0", "\tport 1500", "\tallow_ip 10.0.0.0/8", "}"]
-    variables["panel_users"][0]["password"] = "'s3cret pass'"  # the template's words are shell-quoted
-    calls = mgrctl_calls(render_template([PROJECT_TEMPLATES], "ispmanager/mgrctl-calls.j2", variables).encode())
-    assert calls == [
-        ["preset.edit", "sok=ok", "name=basic", "disklimit=1000"],
-        ["user.edit", "sok=ok", "name=alice", "passwd=s3cret pass", "confirm=s3cret pass", "preset=basic"],
-    ]

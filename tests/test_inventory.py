@@ -313,7 +313,6 @@ def fleet(tmp_path: Path):
     ("limit", "names"),
     [
         (None, ["web1", "web2", "db1", "db2"]),
-        ("", ["web1", "web2", "db1", "db2"]),
         ("db2", ["db2"]),
         ("eu", ["web2", "db1"]),
         ("web*", ["web1", "web2"]),
@@ -323,6 +322,19 @@ def fleet(tmp_path: Path):
 )
 def test_select_by_name_group_and_glob(fleet, limit: str | None, names: list[str]) -> None:
     assert [host.name for host in fleet.select(limit)] == names
+
+
+@pytest.mark.parametrize(("limit", "problem"), [
+    ("", "limit '' names no host or group"),  # --limit "$UNSET" in a cron line
+    (" ", "limit ' ' names no host or group"),
+    (",", "limit ',' names no host or group"),
+    ("web1,,db2", "limit 'web1,,db2' has an empty pattern between commas"),
+    ("web1,", "limit 'web1,' has an empty pattern between commas"),
+])
+def test_select_refuses_a_limit_that_could_widen_to_every_host(fleet, limit: str, problem: str) -> None:
+    with pytest.raises(InputError) as raised:
+        fleet.select(limit)
+    assert str(raised.value) == f"{problem}; give host names, group names or globs, or leave the limit out to select every host"
 
 
 def test_select_refuses_a_pattern_that_matches_nothing(fleet) -> None:
@@ -340,3 +352,72 @@ def test_example_inventory_loads() -> None:
     inventory = load_inventory(EXAMPLE, ssh_config=Path("/dev/null"))
     assert len(inventory.hosts) >= 3
     assert all(host.vars.get("edition") for host in inventory.hosts)
+
+
+# --- properties: mutated addresses and limits from the shipped example -------------------------------
+
+import ipaddress as _ipaddress  # noqa: E402
+import socket as _socket  # noqa: E402
+
+from hypothesis import given as _given  # noqa: E402
+from hypothesis import settings as _settings  # noqa: E402
+from hypothesis import strategies as _st  # noqa: E402
+
+from agent.inventory.addresses import is_address, is_dns_name, parse_gateway  # noqa: E402
+
+EXAMPLE_ADDRESSES = ["198.18.0.2", "2001:db8::20", "web3.example.com", "10.0.0.5", "bastion.example.com"]
+ADDRESS_TOKENS = ["\n", "\r", "\t", " ", ".", "..", "0", "00", "1", "9", "x", "0x", "f", ":", "::", "[", "]", "%",
+                  "-", "_", "@", "٣", "\u200b", "\x1b", "\x00", "256", "4294967296"]
+
+
+@_st.composite
+def _mutated_text(draw, originals: list[str], tokens: list[str]) -> str:
+    text = draw(_st.sampled_from(originals))
+    for _ in range(draw(_st.integers(1, 3))):
+        at = draw(_st.integers(0, len(text)))
+        if draw(_st.booleans()):
+            text = text[:at] + draw(_st.one_of(_st.sampled_from(tokens), _st.characters())) + text[at:]
+        else:
+            text = text[:at] + text[at + draw(_st.integers(1, 4)):]
+    return text
+
+
+@_settings(max_examples=1000, deadline=None)
+@_given(text=_mutated_text(EXAMPLE_ADDRESSES, ADDRESS_TOKENS))
+def test_an_accepted_address_is_an_ip_or_a_name_no_resolver_reads_as_a_number(text):
+    if not is_address(text):
+        return
+    try:
+        _ipaddress.ip_address(text)
+        return
+    except ValueError:
+        pass
+    assert is_dns_name(text) and text.isascii() and text.isprintable() and " " not in text
+    with pytest.raises(OSError):  # inet_aton reads 127.1, 2130706433 and 0x7f.1 as IPv4 addresses
+        _socket.inet_aton(text)
+
+
+@_settings(max_examples=500, deadline=None)
+@_given(text=_mutated_text(["jump@bastion.example.com:2222", "bastion.example.com", "[2001:db8::1]:22"], ADDRESS_TOKENS))
+def test_a_parsed_gateway_has_a_checked_address_and_a_port_in_range(text):
+    spec = parse_gateway(text)
+    if spec is not None:
+        assert is_address(spec.address) and (spec.port is None or 1 <= spec.port <= 65535)
+        assert "\n" not in text and (spec.user is None or spec.user.isprintable())
+
+
+LIMIT_NAMES = ["web1", "web2", "web3.example.com", "db1", "eu", "eu-hosting", "staging", "web*", "db?", "*"]
+
+
+@_settings(max_examples=500, deadline=None)
+@_given(limit=_mutated_text([",".join(LIMIT_NAMES[:3]), "eu,db1", "web*", "staging"], [",", " ", "", "*", "?", "[", "\n"]))
+def test_a_limit_selects_exactly_what_its_patterns_match_or_is_one_line_error(limit):
+    example = load_inventory(EXAMPLE, ssh_config=Path("/dev/null"))
+    try:
+        chosen = example.select(limit)
+    except InputError as error:
+        assert len(str(error).splitlines()) == 1
+        return
+    patterns = [pattern.strip() for pattern in limit.split(",")]
+    assert chosen and all(patterns)  # an empty pattern never passes, so nothing widens to every host
+    assert {h.name for h in chosen} == set().union(*(example._match(pattern) for pattern in patterns))

@@ -115,5 +115,13 @@ def test_runs_lists_journaled_runs_newest_first_and_resume_names_it(tmp_path):
     lines = result.output.splitlines()
     assert result.exit_code == 0 and lines[1].startswith("20261102T000000-bbbbbb   running")
     assert lines[2].startswith("20261101T000000-aaaaaa   finished") and lines[2].endswith("smoke.yaml")
-    missing = CliRunner().invoke(cli, ["run", "--resume", "nope", "--state-dir", str(tmp_path)])
-    assert missing.exit_code == 2 and "no run 'nope'" in missing.output and "ispagent runs" in missing.output
+    missing = CliRunner().invoke(cli, ["run", "--resume", "20261103T000000-cccccc", "--state-dir", str(tmp_path)])
+    assert missing.exit_code == 2 and "no run '20261103T000000-cccccc'" in missing.output and "ispagent runs" in missing.output
+    outside = tmp_path / "elsewhere"  # a run id names a directory under runs/: no other directory may be read
+    Journal(outside, "20261101T000000-aaaaaa").write_record(
+        RunRecord("x", "/p/smoke.yaml", "x", "/i.yaml", ["h1"], {}, "2026-11-01T00:00:00+00:00", "running"))
+    traversal = CliRunner().invoke(cli, ["run", "--resume", "../../elsewhere/runs/20261101T000000-aaaaaa",
+                                         "--state-dir", str(tmp_path)])
+    assert traversal.exit_code == 2 and traversal.output == (
+        "ispagent: error: '../../elsewhere/runs/20261101T000000-aaaaaa' is not a run id (like 20261126T155417-8c50ad); "
+        "list runs with: ispagent runs\n")

@@ -4,6 +4,7 @@ the retry policy (exactly once), TLS, connection reuse and proxies, then calls a
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import threading
@@ -14,6 +15,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.errors import (
     PartnerAuthFailed,
@@ -29,7 +32,7 @@ from agent.lab.partner_emulator import PRICELISTS, ApiError, Document, render
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus, license_from_fields
 from agent.partner.replies import parse_reply, record, records, text_of
-from agent.partner.settings import DEFAULT_PRICELISTS, REGION_URLS, PartnerSettings, settings_from_vars
+from agent.partner.settings import DEFAULT_PRICELISTS, REGION_URLS, PartnerSettings, read_credentials, settings_from_vars
 from agent.secrets import mask
 from partnerkit import start_emulator
 
@@ -412,3 +415,55 @@ def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact
     assert client.calls == {"soft.order.param": 100, "soft": 100}
     assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * PRICELISTS["55227"][1]
     client.close()
+
+
+def test_credentials_in_the_api_url_are_used_and_never_kept_in_the_url(monkeypatch):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    settings = settings_from_vars({"partner_api_url": "https://reseller%40example.com:Url-pw%2F77@api.example.com/billmgr"})
+    assert (settings.user, settings.password) == ("reseller@example.com", "Url-pw/77")
+    assert settings.api_url == "https://api.example.com/billmgr" and "Url-pw" not in repr(settings)
+    assert mask("password Url-pw/77 and Url-pw%2F77") == "password *** and ***"
+
+
+def test_credentials_in_the_api_url_and_a_credentials_file_are_refused_together(monkeypatch):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    vars = {"partner_api_url": "https://u:Url-pw-77@api.example.com/billmgr", "partner_credentials_file": "/x"}
+    with pytest.raises(PartnerConfigError, match="keep one"):
+        settings_from_vars(vars)
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("directory", "is a directory, not a credentials file; give the path of the file"),
+    ("fifo", "is a FIFO, not a regular file; give the path of a file"),
+    ("latin-1", "the credentials file is not UTF-8 text (byte 0xe4); save it as UTF-8"),
+])
+def test_a_credentials_file_that_is_not_a_regular_utf8_file_is_one_line(kind, message, tmp_path, monkeypatch):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    path = tmp_path / "credentials"
+    if kind == "directory":
+        path.mkdir(mode=0o700)
+    elif kind == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.write_bytes(b"reseller:p\xe4ss\n")
+        path.chmod(0o600)
+    with pytest.raises(PartnerConfigError) as raised:
+        settings_from_vars({"partner_credentials_file": str(path)})
+    line = f"{path}:1" if kind == "latin-1" else str(path)
+    assert str(raised.value) == f"partner_credentials_file: {line}: {message}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60) | st.sampled_from(
+    ["reseller@example.com:s3cret-pass\n", "# comment\nreseller@example.com:s3cret-pass", ":nouser", "nopass:", "", "\ufeffu:p4ss"]))
+def test_a_credentials_file_gives_user_and_password_or_one_line(tmp_path, monkeypatch, text):
+    monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
+    path = tmp_path / "credentials"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    path.chmod(0o600)
+    try:
+        user, password = read_credentials(path)
+    except PartnerConfigError as error:
+        assert len(str(error).splitlines()) == 1
+        return
+    assert user and password and ":" not in user and "\n" not in user + password

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ EXPECTED = {
     "missing_param.yaml": "3: steps[0].upload.dest: required parameter of step 'upload' is missing",
     "decimal_mode.yaml": "3: steps[0].upload.mode: write modes as quoted octal strings, e.g. '0644' (got 644)",
     "relative_dest.yaml": "3: steps[0].upload.dest: dest must be an absolute file path on the host, e.g. /etc/motd (got 'etc/motd')",
-    "unknown_top_key.yaml": "2: step: unknown key (did you mean 'steps'?); known: name, description, vars, steps",
+    "unknown_top_key.yaml": "2: step: unknown key (did you mean 'steps'?); known: name, description, vars, source_dirs, steps",
     "no_steps.yaml": "2: steps: give a non-empty list of steps",
     "two_steps_in_one.yaml": "3: steps[0]: give exactly one step per entry (found facts, shell)",
     "syntax_error.yaml": "4: YAML syntax error: expected ',' or '}', but got '<stream end>'; "
@@ -80,3 +81,70 @@ def test_a_duplicate_step_parameter_is_refused(tmp_path):
     with pytest.raises(PlaybookError) as error:
         load_playbook(path)
     assert str(error.value).startswith(f"{path}:4: steps[0].shell.command: key 'command' is defined twice (first on line 3)")
+
+
+# --- local files: inside the playbook's source directories, regular, bounded --------------------------
+
+
+def _playbook_with_src(tmp_path: Path, src: str, *, step: str = "upload", extra: str = "") -> Path:
+    (tmp_path / "play").mkdir(exist_ok=True)
+    path = tmp_path / "play" / "playbook.yaml"
+    path.write_text(f"{extra}steps:\n  - {step}: {{src: '{src}', dest: /tmp/x}}\n")
+    return path
+
+
+def _load_error(path: Path) -> str:
+    with pytest.raises(PlaybookError) as error:
+        load_playbook(path)
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def _dirs(tmp_path: Path) -> str:
+    return f"{tmp_path / 'play'} or {tmp_path / 'templates'}"
+
+
+@pytest.mark.parametrize("src", ["/etc/shadow", "../../../../../../../../etc/passwd", "~/.ssh/id_ed25519"])
+def test_a_src_outside_the_playbooks_directories_is_refused_at_load(tmp_path, src, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("a private key\n")
+    monkeypatch.setenv("HOME", str(home))
+    path = _playbook_with_src(tmp_path, src)
+    assert _load_error(path) == (
+        f"{path}:2: steps[0].upload.src: '{src}' is outside the playbook's source directories ({_dirs(tmp_path)}); "
+        "copy it there, or name its directory under source_dirs: in the playbook")
+
+
+def test_a_symlink_out_of_the_playbooks_directory_is_refused(tmp_path):
+    path = _playbook_with_src(tmp_path, "motd", step="template")
+    (tmp_path / "play" / "motd").symlink_to("/etc/passwd")
+    assert "steps[0].template.src: 'motd' is outside the playbook's source directories" in _load_error(path)
+
+
+def test_a_fifo_as_src_is_refused_at_load_even_for_a_dry_run(tmp_path):
+    from click.testing import CliRunner
+
+    from agent.cli.main import cli
+
+    path = _playbook_with_src(tmp_path, "pipe")
+    os.mkfifo(tmp_path / "play" / "pipe")  # nobody writes it: reading would block forever
+    assert _load_error(path) == f"{path}:2: steps[0].upload.src: 'pipe' is a FIFO, not a regular file"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("hosts:\n  h1: {address: 198.18.0.2}\n")
+    result = CliRunner().invoke(cli, ["run", str(path), "-i", str(inventory), "--dry-run", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "is a FIFO, not a regular file" in result.output
+
+
+def test_source_dirs_lets_a_playbook_name_another_directory_explicitly(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "motd").write_text("hello\n")
+    path = _playbook_with_src(tmp_path, str(shared / "motd"), extra=f"source_dirs: [{shared}, /dev]\n")
+    assert load_playbook(path).source_dirs[2:] == [shared, Path("/dev")]
+    (tmp_path / "play" / "zero").symlink_to("/dev/zero")  # inside /dev now, but still not a regular file
+    path.write_text(f"source_dirs: [{shared}, /dev]\nsteps:\n  - upload: {{src: zero, dest: /tmp/x}}\n")
+    assert _load_error(path) == f"{path}:3: steps[0].upload.src: 'zero' is a character device, not a regular file"
+    path.write_text("source_dirs: [nowhere]\nsteps: [facts]\n")
+    assert _load_error(path) == (f"{path}:1: source_dirs: 'nowhere' is not a directory; "
+                                 "a relative path starts at the playbook's directory")

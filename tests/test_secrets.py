@@ -1,12 +1,103 @@
-from agent.secrets import forget_secrets, mask, register_secret
+"""One mask for every output: registered secrets in every form our output gives them, URL passwords by
+structure, and values echoed in messages escaped, on one line and shortened."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.secrets import SHOWN_LIMIT, forget_secrets, mask, masked, printable, register_secret, shown
+
+
+@pytest.fixture(autouse=True)
+def clean_registry():
+    forget_secrets()
+    yield
+    forget_secrets()
 
 
 def test_registered_secrets_are_masked_longest_first():
     register_secret("abcd")
     register_secret("abcd-efgh-1234")
     register_secret("x")  # too short to mask meaningfully: ignored
-    try:
-        assert mask("key abcd-efgh-1234 and abcd, x") == "key *** and ***, x"
-    finally:
-        forget_secrets()
+    assert mask("key abcd-efgh-1234 and abcd, x") == "key *** and ***, x"
+    forget_secrets()
     assert mask("abcd") == "abcd"
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("postgresql+psycopg://ledger:LEDGERPW@127.0.0.1/db", "postgresql+psycopg://ledger:***@127.0.0.1/db"),
+    ("https://partner:PASSWORD@api.example.com/billmgr", "https://partner:***@api.example.com/billmgr"),
+    ("http://u:p@ss@w0rd@198.18.0.1:8/x", "http://u:***@198.18.0.1:8/x"),  # an unencoded @ hides nothing
+    ("http://u:pa%40ss@h/", "http://u:***@h/"),
+    ("https://api.example.com:443/billmgr", "https://api.example.com:443/billmgr"),  # no userinfo, nothing to mask
+    ("ssh://jump@bastion:2222", "ssh://jump@bastion:2222"),  # a user alone is not a secret
+])
+def test_a_url_password_is_masked_by_structure_without_registering(url, expected):
+    assert mask(f"ledger {url}: connection refused") == f"ledger {expected}: connection refused"
+    assert json.loads(mask(json.dumps({"url": url}))) == {"url": expected}
+
+
+@given(user=st.text(st.characters(blacklist_characters=":/@?#'\"<>", blacklist_categories=("Z", "C")), max_size=12),
+       password=st.text(st.characters(blacklist_categories=("Z", "C"), blacklist_characters="'\"<>"), min_size=1))
+@settings(max_examples=300)
+def test_no_url_password_survives_the_mask(user, password):
+    text = f"cannot connect to postgresql+psycopg://{user}:{password}@db.example.com/ledger (timeout)"
+    out = mask(text)
+    assert out.endswith("@db.example.com/ledger (timeout)")
+    assert out.startswith(f"cannot connect to postgresql+psycopg://{user}:***@")
+
+
+@pytest.mark.parametrize("secret", ["it's-secret", 'quo"te\\back', "pw preset=admin", "ключ-секрет", "a b'c\"d"])
+def test_a_secret_is_masked_in_json_and_in_shell_quoted_command_lines(secret):
+    register_secret(secret)
+    line = shlex.join(["mgrctl", f"passwd={secret}"])
+    sudo_line = shlex.join(["sudo", "-n", "--", "sh", "-c", line])
+    for text in (line, sudo_line, json.dumps({"line": line}), json.dumps({"line": sudo_line}, ensure_ascii=False),
+                 quote(secret, safe="")):
+        assert secret not in mask(text) and "***" in mask(text)
+
+
+def test_masked_walks_json_ready_data():
+    register_secret("s3cret-value")
+    data = {"vars": {"key": "s3cret-value", "url": "https://u:pw12@h/x", "n": 3, "list": ["a s3cret-value"]}}
+    assert masked(data) == {"vars": {"key": "***", "url": "https://u:***@h/x", "n": 3, "list": ["a ***"]}}
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("lte", "'lte'"),
+    ("web1\n", "'web1\\n'"),
+    ("\x1b[31mred\x1b[0m", "'\\x1b[31mred\\x1b[0m'"),
+    ("abc\u202edef", "'abc\\u202edef'"),  # a bidi override would reorder the terminal line
+    ("C:\\path", "'C:\\\\path'"),
+    ("x" * 200, "'" + "x" * (SHOWN_LIMIT - 1) + "…'"),
+    ("web1 address 198.18.0.2 activation_key KEY-1234-abcd", "'web1 address 198.18.0.2 activation_key ***'"),
+    ("{web1: {vars: {activation_key: 'KEY 1234'}}}", "'{web1: {vars: {activation_key: ***}}}'"),
+])
+def test_shown_value_is_quoted_escaped_one_line_short_and_masked(value, expected):
+    assert shown(value) == expected
+
+
+@given(st.text())
+@settings(max_examples=500)
+def test_shown_is_always_one_short_line_without_control_characters(value):
+    out = shown(value)
+    assert len(out) <= SHOWN_LIMIT + 2 and out.startswith("'") and out.endswith("'")
+    assert all(char.isprintable() or char == " " or char.isspace() and char not in "\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
+               for char in out)
+    assert len(out.splitlines()) == 1
+
+
+@given(st.text())
+@settings(max_examples=300)
+def test_printable_keeps_lines_and_tabs_and_escapes_every_other_control(text):
+    out = printable(text)
+    assert all(char.isprintable() or char in " \n\t" or char.isspace() and char.isprintable() is False
+               and char not in "\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029" for char in out)
+    assert "\x1b" not in out and "\r" not in out
+    assert "\n" not in printable(text, one_line=True)

@@ -81,7 +81,11 @@ def test_step_case(path: Path, tmp_path: Path, served: str, monkeypatch: pytest.
     if case.ledger is not None:
         seed_ledger(ledger_path, case.ledger)
 
-    settings = read_host_settings(vars)
+    try:
+        settings = read_host_settings(vars)
+    except agent.errors.InputError as error:  # refused as a run refuses it: before any step, host untouched
+        _check_refused_before_the_step(case, error)
+        return
     host = case.host.host(vars)
     log = HostLog(tmp_path / "host.log")
     connection = ReplayConnection(host, [item.expected(files) for item in case.remote], log)
@@ -101,6 +105,13 @@ def test_step_case(path: Path, tmp_path: Path, served: str, monkeypatch: pytest.
         log.close()
         if emulator is not None:
             emulator.stop()
+
+
+def _check_refused_before_the_step(case, error: agent.errors.InputError) -> None:
+    assert case.expect.raises and isinstance(error, getattr(agent.errors, case.expect.raises)), f"vars refused: {error}"
+    assert not case.remote, "a case whose vars are refused sends the host nothing: give remote: []"
+    assert case.expect.message is not None and case.expect.message in str(error), str(error)
+    assert "\n" not in str(error) and not any(excluded in str(error) for excluded in case.expect.message_excludes)
 
 
 def _check_outcome(case, function, context, params) -> None:

@@ -95,7 +95,7 @@ def test_a_value_that_only_looks_typed_is_an_error_naming_its_key() -> None:
 
 def test_a_key_holding_a_line_break_still_gives_one_line() -> None:
     text = message('a:\n  "x\\ny": {b: 1, b: 2}\n')
-    assert text.startswith("f.yaml:2: a.x y.b: key 'b' is defined twice")
+    assert text.startswith("f.yaml:2: a.x\\ny.b: key 'b' is defined twice")  # the break shown as an escape
 
 
 # --- merge keys and duplicates --------------------------------------------------------------------

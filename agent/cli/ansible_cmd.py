@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from agent.cli.output import echo
+
 
 @click.command("from-ansible")
 @click.argument("source", type=click.Path(path_type=Path))
@@ -34,9 +36,9 @@ def from_ansible(source: Path, output: Path | None, known_hosts: str, host_key_p
     result = convert(hosts, groups, source=str(source), known_hosts=known_hosts, host_key_policy=host_key_policy,
                      base_dir=base.absolute())
     for note in result.notes:
-        click.echo(f"ispagent: left out {note}", err=True)
+        echo(f"ispagent: left out {note}", err=True)
     if output is None:
-        click.echo(result.text, nl=False)
+        echo(result.text, nl=False)
         return
     output.write_text(result.text, encoding="utf-8")
-    click.echo(f"wrote {output} ({result.hosts} hosts)", err=True)
+    echo(f"wrote {output} ({result.hosts} hosts)", err=True)

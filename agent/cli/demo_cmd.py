@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from agent.cli.output import echo
 from agent.cli.progress import PlainProgress, print_summary
 
 
@@ -29,10 +30,10 @@ def demo(hosts: int, lab_dir: Path, playbook: Path) -> None:
     """
     from agent.lab.demo import run_demo
 
-    result = run_demo(lab_dir, hosts, playbook, PlainProgress(), lambda line: click.echo(f"lab: {line}", err=True))
+    result = run_demo(lab_dir, hosts, playbook, PlainProgress(), lambda line: echo(f"lab: {line}", err=True))
     for label, run, report in (("first run", result.first, result.reports[0]), ("second run", result.second, result.reports[1])):
-        click.echo(f"\n== {label} (report: {report})")
+        echo(f"\n== {label} (report: {report})")
         print_summary(run)
     verdict = "second run changed nothing" if result.idempotent else "second run was NOT clean"
-    click.echo(f"\ndemo: {verdict}; lab is up in {lab_dir} (ispagent lab down --dir {lab_dir})")
+    echo(f"\ndemo: {verdict}; lab is up in {lab_dir} (ispagent lab down --dir {lab_dir})")
     sys.exit(max(result.first.exit_code, result.second.exit_code, 0 if result.idempotent else 1))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 
-from agent.cli.options import echo, economics_context, economics_options, money
+from agent.cli.options import economics_context, economics_options, money
+from agent.cli.output import echo, echo_json
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import InputError
+from agent.secrets import shown
 
 
 @click.command()
@@ -29,11 +30,11 @@ def forecast(months, rate, edition, period, as_json, inventory, ledger_at, progr
     ledger, program, day = economics_context(inventory, ledger_at, program_file, today)
     used, rows = project(ledger, program, day, months, _rate(rate), edition, period)
     if as_json:
-        return echo(json.dumps({"rate": used, "edition": edition, "period": period, "months": [
+        return echo_json({"rate": used, "edition": edition, "period": period, "months": [
             {"month": str(r.month), "renewals": r.renewals, "activations": r.activations, "turnover": float(r.turnover),
              "discount": float(r.discount), "tier_at_start": r.opening_tier + 1 if r.opening_tier >= 0 else None,
              "tier_at_end": r.closing_tier + 1 if r.closing_tier >= 0 else None, "invoice": float(r.invoice),
-             "active_licenses": r.active_licenses} for r in rows]}, indent=2))
+             "active_licenses": r.active_licenses} for r in rows]})
     echo(f"forecast from {day}: {used} new {edition} {period} license(s) a month, no deactivations ({program.turnover_basis} prices)")
     echo(f"{'MONTH':<8} {'RENEW':>6} {'NEW':>5} {'TURNOVER':>11} {'DISC':>5} {'INVOICE':>11} {'ACTIVE':>7}")
     for r in rows:
@@ -48,5 +49,5 @@ def _rate(text: str | None) -> int | None:
         return None
     number = text.strip().removesuffix("/month")
     if not number.isdigit():
-        raise InputError(f"--rate '{text}': write a whole number of licenses a month, e.g. --rate 20")
+        raise InputError(f"--rate {shown(text)}: write a whole number of licenses a month, e.g. --rate 20")
     return int(number)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from agent.cli.output import echo, echo_json
 from agent.inventory.loader import load_inventory
 from agent.inventory.summary import TABLE_COLUMNS, inventory_summary, table_row
 from agent.inventory.vagrant import parse_vagrant_ssh_config, vagrant_inventory_yaml
@@ -42,10 +42,10 @@ def check(inventory_path: Path, ssh_config: Path | None, limit: str | None, as_j
     loaded = load_inventory(inventory_path, ssh_config=ssh_config)
     hosts = loaded.select(limit)
     if as_json:
-        click.echo(json.dumps(inventory_summary(loaded, hosts), indent=2))
+        echo_json(inventory_summary(loaded, hosts))
         return
-    click.echo(_table([TABLE_COLUMNS, *(table_row(host) for host in hosts)]))
-    click.echo(
+    echo(_table([TABLE_COLUMNS, *(table_row(host) for host in hosts)]))
+    echo(
         f"{len(hosts)} of {len(loaded.hosts)} hosts, {_count(len(loaded.groups), 'group')}; "
         f"host keys: {loaded.ssh.host_key_policy}, {loaded.ssh.known_hosts}"
     )
@@ -80,10 +80,10 @@ def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | No
     machines = parse_vagrant_ssh_config(source.read(), getattr(source, "name", "<stdin>"))
     text = vagrant_inventory_yaml(machines, known_hosts=known_hosts, domain=domain)
     if output is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     output.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {output} ({len(machines)} hosts)", err=True)
+    echo(f"wrote {output} ({len(machines)} hosts)", err=True)
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
+from agent.cli.output import echo, echo_json
 from agent.lab import Lab
 from agent.lab.profiles import PROFILES
 
@@ -20,7 +20,7 @@ dir_option = click.option(
 
 
 def _progress(message: str) -> None:
-    click.echo(f"lab: {message}", err=True)
+    echo(f"lab: {message}", err=True)
 
 
 @click.group()
@@ -55,7 +55,7 @@ def up(hosts: int, lab_dir: Path, profile_options: tuple[str, ...]) -> None:
     result = Lab(lab_dir).up(hosts, progress=_progress, profiles=parse_profile_options(profile_options))
     kept = len(result.hosts) - len(result.started)
     stopped = f", {len(result.stopped)} removed" if result.stopped else ""
-    click.echo(
+    echo(
         f"lab up: {len(result.hosts)} hosts ({len(result.started)} started, {kept} already running"
         f"{stopped}) in {result.seconds:.2f} s; inventory: {result.inventory}"
     )
@@ -68,17 +68,17 @@ def status(lab_dir: Path, as_json: bool) -> None:
     """Show each host of the lab: address, up or down, and pid (the one `down` kills)."""
     hosts = Lab(lab_dir).status()
     if as_json:
-        click.echo(json.dumps([asdict(host) for host in hosts], indent=2))
+        echo_json([asdict(host) for host in hosts])
         return
     if not hosts:
-        click.echo(f"no lab in {lab_dir}")
+        echo(f"no lab in {lab_dir}")
         return
-    click.echo(f"{'HOST':<8} {'ADDRESS':<15} {'STATE':<5} PID")
+    echo(f"{'HOST':<8} {'ADDRESS':<15} {'STATE':<5} PID")
     for host in hosts:
         state = "up" if host.up else "down"
-        click.echo(f"{host.name:<8} {host.address:<15} {state:<5} {host.pid or '-'}")
+        echo(f"{host.name:<8} {host.address:<15} {state:<5} {host.pid or '-'}")
     running = sum(host.up for host in hosts)
-    click.echo(f"{running} of {len(hosts)} hosts up")
+    echo(f"{running} of {len(hosts)} hosts up")
 
 
 @lab.command()
@@ -90,4 +90,4 @@ def down(lab_dir: Path) -> None:
     The rootfs cache in /var/cache/ispagent/ is kept.
     """
     result = Lab(lab_dir).down(progress=_progress)
-    click.echo(f"lab down: {len(result.stopped)} hosts stopped in {result.seconds:.2f} s; nothing left")
+    echo(f"lab down: {len(result.stopped)} hosts stopped in {result.seconds:.2f} s; nothing left")

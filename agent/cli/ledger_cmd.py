@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from agent.cli.options import echo, economics_context, economics_options
+from agent.cli.options import economics_context, economics_options
+from agent.cli.output import echo
 
 
 @click.group()
@@ -44,4 +45,4 @@ def export_csv(output, inventory, ledger_at, program_file, today) -> None:
         return
     with output.open("w", encoding="utf-8", newline="") as handle:
         count = write_billing_csv(opened, handle)
-    click.echo(f"exported {count} event(s) to {output}", err=True)
+    echo(f"exported {count} event(s) to {output}", err=True)

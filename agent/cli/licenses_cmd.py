@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 
-from agent.cli.options import echo, ledger_of, partner_client, partner_options, partner_vars
+from agent.cli.options import ledger_of, partner_client, partner_options, partner_vars
+from agent.cli.output import echo, echo_json
 from agent.editions import EDITIONS, PERIODS
 
 
@@ -27,7 +27,7 @@ def list_licenses(as_json, **options) -> None:
     """Every license of the account (activation keys are never shown)."""
     found = partner_client(partner_vars(**options)).list()
     if as_json:
-        return echo(json.dumps([_license_json(lic) for lic in found], indent=2))
+        return echo_json([_license_json(lic) for lic in found])
     echo(f"{'ID':<10} {'EDITION':<9} {'STATUS':<10} {'IP':<16} {'EXPIRES':<11} NAME")
     for lic in found:
         echo(f"{lic.id:<10} {lic.edition or lic.pricelist:<9} {lic.status.name.lower():<10} {lic.ip:<16} {lic.expiredate:<11} {lic.licname}")
@@ -41,7 +41,7 @@ def show(license_id, as_json, **options) -> None:
     """One license (its activation key is not shown)."""
     lic = partner_client(partner_vars(**options)).get(license_id)
     data = {**_license_json(lic), "has_key": bool(lic.key)}
-    echo(json.dumps(data, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in data.items()))
+    echo_json(data) if as_json else echo("\n".join(f"{k}: {v}" for k, v in data.items()))
 
 
 @licenses.command()

@@ -7,7 +7,9 @@ import sys
 import click
 
 from agent import __version__
+from agent.cli.output import echo, error_line
 from agent.errors import IspagentError
+from agent.secrets import printable
 
 EXIT_INTERRUPTED = 130
 
@@ -19,10 +21,13 @@ class IspagentGroup(click.Group):
         try:
             return super().invoke(ctx)
         except IspagentError as error:
-            click.echo(f"ispagent: error: {error}", err=True)
+            echo(error_line(error), err=True)
             ctx.exit(error.exit_code)
+        except click.ClickException as error:  # click's own usage errors echo option values too
+            error.message = printable(error.message, one_line=True)
+            raise
         except KeyboardInterrupt:
-            click.echo("ispagent: interrupted", err=True)
+            echo("ispagent: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from agent.errors import InputError
-from agent.secrets import mask
+from agent.secrets import shown
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -49,10 +49,6 @@ def _stacked(options: list):
 partner_options = _stacked(_PARTNER)
 economics_options = _stacked(_ECONOMICS)
 fleet_options = _stacked(_FLEET)
-
-
-def echo(text: str = "") -> None:
-    click.echo(mask(text))
 
 
 def money(value) -> str:
@@ -107,11 +103,12 @@ def program_of(vars: dict, given: Path | None = None):
 
 def economics_context(inventory, ledger_at, program_file, today):
     """(ledger, program, today) of the economics options."""
+    from agent.economics.rules import parse_day
+
     vars = inventory_vars(inventory)
     program = program_of(vars, program_file)
     ledger = ledger_of(vars, ledger_at)
-    try:
-        day = date.fromisoformat(today) if today else date.today()
-    except ValueError:
-        raise InputError(f"--today '{today}': write YYYY-MM-DD") from None
+    day = parse_day(today) if today else date.today()
+    if day is None:
+        raise InputError(f"--today {shown(today)}: write YYYY-MM-DD")
     return ledger, program, day

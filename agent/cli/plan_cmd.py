@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import click
 
-from agent.cli.options import echo, first_vars, fleet_options, inventory_hosts, ledger_of, partner_client, program_of
+from agent.cli.options import first_vars, fleet_options, inventory_hosts, ledger_of, partner_client, program_of
+from agent.cli.output import echo, echo_json
 
 
 @click.command()
@@ -29,7 +29,7 @@ def plan(inventory, limit, as_json) -> None:
     account = partner_client(vars).list()
     fleet = plan_fleet(wanted_licenses(hosts), account, ledger_of(vars), program_of(vars), date.today(), settings.reuse_free)
     if as_json:
-        return echo(json.dumps(_plan_json(fleet), indent=2))
+        return echo_json(_plan_json(fleet))
     _print_plan(fleet)
 
 

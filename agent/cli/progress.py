@@ -7,7 +7,10 @@ import threading
 from typing import TextIO
 
 import click
+from rich.markup import escape
 
+from agent.cli.output import echo
+from agent.secrets import printable
 from agent.runner.events import (
     BatchFinished,
     Event,
@@ -35,7 +38,7 @@ class PlainProgress:
         line = self.describe(event)
         if line is not None:
             with self._lock:
-                click.echo(line, file=self.stream)
+                echo(line, file=self.stream)
 
     def describe(self, event: Event) -> str | None:
         if isinstance(event, RunStarted):
@@ -78,26 +81,30 @@ class LiveProgress(PlainProgress):
         with self._lock:
             if isinstance(event, RunStarted):
                 self.total = event.hosts
-                self.console.print(self.describe(event))
+                self._print(self.describe(event))
             elif isinstance(event, HostStarted):
                 self.running[event.host] = "connect"
             elif isinstance(event, StepStarted):
                 self.running[event.host] = event.step
             elif isinstance(event, StepFinished) and self.show_diffs and (event.record.data or {}).get("diff"):
-                self.console.print(self.describe(event), markup=False, highlight=False)
+                self._print(self.describe(event))
             elif isinstance(event, HostFinished):
                 self.running.pop(event.outcome.name, None)
                 self.counts[event.outcome.status] += 1
                 if event.outcome.status in ("failed", "unreachable"):
-                    self.console.print(f"[red]{event.outcome.name}[/]: {event.outcome.status}: {event.outcome.error}", highlight=False)
+                    self._print(f"{event.outcome.name}: {event.outcome.status}: {event.outcome.error}", style="red")
             elif isinstance(event, RunFinished) and event.reason:
-                self.console.print(self.describe(event))
+                self._print(self.describe(event))
             self.live.update(self._status_line())
+
+    def _print(self, text: str, style: str | None = None) -> None:
+        # Plain text, not rich markup: a host's error could otherwise restyle or hide the line.
+        self.console.print(printable(text), markup=False, highlight=False, style=style)
 
     def _status_line(self) -> str:
         done = sum(self.counts.values())
         counts = "  ".join(f"[{_COLORS[k]}]{k} {v}[/]" for k, v in self.counts.items() if v)
-        running = ", ".join(f"{host}:{step}" for host, step in list(self.running.items())[:6])
+        running = escape(", ".join(f"{host}:{step}" for host, step in list(self.running.items())[:6]))
         more = f" +{len(self.running) - 6}" if len(self.running) > 6 else ""
         return f"{done}/{self.total} hosts  {counts}  [dim]{running}{more}[/]"
 
@@ -108,13 +115,14 @@ class LiveProgress(PlainProgress):
 def print_summary(result: RunResult) -> None:
     """The table at the end: one row per host, then the totals."""
     width = max([len(h.name) for h in result.hosts] + [4])
-    click.echo(f"\n{'HOST'.ljust(width)}  {'STATUS':<11}  {'STEPS':<24}  DETAIL")
+    echo(f"\n{'HOST'.ljust(width)}  {'STATUS':<11}  {'STEPS':<24}  DETAIL")
     for host in result.hosts:
         steps = " ".join(_mark(s.status) for s in host.steps) or "-"
-        status = click.style(f"{host.status:<11}", fg=_COLORS.get(host.status))
-        click.echo(f"{host.name.ljust(width)}  {status}  {steps:<24}  {host.error or ''}".rstrip())
+        echo(f"{host.name.ljust(width)}  ", nl=False)
+        echo(f"{host.status:<11}", nl=False, color=_COLORS.get(host.status))
+        echo(f"  {steps:<24}  {host.error or ''}".rstrip())
     totals = ", ".join(f"{status} {result.count(status)}" for status in _COLORS)
-    click.echo(f"\nrun {result.run_id} {result.status}: {len(result.hosts)} host(s): {totals}")
+    echo(f"\nrun {result.run_id} {result.status}: {len(result.hosts)} host(s): {totals}")
 
 
 def _mark(status: str) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import click
 
-from agent.cli.options import echo, first_vars, fleet_options, inventory_hosts, ledger_of, partner_client
+from agent.cli.options import first_vars, fleet_options, inventory_hosts, ledger_of, partner_client
+from agent.cli.output import echo, echo_json
 
 
 @click.command()
@@ -31,7 +31,7 @@ def reconcile(inventory, limit, days, as_json) -> None:
     account = partner_client(vars).list()
     findings = compare(wanted, account, ledger_of(vars), date.today().isoformat(), days)
     if as_json:
-        return echo(json.dumps([f.__dict__ for f in findings], indent=2))
+        return echo_json([f.__dict__ for f in findings])
     for f in findings:
         echo(f"{f.kind:<17} {f.host_name or '-':<12} {f.license_id or '-':<10} {f.detail}")
     echo(f"{len(findings)} finding(s) for {len(wanted)} host(s) and {len(account)} license(s) in the account")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agent.cli.output import echo
 from agent.cli.run_output import make_progress, print_run_end
 from agent.errors import InputError, IspagentError
 from agent.statedir import default_state_dir
@@ -67,14 +68,14 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
 
     state_dir = state_dir or default_state_dir()
     progress = make_progress(quiet, verbose, dry_run)
-    echo = (lambda host, line: click.echo(f"{host}: {line}")) if verbose else None
+    echo_remote = (lambda host, line: echo(f"{host}: {line}")) if verbose else None
     _interrupt_on_sigterm()
     result, failure_code = None, 1
     try:
         if resume_id:
             if playbook or inventory:
                 raise InputError("--resume takes the playbook and inventory from the run's journal; give neither")
-            result = resume_run(resume_id, state_dir, progress, echo)
+            result = resume_run(resume_id, state_dir, progress, echo_remote)
         else:
             if not playbook or not inventory:
                 raise InputError("give a PLAYBOOK and -i INVENTORY (or --resume RUN_ID); see ispagent run --help")
@@ -83,7 +84,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
                 limit=limit, dry_run=dry_run, ssh_config=ssh_config, known_hosts=known_hosts,
                 host_key_policy=host_key_policy, only_drifted=only_drifted,
             )
-            result = start_run(playbook, inventory, options, progress, echo)
+            result = start_run(playbook, inventory, options, progress, echo_remote)
     except IspagentError as error:
         failure_code = error.exit_code
         raise
@@ -99,7 +100,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     _write_reports(result, report_json, junit, report_html)
     print_run_end(result, quiet)
     if result.status != "finished" or result.exit_code == 1:
-        click.echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
+        echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
     sys.exit(result.exit_code)
 
 

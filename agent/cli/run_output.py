@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+from agent.cli.output import echo
 
 from agent.cli.progress import LiveProgress, PlainProgress, print_summary
 from agent.runner.events import Event, RunStarted
@@ -30,7 +30,7 @@ class RunIdAnnouncer:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             verb = "resumed" if event.resumed else "started"
-            click.echo(f"ispagent: run {event.run_id} {verb}; if it is killed: ispagent run --resume {event.run_id}",
+            echo(f"ispagent: run {event.run_id} {verb}; if it is killed: ispagent run --resume {event.run_id}",
                        err=True)
         self.progress(event)
 
@@ -54,9 +54,9 @@ def print_quiet_summary(result: RunResult) -> None:
     """Totals and the hosts that did not end ok or changed: what a cron mail needs."""
     for host in result.hosts:
         if host.status in (*FAILED_STATUSES, "skipped"):
-            click.echo(f"{host.name}: {host.status}: {host.error or ''}".rstrip())
+            echo(f"{host.name}: {host.status}: {host.error or ''}".rstrip())
     totals = ", ".join(f"{status} {result.count(status)}" for status in ("ok", "changed", *FAILED_STATUSES, "skipped"))
-    click.echo(f"run {result.run_id} {result.status}: {len(result.hosts)} host(s): {totals}")
+    echo(f"run {result.run_id} {result.status}: {len(result.hosts)} host(s): {totals}")
 
 
 def summary_notes(result: RunResult) -> list[str]:
@@ -93,4 +93,4 @@ def print_run_end(result: RunResult, quiet: bool) -> None:
     else:
         print_summary(result)
     for note in summary_notes(result):
-        click.echo(mask(f"note: {note}"))
+        echo(mask(f"note: {note}"))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from agent.cli.output import echo, echo_json
 from agent.runner.journal import list_runs
 from agent.statedir import default_state_dir
 
@@ -29,15 +29,15 @@ def runs(ctx: click.Context, state_dir: Path | None, last: int, as_json: bool) -
         return
     records = list_runs(state_dir or default_state_dir())[:last]
     if as_json:
-        click.echo(json.dumps([record.__dict__ for record in records], indent=2))
+        echo_json([record.__dict__ for record in records])
         return
     if not records:
-        click.echo("no runs yet")
+        echo("no runs yet")
         return
-    click.echo(f"{'RUN ID':<23}  {'STATUS':<11}  {'STARTED':<25}  {'HOSTS':>5}  PLAYBOOK")
+    echo(f"{'RUN ID':<23}  {'STATUS':<11}  {'STARTED':<25}  {'HOSTS':>5}  PLAYBOOK")
     for record in records:
         resumed = f" (resumed {len(record.resumed_at)}x)" if record.resumed_at else ""
-        click.echo(f"{record.run_id:<23}  {record.status:<11}  {record.started_at:<25}  {len(record.hosts):>5}  "
+        echo(f"{record.run_id:<23}  {record.status:<11}  {record.started_at:<25}  {len(record.hosts):>5}  "
                    f"{Path(record.playbook).name}{resumed}")
 
 
@@ -60,9 +60,9 @@ def prune(state_dir: Path | None, keep: int | None, older_than: float | None, in
     result = prune_runs(state_dir or default_state_dir(), keep=keep, older_than_days=older_than,
                         include_resumable=include_resumable, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {len(result.removed)} run(s), {result.freed_bytes / 1e6:.1f} MB")
+    echo(f"{verb} {len(result.removed)} run(s), {result.freed_bytes / 1e6:.1f} MB")
     if result.kept_resumable:
-        click.echo(f"kept {len(result.kept_resumable)} resumable run(s) (--include-resumable removes them): "
+        echo(f"kept {len(result.kept_resumable)} resumable run(s) (--include-resumable removes them): "
                    f"{', '.join(result.kept_resumable)}")
     if result.kept_running:
-        click.echo(f"kept {len(result.kept_running)} running run(s): {', '.join(result.kept_running)}")
+        echo(f"kept {len(result.kept_running)} running run(s): {', '.join(result.kept_running)}")

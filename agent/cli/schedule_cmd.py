@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from agent.cli.output import echo
+
 from agent.scheduling import install_job, make_job, remove_job, schedule_files, service_unit, timer_unit, cron_file
 
 FILE = click.Path(dir_okay=False, path_type=Path)
@@ -55,12 +57,12 @@ def add(playbook, inventory, name, at, random_delay, state_dir, env_file, keep_r
                    run_options=options)
     if just_print:
         for title, text in (("service", service_unit(job)), ("timer", timer_unit(job)), ("cron", cron_file(job))):
-            click.echo(f"### {title}\n{text}")
+            echo(f"### {title}\n{text}")
         return
     for path in install_job(job, schedule_files(name, unit_dir, cron_dir), cron=cron):
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
     if not cron:
-        click.echo(f"enable it: systemctl daemon-reload && systemctl enable --now {job.unit}.timer")
+        echo(f"enable it: systemctl daemon-reload && systemctl enable --now {job.unit}.timer")
 
 
 @schedule.command()
@@ -71,11 +73,11 @@ def remove(name: str, unit_dir: Path, cron_dir: Path) -> None:
     """Remove job NAME's units or cron file (only files ispagent schedule wrote)."""
     removed = remove_job(schedule_files(name, unit_dir, cron_dir))
     for path in removed:
-        click.echo(f"removed {path}")
+        echo(f"removed {path}")
     if not removed:
-        click.echo(f"no job {name!r} in {unit_dir} or {cron_dir}")
+        echo(f"no job {name!r} in {unit_dir} or {cron_dir}")
     elif any(path.suffix == ".timer" for path in removed):
-        click.echo(f"then: systemctl disable --now ispagent-{name}.timer; systemctl daemon-reload")
+        echo(f"then: systemctl disable --now ispagent-{name}.timer; systemctl daemon-reload")
 
 
 def _path_option(option: str, path: Path | None) -> tuple[str, ...]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import click
 
-from agent.cli.options import echo, economics_context, economics_options
+from agent.cli.options import economics_context, economics_options
+from agent.cli.output import echo, echo_json
 
 
 @click.command()
@@ -35,13 +35,13 @@ def turnover(month, fmt, chart, inventory, ledger_at, program_file, today) -> No
     if chart:
         draw_turnover_chart(report.history, program, chart, None if report.complete else report.month)
     if fmt == "json":
-        echo(json.dumps(_report_json(report), indent=2))
+        echo_json(_report_json(report))
     elif fmt == "csv":
         echo(_report_csv(report).rstrip("\n"))
     else:
         print_report(report, ledger.shown)
     if chart:
-        click.echo(f"chart: {chart}", err=fmt != "table")
+        echo(f"chart: {chart}", err=fmt != "table")
 
 
 def _tier_json(program, tier: int, lost: bool = False) -> dict:

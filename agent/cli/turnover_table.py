@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from agent.cli.options import echo, money
+from agent.cli.options import money
+from agent.cli.output import echo
 
 
 def _tier_text(program, tier: int, lost: bool = False) -> str:

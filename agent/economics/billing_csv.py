@@ -8,28 +8,39 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
+from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import BillingFileError
 from agent.inputfile import read_input_file
 from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger
+from agent.secrets import shown
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
+MAX_PRICE = Decimal("1000000.00")
+_PRICE = re.compile(r"[0-9]{1,7}(?:\.[0-9]{1,2})?")
+_LICENSE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_ERRORS_LISTED = 5
 
 
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
     text = read_input_file(path, BillingFileError, what="billing CSV")
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
+        raise BillingFileError(f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); "
+                               "nothing was imported") from None
     if not rows:
         raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
     header = [cell.strip().lower() for cell in rows[0]]
     if tuple(header) != COLUMNS:
-        raise BillingFileError(f"{path}:1: header is '{','.join(rows[0])}'; write it as {','.join(COLUMNS)}")
+        raise BillingFileError(f"{path}:1: header is {shown(','.join(rows[0]))}; write it as {','.join(COLUMNS)}")
     events, errors = [], []
     for number, cells in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in cells):
@@ -52,42 +63,49 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
     if len(cells) != len(COLUMNS):
         raise ValueError(f"{len(cells)} columns; write {len(COLUMNS)}: {','.join(COLUMNS)} (leave price empty if unknown)")
     on, license_id, edition, period, kind, price = (cell.strip() for cell in cells)
-    try:
-        day = date.fromisoformat(on)
-    except ValueError:
-        raise ValueError(f"date '{on}' is not a date; write YYYY-MM-DD, e.g. 2026-03-31") from None
+    day = parse_day(on)
+    if day is None:
+        raise ValueError(f"date {shown(on)} is not a date; write YYYY-MM-DD, e.g. 2026-03-31")
     if day > today:
         raise ValueError(f"date {on} is in the future; the ledger holds what happened")
     kind = kind.lower()
     if kind not in BILLING_KINDS:
-        raise ValueError(f"kind '{kind}' is not one of {', '.join(BILLING_KINDS)}")
+        raise ValueError(f"kind {shown(kind)} is not one of {', '.join(BILLING_KINDS)}")
     if kind == "payment":
         return BillingEvent(on, kind, "", None, None, _price(price, required=True), line)
     if not license_id:
         raise ValueError("license_id is empty; write the license's id in the partner account")
+    if not _LICENSE_ID.fullmatch(license_id):
+        raise ValueError(f"license_id {shown(license_id)} is not a license id; write the id from the partner account "
+                         "(letters, digits, '.', '_', '-')")
     edition, period = edition.lower() or None, period.lower() or None
     if kind != "deactivation" or edition:
         if edition not in EDITIONS:
-            raise ValueError(f"edition '{edition or ''}' is not one of {', '.join(EDITIONS)}")
+            raise ValueError(f"edition {shown(edition or '')} is not one of {', '.join(EDITIONS)}")
     if kind != "deactivation" or period:
         if period not in PERIODS:
-            raise ValueError(f"period '{period or ''}' is not one of {', '.join(PERIODS)}")
+            raise ValueError(f"period {shown(period or '')} is not one of {', '.join(PERIODS)}")
     return BillingEvent(on, kind, license_id, edition, period, _price(price, required=False), line)
 
 
 def _price(text: str, required: bool) -> str | None:
+    """A price as plain decimal digits with at most two decimals, 0 to MAX_PRICE, stored as 14.00.
+
+    `Decimal` alone reads 1e999999 (which breaks turnover later), NaN, Infinity and digits of any script."""
     if not text:
         if required:
             raise ValueError("a payment needs its amount in the price column")
         return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
+    if text.startswith("-"):
+        raise ValueError(f"price {shown(text)} is negative; write the list price in EUR")
+    if not _PRICE.fullmatch(text):
         hint = " (use a dot for decimals)" if "," in text else ""
-        raise ValueError(f"price '{text}' is not an amount in EUR{hint}; write e.g. 14.00, or leave it empty") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"price '{text}' is negative; write the list price in EUR")
-    return str(value)
+        raise ValueError(f"price {shown(text)} is not an amount in EUR{hint}; write digits with at most two decimals, "
+                         "e.g. 14.00, or leave it empty")
+    value = Decimal(text)
+    if value > MAX_PRICE:
+        raise ValueError(f"price {shown(text)} is more than {MAX_PRICE} EUR; write the price of one license or payment")
+    return str(value.quantize(CENT))
 
 
 def _sequence_errors(events: list[BillingEvent], running: dict[str, str]) -> list[tuple[int, str]]:

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import ProgramError
 from agent.yamlnodes import LocatedNode, read_yaml_file
+from agent.secrets import shown
 
 DEFAULT_PROGRAM = Path(__file__).resolve().parent.parent / "program.yaml"
 PROGRAM_ENV = "ISPAGENT_PROGRAM"
@@ -201,7 +202,7 @@ def _choice(entries: dict[str, LocatedNode], name: str, allowed: tuple[str, ...]
         return allowed[0]
     value = entries[name].string()
     if value not in allowed:
-        raise entries[name].error(f"'{value}' is not a choice", "write one of " + ", ".join(allowed))
+        raise entries[name].error(f"{shown(value)} is not a choice", "write one of " + ", ".join(allowed))
     return value
 
 

@@ -14,8 +14,23 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from agent.economics.program import Program
 from agent.errors import InputError
+from agent.secrets import shown
 
 CENT = Decimal("0.01")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_day(text: str) -> date | None:
+    """A day written YYYY-MM-DD, the one form money input takes; None for anything else.
+
+    `date.fromisoformat` alone also reads 20260105 and 2026-W02-1: stored as written, such a date
+    would sort and group as text with no month of its own."""
+    if not _DAY.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 KIND_ORDER = {"renewal": 0, "activation": 1}  # on one day, automatic renewals run before the day's orders
 
 
@@ -26,9 +41,9 @@ class Month:
 
     @classmethod
     def parse(cls, text: str, option: str = "--month") -> Month:
-        match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text.strip())
         if not match or not 1 <= int(match.group(2)) <= 12:
-            raise InputError(f"{option} '{text}': not a month; write YYYY-MM, e.g. 2026-11")
+            raise InputError(f"{option} {shown(text)}: not a month; write YYYY-MM, e.g. 2026-11")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from agent.editions import RELEASES, Edition
 from agent.errors import PanelSettingsError
+from agent.secrets import shown
 
 DEFAULT_INSTALLER_URL = "https://download.ispmanager.com/install.sh"
 EU_INSTALLER_URL = "https://download.ispmanager.com/install.eu.sh"
@@ -44,7 +45,7 @@ class InstallSettings(BaseModel):
     def _known_release(cls, value: str) -> str:
         if value not in RELEASES:
             raise ValueError(
-                f"'{value}' is not one of {', '.join(RELEASES)} (install.sh would silently switch to "
+                f"{shown(value)} is not one of {', '.join(RELEASES)} (install.sh would silently switch to "
                 "ISPsystem's internal repository)"
             )
         return value
@@ -62,7 +63,7 @@ class InstallSettings(BaseModel):
         from agent.inventory.addresses import is_fqdn
 
         if value is not None and not is_fqdn(value):
-            raise ValueError(f"'{value}' is not a fully qualified domain name")
+            raise ValueError(f"{shown(value)} is not a fully qualified domain name")
         return value
 
     @property

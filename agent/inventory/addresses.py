@@ -1,4 +1,11 @@
-"""What counts as a host address, a fully qualified name and a `[user@]host[:port]` gateway string."""
+"""What counts as a host address, a fully qualified name and a `[user@]host[:port]` gateway string.
+
+Addresses are parsed with `ipaddress` first. A name that only looks like a number (`127.1`,
+`2130706433`, `0x7f.1`) is none of the three: resolvers and `inet_aton` read it as an IPv4 address
+in a short or other base form, so it would reach a machine its text does not name, and slip past the
+check that two hosts do not share an address. Every pattern must match the whole text (`fullmatch`):
+`$` also matches before a final newline.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # RFC 1123: letters, digits and inner hyphens, 1-63 characters; a digit may come first.
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")  # a last label like this makes a number, not a name
 _MAX_NAME_LENGTH = 253
 
 # `[user@]host[:port]`, the form of ssh's ProxyJump; an IPv6 host is written in brackets.
-_GATEWAY = re.compile(r"^(?:(?P<user>[^@\s:\[\]]+)@)?(?P<host>\[[^\]\s]+\]|[^@\s:\[\]]+)(?::(?P<port>[0-9]+))?$")
+_GATEWAY = re.compile(r"(?:(?P<user>[^@\s:\[\]]+)@)?(?P<host>\[[^\]\s]+\]|[^@\s:\[\]]+)(?::(?P<port>[1-9][0-9]*))?")
+PORT_TEXT = re.compile(r"[1-9][0-9]{0,4}")  # a port as written: decimal, no leading zero
 
 
 def is_ip_address(text: str) -> bool:
@@ -24,11 +33,28 @@ def is_ip_address(text: str) -> bool:
 
 
 def is_dns_name(text: str) -> bool:
-    """A hostname made of RFC 1123 labels; one label ("web1") is enough, a trailing dot is allowed."""
+    """A hostname made of RFC 1123 labels; one label ("web1") is enough, a trailing dot is allowed.
+    A name whose last label is a number is not one: see the module's doc."""
     name = text[:-1] if text.endswith(".") else text
-    if not name or len(name) > _MAX_NAME_LENGTH:
+    if not name or len(name) > _MAX_NAME_LENGTH or looks_numeric(name):
         return False
-    return all(_LABEL.match(label) for label in name.split("."))
+    return all(_LABEL.fullmatch(label) for label in name.split("."))
+
+
+def looks_numeric(text: str) -> bool:
+    """Whether `text` reads as a number to a resolver (`127.1`, `2130706433`, `0x7f.1`, `10.0.0.01`)."""
+    name = text[:-1] if text.endswith(".") else text
+    return bool(_NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1]))
+
+
+def canonical_address(text: str) -> str:
+    """One spelling per address, to compare them: IPs compressed (an IPv4-mapped IPv6 as its IPv4), names lowercased."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text.lower().rstrip(".")
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 def is_address(text: str) -> bool:
@@ -53,12 +79,11 @@ class GatewaySpec:
 
 def parse_gateway(text: str) -> GatewaySpec | None:
     """`[user@]host[:port]` (IPv6 as `[2001:db8::1]`), or None when the text is not of that form."""
-    text = text.strip()
     if text.startswith("ssh://"):  # ProxyJump also takes the URI form
         text = text[len("ssh://") :]
     if ":" in text and is_ip_address(text):  # a bare IPv6 literal, which cannot carry a port
         return GatewaySpec(address=text)
-    match = _GATEWAY.match(text)
+    match = _GATEWAY.fullmatch(text)
     if not match:
         return None
     host = match["host"]
@@ -67,6 +92,8 @@ def parse_gateway(text: str) -> GatewaySpec | None:
         if ":" not in host or not is_ip_address(host):
             return None
     if not is_address(host):
+        return None
+    if match["user"] is not None and not match["user"].isprintable():  # a zero-width or control character
         return None
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 1 <= port <= 65535:

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from agent.errors import did_you_mean
 from agent.yamlnodes import LocatedNode
+from agent.secrets import shown
 
 # A reference to a group or host by name, with the node it was written at (for the error line).
 Reference = tuple[str, LocatedNode]
@@ -68,7 +69,7 @@ def _check_references(
 def _require_known(name: str, node: LocatedNode, known: Sequence[str] | Mapping[str, Any], kind: str) -> None:
     if name in known:
         return
-    raise node.error(f"unknown {kind} '{name}'", did_you_mean(name, known) or f"define it under {kind}s:")
+    raise node.error(f"unknown {kind} {shown(name)}", did_you_mean(name, known) or f"define it under {kind}s:")
 
 
 def _reject_cycles(specs: Mapping[str, GroupSpec]) -> None:

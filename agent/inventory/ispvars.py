@@ -13,7 +13,7 @@ from agent.editions import EDITIONS, PERIODS, RELEASES
 from agent.errors import did_you_mean
 from agent.inventory.addresses import is_fqdn
 from agent.inventory.model import Secret
-from agent.secrets import register_secret
+from agent.secrets import register_secret, shown
 from agent.yamlnodes import LocatedNode
 
 # The installer rejects longer hostnames (install.sh's hostname check).
@@ -38,7 +38,7 @@ def _read_free_var(key: str, value: LocatedNode) -> Any:
     # Stricter than a suggestion's cutoff: a free var near an ISPmanager one is refused, not just hinted at.
     hint = did_you_mean(key, ISPMANAGER_VARS, cutoff=0.75)
     if hint:
-        raise value.error(f"'{key}' is not an ISPmanager var", hint)
+        raise value.error(f"{shown(key)} is not an ISPmanager var", hint)
     plain = value.value()
     try:
         check_var(key, plain)
@@ -51,16 +51,16 @@ def _read_ispmanager_var(key: str, value: LocatedNode) -> str:
     text = value.string()
     if key in CHOICES:
         if text not in CHOICES[key]:
-            raise value.error(f"'{text}' is not one of {', '.join(CHOICES[key])}")
+            raise value.error(f"{shown(text)} is not one of {', '.join(CHOICES[key])}")
         return text
     if key == "fqdn":
         if not is_fqdn(text):
             raise value.error(
-                f"'{text}' is not a fully qualified domain name", "use dotted RFC 1123 labels, like panel.example.com"
+                f"{shown(text)} is not a fully qualified domain name", "use dotted RFC 1123 labels, like panel.example.com"
             )
         if len(text) > MAX_FQDN_LENGTH:
             limit = f"the ISPmanager installer accepts at most {MAX_FQDN_LENGTH}"
-            raise value.error(f"'{text}' is {len(text)} characters long", limit)
+            raise value.error(f"{shown(text)} is {len(text)} characters long", limit)
         return text
     # activation_key: never echo it, not even in an error message.
     if not text.strip():

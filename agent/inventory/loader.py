@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
 from agent.errors import InventoryError
-from agent.inventory.addresses import GatewaySpec, is_address, parse_gateway
+from agent.inventory.addresses import PORT_TEXT, GatewaySpec, canonical_address, is_address, looks_numeric, parse_gateway
 from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
 from agent.inventory.ispvars import read_vars
 from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
 from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
 from agent.yamlnodes import LocatedNode, read_yaml_file
+from agent.secrets import shown
 
 TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
 CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway")
@@ -36,8 +37,8 @@ DEFAULT_PORT = 22
 NO_GATEWAY = "none"
 
 # Names end up in `--limit` patterns (comma-separated fnmatch globs) and in file names of reports.
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
-_USER = re.compile(r"^[^\s@:]+$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")  # fullmatch: `$` would let a final newline through
+_USER = re.compile(r"[^\s@:]+")
 
 T = TypeVar("T")
 GatewaySetting = GatewaySpec | Literal["none"]
@@ -115,7 +116,7 @@ def _read_ssh_settings(node: LocatedNode | None, base_dir: Path) -> SshSettings:
 def _read_host_key_policy(node: LocatedNode) -> str:
     policy = node.string()
     if policy not in HOST_KEY_POLICIES:
-        raise node.error(f"'{policy}' is not one of {', '.join(HOST_KEY_POLICIES)}")
+        raise node.error(f"{shown(policy)} is not one of {', '.join(HOST_KEY_POLICIES)}")
     return policy
 
 
@@ -136,8 +137,8 @@ def _optional(entries: dict[str, LocatedNode], key: str, read: Callable[[Located
 
 def _read_user(node: LocatedNode) -> str:
     user = node.string()
-    if not _USER.match(user):
-        raise node.error(f"'{user}' is not a valid user name")
+    if not _USER.fullmatch(user) or not user.isprintable():
+        raise node.error(f"{shown(user)} is not a valid user name")
     return user
 
 
@@ -148,8 +149,14 @@ def _read_port(node: LocatedNode) -> int:
 def _read_address(node: LocatedNode) -> str:
     address = node.string()
     if not is_address(address):
-        raise node.error(f"'{address}' is not an IP address or DNS name")
+        raise node.error(f"{shown(address)} is not an IP address or DNS name", _numeric_fix(address))
     return address
+
+
+def _numeric_fix(address: str) -> str | None:
+    if looks_numeric(address):
+        return "write an IPv4 address as four decimal numbers without leading zeros, e.g. 192.0.2.10"
+    return None
 
 
 def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
@@ -157,7 +164,7 @@ def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
     path = _resolve_path(written, base_dir)
     if not path.is_file():
         raise node.error(
-            f"'{written}' does not exist (looked for {path})", "a relative path starts at the inventory's directory"
+            f"{shown(written)} does not exist (looked for {path})", "a relative path starts at the inventory's directory"
         )
     return path
 
@@ -176,7 +183,7 @@ def _read_gateway(node: LocatedNode, base_dir: Path) -> GatewaySetting:
     spec = parse_gateway(text)
     if spec is None:
         raise node.error(
-            f"'{text}' is not a valid gateway",
+            f"{shown(text)} is not a valid gateway",
             "write host, user@host or user@host:port (IPv6 as [2001:db8::1]), or a mapping with address, port, user",
         )
     return spec
@@ -195,8 +202,8 @@ def _read_gateway_mapping(node: LocatedNode, base_dir: Path) -> GatewaySpec:
 
 
 def _check_name(key_node: LocatedNode, name: str, kind: str) -> None:
-    if not _NAME.match(name):
-        raise key_node.error(f"'{name}' is not a valid {kind} name", "use letters, digits, '.', ':', '_' and '-'")
+    if not _NAME.fullmatch(name):
+        raise key_node.error(f"{shown(name)} is not a valid {kind} name", "use letters, digits, '.', ':', '_' and '-'")
 
 
 def _read_references(node: LocatedNode | None) -> tuple[Reference, ...]:
@@ -293,18 +300,20 @@ def _resolved_address(host: HostSpec, from_config: SshConfigEntry, config: SshCo
     if from_config.hostname:
         if not is_address(from_config.hostname):
             hostname = from_config.hostname
-            raise host.node.error(f"HostName '{hostname}' from {config.path} is not an IP address or DNS name")
+            raise host.node.error(f"HostName {shown(hostname)} from {config.path} is not an IP address or DNS name")
         return from_config.hostname
     if not is_address(host.name):
-        raise host.node.error(f"the host name '{host.name}' is not an IP address or DNS name", "add address:")
+        raise host.node.error(
+            f"the host name '{host.name}' is not an IP address or DNS name", _numeric_fix(host.name) or "add address:"
+        )
     return host.name
 
 
 def _config_port(entry: SshConfigEntry, host: HostSpec, config: SshConfig | None) -> int | None:
     if entry.port is None:
         return None
-    if not entry.port.isdigit() or not 1 <= int(entry.port) <= 65535:
-        raise host.node.error(f"Port '{entry.port}' from {config.path} is not a port number (1-65535)")
+    if not PORT_TEXT.fullmatch(entry.port) or not 1 <= int(entry.port) <= 65535:
+        raise host.node.error(f"Port {shown(entry.port)} from {config.path} is not a port number (1-65535)")
     return int(entry.port)
 
 
@@ -313,12 +322,12 @@ def _config_gateway(entry: SshConfigEntry, host: HostSpec, config: SshConfig | N
         return None
     if "," in entry.proxy_jump:
         raise host.node.error(
-            f"ProxyJump '{entry.proxy_jump}' from {config.path} chains several gateways",
+            f"ProxyJump {shown(entry.proxy_jump)} from {config.path} chains several gateways",
             "ispagent supports one: set gateway: on the host",
         )
     spec = parse_gateway(entry.proxy_jump)
     if spec is None:
-        raise host.node.error(f"ProxyJump '{entry.proxy_jump}' from {config.path} is not a valid gateway")
+        raise host.node.error(f"ProxyJump {shown(entry.proxy_jump)} from {config.path} is not a valid gateway")
     return spec
 
 
@@ -353,9 +362,10 @@ def _check_host_settings(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None
 def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:
     # Behind different gateways the same private address is a different machine, so the gateway
     # is part of what must be unique.
-    seen: dict[tuple[str, int, str], Host] = {}
+    seen: dict[tuple[str, int, tuple[str, int] | None], Host] = {}
     for host, spec in zip(hosts, specs):
-        key = (host.address.lower().rstrip("."), host.endpoint.port, str(host.gateway or ""))
+        gateway = (canonical_address(host.gateway.address), host.gateway.port) if host.gateway else None
+        key = (canonical_address(host.address), host.endpoint.port, gateway)
         if key in seen:
             first = seen[key]
             raise spec.node.error(

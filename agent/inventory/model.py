@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from agent.errors import InputError, did_you_mean
+from agent.secrets import MASK, masked, shown
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class Host:
         return self.endpoint.address
 
     def public_vars(self) -> dict[str, Any]:
-        """`vars` safe to print or log: secrets (activation_key) replaced by `***`."""
-        return {key: SECRET_MASK if key in SECRET_VARS else value for key, value in self.vars.items()}
+        """`vars` safe to print or log: secrets (activation_key, passwords, URL passwords) replaced by `***`."""
+        return masked(dict(self.vars))
 
 
 @dataclass(frozen=True)
@@ -68,15 +69,20 @@ class Inventory:
         return next(h for h in self.hosts if h.name == name)
 
     def select(self, limit: str | None) -> tuple[Host, ...]:
-        """The hosts a `--limit` names, in inventory order; every host when `limit` is None or empty.
+        """The hosts a `--limit` names, in inventory order; every host when `limit` is None.
 
         `limit` is comma-separated patterns, each a host name, a group name or an fnmatch glob on
-        host names (`web*`). A pattern that matches nothing raises InputError: a typo in a limit
-        must not silently shrink (or, worse, widen) a rollout.
+        host names (`web*`). A limit that is empty or blank, has an empty pattern, or has a pattern
+        that matches nothing raises InputError: `--limit "$UNSET"` in a cron line must not select the
+        whole fleet, and a typo must not silently shrink a rollout.
         """
-        patterns = [pattern.strip() for pattern in (limit or "").split(",") if pattern.strip()]
-        if not patterns:
+        if limit is None:
             return self.hosts
+        patterns = [pattern.strip() for pattern in limit.split(",")]
+        if not any(patterns):
+            raise InputError(f"limit {shown(limit)} names no host or group; {_LIMIT_FIX}")
+        if not all(patterns):
+            raise InputError(f"limit {shown(limit)} has an empty pattern between commas; {_LIMIT_FIX}")
         chosen: set[str] = set()
         for pattern in patterns:
             matched = self._match(pattern)
@@ -93,11 +99,11 @@ class Inventory:
     def _no_match_message(self, pattern: str) -> str:
         names = [h.name for h in self.hosts] + list(self.groups)
         fix = did_you_mean(pattern, names) or "run `ispagent inventory check` to list hosts and groups"
-        return f"limit pattern '{pattern}' matches no host or group in {self.path}; {fix}"
+        return f"limit pattern {shown(pattern)} matches no host or group in {self.path}; {fix}"
 
 
+_LIMIT_FIX = "give host names, group names or globs, or leave the limit out to select every host"
 SECRET_VARS: tuple[str, ...] = ("activation_key",)
-SECRET_MASK = "***"
 
 
 class Secret(str):
@@ -108,4 +114,4 @@ class Secret(str):
     """
 
     def __repr__(self) -> str:
-        return repr(SECRET_MASK)
+        return repr(MASK)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import yaml
 
 from agent.errors import InputError
+from agent.inventory.addresses import PORT_TEXT
+from agent.secrets import shown
 
 VAGRANT_DEFAULT_PORT = 22
 _KEYWORD_VALUE = re.compile(r"^(\S+?)(?:\s*=\s*|\s+|$)(.*)$")
@@ -40,7 +42,7 @@ def parse_vagrant_ssh_config(text: str, source: str = "<stdin>") -> list[Vagrant
         if keyword == "host":
             blocks.append({"host": value, "line": str(number)})
         elif not blocks:
-            problem = f"'{keyword}' before any Host line; is this `vagrant ssh-config` output?"
+            problem = f"{shown(keyword)} before any Host line; is this `vagrant ssh-config` output?"
             raise InputError(f"{source}:{number}: {problem}")
         else:
             blocks[-1].setdefault(keyword, value)  # ssh semantics: the first value wins
@@ -63,8 +65,8 @@ def _split(line: str) -> tuple[str, str]:
 
 def _machine(block: dict[str, str], source: str) -> VagrantMachine:
     port = block.get("port", str(VAGRANT_DEFAULT_PORT))
-    if not port.isdigit():
-        raise InputError(f"{source}:{block['line']}: Host {block['host']}: Port '{port}' is not a number")
+    if not PORT_TEXT.fullmatch(port):  # isdigit() also takes '²', which int() then refuses
+        raise InputError(f"{source}:{block['line']}: Host {block['host']}: Port {shown(port)} is not a number")
     return VagrantMachine(
         name=block["host"],
         address=block.get("hostname", block["host"]),

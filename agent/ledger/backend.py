@@ -55,7 +55,7 @@ def backend_for(location: str | Path) -> LedgerBackend:
     try:
         url = make_url(str(location))
     except ArgumentError:
-        raise LedgerError("ledger_url: not a database URL; write it as postgresql+psycopg://USER:PASSWORD@HOST/DATABASE") from None
+        raise LedgerError("ledger_url: not a database URL; write it as postgresql+psycopg://USER:<password>@HOST/DATABASE") from None
     if url.password:
         register_secret(url.password)
     name = url.get_backend_name()

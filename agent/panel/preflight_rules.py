@@ -25,7 +25,7 @@ DEBIAN = {"wheezy": ("7", True), "jessie": ("8", True), "stretch": ("9", True), 
 UBUNTU = {"trusty": ("14.04", True), "xenial": ("16.04", True), "bionic": ("18.04", True), "focal": ("20.04", True),
           "jammy": ("22.04", False), "noble": ("24.04", False)}
 REDHAT = {"6": True, "7": True, "8": False, "9": False}  # major -> EOL?
-_HOSTNAME_LAST_LABEL = re.compile(r"^[A-Za-z0-9-]+$")
+_HOSTNAME_LAST_LABEL = re.compile(r"[A-Za-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def hostname_valid(name: str) -> bool:
     """install.sh's check: 2-50 characters, a dot, no underscore, last label [A-Za-z0-9-] only."""
     if not 2 <= len(name) <= 50 or "." not in name or "_" in name:
         return False
-    return bool(_HOSTNAME_LAST_LABEL.match(name.rsplit(".", 1)[1]))
+    return bool(_HOSTNAME_LAST_LABEL.fullmatch(name.rsplit(".", 1)[1]))
 
 
 def evaluate(facts: HostFacts, settings: InstallSettings) -> Verdict:

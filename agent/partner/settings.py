@@ -3,8 +3,9 @@
 Inventory vars (all optional except a way to find the credentials):
 
     partner_region: eu | ru           base URL when partner_api_url is not set (default eu)
-    partner_api_url: URL              custom endpoint, e.g. the lab's emulator
-    partner_credentials_file: PATH    one line "user:password"; must not be readable by others
+    partner_api_url: URL              custom endpoint, e.g. the lab's emulator; https://USER:PASSWORD@host/...
+                                      carries the credentials (never printed: masked like every URL password)
+    partner_credentials_file: PATH    one line "user:password"; a regular UTF-8 file only its owner may read
     partner_output: bjson | xml       reply format asked for (default bjson)
     partner_timeout: SECONDS          per HTTP call (default 30)
     pricelists: {lite: ID, ...}       tariff ids per edition (defaults: 55227..55230)
@@ -14,7 +15,7 @@ Inventory vars (all optional except a way to find the credentials):
     ledger_path: PATH                 the ledger's SQLite file (default STATE_DIR/ledger.sqlite)
 
 The environment variable ISPAGENT_PARTNER_AUTHINFO ("user:password"), when set, is used instead of
-the credentials file.
+the credentials file or the URL's credentials.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from agent.editions import EDITIONS
 from agent.errors import PartnerConfigError
-from agent.secrets import register_secret
+from agent.inputfile import decode_input, read_input_bytes
+from agent.secrets import register_secret, register_url_password, shown
 
 AUTHINFO_ENV = "ISPAGENT_PARTNER_AUTHINFO"
 REGION_URLS = {
@@ -59,11 +61,12 @@ class PartnerVars:
     reuse_free: bool = False
     key_wait: float = 60.0
     settle: float = 3.0
+    url_credentials: tuple[str, str] | None = field(default=None, repr=False)  # from partner_api_url's userinfo
 
     def with_credentials(self, credentials: tuple[str, str] | None = None) -> PartnerSettings:
         """The settings to call the account with, for `credentials` (user, password) or those read
-        from $ISPAGENT_PARTNER_AUTHINFO or the credentials file."""
-        user, password = credentials or read_credentials(self.credentials_file)
+        from $ISPAGENT_PARTNER_AUTHINFO, the URL or the credentials file."""
+        user, password = credentials or read_credentials(self.credentials_file, self.url_credentials)
         return PartnerSettings(**{f.name: getattr(self, f.name) for f in fields(self)}, user=user, password=password)
 
 
@@ -90,12 +93,16 @@ def partner_vars(vars: Mapping[str, Any]) -> PartnerVars:
     """PartnerVars from a host's vars (no file is read); a bad value is a one-line PartnerConfigError."""
     output = str(vars.get("partner_output", "bjson"))
     if output not in ("bjson", "xml"):
-        raise PartnerConfigError(f"partner_output: '{output}' is not one of bjson, xml")
+        raise PartnerConfigError(f"partner_output: {shown(output)} is not one of bjson, xml")
     credentials = vars.get("partner_credentials_file")
     if credentials is not None and not isinstance(credentials, str):
         raise PartnerConfigError("partner_credentials_file: expected the path of a file holding user:password")
+    api_url, url_credentials = _userinfo_removed(_api_url(vars))
+    if url_credentials and credentials:
+        raise PartnerConfigError("partner_api_url carries a user and password and partner_credentials_file is set: keep one")
     return PartnerVars(
-        api_url=_api_url(vars),
+        api_url=api_url,
+        url_credentials=url_credentials,
         credentials_file=Path(credentials).expanduser() if credentials else None,
         output=output,
         timeout=_positive(vars, "partner_timeout", 30.0),
@@ -116,15 +123,27 @@ def _api_url(vars: Mapping[str, Any]) -> str:
     if url is None:
         region = str(vars.get("partner_region", "eu"))
         if region not in REGION_URLS:
-            raise PartnerConfigError(f"partner_region: '{region}' is not one of {', '.join(REGION_URLS)}; or set partner_api_url")
+            raise PartnerConfigError(f"partner_region: {shown(region)} is not one of {', '.join(REGION_URLS)}; or set partner_api_url")
         return REGION_URLS[region]
     parts = urlsplit(str(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PartnerConfigError(f"partner_api_url: '{url}' is not an http(s) URL")
+        raise PartnerConfigError(f"partner_api_url: {shown(url)} is not an http(s) URL")
     if parts.scheme == "http" and not _local(parts.hostname):
         # authinfo travels in every request: plain HTTP only to the lab or this machine.
-        raise PartnerConfigError(f"partner_api_url: '{url}' is plain http to a public host; use https")
+        raise PartnerConfigError(f"partner_api_url: {shown(url)} is plain http to a public host; use https")
     return str(url).rstrip("/")
+
+
+def _userinfo_removed(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`url` without `user:password@`, and the credentials it carried (the client never sees them in the URL)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    register_url_password(url)
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    if not user or not password:
+        raise PartnerConfigError("partner_api_url: write the credentials as https://USER:<password>@host/..., both parts")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), (user, password)
 
 
 def _local(hostname: str) -> bool:
@@ -137,10 +156,12 @@ def _local(hostname: str) -> bool:
     return address.is_loopback or address in ipaddress.ip_network("198.18.0.0/15") or address.is_private
 
 
-def read_credentials(path: Any) -> tuple[str, str]:
-    """(user, password) from ISPAGENT_PARTNER_AUTHINFO, else from the credentials file at `path`."""
+def read_credentials(path: Any, url_credentials: tuple[str, str] | None = None) -> tuple[str, str]:
+    """(user, password) from ISPAGENT_PARTNER_AUTHINFO, else from the URL, else from the credentials file at `path`."""
     text = os.environ.get(AUTHINFO_ENV)
     source = f"${AUTHINFO_ENV}"
+    if not text and url_credentials:
+        return url_credentials
     if not text:
         if not path:
             raise PartnerConfigError(
@@ -157,15 +178,17 @@ def read_credentials(path: Any) -> tuple[str, str]:
 
 
 def _read_private_file(path: Path) -> str:
+    """The text of a credentials file: a regular UTF-8 file that only its owner may read or write."""
     try:
-        info = path.stat()
-    except OSError as error:
-        raise PartnerConfigError(f"partner_credentials_file: cannot read {path}: {error.strerror}") from None
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        file = read_input_bytes(path, PartnerConfigError, what="credentials file", max_bytes=64 * 1024)
+        text = decode_input(file.data, path, PartnerConfigError, what="credentials file")
+    except PartnerConfigError as error:
+        raise PartnerConfigError(f"partner_credentials_file: {error}") from None
+    if file.mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PartnerConfigError(
-            f"partner_credentials_file: {path} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}): run chmod 600 {path}"
+            f"partner_credentials_file: {path} is accessible by others (mode {file.mode:04o}): run chmod 600 {path}"
         )
-    return path.read_text()
+    return text
 
 
 def _pricelists(value: Any) -> dict[str, str]:
@@ -176,9 +199,9 @@ def _pricelists(value: Any) -> dict[str, str]:
     result = dict(DEFAULT_PRICELISTS)
     for edition, pricelist in value.items():
         if edition not in EDITIONS:
-            raise PartnerConfigError(f"pricelists: '{edition}' is not one of {', '.join(EDITIONS)}")
+            raise PartnerConfigError(f"pricelists: {shown(edition)} is not one of {', '.join(EDITIONS)}")
         if not str(pricelist).isdigit():
-            raise PartnerConfigError(f"pricelists.{edition}: '{pricelist}' is not a numeric tariff id")
+            raise PartnerConfigError(f"pricelists.{edition}: {shown(pricelist)} is not a numeric tariff id")
         result[edition] = str(pricelist)
     return result
 
@@ -190,12 +213,12 @@ def _positive(vars: Mapping[str, Any], key: str, default: float) -> float:
     except (TypeError, ValueError):
         number = -1.0
     if number <= 0:
-        raise PartnerConfigError(f"{key}: '{value}' is not a positive number of seconds")
+        raise PartnerConfigError(f"{key}: {shown(value)} is not a positive number of seconds")
     return number
 
 
 def _boolean(vars: Mapping[str, Any], key: str) -> bool:
     value = vars.get(key, False)
     if not isinstance(value, bool):
-        raise PartnerConfigError(f"{key}: '{value}' is not true or false")
+        raise PartnerConfigError(f"{key}: {shown(value)} is not true or false")
     return value

@@ -6,6 +6,7 @@ import math
 from typing import Sequence, TypeVar
 
 from agent.errors import InputError
+from agent.secrets import shown
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ def parse_batch_size(text: str | None, total: int) -> int:
             raise ValueError
         return count
     except ValueError:
-        raise InputError(f"--batch-size: {text!r} is neither a host count (10) nor a percentage (25%)") from None
+        raise InputError(f"--batch-size: {shown(text)} is neither a host count (10) nor a percentage (25%)") from None
 
 
 def batches(items: Sequence[T], size: int) -> list[list[T]]:

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent.errors import StepFailed
 from agent.hostsettings import HostSettings
 from agent.inventory.model import Host
+from agent.runner import localfiles
 from agent.runner.services import RunServices
 from agent.transport.hostlog import HostLog
 from agent.transport.ssh import SshConnection
@@ -52,13 +54,6 @@ class HostContext:
             "host": {"name": self.host.name, "address": self.host.address, "groups": list(self.host.groups)},
         }
 
-    def local_path(self, src: str) -> Path:
-        return find_local_file(self.source_dirs, src) or self.source_dirs[0] / src
-
-
-def find_local_file(source_dirs: list[Path], src: str) -> Path | None:
-    """`src` as is when absolute, else the first of `source_dirs` that holds it; None if none does."""
-    path = Path(src).expanduser()
-    if path.is_absolute():
-        return path if path.exists() else None
-    return next((base / path for base in source_dirs if (base / path).exists()), None)
+    def read_local_file(self, src: str) -> bytes:
+        """The bytes of a local file a step names (see agent/runner/localfiles.py); StepFailed says why not."""
+        return localfiles.read_local_file(self.source_dirs, src, StepFailed)

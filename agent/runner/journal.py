@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -27,7 +28,10 @@ from typing import Any
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted
 from agent.runner.events import Event, StepRecord, event_to_json
-from agent.secrets import mask
+from agent.secrets import mask, shown
+
+
+RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
 
 
 def utc_now() -> str:
@@ -89,14 +93,16 @@ class Journal:
         return self.dir / "hosts" / f"{host}.log"
 
     def write_record(self, record: RunRecord) -> None:
-        write_atomic(self.record_path, (json.dumps(record.__dict__, indent=2) + "\n").encode())
+        write_atomic(self.record_path, mask(json.dumps(record.__dict__, indent=2) + "\n").encode())
 
     def read_record(self) -> RunRecord:
+        if not RUN_ID.fullmatch(self.run_id):  # it names a directory: `../..` must not reach another one
+            raise InputError(f"{shown(self.run_id)} is not a run id (like 20261126T155417-8c50ad); list runs with: ispagent runs")
         try:
             return RunRecord.from_json(json.loads(self.record_path.read_text()))
         except FileNotFoundError:
             raise InputError(
-                f"no run {self.run_id!r} in {self.state_dir / 'runs'}; list runs with: ispagent runs"
+                f"no run {shown(self.run_id)} in {self.state_dir / 'runs'}; list runs with: ispagent runs"
             ) from None
         except (ValueError, TypeError) as error:
             raise InputError(f"{self.record_path}: unreadable run record: {error}") from None

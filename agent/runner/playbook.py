@@ -9,8 +9,8 @@ steps:
   - name: render the greeting       # optional label, shown in reports
     template: {src: greeting.j2, dest: /etc/greeting}
 ```
-Relative `src` paths are resolved against the playbook's directory (templates also against the
-project's `templates/`).
+Relative `src` paths are resolved against the playbook's directory, then the `templates/` beside it,
+then any directory listed under `source_dirs:`; a `src` outside them is refused (agent/runner/localfiles.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from agent.errors import PlaybookError, did_you_mean
-from agent.runner.context import find_local_file
+from agent.runner.localfiles import local_file_problem
 from agent.runner.registry import StepParams, StepType, load_steps
+from agent.secrets import shown
 from agent.yamlnodes import LocatedNode, read_yaml_file
 
-_TOP_KEYS = ("name", "description", "vars", "steps")
+_TOP_KEYS = ("name", "description", "vars", "source_dirs", "steps")
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,17 @@ class Playbook:
     name: str
     steps: tuple[PlaybookStep, ...]
     vars: Mapping[str, Any] = field(default_factory=dict)
+    extra_dirs: tuple[Path, ...] = ()  # the playbook's `source_dirs:`
 
     @property
     def source_dirs(self) -> list[Path]:
-        """Where steps' local files are looked up: beside the playbook, then the project's templates/."""
-        return source_dirs_of(self.path)
+        """Where steps' local files are looked up: beside the playbook, the templates/ beside it, `source_dirs:`."""
+        return source_dirs_of(self.path, self.extra_dirs)
 
 
-def source_dirs_of(playbook_path: Path) -> list[Path]:
+def source_dirs_of(playbook_path: Path, extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
     base = playbook_path.resolve().parent
-    return [base, base.parent / "templates"]
+    return [base, base.parent / "templates", *extra_dirs]
 
 
 def load_playbook(path: Path) -> Playbook:
@@ -70,12 +72,28 @@ def load_playbook(path: Path) -> Playbook:
     variables = (top["vars"].value() if "vars" in top else None) or {}
     if not isinstance(variables, dict):
         raise top["vars"].error("expected a mapping of variables")
+    extra_dirs = _extra_dirs(top.get("source_dirs"), path)
     entries = [_step_entry(item) for item in steps_node.items()]
     known = load_steps(name for _, fields in entries for name in fields if name != "name")
     steps = [_parse_step(item, fields, known) for item, fields in entries]
     for (item, _), step in zip(entries, steps):
-        _check_local_files(item, path, step)
-    return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables)
+        _check_local_files(item, source_dirs_of(path, extra_dirs), step)
+    return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs)
+
+
+def _extra_dirs(node: LocatedNode | None, path: Path) -> tuple[Path, ...]:
+    """`source_dirs:`: more directories steps may read local files from, said explicitly by the playbook."""
+    if node is None:
+        return ()
+    dirs = []
+    for item in node.sequence():
+        written = item.string()
+        directory = Path(written).expanduser()
+        directory = directory if directory.is_absolute() else path.resolve().parent / directory
+        if not directory.is_dir():
+            raise item.error(f"{shown(written)} is not a directory", "a relative path starts at the playbook's directory")
+        dirs.append(directory.resolve())
+    return tuple(dirs)
 
 
 def _step_entry(item: LocatedNode) -> tuple[LocatedNode, dict[str, LocatedNode]]:
@@ -94,7 +112,7 @@ def _parse_step(item: LocatedNode, fields: dict[str, LocatedNode], known: dict[s
     name = names[0]
     if name not in known:
         raise fields[name].error(
-            f"unknown step '{name}'{_did_you_mean(name, known)}", f"known steps: {', '.join(sorted(known))}"
+            f"unknown step {shown(name)}{_did_you_mean(name, known)}", f"known steps: {', '.join(sorted(known))}"
         )
     step_type = known[name]
     params = _parse_params(fields[name], step_type)
@@ -116,11 +134,11 @@ def _parse_params(node: LocatedNode, step_type: StepType) -> StepParams:
         raise node.at(*problem["loc"]).error(_explain(problem, step_type)) from None
 
 
-def _check_local_files(item: LocatedNode, path: Path, step: PlaybookStep) -> None:
-    dirs = source_dirs_of(path)
+def _check_local_files(item: LocatedNode, dirs: list[Path], step: PlaybookStep) -> None:
     for name, src in step.params.local_files().items():
-        if find_local_file(dirs, src) is None:
-            raise item.at(step.type.name, name).error(f"no file '{src}' in {' or '.join(str(d) for d in dirs)}")
+        problem = local_file_problem(dirs, src)
+        if problem:
+            raise item.at(step.type.name, name).error(problem)
 
 
 def _explain(problem: dict, step_type: StepType) -> str:
@@ -134,7 +152,7 @@ def _explain(problem: dict, step_type: StepType) -> str:
     if problem["type"] == "missing":
         return f"required parameter of step '{step_type.name}' is missing"
     message = problem["msg"].removeprefix("Value error, ")
-    return f"{message} (got {problem['input']!r})" if "input" in problem and not isinstance(problem["input"], dict) else message
+    return f"{message} (got {shown(problem['input'])})" if "input" in problem and not isinstance(problem["input"], dict) else message
 
 
 def _did_you_mean(word: object, choices) -> str:

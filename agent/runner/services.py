@@ -28,7 +28,7 @@ class RunServices:
         self._lock = threading.Lock()
         self._ledgers: dict[str, LicenseLedger] = {}
         self._clients: dict[tuple, PartnerClient] = {}
-        self._credentials: dict[Path | None, tuple[str, str]] = {}
+        self._credentials: dict[tuple[Path | None, tuple[str, str] | None], tuple[str, str]] = {}
         self._breaker: OrderBreaker | None = None
 
     @property
@@ -52,13 +52,14 @@ class RunServices:
             return self._ledgers[key]
 
     def partner_settings(self, partner: PartnerVars) -> PartnerSettings:
-        """`partner` with its credentials, read once per run (the file, or $ISPAGENT_PARTNER_AUTHINFO)."""
+        """`partner` with its credentials, read once per run ($ISPAGENT_PARTNER_AUTHINFO, the URL or the file)."""
         from agent.partner.settings import read_credentials
 
+        source = (partner.credentials_file, partner.url_credentials)
         with self._lock:
-            if partner.credentials_file not in self._credentials:
-                self._credentials[partner.credentials_file] = read_credentials(partner.credentials_file)
-            return partner.with_credentials(self._credentials[partner.credentials_file])
+            if source not in self._credentials:
+                self._credentials[source] = read_credentials(*source)
+            return partner.with_credentials(self._credentials[source])
 
     def partner(self, partner: PartnerVars) -> PartnerClient:
         """The run's client for this account: hosts of the run share it (and its call counts)."""

@@ -1,21 +1,30 @@
-"""The panel's configuration files for one host, rendered from templates/ispmanager/ (configure writes them, verify checks them)."""
+"""The panel's configuration files for one host (configure writes them, verify checks them): the options
+drop-in and ihttpd.conf rendered from templates/ispmanager/, and the record of the mgrctl calls, written
+from the calls' argument lists (never templated: see agent/panel/config.py).
+
+The record tells configure when the calls changed; it does not need the passwords themselves, so a
+password is recorded as a digest salted with the host's name: a changed password still changes the
+record, and the file on the server (and a dry run's diff of it) holds no password."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.panel.config import mgrctl_calls
 from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
-from agent.secrets import register_secret
-from agent.stepkit.templates import render_template
 from agent.runner.registry import StepParams
+from agent.secrets import SECRET_FIELDS
+from agent.stepkit.templates import render_template
+from agent.transport.ssh import command_line
 
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
 IHTTPD_DEST = f"{MGR_DIR}/etc/ihttpd.conf"
 CALLS_DEST = f"{MGR_DIR}/etc/ispagent-mgrctl.calls"
+CALLS_HEADER = "# mgrctl -m ispmgr calls, one a line (shell-quoted words); ispagent applies them when this file changes.\n"
 # The project's own templates, found whatever directory the playbook is in.
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -25,7 +34,6 @@ class PanelConfigParams(StepParams):
 
     options_template: str = "ispmanager/ispagent.conf.j2"
     ihttpd_template: str = "ispmanager/ihttpd.conf.j2"
-    calls_template: str = "ispmanager/mgrctl-calls.j2"
 
 
 @dataclass(frozen=True)
@@ -41,21 +49,25 @@ class PlannedFile:
 
 
 def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFile]:
-    """The rendered files for this host. A missing variable raises StepFailed naming template and line."""
-    for user in ctx.vars.get("panel_users") or []:
-        if isinstance(user, dict) and user.get("password"):
-            register_secret(str(user["password"]))
+    """The files for this host. A missing variable raises StepFailed naming template and line."""
     variables = {**ctx.template_vars(), "preflight": ctx.state.preflight}
-    wanted = ((OPTIONS_DEST, params.options_template, 0o644), (IHTTPD_DEST, params.ihttpd_template, 0o644),
-              (CALLS_DEST, params.calls_template, 0o600))
-    return [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables).encode(), mode, name)
-            for dest, name, mode in wanted]
+    rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables).encode(), 0o644, name)
+                for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
+    calls = "".join(command_line(_recorded(argv, ctx.host.name)) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
+    return [*rendered, PlannedFile(CALLS_DEST, (CALLS_HEADER + calls).encode(), 0o600, "")]
 
 
-def mgrctl_calls(content: bytes) -> list[list[str]]:
-    """The calls file as argv lists (comments and blank lines skipped)."""
-    calls = []
-    for line in content.decode().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            calls.append(shlex.split(line))
-    return calls
+def _recorded(argv: list[str], host_name: str) -> list[str]:
+    """A call as its record keeps it: the value of a secret parameter (passwd, confirm) as a digest."""
+    recorded = []
+    for word in argv:
+        key, separator, value = word.partition("=")
+        recorded.append(f"{key}={_digest(value, host_name)}" if separator and key in SECRET_FIELDS else word)
+    return recorded
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(secret: str, host_name: str) -> str:
+    # Slow on purpose: the record is readable by root on the server; a fast hash would be easy to brute-force.
+    derived = hashlib.pbkdf2_hmac("sha256", secret.encode(), f"ispagent-mgrctl-calls:{host_name}".encode(), 50_000)
+    return "pbkdf2-sha256:" + derived.hex()[:32]

@@ -8,12 +8,32 @@ from pathlib import Path
 import jinja2
 
 from agent.errors import StepFailed
+from agent.inputfile import decode_input
+from agent.runner.localfiles import find_local_file, local_file_problem, read_local_file
+
+
+class _LocalFileLoader(jinja2.BaseLoader):
+    """Templates (and what they include) read as a step's local files: inside the search directories,
+    regular files, bounded in size (agent/runner/localfiles.py)."""
+
+    def __init__(self, search: list[Path]) -> None:
+        self.search = search
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        path = find_local_file(self.search, template)
+        if path is None:
+            problem = local_file_problem(self.search, template)
+            if problem and problem.startswith("no file "):
+                raise jinja2.TemplateNotFound(template)
+            raise StepFailed(f"template {problem}")
+        text = decode_input(read_local_file(self.search, template, StepFailed), path, StepFailed, what="template")
+        return text, str(path), lambda: True
 
 
 def render_template(search: list[Path], name: str, variables: dict) -> str:
     """Render `name` with StrictUndefined: a missing variable is an error naming template and line."""
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search]),
+        loader=_LocalFileLoader(search),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,

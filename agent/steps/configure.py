@@ -1,8 +1,9 @@
 """`configure`: the partner's panel settings, rendered from templates/ispmanager/ and applied with mgrctl.
 
 Three files: an options drop-in in ispmgr.conf.d, ihttpd.conf (listen address, port, allowed
-networks) and a list of mgrctl calls (presets, users). Only what differs is uploaded; when any
-file changed the calls are made and the panel restarted (`mgrctl -m core exit`).
+networks) and the record of the mgrctl calls (presets, users). Only what differs is uploaded; when
+the calls changed they are made, each from its argument list, and when any file changed the panel
+is restarted (`mgrctl -m core exit`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.secrets import mask
 from agent.stepkit.hostfiles import ensure_file
-from agent.stepkit.panelfiles import CALLS_DEST, PanelConfigParams, mgrctl_calls, planned_files
+from agent.panel.config import mgrctl_calls
+from agent.stepkit.panelfiles import CALLS_DEST, PanelConfigParams, planned_files
 from agent.runner.registry import StepResult, changed, failed, ok, step
 
 @step("configure", PanelConfigParams)
@@ -29,7 +31,7 @@ def configure(ctx: HostContext, params: PanelConfigParams) -> StepResult:
         diff = "".join(r.data.get("diff", "") for r in results.values())
         return changed(f"would update {', '.join(changed_files)} and restart the panel", diff=mask(diff))
     if CALLS_DEST in changed_files:
-        for argv in mgrctl_calls(files[-1].content):
+        for argv in mgrctl_calls(ctx.settings.panel):
             result = ctx.connection.run([MGRCTL, "-m", "ispmgr", *argv])
             if not result.ok:
                 return failed(f"mgrctl -m ispmgr {mask(' '.join(argv[:2]))}...: {result.error_line()}")

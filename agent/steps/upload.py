@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from agent.errors import StepFailed
 from agent.runner.context import HostContext
 from agent.stepkit.hostfiles import check_remote_path, ensure_file, parse_mode
 from agent.runner.registry import StepParams, StepResult, step
@@ -24,10 +23,5 @@ class UploadParams(StepParams):
 
 @step("upload", UploadParams)
 def upload(ctx: HostContext, params: UploadParams) -> StepResult:
-    """Upload a local file (path relative to the playbook) to an absolute path on the host."""
-    source = ctx.local_path(params.src)
-    try:
-        content = source.read_bytes()
-    except OSError as error:
-        raise StepFailed(f"cannot read {source}: {error.strerror}") from None
-    return ensure_file(ctx, params.dest, content, params.mode)
+    """Upload a local file (path relative to the playbook, inside its source directories) to an absolute path on the host."""
+    return ensure_file(ctx, params.dest, ctx.read_local_file(params.src), params.mode)

@@ -20,7 +20,7 @@ from typing import Iterable, Literal, Sequence, Union
 
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
-from agent.secrets import mask
+from agent.secrets import mask, shown
 from agent.transport.hostlog import HostLog
 from agent.transport.ssh import CommandResult, command_line
 
@@ -58,10 +58,10 @@ class ExpectedCommand:
 
     def describe(self) -> str:
         if self.command is not None:
-            return f"command {_shown(self.command)}"
+            return f"command {shown(self.command, 160)}"
         if self.match is not None:
             return f"command matching /{self.match}/"
-        return f"command containing {_shown(self.contains)}"
+        return f"command containing {shown(self.contains, 160)}"
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class ExpectedUpload:
         if self.mode is not None and upload.mode != self.mode:
             wrong.append(f"mode {upload.mode:o}, expected {self.mode:o}")
         if self.content is not None and upload.content != self.content:
-            wrong.append(f"content {_shown(upload.text)}, expected {_shown(self.content.decode(errors='replace'))}")
+            wrong.append(f"content {shown(upload.text, 160)}, expected {shown(self.content.decode(errors='replace'), 160)}")
         if self.sha256 is not None and upload.sha256 != self.sha256:
             wrong.append(f"sha256 {upload.sha256}, expected {self.sha256}")
         if self.make_parents is not None and upload.make_parents != self.make_parents:
@@ -166,7 +166,7 @@ class ReplayConnection:
         self.log.write("$", line)
         expected = self._answer(Command(line, timeout, stdin))
         if expected.timeout is not None and timeout != expected.timeout:
-            self.mismatches.append(f"{_shown(line)} ran with timeout {timeout}, expected {expected.timeout}")
+            self.mismatches.append(f"{shown(line, 160)} ran with timeout {timeout}, expected {expected.timeout}")
         if expected.failure == "timeout":
             raise CommandTimeout(f"command timed out: {mask(line)[:200]}")
         if expected.failure == "connection_lost":
@@ -218,7 +218,7 @@ class ReplayConnection:
             if isinstance(item, Upload):
                 lines.append(f"  {number}. upload {item.dest} mode {item.mode:o} sha256 {item.sha256}")
             else:
-                lines.append(f"  {number}. {_shown(item.line)}")
+                lines.append(f"  {number}. {shown(item.line, 160)}")
         return "\n".join(lines) or "  (nothing)"
 
     # -- matching -------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class ReplayConnection:
         return self.script[self.position] if self.position < len(self.script) else None
 
     def _unexpected(self, item: Command | Upload, expected: Expected | None) -> None:
-        what = f"upload to {item.dest}" if isinstance(item, Upload) else _shown(item.line)
+        what = f"upload to {item.dest}" if isinstance(item, Upload) else shown(item.line, 160)
         kind = "upload" if isinstance(item, Upload) else "command"
         if expected is None:
             self._fail(f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
@@ -249,12 +249,6 @@ class ReplayConnection:
     def _fail(self, message: str) -> None:
         self.mismatches.append(message)
         raise ScriptMismatch(message)
-
-
-def _shown(text: str, limit: int = 160) -> str:
-    """A command on one line for messages: long scripts are cut, newlines shown as ⏎."""
-    flat = text.strip().replace("\n", " ⏎ ")
-    return repr(flat if len(flat) <= limit else flat[:limit] + "…")
 
 
 def _difference(line: str, expected: ExpectedCommand) -> str:
