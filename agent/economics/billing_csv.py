@@ -122,7 +122,7 @@ def write_billing_csv(ledger: LicenseLedger, out: io.TextIOBase) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     count = 0
-    for event in ledger.billing.events():
+    for event in ledger.billing.iter_events():
         writer.writerow([event.on_date, event.license_id, event.edition or "", event.period or "", event.kind, event.price or ""])
         count += 1
     return count
