@@ -60,14 +60,16 @@ def measure(rows: int, directory: Path) -> None:
     total = time.monotonic() - began
     del events
     print(f"import (library): {total:.1f} s = check {checked:.1f} s + write {total - checked:.1f} s; "
-          f"{written / total:,.0f} rows/s; peak RSS {peak_rss_mb():.0f} MB")
+          f"{written / total:,.0f} rows/s (bench process peak RSS, generator included: {peak_rss_mb():.0f} MB)")
 
     cli_ledger = directory / f"cli-{rows}.sqlite"
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "agent", "ledger", "import", str(source), "--ledger", str(cli_ledger),
-                           "--today", TODAY.isoformat()], capture_output=True, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "agent", "ledger", "import", str(source), "--ledger", str(cli_ledger),
+                                "--today", TODAY.isoformat()], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    said = process.stdout.read().decode().strip()
+    _, status, usage = os.wait4(process.pid, 0)
     print(f"import (`ispagent ledger import`, process start included): {time.monotonic() - began:.1f} s, "
-          f"exit {done.returncode}: {(done.stdout or done.stderr).strip()[:120]}")
+          f"peak RSS {usage.ru_maxrss / 1024:.0f} MB, exit {os.waitstatus_to_exitcode(status)}: {said[:100]}")
 
     program = load_program()
     for month in (Month(2026, 10), Month(2026, 11)):

@@ -24,14 +24,15 @@ MAX_ERRORS_LISTED = 5
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
     text = read_input_file(path, BillingFileError, what="billing CSV")
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
+    rows = csv.reader(io.StringIO(text))  # row by row: a million rows as lists would cost ~0.5 GB
+    first = next(rows, None)
+    if first is None:
         raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower() for cell in first]
     if tuple(header) != COLUMNS:
-        raise BillingFileError(f"{path}:1: header is '{','.join(rows[0])}'; write it as {','.join(COLUMNS)}")
+        raise BillingFileError(f"{path}:1: header is '{','.join(first)}'; write it as {','.join(COLUMNS)}")
     events, errors = [], []
-    for number, cells in enumerate(rows[1:], start=2):
+    for number, cells in enumerate(rows, start=2):
         if not any(cell.strip() for cell in cells):
             continue
         try:
