@@ -255,7 +255,7 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
         print(f"lab down: {down.seconds:.1f} s")
 
 
-def wait_for_the_machine(lab, patience: float = 900) -> None:
+def wait_for_the_machine(lab, patience: float = 1500) -> None:
     """One lab per machine: wait while another session's lab is up (its tests finish and take it down)."""
     deadline = time.monotonic() + patience
     while (elsewhere := lab.busy_elsewhere()) is not None:
