@@ -97,6 +97,17 @@ def _read_private_key(path: Path) -> paramiko.PKey:
         raise InputError(f"{path}: cannot load private key: {error}") from None
 
 
+class AeadFirstTransport(paramiko.Transport):
+    """paramiko's Transport offering AES-GCM first, as OpenSSH does with its AEAD ciphers.
+
+    paramiko's default, aes128-ctr with hmac-sha2-256, checks every packet's MAC with a pure-Python
+    constant-time loop: a fifth of a run's CPU on 50 hosts. GCM authenticates inside the
+    cipher (OpenSSL). Servers without it still get the CTR and CBC ciphers that follow.
+    """
+
+    _preferred_ciphers = tuple(sorted(paramiko.Transport._preferred_ciphers, key=lambda name: "-gcm@" not in name))
+
+
 class ConnectionFactory:
     """What every connection of a run shares: trusted keys, private keys, bastion connections."""
 
@@ -195,6 +206,7 @@ class ConnectionFactory:
             # Bounds opening sessions, SFTP and (on a bastion) direct-tcpip channels: paramiko's
             # default is an hour.
             "channel_timeout": timeout,
+            "transport_factory": AeadFirstTransport,
         }
 
     def gateway(self, endpoint: Endpoint) -> fabric.Connection:
