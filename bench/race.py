@@ -174,7 +174,7 @@ def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
     spec = json.loads(hosts_file.read_text())
     key = paramiko.Ed25519Key.from_private_key_file(spec["key"])
     data, text = motd.read_bytes(), jinja2.Template(template.read_text()).render(greeting="hello").encode()
-    target = f"/srv/race/{token}"
+    target = f"{os.environ.get('RACE_ROOT', '/srv/race')}/{token}"
     failures: list[str] = []
 
     def run(client: paramiko.SSHClient, line: str) -> bytes:
@@ -191,9 +191,11 @@ def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
             client = paramiko.SSHClient()
             client.load_host_keys(spec["known_hosts"])
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            sock = socket.create_connection((address, 22), timeout=30)
+            host, _, port = address.partition(":")  # "address" or "address:port"
+            sock = socket.create_connection((host, int(port or 22)), timeout=30)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client.connect(address, username="root", pkey=key, sock=sock, look_for_keys=False, allow_agent=False, timeout=30)
+            client.connect(host, port=int(port or 22), username="root", pkey=key, sock=sock, look_for_keys=False,
+                           allow_agent=False, timeout=30)
             run(client, f"mkdir -p {target} && hostname")
             sftp = client.open_sftp()
             sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
