@@ -125,3 +125,20 @@ def test_runs_lists_journaled_runs_newest_first_and_resume_names_it(tmp_path):
     assert traversal.exit_code == 2 and traversal.output == (
         "ispagent: error: '../../elsewhere/runs/20261101T000000-aaaaaa' is not a run id (like 20261126T155417-8c50ad); "
         "list runs with: ispagent runs\n")
+
+
+def test_starts_are_not_waited_for_but_reach_the_file_in_order_before_the_next_end(tmp_path):
+    from agent.runner.events import HostStarted, StepFinished, StepRecord, StepStarted
+    from agent.runner.journal import Journal
+
+    journal = Journal(tmp_path, "run-order")
+    journal.open_events()
+    journal(HostStarted("h1"))
+    journal(StepStarted("h1", "shell"))
+    assert journal.events_path.read_text() == ""  # queued, not waited for
+    journal(StepFinished("h1", StepRecord("shell", "ok", False, 0.1, "done")))
+    kinds = [json.loads(line)["event"] for line in journal.events_path.read_text().splitlines()]
+    assert kinds == ["host_started", "step_started", "step_finished"]
+    journal(StepStarted("h1", "upload"))
+    journal.close()
+    assert json.loads(journal.events_path.read_text().splitlines()[-1])["event"] == "step_started"

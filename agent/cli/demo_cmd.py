@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from agent.cli.output import echo
-from agent.cli.progress import PlainProgress, print_summary
 
 
 @click.command()
@@ -28,6 +27,7 @@ def demo(hosts: int, lab_dir: Path, playbook: Path) -> None:
       ispagent lab down --dir lab
     Needs root (network namespaces); the first run builds a Debian 12 rootfs (about a minute).
     """
+    from agent.cli.progress import PlainProgress, print_summary
     from agent.lab.demo import run_demo
 
     result = run_demo(lab_dir, hosts, playbook, PlainProgress(), lambda line: echo(f"lab: {line}", err=True))

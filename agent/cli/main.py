@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -30,6 +31,14 @@ class IspagentGroup(click.Group):
             echo("ispagent: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(_load_command(cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
 
 @click.group(cls=IspagentGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ispagent")
@@ -43,38 +52,32 @@ def cli() -> None:
     """
 
 
-def _register_commands() -> None:
-    from agent.cli import (
-        ansible_cmd,
-        demo_cmd,
-        forecast_cmd,
-        inventory_cmd,
-        lab_cmd,
-        ledger_cmd,
-        licenses_cmd,
-        plan_cmd,
-        reconcile_cmd,
-        run_cmd,
-        runs_cmd,
-        schedule_cmd,
-        turnover_cmd,
-    )
-
-    cli.add_command(inventory_cmd.inventory)
-    inventory_cmd.inventory.add_command(ansible_cmd.from_ansible)
-    cli.add_command(lab_cmd.lab)
-    cli.add_command(run_cmd.run)
-    cli.add_command(runs_cmd.runs)
-    cli.add_command(demo_cmd.demo)
-    cli.add_command(licenses_cmd.licenses)
-    cli.add_command(reconcile_cmd.reconcile)
-    cli.add_command(plan_cmd.plan)
-    cli.add_command(schedule_cmd.schedule)
-    for command in (turnover_cmd.turnover, forecast_cmd.forecast, ledger_cmd.ledger):
-        cli.add_command(command)
+# Each command's module is imported only when that command runs (or --help lists it), so
+# `ispagent --version` and `inventory check` do not pay for paramiko, the runner or SQLAlchemy.
+COMMANDS: dict[str, str] = {
+    "inventory": "agent.cli.inventory_cmd:inventory",
+    "lab": "agent.cli.lab_cmd:lab",
+    "run": "agent.cli.run_cmd:run",
+    "runs": "agent.cli.runs_cmd:runs",
+    "demo": "agent.cli.demo_cmd:demo",
+    "licenses": "agent.cli.licenses_cmd:licenses",
+    "reconcile": "agent.cli.reconcile_cmd:reconcile",
+    "plan": "agent.cli.plan_cmd:plan",
+    "schedule": "agent.cli.schedule_cmd:schedule",
+    "turnover": "agent.cli.turnover_cmd:turnover",
+    "forecast": "agent.cli.forecast_cmd:forecast",
+    "ledger": "agent.cli.ledger_cmd:ledger",
+}
 
 
-_register_commands()
+def _load_command(name: str) -> click.Command:
+    module_name, attribute = COMMANDS[name].split(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if name == "inventory" and "from-ansible" not in command.commands:
+        from agent.cli.ansible_cmd import from_ansible
+
+        command.add_command(from_ansible)
+    return command
 
 
 def main() -> None:

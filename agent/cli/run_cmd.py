@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from agent.cli.output import echo
-from agent.cli.run_output import make_progress, print_run_end
 from agent.errors import InputError, IspagentError
 from agent.statedir import default_state_dir
 
@@ -64,6 +63,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     hosts ok but some activations are not yet confirmed by the partner account
     (the next run retries them), 130 interrupted.
     """
+    from agent.cli.run_output import make_progress, print_run_end
     from agent.runner.run import RunOptions, resume_run, start_run
 
     state_dir = state_dir or default_state_dir()

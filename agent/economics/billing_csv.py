@@ -12,6 +12,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Iterator
 
 from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
@@ -31,18 +32,15 @@ def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = N
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
     text = read_input_file(path, BillingFileError, what="billing CSV")
     reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        rows = list(reader)
-    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
-        raise BillingFileError(f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); "
-                               "nothing was imported") from None
-    if not rows:
+    rows = _rows(reader, path)  # row by row: a million rows as lists would cost ~0.5 GB
+    first = next(rows, None)
+    if first is None:
         raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower() for cell in first]
     if tuple(header) != COLUMNS:
-        raise BillingFileError(f"{path}:1: header is {shown(','.join(rows[0]))}; write it as {','.join(COLUMNS)}")
+        raise BillingFileError(f"{path}:1: header is {shown(','.join(first))}; write it as {','.join(COLUMNS)}")
     events, errors = [], []
-    for number, cells in enumerate(rows[1:], start=2):
+    for number, cells in enumerate(rows, start=2):
         if not any(cell.strip() for cell in cells):
             continue
         try:
@@ -57,6 +55,15 @@ def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = N
                f"{', …' if len(errors) > 1 + MAX_ERRORS_LISTED else ''})" if len(errors) > 1 else ""
         raise BillingFileError(f"{path}:{number}: {problem}{more}; nothing was imported")
     return events
+
+
+def _rows(reader, path: Path) -> Iterator[list[str]]:
+    """The CSV's rows one by one; one the csv module cannot read is a one-line error."""
+    try:
+        yield from reader
+    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
+        raise BillingFileError(f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); "
+                               "nothing was imported") from None
 
 
 def _event(cells: list[str], line: int, today: date) -> BillingEvent:
@@ -140,7 +147,7 @@ def write_billing_csv(ledger: LicenseLedger, out: io.TextIOBase) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     count = 0
-    for event in ledger.billing.events():
+    for event in ledger.billing.iter_events():
         writer.writerow([event.on_date, event.license_id, event.edition or "", event.period or "", event.kind, event.price or ""])
         count += 1
     return count

@@ -33,17 +33,26 @@ class SshConfig:
     """A parsed ssh config file (`Host`/`Match` blocks, first value wins, as ssh itself reads it)."""
 
     def __init__(self, path: Path) -> None:
-        import paramiko
-
         self.path = path
+        self._config = None
         try:
-            self._config = paramiko.SSHConfig.from_path(str(path))
+            text = path.read_text()
         except OSError as error:
             raise InputError(f"{path}: cannot read ssh config: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: cannot parse ssh config: {error}") from None
+        if not _has_settings(text):  # /dev/null or comments only: no reason to load paramiko
+            return
+        import paramiko
+
+        try:
+            self._config = paramiko.SSHConfig.from_text(text)
         except Exception as error:  # paramiko raises ConfigParseError and plain exceptions alike
             raise InputError(f"{path}: cannot parse ssh config: {error}") from None
 
     def lookup(self, name: str) -> SshConfigEntry:
+        if self._config is None:
+            return SshConfigEntry()
         found: dict[str, Any] = self._config.lookup(name)
         # paramiko always answers `hostname` (the name itself when unset): only a change counts.
         hostname = found.get("hostname")
@@ -54,6 +63,10 @@ class SshConfig:
             identity_file=_first_existing(found.get("identityfile", [])),
             proxy_jump=_proxy_jump(found.get("proxyjump")),
         )
+
+
+def _has_settings(text: str) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
 
 
 def _first_existing(candidates: list[str]) -> Path | None:

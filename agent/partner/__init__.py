@@ -4,8 +4,25 @@
 answers and errors, `client` makes the calls.
 """
 
-from agent.partner.client import PartnerClient
-from agent.partner.model import AccountLicense, LicenseStatus
-from agent.partner.settings import PartnerSettings
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.partner.client import PartnerClient
+    from agent.partner.model import AccountLicense, LicenseStatus
+    from agent.partner.settings import PartnerSettings
 
 __all__ = ["AccountLicense", "LicenseStatus", "PartnerClient", "PartnerSettings"]
+
+# Reading partner vars from an inventory must not import the HTTP client (httpx, rich): names are
+# resolved from their modules on first use.
+_HOMES = {"PartnerClient": "client", "AccountLicense": "model", "LicenseStatus": "model", "PartnerSettings": "settings"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'agent.partner' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"agent.partner.{_HOMES[name]}"), name)

@@ -27,7 +27,7 @@ from typing import Any
 
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted
-from agent.runner.events import Event, StepRecord, event_to_json
+from agent.runner.events import Event, HostStarted, StepRecord, StepStarted, event_to_json
 from agent.secrets import mask, shown
 
 
@@ -65,6 +65,9 @@ class RunRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+
+
+_STARTS = (HostStarted, StepStarted)
 
 
 class Journal:
@@ -117,12 +120,18 @@ class Journal:
         Group commit: the thread that finds no write in progress writes and fsyncs every line
         queued so far, the others wait for it. One fsync serves many hosts, instead of 50 threads
         queueing behind one fsync each.
+
+        Starts of hosts and steps are queued without waiting: resume reads only what finished, and
+        they reach the file, in order, with the next fsync (a step's own end, at the latest).
+        Waiting for them cost every host five more fsync waits in a four-step playbook.
         """
         line = mask(json.dumps({"at": round(time.time(), 3), **event_to_json(event)})) + "\n"
         with self._lock:
             self._pending.append(line)
             self._queued += 1
             mine = self._queued
+            if isinstance(event, _STARTS) and self._events is not None:
+                return
             while self._durable < mine:
                 if self._writing:
                     self._lock.wait()
@@ -144,7 +153,14 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
+            while self._writing:
+                self._lock.wait()
             if self._events is not None:
+                if self._pending:  # starts queued after the last fsync
+                    self._events.write("".join(self._pending))
+                    self._pending.clear()
+                    self._events.flush()
+                    os.fsync(self._events.fileno())
                 self._events.close()
                 self._events = None
 
