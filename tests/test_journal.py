@@ -35,6 +35,23 @@ def test_finished_work_keeps_last_status_and_finished_steps(tmp_path):
     assert list(steps["b"]) == ["facts", "upload"] and steps["b"]["upload"].status == "changed"
 
 
+def test_a_resumed_journal_after_a_cut_line_keeps_every_new_event(tmp_path):
+    """The resume appends after the killed run's half-written line: its first event must not be
+    glued onto it (and lost with it)."""
+    journal = Journal(tmp_path, "r1")
+    journal.open_events()
+    journal(HostStarted("a"))
+    journal.close()
+    with open(journal.events_path, "a") as handle:
+        handle.write('{"event": "step_fin')
+    resumed = Journal(tmp_path, "r1")
+    resumed.open_events()
+    resumed(HostFinished(HostOutcome("a", "1.1.1.1", "changed", (), None)))
+    resumed.close()
+    status, _ = resumed.finished_work()
+    assert {host: event["status"] for host, event in status.items()} == {"a": "changed"}
+
+
 def test_restarted_host_loses_its_old_final_status(tmp_path):
     journal = Journal(tmp_path, "r1")
     journal.open_events()

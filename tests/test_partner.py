@@ -412,3 +412,22 @@ def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact
     assert client.calls == {"soft.order.param": 100, "soft": 100}
     assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * PRICELISTS["55227"][1]
     client.close()
+
+
+def test_a_429_is_refused_unprocessed_so_even_a_write_waits_its_retry_after_and_goes_again():
+    """HTTP 429 (rate limited) means the call was not done: an order is repeated after Retry-After."""
+    answers = iter([httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(429, headers={"Retry-After": "7"})])
+    waits: list[float] = []
+    body = render(Document(values={"id": "31001"}), "bjson")[1]
+    client = _mock_client("bjson", lambda request: next(answers, None) or httpx.Response(200, content=body),
+                          sleep=waits.append)
+    assert _order(client) == "31001"
+    assert client.calls["soft.order.param"] == 3 and waits == [2, 7]
+
+
+def test_a_429_without_end_stops_after_the_write_attempts_as_not_sent_and_caps_a_huge_retry_after():
+    client = _mock_client("bjson", lambda request: httpx.Response(429, headers={"Retry-After": "86400"}),
+                          sleep=(waits := []).append)
+    with pytest.raises(PartnerCallNotSent, match="HTTP 429"):
+        _order(client)
+    assert client.calls["soft.order.param"] == 3 and waits == [30, 30]

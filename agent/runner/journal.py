@@ -104,6 +104,10 @@ class Journal:
     def open_events(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._events = open(self.events_path, "a", encoding="utf-8")
+        if _ends_cut_short(self.events_path):
+            # A killed run's half-written last line: end it, or the next event is glued onto it and lost.
+            self._events.write("\n")
+            self._events.flush()
 
     def __call__(self, event: Event) -> None:
         """Append `event` durably (fsync) before the run goes on: a crash loses nothing recorded.
@@ -165,6 +169,15 @@ class Journal:
                 host_status.pop(event["host"], None)
                 steps.setdefault(event["host"], {})
         return host_status, steps
+
+
+def _ends_cut_short(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        handle.seek(size - 1)
+        return handle.read(1) != b"\n"
 
 
 def list_runs(state_dir: Path) -> list[RunRecord]:
