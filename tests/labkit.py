@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -57,3 +58,12 @@ def events(state_dir: Path, run_id: str) -> list[dict]:
 def on_host(lab, name: str, command: str) -> subprocess.CompletedProcess:
     """Run `command` inside a lab host without SSH: checks that do not trust our own transport."""
     return lab.exec(name, ["sh", "-c", command])
+
+
+def wait_until(condition, process: subprocess.Popen | None = None, what: str = "the condition", timeout: float = 60) -> None:
+    """Poll `condition` until true; fail naming `what` on timeout or when `process` has exited first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"{what}: the process exited first"
+        assert time.monotonic() < deadline, f"{what} (waited {timeout:.0f} s)"
+        time.sleep(0.05)
