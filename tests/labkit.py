@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -67,3 +68,16 @@ def wait_until(condition, process: subprocess.Popen | None = None, what: str = "
         assert process is None or process.poll() is None, f"{what}: the process exited first"
         assert time.monotonic() < deadline, f"{what} (waited {timeout:.0f} s)"
         time.sleep(0.05)
+
+
+RUN_ID = re.compile(r"\b(\d{8}T\d{6}-[0-9a-f]{6})\b")
+
+
+def read_run_id(process: subprocess.Popen) -> str:
+    """The run id from the first output line naming one (stdout's "run ID: ..." or stderr's
+    "ispagent: run ID started", whichever comes first when both are piped together)."""
+    for line in process.stdout:
+        found = RUN_ID.search(line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"the run printed no run id (exit {process.wait()})")
