@@ -1,6 +1,7 @@
 """The run journal: durable events, the resume state they give, the per-inventory lock."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -134,3 +135,21 @@ def test_runs_lists_journaled_runs_newest_first_and_resume_names_it(tmp_path):
     assert lines[2].startswith("20261101T000000-aaaaaa   finished") and lines[2].endswith("smoke.yaml")
     missing = CliRunner().invoke(cli, ["run", "--resume", "nope", "--state-dir", str(tmp_path)])
     assert missing.exit_code == 2 and "no run 'nope'" in missing.output and "ispagent runs" in missing.output
+
+
+def test_kill_point_kills_right_after_the_nth_matching_event_is_durable(tmp_path):
+    """$ISPAGENT_KILL_AFTER (the chaos tests' kill matrix): SIGKILL once the named event is on disk."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from agent.runner.journal import Journal\n"
+        "from agent.runner.events import HostStarted, StepFinished, StepRecord\n"
+        "j = Journal(Path(sys.argv[1]), 'r1'); j.open_events()\n"
+        "for host in ('a', 'b', 'c'):\n"
+        "    j(HostStarted(host)); j(StepFinished(host, StepRecord('license', 'changed', True, 0.1, '')))\n"
+    )
+    env = {**os.environ, "ISPAGENT_KILL_AFTER": "step_finished:license@2"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "runs/r1/events.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["host"]) for e in lines] == [
+        ("host_started", "a"), ("step_finished", "a"), ("host_started", "b"), ("step_finished", "b")]

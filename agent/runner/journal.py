@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class Journal:
         self._queued = 0  # events handed to the journal
         self._durable = 0  # events written and fsynced
         self._writing = False
+        self._kill_point = KillPoint.from_environment()
 
     @property
     def record_path(self) -> Path:
@@ -116,7 +118,8 @@ class Journal:
         queued so far, the others wait for it. One fsync serves many hosts, instead of 50 threads
         queueing behind one fsync each.
         """
-        line = mask(json.dumps({"at": round(time.time(), 3), **event_to_json(event)})) + "\n"
+        data = event_to_json(event)
+        line = mask(json.dumps({"at": round(time.time(), 3), **data})) + "\n"
         with self._lock:
             self._pending.append(line)
             self._queued += 1
@@ -139,6 +142,8 @@ class Journal:
                     self._writing = False
                     self._lock.notify_all()
                 self._durable = written
+            if self._kill_point and self._kill_point.reached(data):
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash right after this event is durable (chaos tests)
 
     def close(self) -> None:
         with self._lock:
@@ -169,6 +174,32 @@ class Journal:
                 host_status.pop(event["host"], None)
                 steps.setdefault(event["host"], {})
         return host_status, steps
+
+
+@dataclass
+class KillPoint:
+    """$ISPAGENT_KILL_AFTER=EVENT[:STEP][@N]: SIGKILL this process right after the Nth (default 1st)
+    such event is durable. For the chaos tests' kill matrix: every crash point, exactly."""
+
+    event: str
+    step: str | None
+    nth: int
+    seen: int = 0
+
+    @classmethod
+    def from_environment(cls) -> KillPoint | None:
+        spec = os.environ.get("ISPAGENT_KILL_AFTER", "")
+        if not spec:
+            return None
+        where, _, nth = spec.partition("@")
+        event, _, step = where.partition(":")
+        return cls(event, step or None, int(nth) if nth.isdigit() else 1)
+
+    def reached(self, data: dict) -> bool:
+        if data.get("event") != self.event or (self.step and data.get("step") != self.step):
+            return False
+        self.seen += 1
+        return self.seen == self.nth
 
 
 def _ends_cut_short(path: Path) -> bool:
