@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomicfile import write_atomic
-from agent.errors import InputError, RunAborted
+from agent.errors import InputError, RunAborted, StateDirError
 from agent.runner.events import Event, StepRecord, event_to_json
 from agent.secrets import mask
 
@@ -78,6 +78,7 @@ class Journal:
         self._durable = 0  # events written and fsynced
         self._writing = False
         self._kill_point = KillPoint.from_environment()
+        self.broken: StateDirError | None = None  # set once an event could not be written
 
     @property
     def record_path(self) -> Path:
@@ -91,7 +92,10 @@ class Journal:
         return self.dir / "hosts" / f"{host}.log"
 
     def write_record(self, record: RunRecord) -> None:
-        write_atomic(self.record_path, (json.dumps(record.__dict__, indent=2) + "\n").encode())
+        try:
+            write_atomic(self.record_path, (json.dumps(record.__dict__, indent=2) + "\n").encode())
+        except OSError as error:
+            raise state_dir_error(self.state_dir, error) from None
 
     def read_record(self) -> RunRecord:
         try:
@@ -104,12 +108,15 @@ class Journal:
             raise InputError(f"{self.record_path}: unreadable run record: {error}") from None
 
     def open_events(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._events = open(self.events_path, "a", encoding="utf-8")
-        if _ends_cut_short(self.events_path):
-            # A killed run's half-written last line: end it, or the next event is glued onto it and lost.
-            self._events.write("\n")
-            self._events.flush()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._events = open(self.events_path, "a", encoding="utf-8")
+            if _ends_cut_short(self.events_path):
+                # A killed run's half-written last line: end it, or the next event is glued onto it and lost.
+                self._events.write("\n")
+                self._events.flush()
+        except OSError as error:
+            raise state_dir_error(self.state_dir, error) from None
 
     def __call__(self, event: Event) -> None:
         """Append `event` durably (fsync) before the run goes on: a crash loses nothing recorded.
@@ -121,6 +128,8 @@ class Journal:
         data = event_to_json(event)
         line = mask(json.dumps({"at": round(time.time(), 3), **data})) + "\n"
         with self._lock:
+            if self.broken:  # nothing more can be made durable: the run must stop, not go on unjournaled
+                raise self.broken
             self._pending.append(line)
             self._queued += 1
             mine = self._queued
@@ -137,6 +146,9 @@ class Journal:
                     self._events.flush()
                     os.fsync(self._events.fileno())
                     written = upto
+                except OSError as error:
+                    self.broken = state_dir_error(self.state_dir, error)
+                    raise self.broken from None
                 finally:
                     self._lock.acquire()
                     self._writing = False
@@ -174,6 +186,12 @@ class Journal:
                 host_status.pop(event["host"], None)
                 steps.setdefault(event["host"], {})
         return host_status, steps
+
+
+def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:
+    reason = error.strerror or type(error).__name__
+    return StateDirError(f"state dir {state_dir}: cannot write ({reason}): free space or fix it, then"
+                         " finish with `ispagent run --resume RUN_ID` (`ispagent runs` lists runs)")
 
 
 @dataclass
@@ -233,8 +251,11 @@ class InventoryLock:
         self._fd: int | None = None
 
     def __enter__(self) -> InventoryLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise state_dir_error(self.path.parent.parent, error) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -244,9 +265,13 @@ class InventoryLock:
                 f"{self.inventory}: {holder} is already working on these hosts; "
                 "wait for it to finish (the lock frees itself when that process ends)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"run {self.run_id} (pid {os.getpid()})".encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"run {self.run_id} (pid {os.getpid()})".encode())
+        except OSError as error:
+            self.__exit__()
+            raise state_dir_error(self.path.parent.parent, error) from None
         return self
 
     def __exit__(self, *exc) -> None:
