@@ -50,6 +50,12 @@ RESET_PANEL = (
     "rm -rf /usr/local/mgr5 /var/lib/ispagent /var/lib/ispmanager-emulator /etc/apt/sources.list.d/exosoft.list; true"
 )
 MGRCTL = "/usr/local/mgr5/sbin/mgrctl"
+CONTROL_NODE_FAULTS = {
+    "ledger locked": {"lock_ledger": True},
+    "partner 429 + Retry-After": {"partner_faults": {"rate_limit_rate": 0.4, "retry_after": 1}},
+    "partner slow (2-4 s a call)": {"partner_faults": {"latency": [2, 4]}},
+    "partner 5xx/reset/drop": {"partner_faults": {"error_rate": 0.2, "reset_rate": 0.1, "drop_rate": 0.1}},
+}
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Trial:
     point: str
     hosts: int
     killed: bool = False
+    faults: int = 0
     duplicates: int = 0
     unlicensed: int = 0
     lost_activations: int = 0
@@ -68,32 +75,61 @@ class Trial:
 
 def kill_trial(lab: Lab, hosts, point: str, workdir: Path, scenario: str = "kill matrix") -> Trial:
     """One trial of the kill matrix (see the module's docstring)."""
+    return fault_trial(lab, hosts, workdir, scenario, kill_after=point)
+
+
+def fault_trial(lab: Lab, hosts, workdir: Path, scenario: str, *, kill_after: str | None = None,
+                partner_faults: dict | None = None, lock_ledger: bool = False) -> Trial:
+    """The install flow under one fault, finished (resumed) without it, then run again and checked.
+
+    kill_after: SIGKILL right after that journal event; partner_faults: the lab partner emulator's
+    faults for the first run; lock_ledger: another process holds the SQLite ledger's write lock for
+    the whole first run (nothing may be ordered: the intent cannot be written).
+    """
     began = time.monotonic()
-    trial = Trial(scenario, point, len(hosts))
+    trial = Trial(scenario, kill_after or scenario, len(hosts))
     workdir.mkdir(parents=True, exist_ok=True)
     for host in hosts:
         lab.exec(host.name, ["sh", "-c", RESET_PANEL])
     service_vars = inventory_vars(lab.dir)
     credentials = _fresh_account(lab, workdir)
+    ledger_path = workdir / "ledger.sqlite"
     inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
-                                                "ledger_path": str(workdir / "ledger.sqlite")})
+                                                "ledger_path": str(ledger_path)})
     state = workdir / "state"
-    first = _cli(["run", str(INSTALL), "-i", str(inventory)], state, kill_after=point)
+    holder = _hold_ledger_lock(ledger_path) if lock_ledger else None
+    injected_before = sum(_partner_injected(lab).values())
+    if partner_faults:
+        _partner_faults(lab, partner_faults)
+    try:
+        first = _cli(["run", str(INSTALL), "-i", str(inventory)], state, kill_after=kill_after)
+    finally:
+        if partner_faults:
+            _partner_faults(lab, {})
+        if holder:
+            holder.kill()
+            holder.wait()
     trial.killed = first.returncode == -9
+    trial.faults = 1 if (trial.killed or holder) else sum(_partner_injected(lab).values()) - injected_before
     outputs = [first]
+    if holder and _account(service_vars, credentials):
+        trial.problems.append("licenses were ordered while the ledger could not take the intent")
     run_id = _run_id(state)
-    if trial.killed:
-        resumed = _cli(["run", "--resume", run_id, "--report-json", str(workdir / "resumed.json")], state)
+    if first.returncode != 0:
+        # A stopped run is resumed; a finished one with activations unconfirmed (4) is run again,
+        # which retries them.
+        again = ["--resume", run_id] if first.returncode != 4 else [str(INSTALL), "-i", str(inventory)]
+        resumed = _cli(["run", *again, "--report-json", str(workdir / "resumed.json")], state)
         outputs.append(resumed)
-        if resumed.returncode != 0:
+        if resumed.returncode not in (0, 4):
             trial.problems.append(f"resume exit {resumed.returncode}: {_last_line(resumed)}")
         else:
             report = json.loads((workdir / "resumed.json").read_text())
             bad = [h["name"] for h in report["hosts"] if h["status"] not in ("ok", "changed")]
             if bad:
-                trial.problems.append(f"resume exit 0 but hosts {bad} not ok")
-    elif first.returncode != 0:
-        trial.problems.append(f"first run exit {first.returncode}: {_last_line(first)}")
+                trial.problems.append(f"resume exit {resumed.returncode} but hosts {bad} not ok")
+    elif kill_after:
+        trial.problems.append(f"{kill_after} never happened: the first run ended {first.returncode}")
     account_before = _account(service_vars, credentials)
     second = _cli(["run", str(INSTALL), "-i", str(inventory), "--report-json", str(workdir / "second.json")], state)
     outputs.append(second)
@@ -106,10 +142,40 @@ def kill_trial(lab: Lab, hosts, point: str, workdir: Path, scenario: str = "kill
     account = _account(service_vars, credentials)
     if len(account) != len(account_before):
         trial.problems.append(f"second run ordered {len(account) - len(account_before)} license(s)")
-    _check_invariants(lab, hosts, account, workdir / "ledger.sqlite", trial)
+    _check_invariants(lab, hosts, account, ledger_path, trial)
     trial.tracebacks = sum(1 for out in outputs if "Traceback" in out.stdout + out.stderr)
     trial.seconds = time.monotonic() - began
     return trial
+
+
+def _hold_ledger_lock(path: Path) -> subprocess.Popen:
+    """Another process with the SQLite ledger's write lock (created with its schema first)."""
+    from agent.ledger import LicenseLedger
+
+    with LicenseLedger(path):
+        pass
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None); db.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True); time.sleep(3600)\n"), str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def _admin(lab: Lab, op: str, data: dict | None = None) -> dict:
+    token = (lab.dir / "services" / "partner" / "admin-token").read_text().strip()
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(f"http://198.18.0.1:8443/admin/{op}", data=body,
+                                     headers={"X-Admin-Token": token, "Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=10).read())
+
+
+def _partner_faults(lab: Lab, faults: dict) -> None:
+    _admin(lab, "faults", faults)
+
+
+def _partner_injected(lab: Lab) -> dict:
+    return _admin(lab, "calls").get("injected", {})
 
 
 def _check_invariants(lab: Lab, hosts, account: list, ledger_path: Path, trial: Trial) -> None:
@@ -135,12 +201,8 @@ def _check_invariants(lab: Lab, hosts, account: list, ledger_path: Path, trial: 
 
 def _fresh_account(lab: Lab, workdir: Path) -> Path:
     """A new account in the lab's partner emulator; its `user:password` file (0600)."""
-    service_dir = lab.dir / "services" / "partner"
-    token = (service_dir / "admin-token").read_text().strip()
     user = f"chaos-{secrets.token_hex(4)}@lab.example"
-    request = urllib.request.Request("http://198.18.0.1:8443/admin/account", data=json.dumps({"user": user}).encode(),
-                                     headers={"X-Admin-Token": token, "Content-Type": "application/json"})
-    password = json.loads(urllib.request.urlopen(request, timeout=10).read())["password"]
+    password = _admin(lab, "account", {"user": user})["password"]
     path = workdir / "credentials"
     path.touch(mode=0o600)
     path.write_text(f"{user}:{password}\n")
@@ -194,7 +256,7 @@ def table(trials: list[Trial]) -> str:
     for scenario in dict.fromkeys(t.scenario for t in trials):
         group = [t for t in trials if t.scenario == scenario]
         rows.append((scenario, str(len(group)), str(sum(t.hosts for t in group)),
-                     f"{sum(t.killed for t in group)} SIGKILL", str(sum(t.duplicates for t in group)),
+                     str(sum(t.faults for t in group)), str(sum(t.duplicates for t in group)),
                      str(sum(t.unlicensed for t in group)), str(sum(t.lost_activations for t in group)),
                      str(sum(t.tracebacks for t in group)), str(sum(len(t.problems) for t in group)),
                      f"{sum(t.seconds for t in group):.0f} s"))
@@ -208,6 +270,8 @@ def main() -> int:
     parser.add_argument("--occurrences", default="1",
                         help="comma-separated N: kill after the Nth event of each kind (e.g. 1,3 for 5 hosts)")
     parser.add_argument("--points", default=",".join(KILL_POINTS), help="kill points, comma-separated")
+    parser.add_argument("--control-node", action="store_true", help="also the control-node faults (ledger locked, partner"
+                        " 429 + Retry-After, slow partner calls)")
     args = parser.parse_args()
     lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-chaos-")))
     if lab.busy_elsewhere():
@@ -225,6 +289,12 @@ def main() -> int:
                 trials.append(trial)
                 print(f"{name:<28} killed={trial.killed!s:<5} {trial.seconds:5.1f} s"
                       f" {'; '.join(trial.problems) or 'ok'}", flush=True)
+        if args.control_node:
+            for name, fault in CONTROL_NODE_FAULTS.items():
+                trial = fault_trial(lab, hosts, lab.dir / "chaos" / name.replace(" ", "-"), name, **fault)
+                trials.append(trial)
+                print(f"{name:<28} faults={trial.faults:<4} {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}",
+                      flush=True)
     finally:
         lab.down()
     print()
