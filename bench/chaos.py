@@ -44,6 +44,7 @@ STEPS = ("facts", "preflight", "license", "installer", "configure", "verify", "r
 KILL_POINTS = ("run_started", "host_started",
                *(f"step_started:{step}" for step in STEPS), *(f"step_finished:{step}" for step in STEPS),
                "host_finished", "batch_finished")
+ONCE_PER_RUN = ("run_started", "batch_finished")  # one batch: there is no second of these
 RESET_PANEL = (
     "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -$pid 2>/dev/null; "
     "pid=$(cat /usr/local/mgr5/var/run/ihttpd.pid 2>/dev/null) && kill -9 $pid 2>/dev/null; "
@@ -284,6 +285,8 @@ def main() -> int:
         hosts = lab.hosts[: args.hosts]
         for nth in [int(n) for n in args.occurrences.split(",")]:
             for point in args.points.split(","):
+                if nth > 1 and point in ONCE_PER_RUN:
+                    continue
                 name = f"{point}@{nth}"
                 trial = kill_trial(lab, hosts, name, lab.dir / "chaos" / name.replace(":", "-"))
                 trials.append(trial)
