@@ -42,6 +42,10 @@ class RunAborted(IspagentError):
     exit_code = 3
 
 
+class StateDirError(IspagentError):
+    """The state directory (journal, locks, default ledger) cannot be written: disk full, read-only."""
+
+
 class LabError(IspagentError):
     """The local lab could not be brought up, inspected or torn down."""
 

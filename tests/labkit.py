@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -57,3 +59,25 @@ def events(state_dir: Path, run_id: str) -> list[dict]:
 def on_host(lab, name: str, command: str) -> subprocess.CompletedProcess:
     """Run `command` inside a lab host without SSH: checks that do not trust our own transport."""
     return lab.exec(name, ["sh", "-c", command])
+
+
+def wait_until(condition, process: subprocess.Popen | None = None, what: str = "the condition", timeout: float = 60) -> None:
+    """Poll `condition` until true; fail naming `what` on timeout or when `process` has exited first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"{what}: the process exited first"
+        assert time.monotonic() < deadline, f"{what} (waited {timeout:.0f} s)"
+        time.sleep(0.05)
+
+
+RUN_ID = re.compile(r"\b(\d{8}T\d{6}-[0-9a-f]{6})\b")
+
+
+def read_run_id(process: subprocess.Popen) -> str:
+    """The run id from the first output line naming one (stdout's "run ID: ..." or stderr's
+    "ispagent: run ID started", whichever comes first when both are piped together)."""
+    for line in process.stdout:
+        found = RUN_ID.search(line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"the run printed no run id (exit {process.wait()})")

@@ -17,7 +17,7 @@ import pytest
 from agent.lab.license_standin import LicenseStandin
 from agent.lab.mirror import write_config
 from agent.lab.profiles import login_user, preinstalled_licid
-from labkit import REPO, ispagent, on_host, read_report, write_inventory
+from labkit import REPO, events, ispagent, on_host, read_report, wait_until, write_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -45,7 +45,7 @@ PREFLIGHT_ERRORS = {
 }
 BAD = PREFLIGHT_ERRORS
 RESET_PANEL = (
-    "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -- -$pid 2>/dev/null; "
+    "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -$pid 2>/dev/null; "
     "pid=$(cat /usr/local/mgr5/var/run/ihttpd.pid 2>/dev/null) && kill -9 $pid 2>/dev/null; "
     "rm -rf /usr/local/mgr5 /var/lib/ispagent /var/lib/ispmanager-emulator /etc/apt/sources.list.d/exosoft.list; true"
 )
@@ -62,7 +62,12 @@ def install_lab(lab):
     standin = LicenseStandin().start()
     mirror_dir = lab.dir / "services" / "mirror"
     try:
+        # Each module gets its profiled hosts re-created from scratch: nothing an earlier module (or an
+        # earlier session) did to h7..h20 carries over, whatever order the modules run in.
+        lab.up(6)
         lab.up(LAB_SIZE, profiles=PROFILES)
+        release = on_host(lab, "h8", "grep ^VERSION_CODENAME= /etc/os-release").stdout.strip()
+        assert release == "VERSION_CODENAME=trixie", f"h8's debian13 profile did not take: {release!r}"
         for host in lab.hosts:
             if host.profile is None:
                 reset_panel(lab, host.name)
@@ -204,32 +209,40 @@ def test_dry_run_shows_the_config_diff_and_changes_nothing(install_lab, tmp_path
 def test_dropped_ssh_connection_install_finishes_on_the_server_and_resume_reattaches_without_a_second_installer(
     install_lab, tmp_path
 ):
+    """Driven by events, not sleeps: install.sh is frozen (SIGSTOP to its process group) as soon as it
+    runs, so the drop lands mid-install however slow the machine is, and it is thawed only once the
+    resumed run's installer step has started, so the resume always finds it running."""
     lab, _ = install_lab
     name = "h20"
     reset_panel(lab, name)
-    write_config(lab.dir / "services" / "mirror", install_seconds=6)
+    write_config(lab.dir / "services" / "mirror", install_seconds=4)
+    # The install's process group (dash's kill takes `-PGID`, and no `--`); `pgrep -f` would match
+    # the very shell that runs it.
+    group = "$(cat /var/lib/ispagent/installer/install.pid)"
     try:
         path = inventory(lab, tmp_path / "inventory.yaml")
-        env_run = [sys.executable, "-m", "agent", "run", str(INSTALL), "-i", str(path), "--limit", name,
-                   "--report-json", str(tmp_path / "1.json")]
-        run = subprocess.Popen(env_run, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)})
-        deadline = time.monotonic() + 30
-        while on_host(lab, name, "pgrep -f ispagent-install").returncode != 0:
-            assert time.monotonic() < deadline and run.poll() is None, "install.sh never started"
-            time.sleep(0.1)
-        time.sleep(1)
+        env = {**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)}
+        run = subprocess.Popen([sys.executable, "-m", "agent", "run", str(INSTALL), "-i", str(path), "--limit", name,
+                                "--report-json", str(tmp_path / "1.json")],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        wait_until(lambda: on_host(lab, name, f"kill -STOP -{group}").returncode == 0,
+                   run, "install.sh never started")
         # Drop our SSH connection: kill the host's per-connection sshd processes (not sshd itself, PID 1).
         sessions = on_host(lab, name, "pgrep -f 'sshd: root'").stdout.split()
         assert sessions
         on_host(lab, name, f"kill -9 {' '.join(sessions)}")
-        out, err = run.communicate(timeout=60)
+        out, err = run.communicate(timeout=120)
         first = read_report(tmp_path / "1.json")
         assert first["hosts"][0]["status"] == "unreachable", out + err
-        assert on_host(lab, name, "pgrep -f ispagent-install").returncode == 0, "the install died with the connection"
+        assert on_host(lab, name, f"kill -0 {group}").returncode == 0, "the install died with the connection"
 
-        resumed = ispagent("run", "--resume", first["run_id"], "--report-json", str(tmp_path / "2.json"), state_dir=tmp_path)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        resume = subprocess.Popen([sys.executable, "-m", "agent", "run", "--resume", first["run_id"], "--report-json",
+                                   str(tmp_path / "2.json")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        wait_until(lambda: installer_started_again(tmp_path, first["run_id"]), resume, "the resume never reached the installer")
+        assert on_host(lab, name, f"kill -CONT -{group}").returncode == 0
+        out, err = resume.communicate(timeout=120)
+        assert resume.returncode == 0, out + err
         host = read_report(tmp_path / "2.json")["hosts"][0]
         assert host["status"] == "changed" and host["installer"]["result"] == "installed"
         installer = next(step for step in host["steps"] if step["step"] == "installer")
@@ -239,4 +252,15 @@ def test_dropped_ssh_connection_install_finishes_on_the_server_and_resume_reatta
         log = (tmp_path / "runs" / first["run_id"] / "hosts" / f"{name}.log").read_text()
         assert "Installing coremanager" in log and "Your newly installed ispmanager panel is available at:" in log
     finally:
+        on_host(lab, name, f"kill -CONT -{group}")
         write_config(lab.dir / "services" / "mirror", install_seconds=1)
+
+
+def installer_started_again(state_dir: Path, run_id: str) -> bool:
+    """Whether the journal shows the installer step started after the last (resumed) run start."""
+    try:
+        seen = events(state_dir, run_id)
+    except ValueError:  # a line being written
+        return False
+    starts = [i for i, e in enumerate(seen) if e["event"] == "run_started"]
+    return any(e["event"] == "step_started" and e.get("step") == "installer" for e in seen[starts[-1]:])

@@ -1,6 +1,7 @@
 """The run journal: durable events, the resume state they give, the per-inventory lock."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -33,6 +34,23 @@ def test_finished_work_keeps_last_status_and_finished_steps(tmp_path):
     status, steps = journal.finished_work()
     assert {host: event["status"] for host, event in status.items()} == {"a": "changed"}
     assert list(steps["b"]) == ["facts", "upload"] and steps["b"]["upload"].status == "changed"
+
+
+def test_a_resumed_journal_after_a_cut_line_keeps_every_new_event(tmp_path):
+    """The resume appends after the killed run's half-written line: its first event must not be
+    glued onto it (and lost with it)."""
+    journal = Journal(tmp_path, "r1")
+    journal.open_events()
+    journal(HostStarted("a"))
+    journal.close()
+    with open(journal.events_path, "a") as handle:
+        handle.write('{"event": "step_fin')
+    resumed = Journal(tmp_path, "r1")
+    resumed.open_events()
+    resumed(HostFinished(HostOutcome("a", "1.1.1.1", "changed", (), None)))
+    resumed.close()
+    status, _ = resumed.finished_work()
+    assert {host: event["status"] for host, event in status.items()} == {"a": "changed"}
 
 
 def test_restarted_host_loses_its_old_final_status(tmp_path):
@@ -142,3 +160,21 @@ def test_starts_are_not_waited_for_but_reach_the_file_in_order_before_the_next_e
     journal(StepStarted("h1", "upload"))
     journal.close()
     assert json.loads(journal.events_path.read_text().splitlines()[-1])["event"] == "step_started"
+
+
+def test_kill_point_kills_right_after_the_nth_matching_event_is_durable(tmp_path):
+    """$ISPAGENT_KILL_AFTER (the chaos tests' kill matrix): SIGKILL once the named event is on disk."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from agent.runner.journal import Journal\n"
+        "from agent.runner.events import HostStarted, StepFinished, StepRecord\n"
+        "j = Journal(Path(sys.argv[1]), 'r1'); j.open_events()\n"
+        "for host in ('a', 'b', 'c'):\n"
+        "    j(HostStarted(host)); j(StepFinished(host, StepRecord('license', 'changed', True, 0.1, '')))\n"
+    )
+    env = {**os.environ, "ISPAGENT_KILL_AFTER": "step_finished:license@2"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "runs/r1/events.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["host"]) for e in lines] == [
+        ("host_started", "a"), ("step_finished", "a"), ("host_started", "b"), ("step_finished", "b")]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import REPO, events, ispagent, read_report
+from labkit import REPO, events, ispagent, read_report, read_run_id, wait_until
 from partnerkit import license_inventory, live_licenses, start_emulator
 
 pytestmark = pytest.mark.lab
@@ -44,7 +44,8 @@ def test_rollout_of_30_hosts_under_faults_orders_exactly_30_and_rerun_orders_not
         began = time.monotonic()
         first, report = _run(tmp_path, inventory, "first", "--forks", "30")
         seconds = time.monotonic() - began
-        assert first.returncode == 0, first.stdout + first.stderr
+        # 4: every host licensed, some activations not confirmed (soft.edit failed too): retried next run
+        assert first.returncode in (0, 4), first.stdout + first.stderr
         actions = Counter(h["license"]["action"] for h in report["hosts"])
         assert actions == {"ordered": 30}
         _one_license_per_host(emulator, lab.hosts)
@@ -56,7 +57,7 @@ def test_rollout_of_30_hosts_under_faults_orders_exactly_30_and_rerun_orders_not
         assert injected.get("drop soft.order.param", 0) >= 1 and injected.get("error", 0) >= 10
 
         rerun, again = _run(tmp_path, inventory, "rerun", "--forks", "30")
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert rerun.returncode in (0, 4), rerun.stdout + rerun.stderr
         assert Counter(h["license"]["action"] for h in again["hosts"]) == {"existing": 30}
         assert emulator.calls["soft.order.param"] == orders  # not one order sent
         _one_license_per_host(emulator, lab.hosts)
@@ -67,39 +68,42 @@ def test_rollout_of_30_hosts_under_faults_orders_exactly_30_and_rerun_orders_not
 
 
 def _kill_and_resume(lab, base: Path, seed: int) -> dict:
+    """Kill the run once `seed % 4` orders went through, then resume and check.
+
+    Event-driven: the emulator holds the next order at its gate, so the kill lands between two
+    orders (or before the first) however loaded the machine is; held orders are then refused
+    unprocessed. Target 3 (every order done) kills while keys are polled or the report runs.
+    """
     rng = random.Random(seed)
     emulator = start_emulator(base / "partner", latency=[0.01, 0.06], key_delay=rng.uniform(0.05, 0.4),
                               drop_rate=0.15, functions=["soft.order.param"])
     hosts = lab.hosts[:3]
+    target = seed % 4
+    if target < len(hosts):
+        emulator.order_gate.hold_after(target)
     try:
         inventory = license_inventory(lab, base / "inventory.yaml", emulator, base / "ledger.sqlite", hosts=hosts)
         env = {**os.environ, "ISPAGENT_STATE_DIR": str(base)}
         process = subprocess.Popen([sys.executable, "-m", "agent", "run", str(LICENSE_ONLY), "-i", str(inventory)],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
-        run_id = process.stdout.readline().split()[1].rstrip(":")
-        deadline = time.monotonic() + 30
-        while not any(e["event"] == "step_started" and e.get("step") == "license" for e in _events(base, run_id)):
-            assert time.monotonic() < deadline and process.poll() is None, "the license step never started"
-            time.sleep(0.01)
-        # Trial n kills once n % 4 licenses exist (plus jitter): before any order, between the
-        # orders, or after the last one (while keys are polled and the report step runs).
-        target = seed % 4
-        while len(emulator.store.licenses()) < target and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        # Orders go out one at a time, tens of ms apart: a short jitter keeps a kill aimed between
-        # two orders there even on a loaded machine.
-        delay = rng.uniform(0, 0.01 if 0 < target < len(hosts) else 0.05)
-        time.sleep(delay)
+        run_id = read_run_id(process)
+        if target < len(hosts):
+            wait_until(lambda: emulator.order_gate.held.is_set(), process, f"order {target + 1} never reached the account")
+        else:
+            wait_until(lambda: len(live_licenses(emulator)) >= target, process, "the orders never went through")
+            time.sleep(rng.uniform(0, 0.05))
         process.send_signal(signal.SIGKILL)
         process.communicate()
         licenses_at_kill = len(live_licenses(emulator))
+        emulator.order_gate.release(drop=True)
         resumed = ispagent("run", "--resume", run_id, "--report-json", str(base / "r.json"), state_dir=base)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         _one_license_per_host(emulator, hosts)
         report = read_report(base / "r.json")
-        assert all(h["status"] in ("ok", "changed") for h in report["hosts"]), report["hosts"]
-        return {"delay": round(delay, 2), "licenses_at_kill": licenses_at_kill}
+        assert all(h["status"] in ("ok", "changed") for h in report["hosts"]), (resumed.stdout, report["hosts"])
+        return {"target": target, "licenses_at_kill": licenses_at_kill}
     finally:
+        emulator.order_gate.release(drop=True)
         emulator.stop()
 
 
@@ -114,10 +118,12 @@ def test_sigkill_during_the_license_step_then_resume_leaves_no_duplicate_and_no_
     trials = 20
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(lambda n: _kill_and_resume(lab, tmp_path / f"trial{n}", seed=n), range(trials)))
-    killed_mid_way = sum(1 for o in outcomes if 0 < o["licenses_at_kill"] < 3)
     print(f"\n{trials} SIGKILL trials: licenses in the account at the kill: "
           f"{Counter(o['licenses_at_kill'] for o in outcomes)}; after resume: 3 of 3 every time")
-    assert killed_mid_way >= 5  # the kills did land between orders, not only before or after them
+    # The gate puts each kill exactly after `target` orders (a dropped answer still counts: its
+    # license exists), so kills between orders are certain, not a matter of luck.
+    assert [o["licenses_at_kill"] for o in outcomes if o["target"] < 3] == [o["target"] for o in outcomes if o["target"] < 3]
+    assert sum(1 for o in outcomes if 0 < o["licenses_at_kill"] < 3) == 10
 
 
 def test_unpaid_account_stops_ordering_at_the_first_refusal_and_licensed_hosts_still_proceed(lab, tmp_path):
@@ -179,7 +185,7 @@ def test_no_password_or_license_key_in_any_log_report_event_or_error(lab, tmp_pa
         for secret in [password, *keys]:
             leaks = [i for i, text in enumerate(texts) if secret in text]
             assert not leaks, f"a secret leaked into {[files[i - len(outputs)] if i >= len(outputs) else 'output' for i in leaks]}"
-        assert first.returncode == 0, first.stdout
+        assert first.returncode in (0, 4), first.stdout  # 4: an activation left for the next run to confirm
         assert second.returncode == 1 and "unpaid" in second.stdout
         print(f"\nscanned {len(files)} files and {len(outputs)} outputs for the password and {len(keys)} keys: none found")
     finally:

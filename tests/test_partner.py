@@ -467,3 +467,55 @@ def test_a_credentials_file_gives_user_and_password_or_one_line(tmp_path, monkey
         assert len(str(error).splitlines()) == 1
         return
     assert user and password and ":" not in user and "\n" not in user + password
+
+
+def test_a_429_is_refused_unprocessed_so_even_a_write_waits_its_retry_after_and_goes_again():
+    """HTTP 429 (rate limited) means the call was not done: an order is repeated after Retry-After."""
+    answers = iter([httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(429, headers={"Retry-After": "7"})])
+    waits: list[float] = []
+    body = render(Document(values={"id": "31001"}), "bjson")[1]
+    client = _mock_client("bjson", lambda request: next(answers, None) or httpx.Response(200, content=body),
+                          sleep=waits.append)
+    assert _order(client) == "31001"
+    assert client.calls["soft.order.param"] == 3 and waits == [2, 7]
+
+
+def test_a_429_without_end_stops_after_the_write_attempts_as_not_sent_and_caps_a_huge_retry_after():
+    client = _mock_client("bjson", lambda request: httpx.Response(429, headers={"Retry-After": "86400"}),
+                          sleep=(waits := []).append)
+    with pytest.raises(PartnerCallNotSent, match="HTTP 429"):
+        _order(client)
+    assert client.calls["soft.order.param"] == 3 and waits == [30, 30]
+
+
+def test_emulator_429_fault_carries_retry_after_and_the_client_orders_once_it_clears(emulator):
+    emulator.set_faults(rate_limit_rate=1.0, retry_after=3, functions=["soft.order.param"])
+    waits: list[float] = []
+    client = PartnerClient(settings_from_vars({"partner_api_url": emulator.url,
+                                               "partner_credentials_file": str(emulator.credentials_file)}),
+                           sleep=lambda s: (waits.append(s), emulator.set_faults()))
+    license_id = client.order("lite", "monthly", "198.18.0.9", "h9.lab.example", "isp-9")
+    assert waits == [3] and emulator.injected == {"429": 1}
+    assert [lic["id"] for lic in emulator.store.licenses()] == [int(license_id)]
+
+
+def test_emulator_order_gate_holds_the_next_order_and_refuses_it_unprocessed_when_dropped(emulator):
+    import threading
+
+    client = _client(emulator)
+    emulator.order_gate.hold_after(1)
+    client.order("lite", "monthly", "198.18.0.10", "h10.lab.example", "isp-10")
+    errors: list[Exception] = []
+
+    def second() -> None:
+        try:
+            client.order("lite", "monthly", "198.18.0.11", "h11.lab.example", "isp-11")
+        except Exception as error:  # the reset is the point
+            errors.append(error)
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    assert emulator.order_gate.held.wait(10)
+    emulator.order_gate.release(drop=True)
+    waiting.join(10)
+    assert len(emulator.store.licenses()) == 1 and isinstance(errors[0], PartnerTransient)

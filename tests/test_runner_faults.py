@@ -76,3 +76,37 @@ def test_a_finished_run_with_a_host_not_run_does_not_exit_0():
     result = runner.RunResult("r", "p", "i", "now", False, hosts=[
         runner.HostOutcome("h1", "127.0.0.1", "changed", (), None), runner.HostOutcome("h2", "127.0.0.2", "skipped", (), None)])
     assert result.status == "finished" and result.exit_code == 1
+
+
+@pytest.mark.parametrize("fsyncs_before_full", [0, 1, 3])
+def test_a_state_dir_that_fills_up_stops_the_run_with_one_reason_and_no_thread_traceback(
+        files, tmp_path, monkeypatch, capsys, fsyncs_before_full):
+    import errno
+
+    from agent.errors import StateDirError
+    from agent.runner import journal as journal_module
+
+    real_fsync, calls = journal_module.os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) > fsyncs_before_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(journal_module.os, "fsync", fsync)
+    with pytest.raises(StateDirError, match="cannot write .No space left on device."):
+        _run(files, tmp_path, monkeypatch, _Factory())
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_state_dir_that_cannot_be_made_is_one_line_and_exit_1(files, tmp_path):
+    import subprocess
+    import sys
+
+    not_a_dir = tmp_path / "state"
+    not_a_dir.write_text("a file where the state dir should be\n")
+    done = subprocess.run([sys.executable, "-m", "agent", "run", str(files[0]), "-i", str(files[1])], capture_output=True, text=True,
+                          env={**__import__("os").environ, "ISPAGENT_STATE_DIR": str(not_a_dir)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "cannot write" in done.stderr

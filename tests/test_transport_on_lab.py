@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import os
 import resource
 import socket
@@ -223,3 +224,35 @@ def test_testinfra_checks_go_over_the_verified_connection(lab, tmp_path):
         log.close()
     assert ssh_connections == "1"  # no second connection of testinfra's own
     assert "$ sudo -n -- sh -c 'id -un'" in (tmp_path / "host.log").read_text()
+
+
+def test_connection_lost_mid_command_is_unreachable_not_a_failed_command(lab):
+    """sshd's session process killed while a command runs: the channel closes with no exit status.
+    That is a lost connection (the host is unreachable, the run can be resumed), not exit status -1."""
+    host = _host(lab, 2)
+    connection = _factory(lab).connect(host)
+
+    def drop() -> None:
+        for _ in range(500):
+            if lab.exec(host.name, ["sh", "-c", "pgrep -f 'sleep 30[.]017'"]).returncode == 0:
+                break
+        lab.exec(host.name, ["sh", "-c", "pkill -9 -f 'sshd: root'"])
+
+    dropper = threading.Thread(target=drop)
+    dropper.start()
+    try:
+        with pytest.raises(HostUnreachable, match="connection lost"):
+            connection.run("sleep 30.017", timeout=60)
+    finally:
+        dropper.join()
+        connection.close()
+
+
+def test_a_command_killed_by_a_signal_on_a_live_connection_is_a_failed_command(lab):
+    connection = _factory(lab).connect(_host(lab, 2))
+    try:
+        result = connection.run("kill -9 $$")
+        assert not result.ok
+        assert connection.run("echo still here").stdout.strip() == "still here"
+    finally:
+        connection.close()

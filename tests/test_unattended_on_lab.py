@@ -21,7 +21,7 @@ pytestmark = pytest.mark.lab
 
 MGR = "/usr/local/mgr5"
 RESET_PANEL = (
-    "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -- -$pid 2>/dev/null; "
+    "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -$pid 2>/dev/null; "
     f"pid=$(cat {MGR}/var/run/ihttpd.pid 2>/dev/null) && kill -9 $pid 2>/dev/null; "
     f"rm -rf {MGR} /var/lib/ispagent /var/lib/ispmanager-emulator /etc/apt/sources.list.d/exosoft.list; true"
 )

@@ -28,6 +28,8 @@ it) or set through `POST /admin/faults`:
      "reset_rate": 0.1,        # connection reset before anything happens
      "drop_rate": 0.1,         # commit-then-drop: the call is done, the answer never arrives
      "key_delay": 0.2,         # seconds before an ordered license gets its activation key
+     "rate_limit_rate": 0.2,   # HTTP 429 with Retry-After before anything happens
+     "retry_after": 1,         # the Retry-After of those answers, in seconds
      "functions": ["soft.order.param"]}   # faults only for these functions (default: all)
 
 What is not public and so invented here (and kept in one place each, `_ERRORS` and
@@ -122,6 +124,8 @@ class Faults:
     reset_rate: float = 0.0
     drop_rate: float = 0.0
     key_delay: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: int = 1
     functions: tuple[str, ...] = ()
 
     @classmethod
@@ -135,6 +139,8 @@ class Faults:
             reset_rate=float(data.get("reset_rate", 0.0)),
             drop_rate=float(data.get("drop_rate", 0.0)),
             key_delay=float(data.get("key_delay", 0.0)),
+            rate_limit_rate=float(data.get("rate_limit_rate", 0.0)),
+            retry_after=int(data.get("retry_after", 1)),
             functions=tuple(data.get("functions") or ()),
         )
 
@@ -390,6 +396,40 @@ def _expiry(start: date, period: int) -> date:
 # -- the API ---------------------------------------------------------------------------------------
 
 
+class OrderGate:
+    """Holds confirmed orders past the first N until released: a test can stop the agent between two
+    orders, knowing which, instead of guessing with sleeps. Held orders are refused unprocessed
+    (connection reset) when the gate is released with `drop=True`."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._limit: int | None = None
+        self._dropping = False
+        self.passed = 0
+        self.held = threading.Event()  # set once an order waits at the gate
+
+    def hold_after(self, orders: int) -> None:
+        with self._changed:
+            self._limit, self._dropping, self.passed = orders, False, 0
+            self.held.clear()
+
+    def release(self, drop: bool = False) -> None:
+        with self._changed:
+            self._limit, self._dropping = None, drop
+            self._changed.notify_all()
+
+    def enter(self, timeout: float = 120.0) -> bool:
+        """Wait for the order's turn; False: refuse it unprocessed."""
+        with self._changed:
+            if self._limit is not None and self.passed >= self._limit:
+                self.held.set()
+                self._changed.wait_for(lambda: self._limit is None or self.passed < self._limit, timeout)
+                if self._dropping:
+                    return False
+            self.passed += 1
+            return True
+
+
 class PartnerEmulator:
     """The emulator's state and server. `start()` serves on a thread (tests); `serve_forever()` blocks."""
 
@@ -408,6 +448,7 @@ class PartnerEmulator:
         self.injected: dict[str, int] = {}  # faults injected, by kind: error, reset, drop
         self.refused: dict[int, int] = {}  # requests refused by the HTTP layer, by status
         self.calls_lock = threading.Lock()
+        self.order_gate = OrderGate()
         self.server = _Server(listen, _handler_for(self, read_timeout))
         self._thread: threading.Thread | None = None
 
@@ -715,6 +756,11 @@ class _Handler(BaseHTTPRequestHandler):
             if random.random() < faults.reset_rate:
                 emulator.count(emulator.injected, "reset")
                 return self._reset()
+            if random.random() < faults.rate_limit_rate:
+                emulator.count(emulator.injected, "429")
+                return self._send(429, "text/plain", b"Too Many Requests\n", {"Retry-After": str(faults.retry_after)})
+        if func == "soft.order.param" and _confirmed(params) and not emulator.order_gate.enter():
+            return self._reset()
         try:
             check_values(params)
             account = emulator.authenticate(params)
@@ -753,8 +799,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, "application/json", b'{"error": "unknown admin operation"}')
         self._send(200, "application/json", json.dumps(reply).encode())
 
-    def _send(self, status: int, content_type: str, data: bytes) -> None:
+    def _send(self, status: int, content_type: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         if self.close_connection:

@@ -33,6 +33,31 @@ BACKOFF = wait_exponential(multiplier=0.1, max=1.5)  # 0.1, 0.2, 0.4, 0.8, 1.5 s
 # Failures that happen before a byte of the request is written: no connection (refused, no route,
 # name not found, connect timeout), no free connection in the pool, a proxy that refused the tunnel.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# HTTP 429 refuses a call before it is processed, so a write is repeated too, after its Retry-After
+# (seconds; capped so a hostile or broken value cannot park a run for a day).
+RETRY_AFTER_MAX = 30
+
+
+class _RateLimited(PartnerCallNotSent):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _wait(retry_state) -> float:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(error, _RateLimited):
+        return error.retry_after
+    return BACKOFF(retry_state)
+
+
+def _retry_after(value: str | None) -> float:
+    """Retry-After in seconds (an HTTP date or garbage reads as the backoff's ceiling)."""
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        return 1.5
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX) if seconds == seconds else 1.5
 
 
 class PartnerClient:
@@ -146,7 +171,7 @@ class PartnerClient:
         return self._retrying(func, params, PartnerCallNotSent, WRITE_ATTEMPTS)
 
     def _retrying(self, func: str, params: dict, retry_on: type[Exception], attempts: int) -> Reply:
-        policy = Retrying(retry=retry_if_exception_type(retry_on), stop=stop_after_attempt(attempts), wait=BACKOFF,
+        policy = Retrying(retry=retry_if_exception_type(retry_on), stop=stop_after_attempt(attempts), wait=_wait,
                           sleep=self._sleep, reraise=True)
         return policy(self._call, func, params)
 
@@ -156,6 +181,9 @@ class PartnerClient:
         fields = {"func": func, "out": self.settings.output, "lang": "en",
                   "authinfo": f"{self.settings.user}:{self.settings.password}", **params}
         response = self._post(func, fields)
+        if response.status_code == 429:
+            raise _RateLimited(f"{func}: the partner API answered HTTP 429 (rate limited)",
+                               _retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 500:
             raise PartnerTransient(f"{func}: the partner API answered HTTP {response.status_code}")
         if response.status_code != 200:

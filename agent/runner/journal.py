@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomicfile import write_atomic
-from agent.errors import InputError, RunAborted
+from agent.errors import InputError, RunAborted, StateDirError
 from agent.runner.events import Event, HostStarted, StepRecord, StepStarted, event_to_json
 from agent.secrets import mask, shown
 
@@ -83,6 +84,8 @@ class Journal:
         self._queued = 0  # events handed to the journal
         self._durable = 0  # events written and fsynced
         self._writing = False
+        self._kill_point = KillPoint.from_environment()
+        self.broken: StateDirError | None = None  # set once an event could not be written
 
     @property
     def record_path(self) -> Path:
@@ -96,7 +99,10 @@ class Journal:
         return self.dir / "hosts" / f"{host}.log"
 
     def write_record(self, record: RunRecord) -> None:
-        write_atomic(self.record_path, mask(json.dumps(record.__dict__, indent=2) + "\n").encode())
+        try:
+            write_atomic(self.record_path, mask(json.dumps(record.__dict__, indent=2) + "\n").encode())
+        except OSError as error:
+            raise state_dir_error(self.state_dir, error) from None
 
     def read_record(self) -> RunRecord:
         if not RUN_ID.fullmatch(self.run_id):  # it names a directory: `../..` must not reach another one
@@ -111,8 +117,15 @@ class Journal:
             raise InputError(f"{self.record_path}: unreadable run record: {error}") from None
 
     def open_events(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._events = open(self.events_path, "a", encoding="utf-8")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._events = open(self.events_path, "a", encoding="utf-8")
+            if _ends_cut_short(self.events_path):
+                # A killed run's half-written last line: end it, or the next event is glued onto it and lost.
+                self._events.write("\n")
+                self._events.flush()
+        except OSError as error:
+            raise state_dir_error(self.state_dir, error) from None
 
     def __call__(self, event: Event) -> None:
         """Append `event` durably (fsync) before the run goes on: a crash loses nothing recorded.
@@ -125,8 +138,11 @@ class Journal:
         they reach the file, in order, with the next fsync (a step's own end, at the latest).
         Waiting for them cost every host five more fsync waits in a four-step playbook.
         """
-        line = mask(json.dumps({"at": round(time.time(), 3), **event_to_json(event)})) + "\n"
+        data = event_to_json(event)
+        line = mask(json.dumps({"at": round(time.time(), 3), **data})) + "\n"
         with self._lock:
+            if self.broken:  # nothing more can be made durable: the run must stop, not go on unjournaled
+                raise self.broken
             self._pending.append(line)
             self._queued += 1
             mine = self._queued
@@ -145,11 +161,16 @@ class Journal:
                     self._events.flush()
                     os.fsync(self._events.fileno())
                     written = upto
+                except OSError as error:
+                    self.broken = state_dir_error(self.state_dir, error)
+                    raise self.broken from None
                 finally:
                     self._lock.acquire()
                     self._writing = False
                     self._lock.notify_all()
                 self._durable = written
+            if self._kill_point and self._kill_point.reached(data):
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash right after this event is durable (chaos tests)
 
     def close(self) -> None:
         with self._lock:
@@ -189,6 +210,47 @@ class Journal:
         return host_status, steps
 
 
+def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:
+    reason = error.strerror or type(error).__name__
+    return StateDirError(f"state dir {state_dir}: cannot write ({reason}): free space or fix it, then"
+                         " finish with `ispagent run --resume RUN_ID` (`ispagent runs` lists runs)")
+
+
+@dataclass
+class KillPoint:
+    """$ISPAGENT_KILL_AFTER=EVENT[:STEP][@N]: SIGKILL this process right after the Nth (default 1st)
+    such event is durable. For the chaos tests' kill matrix: every crash point, exactly."""
+
+    event: str
+    step: str | None
+    nth: int
+    seen: int = 0
+
+    @classmethod
+    def from_environment(cls) -> KillPoint | None:
+        spec = os.environ.get("ISPAGENT_KILL_AFTER", "")
+        if not spec:
+            return None
+        where, _, nth = spec.partition("@")
+        event, _, step = where.partition(":")
+        return cls(event, step or None, int(nth) if nth.isdigit() else 1)
+
+    def reached(self, data: dict) -> bool:
+        if data.get("event") != self.event or (self.step and data.get("step") != self.step):
+            return False
+        self.seen += 1
+        return self.seen == self.nth
+
+
+def _ends_cut_short(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        handle.seek(size - 1)
+        return handle.read(1) != b"\n"
+
+
 def list_runs(state_dir: Path) -> list[RunRecord]:
     """Every journaled run under `state_dir`, newest first; unreadable records are left out."""
     records = []
@@ -211,8 +273,11 @@ class InventoryLock:
         self._fd: int | None = None
 
     def __enter__(self) -> InventoryLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise state_dir_error(self.path.parent.parent, error) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -222,9 +287,13 @@ class InventoryLock:
                 f"{self.inventory}: {holder} is already working on these hosts; "
                 "wait for it to finish (the lock frees itself when that process ends)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"run {self.run_id} (pid {os.getpid()})".encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"run {self.run_id} (pid {os.getpid()})".encode())
+        except OSError as error:
+            self.__exit__()
+            raise state_dir_error(self.path.parent.parent, error) from None
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from agent.errors import HostUnreachable, InputError, IspagentError, RunAborted
+from agent.errors import HostUnreachable, InputError, IspagentError, RunAborted, StateDirError
 from agent.hostsettings import HostSettings, check_var, read_host_settings
 from agent.inventory.model import Host, Inventory
 from agent.runner.journal import InventoryLock, Journal, RunRecord, file_sha256, new_run_id, utc_now
@@ -265,6 +265,8 @@ def _execute_hosts(run: _Run, result: RunResult, resumed: bool) -> None:
                 outcomes[host.name] = _outcome_from_journal(host, finished, finished_steps[host.name])
         todo = [h for h in run.hosts if h.name not in outcomes]
         _run_batches(run, todo, finished_steps, outcomes, result)
+        if run.journal.broken:
+            raise run.journal.broken
         result.hosts = [outcomes.get(h.name) or _not_run(h, result.reason) for h in run.hosts]
         _read_standing(run, result)
     except KeyboardInterrupt:
@@ -321,7 +323,10 @@ def _run_parallel(hosts: list[Host], forks: int, work: Callable[[Host], None]) -
                 if not pending:
                     return
                 host = pending.pop()
-            work(host)
+            try:
+                work(host)
+            except StateDirError:
+                return  # the journal cannot be written: no more hosts (the run raises it once done)
 
     # Daemon threads: on interrupt the process exits at once; the journal says what was finished.
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(forks, len(hosts))))]

@@ -319,9 +319,15 @@ class SshConnection:
             if stdin is not None:
                 channel.sendall(stdin)
             channel.shutdown_write()
-            return _collect(channel, time.monotonic() + timeout, mask(line))
+            status, out, err = _collect(channel, time.monotonic() + timeout, mask(line))
         except (paramiko.SSHException, OSError, EOFError) as error:
             raise HostUnreachable(f"{self.host.name}: connection lost: {error or type(error).__name__}") from None
+        if status == -1 and not transport.is_active():
+            # paramiko closes the channels of a dead connection with exit status -1: the command's
+            # fate is unknown, so this is a lost connection (resumable), not a command that failed.
+            # (-1 on a live connection is a command killed by a signal: a real failure.)
+            raise HostUnreachable(f"{self.host.name}: connection lost while running a command")
+        return status, out, err
 
     def _transport(self) -> paramiko.Transport:
         # Checked before every use: fabric would otherwise quietly try to reconnect a dead connection.
