@@ -146,7 +146,8 @@ class Journal:
             self._pending.append(line)
             self._queued += 1
             mine = self._queued
-            if isinstance(event, _STARTS) and self._events is not None:
+            kill = self._kill_point is not None and self._kill_point.reached(data)
+            if isinstance(event, _STARTS) and self._events is not None and not kill:
                 return
             while self._durable < mine:
                 if self._writing:
@@ -169,7 +170,7 @@ class Journal:
                     self._writing = False
                     self._lock.notify_all()
                 self._durable = written
-            if self._kill_point and self._kill_point.reached(data):
+            if kill:
                 os.kill(os.getpid(), signal.SIGKILL)  # a crash right after this event is durable (chaos tests)
 
     def close(self) -> None:

@@ -118,6 +118,7 @@ class ConnectionFactory:
         # The inventory has already applied ssh config (`inventory check` shows the result), so
         # fabric must not apply ~/.ssh/config, fabric.yaml or FABRIC_* variables a second time.
         self._config = fabric.Config(lazy=True, ssh_config=paramiko.SSHConfig())
+        self._config_lock = threading.Lock()
         self._gateways: dict[Endpoint, fabric.Connection] = {}
         self._gateway_lock = threading.Lock()
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
@@ -155,18 +156,23 @@ class ConnectionFactory:
         with self._handshakes:
             return self._handshake(endpoint, gateway)
 
+    def fabric_connection(self, endpoint: Endpoint, gateway: fabric.Connection | None,
+                          connect_kwargs: dict) -> fabric.Connection:
+        """A fabric Connection to `endpoint`, not yet open.
+
+        Made one at a time: each clones the shared Config, and invoke's Config is not thread-safe
+        (two clones at once can fail with "No attribute or config key found for 'gateway'", which
+        lost a host in a 3-host run).
+        """
+        with self._config_lock:
+            return fabric.Connection(endpoint.address, user=endpoint.user, port=endpoint.port, config=self._config,
+                                     gateway=gateway, connect_kwargs=connect_kwargs)
+
     def _handshake(self, endpoint: Endpoint, gateway: fabric.Connection | None) -> fabric.Connection:
         connect_kwargs = self._connect_kwargs(endpoint)
         if gateway is None:
             connect_kwargs["sock"] = _tcp_connect(endpoint, self.settings.connect_timeout)
-        connection = fabric.Connection(
-            endpoint.address,
-            user=endpoint.user,
-            port=endpoint.port,
-            config=self._config,
-            gateway=gateway,
-            connect_kwargs=connect_kwargs,
-        )
+        connection = self.fabric_connection(endpoint, gateway, connect_kwargs)
         self.known_hosts.guard(connection.client, endpoint.address, endpoint.port)
         try:
             connection.open()
