@@ -89,7 +89,7 @@ def test_step_case(path: Path, tmp_path: Path, served: str, monkeypatch: pytest.
     host = case.host.host(vars)
     log = HostLog(tmp_path / "host.log")
     connection = ReplayConnection(host, [item.expected(files) for item in case.remote], log)
-    services = RunServices(tmp_path)
+    services = RunServices()
     context = HostContext(
         host=host, connection=connection, dry_run=case.dry_run, source_dirs=[files], state_dir=tmp_path, log=log,
         settings=settings, services=services, vars=vars, facts=dict(case.facts),

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 class RunServices:
     """Opened lazily, on first use by a step: a smoke playbook never loads the database layer."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
-        self.state_dir = state_dir
+    def __init__(self) -> None:
         self.installer_scripts = InstallerScripts()
         self._lock = threading.Lock()
         self._ledgers: dict[str, LicenseLedger] = {}
@@ -72,10 +71,6 @@ class RunServices:
             if key not in self._clients:
                 self._clients[key] = PartnerClient(settings)
             return self._clients[key]
-
-    def clients(self) -> list[PartnerClient]:
-        with self._lock:
-            return list(self._clients.values())
 
     def close(self) -> None:
         with self._lock:
