@@ -22,7 +22,7 @@ from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
 from agent.secrets import mask, shown
 from agent.transport.hostlog import HostLog
-from agent.transport.ssh import CommandResult, command_line
+from agent.transport.ssh import CommandResult, remote_line
 
 Failure = Literal["timeout", "connection_lost"]
 
@@ -160,9 +160,7 @@ class ReplayConnection:
         log_output: bool = True,
     ) -> CommandResult:
         """Answer `command` from the script, as SshConnection.run would report the host's answer."""
-        line = command if isinstance(command, str) else command_line(command)
-        if self.host.sudo if sudo is None else sudo:
-            line = command_line(["sudo", "-n", "--", "sh", "-c", line])
+        line = remote_line(command, self.host.sudo if sudo is None else sudo)
         self.log.write("$", line)
         expected = self._answer(Command(line, timeout, stdin))
         if expected.timeout is not None and timeout != expected.timeout:

@@ -54,6 +54,13 @@ def command_line(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(word)) for word in argv)
 
 
+def remote_line(command: str | Sequence[str], sudo: bool) -> str:
+    """The line the host's shell gets: `command` as written (or argv quoted), run as root through
+    `sudo -n` when `sudo` (never a password prompt)."""
+    line = command if isinstance(command, str) else command_line(command)
+    return command_line(["sudo", "-n", "--", "sh", "-c", line]) if sudo else line
+
+
 @dataclass(frozen=True)
 class CommandResult:
     command: str  # masked: safe to print
@@ -304,9 +311,7 @@ class SshConnection:
 
         With sudo (the host's `sudo` setting by default) it runs as root through `sudo -n`.
         """
-        line = command if isinstance(command, str) else command_line(command)
-        if self.host.sudo if sudo is None else sudo:
-            line = command_line(["sudo", "-n", "--", "sh", "-c", line])
+        line = remote_line(command, self.host.sudo if sudo is None else sudo)
         self.log.write("$", line)
         timeout = timeout or self.factory.settings.command_timeout
         status, out, err = self._exec(line, timeout, stdin)
