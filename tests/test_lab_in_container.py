@@ -109,15 +109,20 @@ def test_demo_passes_twice_and_lab_down_leaves_nothing_inside_a_container_root_o
     assert "Traceback" not in output
 
 
-def test_on_overlayfs_lab_up_says_in_one_line_where_the_hosts_disks_go() -> None:
-    done = run_in_root("overlay", f"{sys.executable} -m agent lab up --hosts 1 --dir {LAB_DIR} && "
-                                  f"{sys.executable} -m agent lab down --dir {LAB_DIR}")
+def test_on_overlayfs_lab_up_mounts_one_tmpfs_for_the_hosts_disks_and_says_so_once() -> None:
+    lab = f"{sys.executable} -m agent lab"
+    done = run_in_root("overlay", f"""
+        {lab} up --hosts 1 --dir {LAB_DIR} && {lab} up --hosts 2 --dir {LAB_DIR} || exit 1
+        echo "@hosts-mounts: $(grep -c ' {LAB_DIR}/hosts ' /proc/self/mountinfo)"
+        {lab} down --dir {LAB_DIR}""")
     assert done.returncode == 0, done.stdout + done.stderr
     said = [line for line in done.stderr.splitlines() if "tmpfs" in line]
     assert said == [
         f"lab: {LAB_DIR} is on overlay, which cannot hold an overlay's upper layer: the hosts' disks go on a"
         f" tmpfs mounted on {LAB_DIR}/hosts until `lab down`"
     ]
+    assert "lab: starting 1 hosts (1 already running)" in done.stderr  # h1's disk was not covered up
+    assert facts(done.stdout).get("hosts-mounts") == "1"
 
 
 def test_a_chroot_on_a_shared_mount_is_refused_in_one_line_before_any_host_starts() -> None:
@@ -126,9 +131,9 @@ def test_a_chroot_on_a_shared_mount_is_refused_in_one_line_before_any_host_start
                                         f"echo \"@mounts: $(grep -c ' {LAB_DIR}/' /proc/self/mountinfo)\"")
     errors = [line for line in done.stderr.splitlines() if not line.startswith("lab: ")]
     assert errors == [
-        "ispagent: error: / is not a mount point (a chroot) and the mount under it is shared, so the hosts'"
-        " mounts would spread to the machine: enter the chroot with `unshare --mount --propagation private"
-        " chroot DIR` or make it a mount point first (`mount --bind DIR DIR`)"
+        f"ispagent: error: / is not a mount point (a chroot) and the mount {LAB_DIR} is on is shared, so the"
+        " hosts' mounts would spread outside the lab: enter the chroot with `unshare --mount --propagation"
+        " private chroot DIR` or make DIR a mount point first (`mount --bind DIR DIR`)"
     ], done.stderr
     found = facts(done.stdout)
     assert (found.get("up-exit"), found.get("mounts")) == ("1", "0"), done.stdout

@@ -78,9 +78,9 @@ def prepare_hosts_dir(hosts_dir: Path, progress: Progress | None = None) -> None
     probe = probe_mounts(hosts_dir)
     if probe.shared and not root_is_mount_point():
         raise LabError(
-            "/ is not a mount point (a chroot) and the mount under it is shared, so the hosts' mounts would"
-            " spread to the machine: enter the chroot with `unshare --mount --propagation private chroot DIR`"
-            " or make it a mount point first (`mount --bind DIR DIR`)"
+            f"/ is not a mount point (a chroot) and the mount {hosts_dir.parent} is on is shared, so the hosts'"
+            " mounts would spread outside the lab: enter the chroot with `unshare --mount --propagation private"
+            " chroot DIR` or make DIR a mount point first (`mount --bind DIR DIR`)"
         )
     if probe.takes_overlay_upper:
         return
