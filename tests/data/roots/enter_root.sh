@@ -7,7 +7,7 @@
 #   chroot:        / is a directory that is not a mount point (on a tmpfs), entered with chroot
 #   shared-chroot: the same, on a shared mount (as under systemd, where / is shared)
 # PROJECT (the checkout and its .venv), /var/cache/ispagent (the lab's rootfs cache) and each DIR
-# (e.g. the venv's interpreter outside /usr) are reachable inside at the same paths. COMMAND runs
+# (e.g. the venv's interpreter outside /usr) are bind-mounted inside at the same paths. COMMAND runs
 # with sh -c in PROJECT.
 set -eu
 kind=$1 base=$2 project=$3 command=$4
@@ -34,9 +34,7 @@ chroot|shared-chroot)
   for link in bin sbin lib lib64; do
     ln -s "usr/$link" "$root/$link"
   done
-  mkdir -p "$root/root" "$root/var/tmp" "$root/var/cache/ispagent" \
-    "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
-  mount --bind /var/cache/ispagent "$root/var/cache/ispagent"
+  mkdir -p "$root/root" "$root/var/tmp" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
   ;;
 *)
   echo "enter_root.sh: unknown kind $kind" >&2
@@ -49,8 +47,10 @@ mount -t sysfs -o nosuid,nodev,noexec sysfs "$root/sys"
 mount --rbind /dev "$root/dev"
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$root/run"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
-# After /tmp and /run: the checkout may live under either.
-for dir in "$project" "$@"; do
+# After /tmp and /run: the checkout may live under either. The rootfs cache comes in as a volume
+# would: were this machine's / an overlayfs too, overlays over overlays over it would pass the
+# kernel's stacking limit of two.
+for dir in "$project" /var/cache/ispagent "$@"; do
   mkdir -p "$root/$dir"
   mount --bind "$dir" "$root/$dir"
 done
