@@ -31,7 +31,7 @@ PROBE_DIR = ".mount-probe"
 PROBE_SCRIPT = r"""
 set -u
 d=$1
-mkdir "$d/lower" "$d/upper" "$d/work" "$d/merged" "$d/bind"
+mkdir -p "$d/lower" "$d/upper" "$d/work" "$d/merged" "$d/bind"
 if mount --bind "$d/lower" "$d/bind"; then
   cat /proc/self/mountinfo > "$d/mountinfo"
   umount "$d/bind"
@@ -97,7 +97,7 @@ def probe_mounts(directory: Path) -> MountProbe:
     bind mount there (to read whether mounts made there are shared)."""
     probe = directory / PROBE_DIR
     shutil.rmtree(probe, ignore_errors=True)
-    probe.mkdir()
+    probe.mkdir(exist_ok=True)  # a killed probe may have left it
     try:
         done = subprocess.run(
             ["unshare", "--mount", "--propagation", host_propagation(), "/bin/sh", "-c", PROBE_SCRIPT, "probe",
