@@ -1,8 +1,9 @@
 """One lab host: its files on disk (overlay upper layer, console log) and its process tree.
 
-A host is `ip netns exec NS unshare ... host_init.sh`, detached in its own session. The `unshare`
-parent stays in the root PID namespace (its pid is what we record); its only child is the host's
-PID 1, which ends up being sshd.
+A host is `nsenter --net=/run/netns/NS unshare ... host_init.sh`, detached in its own session. The
+`unshare` parent stays in the root PID namespace (its pid is what we record); its only child is the
+host's PID 1, which ends up being sshd. (Not `ip netns exec`: it makes / a slave mount first, which
+fails in a chroot; the host's own mount namespace needs none of what it sets up.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import LabError
-from agent.lab import network
+from agent.lab import mounts, network
 from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH
 from agent.lab.keys import generate_ed25519
@@ -128,8 +129,8 @@ def prepare_host(host: LabHost, paths: HostPaths, rootfs: Path, client_public_ke
 def start_host(host: LabHost, paths: HostPaths, rootfs: Path) -> None:
     """Start the host detached (it outlives this process); record its pid and start time on `host`."""
     argv = [
-        "ip", "netns", "exec", host.netns,
-        "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private",
+        "nsenter", f"--net={network.NETNS_DIR / host.netns}",
+        "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", mounts.host_propagation(),
         "/bin/sh", str(INIT_SCRIPT),
         str(rootfs), str(paths.upper), str(paths.work), str(paths.root),
         host.name, f"{host.address}/{network.NETWORK.prefixlen}",
@@ -139,7 +140,7 @@ def start_host(host: LabHost, paths: HostPaths, rootfs: Path) -> None:
     with open(paths.console, "ab") as console:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
-            start_new_session=True, env={"PATH": SYSTEM_PATH}, cwd="/",
+            start_new_session=True, env={"PATH": SYSTEM_PATH, "LAB_ROOT_SWITCH": mounts.host_root_switch()}, cwd="/",
         )
     _started[process.pid] = process
     host.pid = process.pid

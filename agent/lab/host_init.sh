@@ -1,10 +1,11 @@
 #!/bin/sh
-# PID 1 of a lab host until it execs sshd. Started by `ip netns exec NS unshare --mount --uts --pid
-# --fork --kill-child --propagation private`, so it already runs in the host's own network, mount,
-# UTS and PID namespaces; until pivot_root it uses the control machine's tools.
-# usage: host_init.sh LOWER UPPER WORK ROOT HOSTNAME ADDRESS/PREFIX [PROFILE_DIR]
+# PID 1 of a lab host until it execs sshd. Started by `nsenter --net=NETNS unshare --mount --uts --pid
+# --fork --kill-child --propagation private|unchanged`, so it already runs in the host's own network,
+# mount, UTS and PID namespaces; until it enters the host's root it uses the control machine's tools.
+# usage: LAB_ROOT_SWITCH=pivot|chroot host_init.sh LOWER UPPER WORK ROOT HOSTNAME ADDRESS/PREFIX [PROFILE_DIR]
 set -eu
 lower=$1 upper=$2 work=$3 root=$4 hostname=$5 address=$6 profile=${7:-}
+root_switch=${LAB_ROOT_SWITCH:-pivot}
 
 ip -batch - <<IP
 link set lo up
@@ -42,13 +43,20 @@ ln -s /proc/self/fd/2 stderr
 
 echo "$hostname" > /proc/sys/kernel/hostname
 
+# An installed (emulated) panel starts at boot, as its service would.
+boot='if [ -x /usr/local/mgr5/sbin/ihttpd ]; then
+  setsid /usr/local/mgr5/sbin/ihttpd </dev/null >/dev/null 2>&1 &
+fi
+exec /usr/sbin/sshd -D -e'
+
 cd "$root"
+if [ "$root_switch" = chroot ]; then
+  # In a chroot / is not a mount point and pivot_root refuses. Mounts outside the new root stay in
+  # this namespace but are out of the host's reach, and go when it dies.
+  exec chroot . /bin/sh -c "$boot"
+fi
 # pivot_root(".", ".") stacks the old root on top of the new one; the lazy unmount drops it.
 pivot_root . .
 umount -l .
 cd /
-# An installed (emulated) panel starts at boot, as its service would.
-if [ -x /usr/local/mgr5/sbin/ihttpd ]; then
-  setsid /usr/local/mgr5/sbin/ihttpd </dev/null >/dev/null 2>&1 &
-fi
-exec /usr/sbin/sshd -D -e
+exec /bin/sh -c "$boot"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from agent.errors import LabError
-from agent.lab import client_files, network, profiles as host_profiles, services
+from agent.lab import client_files, mounts, network, profiles as host_profiles, services
 from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH, require_root, require_tools
 from agent.lab.host import (
@@ -130,6 +130,7 @@ class Lab:
             rootfs = ensure_rootfs(self.cache_dir, progress=say)
             check_rootfs(rootfs)
             self.dir.mkdir(parents=True, exist_ok=True)
+            mounts.prepare_hosts_dir(self.dir / "hosts", say)
             client_key = client_files.ensure_client_key(self.dir)
             recorded = {host.index: host for host in self._load()}
 
@@ -222,7 +223,8 @@ class Lab:
         if pid is None:
             raise LabError(f"{name} is not running: run `ispagent lab up --dir {self.dir}`")
         return subprocess.run(
-            ["nsenter", "--target", str(pid), "--all", "--", *argv],
+            # --root: in a chroot the host's root is not its mount namespace's root (host_init.sh).
+            ["nsenter", "--target", str(pid), "--all", "--root", "--", *argv],
             input=input, capture_output=True, text=True, timeout=timeout,
             env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
         )
