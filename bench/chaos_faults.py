@@ -237,7 +237,7 @@ def postgres_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> chaos.Tri
     _reset(lab, hosts)
     service_vars = inventory_vars(lab.dir)
     credentials = chaos._fresh_account(lab, workdir)
-    with ThrowawayPostgres(workdir / "pg") as pg:
+    with ThrowawayPostgres() as pg:
         inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
                                                     "ledger_url": pg.url})
         state = workdir / "state"
@@ -325,24 +325,27 @@ def _licensed(state: Path) -> int:
         return 0
     count = 0
     for line in runs[0].read_text().splitlines():
-        if '"step_finished"' in line and '"license"' in line:
-            count += 1
+        try:
+            event = json.loads(line)
+        except ValueError:  # a line being written
+            continue
+        count += event.get("event") == "step_finished" and event.get("step") == "license"
     return count
 
 
 class ThrowawayPostgres:
-    """A private PostgreSQL cluster: initdb in `dir` as the postgres user, on a port of its own,
+    """A private PostgreSQL cluster: initdb in a temp dir as the postgres user, on a port of its own,
     password logins on 127.0.0.1. Removed on exit."""
 
-    def __init__(self, dir: Path) -> None:
-        self.dir = dir
+    def __init__(self) -> None:
+        # Its own directory under /tmp: a run's work dir is usually root's and closed to postgres.
+        self.dir = Path(tempfile.mkdtemp(prefix="ispagent-pg-"))
         self.bin = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
         self.port = 20000 + secrets.randbelow(20000)
         self.password = secrets.token_hex(8)
         self.url = f"postgresql+psycopg://chaos:{self.password}@127.0.0.1:{self.port}/chaos"
 
     def __enter__(self) -> "ThrowawayPostgres":
-        self.dir.mkdir(parents=True)
         shutil.chown(self.dir, "postgres", "postgres")
         secret = self.dir / "pw"
         secret.write_text(self.password + "\n")

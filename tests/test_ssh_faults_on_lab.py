@@ -141,3 +141,15 @@ def test_host_restarted_mid_install_is_resumed_to_a_whole_panel_with_one_license
     assert trial.problems == []
     launches = on_host(lab, "h1", "wc -l < /var/lib/ispagent/installer/launches").stdout.strip()
     assert launches == "2", f"install.sh launched {launches} times on the restarted host"
+
+
+def test_postgresql_ledger_stopped_while_licensing_orders_nothing_without_an_intent_and_resume_licenses_each_host_once(
+        lab, tmp_path):
+    """A private PostgreSQL cluster, really stopped (`pg_ctl stop -m immediate`) once the first host
+    has its license: no license in the account without its intent in the ledger, one-line errors, and
+    after the cluster is back `run --resume` and a second run leave exactly one license per host."""
+    trial = chaos_faults.postgres_trial(lab, lab.hosts[:4], tmp_path, stop_after=1)
+    print("\n" + chaos_faults.chaos.table([trial]))
+    assert trial.faults == 1, "the run had ended before the ledger was stopped"
+    assert (trial.duplicates, trial.unlicensed, trial.lost_activations, trial.tracebacks) == (0, 0, 0, 0), trial
+    assert trial.problems == []
