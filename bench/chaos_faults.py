@@ -70,6 +70,7 @@ class Injector:
         self.problems: list[str] = []
         self.stopped: dict[str, list[int]] = {}
         self.dropped: dict[str, int] = {}  # packets the loss rules dropped, by host
+        self.at: dict[str, float] = {}  # when each fault was set off (time.time(), as the journal's "at")
         self._threads = [threading.Thread(target=self._inject, args=(name, fault), daemon=True)
                          for name, fault in faults.items() if fault.kind not in ("loss", "slow")]
         for name, fault in faults.items():
@@ -109,6 +110,7 @@ class Injector:
             self.stopped[name] = lab_faults.stop_sshd(self.lab, name, fault.value)
         else:
             lab_faults.apply_fault(self.lab, name, fault)
+        self.at[name] = time.time()
         self.injected[name] = str(fault)
 
     def _on_host(self, name: str, command: str) -> bool:
@@ -150,6 +152,10 @@ def ssh_fault_trial(lab: Lab, hosts, faults: dict[str, Fault], workdir: Path,
     outputs = [out + err]
     for name, fault in faults.items():
         _judge_first_run(name, fault, first_hosts.get(name), trial)
+    held = _held_after_fault(state, injector.at)
+    for name, fault in faults.items():
+        if fault.kind == "sshd-stopped" and name in held and held[name] >= fault.value:
+            trial.problems.append(f"{name}: the run waited {held[name]:.0f} s for its stopped sshd")
     resumed = _finish_run(inventory, state, workdir, first.returncode, trial)
     if resumed is not None:
         outputs.append(resumed)
@@ -157,7 +163,19 @@ def ssh_fault_trial(lab: Lab, hosts, faults: dict[str, Fault], workdir: Path,
     outputs.append(second)
     trial.tracebacks = sum(1 for text in outputs if "Traceback" in text)
     trial.seconds = time.monotonic() - began
-    return trial, {name: {**(first_hosts.get(name) or {}), "dropped": injector.dropped.get(name)} for name in faults}
+    return trial, {name: {**(first_hosts.get(name) or {}), "dropped": injector.dropped.get(name),
+                          "held": held.get(name)} for name in faults}
+
+
+def _held_after_fault(state: Path, at: dict[str, float]) -> dict[str, float]:
+    """Seconds from each host's fault to its host_finished event in the first run's journal."""
+    runs = sorted((state / "runs").glob("*/events.jsonl"))
+    held = {}
+    for line in runs[0].read_text().splitlines() if runs else []:
+        event = json.loads(line)
+        if event.get("event") == "host_finished" and event.get("host") in at:
+            held[event["host"]] = event["at"] - at[event["host"]]
+    return held
 
 
 def _reset(lab: Lab, hosts) -> None:
@@ -435,6 +453,8 @@ def main() -> int:
         for name, fault in faults.items():
             entry = first.get(name) or {}
             dropped = f" ({entry['dropped']} packets dropped)" if entry.get("dropped") is not None else ""
+            if entry.get("held") is not None:
+                dropped += f" (let go {entry['held']:.1f} s after the fault; command timeout {COMMAND_TIMEOUT} s)"
             print(f"{name:<5} {str(fault):<16} first run: {entry.get('status', '?'):<12}"
                   f" {(entry.get('error') or '')[:90]}{dropped}")
         print(f"SSH faults: {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}", flush=True)
