@@ -41,7 +41,7 @@ rc=$(cat $d/install.rc 2>/dev/null)
 size=$(wc -c < $d/install.log 2>/dev/null || echo 0)
 collected=0; [ -e $d/install.collected ] && collected=1
 started=0; [ -n "$pid" ] && started=1
-echo "status running=$running rc=$rc size=$size collected=$collected started=$started"
+echo "status running=$running rc=$rc size=$size started=$started collected=$collected"
 """.replace("__DIR__", INSTALLER_DIR)
 
 _LAUNCH = r"""
