@@ -101,6 +101,7 @@ class Injector:
                 self.problems.append(f"{name}: {fault} never injected (the moment never came)")
                 return
             time.sleep(0.1)
+        self.at[name] = time.time()
         if fault.kind == "restart":
             self._on_host(name, FREEZE_INSTALL)
             if not self._on_host(name, MID_INSTALL):
@@ -110,7 +111,6 @@ class Injector:
             self.stopped[name] = lab_faults.stop_sshd(self.lab, name, fault.value)
         else:
             lab_faults.apply_fault(self.lab, name, fault)
-        self.at[name] = time.time()
         self.injected[name] = str(fault)
 
     def _on_host(self, name: str, command: str) -> bool:
