@@ -86,6 +86,7 @@ class Injector:
 
     def lift(self) -> None:
         """End every fault still on (stopped sshd continued, killed sshd revived, rules removed)."""
+        lab_faults.cancel_timers()
         for name, fault in self.faults.items():
             if fault.kind == "loss":
                 self.dropped[name] = lab_faults.dropped_packets(self.lab, name)

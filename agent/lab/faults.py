@@ -214,6 +214,16 @@ def _later(seconds: float, argv: list[str]) -> None:
                      env={"PATH": SYSTEM_PATH}))
 
 
+def cancel_timers() -> None:
+    """Stop the timers this process set that have not fired (a fault lifted by hand, a lab going down):
+    a late `kill -CONT` or `nft delete` must not reach whatever has those pids or names by then."""
+    for timer in _timers:
+        if timer.poll() is None:
+            timer.kill()
+            timer.wait()
+    _timers.clear()
+
+
 def _comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
