@@ -156,6 +156,9 @@ def make_tree(root: Path, situation: dict) -> None:
         (root / "usr/sbin/selinuxenabled").chmod(0o755)
     if situation.get("old_panel"):
         (root / "usr/local/ispmgr").mkdir()
+    if situation.get("dpkg_interrupted"):
+        (root / "var/lib/dpkg/updates").mkdir(parents=True)
+        (root / "var/lib/dpkg/updates/0000").touch()
 
 
 def run_installer(setup: Setup, shell: str, case: dict, root: Path, trace: Path) -> subprocess.CompletedProcess:

@@ -26,6 +26,16 @@ def test_server_status_line_parses(line, expected):
     assert (status.running, status.rc, status.size, status.collected) == expected
 
 
+@pytest.mark.parametrize("line,interrupted", [
+    ("status running=0 rc= size=300 collected=0 started=1", True),  # launched, gone, no exit status: a reboot
+    ("status running=1 rc= size=300 collected=0 started=1", False),
+    ("status running=0 rc=0 size=300 collected=0 started=1", False),
+    ("status running=0 rc= size=0 collected=0 started=0", False),  # never launched
+])
+def test_an_install_that_left_no_exit_status_is_interrupted(line, interrupted):
+    assert parse_status(line).interrupted is interrupted
+
+
 @pytest.fixture
 def script_url():
     class Handler(BaseHTTPRequestHandler):

@@ -49,6 +49,9 @@ PRIVILEGES = FailureClass(
     "privileges", "install.sh ran without root rights (apt's lock or /etc/machine-id was not writable): log in "
     "as root, or as a user with sudo and sudo: true")
 OLD_PANEL = FailureClass("old_panel", "ISPmanager 4 (/usr/local/ispmgr) is installed: remove it first")
+DPKG_INTERRUPTED = FailureClass(
+    "dpkg_interrupted", "an earlier install or upgrade on the server was cut off (a reboot mid-install?): run "
+    "`dpkg --configure -a` there, then run again")
 NOT_INSTALLED = FailureClass("not_installed", "install.sh ended without installing (a declined prompt?): see the log")
 UNKNOWN = FailureClass("unknown", "see the installer log on the server")
 
@@ -56,6 +59,7 @@ UNKNOWN = FailureClass("unknown", "see the installer log on the server")
 # whole message or a part of one that the real script (or apt, or the shell) prints verbatim.
 _MESSAGES: tuple[tuple[str, FailureClass], ...] = (
     # apt, before any ISPmanager message: not root (its lock), or no distribution repository
+    ("dpkg was interrupted, you must manually run 'dpkg --configure -a'", DPKG_INTERRUPTED),
     ("Could not open lock file /var/lib/apt/lists/lock", PRIVILEGES),
     ("Unable to lock directory /var/lib/apt/lists/", PRIVILEGES),
     ("Unable to locate package lsb-release", OS_REPOSITORY),

@@ -168,6 +168,33 @@ class Lab:
             inventory=self.inventory_path,
         )
 
+    def restart(self, name: str) -> LabHost:
+        """Power-cycle host `name`: every process in it killed at once (SIGKILL, no shutdown), its
+        /run and /dev (tmpfs) gone, its network namespace recreated (so firewall and traffic-shaping
+        rules go too), then booted again from the same disk and waited for until sshd accepts.
+
+        What a reboot keeps is what a real Debian 12 server keeps: the overlay disk, /tmp included.
+        """
+        require_root()
+        with _machine_lock():
+            hosts = self._load()
+            host = next((h for h in hosts if h.name == name), None)
+            if host is None:
+                raise LabError(f"the lab in {self.dir} has no host {name!r}")
+            strays = network.processes_in_netns([host.netns])  # e.g. `ip netns exec` commands
+            self._stop([host], delete_network=True)
+            for pid in strays:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            wait_gone(strays, KILL_TIMEOUT)
+            network.add_hosts([host.index])
+            start_host(host, HostPaths.of(self.dir, host.name), ensure_rootfs(self.cache_dir))
+            self._save(hosts)
+            self._wait_ready([host])
+        return host
+
     def status(self) -> list[HostStatus]:
         """Each recorded host and whether it runs. Reads only /proc: works without root."""
         return [

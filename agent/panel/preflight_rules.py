@@ -50,6 +50,11 @@ class HostFacts:
     ports_in_use: tuple[int, ...] = ()
     primary_ipv4: str | None = None
     install_running: bool = False  # our detached install.sh is still running
+    # Our install.sh was started and ended without an exit status: the server restarted (or it was
+    # killed) mid-install. What it left (a panel without its packages, a license already fetched)
+    # is not an installed panel.
+    install_interrupted: bool = False
+    dpkg_interrupted: bool = False  # dpkg's journal holds an unfinished run: apt installs nothing until it is replayed
     repository_reachable: bool | None = None  # None: not probed
     repository_error: str = ""
     uid: int | None = None  # who install.sh would run as (after sudo, if the host uses it)
@@ -70,7 +75,7 @@ class HostFacts:
 
     @property
     def installed(self) -> bool:
-        return self.mgr5_present and bool(self.license_info) and not self.install_running
+        return self.mgr5_present and bool(self.license_info) and not self.install_running and not self.install_interrupted
 
     @property
     def os_label(self) -> str:
@@ -116,6 +121,9 @@ def hostname_valid(name: str) -> bool:
 def evaluate(facts: HostFacts, settings: InstallSettings) -> Verdict:
     """Every rule the host breaks, each naming the rule and the fix. An installed panel passes:
     it is not reinstalled, so the installer's rules do not apply to it."""
+    if facts.install_interrupted:  # judged before that install was started
+        return Verdict((), ("an install started by ispagent was cut off (the server restarted, or install.sh was "
+                            "killed): install.sh runs again",))
     if facts.installed or facts.install_running:
         what = "an install started by ispagent is running" if facts.install_running else "a panel is installed"
         return Verdict((), (f"{what}: install.sh will not be run again",))

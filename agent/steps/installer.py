@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agent.errors import InstallerFailed
 from agent.installer.command import installer_command
-from agent.installer.messages import ALREADY_INSTALLED, FailureClass, classify_output, failure_line
+from agent.installer.messages import ALREADY_INSTALLED, DPKG_INTERRUPTED, FailureClass, classify_output, failure_line
 from agent.installer.settings import InstallSettings
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
@@ -40,7 +40,8 @@ fi
 rc=$(cat $d/install.rc 2>/dev/null)
 size=$(wc -c < $d/install.log 2>/dev/null || echo 0)
 collected=0; [ -e $d/install.collected ] && collected=1
-echo "status running=$running rc=$rc size=$size collected=$collected"
+started=0; [ -n "$pid" ] && started=1
+echo "status running=$running rc=$rc size=$size started=$started collected=$collected"
 """.replace("__DIR__", INSTALLER_DIR)
 
 _LAUNCH = r"""
@@ -60,13 +61,20 @@ class InstallStatus:
     rc: int | None
     size: int
     collected: bool
+    started: bool = False  # a launch left its pid file
+
+    @property
+    def interrupted(self) -> bool:
+        """Launched, not running, and no exit status: the server restarted (or install.sh was
+        killed) mid-install. Whatever it left is not a finished panel."""
+        return self.started and not self.running and self.rc is None
 
 
 def parse_status(line: str) -> InstallStatus:
     fields = dict(part.split("=", 1) for part in line.split()[1:])
     rc = fields.get("rc", "")
     return InstallStatus(fields.get("running") == "1", int(rc) if rc.lstrip("-").isdigit() else None,
-                         int(fields.get("size") or 0), fields.get("collected") == "1")
+                         int(fields.get("size") or 0), fields.get("collected") == "1", fields.get("started") == "1")
 
 
 def remote_status(ctx: HostContext) -> InstallStatus:
@@ -156,9 +164,14 @@ def _install(ctx: HostContext, params: InstallerParams) -> StepResult:
         return _finish(ctx, *follow(ctx, timeout_s, params.poll_seconds), "reattached to a running install")
     if status.rc is not None and not status.collected:
         return _finish(ctx, *follow(ctx, timeout_s, params.poll_seconds), "finished while ispagent was away")
-    if preflight.installed:
+    if preflight.installed and not status.interrupted:
         ctx.report.setdefault("installer", {}).update({"result": "already installed", "class": ALREADY_INSTALLED.name})
         return skipped(f"panel already installed (licid {preflight.licid}): install.sh not run")
+    if status.interrupted:
+        ctx.log.write("|", "install.sh was cut off before it ended (the server restarted, or it was killed): "
+                           "running it again with the same license")
+    if preflight.facts.dpkg_interrupted and preflight.os_family in ("debian", "ubuntu"):
+        _finish_dpkg(ctx)
     command = installer_command(settings, preflight.os_family, _activation_key(ctx))
     for note in command.notes:
         ctx.log.write("|", note)
@@ -169,6 +182,15 @@ def _install(ctx: HostContext, params: InstallerParams) -> StepResult:
         raise InstallerFailed(f"cannot start install.sh: {launch.error_line()}", "transport")
     ctx.report["installer"] = {"command": mask(command_line(["bash", "install.sh", *command.argv])), "log": LOG}
     return _finish(ctx, *follow(ctx, timeout_s, params.poll_seconds), f"pid {launch.stdout.strip()}")
+
+
+def _finish_dpkg(ctx: HostContext) -> None:
+    """Replay dpkg's journal, as apt asks to after an interrupted run (install.sh's apt would
+    otherwise refuse every package with exit 100)."""
+    ctx.log.write("|", "dpkg was interrupted (a reboot mid-install?): running dpkg --configure -a first")
+    result = ctx.connection.run(["dpkg", "--configure", "-a"])
+    if not result.ok:
+        raise InstallerFailed(f"dpkg --configure -a failed: {result.error_line()}", DPKG_INTERRUPTED.name)
 
 
 def _dry_run(ctx: HostContext, settings: InstallSettings, preflight) -> StepResult:

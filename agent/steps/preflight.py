@@ -42,9 +42,14 @@ ip4=${2:-}
 [ -n "$ip4" ] || { set -- $(hostname -I 2>/dev/null); ip4=${1:-}; }
 echo "primary_ipv4=$ip4"
 pid=$(cat __DIR__/install.pid 2>/dev/null)
-if [ -n "$pid" ] && [ ! -e __DIR__/install.rc ] && [ -r /proc/$pid/cmdline ]; then
-  case "$(tr '\0' ' ' < /proc/$pid/cmdline)" in *ispagent-install*) echo install_running=1;; esac
+if [ -n "$pid" ] && [ ! -e __DIR__/install.rc ]; then
+  install=interrupted
+  if [ -r /proc/$pid/cmdline ]; then
+    case "$(tr '\0' ' ' < /proc/$pid/cmdline)" in *ispagent-install*) install=running;; esac
+  fi
+  echo "install_$install=1"
 fi
+[ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] && echo dpkg_interrupted=1
 # reach URL: err= empty when the server answers below 500 (a 403/404 on a directory listing is
 # still a live repository); only no answer or a server error is an error.
 reach() {
@@ -126,6 +131,8 @@ def parse_host_facts(text: str) -> HostFacts:
         ports_in_use=tuple(sorted(set(p for p in ports if p in PANEL_PORTS))),
         primary_ipv4=values.get("primary_ipv4") or None,
         install_running=values.get("install_running") == "1",
+        install_interrupted=values.get("install_interrupted") == "1",
+        dpkg_interrupted=values.get("dpkg_interrupted") == "1",
         repository_reachable=True if values.get("repository") == "ok" else False if "repository_error" in values else None,
         repository_error=values.get("repository_error", ""),
         uid=int(values["uid"]) if values.get("uid", "").isdigit() else None,
@@ -212,4 +219,6 @@ def preflight(ctx: HostContext, params) -> StepResult:
         return ok(f"panel installed ({state.panel_name or 'unknown edition'}, licid {state.licid}): not reinstalled")
     if state.install_running:
         return ok("an install started earlier is still running: the installer step reattaches to it")
+    if facts.install_interrupted:
+        return ok("an install started earlier was cut off (the server restarted?): the installer step runs it again")
     return ok(f"{facts.os_label}, {facts.memory_mb} MB, {facts.hostname}: ready for ISPmanager 6")

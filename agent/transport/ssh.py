@@ -395,6 +395,12 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
         sftp.mkdir(path, 0o755)
 
 
+def _one_line(command: str, limit: int = 120) -> str:
+    """A command as one short line for an error message: a multi-line script becomes its words."""
+    words = " ".join(command.split())
+    return words if len(words) <= limit else words[: limit - 3] + "..."
+
+
 def _collect(channel: paramiko.Channel, deadline: float, shown: str) -> tuple[int, bytes, bytes]:
     # A selector, not select.select(): that fails with "filedescriptor out of range" once a run
     # holds more than 1024 descriptors (a few hundred hosts), and the channel's fd is then above it.
@@ -421,7 +427,7 @@ def _collect_until(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             channel.close()
-            raise CommandTimeout(f"command timed out: {shown[:200]}")
+            raise CommandTimeout(f"command timed out: {_one_line(shown)}")
         if not drained:
             selector.select(min(remaining, 0.5))
     status = channel.recv_exit_status()

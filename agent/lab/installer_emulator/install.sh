@@ -132,6 +132,20 @@ Daemons() {  # mgrctl exit restarts the panel's web server; not in a test tree
 
 PackageInstalled() { grep -qx "$1" "$MGR/etc/emulator-packages" 2>/dev/null; }
 
+# Packages are unpacked under dpkg's own journal, the real one of the server: an entry in
+# /var/lib/dpkg/updates while dpkg works, gone when it is done. A power cut mid-install leaves it,
+# and from then on apt refuses to install anything until `dpkg --configure -a` (which replays and
+# clears it) has run: what a real server shows after a reboot during an install.
+DPKG_UPDATES="$R/var/lib/dpkg/updates"
+DpkgBegin() { mkdir -p "$DPKG_UPDATES" && : > "$DPKG_UPDATES/0000"; }
+DpkgEnd() { rm -f "$DPKG_UPDATES/0000"; }
+AptInstallCheck() {  # apt-get install's first words on a server whose dpkg was interrupted
+	if [ -n "$(ls -A "$DPKG_UPDATES" 2>/dev/null)" ]; then
+		echo "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem. " >&2
+		exit 100
+	fi
+}
+
 # -- options ---------------------------------------------------------------------------------------
 
 NeedValue() { if [ "$1" -lt 2 ]; then Usage; exit 1; fi; }
@@ -217,6 +231,7 @@ InstallHelpers() {
 		for package in $missing; do echo "E: Unable to locate package $package" >&2; done
 		exit 100
 	fi
+	AptInstallCheck
 	for package in $missing; do
 		echo "Setting up $package ..."
 		Note helpers "$package"
@@ -583,6 +598,7 @@ License() {
 }
 
 InstallPanel() {
+	DpkgBegin
 	Stage panel
 	Info "Installing $pkgname"
 	Pause
@@ -601,6 +617,7 @@ InstallPanel() {
 	if [ -n "$recommended" ]; then
 		Info "Installing recommended software ($webserver${INSTALL_MINI:+, mini})"
 	fi
+	DpkgEnd
 	Daemons -m core exit
 }
 
@@ -610,18 +627,21 @@ Install() {
 		Error "$pkgname was not found in repos for $OSNAME ( $(uname -m) )"; exit 1
 	fi
 	Info "Installing coremanager"
+	AptInstallCheck
 	tmp=$(mktemp)
 	rc=0; Fetch "$repo/ispmanager/mgr5.tar.gz" "$tmp" >/dev/null || rc=$?
 	if [ $rc != 0 ]; then
 		rm -f "$tmp"; Error "coremanager was not found in repos for $OSNAME ( $(uname -m) )"; exit 1
 	fi
 	mkdir -p "$MGR"
+	DpkgBegin
 	tar -xzf "$tmp" -C "$MGR"
 	rm -f "$tmp"
 	mkdir -p "$MGR/etc/ispmgr.conf.d" "$MGR/var/run"
 	printf '{"license_url": "%s"}\n' "$LICENSE_URL" > "$MGR/etc/emulator.json"
 	echo coremanager >> "$MGR/etc/emulator-packages"
 	Pause
+	DpkgEnd
 	Daemons exit
 	touch "$MGR/var/new_license"
 	if [ "$pkgname" != coremanager ]; then
