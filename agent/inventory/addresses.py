@@ -31,6 +31,8 @@ _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 def is_ip_address(text: str) -> bool:
     if _CANONICAL_IPV4.fullmatch(text):
         return True
+    if ":" not in text and text.strip("0123456789."):  # neither IPv6 nor made of IPv4's characters: a name
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
