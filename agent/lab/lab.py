@@ -41,6 +41,7 @@ from agent.lab.rootfs import CACHE_DIR, ensure_rootfs
 
 MACHINE_STATE = Path("/run/ispagent")
 CURRENT_LAB = MACHINE_STATE / "lab-dir"  # which directory's lab owns the machine-wide names
+NEIGH_SAVED = MACHINE_STATE / "neigh-gc-thresh.json"  # the ARP table limits found before the lab raised them
 STATE_FILE = "lab.json"
 STATE_VERSION = 1
 READY_TIMEOUT = 20.0  # seconds, plus READY_TIMEOUT_PER_HOST for each host being started
@@ -146,6 +147,7 @@ class Lab:
             say(f"starting {len(to_start)} hosts ({hosts - len(to_start)} already running)")
             self._stop(to_start, delete_network=True)  # leftovers of dead hosts, if any
             network.ensure_bridge()
+            network.fit_neighbour_table(hosts, NEIGH_SAVED)
             network.add_hosts(host.index for host in to_start)
             for host in to_start:
                 paths = HostPaths.of(self.dir, host.name)
@@ -203,6 +205,7 @@ class Lab:
                 network.wait_for_veths_gone()
                 network.delete_bridge()
                 network.release_netns_dir()
+                network.restore_neighbour_table(NEIGH_SAVED)
             _unmount_under(self.dir)
             leftovers = self._leftovers(hosts, owns_machine)
             if leftovers:
