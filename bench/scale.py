@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,250,500,1000")
     parser.add_argument("--max-forks", type=int, default=250)
     parser.add_argument("--install", action="store_true", help="run the install flow twice at the largest size")
+    parser.add_argument("--install-forks", type=int, help="--forks of the install flow (default: --max-forks)")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="ispagent-scale-"))
@@ -121,10 +122,10 @@ def main() -> None:
                                                          job.dir / "inventory.yaml", forks, work / "state", work)),
                   flush=True)
         if options.install:
-            install_flow(lab, sizes[-1], min(sizes[-1], options.max_forks), work)
+            install_flow(lab, sizes[-1], min(sizes[-1], options.install_forks or options.max_forks), work)
     finally:
         before, began = mem_available_mb(), time.perf_counter()
-        lab.down()
+        lab.down(progress=lambda message: print(f"  {time.perf_counter() - began:5.1f} s  {message}", flush=True))
         print(f"lab down: {time.perf_counter() - began:.1f} s, {mem_available_mb() - before:,.0f} MB freed; {load()}")
         print(f"run output: {work / 'run-output.log'}")
         for path in work.iterdir():

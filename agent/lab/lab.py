@@ -189,7 +189,7 @@ class Lab:
         """
         say = progress or (lambda message: None)
         require_root()
-        require_tools("ip", "umount")
+        require_tools("ip", "umount", "rm")
         began = time.monotonic()
         with _machine_lock():
             owner = _current_lab_dir()
@@ -200,6 +200,7 @@ class Lab:
             services.stop_services(self.dir)
             shutil.rmtree(self.dir / "services", ignore_errors=True)
             if owns_machine:
+                say("removing the network")
                 self._stop_strays()
                 network.delete_netns(network.list_netns())
                 network.wait_for_veths_gone()
@@ -210,7 +211,8 @@ class Lab:
             leftovers = self._leftovers(hosts, owns_machine)
             if leftovers:
                 raise LabError(f"lab down left {leftovers}: remove them by hand")
-            shutil.rmtree(self.dir / "hosts", ignore_errors=True)
+            say(f"removing {len(hosts)} host disks")
+            _remove_trees(self.dir / "hosts")
             client_files.remove_client_files(self.dir)
             (self.dir / STATE_FILE).unlink(missing_ok=True)
             if owns_machine:
@@ -378,6 +380,23 @@ def _mounts_under(path: Path) -> list[str]:
         if mountpoint.startswith(prefix) or mountpoint.startswith(f"{network.NETNS_DIR}/{network.NETNS_PREFIX}"):
             mounts.append(mountpoint)
     return mounts
+
+
+def _remove_trees(hosts_dir: Path) -> None:
+    """Remove the hosts' directories with one `rm -rf` per CPU: after an install flow a thousand
+    hosts' overlay layers hold hundreds of thousands of files, and shutil.rmtree took most of `down`."""
+    try:
+        trees = sorted(str(path) for path in hosts_dir.iterdir())
+    except FileNotFoundError:
+        return
+    workers = max(1, min(os.cpu_count() or 1, len(trees)))
+    removers = [
+        subprocess.Popen(["rm", "-rf", "--one-file-system", *trees[index::workers]], env={"PATH": SYSTEM_PATH})
+        for index in range(workers) if trees[index::workers]
+    ]
+    for remover in removers:
+        remover.wait()
+    shutil.rmtree(hosts_dir, ignore_errors=True)
 
 
 def _unmount_under(path: Path) -> None:
