@@ -132,6 +132,33 @@ def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
     )
 
 
+# Per host and never a reason for read_host_settings to refuse (each is checked where it is written).
+_PER_HOST_KEYS = frozenset(("fqdn", "activation_key"))
+
+
+def settings_key(vars: Mapping[str, Any]) -> tuple | None:
+    """What read_host_settings' verdict on `vars` depends on, hashable; None when a value cannot be.
+
+    Hosts of one inventory mostly share their settings (they differ in fqdn): checking each distinct
+    set once is what keeps a thousand-host `inventory check` fast. Values are keyed with their
+    types, so `1`, `1.0` and `true` (equal in Python) stay apart.
+    """
+    try:
+        return tuple(sorted((key, _frozen(value)) for key, value in vars.items()
+                            if key in SETTING_KEYS and key not in _PER_HOST_KEYS))
+    except TypeError:
+        return None
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((_frozen(key), _frozen(item)) for key, item in value.items()))
+    hash(value)  # TypeError for anything else unhashable
+    return (type(value).__name__, value)
+
+
 def _text(key: str, value: Any) -> str | None:
     if value is None:
         return None

@@ -140,3 +140,30 @@ def test_the_inventory_reader_checks_settings_of_the_merged_host(tmp_path):
                     "    address: 192.0.2.1\n    vars: {no_letsencrypt: true}\n")
     with pytest.raises(InventoryError, match=r"inventory.yaml:4: hosts.web1: vars 'le_domain' and 'no_letsencrypt'"):
         load_inventory(path, ssh_config=Path("/dev/null"))
+
+
+def test_settings_key_ignores_per_host_and_template_vars_only():
+    from agent.hostsettings import settings_key
+
+    shared = {"edition": "pro", "panel_options": ["DisableAutoUpdate"], "pricelists": {"pro": 1}}
+    assert settings_key({**shared, "fqdn": "a.example", "greeting": "hi"}) == settings_key({**shared, "fqdn": "b.example"})
+    assert settings_key({**shared, "edition": "lite"}) != settings_key(shared)
+
+
+@pytest.mark.parametrize(("one", "other"), [(1, True), (1, 1.0), (0, False), ("1", 1), ([1], (1,))])
+def test_settings_key_keeps_values_python_calls_equal_apart(one, other):
+    from agent.hostsettings import settings_key
+
+    assert settings_key({"reuse_free": one}) != settings_key({"reuse_free": other})
+
+
+def test_each_host_of_a_large_inventory_is_still_checked(tmp_path):
+    from agent.errors import InventoryError
+    from agent.inventory import load_inventory
+
+    hosts = "".join(f"  h{i}: {{address: 192.0.2.{i}, vars: {{fqdn: h{i}.example.com}}}}\n" for i in range(1, 50))
+    bad = "  h50: {address: 192.0.2.50, vars: {fqdn: h50.example.com, mysql_server: mariadb}}\n"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"defaults: {{vars: {{edition: pro}}}}\nhosts:\n{hosts}{bad}")
+    with pytest.raises(InventoryError, match=r"^.*inventory.yaml:52: hosts.h50: var 'mysql_server' needs 'dbtype: mysql'"):
+        load_inventory(inventory, ssh_config=Path("/dev/null"))

@@ -421,3 +421,21 @@ def test_a_limit_selects_exactly_what_its_patterns_match_or_is_one_line_error(li
     patterns = [pattern.strip() for pattern in limit.split(",")]
     assert chosen and all(patterns)  # an empty pattern never passes, so nothing widens to every host
     assert {h.name for h in chosen} == set().union(*(example._match(pattern) for pattern in patterns))
+
+
+@pytest.mark.parametrize("text", [
+    "198.18.0.2", "0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04",
+    "1.2.3.4\n", " 1.2.3.4", "1.2.3.4.", "::ffff:1.2.3.4", "2001:db8::1", "١.٢.٣.٤", "1.2.3.-4", "web1",
+])
+def test_ipv4_fast_path_agrees_with_ipaddress(text: str) -> None:
+    import ipaddress
+
+    from agent.inventory.addresses import canonical_address, is_ip_address
+
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        parsed = None
+    assert is_ip_address(text) == (parsed is not None)
+    expected = str(getattr(parsed, "ipv4_mapped", None) or parsed) if parsed else text.lower().rstrip(".")
+    assert canonical_address(text) == expected

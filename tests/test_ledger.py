@@ -123,3 +123,27 @@ def test_close_disposes_the_engine_and_the_file_opens_again(tmp_path):
     assert ledger.closed and ledger.engine.pool.checkedin() == 0
     with LicenseLedger(path) as again:
         assert [h.name for h in again.hosts()] == ["h1"]
+
+
+def test_many_hosts_writing_at_once_wait_their_turn_instead_of_failing_for_a_pool_connection(tmp_path):
+    # 40 writers against a pool of 15 connections that gives up after 0.5 s: writers that queued
+    # inside SQLite held every pooled connection, and the rest failed with "QueuePool limit".
+    with LicenseLedger(tmp_path / "l.sqlite") as ledger:
+        backend = ledger.backend
+        backend.engine.pool._timeout = 0.5
+        errors = []
+
+        def write_slowly():
+            try:
+                with backend.write() as db:
+                    db.exec_driver_sql("SELECT 1")
+                    time.sleep(0.05)
+            except Exception as error:  # noqa: BLE001 - collected for the assertion
+                errors.append(error)
+
+        threads = [threading.Thread(target=write_slowly) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []

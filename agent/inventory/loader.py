@@ -348,15 +348,22 @@ def _gateway_endpoint(
 
 def _check_host_settings(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:
     """Each host's vars together (each var alone was checked where it is written): `mysql_server`
-    without `dbtype: mysql`, say, once defaults, groups and the host are merged."""
+    without `dbtype: mysql`, say, once defaults, groups and the host are merged. Hosts whose
+    settings are the same as an earlier host's are not checked again."""
     from agent.errors import InputError
-    from agent.hostsettings import read_host_settings
+    from agent.hostsettings import read_host_settings, settings_key
 
+    passed: set[tuple] = set()
     for host, spec in zip(hosts, specs):
+        key = settings_key(host.vars)
+        if key is not None and key in passed:
+            continue
         try:
             read_host_settings(host.vars)
         except InputError as error:
             raise spec.node.error(str(error)) from None
+        if key is not None:
+            passed.add(key)
 
 
 def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:

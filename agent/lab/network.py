@@ -7,6 +7,7 @@ lab's own services listen; hosts reach nothing else (no NAT, no forwarding).
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import time
 from pathlib import Path
@@ -23,6 +24,11 @@ MAX_HOSTS = 1000
 NETNS_PREFIX = "ispagent-"
 VETH_PREFIX = "ispv"
 NETNS_DIR = Path("/run/netns")
+NEIGH_SYSCTL_DIR = Path("/proc/sys/net/ipv4/neigh/default")
+# The root namespace's ARP table holds every lab host the control node talks to. Linux's defaults
+# (gc_thresh1/2/3 = 128/512/1024) overflow near 1000 hosts: "neighbor table overflow!" in dmesg,
+# and connects fail with EHOSTUNREACH, which reads as unreachable hosts.
+NEIGH_HEADROOM = (128, 512, 1024)  # room kept above the lab's own entries, for the machine's other neighbours
 
 
 def host_address(index: int) -> str:
@@ -162,6 +168,32 @@ def processes_in_netns(names: Iterable[str]) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def fit_neighbour_table(hosts: int, saved: Path, sysctl_dir: Path = NEIGH_SYSCTL_DIR) -> None:
+    """Raise the ARP table's gc thresholds so that `hosts` entries plus headroom fit; never lower them.
+
+    The values found first are kept in `saved` (once, across several `up`s) for restore_neighbour_table.
+    """
+    current = [int((sysctl_dir / f"gc_thresh{n}").read_text()) for n in (1, 2, 3)]
+    if hosts <= current[0]:  # below thresh1 the kernel does not even collect: a small lab leaves them alone
+        return
+    wanted = [max(value, hosts + headroom) for value, headroom in zip(current, NEIGH_HEADROOM)]
+    if not saved.exists():
+        saved.write_text(json.dumps(current) + "\n")
+    for n in (3, 2, 1):  # the kernel wants thresh1 <= thresh2 <= thresh3 at every step
+        (sysctl_dir / f"gc_thresh{n}").write_text(f"{wanted[n - 1]}\n")
+
+
+def restore_neighbour_table(saved: Path, sysctl_dir: Path = NEIGH_SYSCTL_DIR) -> None:
+    """Put back the gc thresholds fit_neighbour_table found, if it changed them."""
+    try:
+        previous = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        return
+    for n in (1, 2, 3):
+        (sysctl_dir / f"gc_thresh{n}").write_text(f"{previous[n - 1]}\n")
+    saved.unlink()
 
 
 def _ip_batch(lines: list[str], *, what: str) -> None:

@@ -35,6 +35,7 @@ class SqliteBackend:
         self.shown = str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.engine = _engine(path)
+        self._writers = threading.RLock()
 
     @classmethod
     def from_url(cls, url: URL) -> SqliteBackend:
@@ -61,8 +62,13 @@ class SqliteBackend:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction (BEGIN IMMEDIATE)."""
-        with self.engine.connect() as db:
+        """A write transaction (BEGIN IMMEDIATE).
+
+        This process's writers queue on a lock before taking a pooled connection: SQLite writes
+        one at a time anyway, and when they queued inside SQLite each waiter held one of the pool's
+        15 connections, so at 250 forks the other hosts failed with "QueuePool limit ... reached".
+        """
+        with self._writers, self.engine.connect() as db:
             db.execution_options(ledger_write=True)
             with db.begin():
                 yield db

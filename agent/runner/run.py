@@ -330,11 +330,35 @@ def _run_parallel(hosts: list[Host], forks: int, work: Callable[[Host], None]) -
 
     # Daemon threads: on interrupt the process exits at once; the journal says what was finished.
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(forks, len(hosts))))]
+    allow_open_files(len(threads) * FILES_PER_HOST + FILES_BESIDE_HOSTS)
     for thread in threads:
         thread.start()
     for thread in threads:
         while thread.is_alive():
             thread.join(0.2)
+
+
+# A host in flight holds its SSH socket, its host log and, for a moment, a file it uploads or a
+# pipe; the run itself holds the journal, the ledger, the partner clients' sockets and Python's own.
+FILES_PER_HOST = 4
+FILES_BESIDE_HOSTS = 256
+
+
+def allow_open_files(wanted: int) -> int:
+    """Raise this process's soft limit on open files towards `wanted` (at most to the hard limit).
+
+    Many systems start processes with a soft limit of 1024: `--forks 300` would run out of
+    descriptors, and a failed socket() or open() reads as an unreachable or failed host.
+    Returns the soft limit now in force.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
 
 
 def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutcome:
