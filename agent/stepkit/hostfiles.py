@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from agent.errors import StepFailed, TransportError
 from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, changed, failed, ok
-from agent.transport.ssh import command_line, put_script
+from agent.transport.ssh import command_line, staging_path
 
 
 def parse_mode(value: object) -> int:
@@ -43,8 +43,8 @@ def ensure_file(ctx: HostContext, dest: str, content: bytes, mode: int, *, with_
     """Make `dest` hold `content` with `mode`; changes nothing when it already does.
 
     A file up to INLINE_BYTES is checked and, where it differs, written by one command (the
-    host compares the SHA-256 and mode itself); a larger one is checked first and uploaded only
-    when it differs. In dry-run nothing is written and the result says what would change (with
+    host compares the bytes and the mode itself); a larger one is checked first and uploaded
+    only when it differs. In dry-run nothing is written and the result says what would change (with
     a diff on request).
     """
     wanted_hash = hashlib.sha256(content).hexdigest()
@@ -79,29 +79,39 @@ def _differences(dest: str, state: _RemoteFile, wanted_hash: str, mode: int) -> 
 
 
 def _check_and_write(ctx: HostContext, dest: str, content: bytes, mode: int, wanted_hash: str) -> StepResult:
-    """One command: print the file's state, then chmod it or write it (the content is on stdin) if it differs.
+    """One command: the content (on stdin) goes to a staging file, which replaces `dest` only if
+    the two differ; if they are the same, only a wrong mode is fixed.
 
-    sha256sum reads the file on its stdin: given a name with a backslash or a line break, it would
-    prefix its line with a backslash, and the hash would never match.
+    The host compares the bytes (cmp), so no hash of the content ever appears in a command line
+    or the host log. It prints the state first ("absent", "no-parent" or the mode), then "same" or
+    "differs": what it printed tells which part failed when the command fails.
     """
-    quoted = command_line([dest])
-    parent = command_line([posixpath.dirname(dest)])
+    quoted, parent = command_line([dest]), command_line([posixpath.dirname(dest)])
+    staging = command_line([staging_path(dest)])
     result = ctx.connection.run(
-        f"if [ -f {quoted} ]; then m=$(stat -c %a -- {quoted}) && h=$(sha256sum < {quoted}) || exit 1; "
-        f'echo "$m"; echo "$h"; if [ "${{h%% *}}" = {wanted_hash} ]; then [ "$m" = {mode:o} ] || chmod {mode:o} -- {quoted}; exit; fi; '
-        f"elif [ -d {parent} ]; then echo absent; else echo no-parent; mkdir -p -- {parent} || exit 1; fi; "
-        + put_script(dest, mode),
+        f'if [ -f {quoted} ]; then m=$(stat -c %a -- {quoted}) || exit 1; echo "$m"; '
+        f"elif [ -d {parent} ]; then m=; echo absent; else m=; echo no-parent; mkdir -p -- {parent} || exit 1; fi; "
+        f"(umask 077 && cat > {staging}) || {{ rm -f -- {staging}; exit 1; }}; "
+        f'if [ -n "$m" ]; then cmp -s -- {staging} {quoted}; r=$?; '
+        f'if [ $r = 0 ]; then echo same; rm -f -- {staging}; [ "$m" = {mode:o} ] || chmod {mode:o} -- {quoted}; exit; '
+        f"elif [ $r != 1 ]; then rm -f -- {staging}; exit 1; fi; echo differs; fi; "
+        f"chmod {mode:o} -- {staging} && mv -fT -- {staging} {quoted} || {{ rm -f -- {staging}; exit 1; }}",
         stdin=content,
         log_output=False,
     )
-    state = _parse_state(result.stdout) if result.stdout.strip() else None
-    if state is None:
+    printed = result.stdout.split()
+    if not printed:
         raise StepFailed(f"cannot read {dest}: {result.error_line()}")
-    what = _differences(dest, state, wanted_hash, mode)
+    verdict = printed[1] if len(printed) > 1 else None
+    if printed[0] in ("absent", "no-parent"):
+        state = _RemoteFile(parent_exists=printed[0] == "absent")
+    else:
+        state = _RemoteFile(int(printed[0], 8), wanted_hash if verdict == "same" else "(differs)")
     if not result.ok:
-        if state.sha256 == wanted_hash:
+        if verdict == "same":
             return failed(f"cannot chmod {dest}: {result.error_line()}")
         raise TransportError(f"{ctx.host.name}: upload to {dest} failed: {result.error_line()}")
+    what = _differences(dest, state, wanted_hash, mode)
     return changed(f"{dest} {what}") if what else ok(f"{dest} up to date")
 
 

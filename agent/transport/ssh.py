@@ -375,13 +375,18 @@ def _send_stdin(channel: paramiko.Channel, data: bytes) -> None:
             raise
 
 
+def staging_path(path: str) -> str:
+    """A fresh name beside `path` to write to before renaming over it (same directory: same file system)."""
+    return f"{path}.ispagent-{uuid.uuid4().hex[:8]}"
+
+
 def put_script(path: str, mode: int, make_parents: bool = False) -> str:
     """The shell line that stores its stdin at `path` with `mode`, atomically; leaves no staging file behind.
 
     `mv -T`: a directory at `path` is an error, not a place to move the file into.
     """
     dest = command_line([path])
-    staging = command_line([f"{path}.ispagent-{uuid.uuid4().hex[:8]}"])
+    staging = command_line([staging_path(path)])
     mkdir = f"mkdir -p -- {command_line([posixpath.dirname(path)])} && " if make_parents else ""
     return (f"{mkdir}(umask 077 && cat > {staging}) && chmod {stat.S_IMODE(mode):o} -- {staging} && "
             f"mv -fT -- {staging} {dest} || {{ rm -f -- {staging}; exit 1; }}")
