@@ -216,7 +216,7 @@ class ConnectionFactory:
             "timeout": timeout,
             "banner_timeout": timeout,
             "auth_timeout": timeout,
-            # Bounds opening sessions, SFTP and (on a bastion) direct-tcpip channels: paramiko's
+            # Bounds opening sessions and (on a bastion) direct-tcpip channels: paramiko's
             # default is an hour.
             "channel_timeout": timeout,
             "transport_factory": AeadFirstTransport,
@@ -295,7 +295,7 @@ class SshConnection:
 
     def close(self) -> None:
         if self.fabric_connection is not None:
-            _discard(self.fabric_connection)  # its SFTP session too
+            _discard(self.fabric_connection)
         self.fabric_connection = None
 
     def run(
