@@ -82,8 +82,9 @@ def _check_and_write(ctx: HostContext, dest: str, content: bytes, mode: int, wan
     """One command: the content (on stdin) goes to a staging file, which replaces `dest` only if
     the two differ; if they are the same, only a wrong mode is fixed.
 
-    The host compares the bytes (cmp), so no hash of the content ever appears in a command line
-    or the host log. It prints the state first ("absent", "no-parent" or the mode), then "same" or
+    The host hashes both files and compares the hashes itself (sha256sum: coreutils, on every
+    host; cmp is not on every minimal install), so no hash of the content appears in a command
+    line or the host log. It prints the state first ("absent", "no-parent" or the mode), then "same" or
     "differs": what it printed tells which part failed when the command fails.
     """
     quoted, parent = command_line([dest]), command_line([posixpath.dirname(dest)])
@@ -92,9 +93,9 @@ def _check_and_write(ctx: HostContext, dest: str, content: bytes, mode: int, wan
         f'if [ -f {quoted} ]; then m=$(stat -c %a -- {quoted}) || exit 1; echo "$m"; '
         f"elif [ -d {parent} ]; then m=; echo absent; else m=; echo no-parent; mkdir -p -- {parent} || exit 1; fi; "
         f"(umask 077 && cat > {staging}) || {{ rm -f -- {staging}; exit 1; }}; "
-        f'if [ -n "$m" ]; then cmp -s -- {staging} {quoted}; r=$?; '
-        f'if [ $r = 0 ]; then echo same; rm -f -- {staging}; [ "$m" = {mode:o} ] || chmod {mode:o} -- {quoted}; exit; '
-        f"elif [ $r != 1 ]; then rm -f -- {staging}; exit 1; fi; echo differs; fi; "
+        f'if [ -n "$m" ]; then a=$(sha256sum < {staging}) && b=$(sha256sum < {quoted}) || {{ rm -f -- {staging}; exit 1; }}; '
+        f'if [ "$a" = "$b" ]; then echo same; rm -f -- {staging}; [ "$m" = {mode:o} ] || chmod {mode:o} -- {quoted}; exit; fi; '
+        f"echo differs; fi; "
         f"chmod {mode:o} -- {staging} && mv -fT -- {staging} {quoted} || {{ rm -f -- {staging}; exit 1; }}",
         stdin=content,
         log_output=False,
