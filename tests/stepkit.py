@@ -64,6 +64,9 @@ class Remote(_Model):
     exit: int = 0
     failure: Literal["timeout", "connection_lost"] | None = None
     timeout: float | None = None
+    stdin: str | None = None  # what a command must be sent on its stdin
+    stdin_file: str | None = None  # the same, as a file of the step's files/ directory
+    stdin_sha256: str | None = None  # the same, by its SHA-256
     put: str | None = None
     mode: str | None = None  # octal, like the steps' params
     content: str | None = None
@@ -82,8 +85,11 @@ class Remote(_Model):
     def expected(self, files: Path) -> ExpectedCommand | ExpectedUpload:
         if self.put is None:
             command = command_line(self.argv) if self.argv is not None else self.command
+            stdin = self.stdin.encode() if self.stdin is not None else None
+            if self.stdin_file:
+                stdin = (files / self.stdin_file).read_bytes()
             return ExpectedCommand(command, self.match, self.contains, self.stdout, self.stderr, self.exit,
-                                   self.failure, self.timeout)
+                                   self.failure, self.timeout, stdin, self.stdin_sha256)
         content = self.content.encode() if self.content is not None else None
         if self.content_file:
             content = (files / self.content_file).read_bytes()

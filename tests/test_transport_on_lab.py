@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from agent.errors import CommandTimeout, HostKeyMismatch, HostUnreachable, UnknownHostKey
+from agent.errors import CommandTimeout, HostKeyMismatch, HostUnreachable, TransportError, UnknownHostKey
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.transport import ConnectionFactory, HostLog
 from agent.transport import testinfra_host as testinfra_backend  # the module: pytest would collect test*()
@@ -49,6 +49,24 @@ def test_sudo_user_runs_commands_and_uploads_as_root(lab):
     finally:
         connection.close()
     assert stat == "root 600"
+
+
+def test_upload_replaces_a_file_with_its_mode_and_leaves_no_staging_file(lab):
+    connection = _factory(lab).connect(_host(lab))
+    try:
+        connection.run("rm -rf /srv/ispagent-put")
+        connection.put(b"first\n", "/srv/ispagent-put/sub dir/f", 0o640, make_parents=True)
+        connection.put(b"second\n", "/srv/ispagent-put/sub dir/f", 0o600)
+        content = connection.run(["cat", "/srv/ispagent-put/sub dir/f"]).stdout
+        listing = connection.run("stat -c '%n %a' /srv/ispagent-put/sub\\ dir/*").stdout.splitlines()
+        with pytest.raises(TransportError, match=r"upload to /srv/ispagent-put/missing/f failed: .*/missing/f\.ispagent-"):
+            connection.put(b"x" * 3_000_000, "/srv/ispagent-put/missing/f")  # more than sshd's 2 MiB window
+        after_failure = connection.run("ls -A /srv/ispagent-put").stdout.splitlines()
+    finally:
+        connection.close()
+    assert content == "second\n"
+    assert listing == ["/srv/ispagent-put/sub dir/f 600"]
+    assert after_failure == ["sub dir"]
 
 
 def test_host_behind_a_bastion_is_reached_through_it(lab):

@@ -7,7 +7,6 @@ import threading
 from typing import TextIO
 
 import click
-from rich.markup import escape
 
 from agent.cli.output import echo
 from agent.secrets import printable
@@ -104,6 +103,8 @@ class LiveProgress(PlainProgress):
     def _status_line(self) -> str:
         done = sum(self.counts.values())
         counts = "  ".join(f"[{_COLORS[k]}]{k} {v}[/]" for k, v in self.counts.items() if v)
+        from rich.markup import escape  # live progress only: plain and quiet runs do without rich
+
         running = escape(", ".join(f"{host}:{step}" for host, step in list(self.running.items())[:6]))
         more = f" +{len(self.running) - 6}" if len(self.running) > 6 else ""
         return f"{done}/{self.total} hosts  {counts}  [dim]{running}{more}[/]"

@@ -10,9 +10,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.installer.download import InstallerScripts
-
 if TYPE_CHECKING:
+    from agent.installer.download import InstallerScripts
     from agent.ledger import LicenseLedger
     from agent.licensing.ensure import OrderBreaker
     from agent.partner.client import PartnerClient
@@ -23,12 +22,22 @@ class RunServices:
     """Opened lazily, on first use by a step: a smoke playbook never loads the database layer."""
 
     def __init__(self) -> None:
-        self.installer_scripts = InstallerScripts()
+        self._installer_scripts: InstallerScripts | None = None
         self._lock = threading.Lock()
         self._ledgers: dict[str, LicenseLedger] = {}
         self._clients: dict[tuple, PartnerClient] = {}
         self._credentials: dict[tuple[Path | None, tuple[str, str] | None], tuple[str, str]] = {}
         self._breaker: OrderBreaker | None = None
+
+    @property
+    def installer_scripts(self) -> InstallerScripts:
+        """install.sh downloads, one per URL per run (made on first use: urllib loads the email package)."""
+        from agent.installer.download import InstallerScripts
+
+        with self._lock:
+            if self._installer_scripts is None:
+                self._installer_scripts = InstallerScripts()
+            return self._installer_scripts
 
     @property
     def breaker(self) -> OrderBreaker:

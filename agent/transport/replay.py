@@ -44,6 +44,8 @@ class ExpectedCommand:
     exit_status: int = 0
     failure: Failure | None = None
     timeout: float | None = None
+    stdin: bytes | None = None  # when set, what the command must be sent on its stdin
+    stdin_sha256: str | None = None  # when set, the SHA-256 of what it must be sent on its stdin
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.command, self.match, self.contains)) != 1:
@@ -165,6 +167,12 @@ class ReplayConnection:
         expected = self._answer(Command(line, timeout, stdin))
         if expected.timeout is not None and timeout != expected.timeout:
             self.mismatches.append(f"{shown(line, 160)} ran with timeout {timeout}, expected {expected.timeout}")
+        if expected.stdin_sha256 is not None and hashlib.sha256(stdin or b"").hexdigest() != expected.stdin_sha256:
+            self.mismatches.append(f"{shown(line, 160)} got stdin with sha256 {hashlib.sha256(stdin or b'').hexdigest()}, "
+                                   f"expected {expected.stdin_sha256}")
+        if expected.stdin is not None and stdin != expected.stdin:
+            got = shown((stdin or b"").decode(errors="replace"), 160)
+            self.mismatches.append(f"{shown(line, 160)} got stdin {got}, expected {shown(expected.stdin.decode(errors='replace'), 160)}")
         if expected.failure == "timeout":
             raise CommandTimeout(f"command timed out: {mask(line)[:200]}")
         if expected.failure == "connection_lost":
@@ -216,7 +224,8 @@ class ReplayConnection:
             if isinstance(item, Upload):
                 lines.append(f"  {number}. upload {item.dest} mode {item.mode:o} sha256 {item.sha256}")
             else:
-                lines.append(f"  {number}. {shown(item.line, 160)}")
+                sent = f" (stdin: {len(item.stdin)} bytes)" if item.stdin is not None else ""
+                lines.append(f"  {number}. {shown(item.line, 160)}{sent}")
         return "\n".join(lines) or "  (nothing)"
 
     # -- matching -------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ AutoAddPolicy (any host key accepted, silently) is replaced by the run's own pol
 Commands run on sessions of that connection's own paramiko transport, not fabric's
 `Connection.run`: invoke's runner starts I/O threads and polls every 10 ms for each command. 500
 commands on 50 lab hosts at once took 1.05-1.14 s (0.43-0.60 CPU-s) this way, 1.38-1.61 s
-(0.91-1.15 CPU-s) through fabric (bench/command_runner.py). Uploads use fabric's SFTP session of
-the same connection.
+(0.91-1.15 CPU-s) through fabric (bench/command_runner.py). Uploads are commands too (the bytes on
+stdin): no SFTP session.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class ConnectionFactory:
             "timeout": timeout,
             "banner_timeout": timeout,
             "auth_timeout": timeout,
-            # Bounds opening sessions, SFTP and (on a bastion) direct-tcpip channels: paramiko's
+            # Bounds opening sessions and (on a bastion) direct-tcpip channels: paramiko's
             # default is an hour.
             "channel_timeout": timeout,
             "transport_factory": AeadFirstTransport,
@@ -295,7 +295,7 @@ class SshConnection:
 
     def close(self) -> None:
         if self.fabric_connection is not None:
-            _discard(self.fabric_connection)  # its SFTP session too
+            _discard(self.fabric_connection)
         self.fabric_connection = None
 
     def run(
@@ -328,7 +328,7 @@ class SshConnection:
             channel = transport.open_session(timeout=self.factory.settings.connect_timeout)
             channel.exec_command(line)
             if stdin is not None:
-                channel.sendall(stdin)
+                _send_stdin(channel, stdin)
             channel.shutdown_write()
             status, out, err = _collect(channel, time.monotonic() + timeout, mask(line))
         except (paramiko.SSHException, OSError, EOFError) as error:
@@ -348,51 +348,48 @@ class SshConnection:
         return transport
 
     def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
-        """Write `data` to `path` atomically over SFTP (temp file + rename), as root via sudo if needed.
+        """Write `data` to `path` atomically (temp file beside it + rename), as root via sudo if needed.
 
-        With `make_parents`, missing parent directories are created (over SFTP: no extra process).
+        One command with the bytes on its stdin: the staging file is created under umask 077 (never
+        readable by others, even for a moment), given `mode`, and renamed over `path`. With
+        `make_parents`, missing parent directories are created first (under the usual umask).
+        SFTP took a session per host plus five round trips per file (open, write, close, chmod,
+        rename); a sudo host needed a staging file in /tmp and an `install` command as well.
         """
         self.log.write("$", f"put {path} ({len(data)} bytes, mode {mode:o})")
-        staging = f"{path}.ispagent-{uuid.uuid4().hex[:8]}"
-        if self.host.sudo:
-            staging = f"/tmp/ispagent-{uuid.uuid4().hex}"
-        try:
-            sftp = self._sftp_client()
-            if make_parents and not self.host.sudo:
-                _sftp_makedirs(sftp, posixpath.dirname(path))
-            with sftp.open(staging, "wb") as remote:
-                remote.set_pipelined(True)
-                remote.write(data)
-            sftp.chmod(staging, stat.S_IMODE(mode))
-            if self.host.sudo:
-                install = ["install", "-D"] if make_parents else ["install"]
-                result = self.run([*install, "-m", f"{mode:o}", staging, path], sudo=True)
-                sftp.remove(staging)
-                if not result.ok:
-                    raise TransportError(f"{self.host.name}: cannot install {path}: {result.error_line()}")
-            else:
-                sftp.posix_rename(staging, path)
-        except (OSError, paramiko.SSHException) as error:
-            raise TransportError(f"{self.host.name}: upload to {path} failed: {error}") from None
-
-    def _sftp_client(self) -> paramiko.SFTPClient:
-        # fabric's SFTP session on this connection, opened once. Not fabric's Transfer.put: it
-        # spends three more round trips per file (remote dir check, getcwd, size confirmation).
-        self._transport()
-        return self.fabric_connection.sftp()
+        line = remote_line(put_script(path, mode, make_parents), self.host.sudo)
+        status, _, err = self._exec(line, self.factory.settings.command_timeout, data)
+        self.log.write("=", f"exit {status}")
+        if status != 0:
+            reason = CommandResult(mask(line), status, "", err.decode(errors="replace")).error_line()
+            raise TransportError(f"{self.host.name}: upload to {path} failed: {reason}")
 
 
-def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
-    missing = []
-    while directory not in ("", "/"):
-        try:
-            sftp.stat(directory)
-            break
-        except FileNotFoundError:
-            missing.append(directory)
-            directory = posixpath.dirname(directory)
-    for path in reversed(missing):
-        sftp.mkdir(path, 0o755)
+def _send_stdin(channel: paramiko.Channel, data: bytes) -> None:
+    try:
+        channel.sendall(data)
+    except OSError:
+        # The command closed its end before reading everything (it failed early, e.g. a missing
+        # directory): its exit status and stderr say why. Only a dead connection is lost.
+        if not channel.get_transport().is_active():
+            raise
+
+
+def staging_path(path: str) -> str:
+    """A fresh name beside `path` to write to before renaming over it (same directory: same file system)."""
+    return f"{path}.ispagent-{uuid.uuid4().hex[:8]}"
+
+
+def put_script(path: str, mode: int, make_parents: bool = False) -> str:
+    """The shell line that stores its stdin at `path` with `mode`, atomically; leaves no staging file behind.
+
+    `mv -T`: a directory at `path` is an error, not a place to move the file into.
+    """
+    dest = command_line([path])
+    staging = command_line([staging_path(path)])
+    mkdir = f"mkdir -p -- {command_line([posixpath.dirname(path)])} && " if make_parents else ""
+    return (f"{mkdir}(umask 077 && cat > {staging}) && chmod {stat.S_IMODE(mode):o} -- {staging} && "
+            f"mv -fT -- {staging} {dest} || {{ rm -f -- {staging}; exit 1; }}")
 
 
 def _one_line(command: str, limit: int = 120) -> str:

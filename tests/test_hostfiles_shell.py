@@ -1,0 +1,80 @@
+"""The one command that checks and writes a file (agent/stepkit/hostfiles.py), run by a real `sh`
+on real files here: what it leaves behind, and that a second run changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.errors import TransportError
+from agent.inventory.model import Endpoint, Host
+from agent.runner.context import HostContext
+from agent.stepkit.hostfiles import ensure_file
+from agent.transport.hostlog import HostLog
+from agent.transport.ssh import CommandResult
+
+
+class LocalShell:
+    """Runs each command line with /bin/sh on this machine, its stdin given, as SshConnection would on a host."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def run(self, command, *, sudo=None, timeout=None, stdin=None, log_output=True) -> CommandResult:
+        self.lines.append(command)
+        done = subprocess.run(["sh", "-c", command], input=stdin or b"", capture_output=True, timeout=30)
+        return CommandResult(command, done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def _context(shell: LocalShell) -> HostContext:
+    host = Host("h1", Endpoint("127.0.0.1", 22, "root"))
+    return HostContext(host, shell, False, [], Path("."), HostLog(None), None, None)
+
+
+def _ensure(shell, dest: Path, content: bytes, mode: int):
+    return ensure_file(_context(shell), str(dest), content, mode)
+
+
+def test_a_new_file_is_written_in_one_command_and_a_second_run_changes_nothing(tmp_path):
+    shell, dest = LocalShell(), tmp_path / "etc" / "motd"
+    first = _ensure(shell, dest, b"hello\n", 0o640)
+    inode = dest.stat().st_ino
+    second = _ensure(shell, dest, b"hello\n", 0o640)
+    assert (first.status, first.message) == ("changed", f"{dest} created with {dest.parent}")
+    assert (second.status, second.message) == ("ok", f"{dest} up to date")
+    assert dest.read_bytes() == b"hello\n" and oct(dest.stat().st_mode & 0o7777) == "0o640"
+    assert dest.stat().st_ino == inode  # not rewritten
+    assert len(shell.lines) == 2 and os.listdir(dest.parent) == ["motd"]
+
+
+def test_new_content_replaces_the_file_by_rename_and_a_wrong_mode_is_only_chmodded(tmp_path):
+    shell, dest = LocalShell(), tmp_path / "motd"
+    dest.write_bytes(b"old\n")
+    dest.chmod(0o644)
+    inode = dest.stat().st_ino
+    replaced = _ensure(shell, dest, b"new\n", 0o644)
+    assert (replaced.status, replaced.message) == ("changed", f"{dest} content")
+    assert dest.read_bytes() == b"new\n" and dest.stat().st_ino != inode
+    inode = dest.stat().st_ino
+    chmodded = _ensure(shell, dest, b"new\n", 0o600)
+    assert (chmodded.status, chmodded.message) == ("changed", f"{dest} mode 644 -> 600")
+    assert dest.stat().st_ino == inode and oct(dest.stat().st_mode & 0o7777) == "0o600"
+    assert os.listdir(tmp_path) == ["motd"]
+
+
+def test_names_with_a_backslash_a_line_break_and_spaces_are_up_to_date_on_the_second_run(tmp_path):
+    shell, dest = LocalShell(), tmp_path / "a b\\c\nd"
+    assert _ensure(shell, dest, b"x", 0o644).status == "changed"
+    assert _ensure(shell, dest, b"x", 0o644).status == "ok"
+    assert dest.read_bytes() == b"x"
+
+
+def test_a_directory_in_the_way_fails_the_upload_and_is_left_alone(tmp_path):
+    shell, dest = LocalShell(), tmp_path / "conf"
+    (dest / "inside").mkdir(parents=True)
+    with pytest.raises(TransportError, match=f"upload to {dest} failed"):
+        _ensure(shell, dest, b"data\n", 0o644)
+    assert os.listdir(dest) == ["inside"] and os.listdir(tmp_path) == ["conf"]
