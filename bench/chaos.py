@@ -464,11 +464,16 @@ def table(trials: list[Trial]) -> str:
 
 def chain_points(fractions: list[str], random_points: int, seed: int) -> list[ChainPoint]:
     """Every kind of event at each of `fractions` (first, 1/4, 1/2, last), then `random_points` of a
-    random kind at a random occurrence (seeded), each group in the flow's order."""
+    random kind at a random occurrence (seeded), each group in the flow's order.
+
+    Random points are drawn from the events a segment has once per host: a random one of a run's
+    only run_started is its first, which `first` covers; and a rollout can place only one
+    batch_finished (the resume after it has no host left), so each more would cost a rollout."""
     points = [ChainPoint(kind, at) for at in fractions for kind in FLOW_ORDER
               if at == "first" or kind not in ONCE_PER_RUN]
     rng = random.Random(seed)
-    drawn = [ChainPoint(rng.choice(FLOW_ORDER), f"random:{rng.random():.3f}") for _ in range(random_points)]
+    per_host = [kind for kind in FLOW_ORDER if kind not in ONCE_PER_RUN]
+    drawn = [ChainPoint(rng.choice(per_host), f"random:{rng.random():.3f}") for _ in range(random_points)]
     return points + sorted(drawn, key=lambda point: FLOW_ORDER.index(point.kind))
 
 

@@ -79,6 +79,7 @@ def test_the_matrix_has_every_kind_at_every_fraction_and_seeded_random_points():
     for fraction in ("1/4", "1/2", "last"):
         assert {p.kind for p in points if p.at == fraction} == set(chaos.FLOW_ORDER) - set(chaos.ONCE_PER_RUN)
     drawn = [p for p in points if p.at.startswith("random:")]
+    assert not {p.kind for p in drawn} & set(chaos.ONCE_PER_RUN)
     assert len(drawn) == 30 and drawn == [p for p in chaos.chain_points([], 30, seed=7)]
     assert drawn != chaos.chain_points([], 30, seed=8)
     assert [chaos.FLOW_ORDER.index(p.kind) for p in drawn] == sorted(chaos.FLOW_ORDER.index(p.kind) for p in drawn)
