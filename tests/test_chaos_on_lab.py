@@ -1,9 +1,9 @@
 """The kill matrix of bench/chaos.py, reduced for CI: the install flow over three lab hosts,
-SIGKILLed in turn right after every kind of journal event (one rollout, each resume killed at the
-next point), then right after the money events (license, installer, report) of the middle and the
-last host; each rollout resumed to the end and checked: one license per host, no duplicate, licid =
-account, one billed activation per license, nothing duplicated between two kills, a second run that
-changes and orders nothing, no traceback. One single-point trial keeps the unchained mode honest."""
+SIGKILLed in turn right after every kind of journal event and after the last host's money events
+(license, installer, report): one rollout, each resume killed at the next point. Then it is resumed
+to the end and checked: one license per host, no duplicate, licid = account, one billed activation
+per license, nothing duplicated between two kills, a second run that changes and orders nothing, no
+traceback. One single-point trial keeps the unchained mode honest."""
 
 from __future__ import annotations
 
@@ -35,9 +35,8 @@ def quick_installer(lab):
     (mirror / "config.json").unlink(missing_ok=True)
 
 
-def _assert_clean(trial, points: int) -> None:
+def _assert_clean(trial) -> None:
     print("\n" + chaos.table([trial]) + "\nfired: " + " ".join(trial.fired))
-    assert len(trial.fired) == points, f"only {trial.fired} of {points} points fired"
     assert (trial.duplicates, trial.unlicensed, trial.lost_activations, trial.tracebacks) == (0, 0, 0, 0), trial
     assert trial.problems == []
 
@@ -47,24 +46,23 @@ def test_every_kill_point_in_the_install_flow_is_covered_by_the_bench():
     assert {f"step_{edge}:{step}" for step in chaos.STEPS for edge in ("started", "finished")} <= set(chaos.KILL_POINTS)
 
 
-def test_a_kill_after_every_kind_of_event_in_one_rollout_keeps_every_invariant(quick_installer, tmp_path):
-    points = [chaos.ChainPoint(kind, "first") for kind in chaos.FLOW_ORDER]
-    trial, left = chaos.chain_trial(quick_installer, quick_installer.hosts[:3], points, tmp_path)
-    assert left == []
-    _assert_clean(trial, len(points))
-
-
-def test_kills_after_the_money_events_of_the_middle_and_last_host_keep_every_invariant(quick_installer, tmp_path):
-    points = [chaos.ChainPoint(kind, at) for at in ("1/2", "last") for kind in MONEY]
-    trial, left = chaos.chain_trial(quick_installer, quick_installer.hosts[:3], points, tmp_path)
-    assert left == []
-    _assert_clean(trial, len(points))
+def test_a_kill_after_every_kind_of_event_and_the_last_money_events_keeps_every_invariant(quick_installer, tmp_path):
+    points = sorted([*(chaos.ChainPoint(kind, "first") for kind in chaos.FLOW_ORDER),
+                     *(chaos.ChainPoint(kind, "last") for kind in MONEY)],
+                    key=lambda point: chaos.FLOW_ORDER.index(point.kind))
+    # A "last" point whose events all landed in one journal write with the kill before it has no
+    # event left in its rollout: run_chains gives it another rollout (rare; one rollout as a rule).
+    trials = chaos.run_chains(quick_installer, quick_installer.hosts[:3], points, tmp_path, chain=len(points))
+    fired = [point for trial in trials for point in trial.fired]
+    assert len(fired) == len(points), f"only {fired} of {len(points)} points fired"
+    for trial in trials:
+        _assert_clean(trial)
 
 
 def test_sigkill_after_one_event_then_one_resume_keeps_every_invariant(quick_installer, tmp_path):
     trial = chaos.kill_trial(quick_installer, quick_installer.hosts[:2], "step_finished:license@2", tmp_path)
     assert trial.killed and trial.fired == ["step_finished:license@2"]
-    _assert_clean(trial, 1)
+    _assert_clean(trial)
 
 
 def test_the_checks_see_a_duplicate_license_and_a_host_without_one(lab, tmp_path):
