@@ -22,6 +22,7 @@ from agent.inventory.model import Secret
 from agent.panel.config import PANEL_KEYS, PanelSettings, check_panel_var, read_panel_settings
 from agent.partner.settings import PARTNER_KEYS, PartnerVars, partner_vars
 from agent.secrets import register_url_password, shown
+from agent.userpath import expand_home
 
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
 PROGRAM_KEYS: tuple[str, ...] = ("program_file",)
@@ -173,4 +174,4 @@ def _text(key: str, value: Any) -> str | None:
 
 def _path(key: str, value: Any) -> Path | None:
     text = _text(key, value)
-    return Path(text).expanduser() if text else None
+    return expand_home(text) if text else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from agent.userpath import expand_home
 
 STATE_DIR_ENV = "ISPAGENT_STATE_DIR"
 
@@ -16,6 +17,6 @@ def default_state_dir() -> Path:
     """$ISPAGENT_STATE_DIR, else $XDG_STATE_HOME/ispagent, else ~/.local/state/ispagent."""
     env = os.environ.get(STATE_DIR_ENV)
     if env:
-        return Path(env).expanduser()
+        return expand_home(env)
     base = os.environ.get("XDG_STATE_HOME") or "~/.local/state"
-    return Path(base).expanduser() / "ispagent"
+    return expand_home(base) / "ispagent"

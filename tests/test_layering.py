@@ -16,7 +16,7 @@ AGENT = Path(__file__).resolve().parent.parent / "agent"
 # Lowest first. A module belongs to the floor of the longest prefix that names it.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("agent.errors", "agent.secrets", "agent.atomicfile", "agent.statedir", "agent.yamlnodes", "agent.editions",
-     "agent.inputfile"),
+     "agent.inputfile", "agent.userpath"),
     ("agent.inventory", "agent.transport", "agent.partner", "agent.ledger", "agent.panel", "agent.installer",
      "agent.economics", "agent.hostsettings"),
     ("agent.licensing",),

@@ -15,6 +15,7 @@ from agent.editions import EDITIONS, PERIODS
 from agent.errors import ProgramError
 from agent.yamlnodes import LocatedNode, read_yaml_file
 from agent.secrets import shown
+from agent.userpath import expand_home
 
 DEFAULT_PROGRAM = Path(__file__).resolve().parent.parent / "program.yaml"
 PROGRAM_ENV = "ISPAGENT_PROGRAM"
@@ -81,7 +82,7 @@ class Program:
 def program_location(vars: Mapping[str, Any] | None = None, given: Path | None = None) -> Path:
     """--program, else the `program_file` var, else $ISPAGENT_PROGRAM, else the shipped agent/program.yaml."""
     chosen = given or (vars or {}).get("program_file") or os.environ.get(PROGRAM_ENV)
-    return Path(str(chosen)).expanduser() if chosen else DEFAULT_PROGRAM
+    return expand_home(str(chosen)) if chosen else DEFAULT_PROGRAM
 
 
 def load_program(path: Path | None = None) -> Program:

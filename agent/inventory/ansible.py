@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from agent.errors import InputError
+from agent.userpath import expand_home
 
 ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
 PORT_VARS = ("ansible_port", "ansible_ssh_port")
@@ -141,7 +142,7 @@ def _host_entry(host: AnsibleHost, notes: dict[str, list[str]], base_dir: Path) 
         entry["user"] = _text(host, "ansible_user", user)
     key = _first(values, KEY_VARS)
     if key is not None:
-        written = Path(_text(host, "ansible_ssh_private_key_file", key)).expanduser()
+        written = expand_home(_text(host, "ansible_ssh_private_key_file", key))
         entry["identity_file"] = str(written if written.is_absolute() else base_dir / written)
     if "ansible_become" in values:
         entry["sudo"] = _boolean(host, "ansible_become", values["ansible_become"])

@@ -21,6 +21,7 @@ from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
 from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
 from agent.yamlnodes import LocatedNode, read_yaml_file
 from agent.secrets import shown
+from agent.userpath import HomeUnknown, expand_home
 
 TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
 CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway")
@@ -104,7 +105,7 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
 
 def _read_ssh_settings(node: LocatedNode | None, base_dir: Path) -> SshSettings:
     entries = node.mapping(SSH_KEYS) if node is not None else {}
-    known_hosts = _optional(entries, "known_hosts", lambda n: _resolve_path(n.string(), base_dir))
+    known_hosts = _optional(entries, "known_hosts", lambda n: _resolve_path(n, base_dir))
     return SshSettings(
         known_hosts=known_hosts or Path.home() / ".ssh" / "known_hosts",
         host_key_policy=_optional(entries, "host_key_policy", _read_host_key_policy) or "strict",
@@ -161,7 +162,7 @@ def _numeric_fix(address: str) -> str | None:
 
 def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
     written = node.string()
-    path = _resolve_path(written, base_dir)
+    path = _resolve_path(node, base_dir)
     if not path.is_file():
         raise node.error(
             f"{shown(written)} does not exist (looked for {path})", "a relative path starts at the inventory's directory"
@@ -169,8 +170,11 @@ def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
     return path
 
 
-def _resolve_path(written: str, base_dir: Path) -> Path:
-    path = Path(written).expanduser()
+def _resolve_path(node: LocatedNode, base_dir: Path) -> Path:
+    try:
+        path = expand_home(node.string())
+    except HomeUnknown as error:
+        raise node.error(str(error), "'~/' is your home, '~name/' another user's") from None
     return path if path.is_absolute() else base_dir / path
 
 

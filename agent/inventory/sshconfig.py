@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
+from agent.userpath import HomeUnknown, expand_home
 
 
 def default_ssh_config() -> Path | None:
@@ -72,7 +73,10 @@ def _has_settings(text: str) -> bool:
 def _first_existing(candidates: list[str]) -> Path | None:
     """ssh tries each IdentityFile in turn and skips missing ones; we keep the first it would use."""
     for candidate in candidates:
-        path = Path(candidate).expanduser()
+        try:
+            path = expand_home(candidate)
+        except HomeUnknown:
+            continue  # ssh skips an IdentityFile it cannot find; so do we
         path = path if path.is_absolute() else Path.home() / path
         if path.is_file():
             return path

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from agent.ledger.database import LEDGER_URL_ENV
 from agent.statedir import default_state_dir
+from agent.userpath import expand_home
 
 LEDGER_ENV = "ISPAGENT_LEDGER"
 
@@ -25,5 +26,5 @@ def ledger_location(vars: Mapping[str, Any] | None = None, state_dir: Path | Non
         return str(url)
     configured = vars.get("ledger_path") or os.environ.get(LEDGER_ENV)
     if configured:
-        return Path(str(configured)).expanduser()
+        return expand_home(str(configured))
     return (state_dir or default_state_dir()) / "ledger.sqlite"

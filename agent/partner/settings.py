@@ -32,6 +32,7 @@ from agent.editions import EDITIONS
 from agent.errors import PartnerConfigError
 from agent.inputfile import decode_input, read_input_bytes
 from agent.secrets import register_secret, register_url_password, shown
+from agent.userpath import expand_home
 
 AUTHINFO_ENV = "ISPAGENT_PARTNER_AUTHINFO"
 REGION_URLS = {
@@ -103,7 +104,7 @@ def partner_vars(vars: Mapping[str, Any]) -> PartnerVars:
     return PartnerVars(
         api_url=api_url,
         url_credentials=url_credentials,
-        credentials_file=Path(credentials).expanduser() if credentials else None,
+        credentials_file=expand_home(credentials) if credentials else None,
         output=output,
         timeout=_positive(vars, "partner_timeout", 30.0),
         pricelists=_pricelists(vars.get("pricelists")),
@@ -167,7 +168,7 @@ def read_credentials(path: Any, url_credentials: tuple[str, str] | None = None) 
             raise PartnerConfigError(
                 f"no partner credentials: set partner_credentials_file (a 0600 file holding user:password) or ${AUTHINFO_ENV}"
             )
-        text, source = _read_private_file(Path(str(path)).expanduser()), str(path)
+        text, source = _read_private_file(expand_home(str(path))), str(path)
     line = next((l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")), "")
     user, sep, password = line.partition(":")
     if not sep or not user or not password:

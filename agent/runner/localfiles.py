@@ -19,6 +19,7 @@ from typing import Sequence
 from agent.errors import IspagentError
 from agent.inputfile import MAX_INPUT_BYTES, read_input_bytes
 from agent.secrets import shown
+from agent.userpath import expand_home
 
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
@@ -60,7 +61,7 @@ def read_local_file(source_dirs: Sequence[Path], src: str, error: type[IspagentE
 
 
 def _located(source_dirs: Sequence[Path], src: str) -> Path | None:
-    path = Path(src).expanduser()
+    path = expand_home(src)
     if path.is_absolute():
         return path if os.path.exists(path) else None
     return next((base / path for base in source_dirs if os.path.exists(base / path)), None)

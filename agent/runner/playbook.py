@@ -26,6 +26,7 @@ from agent.runner.localfiles import local_file_problem
 from agent.runner.registry import StepParams, StepType, load_steps
 from agent.secrets import shown
 from agent.yamlnodes import LocatedNode, read_yaml_file
+from agent.userpath import expand_home
 
 _TOP_KEYS = ("name", "description", "vars", "source_dirs", "steps")
 
@@ -88,7 +89,7 @@ def _extra_dirs(node: LocatedNode | None, path: Path) -> tuple[Path, ...]:
     dirs = []
     for item in node.sequence():
         written = item.string()
-        directory = Path(written).expanduser()
+        directory = expand_home(written)
         directory = directory if directory.is_absolute() else path.resolve().parent / directory
         if not directory.is_dir():
             raise item.error(f"{shown(written)} is not a directory", "a relative path starts at the playbook's directory")

@@ -37,6 +37,7 @@ from agent.runner.events import (
 from agent.secrets import mask
 from agent.transport.hostlog import HostLog
 from agent.transport.ssh import ConnectionFactory
+from agent.userpath import expand_home
 
 FAILED_STATUSES = ("failed", "unreachable")
 DONE_STATUSES = ("ok", "changed")
@@ -200,7 +201,7 @@ def _load_inventory(path: Path, options: RunOptions) -> Inventory:
     inventory = load_inventory(path, ssh_config=Path(options.ssh_config) if options.ssh_config else None)
     ssh = inventory.ssh
     if options.known_hosts:
-        ssh = replace(ssh, known_hosts=Path(options.known_hosts).expanduser())
+        ssh = replace(ssh, known_hosts=expand_home(options.known_hosts))
     if options.host_key_policy:
         ssh = replace(ssh, host_key_policy=options.host_key_policy)
     return replace(inventory, ssh=ssh)
