@@ -218,9 +218,11 @@ class LocatedNode:
         if self.node.tag in (_MERGE, _VALUE):  # `<<` or `=` where no key is expected: just text
             return self.node.value
         construct = _CONSTRUCTOR.yaml_constructors[self.node.tag]
+        # PyYAML's scalar constructors fail on odd text (`!!int abc`, an empty `!!timestamp`) with
+        # whatever error their parsing hits first
         try:
             return construct(_CONSTRUCTOR, self.node)
-        except (ValueError, KeyError, OverflowError, yaml.YAMLError):  # 2026-13-45, `!!int abc`, `!!bool maybe`
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError, yaml.YAMLError):
             kind = self.node.tag.removeprefix(_TAG)
             raise self.error(f"{self.describe()} is not a valid {kind}", "quote it to keep it as text") from None
 

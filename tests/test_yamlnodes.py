@@ -93,6 +93,12 @@ def test_a_value_that_only_looks_typed_is_an_error_naming_its_key() -> None:
     assert "a: 'abc' is not a valid int" in message("a: !!int abc\n")
 
 
+@pytest.mark.parametrize("kind", ["int", "float", "bool", "timestamp"])
+def test_an_empty_explicitly_typed_value_is_an_error_not_a_crash(kind: str) -> None:
+    # PyYAML's constructors hit IndexError (int) and AttributeError (timestamp) on ''
+    assert message(f"a: [!!{kind} ]\n") == f"f.yaml:1: a[0]: '' is not a valid {kind}; quote it to keep it as text"
+
+
 def test_a_key_holding_a_line_break_still_gives_one_line() -> None:
     text = message('a:\n  "x\\ny": {b: 1, b: 2}\n')
     assert text.startswith("f.yaml:2: a.x\\ny.b: key 'b' is defined twice")  # the break shown as an escape
