@@ -1,0 +1,79 @@
+"""The smallest inputs behind the failures bench/fuzz.py found, each through the real command line:
+exit 2 with one line, no traceback, nothing written by a refused command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli.main import cli
+
+
+def _cli(*args: str, input: bytes | str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ispagent: error: "), result.stderr
+    return lines[0].removeprefix("ispagent: error: ")
+
+
+# --- inventory from-vagrant -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> Path:
+    path = tmp_path / "private_key"
+    path.write_text("key")
+    return path
+
+
+@pytest.mark.parametrize("text, problem", [
+    (b"Host a\n  Port \xff\n", "<stdin>:2: the `vagrant ssh-config` output is not UTF-8 text (byte 0xff); save it as UTF-8"),
+    ("Host a\n  Port \uff12\uff12\n", "<stdin>:2: Host 'a': Port '\uff12\uff12' is not a port number (1-65535)"),
+    ("Host a\n  Port 99999\n", "<stdin>:2: Host 'a': Port '99999' is not a port number (1-65535)"),
+    ("Host a b\n", "<stdin>:1: Host 'a b': not a host name an inventory takes; use letters, digits, '.', ':', '_' and '-'"),
+    ("Host *a\n", "<stdin>:1: Host '*a': not a host name an inventory takes; use letters, digits, '.', ':', '_' and '-'"),
+    ("Host a\n  HostName 127.1\n", "<stdin>:2: Host 'a': HostName '127.1' is not an IP address or DNS name"),
+    ("Host a\n  User a b\n", "<stdin>:2: Host 'a': User 'a b' is not a valid user name"),
+    ("Host a\n  Port 2200\nHost a\n  Port 2201\n",
+     "<stdin>:3: Host 'a' appears twice (first on line 1); an inventory names each host once"),
+])
+def test_vagrant_output_the_inventory_would_refuse_is_refused_with_its_line_and_nothing_is_written(
+        tmp_path: Path, text, problem) -> None:
+    output = tmp_path / "lab.yaml"
+    assert _one_line_error(_cli("inventory", "from-vagrant", "-o", str(output), input=text)) == problem
+    assert not output.exists()
+
+
+def test_vagrant_machines_sharing_an_address_and_port_are_refused_as_inventory_check_would(tmp_path, key) -> None:
+    text = f"Host a\n  HostName 127.0.0.1\n  IdentityFile {key}\nHost b\n  HostName 127.0.0.1\n  IdentityFile {key}\n"
+    output = tmp_path / "lab.yaml"
+    problem = _one_line_error(_cli("inventory", "from-vagrant", "-o", str(output), input=text))
+    assert problem.startswith("<stdin>: the inventory made from it fails inventory check at line ")
+    assert problem.endswith("; nothing was written")
+    assert not output.exists()
+
+
+def test_a_vagrant_key_file_that_does_not_exist_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    output = tmp_path / "lab.yaml"
+    text = f"Host a\n  IdentityFile {tmp_path}/gone/private_key\n"
+    problem = _one_line_error(_cli("inventory", "from-vagrant", "-o", str(output), input=text))
+    assert problem.startswith("<stdin>: the inventory made from it fails inventory check at line ")
+    assert f"hosts.a.identity_file: '{tmp_path}/gone/private_key' does not exist" in problem
+    assert not output.exists()
+
+
+def test_vagrant_names_yaml_would_read_as_other_types_come_back_as_the_same_names(tmp_path, key) -> None:
+    text = "".join(f"Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  IdentityFile {key}\n"
+                   for port, name in enumerate(["null", "true", "1.5", "007"], start=2200))
+    output = tmp_path / "lab.yaml"
+    assert _cli("inventory", "from-vagrant", "-o", str(output), input=text).exit_code == 0
+    checked = _cli("inventory", "check", "-i", str(output), "--ssh-config", "/dev/null")
+    assert checked.exit_code == 0, checked.output
+    assert [line.split()[0] for line in checked.stdout.splitlines()[1:5]] == ["null", "true", "1.5", "007"]
