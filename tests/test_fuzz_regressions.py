@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from agent import yamlnodes
 from agent.cli.main import cli
+from agent.errors import InventoryError, PlaybookError
 
 
 def _cli(*args: str, input: bytes | str | None = None):
@@ -77,3 +79,37 @@ def test_vagrant_names_yaml_would_read_as_other_types_come_back_as_the_same_name
     checked = _cli("inventory", "check", "-i", str(output), "--ssh-config", "/dev/null")
     assert checked.exit_code == 0, checked.output
     assert [line.split()[0] for line in checked.stdout.splitlines()[1:5]] == ["null", "true", "1.5", "007"]
+
+
+# --- YAML files (agent/yamlnodes.py) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broken", ["b: [\n", "b: {c: d\n", "b: 'open\n", "- x\n", "b: c: d\n"])
+def test_a_syntax_error_at_the_end_of_a_large_file_is_worded_as_in_a_small_one(broken: str, monkeypatch) -> None:
+    # A large file is re-read by the pure-Python parser only up to libyaml's error line (5 MB cost 20 s):
+    # the message must stay the one the whole re-read gives.
+    monkeypatch.setattr(yamlnodes, "MAX_REREAD_CHARACTERS", 1000)
+    filler = "a%d: 1\n"
+    lines = 1000 // len(filler % 0) + 10
+    large = "".join(filler % n for n in range(lines)) + broken
+    small = "".join(filler % n for n in range(3)) + broken
+    messages = []
+    for text in (large, small):
+        with pytest.raises(InventoryError) as raised:
+            yamlnodes.parse_yaml(text, "f.yaml", InventoryError)
+        messages.append(str(raised.value))
+    large_line, large_rest = messages[0].removeprefix("f.yaml:").split(":", 1)
+    small_line, small_rest = messages[1].removeprefix("f.yaml:").split(":", 1)
+    assert large_rest == small_rest
+    assert int(large_line) - lines == int(small_line) - 3
+
+
+def test_a_key_that_runs_over_many_lines_is_cut_in_the_error(tmp_path: Path) -> None:
+    # bench/fuzz.py: `- facts` with the items below it indented under it reads as one step name
+    # 1 000 characters long, and the error's key path echoed all of it.
+    path = tmp_path / "playbook.yaml"
+    path.write_text("steps:\n- facts\n" + "  - report\n" * 100)
+    problem = _one_line_error(_cli("run", str(path), "-i", str(tmp_path / "none.yaml"), "--dry-run"))
+    assert problem.startswith(f"{path}:2: steps[0].facts - report - report")
+    assert ".facts - report - report - report - report - report - report - report - report -…: unknown step" in problem
+    assert len(problem) < 400 + len(str(path)), problem
