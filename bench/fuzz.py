@@ -7,7 +7,7 @@ values, duplicate keys, deep nesting, digits of other scripts), fed to the comma
     inventory   inventory check (and, one case in --run-every, run --dry-run)
     playbook    run --dry-run with a valid inventory whose one host is a closed port on 127.0.0.1
     program     turnover --program and forecast --program on a fresh ledger
-    billing     ledger import into a fresh SQLite ledger
+    billing     ledger import into a fresh SQLite ledger (odd cases: one already holding the example)
     vagrant     inventory from-vagrant -o FILE, then inventory check of what it wrote
 
 Every command must exit 0 or 2 (`run` may exit 1 with the host unreachable: what a user with that
@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +49,9 @@ KINDS = ("inventory", "playbook", "program", "billing", "vagrant")
 TODAY = "2026-11-26"
 # The recorded `vagrant ssh-config` names key files of the machine it was recorded on; cases name these.
 VAGRANT_KEYS = Path(tempfile.gettempdir()) / "ispagent-fuzz-vagrant-keys"
-SECRET_TEXT = "change me: any text on one line"  # the panel_users password in inventory.example.yaml
+# Secrets the seeds hold: the panel_users password of inventory.example.yaml and the offline
+# inventory's activation key. Neither may appear in anything a command prints.
+SECRET_TEXTS = ("change me: any text on one line", "ISPFUZZ-7f3a-SECRET-KEY")
 LONG_ERROR = 600  # characters: an error line longer than this echoes a value uncut
 
 # ---------------------------------------------------------------- what a mutation puts in
@@ -341,6 +344,7 @@ hosts:
     port: 1
     vars:
       fqdn: web1.example.com
+      activation_key: ISPFUZZ-7f3a-SECRET-KEY
 """
 
 
@@ -383,6 +387,14 @@ class Workspace:
         with LicenseLedger(str(self.fresh_ledger)):
             pass
         self.fresh_rows = ledger_rows(self.fresh_ledger)
+        # The shipped example already imported: a mutated example then also conflicts with the ledger.
+        self.used_ledger = root / "used.db"
+        shutil.copy(self.fresh_ledger, self.used_ledger)
+        with LicenseLedger(str(self.used_ledger)) as ledger:
+            from agent.economics.billing_csv import import_billing_csv
+
+            import_billing_csv(ledger, REPO / "billing.example.csv", date.fromisoformat(TODAY))
+        self.used_rows = ledger_rows(self.used_ledger)
         self.case_dir = root / "case"
         for machine in ("debian12", "ubuntu2404", "alma9"):
             key = VAGRANT_KEYS / machine / "virtualbox" / "private_key"
@@ -436,7 +448,7 @@ def judge(args: list[str], exit_code: int, stdout: str, stderr: str, exception: 
             command.problems.append(f"multi-line error ({len(lines)} lines)")
         elif len(lines[0]) > LONG_ERROR:
             command.problems.append(f"error of {len(lines[0])} characters")
-    if SECRET_TEXT in text:
+    if any(secret in text for secret in SECRET_TEXTS):
         command.problems.append("secret printed")
     return command
 
@@ -467,9 +479,10 @@ def run_case(kind: str, data: bytes, workspace: Workspace, index: int = 0, *, wi
     elif kind == "billing":
         path, ledger = case / "billing.csv", case / "ledger.db"
         path.write_bytes(data)
-        shutil.copy(workspace.fresh_ledger, ledger)
+        used = index % 2 == 1  # odd cases: into a ledger that already holds the example
+        shutil.copy(workspace.used_ledger if used else workspace.fresh_ledger, ledger)
         command = _in_process(["ledger", "import", str(path), "--ledger", str(ledger), "--today", TODAY])
-        if command.exit_code != 0 and ledger_rows(ledger) != workspace.fresh_rows:
+        if command.exit_code != 0 and ledger_rows(ledger) != (workspace.used_rows if used else workspace.fresh_rows):
             command.problems.append("partial write: a refused import changed the ledger")
         result.commands.append(command)
     else:
