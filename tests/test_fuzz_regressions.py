@@ -113,3 +113,22 @@ def test_a_key_that_runs_over_many_lines_is_cut_in_the_error(tmp_path: Path) -> 
     assert problem.startswith(f"{path}:2: steps[0].facts - report - report")
     assert ".facts - report - report - report - report - report - report - report - report -…: unknown step" in problem
     assert len(problem) < 400 + len(str(path)), problem
+
+
+# --- where a command writes -----------------------------------------------------------------------
+
+
+def test_from_vagrant_into_a_directory_that_cannot_be_made_is_one_line(tmp_path: Path, key: Path) -> None:
+    text = f"Host a\n  HostName 127.0.0.1\n  IdentityFile {key}\n"
+    result = _cli("inventory", "from-vagrant", "-o", "/proc/ispagent-none/lab.yaml", input=text)
+    assert _one_line_error(result) == "/proc/ispagent-none/lab.yaml: cannot write the inventory: No such file or directory"
+
+
+def test_a_ledger_path_whose_directory_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    csv = tmp_path / "billing.csv"
+    csv.write_text("date,license_id,edition,period,kind,price\n")
+    result = _cli("ledger", "import", str(csv), "--ledger", "/proc/ispagent-none/ledger.db")
+    assert result.exit_code == 1, result.output  # a ledger that cannot be opened, as for a file that is not SQLite
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr == ("ispagent: error: ledger /proc/ispagent-none/ledger.db: cannot create its directory: "
+                             "No such file or directory\n")

@@ -9,10 +9,14 @@ import click
 from agent.cli.output import echo, echo_json
 from agent.inventory.loader import load_inventory
 from agent.inventory.summary import TABLE_COLUMNS, inventory_summary, table_row
-from agent.atomicfile import write_atomic
 from agent.errors import InputError
 from agent.inputfile import decode_input
-from agent.inventory.vagrant import check_vagrant_inventory, parse_vagrant_ssh_config, vagrant_inventory_yaml
+from agent.inventory.vagrant import (
+    check_vagrant_inventory,
+    parse_vagrant_ssh_config,
+    vagrant_inventory_yaml,
+    write_inventory_file,
+)
 
 
 @click.group()
@@ -88,7 +92,7 @@ def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | No
     if output is None:
         echo(text, nl=False)
         return
-    write_atomic(output, text, durable=False)  # never half an inventory, also when killed
+    write_inventory_file(output, text)
     echo(f"wrote {output} ({len(machines)} hosts)", err=True)
 
 

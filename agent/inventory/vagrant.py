@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from agent.atomicfile import write_atomic
 from agent.errors import InputError, InventoryError
 from agent.inventory.addresses import PORT_TEXT, is_address
 from agent.inventory.loader import is_valid_name, is_valid_user, load_inventory
@@ -141,3 +142,11 @@ def _host_entry(machine: VagrantMachine, domain: str | None) -> dict[str, object
     if domain:
         entry["vars"] = {"fqdn": f"{machine.name}.{domain.strip('.')}"}
     return entry
+
+
+def write_inventory_file(path: Path, text: str) -> None:
+    """Write the inventory whole or not at all (also when killed); a path that cannot be written is one line."""
+    try:
+        write_atomic(path, text, durable=False)
+    except OSError as problem:
+        raise InputError(f"{path}: cannot write the inventory: {problem.strerror or problem}") from None
