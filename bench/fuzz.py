@@ -585,6 +585,7 @@ class KindTotals:
     secrets: int = 0
     other_exits: int = 0
     hangs: int = 0
+    stalls: int = 0
     slowest: tuple[float, int] = (0.0, -1)
     most_cpu: tuple[float, int] = (0.0, -1)
     wall: float = 0.0
@@ -611,12 +612,13 @@ class KindTotals:
             self.failures.append(result)
 
 
-def run_kind(kind: str, args: argparse.Namespace) -> KindTotals:
-    """Run a kind's cases in a worker process; a case that outlives --case-timeout is a hang, and the
-    worker is killed and restarted after it."""
-    totals = KindTotals(kind)
+def run_kind(totals: KindTotals, args: argparse.Namespace) -> KindTotals:
+    """Run a kind's cases in a worker process. A case that outlives --case-timeout is run once more
+    in a new worker (a machine this busy can stall a process that long); when it outlives it again
+    it is a hang, and the worker is restarted after it."""
+    kind = totals.kind
     started = time.perf_counter()
-    first = 0
+    first, retried = 0, set()
     while first < args.cases:
         command = [sys.executable, __file__, "--worker", kind, "--seed", str(args.seed), "--first", str(first),
                    "--last", str(args.cases), "--run-every", str(args.run_every),
@@ -627,6 +629,13 @@ def run_kind(kind: str, args: argparse.Namespace) -> KindTotals:
             if message is None:  # nothing for `limit` seconds: the current case hangs
                 process.kill()
                 process.wait()
+                if current is None:
+                    raise SystemExit(f"fuzz worker for {kind} did not start within {limit:g} s")
+                if current not in retried:
+                    totals.stalls += 1
+                    retried.add(current)
+                    first = current
+                    break
                 totals.add({"kind": kind, "index": current, "seconds": args.case_timeout, "cpu_seconds": 0.0,
                             "commands": [{"args": ["case"], "exit_code": -9, "problems": [f"hang: over {args.case_timeout:g} s"]}]})
                 first = current + 1
@@ -635,6 +644,7 @@ def run_kind(kind: str, args: argparse.Namespace) -> KindTotals:
                 current, limit = message["start"], args.case_timeout
                 continue
             totals.add(message)
+            totals.wall = time.perf_counter() - started
         else:
             process.wait()
             if process.returncode != 0:
@@ -666,20 +676,21 @@ def _messages(process: subprocess.Popen, limit):
 
 def print_table(all_totals: list[KindTotals], args: argparse.Namespace) -> None:
     header = ("kind", "cases", "cmds", "procs", "exit 0", "exit 1*", "exit 2", "other", "tracebk", "multi-ln",
-              "long err", "partial", "refused", "secret", "hangs", "slowest (wall)", "most CPU", "wall")
+              "long err", "partial", "refused", "secret", "hangs", "stalls", "slowest (wall)", "most CPU", "wall")
     rows = [header]
     for t in all_totals:
         rows.append((t.kind, str(t.cases), str(t.commands), str(t.subprocesses), str(t.exits.get(0, 0)),
                      str(t.exits.get(1, 0)), str(t.exits.get(2, 0)),
                      str(t.other_exits), str(t.tracebacks), str(t.multi_line), str(t.long_errors), str(t.partial_writes),
-                     str(t.refused_output), str(t.secrets), str(t.hangs), f"{t.slowest[0]:.2f} s (#{t.slowest[1]})", f"{t.most_cpu[0]:.2f} s (#{t.most_cpu[1]})",
+                     str(t.refused_output), str(t.secrets), str(t.hangs), str(t.stalls), f"{t.slowest[0]:.2f} s (#{t.slowest[1]})", f"{t.most_cpu[0]:.2f} s (#{t.most_cpu[1]})",
                      f"{t.wall:.0f} s"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))))
     print(f"seed {args.seed}; exit 1*: run --dry-run with the host unreachable (127.0.0.1:1), what a user gets; "
           f"other: any other exit code; refused: from-vagrant wrote an inventory that inventory check refuses; "
-          f"long err: an error line over {LONG_ERROR} characters; load: {os.getloadavg()[0]:.2f} "
+          f"long err: an error line over {LONG_ERROR} characters; stalls: a case past --case-timeout that "
+          f"finished when run again (a hang is one that did not); load: {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
@@ -701,6 +712,7 @@ def main() -> None:
     parser.add_argument("--case-timeout", type=float, default=60.0, help="seconds before a case counts as a hang")
     parser.add_argument("--run-every", type=int, default=20, help="inventory cases also given to run --dry-run")
     parser.add_argument("--subprocess-every", type=int, default=100, help="cases also run as a real process")
+    parser.add_argument("--progress", type=float, default=0, help="print the table so far every this many seconds")
     parser.add_argument("--jobs", type=int, default=1, help="kinds run at once, each in its own worker")
     parser.add_argument("--failures", type=Path, help="write each failing case's input and outcome here")
     parser.add_argument("--show", nargs=2, metavar=("KIND", "INDEX"), help="print one case's input and exit")
@@ -718,8 +730,15 @@ def main() -> None:
     unknown = set(kinds) - set(KINDS)
     if unknown:
         parser.error(f"unknown kind(s) {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}")
+    all_totals = [KindTotals(kind) for kind in kinds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each kind has its own worker process
-        all_totals = list(pool.map(lambda kind: run_kind(kind, args), kinds))
+        running = [pool.submit(run_kind, totals, args) for totals in all_totals]
+        while not all(future.done() for future in running):
+            time.sleep(1)
+            if args.progress and time.monotonic() % args.progress < 1:
+                print_table(all_totals, args)  # so far: a run stopped early still leaves its figures
+        for future in running:
+            future.result()
     for totals in all_totals:
         kind = totals.kind
         for failure in totals.failures[:8]:
