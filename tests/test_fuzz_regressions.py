@@ -132,3 +132,17 @@ def test_a_ledger_path_whose_directory_cannot_be_made_is_one_line(tmp_path: Path
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.stderr == ("ispagent: error: ledger /proc/ispagent-none/ledger.db: cannot create its directory: "
                              "No such file or directory\n")
+
+
+def test_an_identity_file_name_too_long_for_the_filesystem_is_one_line(tmp_path: Path) -> None:
+    # bench/fuzz.py: IdentityFile of 5 000 characters in vagrant ssh-config output; Path.is_file()
+    # raises ENAMETOOLONG instead of answering False.
+    path = tmp_path / "inventory.yaml"
+    path.write_text(f"hosts:\n  web1:\n    address: 192.0.2.1\n    identity_file: {'x' * 5000}\n")
+    problem = _one_line_error(_cli("inventory", "check", "-i", str(path), "--ssh-config", "/dev/null"))
+    assert problem == f"{path}:4: hosts.web1.identity_file: '{'x' * 79}…' cannot be looked up: File name too long; give the path of the key file"
+    text = f"Host a\n  HostName 127.0.0.1\n  IdentityFile /{'x' * 5000}\n"
+    problem = _one_line_error(_cli("inventory", "from-vagrant", "-o", str(tmp_path / "lab.yaml"), input=text))
+    assert problem.startswith("<stdin>: the inventory made from it fails inventory check at line ")
+    assert "cannot be looked up: File name too long" in problem
+    assert not (tmp_path / "lab.yaml").exists()

@@ -171,7 +171,11 @@ def _numeric_fix(address: str) -> str | None:
 def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
     written = node.string()
     path = _resolve_path(written, base_dir)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as problem:  # is_file() lets "File name too long" through
+        raise node.error(f"{shown(written)} cannot be looked up: {problem.strerror}", "give the path of the key file") from None
+    if not found:
         raise node.error(
             f"{shown(written)} does not exist (looked for {path})", "a relative path starts at the inventory's directory"
         )
