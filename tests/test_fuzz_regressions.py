@@ -146,3 +146,15 @@ def test_an_identity_file_name_too_long_for_the_filesystem_is_one_line(tmp_path:
     assert problem.startswith("<stdin>: the inventory made from it fails inventory check at line ")
     assert "cannot be looked up: File name too long" in problem
     assert not (tmp_path / "lab.yaml").exists()
+
+
+def test_a_playbook_var_whose_name_yaml_reads_as_a_number_is_one_line(tmp_path: Path) -> None:
+    # bench/fuzz.py (playbook kind, 3 of 2000): `1: []` under vars: reached check_var as the int 1.
+    playbook = tmp_path / "playbook.yaml"
+    playbook.write_text("vars:\n  1: []\nsteps:\n  - facts\n")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("hosts:\n  web1: {address: 127.0.0.1, port: 1}\n")
+    result = _cli("run", str(playbook), "-i", str(inventory), "--dry-run", "--ssh-config", "/dev/null",
+                  "--state-dir", str(tmp_path / "state"))
+    assert _one_line_error(result) == f"{playbook}: vars.1: a var name is text, not a number or date; write it in quotes"
+    assert not (tmp_path / "state" / "runs").exists()
