@@ -459,6 +459,11 @@ def judge(args: list[str], exit_code: int, stdout: str, stderr: str, exception: 
 
 def run_case(kind: str, data: bytes, workspace: Workspace, index: int = 0, *, with_run: bool = False) -> CaseResult:
     """Feed one input to its kind's commands in-process and judge every outcome."""
+    from agent.secrets import forget_secrets
+
+    # Each case starts as a new process would: a secret one case registered (a mutated file can put
+    # '1' under activation_key) would otherwise mask text in every case after it, and in other tests.
+    forget_secrets()
     case = workspace.new_case()
     result = CaseResult(kind, index)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -503,6 +508,7 @@ def run_case(kind: str, data: bytes, workspace: Workspace, index: int = 0, *, wi
             result.commands.append(check)
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = time.process_time() - cpu_started
+    forget_secrets()
     return result
 
 
