@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from agent import yamlnodes
 from agent.cli.main import cli
-from agent.errors import InventoryError, PlaybookError
+from agent.errors import InventoryError
 
 
 def _cli(*args: str, input: bytes | str | None = None):
