@@ -84,6 +84,8 @@ def unknown_var_problem(key: str) -> str | None:
 
 def check_var(key: str, value: Any) -> None:
     """Raise an InputError "var 'KEY': problem" when `key` is a misspelt setting or `value` cannot be it."""
+    if not isinstance(key, str):  # a playbook's `vars: {1: x}`: YAML reads the name as a number
+        raise InputError(f"var '{key}': a var name is text, not a number or date; write it in quotes")
     problem = unknown_var_problem(key)
     if problem:
         raise InputError(f"var '{key}': {problem}")

@@ -27,6 +27,8 @@ from agent.secrets import SECRET_FIELDS, printable, register_secret, shown
 
 MAX_DEPTH = 100
 MAX_ALIASED_VALUES = 100_000
+MAX_REREAD_CHARACTERS = 256 * 1024  # see _reread_up_to
+MAX_KEY_SHOWN = 80  # characters of one key in an error's key path, as `shown` cuts values
 
 _TAG = "tag:yaml.org,2002:"
 _NULL, _MERGE, _VALUE = _TAG + "null", _TAG + "merge", _TAG + "value"
@@ -275,9 +277,12 @@ class LocatedNode:
 
 
 def _joined(key_path: str, part: str | int) -> str:
-    """`hosts.web3` + `vars` -> `hosts.web3.vars`; a list index reads `steps[2]`."""
+    """`hosts.web3` + `vars` -> `hosts.web3.vars`; a list index reads `steps[2]`. A key longer than
+    MAX_KEY_SHOWN is cut: a key is the user's text, and a plain scalar may run over many lines."""
     if isinstance(part, int):
         return f"{key_path}[{part}]"
+    if len(part) > MAX_KEY_SHOWN:
+        part = part[: MAX_KEY_SHOWN - 1] + "…"
     return f"{key_path}.{part}" if key_path else part
 
 
@@ -304,9 +309,35 @@ def _compose(text: str) -> yaml.Node | None:
             return _compose_with(_FastGuardedLoader, text)
         except _Refused:
             raise
+        except yaml.MarkedYAMLError as fast_error:
+            if len(text) > MAX_REREAD_CHARACTERS and fast_error.problem_mark is not None:
+                _reread_up_to(text, fast_error.problem_mark.line)
+                raise
         except yaml.YAMLError:
             pass
     return _compose_with(_GuardedLoader, text)
+
+
+def _reread_up_to(text: str, line: int) -> None:
+    """Raise the pure-Python parser's error for the lines up to libyaml's error line `line` (0-based).
+
+    The pure-Python parser is about three times slower than libyaml: reading a 5 MB file again
+    to word an error on its last line cost 20 s of CPU. The pure-Python parser reads in order, so
+    it meets its error in the lines up to the one libyaml stopped at; when that prefix raises
+    nothing (the error needed what follows), the caller reports libyaml's own error.
+    """
+    breaks = _LINE_BREAK.finditer(text)
+    end = len(text)
+    for count, found in enumerate(breaks):
+        if count == line:
+            end = found.end()
+            break
+    try:
+        _compose_with(_GuardedLoader, text[:end])
+    except yaml.MarkedYAMLError:
+        raise
+    except yaml.YAMLError:
+        pass
 
 
 def _compose_with(loader_class: type, text: str) -> yaml.Node | None:

@@ -106,12 +106,18 @@ def test_real_cli_on_a_bad_inventory_prints_no_traceback(tmp_path: Path) -> None
     assert done.stderr == f"ispagent: error: {message}\n"
 
 
-def test_from_vagrant_output_checks_clean(tmp_path: Path) -> None:
+def _recorded_with_keys(tmp_path: Path) -> str:
+    """The recorded output with its key files made under tmp_path (from-vagrant refuses missing ones)."""
     recorded = VAGRANT_SSH_CONFIG.read_text().replace(RECORDED_VAGRANT_DIR, str(tmp_path))
     for machine in ("debian12", "ubuntu2404", "alma9"):
         key = tmp_path / ".vagrant" / "machines" / machine / "virtualbox" / "private_key"
         key.parent.mkdir(parents=True)
         key.write_text("key")
+    return recorded
+
+
+def test_from_vagrant_output_checks_clean(tmp_path: Path) -> None:
+    recorded = _recorded_with_keys(tmp_path)
     output = tmp_path / "lab.yaml"
     result = invoke("inventory", "from-vagrant", "-o", str(output), "--domain", "lab.ispagent.test", input=recorded)
     assert result.exit_code == 0, result.output
@@ -130,8 +136,10 @@ def test_from_vagrant_output_checks_clean(tmp_path: Path) -> None:
     ]
 
 
-def test_from_vagrant_reads_a_file_and_prints_to_stdout() -> None:
-    result = invoke("inventory", "from-vagrant", "-i", str(VAGRANT_SSH_CONFIG), "--known-hosts", "lab_hosts")
+def test_from_vagrant_reads_a_file_and_prints_to_stdout(tmp_path: Path) -> None:
+    saved = tmp_path / "ssh-config.txt"
+    saved.write_text(_recorded_with_keys(tmp_path))
+    result = invoke("inventory", "from-vagrant", "-i", str(saved), "--known-hosts", "lab_hosts")
     assert result.exit_code == 0, result.output
     assert "known_hosts: lab_hosts\n" in result.stdout
     assert "  alma9:\n    address: 127.0.0.1\n    port: 2201\n" in result.stdout

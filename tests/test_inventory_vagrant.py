@@ -45,7 +45,7 @@ def test_inventory_yaml_trusts_new_host_keys_in_its_own_known_hosts_file() -> No
     ("text", "message"),
     [
         ("", "<stdin>: no Host entries; pipe in the output of `vagrant ssh-config`"),
-        ("Host web\n  Port ssh\n", "<stdin>:1: Host web: Port 'ssh' is not a number"),
+        ("Host web\n  Port ssh\n", "<stdin>:2: Host 'web': Port 'ssh' is not a port number (1-65535)"),
         ("\nHost\n", "<stdin>:2: Host without a machine name"),
     ],
 )

@@ -9,7 +9,14 @@ import click
 from agent.cli.output import echo, echo_json
 from agent.inventory.loader import load_inventory
 from agent.inventory.summary import TABLE_COLUMNS, inventory_summary, table_row
-from agent.inventory.vagrant import parse_vagrant_ssh_config, vagrant_inventory_yaml
+from agent.errors import InputError
+from agent.inputfile import decode_input
+from agent.inventory.vagrant import (
+    check_vagrant_inventory,
+    parse_vagrant_ssh_config,
+    vagrant_inventory_yaml,
+    write_inventory_file,
+)
 
 
 @click.group()
@@ -53,7 +60,7 @@ def check(inventory_path: Path, ssh_config: Path | None, limit: str | None, as_j
 
 @inventory.command("from-vagrant")
 @click.option(
-    "-i", "--input", "source", metavar="FILE", type=click.File("r"), default="-", show_default=True,
+    "-i", "--input", "source", metavar="FILE", type=click.File("rb"), default="-", show_default=True,
     help="Saved output of `vagrant ssh-config`; - reads stdin.",
 )  # fmt: skip
 @click.option(
@@ -77,12 +84,15 @@ def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | No
     sudo, Vagrant's per-machine key). Vagrant boxes get new host keys on every `vagrant up`, so
     the inventory uses host_key_policy accept-new with its own known_hosts file.
     """
-    machines = parse_vagrant_ssh_config(source.read(), getattr(source, "name", "<stdin>"))
+    name = getattr(source, "name", "<stdin>")
+    text = decode_input(source.read(), name, InputError, what="`vagrant ssh-config` output")
+    machines = parse_vagrant_ssh_config(text, name)
     text = vagrant_inventory_yaml(machines, known_hosts=known_hosts, domain=domain)
+    check_vagrant_inventory(text, name)
     if output is None:
         echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    write_inventory_file(output, text)
     echo(f"wrote {output} ({len(machines)} hosts)", err=True)
 
 

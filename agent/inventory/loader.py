@@ -136,9 +136,18 @@ def _optional(entries: dict[str, LocatedNode], key: str, read: Callable[[Located
     return None if node is None else read(node)
 
 
+def is_valid_name(name: str) -> bool:
+    """Whether `name` is a host or group name an inventory takes (also what from-vagrant may write)."""
+    return bool(_NAME.fullmatch(name))
+
+
+def is_valid_user(user: str) -> bool:
+    return bool(_USER.fullmatch(user)) and user.isprintable()
+
+
 def _read_user(node: LocatedNode) -> str:
     user = node.string()
-    if not _USER.fullmatch(user) or not user.isprintable():
+    if not is_valid_user(user):
         raise node.error(f"{shown(user)} is not a valid user name")
     return user
 
@@ -163,7 +172,11 @@ def _numeric_fix(address: str) -> str | None:
 def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
     written = node.string()
     path = _resolve_path(node, base_dir)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as problem:  # is_file() lets "File name too long" through
+        raise node.error(f"{shown(written)} cannot be looked up: {problem.strerror}", "give the path of the key file") from None
+    if not found:
         raise node.error(
             f"{shown(written)} does not exist (looked for {path})", "a relative path starts at the inventory's directory"
         )
@@ -206,7 +219,7 @@ def _read_gateway_mapping(node: LocatedNode, base_dir: Path) -> GatewaySpec:
 
 
 def _check_name(key_node: LocatedNode, name: str, kind: str) -> None:
-    if not _NAME.fullmatch(name):
+    if not is_valid_name(name):
         raise key_node.error(f"{shown(name)} is not a valid {kind} name", "use letters, digits, '.', ':', '_' and '-'")
 
 

@@ -8,13 +8,18 @@ by the inventory's own host key policy.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
-from agent.errors import InputError
-from agent.inventory.addresses import PORT_TEXT
+from agent.atomicfile import write_atomic
+from agent.errors import InputError, InventoryError
+from agent.inventory.addresses import PORT_TEXT, is_address
+from agent.inventory.loader import is_valid_name, is_valid_user, load_inventory
 from agent.secrets import shown
 
 VAGRANT_DEFAULT_PORT = 22
@@ -31,8 +36,13 @@ class VagrantMachine:
 
 
 def parse_vagrant_ssh_config(text: str, source: str = "<stdin>") -> list[VagrantMachine]:
-    """The machines of a `vagrant ssh-config` output, in order. `source` names it in errors."""
-    blocks: list[dict[str, str]] = []
+    """The machines of a `vagrant ssh-config` output, in order. `source` names it in errors.
+
+    Each value is checked as the inventory will check it, so what from-vagrant writes passes
+    `inventory check`: a name, address, port or user the inventory would refuse is refused here,
+    with the line it is on.
+    """
+    blocks: list[dict[str, tuple[str, int]]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         keyword, value = _split(line)
         if not keyword:
@@ -40,15 +50,23 @@ def parse_vagrant_ssh_config(text: str, source: str = "<stdin>") -> list[Vagrant
         if keyword == "host" and not value:
             raise InputError(f"{source}:{number}: Host without a machine name")
         if keyword == "host":
-            blocks.append({"host": value, "line": str(number)})
+            blocks.append({"host": (value, number)})
         elif not blocks:
             problem = f"{shown(keyword)} before any Host line; is this `vagrant ssh-config` output?"
             raise InputError(f"{source}:{number}: {problem}")
         else:
-            blocks[-1].setdefault(keyword, value)  # ssh semantics: the first value wins
+            blocks[-1].setdefault(keyword, (value, number))  # ssh semantics: the first value wins
     if not blocks:
         raise InputError(f"{source}: no Host entries; pipe in the output of `vagrant ssh-config`")
-    return [_machine(block, source) for block in blocks]
+    machines: dict[str, VagrantMachine] = {}
+    for block in blocks:
+        machine = _machine(block, source)
+        if machine.name in machines:
+            first = next(b["host"][1] for b in blocks if b["host"][0] == machine.name)
+            raise InputError(f"{source}:{block['host'][1]}: Host {shown(machine.name)} appears twice (first on line "
+                             f"{first}); an inventory names each host once")
+        machines[machine.name] = machine
+    return list(machines.values())
 
 
 def _split(line: str) -> tuple[str, str]:
@@ -63,17 +81,40 @@ def _split(line: str) -> tuple[str, str]:
     return keyword.lower(), value
 
 
-def _machine(block: dict[str, str], source: str) -> VagrantMachine:
-    port = block.get("port", str(VAGRANT_DEFAULT_PORT))
-    if not PORT_TEXT.fullmatch(port):  # isdigit() also takes '²', which int() then refuses
-        raise InputError(f"{source}:{block['line']}: Host {block['host']}: Port {shown(port)} is not a number")
-    return VagrantMachine(
-        name=block["host"],
-        address=block.get("hostname", block["host"]),
-        port=int(port),
-        user=block.get("user", "vagrant"),
-        identity_file=block.get("identityfile"),
-    )
+def _machine(block: dict[str, tuple[str, int]], source: str) -> VagrantMachine:
+    name, line = block["host"]
+    where = f"{source}:{line}: Host {shown(name)}"
+    if not is_valid_name(name):
+        raise InputError(f"{where}: not a host name an inventory takes; use letters, digits, '.', ':', '_' and '-'")
+    port, line = block.get("port", (str(VAGRANT_DEFAULT_PORT), line))
+    if not PORT_TEXT.fullmatch(port) or not 1 <= int(port) <= 65535:  # isdigit() also takes '²', which int() refuses
+        raise InputError(f"{source}:{line}: Host {shown(name)}: Port {shown(port)} is not a port number (1-65535)")
+    address, line = block.get("hostname", (name, line))
+    if not is_address(address):
+        raise InputError(f"{source}:{line}: Host {shown(name)}: HostName {shown(address)} is not an IP address or DNS name")
+    user, line = block.get("user", ("vagrant", line))
+    if not is_valid_user(user):
+        raise InputError(f"{source}:{line}: Host {shown(name)}: User {shown(user)} is not a valid user name")
+    identity_file = block.get("identityfile", (None, 0))[0]
+    if identity_file and not identity_file.startswith("~"):
+        # Vagrant writes absolute paths; a relative one is relative to where `vagrant ssh-config`
+        # ran, not to wherever the inventory is saved.
+        identity_file = os.path.abspath(identity_file)
+    return VagrantMachine(name=name, address=address, port=int(port), user=user, identity_file=identity_file or None)
+
+
+def check_vagrant_inventory(text: str, source: str) -> None:
+    """Refuse an inventory `inventory check` would refuse (a missing key file, two machines on one
+    address and port...): what from-vagrant hands out must be usable as it is."""
+    with tempfile.TemporaryDirectory(prefix="ispagent-vagrant-") as directory:
+        path = Path(directory) / "inventory.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_inventory(path, ssh_config=Path(os.devnull))
+        except InventoryError as error:
+            problem = str(error).removeprefix(f"{path}:")
+            raise InputError(f"{source}: the inventory made from it fails inventory check at line {problem}; "
+                             "nothing was written") from None
 
 
 def vagrant_inventory_yaml(machines: list[VagrantMachine], *, known_hosts: str, domain: str | None = None) -> str:
@@ -101,3 +142,11 @@ def _host_entry(machine: VagrantMachine, domain: str | None) -> dict[str, object
     if domain:
         entry["vars"] = {"fqdn": f"{machine.name}.{domain.strip('.')}"}
     return entry
+
+
+def write_inventory_file(path: Path, text: str) -> None:
+    """Write the inventory whole or not at all (also when killed); a path that cannot be written is one line."""
+    try:
+        write_atomic(path, text, durable=False)
+    except OSError as problem:
+        raise InputError(f"{path}: cannot write the inventory: {problem.strerror or problem}") from None

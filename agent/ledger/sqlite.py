@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import URL
 
-from agent.errors import HostLocked
+from agent.errors import HostLocked, LedgerError
 from agent.ledger import schema
 
 LOCK_LEASE_SECONDS = 900.0  # a lock of a process on another machine is taken over after this
@@ -33,7 +33,10 @@ class SqliteBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.shown = str(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as problem:  # --ledger /proc/x/ledger.db, a file where a directory should be
+            raise LedgerError(f"ledger {path}: cannot create its directory: {problem.strerror or problem}") from None
         self.engine = _engine(path)
         self._writers = threading.RLock()
 
