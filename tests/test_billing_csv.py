@@ -65,7 +65,7 @@ def test_money_input_in_any_other_form_is_one_line_naming_its_line(tmp_path, row
 
 
 def test_prices_are_stored_canonically_and_exported_as_stored(tmp_path):
-    events = read_billing_csv(EXAMPLE, TODAY)
+    events = read_billing_csv(EXAMPLE, TODAY).events
     assert [event.price for event in events] == ["10.00", None, "10.00", "40.00", None, "55.50"]
     ledger = LicenseLedger(tmp_path / "ledger.sqlite")
     ledger.billing.import_events(events)
@@ -102,7 +102,7 @@ def test_a_mutated_example_imports_canonical_values_or_is_one_billing_error(tmp_
     path = tmp_path / "mutated.csv"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     try:
-        events = read_billing_csv(path, TODAY)
+        events = read_billing_csv(path, TODAY).events
     except BillingFileError as error:
         assert len(str(error).splitlines()) == 1 and "\x1b" not in str(error)
         return

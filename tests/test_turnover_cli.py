@@ -171,3 +171,25 @@ def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
     assert "would order new pro monthly license" in result.message
     assert result.message.endswith(": 20.00 EUR list, 10 % off: 18.00 EUR")
     assert ctx.report["license"]["price"] == "18.00" and emulator.calls.get("soft.order.param") is None
+
+
+def test_importing_the_same_history_again_imports_nothing_and_turnover_stays(ledger, tmp_path):
+    before = _cli("turnover", "--format", "json", *ledger)
+    again = _cli("ledger", "import", str(tmp_path / "history.csv"), *ledger)
+    assert again.exit_code == 0, again.output
+    assert "imported 0 event(s)" in again.output and "(132 already in the ledger, left out)" in again.output
+    assert _cli("turnover", "--format", "json", *ledger).output == before.output
+    exported = _cli("ledger", "export", *ledger).output
+    assert exported.count(",payment,") == 1 and exported.count(",1,lite,monthly,activation,") == 1
+
+
+def test_a_newer_export_repeating_older_rows_imports_only_the_new_ones(ledger, tmp_path):
+    # The same payment twice on one day is two payments: one is in the ledger, the second is new.
+    newer = tmp_path / "newer.csv"
+    newer.write_text(HEADER + "2026-11-20,1,,,deactivation,\n2026-11-21,,,,payment,1000\n"
+                              "2026-11-21,,,,payment,1000\n2026-11-25,2,lite,monthly,renewal,\n")
+    result = _cli("ledger", "import", str(newer), *ledger)
+    assert result.exit_code == 0, result.output
+    assert "imported 2 event(s)" in result.output and "(2 already in the ledger, left out)" in result.output
+    exported = _cli("ledger", "export", *ledger).output
+    assert exported.count(",payment,") == 2 and exported.count("2026-11-25,2,lite,monthly,renewal,") == 1

@@ -22,14 +22,18 @@ def ledger() -> None:
 def import_csv(csv_file, inventory, ledger_at, program_file, today) -> None:
     """Import billing events from CSV (date,license_id,edition,period,kind,price): all rows or none.
 
+    Rows the ledger already holds are left out, so importing a file twice, or a newer export that
+    repeats older months, imports only what is new.
+
     kind: activation, renewal, deactivation or payment; price: the list price in EUR if known (a
     payment: the amount paid). Every row is checked first; an error names its line.
     """
     from agent.economics.billing_csv import import_billing_csv
 
     opened, _, day = economics_context(inventory, ledger_at, program_file, today)
-    count = import_billing_csv(opened, csv_file, day)
-    echo(f"imported {count} event(s) from {csv_file} into {opened.shown}")
+    read = import_billing_csv(opened, csv_file, day)
+    skipped = f" ({read.already_recorded} already in the ledger, left out)" if read.already_recorded else ""
+    echo(f"imported {len(read.events)} event(s) from {csv_file} into {opened.shown}{skipped}")
 
 
 @ledger.command("export")

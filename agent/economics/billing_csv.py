@@ -9,16 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import BillingFileError
 from agent.inputfile import read_input_file
-from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger
+from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger, event_key
 from agent.secrets import shown
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
@@ -28,8 +30,23 @@ _LICENSE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_ERRORS_LISTED = 5
 
 
-def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None) -> list[BillingEvent]:
-    """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more)."""
+@dataclass(frozen=True)
+class BillingFile:
+    """A billing CSV's events still to import, and how many of its rows the ledger already holds."""
+
+    events: list[BillingEvent]
+    already_recorded: int = 0
+
+
+def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None,
+                     recorded: Callable[[str, str], Counter] | None = None) -> BillingFile:
+    """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more).
+
+    `recorded(first_day, last_day)` counts the ledger's events by `event_key`: rows the ledger already
+    holds are left out (a file imported twice, or a newer export that repeats older months, imports
+    only what is new). Identical rows are matched by count, so a file with two equal payments on one
+    day keeps the second when the ledger has one.
+    """
     text = read_input_file(path, BillingFileError, what="billing CSV")
     reader = csv.reader(io.StringIO(text, newline=""))
     rows = _rows(reader, path)  # row by row: a million rows as lists would cost ~0.5 GB
@@ -47,6 +64,9 @@ def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = N
             events.append(_event(cells, number, today))
         except ValueError as problem:
             errors.append((number, str(problem)))
+    total = len(events)
+    if recorded is not None and events and not errors:
+        events = _not_yet_recorded(events, recorded(min(e.on_date for e in events), max(e.on_date for e in events)))
     errors += _sequence_errors(events, running or {})
     if errors:
         errors.sort()
@@ -54,7 +74,19 @@ def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = N
         more = f" ({len(errors) - 1} more: lines {', '.join(str(n) for n, _ in errors[1:1 + MAX_ERRORS_LISTED])}" \
                f"{', …' if len(errors) > 1 + MAX_ERRORS_LISTED else ''})" if len(errors) > 1 else ""
         raise BillingFileError(f"{path}:{number}: {problem}{more}; nothing was imported")
-    return events
+    return BillingFile(events, total - len(events))
+
+
+def _not_yet_recorded(events: list[BillingEvent], recorded: Counter) -> list[BillingEvent]:
+    left = Counter(recorded)
+    fresh = []
+    for event in events:
+        key = event_key(event)
+        if left[key] > 0:
+            left[key] -= 1
+        else:
+            fresh.append(event)
+    return fresh
 
 
 def _rows(reader, path: Path) -> Iterator[list[str]]:
@@ -137,10 +169,12 @@ def _sequence_errors(events: list[BillingEvent], running: dict[str, str]) -> lis
     return errors
 
 
-def import_billing_csv(ledger: LicenseLedger, path: Path, today: date) -> int:
-    """Check the whole file against the ledger, then import it in one transaction. Returns the rows imported."""
-    events = read_billing_csv(path, today, ledger.billing.running_terms())
-    return ledger.billing.import_events(events)
+def import_billing_csv(ledger: LicenseLedger, path: Path, today: date) -> BillingFile:
+    """Check the whole file against the ledger, then import in one transaction what the ledger does
+    not hold yet (importing a file twice changes nothing). Returns what was imported and skipped."""
+    read = read_billing_csv(path, today, ledger.billing.running_terms(), ledger.billing.recorded_counts)
+    ledger.billing.import_events(read.events)
+    return read
 
 
 def write_billing_csv(ledger: LicenseLedger, out: io.TextIOBase) -> int:

@@ -11,12 +11,12 @@ order is sent, the license id right after it is known.
 """
 
 from agent.errors import HostLocked
-from agent.ledger.billing import BILLING_KINDS, BillingBook, BillingEvent, ChargeRow, OpenTerms
+from agent.ledger.billing import BILLING_KINDS, BillingBook, BillingEvent, ChargeRow, OpenTerms, event_key
 from agent.ledger.licenses import Activation, LedgerHost, LedgerLicense, LicenseLedger, OrderIntent
 from agent.ledger.location import ledger_location
 from agent.ledger.schema import SCHEMA_VERSION
 
 __all__ = [
     "Activation", "BILLING_KINDS", "BillingBook", "BillingEvent", "ChargeRow", "HostLocked", "LedgerHost", "LedgerLicense",
-    "LicenseLedger", "OpenTerms", "OrderIntent", "SCHEMA_VERSION", "ledger_location",
+    "LicenseLedger", "OpenTerms", "OrderIntent", "SCHEMA_VERSION", "event_key", "ledger_location",
 ]

@@ -8,6 +8,7 @@ read without walking the history.
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -33,6 +34,11 @@ class BillingEvent:
     period: str | None = None
     price: str | None = None  # EUR list price (a payment: the amount paid); None: the program's price
     line: int = 0  # the CSV line it came from, for messages
+
+
+def event_key(event: BillingEvent) -> tuple:
+    """What makes two billing events the same event (the CSV line it came from does not)."""
+    return (event.on_date, event.kind, event.license_id, event.edition, event.period, event.price)
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,15 @@ class BillingBook:
             result = db.execution_options(stream_results=True, yield_per=batch).execute(statement)
             for on_date, kind, license_id, edition, period, price in result:
                 yield BillingEvent(on_date, kind, license_id, edition, period, price)
+
+    def recorded_counts(self, first_day: str, last_day: str) -> Counter:
+        """How many events the ledger holds between the two days (inclusive), by `event_key`."""
+        ev = schema.billing_events
+        columns = (ev.c.on_date, ev.c.kind, ev.c.license_id, ev.c.edition, ev.c.period, ev.c.price)
+        rows = self.db.rows(select(*columns, func.count().label("n")).where(ev.c.on_date.between(first_day, last_day))
+                            .group_by(*columns))
+        return Counter({(r["on_date"], r["kind"], r["license_id"], r["edition"], r["period"], r["price"]): r["n"]
+                        for r in rows})
 
     def first_date(self) -> str | None:
         return self.db.scalar(select(func.min(schema.billing_events.c.on_date)))
