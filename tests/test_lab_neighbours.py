@@ -49,3 +49,14 @@ def test_limits_are_never_lowered(sysctl: Path, tmp_path: Path):
     (sysctl / "gc_thresh3").write_text("8192\n")
     fit_neighbour_table(1000, tmp_path / "saved.json", sysctl)
     assert thresholds(sysctl) == [1128, 1512, 8192]
+
+
+def test_inside_a_network_namespace_of_its_own_the_machine_wide_limits_are_left_to_the_machine(tmp_path: Path):
+    # In a container's own network namespace /proc/sys/net/ipv4/neigh/default has no gc_thresh files.
+    bare = tmp_path / "neigh"
+    bare.mkdir()
+    saved = tmp_path / "saved.json"
+    fit_neighbour_table(1000, saved, bare)
+    assert not saved.exists() and list(bare.iterdir()) == []
+    restore_neighbour_table(saved, bare)
+    assert list(bare.iterdir()) == []

@@ -175,7 +175,12 @@ def fit_neighbour_table(hosts: int, saved: Path, sysctl_dir: Path = NEIGH_SYSCTL
 
     The values found first are kept in `saved` (once, across several `up`s) for restore_neighbour_table.
     """
-    current = [int((sysctl_dir / f"gc_thresh{n}").read_text()) for n in (1, 2, 3)]
+    try:
+        current = [int((sysctl_dir / f"gc_thresh{n}").read_text()) for n in (1, 2, 3)]
+    except FileNotFoundError:
+        # Only the machine's first network namespace shows these (they are machine-wide): inside a
+        # container's own namespace they are not there to raise, and the container's host owns them.
+        return
     if hosts <= current[0]:  # below thresh1 the kernel does not even collect: a small lab leaves them alone
         return
     wanted = [max(value, hosts + headroom) for value, headroom in zip(current, NEIGH_HEADROOM)]
