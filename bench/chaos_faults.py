@@ -12,7 +12,9 @@ fault is lifted, `run --resume` finishes what they left, and a second, fresh run
 order nothing. The PostgreSQL scenario: a private throwaway cluster (initdb in a temp dir, its own
 port) is stopped with `pg_ctl stop -m immediate` once a tenth of the hosts have their license; nothing
 may be ordered without its intent in the ledger, each error is one line; after the cluster is
-started again `run --resume` finishes with one license per host.
+started again `run --resume` finishes with one license per host. The state-dir scenario: the
+journal and the SQLite ledger on a 64 MB tmpfs, filled up at the same moment, with the same rule
+and checks once the disk has room again (the runs' output is kept in its work dir: first.out, later.out).
 
 Checked like bench/chaos.py (its Trial, table and invariants): one license per host, no
 duplicates, licid = account license, one billed activation per license, no traceback; plus, per
@@ -292,7 +294,87 @@ def postgres_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> chaos.Tri
     return trial
 
 
-def _check_intents(url: str, hosts, ordered: list, trial: chaos.Trial) -> None:
+def state_dir_full_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> chaos.Trial:
+    """License step for `hosts` with the state dir (journal and SQLite ledger) on a small tmpfs that
+    is filled up once `stop_after` hosts have their license; then given room again, resumed, run
+    again and checked like the PostgreSQL trial. (Read-only cannot be set off mid-run here: Linux
+    refuses to remount a file system read-only while the agent holds files open for writing.)"""
+    began = time.monotonic()
+    trial = chaos.Trial("state dir full (64 MB tmpfs)", f"after {stop_after} licenses", len(hosts))
+    workdir.mkdir(parents=True, exist_ok=True)
+    _reset(lab, hosts)
+    service_vars = inventory_vars(lab.dir)
+    credentials = chaos._fresh_account(lab, workdir)
+    with SmallTmpfs() as disk:
+        state = disk.path / "state"
+        ledger = state / "ledger.sqlite"
+        inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
+                                                    "ledger_path": str(ledger)})
+        first = _start(["run", str(LICENSE_ONLY), "-i", str(inventory)], state)
+        try:
+            while _licensed(state) < stop_after and first.poll() is None:
+                time.sleep(0.05)
+            if first.poll() is None:
+                trial.faults = disk.fill()
+            out, err = first.communicate(timeout=600)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        outputs = [out + err]
+        (workdir / "first.out").write_text(out + err)
+        if first.returncode == 0:
+            trial.problems.append("the first run exited 0 although its state dir was full")
+        errors = [line for line in err.splitlines() if line.startswith("ispagent: error")]
+        print(f"  state dir full, first run: exit {first.returncode}, {len(ordered_so_far(service_vars, credentials))} "
+              f"licenses in the account: {errors[-1][:200] if errors else '(no error line)'}")
+        if len(errors) > 1 or any(len(line) > 400 for line in errors):
+            trial.problems.append(f"the full state dir is not reported in one line: {errors[:2]}")
+        ordered = chaos._account(service_vars, credentials)
+        disk.restore()
+        _check_intents(ledger, hosts, ordered, trial)
+        resumed = _finish_license_run(state, workdir, first.returncode, trial)
+        if resumed is not None:
+            outputs.append(resumed)
+        outputs.append(_second_license_run(lab, hosts, inventory, state, workdir, service_vars, credentials, ledger, trial))
+        (workdir / "later.out").write_text("\n".join(outputs[1:]))
+        trial.tracebacks = sum(1 for text in outputs if "Traceback" in text)
+    trial.seconds = time.monotonic() - began
+    return trial
+
+
+class SmallTmpfs:
+    """A 64 MB tmpfs of its own, to be filled up under a running agent."""
+
+    def __enter__(self) -> "SmallTmpfs":
+        self.path = Path(tempfile.mkdtemp(prefix="ispagent-small-disk-"))
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(self.path)], check=True)
+        self.filler = self.path / "filler"
+        return self
+
+    def fill(self) -> int:
+        """Write zeros until the disk is full (ENOSPC)."""
+        with open(self.filler, "wb") as out:
+            try:
+                while True:
+                    out.write(b"\0" * (1 << 20))
+                    out.flush()
+            except OSError:
+                pass
+        return 1
+
+    def restore(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], check=False)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def ordered_so_far(service_vars: dict, credentials: Path) -> list:
+    return chaos._account(service_vars, credentials)
+
+
+def _check_intents(url: str | Path, hosts, ordered: list, trial: chaos.Trial) -> None:
     """Every license the account holds was ordered after its intent was in the ledger."""
     from agent.ledger import LicenseLedger
 
@@ -434,7 +516,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=50, help="lab hosts")
     parser.add_argument("--share", type=float, default=0.10, help="share of the hosts under an SSH fault")
-    parser.add_argument("--skip-postgres", action="store_true", help="only the SSH faults")
+    parser.add_argument("--skip-ssh", action="store_true", help="no SSH-fault trial")
+    parser.add_argument("--skip-postgres", action="store_true", help="no PostgreSQL-stopped trial")
+    parser.add_argument("--skip-state-dir", action="store_true", help="no state-dir-full trial")
     args = parser.parse_args()
     if args.hosts < len(SSH_FAULTS):
         print(f"--hosts must be at least {len(SSH_FAULTS)} (one host per kind of fault)", file=sys.stderr)
@@ -447,22 +531,27 @@ def main() -> int:
     try:
         lab.up(args.hosts)
         hosts = lab.hosts[: args.hosts]
-        faults = faulty_hosts(hosts, args.share)
-        trial, first = ssh_fault_trial(lab, hosts, faults, lab.dir / "chaos" / "ssh-faults",
-                                       f"SSH faults on {len(faults)} of {len(hosts)} hosts")
-        trials.append(trial)
-        for name, fault in faults.items():
-            entry = first.get(name) or {}
-            dropped = f" ({entry['dropped']} packets dropped)" if entry.get("dropped") is not None else ""
-            if entry.get("held") is not None:
-                dropped += f" (let go {entry['held']:.1f} s after the fault; command timeout {COMMAND_TIMEOUT} s)"
-            print(f"{name:<5} {str(fault):<16} first run: {entry.get('status', '?'):<12}"
-                  f" {(entry.get('error') or '')[:90]}{dropped}")
-        print(f"SSH faults: {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}", flush=True)
+        if not args.skip_ssh:
+            faults = faulty_hosts(hosts, args.share)
+            trial, first = ssh_fault_trial(lab, hosts, faults, lab.dir / "chaos" / "ssh-faults",
+                                           f"SSH faults on {len(faults)} of {len(hosts)} hosts")
+            trials.append(trial)
+            for name, fault in faults.items():
+                entry = first.get(name) or {}
+                dropped = f" ({entry['dropped']} packets dropped)" if entry.get("dropped") is not None else ""
+                if entry.get("held") is not None:
+                    dropped += f" (let go {entry['held']:.1f} s after the fault; command timeout {COMMAND_TIMEOUT} s)"
+                print(f"{name:<5} {str(fault):<16} first run: {entry.get('status', '?'):<12}"
+                      f" {(entry.get('error') or '')[:90]}{dropped}")
+            print(f"SSH faults: {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}", flush=True)
         if not args.skip_postgres:
             trial = postgres_trial(lab, hosts, lab.dir / "chaos" / "postgres", max(1, len(hosts) // 10))
             trials.append(trial)
             print(f"PostgreSQL stopped: {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}", flush=True)
+        if not args.skip_state_dir:
+            trial = state_dir_full_trial(lab, hosts, lab.dir / "chaos" / "state-full", max(1, len(hosts) // 10))
+            trials.append(trial)
+            print(f"state dir full: {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}", flush=True)
     finally:
         lab.down()
     print()

@@ -178,3 +178,47 @@ def test_kill_point_kills_right_after_the_nth_matching_event_is_durable(tmp_path
     lines = [json.loads(line) for line in (tmp_path / "runs/r1/events.jsonl").read_text().splitlines()]
     assert [(e["event"], e["host"]) for e in lines] == [
         ("host_started", "a"), ("step_finished", "a"), ("host_started", "b"), ("step_finished", "b")]
+
+
+class _FullDisk:
+    """A journal file on a disk that just filled up: every write and flush fails with ENOSPC."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+    flush = write
+
+    def fileno(self):
+        return self.real.fileno()
+
+    def close(self):
+        self.real.close()
+        raise OSError(28, "No space left on device")
+
+
+def test_closing_a_journal_on_a_full_disk_is_the_one_line_state_dir_error_not_an_oserror(tmp_path):
+    # Seen in bench/chaos_faults.py: the state dir's tmpfs filled up mid-run and the run ended in
+    # an OSError traceback from close(), raised by the run's cleanup.
+    from agent.errors import StateDirError
+
+    journal = Journal(tmp_path, "r1")
+    journal.open_events()
+    journal(HostStarted("a"))  # queued, not yet written
+    journal._events = _FullDisk(journal._events)
+    with pytest.raises(StateDirError, match="cannot write .No space left on device."):
+        journal.close()
+    journal.close()  # closed once: a second close is nothing
+
+
+def test_closing_a_journal_already_broken_by_a_full_disk_raises_nothing_more(tmp_path):
+    from agent.errors import StateDirError
+
+    journal = Journal(tmp_path, "r1")
+    journal.open_events()
+    journal._events = _FullDisk(journal._events)
+    with pytest.raises(StateDirError):
+        journal(HostFinished(HostOutcome("a", "1.1.1.1", "changed", (), None)))
+    journal.close()  # the run already reports the full disk: its cleanup must not replace it with a traceback

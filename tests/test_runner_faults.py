@@ -110,3 +110,34 @@ def test_a_state_dir_that_cannot_be_made_is_one_line_and_exit_1(files, tmp_path)
                           env={**__import__("os").environ, "ISPAGENT_STATE_DIR": str(not_a_dir)})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "cannot write" in done.stderr
+
+
+def test_a_host_log_that_cannot_be_written_fails_each_host_with_one_reason_and_no_thread_traceback(
+        files, tmp_path, monkeypatch, capsys):
+    # Seen with the state dir on a full tmpfs (bench/chaos_faults.py): the journal refused an event,
+    # the host was taken for an internal error, and writing its traceback to the (full) host log
+    # killed the worker thread with an OSError traceback on stderr.
+    import errno
+    import re
+
+    from agent.transport import hostlog
+
+    class FullFile:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        flush = write
+
+        def close(self):
+            pass
+
+    real_open = open
+    monkeypatch.setattr(hostlog, "open", lambda path, *a, **k: FullFile() if str(path).endswith(".log")
+                        else real_open(path, *a, **k), raising=False)
+    result = _run(files, tmp_path, monkeypatch, _Factory())
+    assert result.exit_code == 1
+    for host in result.hosts:
+        assert host.status == "failed"
+        assert re.fullmatch(rf"shell: host log \S+/{host.name}\.log: cannot write \(No space left on device\): free "
+                            r"space or fix it, then finish with `ispagent run --resume RUN_ID`", host.error), host.error
+    assert "Traceback" not in capsys.readouterr().err

@@ -177,14 +177,22 @@ class Journal:
         with self._lock:
             while self._writing:
                 self._lock.wait()
-            if self._events is not None:
-                if self._pending:  # starts queued after the last fsync
-                    self._events.write("".join(self._pending))
+            if self._events is None:
+                return
+            events, self._events = self._events, None
+            try:
+                if self._pending and self.broken is None:  # starts queued after the last fsync
+                    events.write("".join(self._pending))
                     self._pending.clear()
-                    self._events.flush()
-                    os.fsync(self._events.fileno())
-                self._events.close()
-                self._events = None
+                    events.flush()
+                    os.fsync(events.fileno())
+                events.close()
+            except OSError as error:
+                # A full disk: what a failed write left in the buffer fails again here. The file is
+                # closed all the same (io closes the descriptor when the final flush fails).
+                if self.broken is None:
+                    self.broken = state_dir_error(self.state_dir, error)
+                    raise self.broken from None
 
     def finished_work(self) -> tuple[dict[str, dict], dict[str, dict[str, StepRecord]]]:
         """From the events so far: each finished host's last host_finished event, and each host's finished steps."""

@@ -321,6 +321,7 @@ def _run_parallel(hosts: list[Host], forks: int, work: Callable[[Host], None]) -
     # take the GIL once; behind running workers (handshakes, packets) that took 5-15 ms per
     # thread, so the fiftieth host began 0.7 s after the first (cProfile of a 50-host run).
     gate = threading.Event()
+    stopped: list[StateDirError] = []
 
     def worker() -> None:
         gate.wait()
@@ -331,8 +332,9 @@ def _run_parallel(hosts: list[Host], forks: int, work: Callable[[Host], None]) -
                 host = pending.pop()
             try:
                 work(host)
-            except StateDirError:
-                return  # the journal cannot be written: no more hosts (the run raises it once done)
+            except StateDirError as error:
+                stopped.append(error)  # the state dir cannot be written: no more hosts from this worker
+                return
 
     # Daemon threads: on interrupt the process exits at once; the journal says what was finished.
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(forks, len(hosts))))]
@@ -343,6 +345,8 @@ def _run_parallel(hosts: list[Host], forks: int, work: Callable[[Host], None]) -
     for thread in threads:
         while thread.is_alive():
             thread.join(0.2)
+    if stopped:
+        raise stopped[0]
 
 
 # A host in flight holds its SSH socket, its host log and, for a moment, a file it uploads or a
@@ -425,6 +429,8 @@ def _run_host_guarded(run: _Run, host: Host, carried: dict[str, StepRecord]) -> 
     """
     try:
         return _run_host(run, host, carried)
+    except StateDirError:
+        raise  # the state dir is full or gone: the run stops and says so once, not per host
     except Exception as error:
         log = HostLog(run.journal.host_log_path(host.name))
         log.write("!", traceback.format_exc())

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from agent.errors import StateDirError
 from agent.secrets import mask
 
 
@@ -30,8 +31,12 @@ class HostLog:
         block = "\n".join(lines) + "\n"
         with self._lock:
             if self._file is not None:
-                self._file.write(block)
-                self._file.flush()
+                try:
+                    self._file.write(block)
+                    self._file.flush()
+                except OSError as error:  # a full disk: the run stops (see the worker), this host with it
+                    raise StateDirError(f"host log {self.path}: cannot write ({error.strerror or error}): free space "
+                                        "or fix it, then finish with `ispagent run --resume RUN_ID`") from None
         if self.echo is not None:
             for line in lines:
                 self.echo(line)
