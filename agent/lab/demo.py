@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,11 @@ def run_demo(
     from agent.runner.report import write_report
 
     lab = Lab(lab_dir)
+    if not (lab.dir / "services").exists():
+        # A lab brought up anew gets a new partner account (`lab down` removes the services): the
+        # ledger and runs kept in its state dir from the last one claim licenses this account never
+        # sold, and the second run would order one again.
+        shutil.rmtree(lab.dir / "state", ignore_errors=True)
     lab.up(hosts, progress)
     options = RunOptions(state_dir=lab.dir / "state")
     results = []
