@@ -185,12 +185,7 @@ class Lab:
                 raise LabError(f"the lab in {self.dir} has no host {name!r}")
             strays = network.processes_in_netns([host.netns])  # e.g. `ip netns exec` commands
             self._stop([host], delete_network=True)
-            for pid in strays:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            wait_gone(strays, KILL_TIMEOUT)
+            _kill_and_wait(strays)
             network.add_hosts([host.index])
             start_host(host, HostPaths.of(self.dir, host.name), ensure_rootfs(self.cache_dir))
             self._save(hosts)
@@ -308,13 +303,7 @@ class Lab:
 
     def _stop_strays(self) -> None:
         """Kill processes still inside the lab's network namespaces (e.g. its state file was lost)."""
-        strays = network.processes_in_netns(network.list_netns())
-        for pid in strays:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_gone(strays, KILL_TIMEOUT)
+        _kill_and_wait(network.processes_in_netns(network.list_netns()))
 
     def _wait_ready(self, hosts: Sequence[LabHost]) -> None:
         timeout = READY_TIMEOUT + READY_TIMEOUT_PER_HOST * len(hosts)
@@ -441,3 +430,13 @@ def _discard_host_disks(lab_dir: Path) -> subprocess.Popen | None:
 def _unmount_under(path: Path) -> None:
     for mountpoint in sorted(_mounts_under(path), reverse=True):
         subprocess.run(["umount", "--lazy", mountpoint], capture_output=True, env={"PATH": SYSTEM_PATH})
+
+
+def _kill_and_wait(pids: list[int]) -> None:
+    """SIGKILL each of `pids` (one already gone is fine) and wait until they are all gone."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_gone(pids, KILL_TIMEOUT)
