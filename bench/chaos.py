@@ -41,6 +41,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -373,6 +374,18 @@ def _admin(lab: Lab, op: str, data: dict | None = None) -> dict:
 
 def _partner_faults(lab: Lab, faults: dict) -> None:
     _admin(lab, "faults", faults)
+
+
+@contextmanager
+def orders_held_after(lab: Lab, orders: int):
+    """The lab's partner account takes `orders` confirmed orders and holds the next ones until the
+    block ends; yields a callable telling whether an order waits at the gate now. A fault set off
+    while an order waits lands between two orders, whatever the machine's speed."""
+    _admin(lab, "order-gate", {"hold_after": orders})
+    try:
+        yield lambda: _admin(lab, "order-gate", {})["held"]
+    finally:
+        _admin(lab, "order-gate", {"release": True})
 
 
 def _partner_injected(lab: Lab) -> dict:

@@ -267,10 +267,10 @@ def postgres_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> chaos.Tri
         first = _start(["run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(workdir / "first.json")],
                        state)
         try:
-            while _licensed(state) < stop_after and first.poll() is None:
-                time.sleep(0.05)
-            pg.stop()
-            trial.faults = 1 if first.poll() is None else 0
+            with chaos.orders_held_after(lab, stop_after) as order_waits:
+                _wait_for_licenses_and_a_held_order(first, state, stop_after, order_waits)
+                pg.stop()
+                trial.faults = 1 if first.poll() is None else 0
             out, err = first.communicate(timeout=600)
         finally:
             if first.poll() is None:
@@ -312,10 +312,10 @@ def state_dir_full_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> cha
                                                     "ledger_path": str(ledger)})
         first = _start(["run", str(LICENSE_ONLY), "-i", str(inventory)], state)
         try:
-            while _licensed(state) < stop_after and first.poll() is None:
-                time.sleep(0.05)
-            if first.poll() is None:
-                trial.faults = disk.fill()
+            with chaos.orders_held_after(lab, stop_after) as order_waits:
+                _wait_for_licenses_and_a_held_order(first, state, stop_after, order_waits)
+                if first.poll() is None:
+                    trial.faults = disk.fill()
             out, err = first.communicate(timeout=600)
         finally:
             if first.poll() is None:
@@ -419,6 +419,13 @@ def _second_license_run(lab, hosts, inventory, state, workdir, service_vars, cre
     if extra:
         trial.problems.append(f"activations billed twice: {extra}")
     return second.stdout + second.stderr
+
+
+def _wait_for_licenses_and_a_held_order(run: subprocess.Popen, state: Path, licenses: int, order_waits) -> None:
+    """Until `licenses` license steps are done and the next host's order waits at the partner's gate
+    (its intent already in the ledger), or the run has ended."""
+    while run.poll() is None and not (_licensed(state) >= licenses and order_waits()):
+        time.sleep(0.05)
 
 
 def _licensed(state: Path) -> int:

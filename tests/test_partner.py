@@ -519,3 +519,25 @@ def test_emulator_order_gate_holds_the_next_order_and_refuses_it_unprocessed_whe
     emulator.order_gate.release(drop=True)
     waiting.join(10)
     assert len(emulator.store.licenses()) == 1 and isinstance(errors[0], PartnerTransient)
+
+
+def test_emulator_order_gate_is_driven_over_http_by_a_process_that_does_not_hold_the_emulator(emulator):
+    import threading
+
+    admin_url = emulator.url.replace("/billmgr", "/admin/order-gate")
+
+    def gate(request: dict) -> dict:
+        return httpx.post(admin_url, json=request, headers={"X-Admin-Token": emulator.admin_token}).json()
+
+    assert gate({"hold_after": 1}) == {"passed": 0, "held": False, "holding": True}
+    client = _client(emulator)
+    client.order("lite", "monthly", "198.18.0.10", "h10.lab.example", "isp-10")
+    waiting = threading.Thread(target=client.order, args=("lite", "monthly", "198.18.0.11", "h11.lab.example", "isp-11"))
+    waiting.start()
+    assert emulator.order_gate.held.wait(10)
+    assert gate({}) == {"passed": 1, "held": True, "holding": True}
+    assert len(emulator.store.licenses()) == 1
+    assert gate({"release": True})["holding"] is False
+    waiting.join(10)
+    assert len(emulator.store.licenses()) == 2
+    assert httpx.post(admin_url, json={}).status_code == 403

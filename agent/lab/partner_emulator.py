@@ -32,6 +32,10 @@ it) or set through `POST /admin/faults`:
      "retry_after": 1,         # the Retry-After of those answers, in seconds
      "functions": ["soft.order.param"]}   # faults only for these functions (default: all)
 
+`POST /admin/order-gate` holds confirmed orders past the first N ({"hold_after": N}) until
+{"release": true} (with "drop": true they are refused unprocessed), so a test in another process
+can set off a fault between two orders, knowing which.
+
 What is not public and so invented here (and kept in one place each, `_ERRORS` and
 `FIELD_LIMITS`): the unpaid/insufficient-funds and too-long/bad-characters errors' types and
 wording, prices, the status an order has before its key exists (5), the field limits, and the
@@ -418,6 +422,16 @@ class OrderGate:
             self._limit, self._dropping = None, drop
             self._changed.notify_all()
 
+    def admin(self, request: dict) -> dict:
+        """`/admin/order-gate`: {"hold_after": N} holds, {"release": true, "drop": false} lets go, {}
+        only reads; the answer is the gate's state, for a lab run driven from another process."""
+        if "hold_after" in request:
+            self.hold_after(int(request["hold_after"]))
+        elif request.get("release"):
+            self.release(drop=bool(request.get("drop", False)))
+        with self._changed:
+            return {"passed": self.passed, "held": self.held.is_set(), "holding": self._limit is not None}
+
     def enter(self, timeout: float = 120.0) -> bool:
         """Wait for the order's turn; False: refuse it unprocessed."""
         with self._changed:
@@ -795,6 +809,8 @@ class _Handler(BaseHTTPRequestHandler):
                     emulator.calls.clear()
         elif op == "licenses":
             reply = [{k: v for k, v in lic.items() if k != "lickey"} for lic in emulator.store.licenses()]
+        elif op == "order-gate":
+            reply = emulator.order_gate.admin(data)
         else:
             return self._send(404, "application/json", b'{"error": "unknown admin operation"}')
         self._send(200, "application/json", json.dumps(reply).encode())
