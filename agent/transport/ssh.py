@@ -113,6 +113,14 @@ class AeadFirstTransport(paramiko.Transport):
     """
 
     _preferred_ciphers = tuple(sorted(paramiko.Transport._preferred_ciphers, key=lambda name: "-gcm@" not in name))
+    disconnect_reason: str | None = None
+
+    def _parse_disconnect(self, m: paramiko.Message) -> None:
+        # paramiko only logs the server's SSH_MSG_DISCONNECT; kept for the "connection lost" error.
+        code, description = m.get_int(), m.get_text()
+        self.disconnect_reason = f"the server disconnected: {description} (code {code})"
+        m.rewind()
+        super()._parse_disconnect(m)
 
 
 class ConnectionFactory:
@@ -344,7 +352,7 @@ class SshConnection:
         # Checked before every use: fabric would otherwise quietly try to reconnect a dead connection.
         transport = self.client.get_transport() if self.client else None
         if transport is None or not transport.is_active():
-            raise HostUnreachable(f"{self.host.name}: connection lost")
+            raise HostUnreachable(f"{self.host.name}: connection lost{_why_closed(transport)}")
         return transport
 
     def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
@@ -363,6 +371,21 @@ class SshConnection:
         if status != 0:
             reason = CommandResult(mask(line), status, "", err.decode(errors="replace")).error_line()
             raise TransportError(f"{self.host.name}: upload to {path} failed: {reason}")
+
+
+def _why_closed(transport: paramiko.Transport | None) -> str:
+    """What ended a dead transport, as its reader thread saw it (": the server closed the connection")."""
+    if transport is None:
+        return ""
+    reason = getattr(transport, "disconnect_reason", None)
+    if reason:
+        return f": {mask(_one_line(reason))}"
+    error = transport.get_exception()
+    if error is None:
+        return ""
+    if isinstance(error, EOFError):
+        return ": the server closed the connection"
+    return f": {mask(str(error) or type(error).__name__)}"
 
 
 def _send_stdin(channel: paramiko.Channel, data: bytes) -> None:
