@@ -152,14 +152,24 @@ server.shell(name="sum", commands=["sha256sum " + target + "/hello.conf > " + ta
                 str(self.dir / "motd.txt"), str(self.dir / "hello.conf.j2")], env
 
 
-def timed_run(argv: list[str], env: dict, cwd: Path) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds (the process and its children), exit code and the output's tail."""
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (/proc/stat): the lab's sshds included."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_run(argv: list[str], env: dict, cwd: Path) -> tuple[float, float, float, int, str]:
+    """Wall seconds, CPU seconds (the process and its children), the machine's CPU seconds in that
+    time (the hosts' side of the work too), exit code and the output's tail."""
+    machine = machine_cpu_seconds()
     started = time.perf_counter()
     process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    return wall, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status), output.decode(errors="replace")[-600:]
+    return (wall, usage.ru_utime + usage.ru_stime, machine_cpu_seconds() - machine, os.waitstatus_to_exitcode(status),
+            output.decode(errors="replace")[-600:])
 
 
 # -- the floor: the job on paramiko, one thread and connection per host -------------------------
@@ -241,14 +251,14 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
                 for name in order:
                     token = uuid.uuid4().hex[:12]
                     argv, env = job.command(name, token, bin_dir, work / "state")
-                    wall, cpu, code, tail = timed_run(argv, env, job.dir)
+                    wall, cpu, machine, code, tail = timed_run(argv, env, job.dir)
                     if code != 0:
                         print(f"  {name} failed (exit {code}) at {size} hosts:\n{tail}", flush=True)
                         continue
                     walls[name].append(wall)
                     cpus[name].append(cpu)
                     print(f"  {size} hosts, rep {repetition + 1}: {name:<9} {wall:6.2f} s wall  {cpu:6.2f} s CPU  "
-                          f"(load {os.getloadavg()[0]:.2f})", flush=True)
+                          f"{machine:6.2f} s machine CPU  (load {os.getloadavg()[0]:.2f})", flush=True)
                     loads.append(os.getloadavg()[0])
                 lab_cleanup(lab, job)
             report(size, walls, cpus, loads)

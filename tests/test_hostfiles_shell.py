@@ -78,3 +78,27 @@ def test_a_directory_in_the_way_fails_the_upload_and_is_left_alone(tmp_path):
     with pytest.raises(TransportError, match=f"upload to {dest} failed"):
         _ensure(shell, dest, b"data\n", 0o644)
     assert os.listdir(dest) == ["inside"] and os.listdir(tmp_path) == ["conf"]
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o750, 0o2755, 0o400])
+def test_the_file_gets_exactly_its_mode_whatever_the_hosts_umask_and_is_never_more_readable_while_written(
+        tmp_path, mode):
+    shell, dest = LocalShell(), tmp_path / "f"
+    old = os.umask(0)  # the host's shell: a umask that would leave a plain `cat >` file 0666
+    try:
+        assert _ensure(shell, dest, b"data\n", mode).status == "changed"
+    finally:
+        os.umask(old)
+    assert oct(dest.stat().st_mode & 0o7777) == oct(mode)
+    assert "umask 077 && install -m" in shell.lines[0]  # created 0600 (O_EXCL), then given its mode
+
+
+def test_a_staging_name_taken_by_a_planted_symlink_is_not_followed(tmp_path, monkeypatch):
+    from agent.stepkit import hostfiles
+
+    shell, dest, target = LocalShell(), tmp_path / "motd", tmp_path / "victim"
+    target.write_bytes(b"keep\n")
+    (tmp_path / "motd.ispagent-fixed").symlink_to(target)
+    monkeypatch.setattr(hostfiles, "staging_path", lambda path: f"{path}.ispagent-fixed")
+    assert _ensure(shell, dest, b"data\n", 0o644).status == "changed"
+    assert target.read_bytes() == b"keep\n" and dest.read_bytes() == b"data\n" and not dest.is_symlink()

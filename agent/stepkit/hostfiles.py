@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from agent.errors import StepFailed, TransportError
 from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, changed, failed, ok
-from agent.transport.ssh import command_line, staging_path
+from agent.transport.ssh import command_line, staging_path, store_stdin
 
 
 def parse_mode(value: object) -> int:
@@ -92,11 +92,11 @@ def _check_and_write(ctx: HostContext, dest: str, content: bytes, mode: int, wan
     result = ctx.connection.run(
         f'if [ -f {quoted} ]; then m=$(stat -c %a -- {quoted}) || exit 1; echo "$m"; '
         f"elif [ -d {parent} ]; then m=; echo absent; else m=; echo no-parent; mkdir -p -- {parent} || exit 1; fi; "
-        f"(umask 077 && cat > {staging}) || {{ rm -f -- {staging}; exit 1; }}; "
+        f"{store_stdin(staging, mode)} || {{ rm -f -- {staging}; exit 1; }}; "
         f'if [ -n "$m" ]; then a=$(sha256sum < {staging}) && b=$(sha256sum < {quoted}) || {{ rm -f -- {staging}; exit 1; }}; '
         f'if [ "$a" = "$b" ]; then echo same; rm -f -- {staging}; [ "$m" = {mode:o} ] || chmod {mode:o} -- {quoted}; exit; fi; '
         f"echo differs; fi; "
-        f"chmod {mode:o} -- {staging} && mv -fT -- {staging} {quoted} || {{ rm -f -- {staging}; exit 1; }}",
+        f"mv -fT -- {staging} {quoted} || {{ rm -f -- {staging}; exit 1; }}",
         stdin=content,
         log_output=False,
     )
