@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from agent.errors import StepFailed
 from agent.hostsettings import HostSettings
 from agent.inventory.model import Host
-from agent.runner import localfiles
 from agent.runner.services import RunServices
 from agent.transport.hostlog import HostLog
 from agent.transport.ssh import SshConnection
@@ -55,5 +53,6 @@ class HostContext:
         }
 
     def read_local_file(self, src: str) -> bytes:
-        """The bytes of a local file a step names (see agent/runner/localfiles.py); StepFailed says why not."""
-        return localfiles.read_local_file(self.source_dirs, src, StepFailed)
+        """The bytes of a local file a step names (see agent/runner/localfiles.py), read once per run;
+        StepFailed says why not."""
+        return self.services.local_file(self.source_dirs, src)

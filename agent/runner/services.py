@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence, TypeVar
 
 if TYPE_CHECKING:
     from agent.installer.download import InstallerScripts
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from agent.licensing.ensure import OrderBreaker
     from agent.partner.client import PartnerClient
     from agent.partner.settings import PartnerSettings, PartnerVars
+
+T = TypeVar("T")
 
 
 class RunServices:
@@ -28,6 +30,8 @@ class RunServices:
         self._clients: dict[tuple, PartnerClient] = {}
         self._credentials: dict[tuple[Path | None, tuple[str, str] | None], tuple[str, str]] = {}
         self._breaker: OrderBreaker | None = None
+        self._shared: dict[Hashable, Any] = {}
+        self._local_files: dict[tuple[tuple[Path, ...], str], bytes] = {}
 
     @property
     def installer_scripts(self) -> InstallerScripts:
@@ -48,6 +52,29 @@ class RunServices:
             if self._breaker is None:
                 self._breaker = OrderBreaker()
             return self._breaker
+
+    def shared(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What `make` returns, made once per run for `key` and shared by every host (compiled templates)."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = make()
+            return self._shared[key]
+
+    def local_file(self, search: Sequence[Path], src: str) -> bytes:
+        """The bytes of the local file `src` in `search`, read once per run: every host gets the same
+        bytes, even if the file is edited while the run goes on. A problem raises StepFailed (and is
+        looked at again by the next host)."""
+        from agent.errors import StepFailed
+        from agent.runner.localfiles import read_local_file
+
+        key = (tuple(search), src)
+        with self._lock:
+            data = self._local_files.get(key)
+        if data is None:
+            data = read_local_file(key[0], src, StepFailed)
+            with self._lock:
+                data = self._local_files.setdefault(key, data)
+        return data
 
     def ledger(self, location: str | Path) -> LicenseLedger:
         """The ledger at `location`, opened (and migrated) once per run."""

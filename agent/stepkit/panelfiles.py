@@ -17,8 +17,8 @@ from agent.panel.config import mgrctl_calls
 from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams
-from agent.secrets import SECRET_FIELDS
 from agent.stepkit.templates import render_template
+from agent.secrets import SECRET_FIELDS
 from agent.transport.ssh import command_line
 
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
@@ -51,7 +51,7 @@ class PlannedFile:
 def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFile]:
     """The files for this host. A missing variable raises StepFailed naming template and line."""
     variables = {**ctx.template_vars(), "preflight": ctx.state.preflight}
-    rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables).encode(), 0o644, name)
+    rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables, ctx.services).encode(), 0o644, name)
                 for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
     calls = "".join(command_line(_recorded(argv, ctx.host.name)) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
     return [*rendered, PlannedFile(CALLS_DEST, (CALLS_HEADER + calls).encode(), 0o600, "")]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
+from typing import Sequence
 
 import jinja2
 
 from agent.errors import StepFailed
 from agent.inputfile import decode_input
 from agent.runner.localfiles import find_local_file, local_file_problem, read_local_file
+from agent.runner.services import RunServices
 
 
 class _LocalFileLoader(jinja2.BaseLoader):
@@ -30,14 +32,22 @@ class _LocalFileLoader(jinja2.BaseLoader):
         return text, str(path), lambda: True
 
 
-def render_template(search: list[Path], name: str, variables: dict) -> str:
-    """Render `name` with StrictUndefined: a missing variable is an error naming template and line."""
-    environment = jinja2.Environment(
-        loader=_LocalFileLoader(search),
+def template_environment(search: Sequence[Path]) -> jinja2.Environment:
+    """The templates of `search`, each read and compiled once, then kept (a run shares one per
+    search path among its hosts: compiling per host cost more CPU than sending the file)."""
+    return jinja2.Environment(
+        loader=_LocalFileLoader(list(search)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+def render_template(search: Sequence[Path], name: str, variables: dict, services: RunServices | None = None) -> str:
+    """Render `name` with StrictUndefined: a missing variable is an error naming template and line.
+    With the run's `services`, each template is compiled once per run."""
+    key = ("templates", tuple(search))
+    environment = services.shared(key, lambda: template_environment(search)) if services else template_environment(search)
     try:
         return environment.get_template(name).render(variables)
     except jinja2.TemplateNotFound:

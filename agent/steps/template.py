@@ -16,5 +16,5 @@ class TemplateParams(UploadParams):
 @step("template", TemplateParams)
 def template(ctx: HostContext, params: TemplateParams) -> StepResult:
     """Render a Jinja2 template (vars, facts, host) and upload it when the result differs."""
-    text = render_template(ctx.source_dirs, params.src, ctx.template_vars())
+    text = render_template(ctx.source_dirs, params.src, ctx.template_vars(), ctx.services)
     return ensure_file(ctx, params.dest, text.encode(), params.mode, with_diff=True)
