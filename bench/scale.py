@@ -77,6 +77,8 @@ def run_ispagent(playbook: Path, inventory: Path, forks: int, state: Path, work:
         for host in json.loads(report.read_text()).get("hosts", []):
             counts[host["status"]] = counts.get(host["status"], 0) + 1
             changed += any(step["changed"] for step in host["steps"])
+            if host["status"] not in ("ok", "changed") and counts[host["status"]] <= 10:
+                print(f"  {host['name']} {host['status']}: {host.get('error')}", flush=True)
     return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), counts, changed
 
 
