@@ -11,6 +11,7 @@ stdin): no SFTP session.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import random
 import selectors
@@ -287,6 +288,36 @@ def _attempts(count: int) -> str:
     return "1 attempt" if count == 1 else f"{count} attempts"
 
 
+class ParamikoLog(logging.Handler):
+    """What paramiko's reader thread says about one connection (warnings and errors: a socket error,
+    a message for a channel it does not know, after which it drops the connection without raising),
+    in that host's log instead of on stderr; the last error also ends the "connection lost" line."""
+
+    def __init__(self, host_name: str, log: HostLog) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+        self.last_error: str | None = None
+        # Named after the host, not the connection: loggers are never freed, hosts are finite.
+        self.logger = logging.getLogger(f"ispagent.ssh.{host_name}")
+        self.logger.propagate = False
+
+    def attach(self, transport: paramiko.Transport) -> None:
+        self.logger.addHandler(self)
+        transport.set_log_channel(self.logger.name)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = _one_line(record.getMessage(), 300)
+            if record.levelno >= logging.ERROR and not message.startswith("Traceback"):
+                self.last_error = message
+            self.log.write("!", f"ssh: {message}")
+        except Exception:  # never in paramiko's reader thread: it would take the connection down
+            pass
+
+    def detach(self) -> None:
+        self.logger.removeHandler(self)
+
+
 class SshConnection:
     """An open SSH connection to one host. Not shared between threads: one per host per run."""
 
@@ -295,6 +326,7 @@ class SshConnection:
         self.factory = factory
         self.log = log
         self.fabric_connection: fabric.Connection | None = None
+        self.paramiko_log = ParamikoLog(host.name, log)
 
     @property
     def client(self) -> paramiko.SSHClient | None:
@@ -303,11 +335,13 @@ class SshConnection:
 
     def open(self) -> None:
         self.fabric_connection = self.factory.open_connection(self.host.endpoint, self.host.gateway)
+        self.paramiko_log.attach(self.fabric_connection.client.get_transport())
 
     def close(self) -> None:
         if self.fabric_connection is not None:
             _discard(self.fabric_connection)
         self.fabric_connection = None
+        self.paramiko_log.detach()
 
     def run(
         self,
@@ -355,7 +389,7 @@ class SshConnection:
         # Checked before every use: fabric would otherwise quietly try to reconnect a dead connection.
         transport = self.client.get_transport() if self.client else None
         if transport is None or not transport.is_active():
-            raise HostUnreachable(f"{self.host.name}: connection lost{_why_closed(transport)}")
+            raise HostUnreachable(f"{self.host.name}: connection lost{_why_closed(transport, self.paramiko_log.last_error)}")
         return transport
 
     def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
@@ -376,16 +410,14 @@ class SshConnection:
             raise TransportError(f"{self.host.name}: upload to {path} failed: {reason}")
 
 
-def _why_closed(transport: paramiko.Transport | None) -> str:
+def _why_closed(transport: paramiko.Transport | None, paramiko_said: str | None = None) -> str:
     """What ended a dead transport, as its reader thread saw it (": the server closed the connection")."""
-    if transport is None:
-        return ""
     reason = getattr(transport, "disconnect_reason", None)
     if reason:
         return f": {mask(_one_line(reason))}"
-    error = transport.get_exception()
+    error = transport.get_exception() if transport is not None else None
     if error is None:
-        return ""
+        return f": {mask(paramiko_said)}" if paramiko_said else ""
     if isinstance(error, EOFError):
         return ": the server closed the connection"
     return f": {mask(str(error) or type(error).__name__)}"
