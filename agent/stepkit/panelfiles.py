@@ -17,8 +17,8 @@ from agent.panel.config import mgrctl_calls
 from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams
-from agent.stepkit.templates import render_template
 from agent.secrets import SECRET_FIELDS
+from agent.stepkit.templates import render_template
 from agent.transport.ssh import command_line
 
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
