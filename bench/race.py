@@ -8,7 +8,8 @@ every run of every contender changes every host: nobody wins by finding its work
 
 - ispagent: `python -m agent run` on a playbook, `--forks` = hosts.
 - pyinfra: a deploy file, `--parallel` = hosts, strict host key checking against the lab's known_hosts.
-- ansible-core: a playbook, forks = hosts, pipelining, ControlPersist, no fact gathering.
+- ansible-core: a playbook, forks = hosts, pipelining, ControlPersist, no fact gathering (its ssh
+  masters are ended after each run, so each run opens its connections like the others).
 - floor: the same remote operations on paramiko directly, one thread and connection per host.
 
 Every contender is a fresh process (its start-up counted), timed by wall clock and by the CPU it
@@ -252,6 +253,8 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
                     token = uuid.uuid4().hex[:12]
                     argv, env = job.command(name, token, bin_dir, work / "state")
                     wall, cpu, machine, code, tail = timed_run(argv, env, job.dir)
+                    if name == "ansible":
+                        stop_ansible_masters(job)
                     if code != 0:
                         print(f"  {name} failed (exit {code}) at {size} hosts:\n{tail}", flush=True)
                         continue
@@ -265,6 +268,17 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
     finally:
         down = lab.down()
         print(f"lab down: {down.seconds:.1f} s")
+
+
+def stop_ansible_masters(job: Job) -> None:
+    """End the ssh masters ansible leaves behind (ControlPersist), untimed: left running they keep a
+    process per host on both ends for the next contenders, and the next ansible run would skip its
+    handshakes, which no other contender can."""
+    control = str(job.dir / "cp")
+    subprocess.run(["pkill", "-f", control], check=False)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", control], capture_output=True).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def wait_for_the_machine(lab, patience: float = 1500) -> None:
