@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -255,26 +256,19 @@ def postgres_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> chaos.Tri
     """License step for `hosts` on a private PostgreSQL ledger stopped (immediate) after `stop_after`
     hosts have their license; then started again, resumed, run again and checked."""
     began = time.monotonic()
-    trial = chaos.Trial("PostgreSQL ledger stopped", f"after {stop_after} licenses", len(hosts))
-    workdir.mkdir(parents=True, exist_ok=True)
-    _reset(lab, hosts)
-    service_vars = inventory_vars(lab.dir)
-    credentials = chaos._fresh_account(lab, workdir)
+    trial, service_vars, credentials = _control_node_trial(lab, hosts, workdir, "PostgreSQL ledger stopped", stop_after)
     with ThrowawayPostgres() as pg:
         inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
                                                     "ledger_url": pg.url})
         state = workdir / "state"
-        first = _start(["run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(workdir / "first.json")],
-                       state)
-        try:
-            with chaos.orders_held_after(lab, stop_after) as order_waits:
-                _wait_for_licenses_and_a_held_order(first, state, stop_after, order_waits)
-                pg.stop()
-                trial.faults = 1 if first.poll() is None else 0
-            out, err = first.communicate(timeout=600)
-        finally:
-            if first.poll() is None:
-                first.kill()
+
+        def stop_the_ledger(running: bool) -> int:
+            pg.stop()
+            return 1 if running else 0
+
+        first, out, err, trial.faults = _first_run_struck(
+            lab, ["run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(workdir / "first.json")],
+            state, stop_after, stop_the_ledger)
         outputs = [out + err]
         ordered = chaos._account(service_vars, credentials)
         errors = [h.get("error") or "" for h in _report_hosts(workdir / "first.json").values() if h["status"] != "ok"]
@@ -300,26 +294,15 @@ def state_dir_full_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> cha
     again and checked like the PostgreSQL trial. (Read-only cannot be set off mid-run here: Linux
     refuses to remount a file system read-only while the agent holds files open for writing.)"""
     began = time.monotonic()
-    trial = chaos.Trial("state dir full (64 MB tmpfs)", f"after {stop_after} licenses", len(hosts))
-    workdir.mkdir(parents=True, exist_ok=True)
-    _reset(lab, hosts)
-    service_vars = inventory_vars(lab.dir)
-    credentials = chaos._fresh_account(lab, workdir)
+    trial, service_vars, credentials = _control_node_trial(lab, hosts, workdir, "state dir full (64 MB tmpfs)", stop_after)
     with SmallTmpfs() as disk:
         state = disk.path / "state"
         ledger = state / "ledger.sqlite"
         inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
                                                     "ledger_path": str(ledger)})
-        first = _start(["run", str(LICENSE_ONLY), "-i", str(inventory)], state)
-        try:
-            with chaos.orders_held_after(lab, stop_after) as order_waits:
-                _wait_for_licenses_and_a_held_order(first, state, stop_after, order_waits)
-                if first.poll() is None:
-                    trial.faults = disk.fill()
-            out, err = first.communicate(timeout=600)
-        finally:
-            if first.poll() is None:
-                first.kill()
+        first, out, err, trial.faults = _first_run_struck(
+            lab, ["run", str(LICENSE_ONLY), "-i", str(inventory)], state, stop_after,
+            lambda running: disk.fill() if running else 0)
         outputs = [out + err]
         (workdir / "first.out").write_text(out + err)
         if first.returncode == 0:
@@ -421,11 +404,31 @@ def _second_license_run(lab, hosts, inventory, state, workdir, service_vars, cre
     return second.stdout + second.stderr
 
 
-def _wait_for_licenses_and_a_held_order(run: subprocess.Popen, state: Path, licenses: int, order_waits) -> None:
-    """Until `licenses` license steps are done and the next host's order waits at the partner's gate
-    (its intent already in the ledger), or the run has ended."""
-    while run.poll() is None and not (_licensed(state) >= licenses and order_waits()):
-        time.sleep(0.05)
+def _control_node_trial(lab: Lab, hosts, workdir: Path, scenario: str, stop_after: int) -> tuple[chaos.Trial, dict, Path]:
+    """A control-node trial's start: its row, the hosts reset, the lab's service vars and a fresh
+    partner account's credentials file."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    _reset(lab, hosts)
+    return (chaos.Trial(scenario, f"after {stop_after} licenses", len(hosts)), inventory_vars(lab.dir),
+            chaos._fresh_account(lab, workdir))
+
+
+def _first_run_struck(lab: Lab, args: list[str], state: Path, licenses: int,
+                      strike: Callable[[bool], int]) -> tuple[subprocess.Popen, str, str, int]:
+    """The first run of a control-node trial, struck by `strike(still_running)` (it returns the
+    faults it injected) once `licenses` license steps are done and the next host's order waits at
+    the partner's gate, its intent already in the ledger; the run's process, output and faults."""
+    run = _start(args, state)
+    try:
+        with chaos.orders_held_after(lab, licenses) as order_waits:
+            while run.poll() is None and not (_licensed(state) >= licenses and order_waits()):
+                time.sleep(0.05)
+            faults = strike(run.poll() is None)
+        out, err = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    return run, out, err, faults
 
 
 def _licensed(state: Path) -> int:

@@ -40,6 +40,13 @@ def _smoke_twice(lab, tmp_path) -> tuple[subprocess.CompletedProcess, subprocess
     return runs[0], runs[1]
 
 
+def _both_finished_and_the_second_changed_nothing(first, second, tmp_path) -> None:
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert read_report(tmp_path / "2.json")["summary"]["changed"] == 0
+    assert "Traceback" not in first.stderr + second.stderr
+
+
 def test_slow_links_on_two_hosts_still_finish_and_rerun_changes_nothing(lab, tmp_path):
     try:
         for name in ("h2", "h3"):
@@ -48,10 +55,7 @@ def test_slow_links_on_two_hosts_still_finish_and_rerun_changes_nothing(lab, tmp
     finally:
         for name in ("h2", "h3"):
             faults.clear_network(lab, name)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert read_report(tmp_path / "2.json")["summary"]["changed"] == 0
-    assert "Traceback" not in first.stderr + second.stderr
+    _both_finished_and_the_second_changed_nothing(first, second, tmp_path)
 
 
 def test_random_packet_loss_both_ways_and_inbound_only_still_finishes_and_rerun_changes_nothing(lab, tmp_path):
@@ -63,11 +67,8 @@ def test_random_packet_loss_both_ways_and_inbound_only_still_finishes_and_rerun_
     finally:
         for name in ("h2", "h3"):
             faults.clear_network(lab, name)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert read_report(tmp_path / "2.json")["summary"]["changed"] == 0
+    _both_finished_and_the_second_changed_nothing(first, second, tmp_path)
     assert all(count > 0 for count in dropped.values()), f"the loss rules dropped nothing: {dropped}"
-    assert "Traceback" not in first.stderr + second.stderr
 
 
 def _run_until_the_command_runs(lab, tmp_path, name: str) -> tuple[subprocess.Popen, str]:
