@@ -31,7 +31,6 @@ class RunServices:
         self._credentials: dict[tuple[Path | None, tuple[str, str] | None], tuple[str, str]] = {}
         self._breaker: OrderBreaker | None = None
         self._shared: dict[Hashable, Any] = {}
-        self._local_files: dict[tuple[tuple[Path, ...], str], bytes] = {}
 
     @property
     def installer_scripts(self) -> InstallerScripts:
@@ -54,7 +53,8 @@ class RunServices:
             return self._breaker
 
     def shared(self, key: Hashable, make: Callable[[], T]) -> T:
-        """What `make` returns, made once per run for `key` and shared by every host (compiled templates)."""
+        """What `make` returns, made once per run for `key` and shared by every host (compiled templates,
+        local files). What `make` raises is not kept: the next host tries again."""
         with self._lock:
             if key not in self._shared:
                 self._shared[key] = make()
@@ -67,14 +67,8 @@ class RunServices:
         from agent.errors import StepFailed
         from agent.runner.localfiles import read_local_file
 
-        key = (tuple(search), src)
-        with self._lock:
-            data = self._local_files.get(key)
-        if data is None:
-            data = read_local_file(key[0], src, StepFailed)
-            with self._lock:
-                data = self._local_files.setdefault(key, data)
-        return data
+        search = tuple(search)
+        return self.shared(("local file", search, src), lambda: read_local_file(search, src, StepFailed))
 
     def ledger(self, location: str | Path) -> LicenseLedger:
         """The ledger at `location`, opened (and migrated) once per run."""
