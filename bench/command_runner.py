@@ -1,8 +1,9 @@
-"""Benchmark: commands over open connections, our session loop against fabric's Connection.run.
+"""Benchmark: commands over open connections: our host shell, a session per command, fabric's Connection.run.
 
 Opens one connection per lab host (50 by default, one thread each), then every thread runs the same
 short commands on its host, first with one runner, then the other, alternating for --repeat rounds
-so that load from elsewhere on the machine hits both alike. Prints wall and CPU seconds per round.
+so that load from elsewhere on the machine hits them alike. Prints wall and CPU seconds per round, and
+the whole machine's CPU seconds (the hosts' sshd and shells included).
 Not a test: it gates nothing. Run as root when no other lab is up:
 
     .venv/bin/python bench/command_runner.py [--hosts 50] [--commands 10] [--repeat 3]
@@ -24,12 +25,17 @@ from agent.inventory.model import Endpoint, Host, SshSettings  # noqa: E402
 from agent.lab import Lab  # noqa: E402
 from agent.transport import ConnectionFactory, SshConnection  # noqa: E402
 from fabric_runner import exec_with_fabric_run  # noqa: E402
+from race import machine_cpu_seconds  # noqa: E402
 
 COMMANDS = ["uname -a", "cat /etc/os-release", "test -e /nonexistent", "id -un"]
 
 
-def paramiko_session(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]:
+def host_shell(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]:
     return connection._exec(line, 60, None)
+
+
+def session_per_command(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]:
+    return connection._exec_on_session(connection._transport(), line, time.monotonic() + 60, None)
 
 
 def fabric_run(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]:
@@ -37,7 +43,8 @@ def fabric_run(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]
 
 
 RUNNERS: dict[str, Callable[[SshConnection, str], tuple[int, bytes, bytes]]] = {
-    "paramiko session": paramiko_session,
+    "host shell": host_shell,
+    "session per command": session_per_command,
     "fabric Connection.run": fabric_run,
 }
 
@@ -50,16 +57,16 @@ def one_thread_each(items: list, work: Callable) -> None:
         thread.join()
 
 
-def timed(connections: list[SshConnection], runner, count: int) -> tuple[float, float]:
-    """Wall and CPU seconds for `count` commands on every host at once."""
+def timed(connections: list[SshConnection], runner, count: int) -> tuple[float, float, float]:
+    """Wall, CPU and machine CPU seconds for `count` commands on every host at once."""
     def work(connection: SshConnection) -> None:
         for index in range(count):
             status, out, _ = runner(connection, COMMANDS[index % len(COMMANDS)])
             assert status in (0, 1) and (status or out), (connection.host.name, status)
 
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, machine = time.perf_counter(), time.process_time(), machine_cpu_seconds()
     one_thread_each(connections, work)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - wall, time.process_time() - cpu, machine_cpu_seconds() - machine
 
 
 def main() -> None:
@@ -82,8 +89,9 @@ def main() -> None:
         print(f"{options.commands} commands per host on {len(hosts)} hosts at once ({options.commands * len(hosts)} commands):")
         for round_number in range(1, options.repeat + 1):
             for name, runner in RUNNERS.items():
-                wall, cpu = timed(connections, runner, options.commands)
-                print(f"  round {round_number}  {name:<22} wall {wall:5.2f} s  CPU {cpu:5.2f} s", flush=True)
+                wall, cpu, machine = timed(connections, runner, options.commands)
+                print(f"  round {round_number}  {name:<22} wall {wall:5.2f} s  CPU {cpu:5.2f} s  "
+                      f"machine CPU {machine:5.2f} s", flush=True)
         for connection in connections:
             connection.close()
         factory.close()

@@ -2,11 +2,11 @@
 
 fabric's `Connection` authenticates and goes through bastions. Before it connects, its client's
 AutoAddPolicy (any host key accepted, silently) is replaced by the run's own policy (hostkeys.py).
-Commands run on sessions of that connection's own paramiko transport, not fabric's
-`Connection.run`: invoke's runner starts I/O threads and polls every 10 ms for each command. 500
-commands on 50 lab hosts at once took 1.05-1.14 s (0.43-0.60 CPU-s) this way, 1.38-1.61 s
-(0.91-1.15 CPU-s) through fabric (bench/command_runner.py). Uploads are commands too (the bytes on
-stdin): no SFTP session.
+Commands run in one long-lived /bin/sh on a session of that connection's own paramiko transport
+(hostshell.py), not through fabric's `Connection.run`: invoke's runner starts I/O threads and polls
+every 10 ms for each command. 500 commands on 50 lab hosts at once took 1.05-1.14 s (0.43-0.60
+CPU-s) on a session each, 1.38-1.61 s (0.91-1.15 CPU-s) through fabric (bench/command_runner.py).
+Uploads are commands too (the bytes on stdin): no SFTP session.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from agent.errors import (
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import mask
 from agent.transport.hostkeys import KnownHosts, known_hosts_name
+from agent.transport.hostshell import STDIN_LIMIT, HostShell, ShellEnded, ShellTimedOut
 from agent.transport.hostlog import HostLog
 
 CONNECT_ATTEMPTS = 3
@@ -327,6 +328,7 @@ class SshConnection:
         self.log = log
         self.fabric_connection: fabric.Connection | None = None
         self.paramiko_log = ParamikoLog(host.name, log)
+        self._shell: HostShell | None = None  # opened by the first command
 
     @property
     def client(self) -> paramiko.SSHClient | None:
@@ -338,6 +340,9 @@ class SshConnection:
         self.paramiko_log.attach(self.fabric_connection.client.get_transport())
 
     def close(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
         if self.fabric_connection is not None:
             _discard(self.fabric_connection)
         self.fabric_connection = None
@@ -369,13 +374,38 @@ class SshConnection:
 
     def _exec(self, line: str, timeout: float, stdin: bytes | None) -> tuple[int, bytes, bytes]:
         transport = self._transport()
+        deadline = time.monotonic() + timeout
+        if stdin is not None and len(stdin) > STDIN_LIMIT:
+            return self._exec_on_session(transport, line, deadline, stdin)
+        try:
+            if self._shell is None:
+                self._shell = HostShell(transport, self.factory.settings.connect_timeout)
+            return self._shell.run(line, stdin, deadline)
+        except ShellTimedOut:
+            self._shell = None
+            raise CommandTimeout(f"command timed out: {_one_line(mask(line))}") from None
+        except ShellEnded as ended:
+            self._shell = None
+            if not transport.is_active():
+                raise HostUnreachable(f"{self.host.name}: connection lost while running a command"
+                                      f"{_why_closed(transport, self.paramiko_log.last_error)}") from None
+            # The shell itself was killed (the command's fate is its own): a failed command, and
+            # the next command gets a new shell.
+            return -1, ended.out, ended.err
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            self._shell = None
+            raise HostUnreachable(f"{self.host.name}: connection lost: {error or type(error).__name__}") from None
+
+    def _exec_on_session(self, transport: paramiko.Transport, line: str, deadline: float,
+                         stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        """`line` on a session of its own, `stdin` streamed to it: for data too large to carry through the shell."""
         try:
             channel = transport.open_session(timeout=self.factory.settings.connect_timeout)
             channel.exec_command(line)
             if stdin is not None:
                 _send_stdin(channel, stdin)
             channel.shutdown_write()
-            status, out, err = _collect(channel, time.monotonic() + timeout, mask(line))
+            status, out, err = _collect(channel, deadline, mask(line))
         except (paramiko.SSHException, OSError, EOFError) as error:
             raise HostUnreachable(f"{self.host.name}: connection lost: {error or type(error).__name__}") from None
         if status == -1 and not transport.is_active():
@@ -396,7 +426,8 @@ class SshConnection:
         """Write `data` to `path` atomically (temp file beside it + rename), as root via sudo if needed.
 
         One command with the bytes on its stdin: the staging file is created 0600 (never readable
-        by others, even for a moment), given `mode`, and renamed over `path`. With
+        by others, even for a moment), given `mode`, and renamed over `path`. Bytes beyond the
+        host shell's STDIN_LIMIT go on a session of their own, streamed. With
         `make_parents`, missing parent directories are created first (under the usual umask).
         SFTP took a session per host plus five round trips per file (open, write, close, chmod,
         rename); a sudo host needed a staging file in /tmp and an `install` command as well.
