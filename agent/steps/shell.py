@@ -25,7 +25,7 @@ class ShellParams(StepParams):
 
 @step("shell", ShellParams)
 def shell(ctx: HostContext, params: ShellParams) -> StepResult:
-    """Run a shell command; `creates`/`unless` skip it when its work is already done."""
+    """Run a command under the host's /bin/sh; `creates`/`unless` skip it when its work is already done."""
     guard = _guard(params)
     if ctx.dry_run and params.changes:
         if guard and ctx.connection.run(f"{guard}\nexit 1").stdout.strip() == _SKIP:
