@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import sys
+import threading
 
 import click
 
@@ -81,7 +84,35 @@ def _load_command(name: str) -> click.Command:
 
 
 def main() -> None:
-    cli(prog_name="ispagent")
+    try:
+        cli(prog_name="ispagent")
+    except SystemExit as done:
+        exit_without_teardown(done.code)
+
+
+def exit_without_teardown(code: int | str | None) -> None:
+    """End the process as `sys.exit(code)` would, but without the interpreter's teardown of every
+    module and object, which cost 0.05-0.1 s after each command (paramiko's modules alone 40 ms):
+    a twentieth of a 50-host run, more than `--version` itself.
+
+    What the teardown would do that matters is done first, in the same order: other threads still
+    running (not daemons) are waited for, atexit handlers run (logging's flush, weakref finalizers,
+    temporary directories), stdout and stderr are flushed. Every file a command writes is closed
+    (journals and ledgers also fsynced) before the command returns.
+    """
+    if isinstance(code, str):
+        echo(code, err=True)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`), or a closed stream
+            code = code or 1
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":
