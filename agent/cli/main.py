@@ -103,9 +103,12 @@ def exit_without_teardown(code: int | str | None) -> None:
     if isinstance(code, str):
         echo(code, err=True)
         code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    try:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+    except KeyboardInterrupt:  # a second Ctrl-C while hosts finish their commands: stop waiting
+        code = EXIT_INTERRUPTED
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
