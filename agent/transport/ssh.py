@@ -4,9 +4,9 @@ fabric's `Connection` authenticates and goes through bastions. Before it connect
 AutoAddPolicy (any host key accepted, silently) is replaced by the run's own policy (hostkeys.py).
 Commands run in one long-lived /bin/sh on a session of that connection's own paramiko transport
 (hostshell.py), not through fabric's `Connection.run`: invoke's runner starts I/O threads and polls
-every 10 ms for each command. 500 commands on 50 lab hosts at once took 1.05-1.14 s (0.43-0.60
-CPU-s) on a session each, 1.38-1.61 s (0.91-1.15 CPU-s) through fabric (bench/command_runner.py).
-Uploads are commands too (the bytes on stdin): no SFTP session.
+every 10 ms for each command. 500 commands on 50 lab hosts at once took 0.41-0.58 s through the
+host shell, 1.30-1.64 s on a session each and 2.01-2.31 s through fabric (bench/command_runner.py,
+three rounds). Uploads are commands too (the bytes on stdin): no SFTP session.
 """
 
 from __future__ import annotations
@@ -340,9 +340,7 @@ class SshConnection:
         self.paramiko_log.attach(self.fabric_connection.client.get_transport())
 
     def close(self) -> None:
-        if self._shell is not None:
-            self._shell.close()
-            self._shell = None
+        self._drop_shell()
         if self.fabric_connection is not None:
             _discard(self.fabric_connection)
         self.fabric_connection = None
@@ -382,10 +380,10 @@ class SshConnection:
                 self._shell = HostShell(transport, self.factory.settings.connect_timeout)
             return self._shell.run(line, stdin, deadline)
         except ShellTimedOut:
-            self._shell = None
+            self._drop_shell()
             raise CommandTimeout(f"command timed out: {_one_line(mask(line))}") from None
         except ShellEnded as ended:
-            self._shell = None
+            self._drop_shell()
             if not transport.is_active():
                 raise HostUnreachable(f"{self.host.name}: connection lost while running a command"
                                       f"{_why_closed(transport, self.paramiko_log.last_error)}") from None
@@ -393,8 +391,14 @@ class SshConnection:
             # the next command gets a new shell.
             return -1, ended.out, ended.err
         except (paramiko.SSHException, OSError, EOFError) as error:
-            self._shell = None
+            self._drop_shell()
             raise HostUnreachable(f"{self.host.name}: connection lost: {error or type(error).__name__}") from None
+
+    def _drop_shell(self) -> None:
+        """Close the host shell, if any: the next command opens a new one."""
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
 
     def _exec_on_session(self, transport: paramiko.Transport, line: str, deadline: float,
                          stdin: bytes | None) -> tuple[int, bytes, bytes]:
