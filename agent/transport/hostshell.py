@@ -79,13 +79,7 @@ class HostShell:
         channel = self._channel
         out, err = bytearray(), bytearray()
         while True:
-            drained = False
-            while channel.recv_ready():
-                out += channel.recv(_READ_CHUNK)
-                drained = True
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(_READ_CHUNK)
-                drained = True
+            drained = drain(channel, out, err)
             if drained and (ended := command_output(self._token, out, err)) is not None:
                 return ended
             if not drained and (channel.closed or channel.eof_received):
@@ -100,6 +94,18 @@ class HostShell:
     def close(self) -> None:
         self._selector.close()
         self._channel.close()
+
+
+def drain(channel: paramiko.Channel, out: bytearray, err: bytearray) -> bool:
+    """Append what `channel` has received on stdout and stderr so far; False if it had nothing."""
+    drained = False
+    while channel.recv_ready():
+        out += channel.recv(_READ_CHUNK)
+        drained = True
+    while channel.recv_stderr_ready():
+        err += channel.recv_stderr(_READ_CHUNK)
+        drained = True
+    return drained
 
 
 def command_script(token: str, line: str, stdin: bytes | None) -> bytes:

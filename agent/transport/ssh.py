@@ -38,7 +38,7 @@ from agent.errors import (
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import mask
 from agent.transport.hostkeys import KnownHosts, known_hosts_name
-from agent.transport.hostshell import STDIN_LIMIT, HostShell, ShellEnded, ShellTimedOut
+from agent.transport.hostshell import STDIN_LIMIT, HostShell, ShellEnded, ShellTimedOut, drain
 from agent.transport.hostlog import HostLog
 
 CONNECT_ATTEMPTS = 3
@@ -48,7 +48,6 @@ RETRY_BASE_DELAY = 0.5
 # machine) until connect and banner timeouts call hosts unreachable that are not: with --forks 500
 # over 1000 lab hosts, 287 were. Waiting for a slot does not count against connect_timeout.
 MAX_HANDSHAKES = 48
-_READ_CHUNK = 65536
 
 
 def command_line(argv: Sequence[str]) -> str:
@@ -514,13 +513,7 @@ def _collect_until(
 ) -> tuple[int, bytes, bytes]:
     out, err = bytearray(), bytearray()
     while True:
-        drained = False
-        while channel.recv_ready():
-            out += channel.recv(_READ_CHUNK)
-            drained = True
-        while channel.recv_stderr_ready():
-            err += channel.recv_stderr(_READ_CHUNK)
-            drained = True
+        drained = drain(channel, out, err)
         if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
             if channel.closed or channel.eof_received:
                 break
