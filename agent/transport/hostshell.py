@@ -32,9 +32,10 @@ import uuid
 
 import paramiko
 
-# Data for a command's stdin larger than this goes on a session of its own, streamed: written out
-# as printf's format, at most 4 times as long, it stays within one argument of an exec (128 KiB)
-# even on a shell whose printf is not built in.
+# Data for a command's stdin larger than this goes on a session of its own, streamed. Below it, the
+# format (at most 4 times as long) stays in the shell's memory: dash and bash, the /bin/sh of every
+# system ISPmanager runs on, have printf built in, so the bytes (a password in a config file) never
+# show in a process list.
 STDIN_LIMIT = 32 * 1024
 # Bytes that printf's format carries as they are: printable ASCII and newline, but for the
 # backslash, "%" and the single quote (the format is one single-quoted word).
