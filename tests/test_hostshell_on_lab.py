@@ -73,3 +73,9 @@ def test_after_a_timeout_the_next_command_gets_a_new_shell(connection):
         connection.run("sleep 5", timeout=0.5)
     after = connection.run("echo $$").stdout
     assert after.strip().isdigit() and after != before
+
+
+def test_the_bytes_given_to_a_command_never_show_in_the_hosts_process_list(connection):
+    # The pattern matches the bytes but not itself, so only a process carrying them would count.
+    seen = connection.run("ps -eo args | grep -c 's3cret-[p]ayload'; cat >/dev/null", stdin=b"s3cret-payload\n" * 50)
+    assert seen.stdout.strip() == "0"
