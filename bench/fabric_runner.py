@@ -10,6 +10,7 @@ import io
 import sys
 from pathlib import Path
 
+import fabric
 from invoke.exceptions import CommandTimedOut
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,7 +25,7 @@ def exec_with_fabric_run(self: SshConnection, line: str, timeout: float, stdin: 
     self._transport()  # as _exec: a dead connection is reported, not quietly reopened by fabric
     in_stream = io.StringIO(stdin.decode()) if stdin is not None else False
     try:
-        result = self.fabric_connection.run(
+        result = _fabric_view(self).run(
             line, hide=True, warn=True, in_stream=in_stream, timeout=timeout, encoding="utf-8"
         )
     except CommandTimedOut:
@@ -32,6 +33,17 @@ def exec_with_fabric_run(self: SshConnection, line: str, timeout: float, stdin: 
     except Exception as error:  # invoke wraps errors of its I/O threads in ThreadException
         raise HostUnreachable(f"{self.host.name}: connection lost: {error}") from None
     return result.exited, result.stdout.encode(), result.stderr.encode()
+
+
+def _fabric_view(connection: SshConnection) -> fabric.Connection:
+    """A fabric Connection over the transport's open, verified client: fabric only runs the commands."""
+    view = connection.__dict__.get("_fabric_view")
+    if view is None or view.client is not connection.client:
+        endpoint = connection.host.endpoint
+        view = fabric.Connection(endpoint.address, user=endpoint.user, port=endpoint.port)
+        view.client, view.transport = connection.client, connection.client.get_transport()
+        connection.__dict__["_fabric_view"] = view
+    return view
 
 
 def use_fabric_runner() -> None:

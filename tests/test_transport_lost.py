@@ -34,7 +34,7 @@ def _connection(client: paramiko.Transport, log: ssh.HostLog | None = None) -> s
     """Our SshConnection over `client`, its paramiko log attached as open() attaches it."""
     connection = ssh.SshConnection(Host(name="h1", endpoint=Endpoint("198.18.0.2", 22, "root", None)),
                                    ssh.ConnectionFactory(SshSettings()), log or ssh.HostLog(None))
-    connection.fabric_connection = SimpleNamespace(client=SimpleNamespace(get_transport=lambda: client))
+    connection.client = SimpleNamespace(get_transport=lambda: client)
     connection.paramiko_log.attach(client)
     return connection
 

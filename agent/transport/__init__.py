@@ -1,7 +1,8 @@
 """Transports: how ispagent reaches hosts.
 
-ssh.py: SSH connections on fabric and paramiko. testinfra_host.py: testinfra over those connections
-(not imported here: only the verify step needs testinfra).
+ssh.py: SSH connections on paramiko. hostshell.py: the shell on each that runs its commands.
+testinfra_host.py: testinfra over those connections (not imported here: only the verify step
+needs testinfra).
 """
 
 from agent.transport.hostkeys import KnownHosts

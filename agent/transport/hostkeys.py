@@ -46,8 +46,9 @@ class KnownHosts:
     def guard(self, client: paramiko.SSHClient, address: str, port: int) -> None:
         """Make `client` check the server's key against this run's keys and policy before it connects.
 
-        fabric's Connection puts AutoAddPolicy on every client it makes (any key accepted, silently):
-        this replaces it, and gives the client only the keys of this one host (no file re-read).
+        The client gets only the keys of this one host (no file re-read), and the run's policy for
+        a key it does not know, in place of whatever policy it had (fabric, for one, sets
+        AutoAddPolicy: any key accepted, silently).
         """
         name = known_hosts_name(address, port)
         trusted = client.get_host_keys()

@@ -1,10 +1,12 @@
-"""SSH transport on fabric: one verified connection per host, reused for all of a run's steps.
+"""SSH transport on paramiko: one verified connection per host, reused for all of a run's steps.
 
-fabric's `Connection` authenticates and goes through bastions. Before it connects, its client's
-AutoAddPolicy (any host key accepted, silently) is replaced by the run's own policy (hostkeys.py).
-Commands run in one long-lived /bin/sh on a session of that connection's own paramiko transport
-(hostshell.py), not through fabric's `Connection.run`: invoke's runner starts I/O threads and polls
-every 10 ms for each command. 500 commands on 50 lab hosts at once took 0.41-0.58 s through the
+Each connection is a paramiko client with the run's host key policy (hostkeys.py), reaching the
+host directly or through a direct-tcpip channel of its bastion's connection. fabric's `Connection`
+did this once: it cost 3-4 ms of CPU per host in invoke's configuration merges (a fifth of the
+control node's CPU on 50 hosts), and its shared configuration was not thread-safe.
+Commands run in one long-lived /bin/sh on a session of that connection's transport (hostshell.py),
+not through fabric's `Connection.run`: invoke's runner starts I/O threads and polls every 10 ms for
+each command. 500 commands on 50 lab hosts at once took 0.41-0.58 s through the
 host shell, 1.30-1.64 s on a session each and 2.01-2.31 s through fabric (bench/command_runner.py,
 three rounds). Uploads are commands too (the bytes on stdin): no SFTP session.
 """
@@ -25,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import fabric
 import paramiko
 
 from agent.errors import (
@@ -131,11 +132,7 @@ class ConnectionFactory:
         self.settings = settings
         self.known_hosts = known_hosts or KnownHosts(settings.known_hosts, settings.host_key_policy)
         self.private_keys = PrivateKeys()
-        # The inventory has already applied ssh config (`inventory check` shows the result), so
-        # fabric must not apply ~/.ssh/config, fabric.yaml or FABRIC_* variables a second time.
-        self._config = fabric.Config(lazy=True, ssh_config=paramiko.SSHConfig())
-        self._config_lock = threading.Lock()
-        self._gateways: dict[Endpoint, fabric.Connection] = {}
+        self._gateways: dict[Endpoint, paramiko.SSHClient] = {}
         self._gateway_lock = threading.Lock()
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
 
@@ -145,8 +142,8 @@ class ConnectionFactory:
         connection.open()
         return connection
 
-    def open_connection(self, endpoint: Endpoint, via: Endpoint | None = None) -> fabric.Connection:
-        """An open fabric Connection to `endpoint` (through bastion `via` if given), its host key verified.
+    def open_connection(self, endpoint: Endpoint, via: Endpoint | None = None) -> paramiko.SSHClient:
+        """A client connected to `endpoint` (through bastion `via` if given), its host key verified.
 
         Retried with jittered backoff on connection failures; not on authentication failures or
         host key problems, which a retry cannot fix.
@@ -167,36 +164,23 @@ class ConnectionFactory:
             time.sleep(delay + random.uniform(0, delay))
         raise AssertionError("unreachable")
 
-    def _open_once(self, endpoint: Endpoint, gateway: fabric.Connection | None) -> fabric.Connection:
+    def _open_once(self, endpoint: Endpoint, gateway: paramiko.SSHClient | None) -> paramiko.SSHClient:
         # The bastion, if any, is already open (its own handshake took and gave back a slot).
         with self._handshakes:
             return self._handshake(endpoint, gateway)
 
-    def fabric_connection(self, endpoint: Endpoint, gateway: fabric.Connection | None,
-                          connect_kwargs: dict) -> fabric.Connection:
-        """A fabric Connection to `endpoint`, not yet open, with a Config of its own.
-
-        fabric keeps the Config it is given, and its constructor writes to it (`inline_ssh_env`),
-        which makes invoke merge the whole Config again. A shared Config was then, for a moment,
-        empty to every other host's `open()` reading it: "No attribute or config key found for
-        'authentication'" failed 1 of 500 hosts under load. Clones are made one at a time: two at
-        once can fail the same way ("... for 'gateway'", a host lost in a 3-host run).
-        """
-        with self._config_lock:
-            config = self._config.clone()
-        return fabric.Connection(endpoint.address, user=endpoint.user, port=endpoint.port, config=config,
-                                 gateway=gateway, connect_kwargs=connect_kwargs)
-
-    def _handshake(self, endpoint: Endpoint, gateway: fabric.Connection | None) -> fabric.Connection:
+    def _handshake(self, endpoint: Endpoint, gateway: paramiko.SSHClient | None) -> paramiko.SSHClient:
         connect_kwargs = self._connect_kwargs(endpoint)
         if gateway is None:
             connect_kwargs["sock"] = _tcp_connect(endpoint, self.settings.connect_timeout)
-        connection = self.fabric_connection(endpoint, gateway, connect_kwargs)
-        self.known_hosts.guard(connection.client, endpoint.address, endpoint.port)
+        else:
+            connect_kwargs["sock"] = self._through(gateway, endpoint)
+        client = paramiko.SSHClient()
+        self.known_hosts.guard(client, endpoint.address, endpoint.port)
         try:
-            connection.open()
+            client.connect(endpoint.address, port=endpoint.port, username=endpoint.user, **connect_kwargs)
         except paramiko.BadHostKeyException as error:
-            _discard(connection)
+            client.close()
             name = known_hosts_name(endpoint.address, endpoint.port)
             raise HostKeyMismatch(
                 f"{endpoint.address}:{endpoint.port}: host key changed: known_hosts has "
@@ -204,18 +188,21 @@ class ConnectionFactory:
                 f"{error.key.fingerprint}; possibly a man-in-the-middle. If the server was "
                 f"reinstalled: ssh-keygen -R '{name}' -f {self.known_hosts.path}"
             ) from None
-        except (OSError, EOFError, paramiko.SSHException) as error:
-            # No transport yet means fabric failed before SSH began: the bastion's direct-tcpip
-            # channel to the host was refused or timed out.
-            refused = gateway is not None and connection.client.get_transport() is None
-            _discard(connection)
-            if refused:
-                raise _BastionRefused(str(error) or type(error).__name__) from None
-            raise
         except BaseException:
-            _discard(connection)
+            client.close()
             raise
-        return connection
+        return client
+
+    def _through(self, gateway: paramiko.SSHClient, endpoint: Endpoint) -> paramiko.Channel:
+        """A direct-tcpip channel from bastion `gateway` to `endpoint` (ProxyJump), for the host's SSH."""
+        transport = gateway.get_transport()
+        try:
+            if transport is None or not transport.is_active():
+                raise paramiko.SSHException("the connection to the bastion was lost")
+            return transport.open_channel("direct-tcpip", (endpoint.address, endpoint.port), ("", 0),
+                                          timeout=self.settings.connect_timeout)
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            raise _BastionRefused(str(error) or type(error).__name__) from None
 
     def _connect_kwargs(self, endpoint: Endpoint) -> dict:
         """paramiko's connect() arguments: the run's loaded key (or ssh-agent), and every timeout."""
@@ -234,19 +221,20 @@ class ConnectionFactory:
             "transport_factory": AeadFirstTransport,
         }
 
-    def gateway(self, endpoint: Endpoint) -> fabric.Connection:
+    def gateway(self, endpoint: Endpoint) -> paramiko.SSHClient:
         """The open connection to bastion `endpoint`: one per bastion, shared by the hosts behind it."""
         with self._gateway_lock:
-            connection = self._gateways.get(endpoint)
-            if connection is None or not connection.is_connected:
-                connection = self.open_connection(endpoint)
-                self._gateways[endpoint] = connection
-            return connection
+            client = self._gateways.get(endpoint)
+            transport = client.get_transport() if client else None
+            if transport is None or not transport.is_active():
+                client = self.open_connection(endpoint)
+                self._gateways[endpoint] = client
+            return client
 
     def close(self) -> None:
         with self._gateway_lock:
-            for connection in self._gateways.values():
-                _discard(connection)
+            for client in self._gateways.values():
+                client.close()
             self._gateways.clear()
 
 
@@ -256,12 +244,6 @@ class _BastionRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _discard(connection: fabric.Connection) -> None:
-    """Close `connection` whatever state a failed open left it in (fabric closes only live ones)."""
-    connection.close()
-    connection.client.close()
 
 
 def _tcp_connect(endpoint: Endpoint, timeout: float) -> socket.socket:
@@ -325,24 +307,19 @@ class SshConnection:
         self.host = host
         self.factory = factory
         self.log = log
-        self.fabric_connection: fabric.Connection | None = None
+        self.client: paramiko.SSHClient | None = None  # connected and verified; None once closed
         self.paramiko_log = ParamikoLog(host.name, log)
         self._shell: HostShell | None = None  # opened by the first command
 
-    @property
-    def client(self) -> paramiko.SSHClient | None:
-        """The verified paramiko client under the fabric Connection; None once closed."""
-        return self.fabric_connection.client if self.fabric_connection else None
-
     def open(self) -> None:
-        self.fabric_connection = self.factory.open_connection(self.host.endpoint, self.host.gateway)
-        self.paramiko_log.attach(self.fabric_connection.client.get_transport())
+        self.client = self.factory.open_connection(self.host.endpoint, self.host.gateway)
+        self.paramiko_log.attach(self.client.get_transport())
 
     def close(self) -> None:
         self._drop_shell()
-        if self.fabric_connection is not None:
-            _discard(self.fabric_connection)
-        self.fabric_connection = None
+        if self.client is not None:
+            self.client.close()
+        self.client = None
         self.paramiko_log.detach()
 
     def run(
@@ -419,7 +396,7 @@ class SshConnection:
         return status, out, err
 
     def _transport(self) -> paramiko.Transport:
-        # Checked before every use: fabric would otherwise quietly try to reconnect a dead connection.
+        # Checked before every use: a dead connection is reported (the host is resumable), never reopened.
         transport = self.client.get_transport() if self.client else None
         if transport is None or not transport.is_active():
             raise HostUnreachable(f"{self.host.name}: connection lost{_why_closed(transport, self.paramiko_log.last_error)}")
