@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agent.transport.hostshell import command_output, command_script, printf_format
+from agent.transport.hostshell import _MARKER_TAIL, command_output, command_script, printf_format
 from agent.transport.ssh import command_line
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -48,6 +48,17 @@ def test_output_is_not_complete_before_both_markers():
     assert command_output(TOKEN, out, b"still writing") is None
     assert command_output(TOKEN, out[:-1], b"\n" + TOKEN.encode() + b"\n") is None
     assert command_output(TOKEN, out, b"e\n" + TOKEN.encode() + b"\n") == (0, b"partial\n", b"e")
+
+
+def test_markers_split_across_reads_are_found_when_searching_on_from_where_the_last_search_ended():
+    """What _collect does: after each read it searches on from _MARKER_TAIL bytes before the end of what it had."""
+    out = b"x" * 1000 + b"\n" + TOKEN.encode() + b" 127\n"
+    err = b"e" * 500 + b"\n" + TOKEN.encode() + b"\n"
+    for cut in range(1000, len(out)):
+        for err_cut in (490, len(err) - 1):
+            searched = (max(0, cut - _MARKER_TAIL), max(0, err_cut - _MARKER_TAIL))
+            assert command_output(TOKEN, out[:cut], err[:err_cut], searched) is None
+            assert command_output(TOKEN, out, err, searched) == (127, b"x" * 1000, b"e" * 500)
 
 
 def test_the_format_is_printable_ascii_without_quote_percent_or_backslash_but_as_escapes():

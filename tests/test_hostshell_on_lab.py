@@ -56,6 +56,11 @@ def test_stdin_bytes_reach_the_command_exactly(connection, size):
     assert result.stdout.split()[0] == hashlib.sha256(data).hexdigest()
 
 
+def test_megabytes_of_output_come_back_whole(connection):
+    result = connection.run("head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2")
+    assert (len(result.stdout), set(result.stdout[:-1]), result.stderr) == (3000001, {"x"}, "done\n")
+
+
 def test_a_command_without_stdin_reads_end_of_file_not_the_next_command(connection):
     assert connection.run("cat; echo read-all").stdout == "read-all\n"
     assert connection.run("echo next").stdout == "next\n"

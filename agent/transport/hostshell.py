@@ -41,6 +41,9 @@ STDIN_LIMIT = 32 * 1024
 # backslash, "%" and the single quote (the format is one single-quoted word).
 _ESCAPED = re.compile(rb"[^\n -$&(-\[\]-~]")
 _READ_CHUNK = 65536
+# An end marker line is at most 38 bytes ("\n", the token, " ", a status up to 255, "\n"): searching
+# again from this far before the end of what was read finds one that a read split in two.
+_MARKER_TAIL = 64
 
 
 class ShellEnded(Exception):
@@ -79,10 +82,12 @@ class HostShell:
     def _collect(self, deadline: float) -> tuple[int, bytes, bytes]:
         channel = self._channel
         out, err = bytearray(), bytearray()
+        searched = (0, 0)  # how far both streams are known to hold no marker: a big output is not rescanned
         while True:
             drained = drain(channel, out, err)
-            if drained and (ended := command_output(self._token, out, err)) is not None:
+            if drained and (ended := command_output(self._token, out, err, searched)) is not None:
                 return ended
+            searched = (max(0, len(out) - _MARKER_TAIL), max(0, len(err) - _MARKER_TAIL))
             if not drained and (channel.closed or channel.eof_received):
                 raise ShellEnded(bytes(out), bytes(err))
             remaining = deadline - time.monotonic()
@@ -126,14 +131,16 @@ def printf_format(data: bytes) -> bytes:
     return b"\\055" + fmt[1:] if fmt.startswith(b"-") else fmt
 
 
-def command_output(token: str, out: bytes | bytearray, err: bytes | bytearray) -> tuple[int, bytes, bytes] | None:
+def command_output(token: str, out: bytes | bytearray, err: bytes | bytearray,
+                   searched: tuple[int, int] = (0, 0)) -> tuple[int, bytes, bytes] | None:
     """Exit status, stdout and stderr of a command once both streams hold its end markers, else None.
 
-    Anything after the markers was written by something the command left running in the
-    background: it belongs to no command, and is dropped.
+    `searched`: offsets in stdout and stderr before which no marker starts. Anything after the
+    markers was written by something the command left running in the background: it belongs to
+    no command, and is dropped.
     """
     status_marker, stderr_marker = f"\n{token} ".encode(), f"\n{token}\n".encode()
-    at, err_end = out.find(status_marker), err.find(stderr_marker)
+    at, err_end = out.find(status_marker, searched[0]), err.find(stderr_marker, searched[1])
     if at < 0 or err_end < 0:
         return None
     begins = at + len(status_marker)
