@@ -13,8 +13,9 @@ every run of every contender changes every host: nobody wins by finding its work
 - floor: the same remote operations on paramiko directly, one thread and connection per host.
 
 Every contender is a fresh process (its start-up counted), timed by wall clock and by the CPU it
-and its children used. Peers are installed by pip into a bench virtualenv on first use (outside
-the repository). The machine load is printed beside each size, since this machine is shared.
+and its children used, after one untimed warm-up run of each. Peers are installed by pip into a
+bench virtualenv on first use (outside the repository). The machine load is printed beside each
+size, since this machine is shared.
 
     .venv/bin/python bench/race.py [--sizes 50,100] [--repeat 3] [--contenders ispagent,pyinfra,ansible,floor]
 """
@@ -247,6 +248,7 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
             walls: dict[str, list[float]] = {name: [] for name in contenders}
             cpus: dict[str, list[float]] = {name: [] for name in contenders}
             loads = [os.getloadavg()[0]]
+            warm_up(job, contenders, bin_dir, work / "state")
             for repetition in range(repeat):
                 order = contenders[repetition % len(contenders):] + contenders[:repetition % len(contenders)]
                 for name in order:
@@ -268,6 +270,18 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
     finally:
         down = lab.down()
         print(f"lab down: {down.seconds:.1f} s")
+
+
+def warm_up(job: Job, contenders: list[str], bin_dir: Path | None, state: Path) -> None:
+    """One untimed run of each contender before the timed ones. The first run on a fresh lab pays
+    for what no later run does (the hosts' page cache, bytecode written on first import): at 50
+    hosts, whichever contender went first took up to 1.3x its median."""
+    for name in contenders:
+        argv, env = job.command(name, uuid.uuid4().hex[:12], bin_dir, state)
+        code = timed_run(argv, env, job.dir)[3]
+        if name == "ansible":
+            stop_ansible_masters(job)
+        print(f"  {job.size} hosts, warm-up: {name:<9} exit {code}", flush=True)
 
 
 def stop_ansible_masters(job: Job) -> None:
