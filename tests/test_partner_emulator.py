@@ -319,6 +319,19 @@ def test_megabyte_fields_are_refused_with_an_error(emulator, size, status):
     assert emulator.store.licenses() == [] and still_serving(emulator)
 
 
+def test_a_client_still_sending_a_refused_body_gets_the_413_not_a_reset(emulator):
+    """The 413 goes out before the body is read; a client that sends the body after it (as any
+    client does that writes before it reads) must still be able to read it."""
+    host, port = emulator.server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(api_request(emulator, b"", f"Content-Length: {MAX_BODY + 1}\r\n"))
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"HTTP/1.1 413")
+        sock.sendall(b"x" * (MAX_BODY + 1))  # refused already: read and dropped, not reset
+        rest = reader.read()
+    assert b"Request Entity Too Large" in rest and still_serving(emulator)
+
+
 def test_http_1_1_keeps_the_connection_for_the_next_call(emulator):
     host, port = emulator.server.server_address[:2]
     request = (f"GET /billmgr?{urlencode({'func': 'soft', 'out': 'bjson', 'authinfo': authinfo(emulator)})} HTTP/1.1\r\n"

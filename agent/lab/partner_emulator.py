@@ -694,7 +694,8 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as refused:
             self.emulator.count(self.emulator.refused, refused.status)
             self.close_connection = True
-            return self._send(refused.status, "text/plain; charset=utf-8", f"{refused}\n".encode())
+            self._send(refused.status, "text/plain; charset=utf-8", f"{refused}\n".encode())
+            return self._linger()
         except (TimeoutError, OSError):
             self.close_connection = True  # the client stopped sending: the thread is freed
             return
@@ -825,6 +826,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+
+    def _linger(self, seconds: float = 2.0) -> None:
+        """After refusing a request whose body was not read, let the client read the answer: stop
+        writing, then read and drop what it still sends until it stops or `seconds` pass (what
+        web servers call a lingering close). Closed with its bytes unread, the socket would reset
+        the connection, and a client still sending 2 MB would get a broken pipe, not the 413."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.5)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and self.connection.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def _reset(self) -> None:
         """Close with RST: the client sees 'connection reset by peer' and no answer."""
