@@ -361,8 +361,7 @@ class SshConnection:
         except ShellEnded as ended:
             self._drop_shell()
             if not transport.is_active():
-                raise HostUnreachable(f"{self.host.name}: connection lost while running a command"
-                                      f"{_why_closed(transport, self.paramiko_log.last_error)}") from None
+                raise self._lost(transport, " while running a command") from None
             # The shell itself was killed (the command's fate is its own): a failed command, and
             # the next command gets a new shell.
             return -1, ended.out, ended.err
@@ -392,15 +391,19 @@ class SshConnection:
             # paramiko closes the channels of a dead connection with exit status -1: the command's
             # fate is unknown, so this is a lost connection (resumable), not a command that failed.
             # (-1 on a live connection is a command killed by a signal: a real failure.)
-            raise HostUnreachable(f"{self.host.name}: connection lost while running a command")
+            raise self._lost(transport, " while running a command")
         return status, out, err
 
     def _transport(self) -> paramiko.Transport:
         # Checked before every use: a dead connection is reported (the host is resumable), never reopened.
         transport = self.client.get_transport() if self.client else None
         if transport is None or not transport.is_active():
-            raise HostUnreachable(f"{self.host.name}: connection lost{_why_closed(transport, self.paramiko_log.last_error)}")
+            raise self._lost(transport)
         return transport
+
+    def _lost(self, transport: paramiko.Transport | None, during: str = "") -> HostUnreachable:
+        """The error for this host's dead connection, with what ended it when anything said so."""
+        return HostUnreachable(f"{self.host.name}: connection lost{during}{_why_closed(transport, self.paramiko_log.last_error)}")
 
     def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
         """Write `data` to `path` atomically (temp file beside it + rename), as root via sudo if needed.
