@@ -252,11 +252,7 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
             for repetition in range(repeat):
                 order = contenders[repetition % len(contenders):] + contenders[:repetition % len(contenders)]
                 for name in order:
-                    token = uuid.uuid4().hex[:12]
-                    argv, env = job.command(name, token, bin_dir, work / "state")
-                    wall, cpu, machine, code, tail = timed_run(argv, env, job.dir)
-                    if name == "ansible":
-                        stop_ansible_masters(job)
+                    wall, cpu, machine, code, tail = run_contender(job, name, bin_dir, work / "state")
                     if code != 0:
                         print(f"  {name} failed (exit {code}) at {size} hosts:\n{tail}", flush=True)
                         continue
@@ -277,11 +273,18 @@ def warm_up(job: Job, contenders: list[str], bin_dir: Path | None, state: Path) 
     for what no later run does (the hosts' page cache, bytecode written on first import): at 50
     hosts, whichever contender went first took up to 1.3x its median."""
     for name in contenders:
-        argv, env = job.command(name, uuid.uuid4().hex[:12], bin_dir, state)
-        code = timed_run(argv, env, job.dir)[3]
-        if name == "ansible":
-            stop_ansible_masters(job)
+        code = run_contender(job, name, bin_dir, state)[3]
         print(f"  {job.size} hosts, warm-up: {name:<9} exit {code}", flush=True)
+
+
+def run_contender(job: Job, name: str, bin_dir: Path | None, state: Path) -> tuple[float, float, float, int, str]:
+    """One timed run of contender `name` on a directory of its own (see timed_run); Ansible's ssh
+    masters are ended after it."""
+    argv, env = job.command(name, uuid.uuid4().hex[:12], bin_dir, state)
+    result = timed_run(argv, env, job.dir)
+    if name == "ansible":
+        stop_ansible_masters(job)
+    return result
 
 
 def stop_ansible_masters(job: Job) -> None:
