@@ -23,23 +23,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.inventory.model import Endpoint, Host, SshSettings  # noqa: E402
 from agent.lab import Lab  # noqa: E402
-from agent.transport import ConnectionFactory, SshConnection  # noqa: E402
-from fabric_runner import exec_with_fabric_run  # noqa: E402
+from agent.transport import SshConnector, SshConnection  # noqa: E402
+from agent.transport.executors import SessionExecutor  # noqa: E402
+from fabric_runner import FabricRunExecutor  # noqa: E402
 from race import machine_cpu_seconds  # noqa: E402
 
 COMMANDS = ["uname -a", "cat /etc/os-release", "test -e /nonexistent", "id -un"]
 
 
 def host_shell(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]:
-    return connection._exec(line, 60, None)
+    return connection.execute(line, 60)
 
 
 def session_per_command(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]:
-    return connection._exec_on_session(connection._transport(), line, time.monotonic() + 60, None)
+    return SessionExecutor(10).execute(connection.client.get_transport(), line, None, time.monotonic() + 60)
 
 
 def fabric_run(connection: SshConnection, line: str) -> tuple[int, bytes, bytes]:
-    return exec_with_fabric_run(connection, line, 60, None)
+    executor = connection.__dict__.setdefault("fabric_executor", FabricRunExecutor(connection.host))
+    return executor.execute(connection.client.get_transport(), line, None, time.monotonic() + 60)
 
 
 RUNNERS: dict[str, Callable[[SshConnection, str], tuple[int, bytes, bytes]]] = {
@@ -78,7 +80,7 @@ def main() -> None:
     lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-bench-")) / "lab")
     try:
         lab.up(options.hosts)
-        factory = ConnectionFactory(SshSettings(known_hosts=lab.known_hosts_path))
+        factory = SshConnector(SshSettings(known_hosts=lab.known_hosts_path))
         hosts = [Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file)) for h in lab.hosts]
         connections: list[SshConnection] = []
         started = time.perf_counter()

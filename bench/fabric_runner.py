@@ -1,5 +1,5 @@
-"""The transport with commands run by fabric's `Connection.run` (invoke's runner) instead of our own
-session loop, to measure one against the other. Not used by ispagent itself.
+"""The transport with commands run by fabric's `Connection.run` (invoke's runner) instead of the host
+shell, to measure one against the other. Not used by ispagent itself.
 
     .venv/bin/python bench/fabric_runner.py run playbooks/smoke.yaml -i INVENTORY   # the CLI, patched
 """
@@ -8,46 +8,56 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import fabric
+import paramiko
 from invoke.exceptions import CommandTimedOut
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.errors import CommandTimeout, HostUnreachable  # noqa: E402
+from agent.errors import CommandTimeout  # noqa: E402
+from agent.inventory.model import Host  # noqa: E402
 from agent.secrets import mask  # noqa: E402
-from agent.transport.ssh import SshConnection  # noqa: E402
+from agent.transport.executors import ConnectionLost  # noqa: E402
+from agent.transport.ssh import SshConnector  # noqa: E402
 
 
-def exec_with_fabric_run(self: SshConnection, line: str, timeout: float, stdin: bytes | None) -> tuple[int, bytes, bytes]:
-    """SshConnection._exec's contract (status, stdout, stderr) on fabric's Connection.run."""
-    self._transport()  # as _exec: a dead connection is reported, not quietly reopened by fabric
-    in_stream = io.StringIO(stdin.decode()) if stdin is not None else False
-    try:
-        result = _fabric_view(self).run(
-            line, hide=True, warn=True, in_stream=in_stream, timeout=timeout, encoding="utf-8"
-        )
-    except CommandTimedOut:
-        raise CommandTimeout(f"command timed out: {mask(line)[:200]}") from None
-    except Exception as error:  # invoke wraps errors of its I/O threads in ThreadException
-        raise HostUnreachable(f"{self.host.name}: connection lost: {error}") from None
-    return result.exited, result.stdout.encode(), result.stderr.encode()
+class FabricRunExecutor:
+    """A CommandExecutor on fabric's Connection.run, over the connection's open, verified transport:
+    fabric only runs the commands."""
 
+    def __init__(self, host: Host) -> None:
+        endpoint = host.endpoint
+        self.view = fabric.Connection(endpoint.address, user=endpoint.user, port=endpoint.port)
 
-def _fabric_view(connection: SshConnection) -> fabric.Connection:
-    """A fabric Connection over the transport's open, verified client: fabric only runs the commands."""
-    view = connection.__dict__.get("_fabric_view")
-    if view is None or view.client is not connection.client:
-        endpoint = connection.host.endpoint
-        view = fabric.Connection(endpoint.address, user=endpoint.user, port=endpoint.port)
-        view.client, view.transport = connection.client, connection.client.get_transport()
-        connection.__dict__["_fabric_view"] = view
-    return view
+    def execute(self, transport: paramiko.Transport, line: str, stdin: bytes | None,
+                deadline: float) -> tuple[int, bytes, bytes]:
+        self.view.transport = transport
+        in_stream = io.StringIO(stdin.decode()) if stdin is not None else False
+        try:
+            result = self.view.run(line, hide=True, warn=True, in_stream=in_stream,
+                                   timeout=max(1, round(deadline - time.monotonic())), encoding="utf-8")
+        except CommandTimedOut:
+            raise CommandTimeout(f"command timed out: {mask(line)[:200]}") from None
+        except Exception as error:  # invoke wraps errors of its I/O threads in ThreadException
+            raise ConnectionLost(str(error)) from None
+        return result.exited, result.stdout.encode(), result.stderr.encode()
+
+    def close(self) -> None:
+        self.view.transport = None  # the transport belongs to the SshConnection, which closes it
 
 
 def use_fabric_runner() -> None:
-    SshConnection._exec = exec_with_fabric_run
+    original = SshConnector.connect
+
+    def connect(self, host, log=None):
+        connection = original(self, host, log)
+        connection.executor = FabricRunExecutor(host)
+        return connection
+
+    SshConnector.connect = connect
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from agent.partner.settings import DEFAULT_PRICELISTS, PERIOD_MONTHS
 from agent.runner.context import HostState
 from agent.steps.preflight import preflight_of
 from agent.transport.replay import ExpectedCommand, ExpectedUpload
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 DATA = Path(__file__).parent / "data" / "steps"
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from agent.transport import ssh
 
 def test_no_more_than_max_handshakes_are_in_flight(tmp_path, monkeypatch):
     monkeypatch.setattr(ssh, "MAX_HANDSHAKES", 4)
-    factory = ssh.ConnectionFactory(SshSettings(known_hosts=tmp_path / "known_hosts"))
+    factory = ssh.SshConnector(SshSettings(known_hosts=tmp_path / "known_hosts"))
     in_flight, most, lock = 0, 0, threading.Lock()
 
     def slow_handshake(endpoint, gateway):

@@ -14,7 +14,7 @@ from agent.inventory.model import Endpoint, Host
 from agent.runner.context import HostContext
 from agent.stepkit.hostfiles import ensure_file
 from agent.transport.hostlog import HostLog
-from agent.transport.ssh import CommandResult
+from agent.transport.base import CommandResult
 
 
 class LocalShell:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from agent.transport.hostshell import _MARKER_TAIL, command_output, command_script, printf_format
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 SHELLS = [shell for shell in ("dash", "bash") if shutil.which(shell)]

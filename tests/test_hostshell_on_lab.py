@@ -9,7 +9,7 @@ import pytest
 
 from agent.errors import CommandTimeout
 from agent.inventory.model import Endpoint, Host, SshSettings
-from agent.transport import ConnectionFactory
+from agent.transport import SshConnector
 from agent.transport.hostshell import STDIN_LIMIT
 
 pytestmark = pytest.mark.lab
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 def connection(lab):
     lab_host = lab.hosts[1]
     host = Host(name=lab_host.name, endpoint=Endpoint(lab_host.address, 22, "root", lab.identity_file))
-    opened = ConnectionFactory(SshSettings(known_hosts=lab.known_hosts_path)).connect(host)
+    opened = SshConnector(SshSettings(known_hosts=lab.known_hosts_path)).connect(host)
     yield opened
     opened.close()
 

@@ -83,19 +83,19 @@ def test_second_run_on_the_same_inventory_is_refused_while_the_first_holds_the_l
     inventory.write_text("")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from agent.runner.journal import InventoryLock;"
-         f"lock = InventoryLock(Path({str(tmp_path)!r}), Path({str(inventory)!r}), 'first').__enter__();"
+         f"lock = InventoryLock(Path({str(tmp_path)!r}), {str(inventory)!r}, {str(inventory)!r}, 'first').__enter__();"
          "print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunAborted, match=r"run first \(pid \d+\) is already working on these hosts"):
-            InventoryLock(tmp_path, inventory, "second").__enter__()
+            InventoryLock(tmp_path, str(inventory), str(inventory), "second").__enter__()
     finally:
         holder.kill()
         holder.wait()
     # The lock dies with its holder: no stale lock file to clean by hand.
-    with InventoryLock(tmp_path, inventory, "third"):
+    with InventoryLock(tmp_path, str(inventory), str(inventory), "third"):
         pass
 
 

@@ -196,7 +196,7 @@ def test_two_runs_in_one_process_share_no_breaker_and_no_ledger(lab, tmp_path):
     """A scheduler runs playbooks in one process: a breaker tripped by an unpaid account, or a ledger
     opened by one run, must not carry over to the next run."""
     from agent.ledger import LicenseLedger
-    from agent.runner.run import RunOptions, start_run
+    from agent.runner.run import RunOptions, RunPlan, start_run
 
     emulator = start_emulator(tmp_path / "partner")
     try:
@@ -204,7 +204,7 @@ def test_two_runs_in_one_process_share_no_breaker_and_no_ledger(lab, tmp_path):
         inventory = license_inventory(lab, tmp_path / "inventory.yaml", emulator, ledger_file)
         options = RunOptions(state_dir=tmp_path / "state", limit="h1,h2")
         emulator.store.update_account("lab-partner@example.com", unpaid=1)
-        first = start_run(LICENSE_ONLY, inventory, options, listener=lambda event: None)
+        first = start_run(RunPlan.from_files(LICENSE_ONLY, inventory, options), listener=lambda event: None)
         assert [h.status for h in first.hosts] == ["failed", "failed"]
         assert emulator.calls["soft.order.param"] == 1
 
@@ -212,7 +212,7 @@ def test_two_runs_in_one_process_share_no_breaker_and_no_ledger(lab, tmp_path):
         ledger_file.unlink()  # and the ledger moved away: the next run must open the file anew
         for suffix in ("-wal", "-shm"):
             Path(f"{ledger_file}{suffix}").unlink(missing_ok=True)
-        second = start_run(LICENSE_ONLY, inventory, options, listener=lambda event: None)
+        second = start_run(RunPlan.from_files(LICENSE_ONLY, inventory, options), listener=lambda event: None)
         assert [h.status for h in second.hosts] == ["changed", "changed"], [h.error for h in second.hosts]
         assert emulator.calls["soft.order.param"] == 3
         ledger = LicenseLedger(ledger_file)

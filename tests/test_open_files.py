@@ -1,4 +1,4 @@
-"""A run raises its soft limit on open files for the hosts it runs at once: with the common
+"""`ispagent run` raises its soft limit on open files for the hosts it runs at once: with the common
 default of 1024, `--forks 300` would run out of descriptors and report hosts as failed."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 
 PROBE = """
 import resource, sys
-from agent.runner.run import _run_parallel
-_run_parallel([object()] * int(sys.argv[1]), int(sys.argv[1]), lambda host: None)
+from agent.runner.pool import allow_open_files, files_for
+allow_open_files(files_for(int(sys.argv[1])))
 print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 """
 

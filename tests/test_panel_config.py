@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from agent.errors import PanelSettingsError
 from agent.panel.config import mgrctl_calls, read_panel_settings
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "inventory.example.yaml"
 PANEL = {key: value for key, value in yaml.safe_load(EXAMPLE.read_text())["groups"]["eu-hosting"]["vars"].items()

@@ -11,15 +11,21 @@ from agent.inventory.model import Endpoint, Host
 from agent.secrets import register_secret
 from agent.transport.hostlog import HostLog
 from agent.transport.replay import ExpectedCommand, ExpectedUpload, ReplayConnection, ScriptMismatch
+from agent.transport.base import Connection
 from agent.transport.ssh import SshConnection
 
 HOST = Host("h1", Endpoint("198.18.0.2"))
 SUDO_HOST = Host("h2", Endpoint("198.18.0.3", user="deploy"), sudo=True)
 
 
-@pytest.mark.parametrize("name", ["run", "put", "open", "close"])
+@pytest.mark.parametrize("name", ["run", "put", "close"])
 def test_steps_see_the_same_methods_as_on_an_ssh_connection(name):
-    assert inspect.signature(getattr(ReplayConnection, name)) == inspect.signature(getattr(SshConnection, name))
+    assert inspect.signature(getattr(ReplayConnection, name)) == inspect.signature(getattr(Connection, name))
+    assert inspect.signature(getattr(SshConnection, name)) == inspect.signature(getattr(Connection, name))
+
+
+def test_the_replay_connection_is_a_connection():
+    assert isinstance(ReplayConnection(HOST), Connection)
 
 
 def test_argv_is_quoted_and_a_sudo_host_wraps_it_like_ssh_does():

@@ -8,19 +8,16 @@ import pytest
 import yaml
 
 from agent.runner import run as runner
-from agent.runner.run import RunOptions, start_run
+from agent.runner.run import RunOptions, RunPlan, start_run
 from agent.transport.replay import ExpectedCommand, ReplayConnection
 
 
 class _Factory:
-    """Stands in for the run's ConnectionFactory: replayed hosts, and faults by host name."""
+    """A connector of replayed hosts, with faults by host name."""
 
     def __init__(self, connect_fault: dict[str, Exception] | None = None, close_fault: dict[str, Exception] | None = None):
         self.connect_fault = connect_fault or {}
         self.close_fault = close_fault or {}
-
-    def __call__(self, ssh_settings, *args, **kwargs) -> _Factory:
-        return self
 
     def connect(self, host, log) -> ReplayConnection:
         if host.name in self.connect_fault:
@@ -50,8 +47,8 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _run(files, tmp_path, monkeypatch, factory: _Factory):
-    monkeypatch.setattr(runner, "ConnectionFactory", factory)
-    return start_run(*files, RunOptions(state_dir=tmp_path / "state"), listener=lambda event: None)
+    plan = RunPlan.from_files(*files, RunOptions(state_dir=tmp_path / "state"))
+    return start_run(plan, listener=lambda event: None, connector=factory)
 
 
 def test_an_error_escaping_a_hosts_work_fails_that_host_and_the_run(files, tmp_path, monkeypatch):

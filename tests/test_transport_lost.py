@@ -31,12 +31,9 @@ def _pair() -> tuple[ssh.AeadFirstTransport, paramiko.Transport]:
 
 
 def _connection(client: paramiko.Transport, log: ssh.HostLog | None = None) -> ssh.SshConnection:
-    """Our SshConnection over `client`, its paramiko log attached as open() attaches it."""
-    connection = ssh.SshConnection(Host(name="h1", endpoint=Endpoint("198.18.0.2", 22, "root", None)),
-                                   ssh.ConnectionFactory(SshSettings()), log or ssh.HostLog(None))
-    connection.client = SimpleNamespace(get_transport=lambda: client)
-    connection.paramiko_log.attach(client)
-    return connection
+    """Our SshConnection over `client`, its paramiko log attached as for any connection."""
+    return ssh.SshConnection(Host(name="h1", endpoint=Endpoint("198.18.0.2", 22, "root", None)),
+                             SimpleNamespace(get_transport=lambda: client), log or ssh.HostLog(None), SshSettings())
 
 
 def _lost_message(connection: ssh.SshConnection) -> str:

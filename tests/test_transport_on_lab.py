@@ -12,15 +12,15 @@ import pytest
 
 from agent.errors import CommandTimeout, HostKeyMismatch, HostUnreachable, TransportError, UnknownHostKey
 from agent.inventory.model import Endpoint, Host, SshSettings
-from agent.transport import ConnectionFactory, HostLog
+from agent.transport import SshConnector, HostLog
 from agent.transport import testinfra_host as testinfra_backend  # the module: pytest would collect test*()
 from agent.secrets import forget_secrets, register_secret
 
 pytestmark = pytest.mark.lab
 
 
-def _factory(lab, **settings) -> ConnectionFactory:
-    return ConnectionFactory(SshSettings(known_hosts=lab.known_hosts_path, **settings))
+def _factory(lab, **settings) -> SshConnector:
+    return SshConnector(SshSettings(known_hosts=lab.known_hosts_path, **settings))
 
 
 def _host(lab, index: int = 0, **changes) -> Host:
@@ -133,7 +133,7 @@ def _lab_key_line(lab, index: int) -> str:
 
 def test_unknown_host_key_is_refused_under_strict_and_nothing_is_recorded(lab, tmp_path):
     known_hosts = _known_hosts_with(lab, tmp_path, [])
-    factory = ConnectionFactory(SshSettings(known_hosts=known_hosts, host_key_policy="strict"))
+    factory = SshConnector(SshSettings(known_hosts=known_hosts, host_key_policy="strict"))
     with pytest.raises(UnknownHostKey, match="is not in"):
         factory.connect(_host(lab))
     assert known_hosts.read_text() == ""
@@ -141,7 +141,7 @@ def test_unknown_host_key_is_refused_under_strict_and_nothing_is_recorded(lab, t
 
 def test_accept_new_records_a_first_seen_key_and_connects(lab, tmp_path):
     known_hosts = _known_hosts_with(lab, tmp_path, [])
-    factory = ConnectionFactory(SshSettings(known_hosts=known_hosts, host_key_policy="accept-new"))
+    factory = SshConnector(SshSettings(known_hosts=known_hosts, host_key_policy="accept-new"))
     connection = factory.connect(_host(lab))
     try:
         assert connection.run("true").ok
@@ -154,7 +154,7 @@ def test_accept_new_records_a_first_seen_key_and_connects(lab, tmp_path):
 def test_changed_host_key_is_refused_under_every_policy(lab, tmp_path, policy):
     other_key = _lab_key_line(lab, 1).split(None, 1)[1]
     known_hosts = _known_hosts_with(lab, tmp_path, [f"{lab.hosts[0].address} {other_key}"])
-    factory = ConnectionFactory(SshSettings(known_hosts=known_hosts, host_key_policy=policy))
+    factory = SshConnector(SshSettings(known_hosts=known_hosts, host_key_policy=policy))
     with pytest.raises(HostKeyMismatch, match="host key changed"):
         factory.connect(_host(lab))
     assert known_hosts.read_text() == f"{lab.hosts[0].address} {other_key}\n"

@@ -64,7 +64,8 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     (the next run retries them), 130 interrupted.
     """
     from agent.cli.run_output import make_progress, print_run_end
-    from agent.runner.run import RunOptions, resume_run, start_run
+    from agent.runner.pool import allow_open_files, files_for
+    from agent.runner.run import RunOptions, RunPlan, resume_run, start_run
 
     state_dir = state_dir or default_state_dir()
     progress = make_progress(quiet, verbose, dry_run)
@@ -75,6 +76,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
         if resume_id:
             if playbook or inventory:
                 raise InputError("--resume takes the playbook and inventory from the run's journal; give neither")
+            allow_open_files(files_for(1000))  # the run's own --forks (at most 1000) is in its journal
             result = resume_run(resume_id, state_dir, progress, echo_remote)
         else:
             if not playbook or not inventory:
@@ -84,7 +86,8 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
                 limit=limit, dry_run=dry_run, ssh_config=ssh_config, known_hosts=known_hosts,
                 host_key_policy=host_key_policy, only_drifted=only_drifted,
             )
-            result = start_run(playbook, inventory, options, progress, echo_remote)
+            allow_open_files(files_for(forks))
+            result = start_run(RunPlan.from_files(playbook, inventory, options), progress, echo_remote)
     except IspagentError as error:
         failure_code = error.exit_code
         raise

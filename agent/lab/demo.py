@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent.lab.lab import Lab, Progress
 from agent.runner.events import RunListener
-from agent.runner.run import RunOptions, RunResult, start_run
+from agent.runner.run import RunOptions, RunPlan, RunResult, start_run
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def run_demo(
     results = []
     reports = []
     for attempt in ("first", "second"):
-        result = start_run(playbook, lab.inventory_path, options, listener)
+        result = start_run(RunPlan.from_files(playbook, lab.inventory_path, options), listener)
         report = lab.dir / "reports" / f"{attempt}-run.json"
         write_report(report, result)
         results.append(result)

@@ -10,7 +10,7 @@ from agent.hostsettings import HostSettings
 from agent.inventory.model import Host
 from agent.runner.services import RunServices
 from agent.transport.hostlog import HostLog
-from agent.transport.ssh import SshConnection
+from agent.transport.base import Connection
 
 if TYPE_CHECKING:
     from agent.licensing.ensure import LicenseGrant
@@ -31,7 +31,7 @@ class HostState:
 @dataclass
 class HostContext:
     host: Host
-    connection: SshConnection
+    connection: Connection
     dry_run: bool
     source_dirs: list[Path]  # where local files named by steps are looked up, in order
     state_dir: Path  # the run's state directory (journals; the ledger's default home)

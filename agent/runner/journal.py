@@ -43,10 +43,6 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @dataclass
 class RunRecord:
     run_id: str
@@ -272,12 +268,16 @@ def list_runs(state_dir: Path) -> list[RunRecord]:
 
 
 class InventoryLock:
-    """An exclusive lock on an inventory's hosts for one run; a second run gets RunAborted."""
+    """An exclusive lock on an inventory's hosts for one run; a second run gets RunAborted.
 
-    def __init__(self, state_dir: Path, inventory: Path, run_id: str) -> None:
-        digest = hashlib.sha256(str(inventory.resolve()).encode()).hexdigest()[:16]
+    `key` names the hosts (the inventory file's path, or what RunPlan.lock_key() makes of hosts
+    given as objects); `label` names them in the message.
+    """
+
+    def __init__(self, state_dir: Path, key: str, label: str, run_id: str) -> None:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = state_dir / "locks" / f"{digest}.lock"
-        self.inventory = inventory
+        self.inventory = label
         self.run_id = run_id
         self._fd: int | None = None
 

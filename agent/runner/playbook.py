@@ -15,6 +15,7 @@ then any directory listed under `source_dirs:`; a `src` outside them is refused 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,7 +26,7 @@ from agent.errors import PlaybookError, did_you_mean
 from agent.runner.localfiles import local_file_problem
 from agent.runner.registry import StepParams, StepType, load_steps
 from agent.secrets import shown
-from agent.yamlnodes import LocatedNode, read_yaml_file
+from agent.yamlnodes import LocatedNode, parse_yaml, read_yaml_file
 from agent.userpath import expand_home
 
 _TOP_KEYS = ("name", "description", "vars", "source_dirs", "steps")
@@ -46,6 +47,7 @@ class Playbook:
     steps: tuple[PlaybookStep, ...]
     vars: Mapping[str, Any] = field(default_factory=dict)
     extra_dirs: tuple[Path, ...] = ()  # the playbook's `source_dirs:`
+    sha256: str = ""  # of the text it was read from: a resumed run must run the same playbook
 
     @property
     def source_dirs(self) -> list[Path]:
@@ -61,6 +63,30 @@ def source_dirs_of(playbook_path: Path, extra_dirs: tuple[Path, ...] = ()) -> li
 def load_playbook(path: Path) -> Playbook:
     """Parse and validate the playbook at `path`; every problem is a one-line PlaybookError."""
     root = read_yaml_file(path, PlaybookError, what="playbook")
+    return _playbook_of(root, path, _file_sha256(path))
+
+
+def playbook_from_data(data: Mapping[str, Any], base_dir: Path | str = ".", name: str = "python") -> Playbook:
+    """A playbook from Python data shaped like a playbook file (`{"steps": [...], "vars": {...}}`),
+    checked as a file is; local files are looked up from `base_dir` as from a playbook's directory."""
+    import yaml
+
+    try:
+        text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as error:
+        raise PlaybookError(f"playbook {shown(name)}: not plain data (mappings, lists, text, numbers): {error}") from None
+    path = Path(base_dir).resolve() / f"{name}.playbook"
+    return _playbook_of(parse_yaml(text, f"playbook {name}", PlaybookError), path, hashlib.sha256(text.encode()).hexdigest())
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise PlaybookError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def _playbook_of(root: LocatedNode, path: Path, sha256: str) -> Playbook:
     if not root.is_mapping:
         raise root.error("a playbook is a mapping with a 'steps' list")
     top = root.mapping()
@@ -79,7 +105,8 @@ def load_playbook(path: Path) -> Playbook:
     steps = [_parse_step(item, fields, known) for item, fields in entries]
     for (item, _), step in zip(entries, steps):
         _check_local_files(item, source_dirs_of(path, extra_dirs), step)
-    return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs)
+    return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs,
+                    sha256)
 
 
 def _extra_dirs(node: LocatedNode | None, path: Path) -> tuple[Path, ...]:

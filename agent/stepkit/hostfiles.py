@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from agent.errors import StepFailed, TransportError
 from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, changed, failed, ok
-from agent.transport.ssh import command_line, staging_path, store_stdin
+from agent.transport.filewrite import staging_path, store_stdin
+from agent.transport.quoting import command_line
 
 
 def parse_mode(value: object) -> int:

@@ -19,7 +19,7 @@ from agent.runner.context import HostContext
 from agent.runner.registry import StepParams
 from agent.secrets import SECRET_FIELDS
 from agent.stepkit.templates import render_template
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
 IHTTPD_DEST = f"{MGR_DIR}/etc/ihttpd.conf"

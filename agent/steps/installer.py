@@ -19,7 +19,7 @@ from agent.runner.context import HostContext
 from agent.secrets import mask, register_secret
 from agent.steps.preflight import INSTALLER_DIR
 from agent.runner.registry import StepParams, StepResult, changed, failed, skipped, step
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 SCRIPT = f"{INSTALLER_DIR}/install.sh"
 LOG = f"{INSTALLER_DIR}/install.log"

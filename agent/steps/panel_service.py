@@ -12,7 +12,7 @@ from agent.errors import StepFailed
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, changed, ok, skipped, step
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 START_WAIT_SECONDS = 10
 # /proc/net/tcp{,6}: state 0A is LISTEN; the local port is the hex after the last colon.

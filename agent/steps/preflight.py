@@ -8,7 +8,7 @@ from agent.panel.mgrctl import CORE, MGRCTL, parse_key_values
 from agent.panel.preflight_rules import PANEL_PORTS, HostFacts, Verdict, evaluate
 from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, failed, ok, step
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 INSTALLER_DIR = "/var/lib/ispagent/installer"  # where the installer step keeps install.sh, its log, pid, rc
 

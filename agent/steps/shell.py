@@ -6,7 +6,7 @@ from pydantic import model_validator
 
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams, StepResult, changed, failed, ok, skipped, step
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 
 
 class ShellParams(StepParams):

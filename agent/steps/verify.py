@@ -12,7 +12,7 @@ from agent.panel.mgrctl import MGRCTL, edition_of, parse_key_values
 from agent.runner.context import HostContext
 from agent.stepkit.panelfiles import PanelConfigParams, planned_files
 from agent.runner.registry import StepResult, failed, ok, skipped, step
-from agent.transport.ssh import command_line
+from agent.transport.quoting import command_line
 from agent.transport.testinfra_host import testinfra_host
 
 

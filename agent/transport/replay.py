@@ -1,4 +1,4 @@
-"""Replay transport: a scripted stand-in for SshConnection, so steps can be tested without hosts.
+"""Replay transport: a scripted Connection (agent/transport/base.py), so steps can be tested without hosts.
 
 It records every command as the exact line that would reach the remote shell (argv quoted, the
 `sudo -n -- sh -c` wrapper of a sudo host included) and every upload as (dest, mode, content),
@@ -22,7 +22,8 @@ from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
 from agent.secrets import mask, shown
 from agent.transport.hostlog import HostLog
-from agent.transport.ssh import CommandResult, remote_line
+from agent.transport.base import CommandResult
+from agent.transport.quoting import remote_line
 
 Failure = Literal["timeout", "connection_lost"]
 
@@ -129,7 +130,7 @@ class ScriptMismatch(AssertionError):
 
 
 class ReplayConnection:
-    """An SshConnection look-alike for one host: `run` and `put` follow `script`, in order.
+    """A Connection to one host whose `run` and `put` follow `script`, in order.
 
     Like SshConnection it logs each command, its output and exit status to `log`, masks secrets
     in the CommandResult, and wraps commands in sudo on a sudo host.
@@ -144,10 +145,7 @@ class ReplayConnection:
         self.mismatches: list[str] = []
         self.closed = False
 
-    # -- what steps call (SshConnection's interface) -------------------------------------------
-
-    def open(self) -> None:
-        self.closed = False
+    # -- what steps call (the Connection protocol, agent/transport/base.py) ----------------------
 
     def close(self) -> None:
         self.closed = True

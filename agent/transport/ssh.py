@@ -4,7 +4,7 @@ Each connection is a paramiko client with the run's host key policy (hostkeys.py
 host directly or through a direct-tcpip channel of its bastion's connection. fabric's `Connection`
 did this once: it cost 3-4 ms of CPU per host in invoke's configuration merges (a fifth of the
 control node's CPU on 50 hosts), and its shared configuration was not thread-safe.
-Commands run in one long-lived /bin/sh on a session of that connection's transport (hostshell.py),
+Commands run in one long-lived /bin/sh on a session of that connection's transport (executors.py),
 not through fabric's `Connection.run`: invoke's runner starts I/O threads and polls every 10 ms for
 each command. 500 commands on 50 lab hosts at once took 0.41-0.58 s through the
 host shell, 1.30-1.64 s on a session each and 2.01-2.31 s through fabric (bench/command_runner.py,
@@ -14,16 +14,10 @@ three rounds). Uploads are commands too (the bytes on stdin): no SFTP session.
 from __future__ import annotations
 
 import logging
-import posixpath
 import random
-import selectors
-import shlex
 import socket
-import stat
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -39,8 +33,11 @@ from agent.errors import (
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import mask
 from agent.transport.hostkeys import KnownHosts, known_hosts_name
-from agent.transport.hostshell import STDIN_LIMIT, HostShell, ShellEnded, ShellTimedOut, drain
+from agent.transport.base import CommandResult
+from agent.transport.executors import CommandExecutor, ConnectionLost, HostShellExecutor, one_line
+from agent.transport.filewrite import put_script
 from agent.transport.hostlog import HostLog
+from agent.transport.quoting import remote_line
 
 CONNECT_ATTEMPTS = 3
 RETRY_BASE_DELAY = 0.5
@@ -49,35 +46,6 @@ RETRY_BASE_DELAY = 0.5
 # machine) until connect and banner timeouts call hosts unreachable that are not: with --forks 500
 # over 1000 lab hosts, 287 were. Waiting for a slot does not count against connect_timeout.
 MAX_HANDSHAKES = 48
-
-
-def command_line(argv: Sequence[str]) -> str:
-    """One shell command line from `argv`, every word quoted for a POSIX shell."""
-    return " ".join(shlex.quote(str(word)) for word in argv)
-
-
-def remote_line(command: str | Sequence[str], sudo: bool) -> str:
-    """The line the host's shell gets: `command` as written (or argv quoted), run as root through
-    `sudo -n` when `sudo` (never a password prompt)."""
-    line = command if isinstance(command, str) else command_line(command)
-    return command_line(["sudo", "-n", "--", "sh", "-c", line]) if sudo else line
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    command: str  # masked: safe to print
-    exit_status: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    def error_line(self) -> str:
-        """The last line the command wrote to stderr (or stdout), masked, for one-line errors."""
-        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        return mask(text[-1]) if text else f"exit status {self.exit_status}"
 
 
 class PrivateKeys:
@@ -125,8 +93,8 @@ class AeadFirstTransport(paramiko.Transport):
         super()._parse_disconnect(m)
 
 
-class ConnectionFactory:
-    """What every connection of a run shares: trusted keys, private keys, bastion connections."""
+class SshConnector:
+    """Opens a run's SSH connections; what they share: trusted keys, private keys, bastion connections."""
 
     def __init__(self, settings: SshSettings, known_hosts: KnownHosts | None = None) -> None:
         self.settings = settings
@@ -136,11 +104,15 @@ class ConnectionFactory:
         self._gateway_lock = threading.Lock()
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
 
+    def executor(self) -> CommandExecutor:
+        """How a new connection of this connector runs its commands (a host shell: see executors.py)."""
+        return HostShellExecutor(self.settings.connect_timeout)
+
     def connect(self, host: Host, log: HostLog | None = None) -> SshConnection:
         """An open, verified connection to `host`; raises HostUnreachable when it cannot be had."""
-        connection = SshConnection(host, self, log or HostLog(None))
-        connection.open()
-        return connection
+        log = log or HostLog(None)
+        client = self.open_connection(host.endpoint, host.gateway)
+        return SshConnection(host, client, log, self.settings, executor=self.executor())
 
     def open_connection(self, endpoint: Endpoint, via: Endpoint | None = None) -> paramiko.SSHClient:
         """A client connected to `endpoint` (through bastion `via` if given), its host key verified.
@@ -289,7 +261,7 @@ class ParamikoLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = _one_line(record.getMessage(), 300)
+            message = one_line(record.getMessage(), 300)
             if record.levelno >= logging.ERROR and not message.startswith("Traceback"):
                 self.last_error = message
             self.log.write("!", f"ssh: {message}")
@@ -301,23 +273,39 @@ class ParamikoLog(logging.Handler):
 
 
 class SshConnection:
-    """An open SSH connection to one host. Not shared between threads: one per host per run."""
+    """An open SSH connection to one host. Not shared between threads: one per host per run.
 
-    def __init__(self, host: Host, factory: ConnectionFactory, log: HostLog) -> None:
+    Made by SshConnector.connect, or around a paramiko client someone else opened and verified
+    (`adopt`: a Fabric Connection's client, say); `executor` decides how its commands run.
+    """
+
+    def __init__(self, host: Host, client: paramiko.SSHClient, log: HostLog | None = None,
+                 settings: SshSettings = SshSettings(), *, executor: CommandExecutor | None = None,
+                 owns_client: bool = True) -> None:
         self.host = host
-        self.factory = factory
-        self.log = log
-        self.client: paramiko.SSHClient | None = None  # connected and verified; None once closed
-        self.paramiko_log = ParamikoLog(host.name, log)
-        self._shell: HostShell | None = None  # opened by the first command
+        self.client: paramiko.SSHClient | None = client  # connected and verified; None once closed
+        self.log = log or HostLog(None)
+        self.settings = settings
+        self.executor = executor or HostShellExecutor(settings.connect_timeout)
+        self.owns_client = owns_client
+        self.paramiko_log = ParamikoLog(host.name, self.log)
+        transport = client.get_transport()
+        if transport is not None:
+            self.paramiko_log.attach(transport)
 
-    def open(self) -> None:
-        self.client = self.factory.open_connection(self.host.endpoint, self.host.gateway)
-        self.paramiko_log.attach(self.client.get_transport())
+    @classmethod
+    def adopt(cls, host: Host, client: paramiko.SSHClient, log: HostLog | None = None,
+              settings: SshSettings = SshSettings(), *, executor: CommandExecutor | None = None) -> SshConnection:
+        """A connection over `client`, already connected and its host key already verified by its
+        owner, who also closes it: close() here only ends what this connection opened on it."""
+        transport = client.get_transport()
+        if transport is None or not transport.is_active():
+            raise HostUnreachable(f"{host.name}: the SSH client to adopt is not connected")
+        return cls(host, client, log, settings, executor=executor, owns_client=False)
 
     def close(self) -> None:
-        self._drop_shell()
-        if self.client is not None:
+        self.executor.close()
+        if self.client is not None and self.owns_client:
             self.client.close()
         self.client = None
         self.paramiko_log.detach()
@@ -337,8 +325,7 @@ class SshConnection:
         """
         line = remote_line(command, self.host.sudo if sudo is None else sudo)
         self.log.write("$", line)
-        timeout = timeout or self.factory.settings.command_timeout
-        status, out, err = self._exec(line, timeout, stdin)
+        status, out, err = self.execute(line, timeout or self.settings.command_timeout, stdin)
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if log_output:
             self.log.write("|", stdout)
@@ -346,53 +333,15 @@ class SshConnection:
         self.log.write("=", f"exit {status}")
         return CommandResult(mask(line), status, stdout, stderr)
 
-    def _exec(self, line: str, timeout: float, stdin: bytes | None) -> tuple[int, bytes, bytes]:
+    def execute(self, line: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+        """(exit status, stdout, stderr) of the shell line `line`, unlogged, through the executor."""
         transport = self._transport()
-        deadline = time.monotonic() + timeout
-        if stdin is not None and len(stdin) > STDIN_LIMIT:
-            return self._exec_on_session(transport, line, deadline, stdin)
         try:
-            if self._shell is None:
-                self._shell = HostShell(transport, self.factory.settings.connect_timeout)
-            return self._shell.run(line, stdin, deadline)
-        except ShellTimedOut:
-            self._drop_shell()
-            raise CommandTimeout(f"command timed out: {_one_line(mask(line))}") from None
-        except ShellEnded as ended:
-            self._drop_shell()
-            if not transport.is_active():
-                raise self._lost(transport, " while running a command") from None
-            # The shell itself was killed (the command's fate is its own): a failed command, and
-            # the next command gets a new shell.
-            return -1, ended.out, ended.err
-        except (paramiko.SSHException, OSError, EOFError) as error:
-            self._drop_shell()
-            raise HostUnreachable(f"{self.host.name}: connection lost: {error or type(error).__name__}") from None
-
-    def _drop_shell(self) -> None:
-        """Close the host shell, if any: the next command opens a new one."""
-        if self._shell is not None:
-            self._shell.close()
-            self._shell = None
-
-    def _exec_on_session(self, transport: paramiko.Transport, line: str, deadline: float,
-                         stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        """`line` on a session of its own, `stdin` streamed to it: for data too large to carry through the shell."""
-        try:
-            channel = transport.open_session(timeout=self.factory.settings.connect_timeout)
-            channel.exec_command(line)
-            if stdin is not None:
-                _send_stdin(channel, stdin)
-            channel.shutdown_write()
-            status, out, err = _collect(channel, deadline, mask(line))
-        except (paramiko.SSHException, OSError, EOFError) as error:
-            raise HostUnreachable(f"{self.host.name}: connection lost: {error or type(error).__name__}") from None
-        if status == -1 and not transport.is_active():
-            # paramiko closes the channels of a dead connection with exit status -1: the command's
-            # fate is unknown, so this is a lost connection (resumable), not a command that failed.
-            # (-1 on a live connection is a command killed by a signal: a real failure.)
-            raise self._lost(transport, " while running a command")
-        return status, out, err
+            return self.executor.execute(transport, line, stdin, time.monotonic() + timeout)
+        except ConnectionLost as lost:
+            if lost.detail:
+                raise HostUnreachable(f"{self.host.name}: connection lost: {lost.detail}") from None
+            raise self._lost(transport, " while running a command") from None
 
     def _transport(self) -> paramiko.Transport:
         # Checked before every use: a dead connection is reported (the host is resumable), never reopened.
@@ -417,7 +366,7 @@ class SshConnection:
         """
         self.log.write("$", f"put {path} ({len(data)} bytes, mode {mode:o})")
         line = remote_line(put_script(path, mode, make_parents), self.host.sudo)
-        status, _, err = self._exec(line, self.factory.settings.command_timeout, data)
+        status, _, err = self.execute(line, self.settings.command_timeout, data)
         self.log.write("=", f"exit {status}")
         if status != 0:
             reason = CommandResult(mask(line), status, "", err.decode(errors="replace")).error_line()
@@ -428,81 +377,10 @@ def _why_closed(transport: paramiko.Transport | None, paramiko_said: str | None 
     """What ended a dead transport, as its reader thread saw it (": the server closed the connection")."""
     reason = getattr(transport, "disconnect_reason", None)
     if reason:
-        return f": {mask(_one_line(reason))}"
+        return f": {mask(one_line(reason))}"
     error = transport.get_exception() if transport is not None else None
     if error is None:
         return f": {mask(paramiko_said)}" if paramiko_said else ""
     if isinstance(error, EOFError):
         return ": the server closed the connection"
     return f": {mask(str(error) or type(error).__name__)}"
-
-
-def _send_stdin(channel: paramiko.Channel, data: bytes) -> None:
-    try:
-        channel.sendall(data)
-    except OSError:
-        # The command closed its end before reading everything (it failed early, e.g. a missing
-        # directory): its exit status and stderr say why. Only a dead connection is lost.
-        if not channel.get_transport().is_active():
-            raise
-
-
-def staging_path(path: str) -> str:
-    """A fresh name beside `path` to write to before renaming over it (same directory: same file system)."""
-    return f"{path}.ispagent-{uuid.uuid4().hex[:8]}"
-
-
-def store_stdin(staging: str, mode: int) -> str:
-    """The shell words that store stdin in the new file `staging` (quoted) with exactly `mode`.
-
-    One process: coreutils' `install` creates the file 0600 with O_EXCL (never readable by others
-    while it fills, never through a symlink planted at the name) and then sets `mode` itself,
-    whatever the umask or a default ACL would have made of it. `cat >` plus `chmod` in a subshell
-    took three processes, a fifth of a small upload's cost on the host.
-    """
-    return f"umask 077 && install -m {stat.S_IMODE(mode):o} -T /dev/stdin {staging}"
-
-
-def put_script(path: str, mode: int, make_parents: bool = False) -> str:
-    """The shell line that stores its stdin at `path` with `mode`, atomically; leaves no staging file behind.
-
-    `mv -T`: a directory at `path` is an error, not a place to move the file into.
-    """
-    dest = command_line([path])
-    staging = command_line([staging_path(path)])
-    mkdir = f"mkdir -p -- {command_line([posixpath.dirname(path)])} && " if make_parents else ""
-    return f"{mkdir}{store_stdin(staging, mode)} && mv -fT -- {staging} {dest} || {{ rm -f -- {staging}; exit 1; }}"
-
-
-def _one_line(command: str, limit: int = 120) -> str:
-    """A command as one short line for an error message: a multi-line script becomes its words."""
-    words = " ".join(command.split())
-    return words if len(words) <= limit else words[: limit - 3] + "..."
-
-
-def _collect(channel: paramiko.Channel, deadline: float, shown: str) -> tuple[int, bytes, bytes]:
-    # A selector, not select.select(): that fails with "filedescriptor out of range" once a run
-    # holds more than 1024 descriptors (a few hundred hosts), and the channel's fd is then above it.
-    with selectors.DefaultSelector() as selector:
-        selector.register(channel, selectors.EVENT_READ)
-        return _collect_until(channel, selector, deadline, shown)
-
-
-def _collect_until(
-    channel: paramiko.Channel, selector: selectors.BaseSelector, deadline: float, shown: str
-) -> tuple[int, bytes, bytes]:
-    out, err = bytearray(), bytearray()
-    while True:
-        drained = drain(channel, out, err)
-        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-            if channel.closed or channel.eof_received:
-                break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            channel.close()
-            raise CommandTimeout(f"command timed out: {_one_line(shown)}")
-        if not drained:
-            selector.select(min(remaining, 0.5))
-    status = channel.recv_exit_status()
-    channel.close()
-    return status, bytes(out), bytes(err)

@@ -2,7 +2,7 @@
 
 testinfra's paramiko backend accepts any host key (WarningPolicy, no known_hosts), opens a second
 connection per host, and after a dropped connection quietly makes a new, unverified one. This
-backend makes none: every check runs through `SshConnection.run`, over the connection whose host
+backend makes none: every check runs through the connection's `run`, over the connection whose host
 key was verified, with its sudo -n, command timeout and masked host log.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from agent.transport.ssh import SshConnection
+from agent.transport.base import Connection
 
 
-def testinfra_host(connection: SshConnection) -> testinfra.host.Host:
+def testinfra_host(connection: Connection) -> testinfra.host.Host:
     """A testinfra Host (`file`, `socket`, `run`, ...) that checks the host over `connection`."""
     return testinfra.host.Host(_ConnectionBackend(connection))
 
@@ -24,7 +24,7 @@ def testinfra_host(connection: SshConnection) -> testinfra.host.Host:
 class _ConnectionBackend(BaseBackend):
     NAME = "ispagent"
 
-    def __init__(self, connection: SshConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         # testinfra's own sudo stays off: the connection adds `sudo -n` when the host needs it.
         super().__init__(connection.host.name)
         self.connection = connection

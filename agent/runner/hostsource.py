@@ -1,0 +1,82 @@
+"""Where a run's hosts come from: a host source hands them out one at a time and hears how each ended.
+
+The runner's workers call `claim()` until it gives None, and `release()` with each host's outcome.
+StaticHostSource is a fixed list, kept to this run by a lock on the inventory; a source shared by
+several control nodes (a rollout in the ledger) or by a Fabric Group plugs in the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager
+from typing import Iterable, Protocol, runtime_checkable
+
+from agent.inventory.model import Host
+from agent.runner.events import HostOutcome
+
+
+@runtime_checkable
+class HostSource(Protocol):
+    def __enter__(self) -> HostSource:
+        """Take what the source needs for the run (a lock, a claim on a rollout)."""
+        ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def claim(self) -> Host | None:
+        """The next host this run should work on, or None when there is none (left, or for now)."""
+        ...
+
+    def release(self, host: Host, outcome: HostOutcome) -> None:
+        """`host` is done with (finished, failed or given up): its outcome."""
+        ...
+
+
+class StaticHostSource:
+    """The hosts of a list, each once, in order; `lock` (entered with the source) keeps other runs off them."""
+
+    def __init__(self, hosts: Iterable[Host], lock: AbstractContextManager | None = None) -> None:
+        self._pending = list(reversed(list(hosts)))
+        self._lock = lock
+        self._mutex = threading.Lock()
+        self.released: dict[str, HostOutcome] = {}
+
+    def __enter__(self) -> StaticHostSource:
+        if self._lock is not None:
+            self._lock.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.__exit__(*exc)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def claim(self) -> Host | None:
+        with self._mutex:
+            return self._pending.pop() if self._pending else None
+
+    def release(self, host: Host, outcome: HostOutcome) -> None:
+        with self._mutex:
+            self.released[host.name] = outcome
+
+
+class BatchOf:
+    """At most `size` claims of `source`: one rolling batch (--batch-size)."""
+
+    def __init__(self, source: HostSource, size: int) -> None:
+        self.source = source
+        self.left = size
+        self.claimed = 0
+        self._mutex = threading.Lock()
+
+    def claim(self) -> Host | None:
+        with self._mutex:
+            if self.left <= 0:
+                return None
+            host = self.source.claim()
+            if host is not None:
+                self.left -= 1
+                self.claimed += 1
+            return host
