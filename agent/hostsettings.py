@@ -11,7 +11,7 @@ would otherwise silently drop the checksum pin.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,13 +45,10 @@ class LicenseSettings:
 
 
 @dataclass(frozen=True)
-class HostSettings:
-    """Everything ispagent itself reads from one host's vars, checked."""
+class AccountSettings:
+    """What the hosts of one partner account share: the account, the ledger recording it, the program's rules."""
 
-    install: InstallSettings
-    license: LicenseSettings
     partner: PartnerVars
-    panel: PanelSettings = PanelSettings()
     ledger_url: str | None = None
     ledger_path: Path | None = None
     program_file: Path | None = None
@@ -66,6 +63,29 @@ class HostSettings:
         from agent.economics.program import program_location
 
         return program_location({"program_file": self.program_file})
+
+    def key(self) -> tuple:
+        """Equal for hosts that share all of it (hashable: the price lists are a mapping)."""
+        partner = tuple((f.name, tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
+                        for f in fields(self.partner) for value in [getattr(self.partner, f.name)])
+        return partner, self.ledger_url, self.ledger_path, self.program_file
+
+    def describe(self) -> str:
+        """The account and its ledger in a few words, secrets masked: how messages name an account."""
+        from agent.secrets import mask
+
+        ledger = self.ledger_url or self.ledger_path or "the default ledger"
+        return mask(f"account {self.partner.api_url} (ledger {ledger})")
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Everything ispagent itself reads from one host's vars, checked: its own, and its account's."""
+
+    install: InstallSettings
+    license: LicenseSettings
+    account: AccountSettings
+    panel: PanelSettings = PanelSettings()
 
 
 def unknown_var_problem(key: str) -> str | None:
@@ -127,8 +147,15 @@ def read_host_settings(vars: Mapping[str, Any]) -> HostSettings:
             fqdn=str(vars["fqdn"]) if vars.get("fqdn") else None,
             activation_key=Secret(activation_key) if activation_key else None,
         ),
-        partner=partner_vars(vars),
+        account=read_account_settings(vars),
         panel=read_panel_settings(vars),
+    )
+
+
+def read_account_settings(vars: Mapping[str, Any]) -> AccountSettings:
+    """The AccountSettings of merged vars (partner_*, ledger_*, program_file). Raises an InputError naming the var."""
+    return AccountSettings(
+        partner=partner_vars(vars),
         ledger_url=_text("ledger_url", vars.get("ledger_url")),
         ledger_path=_path("ledger_path", vars.get("ledger_path")),
         program_file=_path("program_file", vars.get("program_file")),

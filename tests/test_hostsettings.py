@@ -43,8 +43,8 @@ def test_settings_are_typed():
         "ledger_path": "~/ledger.sqlite", "greeting": "hello",
     })
     assert (settings.install.edition, settings.license.period, settings.license.fqdn) == ("pro", "annual", "web1.example.com")
-    assert settings.install.installer_timeout_minutes == 5.0 and settings.partner.reuse_free is True
-    assert settings.ledger_location(Path("/state")) == Path("~/ledger.sqlite").expanduser()
+    assert settings.install.installer_timeout_minutes == 5.0 and settings.account.partner.reuse_free is True
+    assert settings.account.ledger_location(Path("/state")) == Path("~/ledger.sqlite").expanduser()
     assert repr(settings.license.activation_key) == "'***'" and "1234-secret" not in repr(settings)
 
 

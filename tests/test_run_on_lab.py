@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -169,3 +170,42 @@ def test_killed_run_resumes_only_unfinished_hosts(lab, tmp_path):
     assert report["run_id"] == run_id and summary["ok"] + summary["changed"] == len(lab.hosts)
     record = json.loads((tmp_path / "runs" / run_id / "run.json").read_text())
     assert record["status"] == "finished" and len(record["resumed_at"]) == 1
+
+
+def _journal_shape(state_dir, run_id: str) -> list[tuple]:
+    """A run's journal events without times and ids, host by host in order: what must match."""
+    keep = ("event", "host", "step", "status", "changed", "message")
+    shaped = [tuple((key, event.get(key)) for key in keep if key in event)
+              for event in events(state_dir, run_id) if event.get("event") not in ("run_started", "run_finished")]
+    return sorted(shaped, key=lambda items: dict(items).get("host") or "")
+
+
+def test_a_run_built_in_python_from_objects_gives_the_journal_events_of_the_cli(lab, tmp_path):
+    import yaml
+
+    from agent.inventory.model import Endpoint, Host, SshSettings
+    from agent.runner.playbook import playbook_from_data
+    from agent.runner.run import RunOptions, RunPlan, start_run
+
+    _clean(lab, "/srv/ispagent-smoke")
+    inventory = write_inventory(lab, tmp_path / "inventory.yaml")
+    cli = ispagent("run", str(SMOKE), "-i", str(inventory), state_dir=tmp_path / "cli")
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    cli_run = read_run_id_from(cli)
+
+    _clean(lab, "/srv/ispagent-smoke")
+    vars = {"edition": "lite", "period": "monthly", "release": "stable"}
+    hosts = [Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file), vars={**vars, "fqdn": h.fqdn})
+             for h in lab.hosts]
+    playbook = playbook_from_data(yaml.safe_load(SMOKE.read_text()), SMOKE.parent, name="smoke")
+    plan = RunPlan(playbook, hosts, RunOptions(state_dir=tmp_path / "python"),
+                   SshSettings(known_hosts=lab.known_hosts_path, connect_timeout=5))
+    result = start_run(plan, listener=lambda event: None)
+    assert result.exit_code == 0 and result.count("changed") == len(lab.hosts)
+    python_shape = _journal_shape(tmp_path / "python", result.run_id)
+    assert python_shape == _journal_shape(tmp_path / "cli", cli_run)
+    assert len(python_shape) == len(lab.hosts) * (2 + 2 * len(playbook.steps))
+
+
+def read_run_id_from(completed: subprocess.CompletedProcess) -> str:
+    return re.search(r"\b(\d{8}T\d{6}-[0-9a-f]{6})\b", completed.stdout + completed.stderr).group(1)

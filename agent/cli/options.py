@@ -9,11 +9,11 @@ else the defaults.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
 
+from agent.clock import UTC
 from agent.errors import InputError
 from agent.secrets import shown
 
@@ -64,8 +64,17 @@ def inventory_hosts(inventory: Path | None, limit: str | None = None) -> list:
 
 
 def first_vars(hosts: list) -> dict:
-    """The vars of the first host: where the inventory-wide settings (partner, ledger, program) are read."""
-    return dict(hosts[0].vars) if hosts else {}
+    """The vars of the selected hosts' one account (partner, ledger, program): their first host's.
+
+    Selected hosts of several accounts are refused in one line: a command that speaks to one
+    account must not silently take the first host's.
+    """
+    if not hosts:
+        return {}
+    from agent.rollout import Rollout
+
+    fix = "give an inventory whose hosts share one account (or select them with --limit where the command has it)"
+    return dict(Rollout(hosts, where="the inventory").single("this command", fix).hosts[0].vars)
 
 
 def inventory_vars(inventory: Path | None, limit: str | None = None) -> dict:
@@ -108,7 +117,7 @@ def economics_context(inventory, ledger_at, program_file, today):
     vars = inventory_vars(inventory)
     program = program_of(vars, program_file)
     ledger = ledger_of(vars, ledger_at)
-    day = parse_day(today) if today else date.today()
+    day = parse_day(today) if today else UTC.today()
     if day is None:
         raise InputError(f"--today {shown(today)}: write YYYY-MM-DD")
     return ledger, program, day

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import click
 
-from agent.cli.options import first_vars, fleet_options, inventory_hosts, ledger_of, partner_client, program_of
+from agent.cli.options import fleet_options
 from agent.cli.output import echo, echo_json
 
 
@@ -19,18 +17,24 @@ def plan(inventory, limit, as_json) -> None:
     Uses the inventory addresses as the servers' IPs and does not connect to them
     (`ispagent run --dry-run` also reads each server's current license). Each license to order is
     priced from the program file at the discount it would get today, tier raises included.
+    Hosts of different partner accounts (or ledgers) are planned account by account; with
+    --json, several accounts give {"accounts": [{"account": ..., "hosts": ..., ...}]}.
     """
     from agent.licensing.fleet import plan_fleet, wanted_licenses
-    from agent.partner.settings import settings_from_vars
+    from agent.rollout import Rollout
 
-    hosts = inventory_hosts(inventory, limit)
-    vars = first_vars(hosts)
-    settings = settings_from_vars(vars)
-    account = partner_client(vars).list()
-    fleet = plan_fleet(wanted_licenses(hosts), account, ledger_of(vars), program_of(vars), date.today(), settings.reuse_free)
+    with Rollout.from_inventory(inventory, limit) as rollout:
+        fleets = [(group, plan_fleet(wanted_licenses(group.hosts), rollout.client(group).list(), rollout.ledger(group),
+                                     rollout.program(group), rollout.clock.today(), group.account.partner.reuse_free))
+                  for group in rollout.groups]
     if as_json:
-        return echo_json(_plan_json(fleet))
-    _print_plan(fleet)
+        if len(fleets) == 1:
+            return echo_json(_plan_json(fleets[0][1]))
+        return echo_json({"accounts": [{"account": group.account.describe(), **_plan_json(fleet)} for group, fleet in fleets]})
+    for group, fleet in fleets:
+        if len(fleets) > 1:
+            echo(f"== {group.account.describe()}: {len(group.hosts)} host(s)")
+        _print_plan(fleet)
 
 
 def _plan_json(fleet) -> dict:

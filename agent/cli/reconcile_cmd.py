@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import click
 
-from agent.cli.options import first_vars, fleet_options, inventory_hosts, ledger_of, partner_client
+from agent.cli.options import fleet_options
 from agent.cli.output import echo, echo_json
 
 
@@ -20,18 +18,27 @@ def reconcile(inventory, limit, days, as_json) -> None:
     The servers' IPs are the inventory addresses; findings: missing, orphaned, ip-mismatch,
     edition-mismatch, expiring, unconfirmed (activations the account has not confirmed), and for the
     turnover: unbilled (an account license the ledger bills nothing for) and billed-gone (the ledger
-    bills a license the account no longer holds).
+    bills a license the account no longer holds). Hosts of different partner accounts (or ledgers)
+    are compared account by account; with --json each finding then names its account.
     """
     from agent.licensing.fleet import reconcile as compare
     from agent.licensing.fleet import wanted_licenses
+    from agent.rollout import Rollout
 
-    hosts = inventory_hosts(inventory, limit)
-    vars = first_vars(hosts)
-    wanted = wanted_licenses(hosts)
-    account = partner_client(vars).list()
-    findings = compare(wanted, account, ledger_of(vars), date.today().isoformat(), days)
+    results = []
+    with Rollout.from_inventory(inventory, limit) as rollout:
+        for group in rollout.groups:
+            wanted = wanted_licenses(group.hosts)
+            account = rollout.client(group).list()
+            findings = compare(wanted, account, rollout.ledger(group), rollout.clock.today().isoformat(), days)
+            results.append((group, wanted, account, findings))
+    several = len(results) > 1
     if as_json:
-        return echo_json([f.__dict__ for f in findings])
-    for f in findings:
-        echo(f"{f.kind:<17} {f.host_name or '-':<12} {f.license_id or '-':<10} {f.detail}")
-    echo(f"{len(findings)} finding(s) for {len(wanted)} host(s) and {len(account)} license(s) in the account")
+        return echo_json([{**f.__dict__, **({"account": group.account.describe()} if several else {})}
+                          for group, _, _, findings in results for f in findings])
+    for group, wanted, account, findings in results:
+        if several:
+            echo(f"== {group.account.describe()}: {len(group.hosts)} host(s)")
+        for f in findings:
+            echo(f"{f.kind:<17} {f.host_name or '-':<12} {f.license_id or '-':<10} {f.detail}")
+        echo(f"{len(findings)} finding(s) for {len(wanted)} host(s) and {len(account)} license(s) in the account")

@@ -24,7 +24,8 @@ class HostSource(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
     def claim(self) -> Host | None:
-        """The next host this run should work on, or None when there is none (left, or for now)."""
+        """The next host this run should work on; None ends the worker that asked (a source
+        that expects more hosts later waits inside claim instead)."""
         ...
 
     def release(self, host: Host, outcome: HostOutcome) -> None:

@@ -11,10 +11,10 @@ import contextlib
 import os
 import traceback
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Callable
 
+from agent.clock import UTC
 from agent.errors import HostUnreachable, InputError, RunAborted, StateDirError
 from agent.inventory.model import Host
 from agent.runner.batches import failed_percent, parse_batch_size, threshold_exceeded
@@ -223,18 +223,18 @@ def _uses_account(run: _Run) -> bool:
 def _read_standing(run: _Run, result: RunResult) -> None:
     if run.options.dry_run or not _uses_account(run) or result.status == "interrupted":
         return
-    settings = [run.plan.settings[host.name] for host in run.plan.hosts]
+    settings = [run.plan.settings[host.name].account for host in run.plan.hosts]
     licenses = [host.report.get("license") or {} for host in result.hosts]
     orders = [(lic["edition"], lic["period"]) for lic in licenses if lic.get("action") == "ordered"]
     result.standing = read_standing(run.services, settings, [h.name for h in run.plan.hosts], run.options.state_dir,
-                                    date.today(), orders)
+                                    UTC.today(), orders)
 
 
 def _read_account_credentials(run: _Run) -> None:
     """The partner credentials of every host, read once, before any host is contacted."""
     for host in run.plan.hosts:
         try:
-            run.services.partner_settings(run.plan.settings[host.name].partner)
+            run.services.partner_settings(run.plan.settings[host.name].account.partner)
         except InputError as error:
             raise type(error)(f"{run.plan.where}: hosts.{host.name}: {error}") from None
 
@@ -364,7 +364,7 @@ def _audit(run: _Run, context: HostContext, carried: dict[str, StepRecord]):
     """The read-only pass of a drift-only run on one host (see agent/runner/drift.py)."""
     known = interrupted_changes(run.plan.playbook, carried)
     if _uses_account(run) and not run.options.dry_run:
-        ledger = run.services.ledger(context.settings.ledger_location(run.options.state_dir))
+        ledger = run.services.ledger(context.settings.account.ledger_location(run.options.state_dir))
         known += unconfirmed_activations(ledger, context.host.name)
     steps = audit_steps(run.plan.playbook)
     return audit_host(steps, lambda planned: run_step(context, planned, run.listener, audit=True), known)

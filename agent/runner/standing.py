@@ -18,7 +18,7 @@ from agent.errors import IspagentError
 from agent.secrets import mask
 
 if TYPE_CHECKING:
-    from agent.hostsettings import HostSettings
+    from agent.hostsettings import AccountSettings
     from agent.runner.services import RunServices
 
 EXPIRY_WINDOW_DAYS = 30
@@ -82,7 +82,7 @@ def expiring_licenses(licenses: Iterable, today: date, days: int = EXPIRY_WINDOW
 
 
 def read_standing(
-    services: RunServices, settings: Iterable[HostSettings], host_names: Iterable[str], state_dir, today: date,
+    services: RunServices, settings: Iterable[AccountSettings], host_names: Iterable[str], state_dir, today: date,
     orders: Iterable[tuple[str, str]] = (),
 ) -> AccountStanding:
     """Unconfirmed activations of the run's hosts, expiring licenses, this month's turnover, and the

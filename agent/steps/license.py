@@ -7,7 +7,7 @@ Partner settings come from the host's settings (see agent/partner/settings.py). 
 
 from __future__ import annotations
 
-from datetime import date
+from agent.clock import UTC
 
 from agent.licensing.ensure import LicenseGrant, LicenseWork, ensure_license
 from agent.licensing.plan import WantedLicense, plan_for_host
@@ -26,9 +26,9 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
         prefix = str(key).split("-", 1)[0]
         grant = LicenseGrant(prefix if prefix.isdigit() else "", str(key), wanted.edition, wanted.period, "none")
         return _handed(ctx, grant, ok(f"activation key from the inventory (license {grant.id or 'unknown'})"))
-    settings = ctx.services.partner_settings(ctx.settings.partner)
-    client = ctx.services.partner(ctx.settings.partner)
-    ledger = ctx.services.ledger(ctx.settings.ledger_location(ctx.state_dir))
+    settings = ctx.services.partner_settings(ctx.settings.account.partner)
+    client = ctx.services.partner(ctx.settings.account.partner)
+    ledger = ctx.services.ledger(ctx.settings.account.ledger_location(ctx.state_dir))
     server_licid = ctx.state.preflight.licid if ctx.state.preflight else None
     if ctx.dry_run:
         return _dry_run(ctx, wanted, client, ledger, server_licid, settings.reuse_free)
@@ -54,9 +54,9 @@ def _dry_run(ctx: HostContext, wanted: WantedLicense, client, ledger, server_lic
     """The same plan ensure_license would carry out, priced at today's tier; nothing is ordered."""
     from agent.economics.program import load_program
 
-    program = load_program(ctx.settings.program_location())
+    program = load_program(ctx.settings.account.program_location())
     plan = plan_for_host(wanted, client.list(), ledger_view(ledger, wanted.host_name), server_licid=server_licid,
-                         reuse_free=reuse_free, quote=price_today(ledger, program, date.today()))
+                         reuse_free=reuse_free, quote=price_today(ledger, program, UTC.today()))
     license_id = plan.license.id if plan.license else None
     ctx.report["license"] = {"id": license_id, "edition": wanted.edition, "period": wanted.period, "action": plan.action}
     would = {"none": "would leave alone:", "existing": "would keep", "adopted": "would adopt", "reused": "would reuse",

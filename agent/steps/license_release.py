@@ -26,12 +26,12 @@ class ReleaseParams(StepParams):
 @step("license_release", ReleaseParams, uses_account=True)
 def license_release(ctx: HostContext, params: ReleaseParams) -> StepResult:
     """Park, suspend or delete the license of a server being decommissioned."""
-    ledger = ctx.services.ledger(ctx.settings.ledger_location(ctx.state_dir))
+    ledger = ctx.services.ledger(ctx.settings.account.ledger_location(ctx.state_dir))
     held = ledger.license_of_host(ctx.host.name)
     license_id = _panel_licid(ctx) or (held.id if held else None)
     if not license_id or license_id == "0":
         return skipped("no license known for this server (none on the panel, none in the ledger)")
-    client = ctx.services.partner(ctx.settings.partner)
+    client = ctx.services.partner(ctx.settings.account.partner)
     try:
         lic = client.get(license_id)
     except PartnerNotFound:

@@ -24,8 +24,8 @@ def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
     if ctx.dry_run:
         return skipped(f"would report license {grant.id} as used by {wanted_license(ctx).fqdn}")
     wanted = wanted_license(ctx)
-    ledger = ctx.services.ledger(ctx.settings.ledger_location(ctx.state_dir))
-    client = ctx.services.partner(ctx.settings.partner)
+    ledger = ctx.services.ledger(ctx.settings.account.ledger_location(ctx.state_dir))
+    client = ctx.services.partner(ctx.settings.account.partner)
     host = ledger.host(ctx.host.name, ctx.host.address, wanted.fqdn)
     ledger.queue_activation(grant.id, host, wanted.ip, grant.edition, grant.period)
     pending = ledger.activations(host.name, state="pending")
