@@ -18,7 +18,9 @@ from agent.runner.services import RunServices
 
 if TYPE_CHECKING:
     from agent.economics.program import Program
+    from agent.economics.turnover import TurnoverReport
     from agent.ledger import LicenseLedger
+    from agent.licensing.fleet import FleetPlan, Finding
     from agent.partner.client import PartnerClient
 
 
@@ -69,6 +71,26 @@ class Rollout:
         from agent.economics.program import load_program
 
         return load_program(group.account.program_location())
+
+    def plan(self, group: AccountGroup) -> FleetPlan:
+        """Per host of `group`, whether its license would be adopted, reused or ordered, and at what price today."""
+        from agent.licensing.fleet import plan_fleet, wanted_licenses
+
+        return plan_fleet(wanted_licenses(group.hosts), self.client(group).list(), self.ledger(group),
+                          self.program(group), self.clock.today(), group.account.partner.reuse_free)
+
+    def reconcile(self, group: AccountGroup, expiring_days: int = 30) -> list[Finding]:
+        """`group`'s servers, its ledger and its account compared (agent/licensing/fleet.py)."""
+        from agent.licensing.fleet import reconcile, wanted_licenses
+
+        return reconcile(wanted_licenses(group.hosts), self.client(group).list(), self.ledger(group),
+                         self.clock.today().isoformat(), expiring_days)
+
+    def turnover(self, group: AccountGroup) -> TurnoverReport:
+        """This month's turnover, tier and obligations of `group`'s account, from its ledger."""
+        from agent.economics.turnover import turnover_report
+
+        return turnover_report(self.ledger(group), self.program(group), self.clock.today())
 
     def close(self) -> None:
         self.services.close()

@@ -16,20 +16,20 @@ AGENT = Path(__file__).resolve().parent.parent / "agent"
 # Lowest first. A module belongs to the floor of the longest prefix that names it.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("agent.errors", "agent.secrets", "agent.atomicfile", "agent.statedir", "agent.yamlnodes", "agent.editions",
-     "agent.inputfile", "agent.userpath"),
+     "agent.inputfile", "agent.userpath", "agent.clock"),
     ("agent.inventory", "agent.transport", "agent.partner", "agent.ledger", "agent.panel", "agent.installer",
      "agent.economics", "agent.hostsettings"),
     ("agent.licensing",),
-    ("agent.runner", "agent.scheduling"),
+    ("agent.runner", "agent.scheduling", "agent.rollout"),
     ("agent.stepkit",),
     ("agent.steps",),
-    ("agent.lab",),
+    ("agent.lab", "agent.testing"),
     ("agent.cli", "agent.__main__"),
 )
 
 
 def floor_of(module: str) -> int:
-    if module == "agent":  # the package itself: its __init__ imports nothing
+    if module == "agent":  # the package itself: its facade imports each name on first use, by its module's name
         return 0
     best, floor = "", -1
     for index, prefixes in enumerate(FLOORS):

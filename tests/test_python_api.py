@@ -45,7 +45,7 @@ def test_the_licenses_and_money_example_runs_and_its_renewal_is_in_turnover(acco
     emulator_client_order(emulator, "203.0.113.10", "web1.example.com")
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        exec(compile(readme_example("Licenses and money, with the settings"), "README.md", "exec"), {})
+        exec(compile(readme_example("Licenses and money, account by account"), "README.md", "exec"), {})
     lines = output.getvalue().splitlines()
     # web1's license is in the account already, web2 would get a new one, at a price
     assert lines[0].startswith("web1 adopted ") and lines[1].startswith("web2 ordered None ")

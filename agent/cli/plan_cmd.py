@@ -20,13 +20,10 @@ def plan(inventory, limit, as_json) -> None:
     Hosts of different partner accounts (or ledgers) are planned account by account; with
     --json, several accounts give {"accounts": [{"account": ..., "hosts": ..., ...}]}.
     """
-    from agent.licensing.fleet import plan_fleet, wanted_licenses
     from agent.rollout import Rollout
 
     with Rollout.from_inventory(inventory, limit) as rollout:
-        fleets = [(group, plan_fleet(wanted_licenses(group.hosts), rollout.client(group).list(), rollout.ledger(group),
-                                     rollout.program(group), rollout.clock.today(), group.account.partner.reuse_free))
-                  for group in rollout.groups]
+        fleets = [(group, rollout.plan(group)) for group in rollout.groups]
     if as_json:
         if len(fleets) == 1:
             return echo_json(_plan_json(fleets[0][1]))

@@ -21,24 +21,17 @@ def reconcile(inventory, limit, days, as_json) -> None:
     bills a license the account no longer holds). Hosts of different partner accounts (or ledgers)
     are compared account by account; with --json each finding then names its account.
     """
-    from agent.licensing.fleet import reconcile as compare
-    from agent.licensing.fleet import wanted_licenses
     from agent.rollout import Rollout
 
-    results = []
     with Rollout.from_inventory(inventory, limit) as rollout:
-        for group in rollout.groups:
-            wanted = wanted_licenses(group.hosts)
-            account = rollout.client(group).list()
-            findings = compare(wanted, account, rollout.ledger(group), rollout.clock.today().isoformat(), days)
-            results.append((group, wanted, account, findings))
+        results = [(group, rollout.reconcile(group, days), len(rollout.client(group).list())) for group in rollout.groups]
     several = len(results) > 1
     if as_json:
         return echo_json([{**f.__dict__, **({"account": group.account.describe()} if several else {})}
-                          for group, _, _, findings in results for f in findings])
-    for group, wanted, account, findings in results:
+                          for group, findings, _ in results for f in findings])
+    for group, findings, licenses in results:
         if several:
             echo(f"== {group.account.describe()}: {len(group.hosts)} host(s)")
         for f in findings:
             echo(f"{f.kind:<17} {f.host_name or '-':<12} {f.license_id or '-':<10} {f.detail}")
-        echo(f"{len(findings)} finding(s) for {len(wanted)} host(s) and {len(account)} license(s) in the account")
+        echo(f"{len(findings)} finding(s) for {len(group.hosts)} host(s) and {licenses} license(s) in the account")
