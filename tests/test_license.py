@@ -9,7 +9,8 @@ import pytest
 
 from agent.errors import LicenseConflict, PartnerPaymentRequired, PartnerTransient
 from agent.ledger import LicenseLedger
-from agent.licensing.ensure import LicenseWork, OrderBreaker, ensure_license
+from agent.licensing.breaker import LedgerOrderBreaker, LocalOrderBreaker
+from agent.licensing.ensure import LicenseWork, ensure_license
 from agent.licensing.plan import WantedLicense, plan_license
 from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
@@ -69,7 +70,7 @@ def _work(emulator, tmp_path, wanted=WANT, breaker=None, **kwargs) -> LicenseWor
     settings = settings_from_vars({"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)})
     client = kwargs.pop("client", None) or PartnerClient(settings, sleep=lambda s: None)
     return LicenseWork(client=client, ledger=LicenseLedger(tmp_path / "ledger.sqlite"), wanted=wanted,
-                       address=wanted.ip, settle=0.05, sleep=lambda s: None, breaker=breaker or OrderBreaker(), **kwargs)
+                       address=wanted.ip, settle=0.05, sleep=lambda s: None, breaker=breaker or LocalOrderBreaker(), **kwargs)
 
 
 def test_order_then_rerun_finds_it(account, tmp_path):
@@ -110,7 +111,7 @@ def test_5xx_on_every_order_never_leaves_a_duplicate(account, tmp_path):
 
 def test_unpaid_account_is_asked_once_for_many_hosts(account, tmp_path):
     account.store.update_account("lab-partner@example.com", unpaid=1)
-    breaker = OrderBreaker()
+    breaker = LocalOrderBreaker()
     wanted = [WantedLicense(f"h{i}", f"198.18.0.{i + 1}", f"h{i}.lab.example", "lite", "monthly") for i in range(1, 11)]
     client = _work(account, tmp_path).client
 
@@ -155,3 +156,69 @@ def test_installed_panel_with_a_foreign_license_orders_nothing(account, tmp_path
     grant = ensure_license(_work(account, tmp_path, server_licid="4000013"))
     assert (grant.action, grant.id, grant.key) == ("none", "4000013", None)
     assert account.calls.get("soft.order.param", 0) == 0
+
+
+def test_two_inventory_names_of_one_server_order_once(account, tmp_path):
+    """The host lock is the server's (its IP), not the inventory name's: two inventories naming one
+    server differently, run at once, buy one license."""
+    account.set_faults(latency=[0.05, 0.05])
+    barrier = threading.Barrier(2)
+    names = [WANT, WantedLicense("web-a", WANT.ip, WANT.fqdn, "lite", "monthly")]
+
+    def one(wanted):
+        barrier.wait()
+        return ensure_license(_work(account, tmp_path, wanted)).action
+
+    with ThreadPoolExecutor(2) as pool:
+        actions = sorted(pool.map(one, names))
+    assert actions == ["adopted", "ordered"] and len(live_licenses(account)) == 1
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unpaid_account_stops_every_agent_on_the_ledger_until_a_probe_order_passes(account, tmp_path):
+    """Two agents (their own breakers, one ledger): the second never asks the unpaid account; once
+    paid, one probe order is let through and clears the breaker for both."""
+    account.store.update_account("lab-partner@example.com", unpaid=1)
+    clock = _Clock()
+    first_agent = LedgerOrderBreaker(LicenseLedger(tmp_path / "ledger.sqlite"), clock)
+    second_agent = LedgerOrderBreaker(LicenseLedger(tmp_path / "ledger.sqlite"), clock)
+    hosts = [WantedLicense(f"h{i}", f"198.18.0.{i + 1}", f"h{i}.lab.example", "lite", "monthly") for i in range(1, 5)]
+    with pytest.raises(PartnerPaymentRequired, match="pay the invoice"):
+        ensure_license(_work(account, tmp_path, hosts[0], first_agent))
+    with pytest.raises(PartnerPaymentRequired, match=r"ordering stopped since .* UTC: .*unpaid invoice"):
+        ensure_license(_work(account, tmp_path, hosts[1], second_agent))
+    assert account.calls["soft.order.param"] == 1
+
+    account.store.update_account("lab-partner@example.com", unpaid=0)  # paid: still stopped until the probe
+    clock.now += 5
+    with pytest.raises(PartnerPaymentRequired, match="tried again at"):
+        ensure_license(_work(account, tmp_path, hosts[1], second_agent))
+    clock.now += 30
+    assert ensure_license(_work(account, tmp_path, hosts[1], second_agent)).action == "ordered"  # the probe
+    assert ensure_license(_work(account, tmp_path, hosts[2], first_agent)).action == "ordered"  # cleared for all
+    assert account.calls["soft.order.param"] == 3
+    assert [e["kind"] for e in first_agent.ledger.events() if e["kind"].startswith("breaker.")] == [
+        "breaker.tripped", "breaker.cleared"]
+
+
+def test_a_probe_is_taken_by_one_agent_only(tmp_path):
+    clock = _Clock()
+    ledger = LicenseLedger(tmp_path / "ledger.sqlite")
+    agents = [LedgerOrderBreaker(LicenseLedger(tmp_path / "ledger.sqlite"), clock) for _ in range(5)]
+    agents[0].trip("acct", "unpaid invoice")
+    clock.now += 31
+    passed = 0
+    for agent in agents:
+        try:
+            agent.admit("acct")
+            passed += 1
+        except PartnerPaymentRequired:
+            pass
+    assert passed == 1 and ledger.breaker("acct") is not None

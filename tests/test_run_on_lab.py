@@ -204,7 +204,7 @@ def test_a_run_built_in_python_from_objects_gives_the_journal_events_of_the_cli(
     assert result.exit_code == 0 and result.count("changed") == len(lab.hosts)
     python_shape = _journal_shape(tmp_path / "python", result.run_id)
     assert python_shape == _journal_shape(tmp_path / "cli", cli_run)
-    assert len(python_shape) == len(lab.hosts) * (2 + 2 * len(playbook.steps))
+    assert len(python_shape) == len(lab.hosts) * (2 + 2 * len(playbook.steps)) + 1  # + batch_finished
 
 
 def read_run_id_from(completed: subprocess.CompletedProcess) -> str:

@@ -55,6 +55,14 @@ class OrderIntent:
 
 
 @dataclass(frozen=True)
+class BreakerRow:
+    account: str
+    tripped_at: float
+    probe_at: float
+    message: str
+
+
+@dataclass(frozen=True)
 class Activation:
     id: int
     license_id: str
@@ -215,6 +223,37 @@ class LicenseLedger:
         """Hold the host's lock: two processes (on one machine or several) never license one host at once."""
         with self.db.host_lock(host_name, wait):
             yield
+
+    # -- order breakers (agent/licensing/breaker.py) ---------------------------------------
+
+    def breaker(self, account: str) -> BreakerRow | None:
+        """The account's breaker as last tripped, if it is."""
+        rows = self.db.rows(select(schema.order_breakers).where(schema.order_breakers.c.account == account))
+        return BreakerRow(**rows[0]) if rows else None
+
+    def trip_breaker(self, account: str, message: str, now: float) -> None:
+        """A refusal for payment: no agent on this ledger orders for `account` until a probe passes."""
+        table = schema.order_breakers
+        with self.db.write() as db:
+            db.execute(self.backend.insert(table).values(account=account, tripped_at=now, probe_at=now, message=message)
+                       .on_conflict_do_update(index_elements=["account"],
+                                              set_={"tripped_at": now, "probe_at": now, "message": message}))
+            _event(db, "breaker.tripped", None, None, {"account": account, "message": message})
+
+    def take_probe(self, account: str, seen: BreakerRow, now: float) -> bool:
+        """Let one order through to try the account again, unless another agent took this probe first."""
+        table = schema.order_breakers
+        with self.db.write() as db:
+            taken = db.execute(update(table).where(table.c.account == account, table.c.probe_at == seen.probe_at)
+                               .values(probe_at=now)).rowcount
+        return taken == 1
+
+    def clear_breaker(self, account: str) -> None:
+        """An order went through: the account orders again, for every agent."""
+        table = schema.order_breakers
+        with self.db.write() as db:
+            if db.execute(table.delete().where(table.c.account == account)).rowcount:
+                _event(db, "breaker.cleared", None, None, {"account": account})
 
     # -- activations (outbox) --------------------------------------------------------------
 

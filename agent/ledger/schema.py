@@ -110,6 +110,16 @@ billing_terms = Table(
     sqlite_autoincrement=True,
 )
 
+# -- version 3: the order breaker of each partner account, shared by every agent on the ledger -------
+
+order_breakers = Table(
+    "order_breakers", metadata,
+    Column("account", Text, primary_key=True),  # PartnerSettings.account: the API URL and user
+    Column("tripped_at", Float, nullable=False),  # epoch seconds of the last refusal for payment
+    Column("probe_at", Float, nullable=False),  # epoch seconds of the last order let through to try again
+    Column("message", Text, nullable=False),
+)
+
 
 def _v1(db: Connection) -> None:
     for table in (meta, hosts, licenses, order_intents, host_locks, activations, events):
@@ -121,7 +131,11 @@ def _v2(db: Connection) -> None:
     billing_terms.create(db, checkfirst=True)
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2))
+def _v3(db: Connection) -> None:
+    order_breakers.create(db, checkfirst=True)
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2), (3, _v3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

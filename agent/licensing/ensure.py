@@ -5,13 +5,15 @@
 - the intent to order is written (fsynced) before the order is sent, the license id right after;
 - after any uncertain outcome (timeout, reset, 5xx, crash) the account is searched by the host's
   remoteid and IP before another order is tried: the API has no idempotency keys;
-- an order refused for payment trips the run's `OrderBreaker` (`LicenseWork.breaker`, per account):
-  no other host of the run tries.
+- an order refused for payment trips the `OrderBreaker` (`LicenseWork.breaker`, per account,
+  breaker.py): no other host tries, and with the ledger's breaker no other agent on the ledger either;
+- the host's lock is keyed on the server (its IP: what a license is bound to), so two inventories
+  naming one server differently never license it twice; it is given back before the wait for the
+  activation key, since the ledger already records the license.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,6 +25,7 @@ from agent.errors import (
     PartnerTransient,
 )
 from agent.ledger import LedgerHost, LicenseLedger
+from agent.licensing.breaker import OrderBreaker
 from agent.licensing.plan import LicensePlan, WantedLicense, plan_for_host
 from agent.licensing.view import ledger_view
 from agent.partner.client import PartnerClient
@@ -30,7 +33,6 @@ from agent.partner.model import AccountLicense, LicenseStatus
 from agent.secrets import register_secret
 
 ORDER_ATTEMPTS = 3  # orders sent for one host in one step, each only after a lookup found nothing
-BREAKER_SECONDS = 600.0
 PASSES = 4  # whole adopt-or-order passes per step when the account's answers get lost
 PASS_BACKOFF = (0.5, 1.0, 2.0)
 
@@ -53,37 +55,6 @@ class LicenseGrant:
         return {"id": self.id, "edition": self.edition, "period": self.period, "action": self.action}
 
 
-class OrderBreaker:
-    """Per account: once an order is refused for payment, no host orders until BREAKER_SECONDS pass.
-
-    Orders of one account also go out one at a time, so the first refusal is seen before a second
-    order is sent: an unpaid account is asked once, not once per host.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._gates: dict[str, threading.Lock] = {}
-        self._tripped: dict[str, tuple[float, str]] = {}
-
-    def gate(self, account: str) -> threading.Lock:
-        with self._lock:
-            return self._gates.setdefault(account, threading.Lock())
-
-    def check(self, account: str) -> None:
-        with self._lock:
-            tripped = self._tripped.get(account)
-            if tripped and time.monotonic() - tripped[0] < BREAKER_SECONDS:
-                raise PartnerPaymentRequired(f"ordering stopped for this run: {tripped[1]}")
-
-    def trip(self, account: str, message: str) -> None:
-        with self._lock:
-            self._tripped[account] = (time.monotonic(), message)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._tripped.clear()
-
-
 @dataclass
 class LicenseWork:
     """What ensure_license needs: the account, the ledger, the host, and how to wait."""
@@ -92,7 +63,7 @@ class LicenseWork:
     ledger: LicenseLedger
     wanted: WantedLicense
     address: str
-    breaker: OrderBreaker  # the run's own: a refusal for payment stops ordering for this run only
+    breaker: OrderBreaker  # per account: a refusal for payment stops ordering (breaker.py)
     server_licid: str | None = None
     reuse_free: bool = False
     key_wait: float = 60.0
@@ -125,7 +96,7 @@ def ensure_license(work: LicenseWork) -> LicenseGrant:
 def _ensure_once(work: LicenseWork, ordered: set[str]) -> LicenseGrant:
     wanted, ledger = work.wanted, work.ledger
     host = ledger.host(wanted.host_name, work.address, wanted.fqdn)
-    with ledger.host_lock(wanted.host_name):
+    with ledger.host_lock(server_lock_key(wanted.ip)):
         intent = ledger.order_intent(wanted.host_name)
         pending_order = intent is not None and intent.state == "ordering"
         plan = _plan(work, host)
@@ -141,8 +112,13 @@ def _ensure_once(work: LicenseWork, ordered: set[str]) -> LicenseGrant:
         else:
             license_id = plan.license.id
             action = _take(work, host, plan, pending_order)
-        key = _wait_for_key(work, license_id)
+    key = _wait_for_key(work, license_id)
     return LicenseGrant(license_id, key, wanted.edition, wanted.period, action)
+
+
+def server_lock_key(ip: str) -> str:
+    """The ledger lock of the server at `ip`, whatever inventory name it goes by."""
+    return f"server {ip}"
 
 
 def _plan(work: LicenseWork, host: LedgerHost) -> LicensePlan:
@@ -206,13 +182,15 @@ def _send_order(work: LicenseWork, host: LedgerHost, attempt: int) -> str:
     """One order, through the account's gate: a payment refusal trips the breaker before the next goes."""
     wanted, account = work.wanted, work.client.settings.account
     with work.breaker.gate(account):
-        work.breaker.check(account)
+        work.breaker.admit(account)
         work.say(f"ordering a {wanted.edition} {wanted.period} license for {wanted.ip} (attempt {attempt})")
         try:
-            return work.client.order(wanted.edition, wanted.period, wanted.ip, wanted.fqdn, host.remoteid)
+            license_id = work.client.order(wanted.edition, wanted.period, wanted.ip, wanted.fqdn, host.remoteid)
         except PartnerPaymentRequired as error:
             work.breaker.trip(account, f"{error}; pay the invoice, then rerun")
-            raise PartnerPaymentRequired(f"{error}; ordering stopped for the rest of this run: pay the invoice, then rerun") from None
+            raise PartnerPaymentRequired(f"{error}; ordering stopped: pay the invoice, then rerun") from None
+        work.breaker.succeeded(account)
+        return license_id
 
 
 def _look_up_order(work: LicenseWork, host: LedgerHost) -> AccountLicense | None:

@@ -1,7 +1,11 @@
-"""What the hosts of one run share: ledgers, partner-account clients, the order breaker, install.sh downloads.
+"""What the hosts of one run share: ledgers, partner-account clients, order breakers, install.sh downloads.
 
 Created when a run starts and closed with it, so a second run in the same process (a scheduler, a
-test) starts with a fresh breaker, fresh clients and no open database engines.
+test) starts with fresh clients and no open database engines.
+
+Each service is made once per key, outside the registry's own lock: a ledger connecting to its
+database and migrating it holds up only the threads that want that ledger, not every thread that
+wants any service.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence, TypeVar
 if TYPE_CHECKING:
     from agent.installer.download import InstallerScripts
     from agent.ledger import LicenseLedger
-    from agent.licensing.ensure import OrderBreaker
+    from agent.licensing.breaker import OrderBreaker
     from agent.partner.client import PartnerClient
     from agent.partner.settings import PartnerSettings, PartnerVars
 
@@ -24,41 +28,36 @@ class RunServices:
     """Opened lazily, on first use by a step: a smoke playbook never loads the database layer."""
 
     def __init__(self) -> None:
-        self._installer_scripts: InstallerScripts | None = None
-        self._lock = threading.Lock()
-        self._ledgers: dict[str, LicenseLedger] = {}
-        self._clients: dict[tuple, PartnerClient] = {}
-        self._credentials: dict[tuple[Path | None, tuple[str, str] | None], tuple[str, str]] = {}
-        self._breaker: OrderBreaker | None = None
-        self._shared: dict[Hashable, Any] = {}
+        self._lock = threading.Lock()  # guards the two dicts below, never held while something is made
+        self._made: dict[Hashable, Any] = {}
+        self._making: dict[Hashable, threading.Lock] = {}
+
+    def _once(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What `make` returns, made once for `key`; what it raises is not kept (the next caller tries again)."""
+        with self._lock:
+            if key in self._made:
+                return self._made[key]
+            making = self._making.setdefault(key, threading.Lock())
+        with making:
+            with self._lock:
+                if key in self._made:
+                    return self._made[key]
+            made = make()
+            with self._lock:
+                self._made[key] = made
+            return made
 
     @property
     def installer_scripts(self) -> InstallerScripts:
         """install.sh downloads, one per URL per run (made on first use: urllib loads the email package)."""
         from agent.installer.download import InstallerScripts
 
-        with self._lock:
-            if self._installer_scripts is None:
-                self._installer_scripts = InstallerScripts()
-            return self._installer_scripts
-
-    @property
-    def breaker(self) -> OrderBreaker:
-        """The run's order breaker: a refusal for payment stops ordering for the rest of this run only."""
-        from agent.licensing.ensure import OrderBreaker
-
-        with self._lock:
-            if self._breaker is None:
-                self._breaker = OrderBreaker()
-            return self._breaker
+        return self._once("installer scripts", InstallerScripts)
 
     def shared(self, key: Hashable, make: Callable[[], T]) -> T:
         """What `make` returns, made once per run for `key` and shared by every host (compiled templates,
         local files). What `make` raises is not kept: the next host tries again."""
-        with self._lock:
-            if key not in self._shared:
-                self._shared[key] = make()
-            return self._shared[key]
+        return self._once(("shared", key), make)
 
     def local_file(self, search: Sequence[Path], src: str) -> bytes:
         """The bytes of the local file `src` in `search`, read once per run: every host gets the same
@@ -75,20 +74,20 @@ class RunServices:
         from agent.ledger import LicenseLedger
 
         key = str(Path(location).absolute()) if isinstance(location, Path) else str(location)
-        with self._lock:
-            if key not in self._ledgers:
-                self._ledgers[key] = LicenseLedger(location)
-            return self._ledgers[key]
+        return self._once(("ledger", key), lambda: LicenseLedger(location))
+
+    def order_breaker(self, ledger: LicenseLedger) -> OrderBreaker:
+        """The order breaker of the accounts recorded in `ledger`, shared with every agent on that ledger."""
+        from agent.licensing.breaker import LedgerOrderBreaker
+
+        return self._once(("breaker", id(ledger)), lambda: LedgerOrderBreaker(ledger))
 
     def partner_settings(self, partner: PartnerVars) -> PartnerSettings:
         """`partner` with its credentials, read once per run ($ISPAGENT_PARTNER_AUTHINFO, the URL or the file)."""
         from agent.partner.settings import read_credentials
 
         source = (partner.credentials_file, partner.url_credentials)
-        with self._lock:
-            if source not in self._credentials:
-                self._credentials[source] = read_credentials(*source)
-            return partner.with_credentials(self._credentials[source])
+        return partner.with_credentials(self._once(("credentials", source), lambda: read_credentials(*source)))
 
     def partner(self, partner: PartnerVars) -> PartnerClient:
         """The run's client for this account: hosts of the run share it (and its call counts)."""
@@ -97,16 +96,11 @@ class RunServices:
         settings = self.partner_settings(partner)
         key = (settings.api_url, settings.user, settings.password, settings.output, settings.timeout,
                tuple(sorted(settings.pricelists.items())))
-        with self._lock:
-            if key not in self._clients:
-                self._clients[key] = PartnerClient(settings)
-            return self._clients[key]
+        return self._once(("client", key), lambda: PartnerClient(settings))
 
     def close(self) -> None:
         with self._lock:
-            ledgers, self._ledgers = list(self._ledgers.values()), {}
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
-        for ledger in ledgers:
-            ledger.close()
+            made, self._made = list(self._made.items()), {}
+        for key, service in made:
+            if isinstance(key, tuple) and key[0] in ("client", "ledger"):
+                service.close()

@@ -35,7 +35,7 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
     work = LicenseWork(
         client=client, ledger=ledger, wanted=wanted, address=ctx.host.address, server_licid=server_licid,
         reuse_free=settings.reuse_free, key_wait=settings.key_wait, settle=settings.settle,
-        say=lambda line: ctx.log.write("|", line), breaker=ctx.services.breaker,
+        say=lambda line: ctx.log.write("|", line), breaker=ctx.services.order_breaker(ledger),
     )
     grant = ensure_license(work)
     message = f"{grant.action} {grant.edition} license {grant.id} for {wanted.ip}"
