@@ -36,6 +36,10 @@ class PlaybookError(InputError):
     """The playbook cannot be used as written. The message names file, line, key and the fix."""
 
 
+class StepRegistryError(InputError):
+    """A step plug-in cannot be used: defined twice, or not loadable. The message names where."""
+
+
 class RunAborted(IspagentError):
     """The run stopped before finishing every host: fail threshold reached, or its lock is held."""
 

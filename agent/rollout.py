@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from agent.economics.program import Program
     from agent.economics.turnover import TurnoverReport
     from agent.ledger import LicenseLedger
-    from agent.licensing.fleet import FleetPlan, Finding
+    from agent.licensing.fleet import Finding, FleetPlan
     from agent.partner.client import PartnerClient
 
 

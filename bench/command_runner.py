@@ -21,12 +21,13 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.inventory.model import Endpoint, Host, SshSettings  # noqa: E402
-from agent.lab import Lab  # noqa: E402
-from agent.transport import SshConnector, SshConnection  # noqa: E402
-from agent.transport.executors import SessionExecutor  # noqa: E402
 from fabric_runner import FabricRunExecutor  # noqa: E402
 from race import machine_cpu_seconds  # noqa: E402
+
+from agent.inventory.model import Endpoint, Host, SshSettings  # noqa: E402
+from agent.lab import Lab  # noqa: E402
+from agent.transport import SshConnection, SshConnector  # noqa: E402
+from agent.transport.executors import SessionExecutor  # noqa: E402
 
 COMMANDS = ["uname -a", "cat /etc/os-release", "test -e /nonexistent", "id -un"]
 

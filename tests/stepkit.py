@@ -15,16 +15,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from agent.hoststate import HostState
+from agent.installer.state import INSTALL
 from agent.inventory.model import Endpoint, Host
 from agent.lab.partner_emulator import LAB_USER, PRICELISTS, PartnerEmulator
 from agent.ledger import BillingEvent, LicenseLedger
-from agent.licensing.ensure import LicenseGrant
+from agent.licensing.ensure import LICENSE, LicenseGrant
+from agent.panel.config import CONFIGURE_PENDING
+from agent.panel.hostprobe import PREFLIGHT, preflight_of
 from agent.panel.preflight_rules import HostFacts, evaluate
 from agent.partner.settings import DEFAULT_PRICELISTS, PERIOD_MONTHS
-from agent.runner.context import HostState
-from agent.steps.preflight import preflight_of
-from agent.transport.replay import ExpectedCommand, ExpectedUpload
 from agent.transport.quoting import command_line
+from agent.transport.replay import ExpectedCommand, ExpectedUpload
 
 DATA = Path(__file__).parent / "data" / "steps"
 REPO = Path(__file__).resolve().parent.parent
@@ -245,15 +247,17 @@ def _substitute(value: Any, placeholder: str, text: str) -> Any:
 
 
 def host_state(seed: StateSeed, install_settings) -> HostState:
-    state = HostState(install=seed.install, configure_pending=tuple(seed.configure_pending))
+    state = HostState({CONFIGURE_PENDING: tuple(seed.configure_pending)})
+    if seed.install is not None:
+        state.set(INSTALL, seed.install)
     if seed.preflight is not None:
         overrides = dict(seed.preflight)
         if "ports_in_use" in overrides:
             overrides["ports_in_use"] = tuple(overrides["ports_in_use"])
         facts = dataclasses.replace(GOOD_HOST, **overrides)
-        state.preflight = preflight_of(facts, evaluate(facts, install_settings))
+        state.set(PREFLIGHT, preflight_of(facts, evaluate(facts, install_settings)))
     if seed.license is not None:
-        state.license = LicenseGrant(**seed.license.model_dump())
+        state.set(LICENSE, LicenseGrant(**seed.license.model_dump()))
     return state
 
 

@@ -13,8 +13,8 @@ from agent.errors import TransportError
 from agent.inventory.model import Endpoint, Host
 from agent.runner.context import HostContext
 from agent.stepkit.hostfiles import ensure_file
-from agent.transport.hostlog import HostLog
 from agent.transport.base import CommandResult
+from agent.transport.hostlog import HostLog
 
 
 class LocalShell:

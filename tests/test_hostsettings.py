@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labkit import ispagent
 
 from agent.errors import InputError, InventoryError
 from agent.hostsettings import check_var, read_host_settings, unknown_var_problem
 from agent.inventory.loader import load_inventory
-from labkit import ispagent
 
 REPO = Path(__file__).resolve().parent.parent
 

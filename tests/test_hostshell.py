@@ -6,7 +6,8 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.transport.hostshell import _MARKER_TAIL, command_output, command_script, printf_format
 from agent.transport.quoting import command_line

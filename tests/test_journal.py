@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from agent.errors import RunAborted
-from agent.runner.journal import InventoryLock, Journal
 from agent.runner.events import HostFinished, HostOutcome, HostStarted, RunStarted, StepFinished, StepRecord
+from agent.runner.journal import InventoryLock, Journal
 
 
 def _step(name, status):

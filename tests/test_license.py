@@ -6,6 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from partnerkit import live_licenses, start_emulator
 
 from agent.errors import LicenseConflict, PartnerPaymentRequired, PartnerTransient
 from agent.ledger import LicenseLedger
@@ -15,7 +16,6 @@ from agent.licensing.plan import WantedLicense, plan_license
 from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
 from agent.partner.settings import settings_from_vars
-from partnerkit import live_licenses, start_emulator
 
 WANT = WantedLicense("h1", "198.18.0.2", "h1.lab.example", "lite", "monthly")
 

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from labkit import REPO, events, ispagent, read_report, read_run_id, wait_until
 from partnerkit import license_inventory, live_licenses, start_emulator
 

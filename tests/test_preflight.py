@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from agent.installer.settings import read_install_settings
+from agent.panel.hostprobe import parse_host_facts, preflight_of
 from agent.panel.preflight_rules import HostFacts, evaluate
-from agent.steps.preflight import parse_host_facts, preflight_of
 
 DATA = Path(__file__).parent / "data" / "preflight"
 CASES = yaml.safe_load((DATA / "cases.yaml").read_text())

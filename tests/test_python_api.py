@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from partnerkit import partner_vars, start_emulator
 
 from agent.economics.program import load_program
 from agent.economics.turnover import turnover_report
 from agent.ledger import LicenseLedger
-from partnerkit import partner_vars, start_emulator
 
 REPO = Path(__file__).resolve().parent.parent
 

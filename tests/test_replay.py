@@ -9,9 +9,9 @@ import pytest
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Endpoint, Host
 from agent.secrets import register_secret
+from agent.transport.base import Connection
 from agent.transport.hostlog import HostLog
 from agent.transport.replay import ExpectedCommand, ExpectedUpload, ReplayConnection, ScriptMismatch
-from agent.transport.base import Connection
 from agent.transport.ssh import SshConnection
 
 HOST = Host("h1", Endpoint("198.18.0.2"))

@@ -7,13 +7,22 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import jsonschema
 import pytest
+from labkit import (
+    SMOKE,
+    events,
+    ispagent,
+    on_host,
+    read_report,
+    read_run_id,
+    wait_until,
+    write_inventory,
+    write_playbook,
+)
 
 from agent.runner.report import report_schema
-from labkit import SMOKE, events, ispagent, on_host, read_report, read_run_id, wait_until, write_inventory, write_playbook
 
 pytestmark = pytest.mark.lab
 

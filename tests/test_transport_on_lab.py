@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import gc
-import threading
 import os
 import resource
 import socket
+import threading
 
 import pytest
 
 from agent.errors import CommandTimeout, HostKeyMismatch, HostUnreachable, TransportError, UnknownHostKey
 from agent.inventory.model import Endpoint, Host, SshSettings
-from agent.transport import SshConnector, HostLog
-from agent.transport import testinfra_host as testinfra_backend  # the module: pytest would collect test*()
 from agent.secrets import forget_secrets, register_secret
+from agent.transport import HostLog, SshConnector
+from agent.transport import testinfra_host as testinfra_backend  # the module: pytest would collect test*()
 
 pytestmark = pytest.mark.lab
 

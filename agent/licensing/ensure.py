@@ -24,6 +24,7 @@ from agent.errors import (
     PartnerPaymentRequired,
     PartnerTransient,
 )
+from agent.hoststate import StateKey
 from agent.ledger import LedgerHost, LicenseLedger
 from agent.licensing.breaker import OrderBreaker
 from agent.licensing.plan import LicensePlan, WantedLicense, plan_for_host
@@ -53,6 +54,9 @@ class LicenseGrant:
 
     def report(self) -> dict[str, str]:
         return {"id": self.id, "edition": self.edition, "period": self.period, "action": self.action}
+
+
+LICENSE: StateKey[LicenseGrant] = StateKey("license", "the host's license and activation key (the license step)")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from agent.errors import PanelSettingsError, did_you_mean
+from agent.hoststate import StateKey
 from agent.secrets import register_secret, shown
 
 PANEL_KEYS: tuple[str, ...] = (
@@ -34,6 +35,9 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an option, a config key
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")  # a mgrctl parameter
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _MAX_TEXT = 1024
+
+# A dry run's configure step: the files it would rewrite (verify does not judge them as they are).
+CONFIGURE_PENDING: StateKey[tuple[str, ...]] = StateKey("configure_pending", "the files configure would rewrite")
 
 
 @dataclass(frozen=True)

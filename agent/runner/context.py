@@ -4,28 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from agent.hostsettings import HostSettings
+from agent.hoststate import HostState
 from agent.inventory.model import Host
 from agent.runner.services import RunServices
-from agent.transport.hostlog import HostLog
 from agent.transport.base import Connection
-
-if TYPE_CHECKING:
-    from agent.licensing.ensure import LicenseGrant
-    from agent.steps.preflight import Preflight
-
-
-@dataclass
-class HostState:
-    """What steps hand to later steps on one host. A step that fills a field must be registered with
-    rerun_on_resume=True: a resumed run starts with an empty HostState."""
-
-    preflight: Preflight | None = None  # what the server is and what it holds (preflight step)
-    license: LicenseGrant | None = None  # the license and its activation key (license step)
-    install: Literal["installed", "would install"] | None = None  # what the installer step did
-    configure_pending: tuple[str, ...] = ()  # dry run: files configure would rewrite (verify skips them)
+from agent.transport.hostlog import HostLog
 
 
 @dataclass

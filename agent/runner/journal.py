@@ -31,7 +31,6 @@ from agent.errors import InputError, RunAborted, StateDirError
 from agent.runner.events import Event, HostStarted, StepRecord, StepStarted, event_to_json
 from agent.secrets import mask, shown
 
-
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
 
 

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 
 from agent.errors import PlaybookError, did_you_mean
 from agent.runner.localfiles import local_file_problem
-from agent.runner.registry import StepParams, StepType, load_steps
+from agent.runner.registry import StepParams, StepRegistry, StepType
 from agent.secrets import shown
-from agent.yamlnodes import LocatedNode, parse_yaml, read_yaml_file
 from agent.userpath import expand_home
+from agent.yamlnodes import LocatedNode, parse_yaml, read_yaml_file
 
 _TOP_KEYS = ("name", "description", "vars", "source_dirs", "steps")
 
@@ -60,13 +60,17 @@ def source_dirs_of(playbook_path: Path, extra_dirs: tuple[Path, ...] = ()) -> li
     return [base, base.parent / "templates", *extra_dirs]
 
 
-def load_playbook(path: Path) -> Playbook:
-    """Parse and validate the playbook at `path`; every problem is a one-line PlaybookError."""
+def load_playbook(path: Path, registry: StepRegistry | None = None) -> Playbook:
+    """Parse and validate the playbook at `path`; every problem is a one-line PlaybookError.
+
+    Step names are looked up in `registry` (a new StepRegistry: agent.steps and the entry points).
+    """
     root = read_yaml_file(path, PlaybookError, what="playbook")
-    return _playbook_of(root, path, _file_sha256(path))
+    return _playbook_of(root, path, _file_sha256(path), registry or StepRegistry())
 
 
-def playbook_from_data(data: Mapping[str, Any], base_dir: Path | str = ".", name: str = "python") -> Playbook:
+def playbook_from_data(data: Mapping[str, Any], base_dir: Path | str = ".", name: str = "python",
+                       registry: StepRegistry | None = None) -> Playbook:
     """A playbook from Python data shaped like a playbook file (`{"steps": [...], "vars": {...}}`),
     checked as a file is; local files are looked up from `base_dir` as from a playbook's directory."""
     import yaml
@@ -76,7 +80,8 @@ def playbook_from_data(data: Mapping[str, Any], base_dir: Path | str = ".", name
     except yaml.YAMLError as error:
         raise PlaybookError(f"playbook {shown(name)}: not plain data (mappings, lists, text, numbers): {error}") from None
     path = Path(base_dir).resolve() / f"{name}.playbook"
-    return _playbook_of(parse_yaml(text, f"playbook {name}", PlaybookError), path, hashlib.sha256(text.encode()).hexdigest())
+    return _playbook_of(parse_yaml(text, f"playbook {name}", PlaybookError), path, hashlib.sha256(text.encode()).hexdigest(),
+                        registry or StepRegistry())
 
 
 def _file_sha256(path: Path) -> str:
@@ -86,7 +91,7 @@ def _file_sha256(path: Path) -> str:
         raise PlaybookError(f"{path}: cannot read: {error.strerror or error}") from None
 
 
-def _playbook_of(root: LocatedNode, path: Path, sha256: str) -> Playbook:
+def _playbook_of(root: LocatedNode, path: Path, sha256: str, registry: StepRegistry) -> Playbook:
     if not root.is_mapping:
         raise root.error("a playbook is a mapping with a 'steps' list")
     top = root.mapping()
@@ -101,12 +106,26 @@ def _playbook_of(root: LocatedNode, path: Path, sha256: str) -> Playbook:
         raise top["vars"].error("expected a mapping of variables")
     extra_dirs = _extra_dirs(top.get("source_dirs"), path)
     entries = [_step_entry(item) for item in steps_node.items()]
-    known = load_steps(name for _, fields in entries for name in fields if name != "name")
+    known = registry.load(name for _, fields in entries for name in fields if name != "name")
     steps = [_parse_step(item, fields, known) for item, fields in entries]
+    _check_order(entries, steps)
     for (item, _), step in zip(entries, steps):
         _check_local_files(item, source_dirs_of(path, extra_dirs), step)
     return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs,
                     sha256)
+
+
+def _check_order(entries: list[tuple[LocatedNode, dict]], steps: list[PlaybookStep]) -> None:
+    """Every value a step needs is provided by a step before it (`needs=` / `provides=` of @step)."""
+    provided: set = set()
+    for (item, _), planned in zip(entries, steps):
+        missing = [key for key in planned.type.needs if key not in provided]
+        if missing:
+            key = missing[0]
+            makers = ", ".join(sorted(s.type.name for s in steps if key in s.type.provides)) or "no step of this playbook"
+            raise item.error(f"step '{planned.type.name}' needs {key.what} from a step before it",
+                             f"put {makers} before it")
+        provided.update(planned.type.provides)
 
 
 def _extra_dirs(node: LocatedNode | None, path: Path) -> tuple[Path, ...]:

@@ -7,9 +7,11 @@ import hashlib
 import posixpath
 from dataclasses import dataclass
 
+from pydantic import field_validator
+
 from agent.errors import StepFailed, TransportError
 from agent.runner.context import HostContext
-from agent.runner.registry import StepResult, changed, failed, ok
+from agent.runner.registry import StepParams, StepResult, changed, failed, ok
 from agent.transport.filewrite import staging_path, store_stdin
 from agent.transport.quoting import command_line
 
@@ -32,6 +34,20 @@ def check_remote_path(value: str) -> str:
     if not posixpath.isabs(value) or value.endswith("/"):
         raise ValueError("dest must be an absolute file path on the host, e.g. /etc/motd")
     return value
+
+
+class FileParams(StepParams):
+    """A local `src` made into the host's file `dest` with `mode` (the upload and template steps)."""
+
+    src: str
+    dest: str
+    mode: int = 0o644
+
+    _mode = field_validator("mode", mode="before")(parse_mode)
+    _dest = field_validator("dest")(check_remote_path)
+
+    def local_files(self) -> dict[str, str]:
+        return {"src": self.src}
 
 
 # Content up to this size goes with the state check, in one command, even when the file turns out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.panel.config import mgrctl_calls
+from agent.panel.hostprobe import PREFLIGHT
 from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams
@@ -50,7 +51,7 @@ class PlannedFile:
 
 def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFile]:
     """The files for this host. A missing variable raises StepFailed naming template and line."""
-    variables = {**ctx.template_vars(), "preflight": ctx.state.preflight}
+    variables = {**ctx.template_vars(), "preflight": ctx.state.get(PREFLIGHT)}
     rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables, ctx.services).encode(), 0o644, name)
                 for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
     calls = "".join(command_line(_recorded(argv, ctx.host.name)) + "\n" for argv in mgrctl_calls(ctx.settings.panel))

@@ -9,15 +9,16 @@ is restarted (`mgrctl -m core exit`).
 from __future__ import annotations
 
 from agent.errors import StepFailed
+from agent.panel.config import CONFIGURE_PENDING, mgrctl_calls
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
+from agent.runner.registry import StepResult, changed, failed, ok, step
 from agent.secrets import mask
 from agent.stepkit.hostfiles import ensure_file
-from agent.panel.config import mgrctl_calls
 from agent.stepkit.panelfiles import CALLS_DEST, PanelConfigParams, planned_files
-from agent.runner.registry import StepResult, changed, failed, ok, step
 
-@step("configure", PanelConfigParams)
+
+@step("configure", PanelConfigParams, provides=(CONFIGURE_PENDING,))
 def configure(ctx: HostContext, params: PanelConfigParams) -> StepResult:
     """Render the panel's config from templates, upload what differs, apply with mgrctl."""
     files = planned_files(ctx, params)
@@ -27,7 +28,7 @@ def configure(ctx: HostContext, params: PanelConfigParams) -> StepResult:
     if not changed_files:
         return ok(f"{len(files)} config files up to date")
     if ctx.dry_run:
-        ctx.state.configure_pending = tuple(changed_files)  # verify: these would be rewritten first
+        ctx.state.set(CONFIGURE_PENDING, tuple(changed_files))  # verify: these would be rewritten first
         diff = "".join(r.data.get("diff", "") for r in results.values())
         return changed(f"would update {', '.join(changed_files)} and restart the panel", diff=mask(diff))
     if CALLS_DEST in changed_files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.panel.hostprobe import MEMORY_KB_PROBE, PRIMARY_IPV4_PROBE
 from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, failed, ok, step
 
@@ -18,19 +19,15 @@ echo "fqdn=$(hostname -f 2>/dev/null)"
 read -r kernel < /proc/sys/kernel/osrelease; echo "kernel=$kernel"
 { read -r arch < /proc/sys/kernel/arch; } 2>/dev/null || arch=$(uname -m)
 echo "arch=$arch"
-while read -r key value unit; do
-  [ "$key" = MemTotal: ] && echo "memory_mb=$((value / 1024))" && break
-done < /proc/meminfo
+__MEMORY__
+[ -n "${memory_kb:-}" ] && echo "memory_mb=$((memory_kb / 1024))"
 cpus=0
 while read -r key rest; do [ "$key" = processor ] && cpus=$((cpus + 1)); done < /proc/cpuinfo
 echo "cpus=$cpus"
-set -- $(ip -4 -o route get 1.1.1.1 2>/dev/null)
-while [ $# -gt 1 ] && [ "$1" != src ]; do shift; done
-ip4=${2:-}
-[ -n "$ip4" ] || { set -- $(hostname -I 2>/dev/null); ip4=${1:-}; }
+__IPV4__
 echo "primary_ipv4=$ip4"
 echo "user=${USER:-$(id -un)}"
-"""
+""".replace("__MEMORY__", MEMORY_KB_PROBE).replace("__IPV4__", PRIMARY_IPV4_PROBE)
 
 _INTEGERS = ("memory_mb", "cpus")
 

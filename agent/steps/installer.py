@@ -14,11 +14,13 @@ from agent.errors import InstallerFailed
 from agent.installer.command import installer_command
 from agent.installer.messages import ALREADY_INSTALLED, DPKG_INTERRUPTED, FailureClass, classify_output, failure_line
 from agent.installer.settings import InstallSettings
+from agent.installer.state import INSTALL, INSTALLER_DIR
+from agent.licensing.ensure import LICENSE
+from agent.panel.hostprobe import PREFLIGHT
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
-from agent.secrets import mask, register_secret
-from agent.steps.preflight import INSTALLER_DIR
 from agent.runner.registry import StepParams, StepResult, changed, failed, skipped, step
+from agent.secrets import mask, register_secret
 from agent.transport.quoting import command_line
 
 SCRIPT = f"{INSTALLER_DIR}/install.sh"
@@ -114,7 +116,7 @@ def follow(ctx: HostContext, timeout_s: float, poll_s: float) -> tuple[InstallSt
 
 
 def _activation_key(ctx: HostContext) -> str | None:
-    license = ctx.state.license
+    license = ctx.state.get(LICENSE)
     key = (license.key if license is not None else None) or ctx.settings.license.activation_key
     if key:
         register_secret(str(key))  # before it reaches any command line, log or message
@@ -128,7 +130,7 @@ def _finish(ctx: HostContext, status: InstallStatus, output: str, how: str) -> S
     report.update({"exit": status.rc, "log": LOG})
     if status.rc == 0 and ctx.connection.run([MGRCTL, "-m", "ispmgr", "license.info"], log_output=False).ok:
         report.update({"result": "installed", "class": None})
-        ctx.state.install = "installed"
+        ctx.state.set(INSTALL, "installed")
         return changed(f"ISPmanager installed ({how}); log {LOG}")
     failure = classify_output(output, status.rc if status.rc is not None else -1)
     return _failed(ctx, failure, f"install.sh exited {status.rc}: {mask(failure_line(output)) or 'no output'}")
@@ -141,7 +143,7 @@ def _failed(ctx: HostContext, failure: FailureClass, message: str) -> StepResult
     return failed(f"{message} [{failure.name}: {failure.advice}]", failure_class=failure.name)
 
 
-@step("installer", InstallerParams)
+@step("installer", InstallerParams, provides=(INSTALL,), needs=(PREFLIGHT,))
 def installer(ctx: HostContext, params: InstallerParams) -> StepResult:
     """Run install.sh (detached, logged on the server) unless a panel is there; reattach on resume."""
     try:
@@ -152,7 +154,7 @@ def installer(ctx: HostContext, params: InstallerParams) -> StepResult:
 
 def _install(ctx: HostContext, params: InstallerParams) -> StepResult:
     settings = ctx.settings.install
-    preflight = ctx.state.preflight
+    preflight = ctx.state.get(PREFLIGHT)
     if preflight is None:
         return failed("no preflight result: put the preflight step before the installer")
     timeout_s = settings.installer_timeout_minutes * 60
@@ -199,5 +201,5 @@ def _dry_run(ctx: HostContext, settings: InstallSettings, preflight) -> StepResu
     if preflight.install_running:
         return changed("would reattach to the install.sh that is running")
     command = installer_command(settings, preflight.os_family, _activation_key(ctx))
-    ctx.state.install = "would install"
+    ctx.state.set(INSTALL, "would install")
     return changed(f"would run: {mask(command_line(['bash', 'install.sh', *command.argv]))} (from {settings.script_url})")

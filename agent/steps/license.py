@@ -1,23 +1,23 @@
 """`license`: the host gets a license of its edition and period for its IP, exactly once.
 
 Partner settings come from the host's settings (see agent/partner/settings.py). Hands
-`state.license` (a LicenseGrant, with the activation key) to the installer and adds
+`LICENSE` (a LicenseGrant, with the activation key) to the installer and adds
 `{"id", "edition", "period", "action"}` to the host's report entry.
 """
 
 from __future__ import annotations
 
 from agent.clock import UTC
-
-from agent.licensing.ensure import LicenseGrant, LicenseWork, ensure_license
+from agent.licensing.ensure import LICENSE, LicenseGrant, LicenseWork, ensure_license
 from agent.licensing.plan import WantedLicense, plan_for_host
 from agent.licensing.view import ledger_view, price_today
+from agent.panel.hostprobe import PREFLIGHT
 from agent.runner.context import HostContext
-from agent.stepkit.wanted import wanted_license
 from agent.runner.registry import NoParams, StepResult, changed, ok, step
+from agent.stepkit.wanted import wanted_license
 
 
-@step("license", NoParams, rerun_on_resume=True, uses_account=True)
+@step("license", NoParams, rerun_on_resume=True, uses_account=True, provides=(LICENSE,))
 def license_step(ctx: HostContext, params: NoParams) -> StepResult:
     """Adopt, reuse or order the host's license (exactly once); hand its key to the installer."""
     wanted = wanted_license(ctx)
@@ -29,7 +29,8 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
     settings = ctx.services.partner_settings(ctx.settings.account.partner)
     client = ctx.services.partner(ctx.settings.account.partner)
     ledger = ctx.services.ledger(ctx.settings.account.ledger_location(ctx.state_dir))
-    server_licid = ctx.state.preflight.licid if ctx.state.preflight else None
+    preflight = ctx.state.get(PREFLIGHT)
+    server_licid = preflight.licid if preflight else None
     if ctx.dry_run:
         return _dry_run(ctx, wanted, client, ledger, server_licid, settings.reuse_free)
     work = LicenseWork(
@@ -45,7 +46,7 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
 
 
 def _handed(ctx: HostContext, grant: LicenseGrant, result: StepResult) -> StepResult:
-    ctx.state.license = grant
+    ctx.state.set(LICENSE, grant)
     ctx.report["license"] = grant.report()
     return result
 

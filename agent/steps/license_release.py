@@ -11,6 +11,7 @@ from typing import Literal
 
 from agent.errors import PartnerNotFound
 from agent.licensing import account
+from agent.panel.hostprobe import PREFLIGHT
 from agent.panel.mgrctl import MGRCTL, parse_key_values
 from agent.partner.model import FREE_LICNAME, LicenseStatus
 from agent.runner.context import HostContext
@@ -56,8 +57,9 @@ def license_release(ctx: HostContext, params: ReleaseParams) -> StepResult:
 
 def _panel_licid(ctx: HostContext) -> str | None:
     """The licid the panel on the server runs (license.info), if a panel is there."""
-    if ctx.state.preflight is not None:
-        return ctx.state.preflight.licid
+    preflight = ctx.state.get(PREFLIGHT)
+    if preflight is not None:
+        return preflight.licid
     result = ctx.connection.run(f"[ -x {MGRCTL} ] && {MGRCTL} -m ispmgr license.info || true", log_output=False)
     return parse_key_values(result.stdout).get("licid") or None
 

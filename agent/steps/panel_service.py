@@ -9,6 +9,7 @@ the documented restart) only when nothing listens on `ihttpd_port`.
 from __future__ import annotations
 
 from agent.errors import StepFailed
+from agent.installer.state import INSTALL
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, changed, ok, skipped, step
@@ -47,7 +48,7 @@ def panel_port(ctx: HostContext) -> int:
 @step("panel_service", NoParams)
 def panel_service(ctx: HostContext, params: NoParams) -> StepResult:
     """Start the panel when nothing listens on its port (ihttpd_port, default 1500)."""
-    if ctx.dry_run and ctx.state.install == "would install":
+    if ctx.dry_run and ctx.state.get(INSTALL) == "would install":
         return skipped("the panel would be installed first")
     port = panel_port(ctx)
     state = ctx.connection.run(check_script(port))

@@ -8,15 +8,16 @@ account did not confirm is retried by the next run's `report` step on this host.
 from __future__ import annotations
 
 from agent.errors import PartnerError
+from agent.licensing.ensure import LICENSE
 from agent.runner.context import HostContext
-from agent.stepkit.wanted import wanted_license
 from agent.runner.registry import NoParams, StepResult, changed, ok, skipped, step
+from agent.stepkit.wanted import wanted_license
 
 
 @step("report", NoParams, uses_account=True)
 def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
     """Name the license after the server in the account (licname, remoteid); record the activation."""
-    grant = ctx.state.license
+    grant = ctx.state.get(LICENSE)
     if grant is None or not grant.id:
         return skipped("no license from the partner account to report")
     if grant.action == "none" and grant.key is None:

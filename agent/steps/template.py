@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from agent.runner.context import HostContext
-from agent.stepkit.hostfiles import ensure_file
-from agent.stepkit.templates import render_template
 from agent.runner.registry import StepResult, step
-from agent.steps.upload import UploadParams
+from agent.stepkit.hostfiles import FileParams, ensure_file
+from agent.stepkit.templates import render_template
 
 
-class TemplateParams(UploadParams):
+class TemplateParams(FileParams):
     """Like upload's, but `src` names a Jinja2 template (beside the playbook or in templates/)."""
 
 

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
-
 from agent.runner.context import HostContext
-from agent.stepkit.hostfiles import check_remote_path, ensure_file, parse_mode
-from agent.runner.registry import StepParams, StepResult, step
+from agent.runner.registry import StepResult, step
+from agent.stepkit.hostfiles import FileParams, ensure_file
 
 
-class UploadParams(StepParams):
-    src: str
-    dest: str
-    mode: int = 0o644
-
-    _mode = field_validator("mode", mode="before")(parse_mode)
-    _dest = field_validator("dest")(check_remote_path)
-
-    def local_files(self) -> dict[str, str]:
-        return {"src": self.src}
+class UploadParams(FileParams):
+    """`src` names a local file (beside the playbook, in templates/ or in `source_dirs:`)."""
 
 
 @step("upload", UploadParams)

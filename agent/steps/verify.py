@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.installer.state import INSTALL
+from agent.licensing.ensure import LICENSE
+from agent.panel.config import CONFIGURE_PENDING
 from agent.panel.mgrctl import MGRCTL, edition_of, parse_key_values
 from agent.runner.context import HostContext
-from agent.stepkit.panelfiles import PanelConfigParams, planned_files
 from agent.runner.registry import StepResult, failed, ok, skipped, step
+from agent.stepkit.panelfiles import PanelConfigParams, planned_files
 from agent.transport.quoting import command_line
 from agent.transport.testinfra_host import testinfra_host
 
@@ -43,10 +46,11 @@ def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
     detail = f"listening on {', '.join(listening)}" if listening else f"nothing listens on TCP port {port}"
     checks = [Check("ihttpd", bool(listening), detail)]
     info = host.run(command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
-    expected = ctx.state.license.id if ctx.state.license else None
+    grant = ctx.state.get(LICENSE)
+    expected = grant.id if grant else None
     checks += license_checks(parse_key_values(info.stdout) if info.rc == 0 else {}, expected or None,
                              ctx.settings.install.edition)
-    pending = ctx.state.configure_pending if ctx.dry_run else ()
+    pending = ctx.state.get(CONFIGURE_PENDING, ()) if ctx.dry_run else ()
     for planned in planned_files(ctx, params):
         if planned.dest in pending:
             checks.append(Check(f"config:{planned.dest}", True, "would be updated by configure (dry run)"))
@@ -60,7 +64,7 @@ def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
 @step("verify", PanelConfigParams, read_only=True)
 def verify(ctx: HostContext, params: PanelConfigParams) -> StepResult:
     """Panel listening on 1500, license.info's licid and edition as expected, rendered config in place."""
-    if ctx.dry_run and ctx.state.install == "would install":
+    if ctx.dry_run and ctx.state.get(INSTALL) == "would install":
         return skipped("the panel would be installed first: nothing to verify yet")
     checks = run_checks(ctx, params)
     ctx.report["verify"] = {check.name: {"ok": check.ok, "detail": check.detail} for check in checks}

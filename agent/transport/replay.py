@@ -21,8 +21,8 @@ from typing import Iterable, Literal, Sequence, Union
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
 from agent.secrets import mask, shown
-from agent.transport.hostlog import HostLog
 from agent.transport.base import CommandResult
+from agent.transport.hostlog import HostLog
 from agent.transport.quoting import remote_line
 
 Failure = Literal["timeout", "connection_lost"]

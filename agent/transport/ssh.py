@@ -24,7 +24,6 @@ from typing import Sequence
 import paramiko
 
 from agent.errors import (
-    CommandTimeout,
     HostKeyMismatch,
     HostUnreachable,
     InputError,
@@ -32,10 +31,10 @@ from agent.errors import (
 )
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import mask
-from agent.transport.hostkeys import KnownHosts, known_hosts_name
 from agent.transport.base import CommandResult
 from agent.transport.executors import CommandExecutor, ConnectionLost, HostShellExecutor, one_line
 from agent.transport.filewrite import put_script
+from agent.transport.hostkeys import KnownHosts, known_hosts_name
 from agent.transport.hostlog import HostLog
 from agent.transport.quoting import remote_line
 
