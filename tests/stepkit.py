@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from agent.inventory.model import Endpoint, Host
-from agent.lab.partner_emulator import LAB_USER, PRICELISTS, PartnerEmulator
+from agent.lab.partner import LAB_USER, TARIFFS, PartnerEmulator
 from agent.ledger import BillingEvent, LicenseLedger
 from agent.licensing.ensure import LicenseGrant
 from agent.panel.preflight_rules import HostFacts, evaluate
@@ -312,7 +312,7 @@ def ledger_rows(path: Path, table: str) -> list[Any]:
 def account_licenses(emulator: PartnerEmulator) -> list[dict[str, Any]]:
     editions = {pricelist: edition for edition, pricelist in DEFAULT_PRICELISTS.items()}
     return [{**lic, "status": STATUS_NAMES.get(lic["status"], lic["status"]),
-             "edition": editions.get(lic["pricelist"], PRICELISTS[lic["pricelist"]][0])}
+             "edition": editions.get(lic["pricelist"], TARIFFS[lic["pricelist"]].name)}
             for lic in emulator.store.licenses()]
 
 

@@ -28,7 +28,8 @@ from agent.errors import (
     PartnerPaymentRequired,
     PartnerTransient,
 )
-from agent.lab.partner_emulator import PRICELISTS, ApiError, Document, render
+from agent.lab.partner import TARIFFS, ApiError
+from agent.lab.partner.rendering import Document, render
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus, license_from_fields
 from agent.partner.replies import parse_reply, record, records, text_of
@@ -413,7 +414,7 @@ def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact
     ids = results[0::2]
     assert len(set(ids)) == 100 and sorted(str(l["id"]) for l in emulator.store.licenses()) == sorted(ids)
     assert client.calls == {"soft.order.param": 100, "soft": 100}
-    assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * PRICELISTS["55227"][1]
+    assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * TARIFFS["55227"].monthly_cents
     client.close()
 
 
