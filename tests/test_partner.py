@@ -30,6 +30,7 @@ from agent.errors import (
 )
 from agent.lab.partner import TARIFFS, ApiError
 from agent.lab.partner.rendering import Document, render
+from agent.partner.operations import OPERATIONS, ReplyShape
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus, license_from_fields
 from agent.partner.replies import parse_reply, record, records, text_of
@@ -542,3 +543,32 @@ def test_emulator_order_gate_is_driven_over_http_by_a_process_that_does_not_hold
     waiting.join(10)
     assert len(emulator.store.licenses()) == 2
     assert httpx.post(admin_url, json={}).status_code == 403
+
+
+# -- the operations table, end to end --------------------------------------------------------------
+
+# What each reply shape must give the client's `call`; a shape without an entry fails the test below.
+SHAPE_CHECKS = {
+    ReplyShape.ORDER_ID: lambda value: value.isdigit(),
+    ReplyShape.RECORD: lambda value: value.get("id", "").isdigit(),
+    ReplyShape.RECORDS: lambda value: isinstance(value, list) and len(value) >= 1,
+    ReplyShape.NEW_EXPIRY: lambda value: len(value) == 10 and value[4] == "-",
+    ReplyShape.DONE: lambda value: value is None,
+    ReplyShape.FORM: lambda value: isinstance(value, dict) and value != {},
+}
+
+
+def test_every_operation_of_the_table_called_by_the_client_gets_its_reply_shape_from_the_emulator(emulator):
+    client = _client(emulator)
+    elid = client.order("lite", "monthly", "203.0.113.70", "t.example.com", "")
+    values = {"elid": elid, "pricelist": "55228", "period": "1", "ip": "203.0.113.71", "licname": "u.example.com",
+              "remoteid": "r-1", "project": "ISPsystem"}
+    last = [op for op in OPERATIONS if op.name == "delete"]  # the license must live until every other call is made
+    for operation in [op for op in OPERATIONS if op.name != "delete"] + last:
+        if operation.name == "check_ip":
+            sent = {"ip": "203.0.113.72"}  # an IP no license holds: no error
+        else:
+            sent = {name: values[name] for name in (*operation.required, *operation.optional)}
+        value = client.call(operation, **sent)
+        assert SHAPE_CHECKS[operation.reply](value), (operation.name, value)
+    assert sum(client.calls.values()) == len(OPERATIONS) + 1  # the setup's order, then one call each: no retry
