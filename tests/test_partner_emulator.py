@@ -8,11 +8,15 @@ by hand on raw sockets, so each style is exactly what that client sends.
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -443,3 +447,45 @@ def test_each_operation_as_the_client_sends_it_is_that_operation_to_the_emulator
     for operation in OPERATIONS:
         sent = {"func": operation.func, **operation.params(**{name: "1" for name in operation.required})}
         assert identify(sent) is operation, sent
+
+
+def _serve_in_process_of_its_own(tmp_path: Path, *args: str, env: dict | None = None):
+    """`python -m agent.lab.partner` as `lab up` starts it, on a free port; (process, base URL, admin token)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state = tmp_path / "state"
+    process = subprocess.Popen([sys.executable, "-m", "agent.lab.partner", "--listen", f"127.0.0.1:{port}",
+                                "--state-dir", str(state), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, **(env or {})})
+    assert "partner emulator on" in process.stdout.readline()
+    return process, f"http://127.0.0.1:{port}", (state / "admin-token").read_text().strip()
+
+
+def _admin(base: str, token: str, name: str, data: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{base}/admin/{name}", data=json.dumps(data).encode(),
+                                     headers={"X-Admin-Token": token})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_the_product_emulator_has_no_order_gate_and_a_plug_in_from_the_environment_adds_it(tmp_path):
+    from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS
+
+    process, base, token = _serve_in_process_of_its_own(tmp_path / "plain", env={EXTENSIONS_ENV: ""})
+    try:
+        assert _admin(base, token, "order-gate", {})[0] == 404
+        assert _admin(base, token, "faults", {"error_rate": 0})[0] == 200  # the lab's fault profiles stay
+    finally:
+        process.terminate()
+        process.wait()
+    process, base, token = _serve_in_process_of_its_own(tmp_path / "gated", env={EXTENSIONS_ENV: LAB_EXTENSIONS})
+    try:
+        assert _admin(base, token, "order-gate", {"hold_after": 0}) == (200, {"passed": 0, "held": False, "holding": True})
+        assert _admin(base, token, "calls", {})[0] == 200
+    finally:
+        process.terminate()
+        process.wait()
