@@ -17,7 +17,6 @@ from typing import Any
 
 from agent.economics.program import load_program
 from agent.editions import EDITIONS
-from agent.partner.operations import CONFIRMATIONS
 from agent.partner.settings import DEFAULT_PRICELISTS, TRIAL_PRICELIST
 
 # Status codes as Upmind maps them (facts §4.4); agent.partner.model.LicenseStatus reads the same.
@@ -90,10 +89,6 @@ def tariff(pricelist: str | None) -> Tariff:
 
 def expiry(start: date, period: int) -> date:
     return start + timedelta(days=30 * max(period, 0) if period != 12 else 365)
-
-
-def confirmed(params: dict[str, str]) -> bool:
-    return params.get("sok") in CONFIRMATIONS
 
 
 def period_of(params: dict[str, str]) -> int:
