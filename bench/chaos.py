@@ -51,10 +51,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO / "tests"))  # the test harness: the lab emulator's order gate and admin routes
 
 from agent.lab import Lab  # noqa: E402
 from agent.lab.mirror import write_config  # noqa: E402
 from agent.lab.services import inventory_vars  # noqa: E402
+from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS  # noqa: E402
 
 INSTALL = REPO / "playbooks" / "install.yaml"
 STEPS = ("facts", "preflight", "license", "installer", "configure", "verify", "report")
@@ -536,6 +538,7 @@ def main() -> int:
               f" `ispagent lab down --dir {lab.busy_elsewhere()}`", file=sys.stderr)
         return 2
     trials: list[Trial] = []
+    os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS  # the order gate and admin routes this bench drives
     try:
         lab.up(args.hosts)
         write_config(lab.dir / "services" / "mirror", install_seconds=args.install_seconds)

@@ -538,6 +538,7 @@ def main() -> int:
         print(f"a lab is up in {lab.busy_elsewhere()}: wait for it", file=sys.stderr)
         return 2
     trials: list[chaos.Trial] = []
+    os.environ[chaos.EXTENSIONS_ENV] = chaos.LAB_EXTENSIONS  # the order gate and admin routes chaos drives
     try:
         lab.up(args.hosts)
         hosts = lab.hosts[: args.hosts]

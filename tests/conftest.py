@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 
 from agent.lab import Lab
+from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS
 
 # Hosts in the session's lab. A test that needs more grows the same lab with `lab.up(n)` and
 # shrinks it back afterwards (one lab per machine: a second one cannot be started).
@@ -32,6 +33,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             pytest.fail(f"CI={os.environ['CI']}: the lab cannot start, so its tests would be skipped: {reason}")
         pytest.skip(reason)
     lab = Lab(tmp_path_factory.mktemp("lab"))
+    # The lab's partner emulator gets the harness's order gate and admin routes (bench/chaos.py
+    # drives them over HTTP); the product's emulator has none of them.
+    os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS
     deadline = time.monotonic() + LAB_WAIT_SECONDS
     while lab.busy_elsewhere() and time.monotonic() < deadline:
         time.sleep(1)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.lab.partner_emulator import PartnerEmulator
+from agent.lab.partner import PartnerEmulator
+from harness.partner_emulator import HarnessEmulator
 from labkit import write_inventory
 
 BASE_VARS = {"edition": "lite", "period": "monthly", "release": "stable"}
 
 
-def start_emulator(directory: Path, **faults) -> PartnerEmulator:
-    emulator = PartnerEmulator(directory).start()
+def start_emulator(directory: Path, **faults) -> HarnessEmulator:
+    """An emulator on a thread, with the harness's order gate (`.order_gate`) and `faults` set."""
+    emulator = HarnessEmulator(directory).start()
     if faults:
         emulator.set_faults(**faults)
     return emulator

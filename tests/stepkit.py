@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from agent.hoststate import HostState
 from agent.installer.state import INSTALL
 from agent.inventory.model import Endpoint, Host
-from agent.lab.partner_emulator import LAB_USER, PRICELISTS, PartnerEmulator
+from agent.lab.partner import LAB_USER, TARIFFS, PartnerEmulator
 from agent.ledger import BillingEvent, LicenseLedger
 from agent.licensing.ensure import LICENSE, LicenseGrant
 from agent.panel.config import CONFIGURE_PENDING
@@ -316,7 +316,7 @@ def ledger_rows(path: Path, table: str) -> list[Any]:
 def account_licenses(emulator: PartnerEmulator) -> list[dict[str, Any]]:
     editions = {pricelist: edition for edition, pricelist in DEFAULT_PRICELISTS.items()}
     return [{**lic, "status": STATUS_NAMES.get(lic["status"], lic["status"]),
-             "edition": editions.get(lic["pricelist"], PRICELISTS[lic["pricelist"]][0])}
+             "edition": editions.get(lic["pricelist"], TARIFFS[lic["pricelist"]].name)}
             for lic in emulator.store.licenses()]
 
 

@@ -28,7 +28,9 @@ from agent.errors import (
     PartnerPaymentRequired,
     PartnerTransient,
 )
-from agent.lab.partner_emulator import PRICELISTS, ApiError, Document, render
+from agent.lab.partner import TARIFFS, ApiError
+from agent.lab.partner.rendering import Document, render
+from agent.partner.operations import OPERATIONS, ReplyShape
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus, license_from_fields
 from agent.partner.replies import parse_reply, record, records, text_of
@@ -413,7 +415,7 @@ def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact
     ids = results[0::2]
     assert len(set(ids)) == 100 and sorted(str(l["id"]) for l in emulator.store.licenses()) == sorted(ids)
     assert client.calls == {"soft.order.param": 100, "soft": 100}
-    assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * PRICELISTS["55227"][1]
+    assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * TARIFFS["55227"].monthly_cents
     client.close()
 
 
@@ -541,3 +543,32 @@ def test_emulator_order_gate_is_driven_over_http_by_a_process_that_does_not_hold
     waiting.join(10)
     assert len(emulator.store.licenses()) == 2
     assert httpx.post(admin_url, json={}).status_code == 403
+
+
+# -- the operations table, end to end --------------------------------------------------------------
+
+# What each reply shape must give the client's `call`; a shape without an entry fails the test below.
+SHAPE_CHECKS = {
+    ReplyShape.ORDER_ID: lambda value: value.isdigit(),
+    ReplyShape.RECORD: lambda value: value.get("id", "").isdigit(),
+    ReplyShape.RECORDS: lambda value: isinstance(value, list) and len(value) >= 1,
+    ReplyShape.NEW_EXPIRY: lambda value: len(value) == 10 and value[4] == "-",
+    ReplyShape.DONE: lambda value: value is None,
+    ReplyShape.FORM: lambda value: isinstance(value, dict) and value != {},
+}
+
+
+def test_every_operation_of_the_table_called_by_the_client_gets_its_reply_shape_from_the_emulator(emulator):
+    client = _client(emulator)
+    elid = client.order("lite", "monthly", "203.0.113.70", "t.example.com", "")
+    values = {"elid": elid, "pricelist": "55228", "period": "1", "ip": "203.0.113.71", "licname": "u.example.com",
+              "remoteid": "r-1", "project": "ISPsystem"}
+    last = [op for op in OPERATIONS if op.name == "delete"]  # the license must live until every other call is made
+    for operation in [op for op in OPERATIONS if op.name != "delete"] + last:
+        if operation.name == "check_ip":
+            sent = {"ip": "203.0.113.72"}  # an IP no license holds: no error
+        else:
+            sent = {name: values[name] for name in (*operation.required, *operation.optional)}
+        value = client.call(operation, **sent)
+        assert SHAPE_CHECKS[operation.reply](value), (operation.name, value)
+    assert sum(client.calls.values()) == len(OPERATIONS) + 1  # the setup's order, then one call each: no retry

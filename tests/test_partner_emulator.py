@@ -8,10 +8,15 @@ by hand on raw sockets, so each style is exactly what that client sends.
 from __future__ import annotations
 
 import json
+import os
 import re
+import select
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,7 +25,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 import yaml
 
-from agent.lab.partner_emulator import LISTEN_BACKLOG, MAX_BODY, PRICELISTS, PartnerEmulator
+from agent.lab.partner import TARIFFS, PartnerEmulator
+from agent.lab.partner.server import LISTEN_BACKLOG, MAX_BODY
 
 CLIENTS = yaml.safe_load((Path(__file__).parent / "data" / "partner" / "clients.yaml").read_text())
 
@@ -215,7 +221,7 @@ def test_200_concurrent_calls_all_answered_no_duplicate_and_exact_balance(emulat
     licenses = emulator.store.licenses()
     assert len(licenses) == 100 and sorted(str(lic["id"]) for lic in licenses) == sorted(ids)
     after = emulator.store.account("lab-partner@example.com")["balance_cents"]
-    assert before - after == 100 * PRICELISTS["55227"][1]
+    assert before - after == 100 * TARIFFS["55227"].monthly_cents
     assert emulator.server.request_queue_size == LISTEN_BACKLOG
 
 
@@ -240,11 +246,14 @@ def still_serving(emulator) -> bool:
     ("Transfer-Encoding: chunked\r\n", 400),  # the body below is no chunk
     ("", 411),  # HTTP/1.1 POST with neither
     ("Content-Type: multipart/form-data\r\nContent-Length: 9\r\n", 400),  # no boundary
+    ("Content-Length: 9\r\nContent-Length: 4\r\n", 400),  # two lengths: which one a proxy read is unknown
+    ("Content-Length: 9, 4\r\n", 400),
 ])
 def test_malformed_requests_get_an_http_error_and_the_server_keeps_serving(emulator, capfd, headers, status):
     host, port = emulator.server.server_address[:2]
     answer, body = exchange((host, port), api_request(emulator, b"func=soft", headers), half_close=True)
     assert answer == status, body
+    assert emulator.calls == {}  # refused before the API saw it
     assert still_serving(emulator)
     assert "Traceback" not in capfd.readouterr().err
 
@@ -265,15 +274,58 @@ def test_a_silent_client_is_dropped_after_the_read_timeout_and_costs_no_thread(e
     assert threading.active_count() < 10
 
 
-def test_a_client_that_stops_in_the_middle_of_its_body_is_dropped(emulator):
+def test_a_client_that_stops_in_the_middle_of_its_body_gets_a_408_and_is_dropped(emulator):
     host, port = emulator.server.server_address[:2]
     with socket.create_connection((host, port)) as sock:
         sock.sendall(api_request(emulator, b"func=so", "Content-Length: 100\r\n"))
         sock.settimeout(3)
         started = time.monotonic()
-        assert sock.recv(1) == b""
-        assert time.monotonic() - started < 2.5
+        answer = read_until_closed(sock)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer  # as a strict server says it, not a silent close
+        assert 0.9 < time.monotonic() - started < 2.5  # the fixture's read timeout is 1 s
+    assert emulator.store.licenses() == [] and emulator.refused == {408: 1}
     assert still_serving(emulator)
+
+
+def test_a_request_head_trickled_a_byte_at_a_time_is_cut_at_its_deadline_with_a_408(tmp_path):
+    """No single silence reaches the read timeout (1 s): only the total deadline for the head (2 s) ends it."""
+    emulator = PartnerEmulator(tmp_path / "partner", read_timeout=1.0, head_deadline=2.0).start()
+    try:
+        host, port = emulator.server.server_address[:2]
+        head = f"GET /billmgr?func=soft HTTP/1.1\r\nHost: {host}\r\nX-Slow: {'a' * 200}\r\n\r\n".encode()
+        with socket.create_connection((host, port), timeout=5) as sock:
+            started, sent = time.monotonic(), 0
+            while sent < len(head) and time.monotonic() - started < 6:
+                sock.sendall(head[sent:sent + 1])
+                sent += 1
+                if select.select([sock], [], [], 0.1)[0]:  # the server answered (or closed): stop sending
+                    break
+            answered_after = time.monotonic() - started
+            answer = read_until_closed(sock)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert 1.9 < answered_after < 3 and sent < len(head)
+        assert emulator.refused == {408: 1}
+    finally:
+        emulator.stop()
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("lengths", ["Content-Length: 9\r\nContent-Length: 9\r\n", "Content-Length: 9, 9\r\n"])
+def test_a_content_length_repeated_with_the_same_value_is_one_length(emulator, lengths):
+    host, port = emulator.server.server_address[:2]
+    body = f"func=soft&out=bjson&authinfo={authinfo(emulator)}".encode()
+    lengths = lengths.replace("9", str(len(body)))
+    answer, reply = exchange((host, port), api_request(emulator, body, lengths), half_close=True)
+    assert (answer, json.loads(reply)) == (200, {"elem": []})
 
 
 def order_params(emulator, **extra) -> dict[str, str]:
@@ -359,3 +411,81 @@ def test_unknown_paths_and_the_licctl_endpoint(emulator):
     host, port = emulator.server.server_address[:2]
     assert exchange((host, port), f"GET /nope HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())[0] == 404
     assert urlsplit(emulator.url).path == "/billmgr"
+
+
+def test_a_paid_order_is_processing_until_its_key_is_issued_then_active_before_any_fetch(emulator):
+    """Real clients wait for the key (WHMCS polls soft.edit until lickey is set; Upmind reads it at
+    once): once the account hands the key out, the license reads "active", not "ordered"."""
+    emulator.set_faults(key_delay=0.6)
+    style = {"method": "POST", "path": "/billmgr", "http": "1.1", "encoding": "form"}
+    status, body = call(emulator, style, order_params(emulator, out="bjson"))
+    elid = json.loads(body)["id"]["v"]
+
+    def read() -> tuple[str, str]:
+        model = json.loads(call(emulator, style, {"func": "soft.edit", "elid": elid, "out": "bjson",
+                                                  "authinfo": authinfo(emulator)})[1])["model"]
+        return model["status"], model["lickey"]
+
+    assert read() == ("5", "")  # processing: paid, no key yet
+    time.sleep(0.7)
+    status, key = read()
+    assert (status, key.startswith(f"{elid}-")) == ("2", True)
+    assert emulator.calls.get("soft.edit") == 2 and "/licctl" not in str(emulator.calls)  # no server fetched it
+
+
+def test_every_operation_of_the_table_has_an_emulator_handler():
+    from agent.lab.partner.api import HANDLERS
+    from agent.partner.operations import BY_NAME
+
+    assert sorted(set(BY_NAME) - set(HANDLERS)) == [], "operations the lab's account cannot answer"
+    assert sorted(set(HANDLERS) - set(BY_NAME)) == []
+
+
+def test_each_operation_as_the_client_sends_it_is_that_operation_to_the_emulator():
+    from agent.partner.operations import OPERATIONS, identify
+
+    for operation in OPERATIONS:
+        sent = {"func": operation.func, **operation.params(**{name: "1" for name in operation.required})}
+        assert identify(sent) is operation, sent
+
+
+def _serve_in_process_of_its_own(tmp_path: Path, *args: str, env: dict | None = None):
+    """`python -m agent.lab.partner` as `lab up` starts it, on a free port; (process, base URL, admin token)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state = tmp_path / "state"
+    process = subprocess.Popen([sys.executable, "-m", "agent.lab.partner", "--listen", f"127.0.0.1:{port}",
+                                "--state-dir", str(state), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, **(env or {})})
+    assert "partner emulator on" in process.stdout.readline()
+    return process, f"http://127.0.0.1:{port}", (state / "admin-token").read_text().strip()
+
+
+def _admin(base: str, token: str, name: str, data: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{base}/admin/{name}", data=json.dumps(data).encode(),
+                                     headers={"X-Admin-Token": token})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_the_product_emulator_has_no_order_gate_and_a_plug_in_from_the_environment_adds_it(tmp_path):
+    from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS
+
+    process, base, token = _serve_in_process_of_its_own(tmp_path / "plain", env={EXTENSIONS_ENV: ""})
+    try:
+        assert _admin(base, token, "order-gate", {})[0] == 404
+        assert _admin(base, token, "faults", {"error_rate": 0})[0] == 200  # the lab's fault profiles stay
+    finally:
+        process.terminate()
+        process.wait()
+    process, base, token = _serve_in_process_of_its_own(tmp_path / "gated", env={EXTENSIONS_ENV: LAB_EXTENSIONS})
+    try:
+        assert _admin(base, token, "order-gate", {"hold_after": 0}) == (200, {"passed": 0, "held": False, "holding": True})
+        assert _admin(base, token, "calls", {})[0] == 200
+    finally:
+        process.terminate()
+        process.wait()

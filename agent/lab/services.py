@@ -46,7 +46,7 @@ SERVICES: tuple[LabService, ...] = (
     # The partner account (BILLmanager API) emulator; it also answers the hosts' `licctl fetch`.
     LabService(
         "partner",
-        "agent.lab.partner_emulator",
+        "agent.lab.partner",
         8443,
         {"partner_api_url": "{url}/billmgr", "partner_credentials_file": "{state}/credentials"},
     ),

@@ -1,7 +1,8 @@
 """The partner account: ISPsystem's BILLmanager-based API for ordering and managing licenses.
 
+`operations` declares each API operation once (function, read/write, parameters, reply shape),
 `settings` turns inventory vars into `PartnerSettings`, `replies` parses the API's bjson/json/xml
-answers and errors, `client` makes the calls.
+answers and errors, `client` makes the calls the table describes.
 """
 
 

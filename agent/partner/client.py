@@ -14,19 +14,18 @@ import ssl
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from agent.errors import PartnerCallNotSent, PartnerConfigError, PartnerError, PartnerTransient
 from agent.partner.model import AccountLicense, license_from_fields
+from agent.partner.operations import Operation, ReplyShape, named
 from agent.partner.replies import Reply, parse_reply, record, records, text_of
 from agent.partner.settings import PERIOD_MONTHS, PartnerSettings
 from agent.secrets import mask
 
-# The list function is not documented anywhere public; JBS calls `soft`. One place.
-LIST_FUNCTION = "soft"
 READ_ATTEMPTS = 6  # reads are harmless to repeat
 WRITE_ATTEMPTS = 3  # a write is repeated only when its connection could not be made
 BACKOFF = wait_exponential(multiplier=0.1, max=1.5)  # 0.1, 0.2, 0.4, 0.8, 1.5 s between attempts
@@ -93,82 +92,64 @@ class PartnerClient:
 
     def get(self, license_id: str) -> AccountLicense:
         """One license with its activation key (`soft.edit elid=`)."""
-        reply = self._read("soft.edit", {"elid": license_id})
-        fields = record(reply)
+        fields = self.call(named("get"), elid=license_id)
         if not fields.get("id"):
             fields["id"] = license_id
         return license_from_fields(fields, self.settings.editions_by_pricelist())
 
     def list(self) -> list[AccountLicense]:
         """Every license of the account."""
-        reply = self._read(LIST_FUNCTION, {})
         by_pricelist = self.settings.editions_by_pricelist()
-        return [license_from_fields(fields, by_pricelist) for fields in records(reply)]
+        return [license_from_fields(fields, by_pricelist) for fields in self.call(named("list"))]
 
     # -- writes (not retried unless provably not sent) ---------------------------------------
 
     def order(self, edition: str, period: str, ip: str, licname: str, remoteid: str) -> str:
         """Order and pay for a license (skipbasket=on debits at once); returns its id."""
-        reply = self._write("soft.order.param", {
-            "pricelist": self.settings.pricelist(edition),
-            "period": PERIOD_MONTHS[period],
-            "ip": ip,
-            "licname": licname,
-            "remoteid": remoteid,
-            "skipbasket": "on",
-            "clicked_button": "finish",
-            "sok": "ok",
-        })
-        # Where clients find the new id: id (WHMCS; id.v in bjson), item.id (JBS), elid.
-        license_id = (text_of(reply, "id") or text_of(reply, "item.id") or text_of(reply, "item", "id")
-                      or text_of(reply, "elid"))
-        if not license_id:
-            raise PartnerTransient("soft.order.param: the reply carries no license id")
-        return license_id
+        return self.call(named("order"), pricelist=self.settings.pricelist(edition), period=PERIOD_MONTHS[period],
+                         ip=ip, licname=licname, remoteid=remoteid)
 
     def set_ip_and_name(self, license_id: str, ip: str | None = None, licname: str | None = None,
                         remoteid: str | None = None) -> None:
         """Move a license to another IP and/or rename it (`soft.edit ... sok=ok`)."""
-        params = {"elid": license_id, "sok": "ok"}
-        for key, value in (("ip", ip), ("licname", licname), ("remoteid", remoteid)):
-            if value is not None:
-                params[key] = value
-        self._write("soft.edit", params)
+        self.call(named("move"), elid=license_id, ip=ip, licname=licname, remoteid=remoteid)
 
     def new_key(self, license_id: str) -> str:
         """Issue a new activation key (the old one stops working); returns it."""
-        reply = self._write("soft.edit", {"elid": license_id, "clicked_button": "newkey", "sok": "ok"})
-        found = license_from_fields(record(reply), {})
+        found = license_from_fields(self.call(named("new_key"), elid=license_id), {})
         return found.key or ""
 
     def renew(self, license_id: str, period: str) -> str:
         """Prolong by `period` (monthly|annual); returns the new expiry date."""
-        reply = self._write("service.prolong", {"elid": license_id, "period": PERIOD_MONTHS[period], "sok": "ok"})
-        return text_of(reply, "doc", "newexpiredate") or text_of(reply, "newexpiredate")
+        return self.call(named("renew"), elid=license_id, period=PERIOD_MONTHS[period])
 
     def change_tariff(self, license_id: str, edition: str, period: str) -> None:
-        self._write("service.changepricelist", {
-            "elid": license_id, "pricelist": self.settings.pricelist(edition), "period": PERIOD_MONTHS[period], "sok": "ok",
-        })
+        self.call(named("change_tariff"), elid=license_id, pricelist=self.settings.pricelist(edition),
+                  period=PERIOD_MONTHS[period])
 
     def suspend(self, license_id: str) -> None:
-        self._write("soft.suspend", {"elid": license_id, "sok": "ok"})
+        self.call(named("suspend"), elid=license_id)
 
     def resume(self, license_id: str) -> None:
-        self._write("soft.resume", {"elid": license_id, "sok": "ok"})
+        self.call(named("resume"), elid=license_id)
 
     def delete(self, license_id: str) -> None:
-        self._write("soft.delete", {"elid": license_id, "sok": "ok"})
+        self.call(named("delete"), elid=license_id)
+
+    # -- any operation of the table ------------------------------------------------------------
+
+    def call(self, operation: Operation, **values: str | int | None) -> Any:
+        """One call of `operation` with `values` (API parameter names; None: not sent), read by its
+        reply shape. Reads are retried on any failure that left no usable answer; writes only when
+        the request provably never left."""
+        params = operation.params(**values)
+        if operation.writes:
+            reply = self._retrying(operation.func, params, PartnerCallNotSent, WRITE_ATTEMPTS)
+        else:
+            reply = self._retrying(operation.func, params, PartnerTransient, READ_ATTEMPTS)
+        return _READERS[operation.reply](reply, operation.func)
 
     # -- transport -------------------------------------------------------------------------
-
-    def _read(self, func: str, params: dict) -> Reply:
-        """Reads change nothing: retried on any failure that left no usable answer."""
-        return self._retrying(func, params, PartnerTransient, READ_ATTEMPTS)
-
-    def _write(self, func: str, params: dict) -> Reply:
-        """Writes are retried only when the request provably never left."""
-        return self._retrying(func, params, PartnerCallNotSent, WRITE_ATTEMPTS)
 
     def _retrying(self, func: str, params: dict, retry_on: type[Exception], attempts: int) -> Reply:
         policy = Retrying(retry=retry_if_exception_type(retry_on), stop=stop_after_attempt(attempts), wait=_wait,
@@ -203,6 +184,25 @@ class PartnerClient:
         except httpx.HTTPError as error:
             # Sent, maybe processed: the caller must find out before doing it again.
             raise PartnerTransient(mask(f"{func}: no complete answer from the partner API ({_reason(error)})")) from None
+
+
+def _order_id(reply: Reply, func: str) -> str:
+    # Where clients find the new id: id (WHMCS; id.v in bjson), item.id (JBS), elid.
+    license_id = (text_of(reply, "id") or text_of(reply, "item.id") or text_of(reply, "item", "id")
+                  or text_of(reply, "elid"))
+    if not license_id:
+        raise PartnerTransient(f"{func}: the reply carries no license id")
+    return license_id
+
+
+_READERS: dict[ReplyShape, Callable[[Reply, str], Any]] = {
+    ReplyShape.ORDER_ID: _order_id,
+    ReplyShape.RECORD: lambda reply, func: record(reply),
+    ReplyShape.RECORDS: lambda reply, func: records(reply),
+    ReplyShape.NEW_EXPIRY: lambda reply, func: text_of(reply, "doc", "newexpiredate") or text_of(reply, "newexpiredate"),
+    ReplyShape.DONE: lambda reply, func: None,
+    ReplyShape.FORM: lambda reply, func: reply,
+}
 
 
 def _certificate_refused(error: BaseException) -> bool:

@@ -41,6 +41,7 @@ REGION_URLS = {
 }
 # Tariff ids per edition (the vendor's reselling docs). RU accounts have other, unconfirmed ids: set `pricelists`.
 DEFAULT_PRICELISTS = {"lite": "55227", "pro": "55228", "host": "55229", "business": "55230"}
+TRIAL_PRICELIST = "55239"  # "ispmanager 6 trial" (facts §4.3): never ordered by ispagent, known to the lab's account
 PERIOD_MONTHS = {"monthly": 1, "annual": 12}
 
 
