@@ -151,7 +151,12 @@ HostOf() { echo "$1" | sed 's|^[a-z]*://||; s|[:/].*||'; }
 
 HostPort() { echo "$1" | sed 's|^[a-z]*://||; s|/.*||'; }  # what the real script calls its mirror
 
-Resolves() { ! command -v getent >/dev/null 2>&1 || getent hosts "$1" >/dev/null 2>&1; }
+# Whether a host name resolves. An IPv4 address needs no lookup: getent would try a reverse one,
+# which fails for the lab's own addresses.
+Resolves() {
+	case "$1" in *[!0-9.]*) ;; *) return 0 ;; esac
+	! command -v getent >/dev/null 2>&1 || getent hosts "$1" >/dev/null 2>&1
+}
 
 OldRelease() { case " $OLD_RELEASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
