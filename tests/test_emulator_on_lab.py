@@ -30,9 +30,7 @@ STABLE = ["--release", "stable"]
 LAB_CASES = [
     ("h16", "distribution-repository-down", "root", None, None),
     ("h17", "non-root-user", "deploy", None, None),
-    ("h17", "non-root-user-with-osversion", "deploy", None,
-     {"sh": ["install.sh: {n}: cannot create /etc/machine-id: Permission denied"],
-      "bash": ["install.sh: line {n}: /etc/machine-id: Permission denied"]}),
+    ("h17", "non-root-user-with-osversion-and-a-machine-id", "deploy", None, None),  # lab hosts have one
     ("h8", "unsupported-os", "root", None, None),
     ("h9", "eol-question-without-answer", "root", None, None),
     ("h9", "eol-question-answered-no", "root", None, None),
@@ -41,8 +39,7 @@ LAB_CASES = [
     ("h7", "low-ram-silent", "root", None, None),
     ("h19", "mysql-on-a-mini-server", "root", None, None),
     ("h19", "openlitespeed-on-a-mini-server", "root", None, None),
-    ("h10", "bad-hostname-without-answer", "root", None,
-     ["You have incorrect hostname: h10", "Enter new hostname(or Ctrl+C to exit)"]),
+    ("h10", "bad-hostname-without-answer", "root", None, ["You have incorrect hostname: h10"]),
     ("h1", "banner-and-good-hostname", "root", None, ["Installing on DEBIAN bookworm", "Your hostname: h1.lab.example"]),
     ("h1", "release-menu-without-answer", "root", None, None),
     ("h1", "dashed-unknown-package-name", "root", None, None),

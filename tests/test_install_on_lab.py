@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.installer.messages import REPOSITORY_UNREACHABLE
 from agent.lab.license_standin import LicenseStandin
 from agent.lab.mirror import write_config
 from agent.lab.profiles import login_user, preinstalled_licid
@@ -36,7 +37,7 @@ PREFLIGHT_ERRORS = {
     "h11": "[selinux] SELinux is enabled",
     "h12": "[repository] the installer's repository http://198.18.0.1:8080/repo/ is not reachable from the host"
            " (HTTP Error 503",
-    "h15": "[repository] the installer's repository http://198.18.0.1:8080/repo/ is not reachable from the host (",
+    "h15": "[repository_unreachable] the installer's repository http://198.18.0.1:8080/repo/ does not answer the host (",
     "h18": "[ram] You have to low memory: 512 MB (the installer needs more than 512 MB)",
     # install.sh would fail these at its first apt step (exit 100) after the license was paid for
     "h16": "[os_repository] install.sh must first install lsb-release, wget, gpg from the distribution's repository,"
@@ -109,6 +110,11 @@ def test_twenty_hosts_good_ones_installed_and_verified_bad_ones_fail_with_the_re
         assert hosts[name]["error"].startswith(f"preflight: {message}"), hosts[name]["error"]
         assert [step["step"] for step in hosts[name]["steps"]] == ["facts", "preflight"]
         assert on_host(lab, name, "test -e /var/lib/ispagent/installer/install.sh").returncode == 1  # nothing run
+    # The vendor's repository never answering h15 is the installer's repository_unreachable, with its advice
+    # (not internal_repository, not the 503 of h12's retry-later "repository")
+    assert [p["rule"] for p in hosts["h15"]["preflight"]["problems"]] == ["repository_unreachable"]
+    assert hosts["h15"]["error"].endswith(REPOSITORY_UNREACHABLE.advice), hosts["h15"]["error"]
+    assert [p["rule"] for p in hosts["h12"]["preflight"]["problems"]] == ["repository"]
     bad_addresses = {lab.host(name).address for name in PREFLIGHT_ERRORS}
     assert not bad_addresses & {ip for ip, _ in standin.requests}, "a license was asked for a host that failed preflight"
     for name in good:

@@ -31,6 +31,8 @@ SHELLS = ("sh", "bash")
 NOBODY = 65534
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 PROMPT_TEXT = "Your choice is:"
+HOSTNAME_PROMPT = "Enter new hostname"  # read -p's text as well: never shown without a terminal
+HELPERS = "lsb-release\nwget\ngpg\npython\n"  # as the emulator notes the helpers it installed
 OS_RELEASES = {
     "bookworm": ("12", "bookworm", "12.8"),
     "trixie": ("13", "trixie", "13.1"),
@@ -141,7 +143,18 @@ def make_tree(root: Path, situation: dict) -> None:
     names = f"{hostname} {short}" if hostname != short else short
     (root / "etc/hostname").write_text(short + "\n")
     (root / "etc/hosts").write_text(f"127.0.0.1\tlocalhost\n198.18.0.2\t{names}\n")
-    (root / "etc/machine-id").write_text("0" * 32 + "\n")
+    if situation.get("machine_id") != "missing":
+        (root / "etc/machine-id").write_text("0" * 32 + "\n")
+    if situation.get("helpers_installed"):
+        (root / "var/lib/ispmanager-emulator").mkdir(parents=True)
+        (root / "var/lib/ispmanager-emulator/helpers").write_text(HELPERS)
+    if situation.get("dist_repository") == "unresolvable":  # offline: apt cannot resolve its mirror
+        codename = OS_RELEASES[os_name][1]
+        (root / "etc/apt/sources.list").write_text(f"deb http://deb.debian.invalid/debian {codename} main\n")
+    if situation.get("no_default_route"):  # an `ip` that knows no route, as on an offline server
+        (root.parent / "bin").mkdir()
+        (root.parent / "bin/ip").write_text("#!/bin/sh\nexit 0\n")
+        (root.parent / "bin/ip").chmod(0o755)
     lock = root / "var/lib/apt/lists/lock"
     lock.touch()
     lock.chmod(0o640)
@@ -163,13 +176,18 @@ def make_tree(root: Path, situation: dict) -> None:
 
 def run_installer(setup: Setup, shell: str, case: dict, root: Path, trace: Path) -> subprocess.CompletedProcess:
     situation = case.get("situation", {})
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "ISPMGR_EMULATOR_ROOT": str(root),
+    path = "/usr/sbin:/usr/bin:/sbin:/bin"
+    if situation.get("no_default_route"):
+        path = f"{root.parent / 'bin'}:{path}"
+    env = {"PATH": path, "LANG": "C.UTF-8", "ISPMGR_EMULATOR_ROOT": str(root),
            "ISPMGR_EMULATOR_TRACE": str(trace), **situation.get("env", {})}
     user = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if situation.get("user") == "nobody" else {}
     stdin = case.get("stdin")
+    # A case that checks the order of lines gets stderr (apt's lines) in the same stream as stdout.
+    stderr = subprocess.STDOUT if "order" in case else subprocess.PIPE
     return subprocess.run(
-        [shell, "install.sh", *case.get("args", [])], cwd=setup.dir, env=env, capture_output=True, text=True,
-        input=stdin if stdin is not None else "", timeout=60, **user,
+        [shell, "install.sh", *case.get("args", [])], cwd=setup.dir, env=env, stdout=subprocess.PIPE, stderr=stderr,
+        text=True, input=stdin if stdin is not None else "", timeout=60, **user,
     )
 
 
@@ -179,7 +197,23 @@ def for_shell(value, shell: str):
 
 def line_pattern(line: str, root: Path, mirror: str) -> re.Pattern:
     text = re.escape(line).replace(re.escape("{root}"), re.escape(str(root))).replace(re.escape("{n}"), r"\d+")
+    text = text.replace(re.escape("{mirror_host}"), re.escape(mirror_host(mirror)))
     return re.compile(text.replace(re.escape("{mirror}"), re.escape(mirror)))
+
+
+def mirror_host(mirror: str) -> str:
+    """The mirror as the real script names it in its lines: host[:port], no scheme."""
+    return mirror.split("://", 1)[1]
+
+
+def in_order(expected: list[str], lines: list[str], root: Path, mirror: str) -> bool:
+    """Whether the expected lines appear in this order (other lines may come between them)."""
+    patterns = iter([line_pattern(line, root, mirror) for line in expected])
+    wanted = next(patterns, None)
+    for line in lines:
+        if wanted is not None and wanted.fullmatch(line):
+            wanted = next(patterns, None)
+    return wanted is None
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -187,7 +221,7 @@ def line_pattern(line: str, root: Path, mirror: str) -> re.Pattern:
 def test_emulator_reproduces_the_real_installer(runs, case, shell):
     run = runs[(case["name"], shell)]
     result, root = run.result, run.root
-    out, err = COLOUR.sub("", result.stdout), COLOUR.sub("", result.stderr)
+    out, err = COLOUR.sub("", result.stdout), COLOUR.sub("", result.stderr or "")
     both = out + err
     where = f"[{shell}] exit {result.returncode}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
 
@@ -206,14 +240,25 @@ def test_emulator_reproduces_the_real_installer(runs, case, shell):
         assert both.splitlines().count(text) == times, where
     for text in case.get("absent", []):
         assert text not in both, where
+    if "order" in case:
+        assert in_order(case["order"], both.splitlines(), root, run.mirror_url), f"lines out of order\n{where}"
+    if "head" in case:
+        assert searched.splitlines()[:len(case["head"])] == case["head"], f"first lines differ\n{where}"
+    if "tail" in case:
+        assert searched.splitlines()[-len(case["tail"]):] == case["tail"], f"last lines differ\n{where}"
     for line in case.get("red", []):
         assert f"\x1b[1;31m{line}\x1b[0m\n" in result.stdout, f"{line!r} not red\n{where}"
     if "class" in case:
-        assert classify_output(result.stdout + result.stderr, result.returncode).name == case["class"], where
+        assert classify_output(result.stdout + (result.stderr or ""), result.returncode).name == case["class"], where
     assert "ERROR:" not in both, where
-    assert PROMPT_TEXT not in both, where  # read -p shows its prompt only on a terminal
+    assert PROMPT_TEXT not in both and HOSTNAME_PROMPT not in both, where  # read -p: on a terminal only
     for path, content in case.get("files", {}).items():
-        assert (root / path).read_text() == content.replace("{mirror}", run.mirror_url), path
+        expected = content.replace("{mirror_host}", mirror_host(run.mirror_url)).replace("{mirror}", run.mirror_url)
+        assert (root / path).read_text() == expected, path
+    for path, mode in case.get("modes", {}).items():
+        assert oct((root / path).stat().st_mode & 0o777) == oct(int(mode, 8)), path
+    for path, pattern in case.get("file_patterns", {}).items():
+        assert re.fullmatch(pattern, (root / path).read_text()), path
     for path in case.get("no_files", []):
         assert not (root / path).exists(), path
 

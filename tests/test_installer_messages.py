@@ -29,6 +29,26 @@ def test_every_message_the_classifier_knows_has_a_case_from_the_facts():
     assert missing == []
 
 
+def test_each_sign_of_the_internal_repository_has_a_case_from_the_facts():
+    """The internal host in apt's lines, and the repository stage without a mirror line: each alone
+    makes a run internal_repository; the stage's own `Checking ... Not found` with a mirror line does not."""
+    internal = [case["output"] for case in CASES if case["class"] == "internal_repository"]
+    assert any(messages.INTERNAL_REPOSITORY_HOST in output for output in internal)
+    assert any(messages.INTERNAL_REPOSITORY_HOST not in output and messages.REPOSITORY_STAGE in output
+               for output in internal)
+    unreachable = [case for case in CASES if case["class"] == "repository_unreachable"
+                   and messages.REPOSITORY_STAGE in case["output"]]
+    assert len(unreachable) >= 4  # stable, beta, intbeta, an EOL host answered y: the stage on every real run
+
+
+def test_the_repository_stage_without_its_mirror_line_is_the_internal_repository_only_once_reached():
+    stage = "Checking ispmanager-base repo... Not found\nispmanager-lite-common was not found in repos for x ( y )"
+    assert classify_output(stage, 1).name == "internal_repository"
+    assert classify_output("Using mirrors.download.ispmanager.com\n" + stage, 1).name == "repository_unreachable"
+    assert classify_output("ispmanager-lite-common was not found in repos for x ( y )", 1).name == \
+        "repository_unreachable"
+
+
 def test_every_class_has_advice_and_a_distinct_name():
     names = [failure.name for failure in CLASSES]
     assert len(names) == len(set(names))

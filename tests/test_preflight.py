@@ -35,12 +35,13 @@ def test_preflight_facts_give_the_installers_verdict(case):
 
 FIXES = {"eol_os": "set allow_eol_os: true", "ram": "give the server more RAM", "hostname": "or ignore_hostname: true",
          "selinux": "SELINUX=disabled", "old_panel": "remove it first", "ports": "stop that service",
-         "repository": "retry later", "root": "passwordless sudo", "os_repository": "install those packages first"}
+         "repository_unreachable": "then run again", "root": "passwordless sudo",
+         "os_repository": "install those packages first"}
 
 
 def test_every_problem_names_the_rule_and_the_fix():
     host = replace(GOOD, os_codename="buster", os_version="10", memory_mb=100, hostname="x", selinux_enabled=True,
-                   old_panel=True, ports_in_use=(80,), repository_reachable=False, uid=1000,
+                   old_panel=True, ports_in_use=(80,), repository_reachable=False, repository_error="HTTP 000", uid=1000,
                    helpers_missing=("wget",), distribution_reachable=False)
     problems = evaluate(host, read_install_settings({})).problems
     assert {problem.rule: FIXES[problem.rule] in problem.message for problem in problems} == dict.fromkeys(FIXES, True)

@@ -24,11 +24,13 @@ REPOSITORY = FailureClass(
 REPOSITORY_UNREACHABLE = FailureClass(
     "repository_unreachable",
     "the server cannot reach the vendor's repository (install.sh only warns and then finds no package): "
-    "let it reach download.ispmanager.com over HTTP(S), then run again", retry_later=True)
+    "let it reach download.ispmanager.com and mirrors.download.ispmanager.com over HTTP and HTTPS, then run again",
+    retry_later=True)
 OS_REPOSITORY = FailureClass(
     "os_repository",
-    "apt could not install lsb-release, wget and gpg from the distribution's own repository: fix the server's "
-    "apt sources or its network (or install those three packages), then run again")
+    "apt could not install install.sh's helpers (lsb-release, wget, gpg; python on old releases) from the "
+    "distribution's own repository: fix the server's apt sources or its network (or install those packages), "
+    "then run again")
 INTERNAL_REPOSITORY = FailureClass(
     "internal_repository",
     "an unknown release sent install.sh to the vendor's internal repository: use release stable or beta")
@@ -65,8 +67,8 @@ _MESSAGES: tuple[tuple[str, FailureClass], ...] = (
     ("Unable to locate package lsb-release", OS_REPOSITORY),
     ("Unable to locate package wget", OS_REPOSITORY),
     ("Unable to locate package gpg", OS_REPOSITORY),
+    ("Unable to locate package python", OS_REPOSITORY),
     ("You must be root user", PRIVILEGES),
-    ("Checking ispmanager-base repo... Not found", INTERNAL_REPOSITORY),
     ("Problems with repository", REPOSITORY),
     ("Some errors with repository", REPOSITORY),
     ("was not found in repos for", REPOSITORY_UNREACHABLE),
@@ -97,6 +99,14 @@ _MESSAGES: tuple[tuple[str, FailureClass], ...] = (
     ("Step 1. Select update branch:", PROMPT),
     ("Step 2. Select edition:", PROMPT),
 )
+# What tells an unknown release (a developer install from the vendor's internal repository) from an
+# unreachable one. Not `Checking ispmanager-base repo... Not found`: the real script prints that on
+# every run whose base repository is not set up yet, stable included. The internal host does show in
+# apt's lines, and the mirror line (`Using mirrors.download.ispmanager.com`) is printed for every
+# known release and never for an unknown one.
+INTERNAL_REPOSITORY_HOST = "intrepo.download.ispmanager.com"
+REPOSITORY_STAGE = "Checking ispmanager-base repo..."
+_MIRROR_CHOSEN = re.compile(r"^Using \S+$")
 # The shell's own words when install.sh cannot write a system file: dash says
 # "install.sh: 12: cannot create /etc/machine-id: Permission denied", bash
 # "install.sh: line 12: /etc/machine-id: Permission denied".
@@ -118,7 +128,7 @@ def classify_output(output: str, exit_status: int) -> FailureClass:
     ISPmanager message). Exit 0 without a panel is a declined prompt.
     """
     lines = plain_lines(output)
-    matched = _first_known(lines)
+    matched = _explained(lines)
     if matched is not None:
         return matched[1]
     if any(_NOT_WRITABLE.match(line) for line in lines):
@@ -134,7 +144,7 @@ def failure_line(output: str) -> str:
     """The line of `output` (colours stripped) that explains the failure: the first known message,
     else the shell's permission error, else the last line that is not noise."""
     lines = plain_lines(output)
-    matched = _first_known(lines)
+    matched = _explained(lines)
     if matched is not None:
         return matched[0]
     for line in lines:
@@ -142,6 +152,27 @@ def failure_line(output: str) -> str:
             return line
     meaningful = [line for line in lines if not _NOISE.match(line)]
     return meaningful[-1] if meaningful else ""
+
+
+def _explained(lines: list[str]) -> tuple[str, FailureClass] | None:
+    """The explaining line and class: an internal repository first (whatever else failed after it,
+    the release was wrong), then the most specific known message."""
+    internal = _internal_repository_line(lines)
+    if internal is not None:
+        return internal, INTERNAL_REPOSITORY
+    return _first_known(lines)
+
+
+def _internal_repository_line(lines: list[str]) -> str | None:
+    """The line showing that install.sh went to the internal repository, if it did: one naming
+    the internal host, else the repository stage's first line in a run that chose no mirror."""
+    for line in lines:
+        if INTERNAL_REPOSITORY_HOST in line:
+            return line
+    stage = next((line for line in lines if line.startswith(REPOSITORY_STAGE)), None)
+    if stage is not None and not any(_MIRROR_CHOSEN.match(line) for line in lines):
+        return stage
+    return None
 
 
 def _first_known(lines: list[str]) -> tuple[str, FailureClass] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from agent.installer.messages import REPOSITORY_UNREACHABLE
 from agent.installer.settings import InstallSettings
 
 MIN_RAM_MB = 512  # RAM must be above this
@@ -27,6 +28,10 @@ UBUNTU = {"trusty": ("14.04", True), "xenial": ("16.04", True), "bionic": ("18.0
 REDHAT = {"6": True, "7": True, "8": False, "9": False}  # major -> EOL?
 _HOSTNAME_LAST_LABEL = re.compile(r"[A-Za-z0-9-]+")
 
+
+# A repository_error of the gather script's probe that is an answer: curl's "HTTP 503", python's
+# "HTTP Error 503: ..." (no answer reads "HTTP 000", "<urlopen error ...>" or "wget exit 4").
+_SERVER_ERROR = re.compile(r"\bHTTP (Error )?5\d\d\b")
 
 @dataclass(frozen=True)
 class HostFacts:
@@ -199,10 +204,18 @@ def _ports(facts: HostFacts, settings: InstallSettings):
 
 
 def _repository(facts: HostFacts, settings: InstallSettings):
-    if facts.repository_reachable is False:
+    # The same split as the installer's own failures: a repository answering with errors is the
+    # vendor's to fix (retry later); one that never answers is the host's network, and install.sh
+    # would only warn and end with "<package> was not found in repos" (repository_unreachable).
+    if facts.repository_reachable is not False:
+        return
+    error = facts.repository_error or "no answer"
+    if _SERVER_ERROR.search(error):
         yield Problem("repository", f"the installer's repository {settings.repository_url} is not reachable from the "
-                                    f"host ({facts.repository_error or 'no answer'}): check its network and "
-                                    "firewall, or retry later")
+                                    f"host ({error}): check its network and firewall, or retry later")
+        return
+    yield Problem(REPOSITORY_UNREACHABLE.name, f"the installer's repository {settings.repository_url} does not answer "
+                                               f"the host ({error}): {REPOSITORY_UNREACHABLE.advice}")
 
 
 def _root(facts: HostFacts, settings: InstallSettings):

@@ -11,19 +11,33 @@
 # Stages, in the real script's order (each is appended to the stage trace when reached):
 #   helpers     apt-get update, then lsb-release, wget and gpg from the distribution's repository
 #   os          OS detection (skipped with --osversion) and the End-of-Support question
-#   report      usage report "runinstall" (a fresh /etc/machine-id where COREmanager is not installed)
+#   report      usage report "runinstall" (it creates a missing /etc/machine-id); root, old panel, SELinux
 #   banner      "Installing on DEBIAN <codename>", memory and disk tables
 #   ram         RAM check (skipped with --silent; at most 1024 MB means a mini install)
 #   hostname    hostname check and its prompt (skipped with --ignore-hostname or --silent)
 #   release     release menu, unless --release or an existing repository file
-#   edition     package name, or the edition menu
+#   edition     package name, or the edition menu; usage report "choicepkg"; MySQL refused on low RAM
 #   webserver   web server (OpenLiteSpeed refused on low RAM)
 #   installed   already-installed checks (the package; coremanager over a panel)
-#   repository  repository files, apt-get update (4 tries when the repository answers with errors)
-#   install     COREmanager; license; panel; done
+#   repository  usage report "startinstall"; mirror, key, base and ispmanager-6 repositories, apt-get
+#               update, repo.version (the whole stage tried 4 times when a repository answers with errors)
+#   install     the package looked up (not found: usage report "cancelinstall"); COREmanager; license; panel
 #
-# Wording the real script's known output does not pin down (menu item texts, apt's progress lines,
-# the End-of-Support notice after its first sentence) is the emulator's own.
+# Still the emulator's guesses, not pinned by the recordings (shared/ispmanager-facts.md §7, §7.1):
+#   - the option texts of --help between its first and last option (the layout is real), the items of
+#     the edition, database and web-server menus, apt's progress lines;
+#   - the root, old-panel and SELinux checks before the banner;
+#   - "Checking ispmanager-base repo... Found" (only "Not found" was recorded): here when the base
+#     list is there and its suite answers;
+#   - no blank line after an answered question (only the one after each menu and question was recorded);
+#   - https for intstable as for intbeta; ispsystem.gpg instead of ispmanager.gpg, and python among
+#     the helpers (last), on every End-of-Support release (both recorded on Debian 10 only);
+#   - the order of apt's warnings for an unknown release (apt's order of the list files is assumed);
+#   - one mirror: `Using <the lab's mirror>` always (the real script probes download.ispmanager.com
+#     and falls back to mirrors.download.ispmanager.com, a fallback the lab does not have);
+#   - apt's words for a reset connection ("Could not connect to <host>"); for a name that does not
+#     resolve they are the recorded ones ("Temporary failure resolving '<host>'");
+#   - the lab's mirror speaks http only: the https URLs the real script writes are fetched over http.
 #
 # Emulator-only settings, for tests: ISPMGR_EMULATOR_ROOT=DIR runs against the tree DIR instead of
 # / (and starts no daemon); ISPMGR_EMULATOR_TRACE=FILE receives the stage trace (default
@@ -46,35 +60,46 @@ R="${ISPMGR_EMULATOR_ROOT:-}"
 MGR="$R/usr/local/mgr5"
 EMU_STATE="$R/var/lib/ispmanager-emulator"
 HELPERS="lsb-release wget gpg"
+# End-of-Support releases: python is among their helpers, and their repository key is ispsystem.gpg
+OLD_RELEASES="wheezy jessie stretch buster trusty xenial bionic focal"
 
 Error() { printf '\033[1;31m%s\033[0m\n' "$*"; }
 Info() { printf '\033[1;32m%s\033[0m\n' "$*"; }
 
-# A question's answer from standard input. The prompt text shows only on a terminal (read -p);
-# at end of input `read` fails and `set -e` ends the run with exit 1, as in the real script.
-Ask() { read -r -p "Your choice is: " answer; }
+# An answer from standard input, after the prompt text $1. That text shows only on a terminal
+# (read -p); at end of input `read` fails and `set -e` ends the run with exit 1, as in the real script.
+Ask() { read -r -p "$1" answer; }
 
+# The answer to a menu or a yes/no question: a blank line follows the question, then the hidden prompt.
+Choose() { echo; Ask "Your choice is: "; }
+
+# On stderr, as the real script prints it: its layout (a leading blank line, $0 as it was run, one
+# tab-indented line per option) is the real one; the option texts between the first and the last are
+# the emulator's own words.
 Usage() {
-	cat >&2 <<'USAGE'
-Usage: install.sh [options] [mgrname]
-	--osfamily <REDHAT|DEBIAN>	force the OS family when detection fails
-	--osversion <VER>	force the OS version when detection fails
-	--release <type>	install non-interactively from this release (stable, beta)
-	--noinstall	only add the repositories, install no packages
-	--install-business	install ispmanager-business (RedHat family only)
-	--ignore-hostname	skip the hostname check
-	--silent	do not ask for a hostname or an activation key; exit on those errors
-	--no-letsencrypt	do not request a Let's Encrypt certificate for the panel
-	--le-domain <domain>	domain of the panel's certificate (or env LE_DOMAIN)
-	--disable-fail2ban	do not install fail2ban
-	--ispmgr5	install ispmanager 5
-	--openlitespeed	use OpenLiteSpeed as the web server (ispmanager-lite only)
-	--litespeed <SERIAL|TRIAL>	use LiteSpeed with this serial (xxxx-xxxx-xxxx-xxxx) or a trial
-	--dbtype <mysql|sqlite>	panel database (default sqlite)
-	--mysql-server <mysql|mariadb>	MySQL server (Ubuntu and EL 8-9 only)
-	--allow-eol-os	install on an operating system at End of Support
-	--activation-key <key>	activate the license with this key
-mgrname: ispmanager-lite, ispmanager-lite-common, ispmanager-business, ispmanager, coremanager
+	cat >&2 <<USAGE
+
+Usage:
+	$0 --help 	Print this help
+
+	$0 [options] [mgrname]
+	--osfamily <FAMILY>     REDHAT, DEBIAN . Force if can not be detected.
+	--osversion <VERSION>   Version of the OS, e.g. bookworm or 9. Force if can not be detected.
+	--release <type>        Install non-interactively from release <type> (stable, beta).
+	--noinstall             Only add the repositories, install no packages.
+	--install-business      Install ispmanager business (REDHAT family only).
+	--ignore-hostname       Do not check the hostname.
+	--silent                Ask neither hostname nor activation key; exit on those errors. Implies --ignore-hostname
+	--no-letsencrypt        No Let's Encrypt certificate for the panel
+	--le-domain             Domain of the panel's Let's Encrypt certificate (or the LE_DOMAIN variable)
+	--disable-fail2ban      Do not set up fail2ban
+	--ispmgr5               Install ispmanager 5
+	--openlitespeed         OpenLiteSpeed web server (mgrname ispmanager-lite only)
+	--litespeed <SERIAL>    LiteSpeed web server with this serial (xxxx-xxxx-xxxx-xxxx), or TRIAL
+	--dbtype <type>         mysql, sqlite . Panel database. Default - sqlite.
+	--mysql-server <type>   mysql, mariadb . MySQL server. Ubuntu and RedHat 8-9 only.
+	--allow-eol-os          Install on an OS at End of Support.
+	--activation-key <key>  Activation key for your ispmanager license
 USAGE
 }
 
@@ -91,9 +116,11 @@ Stage() {
 }
 
 # Fetch URL FILE, with wget's exit codes: 0 fetched, 8 the server answered with an error status
-# (printed), 4 no answer. curl or wget as the real script uses them, else python3 (all a lab host
-# has). Proxies are ignored: lab hosts reach only the lab's own services.
+# (printed), 4 no answer; and curl's 6 when the host name does not resolve (apt words that one
+# differently). curl or wget as the real script uses them, else python3 (all a lab host has).
+# Proxies are ignored: lab hosts reach only the lab's own services.
 Fetch() {
+	if ! Resolves "$(HostOf "$1")"; then return 6; fi
 	if command -v curl >/dev/null 2>&1; then
 		code=$(curl -s --noproxy '*' --connect-timeout 30 -o "$2" -w '%{http_code}' "$1") || return 4
 		if [ "$code" -ge 400 ]; then echo "$code"; return 8; fi
@@ -121,6 +148,27 @@ PY
 }
 
 HostOf() { echo "$1" | sed 's|^[a-z]*://||; s|[:/].*||'; }
+
+HostPort() { echo "$1" | sed 's|^[a-z]*://||; s|/.*||'; }  # what the real script calls its mirror
+
+# Whether a host name resolves. An IPv4 address needs no lookup: getent would try a reverse one,
+# which fails for the lab's own addresses.
+Resolves() {
+	case "$1" in *[!0-9.]*) ;; *) return 0 ;; esac
+	! command -v getent >/dev/null 2>&1 || getent hosts "$1" >/dev/null 2>&1
+}
+
+OldRelease() { case " $OLD_RELEASES " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# apt-get update's warning for an index it could not fetch (Fetch's code $2); offline, apt cannot
+# even resolve the name.
+AptFetchWarning() {
+	if [ "$2" = 6 ]; then
+		echo "W: Failed to fetch $1  Temporary failure resolving '$(HostOf "$1")'" >&2
+	else
+		echo "W: Failed to fetch $1  Could not connect to $(HostOf "$1")" >&2
+	fi
+}
 
 OsReleaseValue() { sed -n "s/^$1=//p" "$R/etc/os-release" 2>/dev/null | tr -d '"' | head -n 1; }
 
@@ -216,12 +264,14 @@ InstallHelpers() {
 		exit 100
 	fi
 	if [ $rc != 0 ]; then  # offline, apt-get update only warns and exits 0
-		echo "W: Failed to fetch $url  Could not connect to $(HostOf "$DIST_URL")" >&2
+		AptFetchWarning "$url" $rc
 		echo "W: Some index files failed to download. They have been ignored, or old ones used instead." >&2
 	fi
 	echo "Reading package lists..."
 	missing=""
-	for package in $HELPERS; do
+	helpers=$HELPERS
+	if OldRelease "$codename"; then helpers="$HELPERS python"; fi
+	for package in $helpers; do
 		if ! HelperInstalled "$package"; then missing="$missing $package"; fi
 	done
 	if [ -z "$missing" ]; then return 0; fi
@@ -269,9 +319,10 @@ CheckOS() {
 	esac
 	if [ "$os_id:$OSVERSION" = vzlinux:8 ]; then eol=yes; fi
 	if [ -n "$eol" ] && [ -z "$allow_eol" ]; then
-		Error "Your operating system is at End of Support (EOL). It no longer gets security updates, and ispmanager may stop working on it. See https://www.ispmanager.com/docs/ispmanager/support-stages#supported-os"
+		Error "Your operating system is at End of Support (EOL). Correct operation of ispmanager on this OS is not guaranteed."
+		Error "You can see the status of ispmanager support and release of updates for your OS in the documentation https://www.ispmanager.com/docs/ispmanager/support-stages#supported-os."
 		echo "Continue installation? (y/N)"
-		Ask
+		Choose
 		if [ "$answer" != y ]; then exit 0; fi  # declined: nothing installed
 	fi
 	if [ -n "$mysql_server" ]; then
@@ -283,17 +334,25 @@ CheckOS() {
 
 # -- usage report, root and other early checks ---------------------------------------------------
 
-CleanMachineID() {
-	if [ ! -x "$MGR/bin/core" ]; then  # COREmanager not installed before: a machine id of its own
+# The machine id each usage report sends: created when missing, an existing one left alone. So a
+# non-root user meets the shell's own error here only on a host without one (dash: exit 2).
+MachineID() {
+	if [ ! -f "$R/etc/machine-id" ]; then
 		echo "$(tr -d '-' < /proc/sys/kernel/random/uuid)" > "$R/etc/machine-id"
 	fi
 }
 
-UsageReport() {  # the real script posts these to the vendor; the emulator sends nothing
+# A usage report (runinstall, choicepkg, startinstall, cancelinstall, errorinstall): the real script
+# posts it to the vendor with a hash of the default route's MAC address; the emulator sends nothing.
+# Without a default route each report prints cat's error, as the real one does.
+UsageReport() {
+	MachineID
 	iface=$(ip route show default 2>/dev/null | awk '{ print $5; exit }')
 	mac=$(cat "/sys/class/net/$iface/address" || true)
 	: "$1 $mac"
 }
+
+Cancel() { UsageReport cancelinstall; exit 1; }  # the real script's CancelInstall: a report, then exit 1
 
 EarlyChecks() {
 	if [ "$(id -u)" != 0 ]; then Error "You must be root user to continue"; exit 1; fi
@@ -338,12 +397,9 @@ CheckRam() {
 	if [ -z "$silent" ] && [ "$mem" -le "$minmem" ]; then
 		Error "You have to low memory: $mem"
 		Error "You need to have at least $minmem Mb"
-		exit 1
+		Cancel
 	fi
 	if [ "$mem" -le 1024 ]; then INSTALL_MINI=yes; fi
-	if [ -n "$INSTALL_MINI" ] && [ "$dbtype" = mysql ]; then
-		Error "Can't use MySQL to run the panel because too little RAM is available"; exit 1
-	fi
 }
 
 # -- hostname --------------------------------------------------------------------------------------
@@ -376,24 +432,39 @@ PrimaryAddress() {
 	echo "${1:-127.0.1.1}"
 }
 
-SetHostname() {  # as the real script does: the name is cut at its last label in /etc/hostname
-	short=${1%.*}
-	printf '%s\n' "$short" > "$R/etc/hostname"
-	printf '%s\t%s %s\n' "$(PrimaryAddress)" "$1" "$short" >> "$R/etc/hosts"
-	if [ -z "$R" ]; then hostname "$short" || true; fi
+HostsName() {  # whether a line of /etc/hosts carries the name $1 (what `hostname -f` looks up)
+	awk -v h="$1" '$1 !~ /^#/ { for (i = 2; i <= NF; i++) if ($i == h) found = 1 } END { exit !found }' "$R/etc/hosts"
 }
 
+# As the real script does: the name is cut at its last label in /etc/hostname. In /etc/hosts the
+# old name ($2) is replaced by the new one wherever it occurs (the real script's plain sed, regex dots
+# and all), so the host's own line is rewritten; the short name joins a line that has the new name
+# alone; only a file where neither helps gets a new line. The file is rewritten in place, not
+# renamed over: in a container /etc/hosts may be a mount point.
+SetHostname() {
+	short=${1%.*}
+	printf '%s\n' "$short" > "$R/etc/hostname"
+	if [ -z "$R" ]; then hostname "$short" || true; fi
+	hosts=$(cat "$R/etc/hosts" 2>/dev/null || true)
+	if [ -n "$2" ]; then hosts=$(printf '%s\n' "$hosts" | sed "s|$2|$1|g"); fi
+	hosts=$(printf '%s\n' "$hosts" | sed -E "s|^([0-9.]+[[:space:]]+)$1[[:space:]]*\$|\\1$1 $short|")
+	printf '%s\n' "$hosts" > "$R/etc/hosts"
+	if ! HostsName "$short"; then printf '%s %s %s\n' "$(PrimaryAddress)" "$1" "$short" >> "$R/etc/hosts"; fi
+}
+
+# Without a terminal only the error line shows: the prompt for a new name is read -p's text.
 CheckHostname() {
 	Stage hostname
 	if [ -n "$ignore_hostname" ] || [ -e "$R/.dockerinit" ]; then return 0; fi
-	while :; do
-		hn=$(CurrentHostname)
-		if HostnameValid "$hn"; then Info "Your hostname: $hn"; return 0; fi
+	current=$(CurrentHostname)
+	hn=$current
+	while ! HostnameValid "$hn"; do
 		Error "You have incorrect hostname: $hn"
-		echo "Enter new hostname(or Ctrl+C to exit)"
-		Ask
-		if [ -n "$answer" ]; then SetHostname "$answer"; fi
+		Ask "Enter new hostname(or Ctrl+C to exit): "
+		hn=$answer
 	done
+	Info "Your hostname: $hn"
+	if [ "$hn" != "$current" ]; then SetHostname "$hn" "$current"; fi
 }
 
 # -- release, edition, web server --------------------------------------------------------------------
@@ -411,9 +482,9 @@ ChooseRelease() {
 	fi
 	while :; do
 		echo "Step 1. Select update branch:"
-		echo "b) beta — new features first, updated every week"
-		echo "s) stable — beta versions after a month of testing"
-		Ask
+		echo "b) beta — has the latest functionality"
+		echo "s) stable — time-tested version"
+		Choose
 		case "$answer" in
 			b) release=beta; return 0 ;;
 			s) release=stable; return 0 ;;
@@ -428,7 +499,7 @@ EditionMenu() {
 		echo "1) ispmanager lite, pro, host with recommended software"
 		echo "2) ispmanager lite, pro, host with minimal software"
 		if [ "$OSFAMILY" = REDHAT ]; then echo "3) ispmanager business"; fi
-		Ask
+		Choose
 		case "$answer:$OSFAMILY" in
 			1:*) pkgname=ispmanager-lite-common; recommended=yes; return 0 ;;
 			2:*) pkgname=ispmanager-lite-common; return 0 ;;
@@ -442,7 +513,7 @@ DatabaseMenu() {
 		echo "Select the panel's database:"
 		echo "1) SQLite — up to 5-10 sites, 5-10 users"
 		echo "2) MySQL"
-		Ask
+		Choose
 		case "$answer" in
 			1) dbtype=sqlite; return 0 ;;
 			2) dbtype=mysql; return 0 ;;
@@ -465,6 +536,11 @@ ChooseEdition() {
 	if [ "$pkgname" = ispmanager-business ] && [ "$OSFAMILY" = DEBIAN ]; then
 		Error "ispmanager Business is not supported on Debian-based systems."; exit 1
 	fi
+	if [ "$pkgname" != coremanager ]; then UsageReport choicepkg; fi
+	# After the hostname check, with the database choice: not in the RAM check
+	if [ "$pkgname" = ispmanager-lite-common ] && [ -n "$INSTALL_MINI" ] && [ "$dbtype" = mysql ]; then
+		Error "Can't use MySQL to run the panel because too little RAM is available"; Cancel
+	fi
 	if [ -n "$interactive" ] && [ -z "$dbtype" ] && [ -z "$INSTALL_MINI" ]; then DatabaseMenu; fi
 	dbtype=${dbtype:-sqlite}
 }
@@ -475,7 +551,7 @@ WebserverMenu() {
 		echo "1) Nginx + Apache"
 		echo "2) OpenLiteSpeed"
 		echo "3) LiteSpeed"
-		Ask
+		Choose
 		case "$answer" in
 			1) webserver=nginx; return 0 ;;
 			2) webserver=openlitespeed; return 0 ;;
@@ -491,7 +567,7 @@ ChooseWebserver() {
 		if [ -n "$interactive" ] && [ -z "$INSTALL_MINI" ]; then WebserverMenu; else webserver=nginx; fi
 	fi
 	if [ "$webserver" = openlitespeed ] && [ -n "$INSTALL_MINI" ]; then
-		Error "Can't use openlitespeed as a web server because too little RAM"; exit 1
+		Error "Can't use openlitespeed as a web server because too little RAM"; Cancel
 	fi
 }
 
@@ -520,55 +596,136 @@ RepoRelease() {  # stable -> stable6; 6.N -> COREmanager's 5.(N+295)
 	esac
 }
 
-# apt-get update for the vendor's repository: 1 when it answers with errors (apt exits 100);
-# no answer at all is only a warning (apt exits 0) and leaves its packages unknown.
-AptUpdateRepo() {
-	if [ "$repo_host" != "$(HostOf "$MIRROR_URL")" ]; then
-		# not the lab's mirror (the vendor's internal host): out of the lab's reach; not even looked up
-		echo "W: Failed to fetch $repo/$distro/dists/$suite/InRelease  Temporary failure resolving '$repo_host'" >&2
-		echo "W: Some index files failed to download. They have been ignored, or old ones used instead." >&2
-		return 0
+# The releases of the vendor's public mirrors; anything else is a developer install from its
+# internal repository (no mirror chosen, so no `Using ...` line).
+KnownRelease() {
+	echo "$1" | grep -Eq '^(stable|beta|beta5|beta6|stable5|stable6|intbeta|intstable|5\.[0-9]+|6\.[0-9]+)$'
+}
+
+KeyName() { if OldRelease "$OSVERSION"; then echo ispsystem.gpg; else echo ispmanager.gpg; fi; }
+
+# The lab's mirror answers for the vendor's public hosts, over http only; the internal host is out of
+# the lab's reach, as it is out of everyone's outside the vendor. Empty: not to be fetched.
+LabUrl() {
+	case "$(HostPort "$1")" in
+		"$base_mirror") echo "$1" | sed 's|^https://|http://|' ;;
+		"$INTERNAL_REPO_HOST") ;;
+		*) echo "$1" ;;
+	esac
+}
+
+# The repository key, fetched when missing or empty. A failed download leaves an empty file, as
+# wget -O does on the real server.
+InstallKey() {
+	key="$R/etc/apt/trusted.gpg.d/$(KeyName)"
+	if [ -s "$key" ]; then return 0; fi
+	mkdir -p "${key%/*}"
+	: > "$key"
+	url=$(LabUrl "https://$mirror/repo/$(KeyName)")
+	if [ -n "$url" ]; then Fetch "$url" "$key" >/dev/null || : > "$key"; fi
+}
+
+# apt already knows the base suite (here: its list is there and it answers)
+BaseRepositoryKnown() {
+	[ -f "$base_list" ] && grep -q " base-$OSVERSION " "$base_list" &&
+		Fetch "$(LabUrl "http://$base_mirror/repo/$distro")/dists/base-$OSVERSION/InRelease" /dev/null >/dev/null
+}
+
+AddBaseRepository() {
+	base_list="$R/etc/apt/sources.list.d/ispsystem-base.list"
+	printf '\033[1;32m%s\033[0m' "Checking ispmanager-base repo... "
+	if BaseRepositoryKnown; then
+		Info "Found"
+	else
+		printf '\033[1;35m%s\033[0m\n' "Not found"
+		Info "Adding repository ispmanager-base.."
+		mkdir -p "$R/etc/apt/sources.list.d"
+		echo "deb http://$base_mirror/repo/$distro base-$OSVERSION main" > "$base_list"
 	fi
-	url="$repo/$distro/dists/$suite/InRelease"
-	fetched=0; status=$(Fetch "$url" /dev/null) || fetched=$?
-	if [ $fetched = 8 ]; then
-		echo "E: Failed to fetch $url  $status" >&2
+	internal="$R/etc/apt/sources.list.d/intrepo-base.list"
+	if [ "$mirror" = "$INTERNAL_REPO_HOST" ] && [ ! -f "$internal" ]; then
+		echo "deb http://$mirror/repo/$distro base-$OSVERSION main" > "$internal"
+	fi
+}
+
+AptSources() {  # "URL SUITE" of every source apt-get update reads, in its order
+	echo "$DIST_URL $OSVERSION"
+	for list in "$R"/etc/apt/sources.list.d/*.list; do
+		if [ -f "$list" ]; then awk '$1 == "deb" { print $2, $3 }' "$list"; fi
+	done
+}
+
+# apt-get update over the distribution's repository and the lists: 1 when one answers with errors
+# (apt exits 100); one that does not answer is only a warning (apt exits 0) and leaves its packages
+# unknown. `available`: the ispmanager-6 suite was fetched.
+AptUpdate() {
+	warned="" failed="" available=""
+	while read -r base suite; do
+		index="$base/dists/$suite/InRelease"
+		url=$(LabUrl "$index")
+		rc=6; status=""
+		if [ -n "$url" ]; then rc=0; status=$(Fetch "$url" /dev/null) || rc=$?; fi
+		case $rc in
+			0) if [ "$suite" = "$ispmanager_suite" ]; then available=yes; fi ;;
+			8) echo "E: Failed to fetch $index  $status" >&2; failed=yes ;;
+			*) AptFetchWarning "$index" $rc; warned=yes ;;
+		esac
+	done <<SOURCES
+$(AptSources)
+SOURCES
+	if [ -n "$failed" ]; then
 		echo "E: Some index files failed to download. They have been ignored, or old ones used instead." >&2
 		return 1
 	fi
-	if [ $fetched != 0 ]; then
-		echo "W: Failed to fetch $url  Could not connect to $repo_host" >&2
+	if [ -n "$warned" ]; then
 		echo "W: Some index files failed to download. They have been ignored, or old ones used instead." >&2
-		return 0
 	fi
-	available=yes
+	return 0
+}
+
+RecordRelease() {  # repo.version: the release by its own name (6.N as COREmanager's 5.M)
+	mkdir -p "$MGR/etc"
+	chmod 750 "$MGR/etc"
+	case "$release" in 6.*) RepoRelease "$release" ;; *) echo "$release" ;; esac > "$MGR/etc/repo.version"
+}
+
+# One try of the real script's repository stage, in its order: the mirror, the key, the base
+# repository, the key again (no-op once there), ispmanager-6's list, apt-get update, repo.version.
+RepositoryStage() {
+	distro=debian
+	if [ "$os_id" = ubuntu ]; then distro=ubuntu; fi
+	base_mirror=$(HostPort "$MIRROR_URL")
+	mirror=$INTERNAL_REPO_HOST
+	if KnownRelease "$release"; then
+		mirror=$base_mirror
+		Info "Using $mirror"
+	fi
+	InstallKey
+	AddBaseRepository
+	InstallKey
+	Info "Adding repository ispmanager-6.."
+	scheme=http
+	case "$release" in intbeta|intstable) scheme=https ;; esac
+	ispmanager_suite="6-$(RepoRelease "$release")-$OSVERSION"
+	echo "deb $scheme://$mirror/repo/$distro $ispmanager_suite main" > "$R/etc/apt/sources.list.d/exosoft.list"
+	AptUpdate || return 1
+	RecordRelease
 }
 
 AddRepositories() {
 	Stage repository
-	distro=debian
-	if [ "$os_id" = ubuntu ]; then distro=ubuntu; fi
-	repo="$MIRROR_URL/repo"
-	case "$release" in
-		stable|beta|beta5|beta6|stable5|stable6|intbeta|intstable|5.*|6.*) ;;
-		*)  # anything else is a developer install from the vendor's internal repository
-			repo="http://$INTERNAL_REPO_HOST/repo"
-			echo "Checking ispmanager-base repo... Not found"
-			echo "Adding repository ispmanager-base from $INTERNAL_REPO_HOST"
-			echo "Adding repository ispmanager-$release from $INTERNAL_REPO_HOST" ;;
-	esac
-	repo_host=$(HostOf "$repo")
-	suite="6-$(RepoRelease "$release")-$OSVERSION"
-	mkdir -p "$R/etc/apt/sources.list.d"
-	echo "deb $repo/$distro $suite main" > "$R/etc/apt/sources.list.d/exosoft.list"
-	echo "deb $repo/$distro base-$OSVERSION main" > "$R/etc/apt/sources.list.d/ispsystem-base.list"
+	UsageReport startinstall
 	tries=0
 	while :; do
-		updated=0; AptUpdateRepo || updated=$?
+		updated=0; RepositoryStage || updated=$?
 		if [ $updated = 0 ]; then break; fi
 		tries=$((tries + 1))
 		Error "Some errors with repository"
-		if [ $tries -ge 4 ]; then Error "Problems with repository. Please try again in an hour"; exit 1; fi
+		if [ $tries -ge 4 ]; then
+			Error "Problems with repository. Please try again in an hour"
+			UsageReport errorinstall
+			exit 1
+		fi
 		sleep "$REPO_RETRY_DELAY"
 	done
 	if [ -n "$noinstall" ]; then exit 0; fi
@@ -586,15 +743,15 @@ License() {
 		sleep "$LICENSE_RETRY_DELAY"
 	done
 	tail -n 5 "$MGR/var/licctl.log" 2>/dev/null || true
-	if [ -n "$activation_key" ]; then Error "Invalid activation key"; exit 1; fi
+	if [ -n "$activation_key" ]; then Error "Invalid activation key"; Cancel; fi
 	Error "Trial license for this IP has expired"
 	Error "You have no commercial license for $pkgname or it can't be activated automatically"
 	Info "See https://docs.ispmanager.com/coremanager/types-of-licenses"
-	if [ -n "$silent" ]; then exit 1; fi
+	if [ -n "$silent" ]; then Cancel; fi
 	echo "Please enter activation key or press Enter to exit"
-	Ask
-	if [ -z "$answer" ]; then exit 1; fi
-	if ! "$MGR/sbin/licctl" fetch ispmgr "$answer" >/dev/null 2>&1; then Error "Invalid activation key"; exit 1; fi
+	Ask "Your choice is: "
+	if [ -z "$answer" ]; then Cancel; fi
+	if ! "$MGR/sbin/licctl" fetch ispmgr "$answer" >/dev/null 2>&1; then Error "Invalid activation key"; Cancel; fi
 }
 
 InstallPanel() {
@@ -604,7 +761,6 @@ InstallPanel() {
 	Pause
 	echo "$pkgname" >> "$MGR/etc/emulator-packages"
 	if [ -n "$fail2ban" ]; then echo coremanager-pkg-fail2ban >> "$MGR/etc/emulator-packages"; fi
-	case "$release" in beta*) echo beta ;; *) echo stable ;; esac > "$MGR/etc/repo.version"
 	if [ "$dbtype" = sqlite ]; then
 		: > "$MGR/etc/ispmgr.conf.d/db.conf"
 	else
@@ -624,12 +780,14 @@ InstallPanel() {
 Install() {
 	Stage install
 	if [ -z "$available" ]; then
-		Error "$pkgname was not found in repos for $OSNAME ( $(uname -m) )"; exit 1
+		echo "E: No packages found" >&2  # apt-cache show's words for a package no index lists
+		Error "$pkgname was not found in repos for $OSNAME ( $(uname -m) )"
+		Cancel
 	fi
 	Info "Installing coremanager"
 	AptInstallCheck
 	tmp=$(mktemp)
-	rc=0; Fetch "$repo/ispmanager/mgr5.tar.gz" "$tmp" >/dev/null || rc=$?
+	rc=0; Fetch "$MIRROR_URL/repo/ispmanager/mgr5.tar.gz" "$tmp" >/dev/null || rc=$?
 	if [ $rc != 0 ]; then
 		rm -f "$tmp"; Error "coremanager was not found in repos for $OSNAME ( $(uname -m) )"; exit 1
 	fi
@@ -666,7 +824,6 @@ fi
 DetectOS
 CheckOS
 Stage report
-CleanMachineID
 UsageReport runinstall
 EarlyChecks
 Banner
