@@ -5,8 +5,8 @@ resumed, then checked. Prints the chaos table.
 
 Each trial: the hosts' panels removed, a fresh account in the lab's partner emulator (so no
 license of an earlier trial can be adopted), a fresh state dir and ledger; `ispagent run
-playbooks/install.yaml` with $ISPAGENT_KILL_AFTER=EVENT[:STEP][@N] (the journal SIGKILLs the agent
-right after that event is durable); `ispagent run --resume`; then a second, fresh run. Checked
+playbooks/install.yaml` through tests/harness/crashrun.py (EVENT[:STEP][@N]: the CLI, given a journal
+watch that SIGKILLs the agent right after that event is durable); `ispagent run --resume`; then a second, fresh run. Checked
 against the account, the hosts and the ledger: one live license per host, no duplicates, each
 panel's licid = its account license, one billed activation per license (none lost), the resume
 exits 0 and the second run changes nothing and orders nothing, no traceback anywhere.
@@ -449,11 +449,9 @@ def _inventory(lab: Lab, hosts, workdir: Path, vars: dict) -> Path:
 
 
 def _cli(args: list[str], state: Path, kill_after: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ISPAGENT_STATE_DIR": str(state)}
-    env.pop("ISPAGENT_KILL_AFTER", None)
-    if kill_after:
-        env["ISPAGENT_KILL_AFTER"] = kill_after
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, env=env, cwd=REPO,
+    env = {**os.environ, "ISPAGENT_STATE_DIR": str(state), "PYTHONPATH": str(REPO / "tests")}
+    command = ["-m", "harness.crashrun", kill_after] if kill_after else ["-m", "agent"]
+    return subprocess.run([sys.executable, *command, *args], capture_output=True, text=True, env=env, cwd=REPO,
                           timeout=600)
 
 

@@ -502,7 +502,6 @@ def _inventory(lab: Lab, hosts, workdir: Path, vars: dict) -> Path:
 
 def _start(args: list[str], state: Path) -> subprocess.Popen:
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state)}
-    env.pop("ISPAGENT_KILL_AFTER", None)
     return subprocess.Popen([sys.executable, "-m", "agent", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=REPO)
 

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -162,17 +163,18 @@ def test_starts_are_not_waited_for_but_reach_the_file_in_order_before_the_next_e
     assert json.loads(journal.events_path.read_text().splitlines()[-1])["event"] == "step_started"
 
 
-def test_kill_point_kills_right_after_the_nth_matching_event_is_durable(tmp_path):
-    """$ISPAGENT_KILL_AFTER (the chaos tests' kill matrix): SIGKILL once the named event is on disk."""
+def test_a_journal_watch_kills_right_after_the_nth_matching_event_is_durable(tmp_path):
+    """The harness's kill point (the chaos tests' kill matrix): SIGKILL once the named event is on disk."""
     script = (
         "import sys; from pathlib import Path\n"
         "from agent.runner.journal import Journal\n"
         "from agent.runner.events import HostStarted, StepFinished, StepRecord\n"
-        "j = Journal(Path(sys.argv[1]), 'r1'); j.open_events()\n"
+        "from harness.crashrun import KillPoint\n"
+        "j = Journal(Path(sys.argv[1]), 'r1', KillPoint.parse('step_finished:license@2')); j.open_events()\n"
         "for host in ('a', 'b', 'c'):\n"
         "    j(HostStarted(host)); j(StepFinished(host, StepRecord('license', 'changed', True, 0.1, '')))\n"
     )
-    env = {**os.environ, "ISPAGENT_KILL_AFTER": "step_finished:license@2"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
     assert done.returncode == -9, done.stderr
     lines = [json.loads(line) for line in (tmp_path / "runs/r1/events.jsonl").read_text().splitlines()]

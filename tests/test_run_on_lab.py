@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -25,6 +26,7 @@ from labkit import (
 from agent.runner.report import report_schema
 
 pytestmark = pytest.mark.lab
+HARNESS_PATH = Path(__file__).parent  # where `python -m harness.crashrun` is found
 
 
 def _clean(lab, path: str) -> None:
@@ -154,8 +156,9 @@ def test_killed_run_resumes_only_unfinished_hosts(lab, tmp_path):
     ])
     # Killed by the agent's own journal right after the first host_finished is durable: the first
     # hosts have finished, the next ones are in their sleep, however loaded the machine is.
-    env = {**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path), "ISPAGENT_KILL_AFTER": "host_finished"}
-    process = subprocess.Popen([sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory), "--forks", "2"],
+    env = {**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path), "PYTHONPATH": str(HARNESS_PATH)}
+    process = subprocess.Popen([sys.executable, "-m", "harness.crashrun", "host_finished",
+                                "run", str(playbook), "-i", str(inventory), "--forks", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     run_id = read_run_id(process)
     output = process.communicate()[0]

@@ -83,9 +83,10 @@ def _load_command(name: str) -> click.Command:
     return command
 
 
-def main() -> None:
+def main(obj: dict | None = None) -> None:
+    """The `ispagent` command. A program embedding it passes `obj`, e.g. {"journal_watch": ...} (run_cmd.py)."""
     try:
-        cli(prog_name="ispagent")
+        cli(prog_name="ispagent", obj=obj)
     except SystemExit as done:
         exit_without_teardown(done.code)
 

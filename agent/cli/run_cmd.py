@@ -15,6 +15,12 @@ from agent.statedir import default_state_dir
 FILE = click.Path(dir_okay=False, path_type=Path)
 
 
+def embedding() -> dict:
+    """What a program running the CLI in its own process gave `main(obj=...)`: `journal_watch`."""
+    obj = click.get_current_context().find_root().obj
+    return obj if isinstance(obj, dict) else {}
+
+
 def _interrupt_on_sigterm() -> None:
     # cron/systemd stop jobs with SIGTERM: treat it like Ctrl-C so the run is journaled as interrupted.
     def handler(signum, frame):
@@ -68,6 +74,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     from agent.runner.run import RunOptions, RunPlan, resume_run, start_run
 
     state_dir = state_dir or default_state_dir()
+    watch = embedding().get("journal_watch")
     progress = make_progress(quiet, verbose, dry_run)
     echo_remote = (lambda host, line: echo(f"{host}: {line}")) if verbose else None
     _interrupt_on_sigterm()
@@ -77,7 +84,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
             if playbook or inventory:
                 raise InputError("--resume takes the playbook and inventory from the run's journal; give neither")
             allow_open_files(files_for(1000))  # the run's own --forks (at most 1000) is in its journal
-            result = resume_run(resume_id, state_dir, progress, echo_remote)
+            result = resume_run(resume_id, state_dir, progress, echo_remote, journal_watch=watch)
         else:
             if not playbook or not inventory:
                 raise InputError("give a PLAYBOOK and -i INVENTORY (or --resume RUN_ID); see ispagent run --help")
@@ -87,7 +94,8 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
                 host_key_policy=host_key_policy, only_drifted=only_drifted,
             )
             allow_open_files(files_for(forks))
-            result = start_run(RunPlan.from_files(playbook, inventory, options), progress, echo_remote)
+            result = start_run(RunPlan.from_files(playbook, inventory, options), progress, echo_remote,
+                               journal_watch=watch)
     except IspagentError as error:
         failure_code = error.exit_code
         raise

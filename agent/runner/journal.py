@@ -18,13 +18,12 @@ import json
 import os
 import re
 import secrets
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted, StateDirError
@@ -66,10 +65,22 @@ class RunRecord:
 _STARTS = (HostStarted, StepStarted)
 
 
+class JournalWatch(Protocol):
+    """Told when chosen events are on disk: a test harness crashes the process there (tests/harness)."""
+
+    def urgent(self, data: dict) -> bool:
+        """Must this event (as journaled) be made durable at once, start events too?"""
+        ...
+
+    def durable(self, data: dict) -> None:
+        """An event `urgent` chose is on disk; called in the thread that journaled it."""
+        ...
+
+
 class Journal:
     """One run's directory: its record, its durable event log, its host logs."""
 
-    def __init__(self, state_dir: Path, run_id: str) -> None:
+    def __init__(self, state_dir: Path, run_id: str, watch: JournalWatch | None = None) -> None:
         self.state_dir = state_dir
         self.run_id = run_id
         self.dir = state_dir / "runs" / run_id
@@ -79,7 +90,7 @@ class Journal:
         self._queued = 0  # events handed to the journal
         self._durable = 0  # events written and fsynced
         self._writing = False
-        self._kill_point = KillPoint.from_environment()
+        self.watch = watch
         self.broken: StateDirError | None = None  # set once an event could not be written
 
     @property
@@ -141,8 +152,8 @@ class Journal:
             self._pending.append(line)
             self._queued += 1
             mine = self._queued
-            kill = self._kill_point is not None and self._kill_point.reached(data)
-            if isinstance(event, _STARTS) and self._events is not None and not kill:
+            urgent = self.watch is not None and self.watch.urgent(data)
+            if isinstance(event, _STARTS) and self._events is not None and not urgent:
                 return
             while self._durable < mine:
                 if self._writing:
@@ -165,8 +176,8 @@ class Journal:
                     self._writing = False
                     self._lock.notify_all()
                 self._durable = written
-            if kill:
-                os.kill(os.getpid(), signal.SIGKILL)  # a crash right after this event is durable (chaos tests)
+            if urgent:
+                self.watch.durable(data)
 
     def close(self) -> None:
         with self._lock:
@@ -218,32 +229,6 @@ def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:
     reason = error.strerror or type(error).__name__
     return StateDirError(f"state dir {state_dir}: cannot write ({reason}): free space or fix it, then"
                          " finish with `ispagent run --resume RUN_ID` (`ispagent runs` lists runs)")
-
-
-@dataclass
-class KillPoint:
-    """$ISPAGENT_KILL_AFTER=EVENT[:STEP][@N]: SIGKILL this process right after the Nth (default 1st)
-    such event is durable. For the chaos tests' kill matrix: every crash point, exactly."""
-
-    event: str
-    step: str | None
-    nth: int
-    seen: int = 0
-
-    @classmethod
-    def from_environment(cls) -> KillPoint | None:
-        spec = os.environ.get("ISPAGENT_KILL_AFTER", "")
-        if not spec:
-            return None
-        where, _, nth = spec.partition("@")
-        event, _, step = where.partition(":")
-        return cls(event, step or None, int(nth) if nth.isdigit() else 1)
-
-    def reached(self, data: dict) -> bool:
-        if data.get("event") != self.event or (self.step and data.get("step") != self.step):
-            return False
-        self.seen += 1
-        return self.seen == self.nth
 
 
 def _ends_cut_short(path: Path) -> bool:

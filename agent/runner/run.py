@@ -32,7 +32,7 @@ from agent.runner.events import (
 )
 from agent.runner.hostrun import outcome_of, run_host, run_step
 from agent.runner.hostsource import BatchOf, HostSource, StaticHostSource
-from agent.runner.journal import InventoryLock, Journal, RunRecord, new_run_id, utc_now
+from agent.runner.journal import InventoryLock, Journal, JournalWatch, RunRecord, new_run_id, utc_now
 from agent.runner.plan import RunOptions, RunPlan
 from agent.runner.pool import run_pool
 from agent.runner.services import RunServices
@@ -110,11 +110,13 @@ def start_run(
     *,
     connector: Connector | None = None,
     source: SourceFactory | None = None,
+    journal_watch: JournalWatch | None = None,
 ) -> RunResult:
     """Run `plan` as a new journaled run.
 
     `connector` opens the hosts' connections (SSH with the plan's settings by default); `source`
-    makes the host source the workers claim from (the plan's hosts under a lock by default).
+    makes the host source the workers claim from (the plan's hosts under a lock by default);
+    `journal_watch` is told when chosen events are durable.
     """
     record = RunRecord(
         run_id=run_id or new_run_id(),
@@ -126,17 +128,18 @@ def start_run(
         started_at=utc_now(),
         pid=os.getpid(),
     )
-    return _execute(plan, record, Journal(plan.options.state_dir, record.run_id), listener, echo, connector, source,
-                    resumed=False)
+    journal = Journal(plan.options.state_dir, record.run_id, journal_watch)
+    return _execute(plan, record, journal, listener, echo, connector, source, resumed=False)
 
 
 def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo | None = None,
-               plan: RunPlan | None = None, *, connector: Connector | None = None) -> RunResult:
+               plan: RunPlan | None = None, *, connector: Connector | None = None,
+               journal_watch: JournalWatch | None = None) -> RunResult:
     """Finish run `run_id`: hosts that ended ok are kept, finished steps are not redone.
 
     A run started from files is read again from them; one started from objects needs its `plan`.
     """
-    journal = Journal(state_dir, run_id)
+    journal = Journal(state_dir, run_id, journal_watch)
     record = journal.read_record()
     if record.options.get("dry_run"):
         raise InputError(f"run {run_id} was a dry run: there is nothing to finish; start a real run")
