@@ -33,7 +33,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             pytest.fail(f"CI={os.environ['CI']}: the lab cannot start, so its tests would be skipped: {reason}")
         pytest.skip(reason)
     lab = Lab(tmp_path_factory.mktemp("lab"))
-    # The lab's partner emulator gets the harness's order gate and admin routes (bench/chaos.py
+    # The lab's partner emulator gets the harness's order gate and admin routes (harness/chaos.py
     # drives them over HTTP); the product's emulator has none of them.
     os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS
     deadline = time.monotonic() + LAB_WAIT_SECONDS

@@ -1,4 +1,4 @@
-"""The kill matrix of bench/chaos.py, reduced for CI: the install flow over three lab hosts,
+"""The kill matrix of harness/chaos.py, reduced for CI: the install flow over three lab hosts,
 SIGKILLed in turn right after every kind of journal event and after the last host's money events
 (license, installer, report): one rollout, each resume killed at the next point. Then it is resumed
 to the end and checked: one license per host, no duplicate, licid = account, one billed activation
@@ -7,21 +7,15 @@ traceback. One single-point trial keeps the unchained mode honest."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 
 import pytest
 
-from labkit import REPO
 
 from agent.lab.mirror import write_config
 
 pytestmark = pytest.mark.lab
 
-_spec = importlib.util.spec_from_file_location("chaos_bench", REPO / "bench" / "chaos.py")
-chaos = importlib.util.module_from_spec(_spec)
-sys.modules["chaos_bench"] = chaos  # its dataclasses look their module up there
-_spec.loader.exec_module(chaos)
+from harness import chaos
 
 MONEY = [f"step_{edge}:{step}" for step in ("license", "installer", "report") for edge in ("started", "finished")]
 

@@ -1,17 +1,11 @@
-"""bench/chaos.py's chained kill points, without the lab: where each point lands in its segment,
+"""harness/chaos.py's chained kill points, without the lab: where each point lands in its segment,
 and whether a killed segment's journal shows the point really fired."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 
-from labkit import REPO
 
-_spec = importlib.util.spec_from_file_location("chaos_bench", REPO / "bench" / "chaos.py")
-chaos = importlib.util.module_from_spec(_spec)
-sys.modules["chaos_bench"] = chaos  # its dataclasses look their module up there
-_spec.loader.exec_module(chaos)
+from harness import chaos
 
 HOSTS = ["h1", "h2", "h3", "h4"]
 

@@ -1,25 +1,16 @@
-"""bench/fuzz.py at CI size: mutated shipped examples through the real commands, each ending in exit 0
-or 2 with one short error line, no traceback, no partial write (see the bench's doc for the rules).
+"""harness/fuzz.py at CI size: mutated shipped examples through the real commands, each ending in exit 0
+or 2 with one short error line, no traceback, no partial write (see the harness's doc for the rules).
 
-Hypothesis draws the mutations (derandomized: the same cases on every run); the bench's own
-mutators and judge are used, so the suite keeps the property the bench measured at volume.
+Hypothesis draws the mutations (derandomized: the same cases on every run); the harness's one
+mutator and judge are used, so the suite keeps the property the harness measures at volume.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from harness import fuzz, mutations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("fuzz_bench", REPO / "bench" / "fuzz.py")
-fuzz = importlib.util.module_from_spec(_spec)
-sys.modules["fuzz_bench"] = fuzz  # its dataclasses look their module up there
-_spec.loader.exec_module(fuzz)
 
 CASES = {"inventory": 200, "playbook": 60, "program": 80, "billing": 120, "vagrant": 200}
 
@@ -34,7 +25,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _check(kind: str, workspace, random) -> None:
-    data = fuzz.mutate(random, kind)
+    data = mutations.mutate(random, kind)
     result = fuzz.run_case(kind, data, workspace)
     assert not result.problems, (data[:2000], [(c.args, c.exit_code, c.problems, c.error) for c in result.commands])
 

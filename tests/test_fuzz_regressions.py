@@ -1,4 +1,4 @@
-"""The smallest inputs behind the failures bench/fuzz.py found, each through the real command line:
+"""The smallest inputs behind the failures harness/fuzz.py found, each through the real command line:
 exit 2 with one line, no traceback, nothing written by a refused command."""
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_a_syntax_error_at_the_end_of_a_large_file_is_worded_as_in_a_small_one(b
 
 
 def test_a_key_that_runs_over_many_lines_is_cut_in_the_error(tmp_path: Path) -> None:
-    # bench/fuzz.py: `- facts` with the items below it indented under it reads as one step name
+    # harness/fuzz.py: `- facts` with the items below it indented under it reads as one step name
     # 1 000 characters long, and the error's key path echoed all of it.
     path = tmp_path / "playbook.yaml"
     path.write_text("steps:\n- facts\n" + "  - report\n" * 100)
@@ -135,7 +135,7 @@ def test_a_ledger_path_whose_directory_cannot_be_made_is_one_line(tmp_path: Path
 
 
 def test_an_identity_file_name_too_long_for_the_filesystem_is_one_line(tmp_path: Path) -> None:
-    # bench/fuzz.py: IdentityFile of 5 000 characters in vagrant ssh-config output; Path.is_file()
+    # harness/fuzz.py: IdentityFile of 5 000 characters in vagrant ssh-config output; Path.is_file()
     # raises ENAMETOOLONG instead of answering False.
     path = tmp_path / "inventory.yaml"
     path.write_text(f"hosts:\n  web1:\n    address: 192.0.2.1\n    identity_file: {'x' * 5000}\n")
@@ -149,7 +149,7 @@ def test_an_identity_file_name_too_long_for_the_filesystem_is_one_line(tmp_path:
 
 
 def test_a_playbook_var_whose_name_yaml_reads_as_a_number_is_one_line(tmp_path: Path) -> None:
-    # bench/fuzz.py (playbook kind, 3 of 2000): `1: []` under vars: reached check_var as the int 1.
+    # harness/fuzz.py (playbook kind, 3 of 2000): `1: []` under vars: reached check_var as the int 1.
     playbook = tmp_path / "playbook.yaml"
     playbook.write_text("vars:\n  1: []\nsteps:\n  - facts\n")
     inventory = tmp_path / "inventory.yaml"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent.installer.messages import REPOSITORY_UNREACHABLE
-from agent.lab.license_standin import LicenseStandin
+from harness.license_standin import LicenseStandin
 from agent.lab.mirror import write_config
 from agent.lab.profiles import login_user, preinstalled_licid
 from labkit import REPO, events, ispagent, on_host, read_report, wait_until, write_inventory

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from agent.installer.messages import classify_output
-from agent.lab.license_standin import LicenseStandin
+from harness.license_standin import LicenseStandin
 from agent.lab.mirror import serve, write_config, write_host_faults
 
 CASES = yaml.safe_load((Path(__file__).parent / "data/installer/emulator_cases.yaml").read_text())

@@ -202,7 +202,7 @@ class _FullDisk:
 
 
 def test_closing_a_journal_on_a_full_disk_is_the_one_line_state_dir_error_not_an_oserror(tmp_path):
-    # Seen in bench/chaos_faults.py: the state dir's tmpfs filled up mid-run and the run ended in
+    # Seen in harness/chaos_faults.py: the state dir's tmpfs filled up mid-run and the run ended in
     # an OSError traceback from close(), raised by the run's cleanup.
     from agent.errors import StateDirError
 

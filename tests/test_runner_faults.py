@@ -111,7 +111,7 @@ def test_a_state_dir_that_cannot_be_made_is_one_line_and_exit_1(files, tmp_path)
 
 def test_a_host_log_that_cannot_be_written_fails_each_host_with_one_reason_and_no_thread_traceback(
         files, tmp_path, monkeypatch, capsys):
-    # Seen with the state dir on a full tmpfs (bench/chaos_faults.py): the journal refused an event,
+    # Seen with the state dir on a full tmpfs (harness/chaos_faults.py): the journal refused an event,
     # the host was taken for an internal error, and writing its traceback to the (full) host log
     # killed the worker thread with an OSError traceback on stderr.
     import errno

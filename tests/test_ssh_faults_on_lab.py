@@ -7,7 +7,6 @@ unreachable with a one-line reason, and --resume finishes what the fault left.""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,10 +19,7 @@ from labkit import REPO, SMOKE, ispagent, on_host, read_report, read_run_id, wai
 
 pytestmark = pytest.mark.lab
 
-_spec = importlib.util.spec_from_file_location("chaos_faults_bench", REPO / "bench" / "chaos_faults.py")
-chaos_faults = importlib.util.module_from_spec(_spec)
-sys.modules["chaos_faults_bench"] = chaos_faults
-_spec.loader.exec_module(chaos_faults)
+from harness import chaos_faults
 
 # A multi-line command (a YAML block), as playbooks write them: its timeout must still be one line.
 SLOW_COMMAND = "sleep 1.2\ntouch /root/fault-done\n"

@@ -1,8 +1,9 @@
 """The shipped examples, mutated at random, either load or fail with the reader's own one-line error.
 
-Mutations are what an editor, a bad merge or a copy-paste does to a file: a byte or character put in
-(YAML punctuation, control characters, bytes that are not UTF-8), a span deleted, a line duplicated
-or deleted, a value replaced by one that only looks right (an impossible date, a tag, an alias).
+Mutations are what an editor, a bad merge or a copy-paste does to a file, from the one mutator the fuzz
+harness uses too (tests/harness/mutations.py): bytes and characters put in, spans deleted, lines
+duplicated, deleted or re-indented, values and keys replaced by ones that only look right, merge
+keys, alias bombs, deep nesting, a byte order mark, other line endings, UTF-16.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from harness import mutations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,42 +25,15 @@ REPO = Path(__file__).resolve().parent.parent
 PLAYBOOKS = sorted((REPO / "playbooks").glob("*.yaml"))
 INVENTORY = REPO / "inventory.example.yaml"
 
-# Pieces of YAML syntax make a mutation reach past the scanner more often than random bytes alone.
-TOKENS = [b":", b"- ", b"  ", b"\t", b"\n", b"#", b"&a ", b"*a", b"<<: *a", b"!x ", b"!!int ", b"{", b"}", b"[",
-          b"]", b'"', b"'", b"?", b"|", b">", b"%", b"@", b"`", b",", b"~", b"2026-13-45", b"\x00", b"\x07",
-          b"\xff", b"\xc3", "\u2028".encode(), "\ufeff".encode()]
-VALUES = [b"2026-13-45", b"!!int abc", b"!!bool maybe", b"!!float x", b"!x y", b"*a", b"&a [*a]", b"{<<: *a}",
-          b"{<<: x}", b"<<", b"=", b"~", b"[]", b"{}", b"[a, b]", b"{a: 1, a: 2}", b"''", b"-1", b"1e999", b".nan",
-          b".inf", b"0x1F", b"0o17", b"1_000", b"1:30", b"yes", b"9" * 5000, b"[" * 150 + b"]" * 150]
-insertion = st.one_of(
-    st.sampled_from(TOKENS), st.binary(min_size=1, max_size=3), st.characters(codec="utf-8").map(str.encode)
-)
+# What a property test may grow a file to: past every reader's limits on nesting and value length,
+# small enough for 200 examples a test (the fuzz harness tries the 64 MiB limit).
+CASE_LIMIT = 256 * 1024
 
 
 @st.composite
-def mutated(draw, original: bytes) -> bytes:
-    data = original
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["insert", "delete", "duplicate_line", "delete_line", "replace_value"]))
-        at = draw(st.integers(0, len(data)))
-        if kind == "insert":
-            data = data[:at] + draw(insertion) + data[at:]
-        elif kind == "delete":
-            data = data[:at] + data[at + draw(st.integers(1, 12)):]
-        else:
-            lines = data.splitlines(keepends=True) or [b""]
-            index = draw(st.integers(0, len(lines) - 1))
-            data = b"".join(lines[:index] + _changed_line(draw, kind, lines[index]) + lines[index + 1:])
-    return data
-
-
-def _changed_line(draw, kind: str, line: bytes) -> list[bytes]:
-    if kind == "duplicate_line":
-        return [line, line]
-    if kind == "delete_line":
-        return []
-    key, colon, _ = line.partition(b": ")
-    return [key + colon + draw(st.sampled_from(VALUES)) + b"\n"] if colon else [line]
+def mutated(draw, original: bytes, kind: str) -> bytes:
+    """`original` damaged by the harness's one mutator (harness/mutations.py), with hypothesis's random."""
+    return mutations.mutated(draw(st.randoms(use_true_random=False)), original, kind, CASE_LIMIT)
 
 
 def assert_loads_or_one_line(load, path: Path, error_class: type) -> None:
@@ -86,7 +61,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_mutated_playbook_loads_or_is_one_playbook_error(workdir: Path, data: st.DataObject) -> None:
     original = data.draw(st.sampled_from(PLAYBOOKS), label="playbook")
     path = workdir / "playbooks" / "mutated.yaml"
-    path.write_bytes(data.draw(mutated(original.read_bytes())))
+    path.write_bytes(data.draw(mutated(original.read_bytes(), "playbook")))
     assert_loads_or_one_line(load_playbook, path, PlaybookError)
 
 
@@ -94,7 +69,7 @@ def test_a_mutated_playbook_loads_or_is_one_playbook_error(workdir: Path, data: 
 @given(data=st.data())
 def test_a_mutated_program_loads_or_is_one_program_error(workdir: Path, data: st.DataObject) -> None:
     path = workdir / "program.yaml"
-    path.write_bytes(data.draw(mutated(DEFAULT_PROGRAM.read_bytes())))
+    path.write_bytes(data.draw(mutated(DEFAULT_PROGRAM.read_bytes(), "program")))
     assert_loads_or_one_line(load_program, path, ProgramError)
 
 
@@ -102,7 +77,7 @@ def test_a_mutated_program_loads_or_is_one_program_error(workdir: Path, data: st
 @given(data=st.data())
 def test_a_mutated_inventory_loads_or_is_one_inventory_error(workdir: Path, data: st.DataObject) -> None:
     path = workdir / "inventory.yaml"
-    path.write_bytes(data.draw(mutated(INVENTORY.read_bytes())))
+    path.write_bytes(data.draw(mutated(INVENTORY.read_bytes(), "inventory")))
     assert_loads_or_one_line(lambda p: load_inventory(p, ssh_config=workdir / "ssh_config"), path, InventoryError)
 
 

@@ -2,7 +2,7 @@
 accounts, as plug-ins (agent/lab/partner/extensions.py), so that none of it ships in the product.
 
 In process: `HarnessEmulator(dir)` has both, the gate at `.order_gate`. In the lab's emulator
-process (bench/chaos*.py and lab tests talk to it over HTTP): `lab up` with
+process (harness/chaos*.py and lab tests talk to it over HTTP): `lab up` with
 $ISPAGENT_PARTNER_EXTENSIONS set to `LAB_EXTENSIONS` loads them (tests/conftest.py does so).
 """
 

@@ -1,4 +1,4 @@
-"""A stand-in for the lab's license service (`licctl fetch`), until the partner-account emulator answers it.
+"""A stand-in license service (`licctl fetch`) the installer tests drive directly: it records requests and refuses chosen IPs.
 
 Contract (shared with issue 4): `GET /licctl/fetch?licname=ispmgr&key=<key or empty>` -> 200 JSON
 {"licid", "panel_name", "expire", "ip"}; errors 403 JSON {"error": "Invalid activation key"} or

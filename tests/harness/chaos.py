@@ -1,7 +1,7 @@
 """Kill matrix: the install flow over lab hosts, SIGKILLed right after each kind of journal event,
 resumed, then checked. Prints the chaos table.
 
-    .venv/bin/python bench/chaos.py --hosts 5 --occurrences 1,3      # as root; brings up its own lab
+    PYTHONPATH=tests .venv/bin/python -m harness.chaos --hosts 5 --occurrences 1,3      # as root; brings up its own lab
 
 Each trial: the hosts' panels removed, a fresh account in the lab's partner emulator (so no
 license of an earlier trial can be adopted), a fresh state dir and ledger; `ispagent run
@@ -21,9 +21,9 @@ journal: hosts not finished, steps not finished or redone on resume); `--random 
 points of a random kind at a random occurrence. Only points that fired count: the agent died with
 SIGKILL and its segment of the journal holds the Nth such event.
 
-    .venv/bin/python bench/chaos.py --hosts 50 --chain 20 --fractions first,1/4,1/2,last --random 30
+    PYTHONPATH=tests .venv/bin/python -m harness.chaos --hosts 50 --chain 20 --fractions first,1/4,1/2,last --random 30
 
-A benchmark, not a test: it never gates on wall time. tests/test_chaos_on_lab.py runs a reduced
+A harness, not a test: it never gates on wall time. tests/test_chaos_on_lab.py runs a reduced
 matrix in CI.
 """
 
@@ -49,9 +49,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.append(str(REPO / "tests"))  # the test harness: the lab emulator's order gate and admin routes
+REPO = Path(__file__).resolve().parents[2]
 
 from agent.lab import Lab  # noqa: E402
 from agent.lab.mirror import write_config  # noqa: E402

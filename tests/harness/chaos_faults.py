@@ -1,7 +1,7 @@
 """SSH faults and a PostgreSQL ledger stopped mid-run, over the install flow on lab hosts. Prints
-bench/chaos.py's chaos table.
+harness/chaos.py's chaos table.
 
-    .venv/bin/python bench/chaos_faults.py --hosts 50        # as root; brings up its own lab
+    PYTHONPATH=tests .venv/bin/python -m harness.chaos_faults --hosts 50        # as root; brings up its own lab
 
 SSH faults (agent/lab/faults.py) on 10 % of the hosts, one kind each, in turn: packet loss, a slow
 link, sshd stopped (SIGSTOP) for longer than the command timeout, sshd killed (back after a while)
@@ -16,7 +16,7 @@ started again `run --resume` finishes with one license per host. The state-dir s
 journal and the SQLite ledger on a 64 MB tmpfs, filled up at the same moment, with the same rule
 and checks once the disk has room again (the runs' output is kept in its work dir: first.out, later.out).
 
-Checked like bench/chaos.py (its Trial, table and invariants): one license per host, no
+Checked like harness/chaos.py (its Trial, table and invariants): one license per host, no
 duplicates, licid = account license, one billed activation per license, no traceback; plus, per
 SSH fault, how the first run reported the host. A benchmark: it never gates on wall time.
 """
@@ -38,11 +38,9 @@ from typing import Callable
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+REPO = Path(__file__).resolve().parents[2]
 
-import chaos  # noqa: E402  (bench/chaos.py: Trial, table, invariants; not edited here)
+from harness import chaos  # noqa: E402  (Trial, table, invariants)
 from agent.lab import Lab  # noqa: E402
 from agent.lab import faults as lab_faults  # noqa: E402
 from agent.lab.faults import Fault, parse_fault  # noqa: E402
