@@ -39,3 +39,7 @@ class HostState:
 
     def __contains__(self, key: StateKey) -> bool:
         return key in self._values
+
+    def by_name(self) -> dict[str, Any]:
+        """The values by their keys' names (reports, test cases)."""
+        return {key.name: value for key, value in self._values.items()}

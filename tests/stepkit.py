@@ -321,7 +321,9 @@ def account_licenses(emulator: PartnerEmulator) -> list[dict[str, Any]]:
 
 
 def plain(value: Any) -> Any:
-    """Dataclasses, tuples and enums as the dicts, lists and values a case file writes."""
+    """Dataclasses, host state, tuples and enums as the dicts, lists and values a case file writes."""
+    if isinstance(value, HostState):
+        return plain(value.by_name())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):

@@ -6,7 +6,7 @@ is checked here again: a bad value must stop the host before anything runs on it
 Plain typed checks, not a pydantic model: `inventory check` of a 1000-host inventory reads these
 for every host, and importing pydantic and building a model's validator cost more than the whole
 check. The accepted inputs and the error texts are pydantic's lax ones, which inventories and
-playbooks were written against (tests/test_installer_settings.py holds the two side by side).
+playbooks were written against (tests/unit/test_installer_settings.py holds the two side by side).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ SIGKILL and its segment of the journal holds the Nth such event.
 
     PYTHONPATH=tests .venv/bin/python -m harness.chaos --hosts 50 --chain 20 --fractions first,1/4,1/2,last --random 30
 
-A harness, not a test: it never gates on wall time. tests/test_chaos_on_lab.py runs a reduced
+A harness, not a test: it never gates on wall time. tests/lab/test_chaos_on_lab.py runs a reduced
 matrix in CI.
 """
 

@@ -1,7 +1,7 @@
 """The emulated account's answers: one handler per operation of agent/partner/operations.py.
 
 A handler is registered against the table by the operation's name (`@handles("order")`), so an
-operation cannot be added to the table without the lab answering it: tests/test_partner_emulator.py
+operation cannot be added to the table without the lab answering it: tests/unit/test_partner_emulator.py
 fails for an operation that has no handler here.
 """
 

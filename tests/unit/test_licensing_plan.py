@@ -1,0 +1,41 @@
+"""plan_for_host from the ledger's view (agent/licensing/view.py), priced at today's tier."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from agent.economics.program import load_program
+from agent.ledger import LicenseLedger
+from agent.licensing.plan import LedgerView, WantedLicense, plan_for_host
+from agent.licensing.view import ledger_view, price_today
+from agent.partner.model import AccountLicense, LicenseStatus
+
+PROGRAM = load_program(Path(__file__).parents[1] / "data" / "economics" / "program.yaml")
+WANT = WantedLicense("h1", "198.18.0.2", "h1.lab.example", "pro", "monthly")
+
+
+def _free(id: str) -> AccountLicense:
+    return AccountLicense(id, "0.0.0.0", "free.lic", LicenseStatus.SUSPENDED, "55228", "pro", "2027-01-01")
+
+
+def test_ledger_view_gives_the_host_its_license_and_keeps_other_hosts_licenses_taken(tmp_path):
+    with LicenseLedger(tmp_path / "l.sqlite") as ledger:
+        host = ledger.host("h1", WANT.ip, WANT.fqdn)
+        ledger.record_license("7", "h1", WANT.ip, "pro", "monthly", "ordered")
+        ledger.record_license("8", "h2", "198.18.0.3", "pro", "monthly", "ordered")
+        assert ledger_view(ledger, "h1") == LedgerView("7", host.remoteid, frozenset({"8"}))
+        assert ledger_view(ledger, "h9") == LedgerView(None, None, frozenset({"7", "8"}))
+
+
+def test_an_order_is_priced_at_todays_tier_and_nothing_else_is(tmp_path):
+    with LicenseLedger(tmp_path / "l.sqlite") as ledger:
+        quote = price_today(ledger, PROGRAM, date(2026, 11, 26))
+        ordered = plan_for_host(WANT, [], LedgerView(), quote=quote)
+        assert ordered.action == "ordered"
+        assert (ordered.price.orders[0].list_price, ordered.price.orders[0].price) == (Decimal(20), Decimal("18.00"))
+        reused = plan_for_host(WANT, [_free("5")], LedgerView(), reuse_free=True, quote=quote)
+        assert (reused.action, reused.license.id, reused.price) == ("reused", "5", None)
+        taken = plan_for_host(WANT, [_free("5")], LedgerView(taken=frozenset({"5"})), reuse_free=True)
+        assert (taken.action, taken.price) == ("ordered", None)  # no quote asked for
