@@ -6,7 +6,6 @@ import ast
 import json
 from pathlib import Path
 
-import click
 from click.testing import CliRunner
 
 from agent.cli.main import cli

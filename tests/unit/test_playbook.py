@@ -10,7 +10,6 @@ import pytest
 from agent.errors import PlaybookError
 from agent.runner.playbook import load_playbook
 from agent.runner.registry import load_steps
-from agent.runner.registry import load_steps
 
 BAD = Path(__file__).parents[1] / "data" / "playbooks" / "bad"
 REPO = Path(__file__).resolve().parents[2]

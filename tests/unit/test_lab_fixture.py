@@ -26,6 +26,7 @@ def test_lab_tests_without_root_are_skipped_except_in_ci(pytester, monkeypatch, 
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", ci)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # the conftest imports the test harness
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(NEEDS_LAB)
     result = pytester.runpytest_subprocess("-rsE")
