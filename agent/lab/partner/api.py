@@ -77,22 +77,25 @@ def _get(call: Call) -> Document:
     return _record(call.license())
 
 
-@handles("order_form")
-def _order_form(call: Call) -> Document:
-    """Without sok the function only describes its form: nothing is ordered."""
-    params = call.params
+def _checked_order(params: dict[str, str]) -> int:
+    """An order's tariff and IP checked as the account checks them; its period in months."""
     tariff(params.get("pricelist"))
     period = period_of(params)
     check_ip(params.get("ip", ""))
-    return Document(values={"pricelist": params["pricelist"], "period": str(period), "ip": params["ip"]})
+    return period
+
+
+@handles("order_form")
+def _order_form(call: Call) -> Document:
+    """Without sok the function only describes its form: nothing is ordered."""
+    period = _checked_order(call.params)
+    return Document(values={"pricelist": call.params["pricelist"], "period": str(period), "ip": call.params["ip"]})
 
 
 @handles("order")
 def _order(call: Call) -> Document:
     params = call.params
-    tariff(params.get("pricelist"))
-    period = period_of(params)
-    check_ip(params.get("ip", ""))
+    period = _checked_order(params)
     elid = str(call.store.order(call.account, params["pricelist"], period, params["ip"], params.get("licname", ""),
                                 params.get("remoteid", ""), call.key_delay))
     # Each real client reads the id somewhere else: id (WHMCS, Upmind's id.v), item.id (JBS), elid.
