@@ -108,23 +108,23 @@ def _playbook_of(root: LocatedNode, path: Path, sha256: str, registry: StepRegis
     entries = [_step_entry(item) for item in steps_node.items()]
     known = registry.load(name for _, fields in entries for name in fields if name != "name")
     steps = [_parse_step(item, fields, known) for item, fields in entries]
-    _check_order(entries, steps)
+    _check_order(entries, steps, registry)
     for (item, _), step in zip(entries, steps):
         _check_local_files(item, source_dirs_of(path, extra_dirs), step)
     return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs,
                     sha256)
 
 
-def _check_order(entries: list[tuple[LocatedNode, dict]], steps: list[PlaybookStep]) -> None:
+def _check_order(entries: list[tuple[LocatedNode, dict]], steps: list[PlaybookStep], registry: StepRegistry) -> None:
     """Every value a step needs is provided by a step before it (`needs=` / `provides=` of @step)."""
     provided: set = set()
     for (item, _), planned in zip(entries, steps):
         missing = [key for key in planned.type.needs if key not in provided]
         if missing:
             key = missing[0]
-            makers = ", ".join(sorted(s.type.name for s in steps if key in s.type.provides)) or "no step of this playbook"
+            makers = sorted(name for name, known in registry.load().items() if key in known.provides)
             raise item.error(f"step '{planned.type.name}' needs {key.what} from a step before it",
-                             f"put {makers} before it")
+                             f"put {' or '.join(makers) or 'a step that provides it'} before it")
         provided.update(planned.type.provides)
 
 
