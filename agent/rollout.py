@@ -56,9 +56,9 @@ class Rollout:
         if not self.groups:
             raise InputError(f"{what}: no hosts selected in {self.where}")
         if len(self.groups) > 1:
-            names = "; ".join(f"{g.account.describe()}: {g.hosts[0].name}" + (f" and {len(g.hosts) - 1} more" if len(g.hosts) > 1 else "")
-                              for g in self.groups[:3])
-            raise InputError(f"{what}: the selected hosts belong to {len(self.groups)} partner accounts ({names}); {fix}")
+            names = "; ".join(_named(group) for group in self.groups[:3])
+            raise InputError(f"{what}: the selected hosts belong to {len(self.groups)} partner accounts "
+                             f"({names}); {fix}")
         return self.groups[0]
 
     def client(self, group: AccountGroup) -> PartnerClient:
@@ -100,6 +100,11 @@ class Rollout:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _named(group: AccountGroup) -> str:
+    more = f" and {len(group.hosts) - 1} more" if len(group.hosts) > 1 else ""
+    return f"{group.account.describe()}: {group.hosts[0].name}{more}"
 
 
 def _grouped(hosts: tuple[Host, ...], where: str) -> tuple[AccountGroup, ...]:

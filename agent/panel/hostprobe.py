@@ -16,7 +16,8 @@ from agent.transport.quoting import command_line
 
 # Shell probes shared with the facts step: builtins where they can be (forks on the host are what
 # a probe costs at fleet scale).
-MEMORY_KB_PROBE = 'while read -r key value unit; do [ "$key" = MemTotal: ] && memory_kb=$value && break; done < /proc/meminfo'
+MEMORY_KB_PROBE = ('while read -r key value unit; do [ "$key" = MemTotal: ] && memory_kb=$value && break; '
+                   'done < /proc/meminfo')
 PRIMARY_IPV4_PROBE = r"""set -- $(ip -4 -o route get 1.1.1.1 2>/dev/null)
 while [ $# -gt 1 ] && [ "$1" != src ]; do shift; done
 ip4=${2:-}

@@ -60,7 +60,8 @@ def run_step(context: HostContext, planned: PlaybookStep, listener: RunListener,
         status, message, data = "failed", str(error), {}
     except Exception as error:  # a bug in a step must stop this host only, and say where to look
         context.log.write("!", traceback.format_exc())
-        status, message, data = "failed", f"internal error {type(error).__name__}: {error} (traceback in the host log)", {}
+        message = f"internal error {type(error).__name__}: {error} (traceback in the host log)"
+        status, data = "failed", {}
     record = StepRecord(step_id, status, status == "changed", time.monotonic() - started, mask(message), data)
     if audit:
         record = as_finding(record)

@@ -53,7 +53,8 @@ class RunPlan:
         object.__setattr__(self, "hosts", tuple(self.hosts))
         names = [host.name for host in self.hosts]
         if len(set(names)) != len(names):
-            raise InputError("a run's hosts need distinct names: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
+            twice = sorted({name for name in names if names.count(name) > 1})
+            raise InputError("a run's hosts need distinct names: " + ", ".join(twice))
         object.__setattr__(self, "ssh", _ssh_with_options(self.ssh, self.options))
         parse_batch_size(self.options.batch_size, len(self.hosts))  # bad input fails here, before any host is touched
         object.__setattr__(self, "settings", host_settings(self.playbook, self.hosts, self.where))

@@ -78,10 +78,11 @@ def playbook_from_data(data: Mapping[str, Any], base_dir: Path | str = ".", name
     try:
         text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
     except yaml.YAMLError as error:
-        raise PlaybookError(f"playbook {shown(name)}: not plain data (mappings, lists, text, numbers): {error}") from None
+        raise PlaybookError(f"playbook {shown(name)}: not plain data (mappings, lists, text, numbers): "
+                            f"{error}") from None
     path = Path(base_dir).resolve() / f"{name}.playbook"
-    return _playbook_of(parse_yaml(text, f"playbook {name}", PlaybookError), path, hashlib.sha256(text.encode()).hexdigest(),
-                        registry or StepRegistry())
+    root = parse_yaml(text, f"playbook {name}", PlaybookError)
+    return _playbook_of(root, path, hashlib.sha256(text.encode()).hexdigest(), registry or StepRegistry())
 
 
 def _file_sha256(path: Path) -> str:

@@ -165,7 +165,8 @@ class StepRegistry:
     def _add(self, step_type: StepType, source: str) -> None:
         known = self._steps.get(step_type.name)
         if known is not None and known.function is not step_type.function:
-            raise StepRegistryError(f"step {step_type.name!r} is defined twice: in {known.function.__module__} and {source}")
+            raise StepRegistryError(f"step {step_type.name!r} is defined twice: in {known.function.__module__} "
+                                    f"and {source}")
         self._steps[step_type.name] = step_type
 
 

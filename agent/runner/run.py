@@ -207,8 +207,9 @@ def _execute(plan: RunPlan, record: RunRecord, journal: Journal, display: RunLis
 def _static_source(plan: RunPlan, run_id: str) -> SourceFactory:
     def make(todo: list[Host]) -> HostSource:
         # A dry run changes nothing: it may overlap a real one.
-        lock = None if plan.options.dry_run else InventoryLock(plan.options.state_dir, plan.lock_key(), plan.where, run_id)
-        return StaticHostSource(todo, lock)
+        if plan.options.dry_run:
+            return StaticHostSource(todo)
+        return StaticHostSource(todo, InventoryLock(plan.options.state_dir, plan.lock_key(), plan.where, run_id))
 
     return make
 
