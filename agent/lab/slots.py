@@ -31,6 +31,9 @@ LABS_DIR = MACHINE_STATE / "labs"
 # lab it brought up is slot 0's.
 LEGACY_LAB_DIR = MACHINE_STATE / "lab-dir"
 LOCK_FILE = MACHINE_STATE / "lab.lock"  # the same lock file as older versions: bring-ups take turns with theirs
+# Slot 0 has the names and addresses of the one lab of older versions, which know no other slot: an
+# older ispagent on this machine can bring its lab up only there, so new labs take it last.
+SLOT_ORDER = (*range(1, MAX_SLOTS), 0)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ def record_of(lab_dir: Path) -> SlotRecord | None:
 
 def claim(lab_dir: Path, preferred: int | None = None) -> int:
     """The slot of the lab in `lab_dir`: the one recorded for it, else `preferred` if free, else the
-    lowest free one. Records it with this process as its owner. Call under machine_lock()."""
+    lowest free one from 1 up, slot 0 last (see SLOT_ORDER). Records it with this process as its
+    owner. Call under machine_lock()."""
     record = record_of(lab_dir)
     if record is not None:
         slot = record.slot
@@ -104,7 +108,7 @@ def unrecorded_in_use() -> list[int]:
 def _free_slot(preferred: int | None) -> int:
     served = services.served_addresses()
     taken = {record.slot for record in records() if record.owner_alive or _has_leftovers(record.slot, served)}
-    candidates = ([preferred] if preferred is not None else []) + list(range(MAX_SLOTS))
+    candidates = ([preferred] if preferred is not None else []) + list(SLOT_ORDER)
     for slot in candidates:
         if slot not in taken and not _has_leftovers(slot, served):
             return slot
