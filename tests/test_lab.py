@@ -267,6 +267,26 @@ def test_a_second_lab_runs_beside_the_sessions_on_its_own_bridge_and_goes_down_l
 
 
 @pytest.mark.lab
+def test_a_lab_whose_slot_record_was_removed_by_hand_is_listed_and_still_taken_down_by_its_directory(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lost = Lab(tmp_path / "lost")
+    lost.up(1)
+    net = lost.network
+    pids = [pid for status in lost.status() for pid in (status.pid, status.init_pid)]
+    (slots.LABS_DIR / str(net.slot)).unlink()
+    if net.slot == 0:
+        slots.LEGACY_LAB_DIR.unlink(missing_ok=True)
+    try:
+        assert lost.slot is None
+        assert {summary.slot: summary.dir for summary in labs_on_machine()}[net.slot] is None
+    finally:
+        lost.down()
+    assert_nothing_left(net, lost.dir, pids)
+    assert net.slot not in {summary.slot for summary in labs_on_machine()}
+
+
+@pytest.mark.lab
 def test_down_leaves_no_namespace_veth_mount_or_process(lab: Lab) -> None:
     statuses = lab.status()
     pids = [pid for status in statuses for pid in (status.pid, status.init_pid)]

@@ -256,8 +256,8 @@ class Lab:
         began = time.monotonic()
         with slots.machine_lock():
             record = slots.record_of(self.dir)
-            net = LabNetwork(record.slot) if record else None
             hosts = self._load()
+            net = self._network_to_remove(record, hosts)
             say(f"stopping {len(hosts)} hosts")
             self._stop(hosts, slot=None)  # their network goes with the slot's, below
             services.stop_services(self.dir, net.bridge_address if net else None)
@@ -304,6 +304,17 @@ class Lab:
                 f" machine no longer records for it: run `ispagent lab down --dir {self.dir}`, then up again"
             )
         return net
+
+    @staticmethod
+    def _network_to_remove(record: slots.SlotRecord | None, hosts: Sequence[LabHost]) -> LabNetwork | None:
+        """The slot `down` clears: the lab's recorded one or, when its record is gone (removed by hand),
+        the slot its hosts are in, as long as no other lab directory is recorded there."""
+        if record is not None:
+            return LabNetwork(record.slot)
+        slot = hosts[0].slot if hosts else None
+        if slot is None or slot in {other.slot for other in slots.records()} or not LabNetwork(slot).in_use():
+            return None
+        return LabNetwork(slot)
 
     def _with_profile(self, host: LabHost, profile: str | None, slot: int) -> LabHost:
         """`host` if its profile is `profile`, else a fresh host of that profile (the old one removed)."""
