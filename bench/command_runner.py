@@ -4,7 +4,7 @@ Opens one connection per lab host (50 by default, one thread each), then every t
 short commands on its host, first with one runner, then the other, alternating for --repeat rounds
 so that load from elsewhere on the machine hits them alike. Prints wall and CPU seconds per round, and
 the whole machine's CPU seconds (the hosts' sshd and shells included).
-Not a test: it gates nothing. Run as root when no other lab is up:
+Not a test: it gates nothing. Run as root (its lab comes up beside any other on the machine):
 
     .venv/bin/python bench/command_runner.py [--hosts 50] [--commands 10] [--repeat 3]
 """

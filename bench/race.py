@@ -237,8 +237,7 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
     bin_dir = ensure_bench_venv() if {"pyinfra", "ansible"} & set(contenders) else None
     print(f"{os.cpu_count()} CPUs; {peer_versions(bin_dir) if bin_dir else 'no peers'}; {repeat} repetitions, "
           f"contenders interleaved (order rotated each repetition)", flush=True)
-    lab = Lab(lab_dir or work / "lab")
-    wait_for_the_machine(lab)
+    lab = Lab(lab_dir or work / "lab")  # a lab of its own, beside any other on the machine
     try:
         began = time.perf_counter()
         lab.up(max(sizes))
@@ -296,16 +295,6 @@ def stop_ansible_masters(job: Job) -> None:
     deadline = time.monotonic() + 10
     while subprocess.run(["pgrep", "-f", control], capture_output=True).returncode == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
-
-
-def wait_for_the_machine(lab, patience: float = 1500) -> None:
-    """One lab per machine: wait while another session's lab is up (its tests finish and take it down)."""
-    deadline = time.monotonic() + patience
-    while (elsewhere := lab.busy_elsewhere()) is not None:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"race: another lab has been up in {elsewhere} for {patience:.0f} s; try later")
-        print(f"waiting for the lab in {elsewhere} to go down", flush=True)
-        time.sleep(10)
 
 
 def lab_cleanup(lab, job: Job) -> None:

@@ -9,7 +9,8 @@ The lab is taken down at the end (its time printed too). Wall time and RSS shoul
 
     .venv/bin/python bench/scale.py [--sizes 10,100,250,500,1000] [--max-forks 250] [--install]
 
-Wrap it in the machine-wide lab lock: `flock /run/ispagent-lab.lock .venv/bin/python bench/scale.py`.
+It brings up a lab of its own, beside any other lab on the machine (mind the memory: about 1.5 MiB
+per idle host, see `ispagent lab status`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from race import Job, wait_for_the_machine  # noqa: E402
+from race import Job  # noqa: E402
 
 from agent.lab import Lab, network  # noqa: E402
 from agent.lab.mirror import write_config  # noqa: E402
@@ -43,10 +44,10 @@ def mem_available_mb() -> float:
     return 0.0
 
 
-def lab_pss_mb() -> float:
+def lab_pss_mb(lab: Lab) -> float:
     """Proportional memory of every process inside the lab's hosts (sshd and what it runs)."""
     total = 0
-    for pid in network.processes_in_netns(network.list_netns()):
+    for pid in network.processes_in_netns(lab.network.list_netns()):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -108,7 +109,6 @@ def main() -> None:
     sizes = [int(size) for size in options.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="ispagent-scale-"))
     lab = Lab(work / "lab")
-    wait_for_the_machine(lab)
     print(f"{os.cpu_count()} CPUs; {mem_available_mb():,.0f} MB available before the lab; {load()}")
     try:
         for size in sizes:
@@ -117,7 +117,7 @@ def main() -> None:
             up = time.perf_counter() - began
             time.sleep(1)
             print(f"lab up to {size} hosts: {up:.1f} s; MemAvailable {before - mem_available_mb():,.0f} MB lower,"
-                  f" the hosts' processes {lab_pss_mb():,.0f} MB PSS; {load()}", flush=True)
+                  f" the hosts' processes {lab_pss_mb(lab):,.0f} MB PSS; {load()}", flush=True)
             forks = min(size, options.max_forks)
             job = Job(work, lab, size)
             print(row("race", size, forks, run_ispagent(job.ispagent_playbook(uuid.uuid4().hex[:12]),

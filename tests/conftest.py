@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Iterator
 
 import pytest
@@ -12,10 +11,9 @@ from agent.lab import Lab
 from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS
 
 # Hosts in the session's lab. A test that needs more grows the same lab with `lab.up(n)` and
-# shrinks it back afterwards (one lab per machine: a second one cannot be started).
+# shrinks it back afterwards. Other labs on the machine (a demo's, another session's) are left
+# alone: the session's lab comes up beside them, in a slot of its own.
 LAB_HOSTS = 6
-# Another test session on this machine may hold the lab; wait this long for it before failing.
-LAB_WAIT_SECONDS = 180
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +34,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # The lab's partner emulator gets the harness's order gate and admin routes (harness/chaos.py
     # drives them over HTTP); the product's emulator has none of them.
     os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS
-    deadline = time.monotonic() + LAB_WAIT_SECONDS
-    while lab.busy_elsewhere() and time.monotonic() < deadline:
-        time.sleep(1)
     try:
-        lab.up(LAB_HOSTS)  # still busy: fails naming the other lab's dir and how to take it down
+        lab.up(LAB_HOSTS)
         yield lab
     finally:
         lab.down()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agent.cli.output import echo, echo_json
-from agent.lab import Lab
+from agent.lab import Lab, labs_on_machine
 from agent.lab.profiles import PROFILES
 
 DEFAULT_DIR = Path("lab")
@@ -27,8 +27,9 @@ def _progress(message: str) -> None:
 def lab() -> None:
     """A local lab of Debian 12 servers in network namespaces, for tests and demos.
 
-    Each host is its own network, mount, UTS and PID namespace on a bridge in 198.18.0.0/16,
-    with sshd as PID 1 and an ed25519 host key. Needs root. One lab per machine at a time.
+    Each host is its own network, mount, UTS and PID namespace on the lab's bridge, with sshd as
+    PID 1 and an ed25519 host key. Needs root. Labs in different directories run side by side,
+    each in a slot of its own: bridge ispagentK, addresses 198.18.(8K).0/21, its own services.
     """
 
 
@@ -62,10 +63,15 @@ def up(hosts: int, lab_dir: Path, profile_options: tuple[str, ...]) -> None:
 
 
 @lab.command()
-@dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the hosts as a JSON list.")
-def status(lab_dir: Path, as_json: bool) -> None:
-    """Show each host of the lab: address, up or down, and pid (the one `down` kills)."""
+@click.option("--dir", "lab_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Show the hosts of the lab in this directory.  [default: list the labs on this machine]")
+@click.option("--json", "as_json", is_flag=True, help="Print the labs (or hosts) as a JSON list.")
+def status(lab_dir: Path | None, as_json: bool) -> None:
+    """List the labs up on this machine; with --dir, each host of that lab: address, up or down, and
+    pid (the one `down` kills)."""
+    if lab_dir is None:
+        _machine_status(as_json)
+        return
     hosts = Lab(lab_dir).status()
     if as_json:
         echo_json([asdict(host) for host in hosts])
@@ -79,6 +85,23 @@ def status(lab_dir: Path, as_json: bool) -> None:
         echo(f"{host.name:<8} {host.address:<15} {state:<5} {host.pid or '-'}")
     running = sum(host.up for host in hosts)
     echo(f"{running} of {len(hosts)} hosts up")
+
+
+def _machine_status(as_json: bool) -> None:
+    labs = labs_on_machine()
+    if as_json:
+        echo_json([{**asdict(summary), "dir": summary.dir and str(summary.dir)} for summary in labs])
+        return
+    if not labs:
+        echo("no lab is up on this machine")
+        return
+    echo(f"{'SLOT':<5} {'BRIDGE':<11} {'NETWORK':<16} {'HOSTS UP':<9} {'OWNER':<16} DIR")
+    for summary in labs:
+        owner = "-" if summary.owner_pid is None else f"{summary.owner_pid} ({'running' if summary.owner_alive else 'exited'})"
+        where = summary.dir or "(no directory recorded: its network was left by hand or by a crash)"
+        echo(f"{summary.slot:<5} {summary.bridge:<11} {summary.network:<16} {f'{summary.hosts_up}/{summary.hosts}':<9}"
+             f" {owner:<16} {where}")
+    echo(f"{len(labs)} labs; take one down with `ispagent lab down --dir DIR`")
 
 
 @lab.command()

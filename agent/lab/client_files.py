@@ -32,11 +32,12 @@ def ensure_client_key(lab_dir: Path) -> str:
     return public.read_text().strip()
 
 
-def write_client_files(lab_dir: Path, hosts: Sequence[LabHost]) -> None:
-    """known_hosts (from the hosts' generated public keys), ssh_config and inventory.yaml."""
+def write_client_files(lab_dir: Path, hosts: Sequence[LabHost], bridge_address: str) -> None:
+    """known_hosts (from the hosts' generated public keys), ssh_config and inventory.yaml (which points
+    at the services on the lab's `bridge_address`)."""
     write_scratch_file(lab_dir / KNOWN_HOSTS, known_hosts(lab_dir, hosts))
     write_scratch_file(lab_dir / SSH_CONFIG, ssh_config(lab_dir, hosts))
-    write_scratch_file(lab_dir / INVENTORY, inventory(hosts, services.inventory_vars(lab_dir)))
+    write_scratch_file(lab_dir / INVENTORY, inventory(hosts, services.inventory_vars(lab_dir, bridge_address)))
 
 
 def known_hosts(lab_dir: Path, hosts: Sequence[LabHost]) -> str:

@@ -181,7 +181,7 @@ def _nft(lab, name: str, ruleset: str) -> None:
 
 
 def _tc(host, action: str, shape: tuple[str, ...]) -> None:
-    for prefix, device in (([], network.veth_name(host.index)), (["ip", "netns", "exec", host.netns], "eth0")):
+    for prefix, device in (([], host.veth), (["ip", "netns", "exec", host.netns], "eth0")):
         argv = [*prefix, "tc", "qdisc", action, "dev", device, "root", *shape]
         if action == "del":
             subprocess.run(argv, capture_output=True, env={"PATH": SYSTEM_PATH})  # none there: fine

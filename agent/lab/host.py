@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import LabError
-from agent.lab import mounts, network
+from agent.lab import mounts, network, services
 from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH
 from agent.lab.keys import generate_ed25519
+from agent.lab.network import LabNetwork
 from agent.lab.rootfs import DEPLOY_USER
-from agent.lab.services import DISTRIBUTION_URL
 
 DOMAIN = "lab.example"
 INIT_SCRIPT = Path(__file__).with_name("host_init.sh")
@@ -45,18 +45,28 @@ class LabHost:
     pid: int | None = None  # the `unshare` parent, in the root PID namespace
     start_time: int | None = None  # its start time in clock ticks: guards against a reused pid
     profile: str | None = None  # agent/lab/profiles.py: which installer rule the host breaks
+    slot: int = 0  # the lab's slot on the machine (network.LabNetwork); absent from lab.json version 1
 
     @classmethod
-    def numbered(cls, index: int) -> "LabHost":
-        return cls(name=f"h{index}", index=index, address=network.host_address(index))
+    def numbered(cls, index: int, slot: int) -> "LabHost":
+        return cls(name=f"h{index}", index=index, address=LabNetwork(slot).host_address(index), slot=slot)
 
     @property
     def fqdn(self) -> str:
         return f"{self.name}.{DOMAIN}"
 
     @property
+    def network(self) -> LabNetwork:
+        return LabNetwork(self.slot)
+
+    @property
     def netns(self) -> str:
-        return network.netns_name(self.index)
+        return self.network.netns_name(self.index)
+
+    @property
+    def veth(self) -> str:
+        """The bridge side of the host's veth pair, in the root namespace."""
+        return self.network.veth_name(self.index)
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,8 @@ def prepare_host(host: LabHost, paths: HostPaths, rootfs: Path, client_public_ke
 
     _mkdir_like_lower(rootfs, upper, "etc/apt")
     # apt (and install.sh's first apt step) gets the distribution's packages from the lab's mirror.
-    write_scratch_file(upper / "etc/apt/sources.list", f"deb {DISTRIBUTION_URL} bookworm main\n")
+    distribution = services.distribution_url(host.network.bridge_address)
+    write_scratch_file(upper / "etc/apt/sources.list", f"deb {distribution} bookworm main\n")
     write_scratch_file(upper / "etc/hostname", f"{host.name}\n")
     write_scratch_file(upper / "etc/hosts", _etc_hosts(host))
     if not (upper / "etc/machine-id").exists():
@@ -133,7 +144,7 @@ def start_host(host: LabHost, paths: HostPaths, rootfs: Path) -> None:
         "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", mounts.host_propagation(),
         "/bin/sh", str(INIT_SCRIPT),
         str(rootfs), str(paths.upper), str(paths.work), str(paths.root),
-        host.name, f"{host.address}/{network.NETWORK.prefixlen}",
+        host.name, f"{host.address}/{host.network.prefixlen}",
     ]
     if host.profile:
         argv.append(str(paths.profile))

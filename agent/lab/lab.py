@@ -1,12 +1,12 @@
 """A lab: N Debian 12 hosts on this machine, each in its own namespaces with sshd as PID 1.
 
-One lab per machine at a time (bridge, namespace and interface names are machine-wide); the lab
-directory holds its state (lab.json), the per-host overlay layers and the files clients need.
+Labs side by side: each lab directory that is up has a slot on the machine (agent/lab/slots.py),
+and with it its own bridge, addresses and namespace and interface names (network.LabNetwork). The
+lab directory holds its state (lab.json), the per-host overlay layers and the files clients need.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -14,13 +14,12 @@ import signal
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 from agent.errors import LabError
-from agent.lab import client_files, mounts, network, profiles as host_profiles, services
+from agent.lab import client_files, mounts, network, profiles as host_profiles, services, slots
 from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH, require_root, require_tools
 from agent.lab.host import (
@@ -37,13 +36,13 @@ from agent.lab.host import (
     start_host,
     wait_gone,
 )
+from agent.lab.network import LabNetwork
 from agent.lab.rootfs import CACHE_DIR, ensure_rootfs
 
-MACHINE_STATE = Path("/run/ispagent")
-CURRENT_LAB = MACHINE_STATE / "lab-dir"  # which directory's lab owns the machine-wide names
-NEIGH_SAVED = MACHINE_STATE / "neigh-gc-thresh.json"  # the ARP table limits found before the lab raised them
+NEIGH_SAVED = slots.MACHINE_STATE / "neigh-gc-thresh.json"  # the ARP table limits found before the first lab raised them
 STATE_FILE = "lab.json"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: each host records its slot; version 1 (one lab per machine) is read as slot 0
+READABLE_STATE_VERSIONS = (1, 2)
 READY_TIMEOUT = 20.0  # seconds, plus READY_TIMEOUT_PER_HOST for each host being started
 READY_TIMEOUT_PER_HOST = 0.2
 KILL_TIMEOUT = 5.0
@@ -76,6 +75,21 @@ class DownResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class LabSummary:
+    """One lab up on this machine, as `ispagent lab status` lists them."""
+
+    slot: int
+    dir: Path | None  # None: the slot's network is there but no lab directory is recorded for it
+    bridge: str
+    network: str
+    bridge_address: str
+    hosts: int  # recorded in the lab directory's lab.json
+    hosts_up: int
+    owner_pid: int | None  # the process that last brought it up
+    owner_alive: bool
+
+
 class Lab:
     """The lab whose state lives in `dir`."""
 
@@ -98,6 +112,25 @@ class Lab:
     @property
     def identity_file(self) -> Path:
         return self.dir / client_files.IDENTITY_FILE
+
+    @property
+    def slot(self) -> int | None:
+        """The lab's slot on this machine, while it is up (or was left up by a killed process)."""
+        record = slots.record_of(self.dir)
+        return record.slot if record else None
+
+    @property
+    def network(self) -> LabNetwork:
+        """The lab's bridge, addresses and names. Raises LabError when the lab is not up."""
+        slot = self.slot
+        if slot is None:
+            raise LabError(f"no lab is up in {self.dir}: run `ispagent lab up --dir {self.dir}`")
+        return LabNetwork(slot)
+
+    @property
+    def bridge_address(self) -> str:
+        """Where the lab's hosts reach its services (mirror, partner emulator)."""
+        return self.network.bridge_address
 
     @property
     def hosts(self) -> list[LabHost]:
@@ -126,42 +159,49 @@ class Lab:
         if not 1 <= hosts <= network.MAX_HOSTS:
             raise LabError(f"--hosts must be between 1 and {network.MAX_HOSTS}, not {hosts}")
         began = time.monotonic()
-        with _machine_lock():
-            self._claim_machine()
+        with slots.machine_lock():
+            recorded = {host.index: host for host in self._load()}
+            net = self._claim_slot(recorded.values())
             rootfs = ensure_rootfs(self.cache_dir, progress=say)
             check_rootfs(rootfs)
             self.dir.mkdir(parents=True, exist_ok=True)
             mounts.prepare_hosts_dir(self.dir / "hosts", say)
             client_key = client_files.ensure_client_key(self.dir)
-            recorded = {host.index: host for host in self._load()}
 
             extra = [host for index, host in recorded.items() if index > hosts]
             if extra:
                 say(f"stopping {len(extra)} hosts beyond h{hosts}")
-                self._stop(extra, delete_network=True)
+                self._stop(extra, slot=net.slot)
                 for host in extra:
                     shutil.rmtree(HostPaths.of(self.dir, host.name).dir, ignore_errors=True)
 
-            wanted = [recorded.get(index) or LabHost.numbered(index) for index in range(1, hosts + 1)]
-            wanted = [self._with_profile(host, profiles.get(host.name)) for host in wanted]
+            wanted = [recorded.get(index) or LabHost.numbered(index, net.slot) for index in range(1, hosts + 1)]
+            wanted = [self._with_profile(host, profiles.get(host.name), net.slot) for host in wanted]
             to_start = [host for host in wanted if not is_running(host)]
-            say(f"starting {len(to_start)} hosts ({hosts - len(to_start)} already running)")
-            self._stop(to_start, delete_network=True)  # leftovers of dead hosts, if any
-            network.ensure_bridge()
-            network.fit_neighbour_table(hosts, NEIGH_SAVED)
-            network.add_hosts(host.index for host in to_start)
+            say(f"starting {len(to_start)} hosts ({hosts - len(to_start)} already running) on {net.bridge}"
+                f" ({net.network})")
+            self._stop(to_start, slot=net.slot)  # leftovers of dead hosts, if any
+            if any(host.slot != net.slot for host in wanted):
+                # Dead hosts of a lab that got another slot (after a reboot, its old one was taken): new names.
+                wanted = [_in_slot(host, net.slot) for host in wanted]
+                to_start = [host for host in wanted if not is_running(host)]
+                self._stop(to_start, slot=net.slot)
+            net.ensure_bridge()
+            others = len(network.list_lab_netns()) - len(net.list_netns())  # other labs' hosts share the ARP table
+            network.fit_neighbour_table(hosts + others, NEIGH_SAVED)
+            net.add_hosts(host.index for host in to_start)
             for host in to_start:
                 paths = HostPaths.of(self.dir, host.name)
                 prepare_host(host, paths, rootfs, client_key)
                 host_profiles.apply_profile(host.profile, host.name, host.index, host.address, paths.upper, paths.profile,
-                                            rootfs)
+                                            rootfs, license_url=services.license_url(net.bridge_address))
                 start_host(host, paths, rootfs)
             self._save(wanted)  # before waiting: a failed start must still be stoppable by `down`
             say(f"waiting for sshd on {len(to_start)} hosts")
             self._wait_ready(to_start)
             host_profiles.write_mirror_faults(self.dir, wanted)
-            services.start_services(self.dir)
-            client_files.write_client_files(self.dir, wanted)
+            services.start_services(self.dir, net.bridge_address)
+            client_files.write_client_files(self.dir, wanted, net.bridge_address)
         return UpResult(
             hosts=tuple(host.name for host in wanted),
             started=tuple(host.name for host in to_start),
@@ -178,15 +218,15 @@ class Lab:
         What a reboot keeps is what a real Debian 12 server keeps: the overlay disk, /tmp included.
         """
         require_root()
-        with _machine_lock():
+        with slots.machine_lock():
             hosts = self._load()
             host = next((h for h in hosts if h.name == name), None)
             if host is None:
                 raise LabError(f"the lab in {self.dir} has no host {name!r}")
             strays = network.processes_in_netns([host.netns])  # e.g. `ip netns exec` commands
-            self._stop([host], delete_network=True)
+            self._stop([host], slot=self.network.slot)
             _kill_and_wait(strays)
-            network.add_hosts([host.index])
+            host.network.add_hosts([host.index])
             start_host(host, HostPaths.of(self.dir, host.name), ensure_rootfs(self.cache_dir))
             self._save(hosts)
             self._wait_ready([host])
@@ -214,32 +254,27 @@ class Lab:
         require_root()
         require_tools("ip", "umount", "rm")
         began = time.monotonic()
-        with _machine_lock():
-            owner = _current_lab_dir()
-            owns_machine = owner is None or owner == self.dir
+        with slots.machine_lock():
+            record = slots.record_of(self.dir)
             hosts = self._load()
+            net = self._network_to_remove(record, hosts)
             say(f"stopping {len(hosts)} hosts")
-            self._stop(hosts, delete_network=owns_machine)
-            services.stop_services(self.dir)
+            self._stop(hosts, slot=None)  # their network goes with the slot's, below
+            services.stop_services(self.dir, net.bridge_address if net else None)
             shutil.rmtree(self.dir / "services", ignore_errors=True)
-            if owns_machine:
-                say("removing the network")
-                self._stop_strays()
-                network.delete_netns(network.list_netns())
-                network.wait_for_veths_gone()
-                network.delete_bridge()
-                network.release_netns_dir()
-                network.restore_neighbour_table(NEIGH_SAVED)
-            _unmount_under(self.dir)
-            leftovers = self._leftovers(hosts, owns_machine)
+            if net is not None:
+                say(f"removing the network ({net.bridge}, {net.network})")
+                self._remove_network(net)
+            _unmount_under(self.dir, net)
+            leftovers = self._leftovers(hosts, net)
             if leftovers:
                 raise LabError(f"lab down left {leftovers}: remove them by hand")
             say(f"removing {len(hosts)} host disks (in the background)")
             _discard_host_disks(self.dir)
             client_files.remove_client_files(self.dir)
             (self.dir / STATE_FILE).unlink(missing_ok=True)
-            if owns_machine:
-                CURRENT_LAB.unlink(missing_ok=True)
+            if record is not None:
+                slots.release(record.slot, self.dir)
         return DownResult(stopped=tuple(h.name for h in hosts), seconds=time.monotonic() - began)
 
     def exec(
@@ -256,54 +291,64 @@ class Lab:
             env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
         )
 
-    def busy_elsewhere(self) -> Path | None:
-        """The directory of another lab that is up on this machine (so `up` here would fail)."""
-        owner = _current_lab_dir()
-        in_use = network.bridge_exists() or bool(network.list_netns())
-        return owner if owner is not None and owner != self.dir and in_use else None
-
     # -- internals ---------------------------------------------------------------------------
 
-    def _claim_machine(self) -> None:
-        owner = self.busy_elsewhere()
-        if owner is not None:
+    def _claim_slot(self, recorded: Iterable[LabHost]) -> LabNetwork:
+        """The lab's slot, taken if it has none: the one its hosts had (their addresses stay) if free."""
+        preferred = next((host.slot for host in recorded), None)
+        net = LabNetwork(slots.claim(self.dir, preferred))
+        running_elsewhere = [host.name for host in recorded if host.slot != net.slot and is_running(host)]
+        if running_elsewhere:
             raise LabError(
-                f"a lab is already up in {owner} (one lab per machine): "
-                f"run `ispagent lab down --dir {owner}` first"
+                f"hosts {', '.join(running_elsewhere)} of the lab in {self.dir} run in slot {preferred}, which this"
+                f" machine no longer records for it: run `ispagent lab down --dir {self.dir}`, then up again"
             )
-        in_use = network.bridge_exists() or bool(network.list_netns())
-        if _current_lab_dir() is None and in_use and not self._load():
-            raise LabError(
-                f"the lab's bridge {network.BRIDGE} or namespaces exist but no lab directory is recorded:"
-                f" run `ispagent lab down --dir {self.dir}` to remove them"
-            )
-        MACHINE_STATE.mkdir(parents=True, exist_ok=True)
-        write_scratch_file(CURRENT_LAB, f"{self.dir}\n")
+        return net
 
-    def _with_profile(self, host: LabHost, profile: str | None) -> LabHost:
+    @staticmethod
+    def _network_to_remove(record: slots.SlotRecord | None, hosts: Sequence[LabHost]) -> LabNetwork | None:
+        """The slot `down` clears: the lab's recorded one or, when its record is gone (removed by hand),
+        the slot its hosts are in, as long as no other lab directory is recorded there."""
+        if record is not None:
+            return LabNetwork(record.slot)
+        slot = hosts[0].slot if hosts else None
+        if slot is None or slot in {other.slot for other in slots.records()} or not LabNetwork(slot).in_use():
+            return None
+        return LabNetwork(slot)
+
+    def _with_profile(self, host: LabHost, profile: str | None, slot: int) -> LabHost:
         """`host` if its profile is `profile`, else a fresh host of that profile (the old one removed)."""
         if host.profile == profile:
             return host
-        self._stop([host], delete_network=True)
+        self._stop([host], slot=slot)
         shutil.rmtree(HostPaths.of(self.dir, host.name).dir, ignore_errors=True)
-        fresh = LabHost.numbered(host.index)
+        fresh = LabHost.numbered(host.index, slot)
         fresh.profile = profile
         return fresh
 
-    def _stop(self, hosts: Sequence[LabHost], *, delete_network: bool) -> None:
+    def _stop(self, hosts: Sequence[LabHost], *, slot: int | None) -> None:
+        """Kill the hosts (by pid) and delete the network namespaces of those recorded in `slot`, the
+        lab's: the names of a host recorded in another slot may be another lab's by now."""
         for host in hosts:
             kill_host(host)
         stuck = wait_gone([h.pid for h in hosts if h.pid], KILL_TIMEOUT)
         if stuck:
             raise LabError(f"processes {stuck} of the lab did not die after SIGKILL")
-        if delete_network:
-            network.delete_netns(host.netns for host in hosts)
-            names = {network.veth_name(host.index) for host in hosts}
-            network.wait_for_veths_gone(only=names)
+        in_slot = [host for host in hosts if host.slot == slot]
+        if in_slot:
+            network.delete_netns(host.netns for host in in_slot)
+            LabNetwork(in_slot[0].slot).wait_for_veths_gone(only={host.veth for host in in_slot})
 
-    def _stop_strays(self) -> None:
-        """Kill processes still inside the lab's network namespaces (e.g. its state file was lost)."""
-        _kill_and_wait(network.processes_in_netns(network.list_netns()))
+    def _remove_network(self, net: LabNetwork) -> None:
+        """Remove everything of the lab's slot: processes still inside its namespaces (e.g. its state
+        file was lost), the namespaces, veths and bridge; then what labs share, once no lab is left."""
+        _kill_and_wait(network.processes_in_netns(net.list_netns()))
+        network.delete_netns(net.list_netns())
+        net.wait_for_veths_gone()
+        net.delete_bridge()
+        network.release_netns_dir()
+        if not network.list_lab_netns():
+            network.restore_neighbour_table(NEIGH_SAVED)
 
     def _wait_ready(self, hosts: Sequence[LabHost]) -> None:
         timeout = READY_TIMEOUT + READY_TIMEOUT_PER_HOST * len(hosts)
@@ -327,21 +372,22 @@ class Lab:
             if pending:
                 time.sleep(0.02)
 
-    def _leftovers(self, hosts: Sequence[LabHost], owns_machine: bool) -> str:
+    def _leftovers(self, hosts: Sequence[LabHost], net: LabNetwork | None) -> str:
         found = []
-        pids = [h.pid for h in hosts if h.pid] + network.processes_in_netns(network.list_netns())
+        namespaces = net.list_netns() if net else []
+        pids = [h.pid for h in hosts if h.pid] + network.processes_in_netns(namespaces)
+        if net is not None:
+            pids += services.serving_on(net.bridge_address)
         alive = wait_gone(pids, 0)
         if alive:
             found.append(f"processes {alive}")
-        if owns_machine:
-            if network.list_netns():
-                found.append(f"network namespaces {network.list_netns()}")
-            links = network.wait_for_veths_gone(timeout=0) + [
-                name for name in network.list_links() if name == network.BRIDGE
-            ]
+        if namespaces:
+            found.append(f"network namespaces {namespaces}")
+        if net is not None:
+            links = net.wait_for_veths_gone(timeout=0) + [name for name in net.list_links() if name == net.bridge]
             if links:
                 found.append(f"links {links}")
-        mounts = _mounts_under(self.dir)
+        mounts = _mounts_under(self.dir, net)
         if mounts:
             found.append(f"mounts {mounts}")
         return ", ".join(found)
@@ -354,7 +400,7 @@ class Lab:
             return []
         except json.JSONDecodeError as error:
             raise LabError(f"{path} is not valid JSON ({error}): run `ispagent lab down --dir {self.dir}`")
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in READABLE_STATE_VERSIONS:
             raise LabError(
                 f"{path} was written by another version of ispagent (state version {state.get('version')},"
                 f" expected {STATE_VERSION}): stop its hosts with that version's `ispagent lab down`"
@@ -366,6 +412,28 @@ class Lab:
         write_scratch_file(self.dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
+def labs_on_machine() -> list[LabSummary]:
+    """The labs up on this machine, by slot: every slot recorded for a lab directory (a lab whose
+    process was killed included), and any slot whose network is there with no directory recorded.
+    Reads only /run and /proc: works without root."""
+    summaries = []
+    for record in slots.records():
+        statuses = Lab(record.dir).status() if record.dir.is_dir() else []
+        summaries.append(_summary(record.slot, record.dir, len(statuses), sum(s.up for s in statuses),
+                                  record.owner_pid, record.owner_alive))
+    for slot in slots.unrecorded_in_use():
+        namespaces = len(LabNetwork(slot).list_netns())
+        summaries.append(_summary(slot, None, namespaces, namespaces, None, False))
+    return sorted(summaries, key=lambda summary: summary.slot)
+
+
+def _summary(slot: int, lab_dir: Path | None, hosts: int, hosts_up: int, owner_pid: int | None,
+             owner_alive: bool) -> LabSummary:
+    net = LabNetwork(slot)
+    return LabSummary(slot, lab_dir, net.bridge, str(net.network), net.bridge_address, hosts, hosts_up, owner_pid,
+                      owner_alive)
+
+
 def _accepts_tcp(host: LabHost) -> bool:
     try:
         with socket.create_connection((host.address, 22), timeout=2):
@@ -374,28 +442,21 @@ def _accepts_tcp(host: LabHost) -> bool:
         return False
 
 
-def _current_lab_dir() -> Path | None:
-    try:
-        return Path(CURRENT_LAB.read_text().strip())
-    except FileNotFoundError:
-        return None
+def _in_slot(host: LabHost, slot: int) -> LabHost:
+    """`host` renumbered into `slot` (its disk kept), for a dead host of a lab that got another slot
+    (e.g. after a reboot its old one was taken)."""
+    if host.slot == slot:
+        return host
+    return replace(host, slot=slot, address=LabNetwork(slot).host_address(host.index), pid=None, start_time=None)
 
 
-@contextmanager
-def _machine_lock() -> Iterator[None]:
-    """Serialize up/down across processes: the names they create are machine-wide."""
-    MACHINE_STATE.mkdir(parents=True, exist_ok=True)
-    with open(MACHINE_STATE / "lab.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _mounts_under(path: Path) -> list[str]:
-    prefix = str(path) + "/"
+def _mounts_under(path: Path, net: LabNetwork | None) -> list[str]:
+    """Mounts under the lab directory, and the bind mounts of its slot's network namespaces."""
+    prefixes = [str(path) + "/"] + ([f"{network.NETNS_DIR}/{net.netns_prefix}"] if net else [])
     mounts = []
     for line in Path("/proc/mounts").read_text().splitlines():
         mountpoint = line.split()[1].replace("\\040", " ")
-        if mountpoint.startswith(prefix) or mountpoint.startswith(f"{network.NETNS_DIR}/{network.NETNS_PREFIX}"):
+        if any(mountpoint.startswith(prefix) for prefix in prefixes):
             mounts.append(mountpoint)
     return mounts
 
@@ -427,8 +488,8 @@ def _discard_host_disks(lab_dir: Path) -> subprocess.Popen | None:
     return remover
 
 
-def _unmount_under(path: Path) -> None:
-    for mountpoint in sorted(_mounts_under(path), reverse=True):
+def _unmount_under(path: Path, net: LabNetwork | None) -> None:
+    for mountpoint in sorted(_mounts_under(path, net), reverse=True):
         subprocess.run(["umount", "--lazy", mountpoint], capture_output=True, env={"PATH": SYSTEM_PATH})
 
 

@@ -1,6 +1,7 @@
 """The lab's mirror: the install.sh emulator, the vendor's repository and the distribution's, as lab hosts see them.
 
-`python -m agent.lab.mirror --listen 198.18.0.1:8080 --state-dir DIR` (started by `lab up`).
+`python -m agent.lab.mirror --listen ADDRESS:8080 --state-dir DIR [--license-url URL]` (started by
+`lab up` on its lab's bridge address).
 
 - `/install.sh`, `/install.eu.sh`: the emulator (agent/lab/installer_emulator/install.sh) with the
   lab's URLs and timings filled in; `/` lists install.sh, as the vendor's download host does.
@@ -9,7 +10,8 @@
 
 Read on every request, so tests can change them while the mirror runs:
 - DIR/config.json: {"license_url", "install_seconds", "license_retry_delay", "repo_retry_delay"},
-  baked into the install.sh it serves;
+  baked into the install.sh it serves (license_url: by default the partner emulator on the mirror's
+  own address, port 8443);
 - DIR/host-faults.json: {client IP: fault}, the repository a profiled lab host cannot use:
   `repo-failure` (the vendor's repository answers HTTP 503), `repo-unreachable` (it never answers:
   the connection is reset), `dist-repo-down` (the distribution's repository never answers).
@@ -26,11 +28,12 @@ import tarfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from agent.lab.services import license_url as partner_url
+
 EMULATOR_DIR = Path(__file__).with_name("installer_emulator")
 CONFIG_FILE = "config.json"
 HOST_FAULTS = "host-faults.json"
 DEFAULTS = {
-    "license_url": "http://198.18.0.1:8443",
     "install_seconds": 1.0,
     "license_retry_delay": 2.0,  # the real installer's 2 s between licctl tries
     "repo_retry_delay": 0.2,  # the real one waits 20 s; the lab need not
@@ -188,15 +191,17 @@ def serve(listen: str, state_dir: Path, overrides: dict | None = None) -> Thread
     state_dir.mkdir(parents=True, exist_ok=True)
     server = _Server((host, int(port)), None)
     mirror_url = f"http://{host}:{server.server_address[1]}"
-    server.RequestHandlerClass = make_handler(state_dir, mirror_url, overrides or {})
+    # The lab's partner emulator listens beside the mirror, on the same (bridge) address.
+    overrides = {"license_url": partner_url(host), **(overrides or {})}
+    server.RequestHandlerClass = make_handler(state_dir, mirror_url, overrides)
     return server
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default="198.18.0.1:8080")
+    parser.add_argument("--listen", required=True, help="ADDRESS:PORT, the lab's bridge address")
     parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--license-url", help=f"license service for licctl (default {DEFAULTS['license_url']})")
+    parser.add_argument("--license-url", help="license service for licctl (default: port 8443 of the --listen address)")
     parser.add_argument("--install-seconds", type=float, help="how long the emulated install takes")
     args = parser.parse_args(argv)
     overrides = {}

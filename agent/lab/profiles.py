@@ -64,8 +64,12 @@ def login_user(profile: str | None) -> str:
 
 
 def apply_profile(profile: str | None, name: str, index: int, address: str, upper: Path, profile_dir: Path,
-                  rootfs: Path) -> None:
-    """Write the profile's files for host `name` (its overlay upper layer, its bind-mount sources)."""
+                  rootfs: Path, *, license_url: str) -> None:
+    """Write the profile's files for host `name` (its overlay upper layer, its bind-mount sources).
+
+    `license_url` is the license service of the host's own lab (its partner emulator), which a
+    preinstalled panel's licctl asks.
+    """
     shutil.rmtree(profile_dir, ignore_errors=True)
     if profile is None:
         return
@@ -86,7 +90,7 @@ def apply_profile(profile: str | None, name: str, index: int, address: str, uppe
     elif profile == "non-root":
         _without_root(upper, rootfs)
     elif profile == "installed":
-        _install_panel(upper, index, address)
+        _install_panel(upper, index, address, license_url)
 
 
 def preinstalled_licid(index: int) -> str:
@@ -129,7 +133,7 @@ def _without_root(upper: Path, rootfs: Path) -> None:
         shutil.chown(directory, owner.st_uid, owner.st_gid)
 
 
-def _install_panel(upper: Path, index: int, address: str) -> None:
+def _install_panel(upper: Path, index: int, address: str, license_url: str) -> None:
     _mkdirs(upper, "usr/local")
     target = upper / "usr/local/mgr5"
     shutil.rmtree(target, ignore_errors=True)
@@ -138,7 +142,7 @@ def _install_panel(upper: Path, index: int, address: str) -> None:
         (target / sub).mkdir(parents=True, exist_ok=True)
     license = {"licid": preinstalled_licid(index), "panel_name": "ISPmanager Lite", "expire": "2099-12-31", "ip": address}
     write_scratch_file(target / "etc/ispmgr.lic", json.dumps(license) + "\n")
-    write_scratch_file(target / "etc/emulator.json", json.dumps({"license_url": "http://198.18.0.1:8443"}) + "\n")
+    write_scratch_file(target / "etc/emulator.json", json.dumps({"license_url": license_url}) + "\n")
     write_scratch_file(target / "etc/emulator-packages", "coremanager\nispmanager-lite-common\ncoremanager-pkg-fail2ban\n")
     write_scratch_file(target / "etc/mgrlist.conf", "manager ispmgr\n")
 

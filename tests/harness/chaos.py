@@ -141,7 +141,7 @@ def reset_panels(lab: Lab, hosts) -> None:
 def _prepare(lab: Lab, hosts, workdir: Path) -> _Rollout:
     workdir.mkdir(parents=True, exist_ok=True)
     reset_panels(lab, hosts)
-    service_vars = inventory_vars(lab.dir)
+    service_vars = inventory_vars(lab.dir, lab.bridge_address)
     credentials = _fresh_account(lab, workdir)
     ledger_path = workdir / "ledger.sqlite"
     inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
@@ -367,7 +367,7 @@ def _hold_ledger_lock(path: Path) -> subprocess.Popen:
 def _admin(lab: Lab, op: str, data: dict | None = None) -> dict:
     token = (lab.dir / "services" / "partner" / "admin-token").read_text().strip()
     body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(f"http://198.18.0.1:8443/admin/{op}", data=body,
+    request = urllib.request.Request(f"http://{lab.bridge_address}:8443/admin/{op}", data=body,
                                      headers={"X-Admin-Token": token, "Content-Type": "application/json"})
     return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
@@ -438,7 +438,7 @@ def _inventory(lab: Lab, hosts, workdir: Path, vars: dict) -> Path:
         "ssh": {"known_hosts": str(lab.known_hosts_path), "connect_timeout": 5},
         "defaults": {"user": "root", "identity_file": str(lab.identity_file),
                      "vars": {"edition": "lite", "period": "monthly", "release": "stable",
-                              "installer_url": "http://198.18.0.1:8080/install.sh", **vars}},
+                              "installer_url": f"http://{lab.bridge_address}:8080/install.sh", **vars}},
         "hosts": {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn}} for h in hosts},
     }
     path = workdir / "inventory.yaml"
@@ -528,11 +528,7 @@ def main() -> int:
     parser.add_argument("--control-node", action="store_true", help="also the control-node faults (ledger locked, partner"
                         " 429 + Retry-After, slow partner calls)")
     args = parser.parse_args()
-    lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-chaos-")))
-    if lab.busy_elsewhere():
-        print(f"a lab is up in {lab.busy_elsewhere()}: wait for it, or take it down with"
-              f" `ispagent lab down --dir {lab.busy_elsewhere()}`", file=sys.stderr)
-        return 2
+    lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-chaos-")))  # a lab of its own, beside any other
     trials: list[Trial] = []
     os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS  # the order gate and admin routes this bench drives
     try:

@@ -21,7 +21,7 @@ EXPIRE = "2099-12-31"
 class LicenseStandin:
     """Licenses by IP (every IP has one unless denied) and by activation key."""
 
-    address: str = "198.18.0.1"
+    address: str  # where lab hosts reach it: the lab's bridge address (Lab.bridge_address)
     panel_name: str = "ISPmanager Lite"
     denied_ips: set[str] = field(default_factory=set)
     keys: dict[str, str] = field(default_factory=dict)  # activation key -> licid

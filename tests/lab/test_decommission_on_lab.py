@@ -32,7 +32,7 @@ def test_decommission_parks_the_license_and_the_next_install_reuses_it(lab, tmp_
     old, new = lab.hosts[4], lab.hosts[5]
     for host in (old, new):
         on_host(lab, host.name, REMOVE_PANEL)
-    service_vars = inventory_vars(lab.dir)
+    service_vars = inventory_vars(lab.dir, lab.bridge_address)
     hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, **service_vars}} for h in (old, new)}
     inventory = write_inventory(lab, tmp_path / "inventory.yaml", hosts=hosts)
     account = PartnerClient(settings_from_vars(service_vars))

@@ -59,7 +59,8 @@ LAB_CASES = [
 
 @pytest.fixture(scope="module")
 def script(install_lab) -> str:  # noqa: F811
-    return urllib.request.urlopen("http://198.18.0.1:8080/install.sh", timeout=10).read().decode()
+    lab, _ = install_lab
+    return urllib.request.urlopen(f"http://{lab.bridge_address}:8080/install.sh", timeout=10).read().decode()
 
 
 def run_on_host(lab, name: str, shell: str, args: list[str], script: str, user: str = "root", stdin: str = ""):
@@ -172,4 +173,4 @@ def test_activation_key_installs_a_panel_whose_mgrctl_and_licctl_answer(install_
     assert on_host(lab, "h4", f"PATH=/usr/local/mgr5/sbin:$PATH; {calls}").stdout == "name=alice password_set=yes preset=basic\n"
     assert on_host(lab, "h4", "ss -ltn | grep -q ':1500 '").returncode == 0
     assert on_host(lab, "h4", "cat /etc/apt/sources.list.d/exosoft.list").stdout == \
-        "deb http://198.18.0.1:8080/repo/debian 6-stable6-bookworm main\n"
+        f"deb http://{lab.bridge_address}:8080/repo/debian 6-stable6-bookworm main\n"

@@ -27,20 +27,21 @@ LAB_SIZE = 20
 PROFILES = {"h7": "low-ram", "h8": "debian13", "h9": "eol-os", "h10": "bad-hostname", "h11": "selinux",
             "h12": "repo-failure", "h13": "installed", "h15": "repo-unreachable", "h16": "dist-repo-down",
             "h17": "non-root", "h18": "ram-512", "h19": "ram-1024"}
-# What each bad host's preflight says (the host result's error starts with "preflight: " and this).
+# What each bad host's preflight says (the host result's error starts with "preflight: " and this;
+# {mirror} is the lab's mirror, on its bridge address).
 PREFLIGHT_ERRORS = {
     "h7": "[ram] You have to low memory: 488 MB (the installer needs more than 512 MB)",
     "h8": "[os] Unsupported os version (trixie)",
     "h9": "[eol_os] debian 10 is at End of Support (EOL): upgrade the OS, or set allow_eol_os: true",
     "h10": "[hostname] You have incorrect hostname: h10",
     "h11": "[selinux] SELinux is enabled",
-    "h12": "[repository] the installer's repository http://198.18.0.1:8080/repo/ is not reachable from the host"
+    "h12": "[repository] the installer's repository {mirror}/repo/ is not reachable from the host"
            " (HTTP Error 503",
-    "h15": "[repository_unreachable] the installer's repository http://198.18.0.1:8080/repo/ does not answer the host (",
+    "h15": "[repository_unreachable] the installer's repository {mirror}/repo/ does not answer the host (",
     "h18": "[ram] You have to low memory: 512 MB (the installer needs more than 512 MB)",
     # install.sh would fail these at its first apt step (exit 100) after the license was paid for
     "h16": "[os_repository] install.sh must first install lsb-release, wget, gpg from the distribution's repository,"
-           " which does not answer (http://198.18.0.1:8080/debian: ",
+           " which does not answer ({mirror}/debian: ",
     "h17": "[root] commands run as uid 1000: install.sh must run as root",
 }
 BAD = PREFLIGHT_ERRORS
@@ -59,7 +60,7 @@ def reset_panel(lab, name: str) -> None:
 @pytest.fixture(scope="module")
 def install_lab(lab):
     """The session lab grown to 20 hosts with one host per profile, and the license stand-in."""
-    standin = LicenseStandin().start()
+    standin = LicenseStandin(address=lab.bridge_address).start()
     mirror_dir = lab.dir / "services" / "mirror"
     try:
         # Each module gets its profiled hosts re-created from scratch: nothing an earlier module (or an
@@ -82,7 +83,7 @@ def install_lab(lab):
 
 
 def inventory(lab, path: Path, **extra_vars) -> Path:
-    hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, "installer_url": "http://198.18.0.1:8080/install.sh",
+    hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, "installer_url": f"http://{lab.bridge_address}:8080/install.sh",
                                                      **extra_vars}} for h in lab.hosts}
     for host in lab.hosts:
         if login_user(host.profile) != "root":
@@ -106,6 +107,7 @@ def test_twenty_hosts_good_ones_installed_and_verified_bad_ones_fail_with_the_re
     assert len(good) == 10
     for name, message in PREFLIGHT_ERRORS.items():
         assert hosts[name]["status"] == "failed", name
+        message = message.format(mirror=f"http://{lab.bridge_address}:8080")
         assert hosts[name]["error"].startswith(f"preflight: {message}"), hosts[name]["error"]
         assert [step["step"] for step in hosts[name]["steps"]] == ["facts", "preflight"]
         assert on_host(lab, name, "test -e /var/lib/ispagent/installer/install.sh").returncode == 1  # nothing run
@@ -158,8 +160,8 @@ def test_full_install_playbook_licenses_exactly_the_good_fresh_hosts_through_the
     for name in good:
         if name != "h13":  # h13 keeps its preinstalled panel and its own (foreign) license
             reset_panel(lab, name)
-    service_vars = inventory_vars(lab.dir)
-    write_config(mirror_dir, license_url="http://198.18.0.1:8443", install_seconds=1, license_retry_delay=0.2)
+    service_vars = inventory_vars(lab.dir, lab.bridge_address)
+    write_config(mirror_dir, license_url=f"http://{lab.bridge_address}:8443", install_seconds=1, license_retry_delay=0.2)
     try:
         path = inventory(lab, tmp_path / "inventory.yaml", **service_vars)
         first = ispagent("run", str(REPO / "playbooks" / "install.yaml"), "-i", str(path),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import paramiko
@@ -17,8 +19,9 @@ from click.testing import CliRunner
 from agent.cli.main import cli
 from agent.errors import LabError
 from agent.inventory.loader import load_inventory
-from agent.lab import Lab, LabHost, network
+from agent.lab import Lab, LabHost, labs_on_machine, network, services, slots
 from agent.lab import commands, rootfs
+from agent.lab.network import LabNetwork
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -42,15 +45,27 @@ def run(client: paramiko.SSHClient, command: str) -> str:
     return output.strip()
 
 
-def lab_namespaces() -> list[str]:
+def lab_namespaces(net: LabNetwork) -> list[str]:
+    """The namespaces of the lab in `net`'s slot, as `ip` lists them (not as the lab's own code does)."""
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in listed.splitlines() if line.startswith(network.NETNS_PREFIX)]
+    return [line.split()[0] for line in listed.splitlines() if line.startswith(net.netns_prefix)]
 
 
-def lab_links() -> list[str]:
+def lab_links(net: LabNetwork) -> list[str]:
     listed = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     names = [line.split(":")[1].strip().split("@")[0] for line in listed.splitlines()]
-    return [name for name in names if name == network.BRIDGE or name.startswith(network.VETH_PREFIX)]
+    return [name for name in names if name == net.bridge or name.startswith(net.veth_prefix)]
+
+
+def assert_nothing_left(net: LabNetwork, lab_dir: Path, pids: list[int]) -> None:
+    """Nothing of the lab that was in `net`'s slot and `lab_dir` is left on the machine."""
+    assert lab_namespaces(net) == []
+    assert lab_links(net) == []
+    mounts = Path("/proc/mounts").read_text()
+    assert str(lab_dir) not in mounts and f"/run/netns/{net.netns_prefix}" not in mounts
+    assert [pid for pid in pids if alive(pid)] == []
+    assert services.serving_on(net.bridge_address) == []
+    assert not (lab_dir / "hosts").exists()
 
 
 def alive(pid: int) -> bool:
@@ -82,7 +97,7 @@ def test_inventory_lists_every_host_with_paths_relative_to_itself(lab: Lab) -> N
     assert {name: entry["address"] for name, entry in inventory["hosts"].items()} == {
         host.name: host.address for host in lab.hosts
     }
-    assert inventory["hosts"]["h1"] == {"address": "198.18.0.2", "vars": {"fqdn": "h1.lab.example"}}
+    assert inventory["hosts"]["h1"] == {"address": lab.network.host_address(1), "vars": {"fqdn": "h1.lab.example"}}
 
 
 @pytest.mark.lab
@@ -138,7 +153,7 @@ def test_each_host_has_its_own_network_and_pid_namespace_with_sshd_as_pid_1(lab:
     for host in lab.hosts:
         with ssh(lab, host) as client:
             assert run(client, "cat /proc/1/comm") == "sshd"
-            assert f"inet {host.address}/16" in run(client, "ip -o -4 addr show dev eth0")
+            assert f"inet {host.address}/{lab.network.prefixlen}" in run(client, "ip -o -4 addr show dev eth0")
             for kind in seen:
                 seen[kind].add(run(client, f"readlink /proc/self/ns/{kind}"))
     for kind, namespaces in seen.items():
@@ -195,32 +210,92 @@ def test_growing_adds_hosts_and_shrinking_removes_them(lab: Lab) -> None:
         shrunk = lab.up(count)
     assert shrunk.stopped == new
     assert [host.name for host in lab.hosts] == [f"h{i}" for i in range(1, count + 1)]
-    assert not {f"ispagent-{name}" for name in new} & set(lab_namespaces())
-    assert network.host_address(count + 1) + " " not in lab.known_hosts_path.read_text()
+    assert not {lab.network.netns_name(count + 1), lab.network.netns_name(count + 2)} & set(lab_namespaces(lab.network))
+    assert lab.network.host_address(count + 1) + " " not in lab.known_hosts_path.read_text()
+
+
+def reach(lab: Lab, name: str, address: str, port: int) -> bool:
+    """Whether host `name` of `lab` opens a TCP connection to address:port, tried from inside the host."""
+    probe = f"import socket; socket.create_connection(({address!r}, {port}), timeout=2).close()"
+    return lab.exec(name, ["python3", "-c", probe]).returncode == 0
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The real CLI in a process of its own, which exits when done (as a user's `ispagent lab up` does)."""
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.lab
-def test_a_second_lab_in_another_dir_is_refused_naming_the_running_one(lab: Lab, tmp_path: Path) -> None:
-    with pytest.raises(LabError) as refused:
-        Lab(tmp_path / "second").up(1)
-    assert str(lab.dir) in str(refused.value)
-    assert f"ispagent lab down --dir {lab.dir}" in str(refused.value)
-    assert not (tmp_path / "second").exists()
+def test_a_second_lab_runs_beside_the_sessions_on_its_own_bridge_and_goes_down_leaving_nothing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    second = Lab(tmp_path / "second")
+    up = cli("lab", "up", "--hosts", "2", "--dir", str(second.dir))  # left up by a process that is gone
+    try:
+        assert up.returncode == 0, up.stderr
+        first_net, second_net = lab.network, second.network
+        assert first_net.slot != second_net.slot and first_net.bridge != second_net.bridge
+        assert not first_net.network.overlaps(second_net.network)
+        for each, net in ((lab, first_net), (second, second_net)):
+            assert all(ipaddress.ip_address(host.address) in net.network for host in each.hosts)
+            with ssh(each, each.hosts[0]) as client:
+                assert run(client, "hostname -f") == "h1.lab.example"
+                assert f"inet {each.hosts[0].address}/{net.prefixlen}" in run(client, "ip -o -4 addr show dev eth0")
+            # Its hosts get its own mirror and partner emulator, on its own bridge, and not the other lab's.
+            script = urllib.request.urlopen(f"http://{net.bridge_address}:8080/install.sh", timeout=10).read().decode()
+            assert f"http://{net.bridge_address}:8443" in script
+            other = second_net if each is lab else first_net
+            assert reach(each, "h1", net.bridge_address, 8080) and not reach(each, "h1", other.bridge_address, 8080)
+        listed = {summary.dir: summary for summary in labs_on_machine()}
+        assert (listed[lab.dir].slot, listed[second.dir].slot) == (first_net.slot, second_net.slot)
+        assert (listed[second.dir].hosts_up, listed[second.dir].owner_alive) == (2, False)
+        status = cli("lab", "status")
+        assert str(lab.dir) in status.stdout and str(second.dir) in status.stdout and second_net.bridge in status.stdout
+        with slots.machine_lock():  # a third directory is given neither slot, though the second's owner is gone
+            third = slots.claim(tmp_path / "third")
+            slots.release(third, tmp_path / "third")
+        assert third not in (first_net.slot, second_net.slot)
+        pids = [pid for status in second.status() for pid in (status.pid, status.init_pid)]
+    finally:
+        down = cli("lab", "down", "--dir", str(second.dir))
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(second_net, second.dir, pids)
+    assert second.slot is None and second.dir not in {summary.dir for summary in labs_on_machine()}
+    assert all(status.up for status in lab.status())  # the session's lab is untouched
+    with ssh(lab, lab.hosts[0]) as client:
+        assert run(client, "hostname") == "h1"
+
+
+@pytest.mark.lab
+def test_a_lab_whose_slot_record_was_removed_by_hand_is_listed_and_still_taken_down_by_its_directory(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lost = Lab(tmp_path / "lost")
+    lost.up(1)
+    net = lost.network
+    pids = [pid for status in lost.status() for pid in (status.pid, status.init_pid)]
+    (slots.LABS_DIR / str(net.slot)).unlink()
+    if net.slot == 0:
+        slots.LEGACY_LAB_DIR.unlink(missing_ok=True)
+    try:
+        assert lost.slot is None
+        assert {summary.slot: summary.dir for summary in labs_on_machine()}[net.slot] is None
+    finally:
+        lost.down()
+    assert_nothing_left(net, lost.dir, pids)
+    assert net.slot not in {summary.slot for summary in labs_on_machine()}
 
 
 @pytest.mark.lab
 def test_down_leaves_no_namespace_veth_mount_or_process(lab: Lab) -> None:
     statuses = lab.status()
     pids = [pid for status in statuses for pid in (status.pid, status.init_pid)]
+    net = lab.network
     try:
         lab.down()
-        assert lab_namespaces() == []
-        assert lab_links() == []
-        mounts = Path("/proc/mounts").read_text()
-        assert str(lab.dir) not in mounts and "/run/netns/ispagent-" not in mounts
-        assert [pid for pid in pids if alive(pid)] == []
+        assert_nothing_left(net, lab.dir, pids)
         assert lab.status() == []
-        assert not (lab.dir / "hosts").exists()
+        assert lab.slot is None
     finally:
         lab.up(len(statuses))  # the session's other tests still need it
 
@@ -253,17 +328,45 @@ def test_a_missing_tool_is_named_with_its_apt_package(monkeypatch: pytest.Monkey
         commands.require_tools("ip")
 
 
-def test_host_addresses_are_unique_in_the_lab_range_and_skip_the_bridge() -> None:
-    addresses = [network.host_address(i) for i in range(1, network.MAX_HOSTS + 1)]
-    assert addresses[:2] == ["198.18.0.2", "198.18.0.3"]
-    assert network.host_address(251) == "198.18.1.2"
-    assert len(set(addresses)) == network.MAX_HOSTS
-    assert network.BRIDGE_ADDRESS not in addresses
-    assert all(address.rsplit(".", 1)[1] not in ("0", "1", "255") for address in addresses)
-    macs = [network.host_mac(i) for i in range(1, network.MAX_HOSTS + 1)]
-    assert len(set(macs)) == network.MAX_HOSTS
+def test_slot_0_keeps_the_names_and_addresses_of_one_lab_per_machine() -> None:
+    net = LabNetwork(0)
+    assert (net.bridge, net.bridge_address, net.bridge_mac) == ("ispagent0", "198.18.0.1", "02:15:18:00:00:01")
+    assert (net.host_address(1), net.host_address(251), net.host_address(1000)) == ("198.18.0.2", "198.18.1.2", "198.18.3.251")
+    assert (net.netns_name(7), net.veth_name(7), net.host_mac(258)) == ("ispagent-h7", "ispv7", "02:15:18:01:01:02")
+
+
+def test_every_slot_has_its_own_addresses_names_and_macs_inside_the_benchmark_range() -> None:
+    benchmark, docker = ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("198.19.0.0/24")
+    seen: dict[str, set[str]] = {"address": set(), "mac": set(), "netns": set(), "link": set()}
+    for slot in range(network.MAX_SLOTS):
+        net = LabNetwork(slot)
+        assert net.network.subnet_of(benchmark) and not net.network.overlaps(docker)
+        indices = range(1, network.MAX_HOSTS + 1)
+        addresses = [net.host_address(i) for i in indices] + [net.bridge_address]
+        assert all(ipaddress.ip_address(a) in net.network and a.rsplit(".", 1)[1] not in ("0", "255") for a in addresses)
+        names = {
+            "address": addresses,
+            "mac": [net.host_mac(i) for i in indices] + [net.bridge_port_mac(i) for i in indices] + [net.bridge_mac],
+            "netns": [net.netns_name(i) for i in indices],
+            "link": [net.veth_name(i) for i in indices] + [net.bridge],
+        }
+        for kind, values in names.items():
+            assert len(set(values)) == len(values) and not seen[kind] & set(values), (slot, kind)
+            seen[kind].update(values)
+        assert max(len(name) for name in names["link"]) <= 15  # IFNAMSIZ - 1
+        # An older ispagent takes every namespace named ispagent-* and link named ispv* for its own.
+        if slot:
+            assert not any(name.startswith("ispagent-") for name in names["netns"])
+            assert not any(name.startswith("ispv") for name in names["link"])
+        assert all(network.ANY_LAB_NETNS.fullmatch(name) for name in names["netns"])
+        # A slot's teardown lists its own names by prefix: no other slot's name may match (ispagent1- vs ispagent10-).
+        for other in (LabNetwork(o) for o in range(network.MAX_SLOTS) if o != slot):
+            assert not any(name.startswith(other.netns_prefix) for name in names["netns"]), (slot, other.slot)
+            assert not any(network._is_veth_of(name, other.veth_prefix) for name in names["link"]), (slot, other.slot)
     with pytest.raises(LabError, match="at most 1000"):
-        network.host_address(1001)
+        LabNetwork(1).host_address(1001)
+    with pytest.raises(LabError, match="there are 32 slots"):
+        LabNetwork(network.MAX_SLOTS)
 
 
 def test_an_interrupted_rootfs_build_leaves_nothing_behind(tmp_path: Path) -> None:

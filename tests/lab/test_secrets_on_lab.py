@@ -62,7 +62,7 @@ def test_no_secret_in_any_output_or_artefact_of_a_full_install_run_with_every_se
     from agent.partner.settings import settings_from_vars
 
     hosts = lab.hosts[:HOSTS]
-    service = inventory_vars(lab.dir)
+    service = inventory_vars(lab.dir, lab.bridge_address)
     user, password = Path(service["partner_credentials_file"]).read_text().strip().split(":", 1)
     api_url = service["partner_api_url"].replace("http://", f"http://{quote(user, safe='')}:{quote(password, safe='')}@", 1)
     client = PartnerClient(settings_from_vars(service))

@@ -137,9 +137,9 @@ def twenty_panels(lab, tmp_path):
     try:
         for host in lab.hosts:
             on_host(lab, host.name, RESET_PANEL)
-        write_config(mirror, license_url="http://198.18.0.1:8443", install_seconds=1, license_retry_delay=0.2)
-        hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, "installer_url": "http://198.18.0.1:8080/install.sh",
-                                                         **inventory_vars(lab.dir)}} for h in lab.hosts}
+        write_config(mirror, license_url=f"http://{lab.bridge_address}:8443", install_seconds=1, license_retry_delay=0.2)
+        hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, "installer_url": f"http://{lab.bridge_address}:8080/install.sh",
+                                                         **inventory_vars(lab.dir, lab.bridge_address)}} for h in lab.hosts}
         inventory = write_inventory(lab, tmp_path / "inventory.yaml", hosts=hosts)
         install = ispagent("run", str(REPO / "playbooks" / "install.yaml"), "-i", str(inventory), state_dir=tmp_path)
         assert install.returncode == 0, install.stdout[-3000:] + install.stderr
