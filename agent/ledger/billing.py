@@ -306,9 +306,11 @@ class BillingImport:
         statement = (select(staged.on_date, staged.kind, staged.license_id, staged.edition, staged.period, staged.price,
                             staged.line)
                      .where(staged.recorded == 0).order_by(staged.on_date, staged.line, staged.seq))
+        shared: dict[str | None, str | None] = {}  # one string per kind, edition, period: terms keep them
         for rows in _fetched(self.db, statement):
-            for row in rows:
-                yield BillingEvent(*row)
+            for on_date, kind, license_id, edition, period, price, line in rows:
+                yield BillingEvent(on_date, shared.setdefault(kind, kind), license_id, shared.setdefault(edition, edition),
+                                   shared.setdefault(period, period), price, line)
 
     def write(self, events: Iterable[BillingEvent] | None = None) -> int:
         """Apply the staged events (`bill(strict=True)`'s rules, in date order) and insert them; returns how many.
@@ -367,7 +369,7 @@ def _batched(events: Iterable[BillingEvent]) -> Iterator[tuple[BillingEvent, ...
 
 
 @contextmanager
-def _large_page_cache(db: Connection, kibibytes: int = 64 * 1024) -> Iterator[None]:
+def _large_page_cache(db: Connection, kibibytes: int = 48 * 1024) -> Iterator[None]:
     """SQLite only: a page cache big enough for the indexes a large import fills (its default is
     2 MB, and a million-row import then spends half its time re-reading index pages). Restored after,
     since the connection goes back to the pool."""
