@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from agent.economics.turnover import TurnoverReport
     from agent.ledger import LicenseLedger
     from agent.licensing.fleet import Finding, FleetPlan
+    from agent.partner.account_view import AccountView
     from agent.partner.client import PartnerClient
 
 
@@ -64,6 +65,10 @@ class Rollout:
     def client(self, group: AccountGroup) -> PartnerClient:
         return self.services.partner(group.account.partner)
 
+    def view(self, group: AccountGroup) -> AccountView:
+        """`group`'s account, listed once for the rollout and kept current with its writes."""
+        return self.services.account_view(group.account.partner)
+
     def ledger(self, group: AccountGroup) -> LicenseLedger:
         return self.services.ledger(group.account.ledger_location(self.state_dir))
 
@@ -76,14 +81,14 @@ class Rollout:
         """Per host of `group`, whether its license would be adopted, reused or ordered, and at what price today."""
         from agent.licensing.fleet import plan_fleet, wanted_licenses
 
-        return plan_fleet(wanted_licenses(group.hosts), self.client(group).list(), self.ledger(group),
+        return plan_fleet(wanted_licenses(group.hosts), self.view(group).licenses(), self.ledger(group),
                           self.program(group), self.clock.today(), group.account.partner.reuse_free)
 
     def reconcile(self, group: AccountGroup, expiring_days: int = 30) -> list[Finding]:
         """`group`'s servers, its ledger and its account compared (agent/licensing/fleet.py)."""
         from agent.licensing.fleet import reconcile, wanted_licenses
 
-        return reconcile(wanted_licenses(group.hosts), self.client(group).list(), self.ledger(group),
+        return reconcile(wanted_licenses(group.hosts), self.view(group).licenses(), self.ledger(group),
                          self.clock.today().isoformat(), expiring_days)
 
     def turnover(self, group: AccountGroup) -> TurnoverReport:

@@ -42,3 +42,21 @@ def license_inventory(lab, path: Path, emulator: PartnerEmulator, ledger: Path, 
 
 def live_licenses(emulator: PartnerEmulator) -> list[dict]:
     return [lic for lic in emulator.store.licenses() if lic["status"] != 4]
+
+
+def fill_account(emulator: PartnerEmulator, count: int, account: str = "lab-partner@example.com") -> None:
+    """`count` other active lite licenses in the account, on 10.64.0.0/10 (no lab or test host is
+    there), written straight into the emulator's store: ordering 20 000 through the API takes minutes."""
+    with emulator.store.lock:
+        fill_store(emulator.store.db, count, account)
+
+
+def fill_store(db, count: int, account: str = "lab-partner@example.com", start: int = 0) -> None:
+    """`fill_account` on the emulator's SQLite connection (or one opened on its partner.sqlite);
+    `start`: how many `fill_store` wrote before (their IPs are not used again)."""
+    rows = [(account, "55227", 1, f"10.{64 + n // 65536}.{n // 256 % 256}.{n % 256}", f"other-{n}.example",
+             f"other-{n}", 2, f"other-{n}-key", 0.0, "2026-01-01", "2027-01-01") for n in range(start, start + count)]
+    db.execute("BEGIN")  # one transaction, not 20 000 (the store's connection autocommits)
+    db.executemany("INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey,"
+                   " key_ready_at, createdate, expiredate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.execute("COMMIT")

@@ -33,7 +33,7 @@ def import_csv(csv_file, inventory, ledger_at, program_file, today) -> None:
     opened, _, day = economics_context(inventory, ledger_at, program_file, today)
     read = import_billing_csv(opened, csv_file, day)
     skipped = f" ({read.already_recorded} already in the ledger, left out)" if read.already_recorded else ""
-    echo(f"imported {len(read.events)} event(s) from {csv_file} into {opened.shown}{skipped}")
+    echo(f"imported {read.imported} event(s) from {csv_file} into {opened.shown}{skipped}")
 
 
 @ledger.command("export")

@@ -1,7 +1,9 @@
 """Billing history in and out of the ledger as CSV: `date,license_id,edition,period,kind,price`.
 
 An import is checked whole before anything is written (each row, then the rows in date order against
-what the ledger already holds) and written in one transaction: all of it or none.
+what the ledger already holds) and written in one transaction: all of it or none. It streams: rows
+are checked as they are read and staged in the ledger inside that transaction (agent/ledger/billing.py
+`BillingImport`), so a million rows never sit in memory.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
-from agent.errors import BillingFileError
+from agent.errors import BillingFileError, LedgerError
 from agent.inputfile import read_input_file
 from agent.ledger import BILLING_KINDS, BillingEvent, LicenseLedger, event_key
+from agent.ledger.billing import BillingImport
 from agent.secrets import shown
 
 COLUMNS = ("date", "license_id", "edition", "period", "kind", "price")
@@ -38,6 +41,43 @@ class BillingFile:
     already_recorded: int = 0
 
 
+@dataclass(frozen=True)
+class BillingImported:
+    """What an import wrote, and how many of the file's rows the ledger already held (left out)."""
+
+    imported: int
+    already_recorded: int = 0
+
+
+class _Problems:
+    """The file's errors as (line, message): how many, and the first few by line (a file of a million
+    bad rows must not keep a million messages)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[tuple[int, str]] = []
+
+    def add(self, errors: Iterable[tuple[int, str]]) -> None:
+        for error in errors:
+            self.count += 1
+            self.first.append(error)
+            if len(self.first) > 4 * (MAX_ERRORS_LISTED + 1):
+                self.first = sorted(self.first)[:MAX_ERRORS_LISTED + 1]
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def check(self, path: Path) -> None:
+        """Raise BillingFileError naming the first bad line (and how many more), if there is one."""
+        if not self.count:
+            return
+        first = sorted(self.first)
+        number, problem = first[0]
+        more = f" ({self.count - 1} more: lines {', '.join(str(n) for n, _ in first[1:1 + MAX_ERRORS_LISTED])}" \
+               f"{', …' if self.count > 1 + MAX_ERRORS_LISTED else ''})" if self.count > 1 else ""
+        raise BillingFileError(f"{path}:{number}: {problem}{more}; nothing was imported")
+
+
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None,
                      recorded: Callable[[str, str], Counter] | None = None) -> BillingFile:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more).
@@ -45,10 +85,23 @@ def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = N
     `recorded(first_day, last_day)` counts the ledger's events by `event_key`: rows the ledger already
     holds are left out (a file imported twice, or a newer export that repeats older months, imports
     only what is new). Identical rows are matched by count, so a file with two equal payments on one
-    day keeps the second when the ledger has one.
+    day keeps the second when the ledger has one. All in memory: `import_billing_csv` streams.
     """
+    problems = _Problems()
+    events = list(_checked_events(path, today, problems))
+    total = len(events)
+    if recorded is not None and events and not problems:
+        events = _not_yet_recorded(events, recorded(min(e.on_date for e in events), max(e.on_date for e in events)))
+    for _ in _in_sequence(sorted(events, key=lambda e: (e.on_date, e.line)), running or {}, problems):
+        pass
+    problems.check(path)
+    return BillingFile(events, total - len(events))
+
+
+def _checked_events(path: Path, today: date, problems: _Problems) -> Iterator[BillingEvent]:
+    """The file's good rows as events, one by one; each bad row goes to `problems` instead."""
     text = read_input_file(path, BillingFileError, what="billing CSV")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(_lines(text))
     rows = _rows(reader, path)  # row by row: a million rows as lists would cost ~0.5 GB
     first = next(rows, None)
     if first is None:
@@ -56,25 +109,22 @@ def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = N
     header = [cell.strip().lower() for cell in first]
     if tuple(header) != COLUMNS:
         raise BillingFileError(f"{path}:1: header is {shown(','.join(first))}; write it as {','.join(COLUMNS)}")
-    events, errors = [], []
     for number, cells in enumerate(rows, start=2):
         if not any(cell.strip() for cell in cells):
             continue
         try:
-            events.append(_event(cells, number, today))
+            yield _event(cells, number, today)
         except ValueError as problem:
-            errors.append((number, str(problem)))
-    total = len(events)
-    if recorded is not None and events and not errors:
-        events = _not_yet_recorded(events, recorded(min(e.on_date for e in events), max(e.on_date for e in events)))
-    errors += _sequence_errors(events, running or {})
-    if errors:
-        errors.sort()
-        number, problem = errors[0]
-        more = f" ({len(errors) - 1} more: lines {', '.join(str(n) for n, _ in errors[1:1 + MAX_ERRORS_LISTED])}" \
-               f"{', …' if len(errors) > 1 + MAX_ERRORS_LISTED else ''})" if len(errors) > 1 else ""
-        raise BillingFileError(f"{path}:{number}: {problem}{more}; nothing was imported")
-    return BillingFile(events, total - len(events))
+            problems.add([(number, str(problem))])
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """`text`'s lines with their endings (\\n, \\r\\n or a lone \\r), as io.StringIO(text, newline="")
+    gives them to the csv module, without the copy it makes (four bytes a character)."""
+    return (match.group() for match in _LINE.finditer(text))
 
 
 def _not_yet_recorded(events: list[BillingEvent], recorded: Counter) -> list[BillingEvent]:
@@ -147,34 +197,54 @@ def _price(text: str, required: bool) -> str | None:
     return str(value.quantize(CENT))
 
 
-def _sequence_errors(events: list[BillingEvent], running: dict[str, str]) -> list[tuple[int, str]]:
-    """Rows that contradict the ledger or each other, taken in date order."""
+def _in_sequence(events: Iterable[BillingEvent], running: dict[str, str], problems: _Problems) -> Iterator[BillingEvent]:
+    """`events` (given in date order) that agree with the ledger and with each other; the others go to `problems`."""
     open_since = dict(running)
-    errors = []
-    for event in sorted(events, key=lambda e: (e.on_date, e.line)):
+    for event in events:
         if event.kind == "activation":
             if event.license_id in open_since:
-                errors.append((event.line, f"license {event.license_id} is already active since {open_since[event.license_id]}: "
-                                           "deactivate it first, or write kind renewal"))
+                problems.add([(event.line, f"license {event.license_id} is already active since "
+                                           f"{open_since[event.license_id]}: deactivate it first, or write kind renewal")])
                 continue
             open_since[event.license_id] = event.on_date
         elif event.kind == "renewal":
             open_since.setdefault(event.license_id, event.on_date)
         elif event.kind == "deactivation":
             if event.license_id not in open_since:
-                errors.append((event.line, f"license {event.license_id} is not active on {event.on_date}: "
-                                           "add its activation (or a renewal) before this line"))
+                problems.add([(event.line, f"license {event.license_id} is not active on {event.on_date}: "
+                                           "add its activation (or a renewal) before this line")])
                 continue
             del open_since[event.license_id]
-    return errors
+        yield event
 
 
-def import_billing_csv(ledger: LicenseLedger, path: Path, today: date) -> BillingFile:
+def import_billing_csv(ledger: LicenseLedger, path: Path, today: date) -> BillingImported:
     """Check the whole file against the ledger, then import in one transaction what the ledger does
-    not hold yet (importing a file twice changes nothing). Returns what was imported and skipped."""
-    read = read_billing_csv(path, today, ledger.billing.running_terms(), ledger.billing.recorded_counts)
-    ledger.billing.import_events(read.events)
-    return read
+    not hold yet (importing a file twice changes nothing). Returns how many were imported and left out.
+
+    The rows are streamed into the ledger's import staging as they are checked; any error rolls all
+    of it back, and the message is the one `read_billing_csv` gives."""
+    with ledger.billing.importing() as batch:
+        return _import(batch, path, today)
+
+
+def _import(batch: BillingImport, path: Path, today: date) -> BillingImported:
+    problems = _Problems()
+    batch.stage(_checked_events(path, today, problems))
+    if not batch.staged and not problems:
+        return BillingImported(0)
+    recorded = batch.leave_out_recorded() if not problems else 0
+    # One pass in date order checks the rows against the ledger and each other and applies them.
+    checked = _in_sequence(batch.ordered(), batch.running_terms(), problems)
+    try:
+        written = batch.write(checked)
+    except LedgerError:
+        for _ in checked:  # the rest of the rows, for their own errors: those are the message
+            pass
+        problems.check(path)
+        raise
+    problems.check(path)  # raises: the transaction is rolled back
+    return BillingImported(written, recorded)
 
 
 def write_billing_csv(ledger: LicenseLedger, out: io.TextIOBase) -> int:

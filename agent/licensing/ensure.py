@@ -3,6 +3,10 @@
 `ensure_license` carries out `plan_for_host` (plan.py) under the host's ledger lock:
 
 - the intent to order is written (fsynced) before the order is sent, the license id right after;
+- the account is read from the run's `AccountView` (agent/partner/account_view.py: listed once per
+  run, kept current with the run's writes); an order or the reuse of a free license is decided only
+  on a list sent after the host's lock was taken (the argument is in that module's docstring), and a
+  license kept or adopted from an older list is read again (with its key) before it is handed on;
 - after any uncertain outcome (timeout, reset, 5xx, crash) the account is searched by the host's
   remoteid and IP before another order is tried: the API has no idempotency keys;
 - an order refused for payment trips the `OrderBreaker` (`LicenseWork.breaker`, per account,
@@ -21,14 +25,16 @@ from typing import Callable
 from agent.errors import (
     LicenseConflict,
     PartnerError,
+    PartnerNotFound,
     PartnerPaymentRequired,
     PartnerTransient,
 )
 from agent.hoststate import StateKey
 from agent.ledger import LedgerHost, LicenseLedger
 from agent.licensing.breaker import OrderBreaker
-from agent.licensing.plan import LicensePlan, WantedLicense, plan_for_host
+from agent.licensing.plan import LedgerView, LicensePlan, WantedLicense, plan_for_host
 from agent.licensing.view import ledger_view
+from agent.partner.account_view import AccountView
 from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
 from agent.secrets import register_secret
@@ -61,7 +67,10 @@ LICENSE: StateKey[LicenseGrant] = StateKey("license", "the host's license and ac
 
 @dataclass
 class LicenseWork:
-    """What ensure_license needs: the account, the ledger, the host, and how to wait."""
+    """What ensure_license needs: the account, the ledger, the host, and how to wait.
+
+    `view` is the run's view of the account (shared by its hosts); without one, the host gets a view
+    of its own (one list, as a lone call should)."""
 
     client: PartnerClient
     ledger: LicenseLedger
@@ -74,6 +83,11 @@ class LicenseWork:
     settle: float = 3.0  # seconds to keep looking for an order whose answer was lost
     say: Callable[[str], None] = lambda line: None
     sleep: Callable[[float], None] = time.sleep
+    view: AccountView = None  # type: ignore[assignment]  # set in __post_init__ when not given
+
+    def __post_init__(self) -> None:
+        if self.view is None:
+            self.view = AccountView(self.client)
 
 
 def ensure_license(work: LicenseWork) -> LicenseGrant:
@@ -101,9 +115,10 @@ def _ensure_once(work: LicenseWork, ordered: set[str]) -> LicenseGrant:
     wanted, ledger = work.wanted, work.ledger
     host = ledger.host(wanted.host_name, work.address, wanted.fqdn)
     with ledger.host_lock(server_lock_key(wanted.ip)):
+        locked = work.view.ticket()  # a list with a later ticket left after this lock was taken
         intent = ledger.order_intent(wanted.host_name)
         pending_order = intent is not None and intent.state == "ordering"
-        plan = _plan(work, host)
+        plan = _plan(work, host, locked)
         if plan.action == "none":
             work.say(plan.reason)
             return LicenseGrant(work.server_licid or "", None, wanted.edition, wanted.period, "none")
@@ -125,9 +140,30 @@ def server_lock_key(ip: str) -> str:
     return f"server {ip}"
 
 
-def _plan(work: LicenseWork, host: LedgerHost) -> LicensePlan:
-    return plan_for_host(work.wanted, work.client.list(), ledger_view(work.ledger, host.name),
-                         server_licid=work.server_licid, reuse_free=work.reuse_free)
+def _plan(work: LicenseWork, host: LedgerHost, locked: int) -> LicensePlan:
+    """The plan, from the run's view; when money would move or the account seems to contradict
+    itself, from a list sent after the host's lock was taken (`locked`): see account_view.py."""
+    known = ledger_view(work.ledger, host.name)
+    try:
+        plan = _plan_on(work, known, listed_after=0)
+        if plan.action not in ("ordered", "reused"):
+            return plan
+    except LicenseConflict:
+        pass  # perhaps only the view's age: decided again on a fresh list, raised again if it holds
+    return _plan_on(work, known, listed_after=locked)
+
+
+def _plan_on(work: LicenseWork, known: LedgerView, listed_after: int) -> LicensePlan:
+    account = account_near(work.view, work.wanted, known, work.server_licid, work.reuse_free, listed_after)
+    return plan_for_host(work.wanted, account, known, server_licid=work.server_licid, reuse_free=work.reuse_free)
+
+
+def account_near(view: AccountView, wanted: WantedLicense, known: LedgerView, server_licid: str | None,
+                 reuse_free: bool, listed_after: int = 0) -> list[AccountLicense]:
+    """The account's licenses that `plan_for_host` looks at for this host: planning on them decides as
+    on the whole account."""
+    return view.near(wanted.ip, known.remoteid, (server_licid, known.license_id), free=reuse_free,
+                     listed_after=listed_after)
 
 
 def _take(work: LicenseWork, host: LedgerHost, plan: LicensePlan, pending_order: bool) -> str:
@@ -202,7 +238,9 @@ def _look_up_order(work: LicenseWork, host: LedgerHost) -> AccountLicense | None
     # Three more looks spread over `settle` seconds, in case the account shows new orders late.
     for pause in (0.0, work.settle / 6, work.settle / 3, work.settle / 2):
         work.sleep(pause)
-        account = work.client.list()  # retried; if it still fails, the intent stays and a rerun looks again
+        # Each look a list sent after the pause (shared with hosts looking at the same time); if it
+        # still fails after its retries, the intent stays and a rerun looks again.
+        account = work.view.near(work.wanted.ip, host.remoteid, listed_after=work.view.ticket())
         ours = [lic for lic in account if lic.live and lic.remoteid == host.remoteid] or [
             lic for lic in account if lic.live and lic.ip == work.wanted.ip
         ]
@@ -217,11 +255,15 @@ def _look_up_order(work: LicenseWork, host: LedgerHost) -> AccountLicense | None
 
 
 def _wait_for_key(work: LicenseWork, license_id: str) -> str:
-    """Poll `soft.edit` until the activation key is issued, with backoff, for at most key_wait seconds."""
+    """Poll `soft.edit` until the activation key is issued, with backoff, for at most key_wait seconds.
+
+    The license is read here, after the decision: if it is gone or on another IP by now (the view it
+    was chosen from was older than that change), the pass starts again from a fresh list rather
+    than hand this server a key that is not its own."""
     deadline = time.monotonic() + work.key_wait
     pause = 0.1
     while True:
-        lic = work.client.get(license_id)
+        lic = _read_own(work, license_id)
         if lic.key:
             return lic.key
         if time.monotonic() + pause > deadline:
@@ -231,3 +273,16 @@ def _wait_for_key(work: LicenseWork, license_id: str) -> str:
             )
         work.sleep(pause)
         pause = min(pause * 2, 2.0)
+
+
+def _read_own(work: LicenseWork, license_id: str) -> AccountLicense:
+    """License `license_id` as the account has it now; PartnerTransient (a fresh pass) if it is not this host's."""
+    try:
+        lic = work.client.get(license_id)
+    except PartnerNotFound:
+        lic = None
+    if lic is not None and lic.live and lic.ip == work.wanted.ip:
+        return lic
+    work.view.invalidate()
+    where = "no longer in the account" if lic is None or not lic.live else f"now on {lic.ip}"
+    raise PartnerTransient(f"{work.wanted.host_name}: license {license_id} is {where}")

@@ -6,6 +6,9 @@ settings, TLS verified against the system's trust store, proxies from the enviro
 failure that left no usable answer; a write only when its request provably never left (no
 connection could be made). Whether a write that got no answer happened is for the caller to find
 out before doing it again (agent/licensing/ensure.py looks for the license in the account).
+
+Watchers (`watch`) see every call's outcome: the run's account view (account_view.py) keeps itself
+current with the run's own writes that way, whoever makes them.
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ def _retry_after(value: str | None) -> float:
     return min(max(seconds, 0.0), RETRY_AFTER_MAX) if seconds == seconds else 1.5
 
 
+# A call's outcome as a watcher sees it: the operation, the API parameters sent, what the reply
+# held (as `call` returns it) or the error that ended the call.
+Watcher = Callable[[Operation, dict, Any, "PartnerError | None"], None]
+
+
 class PartnerClient:
     """The partner account of `settings`. Thread-safe; counts its calls by function in `calls`.
 
@@ -71,6 +79,7 @@ class PartnerClient:
         self.calls: Counter[str] = Counter()
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._watchers: list[Watcher] = []
         self._http = httpx.Client(
             timeout=httpx.Timeout(settings.timeout),
             verify=ssl.create_default_context(),  # the system's CAs (and $SSL_CERT_FILE), name checked
@@ -98,9 +107,13 @@ class PartnerClient:
         return license_from_fields(fields, self.settings.editions_by_pricelist())
 
     def list(self) -> list[AccountLicense]:
-        """Every license of the account."""
+        """Every license of the account, without activation keys (`get` reads a license's key).
+
+        A list's keys are dropped unread: nothing takes a key from a list, and registering each as a
+        secret (what parsing a key does) made a 20 000-license list take minutes, and every masked
+        line after it slower."""
         by_pricelist = self.settings.editions_by_pricelist()
-        return [license_from_fields(fields, by_pricelist) for fields in self.call(named("list"))]
+        return [license_from_fields({**fields, "lickey": ""}, by_pricelist) for fields in self.call(named("list"))]
 
     # -- writes (not retried unless provably not sent) ---------------------------------------
 
@@ -138,16 +151,31 @@ class PartnerClient:
 
     # -- any operation of the table ------------------------------------------------------------
 
+    def watch(self, watcher: Watcher) -> None:
+        """Tell `watcher` the outcome of every later call (on the calling thread, after the call)."""
+        with self._lock:
+            self._watchers = [*self._watchers, watcher]
+
     def call(self, operation: Operation, **values: str | int | None) -> Any:
         """One call of `operation` with `values` (API parameter names; None: not sent), read by its
         reply shape. Reads are retried on any failure that left no usable answer; writes only when
         the request provably never left."""
         params = operation.params(**values)
-        if operation.writes:
-            reply = self._retrying(operation.func, params, PartnerCallNotSent, WRITE_ATTEMPTS)
-        else:
-            reply = self._retrying(operation.func, params, PartnerTransient, READ_ATTEMPTS)
-        return _READERS[operation.reply](reply, operation.func)
+        try:
+            if operation.writes:
+                reply = self._retrying(operation.func, params, PartnerCallNotSent, WRITE_ATTEMPTS)
+            else:
+                reply = self._retrying(operation.func, params, PartnerTransient, READ_ATTEMPTS)
+            result = _READERS[operation.reply](reply, operation.func)
+        except PartnerError as error:
+            self._tell(operation, params, None, error)
+            raise
+        self._tell(operation, params, result, None)
+        return result
+
+    def _tell(self, operation: Operation, params: dict, result: Any, error: PartnerError | None) -> None:
+        for watcher in self._watchers:  # replaced, never changed in place: no lock needed to read it
+            watcher(operation, params, result, error)
 
     # -- transport -------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What the hosts of one run share: ledgers, partner-account clients, order breakers, install.sh downloads.
+"""What the hosts of one run share: ledgers, partner-account clients and views, order breakers, install.sh downloads.
 
 Created when a run starts and closed with it, so a second run in the same process (a scheduler, a
 test) starts with fresh clients and no open database engines.
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from agent.installer.download import InstallerScripts
     from agent.ledger import LicenseLedger
     from agent.licensing.breaker import OrderBreaker
+    from agent.partner.account_view import AccountView
     from agent.partner.client import PartnerClient
     from agent.partner.settings import PartnerSettings, PartnerVars
 
@@ -94,9 +95,15 @@ class RunServices:
         from agent.partner.client import PartnerClient
 
         settings = self.partner_settings(partner)
-        key = (settings.api_url, settings.user, settings.password, settings.output, settings.timeout,
-               tuple(sorted(settings.pricelists.items())))
-        return self._once(("client", key), lambda: PartnerClient(settings))
+        return self._once(("client", _client_key(settings)), lambda: PartnerClient(settings))
+
+    def account_view(self, partner: PartnerVars) -> AccountView:
+        """The run's view of this account (agent/partner/account_view.py): listed once, kept current with
+        the writes of the run's client, which it watches from the moment it is made."""
+        from agent.partner.account_view import AccountView
+
+        client = self.partner(partner)
+        return self._once(("view", _client_key(client.settings)), lambda: AccountView(client))
 
     def close(self) -> None:
         with self._lock:
@@ -104,3 +111,8 @@ class RunServices:
         for key, service in made:
             if isinstance(key, tuple) and key[0] in ("client", "ledger"):
                 service.close()
+
+
+def _client_key(settings: PartnerSettings) -> tuple:
+    return (settings.api_url, settings.user, settings.password, settings.output, settings.timeout,
+            tuple(sorted(settings.pricelists.items())))

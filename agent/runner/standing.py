@@ -109,7 +109,7 @@ def read_standing(
     accounts = {(s.partner.api_url, s.partner.credentials_file): s.partner for s in settings}
     for partner in accounts.values():
         try:
-            for lic in expiring_licenses(services.partner(partner).list(), today):
+            for lic in expiring_licenses(services.account_view(partner).licenses(), today):
                 expiring.setdefault(lic.license_id, lic)
         except IspagentError as error:
             problems.append(mask(f"partner account: {error}"))

@@ -8,7 +8,7 @@ Partner settings come from the host's settings (see agent/partner/settings.py). 
 from __future__ import annotations
 
 from agent.clock import UTC
-from agent.licensing.ensure import LICENSE, LicenseGrant, LicenseWork, ensure_license
+from agent.licensing.ensure import LICENSE, LicenseGrant, LicenseWork, account_near, ensure_license
 from agent.licensing.plan import WantedLicense, plan_for_host
 from agent.licensing.view import ledger_view, price_today
 from agent.panel.hostprobe import PREFLIGHT
@@ -27,14 +27,14 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
         grant = LicenseGrant(prefix if prefix.isdigit() else "", str(key), wanted.edition, wanted.period, "none")
         return _handed(ctx, grant, ok(f"activation key from the inventory (license {grant.id or 'unknown'})"))
     settings = ctx.services.partner_settings(ctx.settings.account.partner)
-    client = ctx.services.partner(ctx.settings.account.partner)
+    view = ctx.services.account_view(ctx.settings.account.partner)
     ledger = ctx.services.ledger(ctx.settings.account.ledger_location(ctx.state_dir))
     preflight = ctx.state.get(PREFLIGHT)
     server_licid = preflight.licid if preflight else None
     if ctx.dry_run:
-        return _dry_run(ctx, wanted, client, ledger, server_licid, settings.reuse_free)
+        return _dry_run(ctx, wanted, view, ledger, server_licid, settings.reuse_free)
     work = LicenseWork(
-        client=client, ledger=ledger, wanted=wanted, address=ctx.host.address, server_licid=server_licid,
+        client=view.client, view=view, ledger=ledger, wanted=wanted, address=ctx.host.address, server_licid=server_licid,
         reuse_free=settings.reuse_free, key_wait=settings.key_wait, settle=settings.settle,
         say=lambda line: ctx.log.write("|", line), breaker=ctx.services.order_breaker(ledger),
     )
@@ -51,13 +51,16 @@ def _handed(ctx: HostContext, grant: LicenseGrant, result: StepResult) -> StepRe
     return result
 
 
-def _dry_run(ctx: HostContext, wanted: WantedLicense, client, ledger, server_licid, reuse_free: bool) -> StepResult:
-    """The same plan ensure_license would carry out, priced at today's tier; nothing is ordered."""
+def _dry_run(ctx: HostContext, wanted: WantedLicense, view, ledger, server_licid, reuse_free: bool) -> StepResult:
+    """The same plan ensure_license would carry out (from the run's view, as it is), priced at today's
+    tier; nothing is ordered."""
     from agent.economics.program import load_program
 
     program = load_program(ctx.settings.account.program_location())
-    plan = plan_for_host(wanted, client.list(), ledger_view(ledger, wanted.host_name), server_licid=server_licid,
-                         reuse_free=reuse_free, quote=price_today(ledger, program, UTC.today()))
+    known = ledger_view(ledger, wanted.host_name)
+    plan = plan_for_host(wanted, account_near(view, wanted, known, server_licid, reuse_free), known,
+                         server_licid=server_licid, reuse_free=reuse_free,
+                         quote=price_today(ledger, program, UTC.today()))
     license_id = plan.license.id if plan.license else None
     ctx.report["license"] = {"id": license_id, "edition": wanted.edition, "period": wanted.period, "action": plan.action}
     would = {"none": "would leave alone:", "existing": "would keep", "adopted": "would adopt", "reused": "would reuse",

@@ -32,7 +32,7 @@ def license_release(ctx: HostContext, params: ReleaseParams) -> StepResult:
     license_id = _panel_licid(ctx) or (held.id if held else None)
     if not license_id or license_id == "0":
         return skipped("no license known for this server (none on the panel, none in the ledger)")
-    client = ctx.services.partner(ctx.settings.account.partner)
+    client = ctx.services.account_view(ctx.settings.account.partner).client  # its writes keep the run's view current
     try:
         lic = client.get(license_id)
     except PartnerNotFound:

@@ -26,7 +26,7 @@ def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
         return skipped(f"would report license {grant.id} as used by {wanted_license(ctx).fqdn}")
     wanted = wanted_license(ctx)
     ledger = ctx.services.ledger(ctx.settings.account.ledger_location(ctx.state_dir))
-    client = ctx.services.partner(ctx.settings.account.partner)
+    client = ctx.services.account_view(ctx.settings.account.partner).client  # its writes keep the run's view current
     host = ledger.host(ctx.host.name, ctx.host.address, wanted.fqdn)
     ledger.queue_activation(grant.id, host, wanted.ip, grant.edition, grant.period)
     pending = ledger.activations(host.name, state="pending")

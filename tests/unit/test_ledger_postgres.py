@@ -55,6 +55,19 @@ def test_a_scenario_gives_the_same_invoice_on_postgresql(url, tmp_path):
     assert (march.turnover, march.invoice_total) == (Decimal("400"), Decimal("355.00"))
 
 
+def test_a_streamed_import_in_chunks_twice_imports_once_on_postgresql(url, tmp_path, monkeypatch):
+    monkeypatch.setattr("agent.ledger.billing.CHUNK", 4)  # staged and read back across chunks
+    rows = [f"2026-02-{day:02d},{day},lite,monthly,activation," for day in range(1, 11)]
+    rows += ["2026-03-01,,,,payment,10.00", "2026-03-01,,,,payment,10.00", "2026-03-05,3,,,deactivation,"]
+    csv = tmp_path / "h.csv"
+    csv.write_text("date,license_id,edition,period,kind,price\n" + "\n".join(reversed(rows)) + "\n")
+    ledger = LicenseLedger(url)
+    assert import_billing_csv(ledger, csv, date(2026, 4, 2)).imported == 13
+    again = import_billing_csv(ledger, csv, date(2026, 4, 2))  # NULL edition and period matched as equal
+    assert (again.imported, again.already_recorded) == (0, 13)
+    assert len(ledger.billing.events()) == 13 and "3" not in ledger.billing.running_terms()
+
+
 HOLD = """
 import sys, time
 from agent.ledger import LicenseLedger

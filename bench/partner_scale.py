@@ -1,0 +1,127 @@
+"""Benchmark (not a test): a no-op rerun of playbooks/install.yaml on a small and on a large partner account.
+
+Brings up a lab of --hosts hosts (the lab's own partner emulator, with the test harness's counters),
+installs every host once, then reruns install.yaml (nothing to change) with --others other licenses
+in the account, and again with --many others (written straight into the emulator's store). For each
+rerun: wall time, the run's CPU time (user + system, from wait4) beside the machine's CPU count and
+load, hosts by status, and the partner calls the emulator counted, by function and per host. The
+issue's bound: the large account's rerun within 1.2x of the small one's, at most 2 calls per host.
+
+    flock /tmp/ispagent-lab.lock .venv/bin/python bench/partner_scale.py [--hosts 100] [--others 100] [--many 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from race import wait_for_the_machine  # noqa: E402
+
+from agent.lab import Lab  # noqa: E402
+from agent.lab.mirror import write_config  # noqa: E402
+from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS  # noqa: E402
+from partnerkit import fill_store  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PLAYBOOK = REPO / "playbooks" / "install.yaml"
+
+
+def admin(lab: Lab, op: str) -> dict:
+    """The lab emulator's admin route `op` (the harness's LabAdmin: counters, licenses)."""
+    token = (lab.dir / "services" / "partner" / "admin-token").read_text().strip()
+    request = urllib.request.Request(f"http://198.18.0.1:8443/admin/{op}", headers={"X-Admin-Token": token})
+    return json.loads(urllib.request.urlopen(request, timeout=30).read())
+
+
+def fill_others(lab: Lab, count: int) -> int:
+    """Add licenses of other servers until the account holds `count` of them; returns how many it holds."""
+    path = lab.dir / "services" / "partner" / "partner.sqlite"
+    db = sqlite3.connect(str(path), isolation_level=None, timeout=30)  # WAL: the emulator keeps serving
+    try:
+        held = db.execute("SELECT count(*) FROM licenses WHERE licname LIKE 'other-%'").fetchone()[0]
+        if count > held:
+            fill_store(db, count - held, start=held)
+        return db.execute("SELECT count(*) FROM licenses WHERE licname LIKE 'other-%'").fetchone()[0]
+    finally:
+        db.close()
+
+
+def run(lab: Lab, forks: int, state: Path, work: Path) -> dict:
+    """One `ispagent run` of install.yaml in a fresh process: wall, CPU, hosts by status and changed."""
+    report = work / f"report-{uuid.uuid4().hex[:12]}.json"
+    argv = [sys.executable, "-m", "agent", "run", str(PLAYBOOK), "-i", str(lab.inventory_path), "--forks", str(forks),
+            "-q", "--ssh-config", "/dev/null", "--report-json", str(report)]
+    began = time.perf_counter()
+    with open(work / "run-output.log", "ab") as log:
+        process = subprocess.Popen(argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO,
+                                   stdout=log, stderr=log)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    hosts = json.loads(report.read_text()).get("hosts", []) if report.exists() else []
+    statuses: dict[str, int] = {}
+    for host in hosts:
+        statuses[host["status"]] = statuses.get(host["status"], 0) + 1
+    changed = sum(any(step["changed"] for step in host["steps"]) for host in hosts)
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
+            "exit": os.waitstatus_to_exitcode(status), "statuses": statuses, "changed": changed}
+
+
+def rerun(lab: Lab, label: str, others: int, forks: int, state: Path, work: Path, hosts: int) -> dict:
+    held = fill_others(lab, others)
+    admin(lab, "calls?reset=1")
+    load = os.getloadavg()[0]
+    result = run(lab, forks, state, work)
+    calls = admin(lab, "calls")["calls"]
+    total = sum(calls.values())
+    print(f"{label:<6} {held:>6} other licenses: {result['wall']:6.1f} s wall, {result['cpu']:5.1f} s CPU "
+          f"({os.cpu_count()} CPUs, load {load:.1f} before), peak RSS {result['rss_mb']:.0f} MB, exit {result['exit']}, "
+          f"{result['statuses']}, {result['changed']} changed; partner calls {calls} = {total / hosts:.2f} per host",
+          flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--others", type=int, default=100)
+    parser.add_argument("--many", type=int, default=20_000)
+    parser.add_argument("--forks", type=int, default=100)
+    options = parser.parse_args()
+    os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS  # the lab's emulator counts calls (/admin/calls)
+    work = Path(tempfile.mkdtemp(prefix="ispagent-partner-scale-"))
+    lab = Lab(work / "lab")
+    wait_for_the_machine(lab)
+    try:
+        began = time.perf_counter()
+        lab.up(options.hosts)
+        print(f"lab up to {options.hosts} hosts: {time.perf_counter() - began:.1f} s", flush=True)
+        write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
+        state = work / "state"
+        first = run(lab, options.forks, state, work)
+        print(f"install {first['wall']:6.1f} s wall, {first['cpu']:5.1f} s CPU, exit {first['exit']}, "
+              f"{first['statuses']}, {first['changed']} changed", flush=True)
+        small = rerun(lab, "small", options.others, options.forks, state, work, options.hosts)
+        large = rerun(lab, "large", options.many, options.forks, state, work, options.hosts)
+        print(f"large / small: {large['wall'] / small['wall']:.2f}x wall, {large['cpu'] / small['cpu']:.2f}x CPU "
+              "(the issue's bound: 1.2x)")
+    finally:
+        began = time.perf_counter()
+        lab.down()
+        print(f"lab down: {time.perf_counter() - began:.1f} s; run output: {work / 'run-output.log'}")
+
+
+if __name__ == "__main__":
+    main()
