@@ -137,11 +137,12 @@ class RolloutBoard:
     """The rollouts of one PostgreSQL ledger. Every method is one short transaction."""
 
     def __init__(self, location: str | Path) -> None:
+        # Checked before opening: opening a SQLite path would create a ledger file there.
+        if isinstance(location, Path) or not str(location).startswith("postgresql"):
+            shown = location if isinstance(location, Path) or "://" not in str(location) else str(location).split("://")[0] + "://..."
+            raise InputError(f"ledger {shown}: rollouts shared by several control nodes are kept in a PostgreSQL ledger: "
+                             "set ledger_url = postgresql+psycopg://USER:<password>@HOST/DATABASE in the inventory vars")
         self.db = LedgerDatabase(location)
-        if self.db.backend.name != "postgresql":
-            self.db.close()
-            raise InputError(f"ledger {self.db.shown}: a rollout shared by several nodes needs a PostgreSQL ledger "
-                             "(ledger_url = postgresql+psycopg://...); without --rollout the run uses this ledger as it is")
         self.shown = self.db.shown
 
     def close(self) -> None:
