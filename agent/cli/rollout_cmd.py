@@ -68,7 +68,9 @@ def print_status(found) -> None:
             expired = host.lease_until is not None and host.lease_until <= found.now
             detail = f"until {_when(host.lease_until)}" + (" (lease ran out: claimable)" if expired else "")
         elif host.state in ("failed", "unreachable"):
-            detail = f"{host.failed_step or '-'}: {host.error or ''}"
+            error = host.error or ""
+            # A failed host's error already starts with its step (as the run's summary shows it).
+            detail = error if not host.failed_step or error.startswith(f"{host.failed_step}:") else f"{host.failed_step}: {error}"
         echo(f"{host.name:<24}  {host.state:<11}  {host.node or '-':<28}  {detail}")
     echo(f"{'NODE':<28}  {'STATE':<9}  {'LAST HEARTBEAT':<22}  HOSTS")
     for node in found.nodes:
