@@ -17,7 +17,8 @@ import re
 import secrets
 import socket
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Collection, Sequence
 
@@ -283,8 +284,6 @@ def _run_node(outcome: RolloutRun, board: RolloutBoard, node: NodeInfo, plan: Ru
 
 def _wait_complete(board: RolloutBoard, name: str, poll_s: float) -> RolloutStatus:
     """The rollout's status once complete: every host finished, by whichever node."""
-    import time
-
     while True:
         status = board.status(name)
         if status is None or status.complete:
@@ -294,8 +293,6 @@ def _wait_complete(board: RolloutBoard, name: str, poll_s: float) -> RolloutStat
 
 def rollout_options(options: RunOptions, name: str) -> RunOptions:
     """The run options of a node's journal: the rollout's name keeps `--resume` off it."""
-    from dataclasses import replace
-
     return replace(options, rollout=name)
 
 
