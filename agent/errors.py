@@ -140,3 +140,8 @@ class ProgramError(InputError):
 
 class BillingFileError(InputError):
     """A billing CSV cannot be imported: names the file, the line and the fix; nothing was imported."""
+
+
+class ClaimLost(IspagentError):
+    """This control node no longer holds a host of a shared rollout (its lease ran out, another node
+    took the host, or the rollout's database is gone): it stops acting on that host."""

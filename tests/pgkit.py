@@ -61,6 +61,12 @@ class CuttableProxy:
         with self._lock:
             listener, self._listener = self._listener, None
             doomed, self._sockets = self._sockets, []
+        # close() alone does not wake the thread blocked in accept(): it would still take one more
+        # connection (a reconnecting pool's), and the database would not be gone for it.
+        try:
+            listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         listener.close()
         for sock in doomed:
             try:

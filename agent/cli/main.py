@@ -70,6 +70,8 @@ COMMANDS: dict[str, str] = {
     "turnover": "agent.cli.turnover_cmd:turnover",
     "forecast": "agent.cli.forecast_cmd:forecast",
     "ledger": "agent.cli.ledger_cmd:ledger",
+    "rollout": "agent.cli.rollout_cmd:rollout",
+    "rollouts": "agent.cli.rollout_cmd:rollouts",
 }
 
 

@@ -51,10 +51,17 @@ def _interrupt_on_sigterm() -> None:
 @click.option("--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config to honour (default ~/.ssh/config).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).")
+@click.option("--rollout", metavar="NAME",
+              help="Start or join the rollout NAME shared by several control nodes through the PostgreSQL ledger "
+                   "(ledger_url): hosts are claimed from it; --limit restricts what this node claims.")
+@click.option("--lease", type=click.FloatRange(1), default=60, show_default=True, metavar="SECONDS",
+              help="With --rollout: how long a claimed host stays this node's without a heartbeat.")
+@click.option("--wait", is_flag=True, help="With --rollout: exit only when the whole rollout is complete, with its exit code.")
 @click.option("-v", "--verbose", is_flag=True, help="Show remote commands and their output (secrets masked).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary (for cron mail); the run id still goes to stderr.")
 def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_percent, dry_run, only_drifted, report_json,
-        junit, report_html, metrics_file, known_hosts, host_key_policy, ssh_config, state_dir, verbose, quiet) -> None:
+        junit, report_html, metrics_file, known_hosts, host_key_policy, ssh_config, state_dir, rollout, lease, wait,
+        verbose, quiet) -> None:
     """Run PLAYBOOK over the hosts of an inventory, or --resume an earlier run.
 
     \b
@@ -78,8 +85,12 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     progress = make_progress(quiet, verbose, dry_run)
     echo_remote = (lambda host, line: echo(f"{host}: {line}")) if verbose else None
     _interrupt_on_sigterm()
-    result, failure_code = None, 1
+    result, failure_code, node = None, 1, None
     try:
+        if (lease != 60 or wait) and not rollout:
+            raise InputError("--lease and --wait are options of --rollout NAME; add it or leave them out")
+        if resume_id and rollout:
+            raise InputError("--resume finishes a run of this machine; a rollout is joined again with PLAYBOOK -i INVENTORY --rollout NAME")
         if resume_id:
             if playbook or inventory:
                 raise InputError("--resume takes the playbook and inventory from the run's journal; give neither")
@@ -94,8 +105,12 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
                 host_key_policy=host_key_policy, only_drifted=only_drifted,
             )
             allow_open_files(files_for(forks))
-            result = start_run(RunPlan.from_files(playbook, inventory, options), progress, echo_remote,
-                               journal_watch=watch)
+            if rollout:
+                node = _run_node(playbook, inventory, options, rollout, lease, wait, progress, echo_remote, watch)
+                result = node.result
+            else:
+                result = start_run(RunPlan.from_files(playbook, inventory, options), progress, echo_remote,
+                                   journal_watch=watch)
     except IspagentError as error:
         failure_code = error.exit_code
         raise
@@ -108,11 +123,33 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
             from agent.runner.metrics import write_metrics
 
             write_metrics(metrics_file, result, exit_code=result.exit_code if result else failure_code)
+    if node is not None:
+        _end_node(node, report_json, junit, report_html, quiet)
     _write_reports(result, report_json, junit, report_html)
     print_run_end(result, quiet)
     if result.status != "finished" or result.exit_code == 1:
         echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
     sys.exit(result.exit_code)
+
+
+def _run_node(playbook: Path, inventory: Path, options, name: str, lease: float, wait: bool, progress, echo_remote, watch):
+    from agent.runner.fleet import rollout_options, rollout_plan, run_rollout
+
+    plan, claimable = rollout_plan(playbook, inventory, rollout_options(options, name))
+    return run_rollout(plan, name, progress, echo_remote, claimable=claimable, lease_s=lease, wait=wait,
+                       journal_watch=watch)
+
+
+def _end_node(node, report_json: Path | None, junit: Path | None, report_html: Path | None, quiet: bool) -> None:
+    """The end of a rollout node: its hosts' summary and reports, the rollout's state, the node's exit code."""
+    from agent.cli.rollout_cmd import print_node_end
+    from agent.cli.run_output import print_run_end
+
+    if node.result is not None:
+        _write_reports(node.result, report_json, junit, report_html)
+        print_run_end(node.result, quiet)
+    print_node_end(node)
+    sys.exit(node.exit_code)
 
 
 def _write_reports(result, report_json: Path | None, junit: Path | None, report_html: Path | None) -> None:

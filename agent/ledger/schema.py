@@ -120,6 +120,43 @@ order_breakers = Table(
     Column("message", Text, nullable=False),
 )
 
+# -- version 4: rollouts shared by several control nodes (agent/runner/fleet.py) ---------------------
+# Times are the database's clock (epoch seconds), never a node's: leases compare across machines.
+
+rollouts = Table(
+    "rollouts", metadata,
+    Column("name", Text, primary_key=True),
+    Column("playbook", Text, nullable=False), Column("playbook_sha256", Text, nullable=False),
+    Column("started_by", Text, nullable=False), Column("started_at", Float, nullable=False),
+)
+rollout_hosts = Table(
+    "rollout_hosts", metadata,
+    Column("rollout", Text, primary_key=True), Column("host_name", Text, primary_key=True),
+    Column("state", Text, nullable=False),  # pending | claimed | ok | changed | failed | unreachable
+    Column("node", Text),  # who holds the claim, or who finished the host
+    Column("token", Integer, nullable=False, server_default="0"),  # +1 per claim: fences a node that lost it
+    Column("lease_until", Float), Column("claims", Integer, nullable=False, server_default="0"),
+    Column("failed_step", Text), Column("error", Text), Column("updated_at", Float, nullable=False),
+    Index("rollout_hosts_state", "rollout", "state"),
+)
+rollout_steps = Table(
+    "rollout_steps", metadata,
+    Column("rollout", Text, primary_key=True), Column("host_name", Text, primary_key=True),
+    Column("step", Text, primary_key=True),
+    Column("status", Text, nullable=False), Column("changed", Integer, nullable=False),
+    Column("duration_s", Float, nullable=False), Column("message", Text, nullable=False),
+    Column("node", Text, nullable=False), Column("token", Integer, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)
+rollout_nodes = Table(
+    "rollout_nodes", metadata,
+    Column("rollout", Text, primary_key=True), Column("node", Text, primary_key=True),
+    Column("machine", Text, nullable=False), Column("pid", Integer, nullable=False),
+    Column("lease_s", Float, nullable=False),
+    Column("state", Text, nullable=False),  # running | finished | lost (the database went away)
+    Column("started_at", Float, nullable=False), Column("heartbeat_at", Float, nullable=False),
+)
+
 
 def _v1(db: Connection) -> None:
     for table in (meta, hosts, licenses, order_intents, host_locks, activations, events):
@@ -135,7 +172,12 @@ def _v3(db: Connection) -> None:
     order_breakers.create(db, checkfirst=True)
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2), (3, _v3))
+def _v4(db: Connection) -> None:
+    for table in (rollouts, rollout_hosts, rollout_steps, rollout_nodes):
+        table.create(db, checkfirst=True)
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -2,7 +2,9 @@
 
 The runner's workers call `claim()` until it gives None, and `release()` with each host's outcome.
 StaticHostSource is a fixed list, kept to this run by a lock on the inventory; a source shared by
-several control nodes (a rollout in the ledger) or by a Fabric Group plugs in the same way.
+several control nodes (a rollout in the ledger: agent/runner/fleet.py) or by a Fabric Group plugs in
+the same way. A source may also have `carried(host) -> {step id: StepRecord}`: steps the host
+finished before this run claimed it (on a node that died), not redone, as `--resume` does.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ class RunOptions:
     known_hosts: str | None = None
     host_key_policy: str | None = None
     only_drifted: bool = False  # audit every host read-only first; change only those that drifted
+    rollout: str | None = None  # the shared rollout (agent/runner/fleet.py) this run is a node of
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from agent.clock import UTC
-from agent.errors import HostUnreachable, InputError, RunAborted, StateDirError
+from agent.errors import ClaimLost, HostUnreachable, InputError, RunAborted, StateDirError
 from agent.inventory.model import Host
 from agent.runner.batches import failed_percent, parse_batch_size, threshold_exceeded
 from agent.runner.context import HostContext
@@ -143,6 +143,10 @@ def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo |
     record = journal.read_record()
     if record.options.get("dry_run"):
         raise InputError(f"run {run_id} was a dry run: there is nothing to finish; start a real run")
+    if record.options.get("rollout"):
+        # Its hosts are shared with other nodes: resuming alone would run them outside the rollout.
+        raise InputError(f"run {run_id} was a node of rollout {record.options['rollout']}: join the rollout again "
+                         f"with ispagent run PLAYBOOK -i INVENTORY --rollout {record.options['rollout']}")
     plan = plan or _plan_of_record(record, state_dir)
     if plan.playbook.sha256 != record.playbook_sha256:
         raise InputError(
@@ -282,7 +286,7 @@ def _run_batches(run: _Run, source: HostSource, todo: int, carried, outcomes: di
     index = 0
 
     def work(host: Host) -> None:
-        outcome = _run_host_guarded(run, host, carried.get(host.name, {}))
+        outcome = _run_host_guarded(run, host, carried.get(host.name) or _carried_by(source, host))
         outcomes[host.name] = outcome
         source.release(host, outcome)
 
@@ -302,6 +306,12 @@ def _run_batches(run: _Run, source: HostSource, todo: int, carried, outcomes: di
                 f"--max-fail-percent {run.options.max_fail_percent:g}; later batches not started"
             )
             return
+
+
+def _carried_by(source: HostSource, host: Host) -> dict[str, StepRecord]:
+    """Steps the source says `host` finished elsewhere (a shared rollout's other node): carried like --resume."""
+    carried = getattr(source, "carried", None)
+    return carried(host) if carried else {}
 
 
 def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutcome:
@@ -355,6 +365,8 @@ def _run_host_guarded(run: _Run, host: Host, carried: dict[str, StepRecord]) -> 
         return _run_host(run, host, carried)
     except StateDirError:
         raise  # the state dir is full or gone: the run stops and says so once, not per host
+    except ClaimLost as error:  # a shared rollout's host this node no longer holds: not a failure of the host
+        return _finish(run, HostOutcome(host.name, host.address, "skipped", (), str(error)))
     except Exception as error:
         log = HostLog(run.journal.host_log_path(host.name))
         log.write("!", traceback.format_exc())
