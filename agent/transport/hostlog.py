@@ -9,6 +9,7 @@ from typing import Callable
 
 from agent.errors import StateDirError
 from agent.secrets import mask
+from agent.statedir import open_appending
 
 
 class HostLog:
@@ -20,8 +21,8 @@ class HostLog:
         self._file = None
         self._lock = threading.Lock()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8")
+            # The journal made hosts/ a real directory; a planted hosts/NAME.log link is refused here.
+            self._file = open(path, "a", encoding="utf-8", opener=lambda name, _: open_appending(Path(name)))
 
     def write(self, kind: str, text: str) -> None:
         if not text:
