@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted, StateDirError
 from agent.runner.events import Event, HostStarted, StepRecord, StepStarted, event_to_json
-from agent.secrets import mask, shown
+from agent.secrets import masked, shown
 from agent.statedir import ensure_state_dir, make_state_dirs, open_state_file, read_state_file
 
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
@@ -135,7 +135,8 @@ class Journal:
     def write_record(self, record: RunRecord) -> None:
         self._make_dirs()
         try:
-            write_atomic(self.record_path, mask(json.dumps(record.__dict__, indent=2) + "\n").encode())
+            # Masked as data, then encoded: masking the JSON text once turned a secret `status` into a lost key.
+            write_atomic(self.record_path, (json.dumps(masked(record.__dict__), indent=2) + "\n").encode())
         except OSError as error:
             raise state_dir_error(self.state_dir, error) from None
 
@@ -178,7 +179,7 @@ class Journal:
         Waiting for them cost every host five more fsync waits in a four-step playbook.
         """
         data = event_to_json(event)
-        line = mask(json.dumps({"at": round(time.time(), 3), **data})) + "\n"
+        line = json.dumps(masked({"at": round(time.time(), 3), **data})) + "\n"
         with self._lock:
             if self.broken:  # nothing more can be made durable: the run must stop, not go on unjournaled
                 raise self.broken

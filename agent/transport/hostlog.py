@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from agent.errors import StateDirError
-from agent.secrets import mask
+from agent.secrets import mask, printable
 from agent.statedir import open_appending
 
 
@@ -28,7 +28,8 @@ class HostLog:
         if not text:
             return
         stamp = time.strftime("%H:%M:%S")
-        lines = [f"{stamp} {kind} {line}" for line in mask(text).rstrip("\n").split("\n")]
+        # Escaped as on the terminal: `cat` or `tail -f` of a log must not run a host's escape sequences.
+        lines = [f"{stamp} {kind} {printable(line)}" for line in mask(text).rstrip("\n").split("\n")]
         block = "\n".join(lines) + "\n"
         with self._lock:
             if self._file is not None:

@@ -155,7 +155,7 @@ def test_every_call_against_the_emulator(emulator, output):
 
 def test_wrong_password_and_unpaid_account_are_typed(emulator, tmp_path):
     bad = tmp_path / "bad"
-    bad.write_text("lab-partner@example.com:wrong\n")
+    bad.write_text("lab-partner@example.com:wrong-password\n")
     bad.chmod(0o600)
     with pytest.raises(PartnerAuthFailed):
         _client(emulator, partner_credentials_file=str(bad)).list()
