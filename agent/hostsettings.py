@@ -21,7 +21,7 @@ from agent.installer.settings import INSTALL_KEYS, InstallSettings, check_instal
 from agent.inventory.model import Secret
 from agent.panel.config import PANEL_KEYS, PanelSettings, check_panel_var, read_panel_settings
 from agent.partner.settings import PARTNER_KEYS, PartnerVars, partner_vars
-from agent.secrets import register_url_password, shown
+from agent.secrets import SecretRefused, register_url_password, shown
 from agent.userpath import expand_home
 
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
@@ -195,7 +195,10 @@ def _text(key: str, value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"var '{key}': expected a non-empty string, got {type(value).__name__} {shown(value, 40)}")
     if key == "ledger_url":
-        register_url_password(value)
+        try:
+            register_url_password(value)
+        except SecretRefused as problem:
+            raise InputError(f"var 'ledger_url': the password: {problem}") from None
         if "://" not in value:
             raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:<password>@HOST/DB")
     return value

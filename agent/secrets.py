@@ -24,7 +24,14 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 MASK = "***"
-_MIN_LENGTH = 4  # masking "a" or "1" everywhere would garble output and protect nothing
+_MIN_LENGTH = 4  # a form of a secret shorter than this is not looked for (a 1-character escape would garble output)
+# A secret shorter than this is refused where it is read: "masking" a panel password `2026` or
+# `status` hides every year and every word that holds it, and protects nothing.
+MIN_SECRET_LENGTH = 8
+# Fields whose values ispagent makes itself (ids, times, states): never masked, so a secret that
+# happens to be a fragment of one cannot corrupt a record or a resume hint.
+PLAIN_FIELDS: frozenset[str] = frozenset({"run_id", "started_at", "finished_at", "resumed_at", "at", "status",
+                                          "event", "playbook_sha256", "pid"})
 SHOWN_LIMIT = 80
 # Names of settings whose values are secret, wherever they are written (YAML keys, mgrctl params).
 SECRET_FIELDS: tuple[str, ...] = ("activation_key", "password", "passwd", "confirm", "authinfo")
@@ -38,19 +45,44 @@ _SECRET_FIELD = re.compile(
     r"(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;&}\])]+)",
     re.IGNORECASE,
 )
+# A run id or a timestamp, as ispagent writes them: a value of this shape is ours, never a secret.
+_OURS = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}|[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+(?:[+-][0-9:]+|Z)?")
+_OURS_SPLIT = re.compile(f"({_OURS.pattern})")
+_LIKE_OURS = ("the secret holds a run id or a timestamp (like 20261206T010203-a1b2c3 or 2026-12-06T01:02), which "
+              "ispagent never masks; choose another")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+class SecretRefused(ValueError):
+    """A secret that cannot be masked safely; the caller says where it was read (an InputError line)."""
+
+
+def too_short(text: str) -> str:
+    return (f"a secret of {len(text)} characters is too short to keep out of logs and reports (masking it would "
+            f"hide every word or number that holds it); use at least {MIN_SECRET_LENGTH} characters")
+
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _ordered: tuple[str, ...] = ()
 
 
-def register_secret(value: object) -> None:
-    """Mark `value` as secret: from now on `mask` replaces it wherever it appears."""
+def register_secret(value: object, *, refuse_short: bool = True) -> None:
+    """Mark `value` as secret: from now on `mask` replaces it wherever it appears.
+
+    Empty is ignored (the reader says what is missing); 1 to MIN_SECRET_LENGTH-1 characters raise
+    SecretRefused, for the reader to refuse in one line that names where it was read. A value from
+    an outside system (a key the partner account issued) is not ours to refuse: `refuse_short=False`
+    registers it as before (forms of at least 4 characters).
+    """
     global _ordered
     text = str(value) if value is not None else ""
-    if len(text) < _MIN_LENGTH:
+    if not text:
         return
+    if len(text) < MIN_SECRET_LENGTH or _OURS.search(text):
+        if refuse_short:
+            raise SecretRefused(too_short(text) if len(text) < MIN_SECRET_LENGTH else _LIKE_OURS)
+        if len(text) < _MIN_LENGTH:
+            return
     forms = _forms(text)
     with _lock:
         if forms <= _secrets:
@@ -81,7 +113,17 @@ def _forms(text: str) -> set[str]:
 
 
 def mask(text: str) -> str:
-    """`text` with every registered secret and every URL's password replaced by `***`."""
+    """`text` with every registered secret and every URL's password replaced by `***`.
+
+    Run ids and timestamps in it are left whole (a secret may not hold one: register_secret).
+    """
+    if _ordered and _OURS.search(text):
+        parts = _OURS_SPLIT.split(text)  # odd indexes are the ids and times
+        return "".join(part if index % 2 else _mask_secrets(part) for index, part in enumerate(parts))
+    return _mask_secrets(text)
+
+
+def _mask_secrets(text: str) -> str:
     for secret in _ordered:
         if secret in text:
             text = text.replace(secret, MASK)
@@ -94,15 +136,21 @@ def masked(data: Any) -> Any:
     """JSON-ready `data` (dicts, lists, scalars) with every string passed through `mask`, and the
     value of every secret field (`activation_key`, `password`...) replaced whole.
 
-    Masking the data, not its JSON text, also catches a secret that JSON would escape."""
+    Masking the data, not its JSON (or HTML, XML) text, also catches a secret that the encoding would
+    escape, and never touches structure: keys, numbers and PLAIN_FIELDS (ids, times) stay as they are."""
     if isinstance(data, str):
-        return mask(data)
+        return data if _OURS.fullmatch(data) else mask(data)
     if isinstance(data, dict):
-        return {key: MASK if str(key).lower() in SECRET_FIELDS and data[key] is not None else masked(value)
-                for key, value in data.items()}
+        return {key: _masked_field(str(key).lower(), value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
         return [masked(item) for item in data]
     return data
+
+
+def _masked_field(key: str, value: Any) -> Any:
+    if key in SECRET_FIELDS and value is not None:
+        return MASK
+    return value if key in PLAIN_FIELDS else masked(value)
 
 
 def shown(value: object, limit: int = SHOWN_LIMIT) -> str:

@@ -23,7 +23,7 @@ import yaml
 
 from agent.errors import InputError, did_you_mean
 from agent.inputfile import read_input_file
-from agent.secrets import SECRET_FIELDS, printable, register_secret, shown
+from agent.secrets import SECRET_FIELDS, SecretRefused, printable, register_secret, shown
 
 MAX_DEPTH = 100
 MAX_ALIASED_VALUES = 100_000
@@ -74,7 +74,7 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> LocatedNode:
         raise located_error(error, source, 1, "", f"YAML error: {problem}") from None
     if root is None:
         return LocatedNode(_null_node(yaml.Mark(source, 0, 0, 0, None, None)), "", source, 1, error)
-    _register_secret_fields(root)
+    _register_secret_fields(root, source, error)
     return LocatedNode(root, "", source, _line(root), error)
 
 
@@ -386,7 +386,7 @@ class _Guard:
         return node
 
 
-def _register_secret_fields(root: yaml.Node) -> None:
+def _register_secret_fields(root: yaml.Node, source: str, error: type[InputError]) -> None:
     """Register the text under every secret key (activation_key, password...) before anything is checked:
     an error about another part of the file, even one that quotes the key pasted in the wrong place, masks it."""
     pending, seen = [root], set()
@@ -398,7 +398,10 @@ def _register_secret_fields(root: yaml.Node) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode) and key.value.lower() in SECRET_FIELDS:
-                    register_secret(value.value)
+                    try:
+                        register_secret(value.value)
+                    except SecretRefused as problem:
+                        raise located_error(error, source, _line(value), key.value, str(problem)) from None
         pending.extend(_children(node))
 
 

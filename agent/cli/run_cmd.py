@@ -80,6 +80,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     from agent.runner.pool import allow_open_files, files_for
     from agent.runner.run import RunOptions, RunPlan, resume_run, start_run
 
+    _check_outputs(report_json=report_json, junit=junit, report_html=report_html, metrics_file=metrics_file)
     state_dir = state_dir or default_state_dir()
     watch = embedding().get("journal_watch")
     progress = make_progress(quiet, verbose, dry_run)
@@ -150,6 +151,15 @@ def _end_node(node, report_json: Path | None, junit: Path | None, report_html: P
         print_run_end(node.result, quiet)
     print_node_end(node)
     sys.exit(node.exit_code)
+
+
+def _check_outputs(**paths: Path | None) -> None:
+    """Before the run: an output path at a FIFO or a device is refused now, not after the run (or never)."""
+    from agent.atomicfile import check_output_path
+
+    for option, path in paths.items():
+        if path is not None:
+            check_output_path(path, "--" + option.replace("_", "-"))
 
 
 def _write_reports(result, report_json: Path | None, junit: Path | None, report_html: Path | None) -> None:

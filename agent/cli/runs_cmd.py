@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from agent.cli.output import echo, echo_json
-from agent.runner.journal import list_runs
+from agent.runner.journal import scan_runs
+from agent.secrets import printable
 from agent.statedir import default_state_dir
 
 STATE_DIR = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -27,7 +28,11 @@ def runs(ctx: click.Context, state_dir: Path | None, last: int, as_json: bool) -
     """
     if ctx.invoked_subcommand:
         return
-    records = list_runs(state_dir or default_state_dir())[:last]
+    state_dir = state_dir or default_state_dir()
+    listing = scan_runs(state_dir)
+    records = listing.records[:last]
+    if listing.skipped_line(state_dir):
+        echo(listing.skipped_line(state_dir), err=True)
     if as_json:
         echo_json([record.__dict__ for record in records])
         return
@@ -37,8 +42,13 @@ def runs(ctx: click.Context, state_dir: Path | None, last: int, as_json: bool) -
     echo(f"{'RUN ID':<23}  {'STATUS':<11}  {'STARTED':<25}  {'HOSTS':>5}  PLAYBOOK")
     for record in records:
         resumed = f" (resumed {len(record.resumed_at)}x)" if record.resumed_at else ""
-        echo(f"{record.run_id:<23}  {record.status:<11}  {record.started_at:<25}  {len(record.hosts):>5}  "
-                   f"{Path(record.playbook).name}{resumed}")
+        echo(f"{record.run_id:<23}  {_cell(record.status):<11}  {_cell(record.started_at):<25}  {len(record.hosts):>5}  "
+             f"{_cell(Path(record.playbook).name)}{resumed}")
+
+
+def _cell(text: str) -> str:
+    """A table cell on one line: a line break in a run.json field must not draw a row of its own."""
+    return printable(text, one_line=True)
 
 
 @runs.command()
@@ -64,5 +74,7 @@ def prune(state_dir: Path | None, keep: int | None, older_than: float | None, in
     if result.kept_resumable:
         echo(f"kept {len(result.kept_resumable)} resumable run(s) (--include-resumable removes them): "
                    f"{', '.join(result.kept_resumable)}")
+    if result.skipped:
+        echo(result.skipped, err=True)
     if result.kept_running:
         echo(f"kept {len(result.kept_running)} running run(s): {', '.join(result.kept_running)}")

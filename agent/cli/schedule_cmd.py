@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import click
 
 from agent.cli.output import echo
 
-from agent.scheduling import install_job, make_job, remove_job, schedule_files, service_unit, timer_unit, cron_file
+from agent.errors import InputError
+from agent.scheduling import (cron_file, install_job, job_environment, make_job, remove_job, schedule_files,
+                              service_unit, timer_unit)
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 DIR = click.Path(file_okay=False, path_type=Path)
@@ -80,5 +83,18 @@ def remove(name: str, unit_dir: Path, cron_dir: Path) -> None:
         echo(f"then: systemctl disable --now ispagent-{name}.timer; systemctl daemon-reload")
 
 
+@schedule.command("exec", hidden=True, context_settings={"ignore_unknown_options": True})
+@click.option("--env-file", type=click.Path(path_type=Path), required=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), required=True)
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(env_file: Path, state_dir: Path, argv: tuple[str, ...]) -> None:
+    """What a cron line runs: ARGV with the env file read as systemd's EnvironmentFile= reads it."""
+    environment = job_environment(env_file, state_dir, dict(os.environ))
+    try:
+        os.execve(argv[0], list(argv), environment)
+    except OSError as error:
+        raise InputError(f"{argv[0]}: cannot run it ({error.strerror or error}); schedule the job again") from None
+
+
 def _path_option(option: str, path: Path | None) -> tuple[str, ...]:
-    return (option, str(path.absolute())) if path else ()
+    return (option, os.path.abspath(path)) if path else ()

@@ -26,12 +26,17 @@ PORT_TEXT = re.compile(r"[1-9][0-9]{0,4}")  # a port as written: decimal, no lea
 # thousand-host inventory asks about each address several times, and this answers 30 times faster.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+# An IPv6 zone id: an interface name (Linux allows 15 characters) or an interface index.
+_ZONE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}|[0-9]{1,10}")
 
 
 def is_ip_address(text: str) -> bool:
     if _CANONICAL_IPV4.fullmatch(text):
         return True
     if ":" not in text and text.strip("0123456789."):  # neither IPv6 nor made of IPv4's characters: a name
+        return False
+    _, percent, zone = text.partition("%")
+    if percent and not _ZONE.fullmatch(zone):  # ipaddress takes any text after %: a newline, a space, `$(id)`
         return False
     try:
         ipaddress.ip_address(text)

@@ -13,7 +13,7 @@ from agent.editions import EDITIONS, PERIODS, RELEASES
 from agent.errors import did_you_mean
 from agent.inventory.addresses import is_fqdn
 from agent.inventory.model import Secret
-from agent.secrets import register_secret, shown
+from agent.secrets import SecretRefused, register_secret, shown
 from agent.yamlnodes import LocatedNode
 
 # The installer rejects longer hostnames (install.sh's hostname check).
@@ -65,5 +65,8 @@ def _read_ispmanager_var(key: str, value: LocatedNode) -> str:
     # activation_key: never echo it, not even in an error message.
     if not text.strip():
         raise value.error("the key is empty", "set the key from the partner account, or remove the line")
-    register_secret(text)  # from now on every log, report and error masks it
+    try:
+        register_secret(text)  # from now on every log, report and error masks it
+    except SecretRefused as problem:
+        raise value.error(str(problem)) from None
     return Secret(text)

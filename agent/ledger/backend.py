@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from agent.errors import LedgerError
-from agent.secrets import mask, register_secret
+from agent.secrets import SecretRefused, mask, register_secret
 
 BACKENDS = {"sqlite": "agent.ledger.sqlite", "postgresql": "agent.ledger.postgresql"}  # URL backend name -> module
 
@@ -57,7 +57,10 @@ def backend_for(location: str | Path) -> LedgerBackend:
     except ArgumentError:
         raise LedgerError("ledger_url: not a database URL; write it as postgresql+psycopg://USER:<password>@HOST/DATABASE") from None
     if url.password:
-        register_secret(url.password)
+        try:
+            register_secret(url.password)
+        except SecretRefused as problem:
+            raise LedgerError(f"ledger_url: the password: {problem}") from None
     name = url.get_backend_name()
     if name not in BACKENDS:
         raise LedgerError(f"ledger_url: '{name}' databases are not supported; use postgresql+psycopg://… or a SQLite path")

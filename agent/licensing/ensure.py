@@ -56,7 +56,7 @@ class LicenseGrant:
 
     def __post_init__(self) -> None:
         if self.key:
-            register_secret(self.key)
+            register_secret(self.key, refuse_short=False)
 
     def report(self) -> dict[str, str]:
         return {"id": self.id, "edition": self.edition, "period": self.period, "action": self.action}

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from agent.errors import PanelSettingsError, did_you_mean
 from agent.hoststate import StateKey
-from agent.secrets import register_secret, shown
+from agent.secrets import SecretRefused, register_secret, shown
 
 PANEL_KEYS: tuple[str, ...] = (
     "panel_options", "panel_params", "panel_presets", "panel_users", "ihttpd_listen_ip", "ihttpd_port", "ihttpd_allow",
@@ -141,7 +141,10 @@ def _users(value: Any) -> tuple[PanelUser, ...]:
         where = f"[{index}]"
         fields = _fields(item, where, USER_KEYS, required=USER_KEYS)
         if isinstance(fields["password"], str):
-            register_secret(fields["password"])  # before anything can echo it
+            try:
+                register_secret(fields["password"])  # before anything can echo it
+            except SecretRefused as problem:
+                raise _Problem(f"{where}.password", str(problem)) from None
         name = fields["name"]
         if not isinstance(name, str) or not _USER.fullmatch(name):
             raise _Problem(f"{where}.name", f"{shown(name)} is not a panel user name; use letters, digits, '_', '.', '-'")

@@ -59,7 +59,7 @@ def license_from_fields(fields: dict, editions_by_pricelist: dict[str, str]) -> 
     """An AccountLicense from a reply's flat fields (soft.edit model, or one list elem)."""
     key = str(fields.get("lickey") or "") or None
     if key:
-        register_secret(key)
+        register_secret(key, refuse_short=False)
     try:
         status = LicenseStatus(int(fields.get("status") or 0))
     except ValueError:

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 from agent.editions import EDITIONS
 from agent.errors import PartnerConfigError
 from agent.inputfile import decode_input, read_input_bytes
-from agent.secrets import register_secret, register_url_password, shown
+from agent.secrets import SecretRefused, register_secret, register_url_password, shown
 from agent.userpath import expand_home
 
 AUTHINFO_ENV = "ISPAGENT_PARTNER_AUTHINFO"
@@ -141,7 +141,10 @@ def _userinfo_removed(url: str) -> tuple[str, tuple[str, str] | None]:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
-    register_url_password(url)
+    try:
+        register_url_password(url)
+    except SecretRefused as problem:
+        raise PartnerConfigError(f"partner_api_url: the password: {problem}") from None
     user, password = unquote(parts.username or ""), unquote(parts.password or "")
     if not user or not password:
         raise PartnerConfigError("partner_api_url: write the credentials as https://USER:<password>@host/..., both parts")
@@ -174,8 +177,11 @@ def read_credentials(path: Any, url_credentials: tuple[str, str] | None = None) 
     user, sep, password = line.partition(":")
     if not sep or not user or not password:
         raise PartnerConfigError(f"{source}: expected one line 'user:password'")
-    register_secret(password)
-    register_secret(line)
+    try:
+        register_secret(password)
+        register_secret(line)
+    except SecretRefused as problem:
+        raise PartnerConfigError(f"{source}: the partner password: {problem}") from None
     return user, password
 
 

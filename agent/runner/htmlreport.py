@@ -14,11 +14,11 @@ from pathlib import Path
 
 import jinja2
 
-from agent.atomicfile import write_atomic
+from agent.atomicfile import write_output
 from agent.runner.drift import AUDIT_PREFIX
 from agent.runner.events import HostOutcome, StepRecord
 from agent.runner.run import FAILED_STATUSES, RunResult
-from agent.secrets import mask
+from agent.secrets import masked
 
 STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
 # Failed hosts first, then what changed: the order a person reads a rollout in.
@@ -105,10 +105,10 @@ def _licenses(result: RunResult) -> list[dict]:
 
 
 def render_html(result: RunResult) -> str:
-    """The page, masked."""
+    """The page, every value masked before HTML escapes it (a secret with & or < was missed after)."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("agent.runner", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        trim_blocks=True, lstrip_blocks=True, finalize=masked,  # each value masked before it is escaped
     )
     licenses = _licenses(result)
     currency = (result.standing.currency if result.standing else None) or ""
@@ -123,7 +123,7 @@ def render_html(result: RunResult) -> str:
         licenses=licenses, license_actions=sorted(Counter(row.get("action") for row in licenses).items()),
         standing=result.standing, money=lambda value: "—" if value is None else f"{value:,.2f} {currency}".strip(),
     )
-    return mask(page)
+    return page
 
 
 class _RunView:
@@ -141,4 +141,4 @@ def _duration(result: RunResult) -> float:
 
 
 def write_html(path: Path, result: RunResult) -> None:
-    write_atomic(path, render_html(result).encode())
+    write_output(path, render_html(result).encode(), "HTML report")

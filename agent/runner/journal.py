@@ -28,7 +28,8 @@ from typing import Any, Protocol
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted, StateDirError
 from agent.runner.events import Event, HostStarted, StepRecord, StepStarted, event_to_json
-from agent.secrets import mask, shown
+from agent.secrets import masked, shown
+from agent.statedir import ensure_state_dir, make_state_dirs, open_state_file, read_state_file
 
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
 
@@ -58,8 +59,27 @@ class RunRecord:
     summary: dict[str, int] | None = None  # hosts by status once it ended: failed ones make it resumable
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+    def from_json(cls, data: Any) -> RunRecord:
+        """The record in a run.json; ValueError when it does not have the shape we write."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        for key, kinds in _FIELD_TYPES.items():
+            if key in data and not isinstance(data[key], kinds):
+                raise ValueError(f"field {key!r} is not {' or '.join(kind.__name__ for kind in kinds)}")
+        if not all(isinstance(item, str) for key in ("hosts", "resumed_at") for item in data.get(key) or ()):
+            raise ValueError("'hosts' and 'resumed_at' must be lists of text")
+        missing = [key for key in _REQUIRED if key not in data]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+
+
+_REQUIRED = ("run_id", "playbook", "playbook_sha256", "inventory", "hosts", "options", "started_at")
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "playbook": (str,), "playbook_sha256": (str,), "inventory": (str,), "hosts": (list,),
+    "options": (dict,), "started_at": (str,), "status": (str,), "finished_at": (str, type(None)),
+    "reason": (str, type(None)), "resumed_at": (list,), "pid": (int, type(None)), "summary": (dict, type(None)),
+}
 
 
 _STARTS = (HostStarted, StepStarted)
@@ -104,29 +124,43 @@ class Journal:
     def host_log_path(self, host: str) -> Path:
         return self.dir / "hosts" / f"{host}.log"
 
+    def _relative(self, name: str) -> str:
+        return f"runs/{self.run_id}/{name}"
+
+    def _make_dirs(self) -> None:
+        """The run's directories, 0700 and real (a planted link at runs/ID or hosts/ would steer our writes)."""
+        ensure_state_dir(self.state_dir)
+        make_state_dirs(self.state_dir, self._relative("hosts"))
+
     def write_record(self, record: RunRecord) -> None:
+        self._make_dirs()
         try:
-            write_atomic(self.record_path, mask(json.dumps(record.__dict__, indent=2) + "\n").encode())
+            # Masked as data, then encoded: masking the JSON text once turned a secret `status` into a lost key.
+            write_atomic(self.record_path, (json.dumps(masked(record.__dict__), indent=2) + "\n").encode())
         except OSError as error:
             raise state_dir_error(self.state_dir, error) from None
 
     def read_record(self) -> RunRecord:
         if not RUN_ID.fullmatch(self.run_id):  # it names a directory: `../..` must not reach another one
             raise InputError(f"{shown(self.run_id)} is not a run id (like 20261126T155417-8c50ad); list runs with: ispagent runs")
+        ensure_state_dir(self.state_dir, create=False)
         try:
-            return RunRecord.from_json(json.loads(self.record_path.read_text()))
+            record = RunRecord.from_json(json.loads(read_state_file(self.state_dir, self._relative("run.json"))))
         except FileNotFoundError:
             raise InputError(
                 f"no run {shown(self.run_id)} in {self.state_dir / 'runs'}; list runs with: ispagent runs"
             ) from None
         except (ValueError, TypeError) as error:
-            raise InputError(f"{self.record_path}: unreadable run record: {error}") from None
+            raise InputError(f"{self.record_path}: unreadable run record: {shown(str(error))}") from None
+        record.run_id = self.run_id  # the directory says which run this is, not a field inside it
+        return record
 
     def open_events(self) -> None:
+        self._make_dirs()
+        fd = open_state_file(self.state_dir, self._relative("events.jsonl"), os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self._events = open(self.events_path, "a", encoding="utf-8")
-            if _ends_cut_short(self.events_path):
+            self._events = open(fd, "a", encoding="utf-8")
+            if _ends_cut_short(fd):
                 # A killed run's half-written last line: end it, or the next event is glued onto it and lost.
                 self._events.write("\n")
                 self._events.flush()
@@ -145,7 +179,7 @@ class Journal:
         Waiting for them cost every host five more fsync waits in a four-step playbook.
         """
         data = event_to_json(event)
-        line = mask(json.dumps({"at": round(time.time(), 3), **data})) + "\n"
+        line = json.dumps(masked({"at": round(time.time(), 3), **data})) + "\n"
         with self._lock:
             if self.broken:  # nothing more can be made durable: the run must stop, not go on unjournaled
                 raise self.broken
@@ -204,9 +238,11 @@ class Journal:
         """From the events so far: each finished host's last host_finished event, and each host's finished steps."""
         host_status: dict[str, dict] = {}
         steps: dict[str, dict[str, StepRecord]] = {}
-        if not self.events_path.exists():
+        try:
+            text = read_state_file(self.state_dir, self._relative("events.jsonl")).decode("utf-8", "replace")
+        except FileNotFoundError:
             return host_status, steps
-        for line in self.events_path.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             try:
                 event = json.loads(line)
             except ValueError:
@@ -231,24 +267,72 @@ def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:
                          " finish with `ispagent run --resume RUN_ID` (`ispagent runs` lists runs)")
 
 
-def _ends_cut_short(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size == 0:
-            return False
-        handle.seek(size - 1)
-        return handle.read(1) != b"\n"
+def _ends_cut_short(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """What is under a state dir's runs/: the journaled runs, newest first, and what is not one (name, why)."""
+
+    records: list[RunRecord]
+    skipped: list[tuple[str, str]]
+
+    def skipped_line(self, state_dir: Path) -> str | None:
+        """The one line that names what was skipped, or None."""
+        if not self.skipped:
+            return None
+        named = "; ".join(f"{shown(name, 40)} ({why})" for name, why in self.skipped[:5])
+        more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+        return f"skipped {len(self.skipped)} entr{'y' if len(self.skipped) == 1 else 'ies'} under {state_dir / 'runs'} " \
+               f"that are not run journals (left as they are): {named}{more}"
+
+
+def scan_runs(state_dir: Path) -> RunListing:
+    """Every journaled run under `state_dir`, by its directory's name: a run.json never says which run it is.
+
+    Anything else under runs/ (a link, a file, a name that is not a run id, an unreadable record)
+    is skipped and named; none of it is ever read through a link or deleted.
+    """
+    if not ensure_state_dir(state_dir, create=False):
+        return RunListing([], [])
+    try:
+        entries = sorted(os.scandir(state_dir / "runs"), key=lambda entry: entry.name, reverse=True)
+    except FileNotFoundError:
+        return RunListing([], [])
+    except OSError as error:
+        raise state_dir_error(state_dir, error) from None
+    records, skipped = [], []
+    for entry in entries:
+        why = _not_a_run(entry)
+        if why is None:
+            try:
+                record = RunRecord.from_json(json.loads(read_state_file(state_dir, f"runs/{entry.name}/run.json")))
+                record.run_id = entry.name
+                records.append(record)
+                continue
+            except FileNotFoundError:
+                why = "no run.json"
+            except (StateDirError, OSError, ValueError) as error:
+                why = f"unreadable run.json: {error}" if isinstance(error, ValueError) else "run.json is not a regular file"
+        skipped.append((entry.name, why))
+    return RunListing(records, skipped)
+
+
+def _not_a_run(entry: os.DirEntry) -> str | None:
+    if entry.is_symlink():
+        return "a symbolic link"
+    if not entry.is_dir(follow_symlinks=False):
+        return "not a directory"
+    if not RUN_ID.fullmatch(entry.name):
+        return "not a run id"
+    return None
 
 
 def list_runs(state_dir: Path) -> list[RunRecord]:
-    """Every journaled run under `state_dir`, newest first; unreadable records are left out."""
-    records = []
-    for path in sorted((state_dir / "runs").glob("*/run.json"), reverse=True):
-        try:
-            records.append(RunRecord.from_json(json.loads(path.read_text())))
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
-    return records
+    """Every journaled run under `state_dir`, newest first; what is not one is left out (see `scan_runs`)."""
+    return scan_runs(state_dir).records
 
 
 class InventoryLock:
@@ -266,11 +350,10 @@ class InventoryLock:
         self._fd: int | None = None
 
     def __enter__(self) -> InventoryLock:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as error:
-            raise state_dir_error(self.path.parent.parent, error) from None
+        # Never through a link: a planted locks/X.lock link made the truncate below empty its target.
+        state_dir = self.path.parent.parent
+        ensure_state_dir(state_dir)
+        fd = open_state_file(state_dir, f"locks/{self.path.name}", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

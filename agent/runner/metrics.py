@@ -10,11 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from agent.errors import InputError
+from agent.inputfile import read_input_bytes
 from agent.runner.run import FAILED_STATUSES, RunResult
 
 HOST_RESULTS = ("ok", "changed", "failed", "unreachable", "skipped")
 LICENSE_ACTIONS = ("ordered", "adopted", "reused", "existing", "none")
 LAST_SUCCESS = "ispagent_last_success_timestamp_seconds"
+MAX_METRICS_BYTES = 1024 * 1024  # ours is a few kB
 
 
 def succeeded(result: RunResult) -> bool:
@@ -26,13 +29,15 @@ def previous_last_success(path: Path) -> float | None:
     """The last-success time in the metrics file an earlier run wrote, if it is there and readable."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    # Read like every other input: a FIFO here hung the run holding the inventory lock, and a link
+    # to /dev/zero read until MemoryError.
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input_bytes(path, InputError, what="metrics file", max_bytes=MAX_METRICS_BYTES).data.decode()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == LAST_SUCCESS:
                     return float(sample.value)
-    except (OSError, ValueError):
+    except (InputError, ValueError):
         return None
     return None
 
@@ -105,8 +110,8 @@ def write_metrics(path: Path, result: RunResult | None, *, exit_code: int, now: 
     """Write the textfile atomically; the last success time survives a failed run."""
     import time
 
-    from agent.atomicfile import write_atomic
+    from agent.atomicfile import write_output
 
     moment = time.time() if now is None else now
     text = metrics_text(result, exit_code=exit_code, now=moment, last_success=previous_last_success(path))
-    write_atomic(path, text)
+    write_output(path, text, "metrics file")

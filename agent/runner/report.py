@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agent.atomicfile import write_atomic
+from agent.atomicfile import write_output
 from agent.runner.run import RunResult
-from agent.secrets import mask
+from agent.secrets import mask, masked, printable
 
 HOST_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
+# XML 1.0's Char production leaves out these: C0 controls but tab and line breaks, surrogates, U+FFFE/U+FFFF.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def report_schema() -> dict[str, Any]:
@@ -55,7 +58,9 @@ def junit_xml(result: RunResult) -> bytes:
         if host.status in ("unreachable", "skipped") and not cases:
             cases = [("connect" if host.status == "unreachable" else "not run", host.status, host.error or "", 0.0)]
         for step, status, message, duration in cases:
-            case = ET.SubElement(suite, "testcase", classname=host.name, name=step, time=f"{duration:.3f}")
+            message = _xml_text(mask(message))  # masked before XML escapes it: a secret with & or < is masked too
+            case = ET.SubElement(suite, "testcase", classname=_xml_text(host.name), name=_xml_text(step),
+                                 time=f"{duration:.3f}")
             tests += 1
             if status in ("failed", "unreachable"):
                 failures += 1
@@ -72,9 +77,19 @@ def junit_xml(result: RunResult) -> bytes:
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
+def _xml_text(text: str) -> str:
+    """`text` with what XML 1.0 cannot hold (ESC, NUL, other controls) written as visible escapes.
+
+    One host printing an escape sequence must not make the whole report unparseable for CI.
+    """
+    if _XML_FORBIDDEN.search(text) is None:
+        return text
+    return _XML_FORBIDDEN.sub(lambda match: printable(match[0], backslashes=False), text)
+
+
 def write_report(path: Path, result: RunResult) -> None:
-    write_atomic(path, mask(json.dumps(build_report(result), indent=2) + "\n").encode())
+    write_output(path, (json.dumps(masked(build_report(result)), indent=2) + "\n").encode(), "JSON report")
 
 
 def write_junit(path: Path, result: RunResult) -> None:
-    write_atomic(path, mask(junit_xml(result).decode()).encode())
+    write_output(path, junit_xml(result), "JUnit report")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from agent.errors import InputError
-from agent.runner.journal import RunRecord, list_runs
+from agent.errors import InputError, StateDirError
+from agent.runner.journal import RunRecord, scan_runs
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class PruneResult:
     kept_resumable: tuple[str, ...]  # would have gone by age or count, kept because they can be resumed
     kept_running: tuple[str, ...]  # their process is alive
     freed_bytes: int
+    skipped: str | None = None  # the one line naming what under runs/ is not a run journal (left alone)
 
 
 def resumable(record: RunRecord) -> bool:
@@ -68,7 +70,8 @@ def prune_runs(
         raise InputError("--keep and --older-than take a number of 0 or more")
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=older_than_days) if older_than_days is not None else None
     removed, kept_resumable, kept_running, freed = [], [], [], 0
-    for index, record in enumerate(list_runs(state_dir)):  # newest first
+    listing = scan_runs(state_dir)
+    for index, record in enumerate(listing.records):  # newest first
         beyond_count = keep is not None and index >= keep
         too_old = cutoff is not None and _started(record) < cutoff
         if not (beyond_count or too_old):
@@ -79,12 +82,15 @@ def prune_runs(
         if resumable(record) and not include_resumable:
             kept_resumable.append(record.run_id)
             continue
+        # record.run_id is the directory's checked name (scan_runs), never a field of run.json: a
+        # planted record with an id of `../..` or `/etc` must not choose what a root job deletes.
         directory = state_dir / "runs" / record.run_id
         freed += _size(directory)
         if not dry_run:
-            shutil.rmtree(directory)
+            _remove(directory)
         removed.append(record.run_id)
-    return PruneResult(tuple(removed), tuple(kept_resumable), tuple(kept_running), freed)
+    return PruneResult(tuple(removed), tuple(kept_resumable), tuple(kept_running), freed,
+                       listing.skipped_line(state_dir))
 
 
 def _started(record: RunRecord) -> datetime:
@@ -96,4 +102,24 @@ def _started(record: RunRecord) -> datetime:
 
 
 def _size(directory: Path) -> int:
-    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+    """Bytes of the regular files under `directory`, links neither followed nor counted."""
+    total = 0
+    for parent, _, names in os.walk(directory):
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return total
+
+
+def _remove(directory: Path) -> None:
+    # rmtree removes links inside without following them (it walks by descriptor where it can).
+    try:
+        shutil.rmtree(directory)
+    except FileNotFoundError:
+        return  # another prune got there first
+    except OSError as error:
+        raise StateDirError(f"state dir: cannot remove {directory} ({error.strerror or error}); fix its "
+                            "permissions, or remove it by hand") from None

@@ -119,7 +119,7 @@ def _activation_key(ctx: HostContext) -> str | None:
     license = ctx.state.get(LICENSE)
     key = (license.key if license is not None else None) or ctx.settings.license.activation_key
     if key:
-        register_secret(str(key))  # before it reaches any command line, log or message
+        register_secret(str(key), refuse_short=False)  # before it reaches any command line, log or message
     return str(key) if key else None
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from agent.errors import StateDirError
-from agent.secrets import mask
+from agent.secrets import mask, printable
+from agent.statedir import open_appending
 
 
 class HostLog:
@@ -20,14 +21,15 @@ class HostLog:
         self._file = None
         self._lock = threading.Lock()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8")
+            # The journal made hosts/ a real directory; a planted hosts/NAME.log link is refused here.
+            self._file = open(path, "a", encoding="utf-8", opener=lambda name, _: open_appending(Path(name)))
 
     def write(self, kind: str, text: str) -> None:
         if not text:
             return
         stamp = time.strftime("%H:%M:%S")
-        lines = [f"{stamp} {kind} {line}" for line in mask(text).rstrip("\n").split("\n")]
+        # Escaped as on the terminal: `cat` or `tail -f` of a log must not run a host's escape sequences.
+        lines = [f"{stamp} {kind} {printable(line)}" for line in mask(text).rstrip("\n").split("\n")]
         block = "\n".join(lines) + "\n"
         with self._lock:
             if self._file is not None:

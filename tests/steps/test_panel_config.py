@@ -36,7 +36,7 @@ def test_the_shipped_example_gives_these_calls():
 
 
 @pytest.mark.parametrize("vars, message", [
-    ({"panel_users": [{"name": "a", "password": "x\ny", "preset": "p"}]},
+    ({"panel_users": [{"name": "a", "password": "xxxx\nyyyy", "preset": "p"}]},
      "var 'panel_users': [0].password: holds the control character U+000A (a line break, tab or escape), "
      "which one mgrctl argument cannot carry; remove it"),
     ({"panel_users": [{"name": "a", "password": 7551234, "preset": "p"}]},

@@ -182,7 +182,7 @@ def test_watchers_see_every_call_its_outcome_and_the_parameters_sent(emulator):
 
 def test_wrong_password_and_unpaid_account_are_typed(emulator, tmp_path):
     bad = tmp_path / "bad"
-    bad.write_text("lab-partner@example.com:wrong\n")
+    bad.write_text("lab-partner@example.com:wrong-password\n")
     bad.chmod(0o600)
     with pytest.raises(PartnerAuthFailed):
         _client(emulator, partner_credentials_file=str(bad)).list()

@@ -24,7 +24,8 @@ INVENTORY = REPO / "inventory.example.yaml"
 def exec_start(service: str) -> list[str]:
     """The ExecStart= words (systemd's quoting is a subset of the shell's for what we write, % and $ aside)."""
     line = next(line for line in service.splitlines() if line.startswith("ExecStart="))
-    return [word.replace("%%", "%").replace("$$", "$") for word in shlex.split(line.removeprefix("ExecStart="))]
+    words = [word.replace("%%", "%") for word in shlex.split(line.removeprefix("ExecStart="))]
+    return words[:1] + [word.replace("$$", "$") for word in words[1:]]  # the executable is not $-expanded
 
 
 def verify(*units: Path) -> subprocess.CompletedProcess:
@@ -68,8 +69,8 @@ def test_cron_file_runs_the_same_command_with_delay_env_file_and_prune(tmp_path)
     text = (tmp_path / "ispagent-nightly").read_text()
     line = text.splitlines()[-1]
     assert line.startswith("30 2 * * * root sleep $(shuf -i 0-600 -n 1); ")
-    assert ". /etc/ispagent/nightly.env" in line and "runs prune --keep 5" in line
-    assert f"run {PLAYBOOK} -i {INVENTORY} -q" in line and "ISPAGENT_STATE_DIR=/var/lib/ispagent" in text
+    assert "schedule exec --env-file /etc/ispagent/nightly.env --state-dir /var/lib/ispagent --" in line
+    assert f"run {PLAYBOOK} -i {INVENTORY} -q" in line and "runs prune --keep 5" in line
     sh = subprocess.run(["sh", "-n", "-c", line.split(" root ", 1)[1]], capture_output=True, text=True)
     assert sh.returncode == 0, sh.stderr
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.secrets import SHOWN_LIMIT, forget_secrets, mask, masked, printable, register_secret, shown
+from agent.secrets import SHOWN_LIMIT, SecretRefused, forget_secrets, mask, masked, printable, register_secret, shown
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +22,19 @@ def clean_registry():
 
 
 def test_registered_secrets_are_masked_longest_first():
-    register_secret("abcd")
-    register_secret("abcd-efgh-1234")
-    register_secret("x")  # too short to mask meaningfully: ignored
-    assert mask("key abcd-efgh-1234 and abcd, x") == "key *** and ***, x"
+    register_secret("abcdefgh")
+    register_secret("abcdefgh-1234")
+    assert mask("key abcdefgh-1234 and abcdefgh, x") == "key *** and ***, x"
     forget_secrets()
-    assert mask("abcd") == "abcd"
+    assert mask("abcdefgh") == "abcdefgh"
+
+
+@pytest.mark.parametrize("short", ["x", "2026", "status", "1234567"])
+def test_a_secret_too_short_to_mask_is_refused_not_masked_into_every_number(short):
+    with pytest.raises(SecretRefused, match=f"{len(short)} characters is too short"):
+        register_secret(short)
+    assert mask(f"run 20261206T010203-abcdef {short}") == f"run 20261206T010203-abcdef {short}"
+    register_secret(short, refuse_short=False)  # a key the partner account issued is not ours to refuse
 
 
 @pytest.mark.parametrize("url,expected", [
@@ -53,7 +60,7 @@ def test_no_url_password_survives_the_mask(user, password):
     assert out.startswith(f"cannot connect to postgresql+psycopg://{user}:***@")
 
 
-@pytest.mark.parametrize("secret", ["it's-secret", 'quo"te\\back', "pw preset=admin", "ключ-секрет", "a b'c\"d"])
+@pytest.mark.parametrize("secret", ["it's-secret", 'quo"te\\back', "pw preset=admin", "ключ-секрет", "a b'c\"d-e"])
 def test_a_secret_is_masked_in_json_and_in_shell_quoted_command_lines(secret):
     register_secret(secret)
     line = shlex.join(["mgrctl", f"passwd={secret}"])
