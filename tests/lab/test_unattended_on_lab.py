@@ -47,7 +47,8 @@ def test_scheduled_units_verify_and_their_exec_start_performs_the_run(lab, tmp_p
     assert verified.returncode == 0 and verified.stderr == "", verified.stderr
     lines = service.read_text().splitlines()
     setting = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in lines if "=" in line and not line.startswith("#")}
-    key, value = setting["Environment"].split("=", 1)
+    (assignment,) = shlex.split(setting["Environment"])  # systemd quotes the whole KEY=VALUE, as a shell word
+    key, value = assignment.split("=", 1)
     assert key == "ISPAGENT_STATE_DIR"
     env = {**os.environ, key: value}
     run = subprocess.run(shlex.split(setting["ExecStart"]), capture_output=True, text=True, env=env, timeout=300)
