@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from race import wait_for_the_machine  # noqa: E402
 
 from agent.lab import Lab  # noqa: E402
 from agent.lab.mirror import write_config  # noqa: E402
@@ -103,7 +102,6 @@ def main() -> None:
     os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS  # the lab's emulator counts calls (/admin/calls)
     work = Path(tempfile.mkdtemp(prefix="ispagent-partner-scale-"))
     lab = Lab(work / "lab")
-    wait_for_the_machine(lab)
     try:
         began = time.perf_counter()
         lab.up(options.hosts)

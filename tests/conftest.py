@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Iterator
 
 import pytest
@@ -39,3 +40,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
     finally:
         lab.down()
+
+
+class Hung(BaseException):
+    """Not an OSError: a reader's `except OSError` must not swallow it."""
+
+
+@pytest.fixture
+def no_hang():
+    """Fail, instead of waiting for ever, when an open blocks on a FIFO."""
+    def hung(*_):
+        raise Hung("blocked on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

@@ -7,7 +7,6 @@ A FIFO at the metrics path once hung a run for ever while it held the inventory 
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -20,22 +19,6 @@ from agent.runner.report import write_report
 from test_mask_values import result
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Hung(BaseException):
-    """Not an OSError: a reader's `except OSError` must not swallow it."""
-
-
-@pytest.fixture
-def no_hang():
-    def hung(*_):
-        raise Hung("blocked on a FIFO")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def test_the_previous_metrics_file_is_read_like_every_input(tmp_path, no_hang):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 
 import pytest
@@ -114,19 +113,6 @@ def test_resume_never_appends_through_a_planted_link(tmp_path, planted):
         journal.open_events()
         HostLog(journal.host_log_path("web1")).write("out", "host output")
     assert target.read_text() == "precious"
-
-
-@pytest.fixture
-def no_hang():
-    """Fail, instead of waiting for ever, when an open blocks on a FIFO."""
-    def hung(*_):
-        raise TimeoutError("blocked on a FIFO")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def test_a_fifo_in_the_journal_is_refused_not_waited_on(tmp_path, no_hang):
