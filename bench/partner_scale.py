@@ -41,7 +41,7 @@ PLAYBOOK = REPO / "playbooks" / "install.yaml"
 def admin(lab: Lab, op: str) -> dict:
     """The lab emulator's admin route `op` (the harness's LabAdmin: counters, licenses)."""
     token = (lab.dir / "services" / "partner" / "admin-token").read_text().strip()
-    request = urllib.request.Request(f"http://198.18.0.1:8443/admin/{op}", headers={"X-Admin-Token": token})
+    request = urllib.request.Request(f"http://{lab.bridge_address}:8443/admin/{op}", headers={"X-Admin-Token": token})
     return json.loads(urllib.request.urlopen(request, timeout=30).read())
 
 
