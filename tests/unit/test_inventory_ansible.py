@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -106,3 +107,190 @@ def test_mutated_examples_convert_to_a_loadable_inventory_or_fail_with_one_line(
         load_inventory(out, ssh_config=Path("/dev/null"))
     except InputError as error:  # Ansible accepts what ours refuses (names, var values): one line, with the place
         assert "\n" not in str(error) and str(out) in str(error)
+
+
+# --- hostile and secret inputs (issue 20, Build 6) -------------------------------------------------
+
+VAULT_PASSWORD = "vault-pass-for-tests"
+KEY = "ISPKEY-7f3a-vaulted-SECRET"
+
+
+def _vaulted(text: str, password: str = VAULT_PASSWORD) -> str:
+    """`text` encrypted as `ansible-vault encrypt_string` would, for a `!vault |` block."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    return VaultLib([("default", VaultSecret(password.encode()))]).encrypt(text).decode()
+
+
+def _fleet(tmp_path: Path, group_vars: str, hosts: str = "[web]\nweb1 ansible_host=198.18.0.7\n") -> Path:
+    (tmp_path / "fleet" / "group_vars").mkdir(parents=True)
+    (tmp_path / "fleet" / "group_vars" / "all.yml").write_text(group_vars)
+    source = tmp_path / "fleet" / "hosts.ini"
+    source.write_text(hosts)
+    (tmp_path / "vault.pass").write_text(VAULT_PASSWORD + "\n")
+    return source
+
+
+def _vault_var(name: str, value: str, password: str = VAULT_PASSWORD) -> str:
+    lines = _vaulted(value, password).splitlines()
+    return f"{name}: !vault |\n" + "".join(f"  {line}\n" for line in lines)
+
+
+def _from_ansible(*args: str):
+    return CliRunner().invoke(cli, ["inventory", "from-ansible", *args])
+
+
+def _one_line_refusal(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output, result.output
+    return result.output
+
+
+def test_a_vault_var_without_the_vault_password_is_one_line_naming_its_file_and_var(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + _vault_var("activation_key", KEY))
+    out = tmp_path / "fleet.yaml"
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(out)))
+    assert "group_vars/all.yml" in line and "'activation_key'" in line and "--vault-password-file" in line
+    assert not out.exists()
+
+
+def test_a_vault_var_is_decrypted_with_the_vault_password_file_into_a_0600_inventory(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + _vault_var("activation_key", KEY))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "--vault-password-file", str(tmp_path / "vault.pass"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert KEY not in result.output
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert yaml.safe_load(out.read_text())["defaults"]["vars"]["activation_key"] == KEY
+    assert load_inventory(out, ssh_config=Path("/dev/null")).hosts[0].vars["activation_key"] == KEY
+
+
+def test_a_vars_file_encrypted_whole_is_read_with_the_vault_password_file(tmp_path):
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    source = _fleet(tmp_path, "")
+    secret = [("default", VaultSecret(VAULT_PASSWORD.encode()))]
+    (source.parent / "group_vars" / "all.yml").write_bytes(VaultLib(secret).encrypt(f"activation_key: {KEY}\n"))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "--vault-password-file", str(tmp_path / "vault.pass"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert KEY in out.read_text() and oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_wrong_vault_password_is_one_line_that_does_not_show_either_password(tmp_path):
+    source = _fleet(tmp_path, _vault_var("activation_key", KEY, password="another-vault-password"))
+    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(tmp_path / "vault.pass"),
+                                           "-o", str(tmp_path / "out.yaml")))
+    assert "'activation_key'" in line and "cannot be decrypted" in line
+    assert VAULT_PASSWORD not in line and "another-vault-password" not in line and KEY not in line
+
+
+def test_a_vault_password_file_that_is_a_fifo_or_a_script_is_refused_without_running_or_hanging(tmp_path):
+    source = _fleet(tmp_path, _vault_var("activation_key", KEY))
+    fifo = tmp_path / "vault.fifo"
+    os.mkfifo(fifo)
+    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(fifo), "-o", str(tmp_path / "o")))
+    assert "FIFO" in line
+    script = tmp_path / "vault.sh"
+    script.write_text(f"#!/bin/sh\ntouch {tmp_path / 'ran'}\necho {VAULT_PASSWORD}\n")
+    script.chmod(0o700)
+    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(script), "-o", str(tmp_path / "o")))
+    assert "executable" in line and not (tmp_path / "ran").exists()
+
+
+def test_a_left_out_ansible_var_in_a_vault_needs_no_vault_password(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + _vault_var("ansible_become_password", "sudo-password-123"))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "left out ansible_become_password" in result.output and "sudo-password-123" not in out.read_text()
+
+
+INJECTED = "admin\ndefaults:\n  gateway: mallory@203.0.113.66\nhosts: {}\n#"
+
+
+@pytest.mark.parametrize("var", ["ansible_become_user", "ansible_become_method", "ansible_connection"])
+def test_a_host_var_with_newlines_cannot_write_yaml_of_its_own_through_a_comment(var, tmp_path):
+    source = _fleet(tmp_path, "")
+    (source.parent / "host_vars").mkdir()
+    host_vars = {"ansible_host": "198.18.0.7", "ansible_become": True, var: INJECTED}
+    (source.parent / "host_vars" / "web1.yml").write_text(yaml.safe_dump(host_vars))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "gateway" not in yaml.safe_dump(yaml.safe_load(text))
+    assert all(line.startswith("#") for line in text.split("\nssh:")[0].splitlines()), text
+    assert "\\ndefaults:" in text  # shown, escaped, in the comment
+    inventory = load_inventory(out, ssh_config=Path("/dev/null"))
+    assert [host.name for host in inventory.hosts] == ["web1"] and inventory.hosts[0].gateway is None
+    assert result.output.count("ispagent: left out") == result.output.count("\n") - 1  # one line per note
+
+
+def test_a_source_path_with_a_newline_stays_in_its_comment(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    odd = tmp_path / "fleet\nhosts: {}\n"
+    source.parent.rename(odd)
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(odd / "hosts.ini"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert list(yaml.safe_load(out.read_text())["hosts"]) == ["web1"]
+
+
+@pytest.mark.parametrize("group_vars", [
+    "ledger_url: postgresql+psycopg://ispagent:ledger-pass-123@db.example/ledger\n",
+    "panel_users: [{name: ops, password: panel-pass-123, preset: admin}]\n",
+    f"activation_key: {KEY}\n",
+])
+def test_an_inventory_holding_a_secret_is_0600_and_never_printed(group_vars, tmp_path):
+    source = _fleet(tmp_path, group_vars)
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    line = _one_line_refusal(_from_ansible(str(source)))
+    assert "-o FILE" in line and "pass-123" not in line and KEY not in line
+
+
+def test_an_inventory_without_secrets_honours_the_umask(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    out = tmp_path / "fleet.yaml"
+    old = os.umask(0o027)
+    try:
+        result = _from_ansible(str(source), "-o", str(out))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert oct(out.stat().st_mode & 0o777) == "0o640"
+
+
+def test_an_output_path_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("someone else's\n")
+    link = tmp_path / "fleet.yaml"
+    link.symlink_to(target)
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(link)))
+    assert "symbolic link" in line and target.read_text() == "someone else's\n"
+
+
+def test_the_output_is_replaced_whole_never_written_through_a_hard_link(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    out = tmp_path / "fleet.yaml"
+    out.write_text("old\n")
+    other = tmp_path / "other-name.yaml"
+    os.link(out, other)
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert other.read_text() == "old\n" and "web1" in out.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_an_inventory_that_fails_inventory_check_is_one_line_and_not_written(tmp_path):
+    hosts = "[web]\nweb1 ansible_host=198.18.0.7 ansible_ssh_private_key_file=/nonexistent/key\n"
+    source = _fleet(tmp_path, "release: stable\n", hosts=hosts)
+    out = tmp_path / "fleet.yaml"
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(out)))
+    assert "fails inventory check" in line and "nothing was written" in line and not out.exists()
+    assert "fails inventory check" in _one_line_refusal(_from_ansible(str(source)))  # nor printed
