@@ -14,17 +14,20 @@ value (a host var, a file name) can never end a comment and start a YAML line of
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from agent.errors import InputError
 from agent.inputfile import read_input_bytes
-from agent.secrets import masked, printable, shown
+from agent.secrets import SECRET_FIELDS, masked, printable, shown
 from agent.userpath import expand_home
+from agent.yamlnodes import MAX_ALIASED_VALUES, MAX_DEPTH
 
 ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
 PORT_VARS = ("ansible_port", "ansible_ssh_port")
@@ -34,6 +37,7 @@ BECOME_VARS = ("ansible_become", "ansible_become_method", "ansible_become_user")
 MAPPED = (*ADDRESS_VARS, *PORT_VARS, *USER_VARS, *KEY_VARS, *BECOME_VARS, "ansible_connection")
 # Vars that are named in notes but not written (become_method and become_user: ispagent uses sudo to root).
 _LEFT_OUT = ("ansible_become_method", "ansible_become_user", "ansible_connection")
+_SECRET_WORDS = (*SECRET_FIELDS, "secret", "token", "private_key", "api_key")
 _TRUE = ("true", "yes", "on", "1", "y", "t")
 _FALSE = ("false", "no", "off", "0", "n", "f", "")
 
@@ -84,12 +88,13 @@ def read_ansible_inventory(path: Path, vault_password_file: Path | None = None
     if vault.secrets:
         loader.set_vault_secrets(vault.secrets)  # vars files encrypted whole
     try:
-        inventory = InventoryManager(loader=loader, sources=[str(path)])
-        manager = VariableManager(loader=loader, inventory=inventory)
-        internal = set(constants.INTERNAL_STATIC_VARS) | {"omit"}
-        hosts = [_host(str(host.name), {str(k): v for k, v in manager.get_vars(
-                     host=host, include_hostvars=False, stage="all").items() if k not in internal}, vault)
-                 for host in inventory.get_hosts()]
+        with _silenced():
+            inventory = InventoryManager(loader=loader, sources=[str(path)])
+            manager = VariableManager(loader=loader, inventory=inventory)
+            internal = set(constants.INTERNAL_STATIC_VARS) | {"omit"}
+            hosts = [_host(str(host.name), {str(k): v for k, v in manager.get_vars(
+                         host=host, include_hostvars=False, stage="all").items() if k not in internal}, vault)
+                     for host in inventory.get_hosts()]
     except AnsibleError as error:
         raise InputError(f"{path}: ansible cannot read it: {_first_line(error)}") from None
     groups = [AnsibleGroup(str(name), tuple(str(child.name) for child in group.child_groups),
@@ -98,6 +103,14 @@ def read_ansible_inventory(path: Path, vault_password_file: Path | None = None
     if not hosts:
         raise InputError(f"{path}: the Ansible inventory has no hosts")
     return hosts, groups
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """Ansible's own warnings kept off the terminal: they quote the lines of a file it cannot parse
+    (a password in them too), unmasked and on many lines. What made it fail is our one error line."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def read_vault_secrets(path: Path) -> list[tuple[str, Any]]:
@@ -142,11 +155,27 @@ def _host(name: str, values: dict[str, Any], vault: _Vault) -> AnsibleHost:
         if key.startswith("ansible_") and key not in MAPPED:
             plain_values[key] = None  # left out and named only (often ansible_become_password: !vault)
             continue
-        found: list[bool] = []
-        plain_values[key] = plain(value, lambda v, c: vault.reveal(v, c, name, key), found)
-        if found:
+        budget = _Budget(f"host {shown(name)}: var {shown(key)}")
+        plain_values[key] = plain(value, lambda v, c: vault.reveal(v, c, name, key), budget)
+        if budget.vaulted:
             vaulted.add(key)
     return AnsibleHost(name, plain_values, frozenset(vaulted))
+
+
+class _Budget:
+    """How much of one var `plain` has walked: YAML aliases (`&a [*a, *a, ...]`) make a few lines
+    into billions of values, which Ansible keeps shared but a copy would expand."""
+
+    def __init__(self, where: str) -> None:
+        self.where, self.values, self.vaulted = where, 0, False
+
+    def spend(self, depth: int) -> None:
+        self.values += 1
+        if self.values > MAX_ALIASED_VALUES:
+            raise InputError(f"{self.where} holds more than {MAX_ALIASED_VALUES} values (YAML aliases repeated?); "
+                             "write the var out, smaller")
+        if depth > MAX_DEPTH:
+            raise InputError(f"{self.where} is nested more than {MAX_DEPTH} levels deep; flatten it")
 
 
 def _ciphertext(value: Any) -> Any:
@@ -169,17 +198,19 @@ def _origin(value: Any) -> str | None:
     return f"{tag.path}:{tag.line_num}" if tag is not None and tag.path else None
 
 
-def plain(value: Any, reveal: Any = None, vaulted: list[bool] | None = None) -> Any:
+def plain(value: Any, reveal: Any = None, budget: _Budget | None = None, depth: int = 0) -> Any:
     """Ansible's tagged values (its own str, dict and list types) as plain YAML-safe ones.
 
-    A vault value is given to `reveal(value, ciphertext)` for its plaintext, and noted in `vaulted`.
+    A vault value is given to `reveal(value, ciphertext)` for its plaintext; `budget` limits the
+    values and nesting walked (an InputError past them), and notes that a vault value was seen.
     """
+    budget = budget or _Budget("a var")
+    budget.spend(depth)
     ciphertext = _ciphertext(value)
     if ciphertext is not None:
         if reveal is None:
-            raise InputError("a vault-encrypted value needs the vault password")
-        if vaulted is not None:
-            vaulted.append(True)
+            raise InputError(f"{budget.where} is vault-encrypted: give the vault password")
+        budget.vaulted = True
         return reveal(value, ciphertext)
     if isinstance(value, bool) or value is None:
         return value
@@ -190,9 +221,9 @@ def plain(value: Any, reveal: Any = None, vaulted: list[bool] | None = None) -> 
     if isinstance(value, str):
         return str(value)
     if isinstance(value, dict):
-        return {str(key): plain(item, reveal, vaulted) for key, item in value.items()}
+        return {str(key): plain(item, reveal, budget, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [plain(item, reveal, vaulted) for item in value]
+        return [plain(item, reveal, budget, depth + 1) for item in value]
     return str(value)
 
 
@@ -223,7 +254,18 @@ def convert(hosts: list[AnsibleHost], groups: list[AnsibleGroup], *, source: str
     header += "".join(comment_line(f"left out: {line}") for line in lines)
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     written = {name for host in hosts for name in host.vaulted if name not in _LEFT_OUT}
-    return Conversion(header + body, len(hosts), tuple(lines), secret=bool(written) or masked(document) != document)
+    return Conversion(header + body, len(hosts), tuple(lines), secret=bool(written) or holds_secret(document))
+
+
+def holds_secret(data: Any) -> bool:
+    """True when `data` has a secret-named key (`activation_key`, `*password*`, `*token*`...) or a
+    value the mask would change (a URL's password, a registered secret): its file must be 0600."""
+    if isinstance(data, dict):
+        return any(any(word in str(key).lower() for word in _SECRET_WORDS) or holds_secret(value)
+                   for key, value in data.items())
+    if isinstance(data, list):
+        return any(holds_secret(item) for item in data)
+    return isinstance(data, str) and masked(data) != data
 
 
 def comment_line(text: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from harness import mutations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,39 +75,46 @@ def test_missing_source_and_bad_port_are_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "ansible_port 'eighty' is not a TCP port" in result.output
 
 
-def _mutations():
-    """A shipped example with one character replaced, inserted or deleted."""
-    texts = {kind: path.read_text() for kind, path in EXAMPLES.items()}
-    kind = st.sampled_from(sorted(texts))
-    return kind.flatmap(lambda k: st.tuples(
-        st.just(k), st.integers(0, len(texts[k]) - 1), st.sampled_from(["replace", "insert", "delete"]),
-        st.sampled_from(list(":=[]{}-#\n \"'x1") + ["{{", "ansible_port=", "[a:children]"]),
-    ))
+def _secret_keys(data) -> bool:
+    if isinstance(data, dict):
+        return any(any(word in str(key).lower() for word in ("password", "passwd", "activation_key", "authinfo"))
+                   or _secret_keys(value) for key, value in data.items())
+    return isinstance(data, list) and any(_secret_keys(item) for item in data)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mutation=_mutations())
-def test_mutated_examples_convert_to_a_loadable_inventory_or_fail_with_one_line(mutation, tmp_path_factory):
-    kind, at, how, text = mutation
+ANSIBLE_FILES = {"ansible-ini": [EXAMPLES["ini"]],
+                 "ansible-yaml": sorted((DATA / "yaml").rglob("*.y*ml"))}  # the order of originals("ansible-yaml")
+CASE_LIMIT = 64 * 1024  # Ansible reads slowly: big enough for every reader's limits on values
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_examples_convert_to_a_checked_0600_or_umask_file_or_fail_in_one_line_writing_nothing(
+        data, tmp_path_factory):
+    """An example (INI, or YAML with its group_vars/ and host_vars/) damaged by the harness's one mutator."""
+    kind = data.draw(st.sampled_from(sorted(ANSIBLE_FILES)), label="kind")
+    index = data.draw(st.integers(0, len(ANSIBLE_FILES[kind]) - 1), label="file")
+    original = ANSIBLE_FILES[kind][index]
+    damaged = mutations.mutated(data.draw(st.randoms(use_true_random=False)), original.read_bytes(), kind, CASE_LIMIT)
     base = tmp_path_factory.mktemp("mutated")
-    shutil.copytree(EXAMPLES[kind].parent, base, dirs_exist_ok=True)
-    source = base / EXAMPLES[kind].name
-    original = source.read_text()
-    cut = at + 1 if how != "insert" else at
-    source.write_text(original[:at] + ("" if how == "delete" else text) + original[cut:])
-    try:
-        hosts, groups = read_ansible_inventory(source)
-        result = convert(hosts, groups, source=str(source), known_hosts="known_hosts")
-    except InputError as error:
-        assert "\n" not in str(error) and str(error)
+    shutil.copytree(EXAMPLES[kind.removeprefix("ansible-")].parent, base / "src")
+    (base / "src" / original.relative_to(EXAMPLES[kind.removeprefix("ansible-")].parent)).write_bytes(damaged)
+    source = base / "src" / EXAMPLES[kind.removeprefix("ansible-")].name
+    before = {path: path.read_bytes() for path in base.rglob("*") if path.is_file()}
+    out = base / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert {path: path.read_bytes() for path in base.rglob("*") if path.is_file() and path != out} == before
+    if result.exit_code:
+        assert result.exit_code == 2 and not out.exists(), result.output
+        assert result.output.strip().splitlines()[-1].startswith(("ispagent: error: ", "Error: ")), result.output
+        assert "Traceback" not in result.output and "not-for-ispagent" not in result.output
         return
-    out = base / "out.yaml"
-    out.write_text(result.text)
-    assert yaml.safe_load(result.text)["hosts"]
-    try:
-        load_inventory(out, ssh_config=Path("/dev/null"))
-    except InputError as error:  # Ansible accepts what ours refuses (names, var values): one line, with the place
-        assert "\n" not in str(error) and str(out) in str(error)
+    assert "not-for-ispagent" not in out.read_text()  # ansible_password: named, never written
+    load_inventory(out, ssh_config=Path("/dev/null"))  # what was written passes inventory check
+    secret = _secret_keys(yaml.safe_load(out.read_text()))
+    assert oct(out.stat().st_mode & 0o777) in (("0o600",) if secret else ("0o600", "0o644"))
 
 
 # --- hostile and secret inputs (issue 20, Build 6) -------------------------------------------------
@@ -239,6 +247,7 @@ def test_a_source_path_with_a_newline_stays_in_its_comment(tmp_path):
 
 
 @pytest.mark.parametrize("group_vars", [
+    "mysql_root_password: mysql-pass-123\n",
     "ledger_url: postgresql+psycopg://ispagent:ledger-pass-123@db.example/ledger\n",
     "panel_users: [{name: ops, password: panel-pass-123, preset: admin}]\n",
     f"activation_key: {KEY}\n",
@@ -294,3 +303,17 @@ def test_an_inventory_that_fails_inventory_check_is_one_line_and_not_written(tmp
     line = _one_line_refusal(_from_ansible(str(source), "-o", str(out)))
     assert "fails inventory check" in line and "nothing was written" in line and not out.exists()
     assert "fails inventory check" in _one_line_refusal(_from_ansible(str(source)))  # nor printed
+
+
+def test_a_vars_file_of_repeated_yaml_aliases_is_one_line_not_a_hang(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + mutations.BOMB.decode())
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(tmp_path / "out.yaml")))
+    assert "more than 100000 values" in line and not (tmp_path / "out.yaml").exists()
+
+
+def test_ansibles_own_warnings_never_print_the_lines_of_a_file_it_cannot_parse(tmp_path):
+    source = tmp_path / "hosts.yaml"
+    source.write_text("all:\n  hosts:\n    web1:\n      ansible_password: not-for-ispagent\n\t  broken: [\n")
+    result = _from_ansible(str(source), "-o", str(tmp_path / "out.yaml"))
+    assert "not-for-ispagent" not in result.output
+    _one_line_refusal(result)
