@@ -361,7 +361,7 @@ def originals(kind: str) -> list[bytes]:
     if kind == "ansible-yaml":  # the inventory and its vars files: group_vars/ and host_vars/ are YAML too
         return [path.read_bytes() for path in sorted((REPO / "tests" / "data" / "ansible" / "yaml").rglob("*.y*ml"))]
     if kind == "run-record":
-        return [RUN_RECORD.encode()]
+        return [RUN_RECORD.encode(), RUN_EVENTS.encode()]
     recorded = (REPO / "tests" / "data" / "vagrant" / "ssh-config.txt").read_bytes()
     return [recorded.replace(b"/home/alex/src/ispagent/vagrant/.vagrant/machines", str(VAGRANT_KEYS).encode())]
 
@@ -408,4 +408,11 @@ RUN_RECORD = """\
  "inventory": "/etc/ispagent/fleet.yaml", "hosts": ["web1", "web2"], "options": {"only_drifted": true},
  "started_at": "2026-11-01T02:00:00+00:00", "status": "finished", "pid": 4242,
  "finished_at": "2026-11-01T02:10:00+00:00", "summary": {"ok": 2}}
+"""
+# Its events.jsonl (what `run --resume` replays), one JSON object a line.
+RUN_EVENTS = """\
+{"event": "host_started", "host": "web1", "at": "2026-11-01T02:00:01+00:00"}
+{"event": "step_finished", "host": "web1", "step": "preflight", "status": "ok", "changed": false, "duration_s": 1.5, "message": ""}
+{"event": "host_finished", "host": "web1", "status": "ok", "at": "2026-11-01T02:05:00+00:00"}
+{"event": "host_started", "host": "web2", "at": "2026-11-01T02:00:01+00:00"}
 """
