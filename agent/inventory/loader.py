@@ -8,7 +8,9 @@ the host's own keys, then `~/.ssh/config` for its address, then `defaults:`, the
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
@@ -64,6 +66,23 @@ class HostSpec:
     connection: Connection
     groups: tuple[Reference, ...] = ()
     vars: dict[str, Any] = field(default_factory=dict)
+
+
+def check_made_inventory(text: str, source: str) -> None:
+    """Refuse, in one InputError line, inventory YAML we made (from-vagrant, from-ansible) that
+    `inventory check` would refuse (a missing key file, two hosts on one address and port...):
+    what we hand out must be usable as it is. `source` names what it was made from."""
+    from agent.errors import InputError
+
+    with tempfile.TemporaryDirectory(prefix="ispagent-made-") as directory:
+        path = Path(directory) / "inventory.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_inventory(path, ssh_config=Path(os.devnull))
+        except InputError as error:
+            problem = str(error).removeprefix(f"{path}:")
+            raise InputError(f"{source}: the inventory made from it fails inventory check at line {problem}; "
+                             "nothing was written") from None
 
 
 def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:

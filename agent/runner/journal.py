@@ -145,7 +145,7 @@ class Journal:
             raise InputError(f"{shown(self.run_id)} is not a run id (like 20261126T155417-8c50ad); list runs with: ispagent runs")
         ensure_state_dir(self.state_dir, create=False)
         try:
-            record = RunRecord.from_json(json.loads(read_state_file(self.state_dir, self._relative("run.json"))))
+            record = RunRecord.from_json(load_json(read_state_file(self.state_dir, self._relative("run.json"))))
         except FileNotFoundError:
             raise InputError(
                 f"no run {shown(self.run_id)} in {self.state_dir / 'runs'}; list runs with: ispagent runs"
@@ -244,21 +244,26 @@ class Journal:
             return host_status, steps
         for line in text.splitlines():
             try:
-                event = json.loads(line)
+                event = load_json(line)
             except ValueError:
                 continue  # the last line of a killed run may be cut short
-            kind = event.get("event")
-            if kind == "step_finished":
-                record = StepRecord(
-                    event["step"], event["status"], event["changed"], event["duration_s"], event["message"]
-                )
-                steps.setdefault(event["host"], {})[event["step"]] = record
-            elif kind == "host_finished":
-                host_status[event["host"]] = event
-            elif kind == "host_started":
-                host_status.pop(event["host"], None)
-                steps.setdefault(event["host"], {})
+            try:
+                _replay(event, host_status, steps)
+            except (KeyError, TypeError, AttributeError):
+                continue  # not an event we wrote: its host and steps run again, never skipped on its word
         return host_status, steps
+
+
+def _replay(event: Any, host_status: dict[str, dict], steps: dict[str, dict[str, StepRecord]]) -> None:
+    kind = event.get("event")
+    if kind == "step_finished":
+        record = StepRecord(event["step"], event["status"], event["changed"], event["duration_s"], event["message"])
+        steps.setdefault(event["host"], {})[event["step"]] = record
+    elif kind == "host_finished":
+        host_status[event["host"]] = event
+    elif kind == "host_started":
+        host_status.pop(event["host"], None)
+        steps.setdefault(event["host"], {})
 
 
 def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:
@@ -308,7 +313,7 @@ def scan_runs(state_dir: Path) -> RunListing:
         why = _not_a_run(entry)
         if why is None:
             try:
-                record = RunRecord.from_json(json.loads(read_state_file(state_dir, f"runs/{entry.name}/run.json")))
+                record = RunRecord.from_json(load_json(read_state_file(state_dir, f"runs/{entry.name}/run.json")))
                 record.run_id = entry.name
                 records.append(record)
                 continue
@@ -318,6 +323,15 @@ def scan_runs(state_dir: Path) -> RunListing:
                 why = f"unreadable run.json: {error}" if isinstance(error, ValueError) else "run.json is not a regular file"
         skipped.append((entry.name, why))
     return RunListing(records, skipped)
+
+
+def load_json(data: str | bytes) -> Any:
+    """`json.loads`, with JSON nested past Python's recursion limit (`[[[[...`) a ValueError like any
+    other damaged record, not a RecursionError that ends a nightly `runs prune` in a traceback."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _not_a_run(entry: os.DirEntry) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -73,6 +74,38 @@ VAGRANT_VALUES = {
 VAGRANT_KEYWORDS = [b"Host", b"HOST", b"host", b"HostName", b"Port", b"PORT", b"User", b"IdentityFile", b"Match all",
                     b"Include other", b"Port=2200", b"Port = 2200", b"Port\t2200", b"Host=a", b"Host  =  a", b"#Host x",
                     b"  # comment", b"Hostname\t\t127.0.0.1", b"ProxyCommand nc %h %p", b"IdentitiesOnly yes"]
+
+
+# `schedule add`'s words (one a line in a case): options, and values a unit or a cron line could misread.
+SCHEDULE_WORDS = [b"--at", b"25:00", b"2:5", b"02:30\n", b"--name", b"Nightly", b"a" * 60, b"../x", b"-x", b"--cron",
+                  b"--print", b"--only-drifted", b"--state-dir", b"--env-file", b"--metrics-file", b"--report-html",
+                  b"--keep-runs", b"0", b"-1", b"99999999999999999999", b"--random-delay", b"1441", b"--ispagent",
+                  b"--", b"-", b"", b" ", b"rel/dir", b"/srv/a b", b"/srv/$HOME", b"/srv/50%", b"/srv/x\\",
+                  b"/srv/x\\%", b"/srv/'q'\"", b"/srv/`id`", b"/srv/;id", b"/srv/x\ny", b"/srv/\x00", b"/srv/\xff",
+                  b"/srv/\xe2\x80\xa8", b"/srv/\xc2\x85", b"/srv/\x1b[31m", b"/srv/" + b"x" * 5000, b"/dev/null",
+                  b"playbooks/reprovision.yaml", b"playbooks", b"/", b"--help", b"-h", b"--version"]
+# Lines of an env file: what systemd and a shell could read apart, and what neither takes.
+ENV_LINES = [b"A=back\\slash", b"A=x\\", b"export A=1", b"A='half", b'A="half', b"A='x'y'", b'A=a"b"c', b"=x", b"A",
+             b"A==", b" A = b ", b"A=$(id)", b"A=`id`", b"A=$$", b"A=;touch /tmp/x", b"1A=x", b"A-B=x", b"A.B=x",
+             b"A=x\x00y", b"A=\x1b[31m", b"A=\xe2\x80\xa8", b"#A=1", b";A=1", b"A=" + b"x" * 100_000,
+             b"\xc3\xbc=1", b"A=\xff", b"A='two words'", b'A="two words"', b"A=''", b"A=", b"A = 'x' ", b"\t A=1",
+             b"ISPAGENT_STATE_DIR=/elsewhere", b"PATH=/nowhere", b"A=1\r", b"[Section]", b"A=%h", b"A=${HOME}"]
+# Values of an Ansible INI host line or :vars section, and lines of one.
+ANSIBLE_VALUES = [b"{{ x }}", b"{% if %}", b"eighty", b"99999", b"0", b"-1", b"22.5", b"\"a\\nb\"", b'"a\\ndefaults: x"',
+                  b"'x'", b"''", b"yes", b"maybe", b"local", b"winrm", b"~/.ssh/nope", b"/dev/null", b"::1",
+                  b"fe80::1%eth0", b"198.18.0.7 extra=1", b"a#b", b"a;b", b"[1, 2]", b"{a: 1}", b"!vault |", b"None",
+                  "\u0663\u0662".encode(), b"x" * 5000]
+ANSIBLE_LINES = [b"[g:children]", b"[g:vars]", b"[web:children]\nweb", b"[db:children]\npanels", b"[all:vars]",
+                 b"[panels:vars]\nedition=enterprise", b"web[1:30]", b"web[a:c]", b"web[3:1]", b"web[1:2:0]",
+                 b"web1 ansible_connection=local", b"web1 ansible_host=198.18.0.8", b"db1 ansible_port=2222",
+                 b'web1 ansible_become_user="a\\ndefaults:\\n  gateway: x@203.0.113.6"', b"[", b"[]", b"[a b]",
+                 b"x=1", b"web1 fqdn=web1.lab.example", b"web1 activation_key=short", b"web2 edition=pro period=x",
+                 b"- web1", b"web1: {}", b"web1 ansible_ssh_private_key_file=/nonexistent/key"]
+# Values of a run record (run.json) or a journal event: ids and paths that would point elsewhere.
+RECORD_VALUES = [b'"../../victim"', b'"/tmp"', b'"20261101T020000-00abcd/../.."', b'"."', b'""', b"null", b"true",
+                 b"1e999", b"-1", b"[]", b"{}", b'"\\n20261101T020000-00beef  finished"', b'"\\u001b[2J"',
+                 b'"running"', b'"finished"', b'"interrupted"', b'"2026-13-45T99:99:99"', b'"x"', b"99999999999999999999",
+                 b'"' + b"x" * 100_000 + b'"', b"[" * 5000 + b"]" * 5000, b'{"a": ' * 200 + b"1" + b"}" * 200]
 
 
 def _pick(rng: random.Random, choices: list):
@@ -249,6 +282,39 @@ def _vagrant_block(rng, data: bytes, kind: str) -> bytes:
     return data + (block if rng.random() < 0.7 else b"Host lonely\n")
 
 
+def _word(rng, line: bytes, kind: str) -> list[bytes]:
+    """A `schedule add` word replaced, or another put before it."""
+    word = _pick(rng, SCHEDULE_WORDS)
+    return [word + b"\n", line] if rng.random() < 0.5 else [word + b"\n"]
+
+
+def _env_line(rng, line: bytes, kind: str) -> list[bytes]:
+    return [_pick(rng, ENV_LINES) + b"\n"] if rng.random() < 0.6 else [line, _pick(rng, ENV_LINES) + b"\n"]
+
+
+def _ini_value(rng, line: bytes, kind: str) -> list[bytes]:
+    """One `key=value` of an INI host line or :vars line given another value."""
+    pairs = [match.span(1) for match in re.finditer(rb"=(\S*)", line)]
+    if not pairs:
+        return [line]
+    start, end = _pick(rng, pairs)
+    return [line[:start] + _pick(rng, ANSIBLE_VALUES) + line[end:]]
+
+
+def _ini_line(rng, line: bytes, kind: str) -> list[bytes]:
+    return [line, _pick(rng, ANSIBLE_LINES) + b"\n"] if rng.random() < 0.7 else [_pick(rng, ANSIBLE_LINES) + b"\n"]
+
+
+def _record_value(rng, data: bytes, kind: str) -> bytes:
+    """One JSON value (after a `": `) of a run record or event replaced."""
+    values = [match.end() for match in re.finditer(rb'": ', data)]
+    if not values:
+        return data
+    at = _pick(rng, values)
+    end = re.compile(rb'"(?:[^"\\]|\\.)*"|[^,}\]]*').match(data, at).end()
+    return data[:at] + _pick(rng, RECORD_VALUES) + data[end:]
+
+
 _BYTES = [_insert, _insert, _delete, _truncate]
 _WHOLE = [_bom, _line_endings, _utf16, _huge]
 _YAML = [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_reindent), _lines_op(_yaml_value),
@@ -262,6 +328,15 @@ OPERATORS = {
     "vagrant": _BYTES + _WHOLE + [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_vagrant_value),
                                    _lines_op(_vagrant_value), _lines_op(_vagrant_value), _lines_op(_vagrant_keyword),
                                    _vagrant_block],
+    "schedule": [_insert, _delete, _lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_word),
+                 _lines_op(_word), _lines_op(_word)],
+    "env": _BYTES + _WHOLE + [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_env_line),
+                              _lines_op(_env_line), _lines_op(_env_line)],
+    "ansible-ini": _BYTES + _WHOLE + [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_ini_value),
+                                      _lines_op(_ini_value), _lines_op(_ini_line), _lines_op(_ini_line)],
+    "ansible-yaml": _BYTES + _WHOLE + _YAML,
+    "run-record": _BYTES + [_lines_op(_duplicate_line), _lines_op(_delete_line), _record_value, _record_value,
+                            _record_value, _deep_nesting],
 }
 
 
@@ -276,6 +351,17 @@ def originals(kind: str) -> list[bytes]:
         return [(REPO / "agent" / "program.yaml").read_bytes()]
     if kind == "billing":
         return [(REPO / "billing.example.csv").read_bytes()]
+    if kind == "schedule":  # the README's example, one word a line (its inventory: where a case puts one)
+        line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("ispagent schedule add"))
+        return ["\n".join(shlex.split(line)[3:]).encode()]
+    if kind == "env":
+        return [(REPO / "ispagent.env.example").read_bytes()]
+    if kind == "ansible-ini":
+        return [(REPO / "tests" / "data" / "ansible" / "ini" / "hosts.ini").read_bytes()]
+    if kind == "ansible-yaml":  # the inventory and its vars files: group_vars/ and host_vars/ are YAML too
+        return [path.read_bytes() for path in sorted((REPO / "tests" / "data" / "ansible" / "yaml").rglob("*.y*ml"))]
+    if kind == "run-record":
+        return [RUN_RECORD.encode(), RUN_EVENTS.encode()]
     recorded = (REPO / "tests" / "data" / "vagrant" / "ssh-config.txt").read_bytes()
     return [recorded.replace(b"/home/alex/src/ispagent/vagrant/.vagrant/machines", str(VAGRANT_KEYS).encode())]
 
@@ -313,4 +399,20 @@ hosts:
     vars:
       fqdn: web1.example.com
       activation_key: ISPFUZZ-7f3a-SECRET-KEY
+"""
+
+
+# A run record as `ispagent run` writes run.json (runner/journal.py RunRecord), for the state-dir cases.
+RUN_RECORD = """\
+{"run_id": "20261101T020000-00abcd", "playbook": "/srv/playbooks/reprovision.yaml", "playbook_sha256": "x",
+ "inventory": "/etc/ispagent/fleet.yaml", "hosts": ["web1", "web2"], "options": {"only_drifted": true},
+ "started_at": "2026-11-01T02:00:00+00:00", "status": "finished", "pid": 4242,
+ "finished_at": "2026-11-01T02:10:00+00:00", "summary": {"ok": 2}}
+"""
+# Its events.jsonl (what `run --resume` replays), one JSON object a line.
+RUN_EVENTS = """\
+{"event": "host_started", "host": "web1", "at": "2026-11-01T02:00:01+00:00"}
+{"event": "step_finished", "host": "web1", "step": "preflight", "status": "ok", "changed": false, "duration_s": 1.5, "message": ""}
+{"event": "host_finished", "host": "web1", "status": "ok", "at": "2026-11-01T02:05:00+00:00"}
+{"event": "host_started", "host": "web2", "at": "2026-11-01T02:00:01+00:00"}
 """

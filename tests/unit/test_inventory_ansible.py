@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from harness import mutations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,36 +75,245 @@ def test_missing_source_and_bad_port_are_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "ansible_port 'eighty' is not a TCP port" in result.output
 
 
-def _mutations():
-    """A shipped example with one character replaced, inserted or deleted."""
-    texts = {kind: path.read_text() for kind, path in EXAMPLES.items()}
-    kind = st.sampled_from(sorted(texts))
-    return kind.flatmap(lambda k: st.tuples(
-        st.just(k), st.integers(0, len(texts[k]) - 1), st.sampled_from(["replace", "insert", "delete"]),
-        st.sampled_from(list(":=[]{}-#\n \"'x1") + ["{{", "ansible_port=", "[a:children]"]),
-    ))
+def _secret_keys(data) -> bool:
+    if isinstance(data, dict):
+        return any(any(word in str(key).lower() for word in ("password", "passwd", "activation_key", "authinfo"))
+                   or _secret_keys(value) for key, value in data.items())
+    return isinstance(data, list) and any(_secret_keys(item) for item in data)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mutation=_mutations())
-def test_mutated_examples_convert_to_a_loadable_inventory_or_fail_with_one_line(mutation, tmp_path_factory):
-    kind, at, how, text = mutation
+ANSIBLE_FILES = {"ansible-ini": [EXAMPLES["ini"]],
+                 "ansible-yaml": sorted((DATA / "yaml").rglob("*.y*ml"))}  # the order of originals("ansible-yaml")
+CASE_LIMIT = 64 * 1024  # Ansible reads slowly: big enough for every reader's limits on values
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_examples_convert_to_a_checked_0600_or_umask_file_or_fail_in_one_line_writing_nothing(
+        data, tmp_path_factory):
+    """An example (INI, or YAML with its group_vars/ and host_vars/) damaged by the harness's one mutator."""
+    kind = data.draw(st.sampled_from(sorted(ANSIBLE_FILES)), label="kind")
+    index = data.draw(st.integers(0, len(ANSIBLE_FILES[kind]) - 1), label="file")
+    original = ANSIBLE_FILES[kind][index]
+    damaged = mutations.mutated(data.draw(st.randoms(use_true_random=False)), original.read_bytes(), kind, CASE_LIMIT)
     base = tmp_path_factory.mktemp("mutated")
-    shutil.copytree(EXAMPLES[kind].parent, base, dirs_exist_ok=True)
-    source = base / EXAMPLES[kind].name
-    original = source.read_text()
-    cut = at + 1 if how != "insert" else at
-    source.write_text(original[:at] + ("" if how == "delete" else text) + original[cut:])
-    try:
-        hosts, groups = read_ansible_inventory(source)
-        result = convert(hosts, groups, source=str(source), known_hosts="known_hosts")
-    except InputError as error:
-        assert "\n" not in str(error) and str(error)
+    shutil.copytree(EXAMPLES[kind.removeprefix("ansible-")].parent, base / "src")
+    (base / "src" / original.relative_to(EXAMPLES[kind.removeprefix("ansible-")].parent)).write_bytes(damaged)
+    source = base / "src" / EXAMPLES[kind.removeprefix("ansible-")].name
+    before = {path: path.read_bytes() for path in base.rglob("*") if path.is_file()}
+    out = base / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert {path: path.read_bytes() for path in base.rglob("*") if path.is_file() and path != out} == before
+    if result.exit_code:
+        assert result.exit_code == 2 and not out.exists(), result.output
+        assert result.output.strip().splitlines()[-1].startswith(("ispagent: error: ", "Error: ")), result.output
+        assert "Traceback" not in result.output and "not-for-ispagent" not in result.output
         return
-    out = base / "out.yaml"
-    out.write_text(result.text)
-    assert yaml.safe_load(result.text)["hosts"]
+    assert "not-for-ispagent" not in out.read_text()  # ansible_password: named, never written
+    load_inventory(out, ssh_config=Path("/dev/null"))  # what was written passes inventory check
+    secret = _secret_keys(yaml.safe_load(out.read_text()))
+    assert oct(out.stat().st_mode & 0o777) in (("0o600",) if secret else ("0o600", "0o644"))
+
+
+# --- hostile and secret inputs (issue 20, Build 6) -------------------------------------------------
+
+VAULT_PASSWORD = "vault-pass-for-tests"
+KEY = "ISPKEY-7f3a-vaulted-SECRET"
+
+
+def _vaulted(text: str, password: str = VAULT_PASSWORD) -> str:
+    """`text` encrypted as `ansible-vault encrypt_string` would, for a `!vault |` block."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    return VaultLib([("default", VaultSecret(password.encode()))]).encrypt(text).decode()
+
+
+def _fleet(tmp_path: Path, group_vars: str, hosts: str = "[web]\nweb1 ansible_host=198.18.0.7\n") -> Path:
+    (tmp_path / "fleet" / "group_vars").mkdir(parents=True)
+    (tmp_path / "fleet" / "group_vars" / "all.yml").write_text(group_vars)
+    source = tmp_path / "fleet" / "hosts.ini"
+    source.write_text(hosts)
+    (tmp_path / "vault.pass").write_text(VAULT_PASSWORD + "\n")
+    return source
+
+
+def _vault_var(name: str, value: str, password: str = VAULT_PASSWORD) -> str:
+    lines = _vaulted(value, password).splitlines()
+    return f"{name}: !vault |\n" + "".join(f"  {line}\n" for line in lines)
+
+
+def _from_ansible(*args: str):
+    return CliRunner().invoke(cli, ["inventory", "from-ansible", *args])
+
+
+def _one_line_refusal(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output, result.output
+    return result.output
+
+
+def test_a_vault_var_without_the_vault_password_is_one_line_naming_its_file_and_var(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + _vault_var("activation_key", KEY))
+    out = tmp_path / "fleet.yaml"
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(out)))
+    assert "group_vars/all.yml" in line and "'activation_key'" in line and "--vault-password-file" in line
+    assert not out.exists()
+
+
+def test_a_vault_var_is_decrypted_with_the_vault_password_file_into_a_0600_inventory(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + _vault_var("activation_key", KEY))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "--vault-password-file", str(tmp_path / "vault.pass"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert KEY not in result.output
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert yaml.safe_load(out.read_text())["defaults"]["vars"]["activation_key"] == KEY
+    assert load_inventory(out, ssh_config=Path("/dev/null")).hosts[0].vars["activation_key"] == KEY
+
+
+def test_a_vars_file_encrypted_whole_is_read_with_the_vault_password_file(tmp_path):
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    source = _fleet(tmp_path, "")
+    secret = [("default", VaultSecret(VAULT_PASSWORD.encode()))]
+    (source.parent / "group_vars" / "all.yml").write_bytes(VaultLib(secret).encrypt(f"activation_key: {KEY}\n"))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "--vault-password-file", str(tmp_path / "vault.pass"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert KEY in out.read_text() and oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_wrong_vault_password_is_one_line_that_does_not_show_either_password(tmp_path):
+    source = _fleet(tmp_path, _vault_var("activation_key", KEY, password="another-vault-password"))
+    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(tmp_path / "vault.pass"),
+                                           "-o", str(tmp_path / "out.yaml")))
+    assert "'activation_key'" in line and "cannot be decrypted" in line
+    assert VAULT_PASSWORD not in line and "another-vault-password" not in line and KEY not in line
+
+
+def test_a_vault_password_file_that_is_a_fifo_or_a_script_is_refused_without_running_or_hanging(tmp_path):
+    source = _fleet(tmp_path, _vault_var("activation_key", KEY))
+    fifo = tmp_path / "vault.fifo"
+    os.mkfifo(fifo)
+    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(fifo), "-o", str(tmp_path / "o")))
+    assert "FIFO" in line
+    script = tmp_path / "vault.sh"
+    script.write_text(f"#!/bin/sh\ntouch {tmp_path / 'ran'}\necho {VAULT_PASSWORD}\n")
+    script.chmod(0o700)
+    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(script), "-o", str(tmp_path / "o")))
+    assert "executable" in line and not (tmp_path / "ran").exists()
+
+
+def test_a_left_out_ansible_var_in_a_vault_needs_no_vault_password(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + _vault_var("ansible_become_password", "sudo-password-123"))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "left out ansible_become_password" in result.output and "sudo-password-123" not in out.read_text()
+
+
+INJECTED = "admin\ndefaults:\n  gateway: mallory@203.0.113.66\nhosts: {}\n#"
+
+
+@pytest.mark.parametrize("var", ["ansible_become_user", "ansible_become_method", "ansible_connection"])
+def test_a_host_var_with_newlines_cannot_write_yaml_of_its_own_through_a_comment(var, tmp_path):
+    source = _fleet(tmp_path, "")
+    (source.parent / "host_vars").mkdir()
+    host_vars = {"ansible_host": "198.18.0.7", "ansible_become": True, var: INJECTED}
+    (source.parent / "host_vars" / "web1.yml").write_text(yaml.safe_dump(host_vars))
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "gateway" not in yaml.safe_dump(yaml.safe_load(text))
+    assert all(line.startswith("#") for line in text.split("\nssh:")[0].splitlines()), text
+    assert "\\ndefaults:" in text  # shown, escaped, in the comment
+    inventory = load_inventory(out, ssh_config=Path("/dev/null"))
+    assert [host.name for host in inventory.hosts] == ["web1"] and inventory.hosts[0].gateway is None
+    assert result.output.count("ispagent: left out") == result.output.count("\n") - 1  # one line per note
+
+
+def test_a_source_path_with_a_newline_stays_in_its_comment(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    odd = tmp_path / "fleet\nhosts: {}\n"
+    source.parent.rename(odd)
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(odd / "hosts.ini"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert list(yaml.safe_load(out.read_text())["hosts"]) == ["web1"]
+
+
+@pytest.mark.parametrize("group_vars", [
+    "mysql_root_password: mysql-pass-123\n",
+    "ledger_url: postgresql+psycopg://ispagent:ledger-pass-123@db.example/ledger\n",
+    "panel_users: [{name: ops, password: panel-pass-123, preset: admin}]\n",
+    f"activation_key: {KEY}\n",
+])
+def test_an_inventory_holding_a_secret_is_0600_and_never_printed(group_vars, tmp_path):
+    source = _fleet(tmp_path, group_vars)
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    line = _one_line_refusal(_from_ansible(str(source)))
+    assert "-o FILE" in line and "pass-123" not in line and KEY not in line
+
+
+def test_an_inventory_without_secrets_honours_the_umask(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    out = tmp_path / "fleet.yaml"
+    old = os.umask(0o027)
     try:
-        load_inventory(out, ssh_config=Path("/dev/null"))
-    except InputError as error:  # Ansible accepts what ours refuses (names, var values): one line, with the place
-        assert "\n" not in str(error) and str(out) in str(error)
+        result = _from_ansible(str(source), "-o", str(out))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert oct(out.stat().st_mode & 0o777) == "0o640"
+
+
+def test_an_output_path_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("someone else's\n")
+    link = tmp_path / "fleet.yaml"
+    link.symlink_to(target)
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(link)))
+    assert "symbolic link" in line and target.read_text() == "someone else's\n"
+
+
+def test_the_output_is_replaced_whole_never_written_through_a_hard_link(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n")
+    out = tmp_path / "fleet.yaml"
+    out.write_text("old\n")
+    other = tmp_path / "other-name.yaml"
+    os.link(out, other)
+    result = _from_ansible(str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert other.read_text() == "old\n" and "web1" in out.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_an_inventory_that_fails_inventory_check_is_one_line_and_not_written(tmp_path):
+    hosts = "[web]\nweb1 ansible_host=198.18.0.7 ansible_ssh_private_key_file=/nonexistent/key\n"
+    source = _fleet(tmp_path, "release: stable\n", hosts=hosts)
+    out = tmp_path / "fleet.yaml"
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(out)))
+    assert "fails inventory check" in line and "nothing was written" in line and not out.exists()
+    assert "fails inventory check" in _one_line_refusal(_from_ansible(str(source)))  # nor printed
+
+
+def test_a_vars_file_of_repeated_yaml_aliases_is_one_line_not_a_hang(tmp_path):
+    source = _fleet(tmp_path, "release: stable\n" + mutations.BOMB.decode())
+    line = _one_line_refusal(_from_ansible(str(source), "-o", str(tmp_path / "out.yaml")))
+    assert "more than 100000 values" in line and not (tmp_path / "out.yaml").exists()
+
+
+def test_ansibles_own_warnings_never_print_the_lines_of_a_file_it_cannot_parse(tmp_path):
+    source = tmp_path / "hosts.yaml"
+    source.write_text("all:\n  hosts:\n    web1:\n      ansible_password: not-for-ispagent\n\t  broken: [\n")
+    result = _from_ansible(str(source), "-o", str(tmp_path / "out.yaml"))
+    assert "not-for-ispagent" not in result.output
+    _one_line_refusal(result)

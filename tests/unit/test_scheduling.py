@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -9,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from harness import mutations
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from agent.cli.main import cli
 from agent.errors import InputError
-from agent.scheduling import check_name, make_job, parse_at, service_unit, systemd_quote
+from agent.scheduling import check_name, make_job, parse_at, read_env_file, service_unit, systemd_quote
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "reprovision.yaml"
@@ -130,3 +133,100 @@ def test_mutated_names_are_safe_unit_names_or_fail_with_one_line(text):
         assert "\n" not in str(error)
         return
     assert systemd_quote(f"ispagent-{name}.service") == f"ispagent-{name}.service"  # nothing to quote
+
+
+# --- mutations of the shipped examples (issue 20, Build 8): the README's `schedule add` and ispagent.env.example
+
+SERVICE_KEYS = {"Description", "Wants", "After", "Type", "Environment", "EnvironmentFile", "ExecStart", "ExecStopPost",
+                "KillMode", "TimeoutStopSec"}
+TIMER_KEYS = {"Description", "OnCalendar", "RandomizedDelaySec", "Persistent", "WantedBy"}
+EXAMPLE_SECRETS = ("change-me-partner-password", "change-me-ledger-password")
+MUTATED = settings(max_examples=100, deadline=None, derandomize=True, database=None,
+                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@st.composite
+def mutated_example(draw, kind: str, limit: int = 256 * 1024) -> bytes:
+    """A shipped example damaged by the harness's one mutator (tests/harness/mutations.py)."""
+    return mutations.mutated(draw(st.randoms(use_true_random=False)), mutations.originals(kind)[0], kind, limit)
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")} if root.exists() else set()
+
+
+def _ends_in_one_error_line(result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    if result.exit_code:
+        assert result.exit_code == 2, result.output
+        last = result.output.strip().splitlines()[-1]
+        assert last.startswith(("ispagent: error: ", "Error: ")), result.output
+        assert all(secret not in result.output for secret in EXAMPLE_SECRETS), result.output
+
+
+def _unit_keys(text: str) -> list[str]:
+    return [line.split("=", 1)[0] for line in text.splitlines() if line and line[0] not in "#[" and "=" in line]
+
+
+@pytest.fixture(scope="module")
+def schedule_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("schedule")
+    shutil.copytree(REPO / "playbooks", root / "playbooks")
+    shutil.copy(INVENTORY, root / "fleet.yaml")
+    return root
+
+
+@MUTATED
+@given(words=mutated_example("schedule"), cron=st.booleans())
+def test_mutated_schedule_add_options_write_one_job_or_fail_in_one_line_writing_nothing(schedule_dir, words, cron,
+                                                                                      monkeypatch):
+    monkeypatch.chdir(schedule_dir)
+    words = words.replace(b"/etc/ispagent/fleet.yaml", b"fleet.yaml").replace(b"\x00", b"")  # execve: no NUL in argv
+    argv = [os.fsdecode(word) for word in words.split(b"\n")]
+    units, crons = schedule_dir / "units", schedule_dir / "cron"
+    shutil.rmtree(units, ignore_errors=True), shutil.rmtree(crons, ignore_errors=True)
+    before, system = _tree(schedule_dir), (_tree(Path("/etc/systemd/system")), _tree(Path("/etc/cron.d")))
+    result = CliRunner().invoke(cli, ["schedule", "add", *argv, *(["--cron"] if cron else []),
+                                      "--unit-dir", str(units), "--cron-dir", str(crons)])
+    _ends_in_one_error_line(result)
+    event(f"exit {result.exit_code}")
+    written = _tree(schedule_dir) - before
+    assert (_tree(Path("/etc/systemd/system")), _tree(Path("/etc/cron.d"))) == system
+    assert written <= {"units", "units/ispagent-nightly.service", "units/ispagent-nightly.timer", "cron",
+                       "cron/ispagent-nightly"} | {w for w in written if w.startswith(("units/", "cron/"))}, written
+    if result.exit_code or not written:
+        assert not written, (argv, written)
+        return
+    for path in units.glob("*.service"):  # each directive once, none a value made up
+        keys = _unit_keys(path.read_text())
+        assert set(keys) <= SERVICE_KEYS and len(keys) == len(set(keys)), keys
+        assert exec_start(path.read_text())[1:3] == ["run", str(schedule_dir / "playbooks" / "reprovision.yaml")]
+    for path in units.glob("*.timer"):
+        keys = _unit_keys(path.read_text())
+        assert set(keys) <= TIMER_KEYS and len(keys) == len(set(keys)), keys
+    for path in crons.glob("*"):
+        jobs = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+        assert len(jobs) == 3 and jobs[:2] == ["SHELL=/bin/sh", jobs[1]] and jobs[1].startswith("PATH="), jobs
+
+
+@MUTATED
+@given(text=mutated_example("env"))
+def test_a_mutated_env_file_reads_as_plain_key_values_or_is_one_line_that_shows_no_value(tmp_path_factory, text):
+    env_file = tmp_path_factory.mktemp("env") / "job.env"
+    env_file.write_bytes(text)
+    env_file.chmod(0o600)
+    try:
+        values = read_env_file(env_file)
+    except InputError as error:
+        event("refused")
+        assert len(str(error).splitlines()) == 1 and str(error).startswith(str(env_file))
+        assert all(secret not in str(error) for secret in EXAMPLE_SECRETS), str(error)
+        return
+    for key, value in values.items():
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key), key
+        assert not any(char in value for char in "\\'\"\n\r\x00"), value  # what systemd and a shell read alike
+    result = CliRunner().invoke(cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--env-file",
+                                      str(env_file), "--print"])
+    assert result.exit_code == 0, result.output
+    assert all(secret not in result.output for secret in EXAMPLE_SECRETS)

@@ -10,6 +10,9 @@ import stat
 
 import pytest
 from click.testing import CliRunner
+from harness import mutations
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.cli.main import cli
 from agent.errors import StateDirError
@@ -188,3 +191,69 @@ def test_ensure_state_dir_refuses_a_file(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(StateDirError, match="not a directory"):
         ensure_state_dir(tmp_path / "file")
+
+
+# --- mutations of a run record (issue 20, Build 8): what a crash, an editor or a planted file leaves
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(random=st.randoms(use_true_random=False), events=st.booleans())
+def test_mutated_run_records_are_listed_pruned_or_skipped_in_one_line_touching_nothing_outside(
+        tmp_path_factory, random, events):
+    root = tmp_path_factory.mktemp("mutated-state")
+    state, target = root / "state", victim(root)
+    state.mkdir(mode=0o700)
+    plant(state, OTHER, record(OTHER))  # an intact neighbour
+    original = mutations.originals("run-record")[1 if events else 0]  # events.jsonl or run.json
+    damaged = mutations.mutated(random, original, "run-record", 256 * 1024)
+    (state / "runs" / RUN).mkdir(parents=True)
+    (state / "runs" / RUN / ("events.jsonl" if events else "run.json")).write_bytes(damaged)
+    if events:
+        (state / "runs" / RUN / "run.json").write_text(mutations.RUN_RECORD)
+    outside = {path: path.stat().st_mtime_ns for path in root.rglob("*") if state not in path.parents and path != state}
+    for args in (["runs", "--state-dir", str(state)], ["runs", "--json", "--state-dir", str(state)],
+                 ["runs", "prune", "--keep", "0", "--include-resumable", "--state-dir", str(state)]):
+        result = cli_run(*args)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception))
+        assert "Traceback" not in result.output
+        if result.exit_code:
+            one_error_line(result)
+        lines = result.output.splitlines()
+        assert not any(line.startswith("20261101T020000-00beef") for line in lines), result.output  # no made-up row
+        assert all(line.startswith(("RUN ID", RUN, OTHER, "skipped", "removed", "kept", "no runs", "[", "]", " ", "{", "}",
+                                    "would", "nothing")) for line in lines if line), result.output
+    assert (target / "precious").read_text() == "keep me"
+    assert {path: path.stat().st_mtime_ns for path in root.rglob("*")
+            if state not in path.parents and path != state} == outside
+    if events:  # what `run --resume` reads of a run: its record, then its events replayed
+        (state / "runs" / RUN).mkdir(parents=True, exist_ok=True)
+        (state / "runs" / RUN / "events.jsonl").write_bytes(damaged)
+        (state / "runs" / RUN / "run.json").write_text(mutations.RUN_RECORD)
+        journal = Journal(state, RUN)
+        journal.read_record()
+        journal.finished_work()  # a damaged event is skipped (its host runs again), never a traceback
+
+
+def test_a_run_record_nested_past_the_recursion_limit_is_skipped_in_one_line(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    plant(state, OTHER, record(OTHER))
+    (state / "runs" / RUN).mkdir()
+    (state / "runs" / RUN / "run.json").write_text("[" * 100_000 + "]" * 100_000)
+    for args in (["runs"], ["runs", "prune", "--keep", "0"]):
+        result = cli_run(*args, "--state-dir", str(state))
+        assert result.exit_code == 0 and result.exception is None, (args, result.output, result.exception)
+        skipped = [line for line in result.output.splitlines() if line.startswith("skipped")]
+        assert len(skipped) == 1 and RUN in skipped[0] and "nested too deeply" in skipped[0], result.output
+
+
+@pytest.mark.parametrize("line", ['[]', '"text"', '{"event": "host_started", "host": ["web1"]}',
+                                  '{"event": "step_finished", "host": "web1"}', '{"event": "host_finished", "host": {}}'])
+def test_a_damaged_event_is_replayed_as_not_done_never_a_traceback(tmp_path, line):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    plant(state, RUN, record())
+    events = '{"event": "host_started", "host": "web1"}\n' + line + "\n"
+    (state / "runs" / RUN / "events.jsonl").write_text(events)
+    host_status, steps = Journal(state, RUN).finished_work()
+    assert host_status == {} and steps == {"web1": {}}
