@@ -23,7 +23,7 @@
 #               update, repo.version (the whole stage tried 4 times when a repository answers with errors)
 #   install     the package looked up (not found: usage report "cancelinstall"); COREmanager; license; panel
 #
-# Still the emulator's guesses, not pinned by the recordings (shared/ispmanager-facts.md §7, §7.1):
+# Still the emulator's guesses, not pinned by the recordings (the recorded runs of the vendor's script):
 #   - the option texts of --help between its first and last option (the layout is real), the items of
 #     the edition, database and web-server menus, apt's progress lines;
 #   - the root, old-panel and SELinux checks before the banner;
