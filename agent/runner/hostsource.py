@@ -42,7 +42,6 @@ class StaticHostSource:
         self._pending = list(reversed(list(hosts)))
         self._lock = lock
         self._mutex = threading.Lock()
-        self.released: dict[str, HostOutcome] = {}
 
     def __enter__(self) -> StaticHostSource:
         if self._lock is not None:
@@ -53,16 +52,12 @@ class StaticHostSource:
         if self._lock is not None:
             self._lock.__exit__(*exc)
 
-    def __len__(self) -> int:
-        return len(self._pending)
-
     def claim(self) -> Host | None:
         with self._mutex:
             return self._pending.pop() if self._pending else None
 
     def release(self, host: Host, outcome: HostOutcome) -> None:
-        with self._mutex:
-            self.released[host.name] = outcome
+        pass  # a list hands each host out once: nothing to give back
 
 
 class BatchOf:

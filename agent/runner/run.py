@@ -174,10 +174,9 @@ def _plan_of_record(record: RunRecord, state_dir: Path) -> RunPlan:
             f"{playbook_path}: the playbook changed (or vanished) since run {record.run_id} started; "
             "resuming would mix two playbooks: start a new run"
         )
+    # Every host of the inventory: resume_run keeps those of the run (the record holds its own --limit).
     options = RunOptions(**{**record.options, "state_dir": state_dir, "limit": None})
-    full = RunPlan.from_files(playbook_path, Path(record.inventory), options)
-    return RunPlan(full.playbook, full.hosts, RunOptions(**{**record.options, "state_dir": state_dir}),
-                   full.ssh, full.inventory_path)
+    return RunPlan.from_files(playbook_path, Path(record.inventory), options)
 
 
 def _execute(plan: RunPlan, record: RunRecord, journal: Journal, display: RunListener, echo: Echo | None,
