@@ -6,7 +6,6 @@ import sys
 import threading
 from typing import TextIO
 
-import click
 
 from agent.cli.output import echo
 from agent.secrets import printable

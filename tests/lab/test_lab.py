@@ -220,7 +220,7 @@ def reach(lab: Lab, name: str, address: str, port: int) -> bool:
     return lab.exec(name, ["python3", "-c", probe]).returncode == 0
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def ispagent_process(*args: str) -> subprocess.CompletedProcess:
     """The real CLI in a process of its own, which exits when done (as a user's `ispagent lab up` does)."""
     return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120)
 
@@ -230,7 +230,7 @@ def test_a_second_lab_runs_beside_the_sessions_on_its_own_bridge_and_goes_down_l
     lab: Lab, tmp_path: Path
 ) -> None:
     second = Lab(tmp_path / "second")
-    up = cli("lab", "up", "--hosts", "2", "--dir", str(second.dir))  # left up by a process that is gone
+    up = ispagent_process("lab", "up", "--hosts", "2", "--dir", str(second.dir))  # left up by a process that is gone
     try:
         assert up.returncode == 0, up.stderr
         first_net, second_net = lab.network, second.network
@@ -249,7 +249,7 @@ def test_a_second_lab_runs_beside_the_sessions_on_its_own_bridge_and_goes_down_l
         listed = {summary.dir: summary for summary in labs_on_machine()}
         assert (listed[lab.dir].slot, listed[second.dir].slot) == (first_net.slot, second_net.slot)
         assert (listed[second.dir].hosts_up, listed[second.dir].owner_alive) == (2, False)
-        status = cli("lab", "status")
+        status = ispagent_process("lab", "status")
         assert str(lab.dir) in status.stdout and str(second.dir) in status.stdout and second_net.bridge in status.stdout
         with slots.machine_lock():  # a third directory is given neither slot, though the second's owner is gone
             third = slots.claim(tmp_path / "third")
@@ -257,7 +257,7 @@ def test_a_second_lab_runs_beside_the_sessions_on_its_own_bridge_and_goes_down_l
         assert third not in (first_net.slot, second_net.slot)
         pids = [pid for status in second.status() for pid in (status.pid, status.init_pid)]
     finally:
-        down = cli("lab", "down", "--dir", str(second.dir))
+        down = ispagent_process("lab", "down", "--dir", str(second.dir))
     assert down.returncode == 0, down.stderr
     assert_nothing_left(second_net, second.dir, pids)
     assert second.slot is None and second.dir not in {summary.dir for summary in labs_on_machine()}

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.cli.main import cli
-from agent.errors import InputError
 from agent.inventory.ansible import convert, read_ansible_inventory
 from agent.inventory.loader import load_inventory
 
