@@ -38,7 +38,7 @@ def lab() -> None:
               help="How many hosts the lab should have (h1..hN).")
 @click.option("--profile", "profile_options", multiple=True, metavar="HOST=PROFILE",
               help="Put a host in a situation the installer meets (repeatable): "
-                   f"{', '.join(PROFILES)} (the README's lab section says what each does).")
+                   f"{', '.join(PROFILES)} (docs/lab.md says what each does).")
 @dir_option
 def up(hosts: int, lab_dir: Path, profile_options: tuple[str, ...]) -> None:
     """Bring the lab to exactly N running hosts and wait until each accepts SSH.

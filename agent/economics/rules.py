@@ -1,7 +1,7 @@
 """The partner program's money rules, as pure functions of charges and a Program.
 
 Nothing here reads the ledger or the clock: `agent/economics/turnover.py` does, then calls these.
-Point numbers (§) are the reseller program's terms as the README lists them.
+Point numbers (§) are the reseller program's terms as docs/economics.md lists them.
 """
 
 from __future__ import annotations

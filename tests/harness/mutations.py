@@ -351,8 +351,9 @@ def originals(kind: str) -> list[bytes]:
         return [(REPO / "agent" / "program.yaml").read_bytes()]
     if kind == "billing":
         return [(REPO / "billing.example.csv").read_bytes()]
-    if kind == "schedule":  # the README's example, one word a line (its inventory: where a case puts one)
-        line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("ispagent schedule add"))
+    if kind == "schedule":  # docs/schedule.md's example, one word a line (its inventory: where a case puts one)
+        documented = (REPO / "docs" / "schedule.md").read_text().splitlines()
+        line = next(line for line in documented if line.startswith("ispagent schedule add"))
         return ["\n".join(shlex.split(line)[3:]).encode()]
     if kind == "env":
         return [(REPO / "ispagent.env.example").read_bytes()]

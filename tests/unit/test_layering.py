@@ -1,4 +1,4 @@
-"""Imports run down the floors of the package, never up (the README's layout section draws them).
+"""Imports run down the floors of the package, never up (docs/contributing.md's layout section draws them).
 
 A module may import modules of its own floor or of a floor below. Imports inside functions count,
 and so do imports under `if TYPE_CHECKING:`: an annotation that names an upper floor is a

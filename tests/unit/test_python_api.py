@@ -1,4 +1,4 @@
-"""The README's Python API example runs as written, and what it does to money shows in turnover."""
+"""docs/python-api.md's example runs as written, and what it does to money shows in turnover."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from agent.ledger import LicenseLedger
 REPO = Path(__file__).resolve().parents[2]
 
 
-def readme_example(title: str) -> str:
-    """The first ```python block after the README heading `title`."""
-    text = (REPO / "README.md").read_text()
+def documented_example(title: str) -> str:
+    """The first ```python block after the heading or line `title` of docs/python-api.md."""
+    text = (REPO / "docs" / "python-api.md").read_text()
     section = text[text.index(title):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
@@ -45,7 +45,7 @@ def test_the_licenses_and_money_example_runs_and_its_renewal_is_in_turnover(acco
     emulator_client_order(emulator, "203.0.113.10", "web1.example.com")
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        exec(compile(readme_example("Licenses and money, account by account"), "README.md", "exec"), {})
+        exec(compile(documented_example("Licenses and money, account by account"), "python-api.md", "exec"), {})
     lines = output.getvalue().splitlines()
     # web1's license is in the account already, web2 would get a new one, at a price
     assert lines[0].startswith("web1 adopted ") and lines[1].startswith("web2 ordered None ")

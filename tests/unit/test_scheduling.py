@@ -135,7 +135,7 @@ def test_mutated_names_are_safe_unit_names_or_fail_with_one_line(text):
     assert systemd_quote(f"ispagent-{name}.service") == f"ispagent-{name}.service"  # nothing to quote
 
 
-# --- mutations of the shipped examples (issue 20, Build 8): the README's `schedule add` and ispagent.env.example
+# --- mutations of the shipped examples (issue 20, Build 8): docs/schedule.md's `schedule add` and ispagent.env.example
 
 SERVICE_KEYS = {"Description", "Wants", "After", "Type", "Environment", "EnvironmentFile", "ExecStart", "ExecStopPost",
                 "KillMode", "TimeoutStopSec"}
