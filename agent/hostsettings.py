@@ -64,7 +64,7 @@ class AccountSettings:
 
         return program_location({"program_file": self.program_file})
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         """Equal for hosts that share all of it (hashable: the price lists are a mapping)."""
         partner = tuple((f.name, tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
                         for f in fields(self.partner) for value in [getattr(self.partner, f.name)])
@@ -166,7 +166,8 @@ def read_account_settings(vars: Mapping[str, Any]) -> AccountSettings:
 _PER_HOST_KEYS = frozenset(("fqdn", "activation_key"))
 
 
-def settings_key(vars: Mapping[str, Any]) -> tuple | None:
+def settings_key(vars: Mapping[str, Any]) -> tuple[Any, ...] | None:
+
     """What read_host_settings' verdict on `vars` depends on, hashable; None when a value cannot be.
 
     Hosts of one inventory mostly share their settings (they differ in fqdn): checking each distinct

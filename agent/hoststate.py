@@ -8,7 +8,7 @@ it is loaded. Nothing here knows any step: a third-party step declares keys of i
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -28,16 +28,24 @@ class HostState:
     """One host's values, for one run. A resumed run starts empty: a step that provides a value
     later steps need is registered with rerun_on_resume=True."""
 
-    def __init__(self, values: dict[StateKey, Any] | None = None) -> None:
-        self._values: dict[StateKey, Any] = dict(values or {})
+    def __init__(self, values: dict[StateKey[Any], Any] | None = None) -> None:
+        self._values: dict[StateKey[Any], Any] = dict(values or {})
+
+    @overload
+    def get(self, key: StateKey[T]) -> T | None: ...
+    @overload
+    def get(self, key: StateKey[T], default: T) -> T: ...
 
     def get(self, key: StateKey[T], default: T | None = None) -> T | None:
-        return self._values.get(key, default)
+        value: T | None = self._values.get(key, default)
+        return value
+
 
     def set(self, key: StateKey[T], value: T) -> None:
         self._values[key] = value
 
-    def __contains__(self, key: StateKey) -> bool:
+    def __contains__(self, key: StateKey[Any]) -> bool:
+
         return key in self._values
 
     def by_name(self) -> dict[str, Any]:

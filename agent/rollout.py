@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
 
 from agent.clock import UTC, Clock
 from agent.errors import InputError
@@ -113,7 +114,7 @@ def _named(group: AccountGroup) -> str:
 
 
 def _grouped(hosts: tuple[Host, ...], where: str) -> tuple[AccountGroup, ...]:
-    groups: dict[tuple, tuple[AccountSettings, list[Host]]] = {}
+    groups: dict[tuple[Any, ...], tuple[AccountSettings, list[Host]]] = {}
     for host in hosts:
         try:
             account = read_account_settings(host.vars)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
@@ -79,7 +79,7 @@ class _Problems:
 
 
 def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None,
-                     recorded: Callable[[str, str], Counter] | None = None) -> BillingFile:
+                     recorded: Callable[[str, str], Counter[tuple[object, ...]]] | None = None) -> BillingFile:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more).
 
     `recorded(first_day, last_day)` counts the ledger's events by `event_key`: rows the ledger already
@@ -127,7 +127,7 @@ def _lines(text: str) -> Iterator[str]:
     return (match.group() for match in _LINE.finditer(text))
 
 
-def _not_yet_recorded(events: list[BillingEvent], recorded: Counter) -> list[BillingEvent]:
+def _not_yet_recorded(events: list[BillingEvent], recorded: Counter[tuple[object, ...]]) -> list[BillingEvent]:
     left = Counter(recorded)
     fresh = []
     for event in events:
@@ -139,7 +139,14 @@ def _not_yet_recorded(events: list[BillingEvent], recorded: Counter) -> list[Bil
     return fresh
 
 
-def _rows(reader, path: Path) -> Iterator[list[str]]:
+class _CsvReader(Protocol):
+    @property
+    def line_num(self) -> int: ...
+    def __iter__(self) -> Iterator[list[str]]: ...
+
+
+def _rows(reader: _CsvReader, path: Path) -> Iterator[list[str]]:
+
     """The CSV's rows one by one; one the csv module cannot read is a one-line error."""
     try:
         yield from reader
@@ -167,14 +174,14 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
     if not _LICENSE_ID.fullmatch(license_id):
         raise ValueError(f"license_id {shown(license_id)} is not a license id; write the id from the partner account "
                          "(letters, digits, '.', '_', '-')")
-    edition, period = edition.lower() or None, period.lower() or None
+    edition, period = edition.lower(), period.lower()  # empty: none given (only a deactivation may leave them out)
     if kind != "deactivation" or edition:
         if edition not in EDITIONS:
-            raise ValueError(f"edition {shown(edition or '')} is not one of {', '.join(EDITIONS)}")
+            raise ValueError(f"edition {shown(edition)} is not one of {', '.join(EDITIONS)}")
     if kind != "deactivation" or period:
         if period not in PERIODS:
-            raise ValueError(f"period {shown(period or '')} is not one of {', '.join(PERIODS)}")
-    return BillingEvent(on, kind, license_id, edition, period, _price(price, required=False), line)
+            raise ValueError(f"period {shown(period)} is not one of {', '.join(PERIODS)}")
+    return BillingEvent(on, kind, license_id, edition or None, period or None, _price(price, required=False), line)
 
 
 def _price(text: str, required: bool) -> str | None:

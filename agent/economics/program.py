@@ -122,8 +122,9 @@ def _read_program(root: LocatedNode) -> Program:
 
 def _read_prices(node: LocatedNode) -> tuple[dict[tuple[str, str], Decimal], bool]:
     table = node.mapping((*EDITIONS, "placeholder"))
-    prices = {}
+    prices: dict[tuple[str, str], Decimal] = {}
     for edition in EDITIONS:
+
         periods_node = _required(table, node, edition)
         periods = periods_node.mapping(PERIODS)
         for period in PERIODS:

@@ -37,7 +37,9 @@ class InstallerScripts:
 def _download(url: str) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            return response.read()
+            body: bytes = response.read()
+            return body
+
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or error
         raise InstallerFailed(f"cannot download {url}: {reason}", "download") from None

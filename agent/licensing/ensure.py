@@ -129,7 +129,7 @@ def _ensure_once(work: LicenseWork, ordered: set[str]) -> LicenseGrant:
             ordered.add(license_id)
             action = "ordered"
         else:
-            license_id = plan.license.id
+            license_id = plan.existing_license.id
             action = _take(work, host, plan, pending_order)
     key = _wait_for_key(work, license_id)
     return LicenseGrant(license_id, key, wanted.edition, wanted.period, action)
@@ -168,7 +168,8 @@ def account_near(view: AccountView, wanted: WantedLicense, known: LedgerView, se
 
 def _take(work: LicenseWork, host: LedgerHost, plan: LicensePlan, pending_order: bool) -> str:
     """Adopt or reuse an existing license of the account; returns the action to report."""
-    wanted, lic = work.wanted, plan.license
+    wanted, lic = work.wanted, plan.existing_license
+
     if plan.action == "reused":
         if not work.ledger.claim_license(lic.id, host.name, wanted.ip, wanted.edition, wanted.period):
             raise PartnerTransient(f"{wanted.host_name}: free license {lic.id} was just taken by another host; rerun")

@@ -18,9 +18,13 @@ from agent.partner.model import AccountLicense
 
 
 class InventoryHost(Protocol):
-    name: str
-    address: str
-    vars: Mapping[str, Any]
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def vars(self) -> Mapping[str, Any]: ...
+
 
 
 def wanted_licenses(hosts: Iterable[InventoryHost]) -> list[WantedLicense]:
@@ -119,17 +123,18 @@ def reconcile(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense]
     used: set[str] = set()
     for item in wanted:
         ledger_lic = held.get(item.host_name)
-        lic = live.get(ledger_lic.id) if ledger_lic else None
-        lic = lic or next(iter(by_ip.get(item.ip, [])), None)
-        if lic is None:
+        known = live.get(ledger_lic.id) if ledger_lic else None
+        found = known or next(iter(by_ip.get(item.ip, [])), None)
+
+        if found is None:
             gone = f" (the ledger's {ledger_lic.id} is not in the account)" if ledger_lic else ""
             findings.append(Finding("missing", item.host_name, None, f"no license for {item.ip}{gone}"))
             continue
-        used.add(lic.id)
-        if lic.ip != item.ip:
-            findings.append(Finding("ip-mismatch", item.host_name, lic.id, f"license is for {lic.ip}, server is {item.ip}"))
-        if lic.edition != item.edition:
-            findings.append(Finding("edition-mismatch", item.host_name, lic.id, f"license is {lic.edition}, inventory wants {item.edition}"))
+        used.add(found.id)
+        if found.ip != item.ip:
+            findings.append(Finding("ip-mismatch", item.host_name, found.id, f"license is for {found.ip}, server is {item.ip}"))
+        if found.edition != item.edition:
+            findings.append(Finding("edition-mismatch", item.host_name, found.id, f"license is {found.edition}, inventory wants {item.edition}"))
     limit = (date.fromisoformat(today) + timedelta(days=expiring_days)).isoformat()
     for lic in live.values():
         if lic.id not in used and not lic.free:

@@ -52,6 +52,14 @@ class LicensePlan:
     stale_ledger_id: str | None = None  # the ledger's license for the host is gone from the account
     price: RolloutQuote | None = None  # for "ordered", when asked: the order at today's tier
 
+    @property
+    def existing_license(self) -> AccountLicense:
+        """The account license an existing, adopted or reused plan takes; a plan without one is a bug."""
+        if self.license is None:
+            raise AssertionError(f"a {self.action!r} plan names no license")
+        return self.license
+
+
 
 def plan_for_host(
     wanted: WantedLicense,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from agent.errors import PanelSettingsError, did_you_mean
 from agent.hoststate import StateKey
@@ -104,7 +104,11 @@ class _Problem(Exception):
         super().__init__(f"{where}: {problem}" if where else problem)
 
 
-def _checked(key: str, vars: Mapping[str, Any], read, default):
+Setting = TypeVar("Setting")
+
+
+def _checked(key: str, vars: Mapping[str, Any], read: Callable[[Any], Setting], default: Setting) -> Setting:
+
     if key not in vars:
         return default
     try:

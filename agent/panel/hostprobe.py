@@ -7,6 +7,7 @@ installer, verify, configure's templates) read of it, under the state key PREFLI
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from agent.hoststate import StateKey
 from agent.installer.state import INSTALLER_DIR
@@ -176,7 +177,8 @@ class Preflight:
     facts: HostFacts
     verdict: Verdict
 
-    def to_report(self) -> dict:
+    def to_report(self) -> dict[str, Any]:
+
         return {
             "ok": self.verdict.ok,
             "installed": self.installed,

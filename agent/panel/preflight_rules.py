@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from agent.installer.messages import REPOSITORY_UNREACHABLE
 from agent.installer.settings import InstallSettings
@@ -139,7 +140,7 @@ def evaluate(facts: HostFacts, settings: InstallSettings) -> Verdict:
     return Verdict(tuple(problems), tuple(notes))
 
 
-def _os(facts: HostFacts, settings: InstallSettings):
+def _os(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     supported, eol = os_support(facts)
     if facts.family == "unknown":
         yield Problem("os", f"unsupported OS {facts.os_label or 'unknown'}: ISPmanager 6 needs AlmaLinux/Rocky 8-9, "
@@ -153,13 +154,13 @@ def _os(facts: HostFacts, settings: InstallSettings):
                                 "allow_eol_os: true to install anyway")
 
 
-def _business(facts: HostFacts, settings: InstallSettings):
+def _business(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     if settings.edition == "business" and facts.family in ("debian", "ubuntu"):
         yield Problem("business_os", "ispmanager Business is not supported on Debian-based systems: use an EL 8/9 "
                                      "server, or edition lite/pro/host")
 
 
-def _ram(facts: HostFacts, settings: InstallSettings):
+def _ram(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     el8 = facts.family == "redhat" and facts.os_version.split(".")[0] in ("8", "9")
     minimum = MIN_RAM_MB_EL8 if el8 else MIN_RAM_MB
     if facts.memory_mb <= minimum:
@@ -170,7 +171,7 @@ def _ram(facts: HostFacts, settings: InstallSettings):
                                    f"is available (at most {MINI_RAM_MB} MB means sqlite); set dbtype: sqlite or add RAM")
 
 
-def _disk(facts: HostFacts, settings: InstallSettings):
+def _disk(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     if facts.family != "redhat":
         return
     for path, free, minimum in (("/", facts.disk_root_mb, MIN_DISK_ROOT_MB),
@@ -179,31 +180,31 @@ def _disk(facts: HostFacts, settings: InstallSettings):
             yield Problem("disk", f"{free} MB free on {path}, the installer needs {minimum} MB: free some space")
 
 
-def _hostname(facts: HostFacts, settings: InstallSettings):
+def _hostname(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     if not settings.ignore_hostname and not hostname_valid(facts.hostname):
         yield Problem("hostname", f"You have incorrect hostname: {facts.hostname or '(empty)'}: set a fully qualified "
                                   "name (hostnamectl set-hostname and /etc/hosts), or ignore_hostname: true")
 
 
-def _selinux(facts: HostFacts, settings: InstallSettings):
+def _selinux(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     if facts.selinux_enabled:
         yield Problem("selinux", "SELinux is enabled: the installer aborts; set SELINUX=disabled in "
                                  "/etc/selinux/config and reboot")
 
 
-def _old_panel(facts: HostFacts, settings: InstallSettings):
+def _old_panel(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     if facts.old_panel:
         yield Problem("old_panel", "Old managers is installed (/usr/local/ispmgr, ISPmanager 4): remove it first")
 
 
-def _ports(facts: HostFacts, settings: InstallSettings):
+def _ports(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     if facts.ports_in_use:
         ports = ", ".join(map(str, facts.ports_in_use))
         yield Problem("ports", f"port(s) {ports} already in use by another service: the panel needs 80, 443 and "
                                "1500; stop that service")
 
 
-def _repository(facts: HostFacts, settings: InstallSettings):
+def _repository(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     # The same split as the installer's own failures: a repository answering with errors is the
     # vendor's to fix (retry later); one that never answers is the host's network, and install.sh
     # would only warn and end with "<package> was not found in repos" (repository_unreachable).
@@ -218,7 +219,7 @@ def _repository(facts: HostFacts, settings: InstallSettings):
                                                f"the host ({error}): {REPOSITORY_UNREACHABLE.advice}")
 
 
-def _root(facts: HostFacts, settings: InstallSettings):
+def _root(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     # Without root install.sh fails at its first apt step (apt's lock file, exit 100), after the
     # license was paid for.
     if facts.uid not in (None, 0):
@@ -226,7 +227,7 @@ def _root(facts: HostFacts, settings: InstallSettings):
                               "as a user with passwordless sudo (sudo: true)")
 
 
-def _distribution_repository(facts: HostFacts, settings: InstallSettings):
+def _distribution_repository(facts: HostFacts, settings: InstallSettings) -> Iterator[Problem]:
     # install.sh apt-installs lsb-release, wget and gpg before anything else; without the
     # distribution's repository that ends the run with "Unable to locate package" (exit 100).
     if not facts.helpers_missing or facts.distribution_reachable is not False:

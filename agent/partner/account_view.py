@@ -100,21 +100,22 @@ class AccountView:
 
     def licenses(self, listed_after: int = 0) -> list[AccountLicense]:
         """Every license of the account (deleted ones included, as the account shows them)."""
-        with self._current(listed_after):
-            return list(self._by_id.values())
+        with self._current(listed_after) as by_id:
+            return list(by_id.values())
 
     def near(self, ip: str, remoteid: str | None = None, ids: Iterable[str | None] = (), free: bool = False,
              listed_after: int = 0) -> list[AccountLicense]:
         """The licenses on `ip`, with `remoteid`, with one of `ids`, and (`free`) the parked ones:
         all that a host's plan looks at, so planning on them decides as on the whole account."""
-        with self._current(listed_after):
+        with self._current(listed_after) as by_id:
             chosen = set(self._by_ip.get(ip, ()))
             if remoteid:
                 chosen |= self._by_remoteid.get(remoteid, set())
-            chosen |= {i for i in ids if i and i in self._by_id}
+            chosen |= {i for i in ids if i and i in by_id}
             if free:
                 chosen |= self._free
-            return [self._by_id[i] for i in sorted(chosen)]
+            return [by_id[i] for i in sorted(chosen)]
+
 
     def invalidate(self) -> None:
         """The next read lists the account again (a conflict seen, an outcome unknown)."""
@@ -122,15 +123,17 @@ class AccountView:
             self._valid_after = next(self._tickets)
 
     @contextmanager
-    def _current(self, listed_after: int) -> Iterator[None]:
-        """Hold the view's lock over a list newer than `listed_after` and not too old (listing if needed)."""
+    def _current(self, listed_after: int) -> Iterator[dict[str, AccountLicense]]:
+        """Hold the view's lock over a list newer than `listed_after` and not too old (listing if needed);
+        yields the licenses by id."""
         with self._changed:
             while not self._fresh(listed_after):
                 if self._listing is not None:
                     self._changed.wait()  # share the list in flight; if it is too old for us, list after it
                     continue
                 self._list()
-            yield
+            assert self._by_id is not None  # a fresh view has been listed
+            yield self._by_id
 
     def _fresh(self, listed_after: int) -> bool:
         return (self._by_id is not None and self._listed_ticket > max(listed_after, self._valid_after)
@@ -200,7 +203,7 @@ class AccountView:
 
     # -- the run's writes ----------------------------------------------------------------------
 
-    def _watch(self, operation: Operation, params: dict, result: Any, error: PartnerError | None) -> None:
+    def _watch(self, operation: Operation, params: dict[str, Any], result: Any, error: PartnerError | None) -> None:
         """The client's watcher: apply what a call proved about the account."""
         if operation.name == "list":
             return  # lists are the view's own business: their timing is what makes them fresh
@@ -212,7 +215,7 @@ class AccountView:
             if self._listing is not None:
                 self._replay.append(change)
 
-    def _change_for(self, operation: Operation, params: dict, result: Any, error: PartnerError | None) -> Change | None:
+    def _change_for(self, operation: Operation, params: dict[str, Any], result: Any, error: PartnerError | None) -> Change | None:
         elid = params.get("elid", "")
         if isinstance(error, PartnerNotFound) and elid:
             return lambda: self._drop(elid)
@@ -225,7 +228,7 @@ class AccountView:
     def _stale(self) -> None:
         self._valid_after = next(self._tickets)
 
-    def _confirmed(self, operation: Operation, params: dict, result: Any) -> Change | None:
+    def _confirmed(self, operation: Operation, params: dict[str, Any], result: Any) -> Change | None:
         elid, editions = params.get("elid", ""), self.client.settings.editions_by_pricelist()
         name = operation.name
         if name == "get" or (name == "move" and isinstance(result, dict) and result.get("ip")):

@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any, Callable
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from agent.errors import PartnerCallNotSent, PartnerConfigError, PartnerError, PartnerTransient
 from agent.partner.model import AccountLicense, license_from_fields
@@ -46,7 +46,7 @@ class _RateLimited(PartnerCallNotSent):
         self.retry_after = retry_after
 
 
-def _wait(retry_state) -> float:
+def _wait(retry_state: RetryCallState) -> float:
     error = retry_state.outcome.exception() if retry_state.outcome else None
     if isinstance(error, _RateLimited):
         return error.retry_after
@@ -64,7 +64,7 @@ def _retry_after(value: str | None) -> float:
 
 # A call's outcome as a watcher sees it: the operation, the API parameters sent, what the reply
 # held (as `call` returns it) or the error that ended the call.
-Watcher = Callable[[Operation, dict, Any, "PartnerError | None"], None]
+Watcher = Callable[[Operation, dict[str, Any], Any, "PartnerError | None"], None]
 
 
 class PartnerClient:
@@ -94,7 +94,7 @@ class PartnerClient:
     def __enter__(self) -> PartnerClient:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- reads (retried) -------------------------------------------------------------------
@@ -119,8 +119,9 @@ class PartnerClient:
 
     def order(self, edition: str, period: str, ip: str, licname: str, remoteid: str) -> str:
         """Order and pay for a license (skipbasket=on debits at once); returns its id."""
-        return self.call(named("order"), pricelist=self.settings.pricelist(edition), period=PERIOD_MONTHS[period],
-                         ip=ip, licname=licname, remoteid=remoteid)
+        license_id: str = self.call(named("order"), pricelist=self.settings.pricelist(edition),
+                                    period=PERIOD_MONTHS[period], ip=ip, licname=licname, remoteid=remoteid)
+        return license_id
 
     def set_ip_and_name(self, license_id: str, ip: str | None = None, licname: str | None = None,
                         remoteid: str | None = None) -> None:
@@ -134,7 +135,9 @@ class PartnerClient:
 
     def renew(self, license_id: str, period: str) -> str:
         """Prolong by `period` (monthly|annual); returns the new expiry date."""
-        return self.call(named("renew"), elid=license_id, period=PERIOD_MONTHS[period])
+        expires: str = self.call(named("renew"), elid=license_id, period=PERIOD_MONTHS[period])
+        return expires
+
 
     def change_tariff(self, license_id: str, edition: str, period: str) -> None:
         self.call(named("change_tariff"), elid=license_id, pricelist=self.settings.pricelist(edition),
@@ -173,18 +176,18 @@ class PartnerClient:
         self._tell(operation, params, result, None)
         return result
 
-    def _tell(self, operation: Operation, params: dict, result: Any, error: PartnerError | None) -> None:
+    def _tell(self, operation: Operation, params: dict[str, Any], result: Any, error: PartnerError | None) -> None:
         for watcher in self._watchers:  # replaced, never changed in place: no lock needed to read it
             watcher(operation, params, result, error)
 
     # -- transport -------------------------------------------------------------------------
 
-    def _retrying(self, func: str, params: dict, retry_on: type[Exception], attempts: int) -> Reply:
+    def _retrying(self, func: str, params: dict[str, Any], retry_on: type[Exception], attempts: int) -> Reply:
         policy = Retrying(retry=retry_if_exception_type(retry_on), stop=stop_after_attempt(attempts), wait=_wait,
                           sleep=self._sleep, reraise=True)
         return policy(self._call, func, params)
 
-    def _call(self, func: str, params: dict) -> Reply:
+    def _call(self, func: str, params: dict[str, Any]) -> Reply:
         with self._lock:
             self.calls[func] += 1
         fields = {"func": func, "out": self.settings.output, "lang": "en",
@@ -199,7 +202,7 @@ class PartnerClient:
             raise PartnerError(f"{func}: the partner API answered HTTP {response.status_code}")
         return parse_reply(response.content, self.settings.output, func)
 
-    def _post(self, func: str, fields: dict) -> httpx.Response:
+    def _post(self, func: str, fields: dict[str, Any]) -> httpx.Response:
         where = self.settings.api_url
         try:
             return self._http.post(where, data=fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from agent.secrets import register_secret
 
@@ -55,7 +56,7 @@ class AccountLicense:
         return f"AccountLicense(id={self.id!r}, ip={self.ip!r}, status={self.status.name}, edition={self.edition!r})"
 
 
-def license_from_fields(fields: dict, editions_by_pricelist: dict[str, str]) -> AccountLicense:
+def license_from_fields(fields: dict[str, Any], editions_by_pricelist: dict[str, str]) -> AccountLicense:
     """An AccountLicense from a reply's flat fields (soft.edit model, or one list elem)."""
     key = str(fields.get("lickey") or "") or None
     if key:

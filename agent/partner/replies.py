@@ -37,10 +37,11 @@ def parse_reply(body: bytes, output: str, func: str) -> Reply:
         document = _parse_xml(body) if output == "xml" else _parse_json(body)
     except (ValueError, ET.ParseError) as error:
         raise PartnerTransient(f"{func}: unreadable {output} reply from the partner API ({error})") from None
-    error = document.get("error")
-    if error is not None:
-        raise error_from(func, error)
+    refusal = document.get("error")
+    if refusal is not None:
+        raise error_from(func, refusal)
     return document
+
 
 
 def _parse_json(body: bytes) -> Reply:
@@ -49,7 +50,9 @@ def _parse_json(body: bytes) -> Reply:
         raise ValueError("not a JSON object")
     if set(data) == {"doc"} and isinstance(data["doc"], dict):
         data = data["doc"]
-    return _plain(data)
+    reply: Reply = _plain(data)  # a JSON object stays an object
+    return reply
+
 
 
 def _plain(value: Any) -> Any:

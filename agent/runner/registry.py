@@ -11,7 +11,8 @@ import importlib
 import importlib.metadata
 import pkgutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,6 +69,7 @@ def failed(message: str, **data: Any) -> StepResult:
 
 
 StepFunction = Callable[["HostContext", Any], StepResult]
+MarkedFunction = TypeVar("MarkedFunction", bound=Callable[..., StepResult])
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,8 @@ class StepType:
     rerun_on_resume: bool  # its output feeds later steps: a resumed run does it again
     uses_account: bool  # calls the partner account: the run reads its credentials before any host
     summary: str
-    provides: tuple[StateKey, ...] = ()  # host state it sets for later steps
-    needs: tuple[StateKey, ...] = ()  # host state it cannot work without: a step before it must provide it
+    provides: tuple[StateKey[Any], ...] = ()  # host state it sets for later steps
+    needs: tuple[StateKey[Any], ...] = ()  # host state it cannot work without: a step before it must provide it
 
 
 def step(
@@ -90,9 +92,9 @@ def step(
     read_only: bool = False,
     rerun_on_resume: bool | None = None,
     uses_account: bool = False,
-    provides: tuple[StateKey, ...] = (),
-    needs: tuple[StateKey, ...] = (),
-):
+    provides: tuple[StateKey[Any], ...] = (),
+    needs: tuple[StateKey[Any], ...] = (),
+) -> Callable[[MarkedFunction], MarkedFunction]:
     """Mark the decorated function as the step `name` taking `params`; a StepRegistry finds it.
 
     On `run --resume`, a step that finished is not done again unless it is read-only or
@@ -100,10 +102,11 @@ def step(
     """
     rerun = read_only if rerun_on_resume is None else rerun_on_resume
 
-    def mark(function: StepFunction) -> StepFunction:
+    def mark(function: MarkedFunction) -> MarkedFunction:
         summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
-        function.step_type = StepType(name, function, params, read_only, rerun, uses_account, summary,
-                                      tuple(provides), tuple(needs))
+        # Through __dict__: a Callable type declares no step_type, and the function keeps its own type.
+        function.__dict__["step_type"] = StepType(name, function, params, read_only, rerun, uses_account, summary,
+                                                  tuple(provides), tuple(needs))
         return function
 
     return mark
@@ -156,7 +159,7 @@ class StepRegistry:
             self._add(_published_step(entry_point), f"entry point {entry_point.value}")
         self._everything_loaded = True
 
-    def _add_module(self, module) -> None:
+    def _add_module(self, module: ModuleType) -> None:
         for value in vars(module).values():
             step_type = getattr(value, "step_type", None)
             if isinstance(step_type, StepType) and getattr(value, "__module__", None) == module.__name__:
@@ -170,7 +173,8 @@ class StepRegistry:
         self._steps[step_type.name] = step_type
 
 
-def _published_step(entry_point) -> StepType:
+def _published_step(entry_point: importlib.metadata.EntryPoint) -> StepType:
+
     try:
         function = entry_point.load()
     except Exception as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import jinja2
 
@@ -21,7 +21,7 @@ class _LocalFileLoader(jinja2.BaseLoader):
     def __init__(self, search: list[Path]) -> None:
         self.search = search
 
-    def get_source(self, environment: jinja2.Environment, template: str):
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
         path = find_local_file(self.search, template)
         if path is None:
             problem = local_file_problem(self.search, template)
@@ -43,7 +43,8 @@ def template_environment(search: Sequence[Path]) -> jinja2.Environment:
     )
 
 
-def render_template(search: Sequence[Path], name: str, variables: dict, services: RunServices | None = None) -> str:
+def render_template(search: Sequence[Path], name: str, variables: dict[str, Any],
+                    services: RunServices | None = None) -> str:
     """Render `name` with StrictUndefined: a missing variable is an error naming template and line.
     With the run's `services`, each template is compiled once per run."""
     key = ("templates", tuple(search))
@@ -58,7 +59,8 @@ def render_template(search: Sequence[Path], name: str, variables: dict, services
         raise StepFailed(f"template {name}, line {_template_line(error, name)}: {error.message}") from None
 
 
-def _template_line(error: BaseException, name: str) -> int | str:
+def _template_line(error: BaseException, name: str) -> int | None | str:
+
     # jinja2 rewrites tracebacks so the template's own frame carries its file name and line.
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         if frame.filename.endswith(name):

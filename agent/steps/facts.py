@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from agent.panel.hostprobe import MEMORY_KB_PROBE, PRIMARY_IPV4_PROBE
 from agent.runner.context import HostContext
-from agent.runner.registry import StepResult, failed, ok, step
+from agent.runner.registry import NoParams, StepResult, failed, ok, step
+
 
 # One shell script, one round trip: every fact as a `key=value` line. Shell builtins wherever
 # possible: at fleet scale the forks on the host are what this step costs.
@@ -43,7 +44,7 @@ def parse_facts(text: str) -> dict[str, object]:
 
 
 @step("facts", read_only=True)
-def gather_facts(ctx: HostContext, params) -> StepResult:
+def gather_facts(ctx: HostContext, params: NoParams) -> StepResult:
     """Gather OS, hostname, arch, memory and primary address for later steps and templates."""
     result = ctx.connection.run(FACTS_SCRIPT, log_output=False)
     if not result.ok:

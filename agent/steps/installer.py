@@ -16,7 +16,8 @@ from agent.installer.messages import ALREADY_INSTALLED, DPKG_INTERRUPTED, Failur
 from agent.installer.settings import InstallSettings
 from agent.installer.state import INSTALL, INSTALLER_DIR
 from agent.licensing.ensure import LICENSE
-from agent.panel.hostprobe import PREFLIGHT
+from agent.panel.hostprobe import PREFLIGHT, Preflight
+
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams, StepResult, changed, failed, skipped, step
@@ -195,7 +196,7 @@ def _finish_dpkg(ctx: HostContext) -> None:
         raise InstallerFailed(f"dpkg --configure -a failed: {result.error_line()}", DPKG_INTERRUPTED.name)
 
 
-def _dry_run(ctx: HostContext, settings: InstallSettings, preflight) -> StepResult:
+def _dry_run(ctx: HostContext, settings: InstallSettings, preflight: Preflight) -> StepResult:
     if preflight.installed:
         return skipped("panel already installed: install.sh would not run")
     if preflight.install_running:

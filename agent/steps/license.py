@@ -7,6 +7,8 @@ Partner settings come from the host's settings (see agent/partner/settings.py). 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent.clock import UTC
 from agent.licensing.ensure import LICENSE, LicenseGrant, LicenseWork, account_near, ensure_license
 from agent.licensing.plan import WantedLicense, plan_for_host
@@ -15,6 +17,13 @@ from agent.panel.hostprobe import PREFLIGHT
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, changed, ok, step
 from agent.stepkit.wanted import wanted_license
+
+if TYPE_CHECKING:
+    from agent.economics.program import Program
+    from agent.economics.turnover import RolloutQuote
+    from agent.ledger.licenses import LicenseLedger
+    from agent.partner.account_view import AccountView
+
 
 
 @step("license", NoParams, rerun_on_resume=True, uses_account=True, provides=(LICENSE,))
@@ -51,7 +60,8 @@ def _handed(ctx: HostContext, grant: LicenseGrant, result: StepResult) -> StepRe
     return result
 
 
-def _dry_run(ctx: HostContext, wanted: WantedLicense, view, ledger, server_licid, reuse_free: bool) -> StepResult:
+def _dry_run(ctx: HostContext, wanted: WantedLicense, view: AccountView, ledger: LicenseLedger,
+             server_licid: str | None, reuse_free: bool) -> StepResult:
     """The same plan ensure_license would carry out (from the run's view, as it is), priced at today's
     tier; nothing is ordered."""
     from agent.economics.program import load_program
@@ -67,11 +77,13 @@ def _dry_run(ctx: HostContext, wanted: WantedLicense, view, ledger, server_licid
              "ordered": "would order"}[plan.action]
     message = f"{would} {plan.reason}"
     if plan.action == "ordered":
-        message += f" ({wanted.edition} {wanted.period} for {wanted.ip})" + _price(ctx, plan.price, program)
+        priced = _price(ctx, plan.price, program) if plan.price else ""
+        message += f" ({wanted.edition} {wanted.period} for {wanted.ip})" + priced
+
     return changed(message) if plan.action in ("ordered", "reused") else ok(message)
 
 
-def _price(ctx: HostContext, quote, program) -> str:
+def _price(ctx: HostContext, quote: RolloutQuote, program: Program) -> str:
     """`: 8.00 EUR list, 10 % off: 7.20 EUR` at today's tier (`ispagent plan` prices a whole rollout)."""
     order = quote.orders[0]
     ctx.report["license"].update(list_price=str(order.list_price), discount=str(order.discount), price=str(order.price))

@@ -13,7 +13,8 @@ from agent.errors import PartnerNotFound
 from agent.licensing import account
 from agent.panel.hostprobe import PREFLIGHT
 from agent.panel.mgrctl import MGRCTL, parse_key_values
-from agent.partner.model import FREE_LICNAME, LicenseStatus
+from agent.partner.model import FREE_LICNAME, AccountLicense, LicenseStatus
+
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams, StepResult, changed, ok, skipped, step
 
@@ -64,7 +65,7 @@ def _panel_licid(ctx: HostContext) -> str | None:
     return parse_key_values(result.stdout).get("licid") or None
 
 
-def _released(lic, policy: str) -> bool:
+def _released(lic: AccountLicense, policy: str) -> bool:
     if policy == "delete":
         return lic.status == LicenseStatus.DELETED
     suspended = lic.status == LicenseStatus.SUSPENDED

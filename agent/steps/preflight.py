@@ -5,11 +5,12 @@ from __future__ import annotations
 from agent.panel.hostprobe import PREFLIGHT, gather_script, parse_host_facts, preflight_of
 from agent.panel.preflight_rules import evaluate
 from agent.runner.context import HostContext
-from agent.runner.registry import StepResult, failed, ok, step
+from agent.runner.registry import NoParams, StepResult, failed, ok, step
+
 
 
 @step("preflight", read_only=True, provides=(PREFLIGHT,))
-def preflight(ctx: HostContext, params) -> StepResult:
+def preflight(ctx: HostContext, params: NoParams) -> StepResult:
     """Check the host against the installer's rules (OS, RAM, hostname, SELinux...) in one round trip."""
     settings = ctx.settings.install
     result = ctx.connection.run(gather_script(settings.repository_url), log_output=False)

@@ -17,7 +17,8 @@ class ShellParams(StepParams):
     timeout: float | None = None
 
     @model_validator(mode="after")
-    def _not_empty(self):
+    def _not_empty(self) -> ShellParams:
+
         if not self.command.strip():
             raise ValueError("command must not be empty")
         return self

@@ -76,7 +76,7 @@ class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
     def __init__(self, known: KnownHosts) -> None:
         self.known = known
 
-    def missing_host_key(self, client, hostname, key):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         where = self.known.path or "no known_hosts file"
         raise UnknownHostKey(
             f"{hostname}: host key ({key.get_name()}) is not in {where}; add it "
@@ -88,5 +88,5 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
     def __init__(self, known: KnownHosts) -> None:
         self.known = known
 
-    def missing_host_key(self, client, hostname, key):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         self.known.remember(hostname, key)

@@ -16,7 +16,7 @@ import difflib
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence, Union
+from typing import Iterable, Literal, NoReturn, Sequence, Union
 
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
@@ -57,7 +57,8 @@ class ExpectedCommand:
             return line == self.command
         if self.match is not None:
             return re.search(self.match, line, re.DOTALL) is not None
-        return self.contains in line
+        return self.contains is not None and self.contains in line
+
 
     def describe(self) -> str:
         if self.command is not None:
@@ -239,7 +240,7 @@ class ReplayConnection:
         self.transcript.append(item)
         return self.script[self.position] if self.position < len(self.script) else None
 
-    def _unexpected(self, item: Command | Upload, expected: Expected | None) -> None:
+    def _unexpected(self, item: Command | Upload, expected: Expected | None) -> NoReturn:
         what = f"upload to {item.dest}" if isinstance(item, Upload) else shown(item.line, 160)
         kind = "upload" if isinstance(item, Upload) else "command"
         if expected is None:
@@ -251,7 +252,7 @@ class ReplayConnection:
         self._fail(f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
                    f"expected next:\n{_listing(self.remaining())}{detail}")
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         self.mismatches.append(message)
         raise ScriptMismatch(message)
 

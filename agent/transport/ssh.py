@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import paramiko
 
@@ -81,7 +81,8 @@ class AeadFirstTransport(paramiko.Transport):
     cipher (OpenSSL). Servers without it still get the CTR and CBC ciphers that follow.
     """
 
-    _preferred_ciphers = tuple(sorted(paramiko.Transport._preferred_ciphers, key=lambda name: "-gcm@" not in name))
+    _preferred_ciphers = tuple(sorted(paramiko.Transport._preferred_ciphers,  # type: ignore[attr-defined]  # private
+                                      key=lambda name: "-gcm@" not in name))
     disconnect_reason: str | None = None
 
     def _parse_disconnect(self, m: paramiko.Message) -> None:
@@ -89,7 +90,7 @@ class AeadFirstTransport(paramiko.Transport):
         code, description = m.get_int(), m.get_text()
         self.disconnect_reason = f"the server disconnected: {description} (code {code})"
         m.rewind()
-        super()._parse_disconnect(m)
+        super()._parse_disconnect(m)  # type: ignore[misc]  # paramiko's private handler, not in its stubs
 
 
 class SshConnector:
@@ -175,7 +176,7 @@ class SshConnector:
         except (OSError, EOFError, paramiko.SSHException) as error:
             raise _BastionRefused(str(error) or type(error).__name__) from None
 
-    def _connect_kwargs(self, endpoint: Endpoint) -> dict:
+    def _connect_kwargs(self, endpoint: Endpoint) -> dict[str, Any]:
         """paramiko's connect() arguments: the run's loaded key (or ssh-agent), and every timeout."""
         pkey = self.private_keys.load(endpoint.identity_file) if endpoint.identity_file else None
         timeout = self.settings.connect_timeout
@@ -197,10 +198,11 @@ class SshConnector:
         with self._gateway_lock:
             client = self._gateways.get(endpoint)
             transport = client.get_transport() if client else None
-            if transport is None or not transport.is_active():
+            if client is None or transport is None or not transport.is_active():
                 client = self.open_connection(endpoint)
                 self._gateways[endpoint] = client
             return client
+
 
     def close(self) -> None:
         with self._gateway_lock:

@@ -21,7 +21,8 @@ def testinfra_host(connection: Connection) -> testinfra.host.Host:
     return testinfra.host.Host(_ConnectionBackend(connection))
 
 
-class _ConnectionBackend(BaseBackend):
+class _ConnectionBackend(BaseBackend):  # type: ignore[misc]  # testinfra ships no type information
+
     NAME = "ispagent"
 
     def __init__(self, connection: Connection) -> None:
