@@ -167,7 +167,6 @@ _PER_HOST_KEYS = frozenset(("fqdn", "activation_key"))
 
 
 def settings_key(vars: Mapping[str, Any]) -> tuple[Any, ...] | None:
-
     """What read_host_settings' verdict on `vars` depends on, hashable; None when a value cannot be.
 
     Hosts of one inventory mostly share their settings (they differ in fqdn): checking each distinct

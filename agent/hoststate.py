@@ -40,12 +40,10 @@ class HostState:
         value: T | None = self._values.get(key, default)
         return value
 
-
     def set(self, key: StateKey[T], value: T) -> None:
         self._values[key] = value
 
     def __contains__(self, key: StateKey[Any]) -> bool:
-
         return key in self._values
 
     def by_name(self) -> dict[str, Any]:

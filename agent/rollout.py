@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-
 from agent.clock import UTC, Clock
 from agent.errors import InputError
 from agent.hostsettings import AccountSettings, read_account_settings

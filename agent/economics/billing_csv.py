@@ -146,7 +146,6 @@ class _CsvReader(Protocol):
 
 
 def _rows(reader: _CsvReader, path: Path) -> Iterator[list[str]]:
-
     """The CSV's rows one by one; one the csv module cannot read is a one-line error."""
     try:
         yield from reader

@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import ProgramError
-from agent.yamlnodes import LocatedNode, read_yaml_file
 from agent.secrets import shown
 from agent.userpath import expand_home
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 DEFAULT_PROGRAM = Path(__file__).resolve().parent.parent / "program.yaml"
 PROGRAM_ENV = "ISPAGENT_PROGRAM"
@@ -124,7 +124,6 @@ def _read_prices(node: LocatedNode) -> tuple[dict[tuple[str, str], Decimal], boo
     table = node.mapping((*EDITIONS, "placeholder"))
     prices: dict[tuple[str, str], Decimal] = {}
     for edition in EDITIONS:
-
         periods_node = _required(table, node, edition)
         periods = periods_node.mapping(PERIODS)
         for period in PERIODS:

@@ -192,8 +192,6 @@ def _before_raise(remaining: int, unit: Decimal, running: Decimal, tier: int, lo
 def _lines(applied: list[Applied]) -> tuple[InvoiceLine, ...]:
     """Invoice lines: one per kind, edition, period, price and discount; amounts rounded per line."""
     grouped: dict[tuple[str, str, str, Decimal, Decimal], int] = {}
-
-
     for a in applied:
         key = (a.charge.kind, a.charge.edition, a.charge.period, a.charge.unit_price, a.discount)
         grouped[key] = grouped.get(key, 0) + a.quantity

@@ -39,7 +39,6 @@ def _download(url: str) -> bytes:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
             body: bytes = response.read()
             return body
-
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or error
         raise InstallerFailed(f"cannot download {url}: {reason}", "download") from None

@@ -141,7 +141,8 @@ class _Vault:
             raise InputError(f"{where}: var {shown(var)} (host {shown(host)}) is vault-encrypted; give its vault "
                              "password with --vault-password-file FILE")
         try:
-            return VaultLib(self.secrets).decrypt(ciphertext).decode("utf-8")
+            plaintext: str = VaultLib(self.secrets).decrypt(ciphertext).decode("utf-8")
+            return plaintext
         except (AnsibleError, UnicodeDecodeError) as error:
             raise InputError(f"{where}: var {shown(var)} (host {shown(host)}) cannot be decrypted with the vault "
                              f"password given ({shown(_first_line(error))}); give the password it was encrypted "
@@ -150,7 +151,7 @@ class _Vault:
 
 def _host(name: str, values: dict[str, Any], vault: _Vault) -> AnsibleHost:
     vaulted: set[str] = set()
-    plain_values = {}
+    plain_values: dict[str, Any] = {}
     for key, value in values.items():
         if key.startswith("ansible_") and key not in MAPPED:
             plain_values[key] = None  # left out and named only (often ansible_become_password: !vault)

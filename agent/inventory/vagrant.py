@@ -73,7 +73,10 @@ def _split(line: str) -> tuple[str, str]:
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):
         return "", ""
-    keyword, value = _KEYWORD_VALUE.match(stripped).groups()
+    matched = _KEYWORD_VALUE.match(stripped)
+    if matched is None:  # not reached: the pattern matches any line that starts with a non-space
+        return "", ""
+    keyword, value = matched.groups()
     # Vagrant quotes paths with spaces (common on Windows and macOS home folders).
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]

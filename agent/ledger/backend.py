@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Table
@@ -51,7 +52,8 @@ class LedgerBackend(Protocol):
 def backend_for(location: str | Path) -> LedgerBackend:
     """The backend of a ledger location: a SQLite path, or a database URL."""
     if isinstance(location, Path) or "://" not in str(location):
-        return _module("sqlite").BACKEND(Path(location).absolute())
+        backend: LedgerBackend = _module("sqlite").BACKEND(Path(location).absolute())
+        return backend
     try:
         url = make_url(str(location))
     except ArgumentError:
@@ -65,11 +67,12 @@ def backend_for(location: str | Path) -> LedgerBackend:
     if name not in BACKENDS:
         raise LedgerError(f"ledger_url: '{name}' databases are not supported; use postgresql+psycopg://… or a SQLite path")
     try:
-        return _module(name).BACKEND.from_url(url)
+        backend = _module(name).BACKEND.from_url(url)
     except (ImportError, SQLAlchemyError) as error:
         raise LedgerError(f"ledger {url.render_as_string(hide_password=True)}: {mask(str(error).splitlines()[0])}") from None
+    return backend
 
 
-def _module(name: str):
+def _module(name: str) -> ModuleType:
     """The backend's module (each ends with `BACKEND = <its class>`), imported on first use: psycopg only for PostgreSQL."""
     return importlib.import_module(BACKENDS[name])

@@ -10,9 +10,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import LedgerError
@@ -81,11 +81,11 @@ class LedgerDatabase:
         with self.guarded(), self.engine.connect() as db:
             yield db
 
-    def rows(self, statement) -> list:
+    def rows(self, statement: Executable) -> list[RowMapping]:
         with self.read() as db:
             return list(db.execute(statement).mappings())
 
-    def scalar(self, statement):
+    def scalar(self, statement: Executable) -> Any:
         with self.read() as db:
             return db.execute(statement).scalar()
 

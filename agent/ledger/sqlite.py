@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import URL
 
@@ -105,18 +105,18 @@ def _engine(path: Path) -> Engine:
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "isolation_level": None})
 
     @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection, record) -> None:
+    def _configure(dbapi_connection: sqlite3.Connection, record: object) -> None:
         _use_wal(dbapi_connection)
         dbapi_connection.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut, not only a crash
 
     @event.listens_for(engine, "begin")
-    def _begin(connection) -> None:
+    def _begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get("ledger_write") else "BEGIN")
 
     return engine
 
 
-def _use_wal(dbapi_connection, wait: float = 30.0) -> None:
+def _use_wal(dbapi_connection: sqlite3.Connection, wait: float = 30.0) -> None:
     """Switch the file to WAL (it stays so), unless it already is.
 
     Switching needs the file to itself and SQLite answers "database is locked" at once, without
@@ -158,10 +158,10 @@ def process_start(pid: int) -> str:
         return ""
 
 
-def _stale(row) -> bool:
+def _stale(row: RowMapping) -> bool:
     if row["machine"] == socket.gethostname():
-        return process_start(row["pid"]) != row["pid_start"]  # dead, or the pid was reused
-    return row["expires"] < time.time()
+        return bool(process_start(row["pid"]) != row["pid_start"])  # dead, or the pid was reused
+    return bool(row["expires"] < time.time())
 
 
 BACKEND = SqliteBackend

@@ -169,7 +169,6 @@ def account_near(view: AccountView, wanted: WantedLicense, known: LedgerView, se
 def _take(work: LicenseWork, host: LedgerHost, plan: LicensePlan, pending_order: bool) -> str:
     """Adopt or reuse an existing license of the account; returns the action to report."""
     wanted, lic = work.wanted, plan.existing_license
-
     if plan.action == "reused":
         if not work.ledger.claim_license(lic.id, host.name, wanted.ip, wanted.edition, wanted.period):
             raise PartnerTransient(f"{wanted.host_name}: free license {lic.id} was just taken by another host; rerun")

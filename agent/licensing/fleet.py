@@ -26,7 +26,6 @@ class InventoryHost(Protocol):
     def vars(self) -> Mapping[str, Any]: ...
 
 
-
 def wanted_licenses(hosts: Iterable[InventoryHost]) -> list[WantedLicense]:
     """The license each inventory host wants, for its inventory address (no server is asked)."""
     return [WantedLicense.from_vars(h.name, h.address, h.vars) for h in hosts]

@@ -60,7 +60,6 @@ class LicensePlan:
         return self.license
 
 
-
 def plan_for_host(
     wanted: WantedLicense,
     account: Sequence[AccountLicense],

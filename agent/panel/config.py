@@ -108,7 +108,6 @@ Setting = TypeVar("Setting")
 
 
 def _checked(key: str, vars: Mapping[str, Any], read: Callable[[Any], Setting], default: Setting) -> Setting:
-
     if key not in vars:
         return default
     try:

@@ -178,7 +178,6 @@ class Preflight:
     verdict: Verdict
 
     def to_report(self) -> dict[str, Any]:
-
         return {
             "ok": self.verdict.ok,
             "installed": self.installed,

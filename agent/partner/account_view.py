@@ -116,7 +116,6 @@ class AccountView:
                 chosen |= self._free
             return [by_id[i] for i in sorted(chosen)]
 
-
     def invalidate(self) -> None:
         """The next read lists the account again (a conflict seen, an outcome unknown)."""
         with self._changed:

@@ -138,7 +138,6 @@ class PartnerClient:
         expires: str = self.call(named("renew"), elid=license_id, period=PERIOD_MONTHS[period])
         return expires
 
-
     def change_tariff(self, license_id: str, edition: str, period: str) -> None:
         self.call(named("change_tariff"), elid=license_id, pricelist=self.settings.pricelist(edition),
                   period=PERIOD_MONTHS[period])

@@ -43,7 +43,6 @@ def parse_reply(body: bytes, output: str, func: str) -> Reply:
     return document
 
 
-
 def _parse_json(body: bytes) -> Reply:
     data = json.loads(body)
     if not isinstance(data, dict):
@@ -52,7 +51,6 @@ def _parse_json(body: bytes) -> Reply:
         data = data["doc"]
     reply: Reply = _plain(data)  # a JSON object stays an object
     return reply
-
 
 
 def _plain(value: Any) -> Any:

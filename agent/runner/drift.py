@@ -12,10 +12,14 @@ interrupted earlier execution of this run had started on the host.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from agent.runner.events import StepRecord
 from agent.runner.playbook import Playbook, PlaybookStep
+
+if TYPE_CHECKING:
+    from agent.ledger.licenses import LicenseLedger
+
 
 AUDIT_PREFIX = "audit:"
 DRIFT_PREFIX = "drift: "
@@ -32,7 +36,7 @@ class Audit:
     def drifted(self) -> bool:
         return bool(self.reasons)
 
-    def to_report(self) -> dict:
+    def to_report(self) -> dict[str, Any]:
         return {"drifted": self.drifted, "reasons": list(self.reasons)}
 
 
@@ -77,7 +81,7 @@ def interrupted_changes(playbook: Playbook, carried: dict[str, StepRecord]) -> l
     return [f"run interrupted after {', '.join(changing)} had started changing the host"]
 
 
-def unconfirmed_activations(ledger, host_name: str) -> list[str]:
+def unconfirmed_activations(ledger: LicenseLedger, host_name: str) -> list[str]:
     """Activations of this host the partner account has not confirmed (the report step retries them)."""
     pending = ledger.activations(host_name, state="pending")
     return [f"report: activation of license {activation.license_id} not yet confirmed by the account"

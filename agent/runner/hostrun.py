@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 from agent.errors import HostUnreachable, IspagentError
 from agent.runner.context import HostContext
 from agent.runner.drift import as_finding, audit_id
-from agent.runner.events import HostOutcome, RunListener, StepFinished, StepRecord, StepStarted
+from agent.runner.events import HostOutcome, HostStatus, RunListener, StepFinished, StepRecord, StepStarted
 from agent.runner.playbook import PlaybookStep
 from agent.secrets import mask
 
@@ -69,6 +69,6 @@ def run_step(context: HostContext, planned: PlaybookStep, listener: RunListener,
     return record
 
 
-def outcome_of(context: HostContext, status: str, records: list[StepRecord], error: str | None) -> HostOutcome:
+def outcome_of(context: HostContext, status: HostStatus, records: list[StepRecord], error: str | None) -> HostOutcome:
     host = context.host
     return HostOutcome(host.name, host.address, status, tuple(records), mask(error) if error else None, context.report)

@@ -10,7 +10,6 @@ finished before this run claimed it (on a node that died), not redone, as `--res
 from __future__ import annotations
 
 import threading
-from contextlib import AbstractContextManager
 from typing import Iterable, Protocol, runtime_checkable
 
 from agent.inventory.model import Host
@@ -35,10 +34,17 @@ class HostSource(Protocol):
         ...
 
 
+class HeldLock(Protocol):
+    """A lock held while a source is entered (the inventory's run lock)."""
+
+    def __enter__(self) -> object: ...
+    def __exit__(self, *exc: object) -> object: ...
+
+
 class StaticHostSource:
     """The hosts of a list, each once, in order; `lock` (entered with the source) keeps other runs off them."""
 
-    def __init__(self, hosts: Iterable[Host], lock: AbstractContextManager | None = None) -> None:
+    def __init__(self, hosts: Iterable[Host], lock: HeldLock | None = None) -> None:
         self._pending = list(reversed(list(hosts)))
         self._lock = lock
         self._mutex = threading.Lock()

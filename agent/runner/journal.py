@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted, StateDirError
@@ -104,7 +104,7 @@ class Journal:
         self.state_dir = state_dir
         self.run_id = run_id
         self.dir = state_dir / "runs" / run_id
-        self._events = None
+        self._events: TextIO | None = None
         self._lock = threading.Condition()
         self._pending: list[str] = []
         self._queued = 0  # events handed to the journal
@@ -159,11 +159,11 @@ class Journal:
         self._make_dirs()
         fd = open_state_file(self.state_dir, self._relative("events.jsonl"), os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            self._events = open(fd, "a", encoding="utf-8")
+            self._events = events = open(fd, "a", encoding="utf-8")
             if _ends_cut_short(fd):
                 # A killed run's half-written last line: end it, or the next event is glued onto it and lost.
-                self._events.write("\n")
-                self._events.flush()
+                events.write("\n")
+                events.flush()
         except OSError as error:
             raise state_dir_error(self.state_dir, error) from None
 
@@ -193,14 +193,17 @@ class Journal:
                 if self._writing:
                     self._lock.wait()
                     continue
+                events = self._events
+                if events is None:
+                    raise RuntimeError("the journal's events file is not open: open_events() comes first")
                 batch, upto = "".join(self._pending), self._queued
                 self._pending.clear()
                 self._writing = True
                 self._lock.release()
                 try:
-                    self._events.write(batch)
-                    self._events.flush()
-                    os.fsync(self._events.fileno())
+                    events.write(batch)
+                    events.flush()
+                    os.fsync(events.fileno())
                     written = upto
                 except OSError as error:
                     self.broken = state_dir_error(self.state_dir, error)
@@ -210,7 +213,7 @@ class Journal:
                     self._writing = False
                     self._lock.notify_all()
                 self._durable = written
-            if urgent:
+            if urgent and self.watch is not None:
                 self.watch.durable(data)
 
     def close(self) -> None:

@@ -55,9 +55,10 @@ def read_local_file(source_dirs: Sequence[Path], src: str, error: type[IspagentE
     """The bytes of `src`; every problem of `local_file_problem` (checked again: the file may have
     changed since the playbook was loaded) raises `error`."""
     problem = local_file_problem(source_dirs, src)
-    if problem:
-        raise error(problem)
-    return read_input_bytes(find_local_file(source_dirs, src), error, what="local file").data
+    path = find_local_file(source_dirs, src)
+    if problem or path is None:
+        raise error(problem or f"no file {shown(src)} in {', '.join(map(str, source_dirs))}")
+    return read_input_bytes(path, error, what="local file").data
 
 
 def _located(source_dirs: Sequence[Path], src: str) -> Path | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from agent.errors import InputError
 from agent.inputfile import read_input_bytes
@@ -81,7 +82,7 @@ def metrics_text(result: RunResult | None, *, exit_code: int, now: float, last_s
     return generate_latest(registry)
 
 
-def _standing(result: RunResult, gauge) -> None:
+def _standing(result: RunResult, gauge: Callable[..., object]) -> None:
     standing = result.standing
     if standing is None:
         return

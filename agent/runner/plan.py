@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Literal
 
 from agent.errors import InputError
 from agent.hostsettings import HostSettings, check_var, read_host_settings
@@ -29,11 +29,11 @@ class RunOptions:
     dry_run: bool = False
     ssh_config: str | None = None
     known_hosts: str | None = None
-    host_key_policy: str | None = None
+    host_key_policy: Literal["strict", "accept-new"] | None = None
     only_drifted: bool = False  # audit every host read-only first; change only those that drifted
     rollout: str | None = None  # the shared rollout (agent/runner/fleet.py) this run is a node of
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["state_dir"] = str(self.state_dir)
         return data

@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from agent.errors import PlaybookError, did_you_mean
+from agent.hoststate import StateKey
 from agent.runner.localfiles import local_file_problem
 from agent.runner.registry import StepParams, StepRegistry, StepType
 from agent.secrets import shown
@@ -116,9 +118,10 @@ def _playbook_of(root: LocatedNode, path: Path, sha256: str, registry: StepRegis
                     sha256)
 
 
-def _check_order(entries: list[tuple[LocatedNode, dict]], steps: list[PlaybookStep], registry: StepRegistry) -> None:
+def _check_order(entries: list[tuple[LocatedNode, dict[str, LocatedNode]]], steps: list[PlaybookStep],
+                 registry: StepRegistry) -> None:
     """Every value a step needs is provided by a step before it (`needs=` / `provides=` of @step)."""
-    provided: set = set()
+    provided: set[StateKey[Any]] = set()
     for (item, _), planned in zip(entries, steps):
         missing = [key for key in planned.type.needs if key not in provided]
         if missing:
@@ -189,7 +192,7 @@ def _check_local_files(item: LocatedNode, dirs: list[Path], step: PlaybookStep) 
             raise item.at(step.type.name, name).error(problem)
 
 
-def _explain(problem: dict, step_type: StepType) -> str:
+def _explain(problem: ErrorDetails, step_type: StepType) -> str:
     fields = step_type.params.model_fields
     if problem["type"] == "extra_forbidden":
         unknown = str(problem["loc"][-1])
@@ -203,7 +206,7 @@ def _explain(problem: dict, step_type: StepType) -> str:
     return f"{message} (got {shown(problem['input'])})" if "input" in problem and not isinstance(problem["input"], dict) else message
 
 
-def _did_you_mean(word: object, choices) -> str:
+def _did_you_mean(word: object, choices: Iterable[object]) -> str:
     hint = did_you_mean(word, choices)
     return f" ({hint})" if hint else ""
 

@@ -174,7 +174,6 @@ class StepRegistry:
 
 
 def _published_step(entry_point: importlib.metadata.EntryPoint) -> StepType:
-
     try:
         function = entry_point.load()
     except Exception as error:

@@ -19,7 +19,8 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 
 
 def report_schema() -> dict[str, Any]:
-    return json.loads(resources.files("agent.runner").joinpath("report.json").read_text())
+    schema: dict[str, Any] = json.loads(resources.files("agent.runner").joinpath("report.json").read_text())
+    return schema
 
 
 def build_report(result: RunResult) -> dict[str, Any]:
@@ -74,7 +75,8 @@ def junit_xml(result: RunResult) -> bytes:
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     suite.set("errors", "0")
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _xml_text(text: str) -> str:

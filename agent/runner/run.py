@@ -315,7 +315,8 @@ def _carried_by(source: HostSource, host: Host) -> dict[str, StepRecord]:
 
 def _run_host(run: _Run, host: Host, carried: dict[str, StepRecord]) -> HostOutcome:
     run.listener(HostStarted(host.name))
-    echo = (lambda line: run.echo(host.name, line)) if run.echo else None
+    run_echo = run.echo
+    echo = (lambda line: run_echo(host.name, line)) if run_echo else None
     log = HostLog(run.journal.host_log_path(host.name), echo)
     try:
         connection = run.connector.connect(host, log)

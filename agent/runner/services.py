@@ -37,12 +37,14 @@ class RunServices:
         """What `make` returns, made once for `key`; what it raises is not kept (the next caller tries again)."""
         with self._lock:
             if key in self._made:
-                return self._made[key]
+                known: T = self._made[key]
+                return known
             making = self._making.setdefault(key, threading.Lock())
         with making:
             with self._lock:
                 if key in self._made:
-                    return self._made[key]
+                    made_meanwhile: T = self._made[key]
+                    return made_meanwhile
             made = make()
             with self._lock:
                 self._made[key] = made
@@ -113,6 +115,6 @@ class RunServices:
                 service.close()
 
 
-def _client_key(settings: PartnerSettings) -> tuple:
+def _client_key(settings: PartnerSettings) -> tuple[Any, ...]:
     return (settings.api_url, settings.user, settings.password, settings.output, settings.timeout,
             tuple(sorted(settings.pricelists.items())))

@@ -60,7 +60,6 @@ def render_template(search: Sequence[Path], name: str, variables: dict[str, Any]
 
 
 def _template_line(error: BaseException, name: str) -> int | None | str:
-
     # jinja2 rewrites tracebacks so the template's own frame carries its file name and line.
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         if frame.filename.endswith(name):

@@ -6,7 +6,6 @@ from agent.panel.hostprobe import MEMORY_KB_PROBE, PRIMARY_IPV4_PROBE
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, failed, ok, step
 
-
 # One shell script, one round trip: every fact as a `key=value` line. Shell builtins wherever
 # possible: at fleet scale the forks on the host are what this step costs.
 FACTS_SCRIPT = r"""

@@ -17,7 +17,6 @@ from agent.installer.settings import InstallSettings
 from agent.installer.state import INSTALL, INSTALLER_DIR
 from agent.licensing.ensure import LICENSE
 from agent.panel.hostprobe import PREFLIGHT, Preflight
-
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams, StepResult, changed, failed, skipped, step

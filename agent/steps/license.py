@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from agent.partner.account_view import AccountView
 
 
-
 @step("license", NoParams, rerun_on_resume=True, uses_account=True, provides=(LICENSE,))
 def license_step(ctx: HostContext, params: NoParams) -> StepResult:
     """Adopt, reuse or order the host's license (exactly once); hand its key to the installer."""
@@ -79,7 +78,6 @@ def _dry_run(ctx: HostContext, wanted: WantedLicense, view: AccountView, ledger:
     if plan.action == "ordered":
         priced = _price(ctx, plan.price, program) if plan.price else ""
         message += f" ({wanted.edition} {wanted.period} for {wanted.ip})" + priced
-
     return changed(message) if plan.action in ("ordered", "reused") else ok(message)
 
 

@@ -14,7 +14,6 @@ from agent.licensing import account
 from agent.panel.hostprobe import PREFLIGHT
 from agent.panel.mgrctl import MGRCTL, parse_key_values
 from agent.partner.model import FREE_LICNAME, AccountLicense, LicenseStatus
-
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams, StepResult, changed, ok, skipped, step
 

@@ -8,7 +8,6 @@ from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, failed, ok, step
 
 
-
 @step("preflight", read_only=True, provides=(PREFLIGHT,))
 def preflight(ctx: HostContext, params: NoParams) -> StepResult:
     """Check the host against the installer's rules (OS, RAM, hostname, SELinux...) in one round trip."""

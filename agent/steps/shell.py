@@ -18,7 +18,6 @@ class ShellParams(StepParams):
 
     @model_validator(mode="after")
     def _not_empty(self) -> ShellParams:
-
         if not self.command.strip():
             raise ValueError("command must not be empty")
         return self

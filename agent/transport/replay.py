@@ -59,7 +59,6 @@ class ExpectedCommand:
             return re.search(self.match, line, re.DOTALL) is not None
         return self.contains is not None and self.contains in line
 
-
     def describe(self) -> str:
         if self.command is not None:
             return f"command {shown(self.command, 160)}"

@@ -203,7 +203,6 @@ class SshConnector:
                 self._gateways[endpoint] = client
             return client
 
-
     def close(self) -> None:
         with self._gateway_lock:
             for client in self._gateways.values():

@@ -22,7 +22,6 @@ def testinfra_host(connection: Connection) -> testinfra.host.Host:
 
 
 class _ConnectionBackend(BaseBackend):  # type: ignore[misc]  # testinfra ships no type information
-
     NAME = "ispagent"
 
     def __init__(self, connection: Connection) -> None:
