@@ -16,7 +16,7 @@ import difflib
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Iterable, Literal, NoReturn, Sequence, Union
+from typing import Iterable, Literal, NoReturn, Sequence
 
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
@@ -97,7 +97,7 @@ class ExpectedUpload:
         return f"upload to {self.dest}{mode}"
 
 
-Expected = Union[ExpectedCommand, ExpectedUpload]
+Expected = ExpectedCommand | ExpectedUpload
 
 
 @dataclass(frozen=True)
