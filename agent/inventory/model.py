@@ -45,7 +45,8 @@ class Host:
 
     def public_vars(self) -> dict[str, Any]:
         """`vars` safe to print or log: secrets (activation_key, passwords, URL passwords) replaced by `***`."""
-        return masked(dict(self.vars))
+        shown: dict[str, Any] = masked(dict(self.vars))
+        return shown
 
 
 @dataclass(frozen=True)

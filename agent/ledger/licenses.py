@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, RowMapping, func, select, update
 
 from agent.ledger import schema
 from agent.ledger.billing import BillingBook, BillingEvent
@@ -90,7 +90,7 @@ class LicenseLedger:
     def __enter__(self) -> LicenseLedger:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -148,7 +148,8 @@ class LicenseLedger:
         with self.db.write() as db:
             self._record_license(db, license_id, host_name, ip, edition, period, action)
 
-    def _record_license(self, db: Connection, license_id, host_name, ip, edition, period, action) -> None:
+    def _record_license(self, db: Connection, license_id: str, host_name: str | None, ip: str, edition: str | None,
+                        period: str | None, action: str) -> None:
         lic, now = schema.licenses, utc_now()
         if host_name:
             db.execute(update(lic).where((lic.c.host_name == host_name) & (lic.c.id != license_id) & (lic.c.state == "held"))
@@ -294,24 +295,24 @@ class LicenseLedger:
         with self.db.write() as db:
             _event(db, kind, host_name, license_id, detail)
 
-    def events(self) -> list[dict]:
+    def events(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.rows(select(schema.events).order_by(schema.events.c.id))]
 
 
-def _event(db: Connection, kind: str, host_name: str | None, license_id: str | None, detail: dict) -> None:
+def _event(db: Connection, kind: str, host_name: str | None, license_id: str | None, detail: dict[str, Any]) -> None:
     db.execute(schema.events.insert().values(at=utc_now(), kind=kind, host_name=host_name, license_id=license_id,
                                              detail=mask(json.dumps(detail, sort_keys=True))))
 
 
-def _license(row) -> LedgerLicense:
+def _license(row: RowMapping) -> LedgerLicense:
     return LedgerLicense(row["id"], row["host_name"], row["ip"], row["edition"], row["period"], row["action"], row["state"])
 
 
-def _intent(row) -> OrderIntent:
+def _intent(row: RowMapping) -> OrderIntent:
     return OrderIntent(row["host_name"], row["remoteid"], row["ip"], row["edition"], row["period"], row["state"],
                        row["attempts"], row["license_id"])
 
 
-def _activation(row) -> Activation:
+def _activation(row: RowMapping) -> Activation:
     return Activation(row["id"], row["license_id"], row["host_name"], row["fqdn"], row["remoteid"], row["ip"],
                       row["edition"], row["period"], row["state"], row["attempts"])

@@ -67,7 +67,7 @@ class PostgresBackend:
 @dataclass
 class _AdvisoryLock:
     db: Connection
-    key: dict
+    key: dict[str, int]
 
     def release(self) -> None:
         try:
@@ -76,7 +76,7 @@ class _AdvisoryLock:
             self.db.close()
 
 
-def _holder(db: Connection, key: dict) -> str:
+def _holder(db: Connection, key: dict[str, int]) -> str:
     row = db.execute(text(
         "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.classid = CAST(:ns AS oid) AND l.objid = CAST(:key AS oid) AND l.granted"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, Float, and_, cast, extract, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Float, and_, cast, extract, func, or_, select, update
 
 from agent.errors import InputError
 from agent.ledger import schema
@@ -31,7 +31,7 @@ FAILED = ("failed", "unreachable")
 hosts_t, steps_t, nodes_t, rollouts_t = schema.rollout_hosts, schema.rollout_steps, schema.rollout_nodes, schema.rollouts
 
 
-def db_now():
+def db_now() -> ColumnElement[float]:
     """The database's wall clock in epoch seconds (clock_timestamp: not frozen at the transaction's start)."""
     return cast(extract("epoch", func.clock_timestamp()), Float)
 
@@ -198,9 +198,10 @@ class RolloutBoard:
 
     def held_elsewhere(self, name: str, node: NodeInfo, candidates: Sequence[str]) -> int:
         """How many of `candidates` other nodes hold now: hosts that may still come back to be claimed."""
-        return self.db.scalar(select(func.count()).select_from(hosts_t).where(
+        held: int = self.db.scalar(select(func.count()).select_from(hosts_t).where(
             hosts_t.c.rollout == name, hosts_t.c.host_name.in_(list(candidates)),
             hosts_t.c.state == "claimed", hosts_t.c.node != node.node))
+        return held
 
     def heartbeat(self, name: str, node: NodeInfo) -> set[str]:
         """Renew `node`'s heartbeat and the leases it still holds; the hosts it holds.
@@ -274,7 +275,8 @@ class RolloutBoard:
         return [row["name"] for row in self.db.rows(select(rollouts_t.c.name).order_by(rollouts_t.c.started_at))]
 
     @staticmethod
-    def _holds(name: str, node: NodeInfo, host: str | None = None, token: int | None = None):
+    def _holds(name: str, node: NodeInfo, host: str | None = None,
+               token: int | None = None) -> ColumnElement[bool]:
         conditions = [hosts_t.c.rollout == name, hosts_t.c.node == node.node, hosts_t.c.state == "claimed",
                       hosts_t.c.lease_until > db_now()]
         if host is not None:

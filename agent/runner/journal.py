@@ -88,11 +88,11 @@ _STARTS = (HostStarted, StepStarted)
 class JournalWatch(Protocol):
     """Told when chosen events are on disk: a test harness crashes the process there (tests/harness)."""
 
-    def urgent(self, data: dict) -> bool:
+    def urgent(self, data: dict[str, Any]) -> bool:
         """Must this event (as journaled) be made durable at once, start events too?"""
         ...
 
-    def durable(self, data: dict) -> None:
+    def durable(self, data: dict[str, Any]) -> None:
         """An event `urgent` chose is on disk; called in the thread that journaled it."""
         ...
 
@@ -237,9 +237,9 @@ class Journal:
                     self.broken = state_dir_error(self.state_dir, error)
                     raise self.broken from None
 
-    def finished_work(self) -> tuple[dict[str, dict], dict[str, dict[str, StepRecord]]]:
+    def finished_work(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, StepRecord]]]:
         """From the events so far: each finished host's last host_finished event, and each host's finished steps."""
-        host_status: dict[str, dict] = {}
+        host_status: dict[str, dict[str, Any]] = {}
         steps: dict[str, dict[str, StepRecord]] = {}
         try:
             text = read_state_file(self.state_dir, self._relative("events.jsonl")).decode("utf-8", "replace")
@@ -257,7 +257,7 @@ class Journal:
         return host_status, steps
 
 
-def _replay(event: Any, host_status: dict[str, dict], steps: dict[str, dict[str, StepRecord]]) -> None:
+def _replay(event: Any, host_status: dict[str, dict[str, Any]], steps: dict[str, dict[str, StepRecord]]) -> None:
     kind = event.get("event")
     if kind == "step_finished":
         record = StepRecord(event["step"], event["status"], event["changed"], event["duration_s"], event["message"])
@@ -337,7 +337,7 @@ def load_json(data: str | bytes) -> Any:
         raise ValueError("nested too deeply") from None
 
 
-def _not_a_run(entry: os.DirEntry) -> str | None:
+def _not_a_run(entry: os.DirEntry[str]) -> str | None:
     if entry.is_symlink():
         return "a symbolic link"
     if not entry.is_dir(follow_symlinks=False):
@@ -389,7 +389,7 @@ class InventoryLock:
             raise state_dir_error(self.path.parent.parent, error) from None
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -12,16 +12,17 @@ import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from agent.clock import UTC
 from agent.errors import ClaimLost, HostUnreachable, InputError, RunAborted, StateDirError
 from agent.inventory.model import Host
 from agent.runner.batches import failed_percent, parse_batch_size, threshold_exceeded
 from agent.runner.context import HostContext
-from agent.runner.drift import audit_host, audit_steps, interrupted_changes, unconfirmed_activations
+from agent.runner.drift import Audit, audit_host, audit_steps, interrupted_changes, unconfirmed_activations
 from agent.runner.events import (
     BatchFinished,
+    Event,
     HostFinished,
     HostOutcome,
     HostStarted,
@@ -274,13 +275,13 @@ class _Listeners:
     def __init__(self, *listeners: RunListener) -> None:
         self.listeners = listeners
 
-    def __call__(self, event) -> None:
+    def __call__(self, event: Event) -> None:
         for listener in self.listeners:
             listener(event)
 
 
-def _run_batches(run: _Run, source: HostSource, todo: int, carried, outcomes: dict[str, HostOutcome],
-                 result: RunResult) -> None:
+def _run_batches(run: _Run, source: HostSource, todo: int, carried: dict[str, dict[str, StepRecord]],
+                 outcomes: dict[str, HostOutcome], result: RunResult) -> None:
     size = parse_batch_size(run.options.batch_size, todo)
     index = 0
 
@@ -376,7 +377,7 @@ def _run_host_guarded(run: _Run, host: Host, carried: dict[str, StepRecord]) -> 
         return _finish(run, HostOutcome(host.name, host.address, "failed", (), mask(message)))
 
 
-def _audit(run: _Run, context: HostContext, carried: dict[str, StepRecord]):
+def _audit(run: _Run, context: HostContext, carried: dict[str, StepRecord]) -> Audit:
     """The read-only pass of a drift-only run on one host (see agent/runner/drift.py)."""
     known = interrupted_changes(run.plan.playbook, carried)
     if _uses_account(run) and not run.options.dry_run:
@@ -391,7 +392,7 @@ def _finish(run: _Run, outcome: HostOutcome) -> HostOutcome:
     return outcome
 
 
-def _outcome_from_journal(host: Host, finished: dict, steps: dict[str, StepRecord]) -> HostOutcome:
+def _outcome_from_journal(host: Host, finished: dict[str, Any], steps: dict[str, StepRecord]) -> HostOutcome:
     return HostOutcome(host.name, host.address, finished["status"], tuple(steps.values()), None, finished.get("report") or {})
 
 
