@@ -53,5 +53,8 @@ def test_a_step_section_carries_its_docstring_parameters_and_flags():
     shell = steps.split("## `shell`")[1].split("\n## ")[0]
     assert "Run a command under the host's /bin/sh" in shell
     assert "| `command` | `str` | required |" in shell and "| `changes` | `bool` | `True` |" in shell
+    assert "| `creates` | `str \\| None` | `None` |" in shell  # a bare | would split the table's cell
+    upload = steps.split("## `upload`")[1].split("\n## ")[0]
+    assert '| `mode` | octal string | `"0644"` |' in upload  # as a playbook writes it, not 420
     facts = steps.split("## `facts`")[1].split("\n## ")[0]
     assert "read-only" in facts and "No parameters." in facts
