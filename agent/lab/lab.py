@@ -399,7 +399,7 @@ class Lab:
         except FileNotFoundError:
             return []
         except json.JSONDecodeError as error:
-            raise LabError(f"{path} is not valid JSON ({error}): run `ispagent lab down --dir {self.dir}`")
+            raise LabError(f"{path} is not valid JSON ({error}): run `ispagent lab down --dir {self.dir}`") from None
         if state.get("version") not in READABLE_STATE_VERSIONS:
             raise LabError(
                 f"{path} was written by another version of ispagent (state version {state.get('version')},"

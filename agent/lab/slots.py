@@ -148,7 +148,8 @@ def _read(path: Path) -> SlotRecord | None:
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as error:
-        raise LabError(f"{path} is not a lab slot record ({error}): remove it if no lab is up in slot {path.name}")
+        raise LabError(f"{path} is not a lab slot record ({error}): "
+                       f"remove it if no lab is up in slot {path.name}") from None
 
 
 def _legacy_record() -> SlotRecord | None:
