@@ -12,13 +12,14 @@ import itertools
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
     Column,
     Connection,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     bindparam,
@@ -50,7 +51,7 @@ class BillingEvent:
     line: int = 0  # the CSV line it came from, for messages
 
 
-def event_key(event: BillingEvent) -> tuple:
+def event_key(event: BillingEvent) -> tuple[object, ...]:
     """What makes two billing events the same event (the CSV line it came from does not)."""
     return (event.on_date, event.kind, event.license_id, event.edition, event.period, event.price)
 
@@ -130,7 +131,7 @@ class BillingBook:
                 raise LedgerError(_at(event, f"license {event.license_id} is not active in the ledger on {event.on_date}: "
                                              "add its activation (or a renewal) before this line"))
             return
-        if event.kind == "deactivation" and open_term["started_on"] > event.on_date:
+        if event.kind == "deactivation" and open_term is not None and open_term["started_on"] > event.on_date:
             raise LedgerError(_at(event, f"license {event.license_id} is deactivated on {event.on_date}, before its "
                                          f"activation on {open_term['started_on']}: fix the date"))
         db.execute(schema.billing_events.insert().values(
@@ -139,7 +140,7 @@ class BillingBook:
         if event.kind in ("activation", "renewal") and open_term is None:
             db.execute(terms.insert().values(license_id=event.license_id, edition=event.edition, period=event.period,
                                              started_on=event.on_date, ended_on=FAR_FUTURE))
-        elif event.kind == "deactivation":
+        elif event.kind == "deactivation" and open_term is not None:  # None: returned above
             db.execute(update(terms).where(terms.c.id == open_term["id"]).values(ended_on=event.on_date))
 
     # -- reads -----------------------------------------------------------------------------
@@ -158,7 +159,7 @@ class BillingBook:
             for on_date, kind, license_id, edition, period, price in result:
                 yield BillingEvent(on_date, kind, license_id, edition, period, price)
 
-    def recorded_counts(self, first_day: str, last_day: str) -> Counter:
+    def recorded_counts(self, first_day: str, last_day: str) -> Counter[tuple[object, ...]]:
         """How many events the ledger holds between the two days (inclusive), by `event_key`."""
         ev = schema.billing_events
         columns = (ev.c.on_date, ev.c.kind, ev.c.license_id, ev.c.edition, ev.c.period, ev.c.price)
@@ -168,7 +169,8 @@ class BillingBook:
                         for r in rows})
 
     def first_date(self) -> str | None:
-        return self.db.scalar(select(func.min(schema.billing_events.c.on_date)))
+        first: str | None = self.db.scalar(select(func.min(schema.billing_events.c.on_date)))
+        return first
 
     def recorded_charges(self, start: str, end: str) -> list[ChargeRow]:
         """Activations and recorded renewals dated in [start, end), one row per day, kind, edition, period, price."""
@@ -221,7 +223,9 @@ class BillingBook:
     def active_licenses(self, on_date: str) -> int:
         """Licenses billed and running on `on_date` (marketing support counts these, program §6)."""
         terms = schema.billing_terms
-        return self.db.scalar(select(func.count()).where(terms.c.started_on <= on_date, terms.c.ended_on > on_date))
+        running = select(func.count()).where(terms.c.started_on <= on_date, terms.c.ended_on > on_date)
+        count: int = self.db.scalar(running)
+        return count
 
     def payments_until(self, on_date: str) -> list[tuple[str, str]]:
         """(date, amount) of every payment recorded up to `on_date`."""
@@ -306,11 +310,12 @@ class BillingImport:
         statement = (select(staged.on_date, staged.kind, staged.license_id, staged.edition, staged.period, staged.price,
                             staged.line)
                      .where(staged.recorded == 0).order_by(staged.on_date, staged.line, staged.seq))
-        shared: dict[str | None, str | None] = {}  # one string per kind, edition, period: terms keep them
+        kinds: dict[str, str] = {}  # one string per kind, edition, period: terms keep them
+        shared: dict[str | None, str | None] = {}
         for rows in _fetched(self.db, statement):
             for on_date, kind, license_id, edition, period, price, line in rows:
-                yield BillingEvent(on_date, shared.setdefault(kind, kind), license_id, shared.setdefault(edition, edition),
-                                   shared.setdefault(period, period), price, line)
+                yield BillingEvent(on_date, kinds.setdefault(kind, kind), license_id,
+                                   shared.setdefault(edition, edition), shared.setdefault(period, period), price, line)
 
     def write(self, events: Iterable[BillingEvent] | None = None) -> int:
         """Apply the staged events (`bill(strict=True)`'s rules, in date order) and insert them; returns how many.
@@ -323,11 +328,11 @@ class BillingImport:
         writer = _TermWriter(self.db)
         _apply_terms(self.ordered() if events is None else events, running, writer.settled)
         writer.flush(running.values())
-        staged, events = _STAGED.c, schema.billing_events
+        staged, billing_events = _STAGED.c, schema.billing_events
         columns = ("on_date", "kind", "license_id", "edition", "period", "price")
         chosen = (select(*(staged[name] for name in columns), literal("import"), literal(utc_now()))
                   .where(staged.recorded == 0).order_by(staged.on_date, staged.line, staged.seq))
-        self.db.execute(events.insert().from_select([*columns, "source", "created_at"], chosen))
+        self.db.execute(billing_events.insert().from_select([*columns, "source", "created_at"], chosen))
         return self.staged - self.left_out  # not the insert's rowcount: psycopg gives -1 for INSERT ... SELECT here
 
     def close(self) -> None:
@@ -340,11 +345,11 @@ class BillingImport:
     def _param(self, n: int) -> str:
         return "?" if self.db.dialect.paramstyle == "qmark" else f"%(p{n})s"
 
-    def _params(self, values) -> tuple | dict:
+    def _params(self, values: Iterable[object]) -> tuple[object, ...] | dict[str, object]:
         return tuple(values) if self.db.dialect.paramstyle == "qmark" else {f"p{n}": v for n, v in enumerate(values)}
 
 
-def _fetched(db: Connection, statement) -> Iterator[list[tuple]]:
+def _fetched(db: Connection, statement: Select[Any]) -> Iterator[Sequence[Sequence[Any]]]:
     """The rows of `statement`, CHUNK at a time, without a Row object per row (a third of an import's
     time when it had one). SQLite's cursor steps through the result; other databases stream it from
     a server-side cursor (the options go on the statement: a connection's would stay with it)."""
@@ -352,9 +357,9 @@ def _fetched(db: Connection, statement) -> Iterator[list[tuple]]:
         yield from db.execute(statement.execution_options(stream_results=True, yield_per=CHUNK)).partitions()
         return
     compiled = statement.compile(dialect=db.dialect)
-    cursor = db.connection.dbapi_connection.cursor()
+    cursor = _driver_cursor(db)
     try:
-        cursor.execute(str(compiled), tuple(compiled.params[name] for name in compiled.positiontup))
+        cursor.execute(str(compiled), tuple(compiled.params[name] for name in compiled.positiontup or ()))
         while rows := cursor.fetchmany(CHUNK):
             yield rows
     finally:
@@ -376,7 +381,7 @@ def _large_page_cache(db: Connection, kibibytes: int = 48 * 1024) -> Iterator[No
     if db.dialect.name != "sqlite":
         yield
         return
-    before = db.exec_driver_sql("PRAGMA cache_size").scalar()
+    before = db.exec_driver_sql("PRAGMA cache_size").scalar_one()
     db.exec_driver_sql(f"PRAGMA cache_size=-{kibibytes}")
     try:
         yield
@@ -384,7 +389,16 @@ def _large_page_cache(db: Connection, kibibytes: int = 48 * 1024) -> Iterator[No
         db.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
 
 
-def _insert_many(db: Connection, table, columns: tuple[str, ...], rows: Iterator[tuple]) -> None:
+def _driver_cursor(db: Connection) -> Any:
+    """A DB-API cursor of `db`'s connection. Any: the drivers' executemany takes any iterable of rows
+    (fed lazily here), where the DB-API stubs ask for a sequence."""
+    driver = db.connection.dbapi_connection
+    if driver is None:
+        raise LedgerError("the ledger's database connection is closed")
+    return driver.cursor()
+
+
+def _insert_many(db: Connection, table: Table, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]) -> None:
     """INSERT every row with the driver's executemany, inside `db`'s transaction.
 
     SQLAlchemy's executemany turns each row into a dict and processes every parameter: a third of
@@ -392,12 +406,13 @@ def _insert_many(db: Connection, table, columns: tuple[str, ...], rows: Iterator
     dialect (SQLite's ? or psycopg's %(name)s), and rows are fed lazily, never all in a list.
     """
     compiled = table.insert().compile(dialect=db.dialect, column_keys=list(columns))
+    parameters: Iterable[tuple[Any, ...]] | Iterable[dict[str, Any]]
     if compiled.positional:
-        order = [columns.index(name) for name in compiled.positiontup]
+        order = [columns.index(name) for name in compiled.positiontup or ()]
         parameters = (tuple(row[i] for i in order) for row in rows) if order != list(range(len(columns))) else rows
     else:
         parameters = (dict(zip(columns, row)) for row in rows)
-    cursor = db.connection.dbapi_connection.cursor()
+    cursor = _driver_cursor(db)
     try:
         cursor.executemany(str(compiled), parameters)
     finally:
