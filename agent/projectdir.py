@@ -86,7 +86,7 @@ def _claim(target: Path) -> bool:
         if target.is_symlink():
             raise InputError(f"{shown(str(target))}: is a symbolic link; init follows none "
                              "(give a new or empty directory)")
-        target.mkdir(parents=True)
+        target.mkdir()  # not its parents: after a refusal, nothing init made is left anywhere
         return True
     except FileExistsError:
         if not target.is_dir():
@@ -96,6 +96,8 @@ def _claim(target: Path) -> bool:
             raise InputError(f"{shown(str(target))}: exists and is not empty; init overwrites nothing "
                              "(give a new or empty directory)") from None
         return False
+    except FileNotFoundError:
+        raise InputError(f"{shown(str(target))}: its parent directory does not exist") from None
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise InputError(f"{shown(str(target))}: cannot make the directory: {reason}") from None

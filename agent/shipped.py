@@ -9,6 +9,7 @@ package), and there they are the checkout's own top-level files.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 from pathlib import Path
 
@@ -22,6 +23,7 @@ EXAMPLE_INVENTORY = "inventory.example.yaml"
 PLAYBOOK_SUFFIX = ".yaml"
 
 
+@functools.cache
 def shipped_root() -> Path:
     """The directory holding `playbooks/`, `templates/` and `inventory.example.yaml`."""
     try:

@@ -31,7 +31,8 @@ def demo(hosts: int, lab_dir: Path, playbook: Path) -> None:
     from agent.lab.demo import run_demo
     from agent.shipped import find_playbook
 
-    result = run_demo(lab_dir, hosts, find_playbook(playbook), PlainProgress(), lambda line: echo(f"lab: {line}", err=True))
+    result = run_demo(lab_dir, hosts, find_playbook(playbook), PlainProgress(),
+                      lambda line: echo(f"lab: {line}", err=True))
     for label, run, report in (("first run", result.first, result.reports[0]), ("second run", result.second, result.reports[1])):
         echo(f"\n== {label} (report: {report})")
         print_summary(run)

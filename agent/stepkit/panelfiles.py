@@ -50,7 +50,8 @@ class PlannedFile:
 def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFile]:
     """The files for this host. A missing variable raises StepFailed naming template and line."""
     variables = {**ctx.template_vars(), "preflight": ctx.state.get(PREFLIGHT)}
-    rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, templates_dir()], name, variables, ctx.services).encode(), 0o644, name)
+    search = [*ctx.source_dirs, templates_dir()]
+    rendered = [PlannedFile(dest, render_template(search, name, variables, ctx.services).encode(), 0o644, name)
                 for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
     calls = "".join(command_line(_recorded(argv, ctx.host.name)) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
     return [*rendered, PlannedFile(CALLS_DEST, (CALLS_HEADER + calls).encode(), 0o600, "")]
