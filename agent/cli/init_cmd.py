@@ -11,8 +11,10 @@ from agent.cli.output import echo
 
 
 @click.command()
-@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
-def init(directory: Path) -> None:
+# Plain text, not click.Path: that stats the value first, and a NUL in it (a caller's, not a shell's) would
+# be a traceback instead of write_project_dir's one line.
+@click.argument("directory", metavar="DIR")
+def init(directory: str) -> None:
     """Write DIR/inventory.yaml, DIR/playbooks/ and DIR/templates/ to edit.
 
     \b
@@ -24,12 +26,12 @@ def init(directory: Path) -> None:
     from agent.projectdir import write_project_dir
     from agent.secrets import shown
 
-    made = write_project_dir(directory)
+    made = write_project_dir(Path(directory))
     playbooks = sum(1 for path in made.files if path.parts[0] == "playbooks" and path.suffix == ".yaml")
     templates = sum(1 for path in made.files if path.parts[0] == "templates")
-    echo(f"init: wrote {shown(str(directory))}: inventory.yaml, {playbooks} playbooks, {templates} templates")
+    echo(f"init: wrote {shown(directory)}: inventory.yaml, {playbooks} playbooks, {templates} templates")
     # Commands to copy: the directory as the shell needs it, or DIR when it cannot be shown as typed.
-    word = shlex.quote(str(directory)) if shown(str(directory)) == f"'{directory}'" else "DIR"
+    word = shlex.quote(directory) if shown(directory) == f"'{directory}'" else "DIR"
     echo(f"next: edit {word}/inventory.yaml, then\n"
          f"  ispagent inventory check -i {word}/inventory.yaml\n"
          f"  ispagent run {word}/playbooks/install.yaml -i {word}/inventory.yaml --dry-run")
