@@ -18,9 +18,9 @@ from harness import mutations
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from agent import projectdir
 from agent.cli.main import cli
 from agent.inventory import load_inventory
-from agent import projectdir
 from agent.projectdir import shipped_files
 from agent.runner.playbook import load_playbook
 from agent.shipped import templates_dir
