@@ -4,7 +4,8 @@ The Python API in one place (each name is imported on first use, so `ispagent --
 CLI's start stay fast):
 
     from agent import RunOptions, RunPlan, start_run
-    result = start_run(RunPlan.from_files(Path("playbooks/install.yaml"), Path("inventory.yaml"),
+    from agent.shipped import find_playbook
+    result = start_run(RunPlan.from_files(find_playbook(Path("install")), Path("inventory.yaml"),
                                           RunOptions(state_dir=Path("state"))), listener=print)
 """
 

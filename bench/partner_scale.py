@@ -31,11 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from agent.lab import Lab  # noqa: E402
 from agent.lab.mirror import write_config  # noqa: E402
+from agent.shipped import playbooks_dir  # noqa: E402
 from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS  # noqa: E402
 from partnerkit import fill_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-PLAYBOOK = REPO / "playbooks" / "install.yaml"
+PLAYBOOK = playbooks_dir() / "install.yaml"
 
 
 def admin(lab: Lab, op: str) -> dict:

@@ -33,6 +33,7 @@ from race import Job  # noqa: E402
 
 from agent.lab import Lab, network  # noqa: E402
 from agent.lab.mirror import write_config  # noqa: E402
+from agent.shipped import playbooks_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,7 +96,7 @@ def install_flow(lab: Lab, size: int, forks: int, work: Path) -> None:
     write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
     state = work / "install-state"
     for attempt in ("install", "again"):
-        print(row(attempt, size, forks, run_ispagent(REPO / "playbooks/install.yaml", lab.inventory_path, forks,
+        print(row(attempt, size, forks, run_ispagent(playbooks_dir() / "install.yaml", lab.inventory_path, forks,
                                                       state, work)), flush=True)
 
 

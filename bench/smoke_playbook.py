@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.lab import Lab  # noqa: E402
+from agent.shipped import playbooks_dir  # noqa: E402
 
 
 CLI = {
@@ -65,7 +66,7 @@ def main() -> None:
             for runner in runners:
                 for host in lab.hosts:
                     lab.exec(host.name, ["rm", "-rf", "/srv/ispagent-smoke"])
-                args = ["run", str(REPO / "playbooks" / "smoke.yaml"), "-i", str(lab.inventory_path), "--forks", str(size)]
+                args = ["run", str(playbooks_dir() / "smoke.yaml"), "-i", str(lab.inventory_path), "--forks", str(size)]
                 first, rss1, code1 = run_cli(args, work / "state", runner)
                 second, rss2, code2 = run_cli(args, work / "state", runner)
                 if code1 or code2:

@@ -28,7 +28,7 @@ def inventory() -> None:
 @click.option(
     "-i", "--inventory", "inventory_path", required=True, metavar="FILE",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Inventory YAML to check (see inventory.example.yaml).",
+    help="Inventory YAML to check (`ispagent init DIR` writes a commented example).",
 )  # fmt: skip
 @click.option(
     "--ssh-config", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),

@@ -59,6 +59,7 @@ def cli() -> None:
 # `ispagent --version` and `inventory check` do not pay for paramiko, the runner or SQLAlchemy.
 COMMANDS: dict[str, str] = {
     "inventory": "agent.cli.inventory_cmd:inventory",
+    "init": "agent.cli.init_cmd:init",
     "lab": "agent.cli.lab_cmd:lab",
     "run": "agent.cli.run_cmd:run",
     "runs": "agent.cli.runs_cmd:runs",

@@ -65,6 +65,11 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     """Run PLAYBOOK over the hosts of an inventory, or --resume an earlier run.
 
     \b
+    PLAYBOOK is a file, or the name of a playbook shipped with ispagent
+    (install, reprovision, audit, decommission, license-only, smoke) when no
+    file of that name exists; `ispagent init DIR` copies them to edit.
+
+    \b
     Every step result is journaled as it happens; the run id is printed first
     (on stderr too when stdout is not a terminal). If the run is killed,
     `ispagent run --resume RUN_ID` finishes it: hosts that ended ok are left
@@ -79,6 +84,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     from agent.cli.run_output import make_progress, print_run_end
     from agent.runner.pool import allow_open_files, files_for
     from agent.runner.run import RunOptions, RunPlan, resume_run, start_run
+    from agent.shipped import find_playbook
 
     _check_outputs(report_json=report_json, junit=junit, report_html=report_html, metrics_file=metrics_file)
     state_dir = state_dir or default_state_dir()
@@ -100,6 +106,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
         else:
             if not playbook or not inventory:
                 raise InputError("give a PLAYBOOK and -i INVENTORY (or --resume RUN_ID); see ispagent run --help")
+            playbook = find_playbook(playbook)
             options = RunOptions(
                 state_dir=state_dir, forks=forks, batch_size=batch_size, max_fail_percent=max_fail_percent,
                 limit=limit, dry_run=dry_run, ssh_config=ssh_config, known_hosts=known_hosts,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from agent.panel.config import mgrctl_calls
 from agent.panel.hostprobe import PREFLIGHT
@@ -19,6 +18,7 @@ from agent.panel.mgrctl import MGR_DIR
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams
 from agent.secrets import SECRET_FIELDS
+from agent.shipped import templates_dir
 from agent.stepkit.templates import render_template
 from agent.transport.quoting import command_line
 
@@ -26,8 +26,6 @@ OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
 IHTTPD_DEST = f"{MGR_DIR}/etc/ihttpd.conf"
 CALLS_DEST = f"{MGR_DIR}/etc/ispagent-mgrctl.calls"
 CALLS_HEADER = "# mgrctl -m ispmgr calls, one a line (shell-quoted words); ispagent applies them when this file changes.\n"
-# The project's own templates, found whatever directory the playbook is in.
-PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 class PanelConfigParams(StepParams):
@@ -52,7 +50,8 @@ class PlannedFile:
 def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFile]:
     """The files for this host. A missing variable raises StepFailed naming template and line."""
     variables = {**ctx.template_vars(), "preflight": ctx.state.get(PREFLIGHT)}
-    rendered = [PlannedFile(dest, render_template([*ctx.source_dirs, PROJECT_TEMPLATES], name, variables, ctx.services).encode(), 0o644, name)
+    search = [*ctx.source_dirs, templates_dir()]
+    rendered = [PlannedFile(dest, render_template(search, name, variables, ctx.services).encode(), 0o644, name)
                 for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
     calls = "".join(command_line(_recorded(argv, ctx.host.name)) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
     return [*rendered, PlannedFile(CALLS_DEST, (CALLS_HEADER + calls).encode(), 0o600, "")]

@@ -84,6 +84,10 @@ SCHEDULE_WORDS = [b"--at", b"25:00", b"2:5", b"02:30\n", b"--name", b"Nightly", 
                   b"/srv/x\\%", b"/srv/'q'\"", b"/srv/`id`", b"/srv/;id", b"/srv/x\ny", b"/srv/\x00", b"/srv/\xff",
                   b"/srv/\xe2\x80\xa8", b"/srv/\xc2\x85", b"/srv/\x1b[31m", b"/srv/" + b"x" * 5000, b"/dev/null",
                   b"playbooks/reprovision.yaml", b"playbooks", b"/", b"--help", b"-h", b"--version"]
+# Directory names given to `ispagent init DIR` (relative: a case never names a place outside its sandbox).
+INIT_WORDS = [b"..", b".", b"../..", b"", b" ", b"-", b"--help", b"a/../b", b"fleet/", b"fleet//x", b"x" * 300,
+              b"x/" * 2100, b"\x00", b"\xff", b"~", b"fleet\n", b"\x1b[31m", b"\xe2\x80\xae", b"inventory.yaml",
+              b"playbooks", b"$HOME", b"`id`", b"a b", b"'q'\"", b"*", b"x\\y", b".ispagent-init-x"]
 # Lines of an env file: what systemd and a shell could read apart, and what neither takes.
 ENV_LINES = [b"A=back\\slash", b"A=x\\", b"export A=1", b"A='half", b'A="half', b"A='x'y'", b'A=a"b"c', b"=x", b"A",
              b"A==", b" A = b ", b"A=$(id)", b"A=`id`", b"A=$$", b"A=;touch /tmp/x", b"1A=x", b"A-B=x", b"A.B=x",
@@ -288,6 +292,12 @@ def _word(rng, line: bytes, kind: str) -> list[bytes]:
     return [word + b"\n", line] if rng.random() < 0.5 else [word + b"\n"]
 
 
+def _init_word(rng, data: bytes, kind: str) -> bytes:
+    """The directory replaced by a word, or a word put before or after it as a path component."""
+    word, roll = _pick(rng, INIT_WORDS), rng.random()
+    return word if roll < 0.4 else word + b"/" + data if roll < 0.7 else data + b"/" + word
+
+
 def _env_line(rng, line: bytes, kind: str) -> list[bytes]:
     return [_pick(rng, ENV_LINES) + b"\n"] if rng.random() < 0.6 else [line, _pick(rng, ENV_LINES) + b"\n"]
 
@@ -330,6 +340,7 @@ OPERATORS = {
                                    _vagrant_block],
     "schedule": [_insert, _delete, _lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_word),
                  _lines_op(_word), _lines_op(_word)],
+    "init": [_insert, _insert, _delete, _truncate, _init_word, _init_word, _init_word],
     "env": _BYTES + _WHOLE + [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_env_line),
                               _lines_op(_env_line), _lines_op(_env_line)],
     "ansible-ini": _BYTES + _WHOLE + [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_ini_value),
@@ -357,6 +368,10 @@ def originals(kind: str) -> list[bytes]:
         return ["\n".join(shlex.split(line)[3:]).encode()]
     if kind == "env":
         return [(REPO / "ispagent.env.example").read_bytes()]
+    if kind == "init":  # the directory of docs/install.md's `ispagent init` example
+        lines = (REPO / "docs" / "install.md").read_text().splitlines()
+        line = next(line for line in lines if line.startswith("ispagent init "))
+        return [shlex.split(line)[2].encode()]
     if kind == "ansible-ini":
         return [(REPO / "tests" / "data" / "ansible" / "ini" / "hosts.ini").read_bytes()]
     if kind == "ansible-yaml":  # the inventory and its vars files: group_vars/ and host_vars/ are YAML too

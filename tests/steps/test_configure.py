@@ -9,7 +9,7 @@ import yaml
 
 from agent.errors import StepFailed
 from agent.runner.playbook import load_playbook
-from agent.stepkit.panelfiles import PROJECT_TEMPLATES
+from agent.shipped import templates_dir
 from agent.stepkit.templates import render_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def test_template_with_a_missing_variable_names_template_line_and_variable(case)
     if "users" in case:
         variables["panel_users"] = case["users"]
     with pytest.raises(StepFailed) as error:
-        render_template([PROJECT_TEMPLATES], case["template"], variables)
+        render_template([templates_dir()], case["template"], variables)
     assert str(error.value) == case["error"]
 
 
@@ -36,7 +36,7 @@ def test_templates_render_options_and_ihttpd():
         "panel_options": ["DisableAutoUpdate"], "panel_params": {"WebscriptsRepoUrl": "http://repo.example/"},
         "ihttpd_allow": ["10.0.0.0/8"],
     }
-    options = render_template([PROJECT_TEMPLATES], "ispmanager/ispagent.conf.j2", variables)
+    options = render_template([templates_dir()], "ispmanager/ispagent.conf.j2", variables)
     assert options.splitlines()[1:] == ["Option DisableAutoUpdate", "WebscriptsRepoUrl http://repo.example/"]
-    ihttpd = render_template([PROJECT_TEMPLATES], "ispmanager/ihttpd.conf.j2", variables)
+    ihttpd = render_template([templates_dir()], "ispmanager/ihttpd.conf.j2", variables)
     assert ihttpd.splitlines()[1:] == ["listen {", "\tip 0.0.0.0", "\tport 1500", "\tallow_ip 10.0.0.0/8", "}"]

@@ -19,7 +19,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("agent.errors", "agent.secrets", "agent.atomicfile", "agent.statedir", "agent.yamlnodes", "agent.editions",
      "agent.inputfile", "agent.userpath", "agent.clock", "agent.hoststate"),
     ("agent.inventory", "agent.transport", "agent.partner", "agent.ledger", "agent.panel", "agent.installer",
-     "agent.economics", "agent.hostsettings"),
+     "agent.economics", "agent.hostsettings", "agent.shipped", "agent.projectdir"),
     ("agent.licensing",),
     ("agent.runner", "agent.scheduling", "agent.rollout"),
     ("agent.stepkit",),
