@@ -17,11 +17,11 @@ import yaml
 
 from agent.atomicfile import write_atomic
 from agent.errors import InputError
-from agent.inputfile import decode_input
 from agent.inventory.addresses import PORT_TEXT, is_address
 from agent.inventory.loader import check_made_inventory, is_valid_name, is_valid_user
 from agent.secrets import shown
 from agent.transport.hostkeys import known_hosts_name
+from agent.yamlnodes import read_yaml_file
 
 VAGRANT_DEFAULT_PORT = 22
 _KEYWORD_VALUE = re.compile(r"^(\S+?)(?:\s*=\s*|\s+|$)(.*)$")
@@ -142,20 +142,12 @@ check_vagrant_inventory = check_made_inventory  # from-vagrant's name for it
 
 
 def read_vars_file(path: Path) -> dict[str, object]:
-    """The YAML mapping of vars in `path` (`--vars`); anything else is one line naming the file."""
-    try:
-        text = decode_input(path.read_bytes(), path, InputError, what="vars file")
-    except OSError as problem:
-        raise InputError(f"{shown(str(path))}: cannot read the vars file: {problem.strerror or problem}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as problem:
-        mark = getattr(problem, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{shown(str(path))}{where}: not YAML: {getattr(problem, 'problem', None) or problem}") from None
-    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
-        raise InputError(f"{shown(str(path))}: a vars file is a YAML mapping of names to values, like vars: in an inventory")
-    return data
+    """The YAML mapping of vars in `path` (`--vars`), read as inventories are (no tags, aliases
+    bounded, duplicate keys refused); anything else is one line naming the file and line."""
+    root = read_yaml_file(path, InputError, what="vars file")
+    if not root.is_mapping:
+        raise root.error("a vars file is a YAML mapping of names to values, like vars: in an inventory")
+    return {name: node.value() for name, node in root.mapping().items()}
 
 
 def machine_endpoints(machines: list[VagrantMachine]) -> set[str]:

@@ -81,7 +81,8 @@ class DockerDaemon:
             return False
         for tool in (DOCKER, DOCKERD):
             if not tool.exists():
-                raise LabError(f"the Vagrant docker lab needs Debian's {tool}, which is missing: apt-get install docker.io")
+                raise LabError(f"the Vagrant docker lab needs Debian's {tool}, which is missing:"
+                               " apt-get install docker.io")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.bin_dir.mkdir(exist_ok=True)
         link = self.bin_dir / "docker"
@@ -113,7 +114,8 @@ class DockerDaemon:
         done = subprocess.run([str(DOCKER), *args], input=input, capture_output=True, env=env, check=False)
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-            raise LabError(f"{what or 'docker ' + ' '.join(args[:2])} failed: {lines[-1] if lines else done.returncode}")
+            last = lines[-1] if lines else f"exit code {done.returncode}"
+            raise LabError(f"{what or 'docker ' + ' '.join(args[:2])} failed: {last}")
         return done.stdout.decode(errors="replace")
 
     def _argv(self) -> list[str]:

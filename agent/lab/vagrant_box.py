@@ -69,7 +69,8 @@ def box_files(rootfs: Path, extra: Path, mirror_address: str, public_key: str) -
         source = (rootfs / "etc" / name).stat()
         write_scratch_file(extra / "etc" / name, getattr(accounts, name), mode, owner=(source.st_uid, source.st_gid))
     write_scratch_file(extra / f"etc/sudoers.d/{BOX_USER}", f"{BOX_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440)
-    write_scratch_file(extra / "etc/apt/sources.list", f"deb {services.distribution_url(mirror_address)} bookworm main\n")
+    distribution = services.distribution_url(mirror_address)
+    write_scratch_file(extra / "etc/apt/sources.list", f"deb {distribution} bookworm main\n")
     home = extra / "home" / BOX_USER
     for directory, mode in ((home, 0o755), (home / ".ssh", 0o700)):
         directory.mkdir()

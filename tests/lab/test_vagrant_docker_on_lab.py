@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from vagrantkit import DOMAIN, VagrantDockerSession, leftovers
 
 from agent.lab.dockerd import BRIDGE_NETWORK, DOCKER
-from vagrantkit import DOMAIN, VagrantDockerSession, leftovers
 
 pytestmark = pytest.mark.lab
 
