@@ -4,6 +4,7 @@ and its forgetting of old host keys (the lab itself: tests/lab/test_vagrant_dock
 from __future__ import annotations
 
 import io
+import ipaddress
 import tarfile
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.cli.main import cli
+from agent.lab.dockerd import BRIDGE_NETWORK, DockerDaemon
+from agent.lab.network import LAB_RANGE
 from agent.lab.vagrant_box import Accounts, with_box_user, write_layer
 from agent.transport.hostkeys import forget_hosts
 
@@ -145,3 +148,16 @@ def _ssh_config_once(tmp_path: Path) -> str:
         return _ssh_config(tmp_path)
     return SSH_CONFIG.format(keys=tmp_path / ".vagrant" / "machines")
 
+
+
+def test_our_dockerd_is_private_and_stays_off_dockers_and_the_netns_labs_addresses(tmp_path: Path) -> None:
+    daemon = DockerDaemon(tmp_path)
+    argv = daemon._argv()
+    assert argv[0] == "/usr/sbin/dockerd"
+    for option in (["--host", f"unix://{tmp_path}/docker.sock"], ["--data-root", f"{tmp_path}/data"],
+                   ["--exec-root", f"{tmp_path}/exec"], ["--storage-driver", "vfs"], ["--bridge", "ispdock0"]):
+        assert argv[argv.index(option[0]) + 1] == option[1]
+    assert {"--iptables=false", "--ip-masq=false", "--ip-forward=false"} <= set(argv)
+    assert daemon.env()["PATH"].startswith(f"{tmp_path}/bin:") and daemon.env()["DOCKER_HOST"] == daemon.host_url
+    bridge = ipaddress.ip_network(BRIDGE_NETWORK)
+    assert not bridge.overlaps(ipaddress.ip_network("172.17.0.0/16")) and not bridge.overlaps(LAB_RANGE)
