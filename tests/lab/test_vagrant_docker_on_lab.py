@@ -47,9 +47,14 @@ def vagrant_lab(tmp_path_factory: pytest.TempPathFactory):
     finally:
         destroyed = session.vagrant("destroy", "-f")
         containers = session.docker("ps", "-a", "-q").stdout.split()
+        networks = session.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+        container_mounts = [line for line in Path("/proc/mounts").read_text().splitlines()
+                            if f"{session.lab_dir}/docker/data/containers/" in line]
         down = session.lab_down()
     assert destroyed.returncode == 0, destroyed.stderr
     assert containers == [], "vagrant destroy left containers"
+    assert sorted(networks) == ["bridge", "host", "none"], "vagrant made a docker network (a bridge) and left it"
+    assert container_mounts == [], "vagrant destroy left container mounts"
     assert down.returncode == 0 and "0 containers removed" in down.stdout, down.stdout + down.stderr
     assert leftovers(session) == []
 
