@@ -13,13 +13,11 @@ from agent.inventory.loader import load_inventory
 from agent.inventory.summary import TABLE_COLUMNS, inventory_summary, table_row
 from agent.inventory.vagrant import (
     check_vagrant_inventory,
-    machine_endpoints,
     parse_vagrant_ssh_config,
     read_vars_file,
     vagrant_inventory_yaml,
     write_inventory_file,
 )
-from agent.transport.hostkeys import forget_hosts
 
 
 @click.group()
@@ -105,8 +103,11 @@ def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | No
         return
     write_inventory_file(output, text)
     echo(f"wrote {output} ({len(machines)} hosts)", err=True)
+    # Imported here: it brings paramiko, which `inventory check` and --help do without.
+    from agent.transport.hostkeys import forget_hosts, known_hosts_name
+
     known_hosts_path = output.parent / Path(known_hosts).expanduser()
-    forgotten = forget_hosts(known_hosts_path, machine_endpoints(machines))
+    forgotten = forget_hosts(known_hosts_path, {known_hosts_name(m.address, m.port) for m in machines})
     if forgotten:
         echo(f"forgot {forgotten} old host keys of these machines in {known_hosts_path}", err=True)
 

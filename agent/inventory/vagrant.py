@@ -20,7 +20,6 @@ from agent.errors import InputError
 from agent.inventory.addresses import PORT_TEXT, is_address
 from agent.inventory.loader import check_made_inventory, is_valid_name, is_valid_user
 from agent.secrets import shown
-from agent.transport.hostkeys import known_hosts_name
 from agent.yamlnodes import read_yaml_file
 
 VAGRANT_DEFAULT_PORT = 22
@@ -148,11 +147,6 @@ def read_vars_file(path: Path) -> dict[str, object]:
     if not root.is_mapping:
         raise root.error("a vars file is a YAML mapping of names to values, like vars: in an inventory")
     return {name: node.value() for name, node in root.mapping().items()}
-
-
-def machine_endpoints(machines: list[VagrantMachine]) -> set[str]:
-    """The names the machines are filed under in known_hosts (`[127.0.0.1]:2222`)."""
-    return {known_hosts_name(machine.address, machine.port) for machine in machines}
 
 
 def write_inventory_file(path: Path, text: str) -> None:
