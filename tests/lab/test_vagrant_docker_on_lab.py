@@ -129,3 +129,15 @@ def _endpoint(inventory: Path, machine: str) -> str:
 def _key(known_hosts: Path, endpoint: str) -> str | None:
     keys = [line.split()[2] for line in known_hosts.read_text().splitlines() if line.split()[:1] == [endpoint]]
     return keys[-1] if keys else None
+
+
+def test_a_second_docker_lab_is_refused_in_one_line_while_one_is_up(vagrant_lab, tmp_path):
+    other = tmp_path / "other-lab"
+    refused = vagrant_lab.ispagent("lab", "docker", "up", "--dir", str(other))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stderr == (f"ispagent: error: the Vagrant docker lab of this machine is up in {vagrant_lab.lab_dir}:"
+                              f" take it down first with `ispagent lab docker down --dir {vagrant_lab.lab_dir}`\n")
+    assert not (other / "docker").exists()
+    # The first lab is untouched: its machines still answer.
+    smoke = vagrant_lab.run("smoke.yaml")
+    assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr
