@@ -14,7 +14,8 @@ def _validate(directory: Path, **env: str) -> subprocess.CompletedProcess:
     assert vagrant, "vagrant is not installed: .ci/setup installs Debian's vagrant package"
     # --ignore-provider: the libvirt/virtualbox providers are not installed here, their blocks are skipped.
     return subprocess.run([vagrant, "validate", "--ignore-provider"], cwd=directory, capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(directory), "VAGRANT_CHECKPOINT_DISABLE": "1", **env})
+                          timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(directory),
+                                            "VAGRANT_CHECKPOINT_DISABLE": "1", **env})
 
 
 def test_vagrantfile_validates_with_debian_vagrant(tmp_path):
@@ -41,5 +42,6 @@ def test_the_docker_provider_defines_debian12_machines_only(tmp_path):
     shutil.copytree(VAGRANT_DIR, work)
     result = _validate(work, VAGRANT_DEFAULT_PROVIDER="docker", ISPAGENT_VAGRANT_MACHINES="10")
     assert result.returncode == 0, result.stdout + result.stderr
-    machines = [line.split(":")[0].removeprefix("==> ") for line in result.stdout.splitlines() if line.startswith("==>")]
+    lines = result.stdout.splitlines()
+    machines = [line.split(":")[0].removeprefix("==> ") for line in lines if line.startswith("==>")]
     assert machines == ["debian12"] + [f"debian12-{n}" for n in range(2, 11)]
