@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from agent.cli.output import echo, echo_json
-from agent.inventory.loader import load_inventory
-from agent.inventory.summary import TABLE_COLUMNS, inventory_summary, table_row
 from agent.errors import InputError
 from agent.inputfile import decode_input
+from agent.inventory.loader import load_inventory
+from agent.inventory.summary import TABLE_COLUMNS, inventory_summary, table_row
 from agent.inventory.vagrant import (
     check_vagrant_inventory,
     parse_vagrant_ssh_config,
+    read_vars_file,
     vagrant_inventory_yaml,
     write_inventory_file,
 )
@@ -72,7 +73,11 @@ def check(inventory_path: Path, ssh_config: Path | None, limit: str | None, as_j
     help="known_hosts file for the lab's host keys, relative to the inventory's directory.",
 )  # fmt: skip
 @click.option("--domain", metavar="DOMAIN", help="Set each host's vars.fqdn to <machine>.<DOMAIN>.")
-def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | None) -> None:
+@click.option(
+    "--vars", "vars_file", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML mapping of vars for defaults.vars (`ispagent lab docker up` writes one: DIR/vars.yaml).",
+)  # fmt: skip
+def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | None, vars_file: Path | None) -> None:
     """Make an inventory from `vagrant ssh-config` output.
 
     \b
@@ -82,18 +87,29 @@ def from_vagrant(source, output: Path | None, known_hosts: str, domain: str | No
 
     Hosts are reached as Vagrant reports them (127.0.0.1 and a forwarded port, user vagrant with
     sudo, Vagrant's per-machine key). Vagrant boxes get new host keys on every `vagrant up`, so
-    the inventory uses host_key_policy accept-new with its own known_hosts file.
+    the inventory uses host_key_policy accept-new with its own known_hosts file. With -o, that
+    file forgets the keys it holds for these machines' addresses and ports: run from-vagrant after
+    each `vagrant up`, and the new keys are taken on first contact. (Any other changed key is
+    still refused.)
     """
     name = getattr(source, "name", "<stdin>")
     text = decode_input(source.read(), name, InputError, what="`vagrant ssh-config` output")
     machines = parse_vagrant_ssh_config(text, name)
-    text = vagrant_inventory_yaml(machines, known_hosts=known_hosts, domain=domain)
+    defaults_vars = read_vars_file(vars_file) if vars_file else None
+    text = vagrant_inventory_yaml(machines, known_hosts=known_hosts, domain=domain, defaults_vars=defaults_vars)
     check_vagrant_inventory(text, name)
     if output is None:
         echo(text, nl=False)
         return
     write_inventory_file(output, text)
     echo(f"wrote {output} ({len(machines)} hosts)", err=True)
+    # Imported here: it brings paramiko, which `inventory check` and --help do without.
+    from agent.transport.hostkeys import forget_hosts, known_hosts_name
+
+    known_hosts_path = output.parent / Path(known_hosts).expanduser()
+    forgotten = forget_hosts(known_hosts_path, {known_hosts_name(m.address, m.port) for m in machines})
+    if forgotten:
+        echo(f"forgot {forgotten} old host keys of these machines in {known_hosts_path}", err=True)
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

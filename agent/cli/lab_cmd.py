@@ -18,6 +18,12 @@ dir_option = click.option(
     show_default=True, help="Directory holding the lab's state, host disks, key and inventory.",
 )
 
+# Not the netns lab's directory: each lab keeps its services' state in its own.
+docker_dir_option = click.option(
+    "--dir", "lab_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("vagrant-lab"),
+    show_default=True, help="Directory holding dockerd's socket and data, the services' state, env and vars.yaml.",
+)
+
 
 def _progress(message: str) -> None:
     echo(f"lab: {message}", err=True)
@@ -114,3 +120,50 @@ def down(lab_dir: Path) -> None:
     """
     result = Lab(lab_dir).down(progress=_progress)
     echo(f"lab down: {len(result.stopped)} hosts stopped in {result.seconds:.2f} s; nothing left")
+
+
+@lab.group("docker")
+def docker_lab() -> None:
+    """The docker side of a Vagrant test lab: `vagrant up --provider=docker` on this machine.
+
+    \b
+        ispagent lab docker up --dir vlab && . vlab/env
+        cd vagrant && vagrant up --provider=docker
+        vagrant ssh-config | ispagent inventory from-vagrant --domain lab.ispagent.test \\
+            --vars ../vlab/vars.yaml -o lab.yaml
+        ispagent run ../playbooks/install.yaml -i lab.yaml
+        vagrant destroy -f && ispagent lab docker down --dir ../vlab
+
+    Our own dockerd (Debian's docker.io: private socket and data root under DIR/docker, storage
+    driver vfs, no iptables, bridge ispdock0 at 198.19.0.1/24), the lab's installer mirror and
+    partner emulator on that address, and the box image made offline from the lab's rootfs.
+    """
+
+
+@docker_lab.command("up")
+@docker_dir_option
+def docker_up(lab_dir: Path) -> None:
+    """Start dockerd and the lab's services, build the box image; each unless it is there.
+
+    Writes DIR/env (source it before running vagrant) and DIR/vars.yaml (inventory vars).
+    """
+    from agent.lab.vagrant_docker import VagrantDockerLab
+
+    result = VagrantDockerLab(lab_dir).up(progress=_progress)
+    image = "built" if result.built_image else "already there"
+    echo(f"lab docker up in {result.seconds:.2f} s (image {image}); next: . {result.env_file}"
+         f" && vagrant up --provider=docker")
+
+
+@docker_lab.command("down")
+@docker_dir_option
+def docker_down(lab_dir: Path) -> None:
+    """Remove any container left, stop the services and dockerd, remove the bridge.
+
+    Fails, naming it, if anything is left afterwards. Run `vagrant destroy` first: containers
+    removed here are not known to Vagrant as gone until it next looks.
+    """
+    from agent.lab.vagrant_docker import VagrantDockerLab
+
+    removed = VagrantDockerLab(lab_dir).down(progress=_progress)
+    echo(f"lab docker down: {len(removed)} containers removed; nothing left")

@@ -20,6 +20,7 @@ from agent.errors import InputError
 from agent.inventory.addresses import PORT_TEXT, is_address
 from agent.inventory.loader import check_made_inventory, is_valid_name, is_valid_user
 from agent.secrets import shown
+from agent.yamlnodes import read_yaml_file
 
 VAGRANT_DEFAULT_PORT = 22
 _KEYWORD_VALUE = re.compile(r"^(\S+?)(?:\s*=\s*|\s+|$)(.*)$")
@@ -105,15 +106,22 @@ def _machine(block: dict[str, tuple[str, int]], source: str) -> VagrantMachine:
     return VagrantMachine(name=name, address=address, port=int(port), user=user, identity_file=identity_file or None)
 
 
-def vagrant_inventory_yaml(machines: list[VagrantMachine], *, known_hosts: str, domain: str | None = None) -> str:
+def vagrant_inventory_yaml(
+    machines: list[VagrantMachine], *, known_hosts: str, domain: str | None = None,
+    defaults_vars: dict[str, object] | None = None,
+) -> str:
     """Inventory YAML text for `machines`, ready for `ispagent inventory check`.
 
     Vagrant boxes get fresh host keys on every `vagrant up`, so the inventory trusts new keys on
     first contact (accept-new) and keeps them in a lab-only `known_hosts` file, away from the
-    operator's real one. With `domain`, each machine gets `vars.fqdn` = `<name>.<domain>`.
+    operator's real one. With `domain`, each machine gets `vars.fqdn` = `<name>.<domain>`;
+    `defaults_vars` (e.g. a Vagrant docker lab's vars.yaml) go under `defaults.vars`.
     """
     hosts = {machine.name: _host_entry(machine, domain) for machine in machines}
-    document = {"ssh": {"known_hosts": known_hosts, "host_key_policy": "accept-new"}, "hosts": hosts}
+    document: dict[str, object] = {"ssh": {"known_hosts": known_hosts, "host_key_policy": "accept-new"}}
+    if defaults_vars:
+        document["defaults"] = {"vars": dict(defaults_vars)}
+    document["hosts"] = hosts
     header = (
         "# Made by `ispagent inventory from-vagrant` from `vagrant ssh-config`.\n"
         "# Set the ISPmanager vars before a rollout, e.g. under a defaults: key:\n"
@@ -133,6 +141,15 @@ def _host_entry(machine: VagrantMachine, domain: str | None) -> dict[str, object
 
 
 check_vagrant_inventory = check_made_inventory  # from-vagrant's name for it
+
+
+def read_vars_file(path: Path) -> dict[str, object]:
+    """The YAML mapping of vars in `path` (`--vars`), read as inventories are (no tags, aliases
+    bounded, duplicate keys refused); anything else is one line naming the file and line."""
+    root = read_yaml_file(path, InputError, what="vars file")
+    if not root.is_mapping:
+        raise root.error("a vars file is a YAML mapping of names to values, like vars: in an inventory")
+    return {name: node.value() for name, node in root.mapping().items()}
 
 
 def write_inventory_file(path: Path, text: str) -> None:

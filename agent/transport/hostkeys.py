@@ -13,12 +13,34 @@ from pathlib import Path
 
 import paramiko
 
+from agent.atomicfile import write_atomic
 from agent.errors import InputError, UnknownHostKey
 
 
 def known_hosts_name(address: str, port: int) -> str:
     """The name a host is filed under in known_hosts (`[addr]:port` off port 22, as OpenSSH does)."""
     return address if port == 22 else f"[{address}]:{port}"
+
+
+def forget_hosts(path: Path, names: set[str]) -> int:
+    """Drop from the known_hosts file `path` the lines of hosts filed under `names` (plain, not hashed
+    names, as ispagent writes them); return how many were dropped. A missing file has none."""
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    kept = [line for line in lines if not _names_of(line) & names]
+    if len(kept) < len(lines):
+        write_atomic(path, "".join(kept), path.stat().st_mode & 0o777, durable=False)
+    return len(lines) - len(kept)
+
+
+def _names_of(line: str) -> set[str]:
+    fields = line.split()
+    if not fields or fields[0].startswith("#"):
+        return set()
+    first = fields[1] if fields[0].startswith("@") and len(fields) > 1 else fields[0]  # @cert-authority, @revoked
+    return set(first.split(","))
 
 
 class KnownHosts:
