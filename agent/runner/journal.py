@@ -57,6 +57,8 @@ class RunRecord:
     resumed_at: list[str] = field(default_factory=list)
     pid: int | None = None  # of the process running it now (or last): a live one is never pruned
     summary: dict[str, int] | None = None  # hosts by status once it ended: failed ones make it resumable
+    addresses: dict[str, str] | None = None  # host name -> address, once it ended (`runs show`)
+    standing: dict[str, Any] | None = None  # AccountStanding.to_report() after the hosts, once it ended
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
@@ -79,6 +81,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "run_id": (str,), "playbook": (str,), "playbook_sha256": (str,), "inventory": (str,), "hosts": (list,),
     "options": (dict,), "started_at": (str,), "status": (str,), "finished_at": (str, type(None)),
     "reason": (str, type(None)), "resumed_at": (list,), "pid": (int, type(None)), "summary": (dict, type(None)),
+    "addresses": (dict, type(None)), "standing": (dict, type(None)),
 }
 
 
