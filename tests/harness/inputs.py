@@ -309,11 +309,10 @@ def worker(kind: str, mode: str, seed: int, first: int, last: int, args) -> None
         os.environ["HOME"] = str(workspace.home)
         os.environ["ISPAGENT_STATE_DIR"] = str(workspace.root / "default-state")
 
-        def one(index: int, rng: random.Random) -> None:
+        def one(index: int, case: tuple[bytes, int]) -> None:
             print(json.dumps({"start": index}), flush=True)
             try:
-                data, which = case_of(kind, rng)
-                result = run_case(kind, data, which, workspace, index, args)
+                result = run_case(kind, *case, workspace, index, args)
             except Exception as error:  # the harness's own failure: shown as a problem, not a dead worker
                 problem = f"traceback:harness: {error!r}"[:300]
                 result = CaseResult(kind, index, commands=[Command(["harness"], -1, [problem])])
@@ -321,12 +320,12 @@ def worker(kind: str, mode: str, seed: int, first: int, last: int, args) -> None
 
         if mode == "seeded":
             for index in range(first, last):
-                one(index, random.Random(f"{seed}/{kind}/{index}"))
+                one(index, case_of(kind, random.Random(f"{seed}/{kind}/{index}")))
             return
-        _hypothesis_cases(one, first, last)
+        _hypothesis_cases(kind, one, first, last)
 
 
-def _hypothesis_cases(one, first: int, last: int) -> None:
+def _hypothesis_cases(kind: str, one, first: int, last: int) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -336,10 +335,13 @@ def _hypothesis_cases(one, first: int, last: int) -> None:
               suppress_health_check=list(HealthCheck))
     @given(rng=st.randoms(use_true_random=False))
     def examples(rng) -> None:
+        # The whole case is drawn every time, run or not: hypothesis requires the same draws for the same
+        # example, and a restarted worker then meets the examples in the same order to skip those already run.
+        case = case_of(kind, rng)
         index = counter[0]
         counter[0] += 1
-        if first <= index < last:  # a restarted worker skips what the one before it ran: the same sequence
-            one(index, rng)
+        if first <= index < last:
+            one(index, case)
 
     examples()
 
