@@ -59,8 +59,10 @@ def _reports(result, directory: Path) -> dict[str, bytes]:
 
 
 def test_runs_show_renders_the_same_reports_as_the_run_wrote(tmp_path, account):
+    _license_expiring_in_10_days(account)
     result = _run(tmp_path, account)
     assert [host.report["license"]["action"] for host in result.hosts] == ["ordered"] * 3
+    assert len(result.standing.expiring) == 1 and result.standing.turnover
     live = _reports(result, tmp_path / "live")
     out = tmp_path / "shown"
     out.mkdir()
@@ -107,14 +109,18 @@ def test_licenses_the_run_ordered_have_their_price_in_the_report(tmp_path, accou
         assert f"{float(price):,.2f} {result.standing.currency}" in table
 
 
-def test_monthly_licenses_the_run_ordered_are_not_expiring(tmp_path, account):
-    # One license of the account (not this run's) expires in 10 days: it alone is named.
+def _license_expiring_in_10_days(emulator) -> None:
+    """A license of the account that is not the run's, near its expiry: the notice must name it."""
     from datetime import date, timedelta
 
-    account.store.db.execute(
+    emulator.store.db.execute(
         "INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey, key_ready_at,"
         " createdate, expiredate) VALUES ('lab-partner@example.com', '55227', 1, '10.64.0.9', 'old.example', 'old',"
         " 2, 'old-key', 0.0, '2026-01-01', ?)", ((date.today() + timedelta(days=10)).isoformat(),))
+
+
+def test_monthly_licenses_the_run_ordered_are_not_expiring(tmp_path, account):
+    _license_expiring_in_10_days(account)  # it alone is named
     result = _run(tmp_path, account)
     ordered = {host.report["license"]["id"] for host in result.hosts}
     assert len(ordered) == 3
