@@ -261,12 +261,23 @@ def _replay(event: Any, host_status: dict[str, dict], steps: dict[str, dict[str,
     kind = event.get("event")
     if kind == "step_finished":
         record = StepRecord(event["step"], event["status"], event["changed"], event["duration_s"], event["message"])
+        if not _shaped_as_written(record):
+            raise TypeError("not a step_finished event as the journal writes it")
         steps.setdefault(event["host"], {})[event["step"]] = record
     elif kind == "host_finished":
         host_status[event["host"]] = event
     elif kind == "host_started":
         host_status.pop(event["host"], None)
         steps.setdefault(event["host"], {})
+
+
+def _shaped_as_written(record: StepRecord) -> bool:
+    """A replayed step has the types StepRecord.to_json writes: a damaged one (a duration that is text) is not
+    done, and must not reach a report's arithmetic (`runs show` ended in a traceback on one)."""
+    duration = record.duration_s
+    return (all(isinstance(text, str) for text in (record.step, record.status, record.message))
+            and isinstance(record.changed, bool) and isinstance(duration, (int, float))
+            and not isinstance(duration, bool) and 0 <= duration < float("inf"))
 
 
 def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:

@@ -161,3 +161,29 @@ def test_junit_of_runs_show_parses(tmp_path, account):
     assert shown.exit_code == 0, shown.output
     assert ET.parse(out).getroot().get("tests") == "3"
     assert oct(os.stat(out).st_mode & 0o777)
+
+
+@pytest.mark.parametrize("duration", ['"1.5"', '{"s": 1}', "true", "-1", "1e999"])
+def test_a_step_event_of_the_wrong_shape_is_not_done_and_runs_show_renders_the_rest(tmp_path, duration):
+    # Found by harness.inputs (run-record cases 80 and 142): a duration that was text ended runs show in a traceback.
+    from harness.mutations import RUN_RECORD, RUN_RECORD_ID
+
+    run = tmp_path / "state" / "runs" / RUN_RECORD_ID
+    run.mkdir(parents=True)
+    (tmp_path / "state").chmod(0o700)
+    (run / "run.json").write_text(RUN_RECORD)
+    (run / "events.jsonl").write_text(
+        '{"event": "host_started", "host": "web1"}\n'
+        '{"event": "step_finished", "host": "web1", "step": "facts", "status": "ok", "changed": false,'
+        ' "duration_s": 0.25, "message": ""}\n'
+        '{"event": "step_finished", "host": "web1", "step": "preflight", "status": "ok", "changed": false,'
+        f' "duration_s": {duration}, "message": ""}}\n'
+        '{"event": "host_finished", "host": "web1", "status": "ok", "error": null, "report": {}}\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    shown = CliRunner().invoke(cli, ["runs", "show", RUN_RECORD_ID, "--state-dir", str(tmp_path / "state"),
+                                     "--report-json", str(out / "r.json"), "--report-html", str(out / "r.html"),
+                                     "--junit", str(out / "r.xml")])
+    assert shown.exit_code == 0 and shown.exception is None, (shown.output, shown.exception)
+    steps = json.loads((out / "r.json").read_text())["hosts"][0]["steps"]
+    assert [step["step"] for step in steps] == ["facts"]
