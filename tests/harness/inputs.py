@@ -373,7 +373,7 @@ class Row:
 
 
 HEADER = ("kind", "cases", "hypothesis", "cmds", "exit 0", "exit 1*", "exit 2", "tracebacks", "hangs", "outside",
-          "multi-line", "secrets", "partial", "other exit", "stalls", "slowest")
+          "multi-line", "long err", "secrets", "partial", "other exit", "stalls", "slowest")
 
 
 def row_cells(row: Row) -> tuple[str, ...]:
@@ -381,7 +381,8 @@ def row_cells(row: Row) -> tuple[str, ...]:
     slowest = max(row.seeded.slowest, row.hypothesis.slowest)
     return (row.kind, str(row.seeded.cases), str(row.hypothesis.cases), str(row.count("commands")),
             str(exits.get(0, 0)), str(exits.get(1, 0)), str(exits.get(2, 0)), str(row.count("tracebacks")),
-            str(row.count("hangs")), str(row.outside), str(row.count("multi_line")), str(row.count("secrets")),
+            str(row.count("hangs")), str(row.outside), str(row.count("multi_line")), str(row.count("long_errors")),
+            str(row.count("secrets")),
             str(row.count("partial_writes") + row.count("refused_output")), str(row.count("other_exits")),
             str(row.count("stalls")), f"{slowest[0]:.2f} s")
 
@@ -394,7 +395,8 @@ def print_table(rows: list[Row], args) -> None:
         print("  ".join(cells))
     print(f"seed {args.seed}; cases: seeded cases, hypothesis: hypothesis examples (st.randoms, derandomized); "
           "exit 1*: run --dry-run with its host unreachable (what a user gets); an error is its one line (click's "
-          "usage errors: the Error: line under click's usage and hint lines); outside: cases that changed a file "
+          "usage errors: the Error: line under click's usage and hint lines); long err: an error line over "
+          f"{fuzz.LONG_ERROR} characters (a value echoed uncut); outside: cases that changed a file "
           "outside where the command may write; partial: a refused command that wrote, or an output that does not "
           "read back; other exit: any exit but 0, 2 (and 1*)", flush=True)
 
