@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import fuzz, mutations
@@ -350,6 +350,20 @@ def _hypothesis_cases(kind: str, one, first: int, last: int) -> None:
 
 
 @dataclass
+class CaseTotals(KindTotals):
+    """A kind's totals, each case counted once: after a stall the restarted worker may report again a case
+    whose result the killed one had written (a hypothesis run replays to where it was)."""
+
+    seen: set = field(default_factory=set)
+
+    def add(self, result: dict) -> None:
+        if result["index"] in self.seen:
+            return
+        self.seen.add(result["index"])
+        super().add(result)
+
+
+@dataclass
 class Row:
     kind: str
     seeded: KindTotals
@@ -411,7 +425,7 @@ def zero_columns(row: Row) -> dict[str, int]:
 
 
 def run_kind(kind: str, args) -> Row:
-    row = Row(kind, KindTotals(kind), KindTotals(kind))
+    row = Row(kind, CaseTotals(kind), CaseTotals(kind))
     for mode, totals, cases in (("seeded", row.seeded, args.cases), ("hypothesis", row.hypothesis, args.hypothesis)):
         if cases:
             fuzz.run_kind(totals, argparse.Namespace(**{**vars(args), "cases": cases}), module="harness.inputs",
