@@ -132,6 +132,10 @@ def test_monthly_licenses_the_run_ordered_are_not_expiring(tmp_path, account):
 
     assert any(note.startswith("1 license(s) in the account expire within 30 days") for note in summary_notes(result))
     assert b"ispagent_licenses_expiring 1.0" in metrics_text(result, exit_code=0, now=0.0, last_success=None)
+    from agent.runner.htmlreport import render_html
+
+    page = render_html(result)
+    assert "1 license(s) expire within 30 days" in page and not any(f"{lid} (" in page for lid in ordered)
 
 
 def test_runs_show_of_an_unknown_or_foreign_run_is_one_line(tmp_path):
