@@ -16,6 +16,13 @@ from agent.errors import IspagentError
 from agent.secrets import printable
 
 EXIT_INTERRUPTED = 130
+# Click quotes whole arguments in its usage errors ("Got unexpected extra arguments (...)"): a 5000-character
+# word made a 5000-character error line.
+USAGE_ERROR_LIMIT = 300
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= USAGE_ERROR_LIMIT else message[: USAGE_ERROR_LIMIT - 1] + "…"
 
 
 class IspagentGroup(click.Group):
@@ -28,7 +35,7 @@ class IspagentGroup(click.Group):
             echo(error_line(error), err=True)
             ctx.exit(error.exit_code)
         except click.ClickException as error:  # click's own usage errors echo option values too
-            error.message = printable(error.message, one_line=True)
+            error.message = _cut(printable(error.message, one_line=True))
             raise
         except KeyboardInterrupt:
             echo("ispagent: interrupted", err=True)

@@ -78,3 +78,27 @@ def prune(state_dir: Path | None, keep: int | None, older_than: float | None, in
         echo(result.skipped, err=True)
     if result.kept_running:
         echo(f"kept {len(result.kept_running)} running run(s): {', '.join(result.kept_running)}")
+
+
+@runs.command()
+@click.argument("run_id")
+@STATE_DIR
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON run report here.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@click.option("--report-html", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML run report here.")
+def show(run_id: str, state_dir: Path | None, report_json: Path | None, junit: Path | None,
+         report_html: Path | None) -> None:
+    """Print run RUN_ID's summary from its journal; --report-* render its reports as `run --report-*` would have.
+
+    For an unattended (scheduled) run, looked at afterwards: the same JSON, JUnit and HTML, read from
+    the run's journal, with no report asked for in advance.
+    """
+    from agent.cli.run_cmd import check_outputs, write_reports
+    from agent.cli.run_output import print_run_end
+    from agent.runner.recorded import recorded_result
+
+    check_outputs(report_json=report_json, junit=junit, report_html=report_html)
+    result = recorded_result(state_dir or default_state_dir(), run_id)
+    write_reports(result, report_json, junit, report_html)
+    print_run_end(result, quiet=False)

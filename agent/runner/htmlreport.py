@@ -21,6 +21,14 @@ from agent.runner.run import FAILED_STATUSES, RunResult
 from agent.secrets import masked
 
 STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
+# What each colour of the timeline means, in the order of the bars' classes (s-<class>).
+TIMELINE_LEGEND = (
+    ("ok", "ok: nothing to change"),
+    ("changed", "changed"),
+    ("failed", "failed"),
+    ("skipped", "skipped"),
+    ("audit", "audit (a drift-only run's read-only check, clean)"),
+)
 # Failed hosts first, then what changed: the order a person reads a rollout in.
 _ORDER = {"failed": 0, "unreachable": 1, "skipped": 2, "changed": 3, "ok": 4}
 
@@ -56,7 +64,7 @@ def failing_step(host: HostOutcome) -> str | None:
 
 def host_rows(result: RunResult) -> list[HostRow]:
     """One row per host, failed hosts first (then by name within a status, as the inventory has them)."""
-    totals = {host.name: sum(record.duration_s for record in host.steps) for host in result.hosts}
+    totals = {host.name: sum(_ms(record.duration_s) for record in host.steps) for host in result.hosts}
     slowest = max(totals.values(), default=0.0) or 1.0
     hosts = sorted(result.hosts, key=lambda host: _ORDER.get(host.status, 9))
     return [
@@ -71,8 +79,14 @@ def host_rows(result: RunResult) -> list[HostRow]:
 
 
 def _timeline(records: tuple[StepRecord, ...]) -> list[TimelineStep]:
-    return [TimelineStep(r.step, r.status, r.duration_s, r.message, r.step.startswith(AUDIT_PREFIX),
-                         max(r.duration_s, 0.001)) for r in records]
+    return [TimelineStep(r.step, r.status, _ms(r.duration_s), r.message, r.step.startswith(AUDIT_PREFIX),
+                         max(_ms(r.duration_s), 0.001)) for r in records]
+
+
+def _ms(seconds: float) -> float:
+    """A step's time to the millisecond, as the journal keeps it: the page of a run is the same from the
+    run's own result and from its journal (`runs show`)."""
+    return round(seconds, 3)
 
 
 def _notices(result: RunResult) -> list[dict]:
@@ -121,7 +135,8 @@ def render_html(result: RunResult) -> str:
         counts={status: result.count(status) for status in STATUSES}, drift=drift, notices=_notices(result),
         failed=[row for row in host_rows(result) if row.status in FAILED_STATUSES], hosts=host_rows(result),
         licenses=licenses, license_actions=sorted(Counter(row.get("action") for row in licenses).items()),
-        standing=result.standing, money=lambda value: "—" if value is None else f"{value:,.2f} {currency}".strip(),
+        standing=result.standing, legend=TIMELINE_LEGEND,
+        money=lambda value: "—" if value is None else f"{value:,.2f} {currency}".strip(),
     )
     return page
 

@@ -57,6 +57,8 @@ class RunRecord:
     resumed_at: list[str] = field(default_factory=list)
     pid: int | None = None  # of the process running it now (or last): a live one is never pruned
     summary: dict[str, int] | None = None  # hosts by status once it ended: failed ones make it resumable
+    addresses: dict[str, str] | None = None  # host name -> address, once it ended (`runs show`)
+    standing: dict[str, Any] | None = None  # AccountStanding.to_report() after the hosts, once it ended
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
@@ -79,6 +81,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "run_id": (str,), "playbook": (str,), "playbook_sha256": (str,), "inventory": (str,), "hosts": (list,),
     "options": (dict,), "started_at": (str,), "status": (str,), "finished_at": (str, type(None)),
     "reason": (str, type(None)), "resumed_at": (list,), "pid": (int, type(None)), "summary": (dict, type(None)),
+    "addresses": (dict, type(None)), "standing": (dict, type(None)),
 }
 
 
@@ -261,12 +264,23 @@ def _replay(event: Any, host_status: dict[str, dict[str, Any]], steps: dict[str,
     kind = event.get("event")
     if kind == "step_finished":
         record = StepRecord(event["step"], event["status"], event["changed"], event["duration_s"], event["message"])
+        if not _shaped_as_written(record):
+            raise TypeError("not a step_finished event as the journal writes it")
         steps.setdefault(event["host"], {})[event["step"]] = record
     elif kind == "host_finished":
         host_status[event["host"]] = event
     elif kind == "host_started":
         host_status.pop(event["host"], None)
         steps.setdefault(event["host"], {})
+
+
+def _shaped_as_written(record: StepRecord) -> bool:
+    """A replayed step has the types StepRecord.to_json writes: a damaged one (a duration that is text) is not
+    done, and must not reach a report's arithmetic (`runs show` ended in a traceback on one)."""
+    duration = record.duration_s
+    return (all(isinstance(text, str) for text in (record.step, record.status, record.message))
+            and isinstance(record.changed, bool) and isinstance(duration, (int, float))
+            and not isinstance(duration, bool) and 0 <= duration < float("inf"))
 
 
 def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:

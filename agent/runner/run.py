@@ -37,7 +37,7 @@ from agent.runner.journal import InventoryLock, Journal, JournalWatch, RunRecord
 from agent.runner.plan import RunOptions, RunPlan
 from agent.runner.pool import run_pool
 from agent.runner.services import RunServices
-from agent.runner.standing import AccountStanding, read_standing
+from agent.runner.standing import AccountStanding, Order, priced, read_standing
 from agent.secrets import mask
 from agent.transport.base import Connector
 from agent.transport.hostlog import HostLog
@@ -232,8 +232,8 @@ def _read_standing(run: _Run, result: RunResult) -> None:
     if run.options.dry_run or not _uses_account(run) or result.status == "interrupted":
         return
     settings = [run.plan.settings[host.name].account for host in run.plan.hosts]
-    licenses = [host.report.get("license") or {} for host in result.hosts]
-    orders = [(lic["edition"], lic["period"]) for lic in licenses if lic.get("action") == "ordered"]
+    orders = [Order(host.name, str(lic.get("id")), lic["edition"], lic["period"])
+              for host in result.hosts if (lic := host.report.get("license") or {}).get("action") == "ordered"]
     result.standing = read_standing(run.services, settings, [h.name for h in run.plan.hosts], run.options.state_dir,
                                     UTC.today(), orders)
 
@@ -260,12 +260,16 @@ def _execute_hosts(run: _Run, source: HostSource, todo: int, outcomes: dict[str,
     except KeyboardInterrupt:
         result.status, result.reason = "interrupted", "interrupted by signal"
     finally:
-        result.hosts = [outcomes.get(h.name) or _not_run(h, result.reason) for h in run.plan.hosts]
+        result.hosts = priced([outcomes.get(h.name) or _not_run(h, result.reason) for h in run.plan.hosts],
+                              result.standing)
         result.finished_at = utc_now()
         listener(RunFinished(result.status, result.reason))
         record = run.record
         record.status, record.finished_at, record.reason = result.status, result.finished_at, result.reason
         record.summary = {status: result.count(status) for status in ("ok", "changed", *FAILED_STATUSES, "skipped")}
+        # What the reports need beyond the events, so `runs show` renders the run as `--report-*` did.
+        record.addresses = {host.name: host.address for host in run.plan.hosts}
+        record.standing = result.standing.to_report() if result.standing else None
         run.journal.write_record(record)
 
 

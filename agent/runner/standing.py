@@ -9,12 +9,13 @@ fatal to the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Iterable
 
 from agent.errors import IspagentError
+from agent.runner.events import HostOutcome
 from agent.secrets import mask
 
 if TYPE_CHECKING:
@@ -41,6 +42,25 @@ class Expiring:
 
 
 @dataclass(frozen=True)
+class Order:
+    """A license the run ordered: whose, which, and (once the program is read) what it costs."""
+
+    host: str
+    license_id: str
+    edition: str
+    period: str
+    list_price: Decimal | None = None
+    discount: Decimal | None = None  # percent, at this month's tier after the run
+    price: Decimal | None = None  # list price less the discount
+
+    def prices(self) -> dict[str, str]:
+        """The price keys of a host's license entry (those a dry run's license step writes), as text."""
+        if self.price is None:
+            return {}
+        return {"list_price": str(self.list_price), "discount": str(self.discount), "price": str(self.price)}
+
+
+@dataclass(frozen=True)
 class AccountStanding:
     unconfirmed: tuple[Unconfirmed, ...] = ()
     expiring: tuple[Expiring, ...] = ()
@@ -50,6 +70,7 @@ class AccountStanding:
     months_under: int | None = None
     currency: str | None = None
     ordered_list_total: Decimal | None = None  # list price of the licenses this run ordered
+    ordered: tuple[Order, ...] = ()  # the licenses this run ordered, priced
     problems: tuple[str, ...] = field(default_factory=tuple)  # what could not be read, masked
 
     def to_report(self) -> dict:
@@ -62,8 +83,66 @@ class AccountStanding:
             "months_under": self.months_under,
             "currency": self.currency,
             "ordered_list_total": None if self.ordered_list_total is None else str(self.ordered_list_total),
+            "ordered_licenses": [{"host": o.host, "license_id": o.license_id, "edition": o.edition, "period": o.period,
+                                  **o.prices()} for o in self.ordered],
             "problems": list(self.problems),
         }
+
+    @classmethod
+    def from_report(cls, data: dict) -> AccountStanding:
+        """The standing `to_report` wrote (into run.json too): `runs show` renders a run from it.
+
+        ValueError, KeyError or TypeError when `data` is not what to_report writes."""
+        return cls(
+            unconfirmed=tuple(Unconfirmed(str(u["host"]), str(u["license_id"]), int(u["attempts"]))
+                              for u in data["unconfirmed_activations"]),
+            expiring=tuple(Expiring(str(e["license_id"]), str(e["licname"]), str(e["ip"]), str(e["expires"]),
+                                    int(e["days"])) for e in data["expiring_licenses"]),
+            month=_text(data.get("month")),
+            turnover=_decimal(data.get("turnover")),
+            tier=_integer(data.get("tier")),
+            months_under=_integer(data.get("months_under")),
+            currency=_text(data.get("currency")),
+            ordered_list_total=_decimal(data.get("ordered_list_total")),
+            ordered=tuple(Order(str(o["host"]), str(o["license_id"]), str(o["edition"]), str(o["period"]),
+                                _decimal(o.get("list_price")), _decimal(o.get("discount")), _decimal(o.get("price")))
+                          for o in data.get("ordered_licenses") or ()),
+            problems=tuple(str(problem) for problem in data.get("problems") or ()),
+        )
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _integer(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def _decimal(value) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"not a number: {value!r}") from None
+
+
+def priced(outcomes: Iterable[HostOutcome], standing: AccountStanding | None) -> list[HostOutcome]:
+    """`outcomes` with each ordered license's price in its host's license entry (the report's price column).
+
+    The license step knows what it ordered, not what it costs: the price is the month's, read after
+    the run with the turnover."""
+    by_host = {order.host: order for order in standing.ordered} if standing else {}
+    result = []
+    for outcome in outcomes:
+        order = by_host.get(outcome.name)
+        lic = outcome.report.get("license")
+        if order is None or not order.prices() or not isinstance(lic, dict) or lic.get("id") != order.license_id:
+            result.append(outcome)
+            continue
+        result.append(replace(outcome, report={**outcome.report, "license": {**lic, **order.prices()}}))
+    return result
 
 
 def expiring_licenses(licenses: Iterable, today: date, days: int = EXPIRY_WINDOW_DAYS) -> list[Expiring]:
@@ -83,14 +162,19 @@ def expiring_licenses(licenses: Iterable, today: date, days: int = EXPIRY_WINDOW
 
 def read_standing(
     services: RunServices, settings: Iterable[AccountSettings], host_names: Iterable[str], state_dir, today: date,
-    orders: Iterable[tuple[str, str]] = (),
+    orders: Iterable[Order] = (),
 ) -> AccountStanding:
     """Unconfirmed activations of the run's hosts, expiring licenses, this month's turnover, and the
-    list price of `orders` ((edition, period) of each license the run ordered)."""
+    price of `orders` (each license the run ordered).
+
+    A license this run ordered is not "expiring": it has its whole first period ahead (a monthly
+    one, 30 days, always fell in the window), and a person told of it has nothing to do."""
     from agent.economics.program import load_program
     from agent.economics.turnover import turnover_report
 
     settings = list(settings)
+    orders = list(orders)
+    ordered_ids = {order.license_id for order in orders}
     names = set(host_names)
     problems: list[str] = []
     unconfirmed: list[Unconfirmed] = []
@@ -110,7 +194,8 @@ def read_standing(
     for partner in accounts.values():
         try:
             for lic in expiring_licenses(services.account_view(partner).licenses(), today):
-                expiring.setdefault(lic.license_id, lic)
+                if lic.license_id not in ordered_ids:
+                    expiring.setdefault(lic.license_id, lic)
         except IspagentError as error:
             problems.append(mask(f"partner account: {error}"))
     return AccountStanding(
@@ -122,12 +207,30 @@ def read_standing(
         months_under=report.months_under if report else None,
         currency=program.currency if program else None,
         ordered_list_total=_list_total(program, orders) if program else None,
+        ordered=tuple(_priced_orders(program, report, orders)),
         problems=tuple(problems),
     )
 
 
-def _list_total(program, orders: Iterable[tuple[str, str]]) -> Decimal | None:
+def _list_total(program, orders: list[Order]) -> Decimal | None:
     try:
-        return sum((program.price(edition, period) for edition, period in orders), Decimal(0))
+        return sum((program.price(order.edition, order.period) for order in orders), Decimal(0))
     except (KeyError, LookupError, IspagentError):
         return None
+
+
+def _priced_orders(program, report, orders: list[Order]) -> list[Order]:
+    """Each order at its list price less the discount of the month's tier now (as the turnover beside it)."""
+    if program is None or report is None:
+        return orders
+    discount = program.discount(report.tier_now, report.status_lost)
+    priced_orders = []
+    for order in orders:
+        try:
+            list_price = program.price(order.edition, order.period)
+        except (KeyError, LookupError):
+            priced_orders.append(order)
+            continue
+        price = (list_price * (100 - discount) / 100).quantize(Decimal("0.01"))
+        priced_orders.append(replace(order, list_price=list_price, discount=discount, price=price))
+    return priced_orders

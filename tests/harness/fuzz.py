@@ -323,16 +323,19 @@ class KindTotals:
             self.failures.append(result)
 
 
-def run_kind(totals: KindTotals, args: argparse.Namespace) -> KindTotals:
+def run_kind(totals: KindTotals, args: argparse.Namespace, module: str = "harness.fuzz",
+             extra: list[str] | tuple[str, ...] = ()) -> KindTotals:
     """Run a kind's cases in a worker process. A case that outlives --case-timeout is run once more
     in a new worker (a machine this busy can stall a process that long); when it outlives it again
-    it is a hang, and the worker is restarted after it."""
+    it is a hang, and the worker is restarted after it.
+
+    `module`: whose `--worker` runs the cases (harness.inputs runs more kinds under this watchdog)."""
     kind = totals.kind
     started = time.perf_counter()
     first, retried = 0, set()
     while first < args.cases:
-        command = [sys.executable, "-m", "harness.fuzz", "--worker", kind, "--seed", str(args.seed), "--first", str(first),
-                   "--last", str(args.cases), "--run-every", str(args.run_every),
+        command = [sys.executable, "-m", module, *extra, "--worker", kind, "--seed", str(args.seed),
+                   "--first", str(first), "--last", str(args.cases), "--run-every", str(args.run_every),
                    "--subprocess-every", str(args.subprocess_every), "--case-timeout", str(args.case_timeout)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO, env=HARNESS_ENV)
         current, limit = None, args.case_timeout * 6  # the worker's own start-up gets longer

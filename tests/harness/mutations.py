@@ -111,6 +111,15 @@ RECORD_VALUES = [b'"../../victim"', b'"/tmp"', b'"20261101T020000-00abcd/../.."'
                  b'"running"', b'"finished"', b'"interrupted"', b'"2026-13-45T99:99:99"', b'"x"', b"99999999999999999999",
                  b'"' + b"x" * 100_000 + b'"', b"[" * 5000 + b"]" * 5000, b'{"a": ' * 200 + b"1" + b"}" * 200]
 
+# Values and lines of a Prometheus textfile (the previous --metrics-file, which a run reads its last success from).
+METRIC_VALUES = [b"NaN", b"+Inf", b"-Inf", b"1e999", b"-1e999", b"-1", b"x", b"", b"1.5.5", b"9" * 400, b"0x10",
+                 b"1_000", b"\xff", b"1 2 3", b"{", b"1764122400 1764122400000", b"\x00", "\u0663".encode()]
+METRIC_LINES = [b"# TYPE ispagent_last_success_timestamp_seconds counter", b"# HELP", b"# TYPE x nonsense",
+                b"ispagent_last_success_timestamp_seconds 1e999", b"ispagent_last_success_timestamp_seconds NaN",
+                b"ispagent_last_success_timestamp_seconds -1", b"ispagent_last_success_timestamp_seconds",
+                b'ispagent_run_hosts{result="ok} 1', b'x{a="\\"} 1', b'x{a="\n"} 1', b"ispagent_run_hosts{} 1",
+                b"ispagent_last_success_timestamp_seconds 1 2", b"{} 1", b"# EOF", b"x" * 5000 + b" 1"]
+
 
 def _pick(rng: random.Random, choices: list):
     return choices[rng.randrange(len(choices))]
@@ -325,6 +334,18 @@ def _record_value(rng, data: bytes, kind: str) -> bytes:
     return data[:at] + _pick(rng, RECORD_VALUES) + data[end:]
 
 
+def _metric_value(rng, line: bytes, kind: str) -> list[bytes]:
+    """A sample's value replaced (a line that is not a comment: its last word)."""
+    if line.startswith(b"#") or b" " not in line:
+        return [line]
+    name, _, value = line.rstrip(b"\n").rpartition(b" ")
+    return [name + b" " + _pick(rng, METRIC_VALUES) + b"\n"]
+
+
+def _metric_line(rng, line: bytes, kind: str) -> list[bytes]:
+    return [line, _pick(rng, METRIC_LINES) + b"\n"] if rng.random() < 0.7 else [_pick(rng, METRIC_LINES) + b"\n"]
+
+
 _BYTES = [_insert, _insert, _delete, _truncate]
 _WHOLE = [_bom, _line_endings, _utf16, _huge]
 _YAML = [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_reindent), _lines_op(_yaml_value),
@@ -348,6 +369,9 @@ OPERATORS = {
     "ansible-yaml": _BYTES + _WHOLE + _YAML,
     "run-record": _BYTES + [_lines_op(_duplicate_line), _lines_op(_delete_line), _record_value, _record_value,
                             _record_value, _deep_nesting],
+    "metrics": _BYTES + _WHOLE + [_lines_op(_duplicate_line), _lines_op(_delete_line), _lines_op(_metric_value),
+                                  _lines_op(_metric_value), _lines_op(_metric_value), _lines_op(_metric_line),
+                                  _lines_op(_metric_line)],
 }
 
 
@@ -378,6 +402,8 @@ def originals(kind: str) -> list[bytes]:
         return [path.read_bytes() for path in sorted((REPO / "tests" / "data" / "ansible" / "yaml").rglob("*.y*ml"))]
     if kind == "run-record":
         return [RUN_RECORD.encode(), RUN_EVENTS.encode()]
+    if kind == "metrics":
+        return [_metrics_example()]
     recorded = (REPO / "tests" / "data" / "vagrant" / "ssh-config.txt").read_bytes()
     return [recorded.replace(b"/home/alex/src/ispagent/vagrant/.vagrant/machines", str(VAGRANT_KEYS).encode())]
 
@@ -432,3 +458,27 @@ RUN_EVENTS = """\
 {"event": "host_finished", "host": "web1", "status": "ok", "at": "2026-11-01T02:05:00+00:00"}
 {"event": "host_started", "host": "web2", "at": "2026-11-01T02:00:01+00:00"}
 """
+
+
+def _metrics_example() -> bytes:
+    """What `run --metrics-file` writes (agent/runner/metrics.py) for a finished run of two hosts with the
+    account read: the file the next run reads its last success from. Written by the product, not by hand."""
+    from decimal import Decimal
+
+    from agent.runner.events import HostOutcome, StepRecord
+    from agent.runner.metrics import metrics_text
+    from agent.runner.run import RunResult
+    from agent.runner.standing import AccountStanding
+
+    hosts = [HostOutcome(name, f"198.18.0.{n}", "ok", (StepRecord("facts", "ok", False, 0.2, ""),), None,
+                         {"license": {"id": f"310000{n}", "edition": "lite", "period": "monthly",
+                                      "action": "existing"}})
+             for n, name in enumerate(("web1", "web2"), start=2)]
+    result = RunResult(RUN_RECORD_ID, "/srv/playbooks/reprovision.yaml", "/etc/ispagent/fleet.yaml",
+                       "2026-11-01T02:00:00+00:00", False, hosts, "2026-11-01T02:10:00+00:00",
+                       standing=AccountStanding(month="2026-11", turnover=Decimal("120.00"), tier=1, months_under=0,
+                                                currency="EUR"))
+    return metrics_text(result, exit_code=0, now=1761962400.0, last_success=1761876000.0)
+
+
+RUN_RECORD_ID = "20261101T020000-00abcd"

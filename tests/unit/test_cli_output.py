@@ -48,6 +48,14 @@ def test_a_click_usage_error_does_not_echo_a_secret_or_a_control_character():
     assert "pw-1234" not in result.output and "\x1b" not in result.output
 
 
+def test_a_click_usage_error_cuts_a_huge_argument_it_quotes():
+    # Found by harness.inputs (schedule case 180 of seed 20): click quoted a 5000-character word whole.
+    result = CliRunner().invoke(cli, ["schedule", "add", "playbook.yaml", "-i", "fleet.yaml", "/srv/" + "x" * 5000])
+    assert result.exit_code == 2
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith("Error: Got unexpected extra argument") and len(error) <= 310 and error.endswith("…")
+
+
 def test_inventory_check_json_masks_url_passwords_and_keys(tmp_path):
     forget_secrets()
     inventory = tmp_path / "inventory.yaml"

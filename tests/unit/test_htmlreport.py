@@ -71,3 +71,19 @@ def test_messages_are_escaped_and_secrets_masked():
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "s3cr3t-activation-key" not in page
     assert not re.search(r"<(script|link|img)\b", page)
+
+
+def test_every_colour_of_the_timeline_has_a_legend_entry():
+    from dataclasses import replace
+
+    from agent.runner.events import StepRecord
+
+    result = twenty_host_result(failures=3)
+    audited = replace(result.hosts[5], steps=(StepRecord("audit:facts", "ok", False, 0.2, ""),
+                                              StepRecord("license", "skipped", False, 0.1, "not needed")))
+    result.hosts[5] = audited
+    page = render_html(result)
+    used = set(re.findall(r'<span class="s-([a-z]+)" style="flex', page))
+    assert {"ok", "changed", "failed", "skipped", "audit"} <= used
+    legend = page.split('id="legend"', 1)[1].split("</div></div>", 1)[0]
+    assert set(re.findall(r'data-legend="([a-z]+)"><span class="s-\1">', legend)) == used
