@@ -9,9 +9,10 @@ standing after the hosts) and events.jsonl (each host's steps and end, as `--res
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast, get_args
 
 from agent.errors import InputError
-from agent.runner.events import HostOutcome, StepRecord
+from agent.runner.events import HostOutcome, HostStatus, StepRecord
 from agent.runner.journal import Journal, RunRecord
 from agent.runner.run import RunResult
 from agent.runner.standing import AccountStanding, priced
@@ -43,7 +44,7 @@ def recorded_result(state_dir: Path, run_id: str) -> RunResult:
     )
 
 
-def _outcome(name: str, address: str, finished: dict | None, steps: dict[str, StepRecord],
+def _outcome(name: str, address: str, finished: dict[str, Any] | None, steps: dict[str, StepRecord],
              record: RunRecord) -> HostOutcome:
     """A host as the run ended it: its last host_finished event, or not run (as the runner says of it)."""
     if finished is None:
@@ -52,7 +53,7 @@ def _outcome(name: str, address: str, finished: dict | None, steps: dict[str, St
                            f"not run: {record.reason or 'run stopped early'}")
     report = finished.get("report")
     error = finished.get("error")
-    return HostOutcome(name, address, str(finished.get("status")), tuple(steps.values()),
+    return HostOutcome(name, address, _status(finished.get("status")), tuple(steps.values()),
                        error if isinstance(error, str) else None, report if isinstance(report, dict) else {})
 
 
@@ -63,3 +64,8 @@ def _standing(record: RunRecord, journal: Journal) -> AccountStanding | None:
         return AccountStanding.from_report(record.standing)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputError(f"{journal.record_path}: unreadable account standing: {shown(str(error))}") from None
+
+
+def _status(value: object) -> HostStatus:
+    """The journaled status; one the runner never writes (a damaged event) reads as failed, not as done."""
+    return cast(HostStatus, value) if value in get_args(HostStatus) else "failed"
