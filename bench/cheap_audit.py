@@ -52,6 +52,18 @@ def ispagent_run(playbook: Path, inventory: Path, forks: int, state: Path, work:
     return {"wall": wall, "cpu": cpu, "machine": machine, "exit": code, "tail": tail, "hosts": hosts}
 
 
+def last_pid(lab: Lab, name: str) -> int:
+    """The last process (or thread) id host `name`'s PID namespace handed out."""
+    return int(lab.exec(name, ["cat", "/proc/sys/kernel/ns_last_pid"]).stdout)
+
+
+def pids_started(lab: Lab, name: str) -> tuple[int, int]:
+    """(what one reading of ns_last_pid itself starts in the host, the last id handed out)."""
+    first = last_pid(lab, name)
+    second = last_pid(lab, name)
+    return second - first, second
+
+
 def audit(sizes: list[int], repeat: int, work: Path) -> None:
     lab = Lab(work / "audit-lab")
     state = work / "audit-state"
@@ -63,7 +75,8 @@ def audit(sizes: list[int], repeat: int, work: Path) -> None:
             print(f"lab up to {size} hosts: {time.perf_counter() - began:.1f} s", flush=True)
             write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
             if installed < size:
-                done = ispagent_run(REPO / "playbooks" / "install.yaml", lab.inventory_path, min(size, 200), state, work)
+                done = ispagent_run(REPO / "playbooks" / "install.yaml", lab.inventory_path, min(size, 200), state,
+                                    work)
                 print(f"  install.yaml over {size} hosts (untimed set-up): {done['wall']:.1f} s, exit {done['exit']}",
                       flush=True)
                 if done["exit"] != 0:
@@ -72,6 +85,8 @@ def audit(sizes: list[int], repeat: int, work: Path) -> None:
             walls = []
             for repetition in range(repeat):
                 before = load()
+                sample = [f"h{index}" for index in sorted({1, size // 2, size})]
+                started = {name: pids_started(lab, name) for name in sample}
                 done = ispagent_run(REPO / "playbooks" / "reprovision.yaml", lab.inventory_path, size, state, work,
                                     "--only-drifted")
                 drifted = sum(1 for host in done["hosts"] if host["drift"]["drifted"])
@@ -83,6 +98,8 @@ def audit(sizes: list[int], repeat: int, work: Path) -> None:
                       f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
                       f"{drifted} drifted of {len(done['hosts'])}; median per host (s): {medians}; "
                       f"load {before} before", flush=True)
+                processes = {name: last_pid(lab, name) - started[name][1] - started[name][0] for name in sample}
+                print(f"    processes started on {', '.join(sample)} (sshd's own included): {processes}", flush=True)
                 if done["exit"] == 0:
                     walls.append(done["wall"])
             if walls:
@@ -130,7 +147,12 @@ def main() -> None:
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="ispagent-cheap-audit-"))
-    print(f"{os.cpu_count()} CPUs, load {load()} at start", flush=True)
+    # As users run it: Python writes and reads its bytecode caches. A shell that sets
+    # PYTHONDONTWRITEBYTECODE would have ispagent compile its own modules on every run (the peers'
+    # and paramiko's were compiled by pip); the warm-up runs write them.
+    dropped = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    print(f"{os.cpu_count()} CPUs, load {load()} at start"
+          f"{'; PYTHONDONTWRITEBYTECODE unset for the runs' if dropped else ''}", flush=True)
     try:
         if "single" not in skip:
             single_host(options.repeat, work)
