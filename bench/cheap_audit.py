@@ -41,13 +41,17 @@ def load() -> str:
     return "/".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def ispagent_run(playbook: Path, inventory: Path, forks: int, state: Path, work: Path, *extra: str) -> dict:
-    """One `ispagent run` in a fresh process, timed from outside: wall, CPU, machine CPU, report."""
+def ispagent_run(playbook: Path, inventory: Path, forks: int, state: Path, work: Path, *extra: str,
+                 checkout: Path = REPO) -> dict:
+    """One `ispagent run` in a fresh process, timed from outside: wall, CPU, machine CPU, report.
+    `checkout`: another source tree of ispagent to run instead (a baseline), with this venv."""
     report = work / f"report-{uuid.uuid4().hex[:12]}.json"
     argv = [sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory), "--forks", str(forks), "-q",
             "--ssh-config", "/dev/null", "--report-json", str(report), *extra]
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state)}
-    wall, cpu, machine, code, tail = race.timed_run(argv, env, REPO)
+    if checkout != REPO:
+        env["PYTHONPATH"] = str(checkout)
+    wall, cpu, machine, code, tail = race.timed_run(argv, env, checkout)
     hosts = json.loads(report.read_text())["hosts"] if report.exists() else []
     return {"wall": wall, "cpu": cpu, "machine": machine, "exit": code, "tail": tail, "hosts": hosts}
 
@@ -64,7 +68,7 @@ def pids_started(lab: Lab, name: str) -> tuple[int, int]:
     return second - first, second
 
 
-def audit(sizes: list[int], repeat: int, work: Path) -> None:
+def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None) -> None:
     lab = Lab(work / "audit-lab")
     state = work / "audit-state"
     installed = 0
@@ -102,6 +106,14 @@ def audit(sizes: list[int], repeat: int, work: Path) -> None:
                 print(f"    processes started on {', '.join(sample)} (sshd's own included): {processes}", flush=True)
                 if done["exit"] == 0:
                     walls.append(done["wall"])
+                if baseline:
+                    before = load()
+                    done = ispagent_run(baseline / "playbooks" / "reprovision.yaml", lab.inventory_path, size, state,
+                                        work, "--only-drifted", checkout=baseline)
+                    drifted = sum(1 for host in done["hosts"] if host["drift"]["drifted"])
+                    print(f"  {size} hosts, rep {repetition + 1}: baseline {done['wall']:6.2f} s wall "
+                          f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
+                          f"{drifted} drifted of {len(done['hosts'])}; load {before} before", flush=True)
             if walls:
                 print(f"{size} hosts: --only-drifted median {statistics.median(walls):.2f} s over {len(walls)} runs "
                       f"({os.cpu_count()} CPUs)\n", flush=True)
@@ -144,6 +156,8 @@ def main() -> None:
     parser.add_argument("--race-sizes", default="50,100")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: audit, race, single")
+    parser.add_argument("--baseline", type=Path, help="another ispagent source tree whose audit runs interleave "
+                                                      "with this one's (e.g. a `git archive` of the commit before)")
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="ispagent-cheap-audit-"))
@@ -157,7 +171,7 @@ def main() -> None:
         if "single" not in skip:
             single_host(options.repeat, work)
         if "audit" not in skip:
-            audit([int(size) for size in options.audit_sizes.split(",")], options.audit_repeat, work)
+            audit([int(size) for size in options.audit_sizes.split(",")], options.audit_repeat, work, options.baseline)
         if "race" not in skip:
             race.race([int(size) for size in options.race_sizes.split(",")], options.repeat,
                       ["ispagent", "pyinfra", "floor"], work, None)
