@@ -26,8 +26,8 @@ ip4=${2:-}
 # One round trip: every fact as a `key=value` line (license.info lines prefixed `lic.`). Builtins
 # wherever they give the same answer: a probe's cost at fleet scale is the processes it starts on
 # the host. A host whose panel is installed is not judged (preflight_rules.evaluate), so the probe
-# stops after what that answer needs and says `probe=short`; gather() probes again in full should
-# Python's reading of the answer disagree.
+# stops after what that answer needs and says `probe=short`; the preflight step probes again in
+# full (gather_script(full=True)) should Python's reading of license.info disagree.
 _GATHER = r"""
 . /etc/os-release 2>/dev/null
 echo "os_id=${ID:-}"; echo "os_version=${VERSION_ID:-}"; echo "os_codename=${VERSION_CODENAME:-}"
