@@ -1,12 +1,13 @@
 """Benchmark (not a test): issue 24's audit and race figures, each beside the machine's CPU time and load.
 
-1. The nightly audit: `ispagent run playbooks/reprovision.yaml --only-drifted` over N clean lab hosts
+1. `ispagent run` of the race's job on one host beside `python -c 'import paramiko'`, interleaved.
+2. The race (bench/race.py, contenders interleaved, every repetition listed) at --race-sizes.
+3. The nightly audit: `ispagent run playbooks/reprovision.yaml --only-drifted` over N clean lab hosts
    (installed once by install.yaml first, untimed), for each N of --audit-sizes (the issue: <= 5 s at
    100, <= 60 s at 1 000). Per run: wall, the run's CPU (wait4), the machine's CPU in that time (the
-   hosts' sshd and probes too), load, drifted/clean counts from the report, and the audit steps'
-   median duration per host.
-2. The race (bench/race.py, contenders interleaved, every repetition listed) at --race-sizes.
-3. `ispagent run` of the race's job on one host beside `python -c 'import paramiko'`, interleaved.
+   hosts' sshd and probes too), load, drifted/clean counts from the report, the audit steps' median
+   duration per host, and the processes started on three sampled hosts (ns_last_pid). --baseline
+   interleaves the runs of another source tree (the code before a change) on the same lab.
 
     flock /tmp/ispagent-lab.lock .venv/bin/python bench/cheap_audit.py [--audit-sizes 100,1000]
         [--race-sizes 50,100] [--repeat 5] [--skip race,single]
