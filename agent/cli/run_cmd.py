@@ -170,12 +170,13 @@ def check_outputs(**paths: Path | None) -> None:
 
 
 def write_reports(result, report_json: Path | None, junit: Path | None, report_html: Path | None) -> None:
-    from agent.runner.report import write_junit, write_report
+    if report_json or junit:  # the report module brings xml.etree and the schema: only when asked for
+        from agent.runner.report import write_junit, write_report
 
-    if report_json:
-        write_report(report_json, result)
-    if junit:
-        write_junit(junit, result)
+        if report_json:
+            write_report(report_json, result)
+        if junit:
+            write_junit(junit, result)
     if report_html:
         from agent.runner.htmlreport import write_html
 

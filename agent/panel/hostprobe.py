@@ -24,34 +24,20 @@ while [ $# -gt 1 ] && [ "$1" != src ]; do shift; done
 ip4=${2:-}
 [ -n "$ip4" ] || { set -- $(hostname -I 2>/dev/null); ip4=${1:-}; }"""
 
-# One round trip: every fact as a `key=value` line (license.info lines prefixed `lic.`).
+# One round trip: every fact as a `key=value` line (license.info lines prefixed `lic.`). Builtins
+# wherever they give the same answer: a probe's cost at fleet scale is the processes it starts on
+# the host. A host whose panel is installed is not judged (preflight_rules.evaluate), so the probe
+# stops after what that answer needs and says `probe=short`; the preflight step probes again in
+# full (gather_script(full=True)) should Python's reading of license.info disagree.
 _GATHER = r"""
 . /etc/os-release 2>/dev/null
 echo "os_id=${ID:-}"; echo "os_version=${VERSION_ID:-}"; echo "os_codename=${VERSION_CODENAME:-}"
 echo "os_like=${ID_LIKE:-}"
 [ -f /etc/redhat-release ] && echo redhat_release=1
-echo "arch=$(uname -m)"
-__MEMORY__
-echo "memory_kb=${memory_kb:-}"
-echo "df_root=$(df -Pm / 2>/dev/null | tail -n 1)"
-echo "df_usr_local=$(df -Pm /usr/local 2>/dev/null | tail -n 1)"
-echo "hostname_f=$(hostname -f 2>/dev/null)"
-echo "hostname=$(hostname 2>/dev/null)"
-selinuxenabled >/dev/null 2>&1 && echo selinux=1
 [ -d /usr/local/ispmgr ] && echo old_panel=1
-if [ -x __MGRCTL__ ]; then
-  echo mgr5=1
-  __MGRCTL__ -m ispmgr license.info 2>/dev/null | sed 's/^/lic./'
-  echo "panel_version=$(__CORE__ ispmgr -V 2>/dev/null)"
-fi
-for table in /proc/net/tcp /proc/net/tcp6; do
-  while read -r sl local remote st rest; do
-    case "$st:${local##*:}" in 0A:0050) echo port=80;; 0A:01BB) echo port=443;; 0A:05DC) echo port=1500;; esac
-  done < $table 2>/dev/null
-done
-__IPV4__
-echo "primary_ipv4=$ip4"
-pid=$(cat __DIR__/install.pid 2>/dev/null)
+pid=
+{ read -r pid < __DIR__/install.pid; } 2>/dev/null
+install=
 if [ -n "$pid" ] && [ ! -e __DIR__/install.rc ]; then
   install=interrupted
   if [ -r /proc/$pid/cmdline ]; then
@@ -59,7 +45,43 @@ if [ -n "$pid" ] && [ ! -e __DIR__/install.rc ]; then
   fi
   echo "install_$install=1"
 fi
-[ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] && echo dpkg_interrupted=1
+lic=
+if [ -x __MGRCTL__ ]; then
+  echo mgr5=1
+  lic=$(__MGRCTL__ -m ispmgr license.info 2>/dev/null)
+  [ -n "$lic" ] && while IFS= read -r line; do printf 'lic.%s\n' "$line"; done <<ISPAGENT_LICENSE_INFO
+$lic
+ISPAGENT_LICENSE_INFO
+fi
+__IPV4__
+echo "primary_ipv4=$ip4"
+case "$install:$lic" in
+  :*=*) [ "${ISPAGENT_PROBE:-}" = full ] || { echo probe=short; exit 0; };;
+esac
+{ read -r arch < /proc/sys/kernel/arch; } 2>/dev/null || arch=$(uname -m)
+echo "arch=$arch"
+__MEMORY__
+echo "memory_kb=${memory_kb:-}"
+disks=$(df -Pm / /usr/local 2>/dev/null)
+n=0
+while IFS= read -r line; do
+  case $n in 1) echo "df_root=$line";; 2) echo "df_usr_local=$line";; esac; n=$((n + 1))
+done <<ISPAGENT_DF
+$disks
+ISPAGENT_DF
+echo "hostname_f=$(hostname -f 2>/dev/null)"
+{ read -r name < /proc/sys/kernel/hostname; } 2>/dev/null || name=$(hostname 2>/dev/null)
+echo "hostname=$name"
+command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled >/dev/null 2>&1 && echo selinux=1
+[ -x __MGRCTL__ ] && echo "panel_version=$(__CORE__ ispmgr -V 2>/dev/null)"
+for table in /proc/net/tcp /proc/net/tcp6; do
+  while read -r sl local remote st rest; do
+    case "$st:${local##*:}" in 0A:0050) echo port=80;; 0A:01BB) echo port=443;; 0A:05DC) echo port=1500;; esac
+  done < $table 2>/dev/null
+done
+for entry in /var/lib/dpkg/updates/* /var/lib/dpkg/updates/.[!.]* /var/lib/dpkg/updates/..?*; do
+  [ -e "$entry" ] && { echo dpkg_interrupted=1; break; }
+done
 # reach URL: err= empty when the server answers below 500 (a 403/404 on a directory listing is
 # still a live repository); only no answer or a server error is an error.
 reach() {
@@ -76,15 +98,25 @@ except Exception as e: sys.exit(str(e))' "$1" 2>&1)
     # wget: 0 fetched, 8 the server answered with an error status; anything else is no answer.
     if [ $rc != 0 ] && [ $rc != 8 ]; then err="wget exit $rc"; fi
   fi
-  err=$(echo $err | tail -c 200)
+  case "$err" in ?*) err=$(echo $err | tail -c 200);; esac
 }
 reach __REPO__
 [ -z "$err" ] && echo repository=ok || echo "repository_error=$err"
-echo "uid=$(id -u)"
+# id -u: the effective uid, the second field of Uid: in the shell's own status
+while read -r key real effective rest; do
+  [ "$key" = Uid: ] && { echo "uid=$effective"; break; }
+done < /proc/self/status
 if command -v dpkg-query >/dev/null; then
+  statuses=$(dpkg-query -W -f '${Package} ${Status}\n' lsb-release wget gpg 2>/dev/null)
+  present=
+  while read -r package status; do
+    case "$status" in *"ok installed"*) present="$present $package ";; esac
+  done <<ISPAGENT_DPKG
+$statuses
+ISPAGENT_DPKG
   missing=
   for package in lsb-release wget gpg; do
-    dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing="$missing $package"
+    case "$present" in *" $package "*) ;; *) missing="$missing $package";; esac
   done
   echo "helpers_missing=${missing# }"
   if [ -n "$missing" ]; then
@@ -98,12 +130,14 @@ fi
 """
 
 
-def gather_script(repository_url: str) -> str:
-    return (
+def gather_script(repository_url: str, *, full: bool = False) -> str:
+    """The probe; `full` gathers every fact even on a host with a panel installed."""
+    script = (
         _GATHER.replace("__MEMORY__", MEMORY_KB_PROBE).replace("__IPV4__", PRIMARY_IPV4_PROBE)
         .replace("__MGRCTL__", MGRCTL).replace("__CORE__", CORE)
         .replace("__DIR__", INSTALLER_DIR).replace("__REPO__", command_line([repository_url]))
     )
+    return "ISPAGENT_PROBE=full\n" + script if full else script
 
 
 def parse_host_facts(text: str) -> HostFacts:
@@ -152,6 +186,7 @@ def parse_host_facts(text: str) -> HostFacts:
         distribution_reachable=(True if values.get("distribution") == "ok"
                                 else False if "distribution_error" in values else None),
         distribution_error=values.get("distribution_error", ""),
+        complete=values.get("probe") != "short",
     )
 
 
@@ -184,8 +219,9 @@ class Preflight:
             "licid": self.licid,
             "panel_name": self.panel_name,
             "os": self.os_label,
-            "memory_mb": self.memory_mb,
-            "hostname": self.hostname,
+            # Not gathered on a host whose panel is installed (it is not judged): None, not 0 MB.
+            "memory_mb": self.memory_mb if self.facts.complete else None,
+            "hostname": self.hostname if self.facts.complete else None,
             "primary_ipv4": self.primary_ipv4,
             "problems": [asdict(problem) for problem in self.verdict.problems],
             "notes": list(self.verdict.notes),

@@ -68,6 +68,9 @@ class HostFacts:
     distribution_repository: str = ""  # the first http(s) source of apt, where those come from
     distribution_reachable: bool | None = None  # None: not probed (nothing to install, or no apt)
     distribution_error: str = ""
+    # False: the probe stopped once it found an installed panel, which is not judged; the facts
+    # only the rules read (memory, disks, hostname, ports, repositories...) were not gathered.
+    complete: bool = True
 
     @property
     def family(self) -> str:

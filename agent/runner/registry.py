@@ -127,7 +127,7 @@ class StepRegistry:
         """The known steps: at least those named, or all of them.
 
         Importing only what a playbook uses keeps start-up short: the license steps pull in the
-        database layer, verify pulls in testinfra. A name with no module of its own (a typo, or a
+        database layer. A name with no module of its own (a typo, or a
         third-party step) loads everything, so an error can list every known step.
         """
         if names is not None and all(self._load_own(name) for name in names):

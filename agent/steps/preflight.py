@@ -13,14 +13,19 @@ def preflight(ctx: HostContext, params: NoParams) -> StepResult:
     """Check the host against the installer's rules (OS, RAM, hostname, SELinux...) in one round trip."""
     settings = ctx.settings.install
     result = ctx.connection.run(gather_script(settings.repository_url), log_output=False)
+    facts = parse_host_facts(result.stdout)
+    if not facts.complete and not facts.installed:
+        # The probe's shell took license.info for an installed panel's and we do not: judge it in full.
+        result = ctx.connection.run(gather_script(settings.repository_url, full=True), log_output=False)
+        facts = parse_host_facts(result.stdout)
     if not result.ok and "os_id=" not in result.stdout:
         return failed(f"cannot gather preflight facts: {result.error_line()}")
-    facts = parse_host_facts(result.stdout)
     state = preflight_of(facts, evaluate(facts, settings))
     ctx.state.set(PREFLIGHT, state)
     ctx.report["preflight"] = state.to_report()
+    what = f"{facts.memory_mb} MB, hostname {facts.hostname}, " if facts.complete else ""
     ctx.log.write("|", "preflight: " + "; ".join(
-        [f"{facts.os_label}, {facts.memory_mb} MB, hostname {facts.hostname}, installed={state.installed}"]
+        [f"{facts.os_label}, {what}installed={state.installed}"]
         + [problem.message for problem in state.verdict.problems] + list(state.verdict.notes)))
     if not state.verdict.ok:
         return failed("; ".join(f"[{p.rule}] {p.message}" for p in state.verdict.problems))

@@ -127,6 +127,18 @@ DRIFT = {
 BROKEN = {name: f"rm {MGR}/etc/ihttpd.conf && mkdir {MGR}/etc/ihttpd.conf" for name in ("h2", "h11", "h17")}
 
 
+# What an --only-drifted run may start on a clean host: sshd's own for the connection, the host
+# shell, and facts, preflight and verify with 3 each (a subshell and two commands: hostname -f and
+# ip; mgrctl and ip; mgrctl and sha256sum). bench/cheap_audit.py measured 18 on every sampled host
+# of 100 (the code before this bound started 69 for preflight alone).
+AUDIT_PROCESSES_PER_HOST = 20
+
+
+def last_pid(lab, name: str) -> int:
+    """The last process (or thread) id the host's PID namespace handed out (ns_last_pid)."""
+    return int(on_host(lab, name, "cat /proc/sys/kernel/ns_last_pid").stdout)
+
+
 @pytest.fixture
 def twenty_panels(lab, tmp_path):
     """20 lab hosts with installed, licensed panels (install.yaml against the lab's partner account)."""
@@ -193,9 +205,16 @@ def test_twenty_hosts_drift_on_three_only_drifted_run_touches_exactly_those_and_
     assert values[("ispagent_turnover_month",)] > 0  # the install run's 20 activations
     assert "note: drift: 3 drifted (h5, h9, h14), 17 clean (left alone)" in run.stdout
 
+    clean = ("h1", "h10", "h20")
+    first = {name: last_pid(lab, name) for name in clean}
+    before = {name: last_pid(lab, name) for name in clean}  # before - first: what one reading starts
     again = ispagent("run", str(reprovision), "-i", str(twenty_panels), "--only-drifted", "--metrics-file", str(metrics),
                      state_dir=tmp_path)
     assert again.returncode == 0 and "note: drift: 0 drifted, 20 clean" in again.stdout, again.stdout[-2000:]
+    # The audit of a clean host, sshd's own processes for the connection included: 69 for preflight and
+    # a dozen for verify before they asked in one program each.
+    audit_processes = {name: last_pid(lab, name) - before[name] - (before[name] - first[name]) for name in clean}
+    assert all(count <= AUDIT_PROCESSES_PER_HOST for count in audit_processes.values()), audit_processes
 
     for name, command in BROKEN.items():
         assert on_host(lab, name, command).returncode == 0, name

@@ -1,0 +1,118 @@
+"""The preflight and verify probes run for real by this machine's /bin/sh (dash on Debian) against
+its own /proc, files and sockets, and the processes each starts counted in a PID namespace of its
+own (`ns_last_pid`): at fleet scale those processes are what an audit costs each host."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.panel.hostprobe import gather_script, parse_host_facts
+from agent.panel.panelprobe import panel_probe_script, parse_panel_probe
+
+REPO = Path(__file__).resolve().parents[2]
+EMULATED_MGR5 = REPO / "agent" / "lab" / "installer_emulator" / "mgr5"
+UNREACHABLE = "http://127.0.0.1:9/repo/"  # the discard port: refused at once
+
+# The script's shell and every process it starts, in a PID namespace where nothing else runs;
+# SETUP runs first, before counting (a tmpfs over /usr/local holding the emulated panel).
+COUNTER = r"""
+set -e
+eval "$SETUP"
+set +e
+before=$(cat /proc/sys/kernel/ns_last_pid)
+sh -c "$SCRIPT" > "$OUT" 2>/dev/null
+after=$(cat /proc/sys/kernel/ns_last_pid)
+echo $((after - before - 1))
+"""
+
+
+def run_counted(script: str, out: Path, setup: str = ":") -> tuple[int, str]:
+    """(processes the script started, its own shell included; its output)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("counting processes needs a PID namespace (root and unshare)")
+    env = {**os.environ, "SCRIPT": script, "OUT": str(out), "SETUP": setup}
+    done = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", COUNTER],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1]), out.read_text()
+
+
+def installed_panel_setup(tmp_path: Path) -> str:
+    """Shell lines that put the lab's emulated panel, licensed, at /usr/local/mgr5 in this mount namespace."""
+    tree = tmp_path / "mgr5"
+    shutil.copytree(EMULATED_MGR5, tree)
+    (tree / "etc" / "ispmgr.lic").write_text(json.dumps({"licid": "4000013", "panel_name": "ISPmanager Lite"}))
+    return f"mount -t tmpfs ispagent-test /usr/local && cp -a {tree} /usr/local/mgr5"
+
+
+def test_verify_probe_reads_sockets_license_and_digests_in_one_program(tmp_path: Path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    plain, odd, missing = tmp_path / "ispagent.conf", tmp_path / "back\\slash\nname", tmp_path / "missing"
+    plain.write_text("a = 1\n")
+    odd.write_text("b = 2\n")
+    try:
+        done = subprocess.run(["sh", "-c", panel_probe_script(port, [str(plain), str(odd), str(missing)])],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        listener.close()
+    probe = parse_panel_probe(done.stdout)
+    assert probe.complete and probe.listening == (f"tcp://127.0.0.1:{port}",)
+    assert probe.license_info == {}  # no panel on this machine: mgrctl not found
+    digest = hashlib.sha256
+    assert probe.file_matches(str(plain), digest(b"a = 1\n").hexdigest())
+    assert probe.file_matches(str(odd), digest(b"b = 2\n").hexdigest())  # sha256sum's escaped line
+    assert not probe.file_matches(str(plain), digest(b"a = 2\n").hexdigest())
+    assert not probe.file_matches(str(missing), digest(b"").hexdigest())
+
+
+def test_verify_probe_starts_mgrctl_and_one_sha256sum_only(tmp_path: Path):
+    files = [tmp_path / f"file{index}.conf" for index in range(3)]
+    for file in files:
+        file.write_text(file.name)
+    processes, out = run_counted(panel_probe_script(1500, [str(f) for f in files]), tmp_path / "out",
+                                 installed_panel_setup(tmp_path))
+    probe = parse_panel_probe(out)
+    assert probe.complete and probe.license_info["licid"] == "4000013"
+    assert all(probe.file_matches(str(f), hashlib.sha256(f.name.encode()).hexdigest()) for f in files)
+    assert processes == 3  # the shell, mgrctl, sha256sum (each command substitution execs its command)
+
+
+def test_preflight_probe_of_an_installed_panel_stops_after_what_that_answer_needs(tmp_path: Path):
+    processes, out = run_counted(gather_script(UNREACHABLE), tmp_path / "out", installed_panel_setup(tmp_path))
+    facts = parse_host_facts(out)
+    assert facts.installed and not facts.complete and facts.license_info["licid"] == "4000013"
+    assert facts.os_id and "primary_ipv4=" in out
+    assert "repository" not in out and "memory_kb" not in out  # the installer's rules are not applied to it
+    assert processes == 3  # the shell, mgrctl, ip
+
+
+def test_preflight_probe_of_a_host_to_judge_gathers_every_fact_in_few_processes(tmp_path: Path):
+    processes, out = run_counted(gather_script(UNREACHABLE), tmp_path / "out")
+    facts = parse_host_facts(out)
+    assert facts.complete and not facts.installed
+    assert facts.uid == os.geteuid()  # id -u, read by the shell from /proc/self/status
+    assert facts.os_id and facts.arch == os.uname().machine
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    assert facts.memory_mb == int(meminfo["MemTotal"].split()[0]) // 1024
+    assert facts.disk_root_mb is not None and facts.disk_usr_local_mb is not None
+    assert facts.repository_reachable is False and facts.repository_error  # nothing listens on the discard port
+    # was 24 with a process per fact: now the shell, ip, df, hostname -f, curl, dpkg-query and
+    # the command substitutions around them
+    assert processes <= 10, processes
+
+
+def test_preflight_probe_in_full_when_asked_even_with_a_panel_installed(tmp_path: Path):
+    _, out = run_counted(gather_script(UNREACHABLE, full=True), tmp_path / "out", installed_panel_setup(tmp_path))
+    facts = parse_host_facts(out)
+    assert facts.complete and facts.installed and facts.memory_mb > 0 and facts.panel_version == "6.110.0"
