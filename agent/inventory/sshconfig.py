@@ -28,6 +28,7 @@ class SshConfigEntry:
     port: str | None = None
     identity_file: Path | None = None
     proxy_jump: str | None = None
+    proxy_command: str | None = None  # as written: its tokens are expanded (and quoted) by the loader
 
 
 class SshConfig:
@@ -44,10 +45,8 @@ class SshConfig:
             raise InputError(f"{path}: cannot parse ssh config: {error}") from None
         if not _has_settings(text):  # /dev/null or comments only: no reason to load paramiko
             return
-        import paramiko
-
         try:
-            self._config = paramiko.SSHConfig.from_text(text)
+            self._config = _raw_proxy_command_config().from_text(text)
         except Exception as error:  # paramiko raises ConfigParseError and plain exceptions alike
             raise InputError(f"{path}: cannot parse ssh config: {error}") from None
 
@@ -63,7 +62,19 @@ class SshConfig:
             port=found.get("port"),
             identity_file=_first_existing(found.get("identityfile", [])),
             proxy_jump=_proxy_jump(found.get("proxyjump")),
+            proxy_command=found.get("proxycommand"),  # paramiko reads `ProxyCommand none` as None
         )
+
+
+def _raw_proxy_command_config() -> type:
+    """paramiko's SSHConfig, leaving ProxyCommand's tokens alone: it pastes values in unquoted, and
+    expand_proxy_command quotes each for where it stands."""
+    import paramiko
+
+    class RawProxyCommandConfig(paramiko.SSHConfig):
+        TOKENS_BY_CONFIG_KEY = {**paramiko.SSHConfig.TOKENS_BY_CONFIG_KEY, "proxycommand": []}
+
+    return RawProxyCommandConfig
 
 
 def _has_settings(text: str) -> bool:
