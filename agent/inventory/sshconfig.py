@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
+from agent.secrets import printable
 from agent.userpath import HomeUnknown, expand_home
+
+
+SAID_LIMIT = 160
 
 
 def default_ssh_config() -> Path | None:
@@ -42,13 +46,13 @@ class SshConfig:
         except OSError as error:
             raise InputError(f"{path}: cannot read ssh config: {error.strerror}") from None
         except UnicodeDecodeError as error:
-            raise InputError(f"{path}: cannot parse ssh config: {error}") from None
+            raise InputError(f"{path}: cannot parse ssh config: {_said(error)}") from None
         if not _has_settings(text):  # /dev/null or comments only: no reason to load paramiko
             return
         try:
             self._config = _raw_proxy_command_config().from_text(text)
         except Exception as error:  # paramiko raises ConfigParseError and plain exceptions alike
-            raise InputError(f"{path}: cannot parse ssh config: {error}") from None
+            raise InputError(f"{path}: cannot parse ssh config: {_said(error)}") from None
 
     def lookup(self, name: str) -> SshConfigEntry:
         if self._config is None:
@@ -75,6 +79,12 @@ def _raw_proxy_command_config() -> type:
         TOKENS_BY_CONFIG_KEY = {**paramiko.SSHConfig.TOKENS_BY_CONFIG_KEY, "proxycommand": []}
 
     return RawProxyCommandConfig
+
+
+def _said(error: Exception) -> str:
+    """paramiko's message, which quotes the line it could not read: escaped, on one line, cut short."""
+    text = printable(str(error), one_line=True, backslashes=True)
+    return text if len(text) <= SAID_LIMIT else text[: SAID_LIMIT - 1] + "…"
 
 
 def _has_settings(text: str) -> bool:

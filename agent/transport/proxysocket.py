@@ -21,7 +21,7 @@ from collections import deque
 
 import paramiko
 
-from agent.secrets import mask
+from agent.secrets import printable
 from agent.transport.executors import one_line
 
 STDERR_LINES = 5
@@ -74,10 +74,11 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
     def failure(self, ssh_said: str) -> str:
         """Why the connection over the command failed (`ssh_said`: paramiko's error), for one line."""
         status = self.process.poll()
-        said = next((line for line in reversed(self._stderr) if line.strip()), "")
-        said = f": {mask(one_line(said, 200))}" if said else ""
+        # OpenSSH's `ssh -W` ends with "stdio forwarding failed" after the line that says why.
+        said = "; ".join(line.strip() for line in list(self._stderr)[-2:] if line.strip())
+        said = f": {printable(one_line(said, 200), one_line=True)}" if said else ""
         if status is None or self.ended_running:
-            return f"{mask(one_line(ssh_said, 200))} through the ProxyCommand{said}"
+            return f"{printable(one_line(ssh_said, 200), one_line=True)} through the ProxyCommand{said}"
         if status < 0:
             return f"the ProxyCommand was ended by signal {-status}{said}"
         return f"the ProxyCommand exited with status {status}{said}"
