@@ -14,7 +14,6 @@ from agent.errors import InputError
 from agent.secrets import printable
 from agent.userpath import HomeUnknown, expand_home
 
-
 SAID_LIMIT = 160
 
 

@@ -355,7 +355,8 @@ def test_the_cli_ends_a_host_whose_proxy_command_fails_in_one_line_without_a_tra
     playbook = write(tmp_path, "name: facts\nsteps: [facts]\n", "facts.yaml")
     done = subprocess.run(
         [sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory)], capture_output=True, text=True,
-        timeout=120, cwd=REPO, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "ISPAGENT_STATE_DIR": str(tmp_path)},
+        timeout=120, cwd=REPO,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "ISPAGENT_STATE_DIR": str(tmp_path)},
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
