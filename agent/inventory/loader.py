@@ -30,9 +30,9 @@ from agent.inventory.ispvars import read_vars
 from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
 from agent.inventory.proxycommand import ProxyCommandError, TokenValues, check_proxy_command, expand_proxy_command
 from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
-from agent.yamlnodes import LocatedNode, read_yaml_file
 from agent.secrets import shown
 from agent.userpath import HomeUnknown, expand_home
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
 CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway", "proxy_command")
