@@ -95,6 +95,27 @@ def test_hosts_are_reached_through_a_two_hop_chain_and_through_proxy_commands(la
         connector.close()
 
 
+def test_a_first_hop_reached_over_its_own_proxy_command_carries_the_hop_after_it(lab, tmp_path):
+    h1, h2, h3 = lab.hosts[:3]
+    ssh_config = tmp_path / "ssh_config"
+    # `edge` is h1, reached with `ssh -W` through h2; h3 is reached through edge: h2 -> h1 -> h3.
+    ssh_config.write_text(f"Host edge\n  HostName {h1.address}\n  ProxyCommand {_ssh_w(lab, h2.address)}\n")
+    inventory_path = tmp_path / "inventory.yaml"
+    inventory_path.write_text(textwrap.dedent(f"""\
+        ssh: {{known_hosts: {lab.known_hosts_path}, connect_timeout: 5}}
+        defaults: {{user: root, identity_file: {lab.identity_file}}}
+        hosts:
+          h3: {{address: {h3.address}, gateway: edge}}
+        """))
+    inventory = load_inventory(inventory_path, ssh_config=ssh_config)
+    connector = SshConnector(inventory.ssh)
+    try:
+        assert _client_address(connector, inventory.host("h3")) == h1.address
+        assert h2.address in _sshd_peers(lab, h1.name)  # ssh -W on h2 opened h1's connection
+    finally:
+        connector.close()
+
+
 def test_the_cli_runs_a_playbook_through_gateways_twice_and_the_second_run_changes_nothing(lab, tmp_path, monkeypatch):
     inventory, ssh_config = _gateway_files(lab, tmp_path)
     home = tmp_path / "home"

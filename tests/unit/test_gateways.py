@@ -117,6 +117,17 @@ def test_the_first_hop_follows_its_own_proxy_jump_and_a_loop_is_refused(tmp_path
     )
 
 
+def test_a_first_hop_behind_its_own_proxy_command_in_ssh_config(tmp_path: Path) -> None:
+    inventory = load(tmp_path, "hosts: {web1: {address: 10.0.0.5, gateway: 'edge,10.0.0.1'}}\n", """\
+        Host edge
+          HostName 203.0.113.9
+          ProxyCommand cloudflared access ssh --hostname %n --port %p
+        """)
+    first, second = inventory.hosts[0].gateway.jumps()
+    assert first.proxy_command == "cloudflared access ssh --hostname edge --port 22" and first.via is None
+    assert second.via == first and second.proxy_command is None
+
+
 def test_the_host_entry_beats_ssh_config_which_beats_defaults(tmp_path: Path) -> None:
     inventory = load(tmp_path, """\
         defaults: {gateway: defaults.example.com}
