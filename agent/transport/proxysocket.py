@@ -27,6 +27,7 @@ from agent.transport.executors import one_line
 STDERR_LINES = 5
 STDIN_GRACE = 0.2  # seconds a command gets to end once its stdin is closed (ssh -W and nc do) before SIGTERM
 EXIT_GRACE = 1.0  # seconds a command gets to end after SIGTERM before SIGKILL
+STDERR_WAIT = 0.5  # seconds to wait for an ended command's stderr (a child of it may hold the pipe open)
 
 
 class ProxyCommandSocket(paramiko.ProxyCommand):
@@ -42,7 +43,8 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
             self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
             start_new_session=True,  # its own process group, ended as a whole on close
         )
-        threading.Thread(target=self._read_stderr, name="proxy-command-stderr", daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, name="proxy-command-stderr", daemon=True)
+        self._stderr_reader.start()
 
     def _read_stderr(self) -> None:
         for line in self.process.stderr:
@@ -74,6 +76,8 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
     def failure(self, ssh_said: str) -> str:
         """Why the connection over the command failed (`ssh_said`: paramiko's error), for one line."""
         status = self.process.poll()
+        if status is not None:  # its last words may still be in the pipe: the reader ends at the pipe's end
+            self._stderr_reader.join(STDERR_WAIT)
         # OpenSSH's `ssh -W` ends with "stdio forwarding failed" after the line that says why.
         said = "; ".join(line.strip() for line in list(self._stderr)[-2:] if line.strip())
         said = f": {printable(one_line(said, 200), one_line=True)}" if said else ""
