@@ -1,4 +1,5 @@
-"""What counts as a host address, a fully qualified name and a `[user@]host[:port]` gateway string.
+"""What counts as a host address, a fully qualified name and a `[user@]host[:port]` gateway string (or a
+comma-separated chain of them, as ProxyJump writes it).
 
 Addresses are parsed with `ipaddress` first. A name that only looks like a number (`127.1`,
 `2130706433`, `0x7f.1`) is none of the three: resolvers and `inet_aton` read it as an IPv4 address
@@ -114,3 +115,11 @@ def parse_gateway(text: str) -> GatewaySpec | None:
     if port is not None and not 1 <= port <= 65535:
         return None
     return GatewaySpec(address=host, port=port, user=match["user"])
+
+
+def parse_jump_chain(text: str) -> tuple[GatewaySpec, ...] | None:
+    """ProxyJump's `hop[,hop...]`, the first hop first; None when any hop is not `[user@]host[:port]`."""
+    hops = tuple(parse_gateway(part) for part in text.split(","))
+    if any(hop is None for hop in hops):
+        return None
+    return hops  # type: ignore[return-value]  # no None left

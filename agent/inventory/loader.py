@@ -11,22 +11,31 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
 from agent.errors import InventoryError
-from agent.inventory.addresses import PORT_TEXT, GatewaySpec, canonical_address, is_address, looks_numeric, parse_gateway
+from agent.inventory.addresses import (
+    PORT_TEXT,
+    GatewaySpec,
+    canonical_address,
+    is_address,
+    looks_numeric,
+    parse_gateway,
+    parse_jump_chain,
+)
 from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
 from agent.inventory.ispvars import read_vars
 from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
+from agent.inventory.proxycommand import ProxyCommandError, TokenValues, check_proxy_command, expand_proxy_command
 from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
-from agent.yamlnodes import LocatedNode, read_yaml_file
 from agent.secrets import shown
 from agent.userpath import HomeUnknown, expand_home
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
-CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway")
+CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway", "proxy_command")
 DEFAULTS_KEYS = (*CONNECTION_KEYS, "vars")
 HOST_KEYS = ("address", *CONNECTION_KEYS, "groups", "vars")
 GROUP_KEYS = ("vars", "children", "hosts")
@@ -36,15 +45,30 @@ HOST_KEY_POLICIES = ("strict", "accept-new")
 
 DEFAULT_USER = "root"
 DEFAULT_PORT = 22
-# `gateway: none` on a host turns off a gateway set in defaults: or ssh config (as ProxyJump none).
+# `gateway: none` (or `proxy_command: none`) on a host turns off a gateway or ProxyCommand set in
+# defaults: or ssh config (as ProxyJump none).
 NO_GATEWAY = "none"
+# Jump hosts in front of one host, counting those ssh config puts in front of the first hop: past
+# this, a ProxyJump loop in ssh config (a through b, b through a) is the likelier story.
+MAX_JUMPS = 10
 
 # Names end up in `--limit` patterns (comma-separated fnmatch globs) and in file names of reports.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")  # fullmatch: `$` would let a final newline through
 _USER = re.compile(r"[^\s@:]+")
 
 T = TypeVar("T")
-GatewaySetting = GatewaySpec | Literal["none"]
+
+
+@dataclass(frozen=True)
+class ProxyCommandSpec:
+    """A ProxyCommand as written (checked); its tokens are expanded for the endpoint it reaches."""
+
+    text: str
+
+
+# How one level (a host, defaults, ssh config) says a host is reached: through jump hosts (the first
+# hop first), a ProxyCommand, or directly (`none`, overriding a lower level).
+Route = tuple[GatewaySpec, ...] | ProxyCommandSpec | Literal["none"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +79,7 @@ class Connection:
     port: int | None = None
     identity_file: Path | None = None
     sudo: bool | None = None
-    gateway: GatewaySetting | None = None
+    route: Route | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +170,7 @@ def _read_connection(entries: dict[str, LocatedNode], base_dir: Path) -> Connect
         port=_optional(entries, "port", _read_port),
         identity_file=_optional(entries, "identity_file", lambda n: _read_identity_file(n, base_dir)),
         sudo=_optional(entries, "sudo", LocatedNode.boolean),
-        gateway=_optional(entries, "gateway", lambda n: _read_gateway(n, base_dir)),
+        route=_read_route(entries, base_dir),
     )
 
 
@@ -210,19 +234,67 @@ def _resolve_path(node: LocatedNode, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def _read_gateway(node: LocatedNode, base_dir: Path) -> GatewaySetting:
-    if node.is_mapping:
-        return _read_gateway_mapping(node, base_dir)
+def _read_route(entries: dict[str, LocatedNode], base_dir: Path) -> Route | None:
+    if "gateway" in entries and "proxy_command" in entries:
+        raise entries["proxy_command"].error(
+            "gateway and proxy_command are both set", "keep one: ssh, too, takes either ProxyJump or ProxyCommand"
+        )
+    if "proxy_command" in entries:
+        return _read_proxy_command(entries["proxy_command"])
+    return _optional(entries, "gateway", lambda n: _read_gateway(n, base_dir))
+
+
+def _read_proxy_command(node: LocatedNode) -> ProxyCommandSpec | Literal["none"]:
     text = node.string()
     if text == NO_GATEWAY:
         return NO_GATEWAY
-    spec = parse_gateway(text)
-    if spec is None:
-        raise node.error(
-            f"{shown(text)} is not a valid gateway",
-            "write host, user@host or user@host:port (IPv6 as [2001:db8::1]), or a mapping with address, port, user",
-        )
-    return spec
+    try:
+        check_proxy_command(text)
+    except ProxyCommandError as problem:
+        raise node.error(f"the proxy command {problem}", _PROXY_COMMAND_FIX) from None
+    return ProxyCommandSpec(text)
+
+
+_PROXY_COMMAND_FIX = "write a shell command as for ssh's ProxyCommand, e.g. ssh -W %h:%p bastion"
+_GATEWAY_FIX = ("write host, user@host or user@host:port (IPv6 as [2001:db8::1]), comma-separated for a chain, "
+                "or a mapping with address, port, user")
+
+
+def _read_gateway(node: LocatedNode, base_dir: Path) -> Route:
+    if node.is_mapping:
+        return (_read_gateway_mapping(node, base_dir),)
+    if node.is_sequence:
+        return _read_gateway_list(node, base_dir)
+    text = node.string()
+    if text == NO_GATEWAY:
+        return NO_GATEWAY
+    chain = parse_jump_chain(text)
+    if chain is None:
+        raise node.error(f"{shown(text)} is not a valid gateway", _GATEWAY_FIX)
+    return _short_enough(chain, node)
+
+
+def _read_gateway_list(node: LocatedNode, base_dir: Path) -> tuple[GatewaySpec, ...]:
+    """`gateway: [first-hop, {address: second-hop, port: 2222}]`: a chain, the first hop first."""
+    hops: list[GatewaySpec] = []
+    for item in node.sequence():
+        if item.is_mapping:
+            hops.append(_read_gateway_mapping(item, base_dir))
+            continue
+        text = item.string()
+        spec = parse_gateway(text)
+        if spec is None:
+            raise item.error(f"{shown(text)} is not a valid jump host", "write host, user@host or user@host:port")
+        hops.append(spec)
+    if not hops:
+        raise node.error("the gateway list is empty", "name the jump hosts, the first hop first, or write none")
+    return _short_enough(tuple(hops), node)
+
+
+def _short_enough(chain: tuple[GatewaySpec, ...], node: LocatedNode) -> tuple[GatewaySpec, ...]:
+    if len(chain) > MAX_JUMPS:
+        raise node.error(f"{len(chain)} jump hosts: at most {MAX_JUMPS} are taken")
+    return chain
 
 
 def _read_gateway_mapping(node: LocatedNode, base_dir: Path) -> GatewaySpec:
@@ -315,12 +387,13 @@ def _resolve_host(
         user=user,
         identity_file=identity_file,
     )
-    gateway_setting = _first(own.gateway, _config_gateway(from_config, host, config), defaults.gateway)
+    route = _first(own.route, _config_route(from_config, host, config), defaults.route)
+    routed = _routed(endpoint, route, host.name, user, identity_file, host, config, depth=0)
     return Host(
         name=host.name,
-        endpoint=endpoint,
+        endpoint=replace(routed, via=None),
         sudo=_first(own.sudo, defaults.sudo, user != "root"),
-        gateway=_gateway_endpoint(gateway_setting, user, identity_file, host, config),
+        gateway=routed.via,
         groups=tree.groups_of(host.name),
         vars=merged_vars,
     )
@@ -353,33 +426,66 @@ def _config_port(entry: SshConfigEntry, host: HostSpec, config: SshConfig | None
     return int(entry.port)
 
 
-def _config_gateway(entry: SshConfigEntry, host: HostSpec, config: SshConfig | None) -> GatewaySpec | None:
+def _config_route(entry: SshConfigEntry, host: HostSpec, config: SshConfig | None) -> Route | None:
+    """What ssh config says about reaching `entry`'s host: ProxyJump, ProxyCommand, or nothing."""
+    if entry.proxy_jump is not None and entry.proxy_command is not None:
+        # ssh takes whichever of the two comes first in the file; paramiko's lookup does not say which.
+        raise host.node.error(
+            f"both ProxyJump and ProxyCommand in {config.path} apply",
+            "keep one there, or set gateway: or proxy_command: on the host",
+        )
+    if entry.proxy_command is not None:
+        try:
+            check_proxy_command(entry.proxy_command)
+        except ProxyCommandError as problem:
+            raise host.node.error(f"ProxyCommand from {config.path} {problem}", _PROXY_COMMAND_FIX) from None
+        return ProxyCommandSpec(entry.proxy_command)
     if entry.proxy_jump is None:
         return None
-    if "," in entry.proxy_jump:
-        raise host.node.error(
-            f"ProxyJump {shown(entry.proxy_jump)} from {config.path} chains several gateways",
-            "ispagent supports one: set gateway: on the host",
-        )
-    spec = parse_gateway(entry.proxy_jump)
-    if spec is None:
+    chain = parse_jump_chain(entry.proxy_jump)
+    if chain is None:
         raise host.node.error(f"ProxyJump {shown(entry.proxy_jump)} from {config.path} is not a valid gateway")
-    return spec
+    return chain
 
 
-def _gateway_endpoint(
-    setting: GatewaySetting | None, user: str, identity_file: Path | None, host: HostSpec, config: SshConfig | None
-) -> Endpoint | None:
-    """The bastion to go through. Unset parts come from ssh config for the bastion, then the host."""
-    if setting is None or setting == NO_GATEWAY:
-        return None
-    from_config = config.lookup(setting.address) if config else SshConfigEntry()
-    return Endpoint(
-        address=from_config.hostname if from_config.hostname and is_address(from_config.hostname) else setting.address,
-        port=_first(setting.port, _config_port(from_config, host, config), DEFAULT_PORT),
-        user=_first(setting.user, from_config.user, user),
-        identity_file=_first(setting.identity_file, from_config.identity_file, identity_file),
+def _routed(
+    endpoint: Endpoint, route: Route | None, name: str, user: str, identity_file: Path | None, host: HostSpec,
+    config: SshConfig | None, *, depth: int,
+) -> Endpoint:
+    """`endpoint` reached as `route` says: its `via` the last of a chain of jump hosts, or its proxy command."""
+    if route is None or route == NO_GATEWAY:
+        return endpoint
+    if isinstance(route, ProxyCommandSpec):
+        values = TokenValues(endpoint.address, endpoint.port, endpoint.user, name)
+        return replace(endpoint, proxy_command=expand_proxy_command(route.text, values))
+    via = None
+    for index, spec in enumerate(route):
+        via = _jump_endpoint(spec, via, user, identity_file, host, config, depth=depth + index)
+    return replace(endpoint, via=via)
+
+
+def _jump_endpoint(
+    spec: GatewaySpec, via: Endpoint | None, user: str, identity_file: Path | None, host: HostSpec,
+    config: SshConfig | None, *, depth: int,
+) -> Endpoint:
+    """One jump host, after `via`. Unset parts come from ssh config for the jump host, then the host."""
+    if depth >= MAX_JUMPS:
+        raise host.node.error(
+            f"more than {MAX_JUMPS} jump hosts in front of it", "look for a ProxyJump loop in ssh config"
+        )
+    from_config = config.lookup(spec.address) if config else SshConfigEntry()
+    endpoint = Endpoint(
+        address=from_config.hostname if from_config.hostname and is_address(from_config.hostname) else spec.address,
+        port=_first(spec.port, _config_port(from_config, host, config), DEFAULT_PORT),
+        user=_first(spec.user, from_config.user, user),
+        identity_file=_first(spec.identity_file, from_config.identity_file, identity_file),
+        via=via,
     )
+    if via is not None:  # a later hop is reached from the hop before it, whatever ssh config says about it
+        return endpoint
+    # The first hop is reached as `ssh HOP` would reach it: through its own ProxyJump or ProxyCommand.
+    route = _config_route(from_config, host, config)
+    return _routed(endpoint, route, spec.address, user, identity_file, host, config, depth=depth + 1)
 
 
 def _check_host_settings(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:
@@ -405,10 +511,12 @@ def _check_host_settings(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None
 def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:
     # Behind different gateways the same private address is a different machine, so the gateway
     # is part of what must be unique.
-    seen: dict[tuple[str, int, tuple[str, int] | None], Host] = {}
+    seen: dict[tuple, Host] = {}
     for host, spec in zip(hosts, specs):
-        gateway = (canonical_address(host.gateway.address), host.gateway.port) if host.gateway else None
-        key = (canonical_address(host.address), host.endpoint.port, gateway)
+        jumps = host.gateway.jumps() if host.gateway else ()
+        route = (tuple((canonical_address(hop.address), hop.port, hop.proxy_command) for hop in jumps),
+                 host.endpoint.proxy_command)
+        key = (canonical_address(host.address), host.endpoint.port, route)
         if key in seen:
             first = seen[key]
             raise spec.node.error(

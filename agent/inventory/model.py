@@ -19,9 +19,18 @@ class Endpoint:
     port: int = 22
     user: str = "root"
     identity_file: Path | None = None
+    # How this endpoint is reached when not by TCP from here: through the jump host `via` (whose own
+    # `via` is the hop before it: ProxyJump a,b), or over the stdin/stdout of `proxy_command`, a shell
+    # line with its tokens already expanded and quoted (ProxyCommand). Never both.
+    via: Endpoint | None = None
+    proxy_command: str | None = None
 
     def __str__(self) -> str:
         return f"{self.user}@{self.address}:{self.port}"
+
+    def jumps(self) -> tuple[Endpoint, ...]:
+        """The jump hosts in front of this endpoint and this endpoint itself, the first hop first."""
+        return (*self.via.jumps(), self) if self.via else (self,)
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ class Host:
     name: str
     endpoint: Endpoint
     sudo: bool = False
-    gateway: Endpoint | None = None
+    gateway: Endpoint | None = None  # the last jump host before this one; `gateway.jumps()` is the whole chain
     groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict)
 

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
+from agent.secrets import printable
 from agent.userpath import HomeUnknown, expand_home
+
+SAID_LIMIT = 160
 
 
 def default_ssh_config() -> Path | None:
@@ -28,6 +31,7 @@ class SshConfigEntry:
     port: str | None = None
     identity_file: Path | None = None
     proxy_jump: str | None = None
+    proxy_command: str | None = None  # as written: its tokens are expanded (and quoted) by the loader
 
 
 class SshConfig:
@@ -41,15 +45,13 @@ class SshConfig:
         except OSError as error:
             raise InputError(f"{path}: cannot read ssh config: {error.strerror}") from None
         except UnicodeDecodeError as error:
-            raise InputError(f"{path}: cannot parse ssh config: {error}") from None
+            raise InputError(f"{path}: cannot parse ssh config: {_said(error)}") from None
         if not _has_settings(text):  # /dev/null or comments only: no reason to load paramiko
             return
-        import paramiko
-
         try:
-            self._config = paramiko.SSHConfig.from_text(text)
+            self._config = _raw_proxy_command_config().from_text(text)
         except Exception as error:  # paramiko raises ConfigParseError and plain exceptions alike
-            raise InputError(f"{path}: cannot parse ssh config: {error}") from None
+            raise InputError(f"{path}: cannot parse ssh config: {_said(error)}") from None
 
     def lookup(self, name: str) -> SshConfigEntry:
         if self._config is None:
@@ -63,7 +65,25 @@ class SshConfig:
             port=found.get("port"),
             identity_file=_first_existing(found.get("identityfile", [])),
             proxy_jump=_proxy_jump(found.get("proxyjump")),
+            proxy_command=found.get("proxycommand"),  # paramiko reads `ProxyCommand none` as None
         )
+
+
+def _raw_proxy_command_config() -> type:
+    """paramiko's SSHConfig, leaving ProxyCommand's tokens alone: it pastes values in unquoted, and
+    expand_proxy_command quotes each for where it stands."""
+    import paramiko
+
+    class RawProxyCommandConfig(paramiko.SSHConfig):
+        TOKENS_BY_CONFIG_KEY = {**paramiko.SSHConfig.TOKENS_BY_CONFIG_KEY, "proxycommand": []}
+
+    return RawProxyCommandConfig
+
+
+def _said(error: Exception) -> str:
+    """paramiko's message, which quotes the line it could not read: escaped, on one line, cut short."""
+    text = printable(str(error), one_line=True, backslashes=True)
+    return text if len(text) <= SAID_LIMIT else text[: SAID_LIMIT - 1] + "…"
 
 
 def _has_settings(text: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from agent.inventory.model import Endpoint, Host, Inventory
+from agent.secrets import mask
 
 # The columns `ispagent inventory check` shows, in order; the ISPmanager vars follow the connection.
 TABLE_COLUMNS: tuple[str, ...] = (
@@ -21,7 +22,9 @@ def host_summary(host: Host) -> dict[str, Any]:
         "user": host.endpoint.user,
         "identity_file": str(host.endpoint.identity_file) if host.endpoint.identity_file else None,
         "sudo": host.sudo,
-        "gateway": _endpoint_summary(host.gateway) if host.gateway else None,
+        "gateway": _endpoint_summary(host.gateway) if host.gateway else None,  # the last jump host
+        "jumps": [_endpoint_summary(hop) for hop in host.gateway.jumps()] if host.gateway else [],
+        "proxy_command": mask(host.endpoint.proxy_command) if host.endpoint.proxy_command else None,
         "groups": list(host.groups),
         "vars": host.public_vars(),
     }
@@ -50,17 +53,27 @@ def table_row(host: Host) -> tuple[str, ...]:
         "port": str(host.endpoint.port),
         "user": host.endpoint.user,
         "sudo": "yes" if host.sudo else "no",
-        "gateway": str(host.gateway) if host.gateway else "",
+        "gateway": _route_cell(host),
         "groups": ",".join(host.groups),
         **{key: str(host.vars.get(key, "")) for key in ("edition", "period", "release", "fqdn")},
     }
     return tuple(cells[column] or "-" for column in TABLE_COLUMNS)
 
 
+def _route_cell(host: Host) -> str:
+    """The jump hosts as ProxyJump writes them (`a,b`), or that a ProxyCommand reaches the host."""
+    if host.endpoint.proxy_command:
+        return "ProxyCommand"  # the command itself is in --json: a table cell cannot hold it
+    return ",".join(str(hop) for hop in host.gateway.jumps()) if host.gateway else ""
+
+
 def _endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:
-    return {
+    summary = {
         "address": endpoint.address,
         "port": endpoint.port,
         "user": endpoint.user,
         "identity_file": str(endpoint.identity_file) if endpoint.identity_file else None,
     }
+    if endpoint.proxy_command:  # a first hop reached over its own ProxyCommand (ssh config)
+        summary["proxy_command"] = mask(endpoint.proxy_command)
+    return summary

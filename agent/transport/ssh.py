@@ -1,7 +1,9 @@
 """SSH transport on paramiko: one verified connection per host, reused for all of a run's steps.
 
 Each connection is a paramiko client with the run's host key policy (hostkeys.py), reaching the
-host directly or through a direct-tcpip channel of its bastion's connection. fabric's `Connection`
+host directly, through a direct-tcpip channel of its bastion's connection (a chain of them for
+ProxyJump a,b: each hop's host key checked like any host's), or over a ProxyCommand (proxysocket.py).
+A host without either costs nothing more than it did before gateways existed. fabric's `Connection`
 did this once: it cost 3-4 ms of CPU per host in invoke's configuration merges (a fifth of the
 control node's CPU on 50 hosts), and its shared configuration was not thread-safe.
 Commands run in one long-lived /bin/sh on a session of that connection's transport (executors.py),
@@ -36,7 +38,12 @@ from agent.transport.executors import CommandExecutor, ConnectionLost, HostShell
 from agent.transport.filewrite import put_script
 from agent.transport.hostkeys import KnownHosts, known_hosts_name
 from agent.transport.hostlog import HostLog
+from agent.transport.proxysocket import ProxyCommandSocket
 from agent.transport.quoting import remote_line
+
+# A failed handshake is one line in the error that ends the host (and the connection's log once it
+# is open: ParamikoLog); without a handler, Python's last resort prints paramiko's traceback of it.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 CONNECT_ATTEMPTS = 3
 RETRY_BASE_DELAY = 0.5
@@ -101,7 +108,8 @@ class SshConnector:
         self.known_hosts = known_hosts or KnownHosts(settings.known_hosts, settings.host_key_policy)
         self.private_keys = PrivateKeys()
         self._gateways: dict[Endpoint, paramiko.SSHClient] = {}
-        self._gateway_lock = threading.Lock()
+        # Reentrant: opening a jump host opens the hop before it (ProxyJump a,b) under the same lock.
+        self._gateway_lock = threading.RLock()
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
 
     def executor(self) -> CommandExecutor:
@@ -142,11 +150,36 @@ class SshConnector:
             return self._handshake(endpoint, gateway)
 
     def _handshake(self, endpoint: Endpoint, gateway: paramiko.SSHClient | None) -> paramiko.SSHClient:
+        if endpoint.proxy_command is not None:
+            return self._handshake_over_command(endpoint)
         connect_kwargs = self._connect_kwargs(endpoint)
         if gateway is None:
             connect_kwargs["sock"] = _tcp_connect(endpoint, self.settings.connect_timeout)
         else:
             connect_kwargs["sock"] = self._through(gateway, endpoint)
+        return self._verified_client(endpoint, connect_kwargs)
+
+    def _handshake_over_command(self, endpoint: Endpoint) -> paramiko.SSHClient:
+        """The SSH handshake over a ProxyCommand; its failure says what the command did (exit status, stderr)."""
+        connect_kwargs = self._connect_kwargs(endpoint)
+        sock = connect_kwargs["sock"] = ProxyCommandSocket(endpoint.proxy_command)
+        try:
+            return self._verified_client(endpoint, connect_kwargs)
+        except BaseException as error:
+            # paramiko's Transport.close() leaves the socket of a handshake that failed alone.
+            sock.close()
+            hung = sock.received == 0 and sock.ended_running
+            if isinstance(error, paramiko.AuthenticationException) or not isinstance(
+                error, (OSError, EOFError, paramiko.SSHException)
+            ):
+                raise
+            if hung:
+                raise ProxyCommandFailed(
+                    f"no SSH server answered through the ProxyCommand within {self.settings.connect_timeout:g} s"
+                ) from None
+            raise ProxyCommandFailed(sock.failure(str(error) or type(error).__name__)) from None
+
+    def _verified_client(self, endpoint: Endpoint, connect_kwargs: dict) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         self.known_hosts.guard(client, endpoint.address, endpoint.port)
         try:
@@ -199,15 +232,30 @@ class SshConnector:
             client = self._gateways.get(endpoint)
             transport = client.get_transport() if client else None
             if client is None or transport is None or not transport.is_active():
-                client = self.open_connection(endpoint)
+                client = self.open_connection(endpoint, endpoint.via)
                 self._gateways[endpoint] = client
             return client
 
     def close(self) -> None:
         with self._gateway_lock:
             for client in self._gateways.values():
-                client.close()
+                close_client(client)
             self._gateways.clear()
+
+
+class ProxyCommandFailed(paramiko.SSHException):
+    """The handshake over a ProxyCommand failed; the message says what the command did (retried like a
+    refused TCP connection, then HostUnreachable)."""
+
+
+def close_client(client: paramiko.SSHClient) -> None:
+    """Close `client` and end the ProxyCommand under it, if any: paramiko leaves it running once the
+    connection has died on its own."""
+    transport = client.get_transport()
+    client.close()
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, ProxyCommandSocket):
+        sock.close()
 
 
 class _BastionRefused(Exception):
@@ -306,7 +354,7 @@ class SshConnection:
     def close(self) -> None:
         self.executor.close()
         if self.client is not None and self.owns_client:
-            self.client.close()
+            close_client(self.client)
         self.client = None
         self.paramiko_log.detach()
 

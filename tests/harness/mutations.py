@@ -291,6 +291,8 @@ def _vagrant_block(rng, data: bytes, kind: str) -> bytes:
     """A Host block repeated (two machines of one name) or a lone Host line."""
     blocks = re.split(rb"(?m)^(?=Host )", data)
     blocks = [block for block in blocks if block]
+    if not blocks:  # an earlier mutation truncated the file to nothing
+        return b"Host lonely\n"
     block = _pick(rng, blocks)
     return data + (block if rng.random() < 0.7 else b"Host lonely\n")
 

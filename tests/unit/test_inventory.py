@@ -280,18 +280,6 @@ def test_home_ssh_config_is_used_when_none_is_given(tmp_path: Path, isolated_hom
     assert load_inventory(path).hosts[0].endpoint.port == 2201
 
 
-def test_chained_proxy_jump_in_ssh_config_is_refused(tmp_path: Path) -> None:
-    ssh_config = tmp_path / "ssh_config"
-    ssh_config.write_text("Host web1\n  ProxyJump a.example.com,b.example.com\n")
-    path = write(tmp_path, "hosts:\n  web1: {}\n")
-    with pytest.raises(InventoryError) as raised:
-        load_inventory(path, ssh_config=ssh_config)
-    assert str(raised.value) == (
-        f"{path}:2: hosts.web1: ProxyJump 'a.example.com,b.example.com' from {ssh_config} chains several gateways; "
-        "ispagent supports one: set gateway: on the host"
-    )
-
-
 # --- select
 
 
