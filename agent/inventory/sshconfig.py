@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import InputError
 from agent.secrets import printable
 from agent.userpath import HomeUnknown, expand_home
+
+if TYPE_CHECKING:
+    import paramiko
 
 SAID_LIMIT = 160
 
@@ -69,7 +72,7 @@ class SshConfig:
         )
 
 
-def _raw_proxy_command_config() -> type:
+def _raw_proxy_command_config() -> type["paramiko.SSHConfig"]:
     """paramiko's SSHConfig, leaving ProxyCommand's tokens alone: it pastes values in unquoted, and
     expand_proxy_command quotes each for where it stands."""
     import paramiko

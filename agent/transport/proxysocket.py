@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections import deque
+from typing import IO
 
 import paramiko
 
@@ -43,18 +43,19 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
             self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
             start_new_session=True,  # its own process group, ended as a whole on close
         )
+        self._stdin, self._stdout, self._stderr_pipe = _pipes(self.process)
         self._stderr_reader = threading.Thread(target=self._read_stderr, name="proxy-command-stderr", daemon=True)
         self._stderr_reader.start()
 
     def _read_stderr(self) -> None:
-        for line in self.process.stderr:
+        for line in self._stderr_pipe:
             self._stderr.append(line.decode(errors="replace"))
 
-    def send(self, content: bytes) -> int:
+    def send(self, content: bytes) -> int:  # type: ignore[override]  # paramiko's Transport sends bytes
         try:
-            self.process.stdin.write(content)
+            self._stdin.write(content)
         except (OSError, ValueError):
-            raise paramiko.ProxyCommandFailure("ProxyCommand", self.failure()) from None
+            raise paramiko.ProxyCommandFailure("ProxyCommand", self.failure("its stdin was closed")) from None
         return len(content)
 
     def recv(self, size: int) -> bytes:
@@ -63,11 +64,11 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
         while True:
             wait = None if self.timeout is None else self.timeout - (time.monotonic() - start)
             if wait is not None and wait <= 0:
-                raise socket.timeout()
+                raise TimeoutError()  # socket.timeout, which paramiko's Transport waits for
             try:
-                ready, _, _ = select.select([self.process.stdout], [], [], wait)
+                ready, _, _ = select.select([self._stdout], [], [], wait)
                 if ready:
-                    data = os.read(self.process.stdout.fileno(), size)
+                    data = os.read(self._stdout.fileno(), size)
                     self.received += len(data)
                     return data
             except (OSError, ValueError):  # closed under us: as the end of the connection
@@ -89,7 +90,7 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
 
     def close(self) -> None:
         """End the command: its stdin closed first (the end of the connection, as ssh does), then signals."""
-        for pipe in (self.process.stdin, self.process.stdout):
+        for pipe in (self._stdin, self._stdout):
             try:
                 pipe.close()
             except OSError:
@@ -114,3 +115,10 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
             os.killpg(self.process.pid, number)
         except ProcessLookupError:  # ended meanwhile
             pass
+
+
+def _pipes(process: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes], IO[bytes]]:
+    """The command's stdin, stdout and stderr, which Popen opened as pipes."""
+    if process.stdin is None or process.stdout is None or process.stderr is None:
+        raise RuntimeError("the ProxyCommand was started without its pipes")
+    return process.stdin, process.stdout, process.stderr

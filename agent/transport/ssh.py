@@ -151,7 +151,7 @@ class SshConnector:
 
     def _handshake(self, endpoint: Endpoint, gateway: paramiko.SSHClient | None) -> paramiko.SSHClient:
         if endpoint.proxy_command is not None:
-            return self._handshake_over_command(endpoint)
+            return self._handshake_over_command(endpoint, endpoint.proxy_command)
         connect_kwargs = self._connect_kwargs(endpoint)
         if gateway is None:
             connect_kwargs["sock"] = _tcp_connect(endpoint, self.settings.connect_timeout)
@@ -159,10 +159,10 @@ class SshConnector:
             connect_kwargs["sock"] = self._through(gateway, endpoint)
         return self._verified_client(endpoint, connect_kwargs)
 
-    def _handshake_over_command(self, endpoint: Endpoint) -> paramiko.SSHClient:
+    def _handshake_over_command(self, endpoint: Endpoint, command_line: str) -> paramiko.SSHClient:
         """The SSH handshake over a ProxyCommand; its failure says what the command did (exit status, stderr)."""
         connect_kwargs = self._connect_kwargs(endpoint)
-        sock = connect_kwargs["sock"] = ProxyCommandSocket(endpoint.proxy_command)
+        sock = connect_kwargs["sock"] = ProxyCommandSocket(command_line)
         try:
             return self._verified_client(endpoint, connect_kwargs)
         except BaseException as error:
@@ -179,7 +179,7 @@ class SshConnector:
                 ) from None
             raise ProxyCommandFailed(sock.failure(str(error) or type(error).__name__)) from None
 
-    def _verified_client(self, endpoint: Endpoint, connect_kwargs: dict) -> paramiko.SSHClient:
+    def _verified_client(self, endpoint: Endpoint, connect_kwargs: dict[str, Any]) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         self.known_hosts.guard(client, endpoint.address, endpoint.port)
         try:
