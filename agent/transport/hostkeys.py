@@ -13,12 +13,22 @@ from pathlib import Path
 
 import paramiko
 
-from agent.errors import InputError, UnknownHostKey
+from agent.errors import HostKeyMismatch, InputError, UnknownHostKey
 
 
 def known_hosts_name(address: str, port: int) -> str:
     """The name a host is filed under in known_hosts (`[addr]:port` off port 22, as OpenSSH does)."""
     return address if port == 22 else f"[{address}]:{port}"
+
+
+def changed_key(address: str, port: int, expected: paramiko.PKey, sent: paramiko.PKey, path: Path | None) -> HostKeyMismatch:
+    """The error for a server whose key is not the one known_hosts has for it, with the fix."""
+    name = known_hosts_name(address, port)
+    return HostKeyMismatch(
+        f"{address}:{port}: host key changed: known_hosts has {expected.get_name()} {expected.fingerprint}, "
+        f"the server sent {sent.fingerprint}; possibly a man-in-the-middle. If the server was "
+        f"reinstalled: ssh-keygen -R '{name}' -f {path}"
+    )
 
 
 class KnownHosts:
