@@ -94,6 +94,16 @@ def test_fabfile_install_through_a_fabric_group_sends_what_ispagent_run_sends_an
         install_ready, tmp_path):
     lab = install_ready
     fabric_state, cli_state = tmp_path / "fabric", tmp_path / "cli"
+    try:
+        fabric_group_installs_as_ispagent_run_does(lab, tmp_path, fabric_state, cli_state)
+    finally:
+        # Leave the account with no live license on these IPs, for the tests that follow.
+        for state_dir, names in ((fabric_state, FABRIC_HOSTS), (cli_state, CLI_HOSTS)):
+            ispagent("run", "playbooks/decommission.yaml", "-i", str(lab.inventory_path), "--limit", ",".join(names),
+                     state_dir=state_dir)
+
+
+def fabric_group_installs_as_ispagent_run_does(lab, tmp_path: Path, fabric_state: Path, cli_state: Path) -> None:
     inventory = str(lab.inventory_path)
     by_fabric = fab("-S", str(lab.ssh_config_path), "rollout", "--names", ",".join(FABRIC_HOSTS),
                     "--inventory", inventory, "--state-dir", str(fabric_state),
@@ -127,8 +137,23 @@ def test_fabfile_install_through_a_fabric_group_sends_what_ispagent_run_sends_an
     assert summary["changed"] == 0 and summary["ok"] == len(FABRIC_HOSTS)
     assert live_licenses(lab) == licensed  # nothing ordered the second time
 
+    # The shipped decommission task over fab -H parks both licenses: none live on their IPs.
+    released = fab("-S", str(lab.ssh_config_path), "-H", ",".join(FABRIC_HOSTS), "decommission",
+                   "--inventory", inventory, "--state-dir", str(fabric_state), state_dir=fabric_state)
+    assert released.returncode == 0, released.stdout + released.stderr
+    left = live_licenses(lab)
+    assert not any(lab.host(name).address in left for name in FABRIC_HOSTS), left
+
 
 def test_fab_H_on_two_lab_hosts_runs_the_shipped_smoke_playbook_and_a_rerun_changes_nothing(lab, tmp_path):
+    try:
+        fab_H_runs_smoke(lab, tmp_path)
+    finally:
+        for name in ("h5", "h6"):
+            on_host(lab, name, "rm -rf /srv/ispagent-smoke")
+
+
+def fab_H_runs_smoke(lab, tmp_path: Path) -> None:
     for name in ("h5", "h6"):
         on_host(lab, name, "rm -rf /srv/ispagent-smoke")
     args = ("-S", str(lab.ssh_config_path), "-H", "h5,h6", "smoke", "--inventory", str(lab.inventory_path),
