@@ -52,17 +52,24 @@ def open_guarded(connection: fabric.Connection, known_hosts: KnownHosts) -> None
     known_hosts.guard(connection.client, connection.host, connection.port)
     try:
         connection.open()
-    except paramiko.BadHostKeyException as error:
-        connection.close()
-        raise changed_key(connection.host, connection.port, error.expected_key, error.key, known_hosts.path) from None
-    except paramiko.AuthenticationException:
-        connection.close()
-        raise HostUnreachable(f"{_where(connection)}: authentication failed: check the user and the key "
-                              "fabric offers (connect_kwargs, ssh_config IdentityFile)") from None
-    except (OSError, EOFError, paramiko.SSHException) as error:
-        connection.close()
+    except BaseException as error:
+        # fabric records the transport only once connect() returns: close the client itself, or a
+        # refused handshake would leave paramiko's reader thread behind.
+        connection.client.close()
+        raise _open_failed(connection, error, known_hosts) from None
+
+
+def _open_failed(connection: fabric.Connection, error: BaseException, known_hosts: KnownHosts) -> BaseException:
+    """What to raise for a failed open: ours as it is, paramiko's and the network's as HostUnreachable."""
+    if isinstance(error, paramiko.BadHostKeyException):
+        return changed_key(connection.host, connection.port, error.expected_key, error.key, known_hosts.path)
+    if isinstance(error, paramiko.AuthenticationException):
+        return HostUnreachable(f"{_where(connection)}: authentication failed: check the user and the key "
+                               "fabric offers (connect_kwargs, ssh_config IdentityFile)")
+    if isinstance(error, (OSError, EOFError, paramiko.SSHException)):
         reason = "timed out" if isinstance(error, TimeoutError) else str(error) or type(error).__name__
-        raise HostUnreachable(f"cannot connect to {_where(connection)}: {mask(reason)}") from None
+        return HostUnreachable(f"cannot connect to {_where(connection)}: {mask(reason)}")
+    return error  # UnknownHostKey from our policy, KeyboardInterrupt, a bug: unchanged
 
 
 def check_host_key(connection: fabric.Connection, known_hosts: KnownHosts) -> None:

@@ -205,6 +205,10 @@ def test_an_adopted_fabric_connection_is_trusted_only_with_our_known_hosts_and_r
     wrong.write_text(f"{lab.host('h5').address} {key_type} {h6_key.get_base64()}\n")
     with pytest.raises(HostKeyMismatch, match="host key changed"):
         adopt_fabric_connection(lab_fabric_connection(lab, "h5"), host, KnownHosts(wrong))
+    refused = lab_fabric_connection(lab, "h5")
+    with pytest.raises(UnknownHostKey, match="is not in"):
+        adopt_fabric_connection(refused, host, KnownHosts(tmp_path / "empty_known_hosts"))
+    assert refused.client.get_transport() is None or not refused.client.get_transport().is_active()
     # fabric opened it itself (AutoAddPolicy: any key accepted): checked after the fact, still refused.
     opened = lab_fabric_connection(lab, "h5")
     opened.open()
