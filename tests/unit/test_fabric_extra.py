@@ -10,6 +10,9 @@ from pathlib import Path
 
 import fabric
 import pytest
+from harness import mutations
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.errors import InputError
 from agent.fabric.group import (
@@ -19,6 +22,7 @@ from agent.fabric.group import (
     hosts_of_inventory,
     playbook_path,
 )
+from agent.inventory import load_inventory
 from agent.inventory.model import Endpoint, Host, Inventory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,3 +136,26 @@ def test_fab_with_an_inventory_that_is_not_there_ends_in_one_line_and_exit_2(tmp
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
     assert result.stderr.startswith(f"ispagent: {tmp_path / 'missing.yaml'}")
+
+
+@st.composite
+def mutated_inventory(draw) -> bytes:
+    """inventory.example.yaml damaged by the one mutator (harness/mutations.py), with hypothesis's random."""
+    return mutations.mutated(draw(st.randoms(use_true_random=False)), mutations.originals("inventory")[0],
+                             "inventory", 256 * 1024)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(inventory_bytes=mutated_inventory(), name=st.sampled_from(["web1", "web2", "db1"]) | st.text(max_size=40))
+def test_fabric_hosts_on_a_mutated_inventory_map_or_fail_in_one_escaped_line(tmp_path, inventory_bytes, name):
+    path = tmp_path / "inventory.yaml"
+    path.write_bytes(inventory_bytes)
+    try:
+        given = connection("web1", user="root")
+        given.original_host = name  # what fab -H was given, whatever bytes a user typed
+        matched = hosts_of_inventory([given], load_inventory(path))
+    except InputError as error:
+        message = str(error)
+        assert len(message.splitlines()) == 1 and "\x1b" not in message, message
+        return
+    assert len(matched.hosts) == 1 and matched.hosts[0].name in matched.connections
