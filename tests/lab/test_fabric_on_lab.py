@@ -173,6 +173,16 @@ def fab_H_runs_smoke(lab, tmp_path: Path) -> None:
     assert second.stdout.count("changed 0") == 2 and second.stdout.count("ok 1") == 2, second.stdout
 
 
+def test_a_host_that_fails_under_fab_ends_the_task_with_the_runs_exit_status_and_the_resume_line(lab, tmp_path):
+    reset_panel(lab, "h6")
+    result = fab("-S", str(lab.ssh_config_path), "-H", "h6", "steps.verify", "--inventory", str(lab.inventory_path),
+                 "--state-dir", str(tmp_path), state_dir=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(r"^ispagent: run \S+ ended finished with exit code 1; to finish it: ispagent run --resume \S+$",
+                     result.stderr, re.MULTILINE), result.stderr
+
+
 def test_fab_with_a_wrong_inventory_host_is_one_line_and_exit_2(lab, tmp_path):
     result = fab("-S", str(lab.ssh_config_path), "-H", "nosuchhost", "smoke", "--inventory", str(lab.inventory_path),
                  "--state-dir", str(tmp_path), state_dir=tmp_path)
