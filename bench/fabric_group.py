@@ -87,8 +87,8 @@ def main() -> None:
                 print(f"  round {round_number}  {name:<19} wall {wall:5.2f} s  CPU {cpu:5.2f} s", flush=True)
         for name, rounds in figures.items():
             later = rounds[1:] or rounds
-            print(f"median of rounds 2..{options.repeat}, {name:<19} wall {statistics.median(w for w, _ in later):5.2f} s"
-                  f"  CPU {statistics.median(c for _, c in later):5.2f} s")
+            wall, cpu = statistics.median(w for w, _ in later), statistics.median(c for _, c in later)
+            print(f"median of rounds 2..{options.repeat}, {name:<19} wall {wall:5.2f} s  CPU {cpu:5.2f} s")
         for clone in (False, True):
             cost = statistics.median(building_cost(lab, clone) for _ in range(options.repeat))
             print(f"building {options.hosts} fabric Connections, {'a Config clone each' if clone else 'one Config'}: "

@@ -21,7 +21,8 @@ def known_hosts_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-def changed_key(address: str, port: int, expected: paramiko.PKey, sent: paramiko.PKey, path: Path | None) -> HostKeyMismatch:
+def changed_key(address: str, port: int, expected: paramiko.PKey, sent: paramiko.PKey,
+                path: Path | None) -> HostKeyMismatch:
     """The error for a server whose key is not the one known_hosts has for it, with the fix."""
     name = known_hosts_name(address, port)
     return HostKeyMismatch(
