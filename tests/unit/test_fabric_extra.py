@@ -159,3 +159,11 @@ def test_fabric_hosts_on_a_mutated_inventory_map_or_fail_in_one_escaped_line(tmp
         assert len(message.splitlines()) == 1 and "\x1b" not in message, message
         return
     assert len(matched.hosts) == 1 and matched.hosts[0].name in matched.connections
+
+
+def test_the_inventory_can_come_from_fabrics_own_config_file(tmp_path):
+    # fabric reads fabric.yaml beside the fabfile: a team sets its inventory once, not per command.
+    (tmp_path / "fabric.yaml").write_text(f"ispagent:\n  inventory: {tmp_path / 'fleet.yaml'}\n")
+    result = fab("-H", "web1", "audit", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"ispagent: {tmp_path / 'fleet.yaml'}"), result.stderr
