@@ -23,6 +23,7 @@ from agent.errors import IspagentError
 from agent.fabric.group import apply_playbook
 from agent.runner.playbook import Playbook, playbook_from_data
 from agent.runner.registry import load_steps
+from agent.runner.run import EXIT_UNCONFIRMED
 
 # The shipped playbooks that take no more than an inventory (license-only is a part of install).
 PLAYBOOKS = ("install", "reprovision", "audit", "decommission", "smoke")
@@ -50,6 +51,9 @@ def run_on(c: fabric.Connection, playbook: str | Playbook, inventory: str | None
     finally:
         progress.close()
     print_run_end(result, quiet=False)
+    if result.exit_code == EXIT_UNCONFIRMED:
+        raise Exit(f"ispagent: run {result.run_id}: every host ok, but the partner account has not confirmed "
+                   "some activations yet; the next run retries them", code=result.exit_code)
     if result.exit_code != 0:
         raise Exit(f"ispagent: run {result.run_id} ended {result.status} with exit code {result.exit_code}; "
                    f"to finish it: ispagent run --resume {result.run_id}", code=result.exit_code)

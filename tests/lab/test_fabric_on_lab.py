@@ -14,10 +14,10 @@ from pathlib import Path
 
 import fabric
 import pytest
-from labkit import REPO, ispagent, on_host, read_report, reset_panel
+from labkit import REPO, events, ispagent, on_host, read_report, reset_panel
 
 from agent.errors import HostKeyMismatch, UnknownHostKey
-from agent.fabric import adopt_fabric_connection, fabric_view
+from agent.fabric import PlaybookGroup, adopt_fabric_connection, fabric_view
 from agent.inventory.loader import load_inventory
 from agent.lab.mirror import write_config
 from agent.lab.services import inventory_vars
@@ -249,3 +249,19 @@ def test_fabric_view_runs_a_users_fabric_code_over_our_connection_and_leaves_it_
     finally:
         connection.close()
         connector.close()
+
+
+def test_a_playbook_group_runs_in_rolling_batches_as_a_journaled_run_that_ispagent_lists(lab, tmp_path):
+    group = PlaybookGroup("h5", "h6", config=fabric.Config(runtime_ssh_path=str(lab.ssh_config_path)))
+    try:
+        result = group.apply("smoke", inventory=lab.inventory_path, state_dir=tmp_path, forks=2, batch_size="1",
+                             max_fail_percent=0)
+    finally:
+        group.close()
+        for name in ("h5", "h6"):
+            on_host(lab, name, "rm -rf /srv/ispagent-smoke")
+    assert result.exit_code == 0, [(host.name, host.error) for host in result.hosts]
+    batches = [event for event in events(tmp_path, result.run_id) if event["event"] == "batch_finished"]
+    assert len(batches) == 2  # one host a batch
+    listed = ispagent("runs", state_dir=tmp_path)
+    assert listed.returncode == 0 and result.run_id in listed.stdout, listed.stdout + listed.stderr
