@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time
@@ -59,6 +59,18 @@ def events(state_dir: Path, run_id: str) -> list[dict]:
 def on_host(lab, name: str, command: str) -> subprocess.CompletedProcess:
     """Run `command` inside a lab host without SSH: checks that do not trust our own transport."""
     return lab.exec(name, ["sh", "-c", command])
+
+
+RESET_PANEL = (
+    "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -$pid 2>/dev/null; "
+    "pid=$(cat /usr/local/mgr5/var/run/ihttpd.pid 2>/dev/null) && kill -9 $pid 2>/dev/null; "
+    "rm -rf /usr/local/mgr5 /var/lib/ispagent /var/lib/ispmanager-emulator /etc/apt/sources.list.d/exosoft.list; true"
+)
+
+
+def reset_panel(lab, name: str) -> None:
+    """Remove what an install left on a host (emulated panel, our install dir, its processes)."""
+    on_host(lab, name, RESET_PANEL)
 
 
 def wait_until(condition, process: subprocess.Popen | None = None, what: str = "the condition", timeout: float = 60) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import paramiko
 
 from agent.atomicfile import write_atomic
-from agent.errors import InputError, UnknownHostKey
+from agent.errors import HostKeyMismatch, InputError, UnknownHostKey
 
 
 def known_hosts_name(address: str, port: int) -> str:
@@ -41,6 +41,17 @@ def _names_of(line: str) -> set[str]:
         return set()
     first = fields[1] if fields[0].startswith("@") and len(fields) > 1 else fields[0]  # @cert-authority, @revoked
     return set(first.split(","))
+
+
+def changed_key(address: str, port: int, expected: paramiko.PKey, sent: paramiko.PKey,
+                path: Path | None) -> HostKeyMismatch:
+    """The error for a server whose key is not the one known_hosts has for it, with the fix."""
+    name = known_hosts_name(address, port)
+    return HostKeyMismatch(
+        f"{address}:{port}: host key changed: known_hosts has {expected.get_name()} {expected.fingerprint}, "
+        f"the server sent {sent.fingerprint}; possibly a man-in-the-middle. If the server was "
+        f"reinstalled: ssh-keygen -R '{name}' -f {path}"
+    )
 
 
 class KnownHosts:

@@ -26,7 +26,6 @@ from typing import Any, Sequence
 import paramiko
 
 from agent.errors import (
-    HostKeyMismatch,
     HostUnreachable,
     InputError,
     TransportError,
@@ -36,7 +35,7 @@ from agent.secrets import mask
 from agent.transport.base import CommandResult
 from agent.transport.executors import CommandExecutor, ConnectionLost, HostShellExecutor, one_line
 from agent.transport.filewrite import put_script
-from agent.transport.hostkeys import KnownHosts, known_hosts_name
+from agent.transport.hostkeys import KnownHosts, changed_key
 from agent.transport.hostlog import HostLog
 from agent.transport.proxysocket import ProxyCommandSocket
 from agent.transport.quoting import remote_line
@@ -186,13 +185,8 @@ class SshConnector:
             client.connect(endpoint.address, port=endpoint.port, username=endpoint.user, **connect_kwargs)
         except paramiko.BadHostKeyException as error:
             client.close()
-            name = known_hosts_name(endpoint.address, endpoint.port)
-            raise HostKeyMismatch(
-                f"{endpoint.address}:{endpoint.port}: host key changed: known_hosts has "
-                f"{error.expected_key.get_name()} {error.expected_key.fingerprint}, the server sent "
-                f"{error.key.fingerprint}; possibly a man-in-the-middle. If the server was "
-                f"reinstalled: ssh-keygen -R '{name}' -f {self.known_hosts.path}"
-            ) from None
+            raise changed_key(endpoint.address, endpoint.port, error.expected_key, error.key,
+                              self.known_hosts.path) from None
         except BaseException:
             client.close()
             raise

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness.license_standin import LicenseStandin
+from labkit import REPO, events, ispagent, on_host, read_report, reset_panel, wait_until, write_inventory
 
 from agent.installer.messages import REPOSITORY_UNREACHABLE
-from harness.license_standin import LicenseStandin
 from agent.lab.mirror import write_config
 from agent.lab.profiles import login_user, preinstalled_licid
-from labkit import REPO, events, ispagent, on_host, read_report, wait_until, write_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -45,18 +45,6 @@ PREFLIGHT_ERRORS = {
     "h17": "[root] commands run as uid 1000: install.sh must run as root",
 }
 BAD = PREFLIGHT_ERRORS
-RESET_PANEL = (
-    "pid=$(cat /var/lib/ispagent/installer/install.pid 2>/dev/null) && kill -9 -$pid 2>/dev/null; "
-    "pid=$(cat /usr/local/mgr5/var/run/ihttpd.pid 2>/dev/null) && kill -9 $pid 2>/dev/null; "
-    "rm -rf /usr/local/mgr5 /var/lib/ispagent /var/lib/ispmanager-emulator /etc/apt/sources.list.d/exosoft.list; true"
-)
-
-
-def reset_panel(lab, name: str) -> None:
-    """Remove what an install left on a host (emulated panel, our install dir, its processes)."""
-    on_host(lab, name, RESET_PANEL)
-
-
 @pytest.fixture(scope="module")
 def install_lab(lab):
     """The session lab grown to 20 hosts with one host per profile, and the license stand-in."""

@@ -24,8 +24,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("agent.runner", "agent.scheduling", "agent.rollout"),
     ("agent.stepkit",),
     ("agent.steps",),
-    ("agent.lab", "agent.testing"),
-    ("agent.cli", "agent.__main__"),
+    ("agent.lab", "agent.testing", "agent.fabric"),  # agent.fabric: ispagent[fabric], for fabfiles
+    ("agent.cli", "agent.__main__", "agent.fabric.tasks"),  # fab tasks print as the CLI does
 )
 
 
