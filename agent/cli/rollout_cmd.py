@@ -113,6 +113,8 @@ def print_node_end(node) -> None:
         echo(f"{host}: left to the other nodes: {why}", err=True)
     if node.database_lost:
         echo(f"rollout {node.name}: this node lost the ledger and stopped claiming: {node.database_lost}", err=True)
+    if node.stalled:
+        echo(f"rollout {node.name}: stopped waiting: {node.stalled}", err=True)
     status = node.status
     where = "complete" if status and status.complete else "not complete"
     counts = ", ".join(f"{n} {state}" for state, n in status.to_json()["counts"].items() if n) if status else "unknown"

@@ -93,8 +93,13 @@ class RolloutNode:
     heartbeat_at: float
     counts: dict[str, int] = field(default_factory=dict)  # host state -> hosts this node holds or finished
 
+    def alive(self, now: float) -> bool:
+        """Running, and its heartbeat (every third of its lease) came within one lease."""
+        return self.state == "running" and now - self.heartbeat_at < self.lease_s
+
     def to_json(self, now: float) -> dict[str, Any]:
         return {"node": self.node, "machine": self.machine, "pid": self.pid, "state": self.state,
+                "alive": self.alive(now),
                 "lease_s": self.lease_s, "heartbeat_at": self.heartbeat_at,
                 "heartbeat_age_s": round(now - self.heartbeat_at, 1), "hosts": dict(self.counts)}
 
@@ -116,6 +121,9 @@ class RolloutStatus:
     @property
     def complete(self) -> bool:
         return self.count(*FINISHED) == len(self.hosts)
+
+    def live_nodes(self) -> list[RolloutNode]:
+        return [node for node in self.nodes if node.alive(self.now)]
 
     @property
     def exit_code(self) -> int:

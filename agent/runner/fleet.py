@@ -214,12 +214,13 @@ class RolloutRun:
     lost: dict[str, str] = field(default_factory=dict)
     database_lost: str | None = None
     waited: bool = False
+    stalled: str | None = None  # --wait gave up: hosts left and no node alive to take them
 
     @property
     def exit_code(self) -> int:
         if self.result and self.result.status != "finished":
             return self.result.exit_code  # interrupted, aborted: as a single-node run
-        if self.database_lost:
+        if self.database_lost or self.stalled:
             return 1
         if self.waited and self.status:
             return self.status.exit_code
@@ -260,7 +261,8 @@ def run_rollout(plan: RunPlan, name: str, listener: RunListener, echo: Echo | No
             _run_node(outcome, board, node, plan, mine, listener, echo, wait, connector, journal_watch, poll_s)
         if wait and not outcome.database_lost and (outcome.result is None or outcome.result.status == "finished"):
             outcome.waited = True
-            outcome.status = _wait_complete(board, name, poll_s if poll_s is not None else min(2.0, lease_s / 4))
+            poll = poll_s if poll_s is not None else min(2.0, lease_s / 4)
+            outcome.status, outcome.stalled = _wait_complete(board, name, poll, lease_s)
         else:
             outcome.status = board.status(name)
     except LedgerError as error:
@@ -282,13 +284,32 @@ def _run_node(outcome: RolloutRun, board: RolloutBoard, node: NodeInfo, plan: Ru
     outcome.result, outcome.lost, outcome.database_lost = result, dict(source.lost), source.database_lost
 
 
-def _wait_complete(board: RolloutBoard, name: str, poll_s: float) -> RolloutStatus:
-    """The rollout's status once complete: every host finished, by whichever node."""
+def _wait_complete(board: RolloutBoard, name: str, poll_s: float, patience_s: float) -> tuple[RolloutStatus, str | None]:
+    """The rollout's status once complete: every host finished, by whichever node.
+
+    Hosts this node may not claim (another site's --limit) are finished only by a node that can: once
+    no node has been alive for `patience_s` (this node's lease) while hosts are left, waiting longer
+    would be waiting forever, so it ends with why (the second value)."""
+    alone_since: float | None = None
     while True:
         status = board.status(name)
         if status is None or status.complete:
-            return status
+            return status, None
+        if status.live_nodes():
+            alone_since = None
+        elif alone_since is None:
+            alone_since = time.monotonic()
+        elif time.monotonic() - alone_since >= patience_s:
+            return status, stalled_reason(status, patience_s)
         time.sleep(poll_s)
+
+
+def stalled_reason(status: RolloutStatus, patience_s: float) -> str:
+    left = [host.name for host in status.hosts if host.state in ("pending", "claimed")]
+    shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+    last = max((node.heartbeat_at for node in status.nodes), default=status.started_at)
+    return (f"{len(left)} host(s) not finished ({shown}) and no node has been alive to take them for "
+            f"{patience_s:g}s (last heartbeat {status.now - last:.0f}s ago): start a node whose --limit covers them")
 
 
 def rollout_options(options: RunOptions, name: str) -> RunOptions:
