@@ -80,7 +80,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     from agent.runner.pool import allow_open_files, files_for
     from agent.runner.run import RunOptions, RunPlan, resume_run, start_run
 
-    _check_outputs(report_json=report_json, junit=junit, report_html=report_html, metrics_file=metrics_file)
+    check_outputs(report_json=report_json, junit=junit, report_html=report_html, metrics_file=metrics_file)
     state_dir = state_dir or default_state_dir()
     watch = embedding().get("journal_watch")
     progress = make_progress(quiet, verbose, dry_run)
@@ -126,7 +126,7 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
             write_metrics(metrics_file, result, exit_code=result.exit_code if result else failure_code)
     if node is not None:
         _end_node(node, report_json, junit, report_html, quiet)
-    _write_reports(result, report_json, junit, report_html)
+    write_reports(result, report_json, junit, report_html)
     print_run_end(result, quiet)
     if result.status != "finished" or result.exit_code == 1:
         echo(f"to finish this run: ispagent run --resume {result.run_id}", err=True)
@@ -146,14 +146,17 @@ def _end_node(node, report_json: Path | None, junit: Path | None, report_html: P
     from agent.cli.rollout_cmd import print_node_end
     from agent.cli.run_output import print_run_end
 
+    # The reports cover the whole rollout (every node's hosts, from the ledger); the summary, this node's.
+    report = node.report or node.result
+    if report is not None:
+        write_reports(report, report_json, junit, report_html)
     if node.result is not None:
-        _write_reports(node.result, report_json, junit, report_html)
         print_run_end(node.result, quiet)
     print_node_end(node)
     sys.exit(node.exit_code)
 
 
-def _check_outputs(**paths: Path | None) -> None:
+def check_outputs(**paths: Path | None) -> None:
     """Before the run: an output path at a FIFO or a device is refused now, not after the run (or never)."""
     from agent.atomicfile import check_output_path
 
@@ -162,7 +165,7 @@ def _check_outputs(**paths: Path | None) -> None:
             check_output_path(path, "--" + option.replace("_", "-"))
 
 
-def _write_reports(result, report_json: Path | None, junit: Path | None, report_html: Path | None) -> None:
+def write_reports(result, report_json: Path | None, junit: Path | None, report_html: Path | None) -> None:
     from agent.runner.report import write_junit, write_report
 
     if report_json:

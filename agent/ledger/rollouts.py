@@ -278,6 +278,15 @@ class RolloutBoard:
         return RolloutStatus(name, head["playbook"], head["playbook_sha256"], head["started_by"], head["started_at"],
                              now, tuple(hosts), tuple(nodes))
 
+    def steps(self, name: str) -> dict[str, list[tuple[StepRow, float]]]:
+        """Each host's recorded step ends (whichever node ran them) with when, in the order they ended."""
+        found: dict[str, list[tuple[StepRow, float]]] = {}
+        for s in self.db.rows(select(steps_t).where(steps_t.c.rollout == name)
+                              .order_by(steps_t.c.host_name, steps_t.c.finished_at)):
+            row = StepRow(s["step"], s["status"], bool(s["changed"]), s["duration_s"], s["message"])
+            found.setdefault(s["host_name"], []).append((row, s["finished_at"]))
+        return found
+
     def names(self) -> list[str]:
         return [row["name"] for row in self.db.rows(select(rollouts_t.c.name).order_by(rollouts_t.c.started_at))]
 

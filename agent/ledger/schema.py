@@ -189,7 +189,9 @@ def _v5(db: Connection) -> None:
     order_pacing.create(db, checkfirst=True)
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5))
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -98,7 +98,8 @@ _NOTHING = _Nothing()
 class LocalOrderBreaker(_Gates):
     """Per account, in this process: once tripped, no order until BREAKER_SECONDS pass."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(sleep)
         self.clock = clock
         self._tripped: dict[str, tuple[float, str]] = {}

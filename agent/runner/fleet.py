@@ -28,6 +28,7 @@ from agent.ledger.rollouts import NodeInfo, RolloutBoard, RolloutStatus, StepRow
 from agent.runner.events import Event, HostOutcome, RunListener, StepFinished, StepRecord, StepStarted
 from agent.runner.journal import JournalWatch
 from agent.runner.plan import RunOptions, RunPlan
+from agent.runner.rollout_report import rollout_result
 from agent.runner.run import Echo, RunResult, start_run
 from agent.secrets import mask
 from agent.transport.base import Connector
@@ -215,6 +216,7 @@ class RolloutRun:
     database_lost: str | None = None
     waited: bool = False
     stalled: str | None = None  # --wait gave up: hosts left and no node alive to take them
+    report: RunResult | None = None  # the whole rollout as the ledger had it when this node ended
 
     @property
     def exit_code(self) -> int:
@@ -265,6 +267,7 @@ def run_rollout(plan: RunPlan, name: str, listener: RunListener, echo: Echo | No
             outcome.status, outcome.stalled = _wait_complete(board, name, poll, lease_s)
         else:
             outcome.status = board.status(name)
+        outcome.report = rollout_result(board, name, {host.name: host.address for host in plan.hosts})
     except LedgerError as error:
         outcome.database_lost = mask(str(error))
     finally:
@@ -284,7 +287,8 @@ def _run_node(outcome: RolloutRun, board: RolloutBoard, node: NodeInfo, plan: Ru
     outcome.result, outcome.lost, outcome.database_lost = result, dict(source.lost), source.database_lost
 
 
-def _wait_complete(board: RolloutBoard, name: str, poll_s: float, patience_s: float) -> tuple[RolloutStatus, str | None]:
+def _wait_complete(board: RolloutBoard, name: str, poll_s: float,
+                   patience_s: float) -> tuple[RolloutStatus, str | None]:
     """The rollout's status once complete: every host finished, by whichever node.
 
     Hosts this node may not claim (another site's --limit) are finished only by a node that can: once

@@ -210,4 +210,8 @@ def test_wait_goes_on_while_another_node_is_alive_and_ends_with_the_rollouts_cod
     thread.join()
     assert time.monotonic() - began >= 2.9
     assert run.stalled is None and run.status.complete and run.exit_code == 0
+    # Its report is the whole rollout's: the other site's host too, with the node that ran it.
+    assert {h.name: (h.status, h.report["rollout"]["node"]) for h in run.report.hosts} == {
+        "h1": ("changed", run.node), "h2": ("ok", other.node)}
+    assert run.report.status == "finished" and [len(h.steps) for h in run.report.hosts] == [2, 0]
     board.close()

@@ -86,7 +86,8 @@ def test_a_dead_agents_gate_is_free_at_once(url):
     import sys
 
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from agent.ledger import LicenseLedger; from agent.licensing.breaker import LedgerOrderBreaker\n"
+        "import time; from agent.ledger import LicenseLedger\n"
+        "from agent.licensing.breaker import LedgerOrderBreaker\n"
         f"b = LedgerOrderBreaker(LicenseLedger({url!r}))\n"
         f"with b.gate({ACCOUNT!r}, 0.0):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
@@ -110,4 +111,5 @@ def test_a_dead_agents_gate_is_free_at_once(url):
 def test_a_bad_order_interval_is_one_line(value):
     with pytest.raises(PartnerConfigError, match="partner_order_interval: .* seconds from 0 to 3600"):
         partner_vars({"partner_api_url": "http://127.0.0.1:1/billmgr", "partner_order_interval": value})
-    assert partner_vars({"partner_api_url": "http://127.0.0.1:1/billmgr", "partner_order_interval": "2.5"}).order_interval == 2.5
+    given = {"partner_api_url": "http://127.0.0.1:1/billmgr", "partner_order_interval": "2.5"}
+    assert partner_vars(given).order_interval == 2.5
