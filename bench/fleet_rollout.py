@@ -115,7 +115,7 @@ class Bench:
         self.lab = Lab(work / "lab")
         self.sites: dict[str, Site] = {}
         self.proxy: CuttableProxy | None = None
-        self.inventory = work / "inventory.yaml"
+        self.inventory = work / "lab" / "fleet-inventory.yaml"
         self.url = ""
 
     # -- setup ----------------------------------------------------------------------------------
@@ -129,6 +129,8 @@ class Bench:
         self.url = self.proxy.url(schema_url)
         data = yaml.safe_load(self.lab.inventory_path.read_text())
         data["defaults"]["vars"]["ledger_url"] = self.url
+        # Beside the lab's: its relative paths (client key, known_hosts) start at the inventory's directory.
+        self.inventory = self.lab.dir / "fleet-inventory.yaml"
         self.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
         net = self.lab.network.network
         last_24 = int(net.broadcast_address) - 255  # the /21's last /24: no lab host of a few hundred there
