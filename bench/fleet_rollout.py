@@ -112,16 +112,18 @@ class Scenario:
 class Bench:
     def __init__(self, work: Path, options: argparse.Namespace) -> None:
         self.work, self.options = work, options
-        self.lab = Lab(work / "lab")
+        self.lab = Lab(work / "lab-none")  # set per scenario by lab_up
         self.sites: dict[str, Site] = {}
         self.proxy: CuttableProxy | None = None
-        self.inventory = work / "lab" / "fleet-inventory.yaml"
+        self.inventory = work / "fleet-inventory.yaml"  # set per scenario by lab_up
         self.url = ""
 
     # -- setup ----------------------------------------------------------------------------------
 
-    def lab_up(self, schema_url: str) -> float:
+    def lab_up(self, schema_url: str, label: str) -> float:
         began = time.perf_counter()
+        # A lab of its own per scenario: the partner emulator's account starts empty, the hosts fresh.
+        self.lab = Lab(self.work / f"lab-{label}")
         self.lab.up(self.options.hosts)
         write_config(self.lab.dir / "services" / "mirror", install_seconds=self.options.install_seconds,
                      license_retry_delay=0.2)
@@ -192,15 +194,15 @@ class Bench:
 
     def on_hosts(self) -> dict[str, tuple[str, int, int]]:
         """Per host: the panel's licid, install.sh invocations, installs that reached their end."""
-        script = (f"{MGRCTL} -m ispmgr license.info 2>/dev/null | sed -n 's/^licid=//p'; "
-                  f"cat {EMULATOR_STATE}/invocations 2>/dev/null | wc -l; "
-                  f"grep -cx done {EMULATOR_STATE}/stages 2>/dev/null || true")
+        script = (f'echo "licid=$({MGRCTL} -m ispmgr license.info 2>/dev/null | sed -n "s/^licid=//p")"; '
+                  f'echo "ran=$(cat {EMULATOR_STATE}/invocations 2>/dev/null | wc -l)"; '
+                  f'echo "done=$(grep -cx done {EMULATOR_STATE}/stages 2>/dev/null)"')
 
         def one(host):
-            lines = self.lab.exec(host.name, ["sh", "-c", script]).stdout.split("\n")
-            licid = lines[0].strip() if len(lines) > 2 else ""
-            numbers = [line.strip() for line in lines[-3:] if line.strip().isdigit()]
-            return host.name, (licid, int(numbers[-2]) if len(numbers) > 1 else 0, int(numbers[-1]) if numbers else 0)
+            found = dict(line.split("=", 1) for line in self.lab.exec(host.name, ["sh", "-c", script]).stdout.splitlines()
+                         if "=" in line)
+            number = lambda key: int(found.get(key, "").strip() or 0)  # noqa: E731
+            return host.name, (found.get("licid", "").strip(), number("ran"), number("done"))
 
         with ThreadPoolExecutor(16) as pool:
             return dict(pool.map(one, self.lab.hosts))
@@ -373,10 +375,10 @@ class Bench:
         return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
-def one_lab(bench: Bench, run) -> Scenario:
+def one_lab(bench: Bench, label: str, run) -> Scenario:
     with pg_schema() as schema_url:
         try:
-            took = bench.lab_up(schema_url)
+            took = bench.lab_up(schema_url, label)
             print(f"lab up: {bench.options.hosts} hosts and 4 sites in {took:.1f}s", flush=True)
             return run()
         finally:
@@ -404,9 +406,9 @@ def main() -> None:
     for label in wanted:
         print(f"== {label}: {options.hosts} hosts, --forks {options.forks} per node, lease {options.lease:g}s", flush=True)
         if label == "alone":
-            results.append(one_lab(bench, bench.alone))
+            results.append(one_lab(bench, label, bench.alone))
         else:
-            results.append(one_lab(bench, lambda: bench.show(label, PARTNER_FAULTS if label == "faults" else None)))
+            results.append(one_lab(bench, label, lambda: bench.show(label, PARTNER_FAULTS if label == "faults" else None)))
         print(f"  {label}: wall {results[-1].wall:.1f}s, problems {len(results[-1].problems)}", flush=True)
     print("\nscenario  wall (s)  orders  hosts per node                          partner faults injected      problems")
     for s in results:
