@@ -349,10 +349,14 @@ class Bench:
         while True:
             try:
                 status = self.status(rollout)
+            except RuntimeError:
+                status = None  # not started yet
+            if status is not None:
                 if predicate(status):
                     return status
-            except RuntimeError:
-                pass  # not started yet
+                if status["complete"]:
+                    raise RuntimeError(f"rollout {rollout} completed before the moment waited for: "
+                                       "give it more hosts (or fewer --forks)")
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"rollout {rollout}: the moment waited for never came")
             time.sleep(0.5)
