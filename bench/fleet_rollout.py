@@ -385,6 +385,9 @@ def one_lab(bench: Bench, label: str, run) -> Scenario:
             took = bench.lab_up(schema_url, label)
             print(f"lab up: {bench.options.hosts} hosts and 4 sites in {took:.1f}s", flush=True)
             return run()
+        except Exception as error:  # one scenario's failure is reported; the next still runs
+            print(f"  {label} FAILED: {type(error).__name__}: {error}", flush=True)
+            return Scenario(label, problems=[f"{type(error).__name__}: {error}"])
         finally:
             began = time.perf_counter()
             bench.lab_down()
