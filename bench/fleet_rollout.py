@@ -115,6 +115,7 @@ class Bench:
         self.lab = Lab(work / "lab-none")  # set per scenario by lab_up
         self.sites: dict[str, Site] = {}
         self.proxy: CuttableProxy | None = None
+        self.started: list[subprocess.Popen] = []  # every node process, ended before its lab goes down
         self.inventory = work / "fleet-inventory.yaml"  # set per scenario by lab_up
         self.url = ""
 
@@ -143,6 +144,11 @@ class Bench:
         return time.perf_counter() - began
 
     def lab_down(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self.started.clear()
         for site in self.sites.values():
             site.down()
         self.sites.clear()
@@ -162,6 +168,7 @@ class Bench:
         with open(log, "ab") as out:
             process = subprocess.Popen(argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO,
                                        stdout=out, stderr=out)
+        self.started.append(process)
         return Node(self.sites[site], process, state, log, time.perf_counter())
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
