@@ -76,9 +76,9 @@ class Site:
 
     def cut_database(self, address: str, port: int) -> None:
         """Drop every packet to and from the database's address and port, inside the site: no reset, no FIN."""
-        rules = (f"table inet fleetcut {{ chain out {{ type filter hook output priority 0; ip daddr {address} "
-                 f"tcp dport {port} drop; }} chain in {{ type filter hook input priority 0; ip saddr {address} "
-                 f"tcp sport {port} drop; }} }}")
+        rules = (f"table inet fleetcut {{\n chain out {{ type filter hook output priority 0; ip daddr {address} "
+                 f"tcp dport {port} drop; }}\n chain in {{ type filter hook input priority 0; ip saddr {address} "
+                 f"tcp sport {port} drop; }}\n}}\n")
         subprocess.run(["ip", "netns", "exec", self.netns, "nft", "-f", "-"], input=rules, text=True, check=True)
 
     def restore_database(self) -> None:
