@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from agent.errors import HostLocked
 
 LOCK_NAMESPACE = 0x15_9A  # first key of the two-int advisory lock: ispagent host locks
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5  # a reconnect after a dead connection adds at most this
 # A dead peer is noticed within about idle + interval * count seconds on an idle connection, and
 # within USER_TIMEOUT_MS when data sent is not acknowledged: well inside the shortest useful lease.
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 5, 2, 3
