@@ -206,8 +206,8 @@ class Bench:
                   f'echo "done=$(grep -cx done {EMULATOR_STATE}/stages 2>/dev/null)"')
 
         def one(host):
-            found = dict(line.split("=", 1) for line in self.lab.exec(host.name, ["sh", "-c", script]).stdout.splitlines()
-                         if "=" in line)
+            output = self.lab.exec(host.name, ["sh", "-c", script]).stdout
+            found = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
             number = lambda key: int(found.get(key, "").strip() or 0)  # noqa: E731
             return host.name, (found.get("licid", "").strip(), number("ran"), number("done"))
 
@@ -231,8 +231,8 @@ class Bench:
             ids, licid, invocations, completed = by_ip.get(address, []), *hosts[name]
             if entry["state"] in ("ok", "changed"):
                 if len(ids) != 1 or held.get(name) != ids[0] or licid != ids[0] or billed[ids[0]] != 1:
-                    problems.append(f"{name} {entry['state']}: account {ids}, ledger {held.get(name)}, panel {licid or '-'}"
-                                    f", billed {billed[ids[0]] if ids else 0}")
+                    problems.append(f"{name} {entry['state']}: account {ids}, ledger {held.get(name)}, "
+                                    f"panel {licid or '-'}, billed {billed[ids[0]] if ids else 0}")
                 if invocations != 1 or completed != 1:
                     problems.append(f"{name} {entry['state']}: install.sh ran {invocations}x, completed {completed}x")
             elif entry["state"] == "pending" and (ids or licid):
@@ -241,7 +241,8 @@ class Bench:
                 problems.append(f"{name} {entry['state']}: {entry.get('failed_step')}: {entry.get('error')}")
         if final and not status["complete"]:
             problems.append(f"rollout not complete: {status['counts']}")
-        extra = {lic_id: n for lic_id, n in billed.items() if n != 1 or lic_id not in {i for v in by_ip.values() for i in v}}
+        in_account = {lic.id for lic in account}
+        extra = {lic_id: n for lic_id, n in billed.items() if n != 1 or lic_id not in in_account}
         if extra:
             problems.append(f"billed activations not one per account license: {extra}")
         counts = ", ".join(f"{n} {state}" for state, n in status["counts"].items() if n)
@@ -418,11 +419,13 @@ def main() -> None:
     wanted = options.only or ["alone", "show", "faults"]
     results: list[Scenario] = []
     for label in wanted:
-        print(f"== {label}: {options.hosts} hosts, --forks {options.forks} per node, lease {options.lease:g}s", flush=True)
+        print(f"== {label}: {options.hosts} hosts, --forks {options.forks} per node, lease {options.lease:g}s",
+              flush=True)
         if label == "alone":
             results.append(one_lab(bench, label, bench.alone))
         else:
-            results.append(one_lab(bench, label, lambda: bench.show(label, PARTNER_FAULTS if label == "faults" else None)))
+            faults = PARTNER_FAULTS if label == "faults" else None
+            results.append(one_lab(bench, label, lambda: bench.show(label, faults)))
         print(f"  {label}: wall {results[-1].wall:.1f}s, problems {len(results[-1].problems)}", flush=True)
     print("\nscenario  wall (s)  orders  hosts per node                          partner faults injected      problems")
     for s in results:

@@ -43,10 +43,12 @@ def _host(host: RolloutHost, rows: list[tuple[StepRow, float]], address: str, st
     rollout = {"node": host.node, "claims": host.claims, "state": host.state}
     if host.state in ("ok", "changed", "failed", "unreachable"):
         error = printable(host.error) if host.error is not None else None
-        return HostOutcome(host.name, address, host.state, records, error, {"rollout": rollout})  # type: ignore[arg-type]
+        state = host.state  # one of HostStatus's finished values, checked just above
+        return HostOutcome(host.name, address, state, records, error, {"rollout": rollout})  # type: ignore[arg-type]
     if host.state == "claimed":
         expired = host.lease_until is not None and host.lease_until <= status.now
-        why = f"claimed by {host.node}: " + ("its lease ran out, waiting for another node" if expired else "in progress")
+        doing = "its lease ran out, waiting for another node" if expired else "in progress"
+        why = f"claimed by {host.node}: {doing}"
     else:
         why = "pending: no node has claimed it yet"
     return HostOutcome(host.name, address, "skipped", records, why, {"rollout": rollout})
