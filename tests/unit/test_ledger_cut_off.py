@@ -15,9 +15,9 @@ import sys
 import time
 
 import pytest
+from pgkit import CuttableProxy, pg_schema
 
 from agent.ledger import LicenseLedger
-from pgkit import CuttableProxy, pg_schema
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
                                 reason="needs root, ip and nft (a network namespace and its firewall)")
