@@ -216,7 +216,9 @@ class Bench:
 
     def check(self, moment: str, status: dict, scenario: Scenario, final: bool = False) -> None:
         """`rollout status --json` against the account, the ledger and the hosts."""
-        account, (held, billed), hosts = self.account(), self.ledger(), self.on_hosts()
+        # The ledger before the account: a license billed by then is in the account when it is listed
+        # (read the other way round, an order landing between the two reads looks billed but unheld).
+        (held, billed), account, hosts = self.ledger(), self.account(), self.on_hosts()
         by_ip: dict[str, list[str]] = {}
         for lic in account:
             by_ip.setdefault(lic.ip, []).append(lic.id)
@@ -342,10 +344,11 @@ class Bench:
         self.wait_done(fresh, 1200)
         hosts = json.loads(report.read_text())["hosts"] if report.exists() else []
         changed = [h["name"] for h in hosts if h["status"] != "ok"]
+        steps = Counter(s["step"] for h in hosts for s in h["steps"] if s["changed"] or s["status"] == "failed")
         ordered = self._admin("calls")["calls"].get("soft.order.param", 0) - orders
         print(f"  again: the same rollout joined (exit {rejoin.process.returncode}); a new rollout by 2 nodes (exits "
               f"{[n.process.returncode for n in fresh]}): {len(hosts)} hosts in its report, {len(changed)} not ok "
-              f"{changed[:5]}, {ordered} order(s)", flush=True)
+              f"{changed[:5]} (steps that changed or failed: {dict(steps)}), {ordered} order(s)", flush=True)
         if rejoin.process.returncode != 0 or any(n.process.returncode != 0 for n in fresh) or changed or ordered \
                 or len(hosts) != self.options.hosts:
             scenario.problems.append(f"second run: rejoin exit {rejoin.process.returncode}, new rollout exits "
