@@ -219,6 +219,15 @@ class Bench:
         # The ledger before the account: a license billed by then is in the account when it is listed
         # (read the other way round, an order landing between the two reads looks billed but unheld).
         (held, billed), account, hosts = self.ledger(), self.account(), self.on_hosts()
+        later: dict | None = None
+
+        def still_pending(name: str) -> bool:
+            # The facts were read after `status`: a host pending then may have been claimed and licensed
+            # since. Pending in a status read after the facts too, it must hold no license.
+            nonlocal later
+            later = later or self.status(status["rollout"])
+            return any(h["host"] == name and h["state"] == "pending" for h in later["hosts"])
+
         by_ip: dict[str, list[str]] = {}
         for lic in account:
             by_ip.setdefault(lic.ip, []).append(lic.id)
@@ -237,7 +246,7 @@ class Bench:
                                     f"panel {licid or '-'}, billed {billed[ids[0]] if ids else 0}")
                 if invocations != 1 or completed != 1:
                     problems.append(f"{name} {entry['state']}: install.sh ran {invocations}x, completed {completed}x")
-            elif entry["state"] == "pending" and (ids or licid):
+            elif entry["state"] == "pending" and (ids or licid) and still_pending(name):
                 problems.append(f"{name} pending yet licensed: account {ids}, panel {licid or '-'}")
             elif entry["state"] in ("failed", "unreachable"):
                 problems.append(f"{name} {entry['state']}: {entry.get('failed_step')}: {entry.get('error')}")
