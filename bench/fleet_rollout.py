@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -169,7 +170,14 @@ class Bench:
             process = subprocess.Popen(argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO,
                                        stdout=out, stderr=out)
         self.started.append(process)
-        return Node(self.sites[site], process, state, log, time.perf_counter())
+        node = Node(self.sites[site], process, state, log, time.perf_counter())
+
+        def stamp() -> None:  # the moment it ended, not when the bench next looked
+            process.wait()
+            node.ended = time.perf_counter()
+
+        threading.Thread(target=stamp, daemon=True).start()
+        return node
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, cwd=REPO,
@@ -275,7 +283,8 @@ class Bench:
             except subprocess.TimeoutExpired:
                 node.process.kill()
                 node.process.wait()
-            node.ended = node.ended or time.perf_counter()
+            while node.ended is None:  # its stamping thread is about to set it
+                time.sleep(0.01)
 
     def alone(self) -> Scenario:
         scenario = Scenario("alone")
@@ -325,7 +334,8 @@ class Bench:
         print(f"  node b's route to PostgreSQL back at {time.perf_counter() - began:.1f}s "
               f"(b {'still running' if b_code is None else f'exited {b_code}'})", flush=True)
         self.wait_done([n for k, n in nodes.items() if k != "a"], 1800)
-        scenario.wall = max(n.ended for n in nodes.values() if n.ended) - began
+        # The rollout is complete when the last node that waits for it ends: b, cut off, ends on its own.
+        scenario.wall = max(n.ended for k, n in nodes.items() if k in "cd") - began
         if faults:
             scenario.injected = self._admin("calls").get("injected", {})
             self._admin("faults", {})
