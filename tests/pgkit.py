@@ -41,19 +41,21 @@ class CuttableProxy:
     """A TCP forwarder to PostgreSQL on 127.0.0.1 that a test can cut (every connection reset, new ones
     refused: the database has gone away) and restore on the same port."""
 
-    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
+    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 5432), listen: str = "127.0.0.1") -> None:
+        """`listen`: the address clients reach it at (a lab bridge's, for clients in other network
+        namespaces: the test server listens on localhost only)."""
         import socket
         import threading
 
-        self.target = target
+        self.target, self.listen = target, listen
         self._lock = threading.Lock()
         self._sockets: list = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server((listen, 0))
         self.port = self._listener.getsockname()[1]
         self._serve()
 
     def url(self, schema_url: str) -> str:
-        return schema_url.replace("@127.0.0.1/", f"@127.0.0.1:{self.port}/")
+        return schema_url.replace("@127.0.0.1/", f"@{self.listen}:{self.port}/")
 
     def cut(self) -> None:
         import socket
@@ -78,7 +80,7 @@ class CuttableProxy:
     def restore(self) -> None:
         import socket
 
-        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = socket.create_server((self.listen, self.port))
         self._serve()
 
     def _serve(self) -> None:
@@ -105,6 +107,7 @@ class CuttableProxy:
                     client, _ = listener.accept()
                 except OSError:
                     return
+                _peer_timeouts(client)
                 server = socket.create_connection(self.target)
                 with self._lock:
                     self._sockets += [client, server]
@@ -112,3 +115,18 @@ class CuttableProxy:
                 threading.Thread(target=pump, args=(server, client), daemon=True).start()
 
         threading.Thread(target=accept, daemon=True).start()
+
+
+def _peer_timeouts(sock) -> None:
+    """The server's own keepalives and TCP user timeout (agent/ledger/postgresql.py sets them for every
+    session) on the proxy's client side: a client cut off by dropped packets is dropped here as the
+    server would drop it, and with it the session and its advisory locks."""
+    import socket
+
+    from agent.ledger.postgresql import KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, USER_TIMEOUT_MS
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_S)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)

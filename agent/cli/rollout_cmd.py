@@ -39,16 +39,32 @@ def rollout() -> None:
 @click.argument("name")
 @INVENTORY
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
-def status(name: str, inventory: Path, as_json: bool) -> None:
+@click.option("--report-json", type=FILE, help="Write the whole rollout's JSON report (as run's) here.")
+@click.option("--junit", type=FILE, help="Write the whole rollout's JUnit XML report here.")
+@click.option("--report-html", type=FILE, help="Write the whole rollout's HTML report here.")
+def status(name: str, inventory: Path, as_json: bool, report_json: Path | None, junit: Path | None,
+           report_html: Path | None) -> None:
     """Each host's state (pending, claimed by which node until when, ok, changed, failed and why,
-    unreachable), each node's last heartbeat and hosts, and whether the rollout is complete."""
+    unreachable), each node's last heartbeat and hosts, and whether the rollout is complete.
+
+    The report options write the run report formats for the whole rollout, every node's hosts, from
+    the ledger (a host not finished yet is reported as skipped, with who holds it)."""
+    from agent.cli.options import inventory_hosts
+    from agent.cli.run_cmd import check_outputs, write_reports
+    from agent.runner.rollout_report import rollout_result
+
+    check_outputs(report_json=report_json, junit=junit, report_html=report_html)
+    addresses = {host.name: host.address for host in inventory_hosts(inventory)}
     board = _board(inventory)
     try:
         found = board.status(name)
+        report = rollout_result(board, name, addresses) if found and (report_json or junit or report_html) else None
     finally:
         board.close()
     if found is None:
         raise InputError(f"no rollout {name} in ledger {board.shown}: `ispagent rollouts -i {inventory}` lists them")
+    if report is not None:
+        write_reports(report, report_json, junit, report_html)
     if as_json:
         echo_json(found.to_json())
         return
@@ -113,6 +129,8 @@ def print_node_end(node) -> None:
         echo(f"{host}: left to the other nodes: {why}", err=True)
     if node.database_lost:
         echo(f"rollout {node.name}: this node lost the ledger and stopped claiming: {node.database_lost}", err=True)
+    if node.stalled:
+        echo(f"rollout {node.name}: stopped waiting: {node.stalled}", err=True)
     status = node.status
     where = "complete" if status and status.complete else "not complete"
     counts = ", ".join(f"{n} {state}" for state, n in status.to_json()["counts"].items() if n) if status else "unknown"

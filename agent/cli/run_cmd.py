@@ -153,8 +153,11 @@ def _end_node(node, report_json: Path | None, junit: Path | None, report_html: P
     from agent.cli.rollout_cmd import print_node_end
     from agent.cli.run_output import print_run_end
 
+    # The reports cover the whole rollout (every node's hosts, from the ledger); the summary, this node's.
+    report = node.report or node.result
+    if report is not None:
+        write_reports(report, report_json, junit, report_html)
     if node.result is not None:
-        write_reports(node.result, report_json, junit, report_html)
         print_run_end(node.result, quiet)
     print_node_end(node)
     sys.exit(node.exit_code)

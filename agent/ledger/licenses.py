@@ -13,9 +13,10 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any, Iterator
 
-from sqlalchemy import Connection, RowMapping, func, select, update
+from sqlalchemy import ColumnElement, Connection, Float, RowMapping, cast, extract, func, select, update
 
 from agent.ledger import schema
 from agent.ledger.billing import BillingBook, BillingEvent
@@ -255,6 +256,34 @@ class LicenseLedger:
         with self.db.write() as db:
             if db.execute(table.delete().where(table.c.account == account)).rowcount:
                 _event(db, "breaker.cleared", None, None, {"account": account})
+
+    # -- order pacing (agent/licensing/breaker.py) -------------------------------------------
+
+    def account_lock(self, account: str, wait: float) -> AbstractContextManager[None]:
+        """Held while one order of `account` is sent, by whichever agent on this ledger: orders of one
+        account go out one at a time across control nodes, as they do across one run's threads."""
+        return self.db.host_lock(f"order gate {account}", wait)
+
+    def order_wait(self, account: str) -> float:
+        """Seconds until `account` may send its next order (0: now), by the database's clock."""
+        table = schema.order_pacing
+        with self.db.read() as db:
+            row = db.execute(select(table.c.next_at - self._now()).where(table.c.account == account)).first()
+        return max(0.0, row[0]) if row else 0.0
+
+    def order_sent(self, account: str, interval_s: float) -> None:
+        """An order of `account` has just been answered: the next one waits `interval_s` from now."""
+        table = schema.order_pacing
+        with self.db.write() as db:
+            next_at = db.execute(select(self._now() + interval_s)).scalar_one()
+            db.execute(self.backend.insert(table).values(account=account, next_at=next_at)
+                       .on_conflict_do_update(index_elements=["account"], set_={"next_at": next_at}))
+
+    def _now(self) -> ColumnElement[float]:
+        # The database's clock: control nodes whose clocks differ keep one pacing.
+        if self.backend.name == "postgresql":
+            return cast(extract("epoch", func.clock_timestamp()), Float)
+        return (func.julianday("now") - 2440587.5) * 86400.0
 
     # -- activations (outbox) --------------------------------------------------------------
 

@@ -4,6 +4,11 @@ A host's lock is a session-level advisory lock held on a connection of its own f
 plan + order: a second agent asking for the same host waits, and a crashed agent's lock goes away
 with its connection (no lease to wait out). Each licensing thread holds one such connection, so
 PostgreSQL's max_connections must exceed, per agent, `--forks` plus the pool (5 + 10).
+
+Every connection carries TCP keepalives and a TCP user timeout on both ends (`connection_args`): a
+node cut from the database by a firewall that drops packets (no reset, no FIN) would otherwise wait
+in a query for the kernel's retransmissions (about 15 minutes), still "holding" its rollout claims
+and, on the server, its advisory locks (the server's keepalive default is 2 hours).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.dialects.postgresql import insert
@@ -22,6 +28,26 @@ from sqlalchemy.pool import NullPool
 from agent.errors import HostLocked
 
 LOCK_NAMESPACE = 0x15_9A  # first key of the two-int advisory lock: ispagent host locks
+CONNECT_TIMEOUT_S = 5  # a reconnect after a dead connection adds at most this
+# A dead peer is noticed within about idle + interval * count seconds on an idle connection, and
+# within USER_TIMEOUT_MS when data sent is not acknowledged: well inside the shortest useful lease.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 5, 2, 3
+USER_TIMEOUT_MS = 10_000
+
+
+def connection_args(url: URL) -> dict[str, Any]:
+    """libpq's connect arguments: the client's keepalives and timeouts, and the same for the server's
+    end of the session (its `-c` options), so each side drops a peer it can no longer reach."""
+    server = (f"-c tcp_keepalives_idle={KEEPALIVE_IDLE_S} -c tcp_keepalives_interval={KEEPALIVE_INTERVAL_S} "
+              f"-c tcp_keepalives_count={KEEPALIVE_COUNT} -c tcp_user_timeout={USER_TIMEOUT_MS}")
+    given = url.query.get("options")  # the URL's own options (a search_path) are kept, ours appended
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return {
+        "application_name": f"ispagent {socket.gethostname()}:{os.getpid()}"[:63], "connect_timeout": CONNECT_TIMEOUT_S,
+        "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_S, "keepalives_interval": KEEPALIVE_INTERVAL_S,
+        "keepalives_count": KEEPALIVE_COUNT, "tcp_user_timeout": USER_TIMEOUT_MS,
+        "options": f"{given} {server}" if given else server,
+    }
 
 
 class PostgresBackend:
@@ -30,11 +56,11 @@ class PostgresBackend:
 
     def __init__(self, url: URL) -> None:
         self.shown = url.render_as_string(hide_password=True)
-        application = {"application_name": f"ispagent {socket.gethostname()}:{os.getpid()}"[:63], "connect_timeout": 10}
+        args = connection_args(url)
         self.engine = create_engine(url, pool_size=5, max_overflow=10, pool_timeout=60, pool_pre_ping=True,
-                                    connect_args=application)
+                                    connect_args=args)
         # Lock connections live as long as a host is being licensed: kept out of the shared pool.
-        self.lock_engine: Engine = create_engine(url, poolclass=NullPool, connect_args=application)
+        self.lock_engine: Engine = create_engine(url, poolclass=NullPool, connect_args=args)
 
     @classmethod
     def from_url(cls, url: URL) -> PostgresBackend:

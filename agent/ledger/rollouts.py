@@ -93,8 +93,13 @@ class RolloutNode:
     heartbeat_at: float
     counts: dict[str, int] = field(default_factory=dict)  # host state -> hosts this node holds or finished
 
+    def alive(self, now: float) -> bool:
+        """Running, and its heartbeat (every third of its lease) came within one lease."""
+        return self.state == "running" and now - self.heartbeat_at < self.lease_s
+
     def to_json(self, now: float) -> dict[str, Any]:
         return {"node": self.node, "machine": self.machine, "pid": self.pid, "state": self.state,
+                "alive": self.alive(now),
                 "lease_s": self.lease_s, "heartbeat_at": self.heartbeat_at,
                 "heartbeat_age_s": round(now - self.heartbeat_at, 1), "hosts": dict(self.counts)}
 
@@ -116,6 +121,9 @@ class RolloutStatus:
     @property
     def complete(self) -> bool:
         return self.count(*FINISHED) == len(self.hosts)
+
+    def live_nodes(self) -> list[RolloutNode]:
+        return [node for node in self.nodes if node.alive(self.now)]
 
     @property
     def exit_code(self) -> int:
@@ -270,6 +278,15 @@ class RolloutBoard:
                              r["heartbeat_at"], counts.get(r["node"], {})) for r in node_rows]
         return RolloutStatus(name, head["playbook"], head["playbook_sha256"], head["started_by"], head["started_at"],
                              now, tuple(hosts), tuple(nodes))
+
+    def steps(self, name: str) -> dict[str, list[tuple[StepRow, float]]]:
+        """Each host's recorded step ends (whichever node ran them) with when, in the order they ended."""
+        found: dict[str, list[tuple[StepRow, float]]] = {}
+        for s in self.db.rows(select(steps_t).where(steps_t.c.rollout == name)
+                              .order_by(steps_t.c.host_name, steps_t.c.finished_at)):
+            row = StepRow(s["step"], s["status"], bool(s["changed"]), s["duration_s"], s["message"])
+            found.setdefault(s["host_name"], []).append((row, s["finished_at"]))
+        return found
 
     def names(self) -> list[str]:
         return [row["name"] for row in self.db.rows(select(rollouts_t.c.name).order_by(rollouts_t.c.started_at))]

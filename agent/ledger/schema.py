@@ -157,6 +157,14 @@ rollout_nodes = Table(
     Column("started_at", Float, nullable=False), Column("heartbeat_at", Float, nullable=False),
 )
 
+# -- version 5: the pacing of each partner account's orders, shared by every agent on the ledger ----
+
+order_pacing = Table(
+    "order_pacing", metadata,
+    Column("account", Text, primary_key=True),  # PartnerSettings.account
+    Column("next_at", Float, nullable=False),  # the database's clock (epoch seconds): no order before
+)
+
 
 def _v1(db: Connection) -> None:
     for table in (meta, hosts, licenses, order_intents, host_locks, activations, events):
@@ -177,7 +185,13 @@ def _v4(db: Connection) -> None:
         table.create(db, checkfirst=True)
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4))
+def _v5(db: Connection) -> None:
+    order_pacing.create(db, checkfirst=True)
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

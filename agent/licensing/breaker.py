@@ -1,21 +1,26 @@
 """The order breaker: after an account refuses an order for payment, hosts stop ordering from it.
 
 Orders of one account also go out one at a time (`gate`), so the first refusal is seen before a
-second order is sent: an unpaid account is asked once, not once per host.
+second order is sent: an unpaid account is asked once, not once per host; and with the
+`partner_order_interval` var, at least that many seconds apart (pacing).
 
 - `LocalOrderBreaker`: one process's memory; what a run without a ledger to share uses.
 - `LedgerOrderBreaker`: the tripped state is a row of the ledger, so every agent sharing the ledger
   (another cron job, another control node on the team's PostgreSQL) stops too. Once tripped, one
   order every PROBE_SECONDS is let through, across all agents, to see whether the invoice was paid;
-  the first that succeeds clears the row.
+  the first that succeeds clears the row. Its gate is also the ledger's: a lock per account
+  (PostgreSQL: an advisory lock, gone with a dead agent's connection) and the account's
+  `order_pacing` row, the database's time of the next order allowed, so several control nodes keep
+  one pacing between them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Protocol
 
 from agent.errors import PartnerPaymentRequired
 
@@ -24,11 +29,14 @@ if TYPE_CHECKING:
 
 BREAKER_SECONDS = 600.0  # a refusal stops ordering this long (unless a probe order goes through)
 PROBE_SECONDS = 30.0  # while tripped, one order this often tries the account again
+# Waiting for another agent's order of the same account: one order with its retries and 429 pauses
+# takes under two minutes, so this is a queue of several nodes' orders, not a hung agent.
+ACCOUNT_GATE_WAIT_SECONDS = 900.0
 
 
 class OrderBreaker(Protocol):
-    def gate(self, account: str) -> threading.Lock:
-        """Held while one order of `account` is sent."""
+    def gate(self, account: str, interval_s: float = 0.0) -> ContextManager[None]:
+        """Held while one order of `account` is sent; entered `interval_s` or more after the last one ended."""
         ...
 
     def check(self, account: str) -> None:
@@ -47,22 +55,61 @@ class OrderBreaker(Protocol):
 
 
 class _Gates:
-    def __init__(self) -> None:
+    """One lock per account for this process's threads; pacing through `_wait` and `_sent`."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
         self._lock = threading.Lock()
         self._gates: dict[str, threading.Lock] = {}
+        self._sleep = sleep
 
-    def gate(self, account: str) -> threading.Lock:
+    @contextmanager
+    def gate(self, account: str, interval_s: float = 0.0) -> Iterator[None]:
         with self._lock:
-            return self._gates.setdefault(account, threading.Lock())
+            local = self._gates.setdefault(account, threading.Lock())
+        with local, self._shared(account):
+            while (pause := self._wait(account)) > 0:
+                self._sleep(pause)
+            try:
+                yield
+            finally:
+                self._sent(account, interval_s)
+
+    def _shared(self, account: str) -> ContextManager[None]:
+        return _NOTHING
+
+    def _wait(self, account: str) -> float:
+        return 0.0
+
+    def _sent(self, account: str, interval_s: float) -> None:
+        pass
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NOTHING = _Nothing()
 
 
 class LocalOrderBreaker(_Gates):
     """Per account, in this process: once tripped, no order until BREAKER_SECONDS pass."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(sleep)
         self.clock = clock
         self._tripped: dict[str, tuple[float, str]] = {}
+        self._next_at: dict[str, float] = {}
+
+    def _wait(self, account: str) -> float:
+        return max(0.0, self._next_at.get(account, 0.0) - self.clock())
+
+    def _sent(self, account: str, interval_s: float) -> None:
+        self._next_at[account] = self.clock() + interval_s
 
     def check(self, account: str) -> None:
         with self._lock:
@@ -84,10 +131,20 @@ class LocalOrderBreaker(_Gates):
 class LedgerOrderBreaker(_Gates):
     """Per account, for every agent on `ledger`: the tripped state is the ledger's `order_breakers` row."""
 
-    def __init__(self, ledger: LicenseLedger, clock: Callable[[], float] = time.time) -> None:
-        super().__init__()
+    def __init__(self, ledger: LicenseLedger, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(sleep)
         self.ledger = ledger
         self.clock = clock
+
+    def _shared(self, account: str) -> ContextManager[None]:
+        return self.ledger.account_lock(account, ACCOUNT_GATE_WAIT_SECONDS)
+
+    def _wait(self, account: str) -> float:
+        return self.ledger.order_wait(account)
+
+    def _sent(self, account: str, interval_s: float) -> None:
+        self.ledger.order_sent(account, interval_s)
 
     def check(self, account: str) -> None:
         self._decide(account, take_probe=False)

@@ -221,7 +221,7 @@ def _order(work: LicenseWork, host: LedgerHost) -> str:
 def _send_order(work: LicenseWork, host: LedgerHost, attempt: int) -> str:
     """One order, through the account's gate: a payment refusal trips the breaker before the next goes."""
     wanted, account = work.wanted, work.client.settings.account
-    with work.breaker.gate(account):
+    with work.breaker.gate(account, work.client.settings.order_interval):
         work.breaker.admit(account)
         work.say(f"ordering a {wanted.edition} {wanted.period} license for {wanted.ip} (attempt {attempt})")
         try:

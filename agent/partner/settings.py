@@ -12,6 +12,8 @@ Inventory vars (all optional except a way to find the credentials):
     reuse_free: true|false            move a parked license of the same edition instead of ordering
     license_key_wait: SECONDS         how long to poll for the activation key after an order (60)
     partner_settle: SECONDS           how long to look for an order whose answer was lost (3)
+    partner_order_interval: SECONDS   at least this long between two orders of the account, across every
+                                      agent on its ledger (default 0: one at a time, back to back)
     ledger_path: PATH                 the ledger's SQLite file (default STATE_DIR/ledger.sqlite)
 
 The environment variable ISPAGENT_PARTNER_AUTHINFO ("user:password"), when set, is used instead of
@@ -47,7 +49,7 @@ PERIOD_MONTHS = {"monthly": 1, "annual": 12}
 
 PARTNER_KEYS: tuple[str, ...] = (
     "partner_region", "partner_api_url", "partner_credentials_file", "partner_output", "partner_timeout",
-    "pricelists", "reuse_free", "license_key_wait", "partner_settle",
+    "pricelists", "reuse_free", "license_key_wait", "partner_settle", "partner_order_interval",
 )  # fmt: skip
 
 
@@ -63,6 +65,7 @@ class PartnerVars:
     reuse_free: bool = False
     key_wait: float = 60.0
     settle: float = 3.0
+    order_interval: float = 0.0
     url_credentials: tuple[str, str] | None = field(default=None, repr=False)  # from partner_api_url's userinfo
 
     def with_credentials(self, credentials: tuple[str, str] | None = None) -> PartnerSettings:
@@ -112,6 +115,7 @@ def partner_vars(vars: Mapping[str, Any]) -> PartnerVars:
         reuse_free=_boolean(vars, "reuse_free"),
         key_wait=_positive(vars, "license_key_wait", 60.0),
         settle=_positive(vars, "partner_settle", 3.0),
+        order_interval=_seconds(vars, "partner_order_interval", 0.0),
     )
 
 
@@ -222,6 +226,18 @@ def _positive(vars: Mapping[str, Any], key: str, default: float) -> float:
         number = -1.0
     if number <= 0:
         raise PartnerConfigError(f"{key}: {shown(value)} is not a positive number of seconds")
+    return number
+
+
+def _seconds(vars: Mapping[str, Any], key: str, default: float) -> float:
+    """A number of seconds from 0 to one hour (0: no wait)."""
+    value = vars.get(key, default)
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 <= number <= 3600:
+        raise PartnerConfigError(f"{key}: {shown(value)} is not a number of seconds from 0 to 3600")
     return number
 
 

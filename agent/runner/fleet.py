@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Callable, Collection, Sequence
 
 from agent.errors import ClaimLost, InputError, LedgerError
 from agent.inventory.model import Host
@@ -28,6 +28,7 @@ from agent.ledger.rollouts import NodeInfo, RolloutBoard, RolloutStatus, StepRow
 from agent.runner.events import Event, HostOutcome, RunListener, StepFinished, StepRecord, StepStarted
 from agent.runner.journal import JournalWatch
 from agent.runner.plan import RunOptions, RunPlan
+from agent.runner.rollout_report import rollout_result
 from agent.runner.run import Echo, RunResult, start_run
 from agent.secrets import mask
 from agent.transport.base import Connector
@@ -152,7 +153,7 @@ class RolloutSource:
             self._check(event.host, lambda token: self.board.record_step(self.name, event.host, self.node, token,
                                                                          step_row(record)))
 
-    def _check(self, host: str, still_held) -> None:
+    def _check(self, host: str, still_held: Callable[[int], bool]) -> None:
         with self._mutex:
             token = self._tokens.get(host)
         if token is None:
@@ -214,12 +215,14 @@ class RolloutRun:
     lost: dict[str, str] = field(default_factory=dict)
     database_lost: str | None = None
     waited: bool = False
+    stalled: str | None = None  # --wait gave up: hosts left and no node alive to take them
+    report: RunResult | None = None  # the whole rollout as the ledger had it when this node ended
 
     @property
     def exit_code(self) -> int:
         if self.result and self.result.status != "finished":
             return self.result.exit_code  # interrupted, aborted: as a single-node run
-        if self.database_lost:
+        if self.database_lost or self.stalled:
             return 1
         if self.waited and self.status:
             return self.status.exit_code
@@ -260,9 +263,11 @@ def run_rollout(plan: RunPlan, name: str, listener: RunListener, echo: Echo | No
             _run_node(outcome, board, node, plan, mine, listener, echo, wait, connector, journal_watch, poll_s)
         if wait and not outcome.database_lost and (outcome.result is None or outcome.result.status == "finished"):
             outcome.waited = True
-            outcome.status = _wait_complete(board, name, poll_s if poll_s is not None else min(2.0, lease_s / 4))
+            poll = poll_s if poll_s is not None else min(2.0, lease_s / 4)
+            outcome.status, outcome.stalled = _wait_complete(board, name, poll, lease_s)
         else:
             outcome.status = board.status(name)
+        outcome.report = rollout_result(board, name, {host.name: host.address for host in plan.hosts})
     except LedgerError as error:
         outcome.database_lost = mask(str(error))
     finally:
@@ -274,7 +279,7 @@ def _run_node(outcome: RolloutRun, board: RolloutBoard, node: NodeInfo, plan: Ru
               listener: RunListener, echo: Echo | None, wait: bool, connector: Connector | None,
               journal_watch: JournalWatch | None, poll_s: float | None) -> None:
     source = RolloutSource(board, outcome.name, node, mine, wait=wait, poll_s=poll_s)
-    node_plan = RunPlan(plan.playbook, mine, plan.options, plan.ssh, plan.inventory_path)
+    node_plan = RunPlan(plan.playbook, tuple(mine), plan.options, plan.ssh, plan.inventory_path)
     result = start_run(node_plan, _Both(source, listener), echo, connector=connector,
                        source=lambda todo: source, journal_watch=journal_watch)
     # Hosts other nodes worked on are theirs to report: this node's result holds the ones it claimed.
@@ -282,13 +287,33 @@ def _run_node(outcome: RolloutRun, board: RolloutBoard, node: NodeInfo, plan: Ru
     outcome.result, outcome.lost, outcome.database_lost = result, dict(source.lost), source.database_lost
 
 
-def _wait_complete(board: RolloutBoard, name: str, poll_s: float) -> RolloutStatus:
-    """The rollout's status once complete: every host finished, by whichever node."""
+def _wait_complete(board: RolloutBoard, name: str, poll_s: float,
+                   patience_s: float) -> tuple[RolloutStatus | None, str | None]:
+    """The rollout's status once complete: every host finished, by whichever node.
+
+    Hosts this node may not claim (another site's --limit) are finished only by a node that can: once
+    no node has been alive for `patience_s` (this node's lease) while hosts are left, waiting longer
+    would be waiting forever, so it ends with why (the second value)."""
+    alone_since: float | None = None
     while True:
         status = board.status(name)
         if status is None or status.complete:
-            return status
+            return status, None
+        if status.live_nodes():
+            alone_since = None
+        elif alone_since is None:
+            alone_since = time.monotonic()
+        elif time.monotonic() - alone_since >= patience_s:
+            return status, stalled_reason(status, patience_s)
         time.sleep(poll_s)
+
+
+def stalled_reason(status: RolloutStatus, patience_s: float) -> str:
+    left = [host.name for host in status.hosts if host.state in ("pending", "claimed")]
+    shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+    last = max((node.heartbeat_at for node in status.nodes), default=status.started_at)
+    return (f"{len(left)} host(s) not finished ({shown}) and no node has been alive to take them for "
+            f"{patience_s:g}s (last heartbeat {status.now - last:.0f}s ago): start a node whose --limit covers them")
 
 
 def rollout_options(options: RunOptions, name: str) -> RunOptions:

@@ -176,3 +176,42 @@ def test_a_rollout_needs_one_postgresql_ledger(url, tmp_path):
     assert not (tmp_path / "state" / "ledger.sqlite").exists()
     with pytest.raises(InputError, match="rollout name"):
         run_rollout(plan_of(tmp_path, url), "no spaces", lambda event: None, connector=Recording())
+
+
+def test_wait_gives_up_in_one_line_when_no_node_is_alive_to_take_the_hosts_left(url, tmp_path):
+    """h2 is another site's (--limit h1 here) and no node of that site runs: --wait ends after one lease."""
+    began = time.monotonic()
+    run = run_rollout(plan_of(tmp_path, url, count=2), "r1", lambda event: None, connector=Recording(), lease_s=1,
+                      wait=True, poll_s=0.1, claimable={"h1"})
+    waited = time.monotonic() - began
+    assert 1.0 <= waited < 10, waited
+    assert run.stalled and "1 host(s) not finished (h2)" in run.stalled and "--limit covers them" in run.stalled
+    assert run.exit_code == 1 and not run.status.complete
+    assert {h.name: h.state for h in run.status.hosts} == {"h1": "changed", "h2": "pending"}
+
+
+def test_wait_goes_on_while_another_node_is_alive_and_ends_with_the_rollouts_code(url, tmp_path):
+    board = RolloutBoard(url)
+    other = NodeInfo("site2:7:aa", "site2", 7, 1.0)
+    board.start_or_join("r1", "x.yaml", playbook_from_data(PLAYBOOK, tmp_path).sha256, ["h1", "h2"], other)
+
+    def site2() -> None:  # alive (heartbeats) for 3 s, well past this node's 1 s lease, then does h2
+        for _ in range(10):
+            board.heartbeat("r1", other)
+            time.sleep(0.3)
+        claim = board.claim("r1", other, ["h2"])
+        board.finish("r1", "h2", other, claim.token, "ok")
+
+    thread = threading.Thread(target=site2)
+    thread.start()
+    began = time.monotonic()
+    run = run_rollout(plan_of(tmp_path, url, count=2), "r1", lambda event: None, connector=Recording(), lease_s=1,
+                      wait=True, poll_s=0.1, claimable={"h1"})
+    thread.join()
+    assert time.monotonic() - began >= 2.9
+    assert run.stalled is None and run.status.complete and run.exit_code == 0
+    # Its report is the whole rollout's: the other site's host too, with the node that ran it.
+    assert {h.name: (h.status, h.report["rollout"]["node"]) for h in run.report.hosts} == {
+        "h1": ("changed", run.node), "h2": ("ok", other.node)}
+    assert run.report.status == "finished" and [len(h.steps) for h in run.report.hosts] == [2, 0]
+    board.close()

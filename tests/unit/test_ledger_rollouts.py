@@ -139,3 +139,21 @@ def test_a_sqlite_ledger_is_refused_before_a_file_is_made(tmp_path):
     with pytest.raises(InputError, match="PostgreSQL ledger: set ledger_url") as refused:
         RolloutBoard(tmp_path / "ledger.sqlite")
     assert not (tmp_path / "ledger.sqlite").exists() and "\n" not in str(refused.value)
+
+
+def test_every_connection_has_keepalives_and_timeouts_on_both_ends_and_keeps_the_urls_options(board):
+    """A node cut from the database by dropped packets notices in seconds, and the server drops its
+    session (and the advisory locks it holds) as soon: neither waits for TCP's 15-minute retransmissions."""
+    from sqlalchemy import text
+
+    from agent.ledger.postgresql import KEEPALIVE_IDLE_S, USER_TIMEOUT_MS
+
+    for engine in (board.db.engine, board.db.backend.lock_engine):
+        with engine.connect() as db:
+            server = {k: db.execute(text(f"SHOW {k}")).scalar()
+                      for k in ("tcp_keepalives_idle", "tcp_keepalives_count", "tcp_user_timeout", "search_path")}
+            client = db.connection.driver_connection.info.get_parameters()
+        assert server["tcp_keepalives_idle"] == str(KEEPALIVE_IDLE_S) and server["tcp_keepalives_count"] == "3"
+        assert server["tcp_user_timeout"] == str(USER_TIMEOUT_MS)
+        assert server["search_path"].startswith("t_")  # the URL's own options (the test schema) still apply
+        assert client["keepalives"] == "1" and client["tcp_user_timeout"] == str(USER_TIMEOUT_MS)

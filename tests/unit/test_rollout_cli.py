@@ -87,3 +87,64 @@ def test_status_and_list_show_hosts_nodes_and_completion(tmp_path, url):
     listed = _cli("rollouts", "-i", inventory, state=tmp_path).output
     assert "r1" in listed and "in progress" in listed and "smoke.yaml" in listed
     assert "no rollout r2" in _one_line_error(_cli("rollout", "status", "r2", "-i", inventory, state=tmp_path))
+
+
+def test_status_writes_the_whole_rollouts_reports_every_nodes_hosts_from_the_ledger(tmp_path, url):
+    import xml.etree.ElementTree as ET
+
+    import jsonschema
+
+    from agent.ledger.rollouts import StepRow
+    from agent.runner.report import report_schema
+
+    board = RolloutBoard(url)
+    a, b = NodeInfo("site1:1:aa", "site1", 1, 60), NodeInfo("site2:2:bb", "site2", 2, 60)
+    board.start_or_join("r1", str(SMOKE), "0" * 64, ["h1", "h2", "h3"], a)
+    board.start_or_join("r1", str(SMOKE), "0" * 64, [], b)
+    one = board.claim("r1", a, ["h1"])
+    board.record_step("r1", "h1", a, one.token, StepRow("facts", "ok", False, 0.2, "debian 12"))
+    board.finish("r1", "h1", a, one.token, "ok")
+    two = board.claim("r1", b, ["h2"])
+    board.record_step("r1", "h2", b, two.token, StepRow("facts", "ok", False, 0.1, "debian 12"))
+    board.record_step("r1", "h2", b, two.token, StepRow("shell", "failed", False, 0.3, "exit 1 <&> \x1b[31m"))
+    board.finish("r1", "h2", b, two.token, "failed", "shell", "shell: exit 1")
+    board.close()  # h3 left pending
+    paths = {"json": tmp_path / "r.json", "junit": tmp_path / "r.xml", "html": tmp_path / "r.html"}
+    shown = _cli("rollout", "status", "r1", "-i", str(_inventory(tmp_path, url)), "--report-json", str(paths["json"]),
+                 "--junit", str(paths["junit"]), "--report-html", str(paths["html"]), state=tmp_path)
+    assert shown.exit_code == 0, shown.output
+
+    report = json.loads(paths["json"].read_text())
+    jsonschema.validate(report, report_schema())
+    assert report["run_id"] == "rollout:r1" and report["status"] == "interrupted"
+    assert "1 host(s) pending" in report["reason"]
+    assert report["summary"] == {"hosts": 3, "ok": 1, "changed": 0, "failed": 1, "unreachable": 0, "skipped": 1}
+    hosts = {h["name"]: h for h in report["hosts"]}
+    assert hosts["h1"]["address"] == "198.18.0.2"
+    assert hosts["h1"]["rollout"] == {"node": a.node, "claims": 1, "state": "ok"}
+    assert [s["step"] for s in hosts["h2"]["steps"]] == ["facts", "shell"] and hosts["h2"]["rollout"]["node"] == b.node
+    assert hosts["h3"]["status"] == "skipped" and "pending" in hosts["h3"]["error"]
+
+    suite = ET.parse(paths["junit"]).getroot()
+    assert suite.get("tests") == "4" and suite.get("failures") == "1"  # h1 facts, h2 facts + shell, h3 not run
+    html = paths["html"].read_text()
+    assert "h2" in html and "exit 1 &lt;&amp;&gt; \\x1b[31m" in html and "\x1b" not in html  # escaped, not raw
+
+
+def test_status_reports_of_a_complete_rollout_say_finished_and_refuse_a_fifo_before_reading(tmp_path, url):
+    import os
+
+    board = RolloutBoard(url)
+    a = NodeInfo("site1:1:aa", "site1", 1, 60)
+    board.start_or_join("r1", str(SMOKE), "0" * 64, ["h1"], a)
+    board.finish("r1", "h1", a, board.claim("r1", a, ["h1"]).token, "changed")
+    board.close()
+    inventory = str(_inventory(tmp_path, url))
+    out = tmp_path / "r.json"
+    assert _cli("rollout", "status", "r1", "-i", inventory, "--report-json", str(out), state=tmp_path).exit_code == 0
+    report = json.loads(out.read_text())
+    assert report["status"] == "finished" and report["reason"] is None and report["summary"]["changed"] == 1
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    refused = _cli("rollout", "status", "r1", "-i", inventory, "--junit", str(fifo), state=tmp_path)
+    assert "--junit" in _one_line_error(refused)
