@@ -91,8 +91,10 @@ def main() -> None:
             print(f"median of rounds 2..{options.repeat}, {name:<19} wall {wall:5.2f} s  CPU {cpu:5.2f} s")
         for clone in (False, True):
             cost = statistics.median(building_cost(lab, clone) for _ in range(options.repeat))
-            print(f"building {options.hosts} fabric Connections, {'a Config clone each' if clone else 'one Config'}: "
-                  f"median {cost * 1000:.0f} ms of CPU ({cost / options.hosts * 1000:.1f} ms each)")
+            print(
+                f"building {options.hosts} fabric Connections, {'a Config clone each' if clone else 'one Config'}: "
+                f"median {cost * 1000:.0f} ms of CPU ({cost / options.hosts * 1000:.1f} ms each)"
+            )
     finally:
         lab.down()
 

@@ -67,19 +67,23 @@ class Site:
 
     def up(self, lab: Lab) -> None:
         bridge, prefix = lab.network.bridge, lab.network.prefixlen
-        for argv in (["ip", "netns", "add", self.netns],
-                     ["ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns],
-                     ["ip", "link", "set", self.veth, "master", bridge, "up"],
-                     ["ip", "-n", self.netns, "addr", "add", f"{self.address}/{prefix}", "dev", "eth0"],
-                     ["ip", "-n", self.netns, "link", "set", "eth0", "up"],
-                     ["ip", "-n", self.netns, "link", "set", "lo", "up"]):
+        for argv in (
+            ["ip", "netns", "add", self.netns],
+            ["ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns],
+            ["ip", "link", "set", self.veth, "master", bridge, "up"],
+            ["ip", "-n", self.netns, "addr", "add", f"{self.address}/{prefix}", "dev", "eth0"],
+            ["ip", "-n", self.netns, "link", "set", "eth0", "up"],
+            ["ip", "-n", self.netns, "link", "set", "lo", "up"],
+        ):
             subprocess.run(argv, check=True, capture_output=True)
 
     def cut_database(self, address: str, port: int) -> None:
         """Drop every packet to and from the database's address and port, inside the site: no reset, no FIN."""
-        rules = (f"table inet fleetcut {{\n chain out {{ type filter hook output priority 0; ip daddr {address} "
-                 f"tcp dport {port} drop; }}\n chain in {{ type filter hook input priority 0; ip saddr {address} "
-                 f"tcp sport {port} drop; }}\n}}\n")
+        rules = (
+            f"table inet fleetcut {{\n chain out {{ type filter hook output priority 0; ip daddr {address} "
+            f"tcp dport {port} drop; }}\n chain in {{ type filter hook input priority 0; ip saddr {address} "
+            f"tcp sport {port} drop; }}\n}}\n"
+        )
         subprocess.run(["ip", "netns", "exec", self.netns, "nft", "-f", "-"], input=rules, text=True, check=True)
 
     def restore_database(self) -> None:
@@ -127,8 +131,9 @@ class Bench:
         # A lab of its own per scenario: the partner emulator's account starts empty, the hosts fresh.
         self.lab = Lab(self.work / f"lab-{label}")
         self.lab.up(self.options.hosts)
-        write_config(self.lab.dir / "services" / "mirror", install_seconds=self.options.install_seconds,
-                     license_retry_delay=0.2)
+        write_config(
+            self.lab.dir / "services" / "mirror", install_seconds=self.options.install_seconds, license_retry_delay=0.2
+        )
         self.proxy = CuttableProxy(listen=self.lab.bridge_address)
         self.url = self.proxy.url(schema_url)
         data = yaml.safe_load(self.lab.inventory_path.read_text())
@@ -139,8 +144,9 @@ class Bench:
         net = self.lab.network.network
         last_24 = int(net.broadcast_address) - 255  # the /21's last /24: no lab host of a few hundred there
         for index, name in enumerate("abcd", start=1):
-            self.sites[name] = Site(name, f"ispfleet-{name}", f"ispfleet{name}", str(net.network_address.__class__(
-                last_24 + 200 + index)))
+            self.sites[name] = Site(
+                name, f"ispfleet-{name}", f"ispfleet{name}", str(net.network_address.__class__(last_24 + 200 + index))
+            )
             self.sites[name].up(self.lab)
         return time.perf_counter() - began
 
@@ -163,12 +169,34 @@ class Bench:
     def start_node(self, site: str, rollout: str, *extra: str) -> Node:
         state = self.work / f"state-{rollout}-{site}"
         log = self.work / f"node-{rollout}-{site}.log"
-        argv = ["ip", "netns", "exec", self.sites[site].netns, sys.executable, "-m", "agent", "run", str(PLAYBOOK),
-                "-i", str(self.inventory), "--rollout", rollout, "--lease", str(self.options.lease),
-                "--forks", str(self.options.forks), "--ssh-config", "/dev/null", "-q", "--wait", *extra]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.sites[site].netns,
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            str(PLAYBOOK),
+            "-i",
+            str(self.inventory),
+            "--rollout",
+            rollout,
+            "--lease",
+            str(self.options.lease),
+            "--forks",
+            str(self.options.forks),
+            "--ssh-config",
+            "/dev/null",
+            "-q",
+            "--wait",
+            *extra,
+        ]
         with open(log, "ab") as out:
-            process = subprocess.Popen(argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO,
-                                       stdout=out, stderr=out)
+            process = subprocess.Popen(
+                argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO, stdout=out, stderr=out
+            )
         self.started.append(process)
         node = Node(self.sites[site], process, state, log, time.perf_counter())
 
@@ -180,8 +208,14 @@ class Bench:
         return node
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, cwd=REPO,
-                              timeout=120, env={**os.environ, "ISPAGENT_STATE_DIR": str(self.work / "state-cli")})
+        return subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+            env={**os.environ, "ISPAGENT_STATE_DIR": str(self.work / "state-cli")},
+        )
 
     def status(self, rollout: str) -> dict:
         done = self.cli("rollout", "status", rollout, "-i", str(self.inventory), "--json")
@@ -209,9 +243,11 @@ class Bench:
 
     def on_hosts(self) -> dict[str, tuple[str, int, int]]:
         """Per host: the panel's licid, install.sh invocations, installs that reached their end."""
-        script = (f'echo "licid=$({MGRCTL} -m ispmgr license.info 2>/dev/null | sed -n "s/^licid=//p")"; '
-                  f'echo "ran=$(cat {EMULATOR_STATE}/invocations 2>/dev/null | wc -l)"; '
-                  f'echo "done=$(grep -cx done {EMULATOR_STATE}/stages 2>/dev/null)"')
+        script = (
+            f'echo "licid=$({MGRCTL} -m ispmgr license.info 2>/dev/null | sed -n "s/^licid=//p")"; '
+            f'echo "ran=$(cat {EMULATOR_STATE}/invocations 2>/dev/null | wc -l)"; '
+            f'echo "done=$(grep -cx done {EMULATOR_STATE}/stages 2>/dev/null)"'
+        )
 
         def one(host):
             output = self.lab.exec(host.name, ["sh", "-c", script]).stdout
@@ -250,8 +286,10 @@ class Bench:
             ids, licid, invocations, completed = by_ip.get(address, []), *hosts[name]
             if entry["state"] in ("ok", "changed"):
                 if len(ids) != 1 or held.get(name) != ids[0] or licid != ids[0] or billed[ids[0]] != 1:
-                    problems.append(f"{name} {entry['state']}: account {ids}, ledger {held.get(name)}, "
-                                    f"panel {licid or '-'}, billed {billed[ids[0]] if ids else 0}")
+                    problems.append(
+                        f"{name} {entry['state']}: account {ids}, ledger {held.get(name)}, "
+                        f"panel {licid or '-'}, billed {billed[ids[0]] if ids else 0}"
+                    )
                 if invocations != 1 or completed != 1:
                     problems.append(f"{name} {entry['state']}: install.sh ran {invocations}x, completed {completed}x")
             elif entry["state"] == "pending" and (ids or licid) and still_pending(name):
@@ -266,9 +304,12 @@ class Bench:
             problems.append(f"billed activations not one per account license: {extra}")
         counts = ", ".join(f"{n} {state}" for state, n in status["counts"].items() if n)
         alive = sum(1 for n in status["nodes"] if n["alive"])
-        print(f"  [{moment}] status: {counts}; nodes alive {alive}/{len(status['nodes'])}; account {len(account)} "
-              f"licenses, ledger {len(held)}, panels licensed {sum(1 for v in hosts.values() if v[0])}: "
-              f"{'consistent' if not problems else f'{len(problems)} problem(s)'}", flush=True)
+        print(
+            f"  [{moment}] status: {counts}; nodes alive {alive}/{len(status['nodes'])}; account {len(account)} "
+            f"licenses, ledger {len(held)}, panels licensed {sum(1 for v in hosts.values() if v[0])}: "
+            f"{'consistent' if not problems else f'{len(problems)} problem(s)'}",
+            flush=True,
+        )
         for problem in problems:
             print(f"    ! {problem}", flush=True)
         scenario.problems += [f"{moment}: {p}" for p in problems]
@@ -308,8 +349,14 @@ class Bench:
         nodes = {name: self.start_node(name, rollout) for name in "abc"}
         pids = {node.process.pid: name for name, node in nodes.items()}
         # Mid-rollout: a fifth of the hosts finished, node a holding some.
-        status = self._wait_for(rollout, lambda s: s["counts"]["ok"] + s["counts"]["changed"] >= self.options.hosts // 5
-                                and self._holds(s, nodes["a"].process.pid), 900)
+        status = self._wait_for(
+            rollout,
+            lambda s: (
+                s["counts"]["ok"] + s["counts"]["changed"] >= self.options.hosts // 5
+                and self._holds(s, nodes["a"].process.pid)
+            ),
+            900,
+        )
         print(f"  mid-rollout at {time.perf_counter() - began:.1f}s", flush=True)
         self.check("mid-rollout", status, scenario)
         nodes["a"].process.send_signal(signal.SIGKILL)
@@ -317,8 +364,11 @@ class Bench:
         nodes["a"].ended = time.perf_counter()
         killed_at = nodes["a"].ended - began
         status = self.status(rollout)
-        dead = [h["host"] for h in status["hosts"] if h["state"] == "claimed"
-                and h["node"] == self._node_id(status, nodes["a"].process.pid)]
+        dead = [
+            h["host"]
+            for h in status["hosts"]
+            if h["state"] == "claimed" and h["node"] == self._node_id(status, nodes["a"].process.pid)
+        ]
         print(f"  node a SIGKILLed at {killed_at:.1f}s holding {len(dead)} host(s): {', '.join(dead)}", flush=True)
         self.check("after the kill", status, scenario)
         self.sites["b"].cut_database(self.lab.bridge_address, self.proxy.port)
@@ -331,8 +381,11 @@ class Bench:
         time.sleep(max(0.0, self.options.cut - (time.perf_counter() - cut_at)))
         self.sites["b"].restore_database()
         b_code = nodes["b"].process.poll()
-        print(f"  node b's route to PostgreSQL back at {time.perf_counter() - began:.1f}s "
-              f"(b {'still running' if b_code is None else f'exited {b_code}'})", flush=True)
+        print(
+            f"  node b's route to PostgreSQL back at {time.perf_counter() - began:.1f}s "
+            f"(b {'still running' if b_code is None else f'exited {b_code}'})",
+            flush=True,
+        )
         self.wait_done([n for k, n in nodes.items() if k != "a"], 1800)
         # The rollout is complete when the last node that waits for it ends: b, cut off, ends on its own.
         scenario.wall = max(n.ended for k, n in nodes.items() if k in "cd") - began
@@ -344,9 +397,12 @@ class Bench:
         scenario.exits = {name: node.process.returncode for name, node in nodes.items()}
         scenario.per_node = {pids.get(n["pid"], n["node"]): sum(n["hosts"].values()) for n in status["nodes"]}
         claimed_twice = sorted(h["host"] for h in status["hosts"] if h["claims"] > 1)
-        print(f"  rollout {'complete' if status['complete'] else 'NOT complete'} at {scenario.wall:.1f}s, exit "
-              f"{status['exit_code']}; node exits {scenario.exits}; hosts per node {scenario.per_node}; claimed again "
-              f"{len(claimed_twice)}: {', '.join(claimed_twice)}", flush=True)
+        print(
+            f"  rollout {'complete' if status['complete'] else 'NOT complete'} at {scenario.wall:.1f}s, exit "
+            f"{status['exit_code']}; node exits {scenario.exits}; hosts per node {scenario.per_node}; claimed again "
+            f"{len(claimed_twice)}: {', '.join(claimed_twice)}",
+            flush=True,
+        )
         self.check("end", status, scenario, final=True)
         self._again(rollout, scenario)
         return scenario
@@ -357,17 +413,22 @@ class Bench:
         rejoin = self.start_node("c", rollout)
         self.wait_done([rejoin], 300)
         report = self.work / f"again-{rollout}.json"
-        fresh = [self.start_node(site, f"{rollout}-again", "--report-json", str(report.with_suffix(f".{site}.json")))
-                 for site in "cd"]
+        fresh = [
+            self.start_node(site, f"{rollout}-again", "--report-json", str(report.with_suffix(f".{site}.json")))
+            for site in "cd"
+        ]
         report = report.with_suffix(".c.json")  # either node's: each is the whole rollout's
         self.wait_done(fresh, 1200)
         hosts = json.loads(report.read_text())["hosts"] if report.exists() else []
         changed = [h["name"] for h in hosts if h["status"] != "ok"]
         steps = Counter(s["step"] for h in hosts for s in h["steps"] if s["changed"] or s["status"] == "failed")
         ordered = self._admin("calls")["calls"].get("soft.order.param", 0) - orders
-        print(f"  again: the same rollout joined (exit {rejoin.process.returncode}); a new rollout by 2 nodes (exits "
-              f"{[n.process.returncode for n in fresh]}): {len(hosts)} hosts in its report, {len(changed)} not ok "
-              f"{changed[:5]} (steps that changed or failed: {dict(steps)}), {ordered} order(s)", flush=True)
+        print(
+            f"  again: the same rollout joined (exit {rejoin.process.returncode}); a new rollout by 2 nodes (exits "
+            f"{[n.process.returncode for n in fresh]}): {len(hosts)} hosts in its report, {len(changed)} not ok "
+            f"{changed[:5]} (steps that changed or failed: {dict(steps)}), {ordered} order(s)",
+            flush=True,
+        )
         if changed and set(steps) == {"report"}:
             # Activations the account had not confirmed under faults are retried by the next run's report
             # step (the outbox, by design): a third run must then change nothing at all.
@@ -377,13 +438,23 @@ class Bench:
             hosts = json.loads(third.read_text())["hosts"] if third.exists() else []
             changed = [h["name"] for h in hosts if h["status"] != "ok"]
             ordered = self._admin("calls")["calls"].get("soft.order.param", 0) - orders
-            print(f"  a third run (exit {node.process.returncode}), after the outbox's retries: {len(hosts)} hosts, "
-                  f"{len(changed)} not ok {changed[:5]}, {ordered} order(s) since the first", flush=True)
-        if rejoin.process.returncode != 0 or any(n.process.returncode != 0 for n in fresh) or changed or ordered \
-                or len(hosts) != self.options.hosts:
-            scenario.problems.append(f"second run: rejoin exit {rejoin.process.returncode}, new rollout exits "
-                                     f"{[n.process.returncode for n in fresh]}, {len(hosts)} hosts, not ok {changed}, "
-                                     f"{ordered} orders")
+            print(
+                f"  a third run (exit {node.process.returncode}), after the outbox's retries: {len(hosts)} hosts, "
+                f"{len(changed)} not ok {changed[:5]}, {ordered} order(s) since the first",
+                flush=True,
+            )
+        if (
+            rejoin.process.returncode != 0
+            or any(n.process.returncode != 0 for n in fresh)
+            or changed
+            or ordered
+            or len(hosts) != self.options.hosts
+        ):
+            scenario.problems.append(
+                f"second run: rejoin exit {rejoin.process.returncode}, new rollout exits "
+                f"{[n.process.returncode for n in fresh]}, {len(hosts)} hosts, not ok {changed}, "
+                f"{ordered} orders"
+            )
 
     def _wait_for(self, rollout: str, predicate, timeout: float) -> dict:
         deadline = time.perf_counter() + timeout
@@ -396,8 +467,10 @@ class Bench:
                 if predicate(status):
                     return status
                 if status["complete"]:
-                    raise RuntimeError(f"rollout {rollout} completed before the moment waited for: "
-                                       "give it more hosts (or fewer --forks)")
+                    raise RuntimeError(
+                        f"rollout {rollout} completed before the moment waited for: "
+                        "give it more hosts (or fewer --forks)"
+                    )
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"rollout {rollout}: the moment waited for never came")
             time.sleep(0.5)
@@ -415,8 +488,11 @@ class Bench:
 
         token = (self.lab.dir / "services" / "partner" / "admin-token").read_text().strip()
         body = json.dumps(data).encode() if data is not None else None
-        request = urllib.request.Request(f"http://{self.lab.bridge_address}:8443/admin/{op}", data=body,
-                                         headers={"X-Admin-Token": token, "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://{self.lab.bridge_address}:8443/admin/{op}",
+            data=body,
+            headers={"X-Admin-Token": token, "Content-Type": "application/json"},
+        )
         return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
@@ -452,8 +528,9 @@ def main() -> None:
     wanted = options.only or ["alone", "show", "faults"]
     results: list[Scenario] = []
     for label in wanted:
-        print(f"== {label}: {options.hosts} hosts, --forks {options.forks} per node, lease {options.lease:g}s",
-              flush=True)
+        print(
+            f"== {label}: {options.hosts} hosts, --forks {options.forks} per node, lease {options.lease:g}s", flush=True
+        )
         if label == "alone":
             results.append(one_lab(bench, label, bench.alone))
         else:
@@ -462,8 +539,10 @@ def main() -> None:
         print(f"  {label}: wall {results[-1].wall:.1f}s, problems {len(results[-1].problems)}", flush=True)
     print("\nscenario  wall (s)  orders  hosts per node                          partner faults injected      problems")
     for s in results:
-        print(f"{s.label:<8}  {s.wall:8.1f}  {s.orders:6}  {json.dumps(s.per_node):<38}  {json.dumps(s.injected):<27}  "
-              f"{len(s.problems)}")
+        print(
+            f"{s.label:<8}  {s.wall:8.1f}  {s.orders:6}  {json.dumps(s.per_node):<38}  {json.dumps(s.injected):<27}  "
+            f"{len(s.problems)}"
+        )
     alone = next((s for s in results if s.label == "alone"), None)
     for s in results:
         if alone and s is not alone and alone.wall:

@@ -31,8 +31,10 @@ def _ways(lab: Lab) -> dict[str, list[Host]]:
     key = lab.identity_file
     hop1 = Endpoint(first.address, 22, "root", key)
     hop2 = Endpoint(second.address, 22, "root", key, via=hop1)
-    ssh_w = (f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile={lab.known_hosts_path} "
-             f"-o StrictHostKeyChecking=yes -W {{address}}:22 root@{first.address}")
+    ssh_w = (
+        f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile={lab.known_hosts_path} "
+        f"-o StrictHostKeyChecking=yes -W {{address}}:22 root@{first.address}"
+    )
     direct = [Host(t.name, Endpoint(t.address, 22, "root", key)) for t in targets]
     return {
         "direct": direct,

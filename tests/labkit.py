@@ -43,7 +43,13 @@ def ispagent(*args: str, state_dir: Path, timeout: float = 300, **popen) -> subp
     """The real CLI in a subprocess, as a user or a cron job runs it."""
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state_dir)}
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, **popen
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+        **popen,
     )
 
 
@@ -73,7 +79,9 @@ def reset_panel(lab, name: str) -> None:
     on_host(lab, name, RESET_PANEL)
 
 
-def wait_until(condition, process: subprocess.Popen | None = None, what: str = "the condition", timeout: float = 60) -> None:
+def wait_until(
+    condition, process: subprocess.Popen | None = None, what: str = "the condition", timeout: float = 60
+) -> None:
     """Poll `condition` until true; fail naming `what` on timeout or when `process` has exited first."""
     deadline = time.monotonic() + timeout
     while not condition():

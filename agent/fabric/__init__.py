@@ -15,13 +15,17 @@ from __future__ import annotations
 try:
     import fabric  # noqa: F401
 except ImportError as missing:  # pragma: no cover - exercised in a subprocess without fabric
-    raise ImportError(
-        "agent.fabric needs Fabric: pip install 'ispagent[fabric]'"
-    ) from missing
+    raise ImportError("agent.fabric needs Fabric: pip install 'ispagent[fabric]'") from missing
 
 from agent.fabric.adopt import adopt_fabric_connection, check_host_key
 from agent.fabric.group import FabricConnector, PlaybookGroup, apply_playbook
 from agent.fabric.view import fabric_view
 
-__all__ = ["FabricConnector", "PlaybookGroup", "adopt_fabric_connection", "apply_playbook", "check_host_key",
-           "fabric_view"]
+__all__ = [
+    "FabricConnector",
+    "PlaybookGroup",
+    "adopt_fabric_connection",
+    "apply_playbook",
+    "check_host_key",
+    "fabric_view",
+]

@@ -22,8 +22,13 @@ from agent.transport.hostlog import HostLog
 from agent.transport.ssh import SshConnection
 
 
-def adopt_fabric_connection(connection: fabric.Connection, host: Host, known_hosts: KnownHosts,
-                            log: HostLog | None = None, settings: SshSettings = SshSettings()) -> SshConnection:
+def adopt_fabric_connection(
+    connection: fabric.Connection,
+    host: Host,
+    known_hosts: KnownHosts,
+    log: HostLog | None = None,
+    settings: SshSettings = SshSettings(),
+) -> SshConnection:
     """`connection` as the ispagent connection of `host`, its server key checked against `known_hosts`.
 
     Opened here if fabric had not opened it; then the ispagent connection owns it and closes it when
@@ -64,8 +69,10 @@ def _open_failed(connection: fabric.Connection, error: BaseException, known_host
     if isinstance(error, paramiko.BadHostKeyException):
         return changed_key(connection.host, connection.port, error.expected_key, error.key, known_hosts.path)
     if isinstance(error, paramiko.AuthenticationException):
-        return HostUnreachable(f"{_where(connection)}: authentication failed: check the user and the key "
-                               "fabric offers (connect_kwargs, ssh_config IdentityFile)")
+        return HostUnreachable(
+            f"{_where(connection)}: authentication failed: check the user and the key "
+            "fabric offers (connect_kwargs, ssh_config IdentityFile)"
+        )
     if isinstance(error, (OSError, EOFError, paramiko.SSHException)):
         reason = "timed out" if isinstance(error, TimeoutError) else str(error) or type(error).__name__
         return HostUnreachable(f"cannot connect to {_where(connection)}: {mask(reason)}")

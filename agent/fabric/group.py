@@ -10,9 +10,10 @@ plain SSH) and `ispagent runs` lists it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import fabric
 
@@ -36,8 +37,9 @@ from agent.transport.ssh import SshConnection
 class FabricConnector:
     """A Connector (agent/transport/base.py) whose host named N is reached over `connections[N]`."""
 
-    def __init__(self, connections: Mapping[str, fabric.Connection], settings: SshSettings,
-                 known_hosts: KnownHosts | None = None) -> None:
+    def __init__(
+        self, connections: Mapping[str, fabric.Connection], settings: SshSettings, known_hosts: KnownHosts | None = None
+    ) -> None:
         self.connections = dict(connections)
         self.settings = settings
         self.known_hosts = known_hosts or KnownHosts(settings.known_hosts, settings.host_key_policy)
@@ -96,8 +98,13 @@ def apply_playbook(
         loaded = playbook
     else:
         loaded = load_playbook(playbook_path(playbook))
-    options = RunOptions(state_dir=Path(state_dir) if state_dir else default_state_dir(), forks=forks,
-                         batch_size=batch_size, max_fail_percent=max_fail_percent, dry_run=dry_run)
+    options = RunOptions(
+        state_dir=Path(state_dir) if state_dir else default_state_dir(),
+        forks=forks,
+        batch_size=batch_size,
+        max_fail_percent=max_fail_percent,
+        dry_run=dry_run,
+    )
     if inventory is not None:
         inventory_path = Path(inventory).resolve()
         known = _load_inventory(inventory_path)
@@ -135,8 +142,12 @@ def hosts_of_inventory(connections: list[fabric.Connection], inventory: Inventor
 
 def hosts_of_connections(connections: list[fabric.Connection], host_vars: Mapping[str, Any]) -> GroupHosts:
     """A host for each connection, named as fabric was given it, with `host_vars` (checked by the plan)."""
-    hosts = tuple(Host(connection.original_host, Endpoint(connection.host, connection.port, connection.user),
-                       vars=dict(host_vars)) for connection in connections)
+    hosts = tuple(
+        Host(
+            connection.original_host, Endpoint(connection.host, connection.port, connection.user), vars=dict(host_vars)
+        )
+        for connection in connections
+    )
     return GroupHosts(hosts, {host.name: connection for host, connection in zip(hosts, connections)})
 
 
@@ -144,13 +155,18 @@ def _inventory_host(connection: fabric.Connection, inventory: Inventory) -> Host
     by_name = {host.name: host for host in inventory.hosts}
     if connection.original_host in by_name:
         return by_name[connection.original_host]
-    by_address = [host for host in inventory.hosts
-                  if (host.endpoint.address, host.endpoint.port) == (connection.host, connection.port)]
+    by_address = [
+        host
+        for host in inventory.hosts
+        if (host.endpoint.address, host.endpoint.port) == (connection.host, connection.port)
+    ]
     if len(by_address) == 1:
         return by_address[0]
-    raise InputError(f"{inventory.path}: no host named {shown(connection.original_host)} or at "
-                     f"{shown(connection.host)}:{connection.port}: add it to the inventory, or give fabric "
-                     "the inventory's host names")
+    raise InputError(
+        f"{inventory.path}: no host named {shown(connection.original_host)} or at "
+        f"{shown(connection.host)}:{connection.port}: add it to the inventory, or give fabric "
+        "the inventory's host names"
+    )
 
 
 def _connection_to(host: Host, connection: fabric.Connection, inventory: Inventory) -> fabric.Connection:
@@ -159,9 +175,11 @@ def _connection_to(host: Host, connection: fabric.Connection, inventory: Invento
         return connection
     if connection.host == host.name and not connection.is_connected:
         return _inventory_connection(endpoint, host.gateway, connection.config)
-    raise InputError(f"{inventory.path}: hosts.{host.name}: fabric reaches it as "
-                     f"{shown(connection.user)}@{shown(connection.host)}:{connection.port}, the inventory "
-                     f"as {endpoint}: make them agree")
+    raise InputError(
+        f"{inventory.path}: hosts.{host.name}: fabric reaches it as "
+        f"{shown(connection.user)}@{shown(connection.host)}:{connection.port}, the inventory "
+        f"as {endpoint}: make them agree"
+    )
 
 
 def _inventory_connection(endpoint: Endpoint, gateway: Endpoint | None, config: fabric.Config) -> fabric.Connection:
@@ -171,8 +189,9 @@ def _inventory_connection(endpoint: Endpoint, gateway: Endpoint | None, config: 
     # as fabric's Group shares it: a clone per host costs 57 ms of CPU each (bench/fabric_group.py).
     keys = {"key_filename": [str(endpoint.identity_file)], "look_for_keys": False} if endpoint.identity_file else {}
     via = _inventory_connection(gateway, None, config) if gateway else None
-    return fabric.Connection(endpoint.address, user=endpoint.user, port=endpoint.port, config=config,
-                             connect_kwargs=keys, gateway=via)
+    return fabric.Connection(
+        endpoint.address, user=endpoint.user, port=endpoint.port, config=config, connect_kwargs=keys, gateway=via
+    )
 
 
 def _load_inventory(path: Path) -> Inventory:

@@ -28,35 +28,51 @@ from agent.runner.run import EXIT_UNCONFIRMED
 # The shipped playbooks that take no more than an inventory (license-only is a part of install).
 PLAYBOOKS = ("install", "reprovision", "audit", "decommission", "smoke")
 OPTION_HELP = {
-    "inventory": "the inventory the hosts are in (their vars, sudo, known_hosts); "
-                 "config key ispagent.inventory",
+    "inventory": "the inventory the hosts are in (their vars, sudo, known_hosts); config key ispagent.inventory",
     "state_dir": "where runs are journaled (default: as `ispagent run`)",
     "dry_run": "say what would change, change nothing",
 }
 
 
-def run_on(c: fabric.Connection, playbook: str | Playbook, inventory: str | None = None,
-           state_dir: str | None = None, dry_run: bool = False) -> None:
+def run_on(
+    c: fabric.Connection,
+    playbook: str | Playbook,
+    inventory: str | None = None,
+    state_dir: str | None = None,
+    dry_run: bool = False,
+) -> None:
     """Apply `playbook` to the host of `c`; Exit (one line, ispagent's exit code) unless it ended ok."""
     from agent.cli.run_output import make_progress, print_run_end
 
     settings = c.config.get("ispagent", {}) or {}
     progress = make_progress(quiet=False, verbose=False, show_diffs=dry_run)
     try:
-        result = apply_playbook([c], playbook, inventory=inventory or settings.get("inventory"),
-                                state_dir=state_dir or settings.get("state_dir"), dry_run=dry_run,
-                                listener=progress, forks=1)
+        result = apply_playbook(
+            [c],
+            playbook,
+            inventory=inventory or settings.get("inventory"),
+            state_dir=state_dir or settings.get("state_dir"),
+            dry_run=dry_run,
+            listener=progress,
+            forks=1,
+        )
     except IspagentError as error:
         raise Exit(f"ispagent: {error}", code=error.exit_code) from None
     finally:
         progress.close()
     print_run_end(result, quiet=False)
     if result.exit_code == EXIT_UNCONFIRMED:
-        raise Exit(f"ispagent: run {result.run_id}: every host ok, but the partner account has not confirmed "
-                   "some activations yet; the next run retries them", code=result.exit_code)
+        raise Exit(
+            f"ispagent: run {result.run_id}: every host ok, but the partner account has not confirmed "
+            "some activations yet; the next run retries them",
+            code=result.exit_code,
+        )
     if result.exit_code != 0:
-        raise Exit(f"ispagent: run {result.run_id} ended {result.status} with exit code {result.exit_code}; "
-                   f"to finish it: ispagent run --resume {result.run_id}", code=result.exit_code)
+        raise Exit(
+            f"ispagent: run {result.run_id} ended {result.status} with exit code {result.exit_code}; "
+            f"to finish it: ispagent run --resume {result.run_id}",
+            code=result.exit_code,
+        )
 
 
 def _playbook_task(name: str) -> Task:
@@ -69,8 +85,13 @@ def _playbook_task(name: str) -> Task:
 
 def _step_task(name: str, summary: str) -> Task:
     def body(c, inventory=None, state_dir=None, dry_run=False):
-        run_on(c, playbook_from_data({"name": f"step-{name}", "steps": [name]}, name=f"step-{name}"),
-               inventory, state_dir, dry_run)
+        run_on(
+            c,
+            playbook_from_data({"name": f"step-{name}", "steps": [name]}, name=f"step-{name}"),
+            inventory,
+            state_dir,
+            dry_run,
+        )
 
     body.__doc__ = f"The {name} step alone: {summary}"
     return Task(body, name=name, help=OPTION_HELP)
@@ -86,8 +107,11 @@ def _step_tasks() -> list[Task]:
     """A task per step that needs no parameters and no earlier step's state (upload, template and
     shell take parameters; installer needs preflight's verdict: they go in a playbook)."""
     steps = load_steps()
-    return [_step_task(name, kind.summary) for name, kind in sorted(steps.items())
-            if not kind.needs and not any(field.is_required() for field in kind.params.model_fields.values())]
+    return [
+        _step_task(name, kind.summary)
+        for name, kind in sorted(steps.items())
+        if not kind.needs and not any(field.is_required() for field in kind.params.model_fields.values())
+    ]
 
 
 def _collection(members: list[Task], name: str | None = None) -> Collection:

@@ -40,8 +40,9 @@ def fabric_view(connection: SshConnection, config: fabric.Config | None = None) 
     if transport is None or not transport.is_active():
         raise HostUnreachable(f"{connection.host.name}: the connection to view is not open")
     endpoint = connection.host.endpoint
-    view = BorrowedConnection(endpoint.address, user=endpoint.user, port=endpoint.port,
-                              config=config or fabric.Config(lazy=True))
+    view = BorrowedConnection(
+        endpoint.address, user=endpoint.user, port=endpoint.port, config=config or fabric.Config(lazy=True)
+    )
     view.client = client
     view.transport = transport  # is_connected from here on: fabric's open() does nothing
     return view

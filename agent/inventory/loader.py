@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from agent.errors import InventoryError
 from agent.inventory.addresses import (
@@ -105,8 +106,9 @@ def check_made_inventory(text: str, source: str) -> None:
             load_inventory(path, ssh_config=Path(os.devnull))
         except InputError as error:
             problem = str(error).removeprefix(f"{path}:")
-            raise InputError(f"{source}: the inventory made from it fails inventory check at line {problem}; "
-                             "nothing was written") from None
+            raise InputError(
+                f"{source}: the inventory made from it fails inventory check at line {problem}; nothing was written"
+            ) from None
 
 
 def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
@@ -116,7 +118,9 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     (identity_file, known_hosts) are relative to the inventory's own directory.
     """
     path = Path(path)  # a str from a script is fine too; messages keep the path as given
-    root = read_yaml_file(path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i")
+    root = read_yaml_file(
+        path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i"
+    )
     if root.is_null:
         raise root.error("the inventory is empty", "add a hosts: mapping")
     if not root.is_mapping:
@@ -218,10 +222,13 @@ def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
     try:
         found = path.is_file()
     except OSError as problem:  # is_file() lets "File name too long" through
-        raise node.error(f"{shown(written)} cannot be looked up: {problem.strerror}", "give the path of the key file") from None
+        raise node.error(
+            f"{shown(written)} cannot be looked up: {problem.strerror}", "give the path of the key file"
+        ) from None
     if not found:
         raise node.error(
-            f"{shown(written)} does not exist (looked for {path})", "a relative path starts at the inventory's directory"
+            f"{shown(written)} does not exist (looked for {path})",
+            "a relative path starts at the inventory's directory",
         )
     return path
 
@@ -256,8 +263,10 @@ def _read_proxy_command(node: LocatedNode) -> ProxyCommandSpec | Literal["none"]
 
 
 _PROXY_COMMAND_FIX = "write a shell command as for ssh's ProxyCommand, e.g. ssh -W %h:%p bastion"
-_GATEWAY_FIX = ("write host, user@host or user@host:port (IPv6 as [2001:db8::1]), comma-separated for a chain, "
-                "or a mapping with address, port, user")
+_GATEWAY_FIX = (
+    "write host, user@host or user@host:port (IPv6 as [2001:db8::1]), comma-separated for a chain, "
+    "or a mapping with address, port, user"
+)
 
 
 def _read_gateway(node: LocatedNode, base_dir: Path) -> Route:
@@ -449,8 +458,15 @@ def _config_route(entry: SshConfigEntry, host: HostSpec, config: SshConfig | Non
 
 
 def _routed(
-    endpoint: Endpoint, route: Route | None, name: str, user: str, identity_file: Path | None, host: HostSpec,
-    config: SshConfig | None, *, depth: int,
+    endpoint: Endpoint,
+    route: Route | None,
+    name: str,
+    user: str,
+    identity_file: Path | None,
+    host: HostSpec,
+    config: SshConfig | None,
+    *,
+    depth: int,
 ) -> Endpoint:
     """`endpoint` reached as `route` says: its `via` the last of a chain of jump hosts, or its proxy command."""
     if route is None or route == NO_GATEWAY:
@@ -465,8 +481,14 @@ def _routed(
 
 
 def _jump_endpoint(
-    spec: GatewaySpec, via: Endpoint | None, user: str, identity_file: Path | None, host: HostSpec,
-    config: SshConfig | None, *, depth: int,
+    spec: GatewaySpec,
+    via: Endpoint | None,
+    user: str,
+    identity_file: Path | None,
+    host: HostSpec,
+    config: SshConfig | None,
+    *,
+    depth: int,
 ) -> Endpoint:
     """One jump host, after `via`. Unset parts come from ssh config for the jump host, then the host."""
     if depth >= MAX_JUMPS:
@@ -514,8 +536,10 @@ def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> 
     seen: dict[tuple, Host] = {}
     for host, spec in zip(hosts, specs):
         jumps = host.gateway.jumps() if host.gateway else ()
-        route = (tuple((canonical_address(hop.address), hop.port, hop.proxy_command) for hop in jumps),
-                 host.endpoint.proxy_command)
+        route = (
+            tuple((canonical_address(hop.address), hop.port, hop.proxy_command) for hop in jumps),
+            host.endpoint.proxy_command,
+        )
         key = (canonical_address(host.address), host.endpoint.port, route)
         if key in seen:
             first = seen[key]

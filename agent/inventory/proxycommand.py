@@ -58,9 +58,13 @@ def expand_proxy_command(text: str, values: TokenValues) -> str:
     return "".join(out)
 
 
-_UNCLOSED = {_SINGLE: "has a ' that is not closed", _DOUBLE: 'has a " that is not closed',
-             _SUBST: "has a $( that is not closed", _PAREN: "has a ( that is not closed",
-             _BACKQUOTE: "has a ` that is not closed"}
+_UNCLOSED = {
+    _SINGLE: "has a ' that is not closed",
+    _DOUBLE: 'has a " that is not closed',
+    _SUBST: "has a $( that is not closed",
+    _PAREN: "has a ( that is not closed",
+    _BACKQUOTE: "has a ` that is not closed",
+}
 
 
 def _step(text: str, index: int, contexts: list[str], out: list[str], values: TokenValues) -> int:
@@ -74,9 +78,9 @@ def _step(text: str, index: int, contexts: list[str], out: list[str], values: To
         out.append(char)
         return index + 1
     if char == "\\":
-        if text[index + 1:index + 2] == "%":  # `\%h`: the backslash would undo the value's quoting
+        if text[index + 1 : index + 2] == "%":  # `\%h`: the backslash would undo the value's quoting
             raise ProxyCommandError("has a backslash right before a % token")
-        out.append(text[index:index + 2])
+        out.append(text[index : index + 2])
         return index + 2
     if text.startswith("$(", index):
         contexts.append(_SUBST)
@@ -108,7 +112,7 @@ def _track(char: str, contexts: list[str]) -> None:
 
 
 def _token(text: str, index: int, context: str, out: list[str], values: TokenValues) -> int:
-    token = text[index + 1:index + 2]
+    token = text[index + 1 : index + 2]
     if token == "%":
         out.append("%")
         return index + 2

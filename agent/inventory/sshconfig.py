@@ -72,7 +72,7 @@ class SshConfig:
         )
 
 
-def _raw_proxy_command_config() -> type["paramiko.SSHConfig"]:
+def _raw_proxy_command_config() -> type[paramiko.SSHConfig]:
     """paramiko's SSHConfig, leaving ProxyCommand's tokens alone: it pastes values in unquoted, and
     expand_proxy_command quotes each for where it stands."""
     import paramiko

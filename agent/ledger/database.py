@@ -7,10 +7,11 @@ work through one `LedgerDatabase`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Executable, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,12 +26,12 @@ LOCK_WAIT_SECONDS = 60.0
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def utc_today() -> str:
     """The ledger's dates are UTC days."""
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 class LedgerDatabase:
@@ -60,7 +61,11 @@ class LedgerDatabase:
         except LedgerError:
             raise
         except SQLAlchemyError as error:
-            first = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            first = (
+                str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+                if str(error).strip()
+                else type(error).__name__
+            )
             hint = ""
             if "connect" in first.lower() or "password authentication" in first.lower():
                 hint = f"; check that the database is running and reachable, or fix ledger_url / ${LEDGER_URL_ENV}"

@@ -38,14 +38,20 @@ USER_TIMEOUT_MS = 10_000
 def connection_args(url: URL) -> dict[str, Any]:
     """libpq's connect arguments: the client's keepalives and timeouts, and the same for the server's
     end of the session (its `-c` options), so each side drops a peer it can no longer reach."""
-    server = (f"-c tcp_keepalives_idle={KEEPALIVE_IDLE_S} -c tcp_keepalives_interval={KEEPALIVE_INTERVAL_S} "
-              f"-c tcp_keepalives_count={KEEPALIVE_COUNT} -c tcp_user_timeout={USER_TIMEOUT_MS}")
+    server = (
+        f"-c tcp_keepalives_idle={KEEPALIVE_IDLE_S} -c tcp_keepalives_interval={KEEPALIVE_INTERVAL_S} "
+        f"-c tcp_keepalives_count={KEEPALIVE_COUNT} -c tcp_user_timeout={USER_TIMEOUT_MS}"
+    )
     given = url.query.get("options")  # the URL's own options (a search_path) are kept, ours appended
     given = " ".join(given) if isinstance(given, tuple) else given
     return {
-        "application_name": f"ispagent {socket.gethostname()}:{os.getpid()}"[:63], "connect_timeout": CONNECT_TIMEOUT_S,
-        "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_S, "keepalives_interval": KEEPALIVE_INTERVAL_S,
-        "keepalives_count": KEEPALIVE_COUNT, "tcp_user_timeout": USER_TIMEOUT_MS,
+        "application_name": f"ispagent {socket.gethostname()}:{os.getpid()}"[:63],
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_S,
+        "keepalives_interval": KEEPALIVE_INTERVAL_S,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": USER_TIMEOUT_MS,
         "options": f"{given} {server}" if given else server,
     }
 
@@ -57,8 +63,9 @@ class PostgresBackend:
     def __init__(self, url: URL) -> None:
         self.shown = url.render_as_string(hide_password=True)
         args = connection_args(url)
-        self.engine = create_engine(url, pool_size=5, max_overflow=10, pool_timeout=60, pool_pre_ping=True,
-                                    connect_args=args)
+        self.engine = create_engine(
+            url, pool_size=5, max_overflow=10, pool_timeout=60, pool_pre_ping=True, connect_args=args
+        )
         # Lock connections live as long as a host is being licensed: kept out of the shared pool.
         self.lock_engine: Engine = create_engine(url, poolclass=NullPool, connect_args=args)
 
@@ -78,7 +85,9 @@ class PostgresBackend:
             while not db.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), key).scalar():
                 if time.monotonic() > deadline:
                     holder = _holder(db, key)
-                    raise HostLocked(f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends")
+                    raise HostLocked(
+                        f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends"
+                    )
                 time.sleep(0.2)
         except BaseException:
             db.close()
@@ -103,10 +112,13 @@ class _AdvisoryLock:
 
 
 def _holder(db: Connection, key: dict[str, int]) -> str:
-    row = db.execute(text(
-        "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.classid = CAST(:ns AS oid) AND l.objid = CAST(:key AS oid) AND l.granted"
-    ), key).first()
+    row = db.execute(
+        text(
+            "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.classid = CAST(:ns AS oid) AND l.objid = CAST(:key AS oid) AND l.granted"
+        ),
+        key,
+    ).first()
     if row is None:
         return "it just finished"
     return f"{row[0] or 'unknown'} from {row[1] or 'local socket'}"

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
 from agent.errors import PartnerPaymentRequired
 
@@ -35,7 +36,7 @@ ACCOUNT_GATE_WAIT_SECONDS = 900.0
 
 
 class OrderBreaker(Protocol):
-    def gate(self, account: str, interval_s: float = 0.0) -> ContextManager[None]:
+    def gate(self, account: str, interval_s: float = 0.0) -> AbstractContextManager[None]:
         """Held while one order of `account` is sent; entered `interval_s` or more after the last one ended."""
         ...
 
@@ -74,7 +75,7 @@ class _Gates:
             finally:
                 self._sent(account, interval_s)
 
-    def _shared(self, account: str) -> ContextManager[None]:
+    def _shared(self, account: str) -> AbstractContextManager[None]:
         return _NOTHING
 
     def _wait(self, account: str) -> float:
@@ -98,8 +99,9 @@ _NOTHING = _Nothing()
 class LocalOrderBreaker(_Gates):
     """Per account, in this process: once tripped, no order until BREAKER_SECONDS pass."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         super().__init__(sleep)
         self.clock = clock
         self._tripped: dict[str, tuple[float, str]] = {}
@@ -131,13 +133,14 @@ class LocalOrderBreaker(_Gates):
 class LedgerOrderBreaker(_Gates):
     """Per account, for every agent on `ledger`: the tripped state is the ledger's `order_breakers` row."""
 
-    def __init__(self, ledger: LicenseLedger, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, ledger: LicenseLedger, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         super().__init__(sleep)
         self.ledger = ledger
         self.clock = clock
 
-    def _shared(self, account: str) -> ContextManager[None]:
+    def _shared(self, account: str) -> AbstractContextManager[None]:
         return self.ledger.account_lock(account, ACCOUNT_GATE_WAIT_SECONDS)
 
     def _wait(self, account: str) -> float:
@@ -161,8 +164,9 @@ class LedgerOrderBreaker(_Gates):
             return  # a probe is due (check), or this order is the probe (admit)
         since = _utc(row.tripped_at)
         retry = _utc(max(row.probe_at + PROBE_SECONDS, now))
-        raise PartnerPaymentRequired(f"ordering stopped since {since} UTC: {row.message}; "
-                                     f"one order is tried again at {retry} UTC or later")
+        raise PartnerPaymentRequired(
+            f"ordering stopped since {since} UTC: {row.message}; one order is tried again at {retry} UTC or later"
+        )
 
     def trip(self, account: str, message: str) -> None:
         self.ledger.trip_breaker(account, message, self.clock())
@@ -173,4 +177,4 @@ class LedgerOrderBreaker(_Gates):
 
 
 def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")

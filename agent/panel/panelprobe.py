@@ -9,8 +9,8 @@ trip (testinfra's socket, file and run) started a dozen and waited for each.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from agent.panel.mgrctl import MGRCTL, parse_key_values
 from agent.transport.quoting import command_line
@@ -42,9 +42,12 @@ ISPAGENT_SUMS"""
 def panel_probe_script(port: int, files: Sequence[str]) -> str:
     """The shell program for `port` (the panel's ihttpd port) and the files to digest."""
     sums = _SUMS.replace("__FILES__", command_line(files)) if files else ""
-    return (_SCRIPT.replace("__PORT__", f"{port:04X}")
-            .replace("__LICENSE_INFO__", command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
-            .replace("__SUMS__", sums).replace("__DONE__", DONE))
+    return (
+        _SCRIPT.replace("__PORT__", f"{port:04X}")
+        .replace("__LICENSE_INFO__", command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
+        .replace("__SUMS__", sums)
+        .replace("__DONE__", DONE)
+    )
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def socket_url(local: str) -> str:
     order: little-endian on the machines we serve)."""
     address, _, port = local.partition(":")
     try:
-        words = [bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8)]
+        words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8)]
         shown = str(ipaddress.ip_address(b"".join(words)))
         number = int(port, 16)
     except ValueError:

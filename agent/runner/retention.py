@@ -12,7 +12,7 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.errors import InputError, StateDirError
@@ -68,7 +68,7 @@ def prune_runs(
         raise InputError("say what to keep: --keep N and/or --older-than DAYS")
     if keep is not None and keep < 0 or older_than_days is not None and older_than_days < 0:
         raise InputError("--keep and --older-than take a number of 0 or more")
-    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=older_than_days) if older_than_days is not None else None
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days) if older_than_days is not None else None
     removed, kept_resumable, kept_running, freed = [], [], [], 0
     listing = scan_runs(state_dir)
     for index, record in enumerate(listing.records):  # newest first
@@ -89,16 +89,17 @@ def prune_runs(
         if not dry_run:
             _remove(directory)
         removed.append(record.run_id)
-    return PruneResult(tuple(removed), tuple(kept_resumable), tuple(kept_running), freed,
-                       listing.skipped_line(state_dir))
+    return PruneResult(
+        tuple(removed), tuple(kept_resumable), tuple(kept_running), freed, listing.skipped_line(state_dir)
+    )
 
 
 def _started(record: RunRecord) -> datetime:
     try:
         started = datetime.fromisoformat(record.started_at)
     except ValueError:
-        return datetime.max.replace(tzinfo=timezone.utc)  # unreadable: never "too old"
-    return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+        return datetime.max.replace(tzinfo=UTC)  # unreadable: never "too old"
+    return started if started.tzinfo else started.replace(tzinfo=UTC)
 
 
 def _size(directory: Path) -> int:
@@ -121,5 +122,7 @@ def _remove(directory: Path) -> None:
     except FileNotFoundError:
         return  # another prune got there first
     except OSError as error:
-        raise StateDirError(f"state dir: cannot remove {directory} ({error.strerror or error}); fix its "
-                            "permissions, or remove it by hand") from None
+        raise StateDirError(
+            f"state dir: cannot remove {directory} ({error.strerror or error}); fix its "
+            "permissions, or remove it by hand"
+        ) from None

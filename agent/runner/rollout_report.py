@@ -4,8 +4,8 @@ node: every host, whichever node ran its steps, with the node and the claims it 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from agent.ledger.rollouts import RolloutBoard, RolloutHost, RolloutStatus, StepRow
 from agent.runner.events import HostOutcome, StepRecord
@@ -22,12 +22,17 @@ def rollout_result(board: RolloutBoard, name: str, addresses: Mapping[str, str])
     return result_of(status, board.steps(name), addresses)
 
 
-def result_of(status: RolloutStatus, steps: Mapping[str, list[tuple[StepRow, float]]],
-              addresses: Mapping[str, str]) -> RunResult:
+def result_of(
+    status: RolloutStatus, steps: Mapping[str, list[tuple[StepRow, float]]], addresses: Mapping[str, str]
+) -> RunResult:
     ended = [when for rows in steps.values() for _, when in rows]
     result = RunResult(
-        run_id=f"rollout:{status.name}", playbook=status.playbook, inventory="", started_at=_iso(status.started_at),
-        dry_run=False, hosts=[_host(h, steps.get(h.name, []), addresses.get(h.name, ""), status) for h in status.hosts],
+        run_id=f"rollout:{status.name}",
+        playbook=status.playbook,
+        inventory="",
+        started_at=_iso(status.started_at),
+        dry_run=False,
+        hosts=[_host(h, steps.get(h.name, []), addresses.get(h.name, ""), status) for h in status.hosts],
         finished_at=_iso(max(ended, default=status.now)) if status.complete else _iso(status.now),
     )
     if not status.complete:
@@ -55,4 +60,4 @@ def _host(host: RolloutHost, rows: list[tuple[StepRow, float]], address: str, st
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")

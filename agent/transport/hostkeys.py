@@ -43,8 +43,9 @@ def _names_of(line: str) -> set[str]:
     return set(first.split(","))
 
 
-def changed_key(address: str, port: int, expected: paramiko.PKey, sent: paramiko.PKey,
-                path: Path | None) -> HostKeyMismatch:
+def changed_key(
+    address: str, port: int, expected: paramiko.PKey, sent: paramiko.PKey, path: Path | None
+) -> HostKeyMismatch:
     """The error for a server whose key is not the one known_hosts has for it, with the fix."""
     name = known_hosts_name(address, port)
     return HostKeyMismatch(

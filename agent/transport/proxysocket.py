@@ -1,7 +1,7 @@
 """A ProxyCommand as the socket of an SSH connection: paramiko's `ProxyCommand`, run as OpenSSH runs it.
 
 paramiko's own class splits the line with shlex and runs it without a shell (OpenSSH uses
-`/bin/sh -c`, and users' commands rely on it: `exec`, pipes, `$HOME`), keeps the command's stderr in
+`/bin/sh -c 'exec COMMAND'`, and users' commands rely on the shell: pipes, `$HOME`), keeps the command's stderr in
 a pipe nobody reads (a chatty command blocks), spins on a dead command's end of output until the
 transport's timeout instead of reporting it, and leaves the command's children running on close.
 This one answers end of output at once, keeps the last lines of stderr for the error message, and
@@ -34,13 +34,18 @@ class ProxyCommandSocket(paramiko.ProxyCommand):
     """The stdin and stdout of `/bin/sh -c COMMAND_LINE`, as a socket for paramiko's Transport."""
 
     def __init__(self, command_line: str) -> None:  # not super().__init__: see the module's doc
-        self.cmd = ["/bin/sh", "-c", command_line]
+        # As OpenSSH: `exec` puts the command in the shell's place, and a line starting with `-` is no option.
+        self.cmd = ["/bin/sh", "-c", f"exec {command_line}"]
         self.timeout: float | None = None
         self.received = 0  # bytes the command has given: none means no SSH server ever answered
         self.ended_running = False  # close() had to end it: it had not ended on its own
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
         self.process = subprocess.Popen(
-            self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+            self.cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
             start_new_session=True,  # its own process group, ended as a whole on close
         )
         self._stdin, self._stdout, self._stderr_pipe = _pipes(self.process)

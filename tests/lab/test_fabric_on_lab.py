@@ -51,8 +51,9 @@ def install_ready(lab):
 def fab(*args: str, state_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """fabric's own `fab` in a subprocess, on the test fabfile, as a team runs it."""
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state_dir)}
-    return subprocess.run([str(FAB), "-r", str(FABFILE_DIR), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
+    return subprocess.run(
+        [str(FAB), "-r", str(FABFILE_DIR), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    )
 
 
 def transcript(state_dir: Path, run_id: str, name: str, lab) -> list[str]:
@@ -91,7 +92,8 @@ def live_licenses(lab) -> dict[str, list[str]]:
 
 
 def test_fabfile_install_through_a_fabric_group_sends_what_ispagent_run_sends_and_licenses_each_host_once(
-        install_ready, tmp_path):
+    install_ready, tmp_path
+):
     lab = install_ready
     fabric_state, cli_state = tmp_path / "fabric", tmp_path / "cli"
     try:
@@ -99,18 +101,45 @@ def test_fabfile_install_through_a_fabric_group_sends_what_ispagent_run_sends_an
     finally:
         # Leave the account with no live license on these IPs, for the tests that follow.
         for state_dir, names in ((fabric_state, FABRIC_HOSTS), (cli_state, CLI_HOSTS)):
-            ispagent("run", "playbooks/decommission.yaml", "-i", str(lab.inventory_path), "--limit", ",".join(names),
-                     state_dir=state_dir)
+            ispagent(
+                "run",
+                "playbooks/decommission.yaml",
+                "-i",
+                str(lab.inventory_path),
+                "--limit",
+                ",".join(names),
+                state_dir=state_dir,
+            )
 
 
 def fabric_group_installs_as_ispagent_run_does(lab, tmp_path: Path, fabric_state: Path, cli_state: Path) -> None:
     inventory = str(lab.inventory_path)
-    by_fabric = fab("-S", str(lab.ssh_config_path), "rollout", "--names", ",".join(FABRIC_HOSTS),
-                    "--inventory", inventory, "--state-dir", str(fabric_state),
-                    "--report-json", str(tmp_path / "fabric.json"), state_dir=fabric_state)
+    by_fabric = fab(
+        "-S",
+        str(lab.ssh_config_path),
+        "rollout",
+        "--names",
+        ",".join(FABRIC_HOSTS),
+        "--inventory",
+        inventory,
+        "--state-dir",
+        str(fabric_state),
+        "--report-json",
+        str(tmp_path / "fabric.json"),
+        state_dir=fabric_state,
+    )
     assert by_fabric.returncode == 0, by_fabric.stdout + by_fabric.stderr
-    by_cli = ispagent("run", "playbooks/install.yaml", "-i", inventory, "--limit", ",".join(CLI_HOSTS),
-                      "--report-json", str(tmp_path / "cli.json"), state_dir=cli_state)
+    by_cli = ispagent(
+        "run",
+        "playbooks/install.yaml",
+        "-i",
+        inventory,
+        "--limit",
+        ",".join(CLI_HOSTS),
+        "--report-json",
+        str(tmp_path / "cli.json"),
+        state_dir=cli_state,
+    )
     assert by_cli.returncode == 0, by_cli.stdout + by_cli.stderr
     fabric_report, cli_report = read_report(tmp_path / "fabric.json"), read_report(tmp_path / "cli.json")
 
@@ -129,17 +158,38 @@ def fabric_group_installs_as_ispagent_run_does(lab, tmp_path: Path, fabric_state
             assert hosts[name]["status"] == "changed" and hosts[name]["license"]["action"] == "ordered", hosts[name]
             assert licensed[lab.host(name).address] == [hosts[name]["license"]["id"]], name
 
-    again = fab("-S", str(lab.ssh_config_path), "rollout", "--names", ",".join(FABRIC_HOSTS),
-                "--inventory", inventory, "--state-dir", str(fabric_state),
-                "--report-json", str(tmp_path / "again.json"), state_dir=fabric_state)
+    again = fab(
+        "-S",
+        str(lab.ssh_config_path),
+        "rollout",
+        "--names",
+        ",".join(FABRIC_HOSTS),
+        "--inventory",
+        inventory,
+        "--state-dir",
+        str(fabric_state),
+        "--report-json",
+        str(tmp_path / "again.json"),
+        state_dir=fabric_state,
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     summary = read_report(tmp_path / "again.json")["summary"]
     assert summary["changed"] == 0 and summary["ok"] == len(FABRIC_HOSTS)
     assert live_licenses(lab) == licensed  # nothing ordered the second time
 
     # The shipped decommission task over fab -H parks both licenses: none live on their IPs.
-    released = fab("-S", str(lab.ssh_config_path), "-H", ",".join(FABRIC_HOSTS), "decommission",
-                   "--inventory", inventory, "--state-dir", str(fabric_state), state_dir=fabric_state)
+    released = fab(
+        "-S",
+        str(lab.ssh_config_path),
+        "-H",
+        ",".join(FABRIC_HOSTS),
+        "decommission",
+        "--inventory",
+        inventory,
+        "--state-dir",
+        str(fabric_state),
+        state_dir=fabric_state,
+    )
     assert released.returncode == 0, released.stdout + released.stderr
     left = live_licenses(lab)
     assert not any(lab.host(name).address in left for name in FABRIC_HOSTS), left
@@ -156,8 +206,17 @@ def test_fab_H_on_two_lab_hosts_runs_the_shipped_smoke_playbook_and_a_rerun_chan
 def fab_H_runs_smoke(lab, tmp_path: Path) -> None:
     for name in ("h5", "h6"):
         on_host(lab, name, "rm -rf /srv/ispagent-smoke")
-    args = ("-S", str(lab.ssh_config_path), "-H", "h5,h6", "smoke", "--inventory", str(lab.inventory_path),
-            "--state-dir", str(tmp_path))
+    args = (
+        "-S",
+        str(lab.ssh_config_path),
+        "-H",
+        "h5,h6",
+        "smoke",
+        "--inventory",
+        str(lab.inventory_path),
+        "--state-dir",
+        str(tmp_path),
+    )
     first = fab(*args, state_dir=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     for name in ("h5", "h6"):
@@ -167,25 +226,49 @@ def fab_H_runs_smoke(lab, tmp_path: Path) -> None:
     assert first.stdout.count("changed 1") == 2, first.stdout
 
     # Hosts named as in the inventory, with no ssh_config: reached where the inventory says.
-    second = fab("-H", "h5,h6", "smoke", "--inventory", str(lab.inventory_path), "--state-dir", str(tmp_path),
-                 state_dir=tmp_path)
+    second = fab(
+        "-H", "h5,h6", "smoke", "--inventory", str(lab.inventory_path), "--state-dir", str(tmp_path), state_dir=tmp_path
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     assert second.stdout.count("changed 0") == 2 and second.stdout.count("ok 1") == 2, second.stdout
 
 
 def test_a_host_that_fails_under_fab_ends_the_task_with_the_runs_exit_status_and_the_resume_line(lab, tmp_path):
     reset_panel(lab, "h6")
-    result = fab("-S", str(lab.ssh_config_path), "-H", "h6", "steps.verify", "--inventory", str(lab.inventory_path),
-                 "--state-dir", str(tmp_path), state_dir=tmp_path)
+    result = fab(
+        "-S",
+        str(lab.ssh_config_path),
+        "-H",
+        "h6",
+        "steps.verify",
+        "--inventory",
+        str(lab.inventory_path),
+        "--state-dir",
+        str(tmp_path),
+        state_dir=tmp_path,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    assert re.search(r"^ispagent: run \S+ ended finished with exit code 1; to finish it: ispagent run --resume \S+$",
-                     result.stderr, re.MULTILINE), result.stderr
+    assert re.search(
+        r"^ispagent: run \S+ ended finished with exit code 1; to finish it: ispagent run --resume \S+$",
+        result.stderr,
+        re.MULTILINE,
+    ), result.stderr
 
 
 def test_fab_with_a_wrong_inventory_host_is_one_line_and_exit_2(lab, tmp_path):
-    result = fab("-S", str(lab.ssh_config_path), "-H", "nosuchhost", "smoke", "--inventory", str(lab.inventory_path),
-                 "--state-dir", str(tmp_path), state_dir=tmp_path)
+    result = fab(
+        "-S",
+        str(lab.ssh_config_path),
+        "-H",
+        "nosuchhost",
+        "smoke",
+        "--inventory",
+        str(lab.inventory_path),
+        "--state-dir",
+        str(tmp_path),
+        state_dir=tmp_path,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "no host named 'nosuchhost'" in result.stderr
@@ -254,8 +337,9 @@ def test_fabric_view_runs_a_users_fabric_code_over_our_connection_and_leaves_it_
 def test_a_playbook_group_runs_in_rolling_batches_as_a_journaled_run_that_ispagent_lists(lab, tmp_path):
     group = PlaybookGroup("h5", "h6", config=fabric.Config(runtime_ssh_path=str(lab.ssh_config_path)))
     try:
-        result = group.apply("smoke", inventory=lab.inventory_path, state_dir=tmp_path, forks=2, batch_size="1",
-                             max_fail_percent=0)
+        result = group.apply(
+            "smoke", inventory=lab.inventory_path, state_dir=tmp_path, forks=2, batch_size="1", max_fail_percent=0
+        )
     finally:
         group.close()
         for name in ("h5", "h6"):

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.lab
 
 def _ssh_w(lab, hop: str) -> str:
     """A ProxyCommand through `hop` with the OpenSSH client, trusting only the lab's known_hosts."""
-    return (f"ssh -i {lab.identity_file} -o IdentitiesOnly=yes -o BatchMode=yes "
-            f"-o UserKnownHostsFile={lab.known_hosts_path} -o StrictHostKeyChecking=yes -W %h:%p root@{hop}")
+    return (
+        f"ssh -i {lab.identity_file} -o IdentitiesOnly=yes -o BatchMode=yes "
+        f"-o UserKnownHostsFile={lab.known_hosts_path} -o StrictHostKeyChecking=yes -W %h:%p root@{hop}"
+    )
 
 
 def _gateway_files(lab, tmp_path):
@@ -28,7 +30,8 @@ def _gateway_files(lab, tmp_path):
     ProxyCommand written in the inventory, h6 over a ProxyCommand from ssh config."""
     h1, h2, h3, h4, h5, h6 = lab.hosts[:6]
     ssh_config = tmp_path / "ssh_config"
-    ssh_config.write_text(textwrap.dedent(f"""\
+    ssh_config.write_text(
+        textwrap.dedent(f"""\
         Host h1
           HostName {h1.address}
         Host h2
@@ -38,9 +41,11 @@ def _gateway_files(lab, tmp_path):
           ProxyJump h1,root@h2:22
         Host {h6.address}
           ProxyCommand {_ssh_w(lab, h2.address)}
-        """))
+        """)
+    )
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(textwrap.dedent(f"""\
+    inventory.write_text(
+        textwrap.dedent(f"""\
         ssh: {{known_hosts: {lab.known_hosts_path}, connect_timeout: 5}}
         defaults:
           user: root
@@ -57,7 +62,8 @@ def _gateway_files(lab, tmp_path):
             proxy_command: "{_ssh_w(lab, h1.address)}"
             vars: {{fqdn: {h5.fqdn}}}
           h6: {{address: {h6.address}, vars: {{fqdn: {h6.fqdn}}}}}
-        """))
+        """)
+    )
     return inventory, ssh_config
 
 
@@ -101,12 +107,14 @@ def test_a_first_hop_reached_over_its_own_proxy_command_carries_the_hop_after_it
     # `edge` is h1, reached with `ssh -W` through h2; h3 is reached through edge: h2 -> h1 -> h3.
     ssh_config.write_text(f"Host edge\n  HostName {h1.address}\n  ProxyCommand {_ssh_w(lab, h2.address)}\n")
     inventory_path = tmp_path / "inventory.yaml"
-    inventory_path.write_text(textwrap.dedent(f"""\
+    inventory_path.write_text(
+        textwrap.dedent(f"""\
         ssh: {{known_hosts: {lab.known_hosts_path}, connect_timeout: 5}}
         defaults: {{user: root, identity_file: {lab.identity_file}}}
         hosts:
           h3: {{address: {h3.address}, gateway: edge}}
-        """))
+        """)
+    )
     inventory = load_inventory(inventory_path, ssh_config=ssh_config)
     connector = SshConnector(inventory.ssh)
     try:

@@ -50,5 +50,7 @@ def test_help_still_lists_every_command():
 
 
 def test_inventory_from_ansible_is_still_a_subcommand():
-    done = subprocess.run([sys.executable, "-m", "agent", "inventory", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "inventory", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert "from-ansible" in done.stdout

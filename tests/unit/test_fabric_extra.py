@@ -69,8 +69,9 @@ def test_a_fabric_connection_resolved_to_the_inventory_address_is_used_as_it_is(
 
 
 def test_a_name_fabric_could_not_resolve_is_reached_where_the_inventory_says_with_its_key():
-    matched = hosts_of_inventory([connection("web1", user="root"), connection("web2", user="root")],
-                                 inventory(WEB1, WEB2))
+    matched = hosts_of_inventory(
+        [connection("web1", user="root"), connection("web2", user="root")], inventory(WEB1, WEB2)
+    )
     assert [host.name for host in matched.hosts] == ["web1", "web2"]
     web1, web2 = matched.connections["web1"], matched.connections["web2"]
     assert (web1.host, web1.port, web1.user) == ("192.0.2.10", 22, "root")
@@ -78,11 +79,17 @@ def test_a_name_fabric_could_not_resolve_is_reached_where_the_inventory_says_wit
     assert (web2.host, web2.port) == ("192.0.2.11", 2222) and "key_filename" not in web2.connect_kwargs
 
 
-@pytest.mark.parametrize("given, problem", [
-    (dict(host="192.0.2.99", user="root"), "no host named '192.0.2.99' or at '192.0.2.99':22"),
-    (dict(host="192.0.2.10", user="deploy"), "hosts.web1: fabric reaches it as 'deploy'@'192.0.2.10':22, "
-                                             "the inventory as root@192.0.2.10:22: make them agree"),
-])
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        (dict(host="192.0.2.99", user="root"), "no host named '192.0.2.99' or at '192.0.2.99':22"),
+        (
+            dict(host="192.0.2.10", user="deploy"),
+            "hosts.web1: fabric reaches it as 'deploy'@'192.0.2.10':22, "
+            "the inventory as root@192.0.2.10:22: make them agree",
+        ),
+    ],
+)
 def test_a_fabric_host_the_inventory_does_not_reach_the_same_way_is_refused_in_one_line(given, problem):
     with pytest.raises(InputError) as refused:
         hosts_of_inventory([connection(**given)], inventory(WEB1, WEB2))
@@ -96,8 +103,7 @@ def test_a_group_that_reaches_one_host_twice_is_refused():
 
 def test_without_an_inventory_a_host_is_made_from_its_connection_with_the_vars_given():
     matched = hosts_of_connections([connection("deploy@192.0.2.20:2200")], {"edition": "pro"})
-    assert matched.hosts == (Host("192.0.2.20", Endpoint("192.0.2.20", 2200, "deploy"),
-                                  vars={"edition": "pro"}),)
+    assert matched.hosts == (Host("192.0.2.20", Endpoint("192.0.2.20", 2200, "deploy"), vars={"edition": "pro"}),)
 
 
 def test_a_shipped_playbook_is_found_by_name_and_an_unknown_name_lists_them(tmp_path):
@@ -105,7 +111,9 @@ def test_a_shipped_playbook_is_found_by_name_and_an_unknown_name_lists_them(tmp_
     own = tmp_path / "own.yaml"
     own.write_text("steps: []\n")
     assert playbook_path(own) == own
-    with pytest.raises(InputError, match=r"^'instal': no such playbook file, nor a shipped playbook .*shipped: audit, "):
+    with pytest.raises(
+        InputError, match=r"^'instal': no such playbook file, nor a shipped playbook .*shipped: audit, "
+    ):
         playbook_path("instal")
 
 
@@ -120,8 +128,14 @@ def test_bad_vars_and_an_empty_group_fail_before_any_host_is_contacted(tmp_path)
 
 def fab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (cwd / "fabfile.py").write_text("from agent.fabric.tasks import ns\n")
-    return subprocess.run([str(FAB), *args], capture_output=True, text=True, cwd=cwd, timeout=60,
-                          env={**os.environ, "ISPAGENT_STATE_DIR": str(cwd / "state")})
+    return subprocess.run(
+        [str(FAB), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        env={**os.environ, "ISPAGENT_STATE_DIR": str(cwd / "state")},
+    )
 
 
 def test_the_shipped_playbooks_and_steps_are_fab_tasks(tmp_path):
@@ -143,8 +157,9 @@ def test_fab_with_an_inventory_that_is_not_there_ends_in_one_line_and_exit_2(tmp
 @st.composite
 def mutated_inventory(draw) -> bytes:
     """inventory.example.yaml damaged by the one mutator (harness/mutations.py), with hypothesis's random."""
-    return mutations.mutated(draw(st.randoms(use_true_random=False)), mutations.originals("inventory")[0],
-                             "inventory", 256 * 1024)
+    return mutations.mutated(
+        draw(st.randoms(use_true_random=False)), mutations.originals("inventory")[0], "inventory", 256 * 1024
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

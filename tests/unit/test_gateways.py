@@ -68,14 +68,17 @@ def test_the_shipped_example_has_a_two_hop_chain_and_a_proxy_command() -> None:
 
 
 def test_a_chain_as_a_string_and_as_a_list_are_the_same_chain(tmp_path: Path) -> None:
-    inventory = load(tmp_path, """\
+    inventory = load(
+        tmp_path,
+        """\
         defaults: {user: deploy}
         hosts:
           a: {address: 10.0.0.5, gateway: "jump@bastion.example.com:2222,[2001:db8::1]:2200,10.9.0.1"}
           b:
             address: 10.0.0.6
             gateway: [jump@bastion.example.com:2222, {address: "2001:db8::1", port: 2200}, 10.9.0.1]
-        """)
+        """,
+    )
     a, b = inventory.hosts
     assert [str(hop) for hop in a.gateway.jumps()] == [
         "jump@bastion.example.com:2222", "deploy@2001:db8::1:2200", "deploy@10.9.0.1:22",
@@ -85,7 +88,10 @@ def test_a_chain_as_a_string_and_as_a_list_are_the_same_chain(tmp_path: Path) ->
 
 def test_ssh_config_proxy_jump_chain_resolves_each_hop_through_ssh_config(tmp_path: Path) -> None:
     (tmp_path / "hop_key").write_text("key")
-    inventory = load(tmp_path, "hosts: {web1: {}}\n", f"""\
+    inventory = load(
+        tmp_path,
+        "hosts: {web1: {}}\n",
+        f"""\
         Host web1
           HostName 10.0.0.5
           ProxyJump hop1,admin@hop2:2022
@@ -95,7 +101,8 @@ def test_ssh_config_proxy_jump_chain_resolves_each_hop_through_ssh_config(tmp_pa
           IdentityFile {tmp_path}/hop_key
         Host hop2
           HostName 203.0.113.2
-        """)
+        """,
+    )
     first, second = inventory.hosts[0].gateway.jumps()
     assert first == Endpoint("203.0.113.1", 22, "first", tmp_path / "hop_key")
     assert second == Endpoint("203.0.113.2", 2022, "admin", None, via=first)
@@ -118,25 +125,33 @@ def test_the_first_hop_follows_its_own_proxy_jump_and_a_loop_is_refused(tmp_path
 
 
 def test_a_first_hop_behind_its_own_proxy_command_in_ssh_config(tmp_path: Path) -> None:
-    inventory = load(tmp_path, "hosts: {web1: {address: 10.0.0.5, gateway: 'edge,10.0.0.1'}}\n", """\
+    inventory = load(
+        tmp_path,
+        "hosts: {web1: {address: 10.0.0.5, gateway: 'edge,10.0.0.1'}}\n",
+        """\
         Host edge
           HostName 203.0.113.9
           ProxyCommand cloudflared access ssh --hostname %n --port %p
-        """)
+        """,
+    )
     first, second = inventory.hosts[0].gateway.jumps()
     assert first.proxy_command == "cloudflared access ssh --hostname edge --port 22" and first.via is None
     assert second.via == first and second.proxy_command is None
 
 
 def test_the_host_entry_beats_ssh_config_which_beats_defaults(tmp_path: Path) -> None:
-    inventory = load(tmp_path, """\
+    inventory = load(
+        tmp_path,
+        """\
         defaults: {gateway: defaults.example.com}
         hosts:
           own: {address: 10.0.0.5, proxy_command: "nc %h %p"}
           config: {address: 10.0.0.6}
           default: {address: 10.0.0.7}
           off: {address: 10.0.0.6, port: 2222, proxy_command: none}
-        """, "Host 10.0.0.6\n  ProxyCommand ssh -W %h:%p cfg.example.com\n")
+        """,
+        "Host 10.0.0.6\n  ProxyCommand ssh -W %h:%p cfg.example.com\n",
+    )
     own, config, default, off = inventory.hosts
     assert own.endpoint.proxy_command == "nc 10.0.0.5 22" and own.gateway is None
     assert config.endpoint.proxy_command == "ssh -W 10.0.0.6:22 cfg.example.com"
@@ -175,18 +190,24 @@ def test_a_bad_route_is_one_line_naming_its_place(tmp_path: Path, inventory: str
 
 
 def test_the_same_private_address_behind_different_chains_is_two_hosts(tmp_path: Path) -> None:
-    hosts = load(tmp_path, """\
+    hosts = load(
+        tmp_path,
+        """\
         hosts:
           a: {address: 10.0.0.5, gateway: "b1.example.com,10.0.0.1"}
           b: {address: 10.0.0.5, gateway: "b2.example.com,10.0.0.1"}
           c: {address: 10.0.0.5, proxy_command: "nc %h %p"}
-        """).hosts
+        """,
+    ).hosts
     assert len(hosts) == 3
-    assert "same address and port as host a" in refusal(tmp_path, """\
+    assert "same address and port as host a" in refusal(
+        tmp_path,
+        """\
         hosts:
           a: {address: 10.0.0.5, gateway: "b1.example.com,10.0.0.1"}
           b: {address: 10.0.0.5, gateway: [b1.example.com, 10.0.0.1]}
-        """)
+        """,
+    )
 
 
 # --- ProxyCommand tokens
@@ -202,7 +223,7 @@ def test_tokens_are_expanded_as_openssh_names_them() -> None:
 PRINTING_TEMPLATES = [
     "printf '%%s\\n' %r",
     "printf '%%s\\n' '%r'",
-    'printf \'%%s\\n\' "%r"',
+    "printf '%%s\\n' \"%r\"",
     "printf '%%s\\n' \"$(printf '%%s' %r)\"",
     "printf '%%s\\n' \"$(printf '%%s' \"%r\")\"",
     "exec printf '%%s\\n' ''%r\"\"",
@@ -210,9 +231,11 @@ PRINTING_TEMPLATES = [
 
 
 @settings(max_examples=300, deadline=None)
-@given(template=st.sampled_from(PRINTING_TEMPLATES),
-       # No NUL (no shell argument holds one) and no line break: $(...) drops trailing ones, as shells do.
-       user=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n"), max_size=20))
+@given(
+    template=st.sampled_from(PRINTING_TEMPLATES),
+    # No NUL (no shell argument holds one) and no line break: $(...) drops trailing ones, as shells do.
+    user=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n"), max_size=20),
+)
 def test_a_token_value_reaches_the_command_as_one_literal_word_wherever_it_stands(template: str, user: str):
     line = expand_proxy_command(template, TokenValues("192.0.2.1", 22, user, "web1"))
     done = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=10)
@@ -256,12 +279,15 @@ def _check_route(host: Host) -> None:
         assert is_address(endpoint.address) and 1 <= endpoint.port <= 65535
         if endpoint.proxy_command is not None:
             assert endpoint.proxy_command.isprintable()
-            parsed = subprocess.run(["/bin/sh", "-n", "-c", endpoint.proxy_command], capture_output=True, timeout=10)
+            parsed = subprocess.run(
+                ["/bin/sh", "-n", "-c", f"exec {endpoint.proxy_command}"], capture_output=True, timeout=10
+            )
             assert parsed.returncode == 0, endpoint.proxy_command
 
 
-GATEWAY_LINES = [line for line in EXAMPLE.read_bytes().splitlines(keepends=True)
-                 if b"gateway:" in line or b"proxy_command:" in line]
+GATEWAY_LINES = [
+    line for line in EXAMPLE.read_bytes().splitlines(keepends=True) if b"gateway:" in line or b"proxy_command:" in line
+]
 
 
 @PROPERTY
@@ -312,9 +338,13 @@ def test_a_mutated_ssh_config_gives_checked_routes_or_one_line(tmp_path_factory,
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.sampled_from(["jump@bastion.example.com:2222,10.0.0.1", "a.example.com,b.example.com"]).flatmap(
-    lambda original: st.randoms(use_true_random=False).map(
-        lambda rng: mutations.mutated(rng, original.encode(), "inventory", 1024).decode(errors="replace"))))
+@given(
+    text=st.sampled_from(["jump@bastion.example.com:2222,10.0.0.1", "a.example.com,b.example.com"]).flatmap(
+        lambda original: st.randoms(use_true_random=False).map(
+            lambda rng: mutations.mutated(rng, original.encode(), "inventory", 1024).decode(errors="replace")
+        )
+    )
+)
 def test_a_parsed_chain_has_only_checked_hops(text: str) -> None:
     chain = parse_jump_chain(text)
     if chain is not None:
@@ -333,7 +363,9 @@ def test_a_failing_proxy_command_is_one_line_with_its_status_and_last_words(monk
     monkeypatch.setattr("agent.transport.ssh.RETRY_BASE_DELAY", 0.01)
     connector = SshConnector(SshSettings(known_hosts=None, connect_timeout=2))
     with pytest.raises(HostUnreachable) as raised:
-        connector.connect(_proxied("echo 'nc: connect to 10.0.0.5 port 22 (tcp) failed: No route' >&2; exit 3"))
+        connector.connect(
+            _proxied("""sh -c 'echo "nc: connect to 10.0.0.5 port 22 (tcp) failed: No route" >&2; exit 3'""")
+        )
     assert str(raised.value) == (
         "cannot connect to root@10.0.0.5:22: the ProxyCommand exited with status 3: "
         "nc: connect to 10.0.0.5 port 22 (tcp) failed: No route (3 attempts)"
@@ -357,23 +389,31 @@ def test_a_hanging_proxy_command_times_out_in_one_line_and_is_ended(tmp_path: Pa
 
 
 def test_the_cli_ends_a_host_whose_proxy_command_fails_in_one_line_without_a_traceback(tmp_path: Path) -> None:
-    inventory = write(tmp_path, """\
+    inventory = write(
+        tmp_path,
+        """\
         ssh: {known_hosts: known_hosts, connect_timeout: 1}
         defaults: {vars: {edition: lite, period: monthly, release: stable}}
         hosts:
-          web1: {address: 10.0.0.5, proxy_command: "echo 'ssh: Could not resolve hostname gw' >&2; exit 255"}
-        """)
+          web1: {address: 10.0.0.5, proxy_command: "sh -c 'echo ssh: Could not resolve hostname gw >&2; exit 255'"}
+        """,
+    )
     playbook = write(tmp_path, "name: facts\nsteps: [facts]\n", "facts.yaml")
     done = subprocess.run(
-        [sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory)], capture_output=True, text=True,
-        timeout=120, cwd=REPO,
+        [sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "ISPAGENT_STATE_DIR": str(tmp_path)},
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output
-    reason = ("cannot connect to root@10.0.0.5:22: the ProxyCommand exited with status 255: "
-              "ssh: Could not resolve hostname gw (3 attempts)")
+    reason = (
+        "cannot connect to root@10.0.0.5:22: the ProxyCommand exited with status 255: "
+        "ssh: Could not resolve hostname gw (3 attempts)"
+    )
     lines = [line for line in output.splitlines() if "ProxyCommand" in line]
     assert lines[0] == f"web1: => unreachable: {reason}"  # the progress line, then the summary's row
     assert len(lines) == 2 and lines[1].split() == ["web1", "unreachable", "-", *reason.split()]

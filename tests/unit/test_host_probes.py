@@ -39,8 +39,13 @@ def run_counted(script: str, out: Path, setup: str = ":") -> tuple[int, str]:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("counting processes needs a PID namespace (root and unshare)")
     env = {**os.environ, "SCRIPT": script, "OUT": str(out), "SETUP": setup}
-    done = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", COUNTER],
-                          capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", COUNTER],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return int(done.stdout.split()[-1]), out.read_text()
 
@@ -62,8 +67,12 @@ def test_verify_probe_reads_sockets_license_and_digests_in_one_program(tmp_path:
     plain.write_text("a = 1\n")
     odd.write_text("b = 2\n")
     try:
-        done = subprocess.run(["sh", "-c", panel_probe_script(port, [str(plain), str(odd), str(missing)])],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["sh", "-c", panel_probe_script(port, [str(plain), str(odd), str(missing)])],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         listener.close()
     probe = parse_panel_probe(done.stdout)
@@ -80,8 +89,9 @@ def test_verify_probe_starts_mgrctl_and_one_sha256sum_only(tmp_path: Path):
     files = [tmp_path / f"file{index}.conf" for index in range(3)]
     for file in files:
         file.write_text(file.name)
-    processes, out = run_counted(panel_probe_script(1500, [str(f) for f in files]), tmp_path / "out",
-                                 installed_panel_setup(tmp_path))
+    processes, out = run_counted(
+        panel_probe_script(1500, [str(f) for f in files]), tmp_path / "out", installed_panel_setup(tmp_path)
+    )
     probe = parse_panel_probe(out)
     assert probe.complete and probe.license_info["licid"] == "4000013"
     assert all(probe.file_matches(str(f), hashlib.sha256(f.name.encode()).hexdigest()) for f in files)

@@ -19,8 +19,10 @@ from pgkit import CuttableProxy, pg_schema
 
 from agent.ledger import LicenseLedger
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
-                                reason="needs root, ip and nft (a network namespace and its firewall)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
+    reason="needs root, ip and nft (a network namespace and its firewall)",
+)
 
 NODE = """
 import sys, time
@@ -43,11 +45,14 @@ except LedgerError as error:
 def namespace():
     name, veth = f"ispcut{os.getpid() % 100000}", f"ispcut{os.getpid() % 100000}h"
     subnet = 10 + os.getpid() % 200
-    commands = [["ip", "netns", "add", name],
-                ["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name],
-                ["ip", "addr", "add", f"10.252.{subnet}.1/30", "dev", veth], ["ip", "link", "set", veth, "up"],
-                ["ip", "-n", name, "addr", "add", f"10.252.{subnet}.2/30", "dev", "eth0"],
-                ["ip", "-n", name, "link", "set", "eth0", "up"]]
+    commands = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name],
+        ["ip", "addr", "add", f"10.252.{subnet}.1/30", "dev", veth],
+        ["ip", "link", "set", veth, "up"],
+        ["ip", "-n", name, "addr", "add", f"10.252.{subnet}.2/30", "dev", "eth0"],
+        ["ip", "-n", name, "link", "set", "eth0", "up"],
+    ]
     try:
         for command in commands:
             subprocess.run(command, check=True, capture_output=True)
@@ -60,13 +65,20 @@ def test_a_node_cut_off_by_dropped_packets_fails_in_seconds_and_its_locks_are_fr
     name, address = namespace
     with pg_schema() as url:
         proxy = CuttableProxy(listen=address)
-        node = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", NODE, proxy.url(url)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        node = subprocess.Popen(
+            ["ip", "netns", "exec", name, sys.executable, "-c", NODE, proxy.url(url)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             assert node.stdout.readline().strip() == "held"
-            rules = (f"table inet cut {{\n"
-                     f" chain out {{ type filter hook output priority 0; ip daddr {address} drop; }}\n"
-                     f" chain in {{ type filter hook input priority 0; ip saddr {address} drop; }}\n}}\n")
+            rules = (
+                f"table inet cut {{\n"
+                f" chain out {{ type filter hook output priority 0; ip daddr {address} drop; }}\n"
+                f" chain in {{ type filter hook input priority 0; ip saddr {address} drop; }}\n}}\n"
+            )
             subprocess.run(["ip", "netns", "exec", name, "nft", "-f", "-"], input=rules, text=True, check=True)
             node.stdin.write("go\n")
             node.stdin.flush()

@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
+from pgkit import pg_schema
 
 from agent.errors import InputError
 from agent.ledger.rollouts import NodeInfo, RolloutBoard, StepRow
-from pgkit import pg_schema
 
 HOSTS = [f"h{i:02d}" for i in range(1, 21)]
 
@@ -129,8 +129,14 @@ def test_status_says_who_holds_what_until_when_and_why_a_host_failed(board):
     status = board.status("r").to_json()
     assert status["complete"] is False and status["counts"]["pending"] == 1
     by_host = {h["host"]: h for h in status["hosts"]}
-    assert by_host["h1"] == {"host": "h1", "state": "failed", "node": "a", "claims": 1, "failed_step": "license",
-                             "error": "license: the account refused the order"}
+    assert by_host["h1"] == {
+        "host": "h1",
+        "state": "failed",
+        "node": "a",
+        "claims": 1,
+        "failed_step": "license",
+        "error": "license: the account refused the order",
+    }
     assert by_host["h2"]["node"] == "b" and by_host["h2"]["lease_until"] > status["now"] + 25
     assert {n["node"]: n["hosts"] for n in status["nodes"]} == {"a": {"failed": 1}, "b": {"claimed": 1}}
 
@@ -150,8 +156,10 @@ def test_every_connection_has_keepalives_and_timeouts_on_both_ends_and_keeps_the
 
     for engine in (board.db.engine, board.db.backend.lock_engine):
         with engine.connect() as db:
-            server = {k: db.execute(text(f"SHOW {k}")).scalar()
-                      for k in ("tcp_keepalives_idle", "tcp_keepalives_count", "tcp_user_timeout", "search_path")}
+            server = {
+                k: db.execute(text(f"SHOW {k}")).scalar()
+                for k in ("tcp_keepalives_idle", "tcp_keepalives_count", "tcp_user_timeout", "search_path")
+            }
             client = db.connection.driver_connection.info.get_parameters()
         assert server["tcp_keepalives_idle"] == str(KEEPALIVE_IDLE_S) and server["tcp_keepalives_count"] == "3"
         assert server["tcp_user_timeout"] == str(USER_TIMEOUT_MS)

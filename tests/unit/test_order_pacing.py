@@ -7,12 +7,12 @@ import threading
 import time
 
 import pytest
+from pgkit import pg_schema
 
 from agent.errors import PartnerConfigError
 from agent.ledger import LicenseLedger
 from agent.licensing.breaker import LedgerOrderBreaker, LocalOrderBreaker
 from agent.partner.settings import partner_vars
-from pgkit import pg_schema
 
 ACCOUNT = "lab-partner@example.com@http://198.18.0.1:8443/billmgr"
 
@@ -85,12 +85,20 @@ def test_a_dead_agents_gate_is_free_at_once(url):
     import subprocess
     import sys
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from agent.ledger import LicenseLedger\n"
-        "from agent.licensing.breaker import LedgerOrderBreaker\n"
-        f"b = LedgerOrderBreaker(LicenseLedger({url!r}))\n"
-        f"with b.gate({ACCOUNT!r}, 0.0):\n    print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time; from agent.ledger import LicenseLedger\n"
+                "from agent.licensing.breaker import LedgerOrderBreaker\n"
+                f"b = LedgerOrderBreaker(LicenseLedger({url!r}))\n"
+                f"with b.gate({ACCOUNT!r}, 0.0):\n    print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         ledger = LicenseLedger(url)
