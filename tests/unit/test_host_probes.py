@@ -156,3 +156,21 @@ def test_preflight_probe_cut_short_leaves_no_license_info_to_reuse():
     assert license_info_read("os_id=debian\nmgr5=1\n") is None
     assert license_info_read("os_id=debian\n") is None
     assert license_info_read("os_id=debian\nprimary_ipv4=198.18.0.2\n") == {}
+
+
+def test_emulated_mgrctl_answers_license_info_without_site_or_unneeded_modules(tmp_path: Path):
+    """Every audit starts the lab's mgrctl on every host: it must start as cheaply as Python can (the real
+    one is a native binary), so it is run as its own first line says, and asked what it imported."""
+    installed_panel_setup(tmp_path)
+    mgrctl = tmp_path / "mgr5" / "sbin" / "mgrctl"
+    interpreter = mgrctl.read_text().splitlines()[0].removeprefix("#!").split()
+    assert interpreter[1:] == ["-IS"]
+    env = {"ISPMGR_EMULATOR_ROOT": str(tmp_path / "root"), "PATH": os.environ["PATH"]}
+    (tmp_path / "root" / "usr" / "local").mkdir(parents=True)
+    shutil.copytree(tmp_path / "mgr5", tmp_path / "root" / "usr" / "local" / "mgr5")
+    done = subprocess.run([*interpreter, "-X", "importtime", str(mgrctl), "-m", "ispmgr", "license.info"],
+                          capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 0 and "licid=4000013" in done.stdout.splitlines()
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "json" in imported
+    assert not imported & {"site", "subprocess", "signal"}, imported  # subprocess only for restarts
