@@ -9,12 +9,22 @@ from pathlib import Path
 
 from agent.errors import InputError
 
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFLNK: "a symbolic link",
+}
 
 
 def write_atomic(
-    path: Path, data: bytes | str, mode: int | None = None, *, owner: tuple[int, int] | None = None,
+    path: Path,
+    data: bytes | str,
+    mode: int | None = None,
+    *,
+    owner: tuple[int, int] | None = None,
     durable: bool = True,
 ) -> None:
     """Write `data` to a temp file beside `path` and rename it over `path`.
@@ -55,8 +65,10 @@ def check_output_path(path: Path, what: str) -> None:
         raise InputError(f"{path}: cannot check the {what} path ({error.strerror or error})") from None
     kind = stat.S_IFMT(info.st_mode)
     if kind != stat.S_IFREG:
-        raise InputError(f"{path}: is {_KINDS.get(kind, 'not a regular file')}; ispagent writes the {what} only to a "
-                         "regular file it replaces whole: give another path")
+        raise InputError(
+            f"{path}: is {_KINDS.get(kind, 'not a regular file')}; ispagent writes the {what} only to a "
+            "regular file it replaces whole: give another path"
+        )
 
 
 def write_output(path: Path, data: bytes | str, what: str, *, secret: bool = False) -> None:
@@ -66,7 +78,9 @@ def write_output(path: Path, data: bytes | str, what: str, *, secret: bool = Fal
     try:
         write_atomic(path, data, 0o600 if secret else None)
     except OSError as error:
-        raise InputError(f"{path}: cannot write the {what} ({error.strerror or error}); give a path you can write") from None
+        raise InputError(
+            f"{path}: cannot write the {what} ({error.strerror or error}); give a path you can write"
+        ) from None
 
 
 def current_umask() -> int:

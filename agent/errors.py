@@ -7,7 +7,7 @@ and keeps its traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def did_you_mean(word: object, choices: Iterable[object], *, cutoff: float = 0.6) -> str | None:

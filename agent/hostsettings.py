@@ -11,9 +11,10 @@ would otherwise silently drop the checksum pin.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from agent.editions import PERIODS
 from agent.errors import InputError, did_you_mean
@@ -27,8 +28,9 @@ from agent.userpath import expand_home
 LEDGER_KEYS: tuple[str, ...] = ("ledger_path", "ledger_url")
 PROGRAM_KEYS: tuple[str, ...] = ("program_file",)
 LICENSE_KEYS: tuple[str, ...] = ("period", "fqdn", "activation_key")
-SETTING_KEYS: frozenset[str] = frozenset((*INSTALL_KEYS, *PARTNER_KEYS, *LEDGER_KEYS, *PROGRAM_KEYS, *LICENSE_KEYS,
-                                          *PANEL_KEYS))
+SETTING_KEYS: frozenset[str] = frozenset(
+    (*INSTALL_KEYS, *PARTNER_KEYS, *LEDGER_KEYS, *PROGRAM_KEYS, *LICENSE_KEYS, *PANEL_KEYS)
+)
 # A var with one of these prefixes that is not a setting is a typo, however far from every setting.
 RESERVED_PREFIXES: tuple[str, ...] = ("installer_", "partner_", "ledger_", "license_")
 _PATH_KEYS = ("ledger_path", "program_file", "partner_credentials_file")
@@ -66,8 +68,11 @@ class AccountSettings:
 
     def key(self) -> tuple[Any, ...]:
         """Equal for hosts that share all of it (hashable: the price lists are a mapping)."""
-        partner = tuple((f.name, tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
-                        for f in fields(self.partner) for value in [getattr(self.partner, f.name)])
+        partner = tuple(
+            (f.name, tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
+            for f in fields(self.partner)
+            for value in [getattr(self.partner, f.name)]
+        )
         return partner, self.ledger_url, self.ledger_path, self.program_file
 
     def describe(self) -> str:
@@ -174,8 +179,13 @@ def settings_key(vars: Mapping[str, Any]) -> tuple[Any, ...] | None:
     types, so `1`, `1.0` and `true` (equal in Python) stay apart.
     """
     try:
-        return tuple(sorted((key, _frozen(value)) for key, value in vars.items()
-                            if key in SETTING_KEYS and key not in _PER_HOST_KEYS))
+        return tuple(
+            sorted(
+                (key, _frozen(value))
+                for key, value in vars.items()
+                if key in SETTING_KEYS and key not in _PER_HOST_KEYS
+            )
+        )
     except TypeError:
         return None
 
@@ -200,7 +210,9 @@ def _text(key: str, value: Any) -> str | None:
         except SecretRefused as problem:
             raise InputError(f"var 'ledger_url': the password: {problem}") from None
         if "://" not in value:
-            raise InputError("var 'ledger_url': expected a database URL like postgresql+psycopg://USER:<password>@HOST/DB")
+            raise InputError(
+                "var 'ledger_url': expected a database URL like postgresql+psycopg://USER:<password>@HOST/DB"
+            )
     return value
 
 

@@ -18,8 +18,13 @@ from pathlib import Path
 from agent.errors import IspagentError
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,9 @@ def read_input_bytes(
         if kind == stat.S_IFDIR:
             raise error(f"{path}: is a directory, not a {what}; give the path of the file")
         if kind != stat.S_IFREG:
-            raise error(f"{path}: is {_KINDS.get(kind, 'not a regular file')}, not a regular file; give the path of a file")
+            raise error(
+                f"{path}: is {_KINDS.get(kind, 'not a regular file')}, not a regular file; give the path of a file"
+            )
         if info.st_size > max_bytes:
             raise error(f"{path}: the {what} is larger than {_size(max_bytes)}; ispagent reads files up to that size")
         with os.fdopen(os.dup(descriptor), "rb") as handle:

@@ -52,8 +52,11 @@ def shipped_files() -> list[tuple[Path, Path]]:
     root = shipped_root()
     files = [(example_inventory(), Path(INVENTORY_NAME))]
     for directory in (playbooks_dir(), templates_dir()):
-        files += [(source, source.relative_to(root)) for source in sorted(directory.rglob("*"))
-                  if source.is_file() and not source.is_symlink() and not _hidden(source.relative_to(root))]
+        files += [
+            (source, source.relative_to(root))
+            for source in sorted(directory.rglob("*"))
+            if source.is_file() and not source.is_symlink() and not _hidden(source.relative_to(root))
+        ]
     return files
 
 
@@ -84,17 +87,21 @@ def _claim(target: Path) -> bool:
     """Make `target` or accept it empty; True when it was made here."""
     try:
         if target.is_symlink():
-            raise InputError(f"{shown(str(target))}: is a symbolic link; init follows none "
-                             "(give a new or empty directory)")
+            raise InputError(
+                f"{shown(str(target))}: is a symbolic link; init follows none (give a new or empty directory)"
+            )
         target.mkdir()  # not its parents: after a refusal, nothing init made is left anywhere
         return True
     except FileExistsError:
         if not target.is_dir():
-            raise InputError(f"{shown(str(target))}: exists and is not a directory; init writes a new or "
-                             "empty directory") from None
+            raise InputError(
+                f"{shown(str(target))}: exists and is not a directory; init writes a new or empty directory"
+            ) from None
         if any(target.iterdir()):
-            raise InputError(f"{shown(str(target))}: exists and is not empty; init overwrites nothing "
-                             "(give a new or empty directory)") from None
+            raise InputError(
+                f"{shown(str(target))}: exists and is not empty; init overwrites nothing "
+                "(give a new or empty directory)"
+            ) from None
         return False
     except FileNotFoundError:
         raise InputError(f"{shown(str(target))}: its parent directory does not exist") from None
@@ -114,8 +121,9 @@ def _copy(source: Path, destination: Path, mode: int) -> None:
 def _move_up(staged: Path, destination: Path, target: Path) -> Path:
     # rename() would replace an empty directory put there since _claim looked: look again just before.
     if os.path.lexists(destination):
-        raise InputError(f"{shown(str(target))}: {shown(destination.name)} appeared while init wrote; "
-                         "nothing was overwritten")
+        raise InputError(
+            f"{shown(str(target))}: {shown(destination.name)} appeared while init wrote; nothing was overwritten"
+        )
     staged.rename(destination)
     return destination
 

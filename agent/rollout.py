@@ -6,9 +6,10 @@ it, so an inventory with several accounts is handled account by account, never a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import UTC, Clock
 from agent.errors import InputError
@@ -36,8 +37,14 @@ class AccountGroup:
 class Rollout:
     """The selected hosts by account; partner clients and ledgers opened once, closed with the rollout."""
 
-    def __init__(self, hosts: Iterable[Host], *, state_dir: Path | None = None, clock: Clock = UTC,
-                 where: str = "hosts given in Python") -> None:
+    def __init__(
+        self,
+        hosts: Iterable[Host],
+        *,
+        state_dir: Path | None = None,
+        clock: Clock = UTC,
+        where: str = "hosts given in Python",
+    ) -> None:
         self.hosts = tuple(hosts)
         self.state_dir = state_dir
         self.clock = clock
@@ -46,8 +53,9 @@ class Rollout:
         self.groups = _grouped(self.hosts, where)
 
     @classmethod
-    def from_inventory(cls, path: Path, limit: str | None = None, *, state_dir: Path | None = None,
-                       clock: Clock = UTC) -> Rollout:
+    def from_inventory(
+        cls, path: Path, limit: str | None = None, *, state_dir: Path | None = None, clock: Clock = UTC
+    ) -> Rollout:
         from agent.inventory.loader import load_inventory
 
         return cls(load_inventory(path).select(limit), state_dir=state_dir, clock=clock, where=str(path))
@@ -58,8 +66,9 @@ class Rollout:
             raise InputError(f"{what}: no hosts selected in {self.where}")
         if len(self.groups) > 1:
             names = "; ".join(_named(group) for group in self.groups[:3])
-            raise InputError(f"{what}: the selected hosts belong to {len(self.groups)} partner accounts "
-                             f"({names}); {fix}")
+            raise InputError(
+                f"{what}: the selected hosts belong to {len(self.groups)} partner accounts ({names}); {fix}"
+            )
         return self.groups[0]
 
     def client(self, group: AccountGroup) -> PartnerClient:
@@ -81,15 +90,26 @@ class Rollout:
         """Per host of `group`, whether its license would be adopted, reused or ordered, and at what price today."""
         from agent.licensing.fleet import plan_fleet, wanted_licenses
 
-        return plan_fleet(wanted_licenses(group.hosts), self.view(group).licenses(), self.ledger(group),
-                          self.program(group), self.clock.today(), group.account.partner.reuse_free)
+        return plan_fleet(
+            wanted_licenses(group.hosts),
+            self.view(group).licenses(),
+            self.ledger(group),
+            self.program(group),
+            self.clock.today(),
+            group.account.partner.reuse_free,
+        )
 
     def reconcile(self, group: AccountGroup, expiring_days: int = 30) -> list[Finding]:
         """`group`'s servers, its ledger and its account compared (agent/licensing/fleet.py)."""
         from agent.licensing.fleet import reconcile, wanted_licenses
 
-        return reconcile(wanted_licenses(group.hosts), self.view(group).licenses(), self.ledger(group),
-                         self.clock.today().isoformat(), expiring_days)
+        return reconcile(
+            wanted_licenses(group.hosts),
+            self.view(group).licenses(),
+            self.ledger(group),
+            self.clock.today().isoformat(),
+            expiring_days,
+        )
 
     def turnover(self, group: AccountGroup) -> TurnoverReport:
         """This month's turnover, tier and obligations of `group`'s account, from its ledger."""

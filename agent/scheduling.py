@@ -59,7 +59,9 @@ def parse_at(text: str) -> DailyTime:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InputError(f"--name {name!r}: use 1-48 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+        raise InputError(
+            f"--name {name!r}: use 1-48 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        )
     return name
 
 
@@ -94,8 +96,17 @@ class ScheduledJob:
 
     def with_environment(self, argv: list[str]) -> list[str]:
         """`argv` run by `ispagent schedule exec`: the env file read as systemd reads it (the cron line's way)."""
-        return [str(self.ispagent), "schedule", "exec", "--env-file", str(self.environment_file),
-                "--state-dir", str(self.state_dir), "--", *argv]
+        return [
+            str(self.ispagent),
+            "schedule",
+            "exec",
+            "--env-file",
+            str(self.environment_file),
+            "--state-dir",
+            str(self.state_dir),
+            "--",
+            *argv,
+        ]
 
 
 def path_problem(text: str) -> str | None:
@@ -125,31 +136,51 @@ def checked_env_file(path: Path | str) -> Path:
     """The env file's path, absolute and plain: systemd's EnvironmentFile= cannot quote, and skips what it cannot read."""
     absolute = checked_path("--env-file", path)
     if not _ENV_FILE_PLAIN.fullmatch(str(absolute)):
-        raise InputError(f"--env-file {shown(str(absolute))}: systemd's EnvironmentFile= cannot take a space, '$', '%' "
-                         "or quotes in a file name; use a path of letters, digits and _@+=:,./-")
+        raise InputError(
+            f"--env-file {shown(str(absolute))}: systemd's EnvironmentFile= cannot take a space, '$', '%' "
+            "or quotes in a file name; use a path of letters, digits and _@+=:,./-"
+        )
     return absolute
 
 
-def make_job(name: str, ispagent: Path, playbook: Path, inventory: Path, at: str, *, random_delay_minutes: int = 60,
-             state_dir: Path | None = None, env_file: Path | None = None, keep_runs: int = 30,
-             run_options: tuple[str, ...] = ()) -> ScheduledJob:
+def make_job(
+    name: str,
+    ispagent: Path,
+    playbook: Path,
+    inventory: Path,
+    at: str,
+    *,
+    random_delay_minutes: int = 60,
+    state_dir: Path | None = None,
+    env_file: Path | None = None,
+    keep_runs: int = 30,
+    run_options: tuple[str, ...] = (),
+) -> ScheduledJob:
     """A checked job: the name, the time, the files it names (which must exist now) and every value it writes.
 
     An env file that exists is read now with the rules the job will read it with: what systemd and
     `schedule exec` could take differently is refused here, not found missing at 02:30.
     """
-    files = {label: _existing_file(label, path) for label, path in
-             (("playbook", playbook), ("inventory", inventory), ("ispagent", ispagent))}
+    files = {
+        label: _existing_file(label, path)
+        for label, path in (("playbook", playbook), ("inventory", inventory), ("ispagent", ispagent))
+    }
     if not 0 <= random_delay_minutes <= 24 * 60:
         raise InputError(f"--random-delay {random_delay_minutes}: give 0 to 1440 minutes")
     for word in run_options:
         checked_path("run option", word)
     checked_env = checked_env_file(env_file) if env_file is not None else None
     job = ScheduledJob(
-        name=check_name(name), ispagent=checked_path("ispagent", files["ispagent"]), playbook=files["playbook"],
-        inventory=files["inventory"], at=parse_at(at), random_delay_minutes=random_delay_minutes,
-        state_dir=checked_path("--state-dir", state_dir or DEFAULT_STATE_DIR), env_file=checked_env,
-        keep_runs=keep_runs, run_options=tuple(run_options),
+        name=check_name(name),
+        ispagent=checked_path("ispagent", files["ispagent"]),
+        playbook=files["playbook"],
+        inventory=files["inventory"],
+        at=parse_at(at),
+        random_delay_minutes=random_delay_minutes,
+        state_dir=checked_path("--state-dir", state_dir or DEFAULT_STATE_DIR),
+        env_file=checked_env,
+        keep_runs=keep_runs,
+        run_options=tuple(run_options),
     )
     if checked_env is not None and checked_env.exists():
         read_env_file(checked_env)
@@ -192,8 +223,10 @@ def _env_line(line: str, where: str) -> tuple[str, str]:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         value = value[1:-1]
     if any(char in value for char in "\\'\""):
-        raise InputError(f"{where}: {key}: backslashes and quotes inside a value are read differently by systemd "
-                         "and a shell; wrap the whole value in '...' and leave them out")
+        raise InputError(
+            f"{where}: {key}: backslashes and quotes inside a value are read differently by systemd "
+            "and a shell; wrap the whole value in '...' and leave them out"
+        )
     if any(ord(char) < 32 or ord(char) == 0x7F for char in value):
         raise InputError(f"{where}: {key}: the value holds a control character; remove it")
     return key, value
@@ -306,10 +339,14 @@ def install_job(job: ScheduledJob, files: ScheduleFiles, *, cron: bool) -> list[
     """Write the timer pair (or the cron file); returns what was written. Foreign files are not overwritten."""
     from agent.atomicfile import write_atomic
 
-    wanted = [(files.cron, cron_file(job))] if cron else [(files.service, service_unit(job)), (files.timer, timer_unit(job))]
+    wanted = (
+        [(files.cron, cron_file(job))] if cron else [(files.service, service_unit(job)), (files.timer, timer_unit(job))]
+    )
     for path, _ in wanted:
         if path.exists() and not path.read_text(errors="replace").startswith(MARKER):
-            raise InputError(f"{path} exists and was not written by ispagent schedule: remove it or pick another --name")
+            raise InputError(
+                f"{path} exists and was not written by ispagent schedule: remove it or pick another --name"
+            )
     for path, text in wanted:
         write_atomic(path, text.encode(), 0o644)
     return [path for path, _ in wanted]

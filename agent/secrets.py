@@ -30,8 +30,9 @@ _MIN_LENGTH = 4  # a form of a secret shorter than this is not looked for (a 1-c
 MIN_SECRET_LENGTH = 8
 # Fields whose values ispagent makes itself (ids, times, states): never masked, so a secret that
 # happens to be a fragment of one cannot corrupt a record or a resume hint.
-PLAIN_FIELDS: frozenset[str] = frozenset({"run_id", "started_at", "finished_at", "resumed_at", "at", "status",
-                                          "event", "playbook_sha256", "pid"})
+PLAIN_FIELDS: frozenset[str] = frozenset(
+    {"run_id", "started_at", "finished_at", "resumed_at", "at", "status", "event", "playbook_sha256", "pid"}
+)
 SHOWN_LIMIT = 80
 # Names of settings whose values are secret, wherever they are written (YAML keys, mgrctl params).
 SECRET_FIELDS: tuple[str, ...] = ("activation_key", "password", "passwd", "confirm", "authinfo")
@@ -48,17 +49,22 @@ _SECRET_FIELD = re.compile(
 # A run id or a timestamp, as ispagent writes them: a value of this shape is ours, never a secret.
 _OURS = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}|[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+(?:[+-][0-9:]+|Z)?")
 _OURS_SPLIT = re.compile(f"({_OURS.pattern})")
-_LIKE_OURS = ("the secret holds a run id or a timestamp (like 20261206T010203-a1b2c3 or 2026-12-06T01:02), which "
-              "ispagent never masks; choose another")
+_LIKE_OURS = (
+    "the secret holds a run id or a timestamp (like 20261206T010203-a1b2c3 or 2026-12-06T01:02), which "
+    "ispagent never masks; choose another"
+)
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
 
 class SecretRefused(ValueError):
     """A secret that cannot be masked safely; the caller says where it was read (an InputError line)."""
 
 
 def too_short(text: str) -> str:
-    return (f"a secret of {len(text)} characters is too short to keep out of logs and reports (masking it would "
-            f"hide every word or number that holds it); use at least {MIN_SECRET_LENGTH} characters")
+    return (
+        f"a secret of {len(text)} characters is too short to keep out of logs and reports (masking it would "
+        f"hide every word or number that holds it); use at least {MIN_SECRET_LENGTH} characters"
+    )
 
 
 _lock = threading.Lock()

@@ -33,8 +33,10 @@ def shipped_root() -> Path:
         playbooks = importlib.resources.files("agent") / ".." / PLAYBOOKS
     if not isinstance(playbooks, Path):
         # Playbooks and templates are read as files by path (a playbook's templates/ is found beside it).
-        raise InputError(f"ispagent is installed where its files are not plain files ({shown(str(playbooks))}): "
-                         "install it unpacked (pip, pipx)")
+        raise InputError(
+            f"ispagent is installed where its files are not plain files ({shown(str(playbooks))}): "
+            "install it unpacked (pip, pipx)"
+        )
     return playbooks.resolve().parent
 
 
@@ -65,5 +67,7 @@ def find_playbook(given: Path) -> Path:
     name = text.removesuffix(PLAYBOOK_SUFFIX)
     if given.name == text and name in playbook_names():
         return playbooks_dir() / f"{name}{PLAYBOOK_SUFFIX}"
-    raise InputError(f"{shown(text)}: no such playbook file, nor a shipped playbook of that name "
-                     f"(shipped: {', '.join(playbook_names())})")
+    raise InputError(
+        f"{shown(text)}: no such playbook file, nor a shipped playbook of that name "
+        f"(shipped: {', '.join(playbook_names())})"
+    )

@@ -44,8 +44,10 @@ def ensure_state_dir(path: Path, *, create: bool = True) -> bool:
         except FileExistsError:
             pass  # not a directory: said below
         except OSError as error:
-            raise StateDirError(f"state dir {path}: cannot create it ({error.strerror or error}); "
-                                "give --state-dir a directory you can write") from None
+            raise StateDirError(
+                f"state dir {path}: cannot create it ({error.strerror or error}); "
+                "give --state-dir a directory you can write"
+            ) from None
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -53,13 +55,19 @@ def ensure_state_dir(path: Path, *, create: bool = True) -> bool:
     except OSError as error:
         raise StateDirError(f"state dir {path}: cannot read it ({error.strerror or error})") from None
     if not stat.S_ISDIR(info.st_mode):
-        raise StateDirError(f"state dir {path} is not a directory, so ispagent cannot write there; give --state-dir a directory")
+        raise StateDirError(
+            f"state dir {path} is not a directory, so ispagent cannot write there; give --state-dir a directory"
+        )
     if info.st_uid != os.geteuid():
-        raise StateDirError(f"state dir {path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}): "
-                            f"ispagent trusts only its own state; chown it or give --state-dir a directory of your own")
+        raise StateDirError(
+            f"state dir {path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}): "
+            f"ispagent trusts only its own state; chown it or give --state-dir a directory of your own"
+        )
     if info.st_mode & 0o022:
-        raise StateDirError(f"state dir {path} can be written by group or others (mode {stat.S_IMODE(info.st_mode):04o}): "
-                            f"ispagent trusts only its own state; fix it with: chmod go-w {path}")
+        raise StateDirError(
+            f"state dir {path} can be written by group or others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"ispagent trusts only its own state; fix it with: chmod go-w {path}"
+        )
     return True
 
 
@@ -76,8 +84,9 @@ def open_state_file(root: Path, relative: str, flags: int, mode: int = 0o600) ->
     parts = Path(relative).parts
     directory = _walk(root, parts[:-1], relative, make=bool(flags & os.O_CREAT))
     try:
-        fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, mode,
-                     dir_fd=directory)
+        fd = os.open(
+            parts[-1], flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, mode, dir_fd=directory
+        )
     except FileNotFoundError:
         raise
     except OSError as error:
@@ -87,8 +96,10 @@ def open_state_file(root: Path, relative: str, flags: int, mode: int = 0o600) ->
     kind = stat.S_IFMT(os.fstat(fd).st_mode)
     if kind != stat.S_IFREG:
         os.close(fd)
-        raise StateDirError(f"state dir {root}: {relative} is not a regular file; ispagent writes and reads only "
-                            "its own files there: remove it")
+        raise StateDirError(
+            f"state dir {root}: {relative} is not a regular file; ispagent writes and reads only "
+            "its own files there: remove it"
+        )
     os.set_blocking(fd, True)
     return fd
 
@@ -98,16 +109,21 @@ def read_state_file(root: Path, relative: str) -> bytes:
     with os.fdopen(open_state_file(root, relative, os.O_RDONLY), "rb") as handle:
         data = handle.read(MAX_STATE_FILE_BYTES + 1)
     if len(data) > MAX_STATE_FILE_BYTES:
-        raise StateDirError(f"state dir {root}: {relative} is larger than {MAX_STATE_FILE_BYTES // 2**20} MiB; "
-                            "ispagent did not write it: remove it")
+        raise StateDirError(
+            f"state dir {root}: {relative} is larger than {MAX_STATE_FILE_BYTES // 2**20} MiB; "
+            "ispagent did not write it: remove it"
+        )
     return data
 
 
 def open_appending(path: Path) -> int:
     """`path` opened to append, created 0600: never through a symbolic link, and only a regular file."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
-                     | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            path,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+            0o600,
+        )
     except FileNotFoundError:
         raise
     except OSError as error:
@@ -148,9 +164,12 @@ def _walk(root: Path, parts: tuple[str, ...], relative: str, *, make: bool) -> i
 
 def _refused(root: Path, relative: str, error: OSError) -> StateDirError:
     if error.errno in (errno.ELOOP, errno.ENOTDIR):
-        return StateDirError(f"state dir {root}: {relative} is (or passes through) a symbolic link or another "
-                             "non-directory; ispagent follows no links in its state dir: remove it")
+        return StateDirError(
+            f"state dir {root}: {relative} is (or passes through) a symbolic link or another "
+            "non-directory; ispagent follows no links in its state dir: remove it"
+        )
     if error.errno == errno.ENXIO:  # opening a FIFO without a reader, without blocking
         return StateDirError(f"state dir {root}: {relative} is a FIFO or a device, not a regular file: remove it")
-    return StateDirError(f"state dir {root}: {relative}: {error.strerror or error}; fix it, or give --state-dir "
-                         "another directory")
+    return StateDirError(
+        f"state dir {root}: {relative}: {error.strerror or error}; fix it, or give --state-dir another directory"
+    )

@@ -12,7 +12,7 @@ test ends. Hand it to `start_run(plan, listener, connector=...)`, or call `run_h
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 

@@ -24,5 +24,6 @@ def expand_home(written: str | Path) -> Path:
     except RuntimeError:
         user = str(written)[1:].split("/", 1)[0]
         who = f"no user {shown(user)}" if user else "no home directory for the current user"
-        raise HomeUnknown(f"{shown(str(written))}: cannot expand '~': this machine has {who}; "
-                          "write the path in full") from None
+        raise HomeUnknown(
+            f"{shown(str(written))}: cannot expand '~': this machine has {who}; write the path in full"
+        ) from None

@@ -15,9 +15,10 @@ contain themselves, and tags other than plain YAML's (`!vault`, `!!python/object
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 import yaml
 
@@ -185,7 +186,11 @@ class LocatedNode:
             raise self.error(f"expected an integer, got {self.describe()}")
         number = self.value()
         if not _DECIMAL.fullmatch(self.node.value):
-            written = "has a leading zero, which YAML reads as" if self.node.value.lstrip("+-").startswith("0") else "reads as"
+            written = (
+                "has a leading zero, which YAML reads as"
+                if self.node.value.lstrip("+-").startswith("0")
+                else "reads as"
+            )
             raise self.error(f"{self.describe()} {written} the number {number}", "write it in plain decimal digits")
         if not low <= number <= high:
             raise self.error(f"{number} is out of range {low}-{high}")
@@ -397,7 +402,11 @@ def _register_secret_fields(root: yaml.Node, source: str, error: type[InputError
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode) and key.value.lower() in SECRET_FIELDS:
+                if (
+                    isinstance(key, yaml.ScalarNode)
+                    and isinstance(value, yaml.ScalarNode)
+                    and key.value.lower() in SECRET_FIELDS
+                ):
                     try:
                         register_secret(value.value)
                     except SecretRefused as problem:
@@ -418,7 +427,10 @@ try:
 except ImportError:  # PyYAML built without libyaml
     _FastGuardedLoader = None
 else:
-    class _FastGuardedLoader(_Guard, yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+
+    class _FastGuardedLoader(
+        _Guard, yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
+    ):
         """libyaml's scanner and parser (ten times faster on a thousand-host inventory) feeding the
         same pure-Python composer and guard: Composer comes before CParser, so its node methods win."""
 

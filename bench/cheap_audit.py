@@ -42,13 +42,29 @@ def load() -> str:
     return "/".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def ispagent_run(playbook: Path, inventory: Path, forks: int, state: Path, work: Path, *extra: str,
-                 checkout: Path = REPO) -> dict:
+def ispagent_run(
+    playbook: Path, inventory: Path, forks: int, state: Path, work: Path, *extra: str, checkout: Path = REPO
+) -> dict:
     """One `ispagent run` in a fresh process, timed from outside: wall, CPU, machine CPU, report.
     `checkout`: another source tree of ispagent to run instead (a baseline), with this venv."""
     report = work / f"report-{uuid.uuid4().hex[:12]}.json"
-    argv = [sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory), "--forks", str(forks), "-q",
-            "--ssh-config", "/dev/null", "--report-json", str(report), *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--forks",
+        str(forks),
+        "-q",
+        "--ssh-config",
+        "/dev/null",
+        "--report-json",
+        str(report),
+        *extra,
+    ]
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state)}
     if checkout != REPO:
         env["PYTHONPATH"] = str(checkout)
@@ -80,10 +96,13 @@ def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None, inst
             print(f"lab up to {size} hosts: {time.perf_counter() - began:.1f} s", flush=True)
             write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
             if installed < size:
-                done = ispagent_run(REPO / "playbooks" / "install.yaml", lab.inventory_path, min(size, install_forks),
-                                    state, work)
-                print(f"  install.yaml over {size} hosts (untimed set-up): {done['wall']:.1f} s, exit {done['exit']}",
-                      flush=True)
+                done = ispagent_run(
+                    REPO / "playbooks" / "install.yaml", lab.inventory_path, min(size, install_forks), state, work
+                )
+                print(
+                    f"  install.yaml over {size} hosts (untimed set-up): {done['wall']:.1f} s, exit {done['exit']}",
+                    flush=True,
+                )
                 if done["exit"] != 0:
                     raise SystemExit(f"install failed:\n{done['tail']}")
                 installed = size
@@ -92,32 +111,52 @@ def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None, inst
                 before = load()
                 sample = [f"h{index}" for index in sorted({1, size // 2, size})]
                 started = {name: pids_started(lab, name) for name in sample}
-                done = ispagent_run(REPO / "playbooks" / "reprovision.yaml", lab.inventory_path, size, state, work,
-                                    "--only-drifted")
+                done = ispagent_run(
+                    REPO / "playbooks" / "reprovision.yaml", lab.inventory_path, size, state, work, "--only-drifted"
+                )
                 drifted = sum(1 for host in done["hosts"] if host["drift"]["drifted"])
-                steps = {name: [s["duration_s"] for h in done["hosts"] for s in h["steps"] if s["step"] == name]
-                         for name in AUDIT_STEPS}
-                medians = ", ".join(f"{name.split(':')[1]} {statistics.median(times):.2f}"
-                                    for name, times in steps.items() if times)
-                print(f"  {size} hosts, rep {repetition + 1}: --only-drifted {done['wall']:6.2f} s wall "
-                      f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
-                      f"{drifted} drifted of {len(done['hosts'])}; median per host (s): {medians}; "
-                      f"load {before} before", flush=True)
+                steps = {
+                    name: [s["duration_s"] for h in done["hosts"] for s in h["steps"] if s["step"] == name]
+                    for name in AUDIT_STEPS
+                }
+                medians = ", ".join(
+                    f"{name.split(':')[1]} {statistics.median(times):.2f}" for name, times in steps.items() if times
+                )
+                print(
+                    f"  {size} hosts, rep {repetition + 1}: --only-drifted {done['wall']:6.2f} s wall "
+                    f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
+                    f"{drifted} drifted of {len(done['hosts'])}; median per host (s): {medians}; "
+                    f"load {before} before",
+                    flush=True,
+                )
                 processes = {name: last_pid(lab, name) - started[name][1] - started[name][0] for name in sample}
                 print(f"    processes started on {', '.join(sample)} (sshd's own included): {processes}", flush=True)
                 if done["exit"] == 0:
                     walls.append(done["wall"])
                 if baseline:
                     before = load()
-                    done = ispagent_run(baseline / "playbooks" / "reprovision.yaml", lab.inventory_path, size, state,
-                                        work, "--only-drifted", checkout=baseline)
+                    done = ispagent_run(
+                        baseline / "playbooks" / "reprovision.yaml",
+                        lab.inventory_path,
+                        size,
+                        state,
+                        work,
+                        "--only-drifted",
+                        checkout=baseline,
+                    )
                     drifted = sum(1 for host in done["hosts"] if host["drift"]["drifted"])
-                    print(f"  {size} hosts, rep {repetition + 1}: baseline {done['wall']:6.2f} s wall "
-                          f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
-                          f"{drifted} drifted of {len(done['hosts'])}; load {before} before", flush=True)
+                    print(
+                        f"  {size} hosts, rep {repetition + 1}: baseline {done['wall']:6.2f} s wall "
+                        f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
+                        f"{drifted} drifted of {len(done['hosts'])}; load {before} before",
+                        flush=True,
+                    )
             if walls:
-                print(f"{size} hosts: --only-drifted median {statistics.median(walls):.2f} s over {len(walls)} runs "
-                      f"({os.cpu_count()} CPUs)\n", flush=True)
+                print(
+                    f"{size} hosts: --only-drifted median {statistics.median(walls):.2f} s over {len(walls)} runs "
+                    f"({os.cpu_count()} CPUs)\n",
+                    flush=True,
+                )
     finally:
         down = lab.down()
         print(f"audit lab down: {down.seconds:.1f} s", flush=True)
@@ -141,11 +180,17 @@ def single_host(repeat: int, work: Path) -> None:
             figures["ispagent"].append((wall, cpu))
             wall2, cpu2, *_ = race.timed_run(*paramiko, REPO)
             figures["import paramiko"].append((wall2, cpu2))
-            print(f"  1 host, rep {repetition + 1}: ispagent run {wall:.3f} s wall {cpu:.3f} s CPU; "
-                  f"python -c 'import paramiko' {wall2:.3f} s wall {cpu2:.3f} s CPU (load {load()})", flush=True)
+            print(
+                f"  1 host, rep {repetition + 1}: ispagent run {wall:.3f} s wall {cpu:.3f} s CPU; "
+                f"python -c 'import paramiko' {wall2:.3f} s wall {cpu2:.3f} s CPU (load {load()})",
+                flush=True,
+            )
         for name, values in figures.items():
-            print(f"1 host: {name:<15} median {statistics.median(v[0] for v in values):.3f} s wall, "
-                  f"{statistics.median(v[1] for v in values):.3f} s CPU", flush=True)
+            print(
+                f"1 host: {name:<15} median {statistics.median(v[0] for v in values):.3f} s wall, "
+                f"{statistics.median(v[1] for v in values):.3f} s CPU",
+                flush=True,
+            )
     finally:
         lab.down()
 
@@ -157,10 +202,15 @@ def main() -> None:
     parser.add_argument("--race-sizes", default="50,100")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: audit, race, single")
-    parser.add_argument("--baseline", type=Path, help="another ispagent source tree whose audit runs interleave "
-                                                      "with this one's (e.g. a `git archive` of the commit before)")
-    parser.add_argument("--install-forks", type=int, default=200,
-                        help="forks of the untimed install.yaml that sets up the audit's lab")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another ispagent source tree whose audit runs interleave "
+        "with this one's (e.g. a `git archive` of the commit before)",
+    )
+    parser.add_argument(
+        "--install-forks", type=int, default=200, help="forks of the untimed install.yaml that sets up the audit's lab"
+    )
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="ispagent-cheap-audit-"))
@@ -168,17 +218,30 @@ def main() -> None:
     # PYTHONDONTWRITEBYTECODE would have ispagent compile its own modules on every run (the peers'
     # and paramiko's were compiled by pip); the warm-up runs write them.
     dropped = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    print(f"{os.cpu_count()} CPUs, load {load()} at start"
-          f"{'; PYTHONDONTWRITEBYTECODE unset for the runs' if dropped else ''}", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, load {load()} at start"
+        f"{'; PYTHONDONTWRITEBYTECODE unset for the runs' if dropped else ''}",
+        flush=True,
+    )
     try:
         if "single" not in skip:
             single_host(options.repeat, work)
         if "race" not in skip:
-            race.race([int(size) for size in options.race_sizes.split(",")], options.repeat,
-                      ["ispagent", "pyinfra", "floor"], work, None)
+            race.race(
+                [int(size) for size in options.race_sizes.split(",")],
+                options.repeat,
+                ["ispagent", "pyinfra", "floor"],
+                work,
+                None,
+            )
         if "audit" not in skip:  # last: its largest size takes longest (install.yaml over every host first)
-            audit([int(size) for size in options.audit_sizes.split(",")], options.audit_repeat, work, options.baseline,
-                  options.install_forks)
+            audit(
+                [int(size) for size in options.audit_sizes.split(",")],
+                options.audit_repeat,
+                work,
+                options.baseline,
+                options.install_forks,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,8 +16,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -62,6 +62,7 @@ def one_thread_each(items: list, work: Callable) -> None:
 
 def timed(connections: list[SshConnection], runner, count: int) -> tuple[float, float, float]:
     """Wall, CPU and machine CPU seconds for `count` commands on every host at once."""
+
     def work(connection: SshConnection) -> None:
         for index in range(count):
             status, out, _ = runner(connection, COMMANDS[index % len(COMMANDS)])
@@ -89,12 +90,17 @@ def main() -> None:
         print(f"{len(connections)} connections opened in {time.perf_counter() - started:.2f} s")
         for runner in RUNNERS.values():
             timed(connections, runner, 1)  # warm-up: imports, first session
-        print(f"{options.commands} commands per host on {len(hosts)} hosts at once ({options.commands * len(hosts)} commands):")
+        print(
+            f"{options.commands} commands per host on {len(hosts)} hosts at once ({options.commands * len(hosts)} commands):"
+        )
         for round_number in range(1, options.repeat + 1):
             for name, runner in RUNNERS.items():
                 wall, cpu, machine = timed(connections, runner, options.commands)
-                print(f"  round {round_number}  {name:<22} wall {wall:5.2f} s  CPU {cpu:5.2f} s  "
-                      f"machine CPU {machine:5.2f} s", flush=True)
+                print(
+                    f"  round {round_number}  {name:<22} wall {wall:5.2f} s  CPU {cpu:5.2f} s  "
+                    f"machine CPU {machine:5.2f} s",
+                    flush=True,
+                )
         for connection in connections:
             connection.close()
         factory.close()

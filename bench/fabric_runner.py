@@ -32,13 +32,20 @@ class FabricRunExecutor:
         endpoint = host.endpoint
         self.view = fabric.Connection(endpoint.address, user=endpoint.user, port=endpoint.port)
 
-    def execute(self, transport: paramiko.Transport, line: str, stdin: bytes | None,
-                deadline: float) -> tuple[int, bytes, bytes]:
+    def execute(
+        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float
+    ) -> tuple[int, bytes, bytes]:
         self.view.transport = transport
         in_stream = io.StringIO(stdin.decode()) if stdin is not None else False
         try:
-            result = self.view.run(line, hide=True, warn=True, in_stream=in_stream,
-                                   timeout=max(1, round(deadline - time.monotonic())), encoding="utf-8")
+            result = self.view.run(
+                line,
+                hide=True,
+                warn=True,
+                in_stream=in_stream,
+                timeout=max(1, round(deadline - time.monotonic())),
+                encoding="utf-8",
+            )
         except CommandTimedOut:
             raise CommandTimeout(f"command timed out: {mask(line)[:200]}") from None
         except Exception as error:  # invoke wraps errors of its I/O threads in ThreadException

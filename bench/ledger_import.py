@@ -39,7 +39,9 @@ def write_csv(path: Path, rows: int) -> int:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in events:
-            writer.writerow([row["on_date"], row["license_id"], row["edition"] or "", row["period"] or "", row["kind"], ""])
+            writer.writerow(
+                [row["on_date"], row["license_id"], row["edition"] or "", row["period"] or "", row["kind"], ""]
+            )
     return len(events)
 
 
@@ -56,29 +58,67 @@ def measure(rows: int, directory: Path) -> None:
     began, cpu = time.monotonic(), time.process_time()
     import_billing_csv(ledger, source, TODAY)  # streamed: checked and staged in chunks, one transaction
     total = time.monotonic() - began
-    print(f"import (library): {total:.1f} s, {time.process_time() - cpu:.1f} s CPU; {written / total:,.0f} rows/s "
-          f"(bench process peak RSS, generator included: {peak_rss_mb():.0f} MB)")
+    print(
+        f"import (library): {total:.1f} s, {time.process_time() - cpu:.1f} s CPU; {written / total:,.0f} rows/s "
+        f"(bench process peak RSS, generator included: {peak_rss_mb():.0f} MB)"
+    )
 
     cli_ledger = directory / f"cli-{rows}.sqlite"
     began = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "agent", "ledger", "import", str(source), "--ledger", str(cli_ledger),
-                                "--today", TODAY.isoformat()], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "ledger",
+            "import",
+            str(source),
+            "--ledger",
+            str(cli_ledger),
+            "--today",
+            TODAY.isoformat(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     said = process.stdout.read().decode().strip()
     _, status, usage = os.wait4(process.pid, 0)
-    print(f"import (`ispagent ledger import`, process start included): {time.monotonic() - began:.1f} s, "
-          f"{usage.ru_utime + usage.ru_stime:.1f} s CPU, peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
-          f"exit {os.waitstatus_to_exitcode(status)}: {said[:100]}")
+    print(
+        f"import (`ispagent ledger import`, process start included): {time.monotonic() - began:.1f} s, "
+        f"{usage.ru_utime + usage.ru_stime:.1f} s CPU, peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
+        f"exit {os.waitstatus_to_exitcode(status)}: {said[:100]}"
+    )
 
     program = load_program()
     for month in (Month(2026, 10), Month(2026, 11)):
         began = time.monotonic()
         report = turnover_report(ledger, program, TODAY, month)
-        print(f"turnover {month}: {time.monotonic() - began:.3f} s (turnover {report.statement.turnover:,.2f} EUR, "
-              f"{report.active_licenses:,} active licenses)")
+        print(
+            f"turnover {month}: {time.monotonic() - began:.3f} s (turnover {report.statement.turnover:,.2f} EUR, "
+            f"{report.active_licenses:,} active licenses)"
+        )
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "agent", "turnover", "--month", "2026-10", "--ledger", str(cli_ledger),
-                           "--today", TODAY.isoformat(), "--format", "json"], capture_output=True, text=True)
-    print(f"`ispagent turnover --month 2026-10` on the CLI's import: {time.monotonic() - began:.3f} s, exit {done.returncode}")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "turnover",
+            "--month",
+            "2026-10",
+            "--ledger",
+            str(cli_ledger),
+            "--today",
+            TODAY.isoformat(),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    print(
+        f"`ispagent turnover --month 2026-10` on the CLI's import: {time.monotonic() - began:.3f} s, exit {done.returncode}"
+    )
 
     began = time.monotonic()
     with (directory / f"export-{rows}.csv").open("w", newline="") as handle:

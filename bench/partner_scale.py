@@ -29,11 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
+from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS  # noqa: E402
+from partnerkit import fill_store  # noqa: E402
+
 from agent.lab import Lab  # noqa: E402
 from agent.lab.mirror import write_config  # noqa: E402
 from agent.shipped import playbooks_dir  # noqa: E402
-from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS  # noqa: E402
-from partnerkit import fill_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = playbooks_dir() / "install.yaml"
@@ -62,12 +63,27 @@ def fill_others(lab: Lab, count: int) -> int:
 def run(lab: Lab, forks: int, state: Path, work: Path) -> dict:
     """One `ispagent run` of install.yaml in a fresh process: wall, CPU, hosts by status and changed."""
     report = work / f"report-{uuid.uuid4().hex[:12]}.json"
-    argv = [sys.executable, "-m", "agent", "run", str(PLAYBOOK), "-i", str(lab.inventory_path), "--forks", str(forks),
-            "-q", "--ssh-config", "/dev/null", "--report-json", str(report)]
+    argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        str(PLAYBOOK),
+        "-i",
+        str(lab.inventory_path),
+        "--forks",
+        str(forks),
+        "-q",
+        "--ssh-config",
+        "/dev/null",
+        "--report-json",
+        str(report),
+    ]
     began = time.perf_counter()
     with open(work / "run-output.log", "ab") as log:
-        process = subprocess.Popen(argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO,
-                                   stdout=log, stderr=log)
+        process = subprocess.Popen(
+            argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO, stdout=log, stderr=log
+        )
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - began
     hosts = json.loads(report.read_text()).get("hosts", []) if report.exists() else []
@@ -75,8 +91,14 @@ def run(lab: Lab, forks: int, state: Path, work: Path) -> dict:
     for host in hosts:
         statuses[host["status"]] = statuses.get(host["status"], 0) + 1
     changed = sum(any(step["changed"] for step in host["steps"]) for host in hosts)
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-            "exit": os.waitstatus_to_exitcode(status), "statuses": statuses, "changed": changed}
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "exit": os.waitstatus_to_exitcode(status),
+        "statuses": statuses,
+        "changed": changed,
+    }
 
 
 def rerun(lab: Lab, label: str, others: int, forks: int, state: Path, work: Path, hosts: int) -> dict:
@@ -86,10 +108,12 @@ def rerun(lab: Lab, label: str, others: int, forks: int, state: Path, work: Path
     result = run(lab, forks, state, work)
     calls = admin(lab, "calls")["calls"]
     total = sum(calls.values())
-    print(f"{label:<6} {held:>6} other licenses: {result['wall']:6.1f} s wall, {result['cpu']:5.1f} s CPU "
-          f"({os.cpu_count()} CPUs, load {load:.1f} before), peak RSS {result['rss_mb']:.0f} MB, exit {result['exit']}, "
-          f"{result['statuses']}, {result['changed']} changed; partner calls {calls} = {total / hosts:.2f} per host",
-          flush=True)
+    print(
+        f"{label:<6} {held:>6} other licenses: {result['wall']:6.1f} s wall, {result['cpu']:5.1f} s CPU "
+        f"({os.cpu_count()} CPUs, load {load:.1f} before), peak RSS {result['rss_mb']:.0f} MB, exit {result['exit']}, "
+        f"{result['statuses']}, {result['changed']} changed; partner calls {calls} = {total / hosts:.2f} per host",
+        flush=True,
+    )
     return result
 
 
@@ -110,12 +134,17 @@ def main() -> None:
         write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
         state = work / "state"
         first = run(lab, options.forks, state, work)
-        print(f"install {first['wall']:6.1f} s wall, {first['cpu']:5.1f} s CPU, exit {first['exit']}, "
-              f"{first['statuses']}, {first['changed']} changed", flush=True)
+        print(
+            f"install {first['wall']:6.1f} s wall, {first['cpu']:5.1f} s CPU, exit {first['exit']}, "
+            f"{first['statuses']}, {first['changed']} changed",
+            flush=True,
+        )
         small = rerun(lab, "small", options.others, options.forks, state, work, options.hosts)
         large = rerun(lab, "large", options.many, options.forks, state, work, options.hosts)
-        print(f"large / small: {large['wall'] / small['wall']:.2f}x wall, {large['cpu'] / small['cpu']:.2f}x CPU "
-              "(the issue's bound: 1.2x)")
+        print(
+            f"large / small: {large['wall'] / small['wall']:.2f}x wall, {large['cpu'] / small['cpu']:.2f}x CPU "
+            "(the issue's bound: 1.2x)"
+        )
     finally:
         began = time.perf_counter()
         lab.down()

@@ -56,12 +56,15 @@ def ensure_bench_venv() -> Path:
 
 
 def peer_versions(bin_dir: Path) -> str:
-    found = subprocess.run([str(bin_dir / "python"), "-m", "pip", "list", "--format=json"], capture_output=True, text=True)
+    found = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
+    )
     versions = {item["name"].lower(): item["version"] for item in json.loads(found.stdout or "[]")}
     return ", ".join(f"{name} {versions.get(name, '?')}" for name in PEERS)
 
 
 # -- the job, written once per contender ------------------------------------------------------
+
 
 class Job:
     """The files every contender's run needs, for the first `size` hosts of the lab."""
@@ -78,11 +81,22 @@ class Job:
         self._ispagent_inventory()
         self._pyinfra_files()
         self._ansible_files()
-        (self.dir / "floor-hosts.json").write_text(json.dumps(
-            {"hosts": [host.address for host in self.hosts], "key": str(self.key), "known_hosts": str(self.known_hosts)}))
+        (self.dir / "floor-hosts.json").write_text(
+            json.dumps(
+                {
+                    "hosts": [host.address for host in self.hosts],
+                    "key": str(self.key),
+                    "known_hosts": str(self.known_hosts),
+                }
+            )
+        )
 
     def _ispagent_inventory(self) -> None:
-        lines = [f"ssh: {{known_hosts: {self.known_hosts}}}", f"defaults: {{user: root, identity_file: {self.key}}}", "hosts:"]
+        lines = [
+            f"ssh: {{known_hosts: {self.known_hosts}}}",
+            f"defaults: {{user: root, identity_file: {self.key}}}",
+            "hosts:",
+        ]
         lines += [f"  {host.name}: {{address: {host.address}}}" for host in self.hosts]
         (self.dir / "inventory.yaml").write_text("\n".join(lines) + "\n")
 
@@ -99,11 +113,15 @@ class Job:
         return path
 
     def _pyinfra_files(self) -> None:
-        data = {"ssh_user": "root", "ssh_key": str(self.key), "ssh_known_hosts_file": str(self.known_hosts),
-                "ssh_strict_host_key_checking": "yes"}
+        data = {
+            "ssh_user": "root",
+            "ssh_key": str(self.key),
+            "ssh_known_hosts_file": str(self.known_hosts),
+            "ssh_strict_host_key_checking": "yes",
+        }
         hosts = ",\n".join(f"    ({host.address!r}, {data!r})" for host in self.hosts)
         (self.dir / "pyinfra_inventory.py").write_text(f"race = [\n{hosts},\n]\n")
-        (self.dir / "deploy.py").write_text(f'''import os
+        (self.dir / "deploy.py").write_text(f"""import os
 from pyinfra.operations import files, server
 
 target = "/srv/race/" + os.environ["RACE_TOKEN"]
@@ -111,13 +129,14 @@ server.shell(name="mkdir and hostname", commands=["mkdir -p " + target + " && ho
 files.put(name="upload", src={str(self.dir / "motd.txt")!r}, dest=target + "/motd", mode="640")
 files.template(name="template", src={str(self.dir / "hello.conf.j2")!r}, dest=target + "/hello.conf", greeting="hello")
 server.shell(name="sum", commands=["sha256sum " + target + "/hello.conf > " + target + "/hello.sum"])
-''')
+""")
 
     def _ansible_files(self) -> None:
         hosts = "\n".join(f"{host.name} ansible_host={host.address}" for host in self.hosts)
         (self.dir / "ansible_hosts.ini").write_text(
             f"[race]\n{hosts}\n\n[race:vars]\nansible_user=root\nansible_ssh_private_key_file={self.key}\n"
-            "ansible_python_interpreter=/usr/bin/python3\n")
+            "ansible_python_interpreter=/usr/bin/python3\n"
+        )
         control = self.dir / "cp"
         control.mkdir(exist_ok=True)
         (self.dir / "ansible.cfg").write_text(
@@ -125,7 +144,8 @@ server.shell(name="sum", commands=["sha256sum " + target + "/hello.conf > " + ta
             "retry_files_enabled = False\nstdout_callback = default\n\n[ssh_connection]\npipelining = True\n"
             f"control_path_dir = {control}\n"
             f"ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile={self.known_hosts} "
-            "-o StrictHostKeyChecking=yes\n")
+            "-o StrictHostKeyChecking=yes\n"
+        )
         (self.dir / "race.yml").write_text(f"""- hosts: race
   gather_facts: false
   vars: {{greeting: hello, target: "/srv/race/{{{{ token }}}}"}}
@@ -140,18 +160,49 @@ server.shell(name="sum", commands=["sha256sum " + target + "/hello.conf > " + ta
         env = dict(os.environ)
         if contender == "ispagent":
             env["ISPAGENT_STATE_DIR"] = str(state)
-            return [sys.executable, "-m", "agent", "run", str(self.ispagent_playbook(token)), "-i",
-                    str(self.dir / "inventory.yaml"), "--forks", str(self.size), "-q", "--ssh-config", "/dev/null"], env
+            return [
+                sys.executable,
+                "-m",
+                "agent",
+                "run",
+                str(self.ispagent_playbook(token)),
+                "-i",
+                str(self.dir / "inventory.yaml"),
+                "--forks",
+                str(self.size),
+                "-q",
+                "--ssh-config",
+                "/dev/null",
+            ], env
         if contender == "pyinfra":
             env["RACE_TOKEN"] = token
-            return [str(bin_dir / "pyinfra"), str(self.dir / "pyinfra_inventory.py"), str(self.dir / "deploy.py"),
-                    "--parallel", str(self.size), "-y"], env
+            return [
+                str(bin_dir / "pyinfra"),
+                str(self.dir / "pyinfra_inventory.py"),
+                str(self.dir / "deploy.py"),
+                "--parallel",
+                str(self.size),
+                "-y",
+            ], env
         if contender == "ansible":
             env["ANSIBLE_CONFIG"] = str(self.dir / "ansible.cfg")
-            return [str(bin_dir / "ansible-playbook"), "-i", str(self.dir / "ansible_hosts.ini"), str(self.dir / "race.yml"),
-                    "-e", f"token={token}"], env
-        return [sys.executable, __file__, "--floor-run", str(self.dir / "floor-hosts.json"), token,
-                str(self.dir / "motd.txt"), str(self.dir / "hello.conf.j2")], env
+            return [
+                str(bin_dir / "ansible-playbook"),
+                "-i",
+                str(self.dir / "ansible_hosts.ini"),
+                str(self.dir / "race.yml"),
+                "-e",
+                f"token={token}",
+            ], env
+        return [
+            sys.executable,
+            __file__,
+            "--floor-run",
+            str(self.dir / "floor-hosts.json"),
+            token,
+            str(self.dir / "motd.txt"),
+            str(self.dir / "hello.conf.j2"),
+        ], env
 
 
 def machine_cpu_seconds() -> float:
@@ -170,11 +221,17 @@ def timed_run(argv: list[str], env: dict, cwd: Path) -> tuple[float, float, floa
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    return (wall, usage.ru_utime + usage.ru_stime, machine_cpu_seconds() - machine, os.waitstatus_to_exitcode(status),
-            output.decode(errors="replace")[-600:])
+    return (
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        machine_cpu_seconds() - machine,
+        os.waitstatus_to_exitcode(status),
+        output.decode(errors="replace")[-600:],
+    )
 
 
 # -- the floor: the job on paramiko, one thread and connection per host -------------------------
+
 
 def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
     import io
@@ -206,8 +263,16 @@ def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
             host, _, port = address.partition(":")  # "address" or "address:port"
             sock = socket.create_connection((host, int(port or 22)), timeout=30)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client.connect(host, port=int(port or 22), username="root", pkey=key, sock=sock, look_for_keys=False,
-                           allow_agent=False, timeout=30)
+            client.connect(
+                host,
+                port=int(port or 22),
+                username="root",
+                pkey=key,
+                sock=sock,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=30,
+            )
             run(client, f"mkdir -p {target} && hostname")
             sftp = client.open_sftp()
             sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
@@ -231,12 +296,16 @@ def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
 
 # -- the race ---------------------------------------------------------------------------------
 
+
 def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_dir: Path | None) -> None:
     from agent.lab import Lab
 
     bin_dir = ensure_bench_venv() if {"pyinfra", "ansible"} & set(contenders) else None
-    print(f"{os.cpu_count()} CPUs; {peer_versions(bin_dir) if bin_dir else 'no peers'}; {repeat} repetitions, "
-          f"contenders interleaved (order rotated each repetition)", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs; {peer_versions(bin_dir) if bin_dir else 'no peers'}; {repeat} repetitions, "
+        f"contenders interleaved (order rotated each repetition)",
+        flush=True,
+    )
     lab = Lab(lab_dir or work / "lab")  # a lab of its own, beside any other on the machine
     try:
         began = time.perf_counter()
@@ -249,7 +318,7 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
             loads = [os.getloadavg()[0]]
             warm_up(job, contenders, bin_dir, work / "state")
             for repetition in range(repeat):
-                order = contenders[repetition % len(contenders):] + contenders[:repetition % len(contenders)]
+                order = contenders[repetition % len(contenders) :] + contenders[: repetition % len(contenders)]
                 for name in order:
                     wall, cpu, machine, code, tail = run_contender(job, name, bin_dir, work / "state")
                     if code != 0:
@@ -257,8 +326,11 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
                         continue
                     walls[name].append(wall)
                     cpus[name].append(cpu)
-                    print(f"  {size} hosts, rep {repetition + 1}: {name:<9} {wall:6.2f} s wall  {cpu:6.2f} s CPU  "
-                          f"{machine:6.2f} s machine CPU  (load {os.getloadavg()[0]:.2f})", flush=True)
+                    print(
+                        f"  {size} hosts, rep {repetition + 1}: {name:<9} {wall:6.2f} s wall  {cpu:6.2f} s CPU  "
+                        f"{machine:6.2f} s machine CPU  (load {os.getloadavg()[0]:.2f})",
+                        flush=True,
+                    )
                     loads.append(os.getloadavg()[0])
                 lab_cleanup(lab, job)
             report(size, walls, cpus, loads)
@@ -319,8 +391,10 @@ def lab_cleanup(lab, job: Job) -> None:
 
 def report(size: int, walls: dict[str, list[float]], cpus: dict[str, list[float]], loads: list[float]) -> None:
     medians = {name: statistics.median(times) for name, times in walls.items() if times}
-    print(f"\n{size} hosts: median wall (CPU) over {max(len(t) for t in walls.values())} runs; "
-          f"load average {min(loads):.2f}-{max(loads):.2f} during the runs")
+    print(
+        f"\n{size} hosts: median wall (CPU) over {max(len(t) for t in walls.values())} runs; "
+        f"load average {min(loads):.2f}-{max(loads):.2f} during the runs"
+    )
     floor = medians.get("floor")
     ours = medians.get("ispagent")
     for name, median in sorted(medians.items(), key=lambda item: item[1]):
@@ -346,7 +420,9 @@ def main() -> None:
     contenders = [name for name in options.contenders.split(",") if name]
     unknown = set(contenders) - set(CONTENDERS)
     if unknown:
-        raise SystemExit(f"race: unknown contender(s) {', '.join(sorted(unknown))}; choose from {', '.join(CONTENDERS)}")
+        raise SystemExit(
+            f"race: unknown contender(s) {', '.join(sorted(unknown))}; choose from {', '.join(CONTENDERS)}"
+        )
     work = Path(tempfile.mkdtemp(prefix="ispagent-race-"))
     try:
         race([int(size) for size in options.sizes.split(",")], options.repeat, contenders, work, options.lab_dir)

@@ -62,15 +62,32 @@ def load() -> str:
     return "load " + " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
-def run_ispagent(playbook: Path, inventory: Path, forks: int, state: Path, work: Path) -> tuple[float, float, int, dict, int]:
+def run_ispagent(
+    playbook: Path, inventory: Path, forks: int, state: Path, work: Path
+) -> tuple[float, float, int, dict, int]:
     """One `ispagent run` in a fresh process: wall, peak RSS (MB), exit code, hosts by status, hosts changed."""
     report = work / f"report-{uuid.uuid4().hex[:12]}.json"
-    argv = [sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory),
-            "--forks", str(forks), "-q", "--ssh-config", "/dev/null", "--report-json", str(report)]
+    argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--forks",
+        str(forks),
+        "-q",
+        "--ssh-config",
+        "/dev/null",
+        "--report-json",
+        str(report),
+    ]
     started = time.perf_counter()
     with open(work / "run-output.log", "ab") as log:
-        process = subprocess.Popen(argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO,
-                                   stdout=log, stderr=log)
+        process = subprocess.Popen(
+            argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO, stdout=log, stderr=log
+        )
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     counts: dict[str, int] = {}
@@ -87,8 +104,10 @@ def run_ispagent(playbook: Path, inventory: Path, forks: int, state: Path, work:
 def row(label: str, size: int, forks: int, result: tuple[float, float, int, dict, int]) -> str:
     wall, rss, code, counts, changed = result
     hosts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no report"
-    return (f"{label:<8} {size:>5}  {forks:>5}  {wall:>7.1f}s  {rss:>5.0f} MB  {rss * 1024 / size:>5.0f} KB  "
-            f"exit {code}, {hosts}, {changed} changed  {load()}")
+    return (
+        f"{label:<8} {size:>5}  {forks:>5}  {wall:>7.1f}s  {rss:>5.0f} MB  {rss * 1024 / size:>5.0f} KB  "
+        f"exit {code}, {hosts}, {changed} changed  {load()}"
+    )
 
 
 def install_flow(lab: Lab, size: int, forks: int, work: Path) -> None:
@@ -96,8 +115,15 @@ def install_flow(lab: Lab, size: int, forks: int, work: Path) -> None:
     write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
     state = work / "install-state"
     for attempt in ("install", "again"):
-        print(row(attempt, size, forks, run_ispagent(playbooks_dir() / "install.yaml", lab.inventory_path, forks,
-                                                      state, work)), flush=True)
+        print(
+            row(
+                attempt,
+                size,
+                forks,
+                run_ispagent(playbooks_dir() / "install.yaml", lab.inventory_path, forks, state, work),
+            ),
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -117,13 +143,28 @@ def main() -> None:
             lab.up(size)
             up = time.perf_counter() - began
             time.sleep(1)
-            print(f"lab up to {size} hosts: {up:.1f} s; MemAvailable {before - mem_available_mb():,.0f} MB lower,"
-                  f" the hosts' processes {lab_pss_mb(lab):,.0f} MB PSS; {load()}", flush=True)
+            print(
+                f"lab up to {size} hosts: {up:.1f} s; MemAvailable {before - mem_available_mb():,.0f} MB lower,"
+                f" the hosts' processes {lab_pss_mb(lab):,.0f} MB PSS; {load()}",
+                flush=True,
+            )
             forks = min(size, options.max_forks)
             job = Job(work, lab, size)
-            print(row("race", size, forks, run_ispagent(job.ispagent_playbook(uuid.uuid4().hex[:12]),
-                                                         job.dir / "inventory.yaml", forks, work / "state", work)),
-                  flush=True)
+            print(
+                row(
+                    "race",
+                    size,
+                    forks,
+                    run_ispagent(
+                        job.ispagent_playbook(uuid.uuid4().hex[:12]),
+                        job.dir / "inventory.yaml",
+                        forks,
+                        work / "state",
+                        work,
+                    ),
+                ),
+                flush=True,
+            )
         if options.install:
             install_flow(lab, sizes[-1], min(sizes[-1], options.install_forks or options.max_forks), work)
     finally:

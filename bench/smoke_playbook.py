@@ -26,7 +26,6 @@ sys.path.insert(0, str(REPO))
 from agent.lab import Lab  # noqa: E402
 from agent.shipped import playbooks_dir  # noqa: E402
 
-
 CLI = {
     "paramiko": [sys.executable, "-m", "agent"],
     "fabric": [sys.executable, str(REPO / "bench" / "fabric_runner.py")],
@@ -37,8 +36,9 @@ def run_cli(args: list[str], state_dir: Path, runner: str = "paramiko") -> tuple
     """Wall seconds, peak RSS in MB and exit code of one `ispagent` process."""
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state_dir)}
     started = time.perf_counter()
-    process = subprocess.Popen([*CLI[runner], *args], env=env, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*CLI[runner], *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -57,7 +57,9 @@ def main() -> None:
     runners = ["paramiko", "fabric"] if options.runner == "both" else [options.runner]
     work = Path(tempfile.mkdtemp(prefix="ispagent-bench-"))
     lab = Lab(options.dir or work / "lab")
-    print(f"{'hosts':>5}  {'runner':>8}  {'lab up':>7}  {'run 1 (changes)':>16}  {'run 2 (no change)':>18}  {'peak RSS':>9}")
+    print(
+        f"{'hosts':>5}  {'runner':>8}  {'lab up':>7}  {'run 1 (changes)':>16}  {'run 2 (no change)':>18}  {'peak RSS':>9}"
+    )
     try:
         for size in sizes:
             started = time.perf_counter()
@@ -71,8 +73,10 @@ def main() -> None:
                 second, rss2, code2 = run_cli(args, work / "state", runner)
                 if code1 or code2:
                     raise SystemExit(f"run failed at {size} hosts with {runner} (exit {code1}, {code2})")
-                print(f"{size:>5}  {runner:>8}  {up:>6.2f}s  {first:>15.2f}s  {second:>17.2f}s  {max(rss1, rss2):>6.0f} MB",
-                      flush=True)
+                print(
+                    f"{size:>5}  {runner:>8}  {up:>6.2f}s  {first:>15.2f}s  {second:>17.2f}s  {max(rss1, rss2):>6.0f} MB",
+                    flush=True,
+                )
     finally:
         down = lab.down()
         print(f"lab down: {down.seconds:.2f}s")

@@ -39,14 +39,18 @@ def generate(events: int, seed: int = 5) -> tuple[list[dict], list[dict]]:
         started = FIRST_DAY + timedelta(days=rng.randrange(span))
         edition, period = rng.choice(EDITIONS), "annual" if rng.random() < 0.15 else "monthly"
         license_id = str(4_000_000 + number)
-        rows.append(dict(on_date=started.isoformat(), kind="activation", license_id=license_id, edition=edition, period=period))
+        rows.append(
+            dict(on_date=started.isoformat(), kind="activation", license_id=license_id, edition=edition, period=period)
+        )
         ended = FAR_FUTURE
         if rng.random() < 0.7:
             gone = started + timedelta(days=rng.randint(30, 365))
             if gone <= LAST_DAY:
                 ended = gone.isoformat()
                 rows.append(dict(on_date=ended, kind="deactivation", license_id=license_id, edition=None, period=None))
-        terms.append(dict(license_id=license_id, edition=edition, period=period, started_on=started.isoformat(), ended_on=ended))
+        terms.append(
+            dict(license_id=license_id, edition=edition, period=period, started_on=started.isoformat(), ended_on=ended)
+        )
     monthly = [t for t in terms if t["period"] == "monthly"]
     while len(rows) < events:  # renewals recorded by the partner's billing, on the license's day
         term = rng.choice(monthly)
@@ -55,8 +59,15 @@ def generate(events: int, seed: int = 5) -> tuple[list[dict], list[dict]]:
         index = start.year * 12 + start.month - 1 + months
         on = date(index // 12, index % 12 + 1, min(start.day, 28))
         if on.isoformat() < term["ended_on"] and on <= LAST_DAY:
-            rows.append(dict(on_date=on.isoformat(), kind="renewal", license_id=term["license_id"], edition=term["edition"],
-                             period="monthly"))
+            rows.append(
+                dict(
+                    on_date=on.isoformat(),
+                    kind="renewal",
+                    license_id=term["license_id"],
+                    edition=term["edition"],
+                    period="monthly",
+                )
+            )
     stamp = "2026-11-26T00:00:00+00:00"
     for row in rows:
         row.update(price=None, source="import", created_at=stamp)
@@ -86,13 +97,33 @@ def main() -> None:
         began = time.monotonic()
         report = turnover_report(ledger, program, today, month)
         seconds = time.monotonic() - began
-        print(f"turnover {month}: {seconds:.3f} s  (turnover {report.statement.turnover:,.2f} EUR, "
-              f"invoice {report.statement.invoice_total:,.2f} EUR, {sum(l.quantity for l in report.statement.lines):,} charges, "
-              f"{report.active_licenses:,} active licenses)")
+        print(
+            f"turnover {month}: {seconds:.3f} s  (turnover {report.statement.turnover:,.2f} EUR, "
+            f"invoice {report.statement.invoice_total:,.2f} EUR, {sum(l.quantity for l in report.statement.lines):,} charges, "
+            f"{report.active_licenses:,} active licenses)"
+        )
     began = time.monotonic()
-    cli = subprocess.run([sys.executable, "-m", "agent", "turnover", "--month", "2026-10", "--ledger", str(path),
-                          "--today", today.isoformat(), "--format", "json"], capture_output=True, text=True)
-    print(f"`ispagent turnover --month 2026-10` end to end (process start included): {time.monotonic() - began:.3f} s, exit {cli.returncode}")
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "turnover",
+            "--month",
+            "2026-10",
+            "--ledger",
+            str(path),
+            "--today",
+            today.isoformat(),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    print(
+        f"`ispagent turnover --month 2026-10` end to end (process start included): {time.monotonic() - began:.3f} s, exit {cli.returncode}"
+    )
 
 
 if __name__ == "__main__":

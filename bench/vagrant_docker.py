@@ -55,8 +55,9 @@ def one_round(session: VagrantDockerSession) -> dict[str, float]:
             report = session.work / f"{label.replace(' ', '-')}.json"
             figures[f"{label} s"] = _timed(lambda: session.run("install.yaml", "--report-json", str(report)), ok=(0,))
             summary = json.loads(report.read_text())["summary"]
-            actions = sorted({host["license"]["action"] for host in json.loads(report.read_text())["hosts"]
-                              if host.get("license")})
+            actions = sorted(
+                {host["license"]["action"] for host in json.loads(report.read_text())["hosts"] if host.get("license")}
+            )
             print(f"  {label}: {summary}; license actions {actions}")
         # After the rollout: each machine runs sshd and the (emulated) panel.
         figures["containers' memory MB"] = _containers_memory_mb(session)

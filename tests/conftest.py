@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
+from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS
 
 from agent.lab import Lab
-from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS
 
 # Hosts in the session's lab. A test that needs more grows the same lab with `lab.up(n)` and
 # shrinks it back afterwards. Other labs on the machine (a demo's, another session's) are left
@@ -49,6 +49,7 @@ class Hung(BaseException):
 @pytest.fixture
 def no_hang():
     """Fail, instead of waiting for ever, when an open blocks on a FIFO."""
+
     def hung(*_):
         raise Hung("blocked on a FIFO")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,7 +43,13 @@ def ispagent(*args: str, state_dir: Path, timeout: float = 300, **popen) -> subp
     """The real CLI in a subprocess, as a user or a cron job runs it."""
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state_dir)}
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, **popen
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+        **popen,
     )
 
 
@@ -61,7 +67,9 @@ def on_host(lab, name: str, command: str) -> subprocess.CompletedProcess:
     return lab.exec(name, ["sh", "-c", command])
 
 
-def wait_until(condition, process: subprocess.Popen | None = None, what: str = "the condition", timeout: float = 60) -> None:
+def wait_until(
+    condition, process: subprocess.Popen | None = None, what: str = "the condition", timeout: float = 60
+) -> None:
     """Poll `condition` until true; fail naming `what` on timeout or when `process` has exited first."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.lab.partner import PartnerEmulator
 from harness.partner_emulator import HarnessEmulator
 from labkit import write_inventory
+
+from agent.lab.partner import PartnerEmulator
 
 BASE_VARS = {"edition": "lite", "period": "monthly", "release": "stable"}
 
@@ -35,7 +36,9 @@ def partner_vars(emulator: PartnerEmulator, ledger: Path, **extra) -> dict:
 def license_inventory(lab, path: Path, emulator: PartnerEmulator, ledger: Path, hosts=None, **extra) -> Path:
     chosen = hosts if hosts is not None else lab.hosts
     return write_inventory(
-        lab, path, vars=partner_vars(emulator, ledger, **extra),
+        lab,
+        path,
+        vars=partner_vars(emulator, ledger, **extra),
         hosts={h.name: {"address": h.address, "vars": {"fqdn": h.fqdn}} for h in chosen},
     )
 
@@ -54,9 +57,26 @@ def fill_account(emulator: PartnerEmulator, count: int, account: str = "lab-part
 def fill_store(db, count: int, account: str = "lab-partner@example.com", start: int = 0) -> None:
     """`fill_account` on the emulator's SQLite connection (or one opened on its partner.sqlite);
     `start`: how many `fill_store` wrote before (their IPs are not used again)."""
-    rows = [(account, "55227", 1, f"10.{64 + n // 65536}.{n // 256 % 256}.{n % 256}", f"other-{n}.example",
-             f"other-{n}", 2, f"other-{n}-key", 0.0, "2026-01-01", "2027-01-01") for n in range(start, start + count)]
+    rows = [
+        (
+            account,
+            "55227",
+            1,
+            f"10.{64 + n // 65536}.{n // 256 % 256}.{n % 256}",
+            f"other-{n}.example",
+            f"other-{n}",
+            2,
+            f"other-{n}-key",
+            0.0,
+            "2026-01-01",
+            "2027-01-01",
+        )
+        for n in range(start, start + count)
+    ]
     db.execute("BEGIN")  # one transaction, not 20 000 (the store's connection autocommits)
-    db.executemany("INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey,"
-                   " key_ready_at, createdate, expiredate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.executemany(
+        "INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey,"
+        " key_ready_at, createdate, expiredate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     db.execute("COMMIT")

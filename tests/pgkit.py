@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 
-PG_URL = os.environ.get("ISPAGENT_TEST_PG_URL", "postgresql+psycopg://ispagent_test:ispagent-test-pw@127.0.0.1/ispagent_test")
+PG_URL = os.environ.get(
+    "ISPAGENT_TEST_PG_URL", "postgresql+psycopg://ispagent_test:ispagent-test-pw@127.0.0.1/ispagent_test"
+)
 
 
 @contextmanager

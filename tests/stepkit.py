@@ -32,8 +32,16 @@ DATA = Path(__file__).parent / "data" / "steps"
 REPO = Path(__file__).resolve().parent.parent
 
 # A host that passes every preflight rule; a case's `state.preflight` overrides some of its facts.
-GOOD_HOST = HostFacts(os_id="debian", os_version="12", os_codename="bookworm", arch="x86_64", memory_mb=2048,
-                      hostname="h1.lab.example", primary_ipv4="198.18.0.2", repository_reachable=True)
+GOOD_HOST = HostFacts(
+    os_id="debian",
+    os_version="12",
+    os_codename="bookworm",
+    arch="x86_64",
+    memory_mb=2048,
+    hostname="h1.lab.example",
+    primary_ipv4="198.18.0.2",
+    repository_reachable=True,
+)
 STATUS_NAMES = {1: "ordered", 2: "active", 3: "suspended", 4: "deleted", 5: "processing"}
 STATUS_CODES = {name: code for code, name in STATUS_NAMES.items()}
 LEDGER_TABLES = ("hosts", "licenses", "order_intents", "activations", "events", "billing_events")
@@ -81,7 +89,9 @@ class Remote(_Model):
     def _one_kind(self):
         kinds = [k for k in ("command", "argv", "match", "contains", "put") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a remote item needs exactly one of command, argv, match, contains, put (got {kinds or 'none'})")
+            raise ValueError(
+                f"a remote item needs exactly one of command, argv, match, contains, put (got {kinds or 'none'})"
+            )
         return self
 
     def expected(self, files: Path) -> ExpectedCommand | ExpectedUpload:
@@ -90,13 +100,24 @@ class Remote(_Model):
             stdin = self.stdin.encode() if self.stdin is not None else None
             if self.stdin_file:
                 stdin = (files / self.stdin_file).read_bytes()
-            return ExpectedCommand(command, self.match, self.contains, self.stdout, self.stderr, self.exit,
-                                   self.failure, self.timeout, stdin, self.stdin_sha256)
+            return ExpectedCommand(
+                command,
+                self.match,
+                self.contains,
+                self.stdout,
+                self.stderr,
+                self.exit,
+                self.failure,
+                self.timeout,
+                stdin,
+                self.stdin_sha256,
+            )
         content = self.content.encode() if self.content is not None else None
         if self.content_file:
             content = (files / self.content_file).read_bytes()
-        return ExpectedUpload(self.put, int(self.mode, 8) if self.mode else None, content, self.sha256,
-                              self.make_parents, self.error)
+        return ExpectedUpload(
+            self.put, int(self.mode, 8) if self.mode else None, content, self.sha256, self.make_parents, self.error
+        )
 
 
 class AccountLicenseSeed(_Model):
@@ -264,7 +285,9 @@ def host_state(seed: StateSeed, install_settings) -> HostState:
 def seed_account(emulator: PartnerEmulator, seed: AccountSeed) -> None:
     for lic in seed.licenses:
         pricelist = DEFAULT_PRICELISTS[lic.edition]
-        elid = emulator.store.order(LAB_USER, pricelist, PERIOD_MONTHS[lic.period], lic.ip, lic.licname, lic.remoteid, 0.0)
+        elid = emulator.store.order(
+            LAB_USER, pricelist, PERIOD_MONTHS[lic.period], lic.ip, lic.licname, lic.remoteid, 0.0
+        )
         if lic.status != "ordered":
             emulator.store.update_license(elid, status=STATUS_CODES[lic.status])
     if seed.unpaid:
@@ -315,9 +338,14 @@ def ledger_rows(path: Path, table: str) -> list[Any]:
 
 def account_licenses(emulator: PartnerEmulator) -> list[dict[str, Any]]:
     editions = {pricelist: edition for edition, pricelist in DEFAULT_PRICELISTS.items()}
-    return [{**lic, "status": STATUS_NAMES.get(lic["status"], lic["status"]),
-             "edition": editions.get(lic["pricelist"], TARIFFS[lic["pricelist"]].name)}
-            for lic in emulator.store.licenses()]
+    return [
+        {
+            **lic,
+            "status": STATUS_NAMES.get(lic["status"], lic["status"]),
+            "edition": editions.get(lic["pricelist"], TARIFFS[lic["pricelist"]].name),
+        }
+        for lic in emulator.store.licenses()
+    ]
 
 
 def plain(value: Any) -> Any:
@@ -349,4 +377,3 @@ def assert_subset(actual: Any, expected: Any, where: str) -> None:
             assert_subset(got, want, f"{where}[{index}]")
     else:
         assert actual == expected, f"{where}: {actual!r}, expected {expected!r}"
-

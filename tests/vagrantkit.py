@@ -35,19 +35,35 @@ class VagrantDockerSession:
 
         lab_env = VagrantDockerLab(self.lab_dir).env()
         return {
-            **os.environ, **lab_env,
+            **os.environ,
+            **lab_env,
             "PATH": f"{lab_env['PATH'].split(':')[0]}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "ISPAGENT_VAGRANT_MACHINES": str(self.machines), "ISPAGENT_STATE_DIR": str(self.state_dir),
-            "VAGRANT_HOME": str(self.work / "vagrant.d"), "VAGRANT_CHECKPOINT_DISABLE": "1",
+            "ISPAGENT_VAGRANT_MACHINES": str(self.machines),
+            "ISPAGENT_STATE_DIR": str(self.state_dir),
+            "VAGRANT_HOME": str(self.work / "vagrant.d"),
+            "VAGRANT_CHECKPOINT_DISABLE": "1",
         }
 
     def ispagent(self, *args: str, timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=timeout,
-                              env=self.env(), cwd=self.vagrant_dir, input=input)
+        return subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            cwd=self.vagrant_dir,
+            input=input,
+        )
 
     def vagrant(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(["/usr/bin/vagrant", *args], capture_output=True, text=True, timeout=timeout,
-                              env=self.env(), cwd=self.vagrant_dir)
+        return subprocess.run(
+            ["/usr/bin/vagrant", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            cwd=self.vagrant_dir,
+        )
 
     def docker(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["/usr/bin/docker", *args], capture_output=True, text=True, timeout=60, env=self.env())
@@ -62,8 +78,17 @@ class VagrantDockerSession:
         """`vagrant ssh-config | ispagent inventory from-vagrant ... -o lab.yaml`, as the docs say."""
         config = self.vagrant("ssh-config")
         assert config.returncode == 0, config.stderr
-        return self.ispagent("inventory", "from-vagrant", "--domain", DOMAIN, "--vars", str(self.lab_dir / "vars.yaml"),
-                             "-o", str(self.inventory), input=config.stdout)
+        return self.ispagent(
+            "inventory",
+            "from-vagrant",
+            "--domain",
+            DOMAIN,
+            "--vars",
+            str(self.lab_dir / "vars.yaml"),
+            "-o",
+            str(self.inventory),
+            input=config.stdout,
+        )
 
     def run(self, playbook: str, *args: str) -> subprocess.CompletedProcess:
         return self.ispagent("run", str(REPO / "playbooks" / playbook), "-i", str(self.inventory), *args, timeout=600)

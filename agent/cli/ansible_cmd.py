@@ -14,15 +14,31 @@ from agent.inventory.loader import check_made_inventory
 
 @click.command("from-ansible")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the inventory here instead of stdout.")
-@click.option("--known-hosts", metavar="FILE", default="~/.ssh/known_hosts", show_default=True,
-              help="The inventory's ssh.known_hosts.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the inventory here instead of stdout.",
+)
+@click.option(
+    "--known-hosts",
+    metavar="FILE",
+    default="~/.ssh/known_hosts",
+    show_default=True,
+    help="The inventory's ssh.known_hosts.",
+)
 @click.option("--host-key-policy", type=click.Choice(["strict", "accept-new"]), default="strict", show_default=True)
-@click.option("--vault-password-file", metavar="FILE", type=click.Path(path_type=Path), envvar="ANSIBLE_VAULT_PASSWORD_FILE",
-              help="The vault password (a plain file, as ansible-playbook takes it) for !vault vars.")
-def from_ansible(source: Path, output: Path | None, known_hosts: str, host_key_policy: str,
-                 vault_password_file: Path | None) -> None:
+@click.option(
+    "--vault-password-file",
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    envvar="ANSIBLE_VAULT_PASSWORD_FILE",
+    help="The vault password (a plain file, as ansible-playbook takes it) for !vault vars.",
+)
+def from_ansible(
+    source: Path, output: Path | None, known_hosts: str, host_key_policy: str, vault_password_file: Path | None
+) -> None:
     """Make an inventory from an Ansible inventory SOURCE (INI or YAML file, or a directory).
 
     \b
@@ -42,11 +58,19 @@ def from_ansible(source: Path, output: Path | None, known_hosts: str, host_key_p
 
     hosts, groups = read_ansible_inventory(source, vault_password_file)
     base = source.parent if source.is_file() else source
-    result = convert(hosts, groups, source=str(source), known_hosts=known_hosts, host_key_policy=host_key_policy,
-                     base_dir=base.absolute())
+    result = convert(
+        hosts,
+        groups,
+        source=str(source),
+        known_hosts=known_hosts,
+        host_key_policy=host_key_policy,
+        base_dir=base.absolute(),
+    )
     if output is None and result.secret:
-        raise InputError(f"{source}: the inventory made from it holds secrets (vault values, passwords or keys), "
-                         "which ispagent never prints: write it to a file with -o FILE (made 0600)")
+        raise InputError(
+            f"{source}: the inventory made from it holds secrets (vault values, passwords or keys), "
+            "which ispagent never prints: write it to a file with -o FILE (made 0600)"
+        )
     if output is not None:
         check_output_path(output, "inventory")  # before the work: a FIFO or a link there is refused at once
     check_made_inventory(result.text, str(source))

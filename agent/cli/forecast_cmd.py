@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import click
 
 from agent.cli.options import economics_context, economics_options, money
@@ -30,18 +29,40 @@ def forecast(months, rate, edition, period, as_json, inventory, ledger_at, progr
     ledger, program, day = economics_context(inventory, ledger_at, program_file, today)
     used, rows = project(ledger, program, day, months, _rate(rate), edition, period)
     if as_json:
-        return echo_json({"rate": used, "edition": edition, "period": period, "months": [
-            {"month": str(r.month), "renewals": r.renewals, "activations": r.activations, "turnover": float(r.turnover),
-             "discount": float(r.discount), "tier_at_start": r.opening_tier + 1 if r.opening_tier >= 0 else None,
-             "tier_at_end": r.closing_tier + 1 if r.closing_tier >= 0 else None, "invoice": float(r.invoice),
-             "active_licenses": r.active_licenses} for r in rows]})
-    echo(f"forecast from {day}: {used} new {edition} {period} license(s) a month, no deactivations ({program.turnover_basis} prices)")
+        return echo_json(
+            {
+                "rate": used,
+                "edition": edition,
+                "period": period,
+                "months": [
+                    {
+                        "month": str(r.month),
+                        "renewals": r.renewals,
+                        "activations": r.activations,
+                        "turnover": float(r.turnover),
+                        "discount": float(r.discount),
+                        "tier_at_start": r.opening_tier + 1 if r.opening_tier >= 0 else None,
+                        "tier_at_end": r.closing_tier + 1 if r.closing_tier >= 0 else None,
+                        "invoice": float(r.invoice),
+                        "active_licenses": r.active_licenses,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+    echo(
+        f"forecast from {day}: {used} new {edition} {period} license(s) a month, no deactivations ({program.turnover_basis} prices)"
+    )
     echo(f"{'MONTH':<8} {'RENEW':>6} {'NEW':>5} {'TURNOVER':>11} {'DISC':>5} {'INVOICE':>11} {'ACTIVE':>7}")
     for r in rows:
-        echo(f"{str(r.month):<8} {r.renewals:>6} {r.activations:>5} {money(r.turnover):>11} {r.discount:>3g} % "
-             f"{money(r.invoice):>11} {r.active_licenses:>7}")
+        echo(
+            f"{str(r.month):<8} {r.renewals:>6} {r.activations:>5} {money(r.turnover):>11} {r.discount:>3g} % "
+            f"{money(r.invoice):>11} {r.active_licenses:>7}"
+        )
     if rows:
-        echo(f"planned monthly turnover (§13): {money(sum(r.turnover for r in rows) / len(rows))} {program.currency} on average")
+        echo(
+            f"planned monthly turnover (§13): {money(sum(r.turnover for r in rows) / len(rows))} {program.currency} on average"
+        )
 
 
 def _rate(text: str | None) -> int | None:

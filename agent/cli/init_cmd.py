@@ -32,6 +32,8 @@ def init(directory: str) -> None:
     echo(f"init: wrote {shown(directory)}: inventory.yaml, {playbooks} playbooks, {templates} templates")
     # Commands to copy: the directory as the shell needs it, or DIR when it cannot be shown as typed.
     word = shlex.quote(directory) if shown(directory) == f"'{directory}'" else "DIR"
-    echo(f"next: edit {word}/inventory.yaml, then\n"
-         f"  ispagent inventory check -i {word}/inventory.yaml\n"
-         f"  ispagent run {word}/playbooks/install.yaml -i {word}/inventory.yaml --dry-run")
+    echo(
+        f"next: edit {word}/inventory.yaml, then\n"
+        f"  ispagent inventory check -i {word}/inventory.yaml\n"
+        f"  ispagent run {word}/playbooks/install.yaml -i {word}/inventory.yaml --dry-run"
+    )

@@ -14,14 +14,22 @@ from agent.lab.profiles import PROFILES
 DEFAULT_DIR = Path("lab")
 
 dir_option = click.option(
-    "--dir", "lab_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
-    show_default=True, help="Directory holding the lab's state, host disks, key and inventory.",
+    "--dir",
+    "lab_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+    help="Directory holding the lab's state, host disks, key and inventory.",
 )
 
 # Not the netns lab's directory: each lab keeps its services' state in its own.
 docker_dir_option = click.option(
-    "--dir", "lab_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("vagrant-lab"),
-    show_default=True, help="Directory holding dockerd's socket and data, the services' state, env and vars.yaml.",
+    "--dir",
+    "lab_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("vagrant-lab"),
+    show_default=True,
+    help="Directory holding dockerd's socket and data, the services' state, env and vars.yaml.",
 )
 
 
@@ -40,11 +48,17 @@ def lab() -> None:
 
 
 @lab.command()
-@click.option("--hosts", "-n", type=click.IntRange(1, 1000), required=True,
-              help="How many hosts the lab should have (h1..hN).")
-@click.option("--profile", "profile_options", multiple=True, metavar="HOST=PROFILE",
-              help="Put a host in a situation the installer meets (repeatable): "
-                   f"{', '.join(PROFILES)} (docs/lab.md says what each does).")
+@click.option(
+    "--hosts", "-n", type=click.IntRange(1, 1000), required=True, help="How many hosts the lab should have (h1..hN)."
+)
+@click.option(
+    "--profile",
+    "profile_options",
+    multiple=True,
+    metavar="HOST=PROFILE",
+    help="Put a host in a situation the installer meets (repeatable): "
+    f"{', '.join(PROFILES)} (docs/lab.md says what each does).",
+)
 @dir_option
 def up(hosts: int, lab_dir: Path, profile_options: tuple[str, ...]) -> None:
     """Bring the lab to exactly N running hosts and wait until each accepts SSH.
@@ -69,8 +83,13 @@ def up(hosts: int, lab_dir: Path, profile_options: tuple[str, ...]) -> None:
 
 
 @lab.command()
-@click.option("--dir", "lab_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Show the hosts of the lab in this directory.  [default: list the labs on this machine]")
+@click.option(
+    "--dir",
+    "lab_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Show the hosts of the lab in this directory.  [default: list the labs on this machine]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the labs (or hosts) as a JSON list.")
 def status(lab_dir: Path | None, as_json: bool) -> None:
     """List the labs up on this machine; with --dir, each host of that lab: address, up or down, and
@@ -103,10 +122,16 @@ def _machine_status(as_json: bool) -> None:
         return
     echo(f"{'SLOT':<5} {'BRIDGE':<11} {'NETWORK':<16} {'HOSTS UP':<9} {'OWNER':<16} DIR")
     for summary in labs:
-        owner = "-" if summary.owner_pid is None else f"{summary.owner_pid} ({'running' if summary.owner_alive else 'exited'})"
+        owner = (
+            "-"
+            if summary.owner_pid is None
+            else f"{summary.owner_pid} ({'running' if summary.owner_alive else 'exited'})"
+        )
         where = summary.dir or "(no directory recorded: its network was left by hand or by a crash)"
-        echo(f"{summary.slot:<5} {summary.bridge:<11} {summary.network:<16} {f'{summary.hosts_up}/{summary.hosts}':<9}"
-             f" {owner:<16} {where}")
+        echo(
+            f"{summary.slot:<5} {summary.bridge:<11} {summary.network:<16} {f'{summary.hosts_up}/{summary.hosts}':<9}"
+            f" {owner:<16} {where}"
+        )
     echo(f"{len(labs)} labs; take one down with `ispagent lab down --dir DIR`")
 
 
@@ -151,8 +176,10 @@ def docker_up(lab_dir: Path) -> None:
 
     result = VagrantDockerLab(lab_dir).up(progress=_progress)
     image = "built" if result.built_image else "already there"
-    echo(f"lab docker up in {result.seconds:.2f} s (image {image}); next: . {result.env_file}"
-         f" && vagrant up --provider=docker")
+    echo(
+        f"lab docker up in {result.seconds:.2f} s (image {image}); next: . {result.env_file}"
+        f" && vagrant up --provider=docker"
+    )
 
 
 @docker_lab.command("down")

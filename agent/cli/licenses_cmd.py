@@ -7,8 +7,8 @@ one command maker.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import click
 
@@ -19,8 +19,16 @@ from agent.partner.operations import named
 
 
 def _license_json(lic) -> dict:
-    return {"id": lic.id, "edition": lic.edition, "pricelist": lic.pricelist, "status": lic.status.name.lower(),
-            "ip": lic.ip, "licname": lic.licname, "remoteid": lic.remoteid, "expiredate": lic.expiredate}
+    return {
+        "id": lic.id,
+        "edition": lic.edition,
+        "pricelist": lic.pricelist,
+        "status": lic.status.name.lower(),
+        "ip": lic.ip,
+        "licname": lic.licname,
+        "remoteid": lic.remoteid,
+        "expiredate": lic.expiredate,
+    }
 
 
 @contextmanager
@@ -54,7 +62,9 @@ def list_licenses(as_json, **options) -> None:
         return echo_json([_license_json(lic) for lic in found])
     echo(f"{'ID':<10} {'EDITION':<9} {'STATUS':<10} {'IP':<16} {'EXPIRES':<11} NAME")
     for lic in found:
-        echo(f"{lic.id:<10} {lic.edition or lic.pricelist:<9} {lic.status.name.lower():<10} {lic.ip:<16} {lic.expiredate:<11} {lic.licname}")
+        echo(
+            f"{lic.id:<10} {lic.edition or lic.pricelist:<9} {lic.status.name.lower():<10} {lic.ip:<16} {lic.expiredate:<11} {lic.licname}"
+        )
 
 
 @licenses.command(help="One license (whether its activation key is issued; never the key).")

@@ -26,9 +26,15 @@ _PARTNER = [
     click.option("--credentials-file", type=click.Path(dir_okay=False), help="0600 file with user:password."),
 ]
 _ECONOMICS = [
-    click.option("-i", "--inventory", type=FILE, help="Take ledger_url / ledger_path / program_file from this inventory's vars."),
-    click.option("--ledger", "ledger_at", metavar="PATH|URL", help="The ledger: a SQLite file or postgresql+psycopg://… URL."),
-    click.option("--program", "program_file", type=FILE, help="Program rules file (default: the shipped agent/program.yaml)."),
+    click.option(
+        "-i", "--inventory", type=FILE, help="Take ledger_url / ledger_path / program_file from this inventory's vars."
+    ),
+    click.option(
+        "--ledger", "ledger_at", metavar="PATH|URL", help="The ledger: a SQLite file or postgresql+psycopg://… URL."
+    ),
+    click.option(
+        "--program", "program_file", type=FILE, help="Program rules file (default: the shipped agent/program.yaml)."
+    ),
     click.option("--today", metavar="YYYY-MM-DD", hidden=True, help="Pretend today is this day (tests)."),
 ]
 _FLEET = [

@@ -14,7 +14,9 @@ import click
 from agent.secrets import masked, printable
 
 
-def echo(text: str = "", *, err: bool = False, nl: bool = True, file: TextIO | None = None, color: str | None = None) -> None:
+def echo(
+    text: str = "", *, err: bool = False, nl: bool = True, file: TextIO | None = None, color: str | None = None
+) -> None:
     """Print `text` masked and escaped; `color` styles it (after escaping, so its own codes survive)."""
     safe = printable(text)
     click.echo(click.style(safe, fg=color) if color else safe, err=err, nl=nl, file=file)

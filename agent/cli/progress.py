@@ -6,9 +6,7 @@ import sys
 import threading
 from typing import TextIO
 
-
 from agent.cli.output import echo
-from agent.secrets import printable
 from agent.runner.events import (
     BatchFinished,
     Event,
@@ -20,6 +18,7 @@ from agent.runner.events import (
     StepStarted,
 )
 from agent.runner.run import RunResult
+from agent.secrets import printable
 
 _COLORS = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red", "skipped": "cyan"}
 

@@ -24,11 +24,18 @@ def reconcile(inventory, limit, days, as_json) -> None:
     from agent.rollout import Rollout
 
     with Rollout.from_inventory(inventory, limit) as rollout:
-        results = [(group, rollout.reconcile(group, days), len(rollout.view(group).licenses())) for group in rollout.groups]
+        results = [
+            (group, rollout.reconcile(group, days), len(rollout.view(group).licenses())) for group in rollout.groups
+        ]
     several = len(results) > 1
     if as_json:
-        return echo_json([{**f.__dict__, **({"account": group.account.describe()} if several else {})}
-                          for group, findings, _ in results for f in findings])
+        return echo_json(
+            [
+                {**f.__dict__, **({"account": group.account.describe()} if several else {})}
+                for group, findings, _ in results
+                for f in findings
+            ]
+        )
     for group, findings, licenses in results:
         if several:
             echo(f"== {group.account.describe()}: {len(group.hosts)} host(s)")

@@ -42,9 +42,11 @@ def walk_commands(command: click.Command, path: list[str], parent: click.Context
 
 
 def cli_reference() -> str:
-    sections = [f"# Command reference\n\n{GENERATED_NOTE}\n",
-                "Every command's `--help`, as `ispagent COMMAND --help` prints it. Shell completion: "
-                "[completion.md](completion.md).\n"]
+    sections = [
+        f"# Command reference\n\n{GENERATED_NOTE}\n",
+        "Every command's `--help`, as `ispagent COMMAND --help` prints it. Shell completion: "
+        "[completion.md](completion.md).\n",
+    ]
     for path, text in walk_commands(cli, ["ispagent"]):
         heading = "#" * min(len(path) + 1, 4)
         sections.append(f"{heading} `{' '.join(path)}`\n\n```text\n{text.rstrip()}\n```\n")
@@ -62,8 +64,11 @@ def _flags(step_type: StepType) -> list[str]:
     if step_type.provides:
         flags.append("provides " + "; ".join(f"`{key.name}`: {key.what}" for key in step_type.provides))
     if step_type.needs:
-        flags.append("needs " + "; ".join(f"`{key.name}`: {key.what}" for key in step_type.needs)
-                     + "; a playbook with no earlier step that provides it is refused")
+        flags.append(
+            "needs "
+            + "; ".join(f"`{key.name}`: {key.what}" for key in step_type.needs)
+            + "; a playbook with no earlier step that provides it is refused"
+        )
     return flags
 
 
@@ -102,12 +107,16 @@ def step_section(step_type: StepType) -> str:
 
 def steps_reference() -> str:
     steps = load_steps()
-    own = sorted((step_type for step_type in steps.values() if step_type.function.__module__.startswith("agent.")),
-                 key=lambda step_type: step_type.name)
-    header = (f"# Step reference\n\n{GENERATED_NOTE}\n\n"
-              "The steps a playbook can name, from the step registry (`agent/runner/registry.py`): one module per "
-              "step under `agent/steps/`, its docstring, its parameters (a playbook's unknown key is an error) "
-              "and what the runner knows of it. How playbooks use them: [playbooks.md](playbooks.md).\n")
+    own = sorted(
+        (step_type for step_type in steps.values() if step_type.function.__module__.startswith("agent.")),
+        key=lambda step_type: step_type.name,
+    )
+    header = (
+        f"# Step reference\n\n{GENERATED_NOTE}\n\n"
+        "The steps a playbook can name, from the step registry (`agent/runner/registry.py`): one module per "
+        "step under `agent/steps/`, its docstring, its parameters (a playbook's unknown key is an error) "
+        "and what the runner knows of it. How playbooks use them: [playbooks.md](playbooks.md).\n"
+    )
     return "\n".join([header, *(step_section(step_type) for step_type in own)])
 
 

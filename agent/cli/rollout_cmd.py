@@ -12,8 +12,13 @@ from agent.cli.output import echo, echo_json
 from agent.errors import InputError
 
 FILE = click.Path(dir_okay=False, path_type=Path)
-INVENTORY = click.option("-i", "--inventory", type=FILE, required=True,
-                         help="The inventory whose ledger_url names the PostgreSQL ledger that keeps the rollouts.")
+INVENTORY = click.option(
+    "-i",
+    "--inventory",
+    type=FILE,
+    required=True,
+    help="The inventory whose ledger_url names the PostgreSQL ledger that keeps the rollouts.",
+)
 
 
 def _board(inventory: Path):
@@ -58,8 +63,10 @@ def status(name: str, inventory: Path, as_json: bool) -> None:
 def print_status(found) -> None:
     data = found.to_json()
     counts = ", ".join(f"{n} {state}" for state, n in data["counts"].items() if n)
-    echo(f"rollout {found.name}: {found.playbook} (sha256 {found.playbook_sha256[:12]}), started {_when(found.started_at)} "
-         f"UTC by {found.started_by}")
+    echo(
+        f"rollout {found.name}: {found.playbook} (sha256 {found.playbook_sha256[:12]}), started {_when(found.started_at)} "
+        f"UTC by {found.started_by}"
+    )
     echo(f"{'complete' if found.complete else 'not complete'}: {counts}")
     echo(f"{'HOST':<24}  {'STATE':<11}  {'NODE':<28}  DETAIL")
     for host in found.hosts:
@@ -70,7 +77,11 @@ def print_status(found) -> None:
         elif host.state in ("failed", "unreachable"):
             error = host.error or ""
             # A failed host's error already starts with its step (as the run's summary shows it).
-            detail = error if not host.failed_step or error.startswith(f"{host.failed_step}:") else f"{host.failed_step}: {error}"
+            detail = (
+                error
+                if not host.failed_step or error.startswith(f"{host.failed_step}:")
+                else f"{host.failed_step}: {error}"
+            )
         echo(f"{host.name:<24}  {host.state:<11}  {host.node or '-':<28}  {detail}")
     echo(f"{'NODE':<28}  {'STATE':<9}  {'LAST HEARTBEAT':<22}  HOSTS")
     for node in found.nodes:
@@ -98,16 +109,22 @@ def rollouts(inventory: Path, as_json: bool) -> None:
     echo(f"{'ROLLOUT':<24}  {'STARTED (UTC)':<19}  {'STATE':<12}  {'HOSTS':>5}  {'DONE':>5}  {'FAILED':>6}  PLAYBOOK")
     for s in found:
         state = "complete" if s.complete else "in progress"
-        echo(f"{s.name:<24}  {_when(s.started_at):<19}  {state:<12}  {len(s.hosts):>5}  {s.count('ok', 'changed'):>5}  "
-             f"{s.count('failed', 'unreachable'):>6}  {Path(s.playbook).name}")
+        echo(
+            f"{s.name:<24}  {_when(s.started_at):<19}  {state:<12}  {len(s.hosts):>5}  {s.count('ok', 'changed'):>5}  "
+            f"{s.count('failed', 'unreachable'):>6}  {Path(s.playbook).name}"
+        )
 
 
 def print_node_end(node) -> None:
     """After `run --rollout`: what this node did, and where the rollout stands."""
     joined = "started" if node.started else "joined"
     if node.outside:
-        echo(f"note: {len(node.outside)} host(s) of this inventory are not in rollout {node.name} and were left alone: "
-             + ", ".join(node.outside[:5]) + (" ..." if len(node.outside) > 5 else ""), err=True)
+        echo(
+            f"note: {len(node.outside)} host(s) of this inventory are not in rollout {node.name} and were left alone: "
+            + ", ".join(node.outside[:5])
+            + (" ..." if len(node.outside) > 5 else ""),
+            err=True,
+        )
     ran = len(node.result.hosts) if node.result else 0
     for host, why in sorted(node.lost.items()):
         echo(f"{host}: left to the other nodes: {why}", err=True)
@@ -116,8 +133,12 @@ def print_node_end(node) -> None:
     status = node.status
     where = "complete" if status and status.complete else "not complete"
     counts = ", ".join(f"{n} {state}" for state, n in status.to_json()["counts"].items() if n) if status else "unknown"
-    echo(f"rollout {node.name}: node {node.node} {joined} it and worked on {ran} of {node.hosts_claimable} host(s) "
-         f"it could claim; rollout {where} ({counts})")
+    echo(
+        f"rollout {node.name}: node {node.node} {joined} it and worked on {ran} of {node.hosts_claimable} host(s) "
+        f"it could claim; rollout {where} ({counts})"
+    )
     if status and not status.complete and not node.database_lost:
-        echo(f"see it with: ispagent rollout status {node.name} -i INVENTORY; finish it with run ... --rollout {node.name}",
-             err=True)
+        echo(
+            f"see it with: ispagent rollout status {node.name} -i INVENTORY; finish it with run ... --rollout {node.name}",
+            err=True,
+        )

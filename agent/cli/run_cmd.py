@@ -32,36 +32,96 @@ def _interrupt_on_sigterm() -> None:
 @click.command()
 @click.argument("playbook", type=FILE, required=False)
 @click.option("-i", "--inventory", type=FILE, help="Inventory YAML file.")
-@click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish run RUN_ID: only what did not finish is run again.")
+@click.option(
+    "--resume", "resume_id", metavar="RUN_ID", help="Finish run RUN_ID: only what did not finish is run again."
+)
 @click.option("-l", "--limit", help="Only these hosts: names, group names or globs, comma-separated.")
-@click.option("-f", "--forks", type=click.IntRange(1, 1000), default=50, show_default=True, help="Hosts worked on at once.")
-@click.option("--batch-size", metavar="N|N%", help="Rolling batches of N hosts (or N% of them); the next batch starts when one is done.")
-@click.option("--max-fail-percent", type=click.FloatRange(0, 100),
-              help="Abort (exit 3) when, after a batch, more than this share of hosts failed or was unreachable.")
+@click.option(
+    "-f", "--forks", type=click.IntRange(1, 1000), default=50, show_default=True, help="Hosts worked on at once."
+)
+@click.option(
+    "--batch-size",
+    metavar="N|N%",
+    help="Rolling batches of N hosts (or N% of them); the next batch starts when one is done.",
+)
+@click.option(
+    "--max-fail-percent",
+    type=click.FloatRange(0, 100),
+    help="Abort (exit 3) when, after a batch, more than this share of hosts failed or was unreachable.",
+)
 @click.option("--dry-run", is_flag=True, help="Each step says what it would do; nothing on the hosts changes.")
-@click.option("--only-drifted", is_flag=True,
-              help="Audit every host with the playbook's read-only steps first; run the rest only where the audit is not clean.")
+@click.option(
+    "--only-drifted",
+    is_flag=True,
+    help="Audit every host with the playbook's read-only steps first; run the rest only where the audit is not clean.",
+)
 @click.option("--report-json", type=FILE, help="Write the JSON run report here.")
 @click.option("--junit", type=FILE, help="Write a JUnit XML report here.")
 @click.option("--report-html", type=FILE, help="Write a self-contained HTML run report here.")
 @click.option("--metrics-file", type=FILE, help="Write Prometheus textfile metrics here (also when the run fails).")
-@click.option("--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file (default: the inventory's ssh.known_hosts).")
-@click.option("--host-key-policy", type=click.Choice(["strict", "accept-new"]),
-              help="strict (default): unknown or changed host keys are refused; accept-new: record unknown ones.")
-@click.option("--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config to honour (default ~/.ssh/config).")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).")
-@click.option("--rollout", metavar="NAME",
-              help="Start or join the rollout NAME shared by several control nodes through the PostgreSQL ledger "
-                   "(ledger_url): hosts are claimed from it; --limit restricts what this node claims.")
-@click.option("--lease", type=click.FloatRange(1), default=60, show_default=True, metavar="SECONDS",
-              help="With --rollout: how long a claimed host stays this node's without a heartbeat.")
-@click.option("--wait", is_flag=True, help="With --rollout: exit only when the whole rollout is complete, with its exit code.")
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False),
+    help="known_hosts file (default: the inventory's ssh.known_hosts).",
+)
+@click.option(
+    "--host-key-policy",
+    type=click.Choice(["strict", "accept-new"]),
+    help="strict (default): unknown or changed host keys are refused; accept-new: record unknown ones.",
+)
+@click.option(
+    "--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config to honour (default ~/.ssh/config)."
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).",
+)
+@click.option(
+    "--rollout",
+    metavar="NAME",
+    help="Start or join the rollout NAME shared by several control nodes through the PostgreSQL ledger "
+    "(ledger_url): hosts are claimed from it; --limit restricts what this node claims.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(1),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --rollout: how long a claimed host stays this node's without a heartbeat.",
+)
+@click.option(
+    "--wait", is_flag=True, help="With --rollout: exit only when the whole rollout is complete, with its exit code."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show remote commands and their output (secrets masked).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the summary (for cron mail); the run id still goes to stderr.")
-def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_percent, dry_run, only_drifted, report_json,
-        junit, report_html, metrics_file, known_hosts, host_key_policy, ssh_config, state_dir, rollout, lease, wait,
-        verbose, quiet) -> None:
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print only the summary (for cron mail); the run id still goes to stderr."
+)
+def run(
+    playbook,
+    inventory,
+    resume_id,
+    limit,
+    forks,
+    batch_size,
+    max_fail_percent,
+    dry_run,
+    only_drifted,
+    report_json,
+    junit,
+    report_html,
+    metrics_file,
+    known_hosts,
+    host_key_policy,
+    ssh_config,
+    state_dir,
+    rollout,
+    lease,
+    wait,
+    verbose,
+    quiet,
+) -> None:
     """Run PLAYBOOK over the hosts of an inventory, or --resume an earlier run.
 
     \b
@@ -97,7 +157,9 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
         if (lease != 60 or wait) and not rollout:
             raise InputError("--lease and --wait are options of --rollout NAME; add it or leave them out")
         if resume_id and rollout:
-            raise InputError("--resume finishes a run of this machine; a rollout is joined again with PLAYBOOK -i INVENTORY --rollout NAME")
+            raise InputError(
+                "--resume finishes a run of this machine; a rollout is joined again with PLAYBOOK -i INVENTORY --rollout NAME"
+            )
         if resume_id:
             if playbook or inventory:
                 raise InputError("--resume takes the playbook and inventory from the run's journal; give neither")
@@ -108,17 +170,25 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
                 raise InputError("give a PLAYBOOK and -i INVENTORY (or --resume RUN_ID); see ispagent run --help")
             playbook = find_playbook(playbook)
             options = RunOptions(
-                state_dir=state_dir, forks=forks, batch_size=batch_size, max_fail_percent=max_fail_percent,
-                limit=limit, dry_run=dry_run, ssh_config=ssh_config, known_hosts=known_hosts,
-                host_key_policy=host_key_policy, only_drifted=only_drifted,
+                state_dir=state_dir,
+                forks=forks,
+                batch_size=batch_size,
+                max_fail_percent=max_fail_percent,
+                limit=limit,
+                dry_run=dry_run,
+                ssh_config=ssh_config,
+                known_hosts=known_hosts,
+                host_key_policy=host_key_policy,
+                only_drifted=only_drifted,
             )
             allow_open_files(files_for(forks))
             if rollout:
                 node = _run_node(playbook, inventory, options, rollout, lease, wait, progress, echo_remote, watch)
                 result = node.result
             else:
-                result = start_run(RunPlan.from_files(playbook, inventory, options), progress, echo_remote,
-                                   journal_watch=watch)
+                result = start_run(
+                    RunPlan.from_files(playbook, inventory, options), progress, echo_remote, journal_watch=watch
+                )
     except IspagentError as error:
         failure_code = error.exit_code
         raise
@@ -140,12 +210,15 @@ def run(playbook, inventory, resume_id, limit, forks, batch_size, max_fail_perce
     sys.exit(result.exit_code)
 
 
-def _run_node(playbook: Path, inventory: Path, options, name: str, lease: float, wait: bool, progress, echo_remote, watch):
+def _run_node(
+    playbook: Path, inventory: Path, options, name: str, lease: float, wait: bool, progress, echo_remote, watch
+):
     from agent.runner.fleet import rollout_options, rollout_plan, run_rollout
 
     plan, claimable = rollout_plan(playbook, inventory, rollout_options(options, name))
-    return run_rollout(plan, name, progress, echo_remote, claimable=claimable, lease_s=lease, wait=wait,
-                       journal_watch=watch)
+    return run_rollout(
+        plan, name, progress, echo_remote, claimable=claimable, lease_s=lease, wait=wait, journal_watch=watch
+    )
 
 
 def _end_node(node, report_json: Path | None, junit: Path | None, report_html: Path | None, quiet: bool) -> None:

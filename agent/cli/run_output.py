@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from agent.cli.output import echo
-
 from agent.cli.progress import LiveProgress, PlainProgress, print_summary
 from agent.runner.events import Event, RunStarted
 from agent.runner.run import EXIT_UNCONFIRMED, FAILED_STATUSES, RunResult
@@ -30,8 +29,9 @@ class RunIdAnnouncer:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             verb = "resumed" if event.resumed else "started"
-            echo(f"ispagent: run {event.run_id} {verb}; if it is killed: ispagent run --resume {event.run_id}",
-                       err=True)
+            echo(
+                f"ispagent: run {event.run_id} {verb}; if it is killed: ispagent run --resume {event.run_id}", err=True
+            )
         self.progress(event)
 
     def close(self) -> None:
@@ -71,8 +71,10 @@ def summary_notes(result: RunResult) -> list[str]:
         return notes
     if standing.unconfirmed:
         items = [f"license {u.license_id} on {u.host}" for u in standing.unconfirmed]
-        notes.append(f"{len(items)} activation(s) not yet confirmed by the partner account{_named(items)}; "
-                     f"the next run retries them (exit {EXIT_UNCONFIRMED})")
+        notes.append(
+            f"{len(items)} activation(s) not yet confirmed by the partner account{_named(items)}; "
+            f"the next run retries them (exit {EXIT_UNCONFIRMED})"
+        )
     if standing.expiring:
         items = [f"{e.license_id} {e.licname or e.ip} on {e.expires}" for e in standing.expiring]
         notes.append(f"{len(items)} license(s) in the account expire within 30 days{_named(items)}")

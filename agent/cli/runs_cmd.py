@@ -11,13 +11,18 @@ from agent.runner.journal import scan_runs
 from agent.secrets import printable
 from agent.statedir import default_state_dir
 
-STATE_DIR = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-                         help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).")
+STATE_DIR = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where run journals live (default $ISPAGENT_STATE_DIR or ~/.local/state/ispagent).",
+)
 
 
 @click.group(invoke_without_command=True)
 @STATE_DIR
-@click.option("-n", "--last", type=click.IntRange(1), default=20, show_default=True, help="How many runs, newest first.")
+@click.option(
+    "-n", "--last", type=click.IntRange(1), default=20, show_default=True, help="How many runs, newest first."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @click.pass_context
 def runs(ctx: click.Context, state_dir: Path | None, last: int, as_json: bool) -> None:
@@ -42,8 +47,10 @@ def runs(ctx: click.Context, state_dir: Path | None, last: int, as_json: bool) -
     echo(f"{'RUN ID':<23}  {'STATUS':<11}  {'STARTED':<25}  {'HOSTS':>5}  PLAYBOOK")
     for record in records:
         resumed = f" (resumed {len(record.resumed_at)}x)" if record.resumed_at else ""
-        echo(f"{record.run_id:<23}  {_cell(record.status):<11}  {_cell(record.started_at):<25}  {len(record.hosts):>5}  "
-             f"{_cell(Path(record.playbook).name)}{resumed}")
+        echo(
+            f"{record.run_id:<23}  {_cell(record.status):<11}  {_cell(record.started_at):<25}  {len(record.hosts):>5}  "
+            f"{_cell(Path(record.playbook).name)}{resumed}"
+        )
 
 
 def _cell(text: str) -> str:
@@ -55,11 +62,15 @@ def _cell(text: str) -> str:
 @STATE_DIR
 @click.option("--keep", type=click.IntRange(0), metavar="N", help="Keep the newest N runs.")
 @click.option("--older-than", type=click.FloatRange(0), metavar="DAYS", help="Remove runs started more than DAYS ago.")
-@click.option("--include-resumable", is_flag=True,
-              help="Also remove runs that `run --resume` could still finish (never one whose process is alive).")
+@click.option(
+    "--include-resumable",
+    is_flag=True,
+    help="Also remove runs that `run --resume` could still finish (never one whose process is alive).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
-def prune(state_dir: Path | None, keep: int | None, older_than: float | None, include_resumable: bool,
-          dry_run: bool) -> None:
+def prune(
+    state_dir: Path | None, keep: int | None, older_than: float | None, include_resumable: bool, dry_run: bool
+) -> None:
     """Remove old run journals: beyond the newest --keep N, and/or older than --older-than DAYS.
 
     Runs that can still be resumed (interrupted, aborted, hosts failed, killed) are kept unless
@@ -67,13 +78,20 @@ def prune(state_dir: Path | None, keep: int | None, older_than: float | None, in
     """
     from agent.runner.retention import prune_runs
 
-    result = prune_runs(state_dir or default_state_dir(), keep=keep, older_than_days=older_than,
-                        include_resumable=include_resumable, dry_run=dry_run)
+    result = prune_runs(
+        state_dir or default_state_dir(),
+        keep=keep,
+        older_than_days=older_than,
+        include_resumable=include_resumable,
+        dry_run=dry_run,
+    )
     verb = "would remove" if dry_run else "removed"
     echo(f"{verb} {len(result.removed)} run(s), {result.freed_bytes / 1e6:.1f} MB")
     if result.kept_resumable:
-        echo(f"kept {len(result.kept_resumable)} resumable run(s) (--include-resumable removes them): "
-                   f"{', '.join(result.kept_resumable)}")
+        echo(
+            f"kept {len(result.kept_resumable)} resumable run(s) (--include-resumable removes them): "
+            f"{', '.join(result.kept_resumable)}"
+        )
     if result.skipped:
         echo(result.skipped, err=True)
     if result.kept_running:
@@ -85,10 +103,14 @@ def prune(state_dir: Path | None, keep: int | None, older_than: float | None, in
 @STATE_DIR
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON run report here.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
-@click.option("--report-html", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a self-contained HTML run report here.")
-def show(run_id: str, state_dir: Path | None, report_json: Path | None, junit: Path | None,
-         report_html: Path | None) -> None:
+@click.option(
+    "--report-html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML run report here.",
+)
+def show(
+    run_id: str, state_dir: Path | None, report_json: Path | None, junit: Path | None, report_html: Path | None
+) -> None:
     """Print run RUN_ID's summary from its journal; --report-* render its reports as `run --report-*` would have.
 
     For an unattended (scheduled) run, looked at afterwards: the same JSON, JUnit and HTML, read from

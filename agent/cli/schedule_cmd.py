@@ -9,17 +9,30 @@ from pathlib import Path
 import click
 
 from agent.cli.output import echo
-
 from agent.errors import InputError
-from agent.scheduling import (cron_file, install_job, job_environment, make_job, remove_job, schedule_files,
-                              service_unit, timer_unit)
+from agent.scheduling import (
+    cron_file,
+    install_job,
+    job_environment,
+    make_job,
+    remove_job,
+    schedule_files,
+    service_unit,
+    timer_unit,
+)
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 DIR = click.Path(file_okay=False, path_type=Path)
-UNIT_DIR = click.option("--unit-dir", type=DIR, default=Path("/etc/systemd/system"), show_default=True,
-                        help="Where the systemd units go.")
-CRON_DIR = click.option("--cron-dir", type=DIR, default=Path("/etc/cron.d"), show_default=True,
-                        help="Where the cron file goes (with --cron).")
+UNIT_DIR = click.option(
+    "--unit-dir", type=DIR, default=Path("/etc/systemd/system"), show_default=True, help="Where the systemd units go."
+)
+CRON_DIR = click.option(
+    "--cron-dir",
+    type=DIR,
+    default=Path("/etc/cron.d"),
+    show_default=True,
+    help="Where the cron file goes (with --cron).",
+)
 
 
 @click.group()
@@ -30,13 +43,27 @@ def schedule() -> None:
 @schedule.command()
 @click.argument("playbook", type=FILE)
 @click.option("-i", "--inventory", type=FILE, required=True, help="Inventory YAML file.")
-@click.option("--name", default="nightly", show_default=True, help="The job's name: units ispagent-NAME.service/.timer.")
+@click.option(
+    "--name", default="nightly", show_default=True, help="The job's name: units ispagent-NAME.service/.timer."
+)
 @click.option("--at", "at", default="02:30", show_default=True, metavar="HH:MM", help="Daily start time.")
-@click.option("--random-delay", type=int, default=60, show_default=True, metavar="MINUTES",
-              help="Start up to this many minutes late, at random.")
-@click.option("--state-dir", type=DIR, help="The job's state dir (journals, default ledger) [default: /var/lib/ispagent].")
-@click.option("--env-file", type=FILE, help="Optional 0600 file of secrets for the job [default: /etc/ispagent/NAME.env].")
-@click.option("--keep-runs", type=click.IntRange(1), default=30, show_default=True, help="Journals kept after each run.")
+@click.option(
+    "--random-delay",
+    type=int,
+    default=60,
+    show_default=True,
+    metavar="MINUTES",
+    help="Start up to this many minutes late, at random.",
+)
+@click.option(
+    "--state-dir", type=DIR, help="The job's state dir (journals, default ledger) [default: /var/lib/ispagent]."
+)
+@click.option(
+    "--env-file", type=FILE, help="Optional 0600 file of secrets for the job [default: /etc/ispagent/NAME.env]."
+)
+@click.option(
+    "--keep-runs", type=click.IntRange(1), default=30, show_default=True, help="Journals kept after each run."
+)
 @click.option("--only-drifted", is_flag=True, help="Run with --only-drifted (audit first, change only drifted hosts).")
 @click.option("--metrics-file", type=FILE, help="Run with --metrics-file (a node_exporter textfile .prom).")
 @click.option("--report-html", type=FILE, help="Run with --report-html.")
@@ -45,19 +72,47 @@ def schedule() -> None:
 @UNIT_DIR
 @CRON_DIR
 @click.option("--print", "just_print", is_flag=True, help="Print the units and the cron line; write nothing.")
-def add(playbook, inventory, name, at, random_delay, state_dir, env_file, keep_runs, only_drifted, metrics_file,
-        report_html, executable, cron, unit_dir, cron_dir, just_print) -> None:
+def add(
+    playbook,
+    inventory,
+    name,
+    at,
+    random_delay,
+    state_dir,
+    env_file,
+    keep_runs,
+    only_drifted,
+    metrics_file,
+    report_html,
+    executable,
+    cron,
+    unit_dir,
+    cron_dir,
+    just_print,
+) -> None:
     """Schedule PLAYBOOK over an inventory daily at --at, quiet (-q), pruning old journals after.
 
     \b
         ispagent schedule add playbooks/reprovision.yaml -i /etc/ispagent/fleet.yaml --only-drifted
         systemctl daemon-reload && systemctl enable --now ispagent-nightly.timer
     """
-    options = (("--only-drifted",) if only_drifted else ()) + _path_option("--metrics-file", metrics_file) \
+    options = (
+        (("--only-drifted",) if only_drifted else ())
+        + _path_option("--metrics-file", metrics_file)
         + _path_option("--report-html", report_html)
-    job = make_job(name, executable or Path(sys.executable).parent / "ispagent", playbook, inventory, at,
-                   random_delay_minutes=random_delay, state_dir=state_dir, env_file=env_file, keep_runs=keep_runs,
-                   run_options=options)
+    )
+    job = make_job(
+        name,
+        executable or Path(sys.executable).parent / "ispagent",
+        playbook,
+        inventory,
+        at,
+        random_delay_minutes=random_delay,
+        state_dir=state_dir,
+        env_file=env_file,
+        keep_runs=keep_runs,
+        run_options=options,
+    )
     if just_print:
         for title, text in (("service", service_unit(job)), ("timer", timer_unit(job)), ("cron", cron_file(job))):
             echo(f"### {title}\n{text}")

@@ -12,11 +12,12 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
 
 from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
@@ -62,7 +63,7 @@ class _Problems:
             self.count += 1
             self.first.append(error)
             if len(self.first) > 4 * (MAX_ERRORS_LISTED + 1):
-                self.first = sorted(self.first)[:MAX_ERRORS_LISTED + 1]
+                self.first = sorted(self.first)[: MAX_ERRORS_LISTED + 1]
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -73,13 +74,21 @@ class _Problems:
             return
         first = sorted(self.first)
         number, problem = first[0]
-        more = f" ({self.count - 1} more: lines {', '.join(str(n) for n, _ in first[1:1 + MAX_ERRORS_LISTED])}" \
-               f"{', …' if self.count > 1 + MAX_ERRORS_LISTED else ''})" if self.count > 1 else ""
+        more = (
+            f" ({self.count - 1} more: lines {', '.join(str(n) for n, _ in first[1 : 1 + MAX_ERRORS_LISTED])}"
+            f"{', …' if self.count > 1 + MAX_ERRORS_LISTED else ''})"
+            if self.count > 1
+            else ""
+        )
         raise BillingFileError(f"{path}:{number}: {problem}{more}; nothing was imported")
 
 
-def read_billing_csv(path: Path, today: date, running: dict[str, str] | None = None,
-                     recorded: Callable[[str, str], Counter[tuple[object, ...]]] | None = None) -> BillingFile:
+def read_billing_csv(
+    path: Path,
+    today: date,
+    running: dict[str, str] | None = None,
+    recorded: Callable[[str, str], Counter[tuple[object, ...]]] | None = None,
+) -> BillingFile:
     """The file's events, each checked; raises BillingFileError naming the first bad line (and how many more).
 
     `recorded(first_day, last_day)` counts the ledger's events by `event_key`: rows the ledger already
@@ -150,13 +159,16 @@ def _rows(reader: _CsvReader, path: Path) -> Iterator[list[str]]:
     try:
         yield from reader
     except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
-        raise BillingFileError(f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); "
-                               "nothing was imported") from None
+        raise BillingFileError(
+            f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); nothing was imported"
+        ) from None
 
 
 def _event(cells: list[str], line: int, today: date) -> BillingEvent:
     if len(cells) != len(COLUMNS):
-        raise ValueError(f"{len(cells)} columns; write {len(COLUMNS)}: {','.join(COLUMNS)} (leave price empty if unknown)")
+        raise ValueError(
+            f"{len(cells)} columns; write {len(COLUMNS)}: {','.join(COLUMNS)} (leave price empty if unknown)"
+        )
     on, license_id, edition, period, kind, price = (cell.strip() for cell in cells)
     day = parse_day(on)
     if day is None:
@@ -171,8 +183,10 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
     if not license_id:
         raise ValueError("license_id is empty; write the license's id in the partner account")
     if not _LICENSE_ID.fullmatch(license_id):
-        raise ValueError(f"license_id {shown(license_id)} is not a license id; write the id from the partner account "
-                         "(letters, digits, '.', '_', '-')")
+        raise ValueError(
+            f"license_id {shown(license_id)} is not a license id; write the id from the partner account "
+            "(letters, digits, '.', '_', '-')"
+        )
     edition, period = edition.lower(), period.lower()  # empty: none given (only a deactivation may leave them out)
     if kind != "deactivation" or edition:
         if edition not in EDITIONS:
@@ -195,30 +209,48 @@ def _price(text: str, required: bool) -> str | None:
         raise ValueError(f"price {shown(text)} is negative; write the list price in EUR")
     if not _PRICE.fullmatch(text):
         hint = " (use a dot for decimals)" if "," in text else ""
-        raise ValueError(f"price {shown(text)} is not an amount in EUR{hint}; write digits with at most two decimals, "
-                         "e.g. 14.00, or leave it empty")
+        raise ValueError(
+            f"price {shown(text)} is not an amount in EUR{hint}; write digits with at most two decimals, "
+            "e.g. 14.00, or leave it empty"
+        )
     value = Decimal(text)
     if value > MAX_PRICE:
         raise ValueError(f"price {shown(text)} is more than {MAX_PRICE} EUR; write the price of one license or payment")
     return str(value.quantize(CENT))
 
 
-def _in_sequence(events: Iterable[BillingEvent], running: dict[str, str], problems: _Problems) -> Iterator[BillingEvent]:
+def _in_sequence(
+    events: Iterable[BillingEvent], running: dict[str, str], problems: _Problems
+) -> Iterator[BillingEvent]:
     """`events` (given in date order) that agree with the ledger and with each other; the others go to `problems`."""
     open_since = dict(running)
     for event in events:
         if event.kind == "activation":
             if event.license_id in open_since:
-                problems.add([(event.line, f"license {event.license_id} is already active since "
-                                           f"{open_since[event.license_id]}: deactivate it first, or write kind renewal")])
+                problems.add(
+                    [
+                        (
+                            event.line,
+                            f"license {event.license_id} is already active since "
+                            f"{open_since[event.license_id]}: deactivate it first, or write kind renewal",
+                        )
+                    ]
+                )
                 continue
             open_since[event.license_id] = event.on_date
         elif event.kind == "renewal":
             open_since.setdefault(event.license_id, event.on_date)
         elif event.kind == "deactivation":
             if event.license_id not in open_since:
-                problems.add([(event.line, f"license {event.license_id} is not active on {event.on_date}: "
-                                           "add its activation (or a renewal) before this line")])
+                problems.add(
+                    [
+                        (
+                            event.line,
+                            f"license {event.license_id} is not active on {event.on_date}: "
+                            "add its activation (or a renewal) before this line",
+                        )
+                    ]
+                )
                 continue
             del open_since[event.license_id]
         yield event
@@ -258,6 +290,8 @@ def write_billing_csv(ledger: LicenseLedger, out: io.TextIOBase) -> int:
     writer.writerow(COLUMNS)
     count = 0
     for event in ledger.billing.iter_events():
-        writer.writerow([event.on_date, event.license_id, event.edition or "", event.period or "", event.kind, event.price or ""])
+        writer.writerow(
+            [event.on_date, event.license_id, event.edition or "", event.period or "", event.kind, event.price or ""]
+        )
         count += 1
     return count

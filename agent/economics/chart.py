@@ -12,7 +12,9 @@ from agent.errors import InputError
 FORMATS = (".png", ".svg")
 
 
-def draw_turnover_chart(history: list[tuple[Month, Decimal]], program: Program, path: Path, running: Month | None = None) -> Path:
+def draw_turnover_chart(
+    history: list[tuple[Month, Decimal]], program: Program, path: Path, running: Month | None = None
+) -> Path:
     """Bars per month (under the minimum in red), a dashed line per tier threshold. PNG or SVG by suffix.
 
     `running`: the month still under way, labelled "so far" (its bar is not a month's final turnover).
@@ -38,12 +40,22 @@ def draw_turnover_chart(history: list[tuple[Month, Decimal]], program: Program, 
             if level > top and index:
                 continue  # thresholds far above the partner's turnover would flatten the bars
             axes.axhline(level, linestyle="--", linewidth=1, color="#7f8c8d")
-            axes.text(1.01, level, f"{tier.discount:g} % from {level:g}", va="center", ha="left", fontsize=8,
-                      color="#34495e", transform=axes.get_yaxis_transform())
+            axes.text(
+                1.01,
+                level,
+                f"{tier.discount:g} % from {level:g}",
+                va="center",
+                ha="left",
+                fontsize=8,
+                color="#34495e",
+                transform=axes.get_yaxis_transform(),
+            )
         axes.set_ylim(0, top)
         axes.set_ylabel(f"turnover ({program.turnover_basis} prices, {program.currency})")
-        axes.set_title(f"ISPmanager 6 turnover, last {len(labels)} months: red bars are under the {minimum:g} "
-                       f"{program.currency} minimum")
+        axes.set_title(
+            f"ISPmanager 6 turnover, last {len(labels)} months: red bars are under the {minimum:g} "
+            f"{program.currency} minimum"
+        )
         axes.tick_params(axis="x", labelrotation=45)
         figure.tight_layout()
         try:

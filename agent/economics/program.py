@@ -6,10 +6,11 @@ Errors name the file, the line and the key, and say what to write instead (like 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from agent.editions import EDITIONS, PERIODS
 from agent.errors import ProgramError
@@ -25,8 +26,17 @@ CHOICES = {
     "raise_applies_to": ("next_charge", "this_charge"),
     "renewals": ("implied", "recorded"),
 }
-TOP_KEYS = ("currency", "list_prices", "tiers", "minimum_turnover", "months_under_to_lose", "marketing_support_from",
-            "choices", "invoices", "marketing_plan")
+TOP_KEYS = (
+    "currency",
+    "list_prices",
+    "tiers",
+    "minimum_turnover",
+    "months_under_to_lose",
+    "marketing_support_from",
+    "choices",
+    "invoices",
+    "marketing_plan",
+)
 _CHOICE_NUMBERS = ("discount_under_minimum", "discount_after_status_lost", "first_month_tier")
 _MISSING_HINT = "give --program, the program_file var or $ISPAGENT_PROGRAM the path of a copy of agent/program.yaml"
 
@@ -137,10 +147,14 @@ def _read_tiers(node: LocatedNode) -> tuple[Tier, ...]:
     tiers: list[Tier] = []
     for item in node.items():
         fields = item.mapping(("min_turnover", "discount"))
-        tier = Tier(_read_number(_required(fields, item, "min_turnover")),
-                    _read_number(_required(fields, item, "discount"), maximum=Decimal(100)))
+        tier = Tier(
+            _read_number(_required(fields, item, "min_turnover")),
+            _read_number(_required(fields, item, "discount"), maximum=Decimal(100)),
+        )
         if tiers and (tier.min_turnover <= tiers[-1].min_turnover or tier.discount < tiers[-1].discount):
-            raise item.error("tiers must rise", "list them by growing min_turnover, each discount at least the one before")
+            raise item.error(
+                "tiers must rise", "list them by growing min_turnover, each discount at least the one before"
+            )
         tiers.append(tier)
     return tuple(tiers)
 

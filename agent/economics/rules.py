@@ -31,6 +31,8 @@ def parse_day(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         return None
+
+
 KIND_ORDER = {"renewal": 0, "activation": 1}  # on one day, automatic renewals run before the day's orders
 
 
@@ -164,7 +166,9 @@ def month_statement(month: Month, charges: list[Charge], opening: Standing, prog
             applied.append(Applied(charge, count, discount, tier))
             running += unit * count
             remaining -= count
-            while not opening.lost and tier + 1 < len(program.tiers) and running >= program.tiers[tier + 1].min_turnover:
+            while (
+                not opening.lost and tier + 1 < len(program.tiers) and running >= program.tiers[tier + 1].min_turnover
+            ):
                 tier += 1
                 raises.append(TierRaise(charge.on, tier, running))
     list_total = sum((a.charge.unit_price * a.quantity for a in applied), Decimal(0))
@@ -233,8 +237,9 @@ def due_date(month: Month, program: Program) -> date:
     return month.end - timedelta(days=1) + timedelta(days=program.due_days)
 
 
-def unpaid_block(invoices: list[tuple[Month, Decimal]], payments: list[tuple[str, str]], today: date,
-                 program: Program) -> str | None:
+def unpaid_block(
+    invoices: list[tuple[Month, Decimal]], payments: list[tuple[str, str]], today: date, program: Program
+) -> str | None:
     """Why orders and renewals are blocked (§18), or None: payments cover invoices oldest first."""
     if not program.track_payments:
         return None
@@ -242,9 +247,11 @@ def unpaid_block(invoices: list[tuple[Month, Decimal]], payments: list[tuple[str
     for month, total in sorted(invoices):
         paid -= total
         if paid < 0 and due_date(month, program) < today:
-            return (f"the invoice for {month} ({total:.2f} {program.currency}) was due on {due_date(month, program)} and is "
-                    f"not paid ({-paid:.2f} {program.currency} open): the account refuses new orders and renewals (§18); "
-                    "pay it, then record the payment (`ispagent ledger import`)")
+            return (
+                f"the invoice for {month} ({total:.2f} {program.currency}) was due on {due_date(month, program)} and is "
+                f"not paid ({-paid:.2f} {program.currency} open): the account refuses new orders and renewals (§18); "
+                "pay it, then record the payment (`ispagent ledger import`)"
+            )
     return None
 
 
@@ -254,8 +261,12 @@ def marketing_plan_reminder(today: date, program: Program) -> str | None:
     due = date(today.year, 12, 15)
     if window_start - timedelta(days=program.remind_days_before) <= today <= due:
         when = "now" if today >= window_start else f"from {window_start}"
-        return (f"annual marketing plan for {today.year + 1} due between 1 and 15 December (§14): "
-                f"send it to ISPsystem {when}, by {due}")
+        return (
+            f"annual marketing plan for {today.year + 1} due between 1 and 15 December (§14): "
+            f"send it to ISPsystem {when}, by {due}"
+        )
     if today.month == 12:
-        return f"annual marketing plan for {today.year + 1} was due by {due} (§14): send it to ISPsystem if you have not"
+        return (
+            f"annual marketing plan for {today.year + 1} was due by {due} (§14): send it to ISPsystem if you have not"
+        )
     return None

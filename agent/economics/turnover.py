@@ -48,8 +48,10 @@ def _charge(row: ChargeRow, program: Program) -> Charge:
         try:
             price = program.price(row.edition, row.period)
         except KeyError:
-            raise LedgerError(f"the ledger bills a '{row.edition} {row.period}' license on {row.on_date}, which "
-                              f"{program.source} has no list price for: add it under list_prices") from None
+            raise LedgerError(
+                f"the ledger bills a '{row.edition} {row.period}' license on {row.on_date}, which "
+                f"{program.source} has no list price for: add it under list_prices"
+            ) from None
     return Charge(row.on_date, row.kind, row.edition, row.period, price, row.quantity)
 
 
@@ -58,8 +60,9 @@ def first_month(ledger: LicenseLedger) -> Month | None:
     return Month.of(date.fromisoformat(first)) if first else None
 
 
-def statements(ledger: LicenseLedger, program: Program, upto: Month, since: Month | None = None,
-               until: date | None = None) -> list[MonthStatement]:
+def statements(
+    ledger: LicenseLedger, program: Program, upto: Month, since: Month | None = None, until: date | None = None
+) -> list[MonthStatement]:
     """Statements from `since` (default: `upto` alone) to `upto`, each opening where the one before
     left the partner. `until`: charges of `upto` only up to that day.
     """
@@ -91,13 +94,17 @@ def _opening(ledger: LicenseLedger, program: Program, month: Month, first: Month
         standing = first_standing(program)
         back = first
         while back < month:
-            standing = next_standing(month_statement(back, month_charges(ledger, back, program), standing, program), program)
+            standing = next_standing(
+                month_statement(back, month_charges(ledger, back, program), standing, program), program
+            )
             back = back.shift(1)
         return standing
     previous: Decimal | None = None
     months_under, back = 0, month.shift(-1)
     while back >= first and months_under < program.months_under_to_lose:
-        turnover = month_statement(back, month_charges(ledger, back, program), first_standing(program), program).turnover
+        turnover = month_statement(
+            back, month_charges(ledger, back, program), first_standing(program), program
+        ).turnover
         previous = turnover if previous is None else previous
         if turnover >= program.minimum_turnover:
             break
@@ -138,8 +145,9 @@ class TurnoverReport:
         return next_tier_gap(self.statement, self.program)
 
 
-def turnover_report(ledger: LicenseLedger, program: Program, today: date, month: Month | None = None,
-                    history: bool = False) -> TurnoverReport:
+def turnover_report(
+    ledger: LicenseLedger, program: Program, today: date, month: Month | None = None, history: bool = False
+) -> TurnoverReport:
     """Where the partner stands in `month` (default: this month) as of `today`."""
     current = Month.of(today)
     month = month or current
@@ -147,10 +155,14 @@ def turnover_report(ledger: LicenseLedger, program: Program, today: date, month:
         raise InputError(f"--month {month}: that month has not begun (today is {today}); ask for {current} or earlier")
     first = first_month(ledger)
     if first is not None and month < first:
-        raise InputError(f"--month {month}: the ledger starts in {first}; ask for {first} or later, "
-                         "or import older history with `ispagent ledger import FILE.csv`")
+        raise InputError(
+            f"--month {month}: the ledger starts in {first}; ask for {first} or later, "
+            "or import older history with `ispagent ledger import FILE.csv`"
+        )
     until = today if month == current else None
-    chain = statements(ledger, program, month, since=month.shift(-(HISTORY_MONTHS - 1)) if history else None, until=until)
+    chain = statements(
+        ledger, program, month, since=month.shift(-(HISTORY_MONTHS - 1)) if history else None, until=until
+    )
     statement = chain[-1]
     expected = None
     if until is not None:
@@ -161,7 +173,12 @@ def turnover_report(ledger: LicenseLedger, program: Program, today: date, month:
         months_under = next_standing(statement, program).months_under
     on = min(today, month.end - timedelta(days=1))
     report = TurnoverReport(
-        month=month, today=today, program=program, statement=statement, expected=expected, months_under=months_under,
+        month=month,
+        today=today,
+        program=program,
+        statement=statement,
+        expected=expected,
+        months_under=months_under,
         active_licenses=ledger.billing.active_licenses(on.isoformat()),
         history=[(s.month, s.turnover) for s in chain[-HISTORY_MONTHS:]] if history else [],
         blocked=blocked_by_unpaid(ledger, program, today),
@@ -175,15 +192,21 @@ def _warnings(report: TurnoverReport) -> list[str]:
     program, warnings = report.program, []
     lose = program.months_under_to_lose
     if report.status_lost:
-        warnings.append(f"{report.months_under} months in a row under the minimum turnover of {program.minimum_turnover:g} "
-                        f"{program.currency}: reseller status lost (§10); discount now {program.discount_after_status_lost:g} %")
+        warnings.append(
+            f"{report.months_under} months in a row under the minimum turnover of {program.minimum_turnover:g} "
+            f"{program.currency}: reseller status lost (§10); discount now {program.discount_after_status_lost:g} %"
+        )
     elif report.months_under >= lose - 2:
-        warnings.append(f"{report.months_under} of {lose} months in a row under the minimum turnover of "
-                        f"{program.minimum_turnover:g} {program.currency}: {lose - report.months_under} more and the "
-                        "reseller status is lost (§10)")
+        warnings.append(
+            f"{report.months_under} of {lose} months in a row under the minimum turnover of "
+            f"{program.minimum_turnover:g} {program.currency}: {lose - report.months_under} more and the "
+            "reseller status is lost (§10)"
+        )
     if program.placeholder_prices:
-        warnings.append(f"list prices in {program.source} are placeholders: enter your partner prices there and set "
-                        "list_prices.placeholder: false")
+        warnings.append(
+            f"list prices in {program.source} are placeholders: enter your partner prices there and set "
+            "list_prices.placeholder: false"
+        )
     return warnings
 
 
@@ -242,16 +265,30 @@ def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[st
     month = Month.of(today)
     so_far = statements(ledger, program, month, until=today)[-1]
     charged = month_charges(ledger, month, program, until=today)
-    new = [Charge(today.isoformat(), "activation", edition, period, _price(program, edition, period)) for edition, period in orders]
+    new = [
+        Charge(today.isoformat(), "activation", edition, period, _price(program, edition, period))
+        for edition, period in orders
+    ]
     after = month_statement(month, charged + new, so_far.opening, program)
-    mine: list[Applied] = list(after.applied[len(after.applied) - len(new):]) if new else []
+    mine: list[Applied] = list(after.applied[len(after.applied) - len(new) :]) if new else []
     quotes = tuple(
-        OrderQuote(a.charge.edition, a.charge.period, a.charge.unit_price, a.discount,
-                   (a.charge.unit_price * (100 - a.discount) / 100).quantize(Decimal("0.01")))
+        OrderQuote(
+            a.charge.edition,
+            a.charge.period,
+            a.charge.unit_price,
+            a.discount,
+            (a.charge.unit_price * (100 - a.discount) / 100).quantize(Decimal("0.01")),
+        )
         for a in mine
     )
-    return RolloutQuote(quotes, so_far, after, blocked_by_unpaid(ledger, program, today),
-                        program.discount(so_far.closing_tier, so_far.opening.lost), program.discount(after.closing_tier, after.opening.lost))
+    return RolloutQuote(
+        quotes,
+        so_far,
+        after,
+        blocked_by_unpaid(ledger, program, today),
+        program.discount(so_far.closing_tier, so_far.opening.lost),
+        program.discount(after.closing_tier, after.opening.lost),
+    )
 
 
 def _price(program: Program, edition: str, period: str) -> Decimal:
@@ -278,8 +315,15 @@ class ForecastMonth:
     months_under: int
 
 
-def forecast(ledger: LicenseLedger, program: Program, today: date, months: int, rate: int | None = None,
-             edition: str = "lite", period: str = "monthly") -> tuple[int, list[ForecastMonth]]:
+def forecast(
+    ledger: LicenseLedger,
+    program: Program,
+    today: date,
+    months: int,
+    rate: int | None = None,
+    edition: str = "lite",
+    period: str = "monthly",
+) -> tuple[int, list[ForecastMonth]]:
     """Project the next `months` months from the licenses running today plus `rate` new ones a month.
 
     Assumes no license is deactivated; `rate` defaults to the mean of the last 3 complete months'
@@ -290,28 +334,45 @@ def forecast(ledger: LicenseLedger, program: Program, today: date, months: int, 
         rate = _recent_rate(ledger, current)
     price = _price(program, edition, period)
     running = ledger.billing.open_terms(today.isoformat())
-    this_month = month_statement(current, month_charges(ledger, current, program), statements(ledger, program, current)[-1].opening, program)
+    this_month = month_statement(
+        current, month_charges(ledger, current, program), statements(ledger, program, current)[-1].opening, program
+    )
     standing = next_standing(this_month, program)
     planned: list[tuple[date, int]] = []  # (day of activation, count) of the forecast's own activations
     active = sum(t.count for t in running)
     result = []
     for step in range(1, months + 1):
         month = current.shift(step)
-        charges = [_renewal(month, t.started_on, t.edition, t.period, program.price(t.edition, t.period), t.count)
-                   for t in running if _renews_in(t.started_on, t.period, month)]
-        charges += [_renewal(month, started.isoformat(), edition, period, price, count)
-                    for started, count in planned if _renews_in(started.isoformat(), period, month)]
+        charges = [
+            _renewal(month, t.started_on, t.edition, t.period, program.price(t.edition, t.period), t.count)
+            for t in running
+            if _renews_in(t.started_on, t.period, month)
+        ]
+        charges += [
+            _renewal(month, started.isoformat(), edition, period, price, count)
+            for started, count in planned
+            if _renews_in(started.isoformat(), period, month)
+        ]
         activation_day = month.start + timedelta(days=min(14, month.days - 1))  # mid-month, on average
         if rate:
             charges.append(Charge(activation_day.isoformat(), "activation", edition, period, price, rate))
             planned.append((activation_day, rate))
         statement = month_statement(month, charges, standing, program)
         active += rate
-        result.append(ForecastMonth(
-            month, sum(c.quantity for c in charges if c.kind == "renewal"), rate, statement.turnover, standing.tier,
-            statement.closing_tier, program.discount(standing.tier, standing.lost), statement.invoice_total, active,
-            standing.months_under,
-        ))
+        result.append(
+            ForecastMonth(
+                month,
+                sum(c.quantity for c in charges if c.kind == "renewal"),
+                rate,
+                statement.turnover,
+                standing.tier,
+                statement.closing_tier,
+                program.discount(standing.tier, standing.lost),
+                statement.invoice_total,
+                active,
+                standing.months_under,
+            )
+        )
         standing = next_standing(statement, program)
     return rate, result
 

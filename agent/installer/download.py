@@ -29,7 +29,8 @@ class InstallerScripts:
         if sha256 and digest != sha256:
             raise InstallerFailed(
                 f"{url} has sha256 {digest}, not the pinned {sha256}: nothing was run; "
-                "check the script and update installer_sha256", "checksum",
+                "check the script and update installer_sha256",
+                "checksum",
             )
         return content
 

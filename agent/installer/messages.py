@@ -19,41 +19,55 @@ class FailureClass:
 
 
 REPOSITORY = FailureClass(
-    "repository", "the vendor's repository answered with errors: run again later (install.sh retried it 4 times)",
-    retry_later=True)
+    "repository",
+    "the vendor's repository answered with errors: run again later (install.sh retried it 4 times)",
+    retry_later=True,
+)
 REPOSITORY_UNREACHABLE = FailureClass(
     "repository_unreachable",
     "the server cannot reach the vendor's repository (install.sh only warns and then finds no package): "
     "let it reach download.ispmanager.com and mirrors.download.ispmanager.com over HTTP and HTTPS, then run again",
-    retry_later=True)
+    retry_later=True,
+)
 OS_REPOSITORY = FailureClass(
     "os_repository",
     "apt could not install install.sh's helpers (lsb-release, wget, gpg; python on old releases) from the "
     "distribution's own repository: fix the server's apt sources or its network (or install those packages), "
-    "then run again")
+    "then run again",
+)
 INTERNAL_REPOSITORY = FailureClass(
     "internal_repository",
-    "an unknown release sent install.sh to the vendor's internal repository: use release stable or beta")
+    "an unknown release sent install.sh to the vendor's internal repository: use release stable or beta",
+)
 LICENSE = FailureClass("license", "the license could not be activated: check the license for this IP or the key")
 UNSUPPORTED_OS = FailureClass("unsupported_os", "this OS cannot take ISPmanager 6: reinstall the server")
 EOL_OS = FailureClass(
-    "eol_os", "the OS is at End of Support and install.sh asked whether to go on: upgrade the OS, or set "
-    "allow_eol_os: true")
-ALREADY_INSTALLED = FailureClass("already_installed", "a panel is installed: upgrade with pkgupgrade.sh, do not reinstall")
+    "eol_os",
+    "the OS is at End of Support and install.sh asked whether to go on: upgrade the OS, or set allow_eol_os: true",
+)
+ALREADY_INSTALLED = FailureClass(
+    "already_installed", "a panel is installed: upgrade with pkgupgrade.sh, do not reinstall"
+)
 HARDWARE = FailureClass("hardware", "the server is too small: add RAM, or keep dbtype sqlite and the nginx web server")
 HOSTNAME = FailureClass("hostname", "set a fully qualified hostname, or ignore_hostname: true")
 SELINUX = FailureClass("selinux", "disable SELinux and reboot")
 OPTIONS = FailureClass("options", "an install option was refused: fix the vars")
 PROMPT = FailureClass(
-    "prompt", "install.sh asked a question (release or edition menu) and got no answer: give it a release and "
-    "a known package name")
+    "prompt",
+    "install.sh asked a question (release or edition menu) and got no answer: give it a release and "
+    "a known package name",
+)
 PRIVILEGES = FailureClass(
-    "privileges", "install.sh ran without root rights (apt's lock or /etc/machine-id was not writable): log in "
-    "as root, or as a user with sudo and sudo: true")
+    "privileges",
+    "install.sh ran without root rights (apt's lock or /etc/machine-id was not writable): log in "
+    "as root, or as a user with sudo and sudo: true",
+)
 OLD_PANEL = FailureClass("old_panel", "ISPmanager 4 (/usr/local/ispmgr) is installed: remove it first")
 DPKG_INTERRUPTED = FailureClass(
-    "dpkg_interrupted", "an earlier install or upgrade on the server was cut off (a reboot mid-install?): run "
-    "`dpkg --configure -a` there, then run again")
+    "dpkg_interrupted",
+    "an earlier install or upgrade on the server was cut off (a reboot mid-install?): run "
+    "`dpkg --configure -a` there, then run again",
+)
 NOT_INSTALLED = FailureClass("not_installed", "install.sh ended without installing (a declined prompt?): see the log")
 UNKNOWN = FailureClass("unknown", "see the installer log on the server")
 

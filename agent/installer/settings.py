@@ -11,8 +11,9 @@ playbooks were written against (tests/unit/test_installer_settings.py holds the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from agent.editions import EDITIONS, RELEASES, Edition
 from agent.errors import PanelSettingsError
@@ -151,7 +152,11 @@ def _number(value: Any) -> float:
 
 def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
     quoted = [f"'{choice}'" for choice in choices]
-    expected = f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else f"Input should be {quoted[0]}"
+    expected = (
+        f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}"
+        if len(quoted) > 1
+        else f"Input should be {quoted[0]}"
+    )
 
     def read(value: Any) -> str:
         if isinstance(value, str) and value in choices:

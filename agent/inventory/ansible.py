@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -64,8 +65,9 @@ class Conversion:
     secret: bool = False  # the YAML holds a secret (a vault value, a password, a key): 0600, never stdout
 
 
-def read_ansible_inventory(path: Path, vault_password_file: Path | None = None
-                           ) -> tuple[list[AnsibleHost], list[AnsibleGroup]]:
+def read_ansible_inventory(
+    path: Path, vault_password_file: Path | None = None
+) -> tuple[list[AnsibleHost], list[AnsibleGroup]]:
     """Hosts and groups as ansible-core reads `path` (a file or an inventory directory).
 
     `vault_password_file` holds the vault password (as `ansible-playbook --vault-password-file`
@@ -92,14 +94,27 @@ def read_ansible_inventory(path: Path, vault_password_file: Path | None = None
             inventory = InventoryManager(loader=loader, sources=[str(path)])
             manager = VariableManager(loader=loader, inventory=inventory)
             internal = set(constants.INTERNAL_STATIC_VARS) | {"omit"}
-            hosts = [_host(str(host.name), {str(k): v for k, v in manager.get_vars(
-                         host=host, include_hostvars=False, stage="all").items() if k not in internal}, vault)
-                     for host in inventory.get_hosts()]
+            hosts = [
+                _host(
+                    str(host.name),
+                    {
+                        str(k): v
+                        for k, v in manager.get_vars(host=host, include_hostvars=False, stage="all").items()
+                        if k not in internal
+                    },
+                    vault,
+                )
+                for host in inventory.get_hosts()
+            ]
     except AnsibleError as error:
         raise InputError(f"{path}: ansible cannot read it: {_first_line(error)}") from None
-    groups = [AnsibleGroup(str(name), tuple(str(child.name) for child in group.child_groups),
-                           tuple(str(h.name) for h in group.hosts))
-              for name, group in inventory.groups.items() if name not in ("all", "ungrouped")]
+    groups = [
+        AnsibleGroup(
+            str(name), tuple(str(child.name) for child in group.child_groups), tuple(str(h.name) for h in group.hosts)
+        )
+        for name, group in inventory.groups.items()
+        if name not in ("all", "ungrouped")
+    ]
     if not hosts:
         raise InputError(f"{path}: the Ansible inventory has no hosts")
     return hosts, groups
@@ -119,8 +134,10 @@ def read_vault_secrets(path: Path) -> list[tuple[str, Any]]:
 
     what = "vault password file"
     if os.access(path, os.X_OK) and not os.path.isdir(path):
-        raise InputError(f"{path}: the vault password file is executable, and Ansible would run it as a script; "
-                         "ispagent runs no scripts: write the password into a plain (0600) file")
+        raise InputError(
+            f"{path}: the vault password file is executable, and Ansible would run it as a script; "
+            "ispagent runs no scripts: write the password into a plain (0600) file"
+        )
     password = read_input_bytes(path, InputError, what=what, max_bytes=64 * 1024).data.strip()
     if not password:
         raise InputError(f"{path}: the vault password file is empty; write the vault password into it")
@@ -138,15 +155,19 @@ class _Vault:
 
         where = _origin(value) or self.source
         if not self.secrets:
-            raise InputError(f"{where}: var {shown(var)} (host {shown(host)}) is vault-encrypted; give its vault "
-                             "password with --vault-password-file FILE")
+            raise InputError(
+                f"{where}: var {shown(var)} (host {shown(host)}) is vault-encrypted; give its vault "
+                "password with --vault-password-file FILE"
+            )
         try:
             plaintext: str = VaultLib(self.secrets).decrypt(ciphertext).decode("utf-8")
             return plaintext
         except (AnsibleError, UnicodeDecodeError) as error:
-            raise InputError(f"{where}: var {shown(var)} (host {shown(host)}) cannot be decrypted with the vault "
-                             f"password given ({shown(_first_line(error))}); give the password it was encrypted "
-                             "with") from None
+            raise InputError(
+                f"{where}: var {shown(var)} (host {shown(host)}) cannot be decrypted with the vault "
+                f"password given ({shown(_first_line(error))}); give the password it was encrypted "
+                "with"
+            ) from None
 
 
 def _host(name: str, values: dict[str, Any], vault: _Vault) -> AnsibleHost:
@@ -173,8 +194,10 @@ class _Budget:
     def spend(self, depth: int) -> None:
         self.values += 1
         if self.values > MAX_ALIASED_VALUES:
-            raise InputError(f"{self.where} holds more than {MAX_ALIASED_VALUES} values (YAML aliases repeated?); "
-                             "write the var out, smaller")
+            raise InputError(
+                f"{self.where} holds more than {MAX_ALIASED_VALUES} values (YAML aliases repeated?); "
+                "write the var out, smaller"
+            )
         if depth > MAX_DEPTH:
             raise InputError(f"{self.where} is nested more than {MAX_DEPTH} levels deep; flatten it")
 
@@ -233,8 +256,15 @@ def _first_line(error: Exception) -> str:
     return text[0] if text else type(error).__name__
 
 
-def convert(hosts: list[AnsibleHost], groups: list[AnsibleGroup], *, source: str, known_hosts: str,
-            host_key_policy: str = "strict", base_dir: Path | None = None) -> Conversion:
+def convert(
+    hosts: list[AnsibleHost],
+    groups: list[AnsibleGroup],
+    *,
+    source: str,
+    known_hosts: str,
+    host_key_policy: str = "strict",
+    base_dir: Path | None = None,
+) -> Conversion:
     """Our inventory YAML for Ansible's hosts and groups. `base_dir` resolves relative key paths."""
     notes: dict[str, list[str]] = {}
     entries = {host.name: _host_entry(host, notes, base_dir or Path.cwd()) for host in hosts}
@@ -262,8 +292,10 @@ def holds_secret(data: Any) -> bool:
     """True when `data` has a secret-named key (`activation_key`, `*password*`, `*token*`...) or a
     value the mask would change (a URL's password, a registered secret): its file must be 0600."""
     if isinstance(data, dict):
-        return any(any(word in str(key).lower() for word in _SECRET_WORDS) or holds_secret(value)
-                   for key, value in data.items())
+        return any(
+            any(word in str(key).lower() for word in _SECRET_WORDS) or holds_secret(value)
+            for key, value in data.items()
+        )
     if isinstance(data, list):
         return any(holds_secret(item) for item in data)
     return isinstance(data, str) and masked(data) != data
@@ -280,7 +312,9 @@ def _host_entry(host: AnsibleHost, notes: dict[str, list[str]], base_dir: Path) 
     entry: dict[str, Any] = {}
     connection = str(values.get("ansible_connection", "ssh"))
     if connection not in ("ssh", "paramiko", "smart"):
-        notes.setdefault(f"ansible_connection={_note_value(host, 'ansible_connection', connection)} (ispagent connects over SSH)", []).append(host.name)
+        notes.setdefault(
+            f"ansible_connection={_note_value(host, 'ansible_connection', connection)} (ispagent connects over SSH)", []
+        ).append(host.name)
     address = _first(values, ADDRESS_VARS)
     if address is not None:
         entry["address"] = _text(host, "ansible_host", address)
@@ -314,11 +348,13 @@ def _check_become(host: AnsibleHost, values: dict[str, Any], notes: dict[str, li
     method = str(values.get("ansible_become_method", "sudo"))
     user = str(values.get("ansible_become_user", "root"))
     if method != "sudo":
-        notes.setdefault(f"ansible_become_method={_note_value(host, 'ansible_become_method', method)} "
-                         "(ispagent uses sudo -n)", []).append(host.name)
+        notes.setdefault(
+            f"ansible_become_method={_note_value(host, 'ansible_become_method', method)} (ispagent uses sudo -n)", []
+        ).append(host.name)
     if user != "root":
-        notes.setdefault(f"ansible_become_user={_note_value(host, 'ansible_become_user', user)} (ispagent becomes root)",
-                         []).append(host.name)
+        notes.setdefault(
+            f"ansible_become_user={_note_value(host, 'ansible_become_user', user)} (ispagent becomes root)", []
+        ).append(host.name)
 
 
 def _note_value(host: AnsibleHost, name: str, value: str) -> str:
@@ -358,7 +394,9 @@ def _shared_vars(all_vars: list[dict[str, Any]]) -> dict[str, Any]:
     if not all_vars:
         return {}
     first = all_vars[0]
-    return {key: value for key, value in first.items() if all(key in other and other[key] == value for other in all_vars)}
+    return {
+        key: value for key, value in first.items() if all(key in other and other[key] == value for other in all_vars)
+    }
 
 
 def _group_entry(group: AnsibleGroup) -> dict[str, Any]:

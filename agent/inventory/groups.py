@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from agent.errors import did_you_mean
-from agent.yamlnodes import LocatedNode
 from agent.secrets import shown
+from agent.yamlnodes import LocatedNode
 
 # A reference to a group or host by name, with the node it was written at (for the error line).
 Reference = tuple[str, LocatedNode]

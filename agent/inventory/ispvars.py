@@ -56,7 +56,8 @@ def _read_ispmanager_var(key: str, value: LocatedNode) -> str:
     if key == "fqdn":
         if not is_fqdn(text):
             raise value.error(
-                f"{shown(text)} is not a fully qualified domain name", "use dotted RFC 1123 labels, like panel.example.com"
+                f"{shown(text)} is not a fully qualified domain name",
+                "use dotted RFC 1123 labels, like panel.example.com",
             )
         if len(text) > MAX_FQDN_LENGTH:
             limit = f"the ISPmanager installer accepts at most {MAX_FQDN_LENGTH}"

@@ -11,19 +11,27 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from agent.errors import InventoryError
-from agent.inventory.addresses import PORT_TEXT, GatewaySpec, canonical_address, is_address, looks_numeric, parse_gateway
+from agent.inventory.addresses import (
+    PORT_TEXT,
+    GatewaySpec,
+    canonical_address,
+    is_address,
+    looks_numeric,
+    parse_gateway,
+)
 from agent.inventory.groups import GroupSpec, GroupTree, Reference, resolve_groups
 from agent.inventory.ispvars import read_vars
 from agent.inventory.model import Endpoint, Host, Inventory, SshSettings
 from agent.inventory.sshconfig import SshConfig, SshConfigEntry, default_ssh_config
-from agent.yamlnodes import LocatedNode, read_yaml_file
 from agent.secrets import shown
 from agent.userpath import HomeUnknown, expand_home
+from agent.yamlnodes import LocatedNode, read_yaml_file
 
 TOP_KEYS = ("defaults", "ssh", "groups", "hosts")
 CONNECTION_KEYS = ("user", "port", "identity_file", "sudo", "gateway")
@@ -81,8 +89,9 @@ def check_made_inventory(text: str, source: str) -> None:
             load_inventory(path, ssh_config=Path(os.devnull))
         except InputError as error:
             problem = str(error).removeprefix(f"{path}:")
-            raise InputError(f"{source}: the inventory made from it fails inventory check at line {problem}; "
-                             "nothing was written") from None
+            raise InputError(
+                f"{source}: the inventory made from it fails inventory check at line {problem}; nothing was written"
+            ) from None
 
 
 def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
@@ -92,7 +101,9 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     (identity_file, known_hosts) are relative to the inventory's own directory.
     """
     path = Path(path)  # a str from a script is fine too; messages keep the path as given
-    root = read_yaml_file(path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i")
+    root = read_yaml_file(
+        path, InventoryError, what="inventory file", hint="pass the path of an inventory YAML with -i"
+    )
     if root.is_null:
         raise root.error("the inventory is empty", "add a hosts: mapping")
     if not root.is_mapping:
@@ -194,10 +205,13 @@ def _read_identity_file(node: LocatedNode, base_dir: Path) -> Path:
     try:
         found = path.is_file()
     except OSError as problem:  # is_file() lets "File name too long" through
-        raise node.error(f"{shown(written)} cannot be looked up: {problem.strerror}", "give the path of the key file") from None
+        raise node.error(
+            f"{shown(written)} cannot be looked up: {problem.strerror}", "give the path of the key file"
+        ) from None
     if not found:
         raise node.error(
-            f"{shown(written)} does not exist (looked for {path})", "a relative path starts at the inventory's directory"
+            f"{shown(written)} does not exist (looked for {path})",
+            "a relative path starts at the inventory's directory",
         )
     return path
 

@@ -63,8 +63,10 @@ def parse_vagrant_ssh_config(text: str, source: str = "<stdin>") -> list[Vagrant
         machine = _machine(block, source)
         if machine.name in machines:
             first = next(b["host"][1] for b in blocks if b["host"][0] == machine.name)
-            raise InputError(f"{source}:{block['host'][1]}: Host {shown(machine.name)} appears twice (first on line "
-                             f"{first}); an inventory names each host once")
+            raise InputError(
+                f"{source}:{block['host'][1]}: Host {shown(machine.name)} appears twice (first on line "
+                f"{first}); an inventory names each host once"
+            )
         machines[machine.name] = machine
     return list(machines.values())
 
@@ -94,7 +96,9 @@ def _machine(block: dict[str, tuple[str, int]], source: str) -> VagrantMachine:
         raise InputError(f"{source}:{line}: Host {shown(name)}: Port {shown(port)} is not a port number (1-65535)")
     address, line = block.get("hostname", (name, line))
     if not is_address(address):
-        raise InputError(f"{source}:{line}: Host {shown(name)}: HostName {shown(address)} is not an IP address or DNS name")
+        raise InputError(
+            f"{source}:{line}: Host {shown(name)}: HostName {shown(address)} is not an IP address or DNS name"
+        )
     user, line = block.get("user", ("vagrant", line))
     if not is_valid_user(user):
         raise InputError(f"{source}:{line}: Host {shown(name)}: User {shown(user)} is not a valid user name")
@@ -107,7 +111,10 @@ def _machine(block: dict[str, tuple[str, int]], source: str) -> VagrantMachine:
 
 
 def vagrant_inventory_yaml(
-    machines: list[VagrantMachine], *, known_hosts: str, domain: str | None = None,
+    machines: list[VagrantMachine],
+    *,
+    known_hosts: str,
+    domain: str | None = None,
     defaults_vars: dict[str, object] | None = None,
 ) -> str:
     """Inventory YAML text for `machines`, ready for `ispagent inventory check`.

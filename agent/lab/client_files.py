@@ -5,11 +5,11 @@ inventory. Every file is written to a temporary name and renamed, so readers nev
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from agent.lab import services
 from agent.atomicfile import write_scratch_file
+from agent.lab import services
 from agent.lab.host import HostPaths, LabHost
 from agent.lab.keys import generate_ed25519
 from agent.lab.profiles import login_user
@@ -68,7 +68,9 @@ def inventory(hosts: Sequence[LabHost], service_vars: dict[str, str] | None = No
     """The lab as an ispagent inventory; its paths are relative to the inventory file."""
     defaults = DEFAULT_VARS
     if service_vars:
-        defaults = DEFAULT_VARS[:-1] + "".join(f", {key}: {json.dumps(value)}" for key, value in service_vars.items()) + "}"
+        defaults = (
+            DEFAULT_VARS[:-1] + "".join(f", {key}: {json.dumps(value)}" for key, value in service_vars.items()) + "}"
+        )
     lines = [
         "ssh:",
         f"  known_hosts: {KNOWN_HOSTS}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.errors import LabError
 
@@ -44,9 +44,7 @@ def require_tools(*tools: str) -> None:
 def run(argv: Sequence[str], *, input: str | None = None, what: str | None = None) -> str:
     """Run a command to completion and return its stdout; a failure becomes a LabError with stderr."""
     try:
-        done = subprocess.run(
-            list(argv), input=input, capture_output=True, text=True, env=_system_env(), check=False
-        )
+        done = subprocess.run(list(argv), input=input, capture_output=True, text=True, env=_system_env(), check=False)
     except FileNotFoundError:
         require_tools(argv[0])
         raise

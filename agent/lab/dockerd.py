@@ -81,8 +81,9 @@ class DockerDaemon:
             return False
         for tool in (DOCKER, DOCKERD):
             if not tool.exists():
-                raise LabError(f"the Vagrant docker lab needs Debian's {tool}, which is missing:"
-                               " apt-get install docker.io")
+                raise LabError(
+                    f"the Vagrant docker lab needs Debian's {tool}, which is missing: apt-get install docker.io"
+                )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.bin_dir.mkdir(exist_ok=True)
         link = self.bin_dir / "docker"
@@ -91,8 +92,13 @@ class DockerDaemon:
         ensure_bridge()
         with open(self.log, "ab") as log:
             process = subprocess.Popen(
-                self._argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                env={"PATH": SYSTEM_PATH}, cwd="/",
+                self._argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env={"PATH": SYSTEM_PATH},
+                cwd="/",
             )
         self._wait_ready(process)
         return True
@@ -120,10 +126,24 @@ class DockerDaemon:
 
     def _argv(self) -> list[str]:
         return [
-            str(DOCKERD), "--host", self.host_url, "--pidfile", str(self.pid_file),
-            "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
-            "--storage-driver", "vfs", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-            "--bridge", BRIDGE, "--default-address-pool", ADDRESS_POOL,
+            str(DOCKERD),
+            "--host",
+            self.host_url,
+            "--pidfile",
+            str(self.pid_file),
+            "--data-root",
+            str(self.dir / "data"),
+            "--exec-root",
+            str(self.dir / "exec"),
+            "--storage-driver",
+            "vfs",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--ip-forward=false",
+            "--bridge",
+            BRIDGE,
+            "--default-address-pool",
+            ADDRESS_POOL,
         ]
 
     def _wait_ready(self, process: subprocess.Popen) -> None:
@@ -141,11 +161,15 @@ def ensure_bridge() -> None:
     """Create ispdock0 with 198.19.0.1/24 unless it is there."""
     if bridge_exists():
         return
-    run(["ip", "-batch", "-"], input=(
-        f"link add {BRIDGE} type bridge\n"
-        f"addr add {BRIDGE_ADDRESS}/{BRIDGE_NETWORK.prefixlen} dev {BRIDGE}\n"
-        f"link set {BRIDGE} up\n"
-    ), what=f"creating bridge {BRIDGE}")
+    run(
+        ["ip", "-batch", "-"],
+        input=(
+            f"link add {BRIDGE} type bridge\n"
+            f"addr add {BRIDGE_ADDRESS}/{BRIDGE_NETWORK.prefixlen} dev {BRIDGE}\n"
+            f"link set {BRIDGE} up\n"
+        ),
+        what=f"creating bridge {BRIDGE}",
+    )
 
 
 def delete_bridge() -> None:

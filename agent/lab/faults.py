@@ -98,19 +98,27 @@ def packet_loss(lab, name: str, percent: int, *, input: bool = True, output: boo
         raise LabError(f"packet loss of {percent} % on no direction makes no fault")
     chains = []
     if input:
-        chains.append(f"chain input {{ type filter hook input priority 0; iifname \"eth0\" "
-                      f"numgen random mod 100 < {percent} counter drop; }}")
+        chains.append(
+            f'chain input {{ type filter hook input priority 0; iifname "eth0" '
+            f"numgen random mod 100 < {percent} counter drop; }}"
+        )
     if output:
-        chains.append(f"chain output {{ type filter hook output priority 0; oifname \"eth0\" "
-                      f"numgen random mod 100 < {percent} counter drop; }}")
+        chains.append(
+            f'chain output {{ type filter hook output priority 0; oifname "eth0" '
+            f"numgen random mod 100 < {percent} counter drop; }}"
+        )
     _nft(lab, name, f"table inet {LOSS_TABLE} {{\n" + "\n".join(chains) + "\n}")
 
 
 def dropped_packets(lab, name: str) -> int:
     """Packets the loss fault of host `name` has dropped so far (0 when none is set)."""
     host = lab.host(name)
-    done = subprocess.run(["ip", "netns", "exec", host.netns, "nft", "-j", "list", "table", "inet", LOSS_TABLE],
-                          capture_output=True, text=True, env={"PATH": SYSTEM_PATH})
+    done = subprocess.run(
+        ["ip", "netns", "exec", host.netns, "nft", "-j", "list", "table", "inet", LOSS_TABLE],
+        capture_output=True,
+        text=True,
+        env={"PATH": SYSTEM_PATH},
+    )
     if done.returncode != 0:
         return 0
     rules = [item["rule"] for item in json.loads(done.stdout)["nftables"] if "rule" in item]
@@ -162,8 +170,12 @@ def kill_sshd(lab, name: str, back_after: float | None = None) -> None:
     """sshd of host `name` goes away: its port resets every connection, each session is SIGKILLed.
     With `back_after`, sshd answers again that many seconds later."""
     host = lab.host(name)
-    _nft(lab, name, f"table inet {SSHD_DOWN_TABLE} {{\nchain input {{ type filter hook input priority -10; "
-                    f"tcp dport {SSH_PORT} reject with tcp reset; }}\n}}")
+    _nft(
+        lab,
+        name,
+        f"table inet {SSHD_DOWN_TABLE} {{\nchain input {{ type filter hook input priority -10; "
+        f"tcp dport {SSH_PORT} reject with tcp reset; }}\n}}",
+    )
     _signal(sshd_pids(lab, name)[1:], signal.SIGKILL)
     if back_after is not None:
         _later(back_after, ["ip", "netns", "exec", host.netns, "nft", "delete", "table", "inet", SSHD_DOWN_TABLE])
@@ -207,11 +219,18 @@ def _signal(pids: list[int], signum: int) -> None:
 
 def _later(seconds: float, argv: list[str]) -> None:
     """Run `argv` after `seconds` in a detached process that outlives this one."""
-    script = f"sleep {seconds:g}; exec \"$@\""
+    script = f'sleep {seconds:g}; exec "$@"'
     _timers[:] = [timer for timer in _timers if timer.poll() is None]
-    _timers.append(subprocess.Popen(["sh", "-c", script, "ispagent-fault-timer", *argv], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                     env={"PATH": SYSTEM_PATH}))
+    _timers.append(
+        subprocess.Popen(
+            ["sh", "-c", script, "ispagent-fault-timer", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={"PATH": SYSTEM_PATH},
+        )
+    )
 
 
 def cancel_timers() -> None:

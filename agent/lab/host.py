@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.atomicfile import write_scratch_file
 from agent.errors import LabError
 from agent.lab import mounts, network, services
-from agent.atomicfile import write_scratch_file
 from agent.lab.commands import SYSTEM_PATH
 from agent.lab.keys import generate_ed25519
 from agent.lab.network import LabNetwork
@@ -48,7 +48,7 @@ class LabHost:
     slot: int = 0  # the lab's slot on the machine (network.LabNetwork); absent from lab.json version 1
 
     @classmethod
-    def numbered(cls, index: int, slot: int) -> "LabHost":
+    def numbered(cls, index: int, slot: int) -> LabHost:
         return cls(name=f"h{index}", index=index, address=LabNetwork(slot).host_address(index), slot=slot)
 
     @property
@@ -74,7 +74,7 @@ class HostPaths:
     dir: Path
 
     @classmethod
-    def of(cls, lab_dir: Path, name: str) -> "HostPaths":
+    def of(cls, lab_dir: Path, name: str) -> HostPaths:
         return cls(lab_dir / "hosts" / name)
 
     @property
@@ -133,25 +133,44 @@ def prepare_host(host: LabHost, paths: HostPaths, rootfs: Path, client_public_ke
     authorized = client_public_key.strip() + "\n"
     write_scratch_file(upper / "root/.ssh/authorized_keys", authorized, 0o600)
     deploy = (rootfs / deploy_home).stat()
-    write_scratch_file(upper / f"{deploy_home}/.ssh/authorized_keys", authorized, 0o600,
-                       owner=(deploy.st_uid, deploy.st_gid))
+    write_scratch_file(
+        upper / f"{deploy_home}/.ssh/authorized_keys", authorized, 0o600, owner=(deploy.st_uid, deploy.st_gid)
+    )
 
 
 def start_host(host: LabHost, paths: HostPaths, rootfs: Path) -> None:
     """Start the host detached (it outlives this process); record its pid and start time on `host`."""
     argv = [
-        "nsenter", f"--net={network.NETNS_DIR / host.netns}",
-        "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", mounts.host_propagation(),
-        "/bin/sh", str(INIT_SCRIPT),
-        str(rootfs), str(paths.upper), str(paths.work), str(paths.root),
-        host.name, f"{host.address}/{host.network.prefixlen}",
+        "nsenter",
+        f"--net={network.NETNS_DIR / host.netns}",
+        "unshare",
+        "--mount",
+        "--uts",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        mounts.host_propagation(),
+        "/bin/sh",
+        str(INIT_SCRIPT),
+        str(rootfs),
+        str(paths.upper),
+        str(paths.work),
+        str(paths.root),
+        host.name,
+        f"{host.address}/{host.network.prefixlen}",
     ]
     if host.profile:
         argv.append(str(paths.profile))
     with open(paths.console, "ab") as console:
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
-            start_new_session=True, env={"PATH": SYSTEM_PATH, "LAB_ROOT_SWITCH": mounts.host_root_switch()}, cwd="/",
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=console,
+            start_new_session=True,
+            env={"PATH": SYSTEM_PATH, "LAB_ROOT_SWITCH": mounts.host_root_switch()},
+            cwd="/",
         )
     _started[process.pid] = process
     host.pid = process.pid
@@ -257,7 +276,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return stat[stat.rindex(")") + 2:].split()
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def _etc_hosts(host: LabHost) -> str:

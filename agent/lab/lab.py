@@ -14,13 +14,14 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
-from agent.errors import LabError
-from agent.lab import client_files, mounts, network, profiles as host_profiles, services, slots
 from agent.atomicfile import write_scratch_file
+from agent.errors import LabError
+from agent.lab import client_files, mounts, network, services, slots
+from agent.lab import profiles as host_profiles
 from agent.lab.commands import SYSTEM_PATH, require_root, require_tools
 from agent.lab.host import (
     HostPaths,
@@ -39,7 +40,9 @@ from agent.lab.host import (
 from agent.lab.network import LabNetwork
 from agent.lab.rootfs import CACHE_DIR, ensure_rootfs
 
-NEIGH_SAVED = slots.MACHINE_STATE / "neigh-gc-thresh.json"  # the ARP table limits found before the first lab raised them
+NEIGH_SAVED = (
+    slots.MACHINE_STATE / "neigh-gc-thresh.json"
+)  # the ARP table limits found before the first lab raised them
 STATE_FILE = "lab.json"
 STATE_VERSION = 2  # 2: each host records its slot; version 1 (one lab per machine) is read as slot 0
 READABLE_STATE_VERSIONS = (1, 2)
@@ -178,8 +181,10 @@ class Lab:
             wanted = [recorded.get(index) or LabHost.numbered(index, net.slot) for index in range(1, hosts + 1)]
             wanted = [self._with_profile(host, profiles.get(host.name), net.slot) for host in wanted]
             to_start = [host for host in wanted if not is_running(host)]
-            say(f"starting {len(to_start)} hosts ({hosts - len(to_start)} already running) on {net.bridge}"
-                f" ({net.network})")
+            say(
+                f"starting {len(to_start)} hosts ({hosts - len(to_start)} already running) on {net.bridge}"
+                f" ({net.network})"
+            )
             self._stop(to_start, slot=net.slot)  # leftovers of dead hosts, if any
             if any(host.slot != net.slot for host in wanted):
                 # Dead hosts of a lab that got another slot (after a reboot, its old one was taken): new names.
@@ -193,8 +198,16 @@ class Lab:
             for host in to_start:
                 paths = HostPaths.of(self.dir, host.name)
                 prepare_host(host, paths, rootfs, client_key)
-                host_profiles.apply_profile(host.profile, host.name, host.index, host.address, paths.upper, paths.profile,
-                                            rootfs, license_url=services.license_url(net.bridge_address))
+                host_profiles.apply_profile(
+                    host.profile,
+                    host.name,
+                    host.index,
+                    host.address,
+                    paths.upper,
+                    paths.profile,
+                    rootfs,
+                    license_url=services.license_url(net.bridge_address),
+                )
                 start_host(host, paths, rootfs)
             self._save(wanted)  # before waiting: a failed start must still be stoppable by `down`
             say(f"waiting for sshd on {len(to_start)} hosts")
@@ -287,7 +300,10 @@ class Lab:
         return subprocess.run(
             # --root: in a chroot the host's root is not its mount namespace's root (host_init.sh).
             ["nsenter", "--target", str(pid), "--all", "--root", "--", *argv],
-            input=input, capture_output=True, text=True, timeout=timeout,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
         )
 
@@ -358,10 +374,7 @@ class Lab:
             for host in pending:
                 if has_exited(host):
                     paths = HostPaths.of(self.dir, host.name)
-                    raise LabError(
-                        f"{host.name} stopped while starting: see {paths.console}"
-                        f" ({console_tail(paths)})"
-                    )
+                    raise LabError(f"{host.name} stopped while starting: see {paths.console} ({console_tail(paths)})")
             pending = [host for host in pending if not (sshd_listening(host) and _accepts_tcp(host))]
             if pending and time.monotonic() > deadline:
                 host = pending[0]
@@ -419,19 +432,29 @@ def labs_on_machine() -> list[LabSummary]:
     summaries = []
     for record in slots.records():
         statuses = Lab(record.dir).status() if record.dir.is_dir() else []
-        summaries.append(_summary(record.slot, record.dir, len(statuses), sum(s.up for s in statuses),
-                                  record.owner_pid, record.owner_alive))
+        summaries.append(
+            _summary(
+                record.slot,
+                record.dir,
+                len(statuses),
+                sum(s.up for s in statuses),
+                record.owner_pid,
+                record.owner_alive,
+            )
+        )
     for slot in slots.unrecorded_in_use():
         namespaces = len(LabNetwork(slot).list_netns())
         summaries.append(_summary(slot, None, namespaces, namespaces, None, False))
     return sorted(summaries, key=lambda summary: summary.slot)
 
 
-def _summary(slot: int, lab_dir: Path | None, hosts: int, hosts_up: int, owner_pid: int | None,
-             owner_alive: bool) -> LabSummary:
+def _summary(
+    slot: int, lab_dir: Path | None, hosts: int, hosts_up: int, owner_pid: int | None, owner_alive: bool
+) -> LabSummary:
     net = LabNetwork(slot)
-    return LabSummary(slot, lab_dir, net.bridge, str(net.network), net.bridge_address, hosts, hosts_up, owner_pid,
-                      owner_alive)
+    return LabSummary(
+        slot, lab_dir, net.bridge, str(net.network), net.bridge_address, hosts, hosts_up, owner_pid, owner_alive
+    )
 
 
 def _accepts_tcp(host: LabHost) -> bool:
@@ -481,8 +504,13 @@ def _discard_host_disks(lab_dir: Path) -> subprocess.Popen | None:
     if not trash:
         return None
     remover = subprocess.Popen(
-        ["rm", "-rf", "--one-file-system", *trash], env={"PATH": SYSTEM_PATH}, cwd="/",
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ["rm", "-rf", "--one-file-system", *trash],
+        env={"PATH": SYSTEM_PATH},
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     _removers.append(remover)
     return remover

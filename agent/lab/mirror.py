@@ -145,7 +145,9 @@ def make_handler(state_dir: Path, mirror_url: str, overrides: dict):
 
         def _repository(self, path: str) -> None:
             if path in ("/repo", "/repo/"):
-                return self._send(200, b'<a href="debian/">debian/</a> <a href="ispmanager/">ispmanager/</a>\n', "text/html")
+                return self._send(
+                    200, b'<a href="debian/">debian/</a> <a href="ispmanager/">ispmanager/</a>\n', "text/html"
+                )
             if path == "/repo/ispmanager/mgr5.tar.gz":
                 return self._send(200, panel_tarball(), "application/gzip")
             if path.endswith("/Release") or path.endswith("/InRelease"):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from agent.errors import LabError
 from agent.lab.commands import SYSTEM_PATH
@@ -88,8 +88,10 @@ def prepare_hosts_dir(hosts_dir: Path, progress: Progress | None = None) -> None
         raise LabError(f"{hosts_dir} cannot hold overlay layers: {probe.overlay_error or 'overlay mount failed'}")
     _mount(["-t", "tmpfs", "-o", "mode=755", "ispagent-lab", str(hosts_dir)], what=f"a tmpfs on {hosts_dir}")
     if progress:
-        progress(f"{hosts_dir.parent} is on {_fstype(hosts_dir.parent)}, which cannot hold an overlay's upper layer:"
-                 f" the hosts' disks go on a tmpfs mounted on {hosts_dir} until `lab down`")
+        progress(
+            f"{hosts_dir.parent} is on {_fstype(hosts_dir.parent)}, which cannot hold an overlay's upper layer:"
+            f" the hosts' disks go on a tmpfs mounted on {hosts_dir} until `lab down`"
+        )
 
 
 def probe_mounts(directory: Path) -> MountProbe:
@@ -100,9 +102,21 @@ def probe_mounts(directory: Path) -> MountProbe:
     probe.mkdir(exist_ok=True)  # a killed probe may have left it
     try:
         done = subprocess.run(
-            ["unshare", "--mount", "--propagation", host_propagation(), "/bin/sh", "-c", PROBE_SCRIPT, "probe",
-             str(probe)],
-            capture_output=True, text=True, env={"PATH": SYSTEM_PATH}, check=False,
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                host_propagation(),
+                "/bin/sh",
+                "-c",
+                PROBE_SCRIPT,
+                "probe",
+                str(probe),
+            ],
+            capture_output=True,
+            text=True,
+            env={"PATH": SYSTEM_PATH},
+            check=False,
         )
         if not (probe / "mountinfo").exists():
             detail = done.stderr.strip().splitlines()

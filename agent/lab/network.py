@@ -13,9 +13,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from agent.errors import LabError
 from agent.lab.commands import run
@@ -109,11 +109,14 @@ class LabNetwork:
         """Create the bridge with its fixed MAC and address, unless it is already there."""
         if self.bridge_exists():
             return
-        _ip_batch([
-            f"link add {self.bridge} address {self.bridge_mac} type bridge",
-            f"addr add {self.bridge_address}/{self.prefixlen} dev {self.bridge}",
-            f"link set {self.bridge} up",
-        ], what=f"creating bridge {self.bridge}")
+        _ip_batch(
+            [
+                f"link add {self.bridge} address {self.bridge_mac} type bridge",
+                f"addr add {self.bridge_address}/{self.prefixlen} dev {self.bridge}",
+                f"link set {self.bridge} up",
+            ],
+            what=f"creating bridge {self.bridge}",
+        )
 
     def bridge_exists(self) -> bool:
         return Path(f"/sys/class/net/{self.bridge}").exists()
@@ -147,8 +150,7 @@ class LabNetwork:
     def list_links(self) -> list[str]:
         """This slot's links (bridge and host-side veths) in the root namespace."""
         return sorted(
-            name for name in os.listdir("/sys/class/net")
-            if name == self.bridge or _is_veth_of(name, self.veth_prefix)
+            name for name in os.listdir("/sys/class/net") if name == self.bridge or _is_veth_of(name, self.veth_prefix)
         )
 
     def wait_for_veths_gone(self, timeout: float = 3.0, only: set[str] | None = None) -> list[str]:
@@ -173,7 +175,7 @@ class LabNetwork:
 
 
 def _is_veth_of(name: str, prefix: str) -> bool:
-    return name.startswith(prefix) and name[len(prefix):].isdigit()
+    return name.startswith(prefix) and name[len(prefix) :].isdigit()
 
 
 def list_lab_netns() -> list[str]:

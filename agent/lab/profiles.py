@@ -25,7 +25,7 @@ PROFILES = {
     "low-ram": f"{LOW_RAM_MB} MB of RAM (a fake /proc/meminfo): the installer refuses it",
     "ram-512": "512 MB of RAM, exactly the installer's limit: still refused (it wants more than 512)",
     "ram-1024": "1024 MB of RAM, exactly the mini-install limit: installs with sqlite and nginx only;"
-                " MySQL and OpenLiteSpeed are refused",
+    " MySQL and OpenLiteSpeed are refused",
     "debian13": "Debian 13 (trixie) os-release: not in the installer's list",
     "eol-os": "Debian 10 (buster) os-release: End of Support, installs only with allow_eol_os",
     "bad-hostname": "`hostname -f` has no dot (/etc/hosts without the FQDN)",
@@ -34,7 +34,7 @@ PROFILES = {
     "repo-unreachable": "the vendor's repository never answers this host (its connections are reset)",
     "dist-repo-down": "the distribution's own repository (the lab mirror's /debian) never answers this host",
     "non-root": f"ispagent logs in as {DEPLOY_USER}, who has no sudo; /var/lib/ispagent is {DEPLOY_USER}'s,"
-                " so install.sh is uploaded and run without root",
+    " so install.sh is uploaded and run without root",
     "installed": "ISPmanager (emulated) already installed, licensed and running",
 }
 MIRROR_DIR = Path("services/mirror")  # under the lab directory
@@ -63,8 +63,17 @@ def login_user(profile: str | None) -> str:
     return DEPLOY_USER if profile == "non-root" else "root"
 
 
-def apply_profile(profile: str | None, name: str, index: int, address: str, upper: Path, profile_dir: Path,
-                  rootfs: Path, *, license_url: str) -> None:
+def apply_profile(
+    profile: str | None,
+    name: str,
+    index: int,
+    address: str,
+    upper: Path,
+    profile_dir: Path,
+    rootfs: Path,
+    *,
+    license_url: str,
+) -> None:
     """Write the profile's files for host `name` (its overlay upper layer, its bind-mount sources).
 
     `license_url` is the license service of the host's own lab (its partner emulator), which a
@@ -115,10 +124,13 @@ def _meminfo(total_mb: int) -> str:
 def _os_release(upper: Path, version: str, codename: str, debian_version: str) -> None:
     _mkdirs(upper, "etc")
     (upper / "etc/os-release").unlink(missing_ok=True)
-    write_scratch_file(upper / "etc/os-release", (
-        f'PRETTY_NAME="Debian GNU/Linux {version} ({codename})"\nNAME="Debian GNU/Linux"\n'
-        f'VERSION_ID="{version}"\nVERSION="{version} ({codename})"\nVERSION_CODENAME={codename}\nID=debian\n'
-    ))
+    write_scratch_file(
+        upper / "etc/os-release",
+        (
+            f'PRETTY_NAME="Debian GNU/Linux {version} ({codename})"\nNAME="Debian GNU/Linux"\n'
+            f'VERSION_ID="{version}"\nVERSION="{version} ({codename})"\nVERSION_CODENAME={codename}\nID=debian\n'
+        ),
+    )
     write_scratch_file(upper / "etc/debian_version", f"{debian_version}\n")
 
 
@@ -140,10 +152,17 @@ def _install_panel(upper: Path, index: int, address: str, license_url: str) -> N
     shutil.copytree(EMULATOR_PANEL, target)
     for sub in ("etc/ispmgr.conf.d", "var/run"):
         (target / sub).mkdir(parents=True, exist_ok=True)
-    license = {"licid": preinstalled_licid(index), "panel_name": "ISPmanager Lite", "expire": "2099-12-31", "ip": address}
+    license = {
+        "licid": preinstalled_licid(index),
+        "panel_name": "ISPmanager Lite",
+        "expire": "2099-12-31",
+        "ip": address,
+    }
     write_scratch_file(target / "etc/ispmgr.lic", json.dumps(license) + "\n")
     write_scratch_file(target / "etc/emulator.json", json.dumps({"license_url": license_url}) + "\n")
-    write_scratch_file(target / "etc/emulator-packages", "coremanager\nispmanager-lite-common\ncoremanager-pkg-fail2ban\n")
+    write_scratch_file(
+        target / "etc/emulator-packages", "coremanager\nispmanager-lite-common\ncoremanager-pkg-fail2ban\n"
+    )
     write_scratch_file(target / "etc/mgrlist.conf", "manager ispmgr\n")
 
 

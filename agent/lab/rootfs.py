@@ -12,9 +12,9 @@ import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from agent.errors import LabError
 from agent.lab.commands import require_tools, run
@@ -75,8 +75,7 @@ def debootstrap(target: Path) -> None:
     require_tools("debootstrap")
     mirror = os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
     run(
-        ["debootstrap", "--variant=minbase", f"--include={INCLUDED_PACKAGES}", "bookworm",
-         str(target), mirror],
+        ["debootstrap", "--variant=minbase", f"--include={INCLUDED_PACKAGES}", "bookworm", str(target), mirror],
         what=f"debootstrap from {mirror}",
     )
 
@@ -90,8 +89,22 @@ def prepare_rootfs(root: Path) -> None:
     run(["chroot", str(root), "apt-get", "clean"], what="apt-get clean in the rootfs")
     if DEPLOY_USER not in (root / "etc/passwd").read_text():
         # '*' rather than useradd's locked '!': sshd refuses key logins to locked accounts.
-        run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash",
-             "--groups", "sudo", "--password", "*", DEPLOY_USER], what="useradd deploy")
+        run(
+            [
+                "chroot",
+                str(root),
+                "useradd",
+                "--create-home",
+                "--shell",
+                "/bin/bash",
+                "--groups",
+                "sudo",
+                "--password",
+                "*",
+                DEPLOY_USER,
+            ],
+            what="useradd deploy",
+        )
     _write(root / "etc/sudoers.d/ispagent-deploy", f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440)
     _write(root / "etc/ssh/sshd_config.d/ispagent-lab.conf", SSHD_LAB_CONFIG, 0o644)
     deploy_home = root / "home" / DEPLOY_USER

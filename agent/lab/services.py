@@ -90,9 +90,19 @@ def start_services(lab_dir: Path, address: str) -> list[str]:
         directory.mkdir(parents=True, exist_ok=True)
         with open(directory / "service.log", "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", service.module, "--listen", f"{address}:{service.port}",
-                 "--state-dir", str(directory)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    service.module,
+                    "--listen",
+                    f"{address}:{service.port}",
+                    "--state-dir",
+                    str(directory),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         (directory / "pid").write_text(str(process.pid))
         _wait_listening(service, address, process, directory)

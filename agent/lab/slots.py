@@ -14,10 +14,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from agent.atomicfile import write_scratch_file
 from agent.errors import LabError
@@ -148,8 +148,9 @@ def _read(path: Path) -> SlotRecord | None:
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as error:
-        raise LabError(f"{path} is not a lab slot record ({error}): "
-                       f"remove it if no lab is up in slot {path.name}") from None
+        raise LabError(
+            f"{path} is not a lab slot record ({error}): remove it if no lab is up in slot {path.name}"
+        ) from None
 
 
 def _legacy_record() -> SlotRecord | None:
@@ -174,5 +175,5 @@ def _start_time(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return None if fields[0] == "Z" else int(fields[19])

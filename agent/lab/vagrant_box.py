@@ -98,7 +98,10 @@ def ensure_image(daemon: DockerDaemon, rootfs: Path, mirror_address: str, work_d
 def _import(daemon: DockerDaemon, rootfs: Path, extra: Path) -> None:
     importer = subprocess.Popen(
         [str(DOCKER), "import", "--change", f"CMD {COMMAND}", "--change", "EXPOSE 22", "-", IMAGE],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, **daemon.env()),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, **daemon.env()),
     )
     try:
         write_layer(importer.stdin, rootfs, extra)

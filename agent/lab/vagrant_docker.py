@@ -75,8 +75,10 @@ class VagrantDockerLab:
             rootfs = ensure_rootfs(self.cache_dir, progress=say)
             self.dir.mkdir(parents=True, exist_ok=True)
             started = self.daemon.start()
-            say(f"dockerd {'started' if started else 'already running'} on {self.daemon.socket} (bridge {BRIDGE},"
-                f" {BRIDGE_ADDRESS})")
+            say(
+                f"dockerd {'started' if started else 'already running'} on {self.daemon.socket} (bridge {BRIDGE},"
+                f" {BRIDGE_ADDRESS})"
+            )
             running = services.start_services(self.dir, BRIDGE_ADDRESS)
             built = ensure_image(self.daemon, rootfs, BRIDGE_ADDRESS, self.dir)
             say(f"{IMAGE} {'imported from ' + str(rootfs) if built else 'already there'}")
@@ -116,8 +118,10 @@ class VagrantDockerLab:
     def _claim_bridge(self) -> None:
         owner = _recorded_dir()
         if owner is not None and owner != self.dir and DockerDaemon(owner / "docker").pid() is not None:
-            raise LabError(f"the Vagrant docker lab of this machine is up in {owner}: take it down first with"
-                           f" `ispagent lab docker down --dir {owner}`")
+            raise LabError(
+                f"the Vagrant docker lab of this machine is up in {owner}: take it down first with"
+                f" `ispagent lab docker down --dir {owner}`"
+            )
         RECORD.parent.mkdir(parents=True, exist_ok=True)
         write_scratch_file(RECORD, f"{self.dir}\n")
 
@@ -140,8 +144,9 @@ def leftovers(lab_dir: Path) -> list[str]:
     if services.serving_on(BRIDGE_ADDRESS):
         left.append(f"lab services on {BRIDGE_ADDRESS}")
     prefix = f"{lab_dir}/"
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-              if line.split()[1].startswith(prefix)]
+    mounts = [
+        line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(prefix)
+    ]
     if mounts:
         left.append(f"mounts {', '.join(mounts[:3])}")
     return left

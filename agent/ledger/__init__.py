@@ -17,6 +17,18 @@ from agent.ledger.location import ledger_location
 from agent.ledger.schema import SCHEMA_VERSION
 
 __all__ = [
-    "Activation", "BILLING_KINDS", "BillingBook", "BillingEvent", "ChargeRow", "HostLocked", "LedgerHost", "LedgerLicense",
-    "LicenseLedger", "OpenTerms", "OrderIntent", "SCHEMA_VERSION", "event_key", "ledger_location",
+    "Activation",
+    "BILLING_KINDS",
+    "BillingBook",
+    "BillingEvent",
+    "ChargeRow",
+    "HostLocked",
+    "LedgerHost",
+    "LedgerLicense",
+    "LicenseLedger",
+    "OpenTerms",
+    "OrderIntent",
+    "SCHEMA_VERSION",
+    "event_key",
+    "ledger_location",
 ]

@@ -57,7 +57,9 @@ def backend_for(location: str | Path) -> LedgerBackend:
     try:
         url = make_url(str(location))
     except ArgumentError:
-        raise LedgerError("ledger_url: not a database URL; write it as postgresql+psycopg://USER:<password>@HOST/DATABASE") from None
+        raise LedgerError(
+            "ledger_url: not a database URL; write it as postgresql+psycopg://USER:<password>@HOST/DATABASE"
+        ) from None
     if url.password:
         try:
             register_secret(url.password)
@@ -65,11 +67,15 @@ def backend_for(location: str | Path) -> LedgerBackend:
             raise LedgerError(f"ledger_url: the password: {problem}") from None
     name = url.get_backend_name()
     if name not in BACKENDS:
-        raise LedgerError(f"ledger_url: '{name}' databases are not supported; use postgresql+psycopg://… or a SQLite path")
+        raise LedgerError(
+            f"ledger_url: '{name}' databases are not supported; use postgresql+psycopg://… or a SQLite path"
+        )
     try:
         backend = _module(name).BACKEND.from_url(url)
     except (ImportError, SQLAlchemyError) as error:
-        raise LedgerError(f"ledger {url.render_as_string(hide_password=True)}: {mask(str(error).splitlines()[0])}") from None
+        raise LedgerError(
+            f"ledger {url.render_as_string(hide_password=True)}: {mask(str(error).splitlines()[0])}"
+        ) from None
     return backend
 
 

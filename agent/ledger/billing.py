@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -119,27 +120,65 @@ class BillingBook:
         terms = schema.billing_terms
         open_term = None
         if event.license_id:
-            open_term = db.execute(select(terms).where((terms.c.license_id == event.license_id) & (terms.c.ended_on == FAR_FUTURE))
-                                   .with_for_update()).mappings().first()
+            open_term = (
+                db.execute(
+                    select(terms)
+                    .where((terms.c.license_id == event.license_id) & (terms.c.ended_on == FAR_FUTURE))
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
         if event.kind == "activation" and open_term is not None:
             if strict:
-                raise LedgerError(_at(event, f"license {event.license_id} is already active since {open_term['started_on']}: "
-                                             "a second activation needs a deactivation before it (or is it a renewal?)"))
+                raise LedgerError(
+                    _at(
+                        event,
+                        f"license {event.license_id} is already active since {open_term['started_on']}: "
+                        "a second activation needs a deactivation before it (or is it a renewal?)",
+                    )
+                )
             return
         if event.kind == "deactivation" and open_term is None:
             if strict:
-                raise LedgerError(_at(event, f"license {event.license_id} is not active in the ledger on {event.on_date}: "
-                                             "add its activation (or a renewal) before this line"))
+                raise LedgerError(
+                    _at(
+                        event,
+                        f"license {event.license_id} is not active in the ledger on {event.on_date}: "
+                        "add its activation (or a renewal) before this line",
+                    )
+                )
             return
         if event.kind == "deactivation" and open_term is not None and open_term["started_on"] > event.on_date:
-            raise LedgerError(_at(event, f"license {event.license_id} is deactivated on {event.on_date}, before its "
-                                         f"activation on {open_term['started_on']}: fix the date"))
-        db.execute(schema.billing_events.insert().values(
-            on_date=event.on_date, kind=event.kind, license_id=event.license_id, edition=event.edition, period=event.period,
-            price=event.price, source=source, created_at=utc_now()))
+            raise LedgerError(
+                _at(
+                    event,
+                    f"license {event.license_id} is deactivated on {event.on_date}, before its "
+                    f"activation on {open_term['started_on']}: fix the date",
+                )
+            )
+        db.execute(
+            schema.billing_events.insert().values(
+                on_date=event.on_date,
+                kind=event.kind,
+                license_id=event.license_id,
+                edition=event.edition,
+                period=event.period,
+                price=event.price,
+                source=source,
+                created_at=utc_now(),
+            )
+        )
         if event.kind in ("activation", "renewal") and open_term is None:
-            db.execute(terms.insert().values(license_id=event.license_id, edition=event.edition, period=event.period,
-                                             started_on=event.on_date, ended_on=FAR_FUTURE))
+            db.execute(
+                terms.insert().values(
+                    license_id=event.license_id,
+                    edition=event.edition,
+                    period=event.period,
+                    started_on=event.on_date,
+                    ended_on=FAR_FUTURE,
+                )
+            )
         elif event.kind == "deactivation" and open_term is not None:  # None: returned above
             db.execute(update(terms).where(terms.c.id == open_term["id"]).values(ended_on=event.on_date))
 
@@ -153,7 +192,9 @@ class BillingBook:
         """Every billing event, oldest first, fetched `batch` rows at a time (what `ledger export`
         streams: a million events are never all in memory)."""
         ev = schema.billing_events
-        statement = select(ev.c.on_date, ev.c.kind, ev.c.license_id, ev.c.edition, ev.c.period, ev.c.price).order_by(ev.c.on_date, ev.c.id)
+        statement = select(ev.c.on_date, ev.c.kind, ev.c.license_id, ev.c.edition, ev.c.period, ev.c.price).order_by(
+            ev.c.on_date, ev.c.id
+        )
         with self.db.read() as db:
             result = db.execution_options(stream_results=True, yield_per=batch).execute(statement)
             for on_date, kind, license_id, edition, period, price in result:
@@ -163,10 +204,14 @@ class BillingBook:
         """How many events the ledger holds between the two days (inclusive), by `event_key`."""
         ev = schema.billing_events
         columns = (ev.c.on_date, ev.c.kind, ev.c.license_id, ev.c.edition, ev.c.period, ev.c.price)
-        rows = self.db.rows(select(*columns, func.count().label("n")).where(ev.c.on_date.between(first_day, last_day))
-                            .group_by(*columns))
-        return Counter({(r["on_date"], r["kind"], r["license_id"], r["edition"], r["period"], r["price"]): r["n"]
-                        for r in rows})
+        rows = self.db.rows(
+            select(*columns, func.count().label("n"))
+            .where(ev.c.on_date.between(first_day, last_day))
+            .group_by(*columns)
+        )
+        return Counter(
+            {(r["on_date"], r["kind"], r["license_id"], r["edition"], r["period"], r["price"]): r["n"] for r in rows}
+        )
 
     def first_date(self) -> str | None:
         first: str | None = self.db.scalar(select(func.min(schema.billing_events.c.on_date)))
@@ -181,7 +226,10 @@ class BillingBook:
             .group_by(ev.c.on_date, ev.c.kind, ev.c.edition, ev.c.period, ev.c.price)
             .order_by(ev.c.on_date, ev.c.kind)
         )
-        return [ChargeRow(r["on_date"], r["kind"], r["edition"], r["period"], r["price"], r["n"]) for r in self.db.rows(statement)]
+        return [
+            ChargeRow(r["on_date"], r["kind"], r["edition"], r["period"], r["price"], r["n"])
+            for r in self.db.rows(statement)
+        ]
 
     def implied_renewals(self, start: str, end: str, days_in_month: int) -> list[ChargeRow]:
         """Renewals of running terms that fall in the month [start, end) and were not recorded.
@@ -196,9 +244,12 @@ class BillingBook:
         recorded = select(ev.c.license_id).where(ev.c.kind == "renewal", ev.c.on_date >= start, ev.c.on_date < end)
         statement = (
             select(terms.c.edition, terms.c.period, day.label("day"), ended.label("ended"), func.count().label("n"))
-            .where(terms.c.ended_on >= start, terms.c.started_on < start,
-                   (terms.c.period == "monthly") | (func.substr(terms.c.started_on, 6, 2) == start[5:7]),
-                   terms.c.license_id.not_in(recorded))
+            .where(
+                terms.c.ended_on >= start,
+                terms.c.started_on < start,
+                (terms.c.period == "monthly") | (func.substr(terms.c.started_on, 6, 2) == start[5:7]),
+                terms.c.license_id.not_in(recorded),
+            )
             .group_by("edition", "period", "day", "ended")
         )
         counts: dict[tuple[str, str, str], int] = {}
@@ -207,8 +258,10 @@ class BillingBook:
             if row["ended"] > renews_on:
                 key = (renews_on, row["edition"], row["period"])
                 counts[key] = counts.get(key, 0) + row["n"]
-        return [ChargeRow(on, "renewal", edition, period, None, n, implied=True)
-                for (on, edition, period), n in sorted(counts.items())]
+        return [
+            ChargeRow(on, "renewal", edition, period, None, n, implied=True)
+            for (on, edition, period), n in sorted(counts.items())
+        ]
 
     def open_terms(self, on_date: str) -> list[OpenTerms]:
         """Terms running on `on_date` (started on or before it, not ended by it), grouped by start day."""
@@ -230,7 +283,11 @@ class BillingBook:
     def payments_until(self, on_date: str) -> list[tuple[str, str]]:
         """(date, amount) of every payment recorded up to `on_date`."""
         ev = schema.billing_events
-        rows = self.db.rows(select(ev.c.on_date, ev.c.price).where(ev.c.kind == "payment", ev.c.on_date <= on_date).order_by(ev.c.on_date))
+        rows = self.db.rows(
+            select(ev.c.on_date, ev.c.price)
+            .where(ev.c.kind == "payment", ev.c.on_date <= on_date)
+            .order_by(ev.c.on_date)
+        )
         return [(r["on_date"], r["price"] or "0") for r in rows]
 
     def running_terms(self) -> dict[str, str]:
@@ -243,16 +300,21 @@ class BillingBook:
 CHUNK = 20_000  # rows per executemany and per fetch while importing
 
 _STAGED = Table(
-    "billing_import", MetaData(),
+    "billing_import",
+    MetaData(),
     # Kept in date order (SQLite: clustered on the key, a file in date order is appended to): the
     # passes in date order read it as it lies, with no sort of a million rows each.
-    Column("on_date", String, primary_key=True), Column("line", Integer, primary_key=True),
+    Column("on_date", String, primary_key=True),
+    Column("line", Integer, primary_key=True),
     Column("seq", Integer, primary_key=True),  # order in the input: ties of date and line keep it
     Column("kind", String, nullable=False),
-    Column("license_id", String, nullable=False), Column("edition", String), Column("period", String),
+    Column("license_id", String, nullable=False),
+    Column("edition", String),
+    Column("period", String),
     Column("price", String),
     Column("recorded", Integer, nullable=False, default=0),  # 1: the ledger holds it already, left out
-    prefixes=["TEMPORARY"], sqlite_with_rowid=False,
+    prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
 )
 _KEY = ("on_date", "kind", "license_id", "edition", "period", "price")  # what `event_key` compares
 
@@ -276,8 +338,15 @@ class BillingImport:
         columns = ("on_date", "line", "seq", "kind", "license_id", "edition", "period", "price", "recorded")
         for chunk in _batched(events):
             start, self.staged = self.staged, self.staged + len(chunk)
-            _insert_many(self.db, _STAGED, columns, ((e.on_date, e.line, start + n, e.kind, e.license_id, e.edition,
-                                                      e.period, e.price, 0) for n, e in enumerate(chunk)))
+            _insert_many(
+                self.db,
+                _STAGED,
+                columns,
+                (
+                    (e.on_date, e.line, start + n, e.kind, e.license_id, e.edition, e.period, e.price, 0)
+                    for n, e in enumerate(chunk)
+                ),
+            )
 
     def running_terms(self) -> dict[str, str]:
         """License id -> the day its running term started, as the ledger holds it in this transaction."""
@@ -290,48 +359,75 @@ class BillingImport:
         equal rows in the file, one in the ledger: the second is new). Returns how many."""
         held = schema.billing_events
         span = self.db.execute(select(func.min(_STAGED.c.on_date), func.max(_STAGED.c.on_date))).one()
-        if span[0] is None or self.db.execute(select(held.c.id).where(held.c.on_date.between(*span)).limit(1)).first() is None:
+        if (
+            span[0] is None
+            or self.db.execute(select(held.c.id).where(held.c.on_date.between(*span)).limit(1)).first() is None
+        ):
             return 0  # nothing in the ledger in those days: no need to number a million rows
         same = " AND ".join(f"numbered.{name} {self._same} held.{name}" for name in _KEY)
         key = ", ".join(_KEY)
-        self.db.exec_driver_sql(f"""
+        self.db.exec_driver_sql(
+            f"""
             UPDATE billing_import SET recorded = 1 WHERE seq IN (
               SELECT numbered.seq FROM
                 (SELECT seq, {key}, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY seq) AS n FROM billing_import) numbered
               JOIN (SELECT {key}, COUNT(*) AS c FROM billing_events WHERE on_date BETWEEN {self._param(0)} AND {self._param(1)}
                     GROUP BY {key}) held
-                ON {same} AND numbered.n <= held.c)""", self._params(span))
-        self.left_out = self.db.execute(select(func.count()).select_from(_STAGED).where(_STAGED.c.recorded == 1)).scalar_one()
+                ON {same} AND numbered.n <= held.c)""",
+            self._params(span),
+        )
+        self.left_out = self.db.execute(
+            select(func.count()).select_from(_STAGED).where(_STAGED.c.recorded == 1)
+        ).scalar_one()
         return self.left_out
 
     def ordered(self) -> Iterator[BillingEvent]:
         """The staged events not left out, in date order (then line, then input order), fetched in chunks."""
         staged = _STAGED.c
-        statement = (select(staged.on_date, staged.kind, staged.license_id, staged.edition, staged.period, staged.price,
-                            staged.line)
-                     .where(staged.recorded == 0).order_by(staged.on_date, staged.line, staged.seq))
+        statement = (
+            select(
+                staged.on_date, staged.kind, staged.license_id, staged.edition, staged.period, staged.price, staged.line
+            )
+            .where(staged.recorded == 0)
+            .order_by(staged.on_date, staged.line, staged.seq)
+        )
         kinds: dict[str, str] = {}  # one string per kind, edition, period: terms keep them
         shared: dict[str | None, str | None] = {}
         for rows in _fetched(self.db, statement):
             for on_date, kind, license_id, edition, period, price, line in rows:
-                yield BillingEvent(on_date, kinds.setdefault(kind, kind), license_id,
-                                   shared.setdefault(edition, edition), shared.setdefault(period, period), price, line)
+                yield BillingEvent(
+                    on_date,
+                    kinds.setdefault(kind, kind),
+                    license_id,
+                    shared.setdefault(edition, edition),
+                    shared.setdefault(period, period),
+                    price,
+                    line,
+                )
 
     def write(self, events: Iterable[BillingEvent] | None = None) -> int:
         """Apply the staged events (`bill(strict=True)`'s rules, in date order) and insert them; returns how many.
 
         `events`: `ordered()` as the caller passes it through its own checks (one pass, not two)."""
         terms = schema.billing_terms
-        running = {row.license_id: _Term(row.id, row.license_id, row.edition, row.period, row.started_on)
-                   for row in self.db.execute(select(terms.c.id, terms.c.license_id, terms.c.edition, terms.c.period,
-                                                     terms.c.started_on).where(terms.c.ended_on == FAR_FUTURE).with_for_update())}
+        running = {
+            row.license_id: _Term(row.id, row.license_id, row.edition, row.period, row.started_on)
+            for row in self.db.execute(
+                select(terms.c.id, terms.c.license_id, terms.c.edition, terms.c.period, terms.c.started_on)
+                .where(terms.c.ended_on == FAR_FUTURE)
+                .with_for_update()
+            )
+        }
         writer = _TermWriter(self.db)
         _apply_terms(self.ordered() if events is None else events, running, writer.settled)
         writer.flush(running.values())
         staged, billing_events = _STAGED.c, schema.billing_events
         columns = ("on_date", "kind", "license_id", "edition", "period", "price")
-        chosen = (select(*(staged[name] for name in columns), literal("import"), literal(utc_now()))
-                  .where(staged.recorded == 0).order_by(staged.on_date, staged.line, staged.seq))
+        chosen = (
+            select(*(staged[name] for name in columns), literal("import"), literal(utc_now()))
+            .where(staged.recorded == 0)
+            .order_by(staged.on_date, staged.line, staged.seq)
+        )
         self.db.execute(billing_events.insert().from_select([*columns, "source", "created_at"], chosen))
         return self.staged - self.left_out  # not the insert's rowcount: psycopg gives -1 for INSERT ... SELECT here
 
@@ -447,12 +543,18 @@ class _TermWriter:
 
     def flush(self, still_open: Iterable[_Term] = ()) -> None:
         opened = itertools.chain(self.opened, (t for t in still_open if t.id is None))
-        _insert_many(self.db, schema.billing_terms, ("license_id", "edition", "period", "started_on", "ended_on"),
-                     ((t.license_id, t.edition, t.period, t.started_on, t.ended_on) for t in opened))
+        _insert_many(
+            self.db,
+            schema.billing_terms,
+            ("license_id", "edition", "period", "started_on", "ended_on"),
+            ((t.license_id, t.edition, t.period, t.started_on, t.ended_on) for t in opened),
+        )
         if self.ended:
             terms = schema.billing_terms
-            self.db.execute(update(terms).where(terms.c.id == bindparam("term_id")).values(ended_on=bindparam("on")),
-                            [dict(term_id=t.id, on=t.ended_on) for t in self.ended])
+            self.db.execute(
+                update(terms).where(terms.c.id == bindparam("term_id")).values(ended_on=bindparam("on")),
+                [dict(term_id=t.id, on=t.ended_on) for t in self.ended],
+            )
         self.opened, self.ended = [], []
 
 
@@ -464,15 +566,30 @@ def _apply_terms(events: Iterable[BillingEvent], running: dict[str, _Term], sett
             continue
         open_term = running.get(event.license_id)
         if event.kind == "activation" and open_term is not None:
-            raise LedgerError(_at(event, f"license {event.license_id} is already active since {open_term.started_on}: "
-                                         "a second activation needs a deactivation before it (or is it a renewal?)"))
+            raise LedgerError(
+                _at(
+                    event,
+                    f"license {event.license_id} is already active since {open_term.started_on}: "
+                    "a second activation needs a deactivation before it (or is it a renewal?)",
+                )
+            )
         if event.kind == "deactivation":
             if open_term is None:
-                raise LedgerError(_at(event, f"license {event.license_id} is not active in the ledger on {event.on_date}: "
-                                             "add its activation (or a renewal) before this line"))
+                raise LedgerError(
+                    _at(
+                        event,
+                        f"license {event.license_id} is not active in the ledger on {event.on_date}: "
+                        "add its activation (or a renewal) before this line",
+                    )
+                )
             if open_term.started_on > event.on_date:
-                raise LedgerError(_at(event, f"license {event.license_id} is deactivated on {event.on_date}, before its "
-                                             f"activation on {open_term.started_on}: fix the date"))
+                raise LedgerError(
+                    _at(
+                        event,
+                        f"license {event.license_id} is deactivated on {event.on_date}, before its "
+                        f"activation on {open_term.started_on}: fix the date",
+                    )
+                )
             open_term.ended_on = event.on_date
             del running[event.license_id]
             settled(open_term)

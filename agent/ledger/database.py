@@ -7,10 +7,11 @@ work through one `LedgerDatabase`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Executable, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
@@ -60,7 +61,11 @@ class LedgerDatabase:
         except LedgerError:
             raise
         except SQLAlchemyError as error:
-            first = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            first = (
+                str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+                if str(error).strip()
+                else type(error).__name__
+            )
             hint = ""
             if "connect" in first.lower() or "password authentication" in first.lower():
                 hint = f"; check that the database is running and reachable, or fix ledger_url / ${LEDGER_URL_ENV}"

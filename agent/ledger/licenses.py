@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, select, update
 
@@ -115,9 +116,18 @@ class LicenseLedger:
         hosts = schema.hosts
         with self.db.write() as db:
             now = utc_now()
-            db.execute(self.backend.insert(hosts).values(
-                name=name, remoteid="isp-" + secrets.token_hex(8), address=address, fqdn=fqdn, created_at=now, updated_at=now,
-            ).on_conflict_do_nothing(index_elements=["name"]))
+            db.execute(
+                self.backend.insert(hosts)
+                .values(
+                    name=name,
+                    remoteid="isp-" + secrets.token_hex(8),
+                    address=address,
+                    fqdn=fqdn,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
             row = db.execute(select(hosts).where(hosts.c.name == name)).mappings().one()
             if (row["address"], row["fqdn"]) != (address, fqdn):
                 db.execute(update(hosts).where(hosts.c.name == name).values(address=address, fqdn=fqdn, updated_at=now))
@@ -131,8 +141,11 @@ class LicenseLedger:
 
     def license_of_host(self, host_name: str) -> LedgerLicense | None:
         lic = schema.licenses
-        rows = self.db.rows(select(lic).where((lic.c.host_name == host_name) & (lic.c.state == "held"))
-                            .order_by(lic.c.updated_at.desc()))
+        rows = self.db.rows(
+            select(lic)
+            .where((lic.c.host_name == host_name) & (lic.c.state == "held"))
+            .order_by(lic.c.updated_at.desc())
+        )
         return _license(rows[0]) if rows else None
 
     def licenses(self, state: str | None = "held") -> list[LedgerLicense]:
@@ -142,38 +155,74 @@ class LicenseLedger:
             statement = statement.where(lic.c.state == state)
         return [_license(r) for r in self.db.rows(statement)]
 
-    def record_license(self, license_id: str, host_name: str | None, ip: str, edition: str | None,
-                       period: str | None, action: str) -> None:
+    def record_license(
+        self, license_id: str, host_name: str | None, ip: str, edition: str | None, period: str | None, action: str
+    ) -> None:
         """Remember that `license_id` serves `host_name` (a host holds one license: others are released)."""
         with self.db.write() as db:
             self._record_license(db, license_id, host_name, ip, edition, period, action)
 
-    def _record_license(self, db: Connection, license_id: str, host_name: str | None, ip: str, edition: str | None,
-                        period: str | None, action: str) -> None:
+    def _record_license(
+        self,
+        db: Connection,
+        license_id: str,
+        host_name: str | None,
+        ip: str,
+        edition: str | None,
+        period: str | None,
+        action: str,
+    ) -> None:
         lic, now = schema.licenses, utc_now()
         if host_name:
-            db.execute(update(lic).where((lic.c.host_name == host_name) & (lic.c.id != license_id) & (lic.c.state == "held"))
-                       .values(state="gone", updated_at=now))
-        statement = self.backend.insert(lic).values(id=license_id, host_name=host_name, ip=ip, edition=edition, period=period,
-                                                    action=action, state="held", created_at=now, updated_at=now)
-        db.execute(statement.on_conflict_do_update(index_elements=["id"], set_={
-            "host_name": statement.excluded.host_name, "ip": statement.excluded.ip,
-            "edition": func.coalesce(statement.excluded.edition, lic.c.edition),
-            "period": func.coalesce(statement.excluded.period, lic.c.period),
-            "state": "held", "updated_at": statement.excluded.updated_at,
-        }))
+            db.execute(
+                update(lic)
+                .where((lic.c.host_name == host_name) & (lic.c.id != license_id) & (lic.c.state == "held"))
+                .values(state="gone", updated_at=now)
+            )
+        statement = self.backend.insert(lic).values(
+            id=license_id,
+            host_name=host_name,
+            ip=ip,
+            edition=edition,
+            period=period,
+            action=action,
+            state="held",
+            created_at=now,
+            updated_at=now,
+        )
+        db.execute(
+            statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_={
+                    "host_name": statement.excluded.host_name,
+                    "ip": statement.excluded.ip,
+                    "edition": func.coalesce(statement.excluded.edition, lic.c.edition),
+                    "period": func.coalesce(statement.excluded.period, lic.c.period),
+                    "state": "held",
+                    "updated_at": statement.excluded.updated_at,
+                },
+            )
+        )
         _event(db, f"license.{action}", host_name, license_id, {"ip": ip, "edition": edition, "period": period})
 
     def forget_license(self, license_id: str, reason: str) -> None:
         with self.db.write() as db:
-            db.execute(update(schema.licenses).where(schema.licenses.c.id == license_id).values(state="gone", updated_at=utc_now()))
+            db.execute(
+                update(schema.licenses)
+                .where(schema.licenses.c.id == license_id)
+                .values(state="gone", updated_at=utc_now())
+            )
             _event(db, "license.gone", None, license_id, {"reason": reason})
 
     def claim_license(self, license_id: str, host_name: str, ip: str, edition: str | None, period: str | None) -> bool:
         """Reserve a free license for `host_name`; False if another host already holds it."""
         lic = schema.licenses
         with self.db.write() as db:
-            row = db.execute(select(lic.c.host_name, lic.c.state).where(lic.c.id == license_id).with_for_update()).mappings().first()
+            row = (
+                db.execute(select(lic.c.host_name, lic.c.state).where(lic.c.id == license_id).with_for_update())
+                .mappings()
+                .first()
+            )
             if row and row["state"] == "held" and row["host_name"] not in (None, host_name):
                 return False
             self._record_license(db, license_id, host_name, ip, edition, period, "reused")
@@ -191,13 +240,32 @@ class LicenseLedger:
         with self.db.write() as db:
             now = utc_now()
             statement = self.backend.insert(intents).values(
-                host_name=host.name, remoteid=host.remoteid, ip=ip, edition=edition, period=period, state="ordering",
-                attempts=1, license_id=None, created_at=now, updated_at=now)
-            db.execute(statement.on_conflict_do_update(index_elements=["host_name"], set_={
-                "remoteid": statement.excluded.remoteid, "ip": statement.excluded.ip, "edition": statement.excluded.edition,
-                "period": statement.excluded.period, "state": "ordering", "attempts": intents.c.attempts + 1,
-                "license_id": None, "updated_at": statement.excluded.updated_at,
-            }))
+                host_name=host.name,
+                remoteid=host.remoteid,
+                ip=ip,
+                edition=edition,
+                period=period,
+                state="ordering",
+                attempts=1,
+                license_id=None,
+                created_at=now,
+                updated_at=now,
+            )
+            db.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["host_name"],
+                    set_={
+                        "remoteid": statement.excluded.remoteid,
+                        "ip": statement.excluded.ip,
+                        "edition": statement.excluded.edition,
+                        "period": statement.excluded.period,
+                        "state": "ordering",
+                        "attempts": intents.c.attempts + 1,
+                        "license_id": None,
+                        "updated_at": statement.excluded.updated_at,
+                    },
+                )
+            )
             _event(db, "order.intent", host.name, None, {"ip": ip, "edition": edition, "period": period})
             return _intent(db.execute(select(intents).where(intents.c.host_name == host.name)).mappings().one())
 
@@ -205,16 +273,23 @@ class LicenseLedger:
         """The order's license id is known: record it, close the intent and bill the activation, in one transaction."""
         intents = schema.order_intents
         with self.db.write() as db:
-            db.execute(update(intents).where(intents.c.host_name == host_name)
-                       .values(state="done", license_id=license_id, updated_at=utc_now()))
+            db.execute(
+                update(intents)
+                .where(intents.c.host_name == host_name)
+                .values(state="done", license_id=license_id, updated_at=utc_now())
+            )
             self._record_license(db, license_id, host_name, ip, edition, period, "ordered")
-            self.billing.bill(db, BillingEvent(utc_today(), "activation", license_id, edition, period), "run", strict=False)
+            self.billing.bill(
+                db, BillingEvent(utc_today(), "activation", license_id, edition, period), "run", strict=False
+            )
 
     def refuse_order(self, host_name: str, reason: str) -> None:
         """The account refused the order: provably nothing was bought."""
         intents = schema.order_intents
         with self.db.write() as db:
-            db.execute(update(intents).where(intents.c.host_name == host_name).values(state="refused", updated_at=utc_now()))
+            db.execute(
+                update(intents).where(intents.c.host_name == host_name).values(state="refused", updated_at=utc_now())
+            )
             _event(db, "order.refused", host_name, None, {"reason": reason})
 
     # -- per-host lock ---------------------------------------------------------------------
@@ -236,17 +311,22 @@ class LicenseLedger:
         """A refusal for payment: no agent on this ledger orders for `account` until a probe passes."""
         table = schema.order_breakers
         with self.db.write() as db:
-            db.execute(self.backend.insert(table).values(account=account, tripped_at=now, probe_at=now, message=message)
-                       .on_conflict_do_update(index_elements=["account"],
-                                              set_={"tripped_at": now, "probe_at": now, "message": message}))
+            db.execute(
+                self.backend.insert(table)
+                .values(account=account, tripped_at=now, probe_at=now, message=message)
+                .on_conflict_do_update(
+                    index_elements=["account"], set_={"tripped_at": now, "probe_at": now, "message": message}
+                )
+            )
             _event(db, "breaker.tripped", None, None, {"account": account, "message": message})
 
     def take_probe(self, account: str, seen: BreakerRow, now: float) -> bool:
         """Let one order through to try the account again, unless another agent took this probe first."""
         table = schema.order_breakers
         with self.db.write() as db:
-            taken = db.execute(update(table).where(table.c.account == account, table.c.probe_at == seen.probe_at)
-                               .values(probe_at=now)).rowcount
+            taken = db.execute(
+                update(table).where(table.c.account == account, table.c.probe_at == seen.probe_at).values(probe_at=now)
+            ).rowcount
         return taken == 1
 
     def clear_breaker(self, account: str) -> None:
@@ -258,13 +338,27 @@ class LicenseLedger:
 
     # -- activations (outbox) --------------------------------------------------------------
 
-    def queue_activation(self, license_id: str, host: LedgerHost, ip: str, edition: str | None, period: str | None) -> None:
+    def queue_activation(
+        self, license_id: str, host: LedgerHost, ip: str, edition: str | None, period: str | None
+    ) -> None:
         """Record that `host` runs on `license_id`; pending until the account confirms it."""
         with self.db.write() as db:
-            inserted = db.execute(self.backend.insert(schema.activations).values(
-                license_id=license_id, host_name=host.name, fqdn=host.fqdn or host.name, remoteid=host.remoteid, ip=ip,
-                edition=edition, period=period, state="pending", attempts=0, created_at=utc_now(),
-            ).on_conflict_do_nothing(index_elements=["license_id", "host_name"])).rowcount
+            inserted = db.execute(
+                self.backend.insert(schema.activations)
+                .values(
+                    license_id=license_id,
+                    host_name=host.name,
+                    fqdn=host.fqdn or host.name,
+                    remoteid=host.remoteid,
+                    ip=ip,
+                    edition=edition,
+                    period=period,
+                    state="pending",
+                    attempts=0,
+                    created_at=utc_now(),
+                )
+                .on_conflict_do_nothing(index_elements=["license_id", "host_name"])
+            ).rowcount
             if inserted:
                 _event(db, "activation.queued", host.name, license_id, {"fqdn": host.fqdn})
 
@@ -280,14 +374,19 @@ class LicenseLedger:
     def confirm_activation(self, activation: Activation) -> None:
         act = schema.activations
         with self.db.write() as db:
-            db.execute(update(act).where(act.c.id == activation.id).values(
-                state="confirmed", confirmed_at=utc_now(), attempts=act.c.attempts + 1, last_error=None))
+            db.execute(
+                update(act)
+                .where(act.c.id == activation.id)
+                .values(state="confirmed", confirmed_at=utc_now(), attempts=act.c.attempts + 1, last_error=None)
+            )
             _event(db, "activation.confirmed", activation.host_name, activation.license_id, {})
 
     def activation_failed(self, activation: Activation, error: str) -> None:
         act = schema.activations
         with self.db.write() as db:
-            db.execute(update(act).where(act.c.id == activation.id).values(attempts=act.c.attempts + 1, last_error=mask(error)))
+            db.execute(
+                update(act).where(act.c.id == activation.id).values(attempts=act.c.attempts + 1, last_error=mask(error))
+            )
 
     # -- events ----------------------------------------------------------------------------
 
@@ -300,19 +399,46 @@ class LicenseLedger:
 
 
 def _event(db: Connection, kind: str, host_name: str | None, license_id: str | None, detail: dict[str, Any]) -> None:
-    db.execute(schema.events.insert().values(at=utc_now(), kind=kind, host_name=host_name, license_id=license_id,
-                                             detail=mask(json.dumps(detail, sort_keys=True))))
+    db.execute(
+        schema.events.insert().values(
+            at=utc_now(),
+            kind=kind,
+            host_name=host_name,
+            license_id=license_id,
+            detail=mask(json.dumps(detail, sort_keys=True)),
+        )
+    )
 
 
 def _license(row: RowMapping) -> LedgerLicense:
-    return LedgerLicense(row["id"], row["host_name"], row["ip"], row["edition"], row["period"], row["action"], row["state"])
+    return LedgerLicense(
+        row["id"], row["host_name"], row["ip"], row["edition"], row["period"], row["action"], row["state"]
+    )
 
 
 def _intent(row: RowMapping) -> OrderIntent:
-    return OrderIntent(row["host_name"], row["remoteid"], row["ip"], row["edition"], row["period"], row["state"],
-                       row["attempts"], row["license_id"])
+    return OrderIntent(
+        row["host_name"],
+        row["remoteid"],
+        row["ip"],
+        row["edition"],
+        row["period"],
+        row["state"],
+        row["attempts"],
+        row["license_id"],
+    )
 
 
 def _activation(row: RowMapping) -> Activation:
-    return Activation(row["id"], row["license_id"], row["host_name"], row["fqdn"], row["remoteid"], row["ip"],
-                      row["edition"], row["period"], row["state"], row["attempts"])
+    return Activation(
+        row["id"],
+        row["license_id"],
+        row["host_name"],
+        row["fqdn"],
+        row["remoteid"],
+        row["ip"],
+        row["edition"],
+        row["period"],
+        row["state"],
+        row["attempts"],
+    )

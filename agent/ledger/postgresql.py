@@ -31,8 +31,9 @@ class PostgresBackend:
     def __init__(self, url: URL) -> None:
         self.shown = url.render_as_string(hide_password=True)
         application = {"application_name": f"ispagent {socket.gethostname()}:{os.getpid()}"[:63], "connect_timeout": 10}
-        self.engine = create_engine(url, pool_size=5, max_overflow=10, pool_timeout=60, pool_pre_ping=True,
-                                    connect_args=application)
+        self.engine = create_engine(
+            url, pool_size=5, max_overflow=10, pool_timeout=60, pool_pre_ping=True, connect_args=application
+        )
         # Lock connections live as long as a host is being licensed: kept out of the shared pool.
         self.lock_engine: Engine = create_engine(url, poolclass=NullPool, connect_args=application)
 
@@ -52,7 +53,9 @@ class PostgresBackend:
             while not db.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), key).scalar():
                 if time.monotonic() > deadline:
                     holder = _holder(db, key)
-                    raise HostLocked(f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends")
+                    raise HostLocked(
+                        f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends"
+                    )
                 time.sleep(0.2)
         except BaseException:
             db.close()
@@ -77,10 +80,13 @@ class _AdvisoryLock:
 
 
 def _holder(db: Connection, key: dict[str, int]) -> str:
-    row = db.execute(text(
-        "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.classid = CAST(:ns AS oid) AND l.objid = CAST(:key AS oid) AND l.granted"
-    ), key).first()
+    row = db.execute(
+        text(
+            "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.classid = CAST(:ns AS oid) AND l.objid = CAST(:key AS oid) AND l.granted"
+        ),
+        key,
+    ).first()
     if row is None:
         return "it just finished"
     return f"{row[0] or 'unknown'} from {row[1] or 'local socket'}"

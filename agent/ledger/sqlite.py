@@ -11,10 +11,10 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, select
 from sqlalchemy.dialects.sqlite import insert
@@ -57,7 +57,9 @@ class SqliteBackend:
             if holder is None:
                 return _LeaseLock(self, host_name, me.owner)
             if time.monotonic() > deadline:
-                raise HostLocked(f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends")
+                raise HostLocked(
+                    f"{host_name}: another ispagent process ({holder}) is licensing this host; try again when it ends"
+                )
             time.sleep(0.2)
 
     def dispose(self) -> None:
@@ -82,8 +84,14 @@ class SqliteBackend:
             row = db.execute(select(locks).where(locks.c.host_name == host_name)).mappings().first()
             if row and row["owner"] != me.owner and not _stale(row):
                 return f"pid {row['pid']} on {row['machine']}"
-            values = dict(host_name=host_name, owner=me.owner, machine=me.machine, pid=me.pid, pid_start=me.pid_start,
-                          expires=time.time() + LOCK_LEASE_SECONDS)
+            values = dict(
+                host_name=host_name,
+                owner=me.owner,
+                machine=me.machine,
+                pid=me.pid,
+                pid_start=me.pid_start,
+                expires=time.time() + LOCK_LEASE_SECONDS,
+            )
             statement = insert(locks).values(**values)
             db.execute(statement.on_conflict_do_update(index_elements=["host_name"], set_=values))
             return None
@@ -111,7 +119,9 @@ def _engine(path: Path) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get("ledger_write") else "BEGIN")
+        connection.exec_driver_sql(
+            "BEGIN IMMEDIATE" if connection.get_execution_options().get("ledger_write") else "BEGIN"
+        )
 
     return engine
 

@@ -38,7 +38,9 @@ def delete(client: PartnerClient, ledger: LicenseLedger, license_id: str, *, on:
         client.delete(license_id)
     except PartnerTransient as error:
         _deleted_after_all(client, license_id, error)
-    ledger.billing.record(BillingEvent(on or utc_today(), "deactivation", before.id, before.edition, None), source=SOURCE)
+    ledger.billing.record(
+        BillingEvent(on or utc_today(), "deactivation", before.id, before.edition, None), source=SOURCE
+    )
     ledger.forget_license(before.id, "deleted from the partner account")
 
 
@@ -67,12 +69,15 @@ def _renewed_after_all(client: PartnerClient, before: AccountLicense, error: Par
     try:
         after = client.get(before.id)
     except PartnerTransient:
-        raise PartnerTransient(f"{error}; whether license {before.id} was renewed is unknown: check its expiry "
-                               f"(`ispagent licenses show {before.id}`) before renewing again") from None
+        raise PartnerTransient(
+            f"{error}; whether license {before.id} was renewed is unknown: check its expiry "
+            f"(`ispagent licenses show {before.id}`) before renewing again"
+        ) from None
     if after.expiredate and after.expiredate != before.expiredate:
         return after.expiredate
-    raise PartnerTransient(f"{error}; license {before.id} still expires {before.expiredate or 'as before'}: "
-                           "not renewed, try again") from None
+    raise PartnerTransient(
+        f"{error}; license {before.id} still expires {before.expiredate or 'as before'}: not renewed, try again"
+    ) from None
 
 
 def _deleted_after_all(client: PartnerClient, license_id: str, error: PartnerTransient) -> None:
@@ -83,6 +88,8 @@ def _deleted_after_all(client: PartnerClient, license_id: str, error: PartnerTra
     except PartnerNotFound:
         return
     except PartnerTransient:
-        raise PartnerTransient(f"{error}; whether license {license_id} was deleted is unknown: check "
-                               f"(`ispagent licenses show {license_id}`) before deleting again") from None
+        raise PartnerTransient(
+            f"{error}; whether license {license_id} was deleted is unknown: check "
+            f"(`ispagent licenses show {license_id}`) before deleting again"
+        ) from None
     raise PartnerTransient(f"{error}; license {license_id} is still in the account: not deleted, try again") from None

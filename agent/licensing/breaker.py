@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.errors import PartnerPaymentRequired
 
@@ -104,8 +105,9 @@ class LedgerOrderBreaker(_Gates):
             return  # a probe is due (check), or this order is the probe (admit)
         since = _utc(row.tripped_at)
         retry = _utc(max(row.probe_at + PROBE_SECONDS, now))
-        raise PartnerPaymentRequired(f"ordering stopped since {since} UTC: {row.message}; "
-                                     f"one order is tried again at {retry} UTC or later")
+        raise PartnerPaymentRequired(
+            f"ordering stopped since {since} UTC: {row.message}; one order is tried again at {retry} UTC or later"
+        )
 
     def trip(self, account: str, message: str) -> None:
         self.ledger.trip_breaker(account, message, self.clock())

@@ -19,8 +19,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from agent.errors import (
     LicenseConflict,
@@ -158,12 +158,19 @@ def _plan_on(work: LicenseWork, known: LedgerView, listed_after: int) -> License
     return plan_for_host(work.wanted, account, known, server_licid=work.server_licid, reuse_free=work.reuse_free)
 
 
-def account_near(view: AccountView, wanted: WantedLicense, known: LedgerView, server_licid: str | None,
-                 reuse_free: bool, listed_after: int = 0) -> list[AccountLicense]:
+def account_near(
+    view: AccountView,
+    wanted: WantedLicense,
+    known: LedgerView,
+    server_licid: str | None,
+    reuse_free: bool,
+    listed_after: int = 0,
+) -> list[AccountLicense]:
     """The account's licenses that `plan_for_host` looks at for this host: planning on them decides as
     on the whole account."""
-    return view.near(wanted.ip, known.remoteid, (server_licid, known.license_id), free=reuse_free,
-                     listed_after=listed_after)
+    return view.near(
+        wanted.ip, known.remoteid, (server_licid, known.license_id), free=reuse_free, listed_after=listed_after
+    )
 
 
 def _take(work: LicenseWork, host: LedgerHost, plan: LicensePlan, pending_order: bool) -> str:

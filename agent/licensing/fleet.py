@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from agent.economics.program import Program
 from agent.economics.turnover import OrderQuote, RolloutQuote, quote_rollout
@@ -41,8 +42,9 @@ class HostPlan:
     price: OrderQuote | None = None  # what ordering it costs (plan_fleet, "ordered" only)
 
 
-def plan_hosts(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense], ledger: LicenseLedger,
-               reuse_free: bool = False) -> list[HostPlan]:
+def plan_hosts(
+    wanted: Sequence[WantedLicense], account: Sequence[AccountLicense], ledger: LicenseLedger, reuse_free: bool = False
+) -> list[HostPlan]:
     """What a run would do for each host; free licenses are handed out once across the fleet."""
     known = {h.name: h for h in ledger.hosts()}
     holding = [lic for lic in ledger.licenses() if lic.host_name]
@@ -51,8 +53,11 @@ def plan_hosts(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense
     plans = []
     for item in wanted:
         mine, host = held.get(item.host_name), known.get(item.host_name)
-        view = LedgerView(mine.id if mine else None, host.remoteid if host else None,
-                          frozenset(taken - ({mine.id} if mine else set())))
+        view = LedgerView(
+            mine.id if mine else None,
+            host.remoteid if host else None,
+            frozenset(taken - ({mine.id} if mine else set())),
+        )
         try:
             plan = plan_for_host(item, account, view, reuse_free=reuse_free)
         except LicenseConflict as error:
@@ -86,8 +91,14 @@ class FleetPlan:
         return [p for p in self.hosts if p.action == "ordered"]
 
 
-def plan_fleet(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense], ledger: LicenseLedger,
-               program: Program, today: date, reuse_free: bool = False) -> FleetPlan:
+def plan_fleet(
+    wanted: Sequence[WantedLicense],
+    account: Sequence[AccountLicense],
+    ledger: LicenseLedger,
+    program: Program,
+    today: date,
+    reuse_free: bool = False,
+) -> FleetPlan:
     """`plan_hosts` with each order priced at the discount it would get today, tier raises included, and totals."""
     plans = plan_hosts(wanted, account, ledger, reuse_free)
     ordered = [p for p in plans if p.action == "ordered"]
@@ -95,10 +106,21 @@ def plan_fleet(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense
     prices = {p.host_name: q for p, q in zip(ordered, quote.orders)}
     plans = [HostPlan(p.host_name, p.wanted, p.action, p.license_id, p.reason, prices.get(p.host_name)) for p in plans]
     counts = Counter((p.action, p.wanted.edition, p.wanted.period) for p in plans)
-    totals = [PlanTotal(action, edition, period, count,
-                        sum((p.price.price for p in plans if p.price and (p.wanted.edition, p.wanted.period) == (edition, period)),
-                            Decimal(0)) if action == "ordered" else None)
-              for (action, edition, period), count in sorted(counts.items())]
+    totals = [
+        PlanTotal(
+            action,
+            edition,
+            period,
+            count,
+            sum(
+                (p.price.price for p in plans if p.price and (p.wanted.edition, p.wanted.period) == (edition, period)),
+                Decimal(0),
+            )
+            if action == "ordered"
+            else None,
+        )
+        for (action, edition, period), count in sorted(counts.items())
+    ]
     return FleetPlan(plans, totals, quote, program)
 
 
@@ -110,8 +132,13 @@ class Finding:
     detail: str
 
 
-def reconcile(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense], ledger: LicenseLedger,
-              today: str, expiring_days: int = 30) -> list[Finding]:
+def reconcile(
+    wanted: Sequence[WantedLicense],
+    account: Sequence[AccountLicense],
+    ledger: LicenseLedger,
+    today: str,
+    expiring_days: int = 30,
+) -> list[Finding]:
     """Differences between the inventory's servers, the ledger and the account, then `billing_findings`."""
     live = {lic.id: lic for lic in account if lic.live}
     held = {lic.host_name: lic for lic in ledger.licenses() if lic.host_name}
@@ -131,18 +158,35 @@ def reconcile(wanted: Sequence[WantedLicense], account: Sequence[AccountLicense]
             continue
         used.add(found.id)
         if found.ip != item.ip:
-            findings.append(Finding("ip-mismatch", item.host_name, found.id, f"license is for {found.ip}, server is {item.ip}"))
+            findings.append(
+                Finding("ip-mismatch", item.host_name, found.id, f"license is for {found.ip}, server is {item.ip}")
+            )
         if found.edition != item.edition:
-            findings.append(Finding("edition-mismatch", item.host_name, found.id, f"license is {found.edition}, inventory wants {item.edition}"))
+            findings.append(
+                Finding(
+                    "edition-mismatch",
+                    item.host_name,
+                    found.id,
+                    f"license is {found.edition}, inventory wants {item.edition}",
+                )
+            )
     limit = (date.fromisoformat(today) + timedelta(days=expiring_days)).isoformat()
     for lic in live.values():
         if lic.id not in used and not lic.free:
-            findings.append(Finding("orphaned", None, lic.id, f"{lic.edition} license for {lic.ip} serves no inventory host"))
+            findings.append(
+                Finding("orphaned", None, lic.id, f"{lic.edition} license for {lic.ip} serves no inventory host")
+            )
         if lic.expiredate and lic.expiredate <= limit:
             findings.append(Finding("expiring", None, lic.id, f"expires {lic.expiredate}"))
     for activation in ledger.activations(state="pending"):
-        findings.append(Finding("unconfirmed", activation.host_name, activation.license_id,
-                                "activation not yet confirmed by the account (the next run's report step retries)"))
+        findings.append(
+            Finding(
+                "unconfirmed",
+                activation.host_name,
+                activation.license_id,
+                "activation not yet confirmed by the account (the next run's report step retries)",
+            )
+        )
     return findings + billing_findings(account, ledger.billing.running_terms())
 
 
@@ -153,10 +197,24 @@ def billing_findings(account: Sequence[AccountLicense], running: Mapping[str, st
     findings = []
     for lic in sorted(live.values(), key=lambda l: l.id):
         if lic.id not in running and not lic.free:
-            findings.append(Finding("unbilled", None, lic.id, f"{lic.edition or lic.pricelist} license for {lic.ip} has no "
-                                    "activation in the ledger: turnover misses it; import its history (`ispagent ledger import`)"))
+            findings.append(
+                Finding(
+                    "unbilled",
+                    None,
+                    lic.id,
+                    f"{lic.edition or lic.pricelist} license for {lic.ip} has no "
+                    "activation in the ledger: turnover misses it; import its history (`ispagent ledger import`)",
+                )
+            )
     for license_id, started in sorted(running.items()):
         if license_id not in live:
-            findings.append(Finding("billed-gone", None, license_id, f"billed since {started}, not in the account any more: "
-                                    "import its deactivation (`ispagent ledger import`) so renewals stop counting"))
+            findings.append(
+                Finding(
+                    "billed-gone",
+                    None,
+                    license_id,
+                    f"billed since {started}, not in the account any more: "
+                    "import its deactivation (`ispagent ledger import`) so renewals stop counting",
+                )
+            )
     return findings

@@ -7,8 +7,9 @@ ledger says about it (`LedgerView`) and the account's licenses.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import LicenseConflict
 from agent.partner.model import AccountLicense
@@ -31,8 +32,13 @@ class WantedLicense:
     def from_vars(cls, host_name: str, ip: str, vars: Mapping[str, Any], fqdn: str | None = None) -> WantedLicense:
         """The license a host's vars ask for: `edition` (lite), `period` (monthly), its name: the `fqdn`
         var, else `fqdn` (what the server says), else the host's name."""
-        return cls(host_name, str(ip), str(vars.get("fqdn") or fqdn or host_name), vars.get("edition", "lite"),
-                   vars.get("period", "monthly"))
+        return cls(
+            host_name,
+            str(ip),
+            str(vars.get("fqdn") or fqdn or host_name),
+            vars.get("edition", "lite"),
+            vars.get("period", "monthly"),
+        )
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,20 @@ def plan_for_host(
 
     Raises LicenseConflict when the facts leave it unclear: guessing could pay for a license twice.
     """
-    plan = plan_license(wanted, account, server_licid=server_licid, ledger_license_id=ledger.license_id,
-                        remoteid=ledger.remoteid, reuse_free=reuse_free, taken=ledger.taken)
+    plan = plan_license(
+        wanted,
+        account,
+        server_licid=server_licid,
+        ledger_license_id=ledger.license_id,
+        remoteid=ledger.remoteid,
+        reuse_free=reuse_free,
+        taken=ledger.taken,
+    )
     if plan.action != "ordered" or quote is None:
         return plan
-    return LicensePlan(plan.action, plan.license, plan.reason, plan.stale_ledger_id, quote(wanted.edition, wanted.period))
+    return LicensePlan(
+        plan.action, plan.license, plan.reason, plan.stale_ledger_id, quote(wanted.edition, wanted.period)
+    )
 
 
 def plan_license(
@@ -98,12 +113,16 @@ def plan_license(
         # The installed panel runs a license this account does not hold (bought elsewhere, or a
         # trial). The installer is not rerun on it, so a new order would be paid and never used.
         return LicensePlan(
-            "none", None, f"the server runs license {server_licid}, which is not in this partner account: not ordering another"
+            "none",
+            None,
+            f"the server runs license {server_licid}, which is not in this partner account: not ordering another",
         )
     stale = None
     if ledger_license_id:
         if ledger_license_id in by_id:
-            return _checked(wanted, LicensePlan("existing", by_id[ledger_license_id], f"the ledger's license {ledger_license_id}"))
+            return _checked(
+                wanted, LicensePlan("existing", by_id[ledger_license_id], f"the ledger's license {ledger_license_id}")
+            )
         stale = ledger_license_id
     mine = [lic for lic in by_id.values() if lic.ip == wanted.ip or (remoteid and lic.remoteid == remoteid)]
     if len(mine) > 1:
@@ -113,10 +132,14 @@ def plan_license(
             "(`ispagent licenses delete ID`), then rerun: ordering another would be paid twice"
         )
     if mine:
-        return _checked(wanted, LicensePlan("adopted", mine[0], f"the account's license {mine[0].id} for this IP", stale))
+        return _checked(
+            wanted, LicensePlan("adopted", mine[0], f"the account's license {mine[0].id} for this IP", stale)
+        )
     if reuse_free:
-        free = sorted((lic for lic in by_id.values() if lic.free and lic.edition == wanted.edition and lic.id not in taken),
-                      key=lambda lic: int(lic.id) if lic.id.isdigit() else 0)
+        free = sorted(
+            (lic for lic in by_id.values() if lic.free and lic.edition == wanted.edition and lic.id not in taken),
+            key=lambda lic: int(lic.id) if lic.id.isdigit() else 0,
+        )
         if free:
             return LicensePlan("reused", free[0], f"free {wanted.edition} license {free[0].id}", stale)
     return LicensePlan("ordered", None, f"new {wanted.edition} {wanted.period} license", stale)

@@ -5,8 +5,9 @@ The plan itself (`plan.py`) reads nothing; these are the reads its callers make 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from agent.ledger import LicenseLedger
 from agent.licensing.plan import LedgerView

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from agent.errors import PanelSettingsError, did_you_mean
 from agent.hoststate import StateKey
@@ -90,10 +91,21 @@ def check_panel_var(key: str, value: Any) -> None:
 
 def mgrctl_calls(settings: PanelSettings) -> list[list[str]]:
     """The `mgrctl -m ispmgr` calls that apply the presets and users, each a list of arguments."""
-    calls = [["preset.edit", "sok=ok", f"name={preset.name}", *(f"{key}={value}" for key, value in preset.settings)]
-             for preset in settings.presets]
-    calls += [["user.edit", "sok=ok", f"name={user.name}", f"passwd={user.password}", f"confirm={user.password}",
-               f"preset={user.preset}"] for user in settings.users]
+    calls = [
+        ["preset.edit", "sok=ok", f"name={preset.name}", *(f"{key}={value}" for key, value in preset.settings)]
+        for preset in settings.presets
+    ]
+    calls += [
+        [
+            "user.edit",
+            "sok=ok",
+            f"name={user.name}",
+            f"passwd={user.password}",
+            f"confirm={user.password}",
+            f"preset={user.preset}",
+        ]
+        for user in settings.users
+    ]
     return calls
 
 
@@ -121,8 +133,10 @@ def _options(value: Any) -> tuple[str, ...]:
 
 
 def _params(value: Any) -> tuple[tuple[str, str], ...]:
-    return tuple((_word(name, "", "a config key"), _text(item, name, "its line of the panel's config file"))
-                 for name, item in _mapping(value, "config keys to values").items())
+    return tuple(
+        (_word(name, "", "a config key"), _text(item, name, "its line of the panel's config file"))
+        for name, item in _mapping(value, "config keys to values").items()
+    )
 
 
 def _presets(value: Any) -> tuple[PanelPreset, ...]:
@@ -131,7 +145,9 @@ def _presets(value: Any) -> tuple[PanelPreset, ...]:
         where = f"[{index}]"
         fields = _fields(item, where, PRESET_KEYS, required=("name",))
         settings = []
-        for param, setting in _mapping(fields.get("settings") or {}, "parameters to values", f"{where}.settings").items():
+        for param, setting in _mapping(
+            fields.get("settings") or {}, "parameters to values", f"{where}.settings"
+        ).items():
             _param(param, f"{where}.settings")
             settings.append((param, _text(setting, f"{where}.settings.{param}", "one mgrctl argument")))
         presets.append(PanelPreset(_text(fields["name"], f"{where}.name", "one mgrctl argument"), tuple(settings)))
@@ -150,7 +166,9 @@ def _users(value: Any) -> tuple[PanelUser, ...]:
                 raise _Problem(f"{where}.password", str(problem)) from None
         name = fields["name"]
         if not isinstance(name, str) or not _USER.fullmatch(name):
-            raise _Problem(f"{where}.name", f"{shown(name)} is not a panel user name; use letters, digits, '_', '.', '-'")
+            raise _Problem(
+                f"{where}.name", f"{shown(name)} is not a panel user name; use letters, digits, '_', '.', '-'"
+            )
         password = _text(fields["password"], f"{where}.password", "one mgrctl argument", secret=True)
         if not password:
             raise _Problem(f"{where}.password", "the password is empty")
@@ -177,7 +195,9 @@ def _networks(value: Any) -> tuple[str, ...]:
         try:
             networks.append(str(ipaddress.ip_network(item if isinstance(item, str) else "", strict=False)))
         except ValueError:
-            raise _Problem(f"[{index}]", f"{shown(item)} is not a network; write e.g. 10.0.0.0/8 or 2001:db8::/32") from None
+            raise _Problem(
+                f"[{index}]", f"{shown(item)} is not a network; write e.g. 10.0.0.0/8 or 2001:db8::/32"
+            ) from None
     return tuple(networks)
 
 
@@ -201,7 +221,9 @@ def _fields(item: Any, where: str, known: Sequence[str], required: Sequence[str]
     fields = _mapping(item, ", ".join(known), where)
     for key in fields:
         if key not in known:
-            raise _Problem(where, f"unknown key {shown(key)}; " + (did_you_mean(key, known) or f"known: {', '.join(known)}"))
+            raise _Problem(
+                where, f"unknown key {shown(key)}; " + (did_you_mean(key, known) or f"known: {', '.join(known)}")
+            )
     for key in required:
         if fields.get(key) is None:
             raise _Problem(where, f"no {key}; add {key}:")
@@ -224,7 +246,9 @@ def _param(value: Any, where: str) -> None:
 def _text(value: Any, where: str, carrier: str, *, secret: bool = False) -> str:
     """A value as one argument or one config line: text or a number, no line break or control character."""
     if isinstance(value, bool):
-        raise _Problem(where, f"{str(value).lower()} is not a panel value; quote it as the panel writes it, e.g. 'on' or 'off'")
+        raise _Problem(
+            where, f"{str(value).lower()} is not a panel value; quote it as the panel writes it, e.g. 'on' or 'off'"
+        )
     if isinstance(value, (int, float)):
         if secret:  # YAML read it as a number: `0755` would become 493
             raise _Problem(where, "is a number to YAML; quote the password so it is read as written")
@@ -233,8 +257,11 @@ def _text(value: Any, where: str, carrier: str, *, secret: bool = False) -> str:
         raise _Problem(where, f"expected text, got {type(value).__name__}")
     bad = next((char for char in value if not (char.isprintable() or char == " ")), None)
     if bad is not None:
-        raise _Problem(where, f"holds the control character U+{ord(bad):04X} (a line break, tab or escape), "
-                              f"which {carrier} cannot carry; remove it")
+        raise _Problem(
+            where,
+            f"holds the control character U+{ord(bad):04X} (a line break, tab or escape), "
+            f"which {carrier} cannot carry; remove it",
+        )
     if len(value) > _MAX_TEXT:
         raise _Problem(where, f"is {len(value)} characters long; at most {_MAX_TEXT}")
     return value

@@ -17,8 +17,9 @@ from agent.transport.quoting import command_line
 
 # Shell probes shared with the facts step: builtins where they can be (forks on the host are what
 # a probe costs at fleet scale).
-MEMORY_KB_PROBE = ('while read -r key value unit; do [ "$key" = MemTotal: ] && memory_kb=$value && break; '
-                   'done < /proc/meminfo')
+MEMORY_KB_PROBE = (
+    'while read -r key value unit; do [ "$key" = MemTotal: ] && memory_kb=$value && break; done < /proc/meminfo'
+)
 PRIMARY_IPV4_PROBE = r"""set -- $(ip -4 -o route get 1.1.1.1 2>/dev/null)
 while [ $# -gt 1 ] && [ "$1" != src ]; do shift; done
 ip4=${2:-}
@@ -134,9 +135,12 @@ fi
 def gather_script(repository_url: str, *, full: bool = False) -> str:
     """The probe; `full` gathers every fact even on a host with a panel installed."""
     script = (
-        _GATHER.replace("__MEMORY__", MEMORY_KB_PROBE).replace("__IPV4__", PRIMARY_IPV4_PROBE)
-        .replace("__MGRCTL__", MGRCTL).replace("__CORE__", CORE)
-        .replace("__DIR__", INSTALLER_DIR).replace("__REPO__", command_line([repository_url]))
+        _GATHER.replace("__MEMORY__", MEMORY_KB_PROBE)
+        .replace("__IPV4__", PRIMARY_IPV4_PROBE)
+        .replace("__MGRCTL__", MGRCTL)
+        .replace("__CORE__", CORE)
+        .replace("__DIR__", INSTALLER_DIR)
+        .replace("__REPO__", command_line([repository_url]))
     )
     return "ISPAGENT_PROBE=full\n" + script if full else script
 
@@ -192,13 +196,18 @@ def parse_host_facts(text: str) -> HostFacts:
         install_running=values.get("install_running") == "1",
         install_interrupted=values.get("install_interrupted") == "1",
         dpkg_interrupted=values.get("dpkg_interrupted") == "1",
-        repository_reachable=True if values.get("repository") == "ok" else False if "repository_error" in values else None,
+        repository_reachable=True
+        if values.get("repository") == "ok"
+        else False
+        if "repository_error" in values
+        else None,
         repository_error=values.get("repository_error", ""),
         uid=int(values["uid"]) if values.get("uid", "").isdigit() else None,
         helpers_missing=tuple(values.get("helpers_missing", "").split()),
         distribution_repository=values.get("distribution_repository", ""),
-        distribution_reachable=(True if values.get("distribution") == "ok"
-                                else False if "distribution_error" in values else None),
+        distribution_reachable=(
+            True if values.get("distribution") == "ok" else False if "distribution_error" in values else None
+        ),
         distribution_error=values.get("distribution_error", ""),
         complete=values.get("probe") != "short",
     )

@@ -9,8 +9,8 @@ trip (testinfra's socket, file and run) started a dozen and waited for each.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from agent.panel.mgrctl import MGRCTL, parse_key_values
 from agent.transport.quoting import command_line
@@ -45,10 +45,17 @@ def panel_probe_script(port: int, files: Sequence[str], *, license_info: bool = 
     """The shell program for `port` (the panel's ihttpd port) and the files to digest; without
     `license_info` when the caller already holds a current reading of it (one mgrctl less)."""
     sums = _SUMS.replace("__FILES__", command_line(files)) if files else ""
-    license = (_LICENSE.replace("__LICENSE_INFO__", command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
-               if license_info else "")
-    return (_SCRIPT.replace("__PORT__", f"{port:04X}").replace("__LICENSE__", license)
-            .replace("__SUMS__", sums).replace("__DONE__", DONE))
+    license = (
+        _LICENSE.replace("__LICENSE_INFO__", command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
+        if license_info
+        else ""
+    )
+    return (
+        _SCRIPT.replace("__PORT__", f"{port:04X}")
+        .replace("__LICENSE__", license)
+        .replace("__SUMS__", sums)
+        .replace("__DONE__", DONE)
+    )
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def socket_url(local: str) -> str:
     order: little-endian on the machines we serve)."""
     address, _, port = local.partition(":")
     try:
-        words = [bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8)]
+        words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8)]
         shown = str(ipaddress.ip_address(b"".join(words)))
         number = int(port, 16)
     except ValueError:

@@ -5,7 +5,6 @@
 answers and errors, `client` makes the calls the table describes.
 """
 
-
 from __future__ import annotations
 
 import importlib

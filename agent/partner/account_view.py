@@ -56,9 +56,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from agent.errors import PartnerCallNotSent, PartnerError, PartnerNotFound, PartnerTransient
 from agent.partner.client import PartnerClient
@@ -73,7 +74,9 @@ Change = Callable[[], None]
 class AccountView:
     """The account of `client`, listed once and kept current with this client's writes. Thread-safe."""
 
-    def __init__(self, client: PartnerClient, max_age: float = MAX_AGE, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, client: PartnerClient, max_age: float = MAX_AGE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
         self.max_age = max_age
         self.lists = 0  # lists this view made
@@ -103,8 +106,14 @@ class AccountView:
         with self._current(listed_after) as by_id:
             return list(by_id.values())
 
-    def near(self, ip: str, remoteid: str | None = None, ids: Iterable[str | None] = (), free: bool = False,
-             listed_after: int = 0) -> list[AccountLicense]:
+    def near(
+        self,
+        ip: str,
+        remoteid: str | None = None,
+        ids: Iterable[str | None] = (),
+        free: bool = False,
+        listed_after: int = 0,
+    ) -> list[AccountLicense]:
         """The licenses on `ip`, with `remoteid`, with one of `ids`, and (`free`) the parked ones:
         all that a host's plan looks at, so planning on them decides as on the whole account."""
         with self._current(listed_after) as by_id:
@@ -135,8 +144,11 @@ class AccountView:
             yield self._by_id
 
     def _fresh(self, listed_after: int) -> bool:
-        return (self._by_id is not None and self._listed_ticket > max(listed_after, self._valid_after)
-                and self._clock() - self._listed_at <= self.max_age)
+        return (
+            self._by_id is not None
+            and self._listed_ticket > max(listed_after, self._valid_after)
+            and self._clock() - self._listed_at <= self.max_age
+        )
 
     def _list(self) -> None:
         """One list, sent without the view's lock (other hosts keep reading); called with it held."""
@@ -214,7 +226,9 @@ class AccountView:
             if self._listing is not None:
                 self._replay.append(change)
 
-    def _change_for(self, operation: Operation, params: dict[str, Any], result: Any, error: PartnerError | None) -> Change | None:
+    def _change_for(
+        self, operation: Operation, params: dict[str, Any], result: Any, error: PartnerError | None
+    ) -> Change | None:
         elid = params.get("elid", "")
         if isinstance(error, PartnerNotFound) and elid:
             return lambda: self._drop(elid)
@@ -234,8 +248,16 @@ class AccountView:
             fields = {**result, "lickey": ""}  # keys are read per host, never served from the view
             return lambda: self._put(license_from_fields({"id": elid, **fields}, editions))
         if name == "order":
-            ordered = AccountLicense(str(result), params["ip"], params.get("licname", ""), LicenseStatus.ORDERED,
-                                     params["pricelist"], editions.get(params["pricelist"]), "", params.get("remoteid", ""))
+            ordered = AccountLicense(
+                str(result),
+                params["ip"],
+                params.get("licname", ""),
+                LicenseStatus.ORDERED,
+                params["pricelist"],
+                editions.get(params["pricelist"]),
+                "",
+                params.get("remoteid", ""),
+            )
             return lambda: self._put(ordered)
         if name == "move":
             moved = {key: params[key] for key in ("ip", "licname", "remoteid") if key in params}

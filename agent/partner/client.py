@@ -17,7 +17,8 @@ import ssl
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -73,8 +74,12 @@ class PartnerClient:
     `transport` replaces the network (tests); `close()` (or `with`) releases the pooled connections.
     """
 
-    def __init__(self, settings: PartnerSettings, sleep: Callable[[float], None] = time.sleep,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: PartnerSettings,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.settings = settings
         self.calls: Counter[str] = Counter()
         self._sleep = sleep
@@ -119,12 +124,19 @@ class PartnerClient:
 
     def order(self, edition: str, period: str, ip: str, licname: str, remoteid: str) -> str:
         """Order and pay for a license (skipbasket=on debits at once); returns its id."""
-        license_id: str = self.call(named("order"), pricelist=self.settings.pricelist(edition),
-                                    period=PERIOD_MONTHS[period], ip=ip, licname=licname, remoteid=remoteid)
+        license_id: str = self.call(
+            named("order"),
+            pricelist=self.settings.pricelist(edition),
+            period=PERIOD_MONTHS[period],
+            ip=ip,
+            licname=licname,
+            remoteid=remoteid,
+        )
         return license_id
 
-    def set_ip_and_name(self, license_id: str, ip: str | None = None, licname: str | None = None,
-                        remoteid: str | None = None) -> None:
+    def set_ip_and_name(
+        self, license_id: str, ip: str | None = None, licname: str | None = None, remoteid: str | None = None
+    ) -> None:
         """Move a license to another IP and/or rename it (`soft.edit ... sok=ok`)."""
         self.call(named("move"), elid=license_id, ip=ip, licname=licname, remoteid=remoteid)
 
@@ -139,8 +151,12 @@ class PartnerClient:
         return expires
 
     def change_tariff(self, license_id: str, edition: str, period: str) -> None:
-        self.call(named("change_tariff"), elid=license_id, pricelist=self.settings.pricelist(edition),
-                  period=PERIOD_MONTHS[period])
+        self.call(
+            named("change_tariff"),
+            elid=license_id,
+            pricelist=self.settings.pricelist(edition),
+            period=PERIOD_MONTHS[period],
+        )
 
     def suspend(self, license_id: str) -> None:
         self.call(named("suspend"), elid=license_id)
@@ -182,19 +198,31 @@ class PartnerClient:
     # -- transport -------------------------------------------------------------------------
 
     def _retrying(self, func: str, params: dict[str, Any], retry_on: type[Exception], attempts: int) -> Reply:
-        policy = Retrying(retry=retry_if_exception_type(retry_on), stop=stop_after_attempt(attempts), wait=_wait,
-                          sleep=self._sleep, reraise=True)
+        policy = Retrying(
+            retry=retry_if_exception_type(retry_on),
+            stop=stop_after_attempt(attempts),
+            wait=_wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
         return policy(self._call, func, params)
 
     def _call(self, func: str, params: dict[str, Any]) -> Reply:
         with self._lock:
             self.calls[func] += 1
-        fields = {"func": func, "out": self.settings.output, "lang": "en",
-                  "authinfo": f"{self.settings.user}:{self.settings.password}", **params}
+        fields = {
+            "func": func,
+            "out": self.settings.output,
+            "lang": "en",
+            "authinfo": f"{self.settings.user}:{self.settings.password}",
+            **params,
+        }
         response = self._post(func, fields)
         if response.status_code == 429:
-            raise _RateLimited(f"{func}: the partner API answered HTTP 429 (rate limited)",
-                               _retry_after(response.headers.get("Retry-After")))
+            raise _RateLimited(
+                f"{func}: the partner API answered HTTP 429 (rate limited)",
+                _retry_after(response.headers.get("Retry-After")),
+            )
         if response.status_code >= 500:
             raise PartnerTransient(f"{func}: the partner API answered HTTP {response.status_code}")
         if response.status_code != 200:
@@ -207,19 +235,26 @@ class PartnerClient:
             return self._http.post(where, data=fields)
         except _NOT_SENT as error:
             if _certificate_refused(error):
-                raise PartnerConfigError(f"partner API {where}: TLS certificate not trusted: {_reason(error)}") from None
-            raise PartnerCallNotSent(mask(f"{func}: cannot connect to the partner API at {where}: {_reason(error)}")) from None
+                raise PartnerConfigError(
+                    f"partner API {where}: TLS certificate not trusted: {_reason(error)}"
+                ) from None
+            raise PartnerCallNotSent(
+                mask(f"{func}: cannot connect to the partner API at {where}: {_reason(error)}")
+            ) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
             raise PartnerConfigError(f"partner API {where}: {error}") from None
         except httpx.HTTPError as error:
             # Sent, maybe processed: the caller must find out before doing it again.
-            raise PartnerTransient(mask(f"{func}: no complete answer from the partner API ({_reason(error)})")) from None
+            raise PartnerTransient(
+                mask(f"{func}: no complete answer from the partner API ({_reason(error)})")
+            ) from None
 
 
 def _order_id(reply: Reply, func: str) -> str:
     # Where clients find the new id: id (WHMCS; id.v in bjson), item.id (JBS), elid.
-    license_id = (text_of(reply, "id") or text_of(reply, "item.id") or text_of(reply, "item", "id")
-                  or text_of(reply, "elid"))
+    license_id = (
+        text_of(reply, "id") or text_of(reply, "item.id") or text_of(reply, "item", "id") or text_of(reply, "elid")
+    )
     if not license_id:
         raise PartnerTransient(f"{func}: the reply carries no license id")
     return license_id
@@ -229,7 +264,9 @@ _READERS: dict[ReplyShape, Callable[[Reply, str], Any]] = {
     ReplyShape.ORDER_ID: _order_id,
     ReplyShape.RECORD: lambda reply, func: record(reply),
     ReplyShape.RECORDS: lambda reply, func: records(reply),
-    ReplyShape.NEW_EXPIRY: lambda reply, func: text_of(reply, "doc", "newexpiredate") or text_of(reply, "newexpiredate"),
+    ReplyShape.NEW_EXPIRY: lambda reply, func: (
+        text_of(reply, "doc", "newexpiredate") or text_of(reply, "newexpiredate")
+    ),
     ReplyShape.DONE: lambda reply, func: None,
     ReplyShape.FORM: lambda reply, func: reply,
 }

@@ -10,9 +10,9 @@ Functions and parameters are those of the facts sheet §4.2 and §8.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
 
 # `sok` confirms a write; without it a function that has a form only describes it (facts §3.1).
 CONFIRMATIONS = ("ok", "yes")  # both are sent by real clients (§8)

@@ -23,9 +23,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from agent.editions import EDITIONS
@@ -101,7 +102,9 @@ def partner_vars(vars: Mapping[str, Any]) -> PartnerVars:
         raise PartnerConfigError("partner_credentials_file: expected the path of a file holding user:password")
     api_url, url_credentials = _userinfo_removed(_api_url(vars))
     if url_credentials and credentials:
-        raise PartnerConfigError("partner_api_url carries a user and password and partner_credentials_file is set: keep one")
+        raise PartnerConfigError(
+            "partner_api_url carries a user and password and partner_credentials_file is set: keep one"
+        )
     return PartnerVars(
         api_url=api_url,
         url_credentials=url_credentials,
@@ -125,7 +128,9 @@ def _api_url(vars: Mapping[str, Any]) -> str:
     if url is None:
         region = str(vars.get("partner_region", "eu"))
         if region not in REGION_URLS:
-            raise PartnerConfigError(f"partner_region: {shown(region)} is not one of {', '.join(REGION_URLS)}; or set partner_api_url")
+            raise PartnerConfigError(
+                f"partner_region: {shown(region)} is not one of {', '.join(REGION_URLS)}; or set partner_api_url"
+            )
         return REGION_URLS[region]
     parts = urlsplit(str(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -147,7 +152,9 @@ def _userinfo_removed(url: str) -> tuple[str, tuple[str, str] | None]:
         raise PartnerConfigError(f"partner_api_url: the password: {problem}") from None
     user, password = unquote(parts.username or ""), unquote(parts.password or "")
     if not user or not password:
-        raise PartnerConfigError("partner_api_url: write the credentials as https://USER:<password>@host/..., both parts")
+        raise PartnerConfigError(
+            "partner_api_url: write the credentials as https://USER:<password>@host/..., both parts"
+        )
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), (user, password)
 
 

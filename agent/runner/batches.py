@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 from agent.errors import InputError
 from agent.secrets import shown

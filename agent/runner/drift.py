@@ -11,8 +11,9 @@ interrupted earlier execution of this run had started on the host.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from agent.runner.events import StepRecord
 from agent.runner.playbook import Playbook, PlaybookStep
@@ -84,5 +85,7 @@ def interrupted_changes(playbook: Playbook, carried: dict[str, StepRecord]) -> l
 def unconfirmed_activations(ledger: LicenseLedger, host_name: str) -> list[str]:
     """Activations of this host the partner account has not confirmed (the report step retries them)."""
     pending = ledger.activations(host_name, state="pending")
-    return [f"report: activation of license {activation.license_id} not yet confirmed by the account"
-            for activation in pending]
+    return [
+        f"report: activation of license {activation.license_id} not yet confirmed by the account"
+        for activation in pending
+    ]

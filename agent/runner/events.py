@@ -94,8 +94,11 @@ def event_to_json(event: Event) -> dict[str, Any]:
     if isinstance(event, HostFinished):
         outcome = event.outcome
         return {
-            "event": "host_finished", "host": outcome.name, "status": outcome.status,
-            "error": outcome.error, "report": outcome.report,
+            "event": "host_finished",
+            "host": outcome.name,
+            "status": outcome.status,
+            "error": outcome.error,
+            "report": outcome.report,
         }
     name = {
         RunStarted: "run_started",

@@ -18,9 +18,9 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Collection, Sequence
 
 from agent.errors import ClaimLost, InputError, LedgerError
 from agent.inventory.model import Host
@@ -38,7 +38,9 @@ ROLLOUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def check_rollout_name(name: str) -> str:
     if not ROLLOUT_NAME.fullmatch(name):
-        raise InputError(f"rollout name {name!r}: use letters, digits, '.', '_' and '-' (at most 100), e.g. panel-2026-05")
+        raise InputError(
+            f"rollout name {name!r}: use letters, digits, '.', '_' and '-' (at most 100), e.g. panel-2026-05"
+        )
     return name
 
 
@@ -48,8 +50,10 @@ def rollout_ledger(plan: RunPlan) -> str:
     if not locations:
         raise InputError(f"{plan.where}: no hosts: a rollout needs at least one")
     if len(locations) > 1:
-        raise InputError(f"{plan.where}: the hosts use {len(locations)} ledgers; a rollout is kept in one: "
-                         "give every host the same ledger_url, or roll out each ledger's hosts separately")
+        raise InputError(
+            f"{plan.where}: the hosts use {len(locations)} ledgers; a rollout is kept in one: "
+            "give every host the same ledger_url, or roll out each ledger's hosts separately"
+        )
     return locations.pop()  # RolloutBoard refuses one that is not PostgreSQL
 
 
@@ -75,8 +79,16 @@ class RolloutSource:
     waits (their leases may run out); without, it ends.
     """
 
-    def __init__(self, board: RolloutBoard, name: str, node: NodeInfo, candidates: Sequence[Host], *,
-                 wait: bool = False, poll_s: float | None = None) -> None:
+    def __init__(
+        self,
+        board: RolloutBoard,
+        name: str,
+        node: NodeInfo,
+        candidates: Sequence[Host],
+        *,
+        wait: bool = False,
+        poll_s: float | None = None,
+    ) -> None:
         self.board, self.name, self.node, self.wait = board, name, node, wait
         self.candidates = {host.name: host for host in candidates}
         self.poll_s = poll_s if poll_s is not None else min(2.0, node.lease_s / 4)
@@ -109,7 +121,9 @@ class RolloutSource:
         while not self.database_lost:
             try:
                 claim = self.board.claim(self.name, self.node, list(self.candidates))
-                if claim is None and (not self.wait or not self.board.held_elsewhere(self.name, self.node, list(self.candidates))):
+                if claim is None and (
+                    not self.wait or not self.board.held_elsewhere(self.name, self.node, list(self.candidates))
+                ):
                     return None
             except LedgerError as error:
                 self._lose_database(error)
@@ -149,8 +163,10 @@ class RolloutSource:
             self._check(event.host, lambda token: self.board.holds(self.name, event.host, self.node, token))
         elif isinstance(event, StepFinished):
             record = event.record
-            self._check(event.host, lambda token: self.board.record_step(self.name, event.host, self.node, token,
-                                                                         step_row(record)))
+            self._check(
+                event.host,
+                lambda token: self.board.record_step(self.name, event.host, self.node, token, step_row(record)),
+            )
 
     def _check(self, host: str, still_held) -> None:
         with self._mutex:
@@ -226,10 +242,19 @@ class RolloutRun:
         return self.result.exit_code if self.result else 0
 
 
-def run_rollout(plan: RunPlan, name: str, listener: RunListener, echo: Echo | None = None, *,
-                claimable: Collection[str] | None = None, lease_s: float = DEFAULT_LEASE_SECONDS, wait: bool = False,
-                connector: Connector | None = None, journal_watch: JournalWatch | None = None,
-                poll_s: float | None = None) -> RolloutRun:
+def run_rollout(
+    plan: RunPlan,
+    name: str,
+    listener: RunListener,
+    echo: Echo | None = None,
+    *,
+    claimable: Collection[str] | None = None,
+    lease_s: float = DEFAULT_LEASE_SECONDS,
+    wait: bool = False,
+    connector: Connector | None = None,
+    journal_watch: JournalWatch | None = None,
+    poll_s: float | None = None,
+) -> RolloutRun:
     """Start or join rollout `name` over `plan.hosts` and work on the hosts this node can claim.
 
     The first node's `plan.hosts` make the rollout; a joining node's hosts that are not in it are
@@ -238,7 +263,9 @@ def run_rollout(plan: RunPlan, name: str, listener: RunListener, echo: Echo | No
     """
     check_rollout_name(name)
     if plan.options.dry_run:
-        raise InputError("--rollout with --dry-run: a dry run changes nothing to share; run the dry run without --rollout")
+        raise InputError(
+            "--rollout with --dry-run: a dry run changes nothing to share; run the dry run without --rollout"
+        )
     if lease_s < 1:
         raise InputError(f"--lease {lease_s:g}: a lease needs at least 1 second (the heartbeat renews it every third)")
     board = RolloutBoard(rollout_ledger(plan))
@@ -246,8 +273,9 @@ def run_rollout(plan: RunPlan, name: str, listener: RunListener, echo: Echo | No
         node_id, machine, pid = new_node()
         node = NodeInfo(node_id, machine, pid, lease_s)
         # A database failure before any host is claimed is the whole command's failure (one line).
-        started = board.start_or_join(name, str(plan.playbook.path), plan.playbook.sha256,
-                                      [host.name for host in plan.hosts], node)
+        started = board.start_or_join(
+            name, str(plan.playbook.path), plan.playbook.sha256, [host.name for host in plan.hosts], node
+        )
         in_rollout = set(board.host_names(name))
     except BaseException:
         board.close()
@@ -270,13 +298,29 @@ def run_rollout(plan: RunPlan, name: str, listener: RunListener, echo: Echo | No
     return outcome
 
 
-def _run_node(outcome: RolloutRun, board: RolloutBoard, node: NodeInfo, plan: RunPlan, mine: list[Host],
-              listener: RunListener, echo: Echo | None, wait: bool, connector: Connector | None,
-              journal_watch: JournalWatch | None, poll_s: float | None) -> None:
+def _run_node(
+    outcome: RolloutRun,
+    board: RolloutBoard,
+    node: NodeInfo,
+    plan: RunPlan,
+    mine: list[Host],
+    listener: RunListener,
+    echo: Echo | None,
+    wait: bool,
+    connector: Connector | None,
+    journal_watch: JournalWatch | None,
+    poll_s: float | None,
+) -> None:
     source = RolloutSource(board, outcome.name, node, mine, wait=wait, poll_s=poll_s)
     node_plan = RunPlan(plan.playbook, mine, plan.options, plan.ssh, plan.inventory_path)
-    result = start_run(node_plan, _Both(source, listener), echo, connector=connector,
-                       source=lambda todo: source, journal_watch=journal_watch)
+    result = start_run(
+        node_plan,
+        _Both(source, listener),
+        echo,
+        connector=connector,
+        source=lambda todo: source,
+        journal_watch=journal_watch,
+    )
     # Hosts other nodes worked on are theirs to report: this node's result holds the ones it claimed.
     result.hosts = [host for host in result.hosts if host.name in source.released]
     outcome.result, outcome.lost, outcome.database_lost = result, dict(source.lost), source.database_lost

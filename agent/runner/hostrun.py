@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from agent.errors import HostUnreachable, IspagentError
 from agent.runner.context import HostContext
@@ -18,9 +18,13 @@ from agent.runner.playbook import PlaybookStep
 from agent.secrets import mask
 
 
-def run_host(context: HostContext, steps: Iterable[PlaybookStep], listener: RunListener,
-             carried: Mapping[str, StepRecord] | None = None,
-             records: list[StepRecord] | None = None) -> HostOutcome:
+def run_host(
+    context: HostContext,
+    steps: Iterable[PlaybookStep],
+    listener: RunListener,
+    carried: Mapping[str, StepRecord] | None = None,
+    records: list[StepRecord] | None = None,
+) -> HostOutcome:
     """Run `steps` in order on the host of `context`; the first failure ends the host.
 
     `carried`: steps a run interrupted earlier finished (by id): not redone unless their step type

@@ -10,7 +10,8 @@ finished before this run claimed it (on a node that died), not redone, as `--res
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
 from agent.inventory.model import Host
 from agent.runner.events import HostOutcome

@@ -69,8 +69,13 @@ def host_rows(result: RunResult) -> list[HostRow]:
     hosts = sorted(result.hosts, key=lambda host: _ORDER.get(host.status, 9))
     return [
         HostRow(
-            name=host.name, address=host.address, status=host.status, error=host.error,
-            failing_step=failing_step(host), steps=tuple(_timeline(host.steps)), total=totals[host.name],
+            name=host.name,
+            address=host.address,
+            status=host.status,
+            error=host.error,
+            failing_step=failing_step(host),
+            steps=tuple(_timeline(host.steps)),
+            total=totals[host.name],
             width=max(1.0, 100.0 * totals[host.name] / slowest),
             drift=tuple((host.report.get("drift") or {}).get("reasons") or ()),
         )
@@ -79,8 +84,17 @@ def host_rows(result: RunResult) -> list[HostRow]:
 
 
 def _timeline(records: tuple[StepRecord, ...]) -> list[TimelineStep]:
-    return [TimelineStep(r.step, r.status, _ms(r.duration_s), r.message, r.step.startswith(AUDIT_PREFIX),
-                         max(_ms(r.duration_s), 0.001)) for r in records]
+    return [
+        TimelineStep(
+            r.step,
+            r.status,
+            _ms(r.duration_s),
+            r.message,
+            r.step.startswith(AUDIT_PREFIX),
+            max(_ms(r.duration_s), 0.001),
+        )
+        for r in records
+    ]
 
 
 def _ms(seconds: float) -> float:
@@ -99,11 +113,18 @@ def _notices(result: RunResult) -> list[dict]:
     standing = result.standing
     if standing:
         for item in standing.unconfirmed:
-            notices.append({"bad": False, "text": f"activation of license {item.license_id} on {item.host} not yet "
-                                                  "confirmed by the partner account (retried next run)"})
+            notices.append(
+                {
+                    "bad": False,
+                    "text": f"activation of license {item.license_id} on {item.host} not yet "
+                    "confirmed by the partner account (retried next run)",
+                }
+            )
         if standing.expiring:
             shown = ", ".join(f"{e.license_id} ({e.licname or e.ip}, {e.expires})" for e in standing.expiring[:10])
-            notices.append({"bad": False, "text": f"{len(standing.expiring)} license(s) expire within 30 days: {shown}"})
+            notices.append(
+                {"bad": False, "text": f"{len(standing.expiring)} license(s) expire within 30 days: {shown}"}
+            )
         for problem in standing.problems:
             notices.append({"bad": True, "text": f"could not read {problem}"})
     return notices
@@ -121,8 +142,12 @@ def _licenses(result: RunResult) -> list[dict]:
 def render_html(result: RunResult) -> str:
     """The page, every value masked before HTML escapes it (a secret with & or < was missed after)."""
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("agent.runner", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, finalize=masked,  # each value masked before it is escaped
+        loader=jinja2.PackageLoader("agent.runner", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=masked,  # each value masked before it is escaped
     )
     licenses = _licenses(result)
     currency = (result.standing.currency if result.standing else None) or ""
@@ -131,11 +156,18 @@ def render_html(result: RunResult) -> str:
         drifted = len(result.drifted())
         drift = {"drifted": drifted, "clean": sum(1 for h in result.hosts if "drift" in h.report) - drifted}
     page = environment.get_template("report.html.j2").render(
-        run=_RunView(result), duration=_duration(result), statuses=STATUSES,
-        counts={status: result.count(status) for status in STATUSES}, drift=drift, notices=_notices(result),
-        failed=[row for row in host_rows(result) if row.status in FAILED_STATUSES], hosts=host_rows(result),
-        licenses=licenses, license_actions=sorted(Counter(row.get("action") for row in licenses).items()),
-        standing=result.standing, legend=TIMELINE_LEGEND,
+        run=_RunView(result),
+        duration=_duration(result),
+        statuses=STATUSES,
+        counts={status: result.count(status) for status in STATUSES},
+        drift=drift,
+        notices=_notices(result),
+        failed=[row for row in host_rows(result) if row.status in FAILED_STATUSES],
+        hosts=host_rows(result),
+        licenses=licenses,
+        license_actions=sorted(Counter(row.get("action") for row in licenses).items()),
+        standing=result.standing,
+        legend=TIMELINE_LEGEND,
         money=lambda value: "—" if value is None else f"{value:,.2f} {currency}".strip(),
     )
     return page

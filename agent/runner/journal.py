@@ -78,10 +78,21 @@ class RunRecord:
 
 _REQUIRED = ("run_id", "playbook", "playbook_sha256", "inventory", "hosts", "options", "started_at")
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "run_id": (str,), "playbook": (str,), "playbook_sha256": (str,), "inventory": (str,), "hosts": (list,),
-    "options": (dict,), "started_at": (str,), "status": (str,), "finished_at": (str, type(None)),
-    "reason": (str, type(None)), "resumed_at": (list,), "pid": (int, type(None)), "summary": (dict, type(None)),
-    "addresses": (dict, type(None)), "standing": (dict, type(None)),
+    "run_id": (str,),
+    "playbook": (str,),
+    "playbook_sha256": (str,),
+    "inventory": (str,),
+    "hosts": (list,),
+    "options": (dict,),
+    "started_at": (str,),
+    "status": (str,),
+    "finished_at": (str, type(None)),
+    "reason": (str, type(None)),
+    "resumed_at": (list,),
+    "pid": (int, type(None)),
+    "summary": (dict, type(None)),
+    "addresses": (dict, type(None)),
+    "standing": (dict, type(None)),
 }
 
 
@@ -145,7 +156,9 @@ class Journal:
 
     def read_record(self) -> RunRecord:
         if not RUN_ID.fullmatch(self.run_id):  # it names a directory: `../..` must not reach another one
-            raise InputError(f"{shown(self.run_id)} is not a run id (like 20261126T155417-8c50ad); list runs with: ispagent runs")
+            raise InputError(
+                f"{shown(self.run_id)} is not a run id (like 20261126T155417-8c50ad); list runs with: ispagent runs"
+            )
         ensure_state_dir(self.state_dir, create=False)
         try:
             record = RunRecord.from_json(load_json(read_state_file(self.state_dir, self._relative("run.json"))))
@@ -278,15 +291,21 @@ def _shaped_as_written(record: StepRecord) -> bool:
     """A replayed step has the types StepRecord.to_json writes: a damaged one (a duration that is text) is not
     done, and must not reach a report's arithmetic (`runs show` ended in a traceback on one)."""
     duration = record.duration_s
-    return (all(isinstance(text, str) for text in (record.step, record.status, record.message))
-            and isinstance(record.changed, bool) and isinstance(duration, (int, float))
-            and not isinstance(duration, bool) and 0 <= duration < float("inf"))
+    return (
+        all(isinstance(text, str) for text in (record.step, record.status, record.message))
+        and isinstance(record.changed, bool)
+        and isinstance(duration, (int, float))
+        and not isinstance(duration, bool)
+        and 0 <= duration < float("inf")
+    )
 
 
 def state_dir_error(state_dir: Path, error: OSError) -> StateDirError:
     reason = error.strerror or type(error).__name__
-    return StateDirError(f"state dir {state_dir}: cannot write ({reason}): free space or fix it, then"
-                         " finish with `ispagent run --resume RUN_ID` (`ispagent runs` lists runs)")
+    return StateDirError(
+        f"state dir {state_dir}: cannot write ({reason}): free space or fix it, then"
+        " finish with `ispagent run --resume RUN_ID` (`ispagent runs` lists runs)"
+    )
 
 
 def _ends_cut_short(fd: int) -> bool:
@@ -307,8 +326,10 @@ class RunListing:
             return None
         named = "; ".join(f"{shown(name, 40)} ({why})" for name, why in self.skipped[:5])
         more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-        return f"skipped {len(self.skipped)} entr{'y' if len(self.skipped) == 1 else 'ies'} under {state_dir / 'runs'} " \
-               f"that are not run journals (left as they are): {named}{more}"
+        return (
+            f"skipped {len(self.skipped)} entr{'y' if len(self.skipped) == 1 else 'ies'} under {state_dir / 'runs'} "
+            f"that are not run journals (left as they are): {named}{more}"
+        )
 
 
 def scan_runs(state_dir: Path) -> RunListing:
@@ -337,7 +358,11 @@ def scan_runs(state_dir: Path) -> RunListing:
             except FileNotFoundError:
                 why = "no run.json"
             except (StateDirError, OSError, ValueError) as error:
-                why = f"unreadable run.json: {error}" if isinstance(error, ValueError) else "run.json is not a regular file"
+                why = (
+                    f"unreadable run.json: {error}"
+                    if isinstance(error, ValueError)
+                    else "run.json is not a regular file"
+                )
         skipped.append((entry.name, why))
     return RunListing(records, skipped)
 

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from agent.errors import IspagentError
 from agent.inputfile import MAX_INPUT_BYTES, read_input_bytes
 from agent.secrets import shown
 from agent.userpath import expand_home
 
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 def find_local_file(source_dirs: Sequence[Path], src: str) -> Path | None:
@@ -40,8 +45,10 @@ def local_file_problem(source_dirs: Sequence[Path], src: str) -> str | None:
     if path is None:
         return f"no file {shown(src)} in {where}"
     if not _inside(path, source_dirs):
-        return (f"{shown(src)} is outside the playbook's source directories ({where}); copy it there, "
-                "or name its directory under source_dirs: in the playbook")
+        return (
+            f"{shown(src)} is outside the playbook's source directories ({where}); copy it there, "
+            "or name its directory under source_dirs: in the playbook"
+        )
     info = path.stat()
     kind = stat.S_IFMT(info.st_mode)
     if kind != stat.S_IFREG:

@@ -7,9 +7,9 @@ success. The time of the last success is carried over from the file the previous
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from agent.errors import InputError
 from agent.inputfile import read_input_bytes
@@ -55,8 +55,12 @@ def metrics_text(result: RunResult | None, *, exit_code: int, now: float, last_s
             (metric.labels(**labels) if labels else metric).set(value)
         return metric
 
-    gauge("ispagent_run_exit_code", "Exit code of the last run (0 ok, 1 hosts failed, 2 input, 3 aborted, "
-          "4 activations unconfirmed, 130 interrupted).", exit_code)
+    gauge(
+        "ispagent_run_exit_code",
+        "Exit code of the last run (0 ok, 1 hosts failed, 2 input, 3 aborted, "
+        "4 activations unconfirmed, 130 interrupted).",
+        exit_code,
+    )
     gauge("ispagent_run_timestamp_seconds", "When the last run ended (or failed to start).", now)
     if result is not None and succeeded(result):
         last_success = now
@@ -86,16 +90,27 @@ def _standing(result: RunResult, gauge: Callable[..., object]) -> None:
     standing = result.standing
     if standing is None:
         return
-    gauge("ispagent_activations_unconfirmed", "Activations of the run's hosts the partner account has not "
-          "confirmed yet.", len(standing.unconfirmed))
+    gauge(
+        "ispagent_activations_unconfirmed",
+        "Activations of the run's hosts the partner account has not confirmed yet.",
+        len(standing.unconfirmed),
+    )
     gauge("ispagent_licenses_expiring", "Live account licenses expiring within 30 days.", len(standing.expiring))
-    gauge("ispagent_standing_problems", "What could not be read from the ledger or the account.", len(standing.problems))
+    gauge(
+        "ispagent_standing_problems", "What could not be read from the ledger or the account.", len(standing.problems)
+    )
     if standing.turnover is not None:
-        gauge("ispagent_turnover_month", "This month's ISPmanager 6 turnover so far (list basis, program currency).",
-              float(standing.turnover))
+        gauge(
+            "ispagent_turnover_month",
+            "This month's ISPmanager 6 turnover so far (list basis, program currency).",
+            float(standing.turnover),
+        )
         gauge("ispagent_tier", "The partner tier now (0: the first).", standing.tier)
-        gauge("ispagent_months_under_minimum", "Complete months in a row under the program's minimum.",
-              standing.months_under)
+        gauge(
+            "ispagent_months_under_minimum",
+            "Complete months in a row under the program's minimum.",
+            standing.months_under,
+        )
 
 
 def _duration(result: RunResult, now: float) -> float:

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from agent.errors import InputError
 from agent.hostsettings import HostSettings, check_var, read_host_settings

@@ -16,9 +16,10 @@ then any directory listed under `source_dirs:`; a `src` outside them is refused 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -71,8 +72,9 @@ def load_playbook(path: Path, registry: StepRegistry | None = None) -> Playbook:
     return _playbook_of(root, path, _file_sha256(path), registry or StepRegistry())
 
 
-def playbook_from_data(data: Mapping[str, Any], base_dir: Path | str = ".", name: str = "python",
-                       registry: StepRegistry | None = None) -> Playbook:
+def playbook_from_data(
+    data: Mapping[str, Any], base_dir: Path | str = ".", name: str = "python", registry: StepRegistry | None = None
+) -> Playbook:
     """A playbook from Python data shaped like a playbook file (`{"steps": [...], "vars": {...}}`),
     checked as a file is; local files are looked up from `base_dir` as from a playbook's directory."""
     import yaml
@@ -80,8 +82,9 @@ def playbook_from_data(data: Mapping[str, Any], base_dir: Path | str = ".", name
     try:
         text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
     except yaml.YAMLError as error:
-        raise PlaybookError(f"playbook {shown(name)}: not plain data (mappings, lists, text, numbers): "
-                            f"{error}") from None
+        raise PlaybookError(
+            f"playbook {shown(name)}: not plain data (mappings, lists, text, numbers): {error}"
+        ) from None
     path = Path(base_dir).resolve() / f"{name}.playbook"
     root = parse_yaml(text, f"playbook {name}", PlaybookError)
     return _playbook_of(root, path, hashlib.sha256(text.encode()).hexdigest(), registry or StepRegistry())
@@ -114,12 +117,14 @@ def _playbook_of(root: LocatedNode, path: Path, sha256: str, registry: StepRegis
     _check_order(entries, steps, registry)
     for (item, _), step in zip(entries, steps):
         _check_local_files(item, source_dirs_of(path, extra_dirs), step)
-    return Playbook(path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs,
-                    sha256)
+    return Playbook(
+        path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs, sha256
+    )
 
 
-def _check_order(entries: list[tuple[LocatedNode, dict[str, LocatedNode]]], steps: list[PlaybookStep],
-                 registry: StepRegistry) -> None:
+def _check_order(
+    entries: list[tuple[LocatedNode, dict[str, LocatedNode]]], steps: list[PlaybookStep], registry: StepRegistry
+) -> None:
     """Every value a step needs is provided by a step before it (`needs=` / `provides=` of @step)."""
     provided: set[StateKey[Any]] = set()
     for (item, _), planned in zip(entries, steps):
@@ -127,8 +132,10 @@ def _check_order(entries: list[tuple[LocatedNode, dict[str, LocatedNode]]], step
         if missing:
             key = missing[0]
             makers = sorted(name for name, known in registry.load().items() if key in known.provides)
-            raise item.error(f"step '{planned.type.name}' needs {key.what} from a step before it",
-                             f"put {' or '.join(makers) or 'a step that provides it'} before it")
+            raise item.error(
+                f"step '{planned.type.name}' needs {key.what} from a step before it",
+                f"put {' or '.join(makers) or 'a step that provides it'} before it",
+            )
         provided.update(planned.type.provides)
 
 
@@ -142,7 +149,9 @@ def _extra_dirs(node: LocatedNode | None, path: Path) -> tuple[Path, ...]:
         directory = expand_home(written)
         directory = directory if directory.is_absolute() else path.resolve().parent / directory
         if not directory.is_dir():
-            raise item.error(f"{shown(written)} is not a directory", "a relative path starts at the playbook's directory")
+            raise item.error(
+                f"{shown(written)} is not a directory", "a relative path starts at the playbook's directory"
+            )
         dirs.append(directory.resolve())
     return tuple(dirs)
 
@@ -203,7 +212,11 @@ def _explain(problem: ErrorDetails, step_type: StepType) -> str:
     if problem["type"] == "missing":
         return f"required parameter of step '{step_type.name}' is missing"
     message = problem["msg"].removeprefix("Value error, ")
-    return f"{message} (got {shown(problem['input'])})" if "input" in problem and not isinstance(problem["input"], dict) else message
+    return (
+        f"{message} (got {shown(problem['input'])})"
+        if "input" in problem and not isinstance(problem["input"], dict)
+        else message
+    )
 
 
 def _did_you_mean(word: object, choices: Iterable[object]) -> str:

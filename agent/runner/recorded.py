@@ -44,17 +44,29 @@ def recorded_result(state_dir: Path, run_id: str) -> RunResult:
     )
 
 
-def _outcome(name: str, address: str, finished: dict[str, Any] | None, steps: dict[str, StepRecord],
-             record: RunRecord) -> HostOutcome:
+def _outcome(
+    name: str, address: str, finished: dict[str, Any] | None, steps: dict[str, StepRecord], record: RunRecord
+) -> HostOutcome:
     """A host as the run ended it: its last host_finished event, or not run (as the runner says of it)."""
     if finished is None:
         # What the runner reports for a host it never finished: skipped, with the run's reason.
-        return HostOutcome(name, address, "skipped", tuple(steps.values()) if record.status == "running" else (),
-                           f"not run: {record.reason or 'run stopped early'}")
+        return HostOutcome(
+            name,
+            address,
+            "skipped",
+            tuple(steps.values()) if record.status == "running" else (),
+            f"not run: {record.reason or 'run stopped early'}",
+        )
     report = finished.get("report")
     error = finished.get("error")
-    return HostOutcome(name, address, _status(finished.get("status")), tuple(steps.values()),
-                       error if isinstance(error, str) else None, report if isinstance(report, dict) else {})
+    return HostOutcome(
+        name,
+        address,
+        _status(finished.get("status")),
+        tuple(steps.values()),
+        error if isinstance(error, str) else None,
+        report if isinstance(report, dict) else {},
+    )
 
 
 def _standing(record: RunRecord, journal: Journal) -> AccountStanding | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -105,8 +106,9 @@ def step(
     def mark(function: MarkedFunction) -> MarkedFunction:
         summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
         # Through __dict__: a Callable type declares no step_type, and the function keeps its own type.
-        function.__dict__["step_type"] = StepType(name, function, params, read_only, rerun, uses_account, summary,
-                                                  tuple(provides), tuple(needs))
+        function.__dict__["step_type"] = StepType(
+            name, function, params, read_only, rerun, uses_account, summary, tuple(provides), tuple(needs)
+        )
         return function
 
     return mark
@@ -168,8 +170,9 @@ class StepRegistry:
     def _add(self, step_type: StepType, source: str) -> None:
         known = self._steps.get(step_type.name)
         if known is not None and known.function is not step_type.function:
-            raise StepRegistryError(f"step {step_type.name!r} is defined twice: in {known.function.__module__} "
-                                    f"and {source}")
+            raise StepRegistryError(
+                f"step {step_type.name!r} is defined twice: in {known.function.__module__} and {source}"
+            )
         self._steps[step_type.name] = step_type
 
 
@@ -180,8 +183,10 @@ def _published_step(entry_point: importlib.metadata.EntryPoint) -> StepType:
         raise StepRegistryError(f"step {entry_point.name!r} ({entry_point.value}) cannot be loaded: {error}") from None
     step_type = getattr(function, "step_type", None)
     if not isinstance(step_type, StepType) or step_type.name != entry_point.name:
-        raise StepRegistryError(f"entry point {entry_point.name!r} ({entry_point.value}) is not a function marked "
-                                f"@step({entry_point.name!r})")
+        raise StepRegistryError(
+            f"entry point {entry_point.name!r} ({entry_point.value}) is not a function marked "
+            f"@step({entry_point.name!r})"
+        )
     return step_type
 
 

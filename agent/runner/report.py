@@ -60,8 +60,9 @@ def junit_xml(result: RunResult) -> bytes:
             cases = [("connect" if host.status == "unreachable" else "not run", host.status, host.error or "", 0.0)]
         for step, status, message, duration in cases:
             message = _xml_text(mask(message))  # masked before XML escapes it: a secret with & or < is masked too
-            case = ET.SubElement(suite, "testcase", classname=_xml_text(host.name), name=_xml_text(step),
-                                 time=f"{duration:.3f}")
+            case = ET.SubElement(
+                suite, "testcase", classname=_xml_text(host.name), name=_xml_text(step), time=f"{duration:.3f}"
+            )
             tests += 1
             if status in ("failed", "unreachable"):
                 failures += 1

@@ -68,7 +68,9 @@ def prune_runs(
         raise InputError("say what to keep: --keep N and/or --older-than DAYS")
     if keep is not None and keep < 0 or older_than_days is not None and older_than_days < 0:
         raise InputError("--keep and --older-than take a number of 0 or more")
-    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=older_than_days) if older_than_days is not None else None
+    cutoff = (
+        (now or datetime.now(timezone.utc)) - timedelta(days=older_than_days) if older_than_days is not None else None
+    )
     removed, kept_resumable, kept_running, freed = [], [], [], 0
     listing = scan_runs(state_dir)
     for index, record in enumerate(listing.records):  # newest first
@@ -89,8 +91,9 @@ def prune_runs(
         if not dry_run:
             _remove(directory)
         removed.append(record.run_id)
-    return PruneResult(tuple(removed), tuple(kept_resumable), tuple(kept_running), freed,
-                       listing.skipped_line(state_dir))
+    return PruneResult(
+        tuple(removed), tuple(kept_resumable), tuple(kept_running), freed, listing.skipped_line(state_dir)
+    )
 
 
 def _started(record: RunRecord) -> datetime:
@@ -121,5 +124,7 @@ def _remove(directory: Path) -> None:
     except FileNotFoundError:
         return  # another prune got there first
     except OSError as error:
-        raise StateDirError(f"state dir: cannot remove {directory} ({error.strerror or error}); fix its "
-                            "permissions, or remove it by hand") from None
+        raise StateDirError(
+            f"state dir: cannot remove {directory} ({error.strerror or error}); fix its "
+            "permissions, or remove it by hand"
+        ) from None

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.clock import UTC
 from agent.errors import ClaimLost, HostUnreachable, InputError, RunAborted, StateDirError
@@ -133,9 +134,16 @@ def start_run(
     return _execute(plan, record, journal, listener, echo, connector, source, resumed=False)
 
 
-def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo | None = None,
-               plan: RunPlan | None = None, *, connector: Connector | None = None,
-               journal_watch: JournalWatch | None = None) -> RunResult:
+def resume_run(
+    run_id: str,
+    state_dir: Path,
+    listener: RunListener,
+    echo: Echo | None = None,
+    plan: RunPlan | None = None,
+    *,
+    connector: Connector | None = None,
+    journal_watch: JournalWatch | None = None,
+) -> RunResult:
     """Finish run `run_id`: hosts that ended ok are kept, finished steps are not redone.
 
     A run started from files is read again from them; one started from objects needs its `plan`.
@@ -146,8 +154,10 @@ def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo |
         raise InputError(f"run {run_id} was a dry run: there is nothing to finish; start a real run")
     if record.options.get("rollout"):
         # Its hosts are shared with other nodes: resuming alone would run them outside the rollout.
-        raise InputError(f"run {run_id} was a node of rollout {record.options['rollout']}: join the rollout again "
-                         f"with ispagent run PLAYBOOK -i INVENTORY --rollout {record.options['rollout']}")
+        raise InputError(
+            f"run {run_id} was a node of rollout {record.options['rollout']}: join the rollout again "
+            f"with ispagent run PLAYBOOK -i INVENTORY --rollout {record.options['rollout']}"
+        )
     plan = plan or _plan_of_record(record, state_dir)
     if plan.playbook.sha256 != record.playbook_sha256:
         raise InputError(
@@ -167,8 +177,10 @@ def resume_run(run_id: str, state_dir: Path, listener: RunListener, echo: Echo |
 
 def _plan_of_record(record: RunRecord, state_dir: Path) -> RunPlan:
     if not record.inventory:
-        raise InputError(f"run {record.run_id} was started from Python objects, not files: "
-                         "resume it from Python with resume_run(..., plan=the same RunPlan)")
+        raise InputError(
+            f"run {record.run_id} was started from Python objects, not files: "
+            "resume it from Python with resume_run(..., plan=the same RunPlan)"
+        )
     playbook_path = Path(record.playbook)
     if not playbook_path.exists():
         raise InputError(
@@ -180,8 +192,17 @@ def _plan_of_record(record: RunRecord, state_dir: Path) -> RunPlan:
     return RunPlan.from_files(playbook_path, Path(record.inventory), options)
 
 
-def _execute(plan: RunPlan, record: RunRecord, journal: Journal, display: RunListener, echo: Echo | None,
-             connector: Connector | None, source: SourceFactory | None, *, resumed: bool) -> RunResult:
+def _execute(
+    plan: RunPlan,
+    record: RunRecord,
+    journal: Journal,
+    display: RunListener,
+    echo: Echo | None,
+    connector: Connector | None,
+    source: SourceFactory | None,
+    *,
+    resumed: bool,
+) -> RunResult:
     result = RunResult(
         run_id=record.run_id,
         playbook=record.playbook,
@@ -191,9 +212,11 @@ def _execute(plan: RunPlan, record: RunRecord, journal: Journal, display: RunLis
     )
     with contextlib.ExitStack() as cleanup:
         host_status, finished_steps = journal.finished_work() if resumed else ({}, {})
-        done = {host.name: _outcome_from_journal(host, host_status[host.name], finished_steps[host.name])
-                for host in plan.hosts
-                if (host_status.get(host.name) or {}).get("status") in DONE_STATUSES}
+        done = {
+            host.name: _outcome_from_journal(host, host_status[host.name], finished_steps[host.name])
+            for host in plan.hosts
+            if (host_status.get(host.name) or {}).get("status") in DONE_STATUSES
+        }
         todo = [host for host in plan.hosts if host.name not in done]
         hosts = cleanup.enter_context((source or _static_source(plan, record.run_id))(todo))
         run = _Run(record, plan, journal, _Listeners(journal, display), echo, connector or _ssh_connector(plan))
@@ -232,10 +255,14 @@ def _read_standing(run: _Run, result: RunResult) -> None:
     if run.options.dry_run or not _uses_account(run) or result.status == "interrupted":
         return
     settings = [run.plan.settings[host.name].account for host in run.plan.hosts]
-    orders = [Order(host.name, str(lic.get("id")), lic["edition"], lic["period"])
-              for host in result.hosts if (lic := host.report.get("license") or {}).get("action") == "ordered"]
-    result.standing = read_standing(run.services, settings, [h.name for h in run.plan.hosts], run.options.state_dir,
-                                    UTC.today(), orders)
+    orders = [
+        Order(host.name, str(lic.get("id")), lic["edition"], lic["period"])
+        for host in result.hosts
+        if (lic := host.report.get("license") or {}).get("action") == "ordered"
+    ]
+    result.standing = read_standing(
+        run.services, settings, [h.name for h in run.plan.hosts], run.options.state_dir, UTC.today(), orders
+    )
 
 
 def _read_account_credentials(run: _Run) -> None:
@@ -247,8 +274,15 @@ def _read_account_credentials(run: _Run) -> None:
             raise type(error)(f"{run.plan.where}: hosts.{host.name}: {error}") from None
 
 
-def _execute_hosts(run: _Run, source: HostSource, todo: int, outcomes: dict[str, HostOutcome],
-                   carried: dict[str, dict[str, StepRecord]], result: RunResult, resumed: bool) -> None:
+def _execute_hosts(
+    run: _Run,
+    source: HostSource,
+    todo: int,
+    outcomes: dict[str, HostOutcome],
+    carried: dict[str, dict[str, StepRecord]],
+    result: RunResult,
+    resumed: bool,
+) -> None:
     listener = run.listener
     try:
         listener(RunStarted(run.record.run_id, len(run.plan.hosts), resumed))
@@ -260,8 +294,9 @@ def _execute_hosts(run: _Run, source: HostSource, todo: int, outcomes: dict[str,
     except KeyboardInterrupt:
         result.status, result.reason = "interrupted", "interrupted by signal"
     finally:
-        result.hosts = priced([outcomes.get(h.name) or _not_run(h, result.reason) for h in run.plan.hosts],
-                              result.standing)
+        result.hosts = priced(
+            [outcomes.get(h.name) or _not_run(h, result.reason) for h in run.plan.hosts], result.standing
+        )
         result.finished_at = utc_now()
         listener(RunFinished(result.status, result.reason))
         record = run.record
@@ -284,8 +319,14 @@ class _Listeners:
             listener(event)
 
 
-def _run_batches(run: _Run, source: HostSource, todo: int, carried: dict[str, dict[str, StepRecord]],
-                 outcomes: dict[str, HostOutcome], result: RunResult) -> None:
+def _run_batches(
+    run: _Run,
+    source: HostSource,
+    todo: int,
+    carried: dict[str, dict[str, StepRecord]],
+    outcomes: dict[str, HostOutcome],
+    result: RunResult,
+) -> None:
     size = parse_batch_size(run.options.batch_size, todo)
     index = 0
 
@@ -397,7 +438,9 @@ def _finish(run: _Run, outcome: HostOutcome) -> HostOutcome:
 
 
 def _outcome_from_journal(host: Host, finished: dict[str, Any], steps: dict[str, StepRecord]) -> HostOutcome:
-    return HostOutcome(host.name, host.address, finished["status"], tuple(steps.values()), None, finished.get("report") or {})
+    return HostOutcome(
+        host.name, host.address, finished["status"], tuple(steps.values()), None, finished.get("report") or {}
+    )
 
 
 def _not_run(host: Host, reason: str | None) -> HostOutcome:

@@ -11,8 +11,9 @@ wants any service.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from agent.installer.download import InstallerScripts
@@ -116,5 +117,11 @@ class RunServices:
 
 
 def _client_key(settings: PartnerSettings) -> tuple[Any, ...]:
-    return (settings.api_url, settings.user, settings.password, settings.output, settings.timeout,
-            tuple(sorted(settings.pricelists.items())))
+    return (
+        settings.api_url,
+        settings.user,
+        settings.password,
+        settings.output,
+        settings.timeout,
+        tuple(sorted(settings.pricelists.items())),
+    )

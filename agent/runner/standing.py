@@ -9,10 +9,11 @@ fatal to the run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from agent.errors import IspagentError
 from agent.runner.events import HostOutcome
@@ -83,8 +84,10 @@ class AccountStanding:
             "months_under": self.months_under,
             "currency": self.currency,
             "ordered_list_total": None if self.ordered_list_total is None else str(self.ordered_list_total),
-            "ordered_licenses": [{"host": o.host, "license_id": o.license_id, "edition": o.edition, "period": o.period,
-                                  **o.prices()} for o in self.ordered],
+            "ordered_licenses": [
+                {"host": o.host, "license_id": o.license_id, "edition": o.edition, "period": o.period, **o.prices()}
+                for o in self.ordered
+            ],
             "problems": list(self.problems),
         }
 
@@ -94,19 +97,32 @@ class AccountStanding:
 
         ValueError, KeyError or TypeError when `data` is not what to_report writes."""
         return cls(
-            unconfirmed=tuple(Unconfirmed(str(u["host"]), str(u["license_id"]), int(u["attempts"]))
-                              for u in data["unconfirmed_activations"]),
-            expiring=tuple(Expiring(str(e["license_id"]), str(e["licname"]), str(e["ip"]), str(e["expires"]),
-                                    int(e["days"])) for e in data["expiring_licenses"]),
+            unconfirmed=tuple(
+                Unconfirmed(str(u["host"]), str(u["license_id"]), int(u["attempts"]))
+                for u in data["unconfirmed_activations"]
+            ),
+            expiring=tuple(
+                Expiring(str(e["license_id"]), str(e["licname"]), str(e["ip"]), str(e["expires"]), int(e["days"]))
+                for e in data["expiring_licenses"]
+            ),
             month=_text(data.get("month")),
             turnover=_decimal(data.get("turnover")),
             tier=_integer(data.get("tier")),
             months_under=_integer(data.get("months_under")),
             currency=_text(data.get("currency")),
             ordered_list_total=_decimal(data.get("ordered_list_total")),
-            ordered=tuple(Order(str(o["host"]), str(o["license_id"]), str(o["edition"]), str(o["period"]),
-                                _decimal(o.get("list_price")), _decimal(o.get("discount")), _decimal(o.get("price")))
-                          for o in data.get("ordered_licenses") or ()),
+            ordered=tuple(
+                Order(
+                    str(o["host"]),
+                    str(o["license_id"]),
+                    str(o["edition"]),
+                    str(o["period"]),
+                    _decimal(o.get("list_price")),
+                    _decimal(o.get("discount")),
+                    _decimal(o.get("price")),
+                )
+                for o in data.get("ordered_licenses") or ()
+            ),
             problems=tuple(str(problem) for problem in data.get("problems") or ()),
         )
 
@@ -161,7 +177,11 @@ def expiring_licenses(licenses: Iterable, today: date, days: int = EXPIRY_WINDOW
 
 
 def read_standing(
-    services: RunServices, settings: Iterable[AccountSettings], host_names: Iterable[str], state_dir, today: date,
+    services: RunServices,
+    settings: Iterable[AccountSettings],
+    host_names: Iterable[str],
+    state_dir,
+    today: date,
     orders: Iterable[Order] = (),
 ) -> AccountStanding:
     """Unconfirmed activations of the run's hosts, expiring licenses, this month's turnover, and the
@@ -183,8 +203,11 @@ def read_standing(
     for location in dict.fromkeys(s.ledger_location(state_dir) for s in settings):
         try:
             ledger = services.ledger(location)
-            unconfirmed += [Unconfirmed(a.host_name, a.license_id, a.attempts)
-                            for a in ledger.activations(state="pending") if a.host_name in names]
+            unconfirmed += [
+                Unconfirmed(a.host_name, a.license_id, a.attempts)
+                for a in ledger.activations(state="pending")
+                if a.host_name in names
+            ]
             if report is None:
                 program = load_program(settings[0].program_location())
                 report = turnover_report(ledger, program, today)

@@ -25,7 +25,9 @@ from agent.transport.quoting import command_line
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
 IHTTPD_DEST = f"{MGR_DIR}/etc/ihttpd.conf"
 CALLS_DEST = f"{MGR_DIR}/etc/ispagent-mgrctl.calls"
-CALLS_HEADER = "# mgrctl -m ispmgr calls, one a line (shell-quoted words); ispagent applies them when this file changes.\n"
+CALLS_HEADER = (
+    "# mgrctl -m ispmgr calls, one a line (shell-quoted words); ispagent applies them when this file changes.\n"
+)
 
 
 class PanelConfigParams(StepParams):
@@ -51,8 +53,10 @@ def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFi
     """The files for this host. A missing variable raises StepFailed naming template and line."""
     variables = {**ctx.template_vars(), "preflight": ctx.state.get(PREFLIGHT)}
     search = [*ctx.source_dirs, templates_dir()]
-    rendered = [PlannedFile(dest, render_template(search, name, variables, ctx.services).encode(), 0o644, name)
-                for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))]
+    rendered = [
+        PlannedFile(dest, render_template(search, name, variables, ctx.services).encode(), 0o644, name)
+        for dest, name in ((OPTIONS_DEST, params.options_template), (IHTTPD_DEST, params.ihttpd_template))
+    ]
     calls = "".join(command_line(_recorded(argv, ctx.host.name)) + "\n" for argv in mgrctl_calls(ctx.settings.panel))
     return [*rendered, PlannedFile(CALLS_DEST, (CALLS_HEADER + calls).encode(), 0o600, "")]
 

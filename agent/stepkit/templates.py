@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import jinja2
 
@@ -43,12 +44,15 @@ def template_environment(search: Sequence[Path]) -> jinja2.Environment:
     )
 
 
-def render_template(search: Sequence[Path], name: str, variables: dict[str, Any],
-                    services: RunServices | None = None) -> str:
+def render_template(
+    search: Sequence[Path], name: str, variables: dict[str, Any], services: RunServices | None = None
+) -> str:
     """Render `name` with StrictUndefined: a missing variable is an error naming template and line.
     With the run's `services`, each template is compiled once per run."""
     key = ("templates", tuple(search))
-    environment = services.shared(key, lambda: template_environment(search)) if services else template_environment(search)
+    environment = (
+        services.shared(key, lambda: template_environment(search)) if services else template_environment(search)
+    )
     try:
         return environment.get_template(name).render(variables)
     except jinja2.TemplateNotFound:

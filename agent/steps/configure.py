@@ -22,8 +22,9 @@ from agent.stepkit.panelfiles import CALLS_DEST, PanelConfigParams, planned_file
 def configure(ctx: HostContext, params: PanelConfigParams) -> StepResult:
     """Render the panel's config from templates, upload what differs, apply with mgrctl."""
     files = planned_files(ctx, params)
-    results = {planned.dest: ensure_file(ctx, planned.dest, planned.content, planned.mode, with_diff=True)
-               for planned in files}
+    results = {
+        planned.dest: ensure_file(ctx, planned.dest, planned.content, planned.mode, with_diff=True) for planned in files
+    }
     changed_files = [dest for dest, result in results.items() if result.changed]
     if not changed_files:
         return ok(f"{len(files)} config files up to date")

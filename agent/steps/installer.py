@@ -75,8 +75,13 @@ class InstallStatus:
 def parse_status(line: str) -> InstallStatus:
     fields = dict(part.split("=", 1) for part in line.split()[1:])
     rc = fields.get("rc", "")
-    return InstallStatus(fields.get("running") == "1", int(rc) if rc.lstrip("-").isdigit() else None,
-                         int(fields.get("size") or 0), fields.get("collected") == "1", fields.get("started") == "1")
+    return InstallStatus(
+        fields.get("running") == "1",
+        int(rc) if rc.lstrip("-").isdigit() else None,
+        int(fields.get("size") or 0),
+        fields.get("collected") == "1",
+        fields.get("started") == "1",
+    )
 
 
 def remote_status(ctx: HostContext) -> InstallStatus:
@@ -93,8 +98,7 @@ def follow(ctx: HostContext, timeout_s: float, poll_s: float) -> tuple[InstallSt
     deadline = time.monotonic() + timeout_s
     while True:
         result = ctx.connection.run(
-            _STATUS + f'[ "$size" -gt {offset} ] && tail -c +{offset + 1} {LOG} | head -c $((size - {offset}))\n'
-            "exit 0",
+            _STATUS + f'[ "$size" -gt {offset} ] && tail -c +{offset + 1} {LOG} | head -c $((size - {offset}))\nexit 0',
             log_output=False,
         )
         header, _, chunk = result.stdout.partition("\n")
@@ -110,7 +114,8 @@ def follow(ctx: HostContext, timeout_s: float, poll_s: float) -> tuple[InstallSt
         if time.monotonic() > deadline:
             raise InstallerFailed(
                 f"install.sh still running after {timeout_s / 60:g} min (installer_timeout_minutes): "
-                f"left running; its log is {LOG}", "timeout",
+                f"left running; its log is {LOG}",
+                "timeout",
             )
         time.sleep(poll_s)
 
@@ -170,8 +175,11 @@ def _install(ctx: HostContext, params: InstallerParams) -> StepResult:
         ctx.report.setdefault("installer", {}).update({"result": "already installed", "class": ALREADY_INSTALLED.name})
         return skipped(f"panel already installed (licid {preflight.licid}): install.sh not run")
     if status.interrupted:
-        ctx.log.write("|", "install.sh was cut off before it ended (the server restarted, or it was killed): "
-                           "running it again with the same license")
+        ctx.log.write(
+            "|",
+            "install.sh was cut off before it ended (the server restarted, or it was killed): "
+            "running it again with the same license",
+        )
     if preflight.facts.dpkg_interrupted and preflight.os_family in ("debian", "ubuntu"):
         _finish_dpkg(ctx)
     command = installer_command(settings, preflight.os_family, _activation_key(ctx))
@@ -202,4 +210,6 @@ def _dry_run(ctx: HostContext, settings: InstallSettings, preflight: Preflight) 
         return changed("would reattach to the install.sh that is running")
     command = installer_command(settings, preflight.os_family, _activation_key(ctx))
     ctx.state.set(INSTALL, "would install")
-    return changed(f"would run: {mask(command_line(['bash', 'install.sh', *command.argv]))} (from {settings.script_url})")
+    return changed(
+        f"would run: {mask(command_line(['bash', 'install.sh', *command.argv]))} (from {settings.script_url})"
+    )

@@ -42,9 +42,17 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
     if ctx.dry_run:
         return _dry_run(ctx, wanted, view, ledger, server_licid, settings.reuse_free)
     work = LicenseWork(
-        client=view.client, view=view, ledger=ledger, wanted=wanted, address=ctx.host.address, server_licid=server_licid,
-        reuse_free=settings.reuse_free, key_wait=settings.key_wait, settle=settings.settle,
-        say=lambda line: ctx.log.write("|", line), breaker=ctx.services.order_breaker(ledger),
+        client=view.client,
+        view=view,
+        ledger=ledger,
+        wanted=wanted,
+        address=ctx.host.address,
+        server_licid=server_licid,
+        reuse_free=settings.reuse_free,
+        key_wait=settings.key_wait,
+        settle=settings.settle,
+        say=lambda line: ctx.log.write("|", line),
+        breaker=ctx.services.order_breaker(ledger),
     )
     grant = ensure_license(work)
     message = f"{grant.action} {grant.edition} license {grant.id} for {wanted.ip}"
@@ -59,21 +67,42 @@ def _handed(ctx: HostContext, grant: LicenseGrant, result: StepResult) -> StepRe
     return result
 
 
-def _dry_run(ctx: HostContext, wanted: WantedLicense, view: AccountView, ledger: LicenseLedger,
-             server_licid: str | None, reuse_free: bool) -> StepResult:
+def _dry_run(
+    ctx: HostContext,
+    wanted: WantedLicense,
+    view: AccountView,
+    ledger: LicenseLedger,
+    server_licid: str | None,
+    reuse_free: bool,
+) -> StepResult:
     """The same plan ensure_license would carry out (from the run's view, as it is), priced at today's
     tier; nothing is ordered."""
     from agent.economics.program import load_program
 
     program = load_program(ctx.settings.account.program_location())
     known = ledger_view(ledger, wanted.host_name)
-    plan = plan_for_host(wanted, account_near(view, wanted, known, server_licid, reuse_free), known,
-                         server_licid=server_licid, reuse_free=reuse_free,
-                         quote=price_today(ledger, program, UTC.today()))
+    plan = plan_for_host(
+        wanted,
+        account_near(view, wanted, known, server_licid, reuse_free),
+        known,
+        server_licid=server_licid,
+        reuse_free=reuse_free,
+        quote=price_today(ledger, program, UTC.today()),
+    )
     license_id = plan.license.id if plan.license else None
-    ctx.report["license"] = {"id": license_id, "edition": wanted.edition, "period": wanted.period, "action": plan.action}
-    would = {"none": "would leave alone:", "existing": "would keep", "adopted": "would adopt", "reused": "would reuse",
-             "ordered": "would order"}[plan.action]
+    ctx.report["license"] = {
+        "id": license_id,
+        "edition": wanted.edition,
+        "period": wanted.period,
+        "action": plan.action,
+    }
+    would = {
+        "none": "would leave alone:",
+        "existing": "would keep",
+        "adopted": "would adopt",
+        "reused": "would reuse",
+        "ordered": "would order",
+    }[plan.action]
     message = f"{would} {plan.reason}"
     if plan.action == "ordered":
         priced = _price(ctx, plan.price, program) if plan.price else ""
@@ -87,5 +116,7 @@ def _price(ctx: HostContext, quote: RolloutQuote, program: Program) -> str:
     ctx.report["license"].update(list_price=str(order.list_price), discount=str(order.discount), price=str(order.price))
     placeholder = " (placeholder prices)" if program.placeholder_prices else ""
     blocked = f"; blocked: {quote.blocked}" if quote.blocked else ""
-    return (f": {order.list_price:.2f} {program.currency} list, {order.discount:g} % off: {order.price:.2f} "
-            f"{program.currency}{placeholder}{blocked}")
+    return (
+        f": {order.list_price:.2f} {program.currency} list, {order.discount:g} % off: {order.price:.2f} "
+        f"{program.currency}{placeholder}{blocked}"
+    )

@@ -18,24 +18,28 @@ from agent.transport.quoting import command_line
 START_WAIT_SECONDS = 10
 # /proc/net/tcp{,6}: state 0A is LISTEN; the local port is the hex after the last colon.
 _LISTENING = (
-    'listening() { for table in /proc/net/tcp /proc/net/tcp6; do [ -r $table ] || continue; '
-    'while read -r sl local remote st rest; do '
+    "listening() { for table in /proc/net/tcp /proc/net/tcp6; do [ -r $table ] || continue; "
+    "while read -r sl local remote st rest; do "
     '[ "$st" = 0A ] && [ "${local##*:}" = __HEX__ ] && return 0; done < $table; done; return 1; }; '
 )
 
 
 def check_script(port: int) -> str:
     """Prints `absent` (no panel), `listening` or `stopped`."""
-    return (_LISTENING.replace("__HEX__", f"{port:04X}")
-            + f"if [ ! -x {command_line([MGRCTL])} ]; then echo absent; elif listening; then echo listening; "
-            "else echo stopped; fi")
+    return (
+        _LISTENING.replace("__HEX__", f"{port:04X}")
+        + f"if [ ! -x {command_line([MGRCTL])} ]; then echo absent; elif listening; then echo listening; "
+        "else echo stopped; fi"
+    )
 
 
 def wait_script(port: int, seconds: int = START_WAIT_SECONDS) -> str:
     """Exits 0 as soon as something listens on `port`, 1 after `seconds`."""
     tries = seconds * 5
-    return (_LISTENING.replace("__HEX__", f"{port:04X}")
-            + f"i=0; while [ $i -lt {tries} ]; do listening && exit 0; sleep 0.2; i=$((i + 1)); done; exit 1")
+    return (
+        _LISTENING.replace("__HEX__", f"{port:04X}")
+        + f"i=0; while [ $i -lt {tries} ]; do listening && exit 0; sleep 0.2; i=$((i + 1)); done; exit 1"
+    )
 
 
 def panel_port(ctx: HostContext) -> int:

@@ -28,9 +28,15 @@ def preflight(ctx: HostContext, params: NoParams) -> StepResult:
     ctx.state.set(PREFLIGHT, state)
     ctx.report["preflight"] = state.to_report()
     what = f"{facts.memory_mb} MB, hostname {facts.hostname}, " if facts.complete else ""
-    ctx.log.write("|", "preflight: " + "; ".join(
-        [f"{facts.os_label}, {what}installed={state.installed}"]
-        + [problem.message for problem in state.verdict.problems] + list(state.verdict.notes)))
+    ctx.log.write(
+        "|",
+        "preflight: "
+        + "; ".join(
+            [f"{facts.os_label}, {what}installed={state.installed}"]
+            + [problem.message for problem in state.verdict.problems]
+            + list(state.verdict.notes)
+        ),
+    )
     if not state.verdict.ok:
         return failed("; ".join(f"[{p.rule}] {p.message}" for p in state.verdict.problems))
     if state.installed:

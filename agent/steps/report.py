@@ -45,5 +45,7 @@ def report_activation(ctx: HostContext, params: NoParams) -> StepResult:
             continue
         ledger.confirm_activation(activation)
     if unconfirmed:
-        return changed(f"activation recorded; not yet confirmed by the account, retried next run: {'; '.join(unconfirmed)}")
+        return changed(
+            f"activation recorded; not yet confirmed by the account, retried next run: {'; '.join(unconfirmed)}"
+        )
     return changed(f"license {grant.id} reported as {wanted.fqdn}; activation recorded")

@@ -33,9 +33,14 @@ def license_checks(info: dict[str, str], expected_licid: str | None, edition: st
     if expected_licid:
         license = Check("license", licid == expected_licid, f"licid {licid or 'none'}, expected {expected_licid}")
     else:
-        license = Check("license", licid not in ("", "0"), f"licid {licid or 'none'} (no license id recorded by this run)")
+        license = Check(
+            "license", licid not in ("", "0"), f"licid {licid or 'none'} (no license id recorded by this run)"
+        )
     found = edition_of(info.get("panel_name"))
-    return [license, Check("edition", found == edition, f"panel_name {info.get('panel_name') or 'none'}, inventory {edition}")]
+    return [
+        license,
+        Check("edition", found == edition, f"panel_name {info.get('panel_name') or 'none'}, inventory {edition}"),
+    ]
 
 
 def current_license_info(ctx: HostContext) -> dict[str, str] | None:

@@ -12,5 +12,13 @@ from agent.transport.hostlog import HostLog
 from agent.transport.quoting import command_line
 from agent.transport.ssh import SshConnection, SshConnector
 
-__all__ = ["CommandResult", "Connection", "Connector", "HostLog", "KnownHosts", "SshConnection", "SshConnector",
-           "command_line"]
+__all__ = [
+    "CommandResult",
+    "Connection",
+    "Connector",
+    "HostLog",
+    "KnownHosts",
+    "SshConnection",
+    "SshConnector",
+    "command_line",
+]

@@ -7,8 +7,9 @@ without a change to the runner or the steps.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from agent.inventory.model import Host
 from agent.secrets import mask

@@ -31,8 +31,9 @@ class ConnectionLost(Exception):
 
 
 class CommandExecutor(Protocol):
-    def execute(self, transport: paramiko.Transport, line: str, stdin: bytes | None,
-                deadline: float) -> tuple[int, bytes, bytes]:
+    def execute(
+        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float
+    ) -> tuple[int, bytes, bytes]:
         """(exit status, stdout, stderr) of `line`; CommandTimeout past `deadline`, ConnectionLost."""
         ...
 
@@ -45,8 +46,9 @@ class SessionExecutor:
     def __init__(self, open_timeout: float) -> None:
         self.open_timeout = open_timeout
 
-    def execute(self, transport: paramiko.Transport, line: str, stdin: bytes | None,
-                deadline: float) -> tuple[int, bytes, bytes]:
+    def execute(
+        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float
+    ) -> tuple[int, bytes, bytes]:
         try:
             channel = transport.open_session(timeout=self.open_timeout)
             channel.exec_command(line)
@@ -78,8 +80,9 @@ class HostShellExecutor:
         self._sessions = SessionExecutor(open_timeout)
         self._shell: HostShell | None = None  # opened by the first command
 
-    def execute(self, transport: paramiko.Transport, line: str, stdin: bytes | None,
-                deadline: float) -> tuple[int, bytes, bytes]:
+    def execute(
+        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float
+    ) -> tuple[int, bytes, bytes]:
         if stdin is not None and len(stdin) > STDIN_LIMIT:
             return self._sessions.execute(transport, line, stdin, deadline)
         try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from agent.errors import StateDirError
 from agent.secrets import mask, printable
@@ -37,8 +37,10 @@ class HostLog:
                     self._file.write(block)
                     self._file.flush()
                 except OSError as error:  # a full disk: the run stops (see the worker), this host with it
-                    raise StateDirError(f"host log {self.path}: cannot write ({error.strerror or error}): free space "
-                                        "or fix it, then finish with `ispagent run --resume RUN_ID`") from None
+                    raise StateDirError(
+                        f"host log {self.path}: cannot write ({error.strerror or error}): free space "
+                        "or fix it, then finish with `ispagent run --resume RUN_ID`"
+                    ) from None
         if self.echo is not None:
             for line in lines:
                 self.echo(line)

@@ -131,8 +131,9 @@ def printf_format(data: bytes) -> bytes:
     return b"\\055" + fmt[1:] if fmt.startswith(b"-") else fmt
 
 
-def command_output(token: str, out: bytes | bytearray, err: bytes | bytearray,
-                   searched: tuple[int, int] = (0, 0)) -> tuple[int, bytes, bytes] | None:
+def command_output(
+    token: str, out: bytes | bytearray, err: bytes | bytearray, searched: tuple[int, int] = (0, 0)
+) -> tuple[int, bytes, bytes] | None:
     """Exit status, stdout and stderr of a command once both streams hold its end markers, else None.
 
     `searched`: offsets in stdout and stderr before which no marker starts. Anything after the

@@ -15,8 +15,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, NoReturn, Sequence
+from typing import Literal, NoReturn
 
 from agent.errors import CommandTimeout, HostUnreachable, TransportError
 from agent.inventory.model import Host
@@ -85,7 +86,9 @@ class ExpectedUpload:
         if self.mode is not None and upload.mode != self.mode:
             wrong.append(f"mode {upload.mode:o}, expected {self.mode:o}")
         if self.content is not None and upload.content != self.content:
-            wrong.append(f"content {shown(upload.text, 160)}, expected {shown(self.content.decode(errors='replace'), 160)}")
+            wrong.append(
+                f"content {shown(upload.text, 160)}, expected {shown(self.content.decode(errors='replace'), 160)}"
+            )
         if self.sha256 is not None and upload.sha256 != self.sha256:
             wrong.append(f"sha256 {upload.sha256}, expected {self.sha256}")
         if self.make_parents is not None and upload.make_parents != self.make_parents:
@@ -166,11 +169,15 @@ class ReplayConnection:
         if expected.timeout is not None and timeout != expected.timeout:
             self.mismatches.append(f"{shown(line, 160)} ran with timeout {timeout}, expected {expected.timeout}")
         if expected.stdin_sha256 is not None and hashlib.sha256(stdin or b"").hexdigest() != expected.stdin_sha256:
-            self.mismatches.append(f"{shown(line, 160)} got stdin with sha256 {hashlib.sha256(stdin or b'').hexdigest()}, "
-                                   f"expected {expected.stdin_sha256}")
+            self.mismatches.append(
+                f"{shown(line, 160)} got stdin with sha256 {hashlib.sha256(stdin or b'').hexdigest()}, "
+                f"expected {expected.stdin_sha256}"
+            )
         if expected.stdin is not None and stdin != expected.stdin:
             got = shown((stdin or b"").decode(errors="replace"), 160)
-            self.mismatches.append(f"{shown(line, 160)} got stdin {got}, expected {shown(expected.stdin.decode(errors='replace'), 160)}")
+            self.mismatches.append(
+                f"{shown(line, 160)} got stdin {got}, expected {shown(expected.stdin.decode(errors='replace'), 160)}"
+            )
         if expected.failure == "timeout":
             raise CommandTimeout(f"command timed out: {mask(line)[:200]}")
         if expected.failure == "connection_lost":
@@ -206,7 +213,7 @@ class ReplayConnection:
         return [item for item in self.transcript if isinstance(item, Upload)]
 
     def remaining(self) -> list[Expected]:
-        return self.script[self.position:]
+        return self.script[self.position :]
 
     def assert_done(self) -> None:
         """Raise ScriptMismatch if anything unexpected happened or expected work was not done."""
@@ -243,13 +250,17 @@ class ReplayConnection:
         what = f"upload to {item.dest}" if isinstance(item, Upload) else shown(item.line, 160)
         kind = "upload" if isinstance(item, Upload) else "command"
         if expected is None:
-            self._fail(f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
-                       "the script expected nothing more")
+            self._fail(
+                f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
+                "the script expected nothing more"
+            )
         detail = ""
         if isinstance(item, Command) and isinstance(expected, ExpectedCommand):
             detail = "\n" + _difference(item.line, expected)
-        self._fail(f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
-                   f"expected next:\n{_listing(self.remaining())}{detail}")
+        self._fail(
+            f"unexpected {kind} #{len(self.transcript)} on {self.host.name}: {what}\n"
+            f"expected next:\n{_listing(self.remaining())}{detail}"
+        )
 
     def _fail(self, message: str) -> NoReturn:
         self.mismatches.append(message)

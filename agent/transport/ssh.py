@@ -18,8 +18,9 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import paramiko
 
@@ -66,8 +67,7 @@ def _read_private_key(path: Path) -> paramiko.PKey:
         return paramiko.PKey.from_path(str(path))
     except paramiko.PasswordRequiredException:
         raise InputError(
-            f"{path}: the key is passphrase-protected; add it to ssh-agent (ssh-add {path}) "
-            "and leave identity_file out"
+            f"{path}: the key is passphrase-protected; add it to ssh-agent (ssh-add {path}) and leave identity_file out"
         ) from None
     except (OSError, paramiko.SSHException, ValueError) as error:
         raise InputError(f"{path}: cannot load private key: {error}") from None
@@ -81,8 +81,12 @@ class AeadFirstTransport(paramiko.Transport):
     cipher (OpenSSL). Servers without it still get the CTR and CBC ciphers that follow.
     """
 
-    _preferred_ciphers = tuple(sorted(paramiko.Transport._preferred_ciphers,  # type: ignore[attr-defined]  # private
-                                      key=lambda name: "-gcm@" not in name))
+    _preferred_ciphers = tuple(
+        sorted(
+            paramiko.Transport._preferred_ciphers,  # type: ignore[attr-defined]  # private
+            key=lambda name: "-gcm@" not in name,
+        )
+    )
     disconnect_reason: str | None = None
 
     def _parse_disconnect(self, m: paramiko.Message) -> None:
@@ -171,8 +175,9 @@ class SshConnector:
         try:
             if transport is None or not transport.is_active():
                 raise paramiko.SSHException("the connection to the bastion was lost")
-            return transport.open_channel("direct-tcpip", (endpoint.address, endpoint.port), ("", 0),
-                                          timeout=self.settings.connect_timeout)
+            return transport.open_channel(
+                "direct-tcpip", (endpoint.address, endpoint.port), ("", 0), timeout=self.settings.connect_timeout
+            )
         except (OSError, EOFError, paramiko.SSHException) as error:
             raise _BastionRefused(str(error) or type(error).__name__) from None
 
@@ -229,9 +234,7 @@ def _tcp_connect(endpoint: Endpoint, timeout: float) -> socket.socket:
 def _unreachable(endpoint: Endpoint, error: BaseException, attempts: int) -> HostUnreachable:
     if isinstance(error, paramiko.AuthenticationException):
         key = endpoint.identity_file or "ssh-agent keys"
-        return HostUnreachable(
-            f"{endpoint}: authentication failed with {key}: check user and identity_file"
-        )
+        return HostUnreachable(f"{endpoint}: authentication failed with {key}: check user and identity_file")
     reason = str(error) or type(error).__name__
     if isinstance(error, (socket.timeout, TimeoutError)):
         reason = "timed out"
@@ -279,9 +282,16 @@ class SshConnection:
     (`adopt`: a Fabric Connection's client, say); `executor` decides how its commands run.
     """
 
-    def __init__(self, host: Host, client: paramiko.SSHClient, log: HostLog | None = None,
-                 settings: SshSettings = SshSettings(), *, executor: CommandExecutor | None = None,
-                 owns_client: bool = True) -> None:
+    def __init__(
+        self,
+        host: Host,
+        client: paramiko.SSHClient,
+        log: HostLog | None = None,
+        settings: SshSettings = SshSettings(),
+        *,
+        executor: CommandExecutor | None = None,
+        owns_client: bool = True,
+    ) -> None:
         self.host = host
         self.client: paramiko.SSHClient | None = client  # connected and verified; None once closed
         self.log = log or HostLog(None)
@@ -294,8 +304,15 @@ class SshConnection:
             self.paramiko_log.attach(transport)
 
     @classmethod
-    def adopt(cls, host: Host, client: paramiko.SSHClient, log: HostLog | None = None,
-              settings: SshSettings = SshSettings(), *, executor: CommandExecutor | None = None) -> SshConnection:
+    def adopt(
+        cls,
+        host: Host,
+        client: paramiko.SSHClient,
+        log: HostLog | None = None,
+        settings: SshSettings = SshSettings(),
+        *,
+        executor: CommandExecutor | None = None,
+    ) -> SshConnection:
         """A connection over `client`, already connected and its host key already verified by its
         owner, who also closes it: close() here only ends what this connection opened on it."""
         transport = client.get_transport()
@@ -352,7 +369,9 @@ class SshConnection:
 
     def _lost(self, transport: paramiko.Transport | None, during: str = "") -> HostUnreachable:
         """The error for this host's dead connection, with what ended it when anything said so."""
-        return HostUnreachable(f"{self.host.name}: connection lost{during}{_why_closed(transport, self.paramiko_log.last_error)}")
+        return HostUnreachable(
+            f"{self.host.name}: connection lost{during}{_why_closed(transport, self.paramiko_log.last_error)}"
+        )
 
     def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
         """Write `data` to `path` atomically (temp file beside it + rename), as root via sudo if needed.

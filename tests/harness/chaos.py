@@ -59,12 +59,23 @@ from harness.partner_emulator import EXTENSIONS_ENV, LAB_EXTENSIONS  # noqa: E40
 INSTALL = REPO / "playbooks" / "install.yaml"
 STEPS = ("facts", "preflight", "license", "installer", "configure", "verify", "report")
 # Every kind of event the install flow journals, with the step for step events, in the flow's order.
-KILL_POINTS = ("run_started", "host_started",
-               *(f"step_started:{step}" for step in STEPS), *(f"step_finished:{step}" for step in STEPS),
-               "host_finished", "batch_finished", "run_finished")
-FLOW_ORDER = ("run_started", "host_started",
-              *(f"step_{edge}:{step}" for step in STEPS for edge in ("started", "finished")),
-              "host_finished", "batch_finished", "run_finished")
+KILL_POINTS = (
+    "run_started",
+    "host_started",
+    *(f"step_started:{step}" for step in STEPS),
+    *(f"step_finished:{step}" for step in STEPS),
+    "host_finished",
+    "batch_finished",
+    "run_finished",
+)
+FLOW_ORDER = (
+    "run_started",
+    "host_started",
+    *(f"step_{edge}:{step}" for step in STEPS for edge in ("started", "finished")),
+    "host_finished",
+    "batch_finished",
+    "run_finished",
+)
 ONCE_PER_RUN = ("run_started", "batch_finished", "run_finished")  # one batch: there is no second of these
 # Steps a resumed run does again on a host it finishes (they feed later steps): their events repeat.
 RERUN_ON_RESUME = ("facts", "preflight", "license", "verify")
@@ -144,8 +155,12 @@ def _prepare(lab: Lab, hosts, workdir: Path) -> _Rollout:
     service_vars = inventory_vars(lab.dir, lab.bridge_address)
     credentials = _fresh_account(lab, workdir)
     ledger_path = workdir / "ledger.sqlite"
-    inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
-                                                "ledger_path": str(ledger_path)})
+    inventory = _inventory(
+        lab,
+        hosts,
+        workdir,
+        {**service_vars, "partner_credentials_file": str(credentials), "ledger_path": str(ledger_path)},
+    )
     return _Rollout(service_vars, credentials, ledger_path, inventory, workdir / "state")
 
 
@@ -154,8 +169,16 @@ def kill_trial(lab: Lab, hosts, point: str, workdir: Path, scenario: str = "kill
     return fault_trial(lab, hosts, workdir, scenario, kill_after=point)
 
 
-def fault_trial(lab: Lab, hosts, workdir: Path, scenario: str, *, kill_after: str | None = None,
-                partner_faults: dict | None = None, lock_ledger: bool = False) -> Trial:
+def fault_trial(
+    lab: Lab,
+    hosts,
+    workdir: Path,
+    scenario: str,
+    *,
+    kill_after: str | None = None,
+    partner_faults: dict | None = None,
+    lock_ledger: bool = False,
+) -> Trial:
     """The install flow under one fault, finished (resumed) without it, then run again and checked.
 
     kill_after: SIGKILL right after that journal event; partner_faults: the lab partner emulator's
@@ -193,8 +216,14 @@ def fault_trial(lab: Lab, hosts, workdir: Path, scenario: str, *, kill_after: st
     return trial
 
 
-def chain_trial(lab: Lab, hosts, points: list[ChainPoint], workdir: Path, scenario: str = "kill matrix, chained",
-                max_kills: int | None = None) -> tuple[Trial, list[ChainPoint]]:
+def chain_trial(
+    lab: Lab,
+    hosts,
+    points: list[ChainPoint],
+    workdir: Path,
+    scenario: str = "kill matrix, chained",
+    max_kills: int | None = None,
+) -> tuple[Trial, list[ChainPoint]]:
     """One rollout killed at several points in turn (see the module's docstring).
 
     Points are taken in order; one whose kind the next segment cannot journal (its hosts or steps
@@ -221,8 +250,9 @@ def chain_trial(lab: Lab, hosts, points: list[ChainPoint], workdir: Path, scenar
         if segment.returncode != -9:
             # Fewer such events than the journal promised (a host failed or was unreachable first):
             # not a kill point; left for another rollout, and this one's run finished as it ended.
-            trial.unfired.append(f"{spec}/{expected[point.kind]} (the segment ended {segment.returncode}:"
-                                 f" {_last_line(segment)})")
+            trial.unfired.append(
+                f"{spec}/{expected[point.kind]} (the segment ended {segment.returncode}: {_last_line(segment)})"
+            )
             left.insert(0, point)
             break
         if not _fired(_events(rollout.state, run_id), spec):
@@ -254,8 +284,13 @@ def expected_events(events: list[dict], hosts: list[str]) -> dict[str, int]:
         elif kind == "step_finished" and event.get("status") != "failed":
             steps.setdefault(host, set()).add(event.get("step"))
     todo = [host for host in hosts if not done.get(host)]
-    expected = {"run_started": 1, "run_finished": 1, "batch_finished": 1 if todo else 0,
-                "host_started": len(todo), "host_finished": len(todo)}
+    expected = {
+        "run_started": 1,
+        "run_finished": 1,
+        "batch_finished": 1 if todo else 0,
+        "host_started": len(todo),
+        "host_finished": len(todo),
+    }
     for step in STEPS:
         count = sum(1 for host in todo if step in RERUN_ON_RESUME or step not in steps.get(host, ()))
         expected[f"step_started:{step}"] = expected[f"step_finished:{step}"] = count
@@ -267,7 +302,7 @@ def _fired(events: list[dict], spec: str) -> bool:
     where, _, nth = spec.partition("@")
     kind, _, step = where.partition(":")
     starts = [i for i, event in enumerate(events) if event.get("event") == "run_started"]
-    segment = events[starts[-1]:] if starts else events
+    segment = events[starts[-1] :] if starts else events
     seen = sum(1 for event in segment if event.get("event") == kind and (not step or event.get("step") == step))
     return seen >= int(nth or 1)
 
@@ -326,11 +361,14 @@ def _finish_run(rollout: _Rollout, workdir: Path, returncode: int, trial: Trial)
     return resumed
 
 
-def _second_run_and_check(lab: Lab, hosts, rollout: _Rollout, workdir: Path, trial: Trial,
-                          outputs: list[subprocess.CompletedProcess]) -> None:
+def _second_run_and_check(
+    lab: Lab, hosts, rollout: _Rollout, workdir: Path, trial: Trial, outputs: list[subprocess.CompletedProcess]
+) -> None:
     account_before = _account(rollout.service_vars, rollout.credentials)
-    second = _cli(["run", str(INSTALL), "-i", str(rollout.inventory), "--report-json", str(workdir / "second.json")],
-                  rollout.state)
+    second = _cli(
+        ["run", str(INSTALL), "-i", str(rollout.inventory), "--report-json", str(workdir / "second.json")],
+        rollout.state,
+    )
     outputs.append(second)
     if second.returncode != 0:
         trial.problems.append(f"second run exit {second.returncode}: {_last_line(second)}")
@@ -346,8 +384,9 @@ def _second_run_and_check(lab: Lab, hosts, rollout: _Rollout, workdir: Path, tri
     trial.duplicates = max(trial.duplicates, duplicates_so_far)
     # A step's internal error goes to its host log with a traceback: count those too.
     host_logs = [log.read_text(errors="replace") for log in (rollout.state / "runs").glob("*/hosts/*.log")]
-    trial.tracebacks = sum(1 for text in [*(out.stdout + out.stderr for out in outputs), *host_logs]
-                           if "Traceback" in text)
+    trial.tracebacks = sum(
+        1 for text in [*(out.stdout + out.stderr for out in outputs), *host_logs] if "Traceback" in text
+    )
 
 
 def _hold_ledger_lock(path: Path) -> subprocess.Popen:
@@ -356,10 +395,20 @@ def _hold_ledger_lock(path: Path) -> subprocess.Popen:
 
     with LicenseLedger(path):
         pass
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time\n"
-        "db = sqlite3.connect(sys.argv[1], isolation_level=None); db.execute('BEGIN EXCLUSIVE')\n"
-        "print('locked', flush=True); time.sleep(3600)\n"), str(path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sqlite3, sys, time\n"
+                "db = sqlite3.connect(sys.argv[1], isolation_level=None); db.execute('BEGIN EXCLUSIVE')\n"
+                "print('locked', flush=True); time.sleep(3600)\n"
+            ),
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
@@ -367,8 +416,11 @@ def _hold_ledger_lock(path: Path) -> subprocess.Popen:
 def _admin(lab: Lab, op: str, data: dict | None = None) -> dict:
     token = (lab.dir / "services" / "partner" / "admin-token").read_text().strip()
     body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(f"http://{lab.bridge_address}:8443/admin/{op}", data=body,
-                                     headers={"X-Admin-Token": token, "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://{lab.bridge_address}:8443/admin/{op}",
+        data=body,
+        headers={"X-Admin-Token": token, "Content-Type": "application/json"},
+    )
     return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
@@ -399,8 +451,12 @@ def _check_invariants(lab: Lab, hosts, account: list, ledger_path: Path, trial: 
     trial.duplicates = sum(count - 1 for count in by_ip.values() if count > 1)
     trial.unlicensed = sum(1 for host in hosts if by_ip[host.address] == 0)
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        infos = list(pool.map(lambda host: lab.exec(
-            host.name, ["sh", "-c", f"{MGRCTL} -m ispmgr license.info 2>/dev/null"]).stdout, hosts))
+        infos = list(
+            pool.map(
+                lambda host: lab.exec(host.name, ["sh", "-c", f"{MGRCTL} -m ispmgr license.info 2>/dev/null"]).stdout,
+                hosts,
+            )
+        )
     for host, info in zip(hosts, infos):
         ids = [lic.id for lic in account if lic.ip == host.address]
         licid = next((line.split("=", 1)[1] for line in info.splitlines() if line.startswith("licid=")), "")
@@ -436,9 +492,17 @@ def _account(service_vars: dict, credentials: Path) -> list:
 def _inventory(lab: Lab, hosts, workdir: Path, vars: dict) -> Path:
     data = {
         "ssh": {"known_hosts": str(lab.known_hosts_path), "connect_timeout": 5},
-        "defaults": {"user": "root", "identity_file": str(lab.identity_file),
-                     "vars": {"edition": "lite", "period": "monthly", "release": "stable",
-                              "installer_url": f"http://{lab.bridge_address}:8080/install.sh", **vars}},
+        "defaults": {
+            "user": "root",
+            "identity_file": str(lab.identity_file),
+            "vars": {
+                "edition": "lite",
+                "period": "monthly",
+                "release": "stable",
+                "installer_url": f"http://{lab.bridge_address}:8080/install.sh",
+                **vars,
+            },
+        },
         "hosts": {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn}} for h in hosts},
     }
     path = workdir / "inventory.yaml"
@@ -449,8 +513,9 @@ def _inventory(lab: Lab, hosts, workdir: Path, vars: dict) -> Path:
 def _cli(args: list[str], state: Path, kill_after: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state), "PYTHONPATH": str(REPO / "tests")}
     command = ["-m", "harness.crashrun", kill_after] if kill_after else ["-m", "agent"]
-    return subprocess.run([sys.executable, *command, *args], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, *command, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600
+    )
 
 
 def _run_id(state: Path) -> str:
@@ -465,15 +530,36 @@ def _last_line(result: subprocess.CompletedProcess) -> str:
 
 def table(trials: list[Trial]) -> str:
     """The chaos table: one row per scenario."""
-    rows = [("scenario", "trials", "hosts", "faults injected", "duplicates", "hosts without license",
-             "lost activations", "tracebacks", "other problems", "wall time")]
+    rows = [
+        (
+            "scenario",
+            "trials",
+            "hosts",
+            "faults injected",
+            "duplicates",
+            "hosts without license",
+            "lost activations",
+            "tracebacks",
+            "other problems",
+            "wall time",
+        )
+    ]
     for scenario in dict.fromkeys(t.scenario for t in trials):
         group = [t for t in trials if t.scenario == scenario]
-        rows.append((scenario, str(len(group)), str(sum(t.hosts for t in group)),
-                     str(sum(t.faults for t in group)), str(sum(t.duplicates for t in group)),
-                     str(sum(t.unlicensed for t in group)), str(sum(t.lost_activations for t in group)),
-                     str(sum(t.tracebacks for t in group)), str(sum(len(t.problems) for t in group)),
-                     f"{sum(t.seconds for t in group):.0f} s"))
+        rows.append(
+            (
+                scenario,
+                str(len(group)),
+                str(sum(t.hosts for t in group)),
+                str(sum(t.faults for t in group)),
+                str(sum(t.duplicates for t in group)),
+                str(sum(t.unlicensed for t in group)),
+                str(sum(t.lost_activations for t in group)),
+                str(sum(t.tracebacks for t in group)),
+                str(sum(len(t.problems) for t in group)),
+                f"{sum(t.seconds for t in group):.0f} s",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows)
 
@@ -485,8 +571,9 @@ def chain_points(fractions: list[str], random_points: int, seed: int) -> list[Ch
     Random points are drawn from the events a segment has once per host: a random one of a run's
     only run_started is its first, which `first` covers; and a rollout can place only one
     batch_finished (the resume after it has no host left), so each more would cost a rollout."""
-    points = [ChainPoint(kind, at) for at in fractions for kind in FLOW_ORDER
-              if at == "first" or kind not in ONCE_PER_RUN]
+    points = [
+        ChainPoint(kind, at) for at in fractions for kind in FLOW_ORDER if at == "first" or kind not in ONCE_PER_RUN
+    ]
     rng = random.Random(seed)
     per_host = [kind for kind in FLOW_ORDER if kind not in ONCE_PER_RUN]
     drawn = [ChainPoint(rng.choice(per_host), f"random:{rng.random():.3f}") for _ in range(random_points)]
@@ -500,8 +587,10 @@ def run_chains(lab: Lab, hosts, points: list[ChainPoint], workdir: Path, chain: 
     while left:
         trial, rest = chain_trial(lab, hosts, left, workdir / f"rollout-{len(trials) + 1}", max_kills=chain)
         trials.append(trial)
-        report(f"rollout {len(trials)}: {len(trial.fired)} kills, {trial.seconds:5.1f} s,"
-               f" {'; '.join(trial.problems) or 'ok'}\n  fired: {' '.join(trial.fired)}")
+        report(
+            f"rollout {len(trials)}: {len(trial.fired)} kills, {trial.seconds:5.1f} s,"
+            f" {'; '.join(trial.problems) or 'ok'}\n  fired: {' '.join(trial.fired)}"
+        )
         if trial.unfired:
             report(f"  did not fire: {'; '.join(trial.unfired)}")
         if len(rest) == len(left):  # nothing could be placed, or the first one never fired
@@ -514,19 +603,36 @@ def run_chains(lab: Lab, hosts, points: list[ChainPoint], workdir: Path, chain: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=5, help="lab hosts per trial")
-    parser.add_argument("--occurrences", default="1",
-                        help="comma-separated N: kill after the Nth event of each kind (e.g. 1,3 for 5 hosts)")
+    parser.add_argument(
+        "--occurrences",
+        default="1",
+        help="comma-separated N: kill after the Nth event of each kind (e.g. 1,3 for 5 hosts)",
+    )
     parser.add_argument("--points", default=",".join(KILL_POINTS), help="kill points, comma-separated")
-    parser.add_argument("--chain", type=int, default=0,
-                        help="chained mode: up to this many kills per rollout (see --fractions, --random)")
-    parser.add_argument("--fractions", default="first,1/4,1/2,last",
-                        help="chained mode: occurrences of each kind of event, relative to its segment")
+    parser.add_argument(
+        "--chain",
+        type=int,
+        default=0,
+        help="chained mode: up to this many kills per rollout (see --fractions, --random)",
+    )
+    parser.add_argument(
+        "--fractions",
+        default="first,1/4,1/2,last",
+        help="chained mode: occurrences of each kind of event, relative to its segment",
+    )
     parser.add_argument("--random", type=int, default=0, help="chained mode: this many points at random as well")
     parser.add_argument("--seed", type=int, default=1, help="chained mode: the random points' seed")
-    parser.add_argument("--install-seconds", type=float, default=0,
-                        help="how long the emulated installer takes (the lab's default is 1 s)")
-    parser.add_argument("--control-node", action="store_true", help="also the control-node faults (ledger locked, partner"
-                        " 429 + Retry-After, slow partner calls)")
+    parser.add_argument(
+        "--install-seconds",
+        type=float,
+        default=0,
+        help="how long the emulated installer takes (the lab's default is 1 s)",
+    )
+    parser.add_argument(
+        "--control-node",
+        action="store_true",
+        help="also the control-node faults (ledger locked, partner 429 + Retry-After, slow partner calls)",
+    )
     args = parser.parse_args()
     lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-chaos-")))  # a lab of its own, beside any other
     trials: list[Trial] = []
@@ -538,16 +644,19 @@ def main() -> int:
         if args.chain:
             fractions = [at for at in args.fractions.split(",") if at]
             points = chain_points(fractions, args.random, args.seed)
-            trials += run_chains(lab, hosts, points, lab.dir / "chaos", args.chain,
-                                 report=lambda line: print(line, flush=True))
+            trials += run_chains(
+                lab, hosts, points, lab.dir / "chaos", args.chain, report=lambda line: print(line, flush=True)
+            )
         else:
             trials += _single_points(lab, hosts, args)
         if args.control_node:
             for name, fault in CONTROL_NODE_FAULTS.items():
                 trial = fault_trial(lab, hosts, lab.dir / "chaos" / name.replace(" ", "-"), name, **fault)
                 trials.append(trial)
-                print(f"{name:<28} faults={trial.faults:<4} {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}",
-                      flush=True)
+                print(
+                    f"{name:<28} faults={trial.faults:<4} {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}",
+                    flush=True,
+                )
     finally:
         lab.down()
     fired = [point for trial in trials for point in trial.fired]
@@ -567,8 +676,10 @@ def _single_points(lab: Lab, hosts, args) -> list[Trial]:
             name = f"{point}@{nth}"
             trial = kill_trial(lab, hosts, name, lab.dir / "chaos" / name.replace(":", "-"))
             trials.append(trial)
-            print(f"{name:<28} killed={trial.killed!s:<5} {trial.seconds:5.1f} s"
-                  f" {'; '.join(trial.problems) or 'ok'}", flush=True)
+            print(
+                f"{name:<28} killed={trial.killed!s:<5} {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}",
+                flush=True,
+            )
     return trials
 
 

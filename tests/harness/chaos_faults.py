@@ -33,25 +33,30 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
-from harness import chaos  # noqa: E402  (Trial, table, invariants)
 from agent.lab import Lab  # noqa: E402
 from agent.lab import faults as lab_faults  # noqa: E402
 from agent.lab.faults import Fault, parse_fault  # noqa: E402
 from agent.lab.mirror import DEFAULTS, write_config  # noqa: E402
 from agent.lab.services import inventory_vars  # noqa: E402
+from harness import chaos  # noqa: E402  (Trial, table, invariants)
 
 INSTALL = REPO / "playbooks" / "install.yaml"
 LICENSE_ONLY = REPO / "playbooks" / "license-only.yaml"
 COMMAND_TIMEOUT = 8  # seconds: the inventory's ssh.command_timeout in the SSH fault runs
-SSH_FAULTS = (parse_fault("loss:5"), parse_fault("slow"), parse_fault(f"sshd-stopped:{COMMAND_TIMEOUT * 3}"),
-              parse_fault("sshd-killed:30"), parse_fault("restart"))
+SSH_FAULTS = (
+    parse_fault("loss:5"),
+    parse_fault("slow"),
+    parse_fault(f"sshd-stopped:{COMMAND_TIMEOUT * 3}"),
+    parse_fault("sshd-killed:30"),
+    parse_fault("restart"),
+)
 INSTALL_PID = "/var/lib/ispagent/installer/install.pid"
 INSTALL_RUNNING = f'pid=$(cat {INSTALL_PID} 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid"'
 LICENSED = "grep -qx panel /var/lib/ispmanager-emulator/stages"  # install.sh is past licctl fetch
@@ -72,8 +77,11 @@ class Injector:
         self.stopped: dict[str, list[int]] = {}
         self.dropped: dict[str, int] = {}  # packets the loss rules dropped, by host
         self.at: dict[str, float] = {}  # when each fault was set off (time.time(), as the journal's "at")
-        self._threads = [threading.Thread(target=self._inject, args=(name, fault), daemon=True)
-                         for name, fault in faults.items() if fault.kind not in ("loss", "slow")]
+        self._threads = [
+            threading.Thread(target=self._inject, args=(name, fault), daemon=True)
+            for name, fault in faults.items()
+            if fault.kind not in ("loss", "slow")
+        ]
         for name, fault in faults.items():
             if fault.kind in ("loss", "slow"):  # the whole first run under them
                 lab_faults.apply_fault(lab, name, fault)
@@ -119,8 +127,9 @@ class Injector:
         return self.lab.exec(name, ["sh", "-c", command]).returncode == 0
 
 
-def ssh_fault_trial(lab: Lab, hosts, faults: dict[str, Fault], workdir: Path,
-                    scenario: str = "SSH faults") -> tuple[chaos.Trial, dict]:
+def ssh_fault_trial(
+    lab: Lab, hosts, faults: dict[str, Fault], workdir: Path, scenario: str = "SSH faults"
+) -> tuple[chaos.Trial, dict]:
     """The install flow with `faults` on some hosts, resumed without them, run again, checked.
 
     Returns the Trial and the first run's report entry of each faulty host (status, error).
@@ -132,8 +141,12 @@ def ssh_fault_trial(lab: Lab, hosts, faults: dict[str, Fault], workdir: Path,
     service_vars = inventory_vars(lab.dir, lab.bridge_address)
     credentials = chaos._fresh_account(lab, workdir)
     ledger_path = workdir / "ledger.sqlite"
-    inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
-                                                "ledger_path": str(ledger_path)})
+    inventory = _inventory(
+        lab,
+        hosts,
+        workdir,
+        {**service_vars, "partner_credentials_file": str(credentials), "ledger_path": str(ledger_path)},
+    )
     state = workdir / "state"
     mirror = lab.dir / "services" / "mirror"
     write_config(mirror, install_seconds=INSTALL_SECONDS)
@@ -165,8 +178,10 @@ def ssh_fault_trial(lab: Lab, hosts, faults: dict[str, Fault], workdir: Path,
     outputs.append(second)
     trial.tracebacks = sum(1 for text in outputs if "Traceback" in text)
     trial.seconds = time.monotonic() - began
-    return trial, {name: {**(first_hosts.get(name) or {}), "dropped": injector.dropped.get(name),
-                          "held": held.get(name)} for name in faults}
+    return trial, {
+        name: {**(first_hosts.get(name) or {}), "dropped": injector.dropped.get(name), "held": held.get(name)}
+        for name in faults
+    }
 
 
 def _held_after_fault(state: Path, at: dict[str, float]) -> dict[str, float]:
@@ -221,7 +236,9 @@ def _finish_run(inventory: Path, state: Path, workdir: Path, returncode: int, tr
 
 def _second_run(lab, hosts, inventory, state, workdir, service_vars, credentials, ledger, trial) -> str:
     account_before = chaos._account(service_vars, credentials)
-    second = chaos._cli(["run", str(INSTALL), "-i", str(inventory), "--report-json", str(workdir / "second.json")], state)
+    second = chaos._cli(
+        ["run", str(INSTALL), "-i", str(inventory), "--report-json", str(workdir / "second.json")], state
+    )
     if second.returncode != 0:
         trial.problems.append(f"second run exit {second.returncode}: {chaos._last_line(second)}")
     else:
@@ -242,10 +259,18 @@ PANEL_PACKAGE = "ispmanager-lite-common"  # the edition the bench installs (lite
 def _check_panels(lab: Lab, hosts, trial: chaos.Trial) -> None:
     """Each panel whole (its edition's package in, dpkg's journal empty) and no install.sh left running."""
     for host in hosts:
-        state = lab.exec(host.name, ["sh", "-c", (
-            f"grep -qx {PANEL_PACKAGE} /usr/local/mgr5/etc/emulator-packages || echo missing-package; "
-            "[ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ] && echo dpkg-interrupted; "
-            "[ \"$(pgrep -fc '[i]spagent-install')\" -gt 0 ] && echo installer-running; true")]).stdout.split()
+        state = lab.exec(
+            host.name,
+            [
+                "sh",
+                "-c",
+                (
+                    f"grep -qx {PANEL_PACKAGE} /usr/local/mgr5/etc/emulator-packages || echo missing-package; "
+                    '[ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] && echo dpkg-interrupted; '
+                    "[ \"$(pgrep -fc '[i]spagent-install')\" -gt 0 ] && echo installer-running; true"
+                ),
+            ],
+        ).stdout.split()
         if state:
             trial.problems.append(f"{host.name}: {', '.join(state)}")
 
@@ -256,8 +281,9 @@ def postgres_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> chaos.Tri
     began = time.monotonic()
     trial, service_vars, credentials = _control_node_trial(lab, hosts, workdir, "PostgreSQL ledger stopped", stop_after)
     with ThrowawayPostgres() as pg:
-        inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
-                                                    "ledger_url": pg.url})
+        inventory = _inventory(
+            lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials), "ledger_url": pg.url}
+        )
         state = workdir / "state"
 
         def stop_the_ledger(running: bool) -> int:
@@ -265,8 +291,12 @@ def postgres_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> chaos.Tri
             return 1 if running else 0
 
         first, out, err, trial.faults = _first_run_struck(
-            lab, ["run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(workdir / "first.json")],
-            state, stop_after, stop_the_ledger)
+            lab,
+            ["run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(workdir / "first.json")],
+            state,
+            stop_after,
+            stop_the_ledger,
+        )
         outputs = [out + err]
         ordered = chaos._account(service_vars, credentials)
         errors = [h.get("error") or "" for h in _report_hosts(workdir / "first.json").values() if h["status"] != "ok"]
@@ -292,22 +322,34 @@ def state_dir_full_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> cha
     again and checked like the PostgreSQL trial. (Read-only cannot be set off mid-run here: Linux
     refuses to remount a file system read-only while the agent holds files open for writing.)"""
     began = time.monotonic()
-    trial, service_vars, credentials = _control_node_trial(lab, hosts, workdir, "state dir full (64 MB tmpfs)", stop_after)
+    trial, service_vars, credentials = _control_node_trial(
+        lab, hosts, workdir, "state dir full (64 MB tmpfs)", stop_after
+    )
     with SmallTmpfs() as disk:
         state = disk.path / "state"
         ledger = state / "ledger.sqlite"
-        inventory = _inventory(lab, hosts, workdir, {**service_vars, "partner_credentials_file": str(credentials),
-                                                    "ledger_path": str(ledger)})
+        inventory = _inventory(
+            lab,
+            hosts,
+            workdir,
+            {**service_vars, "partner_credentials_file": str(credentials), "ledger_path": str(ledger)},
+        )
         first, out, err, trial.faults = _first_run_struck(
-            lab, ["run", str(LICENSE_ONLY), "-i", str(inventory)], state, stop_after,
-            lambda running: disk.fill() if running else 0)
+            lab,
+            ["run", str(LICENSE_ONLY), "-i", str(inventory)],
+            state,
+            stop_after,
+            lambda running: disk.fill() if running else 0,
+        )
         outputs = [out + err]
         (workdir / "first.out").write_text(out + err)
         if first.returncode == 0:
             trial.problems.append("the first run exited 0 although its state dir was full")
         errors = [line for line in err.splitlines() if line.startswith("ispagent: error")]
-        print(f"  state dir full, first run: exit {first.returncode}, {len(ordered_so_far(service_vars, credentials))} "
-              f"licenses in the account: {errors[-1][:200] if errors else '(no error line)'}")
+        print(
+            f"  state dir full, first run: exit {first.returncode}, {len(ordered_so_far(service_vars, credentials))} "
+            f"licenses in the account: {errors[-1][:200] if errors else '(no error line)'}"
+        )
         if len(errors) > 1 or any(len(line) > 400 for line in errors):
             trial.problems.append(f"the full state dir is not reported in one line: {errors[:2]}")
         ordered = chaos._account(service_vars, credentials)
@@ -316,7 +358,9 @@ def state_dir_full_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> cha
         resumed = _finish_license_run(state, workdir, first.returncode, trial)
         if resumed is not None:
             outputs.append(resumed)
-        outputs.append(_second_license_run(lab, hosts, inventory, state, workdir, service_vars, credentials, ledger, trial))
+        outputs.append(
+            _second_license_run(lab, hosts, inventory, state, workdir, service_vars, credentials, ledger, trial)
+        )
         (workdir / "later.out").write_text("\n".join(outputs[1:]))
         trial.tracebacks = sum(1 for text in outputs if "Traceback" in text)
     trial.seconds = time.monotonic() - began
@@ -326,7 +370,7 @@ def state_dir_full_trial(lab: Lab, hosts, workdir: Path, stop_after: int) -> cha
 class SmallTmpfs:
     """A 64 MB tmpfs of its own, to be filled up under a running agent."""
 
-    def __enter__(self) -> "SmallTmpfs":
+    def __enter__(self) -> SmallTmpfs:
         self.path = Path(tempfile.mkdtemp(prefix="ispagent-small-disk-"))
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(self.path)], check=True)
         self.filler = self.path / "filler"
@@ -370,8 +414,9 @@ def _finish_license_run(state: Path, workdir: Path, returncode: int, trial: chao
     if returncode == 0:
         trial.problems.append("the first run exited 0 although its ledger stopped")
         return None
-    resumed = chaos._cli(["run", "--resume", chaos._run_id(state), "--report-json", str(workdir / "resumed.json")],
-                         state)
+    resumed = chaos._cli(
+        ["run", "--resume", chaos._run_id(state), "--report-json", str(workdir / "resumed.json")], state
+    )
     if resumed.returncode not in (0, 4):
         trial.problems.append(f"resume exit {resumed.returncode}: {chaos._last_line(resumed)}")
     return resumed.stdout + resumed.stderr
@@ -383,8 +428,9 @@ def _second_license_run(lab, hosts, inventory, state, workdir, service_vars, cre
     from agent.ledger import LicenseLedger
 
     before = chaos._account(service_vars, credentials)
-    second = chaos._cli(["run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(workdir / "second.json")],
-                        state)
+    second = chaos._cli(
+        ["run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(workdir / "second.json")], state
+    )
     if second.returncode != 0:
         trial.problems.append(f"second run exit {second.returncode}: {chaos._last_line(second)}")
     account = chaos._account(service_vars, credentials)
@@ -402,17 +448,23 @@ def _second_license_run(lab, hosts, inventory, state, workdir, service_vars, cre
     return second.stdout + second.stderr
 
 
-def _control_node_trial(lab: Lab, hosts, workdir: Path, scenario: str, stop_after: int) -> tuple[chaos.Trial, dict, Path]:
+def _control_node_trial(
+    lab: Lab, hosts, workdir: Path, scenario: str, stop_after: int
+) -> tuple[chaos.Trial, dict, Path]:
     """A control-node trial's start: its row, the hosts reset, the lab's service vars and a fresh
     partner account's credentials file."""
     workdir.mkdir(parents=True, exist_ok=True)
     _reset(lab, hosts)
-    return (chaos.Trial(scenario, f"after {stop_after} licenses", len(hosts)), inventory_vars(lab.dir, lab.bridge_address),
-            chaos._fresh_account(lab, workdir))
+    return (
+        chaos.Trial(scenario, f"after {stop_after} licenses", len(hosts)),
+        inventory_vars(lab.dir, lab.bridge_address),
+        chaos._fresh_account(lab, workdir),
+    )
 
 
-def _first_run_struck(lab: Lab, args: list[str], state: Path, licenses: int,
-                      strike: Callable[[bool], int]) -> tuple[subprocess.Popen, str, str, int]:
+def _first_run_struck(
+    lab: Lab, args: list[str], state: Path, licenses: int, strike: Callable[[bool], int]
+) -> tuple[subprocess.Popen, str, str, int]:
     """The first run of a control-node trial, struck by `strike(still_running)` (it returns the
     faults it injected) once `licenses` license steps are done and the next host's order waits at
     the partner's gate, its intent already in the ledger; the run's process, output and faults."""
@@ -456,16 +508,27 @@ class ThrowawayPostgres:
         self.password = secrets.token_hex(8)
         self.url = f"postgresql+psycopg://chaos:{self.password}@127.0.0.1:{self.port}/chaos"
 
-    def __enter__(self) -> "ThrowawayPostgres":
+    def __enter__(self) -> ThrowawayPostgres:
         shutil.chown(self.dir, "postgres", "postgres")
         secret = self.dir / "pw"
         secret.write_text(self.password + "\n")
         shutil.chown(secret, "postgres", "postgres")
-        self._as_postgres([str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "--auth-local=trust",
-                           "--auth-host=scram-sha-256"])
+        self._as_postgres(
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.dir / "data"),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ]
+        )
         conf = self.dir / "data" / "postgresql.conf"
-        conf.write_text(conf.read_text() + f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                        f"unix_socket_directories = '{self.dir}'\nmax_connections = 200\n")
+        conf.write_text(
+            conf.read_text() + f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{self.dir}'\nmax_connections = 200\n"
+        )
         self.start()
         psql = [str(self.bin / "psql"), "-h", str(self.dir), "-p", str(self.port), "-U", "postgres", "-qAt", "-c"]
         self._as_postgres([*psql, f"CREATE ROLE chaos LOGIN PASSWORD '{self.password}'"])
@@ -473,12 +536,15 @@ class ThrowawayPostgres:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "stop", "-m", "immediate"], check=False)
+        self._as_postgres(
+            [str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "stop", "-m", "immediate"], check=False
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def start(self) -> None:
-        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
-                           "start"])
+        self._as_postgres(
+            [str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "start"]
+        )
 
     def stop(self) -> None:
         """Stopped at once, as a crash would (no shutdown checkpoint, every connection cut)."""
@@ -500,8 +566,14 @@ def _inventory(lab: Lab, hosts, workdir: Path, vars: dict) -> Path:
 
 def _start(args: list[str], state: Path) -> subprocess.Popen:
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(state)}
-    return subprocess.Popen([sys.executable, "-m", "agent", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def _report_hosts(path: Path) -> dict[str, dict]:
@@ -538,16 +610,23 @@ def main() -> int:
         hosts = lab.hosts[: args.hosts]
         if not args.skip_ssh:
             faults = faulty_hosts(hosts, args.share)
-            trial, first = ssh_fault_trial(lab, hosts, faults, lab.dir / "chaos" / "ssh-faults",
-                                           f"SSH faults on {len(faults)} of {len(hosts)} hosts")
+            trial, first = ssh_fault_trial(
+                lab,
+                hosts,
+                faults,
+                lab.dir / "chaos" / "ssh-faults",
+                f"SSH faults on {len(faults)} of {len(hosts)} hosts",
+            )
             trials.append(trial)
             for name, fault in faults.items():
                 entry = first.get(name) or {}
                 dropped = f" ({entry['dropped']} packets dropped)" if entry.get("dropped") is not None else ""
                 if entry.get("held") is not None:
                     dropped += f" (let go {entry['held']:.1f} s after the fault; command timeout {COMMAND_TIMEOUT} s)"
-                print(f"{name:<5} {str(fault):<16} first run: {entry.get('status', '?'):<12}"
-                      f" {(entry.get('error') or '')[:90]}{dropped}")
+                print(
+                    f"{name:<5} {str(fault):<16} first run: {entry.get('status', '?'):<12}"
+                    f" {(entry.get('error') or '')[:90]}{dropped}"
+                )
             print(f"SSH faults: {trial.seconds:5.1f} s {'; '.join(trial.problems) or 'ok'}", flush=True)
         if not args.skip_postgres:
             trial = postgres_trial(lab, hosts, lab.dir / "chaos" / "postgres", max(1, len(hosts) // 10))

@@ -55,7 +55,6 @@ LONG_ERROR = 600  # characters: an error line longer than this echoes a value un
 # ------------------------------------------------------------------------------- running cases
 
 
-
 @dataclass
 class Command:
     args: list[str]
@@ -138,8 +137,14 @@ def invoke(args: list[str]) -> tuple[int, str, str, BaseException | None]:
     return result.exit_code, result.stdout, result.stderr, exception
 
 
-def judge(args: list[str], exit_code: int, stdout: str, stderr: str, exception: BaseException | None,
-          unreachable_ok: bool = False) -> Command:
+def judge(
+    args: list[str],
+    exit_code: int,
+    stdout: str,
+    stderr: str,
+    exception: BaseException | None,
+    unreachable_ok: bool = False,
+) -> Command:
     """The command's outcome against the rules: exit 0 or 2, an error is one short line, no traceback."""
     command = Command(args, exit_code)
     text = stdout + stderr
@@ -217,8 +222,18 @@ def run_case(kind: str, data: bytes, workspace: Workspace, index: int = 0, *, wi
 
 
 def _dry_run(playbook: Path, inventory: Path, case: Path) -> list[str]:
-    return ["run", str(playbook), "-i", str(inventory), "--dry-run", "--ssh-config", "/dev/null",
-            "--state-dir", str(case / "state"), "-q"]
+    return [
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--dry-run",
+        "--ssh-config",
+        "/dev/null",
+        "--state-dir",
+        str(case / "state"),
+        "-q",
+    ]
 
 
 def _in_process(args: list[str], unreachable_ok: bool = False) -> Command:
@@ -239,7 +254,15 @@ def in_subprocess(kind: str, data: bytes, workspace: Workspace, timeout: float) 
     elif kind == "program":
         (case / "program.yaml").write_bytes(data)
         shutil.copy(workspace.fresh_ledger, case / "ledger.db")
-        args = ["turnover", "--program", str(case / "program.yaml"), "--ledger", str(case / "ledger.db"), "--today", TODAY]
+        args = [
+            "turnover",
+            "--program",
+            str(case / "program.yaml"),
+            "--ledger",
+            str(case / "ledger.db"),
+            "--today",
+            TODAY,
+        ]
     elif kind == "billing":
         (case / "billing.csv").write_bytes(data)
         shutil.copy(workspace.fresh_ledger, case / "ledger.db")
@@ -260,6 +283,7 @@ def in_subprocess(kind: str, data: bytes, workspace: Workspace, timeout: float) 
 
 
 # ------------------------------------------------------------------------ worker and watchdog
+
 
 def worker(kind: str, seed: int, first: int, last: int, run_every: int, subprocess_every: int, timeout: float) -> None:
     """Run cases first..last-1 of `kind`, printing one JSON line before and after each."""
@@ -323,8 +347,9 @@ class KindTotals:
             self.failures.append(result)
 
 
-def run_kind(totals: KindTotals, args: argparse.Namespace, module: str = "harness.fuzz",
-             extra: list[str] | tuple[str, ...] = ()) -> KindTotals:
+def run_kind(
+    totals: KindTotals, args: argparse.Namespace, module: str = "harness.fuzz", extra: list[str] | tuple[str, ...] = ()
+) -> KindTotals:
     """Run a kind's cases in a worker process. A case that outlives --case-timeout is run once more
     in a new worker (a machine this busy can stall a process that long); when it outlives it again
     it is a hang, and the worker is restarted after it.
@@ -334,9 +359,26 @@ def run_kind(totals: KindTotals, args: argparse.Namespace, module: str = "harnes
     started = time.perf_counter()
     first, retried = 0, set()
     while first < args.cases:
-        command = [sys.executable, "-m", module, *extra, "--worker", kind, "--seed", str(args.seed),
-                   "--first", str(first), "--last", str(args.cases), "--run-every", str(args.run_every),
-                   "--subprocess-every", str(args.subprocess_every), "--case-timeout", str(args.case_timeout)]
+        command = [
+            sys.executable,
+            "-m",
+            module,
+            *extra,
+            "--worker",
+            kind,
+            "--seed",
+            str(args.seed),
+            "--first",
+            str(first),
+            "--last",
+            str(args.cases),
+            "--run-every",
+            str(args.run_every),
+            "--subprocess-every",
+            str(args.subprocess_every),
+            "--case-timeout",
+            str(args.case_timeout),
+        ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO, env=HARNESS_ENV)
         current, limit = None, args.case_timeout * 6  # the worker's own start-up gets longer
         for message in _messages(process, lambda: limit):
@@ -350,8 +392,17 @@ def run_kind(totals: KindTotals, args: argparse.Namespace, module: str = "harnes
                     retried.add(current)
                     first = current
                     break
-                totals.add({"kind": kind, "index": current, "seconds": args.case_timeout, "cpu_seconds": 0.0,
-                            "commands": [{"args": ["case"], "exit_code": -9, "problems": [f"hang: over {args.case_timeout:g} s"]}]})
+                totals.add(
+                    {
+                        "kind": kind,
+                        "index": current,
+                        "seconds": args.case_timeout,
+                        "cpu_seconds": 0.0,
+                        "commands": [
+                            {"args": ["case"], "exit_code": -9, "problems": [f"hang: over {args.case_timeout:g} s"]}
+                        ],
+                    }
+                )
                 first = current + 1
                 break
             if "start" in message:
@@ -389,23 +440,64 @@ def _messages(process: subprocess.Popen, limit):
 
 
 def print_table(all_totals: list[KindTotals], args: argparse.Namespace) -> None:
-    header = ("kind", "cases", "cmds", "procs", "exit 0", "exit 1*", "exit 2", "other", "tracebk", "multi-ln",
-              "long err", "partial", "refused", "secret", "hangs", "stalls", "slowest (wall)", "most CPU", "wall")
+    header = (
+        "kind",
+        "cases",
+        "cmds",
+        "procs",
+        "exit 0",
+        "exit 1*",
+        "exit 2",
+        "other",
+        "tracebk",
+        "multi-ln",
+        "long err",
+        "partial",
+        "refused",
+        "secret",
+        "hangs",
+        "stalls",
+        "slowest (wall)",
+        "most CPU",
+        "wall",
+    )
     rows = [header]
     for t in all_totals:
-        rows.append((t.kind, str(t.cases), str(t.commands), str(t.subprocesses), str(t.exits.get(0, 0)),
-                     str(t.exits.get(1, 0)), str(t.exits.get(2, 0)),
-                     str(t.other_exits), str(t.tracebacks), str(t.multi_line), str(t.long_errors), str(t.partial_writes),
-                     str(t.refused_output), str(t.secrets), str(t.hangs), str(t.stalls), f"{t.slowest[0]:.2f} s (#{t.slowest[1]})", f"{t.most_cpu[0]:.2f} s (#{t.most_cpu[1]})",
-                     f"{t.wall:.0f} s"))
+        rows.append(
+            (
+                t.kind,
+                str(t.cases),
+                str(t.commands),
+                str(t.subprocesses),
+                str(t.exits.get(0, 0)),
+                str(t.exits.get(1, 0)),
+                str(t.exits.get(2, 0)),
+                str(t.other_exits),
+                str(t.tracebacks),
+                str(t.multi_line),
+                str(t.long_errors),
+                str(t.partial_writes),
+                str(t.refused_output),
+                str(t.secrets),
+                str(t.hangs),
+                str(t.stalls),
+                f"{t.slowest[0]:.2f} s (#{t.slowest[1]})",
+                f"{t.most_cpu[0]:.2f} s (#{t.most_cpu[1]})",
+                f"{t.wall:.0f} s",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
-        print("  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))))
-    print(f"seed {args.seed}; exit 1*: run --dry-run with the host unreachable (127.0.0.1:1), what a user gets; "
-          f"other: any other exit code; refused: from-vagrant wrote an inventory that inventory check refuses; "
-          f"long err: an error line over {LONG_ERROR} characters; stalls: a case past --case-timeout that "
-          f"finished when run again (a hang is one that did not); load: {os.getloadavg()[0]:.2f} "
-          f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+        print(
+            "  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths)))
+        )
+    print(
+        f"seed {args.seed}; exit 1*: run --dry-run with the host unreachable (127.0.0.1:1), what a user gets; "
+        f"other: any other exit code; refused: from-vagrant wrote an inventory that inventory check refuses; "
+        f"long err: an error line over {LONG_ERROR} characters; stalls: a case past --case-timeout that "
+        f"finished when run again (a hang is one that did not); load: {os.getloadavg()[0]:.2f} "
+        f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
+    )
 
 
 def save_failures(all_totals: list[KindTotals], directory: Path, seed: int) -> None:
@@ -456,9 +548,15 @@ def main() -> None:
     for totals in all_totals:
         kind = totals.kind
         for failure in totals.failures[:8]:
-            print(f"{kind} #{failure['index']}: " + "; ".join(
-                f"{' '.join(c['args'][:2])} -> {c['exit_code']}: {', '.join(c['problems'])} {c.get('error', '')[:160]!r}"
-                for c in failure["commands"] if c["problems"]), flush=True)
+            print(
+                f"{kind} #{failure['index']}: "
+                + "; ".join(
+                    f"{' '.join(c['args'][:2])} -> {c['exit_code']}: {', '.join(c['problems'])} {c.get('error', '')[:160]!r}"
+                    for c in failure["commands"]
+                    if c["problems"]
+                ),
+                flush=True,
+            )
     print_table(all_totals, args)
     if args.failures:
         save_failures(all_totals, args.failures, args.seed)

@@ -51,8 +51,13 @@ KINDS = (*fuzz.KINDS, "schedule", "env", "ansible-ini", "ansible-yaml", "run-rec
 ANSIBLE = mutations.REPO / "tests" / "data" / "ansible"
 ANSIBLE_ROOTS = {"ansible-ini": ANSIBLE / "ini", "ansible-yaml": ANSIBLE / "yaml"}
 ANSIBLE_SOURCES = {"ansible-ini": "hosts.ini", "ansible-yaml": "hosts.yaml"}
-CASE_LIMITS = {"ansible-ini": 64 * 1024, "ansible-yaml": 64 * 1024, "schedule": 256 * 1024, "env": 256 * 1024,
-               "run-record": 256 * 1024}  # as the property tests of those kinds: Ansible reads slowly
+CASE_LIMITS = {
+    "ansible-ini": 64 * 1024,
+    "ansible-yaml": 64 * 1024,
+    "schedule": 256 * 1024,
+    "env": 256 * 1024,
+    "run-record": 256 * 1024,
+}  # as the property tests of those kinds: Ansible reads slowly
 EXAMPLE_SECRETS = ("change-me-partner-password", "change-me-ledger-password", "not-for-ispagent")
 RUN, OTHER = "20261101T020000-00abcd", "20261102T020000-00beef"
 SYSTEM_PLACES = (Path("/etc/systemd/system"), Path("/etc/cron.d"), Path("/etc/ispagent"), Path("/var/lib/ispagent"))
@@ -164,6 +169,7 @@ def _judged(args: list[str], unreachable_ok: bool = False) -> Command:
 # Each kind's case, called twice: first with before=None to write its inputs (returns the paths the
 # case must not change), then with the guard taken to run its commands.
 
+
 def _schedule(data, which, case, workspace, result, index, args, before):
     words_file = case / "words.txt"
     if before is None:
@@ -174,8 +180,20 @@ def _schedule(data, which, case, workspace, result, index, args, before):
     here = os.getcwd()
     os.chdir(case)  # relative words (rel/dir) land in the case, where they belong
     try:
-        result.commands.append(_judged(["schedule", "add", *argv, *(["--cron"] if index % 2 else []),
-                                        "--unit-dir", str(case / "units"), "--cron-dir", str(case / "cron")]))
+        result.commands.append(
+            _judged(
+                [
+                    "schedule",
+                    "add",
+                    *argv,
+                    *(["--cron"] if index % 2 else []),
+                    "--unit-dir",
+                    str(case / "units"),
+                    "--cron-dir",
+                    str(case / "cron"),
+                ]
+            )
+        )
     finally:
         os.chdir(here)
     return []
@@ -188,15 +206,46 @@ def _env(data, which, case, workspace, result, index, args, before):
         env_file.chmod(0o600)
         return [env_file]
     playbook = workspace.root / "playbooks" / "reprovision.yaml"
-    result.commands.append(_judged(["schedule", "add", str(playbook), "-i", str(workspace.fleet), "--env-file",
-                                    str(env_file), "--cron", "--print"]))
+    result.commands.append(
+        _judged(
+            [
+                "schedule",
+                "add",
+                str(playbook),
+                "-i",
+                str(workspace.fleet),
+                "--env-file",
+                str(env_file),
+                "--cron",
+                "--print",
+            ]
+        )
+    )
     # What the cron line runs: the env file read, then exec. The exec is the worker's own stand-in
     # (below); a real process runs it on every --subprocess-every'th case.
-    result.commands.append(_judged(["schedule", "exec", "--env-file", str(env_file), "--state-dir",
-                                    str(case / "state"), "--", "/bin/true"]))
+    result.commands.append(
+        _judged(
+            ["schedule", "exec", "--env-file", str(env_file), "--state-dir", str(case / "state"), "--", "/bin/true"]
+        )
+    )
     if index % args.subprocess_every == 0:
-        result.commands.append(_process(["schedule", "exec", "--env-file", str(env_file), "--state-dir",
-                                         str(case / "state"), "--", "/bin/true"], case, workspace, args.case_timeout))
+        result.commands.append(
+            _process(
+                [
+                    "schedule",
+                    "exec",
+                    "--env-file",
+                    str(env_file),
+                    "--state-dir",
+                    str(case / "state"),
+                    "--",
+                    "/bin/true",
+                ],
+                case,
+                workspace,
+                args.case_timeout,
+            )
+        )
     return []
 
 
@@ -237,10 +286,22 @@ def _run_record(data, which, case, workspace, result, index, args, before):
         return []  # its neighbour run is the state dir's: prune --keep 0 removes it (the victim is outside)
     out = case / "out"
     out.mkdir()
-    for command in (["runs"], ["runs", "--json"],
-                    ["runs", "show", RUN, "--report-json", str(out / "r.json"), "--junit", str(out / "r.xml"),
-                     "--report-html", str(out / "r.html")],
-                    ["runs", "prune", "--keep", "0", "--include-resumable"]):
+    for command in (
+        ["runs"],
+        ["runs", "--json"],
+        [
+            "runs",
+            "show",
+            RUN,
+            "--report-json",
+            str(out / "r.json"),
+            "--junit",
+            str(out / "r.xml"),
+            "--report-html",
+            str(out / "r.html"),
+        ],
+        ["runs", "prune", "--keep", "0", "--include-resumable"],
+    ):
         args_ = [*command[:1], *command[1:], "--state-dir", str(state)]
         result.commands.append(_judged(args_))
     return []
@@ -252,8 +313,23 @@ def _metrics(data, which, case, workspace, result, index, args, before):
         metrics.write_bytes(data)
         return []  # the previous file is the run's to replace
     playbook = workspace.root / "playbooks" / "smoke.yaml"
-    command = _judged(["run", str(playbook), "-i", str(workspace.inventory), "--dry-run", "--ssh-config", "/dev/null",
-                       "--state-dir", str(case / "state"), "-q", "--metrics-file", str(metrics)], unreachable_ok=True)
+    command = _judged(
+        [
+            "run",
+            str(playbook),
+            "-i",
+            str(workspace.inventory),
+            "--dry-run",
+            "--ssh-config",
+            "/dev/null",
+            "--state-dir",
+            str(case / "state"),
+            "-q",
+            "--metrics-file",
+            str(metrics),
+        ],
+        unreachable_ok=True,
+    )
     result.commands.append(command)
     try:
         from prometheus_client.parser import text_string_to_metric_families
@@ -266,8 +342,14 @@ def _metrics(data, which, case, workspace, result, index, args, before):
     return []
 
 
-CASES = {"schedule": _schedule, "env": _env, "ansible-ini": _ansible, "ansible-yaml": _ansible,
-         "run-record": _run_record, "metrics": _metrics}
+CASES = {
+    "schedule": _schedule,
+    "env": _env,
+    "ansible-ini": _ansible,
+    "ansible-yaml": _ansible,
+    "run-record": _run_record,
+    "metrics": _metrics,
+}
 
 
 def _process(args: list[str], case: Path, workspace: Workspace, timeout: float) -> Command:
@@ -280,8 +362,13 @@ def _process(args: list[str], case: Path, workspace: Workspace, timeout: float) 
         done = subprocess.run(argv + args, capture_output=True, timeout=timeout, env=env, cwd=case)
     except subprocess.TimeoutExpired:
         return Command(["subprocess", *args], -1, [f"hang: over {timeout:g} s as a process"])
-    return fuzz.judge(["subprocess", *args], done.returncode, done.stdout.decode("utf-8", "replace"),
-                      done.stderr.decode("utf-8", "replace"), None)
+    return fuzz.judge(
+        ["subprocess", *args],
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+        None,
+    )
 
 
 # ------------------------------------------------------------------------------------- workers
@@ -331,8 +418,9 @@ def _hypothesis_cases(kind: str, one, first: int, last: int) -> None:
 
     counter = [0]
 
-    @settings(max_examples=last, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=last, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(rng=st.randoms(use_true_random=False))
     def examples(rng) -> None:
         # The whole case is drawn every time, run or not: hypothesis requires the same draws for the same
@@ -374,8 +462,13 @@ class Row:
 
     @property
     def outside(self) -> int:
-        return sum(problem.startswith("outside") for totals in (self.seeded, self.hypothesis)
-                   for failure in totals.failures for command in failure["commands"] for problem in command["problems"])
+        return sum(
+            problem.startswith("outside")
+            for totals in (self.seeded, self.hypothesis)
+            for failure in totals.failures
+            for command in failure["commands"]
+            for problem in command["problems"]
+        )
 
     @property
     def exits(self) -> dict[int, int]:
@@ -386,19 +479,49 @@ class Row:
         return merged
 
 
-HEADER = ("kind", "cases", "hypothesis", "cmds", "exit 0", "exit 1*", "exit 2", "tracebacks", "hangs", "outside",
-          "multi-line", "long err", "secrets", "partial", "other exit", "stalls", "slowest")
+HEADER = (
+    "kind",
+    "cases",
+    "hypothesis",
+    "cmds",
+    "exit 0",
+    "exit 1*",
+    "exit 2",
+    "tracebacks",
+    "hangs",
+    "outside",
+    "multi-line",
+    "long err",
+    "secrets",
+    "partial",
+    "other exit",
+    "stalls",
+    "slowest",
+)
 
 
 def row_cells(row: Row) -> tuple[str, ...]:
     exits = row.exits
     slowest = max(row.seeded.slowest, row.hypothesis.slowest)
-    return (row.kind, str(row.seeded.cases), str(row.hypothesis.cases), str(row.count("commands")),
-            str(exits.get(0, 0)), str(exits.get(1, 0)), str(exits.get(2, 0)), str(row.count("tracebacks")),
-            str(row.count("hangs")), str(row.outside), str(row.count("multi_line")), str(row.count("long_errors")),
-            str(row.count("secrets")),
-            str(row.count("partial_writes") + row.count("refused_output")), str(row.count("other_exits")),
-            str(row.count("stalls")), f"{slowest[0]:.2f} s")
+    return (
+        row.kind,
+        str(row.seeded.cases),
+        str(row.hypothesis.cases),
+        str(row.count("commands")),
+        str(exits.get(0, 0)),
+        str(exits.get(1, 0)),
+        str(exits.get(2, 0)),
+        str(row.count("tracebacks")),
+        str(row.count("hangs")),
+        str(row.outside),
+        str(row.count("multi_line")),
+        str(row.count("long_errors")),
+        str(row.count("secrets")),
+        str(row.count("partial_writes") + row.count("refused_output")),
+        str(row.count("other_exits")),
+        str(row.count("stalls")),
+        f"{slowest[0]:.2f} s",
+    )
 
 
 def print_table(rows: list[Row], args) -> None:
@@ -407,29 +530,41 @@ def print_table(rows: list[Row], args) -> None:
     for line in lines:
         cells = (cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(line, widths)))
         print("  ".join(cells))
-    print(f"seed {args.seed}; cases: seeded cases, hypothesis: hypothesis examples (st.randoms, derandomized); "
-          "exit 1*: run --dry-run with its host unreachable (what a user gets); an error is its one line (click's "
-          "usage errors: the Error: line under click's usage and hint lines); long err: an error line over "
-          f"{fuzz.LONG_ERROR} characters (a value echoed uncut); outside: cases that changed a file "
-          "outside where the command may write; partial: a refused command that wrote, or an output that does not "
-          "read back; other exit: any exit but 0, 2 (and 1*)", flush=True)
+    print(
+        f"seed {args.seed}; cases: seeded cases, hypothesis: hypothesis examples (st.randoms, derandomized); "
+        "exit 1*: run --dry-run with its host unreachable (what a user gets); an error is its one line (click's "
+        "usage errors: the Error: line under click's usage and hint lines); long err: an error line over "
+        f"{fuzz.LONG_ERROR} characters (a value echoed uncut); outside: cases that changed a file "
+        "outside where the command may write; partial: a refused command that wrote, or an output that does not "
+        "read back; other exit: any exit but 0, 2 (and 1*)",
+        flush=True,
+    )
 
 
 def zero_columns(row: Row) -> dict[str, int]:
     """The columns that must be 0."""
-    return {"tracebacks": row.count("tracebacks"), "hangs": row.count("hangs"), "outside": row.outside,
-            "multi-line": row.count("multi_line"), "secrets": row.count("secrets"),
-            "partial": row.count("partial_writes") + row.count("refused_output"),
-            "other exit": row.count("other_exits"),
-            "long errors": row.count("long_errors")}
+    return {
+        "tracebacks": row.count("tracebacks"),
+        "hangs": row.count("hangs"),
+        "outside": row.outside,
+        "multi-line": row.count("multi_line"),
+        "secrets": row.count("secrets"),
+        "partial": row.count("partial_writes") + row.count("refused_output"),
+        "other exit": row.count("other_exits"),
+        "long errors": row.count("long_errors"),
+    }
 
 
 def run_kind(kind: str, args) -> Row:
     row = Row(kind, CaseTotals(kind), CaseTotals(kind))
     for mode, totals, cases in (("seeded", row.seeded, args.cases), ("hypothesis", row.hypothesis, args.hypothesis)):
         if cases:
-            fuzz.run_kind(totals, argparse.Namespace(**{**vars(args), "cases": cases}), module="harness.inputs",
-                          extra=["--mode", mode])
+            fuzz.run_kind(
+                totals,
+                argparse.Namespace(**{**vars(args), "cases": cases}),
+                module="harness.inputs",
+                extra=["--mode", mode],
+            )
     return row
 
 
@@ -469,9 +604,16 @@ def main() -> None:
     for row in rows:
         for totals in (row.seeded, row.hypothesis):
             for failure in totals.failures[:5]:
-                print(f"{row.kind} #{failure['index']}: " + "; ".join(
-                    f"{' '.join(map(str, c['args'][:3]))} -> {c['exit_code']}: {', '.join(c['problems'])} "
-                    f"{c.get('error', '')[:160]!r}" for c in failure["commands"] if c["problems"]), flush=True)
+                print(
+                    f"{row.kind} #{failure['index']}: "
+                    + "; ".join(
+                        f"{' '.join(map(str, c['args'][:3]))} -> {c['exit_code']}: {', '.join(c['problems'])} "
+                        f"{c.get('error', '')[:160]!r}"
+                        for c in failure["commands"]
+                        if c["problems"]
+                    ),
+                    flush=True,
+                )
     print_table(rows, args)
     print(f"wall {time.perf_counter() - started:.0f} s; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -52,7 +52,7 @@ class LicenseStandin:
         assert self._server is not None
         return f"http://{self.address}:{self._server.server_address[1]}"
 
-    def start(self, port: int = 0) -> "LicenseStandin":
+    def start(self, port: int = 0) -> LicenseStandin:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -9,8 +9,9 @@ $ISPAGENT_PARTNER_EXTENSIONS set to `LAB_EXTENSIONS` loads them (tests/conftest.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from agent.lab.partner import EmulatorExtension, PartnerEmulator
 from agent.lab.partner.extensions import EXTENSIONS_ENV
@@ -79,14 +80,19 @@ class LabAdmin(EmulatorExtension):
 
     def admin_routes(self, emulator: PartnerEmulator) -> dict:
         def account(query: Mapping[str, str], data: Any) -> dict:
-            password = emulator.store.ensure_account(data["user"], data.get("password"), float(data.get("balance", 100000)))
+            password = emulator.store.ensure_account(
+                data["user"], data.get("password"), float(data.get("balance", 100000))
+            )
             emulator.store.update_account(data["user"], **{k: data[k] for k in ("balance", "unpaid") if k in data})
             return {"user": data["user"], "password": password}
 
         def calls(query: Mapping[str, str], data: Any) -> dict:
             with emulator.calls_lock:
-                reply = {"calls": dict(emulator.calls), "injected": dict(emulator.injected),
-                         "refused": {str(k): v for k, v in emulator.refused.items()}}
+                reply = {
+                    "calls": dict(emulator.calls),
+                    "injected": dict(emulator.injected),
+                    "refused": {str(k): v for k, v in emulator.refused.items()},
+                }
                 if query.get("reset"):
                     emulator.calls.clear()
             return reply

@@ -3,35 +3,41 @@ and whether a killed segment's journal shows the point really fired."""
 
 from __future__ import annotations
 
-
-
 from harness import chaos
 
 HOSTS = ["h1", "h2", "h3", "h4"]
 
 
 def _host_done(host: str, *steps: str, status: str = "changed") -> list[dict]:
-    return [{"event": "host_started", "host": host},
-            *({"event": "step_finished", "host": host, "step": step, "status": "changed"} for step in steps),
-            {"event": "host_finished", "host": host, "status": status}]
+    return [
+        {"event": "host_started", "host": host},
+        *({"event": "step_finished", "host": host, "step": step, "status": "changed"} for step in steps),
+        {"event": "host_finished", "host": host, "status": status},
+    ]
 
 
 def test_a_fresh_run_expects_every_event_once_per_host():
     expected = chaos.expected_events([], HOSTS)
     assert expected["run_started"] == expected["batch_finished"] == expected["run_finished"] == 1
     assert {kind: n for kind, n in expected.items() if kind not in chaos.ONCE_PER_RUN} == dict.fromkeys(
-        (kind for kind in chaos.FLOW_ORDER if kind not in chaos.ONCE_PER_RUN), 4)
+        (kind for kind in chaos.FLOW_ORDER if kind not in chaos.ONCE_PER_RUN), 4
+    )
 
 
 def test_a_resume_expects_nothing_from_finished_hosts_and_only_redone_or_unfinished_steps():
-    events = [{"event": "run_started"}, *_host_done("h1", *chaos.STEPS),
-              {"event": "host_started", "host": "h2"},
-              *({"event": "step_finished", "host": "h2", "step": step, "status": "ok"}
-                for step in ("facts", "preflight", "license", "installer")),
-              {"event": "host_started", "host": "h3"},
-              {"event": "step_finished", "host": "h3", "step": "facts", "status": "ok"},
-              {"event": "step_finished", "host": "h3", "step": "preflight", "status": "failed"},
-              *_host_done("h4", "facts", status="failed")]
+    events = [
+        {"event": "run_started"},
+        *_host_done("h1", *chaos.STEPS),
+        {"event": "host_started", "host": "h2"},
+        *(
+            {"event": "step_finished", "host": "h2", "step": step, "status": "ok"}
+            for step in ("facts", "preflight", "license", "installer")
+        ),
+        {"event": "host_started", "host": "h3"},
+        {"event": "step_finished", "host": "h3", "step": "facts", "status": "ok"},
+        {"event": "step_finished", "host": "h3", "step": "preflight", "status": "failed"},
+        *_host_done("h4", "facts", status="failed"),
+    ]
     expected = chaos.expected_events(events, HOSTS)
     assert expected["host_started"] == expected["host_finished"] == 3  # h1 is done; a failed h4 is redone
     assert expected["step_started:license"] == 3  # redone on resume wherever the host is not done
@@ -56,10 +62,14 @@ def test_occurrences_are_spread_over_the_events_their_segment_will_journal():
 
 
 def test_a_point_fired_only_if_the_killed_segment_holds_its_nth_event():
-    events = [{"event": "run_started"}, {"event": "step_finished", "step": "license"},
-              {"event": "step_finished", "step": "license"},
-              {"event": "run_started"}, {"event": "step_finished", "step": "license"},
-              {"event": "step_finished", "step": "installer"}]
+    events = [
+        {"event": "run_started"},
+        {"event": "step_finished", "step": "license"},
+        {"event": "step_finished", "step": "license"},
+        {"event": "run_started"},
+        {"event": "step_finished", "step": "license"},
+        {"event": "step_finished", "step": "installer"},
+    ]
     assert chaos._fired(events, "step_finished:license@1")
     assert not chaos._fired(events, "step_finished:license@2")  # the two before belong to an earlier segment
     assert chaos._fired(events, "step_finished@2")

@@ -8,9 +8,10 @@ mutator and judge are used, so the suite keeps the property the harness measures
 from __future__ import annotations
 
 import pytest
-from harness import fuzz, mutations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from harness import fuzz, mutations
 
 CASES = {"inventory": 200, "playbook": 60, "program": 80, "billing": 120, "vagrant": 200}
 
@@ -31,8 +32,13 @@ def _check(kind: str, workspace, random) -> None:
 
 
 def _property(kind: str):
-    return settings(max_examples=CASES[kind], deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    return settings(
+        max_examples=CASES[kind],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 @_property("inventory")

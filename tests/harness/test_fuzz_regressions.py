@@ -35,19 +35,34 @@ def key(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("text, problem", [
-    (b"Host a\n  Port \xff\n", "<stdin>:2: the `vagrant ssh-config` output is not UTF-8 text (byte 0xff); save it as UTF-8"),
-    ("Host a\n  Port \uff12\uff12\n", "<stdin>:2: Host 'a': Port '\uff12\uff12' is not a port number (1-65535)"),
-    ("Host a\n  Port 99999\n", "<stdin>:2: Host 'a': Port '99999' is not a port number (1-65535)"),
-    ("Host a b\n", "<stdin>:1: Host 'a b': not a host name an inventory takes; use letters, digits, '.', ':', '_' and '-'"),
-    ("Host *a\n", "<stdin>:1: Host '*a': not a host name an inventory takes; use letters, digits, '.', ':', '_' and '-'"),
-    ("Host a\n  HostName 127.1\n", "<stdin>:2: Host 'a': HostName '127.1' is not an IP address or DNS name"),
-    ("Host a\n  User a b\n", "<stdin>:2: Host 'a': User 'a b' is not a valid user name"),
-    ("Host a\n  Port 2200\nHost a\n  Port 2201\n",
-     "<stdin>:3: Host 'a' appears twice (first on line 1); an inventory names each host once"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (
+            b"Host a\n  Port \xff\n",
+            "<stdin>:2: the `vagrant ssh-config` output is not UTF-8 text (byte 0xff); save it as UTF-8",
+        ),
+        ("Host a\n  Port \uff12\uff12\n", "<stdin>:2: Host 'a': Port '\uff12\uff12' is not a port number (1-65535)"),
+        ("Host a\n  Port 99999\n", "<stdin>:2: Host 'a': Port '99999' is not a port number (1-65535)"),
+        (
+            "Host a b\n",
+            "<stdin>:1: Host 'a b': not a host name an inventory takes; use letters, digits, '.', ':', '_' and '-'",
+        ),
+        (
+            "Host *a\n",
+            "<stdin>:1: Host '*a': not a host name an inventory takes; use letters, digits, '.', ':', '_' and '-'",
+        ),
+        ("Host a\n  HostName 127.1\n", "<stdin>:2: Host 'a': HostName '127.1' is not an IP address or DNS name"),
+        ("Host a\n  User a b\n", "<stdin>:2: Host 'a': User 'a b' is not a valid user name"),
+        (
+            "Host a\n  Port 2200\nHost a\n  Port 2201\n",
+            "<stdin>:3: Host 'a' appears twice (first on line 1); an inventory names each host once",
+        ),
+    ],
+)
 def test_vagrant_output_the_inventory_would_refuse_is_refused_with_its_line_and_nothing_is_written(
-        tmp_path: Path, text, problem) -> None:
+    tmp_path: Path, text, problem
+) -> None:
     output = tmp_path / "lab.yaml"
     assert _one_line_error(_cli("inventory", "from-vagrant", "-o", str(output), input=text)) == problem
     assert not output.exists()
@@ -72,8 +87,10 @@ def test_a_vagrant_key_file_that_does_not_exist_is_refused_before_anything_is_wr
 
 
 def test_vagrant_names_yaml_would_read_as_other_types_come_back_as_the_same_names(tmp_path, key) -> None:
-    text = "".join(f"Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  IdentityFile {key}\n"
-                   for port, name in enumerate(["null", "true", "1.5", "007"], start=2200))
+    text = "".join(
+        f"Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  IdentityFile {key}\n"
+        for port, name in enumerate(["null", "true", "1.5", "007"], start=2200)
+    )
     output = tmp_path / "lab.yaml"
     assert _cli("inventory", "from-vagrant", "-o", str(output), input=text).exit_code == 0
     checked = _cli("inventory", "check", "-i", str(output), "--ssh-config", "/dev/null")
@@ -121,7 +138,9 @@ def test_a_key_that_runs_over_many_lines_is_cut_in_the_error(tmp_path: Path) -> 
 def test_from_vagrant_into_a_directory_that_cannot_be_made_is_one_line(tmp_path: Path, key: Path) -> None:
     text = f"Host a\n  HostName 127.0.0.1\n  IdentityFile {key}\n"
     result = _cli("inventory", "from-vagrant", "-o", "/proc/ispagent-none/lab.yaml", input=text)
-    assert _one_line_error(result) == "/proc/ispagent-none/lab.yaml: cannot write the inventory: No such file or directory"
+    assert (
+        _one_line_error(result) == "/proc/ispagent-none/lab.yaml: cannot write the inventory: No such file or directory"
+    )
 
 
 def test_a_ledger_path_whose_directory_cannot_be_made_is_one_line(tmp_path: Path) -> None:
@@ -130,8 +149,10 @@ def test_a_ledger_path_whose_directory_cannot_be_made_is_one_line(tmp_path: Path
     result = _cli("ledger", "import", str(csv), "--ledger", "/proc/ispagent-none/ledger.db")
     assert result.exit_code == 1, result.output  # a ledger that cannot be opened, as for a file that is not SQLite
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert result.stderr == ("ispagent: error: ledger /proc/ispagent-none/ledger.db: cannot create its directory: "
-                             "No such file or directory\n")
+    assert result.stderr == (
+        "ispagent: error: ledger /proc/ispagent-none/ledger.db: cannot create its directory: "
+        "No such file or directory\n"
+    )
 
 
 def test_an_identity_file_name_too_long_for_the_filesystem_is_one_line(tmp_path: Path) -> None:
@@ -140,7 +161,10 @@ def test_an_identity_file_name_too_long_for_the_filesystem_is_one_line(tmp_path:
     path = tmp_path / "inventory.yaml"
     path.write_text(f"hosts:\n  web1:\n    address: 192.0.2.1\n    identity_file: {'x' * 5000}\n")
     problem = _one_line_error(_cli("inventory", "check", "-i", str(path), "--ssh-config", "/dev/null"))
-    assert problem == f"{path}:4: hosts.web1.identity_file: '{'x' * 79}…' cannot be looked up: File name too long; give the path of the key file"
+    assert (
+        problem
+        == f"{path}:4: hosts.web1.identity_file: '{'x' * 79}…' cannot be looked up: File name too long; give the path of the key file"
+    )
     text = f"Host a\n  HostName 127.0.0.1\n  IdentityFile /{'x' * 5000}\n"
     problem = _one_line_error(_cli("inventory", "from-vagrant", "-o", str(tmp_path / "lab.yaml"), input=text))
     assert problem.startswith("<stdin>: the inventory made from it fails inventory check at line ")
@@ -154,7 +178,18 @@ def test_a_playbook_var_whose_name_yaml_reads_as_a_number_is_one_line(tmp_path: 
     playbook.write_text("vars:\n  1: []\nsteps:\n  - facts\n")
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("hosts:\n  web1: {address: 127.0.0.1, port: 1}\n")
-    result = _cli("run", str(playbook), "-i", str(inventory), "--dry-run", "--ssh-config", "/dev/null",
-                  "--state-dir", str(tmp_path / "state"))
-    assert _one_line_error(result) == f"{playbook}: vars.1: a var name is text, not a number or date; write it in quotes"
+    result = _cli(
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--dry-run",
+        "--ssh-config",
+        "/dev/null",
+        "--state-dir",
+        str(tmp_path / "state"),
+    )
+    assert (
+        _one_line_error(result) == f"{playbook}: vars.1: a var name is text, not a number or date; write it in quotes"
+    )
     assert not (tmp_path / "state" / "runs").exists()

@@ -9,8 +9,18 @@ BUDGET = {"cases": 2, "hypothesis": 2}
 
 
 def test_every_input_kind_has_zero_tracebacks_hangs_and_files_touched_outside(capsys):
-    args = inputs.parser().parse_args(["--cases", str(BUDGET["cases"]), "--hypothesis", str(BUDGET["hypothesis"]),
-                                       "--jobs", "2", "--subprocess-every", "2"])
+    args = inputs.parser().parse_args(
+        [
+            "--cases",
+            str(BUDGET["cases"]),
+            "--hypothesis",
+            str(BUDGET["hypothesis"]),
+            "--jobs",
+            "2",
+            "--subprocess-every",
+            "2",
+        ]
+    )
     rows = inputs.table(args)
     with capsys.disabled():
         print()
@@ -19,8 +29,11 @@ def test_every_input_kind_has_zero_tracebacks_hangs_and_files_touched_outside(ca
     for row in rows:
         assert (row.seeded.cases, row.hypothesis.cases) == (BUDGET["cases"], BUDGET["hypothesis"]), row.kind
         assert row.count("commands") >= row.seeded.cases + row.hypothesis.cases, row.kind
-        assert set(inputs.zero_columns(row).values()) == {0}, (row.kind, inputs.zero_columns(row),
-                                                               row.seeded.failures + row.hypothesis.failures)
+        assert set(inputs.zero_columns(row).values()) == {0}, (
+            row.kind,
+            inputs.zero_columns(row),
+            row.seeded.failures + row.hypothesis.failures,
+        )
 
 
 def test_the_guard_sees_a_file_changed_added_or_removed_outside_the_case(tmp_path):
@@ -36,5 +49,7 @@ def test_the_guard_sees_a_file_changed_added_or_removed_outside_the_case(tmp_pat
     (workspace.root / "fleet.yaml").unlink()
     source.write_text("web2\n")
     touched = inputs._touched(before, workspace.guarded(case, [source]))
-    assert touched == sorted(str(path) for path in (workspace.victim / "precious", workspace.root / "planted",
-                                                    workspace.root / "fleet.yaml", source))
+    assert touched == sorted(
+        str(path)
+        for path in (workspace.victim / "precious", workspace.root / "planted", workspace.root / "fleet.yaml", source)
+    )

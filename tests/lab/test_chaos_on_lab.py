@@ -7,9 +7,7 @@ traceback. One single-point trial keeps the unchained mode honest."""
 
 from __future__ import annotations
 
-
 import pytest
-
 
 from agent.lab.mirror import write_config
 
@@ -41,9 +39,13 @@ def test_every_kill_point_in_the_install_flow_is_covered_by_the_bench():
 
 
 def test_a_kill_after_every_kind_of_event_and_the_last_money_events_keeps_every_invariant(quick_installer, tmp_path):
-    points = sorted([*(chaos.ChainPoint(kind, "first") for kind in chaos.FLOW_ORDER),
-                     *(chaos.ChainPoint(kind, "last") for kind in MONEY)],
-                    key=lambda point: chaos.FLOW_ORDER.index(point.kind))
+    points = sorted(
+        [
+            *(chaos.ChainPoint(kind, "first") for kind in chaos.FLOW_ORDER),
+            *(chaos.ChainPoint(kind, "last") for kind in MONEY),
+        ],
+        key=lambda point: chaos.FLOW_ORDER.index(point.kind),
+    )
     # A "last" point whose events all landed in one journal write with the kill before it has no
     # event left in its rollout: run_chains gives it another rollout (rare; one rollout as a rule).
     trials = chaos.run_chains(quick_installer, quick_installer.hosts[:3], points, tmp_path, chain=len(points))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from labkit import REPO, ispagent, on_host, read_report, write_inventory
 
 from agent.lab.services import inventory_vars
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus
 from agent.partner.settings import settings_from_vars
-from labkit import REPO, ispagent, on_host, read_report, write_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -22,8 +22,17 @@ REMOVE_PANEL = (
 
 
 def _run(playbook, inventory, tmp_path, name, report):
-    result = ispagent("run", str(playbook), "-i", str(inventory), "--limit", name,
-                      "--report-json", str(tmp_path / report), state_dir=tmp_path / "state")
+    result = ispagent(
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--limit",
+        name,
+        "--report-json",
+        str(tmp_path / report),
+        state_dir=tmp_path / "state",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return read_report(tmp_path / report)["hosts"][0]
 

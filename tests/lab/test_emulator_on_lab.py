@@ -15,15 +15,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from agent.installer.messages import classify_output
 from labkit import on_host
 from test_install_on_lab import install_lab, reset_panel  # noqa: F401 (the module's lab fixture)
 
+from agent.installer.messages import classify_output
+
 pytestmark = pytest.mark.lab
 
-CASES = {case["name"]: case for case in
-         yaml.safe_load((Path(__file__).parents[1] / "data/installer/emulator_cases.yaml").read_text())}
+CASES = {
+    case["name"]: case
+    for case in yaml.safe_load((Path(__file__).parents[1] / "data/installer/emulator_cases.yaml").read_text())
+}
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 STABLE = ["--release", "stable"]
 # (host, case of emulator_cases.yaml, user, arguments if not the case's, lines if not the case's)
@@ -40,7 +42,13 @@ LAB_CASES = [
     ("h19", "mysql-on-a-mini-server", "root", None, None),
     ("h19", "openlitespeed-on-a-mini-server", "root", None, None),
     ("h10", "bad-hostname-without-answer", "root", None, ["You have incorrect hostname: h10"]),
-    ("h1", "banner-and-good-hostname", "root", None, ["Installing on DEBIAN bookworm", "Your hostname: h1.lab.example"]),
+    (
+        "h1",
+        "banner-and-good-hostname",
+        "root",
+        None,
+        ["Installing on DEBIAN bookworm", "Your hostname: h1.lab.example"],
+    ),
     ("h1", "release-menu-without-answer", "root", None, None),
     ("h1", "dashed-unknown-package-name", "root", None, None),
     ("h1", "package-name-without-dash", "root", None, ["Incorrect package name"]),
@@ -66,10 +74,18 @@ def script(install_lab) -> str:  # noqa: F811
 def run_on_host(lab, name: str, shell: str, args: list[str], script: str, user: str = "root", stdin: str = ""):
     """install.sh saved on the host and run from its directory as `sh install.sh ...`, stdin piped (no terminal)."""
     # A repository file left by an earlier case would be reused instead of asking for the release.
-    lab.exec(name, ["sh", "-c", "mkdir -p /tmp/emulator && cat > /tmp/emulator/install.sh && chmod 755 /tmp/emulator "
-                                "/tmp/emulator/install.sh && rm -f /tmp/emulator/stages && touch /tmp/emulator/stages "
-                                "&& chmod 666 /tmp/emulator/stages && rm -f /etc/apt/sources.list.d/exosoft.list "
-                                "/etc/apt/sources.list.d/ispsystem-base.list"], input=script)
+    lab.exec(
+        name,
+        [
+            "sh",
+            "-c",
+            "mkdir -p /tmp/emulator && cat > /tmp/emulator/install.sh && chmod 755 /tmp/emulator "
+            "/tmp/emulator/install.sh && rm -f /tmp/emulator/stages && touch /tmp/emulator/stages "
+            "&& chmod 666 /tmp/emulator/stages && rm -f /etc/apt/sources.list.d/exosoft.list "
+            "/etc/apt/sources.list.d/ispsystem-base.list",
+        ],
+        input=script,
+    )
     command = ["env", "ISPMGR_EMULATOR_TRACE=/tmp/emulator/stages", shell, "install.sh", *args]
     if user != "root":
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *command]
@@ -80,8 +96,16 @@ def run_on_host(lab, name: str, shell: str, args: list[str], script: str, user: 
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])
 @pytest.mark.parametrize("name, case_name, user, args, lines", LAB_CASES, ids=[f"{c[0]}-{c[1]}" for c in LAB_CASES])
-def test_each_profiled_host_gives_the_real_installers_behaviour(install_lab, script, shell, name, case_name, user,  # noqa: F811
-                                                                 args, lines):
+def test_each_profiled_host_gives_the_real_installers_behaviour(
+    install_lab,
+    script,
+    shell,
+    name,
+    case_name,
+    user,  # noqa: F811
+    args,
+    lines,
+):
     lab, _ = install_lab
     case = CASES[case_name]
     result, stages = run_on_host(lab, name, shell, args or case.get("args", []), script, user, case.get("stdin") or "")
@@ -112,8 +136,9 @@ def test_without_a_default_route_the_usage_report_prints_the_real_noise(install_
 def test_declined_eol_prompt_on_a_terminal_exits_0_and_installs_nothing(install_lab, script):  # noqa: F811
     lab, _ = install_lab
     lab.exec("h9", ["sh", "-c", "cat > /tmp/install.sh"], input=script)
-    result = lab.exec("h9", ["script", "-qec", "sh /tmp/install.sh --release stable ispmanager-lite", "/dev/null"],
-                      input="n\n")
+    result = lab.exec(
+        "h9", ["script", "-qec", "sh /tmp/install.sh --release stable ispmanager-lite", "/dev/null"], input="n\n"
+    )
     assert result.returncode == 0
     assert "Your operating system is at End of Support (EOL)" in result.stdout and "Your choice is:" in result.stdout
     assert on_host(lab, "h9", "test -e /usr/local/mgr5").returncode == 1
@@ -123,8 +148,9 @@ def test_a_hostname_piped_at_the_prompt_is_applied_cut_at_its_last_label(install
     lab, _ = install_lab
     hosts_before = on_host(lab, "h10", "cat /etc/hosts; hostname").stdout
     try:
-        result, stages = run_on_host(lab, "h10", "sh", [*STABLE, "--noinstall", "ispmanager-lite"], script,
-                                     stdin="h10.lab.example\n")
+        result, stages = run_on_host(
+            lab, "h10", "sh", [*STABLE, "--noinstall", "ispmanager-lite"], script, stdin="h10.lab.example\n"
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Your hostname: h10.lab.example" in COLOUR.sub("", result.stdout)
         assert on_host(lab, "h10", "cat /etc/hostname").stdout == "h10.lab\n"
@@ -136,11 +162,14 @@ def test_a_hostname_piped_at_the_prompt_is_applied_cut_at_its_last_label(install
 def test_wrong_activation_key_is_tried_3_times_then_invalid_activation_key(install_lab, script):  # noqa: F811
     lab, standin = install_lab
     reset_panel(lab, "h2")
-    result, stages = run_on_host(lab, "h2", "sh", [*STABLE, "--silent", "--activation-key", "999-wrong", "ispmanager-lite"],
-                                 script)
+    result, stages = run_on_host(
+        lab, "h2", "sh", [*STABLE, "--silent", "--activation-key", "999-wrong", "ispmanager-lite"], script
+    )
     assert result.returncode == 1 and "Invalid activation key" in COLOUR.sub("", result.stdout)
     assert stages[-1] == "license"
-    assert [request for request in standin.requests if request[1] == "999-wrong"] == [(lab.host("h2").address, "999-wrong")] * 3
+    assert [request for request in standin.requests if request[1] == "999-wrong"] == [
+        (lab.host("h2").address, "999-wrong")
+    ] * 3
 
 
 def test_no_license_for_the_ip_gives_the_trial_and_commercial_messages(install_lab, script):  # noqa: F811
@@ -161,8 +190,9 @@ def test_activation_key_installs_a_panel_whose_mgrctl_and_licctl_answer(install_
     lab, standin = install_lab
     reset_panel(lab, "h4")
     standin.keys["777-goodkey"] = "777"
-    result, stages = run_on_host(lab, "h4", "sh", [*STABLE, "--silent", "--activation-key", "777-goodkey",
-                                                   "ispmanager-lite"], script)
+    result, stages = run_on_host(
+        lab, "h4", "sh", [*STABLE, "--silent", "--activation-key", "777-goodkey", "ispmanager-lite"], script
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert stages[-1] == "done"
     assert "Your newly installed ispmanager panel is available at:" in COLOUR.sub("", result.stdout)
@@ -170,7 +200,12 @@ def test_activation_key_installs_a_panel_whose_mgrctl_and_licctl_answer(install_
     assert "licid=777\n" in info and "panel_name=ISPmanager Lite\n" in info
     assert on_host(lab, "h4", "/usr/local/mgr5/sbin/licctl info ispmgr").stdout.startswith("ID: 777\n")
     calls = "mgrctl -m ispmgr user.edit sok=ok name=alice passwd=x confirm=x preset=basic && mgrctl -m ispmgr user"
-    assert on_host(lab, "h4", f"PATH=/usr/local/mgr5/sbin:$PATH; {calls}").stdout == "name=alice password_set=yes preset=basic\n"
+    assert (
+        on_host(lab, "h4", f"PATH=/usr/local/mgr5/sbin:$PATH; {calls}").stdout
+        == "name=alice password_set=yes preset=basic\n"
+    )
     assert on_host(lab, "h4", "ss -ltn | grep -q ':1500 '").returncode == 0
-    assert on_host(lab, "h4", "cat /etc/apt/sources.list.d/exosoft.list").stdout == \
-        f"deb http://{lab.bridge_address}:8080/repo/debian 6-stable6-bookworm main\n"
+    assert (
+        on_host(lab, "h4", "cat /etc/apt/sources.list.d/exosoft.list").stdout
+        == f"deb http://{lab.bridge_address}:8080/repo/debian 6-stable6-bookworm main\n"
+    )

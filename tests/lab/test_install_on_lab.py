@@ -12,21 +12,32 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness.license_standin import LicenseStandin
+from labkit import REPO, events, ispagent, on_host, read_report, wait_until, write_inventory
 
 from agent.installer.messages import REPOSITORY_UNREACHABLE
-from harness.license_standin import LicenseStandin
 from agent.lab.mirror import write_config
 from agent.lab.profiles import login_user, preinstalled_licid
-from labkit import REPO, events, ispagent, on_host, read_report, wait_until, write_inventory
 
 pytestmark = pytest.mark.lab
 
 INSTALL = REPO / "tests" / "data" / "installer" / "install-nolicense.yaml"
 AUDIT = REPO / "playbooks" / "audit.yaml"
 LAB_SIZE = 20
-PROFILES = {"h7": "low-ram", "h8": "debian13", "h9": "eol-os", "h10": "bad-hostname", "h11": "selinux",
-            "h12": "repo-failure", "h13": "installed", "h15": "repo-unreachable", "h16": "dist-repo-down",
-            "h17": "non-root", "h18": "ram-512", "h19": "ram-1024"}
+PROFILES = {
+    "h7": "low-ram",
+    "h8": "debian13",
+    "h9": "eol-os",
+    "h10": "bad-hostname",
+    "h11": "selinux",
+    "h12": "repo-failure",
+    "h13": "installed",
+    "h15": "repo-unreachable",
+    "h16": "dist-repo-down",
+    "h17": "non-root",
+    "h18": "ram-512",
+    "h19": "ram-1024",
+}
 # What each bad host's preflight says (the host result's error starts with "preflight: " and this;
 # {mirror} is the lab's mirror, on its bridge address).
 PREFLIGHT_ERRORS = {
@@ -35,13 +46,12 @@ PREFLIGHT_ERRORS = {
     "h9": "[eol_os] debian 10 is at End of Support (EOL): upgrade the OS, or set allow_eol_os: true",
     "h10": "[hostname] You have incorrect hostname: h10",
     "h11": "[selinux] SELinux is enabled",
-    "h12": "[repository] the installer's repository {mirror}/repo/ is not reachable from the host"
-           " (HTTP Error 503",
+    "h12": "[repository] the installer's repository {mirror}/repo/ is not reachable from the host (HTTP Error 503",
     "h15": "[repository_unreachable] the installer's repository {mirror}/repo/ does not answer the host (",
     "h18": "[ram] You have to low memory: 512 MB (the installer needs more than 512 MB)",
     # install.sh would fail these at its first apt step (exit 100) after the license was paid for
     "h16": "[os_repository] install.sh must first install lsb-release, wget, gpg from the distribution's repository,"
-           " which does not answer ({mirror}/debian: ",
+    " which does not answer ({mirror}/debian: ",
     "h17": "[root] commands run as uid 1000: install.sh must run as root",
 }
 BAD = PREFLIGHT_ERRORS
@@ -83,8 +93,13 @@ def install_lab(lab):
 
 
 def inventory(lab, path: Path, **extra_vars) -> Path:
-    hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, "installer_url": f"http://{lab.bridge_address}:8080/install.sh",
-                                                     **extra_vars}} for h in lab.hosts}
+    hosts = {
+        h.name: {
+            "address": h.address,
+            "vars": {"fqdn": h.fqdn, "installer_url": f"http://{lab.bridge_address}:8080/install.sh", **extra_vars},
+        }
+        for h in lab.hosts
+    }
     for host in lab.hosts:
         if login_user(host.profile) != "root":
             hosts[host.name].update(user=login_user(host.profile), sudo=False)
@@ -100,7 +115,9 @@ def test_twenty_hosts_good_ones_installed_and_verified_bad_ones_fail_with_the_re
 ):
     lab, standin = install_lab
     path = inventory(lab, tmp_path / "inventory.yaml")
-    first = ispagent("run", str(INSTALL), "-i", str(path), "--report-json", str(tmp_path / "1.json"), state_dir=tmp_path)
+    first = ispagent(
+        "run", str(INSTALL), "-i", str(path), "--report-json", str(tmp_path / "1.json"), state_dir=tmp_path
+    )
     assert first.returncode == 1, first.stdout + first.stderr
     hosts = hosts_of(read_report(tmp_path / "1.json"))
     good = [h.name for h in lab.hosts if h.name not in BAD]
@@ -117,7 +134,9 @@ def test_twenty_hosts_good_ones_installed_and_verified_bad_ones_fail_with_the_re
     assert hosts["h15"]["error"].endswith(REPOSITORY_UNREACHABLE.advice), hosts["h15"]["error"]
     assert [p["rule"] for p in hosts["h12"]["preflight"]["problems"]] == ["repository"]
     bad_addresses = {lab.host(name).address for name in PREFLIGHT_ERRORS}
-    assert not bad_addresses & {ip for ip, _ in standin.requests}, "a license was asked for a host that failed preflight"
+    assert not bad_addresses & {ip for ip, _ in standin.requests}, (
+        "a license was asked for a host that failed preflight"
+    )
     for name in good:
         host = hosts[name]
         assert host["status"] == "changed", (name, host["error"])
@@ -130,24 +149,39 @@ def test_twenty_hosts_good_ones_installed_and_verified_bad_ones_fail_with_the_re
     mini = on_host(lab, "h19", "cat /var/lib/ispagent/installer/install.log").stdout
     assert "Installing recommended software (nginx, mini)" in mini  # 1024 MB: the mini install
     preinstalled = hosts["h13"]
-    assert preinstalled["preflight"]["installed"] is True and preinstalled["preflight"]["licid"] == preinstalled_licid(13)
+    assert preinstalled["preflight"]["installed"] is True and preinstalled["preflight"]["licid"] == preinstalled_licid(
+        13
+    )
     assert [s["status"] for s in preinstalled["steps"]] == ["ok", "ok", "skipped", "changed", "ok"]
     assert on_host(lab, "h13", "cat /var/lib/ispmanager-emulator/invocations").returncode == 1  # install.sh never ran
 
-    second = ispagent("run", str(INSTALL), "-i", str(path), "--report-json", str(tmp_path / "2.json"), state_dir=tmp_path)
+    second = ispagent(
+        "run", str(INSTALL), "-i", str(path), "--report-json", str(tmp_path / "2.json"), state_dir=tmp_path
+    )
     report = read_report(tmp_path / "2.json")
     assert report["summary"]["changed"] == 0 and report["summary"]["ok"] == len(good), second.stdout
     assert all(not step["changed"] for host in report["hosts"] for step in host["steps"])
 
-    audit = ispagent("run", str(AUDIT), "-i", str(path), "--limit", ",".join(good),
-                     "--report-json", str(tmp_path / "audit.json"), state_dir=tmp_path)
+    audit = ispagent(
+        "run",
+        str(AUDIT),
+        "-i",
+        str(path),
+        "--limit",
+        ",".join(good),
+        "--report-json",
+        str(tmp_path / "audit.json"),
+        state_dir=tmp_path,
+    )
     assert audit.returncode == 0, audit.stdout + audit.stderr
     report = read_report(tmp_path / "audit.json")
     assert report["summary"]["ok"] == len(good) and report["summary"]["changed"] == 0
     assert all(check["ok"] for host in report["hosts"] for check in host["verify"].values())
 
 
-def test_full_install_playbook_licenses_exactly_the_good_fresh_hosts_through_the_lab_partner_account(install_lab, tmp_path):
+def test_full_install_playbook_licenses_exactly_the_good_fresh_hosts_through_the_lab_partner_account(
+    install_lab, tmp_path
+):
     """playbooks/install.yaml as shipped: the license step orders from the lab's partner-account
     emulator (which also answers the installer's licctl fetch) for the fresh good hosts only."""
     from agent.lab.services import inventory_vars
@@ -161,11 +195,20 @@ def test_full_install_playbook_licenses_exactly_the_good_fresh_hosts_through_the
         if name != "h13":  # h13 keeps its preinstalled panel and its own (foreign) license
             reset_panel(lab, name)
     service_vars = inventory_vars(lab.dir, lab.bridge_address)
-    write_config(mirror_dir, license_url=f"http://{lab.bridge_address}:8443", install_seconds=1, license_retry_delay=0.2)
+    write_config(
+        mirror_dir, license_url=f"http://{lab.bridge_address}:8443", install_seconds=1, license_retry_delay=0.2
+    )
     try:
         path = inventory(lab, tmp_path / "inventory.yaml", **service_vars)
-        first = ispagent("run", str(REPO / "playbooks" / "install.yaml"), "-i", str(path),
-                         "--report-json", str(tmp_path / "1.json"), state_dir=tmp_path)
+        first = ispagent(
+            "run",
+            str(REPO / "playbooks" / "install.yaml"),
+            "-i",
+            str(path),
+            "--report-json",
+            str(tmp_path / "1.json"),
+            state_dir=tmp_path,
+        )
         assert first.returncode == 1, first.stdout + first.stderr  # the bad hosts fail
         hosts = hosts_of(read_report(tmp_path / "1.json"))
         for name in PREFLIGHT_ERRORS:
@@ -186,8 +229,15 @@ def test_full_install_playbook_licenses_exactly_the_good_fresh_hosts_through_the
         for name in [*PREFLIGHT_ERRORS, "h13"]:
             assert lab.host(name).address not in by_ip, f"{name} got a license"
 
-        second = ispagent("run", str(REPO / "playbooks" / "install.yaml"), "-i", str(path),
-                          "--report-json", str(tmp_path / "2.json"), state_dir=tmp_path)
+        second = ispagent(
+            "run",
+            str(REPO / "playbooks" / "install.yaml"),
+            "-i",
+            str(path),
+            "--report-json",
+            str(tmp_path / "2.json"),
+            state_dir=tmp_path,
+        )
         report = read_report(tmp_path / "2.json")
         assert report["summary"]["changed"] == 0 and report["summary"]["ok"] == len(good), second.stdout
         assert len([lic for lic in PartnerClient(settings_from_vars(service_vars)).list() if lic.live]) == len(live)
@@ -207,10 +257,22 @@ def test_dry_run_shows_the_config_diff_and_changes_nothing(install_lab, tmp_path
     assert "+\tallow_ip 10.0.0.0/8" in result.stdout and "+++ /usr/local/mgr5/etc/ihttpd.conf (wanted)" in result.stdout
     assert on_host(lab, "h13", "cat /usr/local/mgr5/etc/ihttpd.conf").stdout == before
 
-    audit = ispagent("run", str(AUDIT), "-i", str(path), "--limit", "h13", "--report-json", str(tmp_path / "a.json"),
-                     state_dir=tmp_path)
+    audit = ispagent(
+        "run",
+        str(AUDIT),
+        "-i",
+        str(path),
+        "--limit",
+        "h13",
+        "--report-json",
+        str(tmp_path / "a.json"),
+        state_dir=tmp_path,
+    )
     assert audit.returncode == 1  # the inventory now wants another ihttpd.conf: drift
-    assert "config:/usr/local/mgr5/etc/ihttpd.conf: missing or differs" in hosts_of(read_report(tmp_path / "a.json"))["h13"]["error"]
+    assert (
+        "config:/usr/local/mgr5/etc/ihttpd.conf: missing or differs"
+        in hosts_of(read_report(tmp_path / "a.json"))["h13"]["error"]
+    )
 
 
 def test_dropped_ssh_connection_install_finishes_on_the_server_and_resume_reattaches_without_a_second_installer(
@@ -229,11 +291,27 @@ def test_dropped_ssh_connection_install_finishes_on_the_server_and_resume_reatta
     try:
         path = inventory(lab, tmp_path / "inventory.yaml")
         env = {**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)}
-        run = subprocess.Popen([sys.executable, "-m", "agent", "run", str(INSTALL), "-i", str(path), "--limit", name,
-                                "--report-json", str(tmp_path / "1.json")],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        wait_until(lambda: on_host(lab, name, f"kill -STOP -{group}").returncode == 0,
-                   run, "install.sh never started")
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "run",
+                str(INSTALL),
+                "-i",
+                str(path),
+                "--limit",
+                name,
+                "--report-json",
+                str(tmp_path / "1.json"),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        wait_until(lambda: on_host(lab, name, f"kill -STOP -{group}").returncode == 0, run, "install.sh never started")
         # Drop our SSH connection: kill the host's per-connection sshd processes (not sshd itself, PID 1).
         sessions = on_host(lab, name, "pgrep -f 'sshd: root'").stdout.split()
         assert sessions
@@ -243,10 +321,26 @@ def test_dropped_ssh_connection_install_finishes_on_the_server_and_resume_reatta
         assert first["hosts"][0]["status"] == "unreachable", out + err
         assert on_host(lab, name, f"kill -0 {group}").returncode == 0, "the install died with the connection"
 
-        resume = subprocess.Popen([sys.executable, "-m", "agent", "run", "--resume", first["run_id"], "--report-json",
-                                   str(tmp_path / "2.json")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=env)
-        wait_until(lambda: installer_started_again(tmp_path, first["run_id"]), resume, "the resume never reached the installer")
+        resume = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "run",
+                "--resume",
+                first["run_id"],
+                "--report-json",
+                str(tmp_path / "2.json"),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        wait_until(
+            lambda: installer_started_again(tmp_path, first["run_id"]), resume, "the resume never reached the installer"
+        )
         assert on_host(lab, name, f"kill -CONT -{group}").returncode == 0
         out, err = resume.communicate(timeout=120)
         assert resume.returncode == 0, out + err
@@ -270,4 +364,4 @@ def installer_started_again(state_dir: Path, run_id: str) -> bool:
     except ValueError:  # a line being written
         return False
     starts = [i for i, e in enumerate(seen) if e["event"] == "run_started"]
-    return any(e["event"] == "step_started" and e.get("step") == "installer" for e in seen[starts[-1]:])
+    return any(e["event"] == "step_started" and e.get("step") == "installer" for e in seen[starts[-1] :])

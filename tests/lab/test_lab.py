@@ -19,8 +19,7 @@ from click.testing import CliRunner
 from agent.cli.main import cli
 from agent.errors import LabError
 from agent.inventory.loader import load_inventory
-from agent.lab import Lab, LabHost, labs_on_machine, network, services, slots
-from agent.lab import commands, rootfs
+from agent.lab import Lab, LabHost, commands, labs_on_machine, network, rootfs, services, slots
 from agent.lab.network import LabNetwork
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -31,8 +30,12 @@ def ssh(lab: Lab, host: LabHost, user: str = "root", known_hosts: Path | None = 
     client.load_host_keys(str(known_hosts or lab.known_hosts_path))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     client.connect(
-        host.address, username=user, key_filename=str(lab.identity_file),
-        look_for_keys=False, allow_agent=False, timeout=10,
+        host.address,
+        username=user,
+        key_filename=str(lab.identity_file),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
     )
     return client
 
@@ -93,7 +96,10 @@ def test_inventory_lists_every_host_with_paths_relative_to_itself(lab: Lab) -> N
     assert (lab.inventory_path.parent / inventory["defaults"]["identity_file"]).is_file()
     # Lab services (agent/lab/services.py) add their own vars, e.g. installer_url.
     assert {k: v for k, v in inventory["defaults"]["vars"].items() if k in ("edition", "period", "release")} == {
-        "edition": "lite", "period": "monthly", "release": "stable"}
+        "edition": "lite",
+        "period": "monthly",
+        "release": "stable",
+    }
     assert {name: entry["address"] for name, entry in inventory["hosts"].items()} == {
         host.name: host.address for host in lab.hosts
     }
@@ -123,7 +129,9 @@ def test_a_host_key_not_in_known_hosts_is_rejected(lab: Lab, tmp_path: Path) -> 
 def test_openssh_client_connects_with_the_generated_ssh_config(lab: Lab) -> None:
     done = subprocess.run(
         ["ssh", "-F", str(lab.ssh_config_path), "-o", "BatchMode=yes", "h2", "id -un"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "root"), done.stderr
 
@@ -142,9 +150,7 @@ def test_sshd_allows_keys_only_and_offers_only_an_ed25519_host_key(lab: Lab) -> 
     assert "kbdinteractiveauthentication no" in effective
     assert "permitrootlogin without-password" in effective
     assert "usedns no" in effective
-    assert [line for line in effective if line.startswith("hostkey ")] == [
-        "hostkey /etc/ssh/ssh_host_ed25519_key"
-    ]
+    assert [line for line in effective if line.startswith("hostkey ")] == ["hostkey /etc/ssh/ssh_host_ed25519_key"]
 
 
 @pytest.mark.lab
@@ -310,9 +316,11 @@ def test_without_root_the_cli_fails_with_one_line() -> None:
         # namespace where we are nobody has no privilege over the machine's namespaces, mounts or links,
         # yet still reads the checkout: a checkout under /root (0700) is closed to the real nobody.
         done = subprocess.run(
-            ["unshare", "--user", "--map-user=65534", "--map-group=65534",
-             sys.executable, "-m", "agent", *argv],
-            capture_output=True, text=True, cwd="/", timeout=60,
+            ["unshare", "--user", "--map-user=65534", "--map-group=65534", sys.executable, "-m", "agent", *argv],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            timeout=60,
         )
         exit_code, stderr = done.returncode, done.stderr
     else:
@@ -333,7 +341,11 @@ def test_a_missing_tool_is_named_with_its_apt_package(monkeypatch: pytest.Monkey
 def test_slot_0_keeps_the_names_and_addresses_of_one_lab_per_machine() -> None:
     net = LabNetwork(0)
     assert (net.bridge, net.bridge_address, net.bridge_mac) == ("ispagent0", "198.18.0.1", "02:15:18:00:00:01")
-    assert (net.host_address(1), net.host_address(251), net.host_address(1000)) == ("198.18.0.2", "198.18.1.2", "198.18.3.251")
+    assert (net.host_address(1), net.host_address(251), net.host_address(1000)) == (
+        "198.18.0.2",
+        "198.18.1.2",
+        "198.18.3.251",
+    )
     assert (net.netns_name(7), net.veth_name(7), net.host_mac(258)) == ("ispagent-h7", "ispv7", "02:15:18:01:01:02")
 
 
@@ -345,7 +357,9 @@ def test_every_slot_has_its_own_addresses_names_and_macs_inside_the_benchmark_ra
         assert net.network.subnet_of(benchmark) and not net.network.overlaps(docker)
         indices = range(1, network.MAX_HOSTS + 1)
         addresses = [net.host_address(i) for i in indices] + [net.bridge_address]
-        assert all(ipaddress.ip_address(a) in net.network and a.rsplit(".", 1)[1] not in ("0", "255") for a in addresses)
+        assert all(
+            ipaddress.ip_address(a) in net.network and a.rsplit(".", 1)[1] not in ("0", "255") for a in addresses
+        )
         names = {
             "address": addresses,
             "mac": [net.host_mac(i) for i in indices] + [net.bridge_port_mac(i) for i in indices] + [net.bridge_mac],

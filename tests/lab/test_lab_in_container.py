@@ -41,9 +41,26 @@ def run_in_root(kind: str, command: str) -> subprocess.CompletedProcess[str]:
     base = Path(tempfile.mkdtemp(prefix="ispagent-root-"))
     try:
         return subprocess.run(
-            ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--propagation", "private",
-             "/bin/sh", str(ENTER_ROOT), kind, str(base), str(REPO), command, *_interpreter_dirs()],
-            capture_output=True, text=True, timeout=TIMEOUT,
+            [
+                "unshare",
+                "--mount",
+                "--net",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                str(ENTER_ROOT),
+                kind,
+                str(base),
+                str(REPO),
+                command,
+                *_interpreter_dirs(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
             env={"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8"},
         )
     finally:
@@ -121,9 +138,12 @@ def test_demo_passes_twice_and_lab_down_leaves_nothing_inside_a_container_root_o
 
 
 def test_a_chroot_on_a_shared_mount_is_refused_in_one_line_before_any_host_starts() -> None:
-    done = run_in_root("shared-chroot", f"{sys.executable} -m agent lab up --hosts 1 --dir {LAB_DIR}; "
-                                        f"echo \"@up-exit: $?\"; ls {LAB_DIR}/hosts; ls /run/netns 2>/dev/null; "
-                                        f"echo \"@mounts: $(grep -c ' {LAB_DIR}/' /proc/self/mountinfo)\"")
+    done = run_in_root(
+        "shared-chroot",
+        f"{sys.executable} -m agent lab up --hosts 1 --dir {LAB_DIR}; "
+        f'echo "@up-exit: $?"; ls {LAB_DIR}/hosts; ls /run/netns 2>/dev/null; '
+        f"echo \"@mounts: $(grep -c ' {LAB_DIR}/' /proc/self/mountinfo)\"",
+    )
     errors = [line for line in done.stderr.splitlines() if not line.startswith("lab: ")]
     assert errors == [
         f"ispagent: error: / is not a mount point (a chroot) and the mount {LAB_DIR} is on is shared, so the"

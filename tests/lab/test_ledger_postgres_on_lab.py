@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from labkit import REPO, read_report
 from partnerkit import license_inventory, live_licenses, start_emulator
 from pgkit import pg_schema
@@ -24,8 +23,24 @@ def _agent(base: Path, lab, emulator, url: str) -> tuple[subprocess.Popen, Path]
     inventory = license_inventory(lab, base / "inventory.yaml", emulator, base / "unused.sqlite", ledger_url=url)
     report = base / "report.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", str(LICENSE_ONLY), "-i", str(inventory), "--forks", "20", "--report-json", str(report)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env={**os.environ, "ISPAGENT_STATE_DIR": str(base)},
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            str(LICENSE_ONLY),
+            "-i",
+            str(inventory),
+            "--forks",
+            "20",
+            "--report-json",
+            str(report),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "ISPAGENT_STATE_DIR": str(base)},
     )
     return process, report
 
@@ -45,10 +60,16 @@ def test_two_runs_at_once_on_one_postgresql_ledger_order_exactly_one_license_per
             actions = Counter(h["license"]["action"] for _, report in agents for h in read_report(report)["hosts"])
             assert actions["ordered"] == 20 and sum(actions.values()) == 40, actions
             password = url.split(":")[2].split("@")[0]
-            texts = outputs + [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and "partner" not in p.parts and p.name != "inventory.yaml"]
+            texts = outputs + [
+                p.read_text(errors="replace")
+                for p in tmp_path.rglob("*")
+                if p.is_file() and "partner" not in p.parts and p.name != "inventory.yaml"
+            ]
             assert not [t for t in texts if password in t], "the ledger password leaked"
-            print(f"\ntwo agents, 20 hosts, one PostgreSQL ledger: {dict(actions)}; "
-                  f"{emulator.calls['soft.order.param']} orders, 20 licenses, one per host")
+            print(
+                f"\ntwo agents, 20 hosts, one PostgreSQL ledger: {dict(actions)}; "
+                f"{emulator.calls['soft.order.param']} orders, 20 licenses, one per host"
+            )
     finally:
         emulator.stop()
         lab.up(6)
@@ -66,13 +87,24 @@ def test_postgresql_gone_mid_run_orders_nothing_without_an_intent_and_resume_lic
     proxy = CuttableProxy()
     try:
         with pg_schema() as url:
-            inventory = license_inventory(lab, tmp_path / "inventory.yaml", emulator, tmp_path / "unused.sqlite",
-                                          hosts=hosts, ledger_url=proxy.url(url))
+            inventory = license_inventory(
+                lab,
+                tmp_path / "inventory.yaml",
+                emulator,
+                tmp_path / "unused.sqlite",
+                hosts=hosts,
+                ledger_url=proxy.url(url),
+            )
             emulator.order_gate.hold_after(1)
             env = {**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)}
-            process = subprocess.Popen([sys.executable, "-m", "agent", "run", str(LICENSE_ONLY), "-i", str(inventory),
-                                        "--forks", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       cwd=REPO, env=env)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "agent", "run", str(LICENSE_ONLY), "-i", str(inventory), "--forks", "1"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=REPO,
+                env=env,
+            )
             run_id = read_run_id(process)
             wait_until(emulator.order_gate.held.is_set, process, "the second order never came")
             proxy.cut()
@@ -85,9 +117,14 @@ def test_postgresql_gone_mid_run_orders_nothing_without_an_intent_and_resume_lic
             assert failures and all(len(line) < 600 for line in failures), output
 
             proxy.restore()
-            resumed = subprocess.run([sys.executable, "-m", "agent", "run", "--resume", run_id, "--report-json",
-                                      str(tmp_path / "r.json")], capture_output=True, text=True, cwd=REPO, env=env,
-                                     timeout=180)
+            resumed = subprocess.run(
+                [sys.executable, "-m", "agent", "run", "--resume", run_id, "--report-json", str(tmp_path / "r.json")],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                env=env,
+                timeout=180,
+            )
             assert resumed.returncode in (0, 4), resumed.stdout + resumed.stderr
             by_ip = Counter(lic["ip"] for lic in live_licenses(emulator))
             assert by_ip == {h.address: 1 for h in hosts}

@@ -24,7 +24,9 @@ LICENSE_ONLY = REPO / "playbooks" / "license-only.yaml"
 
 def _run(tmp_path: Path, inventory: Path, name: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
     report = tmp_path / f"{name}.json"
-    result = ispagent("run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(report), *extra, state_dir=tmp_path)
+    result = ispagent(
+        "run", str(LICENSE_ONLY), "-i", str(inventory), "--report-json", str(report), *extra, state_dir=tmp_path
+    )
     return result, read_report(report)
 
 
@@ -35,8 +37,9 @@ def _one_license_per_host(emulator, hosts) -> None:
 
 
 def test_rollout_of_30_hosts_under_faults_orders_exactly_30_and_rerun_orders_nothing(lab, tmp_path):
-    emulator = start_emulator(tmp_path / "partner", error_rate=0.3, reset_rate=0.1, drop_rate=0.1,
-                              latency=[0, 0.02], key_delay=0.2)
+    emulator = start_emulator(
+        tmp_path / "partner", error_rate=0.3, reset_rate=0.1, drop_rate=0.1, latency=[0, 0.02], key_delay=0.2
+    )
     try:
         lab.up(30)
         inventory = license_inventory(lab, tmp_path / "inventory.yaml", emulator, tmp_path / "ledger.sqlite")
@@ -50,7 +53,12 @@ def test_rollout_of_30_hosts_under_faults_orders_exactly_30_and_rerun_orders_not
         _one_license_per_host(emulator, lab.hosts)
         for host in report["hosts"]:  # the report names the license the account holds for that IP
             lic = next(l for l in live_licenses(emulator) if l["ip"] == host["address"])
-            assert host["license"] == {"id": str(lic["id"]), "edition": "lite", "period": "monthly", "action": "ordered"}
+            assert host["license"] == {
+                "id": str(lic["id"]),
+                "edition": "lite",
+                "period": "monthly",
+                "action": "ordered",
+            }
         orders = emulator.calls["soft.order.param"]
         injected = dict(emulator.injected)
         assert injected.get("drop soft.order.param", 0) >= 1 and injected.get("error", 0) >= 10
@@ -74,8 +82,13 @@ def _kill_and_resume(lab, base: Path, seed: int) -> dict:
     unprocessed. Target 3 (every order done) kills while keys are polled or the report runs.
     """
     rng = random.Random(seed)
-    emulator = start_emulator(base / "partner", latency=[0.01, 0.06], key_delay=rng.uniform(0.05, 0.4),
-                              drop_rate=0.15, functions=["soft.order.param"])
+    emulator = start_emulator(
+        base / "partner",
+        latency=[0.01, 0.06],
+        key_delay=rng.uniform(0.05, 0.4),
+        drop_rate=0.15,
+        functions=["soft.order.param"],
+    )
     hosts = lab.hosts[:3]
     target = seed % 4
     if target < len(hosts):
@@ -83,11 +96,19 @@ def _kill_and_resume(lab, base: Path, seed: int) -> dict:
     try:
         inventory = license_inventory(lab, base / "inventory.yaml", emulator, base / "ledger.sqlite", hosts=hosts)
         env = {**os.environ, "ISPAGENT_STATE_DIR": str(base)}
-        process = subprocess.Popen([sys.executable, "-m", "agent", "run", str(LICENSE_ONLY), "-i", str(inventory)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", str(LICENSE_ONLY), "-i", str(inventory)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
         run_id = read_run_id(process)
         if target < len(hosts):
-            wait_until(lambda: emulator.order_gate.held.is_set(), process, f"order {target + 1} never reached the account")
+            wait_until(
+                lambda: emulator.order_gate.held.is_set(), process, f"order {target + 1} never reached the account"
+            )
         else:
             wait_until(lambda: len(live_licenses(emulator)) >= target, process, "the orders never went through")
             time.sleep(rng.uniform(0, 0.05))
@@ -117,11 +138,15 @@ def test_sigkill_during_the_license_step_then_resume_leaves_no_duplicate_and_no_
     trials = 20
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(lambda n: _kill_and_resume(lab, tmp_path / f"trial{n}", seed=n), range(trials)))
-    print(f"\n{trials} SIGKILL trials: licenses in the account at the kill: "
-          f"{Counter(o['licenses_at_kill'] for o in outcomes)}; after resume: 3 of 3 every time")
+    print(
+        f"\n{trials} SIGKILL trials: licenses in the account at the kill: "
+        f"{Counter(o['licenses_at_kill'] for o in outcomes)}; after resume: 3 of 3 every time"
+    )
     # The gate puts each kill exactly after `target` orders (a dropped answer still counts: its
     # license exists), so kills between orders are certain, not a matter of luck.
-    assert [o["licenses_at_kill"] for o in outcomes if o["target"] < 3] == [o["target"] for o in outcomes if o["target"] < 3]
+    assert [o["licenses_at_kill"] for o in outcomes if o["target"] < 3] == [
+        o["target"] for o in outcomes if o["target"] < 3
+    ]
     assert sum(1 for o in outcomes if 0 < o["licenses_at_kill"] < 3) == 10
 
 
@@ -133,8 +158,11 @@ def test_unpaid_account_stops_ordering_at_the_first_refusal_and_licensed_hosts_s
         from agent.partner.settings import settings_from_vars
 
         paid_for = lab.hosts[:2]
-        client = PartnerClient(settings_from_vars({"partner_api_url": emulator.url,
-                                                   "partner_credentials_file": str(emulator.credentials_file)}))
+        client = PartnerClient(
+            settings_from_vars(
+                {"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)}
+            )
+        )
         for host in paid_for:
             client.order("lite", "monthly", host.address, host.fqdn, "")
         emulator.store.update_account("lab-partner@example.com", unpaid=1)
@@ -149,7 +177,10 @@ def test_unpaid_account_stops_ordering_at_the_first_refusal_and_licensed_hosts_s
                 assert hosts[host.name]["license"]["action"] == "adopted"
             else:
                 assert hosts[host.name]["status"] == "failed"
-                assert "unpaid invoice" in hosts[host.name]["error"] and "pay the invoice, then rerun" in hosts[host.name]["error"]
+                assert (
+                    "unpaid invoice" in hosts[host.name]["error"]
+                    and "pay the invoice, then rerun" in hosts[host.name]["error"]
+                )
         assert emulator.calls["soft.order.param"] == 1
         total = sum(emulator.calls.values())
         assert total <= 3 * len(lab.hosts), emulator.calls
@@ -183,10 +214,14 @@ def test_no_password_or_license_key_in_any_log_report_event_or_error(lab, tmp_pa
         texts = outputs + [p.read_bytes().decode("utf-8", "replace") for p in files]
         for secret in [password, *keys]:
             leaks = [i for i, text in enumerate(texts) if secret in text]
-            assert not leaks, f"a secret leaked into {[files[i - len(outputs)] if i >= len(outputs) else 'output' for i in leaks]}"
+            assert not leaks, (
+                f"a secret leaked into {[files[i - len(outputs)] if i >= len(outputs) else 'output' for i in leaks]}"
+            )
         assert first.returncode in (0, 4), first.stdout  # 4: an activation left for the next run to confirm
         assert second.returncode == 1 and "unpaid" in second.stdout
-        print(f"\nscanned {len(files)} files and {len(outputs)} outputs for the password and {len(keys)} keys: none found")
+        print(
+            f"\nscanned {len(files)} files and {len(outputs)} outputs for the password and {len(keys)} keys: none found"
+        )
     finally:
         emulator.stop()
 

@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from labkit import REPO, wait_until
 from partnerkit import license_inventory, live_licenses, start_emulator
 from pgkit import pg_schema
@@ -26,16 +25,39 @@ LEASE = "3"
 def _node(base: Path, lab, emulator, url: str, *extra: str, crash_at: str | None = None) -> subprocess.Popen:
     base.mkdir()
     inventory = license_inventory(lab, base / "inventory.yaml", emulator, base / "unused.sqlite", ledger_url=url)
-    command = ["run", str(LICENSE_ONLY), "-i", str(inventory), "--rollout", "wave-1", "--lease", LEASE, "--forks", "2", *extra]
+    command = [
+        "run",
+        str(LICENSE_ONLY),
+        "-i",
+        str(inventory),
+        "--rollout",
+        "wave-1",
+        "--lease",
+        LEASE,
+        "--forks",
+        "2",
+        *extra,
+    ]
     prefix = ["-m", "harness.crashrun", crash_at] if crash_at else ["-m", "agent"]
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(base), "PYTHONPATH": str(REPO / "tests")}
-    return subprocess.Popen([sys.executable, *prefix, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=REPO, env=env)
+    return subprocess.Popen(
+        [sys.executable, *prefix, *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
 
 
 def _status(base: Path) -> dict:
-    done = subprocess.run([sys.executable, "-m", "agent", "rollout", "status", "wave-1", "-i", str(base / "inventory.yaml"),
-                           "--json"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "rollout", "status", "wave-1", "-i", str(base / "inventory.yaml"), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -74,9 +96,13 @@ def test_a_node_killed_mid_rollout_leaves_no_host_behind_and_no_license_twice(la
             assert len(nodes) == 2 and nodes[doomed_node]["state"] == "running"  # it never left: it died
             survivor_node = next(name for name in nodes if name != doomed_node)
             assert nodes[survivor_node]["state"] == "finished"
-            assert sum(nodes[survivor_node]["hosts"].values()) + sum(nodes[doomed_node]["hosts"].values()) == len(lab.hosts)
+            assert sum(nodes[survivor_node]["hosts"].values()) + sum(nodes[doomed_node]["hosts"].values()) == len(
+                lab.hosts
+            )
             per_node = {name: node["hosts"] for name, node in nodes.items()}
-            print(f"\nrollout of {len(lab.hosts)} hosts, 2 nodes, one killed: hosts per node {per_node}; "
-                  f"claimed again {sorted(dead)}; wall {wall:.1f}s (lease {LEASE}s)")
+            print(
+                f"\nrollout of {len(lab.hosts)} hosts, 2 nodes, one killed: hosts per node {per_node}; "
+                f"claimed again {sorted(dead)}; wall {wall:.1f}s (lease {LEASE}s)"
+            )
     finally:
         emulator.stop()

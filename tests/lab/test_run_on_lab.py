@@ -37,7 +37,9 @@ def _clean(lab, path: str) -> None:
 def test_smoke_playbook_second_run_changes_nothing_and_report_matches_schema(lab, tmp_path):
     _clean(lab, "/srv/ispagent-smoke")
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
-    first = ispagent("run", str(SMOKE), "-i", str(inventory), "--report-json", str(tmp_path / "1.json"), state_dir=tmp_path)
+    first = ispagent(
+        "run", str(SMOKE), "-i", str(inventory), "--report-json", str(tmp_path / "1.json"), state_dir=tmp_path
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     report = read_report(tmp_path / "1.json")
     jsonschema.validate(report, report_schema())
@@ -47,13 +49,27 @@ def test_smoke_playbook_second_run_changes_nothing_and_report_matches_schema(lab
     assert on_host(lab, "h2", "stat -c %a /srv/ispagent-smoke/motd").stdout.strip() == "640"
 
     second = ispagent(
-        "run", str(SMOKE), "-i", str(inventory), "--report-json", str(tmp_path / "2.json"),
-        "--junit", str(tmp_path / "2.xml"), state_dir=tmp_path,
+        "run",
+        str(SMOKE),
+        "-i",
+        str(inventory),
+        "--report-json",
+        str(tmp_path / "2.json"),
+        "--junit",
+        str(tmp_path / "2.xml"),
+        state_dir=tmp_path,
     )
     assert second.returncode == 0, second.stdout + second.stderr
     report = read_report(tmp_path / "2.json")
     jsonschema.validate(report, report_schema())
-    assert report["summary"] == {"hosts": len(lab.hosts), "ok": len(lab.hosts), "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0}
+    assert report["summary"] == {
+        "hosts": len(lab.hosts),
+        "ok": len(lab.hosts),
+        "changed": 0,
+        "failed": 0,
+        "unreachable": 0,
+        "skipped": 0,
+    }
     assert all(not step["changed"] for host in report["hosts"] for step in host["steps"])
     junit = (tmp_path / "2.xml").read_text()
     assert junit.count("<testcase ") == len(lab.hosts) * 4 and 'failures="0"' in junit
@@ -62,7 +78,16 @@ def test_smoke_playbook_second_run_changes_nothing_and_report_matches_schema(lab
 def test_dry_run_changes_nothing_on_the_hosts(lab, tmp_path):
     _clean(lab, "/srv/ispagent-smoke")
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
-    result = ispagent("run", str(SMOKE), "-i", str(inventory), "--dry-run", "--report-json", str(tmp_path / "r.json"), state_dir=tmp_path)
+    result = ispagent(
+        "run",
+        str(SMOKE),
+        "-i",
+        str(inventory),
+        "--dry-run",
+        "--report-json",
+        str(tmp_path / "r.json"),
+        state_dir=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for host in lab.hosts:
         assert on_host(lab, host.name, "test -e /srv/ispagent-smoke").returncode == 1, host.name
@@ -82,8 +107,17 @@ def test_changed_host_key_is_refused_and_reported_unreachable(lab, tmp_path):
     (tmp_path / "known_hosts").write_text("\n".join(forged) + "\n")
     inventory = write_inventory(lab, tmp_path / "inventory.yaml", ssh={"known_hosts": str(tmp_path / "known_hosts")})
     playbook = write_playbook(tmp_path / "p.yaml", ["facts"])
-    result = ispagent("run", str(playbook), "-i", str(inventory), "--limit", f"{target.name},{other.name}",
-                      "--report-json", str(tmp_path / "r.json"), state_dir=tmp_path)
+    result = ispagent(
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--limit",
+        f"{target.name},{other.name}",
+        "--report-json",
+        str(tmp_path / "r.json"),
+        state_dir=tmp_path,
+    )
     assert result.returncode == 1
     hosts = {h["name"]: h for h in read_report(tmp_path / "r.json")["hosts"]}
     assert hosts[target.name]["status"] == "unreachable"
@@ -96,11 +130,23 @@ def test_unknown_host_key_is_refused_unless_accept_new(lab, tmp_path):
     inventory = write_inventory(lab, tmp_path / "inventory.yaml", ssh={"known_hosts": str(tmp_path / "known_hosts")})
     playbook = write_playbook(tmp_path / "p.yaml", ["facts"])
     host = lab.hosts[0].name
-    strict = ispagent("run", str(playbook), "-i", str(inventory), "-l", host, "--report-json", str(tmp_path / "r.json"), state_dir=tmp_path)
+    strict = ispagent(
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "-l",
+        host,
+        "--report-json",
+        str(tmp_path / "r.json"),
+        state_dir=tmp_path,
+    )
     assert strict.returncode == 1
     assert "is not in" in read_report(tmp_path / "r.json")["hosts"][0]["error"]
     assert (tmp_path / "known_hosts").read_text() == ""
-    accepted = ispagent("run", str(playbook), "-i", str(inventory), "-l", host, "--host-key-policy", "accept-new", state_dir=tmp_path)
+    accepted = ispagent(
+        "run", str(playbook), "-i", str(inventory), "-l", host, "--host-key-policy", "accept-new", state_dir=tmp_path
+    )
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert (tmp_path / "known_hosts").read_text().startswith(f"{lab.hosts[0].address} ssh-ed25519 ")
 
@@ -112,13 +158,17 @@ def test_unreachable_host_is_reported_as_unreachable(lab, tmp_path):
     }
     inventory = write_inventory(lab, tmp_path / "inventory.yaml", hosts=hosts)
     playbook = write_playbook(tmp_path / "p.yaml", ["facts"])
-    result = ispagent("run", str(playbook), "-i", str(inventory), "--report-json", str(tmp_path / "r.json"), state_dir=tmp_path)
+    result = ispagent(
+        "run", str(playbook), "-i", str(inventory), "--report-json", str(tmp_path / "r.json"), state_dir=tmp_path
+    )
     assert result.returncode == 1
     report = read_report(tmp_path / "r.json")
     by_name = {h["name"]: h for h in report["hosts"]}
     assert by_name["good"]["status"] == "ok"
     assert by_name["closed-port"]["status"] == "unreachable"
-    assert "cannot connect to root@" in by_name["closed-port"]["error"] and "3 attempts" in by_name["closed-port"]["error"]
+    assert (
+        "cannot connect to root@" in by_name["closed-port"]["error"] and "3 attempts" in by_name["closed-port"]["error"]
+    )
     assert report["summary"]["unreachable"] == 1
 
 
@@ -126,12 +176,28 @@ def test_max_fail_percent_stops_the_next_batch(lab, tmp_path):
     _clean(lab, "/root/batch-mark")
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
     first_batch = {lab.hosts[0].name, lab.hosts[1].name}
-    playbook = write_playbook(tmp_path / "p.yaml", [
-        {"shell": {"command": f"test $(hostname) != {lab.hosts[0].name}"}},  # fails on the first host only
-        {"shell": {"command": "touch /root/batch-mark"}},
-    ])
-    result = ispagent("run", str(playbook), "-i", str(inventory), "--forks", "2", "--batch-size", "2",
-                      "--max-fail-percent", "25", "--report-json", str(tmp_path / "r.json"), state_dir=tmp_path)
+    playbook = write_playbook(
+        tmp_path / "p.yaml",
+        [
+            {"shell": {"command": f"test $(hostname) != {lab.hosts[0].name}"}},  # fails on the first host only
+            {"shell": {"command": "touch /root/batch-mark"}},
+        ],
+    )
+    result = ispagent(
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--forks",
+        "2",
+        "--batch-size",
+        "2",
+        "--max-fail-percent",
+        "25",
+        "--report-json",
+        str(tmp_path / "r.json"),
+        state_dir=tmp_path,
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     report = read_report(tmp_path / "r.json")
     assert report["status"] == "aborted"
@@ -149,17 +215,39 @@ def test_killed_run_resumes_only_unfinished_hosts(lab, tmp_path):
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
     # A command in flight when the agent dies goes on on the host (sshd does not kill it); the
     # `creates` guard is what keeps the resumed run from doing its work a second time.
-    playbook = write_playbook(tmp_path / "p.yaml", [
-        "facts",
-        {"shell": {"command": "sleep 1.5; echo once >> /root/resume-count; touch /root/resume-done",
-                   "creates": "/root/resume-done"}},
-    ])
+    playbook = write_playbook(
+        tmp_path / "p.yaml",
+        [
+            "facts",
+            {
+                "shell": {
+                    "command": "sleep 1.5; echo once >> /root/resume-count; touch /root/resume-done",
+                    "creates": "/root/resume-done",
+                }
+            },
+        ],
+    )
     # Killed by the agent's own journal right after the first host_finished is durable: the first
     # hosts have finished, the next ones are in their sleep, however loaded the machine is.
     env = {**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path), "PYTHONPATH": str(HARNESS_PATH)}
-    process = subprocess.Popen([sys.executable, "-m", "harness.crashrun", "host_finished",
-                                "run", str(playbook), "-i", str(inventory), "--forks", "2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.crashrun",
+            "host_finished",
+            "run",
+            str(playbook),
+            "-i",
+            str(inventory),
+            "--forks",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     run_id = read_run_id(process)
     output = process.communicate()[0]
     assert process.returncode == -9, output
@@ -187,8 +275,11 @@ def test_killed_run_resumes_only_unfinished_hosts(lab, tmp_path):
 def _journal_shape(state_dir, run_id: str) -> list[tuple]:
     """A run's journal events without times and ids, host by host in order: what must match."""
     keep = ("event", "host", "step", "status", "changed", "message")
-    shaped = [tuple((key, event.get(key)) for key in keep if key in event)
-              for event in events(state_dir, run_id) if event.get("event") not in ("run_started", "run_finished")]
+    shaped = [
+        tuple((key, event.get(key)) for key in keep if key in event)
+        for event in events(state_dir, run_id)
+        if event.get("event") not in ("run_started", "run_finished")
+    ]
     return sorted(shaped, key=lambda items: dict(items).get("host") or "")
 
 
@@ -207,11 +298,17 @@ def test_a_run_built_in_python_from_objects_gives_the_journal_events_of_the_cli(
 
     _clean(lab, "/srv/ispagent-smoke")
     vars = {"edition": "lite", "period": "monthly", "release": "stable"}
-    hosts = [Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file), vars={**vars, "fqdn": h.fqdn})
-             for h in lab.hosts]
+    hosts = [
+        Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file), vars={**vars, "fqdn": h.fqdn})
+        for h in lab.hosts
+    ]
     playbook = playbook_from_data(yaml.safe_load(SMOKE.read_text()), SMOKE.parent, name="smoke")
-    plan = RunPlan(playbook, hosts, RunOptions(state_dir=tmp_path / "python"),
-                   SshSettings(known_hosts=lab.known_hosts_path, connect_timeout=5))
+    plan = RunPlan(
+        playbook,
+        hosts,
+        RunOptions(state_dir=tmp_path / "python"),
+        SshSettings(known_hosts=lab.known_hosts_path, connect_timeout=5),
+    )
     result = start_run(plan, listener=lambda event: None)
     assert result.exit_code == 0 and result.count("changed") == len(lab.hosts)
     python_shape = _journal_shape(tmp_path / "python", result.run_id)

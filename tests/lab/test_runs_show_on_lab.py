@@ -20,12 +20,30 @@ def test_runs_show_of_a_scheduled_run_renders_the_reports_the_job_wrote(lab, tmp
         on_host(lab, host.name, "rm -rf /srv/ispagent-smoke")  # so the job changes something
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
     units, state = tmp_path / "systemd", tmp_path / "state"
-    added = ispagent("schedule", "add", str(SMOKE), "-i", str(inventory), "--name", "lab-show", "--unit-dir", str(units),
-                     "--state-dir", str(state), "--report-html", str(tmp_path / "job.html"),
-                     "--ispagent", str(Path(sys.executable).parent / "ispagent"), state_dir=tmp_path)
+    added = ispagent(
+        "schedule",
+        "add",
+        str(SMOKE),
+        "-i",
+        str(inventory),
+        "--name",
+        "lab-show",
+        "--unit-dir",
+        str(units),
+        "--state-dir",
+        str(state),
+        "--report-html",
+        str(tmp_path / "job.html"),
+        "--ispagent",
+        str(Path(sys.executable).parent / "ispagent"),
+        state_dir=tmp_path,
+    )
     assert added.returncode == 0, added.stdout + added.stderr
-    setting = dict(line.split("=", 1) for line in (units / "ispagent-lab-show.service").read_text().splitlines()
-                   if "=" in line and not line.startswith("#"))
+    setting = dict(
+        line.split("=", 1)
+        for line in (units / "ispagent-lab-show.service").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     (assignment,) = shlex.split(setting["Environment"])
     key, value = assignment.split("=", 1)
     # The job as the timer starts it; --report-json added: the JSON report the job would have written.
@@ -33,8 +51,16 @@ def test_runs_show_of_a_scheduled_run_renders_the_reports_the_job_wrote(lab, tmp
     job = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, key: value}, timeout=300)
     assert job.returncode == 0, job.stdout + job.stderr
     (run_dir,) = (state / "runs").iterdir()
-    shown = ispagent("runs", "show", run_dir.name, "--report-html", str(tmp_path / "shown.html"), "--report-json",
-                     str(tmp_path / "shown.json"), state_dir=state)
+    shown = ispagent(
+        "runs",
+        "show",
+        run_dir.name,
+        "--report-html",
+        str(tmp_path / "shown.html"),
+        "--report-json",
+        str(tmp_path / "shown.json"),
+        state_dir=state,
+    )
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert (tmp_path / "shown.html").read_bytes() == (tmp_path / "job.html").read_bytes()
     assert (tmp_path / "shown.json").read_bytes() == (tmp_path / "job.json").read_bytes()

@@ -12,10 +12,10 @@ import subprocess
 import sys
 
 import pytest
+from labkit import REPO, SMOKE, ispagent, on_host, read_report, read_run_id, wait_until, write_inventory, write_playbook
 
 from agent.lab import faults
 from agent.lab.faults import parse_fault
-from labkit import REPO, SMOKE, ispagent, on_host, read_report, read_run_id, wait_until, write_inventory, write_playbook
 
 pytestmark = pytest.mark.lab
 
@@ -31,8 +31,17 @@ def _smoke_twice(lab, tmp_path) -> tuple[subprocess.CompletedProcess, subprocess
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
     runs = []
     for n in (1, 2):
-        runs.append(ispagent("run", str(SMOKE), "-i", str(inventory), "--report-json", str(tmp_path / f"{n}.json"),
-                             state_dir=tmp_path))
+        runs.append(
+            ispagent(
+                "run",
+                str(SMOKE),
+                "-i",
+                str(inventory),
+                "--report-json",
+                str(tmp_path / f"{n}.json"),
+                state_dir=tmp_path,
+            )
+        )
     return runs[0], runs[1]
 
 
@@ -72,12 +81,27 @@ def _run_until_the_command_runs(lab, tmp_path, name: str) -> tuple[subprocess.Po
     for host in lab.hosts:
         on_host(lab, host.name, "rm -f /root/fault-done")
     inventory = write_inventory(lab, tmp_path / "inventory.yaml", ssh={"command_timeout": 4})
-    playbook = write_playbook(tmp_path / "p.yaml", [
-        "facts", {"shell": {"command": SLOW_COMMAND, "creates": "/root/fault-done"}}])
-    process = subprocess.Popen([sys.executable, "-m", "agent", "run", str(playbook), "-i", str(inventory),
-                                "--report-json", str(tmp_path / "1.json")], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                               env={**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)})
+    playbook = write_playbook(
+        tmp_path / "p.yaml", ["facts", {"shell": {"command": SLOW_COMMAND, "creates": "/root/fault-done"}}]
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            str(playbook),
+            "-i",
+            str(inventory),
+            "--report-json",
+            str(tmp_path / "1.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)},
+    )
     run_id = read_run_id(process)
     wait_until(lambda: on_host(lab, name, "pgrep -x sleep").returncode == 0, process, "the command never started")
     return process, run_id
@@ -125,7 +149,8 @@ def test_sshd_killed_mid_command_is_unreachable_not_failed_and_resume_finishes_i
 
 
 def test_host_restarted_mid_install_is_resumed_to_a_whole_panel_with_one_license_and_one_installer_at_a_time(
-        lab, tmp_path):
+    lab, tmp_path
+):
     """The power cut lands after install.sh fetched the license, before the panel package is in: the
     disk holds a licensed half-panel and dpkg's journal of the cut-off unpack. The resume must run
     install.sh again (not take the half-panel for an installed one), with the license already bought."""
@@ -141,7 +166,8 @@ def test_host_restarted_mid_install_is_resumed_to_a_whole_panel_with_one_license
 
 
 def test_postgresql_ledger_stopped_while_licensing_orders_nothing_without_an_intent_and_resume_licenses_each_host_once(
-        lab, tmp_path):
+    lab, tmp_path
+):
     """A private PostgreSQL cluster, really stopped (`pg_ctl stop -m immediate`) once the first host
     has its license: no license in the account without its intent in the ledger, one-line errors, and
     after the cluster is back `run --resume` and a second run leave exactly one license per host."""

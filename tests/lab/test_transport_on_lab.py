@@ -59,7 +59,9 @@ def test_upload_replaces_a_file_with_its_mode_and_leaves_no_staging_file(lab):
         connection.put(b"second\n", "/srv/ispagent-put/sub dir/f", 0o600)
         content = connection.run(["cat", "/srv/ispagent-put/sub dir/f"]).stdout
         listing = connection.run("stat -c '%n %a' /srv/ispagent-put/sub\\ dir/*").stdout.splitlines()
-        with pytest.raises(TransportError, match=r"upload to /srv/ispagent-put/missing/f failed: .*/missing/f\.ispagent-"):
+        with pytest.raises(
+            TransportError, match=r"upload to /srv/ispagent-put/missing/f failed: .*/missing/f\.ispagent-"
+        ):
             connection.put(b"x" * 3_000_000, "/srv/ispagent-put/missing/f")  # more than sshd's 2 MiB window
         after_failure = connection.run("ls -A /srv/ispagent-put").stdout.splitlines()
     finally:

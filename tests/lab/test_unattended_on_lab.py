@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from htmlkit import dump_dom, screenshot
 from labkit import REPO, SMOKE, events, ispagent, on_host, read_report, write_inventory
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.lab
 
@@ -38,22 +37,41 @@ def metric_values(path: Path) -> dict[tuple, float]:
 def test_scheduled_units_verify_and_their_exec_start_performs_the_run(lab, tmp_path):
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
     units, state = tmp_path / "systemd", tmp_path / "state"
-    added = ispagent("schedule", "add", str(SMOKE), "-i", str(inventory), "--name", "lab-smoke", "--unit-dir", str(units),
-                     "--state-dir", str(state), "--metrics-file", str(tmp_path / "smoke.prom"),
-                     "--ispagent", str(Path(sys.executable).parent / "ispagent"), state_dir=tmp_path)
+    added = ispagent(
+        "schedule",
+        "add",
+        str(SMOKE),
+        "-i",
+        str(inventory),
+        "--name",
+        "lab-smoke",
+        "--unit-dir",
+        str(units),
+        "--state-dir",
+        str(state),
+        "--metrics-file",
+        str(tmp_path / "smoke.prom"),
+        "--ispagent",
+        str(Path(sys.executable).parent / "ispagent"),
+        state_dir=tmp_path,
+    )
     assert added.returncode == 0, added.stdout + added.stderr
     service, timer = units / "ispagent-lab-smoke.service", units / "ispagent-lab-smoke.timer"
     verified = subprocess.run(["systemd-analyze", "verify", str(service), str(timer)], capture_output=True, text=True)
     assert verified.returncode == 0 and verified.stderr == "", verified.stderr
     lines = service.read_text().splitlines()
-    setting = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in lines if "=" in line and not line.startswith("#")}
+    setting = {
+        line.split("=", 1)[0]: line.split("=", 1)[1] for line in lines if "=" in line and not line.startswith("#")
+    }
     (assignment,) = shlex.split(setting["Environment"])  # systemd quotes the whole KEY=VALUE, as a shell word
     key, value = assignment.split("=", 1)
     assert key == "ISPAGENT_STATE_DIR"
     env = {**os.environ, key: value}
     run = subprocess.run(shlex.split(setting["ExecStart"]), capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.strip().splitlines()[-1].startswith("run ") and "finished: 6 host(s)" in run.stdout  # -q: summary only
+    assert (
+        run.stdout.strip().splitlines()[-1].startswith("run ") and "finished: 6 host(s)" in run.stdout
+    )  # -q: summary only
     assert "ispagent: run " in run.stderr  # the run id, for --resume
     journals = list((state / "runs").iterdir())
     assert len(journals) == 1 and (journals[0] / "events.jsonl").exists()
@@ -66,9 +84,14 @@ def test_sigkill_with_stdout_piped_still_leaves_a_resumable_run_id(lab, tmp_path
     for host in lab.hosts:
         on_host(lab, host.name, "rm -rf /srv/ispagent-smoke")
     inventory = write_inventory(lab, tmp_path / "inventory.yaml")
-    process = subprocess.Popen([sys.executable, "-m", "agent", "run", str(SMOKE), "-i", str(inventory), "--forks", "1"],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", str(SMOKE), "-i", str(inventory), "--forks", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path)},
+    )
     first = process.stdout.readline()  # a pipe: block-buffered before this issue, so this line never came
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -92,27 +115,52 @@ def test_from_ansible_inventory_passes_check_and_drives_a_lab_run(lab, tmp_path,
     names = [host.name for host in lab.hosts]
     if kind == "ini":
         hosts = "\n".join(f"{h.name} ansible_host={h.address}" for h in lab.hosts)
-        (source / "hosts").write_text(f"[first]\n{hosts.splitlines()[0]}\n[rest]\n" + "\n".join(hosts.splitlines()[1:])
-                                      + "\n[lab:children]\nfirst\nrest\n")
+        (source / "hosts").write_text(
+            f"[first]\n{hosts.splitlines()[0]}\n[rest]\n"
+            + "\n".join(hosts.splitlines()[1:])
+            + "\n[lab:children]\nfirst\nrest\n"
+        )
     else:
         rest = "".join(f"        {h.name}: {{ansible_host: {h.address}}}\n" for h in lab.hosts[1:])
         first = lab.hosts[0]
-        (source / "hosts").write_text(f"all:\n  children:\n    first:\n      hosts:\n        {first.name}: "
-                                      f"{{ansible_host: {first.address}}}\n    rest:\n      hosts:\n{rest}")
+        (source / "hosts").write_text(
+            f"all:\n  children:\n    first:\n      hosts:\n        {first.name}: "
+            f"{{ansible_host: {first.address}}}\n    rest:\n      hosts:\n{rest}"
+        )
     (source / "group_vars" / "all.yml").write_text(
         f"ansible_user: root\nansible_ssh_private_key_file: {lab.identity_file}\nansible_python_interpreter: auto\n"
-        "edition: lite\nperiod: monthly\nrelease: stable\n")
+        "edition: lite\nperiod: monthly\nrelease: stable\n"
+    )
     for host in lab.hosts:
         (source / "host_vars" / f"{host.name}.yml").write_text(f"fqdn: {host.fqdn}\n")
     out = tmp_path / "fleet.yaml"
-    made = ispagent("inventory", "from-ansible", str(source / "hosts"), "-o", str(out), "--known-hosts",
-                    str(lab.known_hosts_path), state_dir=tmp_path)
+    made = ispagent(
+        "inventory",
+        "from-ansible",
+        str(source / "hosts"),
+        "-o",
+        str(out),
+        "--known-hosts",
+        str(lab.known_hosts_path),
+        state_dir=tmp_path,
+    )
     assert made.returncode == 0, made.stderr
     assert "left out ansible_python_interpreter" in made.stderr
     check = ispagent("inventory", "check", "-i", str(out), "--ssh-config", "/dev/null", state_dir=tmp_path)
     assert check.returncode == 0 and f"{len(names)} of {len(names)} hosts" in check.stdout, check.stdout + check.stderr
-    run = ispagent("run", str(SMOKE), "-i", str(out), "--ssh-config", "/dev/null", "--limit", "rest",
-                   "--report-json", str(tmp_path / "r.json"), state_dir=tmp_path)
+    run = ispagent(
+        "run",
+        str(SMOKE),
+        "-i",
+        str(out),
+        "--ssh-config",
+        "/dev/null",
+        "--limit",
+        "rest",
+        "--report-json",
+        str(tmp_path / "r.json"),
+        state_dir=tmp_path,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     report = read_report(tmp_path / "r.json")
     assert [h["name"] for h in report["hosts"]] == names[1:]
@@ -150,9 +198,20 @@ def twenty_panels(lab, tmp_path):
     try:
         for host in lab.hosts:
             on_host(lab, host.name, RESET_PANEL)
-        write_config(mirror, license_url=f"http://{lab.bridge_address}:8443", install_seconds=1, license_retry_delay=0.2)
-        hosts = {h.name: {"address": h.address, "vars": {"fqdn": h.fqdn, "installer_url": f"http://{lab.bridge_address}:8080/install.sh",
-                                                         **inventory_vars(lab.dir, lab.bridge_address)}} for h in lab.hosts}
+        write_config(
+            mirror, license_url=f"http://{lab.bridge_address}:8443", install_seconds=1, license_retry_delay=0.2
+        )
+        hosts = {
+            h.name: {
+                "address": h.address,
+                "vars": {
+                    "fqdn": h.fqdn,
+                    "installer_url": f"http://{lab.bridge_address}:8080/install.sh",
+                    **inventory_vars(lab.dir, lab.bridge_address),
+                },
+            }
+            for h in lab.hosts
+        }
         inventory = write_inventory(lab, tmp_path / "inventory.yaml", hosts=hosts)
         install = ispagent("run", str(REPO / "playbooks" / "install.yaml"), "-i", str(inventory), state_dir=tmp_path)
         assert install.returncode == 0, install.stdout[-3000:] + install.stderr
@@ -171,8 +230,20 @@ def test_twenty_hosts_drift_on_three_only_drifted_run_touches_exactly_those_and_
         assert on_host(lab, name, command).returncode == 0, name
     reprovision = REPO / "playbooks" / "reprovision.yaml"
     metrics, report_json = tmp_path / "drift.prom", tmp_path / "drift.json"
-    run = ispagent("run", str(reprovision), "-i", str(twenty_panels), "--only-drifted", "--metrics-file", str(metrics),
-                   "--report-json", str(report_json), "--report-html", str(tmp_path / "drift.html"), state_dir=tmp_path)
+    run = ispagent(
+        "run",
+        str(reprovision),
+        "-i",
+        str(twenty_panels),
+        "--only-drifted",
+        "--metrics-file",
+        str(metrics),
+        "--report-json",
+        str(report_json),
+        "--report-html",
+        str(tmp_path / "drift.html"),
+        state_dir=tmp_path,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
     report = read_report(report_json)
     hosts = {host["name"]: host for host in report["hosts"]}
@@ -208,8 +279,16 @@ def test_twenty_hosts_drift_on_three_only_drifted_run_touches_exactly_those_and_
     clean = ("h1", "h10", "h20")
     first = {name: last_pid(lab, name) for name in clean}
     before = {name: last_pid(lab, name) for name in clean}  # before - first: what one reading starts
-    again = ispagent("run", str(reprovision), "-i", str(twenty_panels), "--only-drifted", "--metrics-file", str(metrics),
-                     state_dir=tmp_path)
+    again = ispagent(
+        "run",
+        str(reprovision),
+        "-i",
+        str(twenty_panels),
+        "--only-drifted",
+        "--metrics-file",
+        str(metrics),
+        state_dir=tmp_path,
+    )
     assert again.returncode == 0 and "note: drift: 0 drifted, 20 clean" in again.stdout, again.stdout[-2000:]
     # The audit of a clean host, sshd's own processes for the connection included: 69 for preflight and
     # a dozen for verify before they asked in one program each.
@@ -219,13 +298,23 @@ def test_twenty_hosts_drift_on_three_only_drifted_run_touches_exactly_those_and_
     for name, command in BROKEN.items():
         assert on_host(lab, name, command).returncode == 0, name
     page = tmp_path / "failures.html"
-    failing = ispagent("run", str(reprovision), "-i", str(twenty_panels), "--only-drifted", "--report-html", str(page),
-                       "--metrics-file", str(metrics), state_dir=tmp_path)
+    failing = ispagent(
+        "run",
+        str(reprovision),
+        "-i",
+        str(twenty_panels),
+        "--only-drifted",
+        "--report-html",
+        str(page),
+        "--metrics-file",
+        str(metrics),
+        state_dir=tmp_path,
+    )
     assert failing.returncode == 1, failing.stdout[-2000:]
     dom = dump_dom(page)
     order = [line.split('data-host="')[1].split('"')[0] for line in dom.splitlines() if 'data-host="' in line]
     assert len(order) == 20 and set(order[:3]) == set(BROKEN)
-    failed_table = dom[dom.index('id="failed"'):dom.index('id="hosts"')]
+    failed_table = dom[dom.index('id="failed"') : dom.index('id="hosts"')]
     assert failed_table.count('class="failed-host"') == 3 and "<td>configure</td>" in failed_table
     assert metric_values(metrics)[("ispagent_run_hosts", ("result", "failed"))] == 3
     png = screenshot(page, tmp_path / "failures.png", height=2200)

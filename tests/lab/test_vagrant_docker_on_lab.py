@@ -48,8 +48,11 @@ def vagrant_lab(tmp_path_factory: pytest.TempPathFactory):
         destroyed = session.vagrant("destroy", "-f")
         containers = session.docker("ps", "-a", "-q").stdout.split()
         networks = session.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
-        container_mounts = [line for line in Path("/proc/mounts").read_text().splitlines()
-                            if f"{session.lab_dir}/docker/data/containers/" in line]
+        container_mounts = [
+            line
+            for line in Path("/proc/mounts").read_text().splitlines()
+            if f"{session.lab_dir}/docker/data/containers/" in line
+        ]
         down = session.lab_down()
     assert destroyed.returncode == 0, destroyed.stderr
     assert containers == [], "vagrant destroy left containers"
@@ -135,8 +138,10 @@ def test_a_second_docker_lab_is_refused_in_one_line_while_one_is_up(vagrant_lab,
     other = tmp_path / "other-lab"
     refused = vagrant_lab.ispagent("lab", "docker", "up", "--dir", str(other))
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert refused.stderr == (f"ispagent: error: the Vagrant docker lab of this machine is up in {vagrant_lab.lab_dir}:"
-                              f" take it down first with `ispagent lab docker down --dir {vagrant_lab.lab_dir}`\n")
+    assert refused.stderr == (
+        f"ispagent: error: the Vagrant docker lab of this machine is up in {vagrant_lab.lab_dir}:"
+        f" take it down first with `ispagent lab docker down --dir {vagrant_lab.lab_dir}`\n"
+    )
     assert not (other / "docker").exists()
     # The first lab is untouched: its machines still answer.
     smoke = vagrant_lab.run("smoke.yaml")

@@ -33,7 +33,8 @@ def test_template_with_a_missing_variable_names_template_line_and_variable(case)
 def test_templates_render_options_and_ihttpd():
     variables = {
         **VARS,
-        "panel_options": ["DisableAutoUpdate"], "panel_params": {"WebscriptsRepoUrl": "http://repo.example/"},
+        "panel_options": ["DisableAutoUpdate"],
+        "panel_params": {"WebscriptsRepoUrl": "http://repo.example/"},
         "ihttpd_allow": ["10.0.0.0/8"],
     }
     options = render_template([templates_dir()], "ispmanager/ispagent.conf.j2", variables)

@@ -82,7 +82,8 @@ def test_a_directory_in_the_way_fails_the_upload_and_is_left_alone(tmp_path):
 
 @pytest.mark.parametrize("mode", [0o640, 0o750, 0o2755, 0o400])
 def test_the_file_gets_exactly_its_mode_whatever_the_hosts_umask_and_is_never_more_readable_while_written(
-        tmp_path, mode):
+    tmp_path, mode
+):
     shell, dest = LocalShell(), tmp_path / "f"
     old = os.umask(0)  # the host's shell: a umask that would leave a plain `cat >` file 0666
     try:

@@ -15,23 +15,29 @@ from agent.steps.installer import parse_status
 SCRIPT = b"#!/bin/sh\necho installing\n"
 
 
-@pytest.mark.parametrize("line,expected", [
-    ("status running=1 rc= size=120 collected=0", (True, None, 120, False)),
-    ("status running=0 rc=0 size=4096 collected=0", (False, 0, 4096, False)),
-    ("status running=0 rc=1 size=10 collected=1", (False, 1, 10, True)),
-    ("status running=0 rc= size=0 collected=0", (False, None, 0, False)),
-])
+@pytest.mark.parametrize(
+    "line,expected",
+    [
+        ("status running=1 rc= size=120 collected=0", (True, None, 120, False)),
+        ("status running=0 rc=0 size=4096 collected=0", (False, 0, 4096, False)),
+        ("status running=0 rc=1 size=10 collected=1", (False, 1, 10, True)),
+        ("status running=0 rc= size=0 collected=0", (False, None, 0, False)),
+    ],
+)
 def test_server_status_line_parses(line, expected):
     status = parse_status(line)
     assert (status.running, status.rc, status.size, status.collected) == expected
 
 
-@pytest.mark.parametrize("line,interrupted", [
-    ("status running=0 rc= size=300 collected=0 started=1", True),  # launched, gone, no exit status: a reboot
-    ("status running=1 rc= size=300 collected=0 started=1", False),
-    ("status running=0 rc=0 size=300 collected=0 started=1", False),
-    ("status running=0 rc= size=0 collected=0 started=0", False),  # never launched
-])
+@pytest.mark.parametrize(
+    "line,interrupted",
+    [
+        ("status running=0 rc= size=300 collected=0 started=1", True),  # launched, gone, no exit status: a reboot
+        ("status running=1 rc= size=300 collected=0 started=1", False),
+        ("status running=0 rc=0 size=300 collected=0 started=1", False),
+        ("status running=0 rc= size=0 collected=0 started=0", False),  # never launched
+    ],
+)
 def test_an_install_that_left_no_exit_status_is_interrupted(line, interrupted):
     assert parse_status(line).interrupted is interrupted
 

@@ -29,10 +29,13 @@ def test_the_replay_connection_is_a_connection():
 
 
 def test_argv_is_quoted_and_a_sudo_host_wraps_it_like_ssh_does():
-    connection = ReplayConnection(SUDO_HOST, [
-        ExpectedCommand("sudo -n -- sh -c 'cat '\"'\"'/etc/my file'\"'\"''", stdout="x\n"),
-        ExpectedCommand(command="id -un", stdout="deploy\n"),
-    ])
+    connection = ReplayConnection(
+        SUDO_HOST,
+        [
+            ExpectedCommand("sudo -n -- sh -c 'cat '\"'\"'/etc/my file'\"'\"''", stdout="x\n"),
+            ExpectedCommand(command="id -un", stdout="deploy\n"),
+        ],
+    )
     assert connection.run(["cat", "/etc/my file"]).stdout == "x\n"
     assert connection.run("id -un", sudo=False).stdout == "deploy\n"
     connection.assert_done()
@@ -40,10 +43,13 @@ def test_argv_is_quoted_and_a_sudo_host_wraps_it_like_ssh_does():
 
 
 def test_answers_come_by_exact_line_regex_or_substring_in_order():
-    connection = ReplayConnection(HOST, [
-        ExpectedCommand(match=r"^stat .*\nsha256sum", stdout="644\n"),
-        ExpectedCommand(contains="restart nginx", stderr="failed\n", exit_status=1),
-    ])
+    connection = ReplayConnection(
+        HOST,
+        [
+            ExpectedCommand(match=r"^stat .*\nsha256sum", stdout="644\n"),
+            ExpectedCommand(contains="restart nginx", stderr="failed\n", exit_status=1),
+        ],
+    )
     assert connection.run("stat -c %a /etc/motd\nsha256sum /etc/motd").stdout == "644\n"
     result = connection.run("systemctl restart nginx")
     assert (result.ok, result.error_line()) == (False, "failed")
@@ -88,11 +94,14 @@ def test_uploads_are_recorded_and_checked_against_the_script():
 
 
 def test_failures_the_script_asks_for_are_the_transports_own_errors():
-    connection = ReplayConnection(HOST, [
-        ExpectedCommand("sleep 999", failure="timeout"),
-        ExpectedCommand("true", failure="connection_lost"),
-        ExpectedUpload("/etc/motd", error="No space left on device"),
-    ])
+    connection = ReplayConnection(
+        HOST,
+        [
+            ExpectedCommand("sleep 999", failure="timeout"),
+            ExpectedCommand("true", failure="connection_lost"),
+            ExpectedUpload("/etc/motd", error="No space left on device"),
+        ],
+    )
     with pytest.raises(CommandTimeout):
         connection.run("sleep 999")
     with pytest.raises(HostUnreachable, match="h1: connection lost"):
@@ -113,7 +122,9 @@ def test_testinfra_runs_over_the_replayed_connection():
 def test_the_host_log_gets_masked_lines_as_from_ssh(tmp_path):
     register_secret("replay-secret-7f3a")
     log = HostLog(tmp_path / "h1.log")
-    connection = ReplayConnection(HOST, [ExpectedCommand("echo replay-secret-7f3a", stdout="replay-secret-7f3a\n")], log)
+    connection = ReplayConnection(
+        HOST, [ExpectedCommand("echo replay-secret-7f3a", stdout="replay-secret-7f3a\n")], log
+    )
     result = connection.run("echo replay-secret-7f3a")
     log.close()
     text = (tmp_path / "h1.log").read_text()

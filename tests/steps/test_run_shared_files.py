@@ -26,8 +26,11 @@ def test_a_template_is_compiled_once_per_run_and_rendered_per_host(tmp_path, mon
     (tmp_path / "hello.j2").write_text("host = {{ host }}\n")
     reads = []
     real = templates._LocalFileLoader.get_source
-    monkeypatch.setattr(templates._LocalFileLoader, "get_source",
-                        lambda self, environment, name: reads.append(name) or real(self, environment, name))
+    monkeypatch.setattr(
+        templates._LocalFileLoader,
+        "get_source",
+        lambda self, environment, name: reads.append(name) or real(self, environment, name),
+    )
     services = RunServices()
     rendered = [render_template([tmp_path], "hello.j2", {"host": f"h{n}"}, services) for n in range(1, 4)]
     assert rendered == ["host = h1\n", "host = h2\n", "host = h3\n"] and reads == ["hello.j2"]

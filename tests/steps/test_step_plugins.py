@@ -44,7 +44,8 @@ def plugin(tmp_path, monkeypatch) -> Path:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: greeting-steps\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        "[ispagent.steps]\ngreet = greeting_steps:greet\nanswer = greeting_steps:answer\n")
+        "[ispagent.steps]\ngreet = greeting_steps:greet\nanswer = greeting_steps:answer\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     sys.modules.pop("greeting_steps", None)
@@ -54,18 +55,32 @@ def test_a_published_step_runs_and_hands_its_value_to_a_later_step(plugin, tmp_p
     playbook = playbook_from_data({"steps": ["facts", "greet", "answer"]}, tmp_path)
     assert [s.type.name for s in playbook.steps] == ["facts", "greet", "answer"]
     host = Host("h1", Endpoint("198.18.0.2"))
-    connector = ReplayConnector({"h1": [ExpectedCommand(contains="os-release", stdout="os_id=debian\n"),
-                                        ExpectedCommand("echo hello", stdout="hello\n"),
-                                        ExpectedCommand("echo 'hello back'")]})
-    result = start_run(RunPlan(playbook, [host], RunOptions(state_dir=tmp_path / "state")), lambda e: None,
-                       connector=connector)
+    connector = ReplayConnector(
+        {
+            "h1": [
+                ExpectedCommand(contains="os-release", stdout="os_id=debian\n"),
+                ExpectedCommand("echo hello", stdout="hello\n"),
+                ExpectedCommand("echo 'hello back'"),
+            ]
+        }
+    )
+    result = start_run(
+        RunPlan(playbook, [host], RunOptions(state_dir=tmp_path / "state")), lambda e: None, connector=connector
+    )
     connector.assert_done()
-    assert [(r.step, r.status) for r in result.hosts[0].steps] == [("facts", "ok"), ("greet", "ok"), ("answer", "changed")]
+    assert [(r.step, r.status) for r in result.hosts[0].steps] == [
+        ("facts", "ok"),
+        ("greet", "ok"),
+        ("answer", "changed"),
+    ]
 
 
 def test_a_step_before_what_it_needs_is_refused_when_the_playbook_loads(plugin, tmp_path):
-    with pytest.raises(PlaybookError, match=r"step 'answer' needs the greeting \(the greet step\) from a step before "
-                                            r"it.*put greet before it"):
+    with pytest.raises(
+        PlaybookError,
+        match=r"step 'answer' needs the greeting \(the greet step\) from a step before "
+        r"it.*put greet before it",
+    ):
         playbook_from_data({"steps": ["answer", "greet"]}, tmp_path)
     with pytest.raises(PlaybookError, match="put greet before it"):
         playbook_from_data({"steps": ["answer"]}, tmp_path)
@@ -78,14 +93,16 @@ def test_the_installer_step_needs_preflight(tmp_path):
 
 def test_a_published_step_with_a_taken_name_is_refused_in_one_line(tmp_path, monkeypatch):
     (tmp_path / "clash_steps.py").write_text(
-        "from agent.runner.registry import step\n@step('shell')\ndef shell(ctx, params):\n    '''Not the shell step.'''\n")
+        "from agent.runner.registry import step\n@step('shell')\ndef shell(ctx, params):\n    '''Not the shell step.'''\n"
+    )
     info = tmp_path / "clash_steps-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: clash-steps\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[ispagent.steps]\nshell = clash_steps:shell\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(StepRegistryError, match="step 'shell' is defined twice: in agent.steps.shell and "
-                                                "entry point clash_steps:shell"):
+    with pytest.raises(
+        StepRegistryError, match="step 'shell' is defined twice: in agent.steps.shell and entry point clash_steps:shell"
+    ):
         StepRegistry().load()
     sys.modules.pop("clash_steps", None)
 

@@ -14,21 +14,10 @@ import threading
 from pathlib import Path
 
 import pytest
-
-import agent.errors
-from agent.hostsettings import read_host_settings
-from agent.ledger.database import LEDGER_URL_ENV
-from agent.ledger.location import LEDGER_ENV
-from agent.partner.settings import AUTHINFO_ENV
-from agent.runner.context import HostContext
-from agent.runner.services import RunServices
-from agent.runner.registry import load_steps
-from agent.transport.hostlog import HostLog
-from agent.transport.replay import ReplayConnection
 from partnerkit import start_emulator
 from stepkit import (
-    AccountSeed,
     DATA,
+    AccountSeed,
     account_licenses,
     assert_subset,
     case_vars,
@@ -39,6 +28,17 @@ from stepkit import (
     seed_account,
     seed_ledger,
 )
+
+import agent.errors
+from agent.hostsettings import read_host_settings
+from agent.ledger.database import LEDGER_URL_ENV
+from agent.ledger.location import LEDGER_ENV
+from agent.partner.settings import AUTHINFO_ENV
+from agent.runner.context import HostContext
+from agent.runner.registry import load_steps
+from agent.runner.services import RunServices
+from agent.transport.hostlog import HostLog
+from agent.transport.replay import ReplayConnection
 
 STEPS = load_steps()
 CASES = sorted(DATA.glob("*/*.yaml"))
@@ -72,12 +72,19 @@ def test_step_case(path: Path, tmp_path: Path, served: str, monkeypatch: pytest.
 
     emulator = None
     if step_type.uses_account or case.account is not None:
-        assert case.expect.partner_calls is not None and case.expect.ledger is not None, \
+        assert case.expect.partner_calls is not None and case.expect.ledger is not None, (
             f"{path.name}: a step that uses the partner account states expect.partner_calls and expect.ledger"
+        )
         emulator = start_emulator(tmp_path / "partner")
         seed_account(emulator, case.account or AccountSeed())
-        vars = {"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file),
-                "partner_timeout": 5, "partner_settle": 0.05, "license_key_wait": 5, **vars}
+        vars = {
+            "partner_api_url": emulator.url,
+            "partner_credentials_file": str(emulator.credentials_file),
+            "partner_timeout": 5,
+            "partner_settle": 0.05,
+            "license_key_wait": 5,
+            **vars,
+        }
     if case.ledger is not None:
         seed_ledger(ledger_path, case.ledger)
 
@@ -91,8 +98,16 @@ def test_step_case(path: Path, tmp_path: Path, served: str, monkeypatch: pytest.
     connection = ReplayConnection(host, [item.expected(files) for item in case.remote], log)
     services = RunServices()
     context = HostContext(
-        host=host, connection=connection, dry_run=case.dry_run, source_dirs=[files], state_dir=tmp_path, log=log,
-        settings=settings, services=services, vars=vars, facts=dict(case.facts),
+        host=host,
+        connection=connection,
+        dry_run=case.dry_run,
+        source_dirs=[files],
+        state_dir=tmp_path,
+        log=log,
+        settings=settings,
+        services=services,
+        vars=vars,
+        facts=dict(case.facts),
         state=host_state(case.state, settings.install),
     )
     params = step_type.params.model_validate(case.params)
@@ -123,8 +138,9 @@ def _check_outcome(case, function, context, params) -> None:
         message = str(raised.value)
     else:
         result = function(context, params)
-        assert result.status == expect.status, \
+        assert result.status == expect.status, (
             f"step returned {result}\nwhat the host was sent:\n{context.connection.transcript_text()}"
+        )
         message = result.message
         if expect.data is not None:
             assert_subset(plain(result.data), expect.data, "data")

@@ -20,9 +20,11 @@ def two_accounts(tmp_path):
     first, second = start_emulator(tmp_path / "first"), start_emulator(tmp_path / "second")
     first_vars = partner_vars(first, tmp_path / "first.sqlite")
     second_vars = partner_vars(second, tmp_path / "second.sqlite")
-    hosts = {"a1": {"address": "203.0.113.1", "vars": {"fqdn": "a1.example.com"}},
-             "a2": {"address": "203.0.113.2", "vars": {"fqdn": "a2.example.com"}},
-             "b1": {"address": "203.0.113.3", "vars": {"fqdn": "b1.example.com", **second_vars}}}
+    hosts = {
+        "a1": {"address": "203.0.113.1", "vars": {"fqdn": "a1.example.com"}},
+        "a2": {"address": "203.0.113.2", "vars": {"fqdn": "a2.example.com"}},
+        "b1": {"address": "203.0.113.3", "vars": {"fqdn": "b1.example.com", **second_vars}},
+    }
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(yaml.safe_dump({"defaults": {"vars": first_vars}, "hosts": hosts}))
     # b1's license is in the second account only: planned with the first, it would be ordered again.
@@ -58,7 +60,9 @@ def test_reconcile_compares_each_account_with_its_own_hosts(two_accounts):
     inventory, first, second = two_accounts
     result = _cli("reconcile", "-i", str(inventory), "--json")
     assert result.exit_code == 0, result.output
-    missing = sorted((f["host_name"], f["account"].split(" (")[0]) for f in json.loads(result.output) if f["kind"] == "missing")
+    missing = sorted(
+        (f["host_name"], f["account"].split(" (")[0]) for f in json.loads(result.output) if f["kind"] == "missing"
+    )
     # b1 holds a license in its own account: only a1 and a2 are missing, from the first account
     assert missing == [("a1", f"account {first.url}"), ("a2", f"account {first.url}")]
     text = _cli("reconcile", "-i", str(inventory)).output

@@ -6,7 +6,9 @@ from agent.errors import InputError
 from agent.runner.batches import batches, parse_batch_size, threshold_exceeded
 
 
-@pytest.mark.parametrize("text,total,size", [(None, 7, 7), ("3", 7, 3), ("25%", 10, 3), ("100%", 4, 4), ("1%", 10, 1), (None, 0, 1)])
+@pytest.mark.parametrize(
+    "text,total,size", [(None, 7, 7), ("3", 7, 3), ("25%", 10, 3), ("100%", 4, 4), ("1%", 10, 1), (None, 0, 1)]
+)
 def test_batch_size_is_a_count_or_a_share_rounded_up(text, total, size):
     assert parse_batch_size(text, total) == size
 
@@ -21,8 +23,16 @@ def test_batches_keep_inventory_order():
     assert batches(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
 
 
-@pytest.mark.parametrize("failed,done,limit,stop", [
-    (1, 4, 25, False), (2, 4, 25, True), (0, 4, 0, False), (1, 100, 0, True), (5, 5, None, False), (5, 5, 100, False),
-])
+@pytest.mark.parametrize(
+    "failed,done,limit,stop",
+    [
+        (1, 4, 25, False),
+        (2, 4, 25, True),
+        (0, 4, 0, False),
+        (1, 100, 0, True),
+        (5, 5, None, False),
+        (5, 5, 100, False),
+    ],
+)
 def test_threshold_is_more_than_the_percentage(failed, done, limit, stop):
     assert threshold_exceeded(failed, done, limit) is stop

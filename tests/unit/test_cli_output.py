@@ -65,7 +65,9 @@ def test_inventory_check_json_masks_url_passwords_and_keys(tmp_path):
         "    ledger_url: postgresql+psycopg://ledger:LedgerPw-88@127.0.0.1/ledger\n"
         "hosts:\n  web1:\n    address: 198.18.0.2\n    vars: {activation_key: KEY-0123-abcd}\n"
     )
-    result = CliRunner().invoke(cli, ["inventory", "check", "-i", str(inventory), "--ssh-config", "/dev/null", "--json"])
+    result = CliRunner().invoke(
+        cli, ["inventory", "check", "-i", str(inventory), "--ssh-config", "/dev/null", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["hosts"][0]["vars"] == {
         "partner_api_url": "https://partner:***@198.18.0.1:8443/billmgr",

@@ -51,7 +51,9 @@ def test_help_still_lists_every_command():
 
 
 def test_inventory_from_ansible_is_still_a_subcommand():
-    done = subprocess.run([sys.executable, "-m", "agent", "inventory", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "inventory", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert "from-ansible" in done.stdout
 
 
@@ -80,9 +82,25 @@ def test_a_run_does_not_scan_installed_packages_for_pydantic_plugins(tmp_path: P
     env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
     if setting is not None:
         env["PYDANTIC_DISABLE_PLUGINS"] = setting
-    done = subprocess.run([sys.executable, "-c", GROUPS_PROBE, str(groups), "run", str(playbook), "-i", str(inventory),
-                           "--ssh-config", "/dev/null"], capture_output=True, text=True, timeout=60, env=env,
-                          cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            GROUPS_PROBE,
+            str(groups),
+            "run",
+            str(playbook),
+            "-i",
+            str(inventory),
+            "--ssh-config",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2 and "bogus" in done.stderr + done.stdout, done.stderr
     looked_up = groups.read_text().split() if groups.exists() else []
     assert ("'pydantic'" in looked_up) == scanned, looked_up

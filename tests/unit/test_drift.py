@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runkit import outcome
+
+from agent.cli.run_output import summary_notes
 from agent.runner.drift import as_finding, audit_host, audit_id, audit_steps, interrupted_changes
 from agent.runner.events import StepRecord
 from agent.runner.playbook import load_playbook
-from agent.cli.run_output import summary_notes
-from runkit import outcome
 from agent.runner.run import RunResult
 from agent.runner.standing import AccountStanding, Unconfirmed
 
@@ -50,16 +51,27 @@ def test_unconfirmed_activations_and_interrupted_changes_count_as_drift():
     run_step, _ = _runner(None)
     audit = audit_host(audit_steps(REPROVISION), run_step, ["report: activation of license 7 not yet confirmed"])
     assert audit.drifted
-    carried = {"audit:verify": StepRecord("audit:verify", "ok", False, 0.1, ""),
-               "configure": StepRecord("configure", "changed", True, 0.1, "")}
-    assert interrupted_changes(REPROVISION, carried) == ["run interrupted after configure had started changing the host"]
+    carried = {
+        "audit:verify": StepRecord("audit:verify", "ok", False, 0.1, ""),
+        "configure": StepRecord("configure", "changed", True, 0.1, ""),
+    }
+    assert interrupted_changes(REPROVISION, carried) == [
+        "run interrupted after configure had started changing the host"
+    ]
     assert interrupted_changes(REPROVISION, {"facts": carried["audit:verify"]}) == []
 
 
 def test_summary_notes_name_drifted_hosts_and_unconfirmed_activations_with_exit_4():
     hosts = [outcome("h1", "changed", drift=["verify: drift"]), outcome("h2", "ok", drift=[])]
-    result = RunResult("r", "p", "i", "2026-01-01T00:00:00+00:00", False, hosts,
-                       standing=AccountStanding(unconfirmed=(Unconfirmed("h1", "3100001", 1),)))
+    result = RunResult(
+        "r",
+        "p",
+        "i",
+        "2026-01-01T00:00:00+00:00",
+        False,
+        hosts,
+        standing=AccountStanding(unconfirmed=(Unconfirmed("h1", "3100001", 1),)),
+    )
     notes = summary_notes(result)
     assert notes[0] == "drift: 1 drifted (h1), 1 clean (left alone)"
     assert "1 activation(s) not yet confirmed by the partner account (license 3100001 on h1)" in notes[1]

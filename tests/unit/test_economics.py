@@ -56,6 +56,7 @@ def D(text: str) -> Decimal:
 
 # 1 -- §17: the running turnover reaches the next tier inside the month -----------------------------
 
+
 def test_tier_raised_mid_month_applies_from_the_next_charge(tmp_path):
     # February: 12 lite monthly on 02-10 = 120 EUR -> March opens at 10 % (§10: previous month >= 100).
     # March: the 12 renew on 03-10 (120, running 120); 10 pro on 03-15: the 9th takes the running
@@ -64,8 +65,11 @@ def test_tier_raised_mid_month_applies_from_the_next_charge(tmp_path):
     #   renewals lite 12 x 10 = 120 at 10 % = 108.00
     #   pro 9 x 20 = 180 at 10 % = 162.00;  pro 1 x 20 at 15 % = 17.00
     #   business 1 x 80 at 15 % = 68.00                         invoice 355.00, turnover 400.00
-    rows = _many("2026-02-10", 1, 12, "lite", "monthly") + _many("2026-03-15", 100, 10, "pro", "monthly") + [
-        "2026-03-20,200,business,monthly,activation,"]
+    rows = (
+        _many("2026-02-10", 1, 12, "lite", "monthly")
+        + _many("2026-03-15", 100, 10, "pro", "monthly")
+        + ["2026-03-20,200,business,monthly,activation,"]
+    )
     ledger = _ledger(tmp_path, rows, "2026-04-02")
     report, march = _invoice(ledger, "2026-03", "2026-04-02")
     assert march.opening.tier == 0 and march.closing_tier == 1
@@ -87,6 +91,7 @@ def test_tier_raised_mid_month_applies_from_the_next_charge(tmp_path):
 
 # 2 -- §10/§17: a month that ends under its tier's minimum lowers the next month -------------------
 
+
 def test_tier_lowered_after_a_weak_month(tmp_path):
     # January: 100 lite monthly on 01-05 = 1000 EUR -> February opens at 20 %.
     # 90 of them deactivated on 01-31, before their 02-05 renewal.
@@ -105,14 +110,16 @@ def test_tier_lowered_after_a_weak_month(tmp_path):
 
 # 3 -- §10: six months in a row under the minimum ----------------------------------------------------
 
+
 def test_six_months_under_the_minimum_lose_the_status(tmp_path):
     # One lite monthly from 2025-06-01: 10 EUR every month, June to November 2025: six months under 100.
     # June opens at the first tier (10 %): 9.00. July..November open under the first tier, which keeps
     # 10 % (discount_under_minimum): 9.00 each. After November, the sixth, the status is lost:
     # December is billed at 0 % (discount_after_status_lost): 10.00.
     ledger = _ledger(tmp_path, ["2025-06-01,7,lite,monthly,activation,"], "2026-01-05")
-    invoices = {m: _invoice(ledger, m, "2026-01-05")[1].invoice_total
-                for m in ("2025-06", "2025-07", "2025-11", "2025-12")}
+    invoices = {
+        m: _invoice(ledger, m, "2026-01-05")[1].invoice_total for m in ("2025-06", "2025-07", "2025-11", "2025-12")
+    }
     assert invoices == {"2025-06": D("9.00"), "2025-07": D("9.00"), "2025-11": D("9.00"), "2025-12": D("10.00")}
     september, _ = _invoice(ledger, "2025-09", "2026-01-05")
     october, _ = _invoice(ledger, "2025-10", "2026-01-05")
@@ -127,14 +134,19 @@ def test_six_months_under_the_minimum_lose_the_status(tmp_path):
 
 # 4 -- §3/§5: an annual license is charged when bought and on its anniversary, a monthly one monthly --
 
+
 def test_annual_against_monthly(tmp_path):
     # 2025-01-15: 1 lite annual (100) + 10 lite monthly (100). January: 200 at 10 % = 180.00.
     # February: the 10 monthly renew (100), the annual does not: opens at 10 % (January 200) -> 90.00.
     # 2026-01: the annual renews on 01-15 (100) + 10 monthly (100) = 200; December's 100 -> 10 %: 180.00.
     rows = ["2025-01-15,1,lite,annual,activation,"] + _many("2025-01-15", 10, 10, "lite", "monthly")
     ledger = _ledger(tmp_path, rows, "2026-03-01")
-    expected = {"2025-01": ("200", "180.00"), "2025-02": ("100", "90.00"), "2025-12": ("100", "90.00"),
-                "2026-01": ("200", "180.00")}
+    expected = {
+        "2025-01": ("200", "180.00"),
+        "2025-02": ("100", "90.00"),
+        "2025-12": ("100", "90.00"),
+        "2026-01": ("200", "180.00"),
+    }
     for month, (turnover, invoice) in expected.items():
         _, statement = _invoice(ledger, month, "2026-03-01")
         assert (statement.turnover, statement.invoice_total) == (D(turnover), D(invoice)), month
@@ -143,6 +155,7 @@ def test_annual_against_monthly(tmp_path):
 
 
 # 5 -- §5: renewals: implied from running licenses, recorded ones (with their price) win -------------
+
 
 def test_renewals_recorded_with_prices_and_implied_ones(tmp_path):
     # Imported history starts with renewals (the licenses are older than the ledger):
@@ -153,8 +166,11 @@ def test_renewals_recorded_with_prices_and_implied_ones(tmp_path):
     # so the one implied on 05-01 is not counted: 19.00 at 15 % = 16.15. 501 renews in April only.
     # June: nothing recorded; implied: 500 renews on 06-01 at the program's 20 -> turnover 20;
     # June opens under the first tier (May 19 < 100): 10 % -> 18.00.
-    rows = ["2026-04-01,500,pro,monthly,renewal,18.50", "2026-04-02,501,host,annual,renewal,",
-            "2026-05-03,500,pro,monthly,renewal,19.00"]
+    rows = [
+        "2026-04-01,500,pro,monthly,renewal,18.50",
+        "2026-04-02,501,host,annual,renewal,",
+        "2026-05-03,500,pro,monthly,renewal,19.00",
+    ]
     ledger = _ledger(tmp_path, rows, "2026-07-01")
     _, april = _invoice(ledger, "2026-04", "2026-07-01")
     assert (april.turnover, april.invoice_total) == (D("418.50"), D("376.65"))
@@ -169,34 +185,48 @@ def test_renewals_recorded_with_prices_and_implied_ones(tmp_path):
 
 # 6 -- deactivations stop renewals from their day on ---------------------------------------------
 
+
 def test_deactivations_before_on_and_after_the_renewal_day(tmp_path):
     # 2026-05-10: 5 pro monthly (1..5): May 100 at 10 % = 90.00.
     # June renewals fall on 06-10: 1 deactivated 06-09 and 2 on 06-10 itself are not renewed; 3 is
     # deactivated 06-11, after its renewal. June: 3, 4, 5 = 60 at 10 % (May 100) = 54.00.
     # July: 4 and 5 = 40, opening under the first tier (June 60): 10 % -> 36.00. Active at July's end: 2.
     rows = _many("2026-05-10", 1, 5, "pro", "monthly") + [
-        "2026-06-09,1,,,deactivation,", "2026-06-10,2,pro,monthly,deactivation,", "2026-06-11,3,,,deactivation,"]
+        "2026-06-09,1,,,deactivation,",
+        "2026-06-10,2,pro,monthly,deactivation,",
+        "2026-06-11,3,,,deactivation,",
+    ]
     ledger = _ledger(tmp_path, rows, "2026-08-03")
     results = {m: _invoice(ledger, m, "2026-08-03") for m in ("2026-05", "2026-06", "2026-07")}
     assert {m: s.invoice_total for m, (_, s) in results.items()} == {
-        "2026-05": D("90.00"), "2026-06": D("54.00"), "2026-07": D("36.00")}
+        "2026-05": D("90.00"),
+        "2026-06": D("54.00"),
+        "2026-07": D("36.00"),
+    }
     assert results["2026-06"][1].turnover == D("60")
     assert results["2026-07"][0].active_licenses == 2
 
 
 # 7 -- an import with errors: line numbers, and nothing imported -----------------------------------
 
+
 def test_import_with_errors_names_each_line_and_imports_nothing(tmp_path):
     ledger = _ledger(tmp_path, ["2026-01-05,1,lite,monthly,activation,"], "2026-03-01")
     bad = tmp_path / "bad.csv"
-    bad.write_text(HEADER + "\n".join([
-        "2026-02-01,2,lite,monthly,activation,",      # line 2: fine
-        "2026-02-30,3,lite,monthly,activation,",      # line 3: no such date
-        "2026-02-03,4,gold,monthly,activation,",      # line 4: no such edition
-        "2026-02-04,5,pro,monthly,activation,12,50",  # line 5: a comma in the price: 7 columns
-        "2026-02-05,99,,,deactivation,",              # line 6: 99 was never active
-        "2026-02-06,1,lite,monthly,activation,",      # line 7: 1 is active since 2026-01-05
-    ]) + "\n")
+    bad.write_text(
+        HEADER
+        + "\n".join(
+            [
+                "2026-02-01,2,lite,monthly,activation,",  # line 2: fine
+                "2026-02-30,3,lite,monthly,activation,",  # line 3: no such date
+                "2026-02-03,4,gold,monthly,activation,",  # line 4: no such edition
+                "2026-02-04,5,pro,monthly,activation,12,50",  # line 5: a comma in the price: 7 columns
+                "2026-02-05,99,,,deactivation,",  # line 6: 99 was never active
+                "2026-02-06,1,lite,monthly,activation,",  # line 7: 1 is active since 2026-01-05
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(BillingFileError) as error:
         import_billing_csv(ledger, bad, date(2026, 3, 1))
     message = str(error.value)
@@ -210,13 +240,21 @@ def test_import_with_errors_names_each_line_and_imports_nothing(tmp_path):
 
 # 8 -- §14: the marketing plan reminder ------------------------------------------------------------
 
-@pytest.mark.parametrize("today, days_before, words", [
-    ("2026-11-26", 0, None),  # November: the program says December
-    ("2026-11-26", 7, "due between 1 and 15 December (§14): send it to ISPsystem from 2026-12-01, by 2026-12-15"),
-    ("2026-12-03", 0, "annual marketing plan for 2027 due between 1 and 15 December (§14): send it to ISPsystem now"),
-    ("2026-12-20", 0, "was due by 2026-12-15"),
-    ("2027-01-02", 0, None),
-])
+
+@pytest.mark.parametrize(
+    "today, days_before, words",
+    [
+        ("2026-11-26", 0, None),  # November: the program says December
+        ("2026-11-26", 7, "due between 1 and 15 December (§14): send it to ISPsystem from 2026-12-01, by 2026-12-15"),
+        (
+            "2026-12-03",
+            0,
+            "annual marketing plan for 2027 due between 1 and 15 December (§14): send it to ISPsystem now",
+        ),
+        ("2026-12-20", 0, "was due by 2026-12-15"),
+        ("2027-01-02", 0, None),
+    ],
+)
 def test_december_marketing_plan_reminder(tmp_path, today, days_before, words):
     ledger = _ledger(tmp_path, ["2026-10-01,1,lite,monthly,activation,"], today)
     report = turnover_report(ledger, _program(remind_days_before=days_before), date.fromisoformat(today))
@@ -224,6 +262,7 @@ def test_december_marketing_plan_reminder(tmp_path, today, days_before, words):
 
 
 # 9 -- §18: an unpaid invoice past its due date blocks orders --------------------------------------
+
 
 def test_unpaid_invoice_past_due_blocks_orders_until_paid(tmp_path):
     # October: 10 lite monthly on 10-05 = 100 at 10 % = 90.00, due 10 days after the month: 2026-11-10.
@@ -246,13 +285,18 @@ def test_unpaid_invoice_past_due_blocks_orders_until_paid(tmp_path):
 
 # 10 -- money before spending: a rollout's cost and how it moves this month's tier -----------------
 
+
 def test_rollout_quote_prices_each_order_and_the_tier_it_reaches(tmp_path):
     # October: 28 lite monthly on 10-01 = 280 -> November opens at 10 %. On 11-01 they renew: 280 so far.
     # Ordering 3 pro monthly on 11-26: the 1st takes November to 300 (15 % tier) at 10 %: 18.00;
     # the 2nd and 3rd at 15 %: 17.00 each. Total 52.00 for 60.00 at list price.
     ledger = _ledger(tmp_path, _many("2026-10-01", 1, 28, "lite", "monthly"), "2026-11-26")
     quote = quote_rollout(ledger, _program(), [("pro", "monthly")] * 3, date(2026, 11, 26))
-    assert [(o.discount, o.price) for o in quote.orders] == [(D("10"), D("18.00")), (D("15"), D("17.00")), (D("15"), D("17.00"))]
+    assert [(o.discount, o.price) for o in quote.orders] == [
+        (D("10"), D("18.00")),
+        (D("15"), D("17.00")),
+        (D("15"), D("17.00")),
+    ]
     assert (quote.total_list, quote.total) == (D("60"), D("52.00"))
     assert (quote.before.closing_tier, quote.after.closing_tier) == (0, 1)
 
@@ -267,7 +311,9 @@ def test_forecast_projects_renewals_new_licenses_and_the_tier(tmp_path):
     rate, months = forecast(ledger, _program(), date(2026, 11, 26), 2, rate=5, edition="pro", period="monthly")
     assert rate == 5
     assert [(str(m.month), m.renewals, m.turnover, m.invoice, m.active_licenses) for m in months] == [
-        ("2026-12", 28, D("380"), D("338.00"), 33), ("2027-01", 33, D("480"), D("408.00"), 38)]
+        ("2026-12", 28, D("380"), D("338.00"), 33),
+        ("2027-01", 33, D("480"), D("408.00"), 38),
+    ]
 
 
 def test_marketing_support_counts_active_licenses(tmp_path):

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 import pytest
+from pgkit import CuttableProxy, pg_schema
 
 from agent.errors import InputError
 from agent.inventory.model import Endpoint, Host
@@ -15,7 +16,6 @@ from agent.runner.fleet import run_rollout
 from agent.runner.playbook import playbook_from_data
 from agent.runner.run import RunOptions, RunPlan, resume_run
 from agent.transport.base import CommandResult
-from pgkit import CuttableProxy, pg_schema
 
 PLAYBOOK = {"name": "two", "steps": [{"shell": {"command": "echo one"}}, {"shell": {"command": "echo two"}}]}
 
@@ -60,7 +60,9 @@ def url():
 def plan_of(tmp_path, url: str, count: int = 6, **options) -> RunPlan:
     hosts = [Host(f"h{i}", Endpoint(f"198.18.0.{i + 1}"), vars={"ledger_url": url}) for i in range(1, count + 1)]
     state = tmp_path / f"state-{threading.get_ident()}-{time.monotonic_ns()}"
-    return RunPlan(playbook_from_data(PLAYBOOK, tmp_path), hosts, RunOptions(**{"state_dir": state, "forks": 2, **options}))
+    return RunPlan(
+        playbook_from_data(PLAYBOOK, tmp_path), hosts, RunOptions(**{"state_dir": state, "forks": 2, **options})
+    )
 
 
 def test_two_nodes_share_the_hosts_and_run_each_exactly_once(url, tmp_path):
@@ -95,8 +97,9 @@ def test_a_host_whose_node_died_continues_after_its_lease_without_redoing_finish
     board.record_step("r1", "h1", dead, claim.token, StepRow("shell", "changed", True, 0.1, "echo one ran"))
     connector = Recording()
     began = time.monotonic()
-    run = run_rollout(plan_of(tmp_path, url, count=2), "r1", lambda event: None, connector=connector, lease_s=5,
-                      wait=True, poll_s=0.1)
+    run = run_rollout(
+        plan_of(tmp_path, url, count=2), "r1", lambda event: None, connector=connector, lease_s=5, wait=True, poll_s=0.1
+    )
     assert time.monotonic() - began >= 0.8  # it waited for the dead node's lease to run out
     assert sorted(connector.calls) == [("h1", "echo two"), ("h2", "echo one"), ("h2", "echo two")]
     h1 = next(h for h in run.result.hosts if h.name == "h1")
@@ -117,9 +120,13 @@ def test_a_node_that_lost_its_claim_stops_acting_on_the_host(url, tmp_path):
             from sqlalchemy import update
 
             from agent.ledger.schema import rollout_hosts
+
             with board.db.write() as db:  # as if this node's lease had run out and the thief had claimed h1
-                db.execute(update(rollout_hosts).where(rollout_hosts.c.host_name == "h1")
-                           .values(node=thief.node, token=rollout_hosts.c.token + 1))
+                db.execute(
+                    update(rollout_hosts)
+                    .where(rollout_hosts.c.host_name == "h1")
+                    .values(node=thief.node, token=rollout_hosts.c.token + 1)
+                )
 
     connector = Recording(hook=steal)
     run = run_rollout(plan_of(tmp_path, url, count=2, forks=1), "r1", lambda event: None, connector=connector)
@@ -132,6 +139,7 @@ def test_a_node_that_lost_its_claim_stops_acting_on_the_host(url, tmp_path):
     from sqlalchemy import select
 
     from agent.ledger.schema import rollout_steps
+
     assert board.db.rows(select(rollout_steps.c.step).where(rollout_steps.c.host_name == "h1")) == []  # end refused
     board.close()
 
@@ -148,8 +156,9 @@ def test_a_node_that_loses_the_database_stops_claiming_at_once(url, tmp_path):
     try:
         cut_url = proxy.url(url)
         connector = Recording(hook=lambda host, line: cut_once() if line == "echo one" else None)
-        run = run_rollout(plan_of(tmp_path, cut_url, count=4, forks=1), "r1", lambda event: None, connector=connector,
-                          lease_s=5)
+        run = run_rollout(
+            plan_of(tmp_path, cut_url, count=4, forks=1), "r1", lambda event: None, connector=connector, lease_s=5
+        )
         assert {host for host, _ in connector.calls} == {"h1"}  # no host claimed after the cut
         assert ("h1", "echo two") not in connector.calls  # and the claimed one is not acted on without its claim
         assert run.database_lost and run.exit_code == 1
@@ -169,8 +178,11 @@ def test_a_rollout_node_run_is_not_resumed_alone(url, tmp_path):
 
 
 def test_a_rollout_needs_one_postgresql_ledger(url, tmp_path):
-    plan = RunPlan(playbook_from_data(PLAYBOOK, tmp_path), [Host("h1", Endpoint("198.18.0.2"))],
-                   RunOptions(state_dir=tmp_path / "state"))
+    plan = RunPlan(
+        playbook_from_data(PLAYBOOK, tmp_path),
+        [Host("h1", Endpoint("198.18.0.2"))],
+        RunOptions(state_dir=tmp_path / "state"),
+    )
     with pytest.raises(InputError, match="kept in a PostgreSQL ledger"):
         run_rollout(plan, "r1", lambda event: None, connector=Recording())
     assert not (tmp_path / "state" / "ledger.sqlite").exists()

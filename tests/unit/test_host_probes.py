@@ -39,8 +39,13 @@ def run_counted(script: str, out: Path, setup: str = ":") -> tuple[int, str]:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("counting processes needs a PID namespace (root and unshare)")
     env = {**os.environ, "SCRIPT": script, "OUT": str(out), "SETUP": setup}
-    done = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", COUNTER],
-                          capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", COUNTER],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return int(done.stdout.split()[-1]), out.read_text()
 
@@ -62,8 +67,12 @@ def test_verify_probe_reads_sockets_license_and_digests_in_one_program(tmp_path:
     plain.write_text("a = 1\n")
     odd.write_text("b = 2\n")
     try:
-        done = subprocess.run(["sh", "-c", panel_probe_script(port, [str(plain), str(odd), str(missing)])],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["sh", "-c", panel_probe_script(port, [str(plain), str(odd), str(missing)])],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         listener.close()
     probe = parse_panel_probe(done.stdout)
@@ -80,8 +89,9 @@ def test_verify_probe_starts_mgrctl_and_one_sha256sum_only(tmp_path: Path):
     files = [tmp_path / f"file{index}.conf" for index in range(3)]
     for file in files:
         file.write_text(file.name)
-    processes, out = run_counted(panel_probe_script(1500, [str(f) for f in files]), tmp_path / "out",
-                                 installed_panel_setup(tmp_path))
+    processes, out = run_counted(
+        panel_probe_script(1500, [str(f) for f in files]), tmp_path / "out", installed_panel_setup(tmp_path)
+    )
     probe = parse_panel_probe(out)
     assert probe.complete and probe.license_info["licid"] == "4000013"
     assert all(probe.file_matches(str(f), hashlib.sha256(f.name.encode()).hexdigest()) for f in files)
@@ -121,8 +131,9 @@ def test_preflight_probe_in_full_when_asked_even_with_a_panel_installed(tmp_path
 def test_verify_probe_without_license_info_starts_no_mgrctl(tmp_path: Path):
     file = tmp_path / "ispagent.conf"
     file.write_text("a = 1\n")
-    processes, out = run_counted(panel_probe_script(1500, [str(file)], license_info=False), tmp_path / "out",
-                                 installed_panel_setup(tmp_path))
+    processes, out = run_counted(
+        panel_probe_script(1500, [str(file)], license_info=False), tmp_path / "out", installed_panel_setup(tmp_path)
+    )
     probe = parse_panel_probe(out)
     assert probe.complete and probe.file_matches(str(file), hashlib.sha256(b"a = 1\n").hexdigest())
     assert "license_rc=" not in out
@@ -136,13 +147,17 @@ def broken_mgrctl(tmp_path: Path) -> str:
     return setup
 
 
-@pytest.mark.parametrize("setup", [
-    installed_panel_setup,
-    lambda tmp_path: installed_panel_setup(tmp_path) + " && rm /usr/local/mgr5/etc/ispmgr.lic",  # no license
-    lambda tmp_path: installed_panel_setup(tmp_path) + " && chmod -x /usr/local/mgr5/sbin/mgrctl",
-    broken_mgrctl,
-    lambda tmp_path: "mount -t tmpfs ispagent-test /usr/local",  # no panel
-], ids=["licensed", "no-license", "mgrctl-not-executable", "mgrctl-fails", "no-panel"])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        installed_panel_setup,
+        lambda tmp_path: installed_panel_setup(tmp_path) + " && rm /usr/local/mgr5/etc/ispmgr.lic",  # no license
+        lambda tmp_path: installed_panel_setup(tmp_path) + " && chmod -x /usr/local/mgr5/sbin/mgrctl",
+        broken_mgrctl,
+        lambda tmp_path: "mount -t tmpfs ispagent-test /usr/local",  # no panel
+    ],
+    ids=["licensed", "no-license", "mgrctl-not-executable", "mgrctl-fails", "no-panel"],
+)
 def test_preflight_reads_license_info_as_verify_probe_does(tmp_path: Path, setup):
     """What verify reuses from preflight is what its own probe would have read on the same host."""
     lines = setup(tmp_path)
@@ -168,8 +183,13 @@ def test_emulated_mgrctl_answers_license_info_without_site_or_unneeded_modules(t
     env = {"ISPMGR_EMULATOR_ROOT": str(tmp_path / "root"), "PATH": os.environ["PATH"]}
     (tmp_path / "root" / "usr" / "local").mkdir(parents=True)
     shutil.copytree(tmp_path / "mgr5", tmp_path / "root" / "usr" / "local" / "mgr5")
-    done = subprocess.run([*interpreter, "-X", "importtime", str(mgrctl), "-m", "ispmgr", "license.info"],
-                          capture_output=True, text=True, env=env, timeout=30)
+    done = subprocess.run(
+        [*interpreter, "-X", "importtime", str(mgrctl), "-m", "ispmgr", "license.info"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert done.returncode == 0 and "licid=4000013" in done.stdout.splitlines()
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "json" in imported

@@ -70,8 +70,11 @@ def test_a_host_source_plugs_in_without_touching_the_runner(tmp_path):
     assert source.entered and source.exited
     assert source.released == [(h.name, "changed") for h in HOSTS]
     # One host at a time, although ten workers were free: each started after the one before finished.
-    order = [(type(e).__name__, getattr(e, "host", None) or e.outcome.name) for e in events
-             if isinstance(e, (HostStarted, HostFinished))]
+    order = [
+        (type(e).__name__, getattr(e, "host", None) or e.outcome.name)
+        for e in events
+        if isinstance(e, (HostStarted, HostFinished))
+    ]
     assert order == [(kind, h.name) for h in HOSTS for kind in ("HostStarted", "HostFinished")]
     assert result.exit_code == 0
 

@@ -43,47 +43,74 @@ def _one_line_error(result, exit_code: int = 2) -> str:
 LIMIT_FIX = "give host names, group names or globs, or leave the limit out to select every host"
 
 
-@pytest.mark.parametrize("limit, problem", [
-    ("", "limit '' names no host or group"),  # --limit "$UNSET" in a cron line
-    (" ", "limit ' ' names no host or group"),
-    (",", "limit ',' names no host or group"),
-    ("web1,", "limit 'web1,' has an empty pattern between commas"),
-])
+@pytest.mark.parametrize(
+    "limit, problem",
+    [
+        ("", "limit '' names no host or group"),  # --limit "$UNSET" in a cron line
+        (" ", "limit ' ' names no host or group"),
+        (",", "limit ',' names no host or group"),
+        ("web1,", "limit 'web1,' has an empty pattern between commas"),
+    ],
+)
 @pytest.mark.parametrize("command", ["check", "run"])
-def test_a_blank_or_empty_limit_is_refused_instead_of_selecting_every_host(inventory, tmp_path, command, limit, problem):
+def test_a_blank_or_empty_limit_is_refused_instead_of_selecting_every_host(
+    inventory, tmp_path, command, limit, problem
+):
     if command == "check":
         args = ["inventory", "check", "-i", str(inventory), "--ssh-config", "/dev/null", "--limit", limit]
     else:
         playbook = Path(__file__).resolve().parents[2] / "playbooks" / "smoke.yaml"
-        args = ["run", str(playbook), "-i", str(inventory), "--ssh-config", "/dev/null", "--state-dir", str(tmp_path),
-                "--limit", limit]
+        args = [
+            "run",
+            str(playbook),
+            "-i",
+            str(inventory),
+            "--ssh-config",
+            "/dev/null",
+            "--state-dir",
+            str(tmp_path),
+            "--limit",
+            limit,
+        ]
     assert _one_line_error(_cli(*args)) == f"{problem}; {LIMIT_FIX}"
     assert not (tmp_path / "runs").exists()  # refused before any run was journaled or host touched
 
 
 def test_a_limit_that_matches_nothing_is_refused(inventory):
     result = _cli("inventory", "check", "-i", str(inventory), "--ssh-config", "/dev/null", "--limit", "web9")
-    assert _one_line_error(result) == f"limit pattern 'web9' matches no host or group in {inventory}; did you mean 'web2'?"
+    assert (
+        _one_line_error(result) == f"limit pattern 'web9' matches no host or group in {inventory}; did you mean 'web2'?"
+    )
 
 
 def test_a_url_password_in_an_option_is_masked_in_the_error():
-    result = _cli("licenses", "list", "--api-url", "http://reseller:Api-Pw-123@api.example.com/billmgr",
-                  env={"ISPAGENT_PARTNER_AUTHINFO": ""})
+    result = _cli(
+        "licenses",
+        "list",
+        "--api-url",
+        "http://reseller:Api-Pw-123@api.example.com/billmgr",
+        env={"ISPAGENT_PARTNER_AUTHINFO": ""},
+    )
     assert _one_line_error(result) == (
-        "partner_api_url: 'http://reseller:***@api.example.com/billmgr' is plain http to a public host; use https")
+        "partner_api_url: 'http://reseller:***@api.example.com/billmgr' is plain http to a public host; use https"
+    )
 
 
 def test_a_url_password_in_the_inventory_is_masked_in_plans_error(tmp_path):
     path = tmp_path / "inventory.yaml"
-    path.write_text("defaults:\n  vars:\n    partner_api_url: ftp://reseller:Api-Pw-123@api.example.com/billmgr\n" + INVENTORY)
+    path.write_text(
+        "defaults:\n  vars:\n    partner_api_url: ftp://reseller:Api-Pw-123@api.example.com/billmgr\n" + INVENTORY
+    )
     assert _one_line_error(_cli("plan", "-i", str(path))) == (
-        f"{path}:3: defaults.vars.partner_api_url: 'ftp://reseller:***@api.example.com/billmgr' is not an http(s) URL")
+        f"{path}:3: defaults.vars.partner_api_url: 'ftp://reseller:***@api.example.com/billmgr' is not an http(s) URL"
+    )
 
 
 def test_an_error_holding_a_line_break_and_an_escape_sequence_stays_one_escaped_line(tmp_path):
     name = tmp_path / "in\nventory\x1b[2J.yaml"
     assert _one_line_error(_cli("inventory", "check", "-i", str(name))) == (
-        f"{tmp_path}/in\\nventory\\x1b[2J.yaml: no such inventory file; pass the path of an inventory YAML with -i")
+        f"{tmp_path}/in\\nventory\\x1b[2J.yaml: no such inventory file; pass the path of an inventory YAML with -i"
+    )
 
 
 def test_an_escape_sequence_in_a_csv_cell_does_not_reach_the_terminal(tmp_path):
@@ -92,7 +119,8 @@ def test_an_escape_sequence_in_a_csv_cell_does_not_reach_the_terminal(tmp_path):
     result = _cli("ledger", "import", str(csv), "--ledger", str(tmp_path / "l.sqlite"), "--today", "2026-11-26")
     assert _one_line_error(result) == (
         f"{csv}:2: kind '\\x1b]0;pwned\\x07activation' is not one of activation, renewal, deactivation, payment; "
-        "nothing was imported")
+        "nothing was imported"
+    )
 
 
 def test_today_is_read_only_as_yyyy_mm_dd(tmp_path):
@@ -112,4 +140,5 @@ def test_a_small_playbook_of_nested_aliases_is_refused_at_once_without_expanding
     assert time.monotonic() - started < 5
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 200_000  # KiB: no expansion
     assert _one_line_error(result) == (
-        f"{playbook}:8: aliases expand to more than 100000 values; write the values out, or alias fewer or smaller ones")
+        f"{playbook}:8: aliases expand to more than 100000 values; write the values out, or alias fewer or smaller ones"
+    )

@@ -16,10 +16,17 @@ from agent.inventory.loader import load_inventory
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("key,close", [
-    ("installer_sha265", "installer_sha256"), ("instaler_url", "installer_url"), ("partner_reigon", "partner_region"),
-    ("ledger_pth", "ledger_path"), ("reuse_fre", "reuse_free"), ("program_fle", "program_file"),
-])
+@pytest.mark.parametrize(
+    "key,close",
+    [
+        ("installer_sha265", "installer_sha256"),
+        ("instaler_url", "installer_url"),
+        ("partner_reigon", "partner_region"),
+        ("ledger_pth", "ledger_path"),
+        ("reuse_fre", "reuse_free"),
+        ("program_fle", "program_file"),
+    ],
+)
 def test_a_var_spelt_almost_like_a_setting_is_refused_with_the_setting(key, close):
     assert unknown_var_problem(key).endswith(f"did you mean '{close}'?")
 
@@ -37,12 +44,24 @@ def test_an_unknown_var_with_a_settings_prefix_is_refused(key):
 
 
 def test_settings_are_typed():
-    settings = read_host_settings({
-        "edition": "pro", "period": "annual", "fqdn": "web1.example.com", "activation_key": "1234-secret",
-        "installer_timeout_minutes": 5, "partner_api_url": "http://127.0.0.1:9/billmgr", "reuse_free": True,
-        "ledger_path": "~/ledger.sqlite", "greeting": "hello",
-    })
-    assert (settings.install.edition, settings.license.period, settings.license.fqdn) == ("pro", "annual", "web1.example.com")
+    settings = read_host_settings(
+        {
+            "edition": "pro",
+            "period": "annual",
+            "fqdn": "web1.example.com",
+            "activation_key": "1234-secret",
+            "installer_timeout_minutes": 5,
+            "partner_api_url": "http://127.0.0.1:9/billmgr",
+            "reuse_free": True,
+            "ledger_path": "~/ledger.sqlite",
+            "greeting": "hello",
+        }
+    )
+    assert (settings.install.edition, settings.license.period, settings.license.fqdn) == (
+        "pro",
+        "annual",
+        "web1.example.com",
+    )
     assert settings.install.installer_timeout_minutes == 5.0 and settings.account.partner.reuse_free is True
     assert settings.account.ledger_location(Path("/state")) == Path("~/ledger.sqlite").expanduser()
     assert repr(settings.license.activation_key) == "'***'" and "1234-secret" not in repr(settings)
@@ -50,7 +69,9 @@ def test_settings_are_typed():
 
 def test_inventory_check_refuses_a_misspelt_installer_var_with_its_line(tmp_path):
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("defaults:\n  vars:\n    edition: lite\n    installer_sha265: abc\nhosts:\n  web1: {address: 192.0.2.1}\n")
+    inventory.write_text(
+        "defaults:\n  vars:\n    edition: lite\n    installer_sha265: abc\nhosts:\n  web1: {address: 192.0.2.1}\n"
+    )
     result = ispagent("inventory", "check", "-i", str(inventory), state_dir=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -81,10 +102,14 @@ def silent_host():
 
 def _inventory(tmp_path: Path, port: int, **vars) -> Path:
     path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump({
-        "ssh": {"known_hosts": str(tmp_path / "known_hosts")},
-        "hosts": {"web1": {"address": "127.0.0.1", "port": port, "vars": {"fqdn": "web1.example.com", **vars}}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "ssh": {"known_hosts": str(tmp_path / "known_hosts")},
+                "hosts": {"web1": {"address": "127.0.0.1", "port": port, "vars": {"fqdn": "web1.example.com", **vars}}},
+            }
+        )
+    )
     return path
 
 
@@ -99,7 +124,10 @@ def test_a_bad_partner_var_in_a_playbook_is_refused_before_any_host_is_contacted
     playbook = _playbook(tmp_path, ["facts", "license"], partner_timeout="soon")
     result = ispagent("run", str(playbook), "-i", str(_inventory(tmp_path, port)), state_dir=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == f"ispagent: error: {playbook}: vars.partner_timeout: 'soon' is not a positive number of seconds"
+    assert (
+        result.stderr.strip()
+        == f"ispagent: error: {playbook}: vars.partner_timeout: 'soon' is not a positive number of seconds"
+    )
     assert not contacted()
 
 
@@ -110,7 +138,8 @@ def test_missing_partner_credentials_are_refused_before_any_host_is_contacted(tm
     result = ispagent("run", str(_playbook(tmp_path, ["facts", "license"])), "-i", str(inventory), state_dir=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
-        f"ispagent: error: {inventory}: hosts.web1: partner_credentials_file: {tmp_path / 'nowhere'}: no such credentials file")
+        f"ispagent: error: {inventory}: hosts.web1: partner_credentials_file: {tmp_path / 'nowhere'}: no such credentials file"
+    )
     assert not contacted()
 
 
@@ -136,8 +165,10 @@ def test_every_shipped_example_has_valid_settings():
 
 def test_the_inventory_reader_checks_settings_of_the_merged_host(tmp_path):
     path = tmp_path / "inventory.yaml"
-    path.write_text("defaults:\n  vars: {le_domain: panel.example.com}\nhosts:\n  web1:\n"
-                    "    address: 192.0.2.1\n    vars: {no_letsencrypt: true}\n")
+    path.write_text(
+        "defaults:\n  vars: {le_domain: panel.example.com}\nhosts:\n  web1:\n"
+        "    address: 192.0.2.1\n    vars: {no_letsencrypt: true}\n"
+    )
     with pytest.raises(InventoryError, match=r"inventory.yaml:4: hosts.web1: vars 'le_domain' and 'no_letsencrypt'"):
         load_inventory(path, ssh_config=Path("/dev/null"))
 
@@ -146,7 +177,9 @@ def test_settings_key_ignores_per_host_and_template_vars_only():
     from agent.hostsettings import settings_key
 
     shared = {"edition": "pro", "panel_options": ["DisableAutoUpdate"], "pricelists": {"pro": 1}}
-    assert settings_key({**shared, "fqdn": "a.example", "greeting": "hi"}) == settings_key({**shared, "fqdn": "b.example"})
+    assert settings_key({**shared, "fqdn": "a.example", "greeting": "hi"}) == settings_key(
+        {**shared, "fqdn": "b.example"}
+    )
     assert settings_key({**shared, "edition": "lite"}) != settings_key(shared)
 
 
@@ -165,5 +198,7 @@ def test_each_host_of_a_large_inventory_is_still_checked(tmp_path):
     bad = "  h50: {address: 192.0.2.50, vars: {fqdn: h50.example.com, mysql_server: mariadb}}\n"
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(f"defaults: {{vars: {{edition: pro}}}}\nhosts:\n{hosts}{bad}")
-    with pytest.raises(InventoryError, match=r"^.*inventory.yaml:52: hosts.h50: var 'mysql_server' needs 'dbtype: mysql'"):
+    with pytest.raises(
+        InventoryError, match=r"^.*inventory.yaml:52: hosts.h50: var 'mysql_server' needs 'dbtype: mysql'"
+    ):
         load_inventory(inventory, ssh_config=Path("/dev/null"))

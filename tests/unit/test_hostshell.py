@@ -32,8 +32,10 @@ def test_any_bytes_reach_the_commands_stdin_exactly(shell, data):
 
 @pytest.mark.parametrize("shell", SHELLS)
 @settings(max_examples=40, deadline=None)
-@given(words=st.lists(st.text(st.characters(exclude_characters="\0", codec="utf-8"), max_size=40), min_size=1, max_size=4),
-       status=st.integers(0, 255))
+@given(
+    words=st.lists(st.text(st.characters(exclude_characters="\0", codec="utf-8"), max_size=40), min_size=1, max_size=4),
+    status=st.integers(0, 255),
+)
 def test_any_argv_comes_back_with_its_exit_status_and_the_next_command_runs(shell, words, status):
     line = command_line(["printf", "%s|", *words]) + f"; exit {status}"
     out, err = _through(shell, command_script(TOKEN, line, None), command_script(TOKEN, "echo next", None))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from agent.runner.htmlreport import render_html, write_html
 from htmlkit import dump_dom, screenshot
 from runkit import standing_with_unconfirmed, twenty_host_result
+
+from agent.runner.htmlreport import render_html, write_html
 
 
 class _Rows(HTMLParser):
@@ -48,7 +49,7 @@ def test_twenty_host_report_in_chromium_lists_the_three_failures_first_with_thei
     assert {name for name, _ in rows.hosts[:3]} == {"h1", "h2", "h3"}
     assert rows.counts["failed"] == "3" and rows.counts["hosts"] == "20" and rows.counts["ok"] == "16"
     assert rows.external == []  # self-contained: no scripts, styles or images from elsewhere
-    failed_table = dom[dom.index('id="failed"'):dom.index('id="hosts"')]
+    failed_table = dom[dom.index('id="failed"') : dom.index('id="hosts"')]
     assert "preflight broke on h2" in failed_table and "<td>verify</td>" in failed_table
     assert "3100005" in dom and "not yet confirmed" in dom and "120.00 EUR" in dom and "8.00 EUR" in dom
     png = screenshot(page, tmp_path / "report.png")
@@ -56,15 +57,22 @@ def test_twenty_host_report_in_chromium_lists_the_three_failures_first_with_thei
 
 
 def test_messages_are_escaped_and_secrets_masked():
-    from agent.secrets import forget_secrets, register_secret
     from runkit import outcome
+
     from agent.runner.run import RunResult
+    from agent.secrets import forget_secrets, register_secret
 
     register_secret("s3cr3t-activation-key")
     try:
         host = outcome("h1", "failed", failing="verify")
-        host = host.__class__(host.name, host.address, host.status, host.steps,
-                              "<script>alert(1)</script> key s3cr3t-activation-key", host.report)
+        host = host.__class__(
+            host.name,
+            host.address,
+            host.status,
+            host.steps,
+            "<script>alert(1)</script> key s3cr3t-activation-key",
+            host.report,
+        )
         page = render_html(RunResult("r", "p.yaml", "i", "2026-01-01T00:00:00+00:00", False, [host]))
     finally:
         forget_secrets()
@@ -79,8 +87,13 @@ def test_every_colour_of_the_timeline_has_a_legend_entry():
     from agent.runner.events import StepRecord
 
     result = twenty_host_result(failures=3)
-    audited = replace(result.hosts[5], steps=(StepRecord("audit:facts", "ok", False, 0.2, ""),
-                                              StepRecord("license", "skipped", False, 0.1, "not needed")))
+    audited = replace(
+        result.hosts[5],
+        steps=(
+            StepRecord("audit:facts", "ok", False, 0.2, ""),
+            StepRecord("license", "skipped", False, 0.1, "not needed"),
+        ),
+    )
     result.hosts[5] = audited
     page = render_html(result)
     used = set(re.findall(r'<span class="s-([a-z]+)" style="flex', page))

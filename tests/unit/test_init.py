@@ -27,9 +27,15 @@ from agent.shipped import templates_dir
 
 REPO = Path(__file__).resolve().parents[2]
 # What init writes, by path in DIR, and from which checkout file.
-EXPECTED = {"inventory.yaml": REPO / "inventory.example.yaml",
-            **{path.relative_to(REPO).as_posix(): path for top in ("playbooks", "templates")
-               for path in (REPO / top).rglob("*") if path.is_file() and "__pycache__" not in path.parts}}
+EXPECTED = {
+    "inventory.yaml": REPO / "inventory.example.yaml",
+    **{
+        path.relative_to(REPO).as_posix(): path
+        for top in ("playbooks", "templates")
+        for path in (REPO / top).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    },
+}
 # Deep enough that no case's `..` components reach past the test's own directory (the mutator adds at
 # most two per operation, four operations).
 SANDBOX_DEPTH = 10
@@ -45,8 +51,9 @@ def tree(root: Path) -> dict[str, bytes | None]:
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(folder) / name
-            found[os.fsdecode(path.relative_to(root))] = (path.read_bytes() if path.is_file() and not path.is_symlink()
-                                                          else None)
+            found[os.fsdecode(path.relative_to(root))] = (
+                path.read_bytes() if path.is_file() and not path.is_symlink() else None
+            )
     return found
 
 
@@ -63,8 +70,10 @@ def assert_printable(text: str) -> None:
 
 
 def assert_is_the_shipped_tree(directory: Path) -> None:
-    assert tree(directory) == {**{name: source.read_bytes() for name, source in EXPECTED.items()},
-                               **{name: None for name in _folders(EXPECTED)}}
+    assert tree(directory) == {
+        **{name: source.read_bytes() for name, source in EXPECTED.items()},
+        **{name: None for name in _folders(EXPECTED)},
+    }
     assert stat.S_IMODE((directory / "inventory.yaml").stat().st_mode) == 0o600
 
 
@@ -88,8 +97,10 @@ def test_init_writes_inventory_playbooks_and_templates_that_check_and_load(tmp_p
     assert len(load_inventory(tmp_path / "fleet" / "inventory.yaml", ssh_config=Path(os.devnull)).hosts) == 4
     for playbook in (tmp_path / "fleet" / "playbooks").glob("*.yaml"):
         # The copy's own templates/ comes before the shipped ones (configure appends those last).
-        assert load_playbook(playbook).source_dirs[:2] == [tmp_path / "fleet" / "playbooks",
-                                                           tmp_path / "fleet" / "templates"]
+        assert load_playbook(playbook).source_dirs[:2] == [
+            tmp_path / "fleet" / "playbooks",
+            tmp_path / "fleet" / "templates",
+        ]
     assert templates_dir() not in load_playbook(tmp_path / "fleet" / "playbooks" / "install.yaml").source_dirs
 
 
@@ -107,13 +118,16 @@ def test_a_second_init_overwrites_nothing(tmp_path):
     assert "exists and is not empty" in line and tree(tmp_path) == before
 
 
-@pytest.mark.parametrize("make, why", [
-    (lambda path: path.write_text("x"), "not a directory"),
-    (lambda path: (path.mkdir(), (path / ".keep").write_text("")), "not empty"),
-    (lambda path: path.symlink_to(path.parent / "elsewhere"), "symbolic link"),
-    (lambda path: ((path.parent / "empty").mkdir(), path.symlink_to(path.parent / "empty")), "symbolic link"),
-    (lambda path: None, "parent directory does not exist"),
-])
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (lambda path: path.write_text("x"), "not a directory"),
+        (lambda path: (path.mkdir(), (path / ".keep").write_text("")), "not empty"),
+        (lambda path: path.symlink_to(path.parent / "elsewhere"), "symbolic link"),
+        (lambda path: ((path.parent / "empty").mkdir(), path.symlink_to(path.parent / "empty")), "symbolic link"),
+        (lambda path: None, "parent directory does not exist"),
+    ],
+)
 def test_a_directory_init_cannot_own_is_refused_and_nothing_is_written(tmp_path, make, why):
     target = tmp_path / "fleet" if why != "parent directory does not exist" else tmp_path / "no" / "fleet"
     make(target)
@@ -122,8 +136,7 @@ def test_a_directory_init_cannot_own_is_refused_and_nothing_is_written(tmp_path,
     assert tree(tmp_path) == before
 
 
-def test_what_another_process_puts_in_dir_while_init_writes_is_left_and_only_inits_own_files_go(tmp_path,
-                                                                                               monkeypatch):
+def test_what_another_process_puts_in_dir_while_init_writes_is_left_and_only_inits_own_files_go(tmp_path, monkeypatch):
     (tmp_path / "fleet").mkdir()
     copy = projectdir._copy
 

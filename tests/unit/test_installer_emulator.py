@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from harness.license_standin import LicenseStandin
 
 from agent.installer.messages import classify_output
-from harness.license_standin import LicenseStandin
 from agent.lab.mirror import serve, write_config, write_host_faults
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "data/installer/emulator_cases.yaml").read_text())
@@ -49,8 +49,9 @@ class Setup:
         self.mirror = serve("127.0.0.1:0", self.mirror_dir)
         self.url = f"http://127.0.0.1:{self.mirror.server_address[1]}"
         threading.Thread(target=self.mirror.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        write_config(self.mirror_dir, license_url=license_url, install_seconds=0, license_retry_delay=0,
-                     repo_retry_delay=0)
+        write_config(
+            self.mirror_dir, license_url=license_url, install_seconds=0, license_retry_delay=0, repo_retry_delay=0
+        )
         write_host_faults(self.mirror_dir, {"127.0.0.1": fault} if fault else {})
         self.script = self.dir / "install.sh"
         self.script.write_bytes(urllib.request.urlopen(f"{self.url}/install.sh", timeout=10).read())
@@ -68,8 +69,10 @@ class Services:
     def __init__(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="ispagent-installer-emulator-"))
         self.base.chmod(0o755)
-        self.licenses = {False: LicenseStandin(address="127.0.0.1").start(),
-                         True: LicenseStandin(address="127.0.0.1", denied_ips={"127.0.0.1"}).start()}
+        self.licenses = {
+            False: LicenseStandin(address="127.0.0.1").start(),
+            True: LicenseStandin(address="127.0.0.1", denied_ips={"127.0.0.1"}).start(),
+        }
         self.setups: dict[tuple, Setup] = {}
         self.lock = threading.Lock()
 
@@ -107,6 +110,7 @@ class Run:
 @pytest.fixture(scope="module")
 def runs(services) -> dict[tuple[str, str], Run]:
     """Every case under every shell, run four at a time (each in its own tree) before the checks."""
+
     def one(case: dict, shell: str) -> Run:
         situation = case.get("situation", {})
         setup = services.setup(situation.get("mirror_fault"), situation.get("license") == "denied")
@@ -134,7 +138,8 @@ def make_tree(root: Path, situation: dict) -> None:
         version, codename, debian_version = OS_RELEASES[os_name]
         (root / "etc/os-release").write_text(
             f'PRETTY_NAME="Debian GNU/Linux {version} ({codename})"\nNAME="Debian GNU/Linux"\nVERSION_ID="{version}"\n'
-            f"VERSION_CODENAME={codename}\nID=debian\n")
+            f"VERSION_CODENAME={codename}\nID=debian\n"
+        )
         (root / "etc/debian_version").write_text(debian_version + "\n")
     ram = situation.get("ram_mb", 2048) * 1024
     (root / "proc/meminfo").write_text(f"MemTotal: {ram} kB\nMemFree: {ram // 2} kB\nMemAvailable: {ram // 2} kB\n")
@@ -179,15 +184,27 @@ def run_installer(setup: Setup, shell: str, case: dict, root: Path, trace: Path)
     path = "/usr/sbin:/usr/bin:/sbin:/bin"
     if situation.get("no_default_route"):
         path = f"{root.parent / 'bin'}:{path}"
-    env = {"PATH": path, "LANG": "C.UTF-8", "ISPMGR_EMULATOR_ROOT": str(root),
-           "ISPMGR_EMULATOR_TRACE": str(trace), **situation.get("env", {})}
+    env = {
+        "PATH": path,
+        "LANG": "C.UTF-8",
+        "ISPMGR_EMULATOR_ROOT": str(root),
+        "ISPMGR_EMULATOR_TRACE": str(trace),
+        **situation.get("env", {}),
+    }
     user = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if situation.get("user") == "nobody" else {}
     stdin = case.get("stdin")
     # A case that checks the order of lines gets stderr (apt's lines) in the same stream as stdout.
     stderr = subprocess.STDOUT if "order" in case else subprocess.PIPE
     return subprocess.run(
-        [shell, "install.sh", *case.get("args", [])], cwd=setup.dir, env=env, stdout=subprocess.PIPE, stderr=stderr,
-        text=True, input=stdin if stdin is not None else "", timeout=60, **user,
+        [shell, "install.sh", *case.get("args", [])],
+        cwd=setup.dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        input=stdin if stdin is not None else "",
+        timeout=60,
+        **user,
     )
 
 
@@ -243,9 +260,9 @@ def test_emulator_reproduces_the_real_installer(runs, case, shell):
     if "order" in case:
         assert in_order(case["order"], both.splitlines(), root, run.mirror_url), f"lines out of order\n{where}"
     if "head" in case:
-        assert searched.splitlines()[:len(case["head"])] == case["head"], f"first lines differ\n{where}"
+        assert searched.splitlines()[: len(case["head"])] == case["head"], f"first lines differ\n{where}"
     if "tail" in case:
-        assert searched.splitlines()[-len(case["tail"]):] == case["tail"], f"last lines differ\n{where}"
+        assert searched.splitlines()[-len(case["tail"]) :] == case["tail"], f"last lines differ\n{where}"
     for line in case.get("red", []):
         assert f"\x1b[1;31m{line}\x1b[0m\n" in result.stdout, f"{line!r} not red\n{where}"
     if "class" in case:
@@ -267,17 +284,28 @@ def test_emulator_reproduces_the_real_installer(runs, case, shell):
 def test_on_a_terminal_the_prompt_text_shows_and_typed_answers_are_read(services, shell, tmp_path):
     root = tmp_path / "root"
     make_tree(root, {"os": "buster"})
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ISPMGR_EMULATOR_ROOT": str(root),
-           "ISPMGR_EMULATOR_TRACE": str(tmp_path / "stages")}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "ISPMGR_EMULATOR_ROOT": str(root),
+        "ISPMGR_EMULATOR_TRACE": str(tmp_path / "stages"),
+    }
     command = f"{shell} {services.setup().script} --release stable ispmanager-lite"
-    result = subprocess.run(["script", "-qec", command, "/dev/null"], input="n\n", capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"], input="n\n", capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 0, result.stdout
     assert "Continue installation? (y/N)" in result.stdout and PROMPT_TEXT in result.stdout
 
 
-@pytest.mark.parametrize("name", ["fresh-install", "vendor-repository-unreachable", "vendor-repository-answering-5xx",
-                                  "distribution-repository-down"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fresh-install",
+        "vendor-repository-unreachable",
+        "vendor-repository-answering-5xx",
+        "distribution-repository-down",
+    ],
+)
 def test_without_curl_or_wget_as_on_a_lab_host_the_repositories_behave_the_same(services, name, tmp_path):
     """Lab hosts have neither curl nor wget: the emulator then fetches with python3."""
     case = next(case for case in CASES if case["name"] == name)
@@ -290,9 +318,20 @@ def test_without_curl_or_wget_as_on_a_lab_host_the_repositories_behave_the_same(
     root = tmp_path / "root"
     make_tree(root, case.get("situation", {}))
     setup = services.setup(case.get("situation", {}).get("mirror_fault"))
-    env = {"PATH": f"/usr/sbin:{bin_dir}", "ISPMGR_EMULATOR_ROOT": str(root), "ISPMGR_EMULATOR_TRACE": str(tmp_path / "stages")}
-    result = subprocess.run(["sh", "install.sh", *case["args"]], cwd=setup.dir, env=env, capture_output=True,
-                            text=True, stdin=subprocess.DEVNULL, timeout=60)
+    env = {
+        "PATH": f"/usr/sbin:{bin_dir}",
+        "ISPMGR_EMULATOR_ROOT": str(root),
+        "ISPMGR_EMULATOR_TRACE": str(tmp_path / "stages"),
+    }
+    result = subprocess.run(
+        ["sh", "install.sh", *case["args"]],
+        cwd=setup.dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert result.returncode == case["exit"], result.stdout + result.stderr
     assert (tmp_path / "stages").read_text().split()[-1] == case["stage"]
     output = COLOUR.sub("", result.stdout + result.stderr).splitlines()
@@ -314,9 +353,25 @@ def test_the_eu_installer_points_the_panel_at_the_eu_billing(services, tmp_path)
 
 
 # Every option of the real script's help text (--ispmgr6 is accepted but not listed; --mirror is hidden).
-HELP_OPTIONS = ("--osfamily", "--osversion", "--release", "--noinstall", "--install-business", "--ignore-hostname",
-                "--silent", "--no-letsencrypt", "--le-domain", "--disable-fail2ban", "--ispmgr5", "--openlitespeed",
-                "--litespeed", "--dbtype", "--mysql-server", "--allow-eol-os", "--activation-key")
+HELP_OPTIONS = (
+    "--osfamily",
+    "--osversion",
+    "--release",
+    "--noinstall",
+    "--install-business",
+    "--ignore-hostname",
+    "--silent",
+    "--no-letsencrypt",
+    "--le-domain",
+    "--disable-fail2ban",
+    "--ispmgr5",
+    "--openlitespeed",
+    "--litespeed",
+    "--dbtype",
+    "--mysql-server",
+    "--allow-eol-os",
+    "--activation-key",
+)
 
 
 def test_help_lists_every_option_of_the_real_script_and_no_hidden_one(services):

@@ -34,10 +34,14 @@ def test_each_sign_of_the_internal_repository_has_a_case_from_the_facts():
     makes a run internal_repository; the stage's own `Checking ... Not found` with a mirror line does not."""
     internal = [case["output"] for case in CASES if case["class"] == "internal_repository"]
     assert any(messages.INTERNAL_REPOSITORY_HOST in output for output in internal)
-    assert any(messages.INTERNAL_REPOSITORY_HOST not in output and messages.REPOSITORY_STAGE in output
-               for output in internal)
-    unreachable = [case for case in CASES if case["class"] == "repository_unreachable"
-                   and messages.REPOSITORY_STAGE in case["output"]]
+    assert any(
+        messages.INTERNAL_REPOSITORY_HOST not in output and messages.REPOSITORY_STAGE in output for output in internal
+    )
+    unreachable = [
+        case
+        for case in CASES
+        if case["class"] == "repository_unreachable" and messages.REPOSITORY_STAGE in case["output"]
+    ]
     assert len(unreachable) >= 4  # stable, beta, intbeta, an EOL host answered y: the stage on every real run
 
 
@@ -45,8 +49,9 @@ def test_the_repository_stage_without_its_mirror_line_is_the_internal_repository
     stage = "Checking ispmanager-base repo... Not found\nispmanager-lite-common was not found in repos for x ( y )"
     assert classify_output(stage, 1).name == "internal_repository"
     assert classify_output("Using mirrors.download.ispmanager.com\n" + stage, 1).name == "repository_unreachable"
-    assert classify_output("ispmanager-lite-common was not found in repos for x ( y )", 1).name == \
-        "repository_unreachable"
+    assert (
+        classify_output("ispmanager-lite-common was not found in repos for x ( y )", 1).name == "repository_unreachable"
+    )
 
 
 def test_every_class_has_advice_and_a_distinct_name():
@@ -62,6 +67,8 @@ def test_only_the_repositories_say_retry_later():
 
 
 def test_colours_and_a_foreign_prefix_do_not_hide_a_message():
-    assert failure_line("Installing coremanager\n\x1b[1;31mInvalid activation key\x1b[0m\nSee https://x\n") == \
-        "Invalid activation key"
+    assert (
+        failure_line("Installing coremanager\n\x1b[1;31mInvalid activation key\x1b[0m\nSee https://x\n")
+        == "Invalid activation key"
+    )
     assert classify_output("ERROR: Invalid activation key", 1).name == "license"

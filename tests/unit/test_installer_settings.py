@@ -91,12 +91,75 @@ def plain(variables: dict) -> dict | str:
 
 
 # What YAML (safe_load and our reader) can hand over, plus the edge cases of each kind of field.
-ANY_YAML = [None, "", " ", "x", 0, 1, 2, -1, 0.0, 1.0, 1.5, 10**400, True, False, [], {}, ["a"], {"a": 1},
-            b"", b"\xff", datetime.date(2026, 1, 2), datetime.datetime(2026, 1, 2, 3, 4)]
-BOOLEAN = ["true", "True", "TRUE", "false", "yes", "no", "on", "off", "t", "f", "y", "n", "1", "0", "2", " yes",
-           "yes ", "tru", "1.0", b"true", b"yes", b"0", 2.0, float("nan")]
-NUMBER = [60, "60", " 60 ", "1e3", "inf", "-inf", "nan", "infinity", "+1", "1_000", "0x10", "1,5", b"5", b" 5",
-          float("inf"), float("nan"), "١٢"]
+ANY_YAML = [
+    None,
+    "",
+    " ",
+    "x",
+    0,
+    1,
+    2,
+    -1,
+    0.0,
+    1.0,
+    1.5,
+    10**400,
+    True,
+    False,
+    [],
+    {},
+    ["a"],
+    {"a": 1},
+    b"",
+    b"\xff",
+    datetime.date(2026, 1, 2),
+    datetime.datetime(2026, 1, 2, 3, 4),
+]
+BOOLEAN = [
+    "true",
+    "True",
+    "TRUE",
+    "false",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "t",
+    "f",
+    "y",
+    "n",
+    "1",
+    "0",
+    "2",
+    " yes",
+    "yes ",
+    "tru",
+    "1.0",
+    b"true",
+    b"yes",
+    b"0",
+    2.0,
+    float("nan"),
+]
+NUMBER = [
+    60,
+    "60",
+    " 60 ",
+    "1e3",
+    "inf",
+    "-inf",
+    "nan",
+    "infinity",
+    "+1",
+    "1_000",
+    "0x10",
+    "1,5",
+    b"5",
+    b" 5",
+    float("inf"),
+    float("nan"),
+    "١٢",
+]
 STRING = ["https://example.com/install.sh", "ümlaut", b"abc", bytearray(b"a"), "a\nb"]
 VALUES = {
     "edition": ["lite", "pro", "host", "business", "Lite", b"lite", "lite "],
@@ -109,8 +172,9 @@ VALUES = {
     "installer_repository_url": STRING,
     "installer_timeout_minutes": NUMBER,
 }
-CASES = [(key, value) for key in INSTALL_KEYS
-         for value in ANY_YAML + VALUES.get(key, BOOLEAN if key not in VALUES else [])]
+CASES = [
+    (key, value) for key in INSTALL_KEYS for value in ANY_YAML + VALUES.get(key, BOOLEAN if key not in VALUES else [])
+]
 
 
 def same(left: dict | str, right: dict | str) -> bool:
@@ -141,7 +205,9 @@ def test_defaults_match():
 
 
 def test_check_install_var_raises_the_one_line_error():
-    with pytest.raises(PanelSettingsError, match=r"^var 'silent': Input should be a valid boolean, unable to interpret input$"):
+    with pytest.raises(
+        PanelSettingsError, match=r"^var 'silent': Input should be a valid boolean, unable to interpret input$"
+    ):
         check_install_var("silent", "maybe")
 
 

@@ -324,25 +324,29 @@ def test_select_by_name_group_and_glob(fleet, limit: str | None, names: list[str
     assert [host.name for host in fleet.select(limit)] == names
 
 
-@pytest.mark.parametrize(("limit", "problem"), [
-    ("", "limit '' names no host or group"),  # --limit "$UNSET" in a cron line
-    (" ", "limit ' ' names no host or group"),
-    (",", "limit ',' names no host or group"),
-    ("web1,,db2", "limit 'web1,,db2' has an empty pattern between commas"),
-    ("web1,", "limit 'web1,' has an empty pattern between commas"),
-])
+@pytest.mark.parametrize(
+    ("limit", "problem"),
+    [
+        ("", "limit '' names no host or group"),  # --limit "$UNSET" in a cron line
+        (" ", "limit ' ' names no host or group"),
+        (",", "limit ',' names no host or group"),
+        ("web1,,db2", "limit 'web1,,db2' has an empty pattern between commas"),
+        ("web1,", "limit 'web1,' has an empty pattern between commas"),
+    ],
+)
 def test_select_refuses_a_limit_that_could_widen_to_every_host(fleet, limit: str, problem: str) -> None:
     with pytest.raises(InputError) as raised:
         fleet.select(limit)
-    assert str(raised.value) == f"{problem}; give host names, group names or globs, or leave the limit out to select every host"
+    assert (
+        str(raised.value)
+        == f"{problem}; give host names, group names or globs, or leave the limit out to select every host"
+    )
 
 
 def test_select_refuses_a_pattern_that_matches_nothing(fleet) -> None:
     with pytest.raises(InputError) as raised:
         fleet.select("web1,wbe2")
-    assert str(raised.value) == (
-        f"limit pattern 'wbe2' matches no host or group in {fleet.path}; did you mean 'web2'?"
-    )
+    assert str(raised.value) == (f"limit pattern 'wbe2' matches no host or group in {fleet.path}; did you mean 'web2'?")
 
 
 # --- the shipped example
@@ -366,8 +370,35 @@ from hypothesis import strategies as _st  # noqa: E402
 from agent.inventory.addresses import is_address, is_dns_name, parse_gateway  # noqa: E402
 
 EXAMPLE_ADDRESSES = ["198.18.0.2", "2001:db8::20", "web3.example.com", "10.0.0.5", "bastion.example.com"]
-ADDRESS_TOKENS = ["\n", "\r", "\t", " ", ".", "..", "0", "00", "1", "9", "x", "0x", "f", ":", "::", "[", "]", "%",
-                  "-", "_", "@", "٣", "\u200b", "\x1b", "\x00", "256", "4294967296"]
+ADDRESS_TOKENS = [
+    "\n",
+    "\r",
+    "\t",
+    " ",
+    ".",
+    "..",
+    "0",
+    "00",
+    "1",
+    "9",
+    "x",
+    "0x",
+    "f",
+    ":",
+    "::",
+    "[",
+    "]",
+    "%",
+    "-",
+    "_",
+    "@",
+    "٣",
+    "\u200b",
+    "\x1b",
+    "\x00",
+    "256",
+    "4294967296",
+]
 
 
 @_st.composite
@@ -378,7 +409,7 @@ def _mutated_text(draw, originals: list[str], tokens: list[str]) -> str:
         if draw(_st.booleans()):
             text = text[:at] + draw(_st.one_of(_st.sampled_from(tokens), _st.characters())) + text[at:]
         else:
-            text = text[:at] + text[at + draw(_st.integers(1, 4)):]
+            text = text[:at] + text[at + draw(_st.integers(1, 4)) :]
     return text
 
 
@@ -398,7 +429,9 @@ def test_an_accepted_address_is_an_ip_or_a_name_no_resolver_reads_as_a_number(te
 
 
 @_settings(max_examples=500, deadline=None)
-@_given(text=_mutated_text(["jump@bastion.example.com:2222", "bastion.example.com", "[2001:db8::1]:22"], ADDRESS_TOKENS))
+@_given(
+    text=_mutated_text(["jump@bastion.example.com:2222", "bastion.example.com", "[2001:db8::1]:22"], ADDRESS_TOKENS)
+)
 def test_a_parsed_gateway_has_a_checked_address_and_a_port_in_range(text):
     spec = parse_gateway(text)
     if spec is not None:
@@ -410,7 +443,9 @@ LIMIT_NAMES = ["web1", "web2", "web3.example.com", "db1", "eu", "eu-hosting", "s
 
 
 @_settings(max_examples=500, deadline=None)
-@_given(limit=_mutated_text([",".join(LIMIT_NAMES[:3]), "eu,db1", "web*", "staging"], [",", " ", "", "*", "?", "[", "\n"]))
+@_given(
+    limit=_mutated_text([",".join(LIMIT_NAMES[:3]), "eu,db1", "web*", "staging"], [",", " ", "", "*", "?", "[", "\n"])
+)
 def test_a_limit_selects_exactly_what_its_patterns_match_or_is_one_line_error(limit):
     example = load_inventory(EXAMPLE, ssh_config=Path("/dev/null"))
     try:
@@ -423,10 +458,27 @@ def test_a_limit_selects_exactly_what_its_patterns_match_or_is_one_line_error(li
     assert {h.name for h in chosen} == set().union(*(example._match(pattern) for pattern in patterns))
 
 
-@pytest.mark.parametrize("text", [
-    "198.18.0.2", "0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04",
-    "1.2.3.4\n", " 1.2.3.4", "1.2.3.4.", "::ffff:1.2.3.4", "2001:db8::1", "١.٢.٣.٤", "1.2.3.-4", "web1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "198.18.0.2",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.1.1.1",
+        "1.2.3",
+        "1.2.3.4.5",
+        "01.2.3.4",
+        "1.2.3.04",
+        "1.2.3.4\n",
+        " 1.2.3.4",
+        "1.2.3.4.",
+        "::ffff:1.2.3.4",
+        "2001:db8::1",
+        "١.٢.٣.٤",
+        "1.2.3.-4",
+        "web1",
+    ],
+)
 def test_ipv4_fast_path_agrees_with_ipaddress(text: str) -> None:
     import ipaddress
 

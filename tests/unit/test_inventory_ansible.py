@@ -38,7 +38,12 @@ def test_ini_and_yaml_inventories_map_connection_vars_groups_and_merged_vars(kin
     assert hosts["web1"].address == "198.18.0.7" and hosts["web2"].address == "198.18.0.8"
     assert hosts["db1"].address == "198.18.0.9" and hosts["db1"].sudo is True
     # group_vars (panels:vars, web.yml, all.yml) and host_vars merged as Ansible merges them
-    assert hosts["web1"].vars == {"edition": "lite", "release": "stable", "period": "monthly", "fqdn": "web1.lab.example"}
+    assert hosts["web1"].vars == {
+        "edition": "lite",
+        "release": "stable",
+        "period": "monthly",
+        "fqdn": "web1.lab.example",
+    }
     assert hosts["web2"].vars["edition"] == "pro"  # host_vars beat group vars
     assert hosts["db1"].vars == {"edition": "lite", "release": "stable"}
     assert set(inventory.groups) >= {"web", "db", "panels"}
@@ -76,21 +81,32 @@ def test_missing_source_and_bad_port_are_one_line_errors(tmp_path):
 
 def _secret_keys(data) -> bool:
     if isinstance(data, dict):
-        return any(any(word in str(key).lower() for word in ("password", "passwd", "activation_key", "authinfo"))
-                   or _secret_keys(value) for key, value in data.items())
+        return any(
+            any(word in str(key).lower() for word in ("password", "passwd", "activation_key", "authinfo"))
+            or _secret_keys(value)
+            for key, value in data.items()
+        )
     return isinstance(data, list) and any(_secret_keys(item) for item in data)
 
 
-ANSIBLE_FILES = {"ansible-ini": [EXAMPLES["ini"]],
-                 "ansible-yaml": sorted((DATA / "yaml").rglob("*.y*ml"))}  # the order of originals("ansible-yaml")
+ANSIBLE_FILES = {
+    "ansible-ini": [EXAMPLES["ini"]],
+    "ansible-yaml": sorted((DATA / "yaml").rglob("*.y*ml")),
+}  # the order of originals("ansible-yaml")
 CASE_LIMIT = 64 * 1024  # Ansible reads slowly: big enough for every reader's limits on values
 
 
-@settings(max_examples=100, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_mutated_examples_convert_to_a_checked_0600_or_umask_file_or_fail_in_one_line_writing_nothing(
-        data, tmp_path_factory):
+    data, tmp_path_factory
+):
     """An example (INI, or YAML with its group_vars/ and host_vars/) damaged by the harness's one mutator."""
     kind = data.draw(st.sampled_from(sorted(ANSIBLE_FILES)), label="kind")
     index = data.draw(st.integers(0, len(ANSIBLE_FILES[kind]) - 1), label="file")
@@ -187,8 +203,11 @@ def test_a_vars_file_encrypted_whole_is_read_with_the_vault_password_file(tmp_pa
 
 def test_a_wrong_vault_password_is_one_line_that_does_not_show_either_password(tmp_path):
     source = _fleet(tmp_path, _vault_var("activation_key", KEY, password="another-vault-password"))
-    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(tmp_path / "vault.pass"),
-                                           "-o", str(tmp_path / "out.yaml")))
+    line = _one_line_refusal(
+        _from_ansible(
+            str(source), "--vault-password-file", str(tmp_path / "vault.pass"), "-o", str(tmp_path / "out.yaml")
+        )
+    )
     assert "'activation_key'" in line and "cannot be decrypted" in line
     assert VAULT_PASSWORD not in line and "another-vault-password" not in line and KEY not in line
 
@@ -202,7 +221,9 @@ def test_a_vault_password_file_that_is_a_fifo_or_a_script_is_refused_without_run
     script = tmp_path / "vault.sh"
     script.write_text(f"#!/bin/sh\ntouch {tmp_path / 'ran'}\necho {VAULT_PASSWORD}\n")
     script.chmod(0o700)
-    line = _one_line_refusal(_from_ansible(str(source), "--vault-password-file", str(script), "-o", str(tmp_path / "o")))
+    line = _one_line_refusal(
+        _from_ansible(str(source), "--vault-password-file", str(script), "-o", str(tmp_path / "o"))
+    )
     assert "executable" in line and not (tmp_path / "ran").exists()
 
 
@@ -245,12 +266,15 @@ def test_a_source_path_with_a_newline_stays_in_its_comment(tmp_path):
     assert list(yaml.safe_load(out.read_text())["hosts"]) == ["web1"]
 
 
-@pytest.mark.parametrize("group_vars", [
-    "mysql_root_password: mysql-pass-123\n",
-    "ledger_url: postgresql+psycopg://ispagent:ledger-pass-123@db.example/ledger\n",
-    "panel_users: [{name: ops, password: panel-pass-123, preset: admin}]\n",
-    f"activation_key: {KEY}\n",
-])
+@pytest.mark.parametrize(
+    "group_vars",
+    [
+        "mysql_root_password: mysql-pass-123\n",
+        "ledger_url: postgresql+psycopg://ispagent:ledger-pass-123@db.example/ledger\n",
+        "panel_users: [{name: ops, password: panel-pass-123, preset: admin}]\n",
+        f"activation_key: {KEY}\n",
+    ],
+)
 def test_an_inventory_holding_a_secret_is_0600_and_never_printed(group_vars, tmp_path):
     source = _fleet(tmp_path, group_vars)
     out = tmp_path / "fleet.yaml"

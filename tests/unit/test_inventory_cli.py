@@ -55,8 +55,32 @@ def test_check_prints_one_row_per_host_with_merged_settings(inventory_file: Path
     assert header.split() == [
         "name", "address", "port", "user", "sudo", "gateway", "groups", "edition", "period", "release", "fqdn",
     ]  # fmt: skip
-    assert web1.split() == "web1 198.18.0.2 22 root no - eu pro monthly stable web1.example.com".split()
-    assert web2.split() == "web2 web2 22 deploy yes jump@bastion.example.com:22 - pro monthly stable -".split()
+    assert web1.split() == [
+        "web1",
+        "198.18.0.2",
+        "22",
+        "root",
+        "no",
+        "-",
+        "eu",
+        "pro",
+        "monthly",
+        "stable",
+        "web1.example.com",
+    ]
+    assert web2.split() == [
+        "web2",
+        "web2",
+        "22",
+        "deploy",
+        "yes",
+        "jump@bastion.example.com:22",
+        "-",
+        "pro",
+        "monthly",
+        "stable",
+        "-",
+    ]
     assert summary.startswith("2 of 2 hosts, 1 group; host keys: strict")
     assert "K-SECRET-123" not in result.output
 

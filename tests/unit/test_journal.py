@@ -83,10 +83,15 @@ def test_second_run_on_the_same_inventory_is_refused_while_the_first_holds_the_l
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from agent.runner.journal import InventoryLock;"
-         f"lock = InventoryLock(Path({str(tmp_path)!r}), {str(inventory)!r}, {str(inventory)!r}, 'first').__enter__();"
-         "print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from agent.runner.journal import InventoryLock;"
+            f"lock = InventoryLock(Path({str(tmp_path)!r}), {str(inventory)!r}, {str(inventory)!r}, 'first').__enter__();"
+            "print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -117,7 +122,9 @@ def test_events_from_many_threads_are_all_written_once(tmp_path):
         thread.join()
     journal.close()
     lines = [json.loads(line) for line in journal.events_path.read_text().splitlines()]
-    assert sorted((e["host"], e["step"]) for e in lines) == sorted((f"h{i}", f"s{s}") for i in range(30) for s in range(20))
+    assert sorted((e["host"], e["step"]) for e in lines) == sorted(
+        (f"h{i}", f"s{s}") for i in range(30) for s in range(20)
+    )
 
 
 def test_runs_lists_journaled_runs_newest_first_and_resume_names_it(tmp_path):
@@ -135,15 +142,22 @@ def test_runs_lists_journaled_runs_newest_first_and_resume_names_it(tmp_path):
     assert result.exit_code == 0 and lines[1].startswith("20261102T000000-bbbbbb   running")
     assert lines[2].startswith("20261101T000000-aaaaaa   finished") and lines[2].endswith("smoke.yaml")
     missing = CliRunner().invoke(cli, ["run", "--resume", "20261103T000000-cccccc", "--state-dir", str(tmp_path)])
-    assert missing.exit_code == 2 and "no run '20261103T000000-cccccc'" in missing.output and "ispagent runs" in missing.output
+    assert (
+        missing.exit_code == 2
+        and "no run '20261103T000000-cccccc'" in missing.output
+        and "ispagent runs" in missing.output
+    )
     outside = tmp_path / "elsewhere"  # a run id names a directory under runs/: no other directory may be read
     Journal(outside, "20261101T000000-aaaaaa").write_record(
-        RunRecord("x", "/p/smoke.yaml", "x", "/i.yaml", ["h1"], {}, "2026-11-01T00:00:00+00:00", "running"))
-    traversal = CliRunner().invoke(cli, ["run", "--resume", "../../elsewhere/runs/20261101T000000-aaaaaa",
-                                         "--state-dir", str(tmp_path)])
+        RunRecord("x", "/p/smoke.yaml", "x", "/i.yaml", ["h1"], {}, "2026-11-01T00:00:00+00:00", "running")
+    )
+    traversal = CliRunner().invoke(
+        cli, ["run", "--resume", "../../elsewhere/runs/20261101T000000-aaaaaa", "--state-dir", str(tmp_path)]
+    )
     assert traversal.exit_code == 2 and traversal.output == (
         "ispagent: error: '../../elsewhere/runs/20261101T000000-aaaaaa' is not a run id (like 20261126T155417-8c50ad); "
-        "list runs with: ispagent runs\n")
+        "list runs with: ispagent runs\n"
+    )
 
 
 def test_starts_are_not_waited_for_but_reach_the_file_in_order_before_the_next_end(tmp_path):
@@ -179,7 +193,11 @@ def test_a_journal_watch_kills_right_after_the_nth_matching_event_is_durable(tmp
     assert done.returncode == -9, done.stderr
     lines = [json.loads(line) for line in (tmp_path / "runs/r1/events.jsonl").read_text().splitlines()]
     assert [(e["event"], e["host"]) for e in lines] == [
-        ("host_started", "a"), ("step_finished", "a"), ("host_started", "b"), ("step_finished", "b")]
+        ("host_started", "a"),
+        ("step_finished", "a"),
+        ("host_started", "b"),
+        ("step_finished", "b"),
+    ]
 
 
 class _FullDisk:

@@ -32,4 +32,6 @@ def test_lab_tests_without_root_are_skipped_except_in_ci(pytester, monkeypatch, 
     result = pytester.runpytest_subprocess("-rsE")
     result.assert_outcomes(**outcome)
     if ci:
-        result.stdout.fnmatch_lines(["*CI=true: the lab cannot start, so its tests would be skipped: the lab needs root*"])
+        result.stdout.fnmatch_lines(
+            ["*CI=true: the lab cannot start, so its tests would be skipped: the lab needs root*"]
+        )

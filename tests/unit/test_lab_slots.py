@@ -41,7 +41,9 @@ def claim(lab_dir: Path, preferred: int | None = None) -> int:
 def record_with_owner(registry: Path, slot: int, lab_dir: Path, pid: int | None) -> None:
     (registry / "labs").mkdir(parents=True, exist_ok=True)
     start = slots._start_time(pid) if pid else None
-    (registry / "labs" / str(slot)).write_text(json.dumps({"dir": str(lab_dir), "owner_pid": pid, "owner_start": start}))
+    (registry / "labs" / str(slot)).write_text(
+        json.dumps({"dir": str(lab_dir), "owner_pid": pid, "owner_start": start})
+    )
 
 
 def test_labs_in_different_directories_get_different_slots_and_keep_them(tmp_path: Path) -> None:
@@ -108,8 +110,10 @@ def test_when_every_slot_is_taken_the_error_says_how_to_free_one(tmp_path: Path)
     IN_USE.update(range(MAX_SLOTS))
     with pytest.raises(LabError) as full:
         claim(tmp_path / "a")
-    assert str(full.value) == (f"all {MAX_SLOTS} lab slots of this machine are taken: take a lab down with"
-                               " `ispagent lab down --dir DIR` (`ispagent lab status` lists them)")
+    assert str(full.value) == (
+        f"all {MAX_SLOTS} lab slots of this machine are taken: take a lab down with"
+        " `ispagent lab down --dir DIR` (`ispagent lab status` lists them)"
+    )
 
 
 def test_concurrent_claims_get_different_slots(tmp_path: Path) -> None:

@@ -16,10 +16,30 @@ AGENT = Path(__file__).resolve().parents[2] / "agent"
 
 # Lowest first. A module belongs to the floor of the longest prefix that names it.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("agent.errors", "agent.secrets", "agent.atomicfile", "agent.statedir", "agent.yamlnodes", "agent.editions",
-     "agent.inputfile", "agent.userpath", "agent.clock", "agent.hoststate"),
-    ("agent.inventory", "agent.transport", "agent.partner", "agent.ledger", "agent.panel", "agent.installer",
-     "agent.economics", "agent.hostsettings", "agent.shipped", "agent.projectdir"),
+    (
+        "agent.errors",
+        "agent.secrets",
+        "agent.atomicfile",
+        "agent.statedir",
+        "agent.yamlnodes",
+        "agent.editions",
+        "agent.inputfile",
+        "agent.userpath",
+        "agent.clock",
+        "agent.hoststate",
+    ),
+    (
+        "agent.inventory",
+        "agent.transport",
+        "agent.partner",
+        "agent.ledger",
+        "agent.panel",
+        "agent.installer",
+        "agent.economics",
+        "agent.hostsettings",
+        "agent.shipped",
+        "agent.projectdir",
+    ),
     ("agent.licensing",),
     ("agent.runner", "agent.scheduling", "agent.rollout"),
     ("agent.stepkit",),
@@ -66,6 +86,9 @@ def test_every_module_has_a_floor():
 @pytest.mark.parametrize("path", SOURCES, ids=lambda path: module_name(path))
 def test_no_import_runs_up_a_floor(path):
     here = module_name(path)
-    upward = [f"line {line}: {module} (floor {floor_of(module)} > {floor_of(here)})"
-              for line, module in imported_modules(path) if floor_of(module) > floor_of(here)]
+    upward = [
+        f"line {line}: {module} (floor {floor_of(module)} > {floor_of(here)})"
+        for line, module in imported_modules(path)
+        if floor_of(module) > floor_of(here)
+    ]
     assert upward == [], f"{here} imports from a higher floor"

@@ -61,8 +61,11 @@ def _reach(package: str) -> dict[str, list[str]]:
 
 
 def _offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
-    return [" -> ".join(chain) for module, chain in sorted(_reach(package).items())
-            if any(module == f or module.startswith(f + ".") for f in forbidden)]
+    return [
+        " -> ".join(chain)
+        for module, chain in sorted(_reach(package).items())
+        if any(module == f or module.startswith(f + ".") for f in forbidden)
+    ]
 
 
 def test_licensing_may_read_economics_for_prices_but_economics_never_reads_licensing():
@@ -70,12 +73,14 @@ def test_licensing_may_read_economics_for_prices_but_economics_never_reads_licen
     assert _offending("licensing", ("agent.economics",)) != []  # the direction chosen: licensing -> economics
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("licensing", ("agent.cli", "agent.steps", "agent.runner")),
-    ("economics", ("agent.cli", "agent.steps", "agent.runner", "agent.partner")),
-    ("ledger", ("agent.cli", "agent.steps", "agent.runner", "agent.licensing", "agent.economics",
-                "agent.partner")),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("licensing", ("agent.cli", "agent.steps", "agent.runner")),
+        ("economics", ("agent.cli", "agent.steps", "agent.runner", "agent.partner")),
+        ("ledger", ("agent.cli", "agent.steps", "agent.runner", "agent.licensing", "agent.economics", "agent.partner")),
+    ],
+)
 def test_lower_layers_do_not_import_higher_ones(package, forbidden):
     assert _offending(package, forbidden) == []
 

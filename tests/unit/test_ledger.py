@@ -53,8 +53,9 @@ with LicenseLedger(Path(sys.argv[1])).host_lock("h1"):
 
 
 def _holder(tmp_path, seconds: float) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "l.sqlite"), str(seconds)],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path / "l.sqlite"), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline().strip() == "locked"
     return process
 

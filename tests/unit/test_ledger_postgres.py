@@ -10,13 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pgkit import pg_schema
 
 from agent.economics.billing_csv import import_billing_csv
 from agent.economics.program import load_program
 from agent.economics.rules import Month
 from agent.economics.turnover import turnover_report
 from agent.ledger import SCHEMA_VERSION, HostLocked, LicenseLedger
-from pgkit import pg_schema
 
 PROGRAM = Path(__file__).parents[1] / "data" / "economics" / "program.yaml"
 
@@ -46,7 +46,9 @@ def test_new_ledger_is_migrated_and_keeps_hosts_orders_and_licenses(url):
 def test_a_scenario_gives_the_same_invoice_on_postgresql(url, tmp_path):
     # tests/unit/test_economics.py scenario 1 (tier raised mid-month): March invoice 355.00 by hand.
     rows = [f"2026-02-10,{n},lite,monthly,activation," for n in range(1, 13)]
-    rows += [f"2026-03-15,{n},pro,monthly,activation," for n in range(100, 110)] + ["2026-03-20,200,business,monthly,activation,"]
+    rows += [f"2026-03-15,{n},pro,monthly,activation," for n in range(100, 110)] + [
+        "2026-03-20,200,business,monthly,activation,"
+    ]
     csv = tmp_path / "h.csv"
     csv.write_text("date,license_id,edition,period,kind,price\n" + "\n".join(rows) + "\n")
     ledger = LicenseLedger(url)

@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
+from pgkit import pg_schema
 
 from agent.errors import InputError
 from agent.ledger.rollouts import NodeInfo, RolloutBoard, StepRow
-from pgkit import pg_schema
 
 HOSTS = [f"h{i:02d}" for i in range(1, 21)]
 
@@ -129,8 +129,14 @@ def test_status_says_who_holds_what_until_when_and_why_a_host_failed(board):
     status = board.status("r").to_json()
     assert status["complete"] is False and status["counts"]["pending"] == 1
     by_host = {h["host"]: h for h in status["hosts"]}
-    assert by_host["h1"] == {"host": "h1", "state": "failed", "node": "a", "claims": 1, "failed_step": "license",
-                             "error": "license: the account refused the order"}
+    assert by_host["h1"] == {
+        "host": "h1",
+        "state": "failed",
+        "node": "a",
+        "claims": 1,
+        "failed_step": "license",
+        "error": "license: the account refused the order",
+    }
     assert by_host["h2"]["node"] == "b" and by_host["h2"]["lease_until"] > status["now"] + 25
     assert {n["node"]: n["hosts"] for n in status["nodes"]} == {"a": {"failed": 1}, "b": {"claimed": 1}}
 

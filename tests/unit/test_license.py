@@ -23,24 +23,39 @@ WANT = WantedLicense("h1", "198.18.0.2", "h1.lab.example", "lite", "monthly")
 
 
 def _lic(id, ip="198.18.0.2", edition="lite", status=LicenseStatus.ACTIVE, licname="h1", remoteid=""):
-    return AccountLicense(id, ip, licname, status, {"lite": "55227", "pro": "55228"}[edition], edition, "2027-01-01", remoteid)
+    return AccountLicense(
+        id, ip, licname, status, {"lite": "55227", "pro": "55228"}[edition], edition, "2027-01-01", remoteid
+    )
 
 
-@pytest.mark.parametrize("account, kwargs, action, license_id", [
-    ([], {}, "ordered", None),
-    ([_lic("5")], {"server_licid": "5"}, "existing", "5"),
-    # A panel running a license this account does not hold: never buy one it will not use.
-    ([], {"server_licid": "4000013"}, "none", None),
-    ([_lic("5")], {"server_licid": "4000013"}, "none", None),
-    ([], {"server_licid": "0"}, "ordered", None),
-    ([_lic("5")], {"ledger_license_id": "5"}, "existing", "5"),
-    ([_lic("5")], {}, "adopted", "5"),
-    ([_lic("5", status=LicenseStatus.DELETED)], {}, "ordered", None),
-    ([_lic("5", ip="0.0.0.0", licname="free.lic", status=LicenseStatus.SUSPENDED)], {}, "ordered", None),
-    ([_lic("5", ip="0.0.0.0", licname="free.lic", status=LicenseStatus.SUSPENDED)], {"reuse_free": True}, "reused", "5"),
-    ([_lic("5", ip="0.0.0.0", edition="pro", licname="free.lic")], {"reuse_free": True}, "ordered", None),
-    ([_lic("5", ip="0.0.0.0", licname="free.lic")], {"reuse_free": True, "taken": frozenset({"5"})}, "ordered", None),
-])
+@pytest.mark.parametrize(
+    "account, kwargs, action, license_id",
+    [
+        ([], {}, "ordered", None),
+        ([_lic("5")], {"server_licid": "5"}, "existing", "5"),
+        # A panel running a license this account does not hold: never buy one it will not use.
+        ([], {"server_licid": "4000013"}, "none", None),
+        ([_lic("5")], {"server_licid": "4000013"}, "none", None),
+        ([], {"server_licid": "0"}, "ordered", None),
+        ([_lic("5")], {"ledger_license_id": "5"}, "existing", "5"),
+        ([_lic("5")], {}, "adopted", "5"),
+        ([_lic("5", status=LicenseStatus.DELETED)], {}, "ordered", None),
+        ([_lic("5", ip="0.0.0.0", licname="free.lic", status=LicenseStatus.SUSPENDED)], {}, "ordered", None),
+        (
+            [_lic("5", ip="0.0.0.0", licname="free.lic", status=LicenseStatus.SUSPENDED)],
+            {"reuse_free": True},
+            "reused",
+            "5",
+        ),
+        ([_lic("5", ip="0.0.0.0", edition="pro", licname="free.lic")], {"reuse_free": True}, "ordered", None),
+        (
+            [_lic("5", ip="0.0.0.0", licname="free.lic")],
+            {"reuse_free": True, "taken": frozenset({"5"})},
+            "ordered",
+            None,
+        ),
+    ],
+)
 def test_plan_license(account, kwargs, action, license_id):
     plan = plan_license(WANT, account, **kwargs)
     assert (plan.action, plan.license.id if plan.license else None) == (action, license_id)
@@ -51,11 +66,14 @@ def test_plan_forgets_a_ledger_license_the_account_lost():
     assert (plan.action, plan.stale_ledger_id) == ("ordered", "5")
 
 
-@pytest.mark.parametrize("account, kwargs, words", [
-    ([_lic("5"), _lic("6")], {}, "holds 2 licenses for 198.18.0.2"),
-    ([_lic("5", ip="198.18.0.99", remoteid="isp-1")], {"remoteid": "isp-1"}, "change-ip 5 198.18.0.2"),
-    ([_lic("5", edition="pro")], {}, "inventory wants lite"),
-])
+@pytest.mark.parametrize(
+    "account, kwargs, words",
+    [
+        ([_lic("5"), _lic("6")], {}, "holds 2 licenses for 198.18.0.2"),
+        ([_lic("5", ip="198.18.0.99", remoteid="isp-1")], {"remoteid": "isp-1"}, "change-ip 5 198.18.0.2"),
+        ([_lic("5", edition="pro")], {}, "inventory wants lite"),
+    ],
+)
 def test_plan_refuses_to_guess(account, kwargs, words):
     with pytest.raises(LicenseConflict, match=words):
         plan_license(WANT, account, **kwargs)
@@ -69,7 +87,9 @@ def account(tmp_path):
 
 
 def _client(emulator) -> PartnerClient:
-    settings = settings_from_vars({"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)})
+    settings = settings_from_vars(
+        {"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)}
+    )
     return PartnerClient(settings, sleep=lambda s: None)
 
 
@@ -77,8 +97,17 @@ def _work(emulator, tmp_path, wanted=WANT, breaker=None, **kwargs) -> LicenseWor
     view = kwargs.pop("view", None)
     client = kwargs.pop("client", None) or (view.client if view else _client(emulator))
     ledger = kwargs.pop("ledger", None) or LicenseLedger(tmp_path / "ledger.sqlite")
-    return LicenseWork(client=client, view=view, ledger=ledger, wanted=wanted, address=wanted.ip, settle=0.05,
-                       sleep=lambda s: None, breaker=breaker or LocalOrderBreaker(), **kwargs)
+    return LicenseWork(
+        client=client,
+        view=view,
+        ledger=ledger,
+        wanted=wanted,
+        address=wanted.ip,
+        settle=0.05,
+        sleep=lambda s: None,
+        breaker=breaker or LocalOrderBreaker(),
+        **kwargs,
+    )
 
 
 def test_order_then_rerun_finds_it(account, tmp_path):
@@ -213,7 +242,9 @@ def test_an_unpaid_account_stops_every_agent_on_the_ledger_until_a_probe_order_p
     assert ensure_license(_work(account, tmp_path, hosts[2], first_agent)).action == "ordered"  # cleared for all
     assert account.calls["soft.order.param"] == 3
     assert [e["kind"] for e in first_agent.ledger.events() if e["kind"].startswith("breaker.")] == [
-        "breaker.tripped", "breaker.cleared"]
+        "breaker.tripped",
+        "breaker.cleared",
+    ]
 
 
 def test_a_probe_is_taken_by_one_agent_only(tmp_path):
@@ -234,8 +265,10 @@ def test_a_probe_is_taken_by_one_agent_only(tmp_path):
 
 # -- one view of the account per run (agent/partner/account_view.py) ------------------------------
 
-FLEET = [WantedLicense(f"web{i}", f"198.18.{i // 200}.{i % 200 + 2}", f"web{i}.lab.example", "lite", "monthly")
-         for i in range(40)]
+FLEET = [
+    WantedLicense(f"web{i}", f"198.18.{i // 200}.{i % 200 + 2}", f"web{i}.lab.example", "lite", "monthly")
+    for i in range(40)
+]
 
 
 def _fleet_run(emulator, tmp_path, view, hosts=FLEET, workers=10):
@@ -276,11 +309,14 @@ def test_a_noop_rerun_over_40_hosts_lists_a_20000_license_account_once(account, 
     _one_live_license_per_host(account)
 
 
-@pytest.mark.parametrize("faults", [
-    {"drop_rate": 0.3},  # committed, answer lost: orders, moves, reads alike
-    {"reset_rate": 0.2, "error_rate": 0.2},  # refused before anything happens
-    {"drop_rate": 0.15, "reset_rate": 0.1, "error_rate": 0.1, "functions": ["soft.order.param", "soft"]},
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"drop_rate": 0.3},  # committed, answer lost: orders, moves, reads alike
+        {"reset_rate": 0.2, "error_rate": 0.2},  # refused before anything happens
+        {"drop_rate": 0.15, "reset_rate": 0.1, "error_rate": 0.1, "functions": ["soft.order.param", "soft"]},
+    ],
+)
 def test_faults_on_a_shared_view_never_buy_a_second_license(account, tmp_path, faults):
     fill_account(account, 2_000)
     account.set_faults(**faults)
@@ -331,7 +367,8 @@ def test_the_runs_own_writes_keep_the_view_current_without_a_list(account, tmp_p
     client.set_ip_and_name(ordered, ip="198.18.0.10", licname="h10.lab.example")
     client.suspend(ordered)
     assert [(lic.id, lic.ip, lic.remoteid, lic.status) for lic in view.near("198.18.0.10")] == [
-        (ordered, "198.18.0.10", "isp-9", LicenseStatus.SUSPENDED)]
+        (ordered, "198.18.0.10", "isp-9", LicenseStatus.SUSPENDED)
+    ]
     assert view.near("198.18.0.9") == []
     client.resume(ordered)
     assert view.near("198.18.0.10", "isp-9")[0].status == LicenseStatus.ACTIVE

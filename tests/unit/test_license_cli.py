@@ -7,11 +7,11 @@ import json
 import pytest
 import yaml
 from click.testing import CliRunner
+from partnerkit import partner_vars, start_emulator
 
 from agent.cli.main import cli
 from agent.partner.client import PartnerClient
 from agent.partner.settings import settings_from_vars
-from partnerkit import partner_vars, start_emulator
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from partnerkit import start_emulator
 
 from agent.economics.program import load_program
 from agent.economics.turnover import forecast, turnover_report
@@ -15,7 +16,6 @@ from agent.ledger import BillingEvent, LicenseLedger
 from agent.licensing import account
 from agent.partner.client import PartnerClient
 from agent.partner.settings import settings_from_vars
-from partnerkit import start_emulator
 
 PROGRAM = load_program(Path(__file__).parents[1] / "data" / "economics" / "program.yaml")
 
@@ -23,7 +23,9 @@ PROGRAM = load_program(Path(__file__).parents[1] / "data" / "economics" / "progr
 @pytest.fixture
 def partner(tmp_path):
     emulator = start_emulator(tmp_path / "partner")
-    settings = settings_from_vars({"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)})
+    settings = settings_from_vars(
+        {"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)}
+    )
     with LicenseLedger(tmp_path / "ledger.sqlite") as ledger:
         yield emulator, PartnerClient(settings, sleep=lambda s: None), ledger
     emulator.stop()
@@ -39,7 +41,9 @@ def test_a_renewal_made_through_the_python_api_shows_in_turnover(partner):
     until = account.renew(client, ledger, license_id, "monthly")
     assert until == client.get(license_id).expiredate
     lines = turnover_report(ledger, PROGRAM, _today()).statement.lines
-    assert [(l.kind, l.edition, l.period, l.quantity, l.unit_price) for l in lines] == [("renewal", "pro", "monthly", 1, Decimal(20))]
+    assert [(l.kind, l.edition, l.period, l.quantity, l.unit_price) for l in lines] == [
+        ("renewal", "pro", "monthly", 1, Decimal(20))
+    ]
 
 
 def test_a_renewal_whose_answer_was_lost_is_found_and_billed_once(partner):

@@ -36,30 +36,42 @@ def clean_registry():
 
 def result(message: str, error: str | None = None) -> RunResult:
     step = StepRecord("shell", "failed", False, 0.5, message)
-    return RunResult(run_id=RUN, playbook="/p.yaml", inventory="/i.yaml", started_at="2026-12-06T01:02:03+00:00",
-                     finished_at="2026-12-06T01:02:09+00:00", dry_run=False,
-                     hosts=[HostOutcome("web1", "198.18.0.2", "failed", (step,), error or message)])
+    return RunResult(
+        run_id=RUN,
+        playbook="/p.yaml",
+        inventory="/i.yaml",
+        started_at="2026-12-06T01:02:03+00:00",
+        finished_at="2026-12-06T01:02:09+00:00",
+        dry_run=False,
+        hosts=[HostOutcome("web1", "198.18.0.2", "failed", (step,), error or message)],
+    )
 
 
 @pytest.mark.parametrize("password", ["status", "2026"])
 def test_a_panel_password_too_short_to_mask_is_refused_at_load_in_one_line(tmp_path, password):
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("hosts:\n  web1:\n    address: 198.18.0.2\n    vars:\n      edition: lite\n      panel_users:\n"
-                         f"        - {{name: alice, password: \"{password}\", preset: basic}}\n")
+    inventory.write_text(
+        "hosts:\n  web1:\n    address: 198.18.0.2\n    vars:\n      edition: lite\n      panel_users:\n"
+        f'        - {{name: alice, password: "{password}", preset: basic}}\n'
+    )
     done = CliRunner().invoke(cli, ["inventory", "check", "-i", str(inventory)])
     assert done.exit_code == 2, done.output
     assert done.output.strip().splitlines() == [done.output.strip()]
-    assert f"{inventory}:7:" in done.output and "too short" in done.output and password not in done.output.split(":7:")[1]
+    assert (
+        f"{inventory}:7:" in done.output and "too short" in done.output and password not in done.output.split(":7:")[1]
+    )
 
 
 def test_a_secret_equal_to_a_key_or_part_of_a_run_id_leaves_records_whole(tmp_path):
     for secret in ("started_at", "20261206", "finished"):  # long enough to be taken; a key, a date, a status
         register_secret(secret)
     journal = Journal(tmp_path / "state", RUN)
-    journal.write_record(RunRecord(RUN, "/p.yaml", "x", "/i.yaml", ["web1"], {}, "2026-12-06T01:02:03+00:00",
-                                   "finished"))
+    journal.write_record(
+        RunRecord(RUN, "/p.yaml", "x", "/i.yaml", ["web1"], {}, "2026-12-06T01:02:03+00:00", "finished")
+    )
     journal.open_events()
     from agent.runner.events import RunStarted
+
     journal(RunStarted(RUN, 1, False))
     journal.close()
     record = Journal(tmp_path / "state", RUN).read_record()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
+from runkit import standing_with_unconfirmed, twenty_host_result
 
 from agent.runner.metrics import LAST_SUCCESS, write_metrics
 from agent.runner.report import build_report
-from runkit import standing_with_unconfirmed, twenty_host_result
 
 
 def samples(path) -> dict[tuple, float]:
@@ -54,13 +54,23 @@ def test_last_success_is_carried_over_a_failed_run_and_moves_on_a_good_one(tmp_p
 
 def test_drift_counts_and_exit_4_for_unconfirmed_activations(tmp_path):
     from runkit import outcome
+
     from agent.runner.run import RunResult
     from agent.runner.standing import AccountStanding, Unconfirmed
 
-    hosts = [outcome(f"h{i}", "changed" if i <= 3 else "ok", drift=["verify: drift"] if i <= 3 else [])
-             for i in range(1, 21)]
-    result = RunResult("r", "p", "i", "2026-11-26T02:00:00+00:00", False, hosts, "2026-11-26T02:00:10+00:00",
-                       standing=AccountStanding(unconfirmed=(Unconfirmed("h1", "1", 1),)))
+    hosts = [
+        outcome(f"h{i}", "changed" if i <= 3 else "ok", drift=["verify: drift"] if i <= 3 else []) for i in range(1, 21)
+    ]
+    result = RunResult(
+        "r",
+        "p",
+        "i",
+        "2026-11-26T02:00:00+00:00",
+        False,
+        hosts,
+        "2026-11-26T02:00:10+00:00",
+        standing=AccountStanding(unconfirmed=(Unconfirmed("h1", "1", 1),)),
+    )
     assert result.exit_code == 4
     path = tmp_path / "m.prom"
     write_metrics(path, result, exit_code=result.exit_code, now=5.0)

@@ -19,8 +19,14 @@ def soft_limit_after_run(soft: int, hard: int, forks: int) -> int:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
-    done = subprocess.run([sys.executable, "-c", PROBE, str(forks)], preexec_fn=limit, capture_output=True,
-                          text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(forks)],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return int(done.stdout)
 
 

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_mask_values import result
 
 from agent.runner.metrics import previous_last_success, write_metrics
 from agent.runner.report import write_report
-from test_mask_values import result
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,9 +28,11 @@ def test_the_previous_metrics_file_is_read_like_every_input(tmp_path, no_hang):
     zero = tmp_path / "zero.prom"
     zero.symlink_to("/dev/zero")
     # In a child with 1 GiB of address space: a reader without a size cap fails there, not on this machine.
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30)); "
-            "from pathlib import Path; from agent.runner.metrics import previous_last_success; "
-            "print(previous_last_success(Path(sys.argv[1])))")
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30)); "
+        "from pathlib import Path; from agent.runner.metrics import previous_last_success; "
+        "print(previous_last_success(Path(sys.argv[1])))"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(zero)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "None\n", done.stderr[-300:]
     big = tmp_path / "big.prom"
@@ -46,9 +48,24 @@ def test_a_run_with_an_output_at_a_fifo_device_or_link_is_refused_before_it_star
     else:
         path.symlink_to("/dev/null" if kind == "device" else tmp_path / "real.prom")
     state = tmp_path / "state"
-    done = subprocess.run([sys.executable, "-m", "agent", "run", str(REPO / "playbooks" / "reprovision.yaml"), "-i",
-                           str(REPO / "inventory.example.yaml"), "--metrics-file", str(path), "--state-dir", str(state)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            str(REPO / "playbooks" / "reprovision.yaml"),
+            "-i",
+            str(REPO / "inventory.example.yaml"),
+            "--metrics-file",
+            str(path),
+            "--state-dir",
+            str(state),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
     assert "--metrics-file" in done.stderr and ("FIFO" in done.stderr or "symbolic link" in done.stderr)

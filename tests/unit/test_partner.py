@@ -17,6 +17,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from partnerkit import start_emulator
 
 from agent.errors import (
     PartnerAuthFailed,
@@ -30,13 +31,18 @@ from agent.errors import (
 )
 from agent.lab.partner import TARIFFS, ApiError
 from agent.lab.partner.rendering import Document, render
-from agent.partner.operations import OPERATIONS, ReplyShape
 from agent.partner.client import PartnerClient
 from agent.partner.model import LicenseStatus, license_from_fields
+from agent.partner.operations import OPERATIONS, ReplyShape
 from agent.partner.replies import parse_reply, record, records, text_of
-from agent.partner.settings import DEFAULT_PRICELISTS, REGION_URLS, PartnerSettings, read_credentials, settings_from_vars
+from agent.partner.settings import (
+    DEFAULT_PRICELISTS,
+    REGION_URLS,
+    PartnerSettings,
+    read_credentials,
+    settings_from_vars,
+)
 from agent.secrets import mask
-from partnerkit import start_emulator
 
 DATA = Path(__file__).parents[1] / "data" / "partner"
 BY_PRICELIST = {v: k for k, v in DEFAULT_PRICELISTS.items()}
@@ -55,7 +61,13 @@ def test_order_id_is_read_from_every_format(name):
 @pytest.mark.parametrize("name", ["edit.bjson", "edit.xml"])
 def test_soft_edit_record_gives_license_with_key_in_every_format(name):
     lic = license_from_fields(record(_reply(name)), BY_PRICELIST)
-    assert (lic.id, lic.ip, lic.status, lic.edition, lic.expiredate) == ("3100042", "203.0.113.7", LicenseStatus.ACTIVE, "lite", "2026-12-01")
+    assert (lic.id, lic.ip, lic.status, lic.edition, lic.expiredate) == (
+        "3100042",
+        "203.0.113.7",
+        LicenseStatus.ACTIVE,
+        "lite",
+        "2026-12-01",
+    )
     assert lic.key == "3100042-0f1e2d3c4b5a69788796a5b4"
     assert lic.key not in repr(lic) and mask(f"key {lic.key}") == "key ***"  # registered as a secret when parsed
 
@@ -66,12 +78,15 @@ def test_list_and_nested_prolong_reply_in_xml():
     assert text_of(_reply("prolong.xml"), "doc", "newexpiredate") == "2027-12-01"
 
 
-@pytest.mark.parametrize("name, error", [
-    ("error_auth.xml", PartnerAuthFailed),
-    ("error_missed.bjson", PartnerNotFound),
-    ("error_ip.json", PartnerBadIp),
-    ("error_plain_msg.bjson", PartnerPaymentRequired),
-])
+@pytest.mark.parametrize(
+    "name, error",
+    [
+        ("error_auth.xml", PartnerAuthFailed),
+        ("error_missed.bjson", PartnerNotFound),
+        ("error_ip.json", PartnerBadIp),
+        ("error_plain_msg.bjson", PartnerPaymentRequired),
+    ],
+)
 def test_api_error_objects_become_typed_errors(name, error):
     with pytest.raises(error) as raised:
         _reply(name)
@@ -123,9 +138,12 @@ def emulator(tmp_path):
 
 
 def _client(emulator, **vars) -> PartnerClient:
-    return PartnerClient(settings_from_vars({"partner_api_url": emulator.url,
-                                             "partner_credentials_file": str(emulator.credentials_file), **vars}),
-                         sleep=lambda s: None)
+    return PartnerClient(
+        settings_from_vars(
+            {"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file), **vars}
+        ),
+        sleep=lambda s: None,
+    )
 
 
 @pytest.mark.parametrize("output", ["bjson", "xml"])
@@ -168,16 +186,22 @@ def test_a_list_keeps_no_keys_and_registers_none_as_a_secret(emulator):
 def test_watchers_see_every_call_its_outcome_and_the_parameters_sent(emulator):
     client = _client(emulator)
     seen = []
-    client.watch(lambda operation, params, result, error: seen.append(
-        (operation.name, params.get("ip"), result if operation.name == "order" else None, type(error).__name__)))
+    client.watch(
+        lambda operation, params, result, error: seen.append(
+            (operation.name, params.get("ip"), result if operation.name == "order" else None, type(error).__name__)
+        )
+    )
     elid = client.order("lite", "monthly", "203.0.113.9", "x", "")
     emulator.set_faults(drop_rate=1.0, functions=["soft.suspend"])
     with pytest.raises(PartnerTransient):
         client.suspend(elid)
     with pytest.raises(PartnerNotFound):
         client.resume("999")
-    assert seen == [("order", "203.0.113.9", elid, "NoneType"), ("suspend", None, None, "PartnerTransient"),
-                    ("resume", None, None, "PartnerNotFound")]
+    assert seen == [
+        ("order", "203.0.113.9", elid, "NoneType"),
+        ("suspend", None, None, "PartnerTransient"),
+        ("resume", None, None, "PartnerNotFound"),
+    ]
 
 
 def test_wrong_password_and_unpaid_account_are_typed(emulator, tmp_path):
@@ -216,8 +240,12 @@ def test_emulator_answers_licctl_fetch_by_key_and_by_ip(emulator):
     key = client.get(elid).key
     base = emulator.url.replace("/billmgr", "/licctl/fetch?licname=ispmgr&key=")
     with urllib.request.urlopen(base + key) as reply:
-        assert json.load(reply) == {"licid": elid, "panel_name": "ISPmanager Host", "expire": client.get(elid).expiredate,
-                                    "ip": "127.0.0.1"}
+        assert json.load(reply) == {
+            "licid": elid,
+            "panel_name": "ISPmanager Host",
+            "expire": client.get(elid).expiredate,
+            "ip": "127.0.0.1",
+        }
     assert client.get(elid).status == LicenseStatus.ACTIVE
     with urllib.request.urlopen(base) as reply:  # no key: by the caller's IP
         assert json.load(reply)["licid"] == elid
@@ -236,10 +264,30 @@ def test_emulator_writes_private_credentials_and_takes_faults_from_its_settings_
 
 # -- every reply shape the emulator can produce, through the client's own methods -----------------
 
-FIELDS = {"id": "42", "name": "ISPmanager Pro", "licname": "web.example.com", "ip": "203.0.113.7", "remoteid": "isp-1",
-          "lickey": "42-0f1e2d3c", "status": "2", "webdomains": "10", "createdate": "2026-11-01",
-          "expiredate": "2026-12-01", "pricelist": "55228", "pricelist_name": "ISPmanager Pro", "period": "1"}
-OTHER = {**FIELDS, "id": "43", "ip": "0.0.0.0", "licname": "free.lic", "lickey": "", "status": "3", "pricelist": "55227"}
+FIELDS = {
+    "id": "42",
+    "name": "ISPmanager Pro",
+    "licname": "web.example.com",
+    "ip": "203.0.113.7",
+    "remoteid": "isp-1",
+    "lickey": "42-0f1e2d3c",
+    "status": "2",
+    "webdomains": "10",
+    "createdate": "2026-11-01",
+    "expiredate": "2026-12-01",
+    "pricelist": "55228",
+    "pricelist_name": "ISPmanager Pro",
+    "period": "1",
+}
+OTHER = {
+    **FIELDS,
+    "id": "43",
+    "ip": "0.0.0.0",
+    "licname": "free.lic",
+    "lickey": "",
+    "status": "3",
+    "pricelist": "55227",
+}
 
 
 def _summary(lic):
@@ -255,21 +303,43 @@ REPLY_SHAPES = {
     "order": (_order, Document(values={"id": "42", "item.id": "42", "elid": "42"}), "42"),
     "order, item.id only": (_order, Document(values={"item.id": "42"}), "42"),
     "order, elid only": (_order, Document(values={"elid": "42"}), "42"),
-    "order without sok: the form, no id": (_order, Document(values={"pricelist": "55228", "period": "1"}), PartnerTransient),
-    "get": (lambda c: _summary(c.get("42")), Document(record={"elid": "42", **FIELDS}),
-            ("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, "42-0f1e2d3c", False)),
-    "get, key not issued yet": (lambda c: _summary(c.get("42")), Document(record={**FIELDS, "lickey": "", "status": "5"}),
-                                ("42", "203.0.113.7", "pro", LicenseStatus.PROCESSING, None, False)),
+    "order without sok: the form, no id": (
+        _order,
+        Document(values={"pricelist": "55228", "period": "1"}),
+        PartnerTransient,
+    ),
+    "get": (
+        lambda c: _summary(c.get("42")),
+        Document(record={"elid": "42", **FIELDS}),
+        ("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, "42-0f1e2d3c", False),
+    ),
+    "get, key not issued yet": (
+        lambda c: _summary(c.get("42")),
+        Document(record={**FIELDS, "lickey": "", "status": "5"}),
+        ("42", "203.0.113.7", "pro", LicenseStatus.PROCESSING, None, False),
+    ),
     "list, empty": (lambda c: c.list(), Document(elems=[]), []),
     # A list's keys are dropped unread (a key comes from `get`): test_a_list_keeps_no_keys...
-    "list, one": (lambda c: [_summary(l) for l in c.list()], Document(elems=[FIELDS]),
-                  [("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, None, False)]),
-    "list, two": (lambda c: [_summary(l) for l in c.list()], Document(elems=[FIELDS, OTHER]),
-                  [("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, None, False),
-                   ("43", "0.0.0.0", "lite", LicenseStatus.SUSPENDED, None, True)]),
+    "list, one": (
+        lambda c: [_summary(l) for l in c.list()],
+        Document(elems=[FIELDS]),
+        [("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, None, False)],
+    ),
+    "list, two": (
+        lambda c: [_summary(l) for l in c.list()],
+        Document(elems=[FIELDS, OTHER]),
+        [
+            ("42", "203.0.113.7", "pro", LicenseStatus.ACTIVE, None, False),
+            ("43", "0.0.0.0", "lite", LicenseStatus.SUSPENDED, None, True),
+        ],
+    ),
     "renew": (lambda c: c.renew("42", "monthly"), Document(nested={"newexpiredate": "2027-01-01"}), "2027-01-01"),
     "new key": (lambda c: c.new_key("42"), Document(record={"elid": "42", **FIELDS, "lickey": "42-new"}), "42-new"),
-    "move": (lambda c: c.set_ip_and_name("42", ip="203.0.113.8"), Document(record={**FIELDS, "ip": "203.0.113.8"}), None),
+    "move": (
+        lambda c: c.set_ip_and_name("42", ip="203.0.113.8"),
+        Document(record={**FIELDS, "ip": "203.0.113.8"}),
+        None,
+    ),
     "suspend": (lambda c: c.suspend("42"), Document(values={"ok": None}), None),
     "change tariff": (lambda c: c.change_tariff("42", "host", "monthly"), Document(values={"ok": None}), None),
     "error: auth": (lambda c: c.list(), Document(error=ApiError("auth")), PartnerAuthFailed),
@@ -295,8 +365,9 @@ def _mock_client(output: str, reply, sent: list | None = None, sleep=lambda s: N
             raise answer
         return answer
 
-    settings = PartnerSettings(api_url="https://partner.example/billmgr", user="u@example.com", password="pw-1",
-                               output=output)
+    settings = PartnerSettings(
+        api_url="https://partner.example/billmgr", user="u@example.com", password="pw-1", output=output
+    )
     return PartnerClient(settings, sleep=sleep, transport=httpx.MockTransport(handler))
 
 
@@ -306,7 +377,9 @@ def test_reply_shape_table(shape, output):
     action, document, expected = REPLY_SHAPES[shape]
     content_type, body = render(document, output)
     sent: list = []
-    client = _mock_client(output, lambda request: httpx.Response(200, content=body, headers={"Content-Type": content_type}), sent)
+    client = _mock_client(
+        output, lambda request: httpx.Response(200, content=body, headers={"Content-Type": content_type}), sent
+    )
     if isinstance(expected, type) and issubclass(expected, Exception):
         with pytest.raises(expected) as raised:
             action(client)
@@ -325,13 +398,16 @@ def _answer(output="bjson"):
     return lambda request: httpx.Response(200, content=body)
 
 
-@pytest.mark.parametrize("failure, retried", [
-    (httpx.ConnectError("connection refused"), True),  # the request never left
-    (httpx.ConnectTimeout("connect timed out"), True),
-    (httpx.ReadTimeout("read timed out"), False),  # sent, maybe done
-    (httpx.RemoteProtocolError("server disconnected without a response"), False),
-    (httpx.WriteError("broken pipe"), False),
-])
+@pytest.mark.parametrize(
+    "failure, retried",
+    [
+        (httpx.ConnectError("connection refused"), True),  # the request never left
+        (httpx.ConnectTimeout("connect timed out"), True),
+        (httpx.ReadTimeout("read timed out"), False),  # sent, maybe done
+        (httpx.RemoteProtocolError("server disconnected without a response"), False),
+        (httpx.WriteError("broken pipe"), False),
+    ],
+)
 def test_a_write_is_repeated_only_when_it_provably_never_left(failure, retried):
     client = _mock_client("bjson", lambda request: failure)
     with pytest.raises(PartnerCallNotSent if retried else PartnerTransient) as raised:
@@ -395,13 +471,21 @@ def _self_signed(directory):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_path), str(key_path)
 
 
@@ -443,13 +527,18 @@ def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact
     ids = results[0::2]
     assert len(set(ids)) == 100 and sorted(str(l["id"]) for l in emulator.store.licenses()) == sorted(ids)
     assert client.calls == {"soft.order.param": 100, "soft": 100}
-    assert before - emulator.store.account("lab-partner@example.com")["balance_cents"] == 100 * TARIFFS["55227"].monthly_cents
+    assert (
+        before - emulator.store.account("lab-partner@example.com")["balance_cents"]
+        == 100 * TARIFFS["55227"].monthly_cents
+    )
     client.close()
 
 
 def test_credentials_in_the_api_url_are_used_and_never_kept_in_the_url(monkeypatch):
     monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
-    settings = settings_from_vars({"partner_api_url": "https://reseller%40example.com:Url-pw%2F77@api.example.com/billmgr"})
+    settings = settings_from_vars(
+        {"partner_api_url": "https://reseller%40example.com:Url-pw%2F77@api.example.com/billmgr"}
+    )
     assert (settings.user, settings.password) == ("reseller@example.com", "Url-pw/77")
     assert settings.api_url == "https://api.example.com/billmgr" and "Url-pw" not in repr(settings)
     assert mask("password Url-pw/77 and Url-pw%2F77") == "password *** and ***"
@@ -462,11 +551,14 @@ def test_credentials_in_the_api_url_and_a_credentials_file_are_refused_together(
         settings_from_vars(vars)
 
 
-@pytest.mark.parametrize("kind,message", [
-    ("directory", "is a directory, not a credentials file; give the path of the file"),
-    ("fifo", "is a FIFO, not a regular file; give the path of a file"),
-    ("latin-1", "the credentials file is not UTF-8 text (byte 0xe4); save it as UTF-8"),
-])
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("directory", "is a directory, not a credentials file; give the path of the file"),
+        ("fifo", "is a FIFO, not a regular file; give the path of a file"),
+        ("latin-1", "the credentials file is not UTF-8 text (byte 0xe4); save it as UTF-8"),
+    ],
+)
 def test_a_credentials_file_that_is_not_a_regular_utf8_file_is_one_line(kind, message, tmp_path, monkeypatch):
     monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
     path = tmp_path / "credentials"
@@ -484,8 +576,19 @@ def test_a_credentials_file_that_is_not_a_regular_utf8_file_is_one_line(kind, me
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(max_size=60) | st.sampled_from(
-    ["reseller@example.com:s3cret-pass\n", "# comment\nreseller@example.com:s3cret-pass", ":nouser", "nopass:", "", "\ufeffu:p4ss"]))
+@given(
+    text=st.text(max_size=60)
+    | st.sampled_from(
+        [
+            "reseller@example.com:s3cret-pass\n",
+            "# comment\nreseller@example.com:s3cret-pass",
+            ":nouser",
+            "nopass:",
+            "",
+            "\ufeffu:p4ss",
+        ]
+    )
+)
 def test_a_credentials_file_gives_user_and_password_or_one_line(tmp_path, monkeypatch, text):
     monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
     path = tmp_path / "credentials"
@@ -501,18 +604,22 @@ def test_a_credentials_file_gives_user_and_password_or_one_line(tmp_path, monkey
 
 def test_a_429_is_refused_unprocessed_so_even_a_write_waits_its_retry_after_and_goes_again():
     """HTTP 429 (rate limited) means the call was not done: an order is repeated after Retry-After."""
-    answers = iter([httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(429, headers={"Retry-After": "7"})])
+    answers = iter(
+        [httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(429, headers={"Retry-After": "7"})]
+    )
     waits: list[float] = []
     body = render(Document(values={"id": "31001"}), "bjson")[1]
-    client = _mock_client("bjson", lambda request: next(answers, None) or httpx.Response(200, content=body),
-                          sleep=waits.append)
+    client = _mock_client(
+        "bjson", lambda request: next(answers, None) or httpx.Response(200, content=body), sleep=waits.append
+    )
     assert _order(client) == "31001"
     assert client.calls["soft.order.param"] == 3 and waits == [2, 7]
 
 
 def test_a_429_without_end_stops_after_the_write_attempts_as_not_sent_and_caps_a_huge_retry_after():
-    client = _mock_client("bjson", lambda request: httpx.Response(429, headers={"Retry-After": "86400"}),
-                          sleep=(waits := []).append)
+    client = _mock_client(
+        "bjson", lambda request: httpx.Response(429, headers={"Retry-After": "86400"}), sleep=(waits := []).append
+    )
     with pytest.raises(PartnerCallNotSent, match="HTTP 429"):
         _order(client)
     assert client.calls["soft.order.param"] == 3 and waits == [30, 30]
@@ -521,9 +628,12 @@ def test_a_429_without_end_stops_after_the_write_attempts_as_not_sent_and_caps_a
 def test_emulator_429_fault_carries_retry_after_and_the_client_orders_once_it_clears(emulator):
     emulator.set_faults(rate_limit_rate=1.0, retry_after=3, functions=["soft.order.param"])
     waits: list[float] = []
-    client = PartnerClient(settings_from_vars({"partner_api_url": emulator.url,
-                                               "partner_credentials_file": str(emulator.credentials_file)}),
-                           sleep=lambda s: (waits.append(s), emulator.set_faults()))
+    client = PartnerClient(
+        settings_from_vars(
+            {"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)}
+        ),
+        sleep=lambda s: (waits.append(s), emulator.set_faults()),
+    )
     license_id = client.order("lite", "monthly", "198.18.0.9", "h9.lab.example", "isp-9")
     assert waits == [3] and emulator.injected == {"429": 1}
     assert [lic["id"] for lic in emulator.store.licenses()] == [int(license_id)]
@@ -562,7 +672,9 @@ def test_emulator_order_gate_is_driven_over_http_by_a_process_that_does_not_hold
     assert gate({"hold_after": 1}) == {"passed": 0, "held": False, "holding": True}
     client = _client(emulator)
     client.order("lite", "monthly", "198.18.0.10", "h10.lab.example", "isp-10")
-    waiting = threading.Thread(target=client.order, args=("lite", "monthly", "198.18.0.11", "h11.lab.example", "isp-11"))
+    waiting = threading.Thread(
+        target=client.order, args=("lite", "monthly", "198.18.0.11", "h11.lab.example", "isp-11")
+    )
     waiting.start()
     assert emulator.order_gate.held.wait(10)
     assert gate({}) == {"passed": 1, "held": True, "holding": True}
@@ -589,8 +701,15 @@ SHAPE_CHECKS = {
 def test_every_operation_of_the_table_called_by_the_client_gets_its_reply_shape_from_the_emulator(emulator):
     client = _client(emulator)
     elid = client.order("lite", "monthly", "203.0.113.70", "t.example.com", "")
-    values = {"elid": elid, "pricelist": "55228", "period": "1", "ip": "203.0.113.71", "licname": "u.example.com",
-              "remoteid": "r-1", "project": "ISPsystem"}
+    values = {
+        "elid": elid,
+        "pricelist": "55228",
+        "period": "1",
+        "ip": "203.0.113.71",
+        "licname": "u.example.com",
+        "remoteid": "r-1",
+        "project": "ISPsystem",
+    }
     last = [op for op in OPERATIONS if op.name == "delete"]  # the license must live until every other call is made
     for operation in [op for op in OPERATIONS if op.name != "delete"] + last:
         if operation.name == "check_ip":

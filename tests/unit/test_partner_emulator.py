@@ -60,8 +60,10 @@ def build_request(style: dict, params: dict[str, str], host: str) -> bytes:
             headers.append("Content-Type: application/x-www-form-urlencoded")
     elif encoding == "multipart":  # as curl -F sends it
         boundary = "------------------------ispagent0123456789"
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
-                 for key, value in params.items()]
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+            for key, value in params.items()
+        ]
         body = ("".join(parts) + f"--{boundary}--\r\n").encode()
         headers.append(f"Content-Type: multipart/form-data; boundary={boundary}")
     if method == "POST":
@@ -106,7 +108,7 @@ def read_paths(body: bytes, output: str, path: str) -> list[str]:
         values = []
         for line in body.decode().splitlines():
             if line.startswith("ERROR "):
-                key, value = "ERROR", line[len("ERROR "):]
+                key, value = "ERROR", line[len("ERROR ") :]
             else:
                 key, _, value = line.partition("=")
             if key == path:
@@ -196,8 +198,17 @@ def test_200_concurrent_calls_all_answered_no_duplicate_and_exact_balance(emulat
         if index % 2:
             params = {"func": "soft", "out": "bjson"}
         else:
-            params = {"func": "soft.order.param", "pricelist": "55227", "period": "1", "ip": f"198.51.100.{index // 2}",
-                      "licname": f"c{index}", "sok": "ok", "skipbasket": "on", "clicked_button": "finish", "out": "bjson"}
+            params = {
+                "func": "soft.order.param",
+                "pricelist": "55227",
+                "period": "1",
+                "ip": f"198.51.100.{index // 2}",
+                "licname": f"c{index}",
+                "sok": "ok",
+                "skipbasket": "on",
+                "clicked_button": "finish",
+                "out": "bjson",
+            }
         requests.append(build_request(style, {**params, "authinfo": authinfo(emulator)}, f"{host}:{port}"))
     start = threading.Barrier(len(requests))
     results: list = [None] * len(requests)
@@ -234,21 +245,27 @@ def api_request(emulator, body: bytes, headers: str = "", method: str = "POST", 
 
 
 def still_serving(emulator) -> bool:
-    status, body = call(emulator, {"method": "GET", "path": "/billmgr", "http": "1.1", "encoding": "query"},
-                        {"func": "soft", "out": "xml", "authinfo": authinfo(emulator)})
+    status, body = call(
+        emulator,
+        {"method": "GET", "path": "/billmgr", "http": "1.1", "encoding": "query"},
+        {"func": "soft", "out": "xml", "authinfo": authinfo(emulator)},
+    )
     return status == 200 and b"<error" not in body
 
 
-@pytest.mark.parametrize("headers, status", [
-    ("Content-Length: abc\r\n", 400),
-    ("Content-Length: -1\r\n", 400),
-    ("Content-Length: 99999999999\r\n", 413),
-    ("Transfer-Encoding: chunked\r\n", 400),  # the body below is no chunk
-    ("", 411),  # HTTP/1.1 POST with neither
-    ("Content-Type: multipart/form-data\r\nContent-Length: 9\r\n", 400),  # no boundary
-    ("Content-Length: 9\r\nContent-Length: 4\r\n", 400),  # two lengths: which one a proxy read is unknown
-    ("Content-Length: 9, 4\r\n", 400),
-])
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ("Content-Length: abc\r\n", 400),
+        ("Content-Length: -1\r\n", 400),
+        ("Content-Length: 99999999999\r\n", 413),
+        ("Transfer-Encoding: chunked\r\n", 400),  # the body below is no chunk
+        ("", 411),  # HTTP/1.1 POST with neither
+        ("Content-Type: multipart/form-data\r\nContent-Length: 9\r\n", 400),  # no boundary
+        ("Content-Length: 9\r\nContent-Length: 4\r\n", 400),  # two lengths: which one a proxy read is unknown
+        ("Content-Length: 9, 4\r\n", 400),
+    ],
+)
 def test_malformed_requests_get_an_http_error_and_the_server_keeps_serving(emulator, capfd, headers, status):
     host, port = emulator.server.server_address[:2]
     answer, body = exchange((host, port), api_request(emulator, b"func=soft", headers), half_close=True)
@@ -296,7 +313,7 @@ def test_a_request_head_trickled_a_byte_at_a_time_is_cut_at_its_deadline_with_a_
         with socket.create_connection((host, port), timeout=5) as sock:
             started, sent = time.monotonic(), 0
             while sent < len(head) and time.monotonic() - started < 6:
-                sock.sendall(head[sent:sent + 1])
+                sock.sendall(head[sent : sent + 1])
                 sent += 1
                 if select.select([sock], [], [], 0.1)[0]:  # the server answered (or closed): stop sending
                     break
@@ -329,14 +346,26 @@ def test_a_content_length_repeated_with_the_same_value_is_one_length(emulator, l
 
 
 def order_params(emulator, **extra) -> dict[str, str]:
-    return {"func": "soft.order.param", "pricelist": "55227", "period": "1", "ip": "203.0.113.60", "sok": "ok",
-            "skipbasket": "on", "out": "xml", "authinfo": authinfo(emulator), **extra}
+    return {
+        "func": "soft.order.param",
+        "pricelist": "55227",
+        "period": "1",
+        "ip": "203.0.113.60",
+        "sok": "ok",
+        "skipbasket": "on",
+        "out": "xml",
+        "authinfo": authinfo(emulator),
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("licname", ["bad\x00name", "bad\x01name", "\x1b[31mred"])
 def test_control_characters_are_refused_in_the_apis_own_error_shape(emulator, licname):
-    status, body = call(emulator, {"method": "POST", "path": "/billmgr", "http": "1.1", "encoding": "form"},
-                        order_params(emulator, licname=licname))
+    status, body = call(
+        emulator,
+        {"method": "POST", "path": "/billmgr", "http": "1.1", "encoding": "form"},
+        order_params(emulator, licname=licname),
+    )
     error = ET.fromstring(body).find("error")  # well-formed XML
     assert status == 200 and error is not None and error.get("type") == "value" and error.get("object") == "licname"
     assert emulator.store.licenses() == []
@@ -348,8 +377,9 @@ def test_a_stored_value_with_any_character_still_gives_well_formed_xml_json_and_
     elid = ET.fromstring(body).findtext("id")
     emulator.store.update_license(int(elid), licname="a\x00b\x01c<&>\ufffe")
     for output in ("xml", "json", "bjson", "text"):
-        status, body = call(emulator, style, {"func": "soft.edit", "elid": elid, "out": output,
-                                              "authinfo": authinfo(emulator)})
+        status, body = call(
+            emulator, style, {"func": "soft.edit", "elid": elid, "out": output, "authinfo": authinfo(emulator)}
+        )
         assert status == 200
         if output == "xml":
             assert ET.fromstring(body).findtext("licname") == "a\ufffdb\ufffdc<&>\ufffd"
@@ -386,8 +416,10 @@ def test_a_client_still_sending_a_refused_body_gets_the_413_not_a_reset(emulator
 
 def test_http_1_1_keeps_the_connection_for_the_next_call(emulator):
     host, port = emulator.server.server_address[:2]
-    request = (f"GET /billmgr?{urlencode({'func': 'soft', 'out': 'bjson', 'authinfo': authinfo(emulator)})} HTTP/1.1\r\n"
-               f"Host: {host}\r\n\r\n").encode()
+    request = (
+        f"GET /billmgr?{urlencode({'func': 'soft', 'out': 'bjson', 'authinfo': authinfo(emulator)})} HTTP/1.1\r\n"
+        f"Host: {host}\r\n\r\n"
+    ).encode()
     with socket.create_connection((host, port), timeout=5) as sock:
         reader = sock.makefile("rb")
         for _ in range(3):
@@ -422,8 +454,11 @@ def test_a_paid_order_is_processing_until_its_key_is_issued_then_active_before_a
     elid = json.loads(body)["id"]["v"]
 
     def read() -> tuple[str, str]:
-        model = json.loads(call(emulator, style, {"func": "soft.edit", "elid": elid, "out": "bjson",
-                                                  "authinfo": authinfo(emulator)})[1])["model"]
+        model = json.loads(
+            call(emulator, style, {"func": "soft.edit", "elid": elid, "out": "bjson", "authinfo": authinfo(emulator)})[
+                1
+            ]
+        )["model"]
         return model["status"], model["lickey"]
 
     assert read() == ("5", "")  # processing: paid, no key yet
@@ -455,16 +490,21 @@ def _serve_in_process_of_its_own(tmp_path: Path, *args: str, env: dict | None = 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     state = tmp_path / "state"
-    process = subprocess.Popen([sys.executable, "-m", "agent.lab.partner", "--listen", f"127.0.0.1:{port}",
-                                "--state-dir", str(state), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env={**os.environ, **(env or {})})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent.lab.partner", "--listen", f"127.0.0.1:{port}", "--state-dir", str(state), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     assert "partner emulator on" in process.stdout.readline()
     return process, f"http://127.0.0.1:{port}", (state / "admin-token").read_text().strip()
 
 
 def _admin(base: str, token: str, name: str, data: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(f"{base}/admin/{name}", data=json.dumps(data).encode(),
-                                     headers={"X-Admin-Token": token})
+    request = urllib.request.Request(
+        f"{base}/admin/{name}", data=json.dumps(data).encode(), headers={"X-Admin-Token": token}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, json.load(reply)
@@ -484,7 +524,10 @@ def test_the_product_emulator_has_no_order_gate_and_a_plug_in_from_the_environme
         process.wait()
     process, base, token = _serve_in_process_of_its_own(tmp_path / "gated", env={EXTENSIONS_ENV: LAB_EXTENSIONS})
     try:
-        assert _admin(base, token, "order-gate", {"hold_after": 0}) == (200, {"passed": 0, "held": False, "holding": True})
+        assert _admin(base, token, "order-gate", {"hold_after": 0}) == (
+            200,
+            {"passed": 0, "held": False, "holding": True},
+        )
         assert _admin(base, token, "calls", {})[0] == 200
     finally:
         process.terminate()

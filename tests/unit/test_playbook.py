@@ -15,7 +15,8 @@ BAD = Path(__file__).parents[1] / "data" / "playbooks" / "bad"
 REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED = {
-    "unknown_step.yaml": "4: steps[1].templat: unknown step 'templat' (did you mean 'template'?); known steps: " + ", ".join(sorted(load_steps())),
+    "unknown_step.yaml": "4: steps[1].templat: unknown step 'templat' (did you mean 'template'?); known steps: "
+    + ", ".join(sorted(load_steps())),
     "unknown_param.yaml": "3: steps[0].upload.mdoe: unknown parameter of step 'upload' (did you mean 'mode'?); known: src, dest, mode",
     "missing_param.yaml": "3: steps[0].upload.dest: required parameter of step 'upload' is missing",
     "decimal_mode.yaml": "3: steps[0].upload.mode: write modes as quoted octal strings, e.g. '0644' (got 644)",
@@ -24,7 +25,7 @@ EXPECTED = {
     "no_steps.yaml": "2: steps: give a non-empty list of steps",
     "two_steps_in_one.yaml": "3: steps[0]: give exactly one step per entry (found facts, shell)",
     "syntax_error.yaml": "4: YAML syntax error: expected ',' or '}', but got '<stream end>'; "
-                         "check the indentation and quoting here and on the line above",
+    "check the indentation and quoting here and on the line above",
 }
 
 
@@ -36,7 +37,9 @@ def test_bad_playbook_gives_one_exact_line(name):
 
 
 def test_missing_local_file_is_caught_at_load():
-    with pytest.raises(PlaybookError, match=r"missing_template.yaml:3: steps\[0\].template.src: no file 'missing.j2' in "):
+    with pytest.raises(
+        PlaybookError, match=r"missing_template.yaml:3: steps\[0\].template.src: no file 'missing.j2' in "
+    ):
         load_playbook(BAD / "missing_template.yaml")
 
 
@@ -54,9 +57,13 @@ def test_bad_playbook_on_the_cli_is_one_line_and_exit_2(tmp_path):
 
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("hosts:\n  h1: {address: 198.18.0.2}\n")
-    result = CliRunner().invoke(cli, ["run", str(BAD / "unknown_step.yaml"), "-i", str(inventory), "--state-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["run", str(BAD / "unknown_step.yaml"), "-i", str(inventory), "--state-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [f"ispagent: error: {BAD / 'unknown_step.yaml'}:{EXPECTED['unknown_step.yaml']}"]
+    assert result.output.strip().splitlines() == [
+        f"ispagent: error: {BAD / 'unknown_step.yaml'}:{EXPECTED['unknown_step.yaml']}"
+    ]
     assert not (tmp_path / "runs").exists()  # nothing journaled, nothing touched
 
 
@@ -79,7 +86,9 @@ def test_a_duplicate_step_parameter_is_refused(tmp_path):
     path.write_text("steps:\n  - shell:\n      command: ls\n      command: rm\n")
     with pytest.raises(PlaybookError) as error:
         load_playbook(path)
-    assert str(error.value).startswith(f"{path}:4: steps[0].shell.command: key 'command' is defined twice (first on line 3)")
+    assert str(error.value).startswith(
+        f"{path}:4: steps[0].shell.command: key 'command' is defined twice (first on line 3)"
+    )
 
 
 # --- local files: inside the playbook's source directories, regular, bounded --------------------------
@@ -112,7 +121,8 @@ def test_a_src_outside_the_playbooks_directories_is_refused_at_load(tmp_path, sr
     path = _playbook_with_src(tmp_path, src)
     assert _load_error(path) == (
         f"{path}:2: steps[0].upload.src: '{src}' is outside the playbook's source directories ({_dirs(tmp_path)}); "
-        "copy it there, or name its directory under source_dirs: in the playbook")
+        "copy it there, or name its directory under source_dirs: in the playbook"
+    )
 
 
 def test_a_symlink_out_of_the_playbooks_directory_is_refused(tmp_path):
@@ -131,7 +141,9 @@ def test_a_fifo_as_src_is_refused_at_load_even_for_a_dry_run(tmp_path):
     assert _load_error(path) == f"{path}:2: steps[0].upload.src: 'pipe' is a FIFO, not a regular file"
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("hosts:\n  h1: {address: 198.18.0.2}\n")
-    result = CliRunner().invoke(cli, ["run", str(path), "-i", str(inventory), "--dry-run", "--state-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["run", str(path), "-i", str(inventory), "--dry-run", "--state-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "is a FIFO, not a regular file" in result.output
 
 
@@ -145,5 +157,6 @@ def test_source_dirs_lets_a_playbook_name_another_directory_explicitly(tmp_path)
     path.write_text(f"source_dirs: [{shared}, /dev]\nsteps:\n  - upload: {{src: zero, dest: /tmp/x}}\n")
     assert _load_error(path) == f"{path}:3: steps[0].upload.src: 'zero' is a character device, not a regular file"
     path.write_text("source_dirs: [nowhere]\nsteps: [facts]\n")
-    assert _load_error(path) == (f"{path}:1: source_dirs: 'nowhere' is not a directory; "
-                                 "a relative path starts at the playbook's directory")
+    assert _load_error(path) == (
+        f"{path}:1: source_dirs: 'nowhere' is not a directory; a relative path starts at the playbook's directory"
+    )

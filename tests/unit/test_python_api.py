@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def documented_example(title: str) -> str:
     """The first ```python block after the heading or line `title` of docs/python-api.md."""
     text = (REPO / "docs" / "python-api.md").read_text()
-    section = text[text.index(title):]
+    section = text[text.index(title) :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -30,9 +30,13 @@ def documented_example(title: str) -> str:
 def account(tmp_path, monkeypatch):
     emulator = start_emulator(tmp_path / "partner")
     ledger = tmp_path / "ledger.sqlite"
-    inventory = {"hosts": {"web1": {"address": "203.0.113.10", "vars": {"fqdn": "web1.example.com"}},
-                           "web2": {"address": "203.0.113.11", "vars": {"fqdn": "web2.example.com"}}},
-                 "defaults": {"vars": partner_vars(emulator, ledger)}}
+    inventory = {
+        "hosts": {
+            "web1": {"address": "203.0.113.10", "vars": {"fqdn": "web1.example.com"}},
+            "web2": {"address": "203.0.113.11", "vars": {"fqdn": "web2.example.com"}},
+        },
+        "defaults": {"vars": partner_vars(emulator, ledger)},
+    }
     (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
@@ -61,6 +65,9 @@ def emulator_client_order(emulator, ip: str, fqdn: str) -> None:
     from agent.partner.client import PartnerClient
     from agent.partner.settings import settings_from_vars
 
-    client = PartnerClient(settings_from_vars({"partner_api_url": emulator.url,
-                                               "partner_credentials_file": str(emulator.credentials_file)}))
+    client = PartnerClient(
+        settings_from_vars(
+            {"partner_api_url": emulator.url, "partner_credentials_file": str(emulator.credentials_file)}
+        )
+    )
     client.order("lite", "monthly", ip, fqdn, "")

@@ -17,8 +17,14 @@ STEP_MODULES = sorted(path.stem for path in (REPO / "agent" / "steps").glob("*.p
 
 
 def _check(docs_dir: Path, columns: str = "80") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli.reference_docs", "--check", str(docs_dir)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": columns})
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli.reference_docs", "--check", str(docs_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": columns},
+    )
 
 
 def test_the_checked_in_references_are_what_the_code_generates():
@@ -31,8 +37,13 @@ def test_check_names_a_stale_file_and_passes_once_it_is_regenerated(tmp_path):
     (tmp_path / "cli.md").write_text((tmp_path / "cli.md").read_text().replace("--dry-run", "--dry"))
     stale = _check(tmp_path)
     assert stale.returncode == 1 and "cli.md: stale" in stale.stderr and "steps.md" not in stale.stderr
-    subprocess.run([sys.executable, "-m", "agent.cli.reference_docs", str(tmp_path)], cwd=REPO, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "agent.cli.reference_docs", str(tmp_path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert _check(tmp_path).returncode == 0
 
 

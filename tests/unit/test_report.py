@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from agent.runner.report import build_report, junit_xml, report_schema
 from agent.runner.events import HostOutcome, StepRecord
+from agent.runner.report import build_report, junit_xml, report_schema
 from agent.runner.run import RunResult
 
 
@@ -15,8 +15,12 @@ def _result():
     changed = StepRecord("upload", "changed", True, 0.02, "/etc/motd created")
     broken = StepRecord("shell", "failed", False, 0.03, "exit status 1: nope")
     return RunResult(
-        run_id="r1", playbook="/p.yaml", inventory="/i.yaml", started_at="2026-11-26T10:00:00+00:00",
-        finished_at="2026-11-26T10:00:05+00:00", dry_run=False,
+        run_id="r1",
+        playbook="/p.yaml",
+        inventory="/i.yaml",
+        started_at="2026-11-26T10:00:00+00:00",
+        finished_at="2026-11-26T10:00:05+00:00",
+        dry_run=False,
         hosts=[
             HostOutcome("a", "198.18.0.2", "changed", (ok, changed), None),
             HostOutcome("b", "198.18.0.3", "failed", (ok, broken), "shell: exit status 1: nope"),
@@ -29,7 +33,13 @@ def test_report_matches_schema_and_counts():
     report = build_report(_result())
     jsonschema.validate(report, report_schema())
     assert report["summary"] == {"hosts": 3, "ok": 0, "changed": 1, "failed": 1, "unreachable": 1, "skipped": 0}
-    assert report["hosts"][1]["steps"][1] == {"step": "shell", "status": "failed", "changed": False, "duration_s": 0.03, "message": "exit status 1: nope"}
+    assert report["hosts"][1]["steps"][1] == {
+        "step": "shell",
+        "status": "failed",
+        "changed": False,
+        "duration_s": 0.03,
+        "message": "exit status 1: nope",
+    }
 
 
 def test_schema_rejects_a_report_missing_a_contract_key():

@@ -23,9 +23,18 @@ def journal_runs(state_dir, count=50):
         run_id = started.strftime("%Y%m%dT%H%M%S") + f"-{day:06x}"
         status = "interrupted" if day % 10 == 5 else "running" if day == 0 else "finished"
         summary = {"ok": 3, "changed": 0, "failed": 1 if day % 7 == 3 else 0, "unreachable": 0, "skipped": 0}
-        record = RunRecord(run_id, "/p.yaml", "x", "/i.yaml", ["a", "b", "c", "d"], {"dry_run": day == 15},
-                           started.isoformat(timespec="seconds"), status, summary=summary,
-                           pid=os.getpid() if day == 0 else 999_999_999)
+        record = RunRecord(
+            run_id,
+            "/p.yaml",
+            "x",
+            "/i.yaml",
+            ["a", "b", "c", "d"],
+            {"dry_run": day == 15},
+            started.isoformat(timespec="seconds"),
+            status,
+            summary=summary,
+            pid=os.getpid() if day == 0 else 999_999_999,
+        )
         journal = Journal(state_dir, run_id)
         journal.write_record(record)
         (journal.dir / "events.jsonl").write_text(json.dumps({"event": "run_started"}) + "\n" * 100)

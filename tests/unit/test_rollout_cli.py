@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pgkit import pg_schema
 
 from agent.cli.main import cli
 from agent.ledger.rollouts import NodeInfo, RolloutBoard
-from pgkit import pg_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "playbooks" / "smoke.yaml"
@@ -41,8 +41,9 @@ def url():
 
 
 def test_a_rollout_on_a_sqlite_ledger_is_refused_in_one_line_and_makes_no_ledger(tmp_path):
-    line = _one_line_error(_cli("run", str(SMOKE), "-i", str(_inventory(tmp_path, None)), "--rollout", "r1",
-                                state=tmp_path / "state"))
+    line = _one_line_error(
+        _cli("run", str(SMOKE), "-i", str(_inventory(tmp_path, None)), "--rollout", "r1", state=tmp_path / "state")
+    )
     assert "PostgreSQL ledger: set ledger_url" in line
     assert not (tmp_path / "state" / "ledger.sqlite").exists()
 
@@ -50,7 +51,9 @@ def test_a_rollout_on_a_sqlite_ledger_is_refused_in_one_line_and_makes_no_ledger
 def test_rollout_options_without_a_rollout_and_resume_with_one_are_refused(tmp_path):
     inventory = str(_inventory(tmp_path, None))
     assert "options of --rollout" in _one_line_error(_cli("run", str(SMOKE), "-i", inventory, "--wait", state=tmp_path))
-    assert "options of --rollout" in _one_line_error(_cli("run", str(SMOKE), "-i", inventory, "--lease", "5", state=tmp_path))
+    assert "options of --rollout" in _one_line_error(
+        _cli("run", str(SMOKE), "-i", inventory, "--lease", "5", state=tmp_path)
+    )
     line = _one_line_error(_cli("run", "--resume", "20260101T000000-abcdef", "--rollout", "r1", state=tmp_path))
     assert "joined again with PLAYBOOK -i INVENTORY --rollout NAME" in line
 
@@ -59,7 +62,9 @@ def test_joining_a_rollout_with_another_playbook_is_refused_in_one_line(tmp_path
     board = RolloutBoard(url)
     board.start_or_join("r1", "/elsewhere/site.yaml", "0" * 64, ["h1", "h2"], NodeInfo("a", "m", 1, 60))
     board.close()
-    line = _one_line_error(_cli("run", str(SMOKE), "-i", str(_inventory(tmp_path, url)), "--rollout", "r1", state=tmp_path))
+    line = _one_line_error(
+        _cli("run", str(SMOKE), "-i", str(_inventory(tmp_path, url)), "--rollout", "r1", state=tmp_path)
+    )
     assert "rollout r1 runs /elsewhere/site.yaml" in line and "ispagent-test-pw" not in line
 
 

@@ -35,12 +35,18 @@ def _files(tmp_path: Path, emulator, playbook_steps: list) -> tuple[Path, Path]:
     playbook = tmp_path / "licenses.yaml"
     playbook.write_text(yaml.safe_dump({"name": "licenses", "steps": playbook_steps}))
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(yaml.safe_dump({
-        "ssh": {"known_hosts": str(tmp_path / "known_hosts")},
-        "defaults": {"vars": partner_vars(emulator, tmp_path / "ledger.sqlite")},
-        "hosts": {name: {"address": address, "vars": {"fqdn": f"{name}.lab.example"}}
-                  for name, address in HOSTS.items()},
-    }))
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "ssh": {"known_hosts": str(tmp_path / "known_hosts")},
+                "defaults": {"vars": partner_vars(emulator, tmp_path / "ledger.sqlite")},
+                "hosts": {
+                    name: {"address": address, "vars": {"fqdn": f"{name}.lab.example"}}
+                    for name, address in HOSTS.items()
+                },
+            }
+        )
+    )
     return playbook, inventory
 
 
@@ -66,9 +72,22 @@ def test_runs_show_renders_the_same_reports_as_the_run_wrote(tmp_path, account):
     live = _reports(result, tmp_path / "live")
     out = tmp_path / "shown"
     out.mkdir()
-    shown = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--state-dir", str(tmp_path / "state"),
-                                      "--report-json", str(out / "report.json"), "--junit", str(out / "junit.xml"),
-                                      "--report-html", str(out / "report.html")])
+    shown = CliRunner().invoke(
+        cli,
+        [
+            "runs",
+            "show",
+            result.run_id,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--report-json",
+            str(out / "report.json"),
+            "--junit",
+            str(out / "junit.xml"),
+            "--report-html",
+            str(out / "report.html"),
+        ],
+    )
     assert shown.exit_code == 0, shown.output
     for name, data in live.items():
         assert (out / name).read_bytes() == data, name
@@ -86,14 +105,18 @@ def test_runs_show_of_a_resumed_run_with_a_failed_host_matches_its_reports(tmp_p
     connector = ReplayConnector()
     for name in HOSTS:
         connector.script(name, [ExpectedCommand("test -e /etc/ready", exit_status=1 if name == "w2" else 0)])
-    first = start_run(RunPlan.from_files(playbook, inventory, RunOptions(state_dir=tmp_path / "state")),
-                      listener=lambda event: None, connector=connector)
+    first = start_run(
+        RunPlan.from_files(playbook, inventory, RunOptions(state_dir=tmp_path / "state")),
+        listener=lambda event: None,
+        connector=connector,
+    )
     assert [h.status for h in first.hosts] == ["changed", "failed", "changed"]
     again = ReplayConnector({"w2": [ExpectedCommand("test -e /etc/ready")]})
     second = resume_run(first.run_id, tmp_path / "state", lambda event: None, connector=again)
     assert second.count("failed") == 0
-    assert _reports(recorded_result(tmp_path / "state", first.run_id), tmp_path / "shown") \
-        == _reports(second, tmp_path / "live")
+    assert _reports(recorded_result(tmp_path / "state", first.run_id), tmp_path / "shown") == _reports(
+        second, tmp_path / "live"
+    )
 
 
 def test_licenses_the_run_ordered_have_their_price_in_the_report(tmp_path, account):
@@ -116,7 +139,9 @@ def _license_expiring_in_10_days(emulator) -> None:
     emulator.store.db.execute(
         "INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey, key_ready_at,"
         " createdate, expiredate) VALUES ('lab-partner@example.com', '55227', 1, '10.64.0.9', 'old.example', 'old',"
-        " 2, 'old-key', 0.0, '2026-01-01', ?)", ((date.today() + timedelta(days=10)).isoformat(),))
+        " 2, 'old-key', 0.0, '2026-01-01', ?)",
+        ((date.today() + timedelta(days=10)).isoformat(),),
+    )
 
 
 def test_monthly_licenses_the_run_ordered_are_not_expiring(tmp_path, account):
@@ -160,8 +185,9 @@ def test_runs_show_of_a_damaged_standing_is_one_line(tmp_path, account):
 def test_junit_of_runs_show_parses(tmp_path, account):
     result = _run(tmp_path, account)
     out = tmp_path / "junit.xml"
-    shown = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--state-dir", str(tmp_path / "state"),
-                                      "--junit", str(out)])
+    shown = CliRunner().invoke(
+        cli, ["runs", "show", result.run_id, "--state-dir", str(tmp_path / "state"), "--junit", str(out)]
+    )
     assert shown.exit_code == 0, shown.output
     assert ET.parse(out).getroot().get("tests") == "3"
     assert oct(os.stat(out).st_mode & 0o777)
@@ -182,12 +208,26 @@ def test_a_step_event_of_the_wrong_shape_is_not_done_and_runs_show_renders_the_r
         ' "duration_s": 0.25, "message": ""}\n'
         '{"event": "step_finished", "host": "web1", "step": "preflight", "status": "ok", "changed": false,'
         f' "duration_s": {duration}, "message": ""}}\n'
-        '{"event": "host_finished", "host": "web1", "status": "ok", "error": null, "report": {}}\n')
+        '{"event": "host_finished", "host": "web1", "status": "ok", "error": null, "report": {}}\n'
+    )
     out = tmp_path / "out"
     out.mkdir()
-    shown = CliRunner().invoke(cli, ["runs", "show", RUN_RECORD_ID, "--state-dir", str(tmp_path / "state"),
-                                     "--report-json", str(out / "r.json"), "--report-html", str(out / "r.html"),
-                                     "--junit", str(out / "r.xml")])
+    shown = CliRunner().invoke(
+        cli,
+        [
+            "runs",
+            "show",
+            RUN_RECORD_ID,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--report-json",
+            str(out / "r.json"),
+            "--report-html",
+            str(out / "r.html"),
+            "--junit",
+            str(out / "r.xml"),
+        ],
+    )
     assert shown.exit_code == 0 and shown.exception is None, (shown.output, shown.exception)
     steps = json.loads((out / "r.json").read_text())["hosts"][0]["steps"]
     assert [step["step"] for step in steps] == ["facts"]

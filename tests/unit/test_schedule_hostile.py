@@ -14,16 +14,29 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_scheduling import INVENTORY, PLAYBOOK, exec_start, verify
 
 from agent.cli.main import cli
-from test_scheduling import INVENTORY, PLAYBOOK, exec_start, verify
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def add(tmp_path, *options, playbook=PLAYBOOK, inventory=INVENTORY):
-    return CliRunner().invoke(cli, ["schedule", "add", str(playbook), "-i", str(inventory), "--unit-dir",
-                                    str(tmp_path / "units"), "--cron-dir", str(tmp_path / "cron"), *options])
+    return CliRunner().invoke(
+        cli,
+        [
+            "schedule",
+            "add",
+            str(playbook),
+            "-i",
+            str(inventory),
+            "--unit-dir",
+            str(tmp_path / "units"),
+            "--cron-dir",
+            str(tmp_path / "cron"),
+            *options,
+        ],
+    )
 
 
 def refused_in_one_line(result, tmp_path) -> str:
@@ -46,8 +59,16 @@ def test_a_line_break_in_any_path_option_is_refused(tmp_path, option, cron):
     assert "control character U+000A" in line and "/tmp/pwned" not in line.split("'")[0]
 
 
-@pytest.mark.parametrize("name, why", [("end\\", "backslash"), ("a\\%b", "backslash"), ("tab\there", "U+0009"),
-                                       ("esc\x1b[31m", "U+001B"), ("nel\x85", "U+0085")])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("end\\", "backslash"),
+        ("a\\%b", "backslash"),
+        ("tab\there", "U+0009"),
+        ("esc\x1b[31m", "U+001B"),
+        ("nel\x85", "U+0085"),
+    ],
+)
 def test_a_playbook_name_a_unit_or_cron_line_cannot_hold_is_refused(tmp_path, name, why):
     playbook = tmp_path / f"{name}.yaml"
     playbook.write_text(PLAYBOOK.read_text())
@@ -57,20 +78,46 @@ def test_a_playbook_name_a_unit_or_cron_line_cannot_hold_is_refused(tmp_path, na
 def test_a_path_that_is_not_utf8_ends_in_one_line_not_a_traceback(tmp_path):
     playbook = os.path.join(os.fsencode(tmp_path), b"\xff.yaml")
     Path(os.fsdecode(playbook)).write_text(PLAYBOOK.read_text())
-    done = subprocess.run([sys.executable, "-m", "agent", "schedule", "add", playbook, "-i", str(INVENTORY),
-                           "--unit-dir", str(tmp_path / "units")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "schedule",
+            "add",
+            playbook,
+            "-i",
+            str(INVENTORY),
+            "--unit-dir",
+            str(tmp_path / "units"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "not UTF-8" in done.stderr
 
 
-@pytest.mark.parametrize("env_file", ["rel/job.env", "/etc/ispagent/my job.env", "/etc/ispagent/$job.env",
-                                      "/etc/ispagent/50%.env", "/etc/ispagent/'q'.env"])
+@pytest.mark.parametrize(
+    "env_file",
+    [
+        "rel/job.env",
+        "/etc/ispagent/my job.env",
+        "/etc/ispagent/$job.env",
+        "/etc/ispagent/50%.env",
+        "/etc/ispagent/'q'.env",
+    ],
+)
 def test_an_env_file_systemd_would_skip_is_refused_or_made_absolute(tmp_path, env_file, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = add(tmp_path, "--env-file", env_file)
     if env_file.startswith("rel/"):  # relative: made absolute, as systemd needs
         assert result.exit_code == 0, result.output
-        assert f"EnvironmentFile=-{tmp_path}/rel/job.env\n" in (tmp_path / "units" / "ispagent-nightly.service").read_text()
+        assert (
+            f"EnvironmentFile=-{tmp_path}/rel/job.env\n"
+            in (tmp_path / "units" / "ispagent-nightly.service").read_text()
+        )
         return
     assert "EnvironmentFile=" in refused_in_one_line(result, tmp_path)
 
@@ -85,23 +132,43 @@ def odd_files(tmp_path) -> tuple[Path, Path, Path]:
     state = tmp_path / "st $HOME 100%"
     recorder = tmp_path / "bin" / "isp agent$"
     recorder.parent.mkdir()
-    recorder.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
-                        f"open({str(tmp_path / 'argv.jsonl')!r}, 'a').write(json.dumps(sys.argv) + '\\n')\n")
+    recorder.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"open({str(tmp_path / 'argv.jsonl')!r}, 'a').write(json.dumps(sys.argv) + '\\n')\n"
+    )
     recorder.chmod(0o755)
     return odd, state, recorder
 
 
 def test_odd_values_give_units_systemd_verifies_with_the_exact_argv_and_state_dir(tmp_path):
     odd, state, recorder = odd_files(tmp_path)
-    result = add(tmp_path, "--name", "fleet", "--state-dir", str(state), "--metrics-file", str(tmp_path / "m 5%.prom"),
-                 "--ispagent", str(recorder), inventory=odd)
+    result = add(
+        tmp_path,
+        "--name",
+        "fleet",
+        "--state-dir",
+        str(state),
+        "--metrics-file",
+        str(tmp_path / "m 5%.prom"),
+        "--ispagent",
+        str(recorder),
+        inventory=odd,
+    )
     assert result.exit_code == 0, result.output
     service, timer = tmp_path / "units" / "ispagent-fleet.service", tmp_path / "units" / "ispagent-fleet.timer"
     checked = verify(service, timer)
     assert checked.returncode == 0 and checked.stdout + checked.stderr == "", checked.stdout + checked.stderr
     text = service.read_text()
-    assert exec_start(text) == [str(recorder), "run", str(PLAYBOOK), "-i", str(odd), "-q", "--metrics-file",
-                                str(tmp_path / "m 5%.prom")]
+    assert exec_start(text) == [
+        str(recorder),
+        "run",
+        str(PLAYBOOK),
+        "-i",
+        str(odd),
+        "-q",
+        "--metrics-file",
+        str(tmp_path / "m 5%.prom"),
+    ]
     # Environment= expands % (so %%) but not $: a doubled $ would reach the run as $$.
     assert f'Environment="ISPAGENT_STATE_DIR={str(state).replace("%", "%%")}"\n' in text
     description = next(line for line in text.splitlines() if line.startswith("Description="))
@@ -111,17 +178,32 @@ def test_odd_values_give_units_systemd_verifies_with_the_exact_argv_and_state_di
 def test_the_cron_line_run_by_hand_runs_exactly_the_intended_argv(tmp_path):
     odd, state, recorder = odd_files(tmp_path)
     env_file = tmp_path / "job.env"
-    result = add(tmp_path, "--cron", "--random-delay", "0", "--state-dir", str(state), "--env-file", str(env_file),
-                 "--report-html", str(tmp_path / "r 5%.html"), "--ispagent", str(recorder), inventory=odd)
+    result = add(
+        tmp_path,
+        "--cron",
+        "--random-delay",
+        "0",
+        "--state-dir",
+        str(state),
+        "--env-file",
+        str(env_file),
+        "--report-html",
+        str(tmp_path / "r 5%.html"),
+        "--ispagent",
+        str(recorder),
+        inventory=odd,
+    )
     assert result.exit_code == 0, result.output
     entry = (tmp_path / "cron" / "ispagent-nightly").read_text().splitlines()[-1]
     command = entry.split(" root ", 1)[1].replace("\\%", "%")  # what cron hands to /bin/sh
     subprocess.run(["/bin/sh", "-c", command], check=False, timeout=60)
     calls = [json.loads(line) for line in (tmp_path / "argv.jsonl").read_text().splitlines()]
     head = [str(recorder), "schedule", "exec", "--env-file", str(env_file), "--state-dir", str(state), "--"]
-    assert calls == [head + [str(recorder), "run", str(PLAYBOOK), "-i", str(odd), "-q", "--report-html",
-                             str(tmp_path / "r 5%.html")],
-                     head + [str(recorder), "runs", "prune", "--keep", "30"]]
+    assert calls == [
+        head
+        + [str(recorder), "run", str(PLAYBOOK), "-i", str(odd), "-q", "--report-html", str(tmp_path / "r 5%.html")],
+        head + [str(recorder), "runs", "prune", "--keep", "30"],
+    ]
 
 
 ENV_TEXT = """\
@@ -139,19 +221,48 @@ def test_schedule_exec_reads_the_env_file_literally_as_systemd_does(tmp_path):
     env_file.write_text(ENV_TEXT)
     env_file.chmod(0o600)
     dump = "import json, os; print(json.dumps(dict(os.environ)))"
-    done = subprocess.run([sys.executable, "-m", "agent", "schedule", "exec", "--env-file", str(env_file),
-                           "--state-dir", "/x", "--", sys.executable, "-c", dump],
-                          capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"], "HOME": "/root"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "schedule",
+            "exec",
+            "--env-file",
+            str(env_file),
+            "--state-dir",
+            "/x",
+            "--",
+            sys.executable,
+            "-c",
+            dump,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": "/root"},
+    )
     assert done.returncode == 0, done.stderr
     env = json.loads(done.stdout)
     assert env["ISPAGENT_PARTNER_AUTHINFO"] == "partner@example.com:pa$$word;touch /tmp/pwned-by-env"
     assert env["ISPAGENT_LEDGER_URL"] == "postgresql+psycopg://u:p$1%x@db/ledger"
-    assert env["SPACED"] == "two words" and env["ISPAGENT_STATE_DIR"] == "/srv/state $HOME"  # the file wins, as in systemd
+    assert (
+        env["SPACED"] == "two words" and env["ISPAGENT_STATE_DIR"] == "/srv/state $HOME"
+    )  # the file wins, as in systemd
     assert not Path("/tmp/pwned-by-env").exists()
 
 
-@pytest.mark.parametrize("line, why", [("A=back\\slash", "backslash"), ("A='half", "quotes"), ("A=x\\", "backslash"),
-                                       ("export A=1", "KEY=VALUE"), ("A=a\"b\"c", "quotes"), ("just text", "KEY=VALUE")])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("A=back\\slash", "backslash"),
+        ("A='half", "quotes"),
+        ("A=x\\", "backslash"),
+        ("export A=1", "KEY=VALUE"),
+        ('A=a"b"c', "quotes"),
+        ("just text", "KEY=VALUE"),
+    ],
+)
 def test_an_env_file_the_two_readers_could_read_differently_is_refused_at_add(tmp_path, line, why):
     env_file = tmp_path / "job.env"
     env_file.write_text(f"OK=1\n{line}\n")

@@ -40,16 +40,40 @@ def verify(*units: Path) -> subprocess.CompletedProcess:
 def test_units_pass_systemd_analyze_verify_and_run_the_playbook_quietly(tmp_path):
     odd = tmp_path / "my 50% $fleet.yaml"
     odd.write_text(INVENTORY.read_text())
-    result = CliRunner().invoke(cli, ["schedule", "add", str(PLAYBOOK), "-i", str(odd), "--name", "fleet",
-                                      "--unit-dir", str(tmp_path), "--only-drifted", "--at", "3:05",
-                                      "--metrics-file", str(tmp_path / "m.prom")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "schedule",
+            "add",
+            str(PLAYBOOK),
+            "-i",
+            str(odd),
+            "--name",
+            "fleet",
+            "--unit-dir",
+            str(tmp_path),
+            "--only-drifted",
+            "--at",
+            "3:05",
+            "--metrics-file",
+            str(tmp_path / "m.prom"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     service, timer = tmp_path / "ispagent-fleet.service", tmp_path / "ispagent-fleet.timer"
     checked = verify(service, timer)
     assert checked.returncode == 0 and checked.stdout + checked.stderr == "", checked.stdout + checked.stderr
     argv = exec_start(service.read_text())
-    assert argv[1:] == ["run", str(PLAYBOOK), "-i", str(odd), "-q", "--only-drifted", "--metrics-file",
-                        str(tmp_path / "m.prom")]
+    assert argv[1:] == [
+        "run",
+        str(PLAYBOOK),
+        "-i",
+        str(odd),
+        "-q",
+        "--only-drifted",
+        "--metrics-file",
+        str(tmp_path / "m.prom"),
+    ]
     timer_text = timer.read_text()
     assert "OnCalendar=*-*-* 03:05:00" in timer_text and "RandomizedDelaySec=3600" in timer_text
     assert "ExecStopPost=" in service.read_text() and "runs prune --keep 30" in service.read_text()
@@ -66,8 +90,23 @@ def test_verify_catches_a_unit_that_names_a_missing_ispagent_or_a_bad_setting(tm
 
 
 def test_cron_file_runs_the_same_command_with_delay_env_file_and_prune(tmp_path):
-    result = CliRunner().invoke(cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--cron",
-                                      "--cron-dir", str(tmp_path), "--random-delay", "10", "--keep-runs", "5"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "schedule",
+            "add",
+            str(PLAYBOOK),
+            "-i",
+            str(INVENTORY),
+            "--cron",
+            "--cron-dir",
+            str(tmp_path),
+            "--random-delay",
+            "10",
+            "--keep-runs",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     text = (tmp_path / "ispagent-nightly").read_text()
     line = text.splitlines()[-1]
@@ -83,10 +122,13 @@ def test_remove_deletes_only_files_schedule_wrote(tmp_path):
     runner.invoke(cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--unit-dir", str(tmp_path)])
     foreign = tmp_path / "ispagent-other.service"
     foreign.write_text("[Service]\nExecStart=/bin/true\n")
-    result = runner.invoke(cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--name", "other",
-                                 "--unit-dir", str(tmp_path)])
+    result = runner.invoke(
+        cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--name", "other", "--unit-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "was not written by ispagent schedule" in result.output
-    result = runner.invoke(cli, ["schedule", "remove", "nightly", "--unit-dir", str(tmp_path), "--cron-dir", str(tmp_path)])
+    result = runner.invoke(
+        cli, ["schedule", "remove", "nightly", "--unit-dir", str(tmp_path), "--cron-dir", str(tmp_path)]
+    )
     assert result.exit_code == 0 and "removed" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ispagent-other.service"]
     runner.invoke(cli, ["schedule", "remove", "other", "--unit-dir", str(tmp_path), "--cron-dir", str(tmp_path)])
@@ -94,22 +136,27 @@ def test_remove_deletes_only_files_schedule_wrote(tmp_path):
 
 
 def test_print_writes_nothing_and_shows_the_three_forms(tmp_path):
-    result = CliRunner().invoke(cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--print",
-                                      "--unit-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--print", "--unit-dir", str(tmp_path)]
+    )
     assert result.exit_code == 0 and list(tmp_path.iterdir()) == []
     assert "### service" in result.output and "### timer" in result.output and "### cron" in result.output
 
 
-@pytest.mark.parametrize("word, quoted", [("/usr/bin/ispagent", "/usr/bin/ispagent"), ("a b", '"a b"'),
-                                          ("50%", "50%%"), ('x"$y', '"x\\"$$y"')])
+@pytest.mark.parametrize(
+    "word, quoted",
+    [("/usr/bin/ispagent", "/usr/bin/ispagent"), ("a b", '"a b"'), ("50%", "50%%"), ('x"$y', '"x\\"$$y"')],
+)
 def test_systemd_quote(word, quoted):
     assert systemd_quote(word) == quoted
 
 
 def _mutated(example: str):
-    return st.tuples(st.integers(0, len(example)), st.sampled_from(["replace", "insert", "delete"]),
-                     st.sampled_from(list("0123456789:. -aZ\n%$") + ["24", "60", "::"])).map(
-        lambda m: example[:m[0]] + ("" if m[1] == "delete" else m[2]) + example[m[0] + (m[1] != "insert"):])
+    return st.tuples(
+        st.integers(0, len(example)),
+        st.sampled_from(["replace", "insert", "delete"]),
+        st.sampled_from(list("0123456789:. -aZ\n%$") + ["24", "60", "::"]),
+    ).map(lambda m: example[: m[0]] + ("" if m[1] == "delete" else m[2]) + example[m[0] + (m[1] != "insert") :])
 
 
 @settings(max_examples=200, deadline=None)
@@ -137,12 +184,27 @@ def test_mutated_names_are_safe_unit_names_or_fail_with_one_line(text):
 
 # --- mutations of the shipped examples (issue 20, Build 8): docs/schedule.md's `schedule add` and ispagent.env.example
 
-SERVICE_KEYS = {"Description", "Wants", "After", "Type", "Environment", "EnvironmentFile", "ExecStart", "ExecStopPost",
-                "KillMode", "TimeoutStopSec"}
+SERVICE_KEYS = {
+    "Description",
+    "Wants",
+    "After",
+    "Type",
+    "Environment",
+    "EnvironmentFile",
+    "ExecStart",
+    "ExecStopPost",
+    "KillMode",
+    "TimeoutStopSec",
+}
 TIMER_KEYS = {"Description", "OnCalendar", "RandomizedDelaySec", "Persistent", "WantedBy"}
 EXAMPLE_SECRETS = ("change-me-partner-password", "change-me-ledger-password")
-MUTATED = settings(max_examples=100, deadline=None, derandomize=True, database=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+MUTATED = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @st.composite
@@ -179,22 +241,30 @@ def schedule_dir(tmp_path_factory):
 
 @MUTATED
 @given(words=mutated_example("schedule"), cron=st.booleans())
-def test_mutated_schedule_add_options_write_one_job_or_fail_in_one_line_writing_nothing(schedule_dir, words, cron,
-                                                                                      monkeypatch):
+def test_mutated_schedule_add_options_write_one_job_or_fail_in_one_line_writing_nothing(
+    schedule_dir, words, cron, monkeypatch
+):
     monkeypatch.chdir(schedule_dir)
     words = words.replace(b"/etc/ispagent/fleet.yaml", b"fleet.yaml").replace(b"\x00", b"")  # execve: no NUL in argv
     argv = [os.fsdecode(word) for word in words.split(b"\n")]
     units, crons = schedule_dir / "units", schedule_dir / "cron"
     shutil.rmtree(units, ignore_errors=True), shutil.rmtree(crons, ignore_errors=True)
     before, system = _tree(schedule_dir), (_tree(Path("/etc/systemd/system")), _tree(Path("/etc/cron.d")))
-    result = CliRunner().invoke(cli, ["schedule", "add", *argv, *(["--cron"] if cron else []),
-                                      "--unit-dir", str(units), "--cron-dir", str(crons)])
+    result = CliRunner().invoke(
+        cli,
+        ["schedule", "add", *argv, *(["--cron"] if cron else []), "--unit-dir", str(units), "--cron-dir", str(crons)],
+    )
     _ends_in_one_error_line(result)
     event(f"exit {result.exit_code}")
     written = _tree(schedule_dir) - before
     assert (_tree(Path("/etc/systemd/system")), _tree(Path("/etc/cron.d"))) == system
-    assert written <= {"units", "units/ispagent-nightly.service", "units/ispagent-nightly.timer", "cron",
-                       "cron/ispagent-nightly"} | {w for w in written if w.startswith(("units/", "cron/"))}, written
+    assert written <= {
+        "units",
+        "units/ispagent-nightly.service",
+        "units/ispagent-nightly.timer",
+        "cron",
+        "cron/ispagent-nightly",
+    } | {w for w in written if w.startswith(("units/", "cron/"))}, written
     if result.exit_code or not written:
         assert not written, (argv, written)
         return
@@ -226,7 +296,8 @@ def test_a_mutated_env_file_reads_as_plain_key_values_or_is_one_line_that_shows_
     for key, value in values.items():
         assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key), key
         assert not any(char in value for char in "\\'\"\n\r\x00"), value  # what systemd and a shell read alike
-    result = CliRunner().invoke(cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--env-file",
-                                      str(env_file), "--print"])
+    result = CliRunner().invoke(
+        cli, ["schedule", "add", str(PLAYBOOK), "-i", str(INVENTORY), "--env-file", str(env_file), "--print"]
+    )
     assert result.exit_code == 0, result.output
     assert all(secret not in result.output for secret in EXAMPLE_SECRETS)

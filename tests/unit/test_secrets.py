@@ -37,21 +37,26 @@ def test_a_secret_too_short_to_mask_is_refused_not_masked_into_every_number(shor
     register_secret(short, refuse_short=False)  # a key the partner account issued is not ours to refuse
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("postgresql+psycopg://ledger:LEDGERPW@127.0.0.1/db", "postgresql+psycopg://ledger:***@127.0.0.1/db"),
-    ("https://partner:PASSWORD@api.example.com/billmgr", "https://partner:***@api.example.com/billmgr"),
-    ("http://u:p@ss@w0rd@198.18.0.1:8/x", "http://u:***@198.18.0.1:8/x"),  # an unencoded @ hides nothing
-    ("http://u:pa%40ss@h/", "http://u:***@h/"),
-    ("https://api.example.com:443/billmgr", "https://api.example.com:443/billmgr"),  # no userinfo, nothing to mask
-    ("ssh://jump@bastion:2222", "ssh://jump@bastion:2222"),  # a user alone is not a secret
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("postgresql+psycopg://ledger:LEDGERPW@127.0.0.1/db", "postgresql+psycopg://ledger:***@127.0.0.1/db"),
+        ("https://partner:PASSWORD@api.example.com/billmgr", "https://partner:***@api.example.com/billmgr"),
+        ("http://u:p@ss@w0rd@198.18.0.1:8/x", "http://u:***@198.18.0.1:8/x"),  # an unencoded @ hides nothing
+        ("http://u:pa%40ss@h/", "http://u:***@h/"),
+        ("https://api.example.com:443/billmgr", "https://api.example.com:443/billmgr"),  # no userinfo, nothing to mask
+        ("ssh://jump@bastion:2222", "ssh://jump@bastion:2222"),  # a user alone is not a secret
+    ],
+)
 def test_a_url_password_is_masked_by_structure_without_registering(url, expected):
     assert mask(f"ledger {url}: connection refused") == f"ledger {expected}: connection refused"
     assert json.loads(mask(json.dumps({"url": url}))) == {"url": expected}
 
 
-@given(user=st.text(st.characters(blacklist_characters=":/@?#'\"<>", blacklist_categories=("Z", "C")), max_size=12),
-       password=st.text(st.characters(blacklist_categories=("Z", "C"), blacklist_characters="'\"<>"), min_size=1))
+@given(
+    user=st.text(st.characters(blacklist_characters=":/@?#'\"<>", blacklist_categories=("Z", "C")), max_size=12),
+    password=st.text(st.characters(blacklist_categories=("Z", "C"), blacklist_characters="'\"<>"), min_size=1),
+)
 @settings(max_examples=300)
 def test_no_url_password_survives_the_mask(user, password):
     text = f"cannot connect to postgresql+psycopg://{user}:{password}@db.example.com/ledger (timeout)"
@@ -65,8 +70,13 @@ def test_a_secret_is_masked_in_json_and_in_shell_quoted_command_lines(secret):
     register_secret(secret)
     line = shlex.join(["mgrctl", f"passwd={secret}"])
     sudo_line = shlex.join(["sudo", "-n", "--", "sh", "-c", line])
-    for text in (line, sudo_line, json.dumps({"line": line}), json.dumps({"line": sudo_line}, ensure_ascii=False),
-                 quote(secret, safe="")):
+    for text in (
+        line,
+        sudo_line,
+        json.dumps({"line": line}),
+        json.dumps({"line": sudo_line}, ensure_ascii=False),
+        quote(secret, safe=""),
+    ):
         assert secret not in mask(text) and "***" in mask(text)
 
 
@@ -76,16 +86,19 @@ def test_masked_walks_json_ready_data():
     assert masked(data) == {"vars": {"key": "***", "url": "https://u:***@h/x", "n": 3, "list": ["a ***"]}}
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("lte", "'lte'"),
-    ("web1\n", "'web1\\n'"),
-    ("\x1b[31mred\x1b[0m", "'\\x1b[31mred\\x1b[0m'"),
-    ("abc\u202edef", "'abc\\u202edef'"),  # a bidi override would reorder the terminal line
-    ("C:\\path", "'C:\\\\path'"),
-    ("x" * 200, "'" + "x" * (SHOWN_LIMIT - 1) + "…'"),
-    ("web1 address 198.18.0.2 activation_key KEY-1234-abcd", "'web1 address 198.18.0.2 activation_key ***'"),
-    ("{web1: {vars: {activation_key: 'KEY 1234'}}}", "'{web1: {vars: {activation_key: ***}}}'"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("lte", "'lte'"),
+        ("web1\n", "'web1\\n'"),
+        ("\x1b[31mred\x1b[0m", "'\\x1b[31mred\\x1b[0m'"),
+        ("abc\u202edef", "'abc\\u202edef'"),  # a bidi override would reorder the terminal line
+        ("C:\\path", "'C:\\\\path'"),
+        ("x" * 200, "'" + "x" * (SHOWN_LIMIT - 1) + "…'"),
+        ("web1 address 198.18.0.2 activation_key KEY-1234-abcd", "'web1 address 198.18.0.2 activation_key ***'"),
+        ("{web1: {vars: {activation_key: 'KEY 1234'}}}", "'{web1: {vars: {activation_key: ***}}}'"),
+    ],
+)
 def test_shown_value_is_quoted_escaped_one_line_short_and_masked(value, expected):
     assert shown(value) == expected
 
@@ -95,8 +108,13 @@ def test_shown_value_is_quoted_escaped_one_line_short_and_masked(value, expected
 def test_shown_is_always_one_short_line_without_control_characters(value):
     out = shown(value)
     assert len(out) <= SHOWN_LIMIT + 2 and out.startswith("'") and out.endswith("'")
-    assert all(char.isprintable() or char == " " or char.isspace() and char not in "\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
-               for char in out)
+    assert all(
+        char.isprintable()
+        or char == " "
+        or char.isspace()
+        and char not in "\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
+        for char in out
+    )
     assert len(out.splitlines()) == 1
 
 
@@ -104,7 +122,13 @@ def test_shown_is_always_one_short_line_without_control_characters(value):
 @settings(max_examples=300)
 def test_printable_keeps_lines_and_tabs_and_escapes_every_other_control(text):
     out = printable(text)
-    assert all(char.isprintable() or char in " \n\t" or char.isspace() and char.isprintable() is False
-               and char not in "\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029" for char in out)
+    assert all(
+        char.isprintable()
+        or char in " \n\t"
+        or char.isspace()
+        and char.isprintable() is False
+        and char not in "\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
+        for char in out
+    )
     assert "\x1b" not in out and "\r" not in out
     assert "\n" not in printable(text, one_line=True)

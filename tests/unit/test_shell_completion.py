@@ -14,13 +14,23 @@ ISPAGENT = Path(sys.executable).parent / "ispagent"
 
 
 def _script(shell: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ISPAGENT)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "_ISPAGENT_COMPLETE": f"{shell}_source"})
+    return subprocess.run(
+        [str(ISPAGENT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "_ISPAGENT_COMPLETE": f"{shell}_source"},
+    )
 
 
-@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F _ispagent_completion ispagent"),
-                                               ("zsh", "compdef _ispagent_completion ispagent"),
-                                               ("fish", "complete --no-files --command ispagent")])
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("bash", "complete -o nosort -F _ispagent_completion ispagent"),
+        ("zsh", "compdef _ispagent_completion ispagent"),
+        ("fish", "complete --no-files --command ispagent"),
+    ],
+)
 def test_the_completion_script_is_produced(shell, marker):
     done = _script(shell)
     assert done.returncode == 0, done.stderr
@@ -30,10 +40,17 @@ def test_the_completion_script_is_produced(shell, marker):
 def _bash_completions(words: list[str]) -> list[str]:
     """What bash offers for the last of `words`, with the script `ispagent` printed for it sourced."""
     script = _script("bash").stdout
-    program = (f'{script}\nCOMP_WORDS=({" ".join(words)}); COMP_CWORD={len(words) - 1}\n'
-               f'_ispagent_completion {ISPAGENT}\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n')
-    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PATH": f"{ISPAGENT.parent}:{os.environ.get('PATH', '')}"})
+    program = (
+        f"{script}\nCOMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}\n"
+        f'_ispagent_completion {ISPAGENT}\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": f"{ISPAGENT.parent}:{os.environ.get('PATH', '')}"},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 

@@ -35,7 +35,7 @@ def checkout_files(*tops: str) -> dict[str, bytes]:
     found = {}
     for top in tops:
         start = REPO / top
-        for path in ([start] if start.is_file() else sorted(start.rglob("*"))):
+        for path in [start] if start.is_file() else sorted(start.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 found[path.relative_to(REPO).as_posix()] = path.read_bytes()
     return found
@@ -47,11 +47,18 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in BUILD_INPUTS:
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
-        copy(REPO / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
-                                            if (REPO / name).is_dir() else {}))
+        copy(
+            REPO / name,
+            source / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if (REPO / name).is_dir() else {}),
+        )
     out = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                            "-w", str(out), str(source)], capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel_file,) = out.glob("ispagent-*.whl")
     return wheel_file
@@ -61,8 +68,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel installed (no dependencies: they come from this venv) into a directory of its own."""
     target = tmp_path_factory.mktemp("site")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
-                           str(target), str(wheel)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return target
 
@@ -70,14 +81,18 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """`python -m agent ARGS` with the installed wheel first on the path, from `cwd` (not the checkout)."""
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1"}
-    return subprocess.run([sys.executable, "-P", "-m", "agent", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "agent", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_wheel_holds_the_checkouts_playbooks_templates_and_example_inventory_byte_for_byte(wheel):
     with zipfile.ZipFile(wheel) as archive:
-        shipped = {name.removeprefix(SHIPPED_IN_WHEEL): archive.read(name) for name in archive.namelist()
-                   if name.startswith(SHIPPED_IN_WHEEL)}
+        shipped = {
+            name.removeprefix(SHIPPED_IN_WHEEL): archive.read(name)
+            for name in archive.namelist()
+            if name.startswith(SHIPPED_IN_WHEEL)
+        }
     assert shipped == checkout_files("playbooks", "templates", "inventory.example.yaml")
     assert {"playbooks/install.yaml", "templates/ispmanager/ispagent.conf.j2", "inventory.example.yaml"} <= set(shipped)
 
@@ -91,12 +106,15 @@ def test_the_wheel_holds_every_module_and_data_file_of_agent(wheel):
 
 
 def test_an_installed_wheel_finds_its_playbooks_from_an_empty_directory(installed, tmp_path):
-    script = ("import json, pathlib; from agent.shipped import find_playbook, shipped_root, templates_dir; "
-              "print(json.dumps([str(shipped_root()), str(find_playbook(pathlib.Path('install'))), "
-              "str(templates_dir())]))")
+    script = (
+        "import json, pathlib; from agent.shipped import find_playbook, shipped_root, templates_dir; "
+        "print(json.dumps([str(shipped_root()), str(find_playbook(pathlib.Path('install'))), "
+        "str(templates_dir())]))"
+    )
     env = {**os.environ, "PYTHONPATH": str(installed)}
-    done = subprocess.run([sys.executable, "-P", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     root, install, templates = map(Path, json.loads(done.stdout))
     assert root == installed / "agent" / "shipped_data"
@@ -107,8 +125,9 @@ def test_an_installed_wheel_finds_its_playbooks_from_an_empty_directory(installe
 def test_init_from_an_installed_wheel_writes_what_inventory_check_passes(installed, tmp_path):
     made = run_installed(installed, tmp_path, "init", "fleet")
     assert made.returncode == 0, made.stderr
-    check = run_installed(installed, tmp_path, "inventory", "check", "-i", "fleet/inventory.yaml",
-                          "--ssh-config", os.devnull)
+    check = run_installed(
+        installed, tmp_path, "inventory", "check", "-i", "fleet/inventory.yaml", "--ssh-config", os.devnull
+    )
     assert check.returncode == 0, check.stderr
     assert "4 of 4 hosts" in check.stdout
     written = tmp_path / "fleet" / "playbooks" / "install.yaml"
@@ -119,8 +138,10 @@ def test_a_run_of_an_unknown_playbook_name_from_the_installed_wheel_is_one_line(
     (tmp_path / "inventory.yaml").write_text("hosts: {web1: {address: 127.0.0.1}}\n")
     done = run_installed(installed, tmp_path, "run", "instal", "-i", "inventory.yaml")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == ("ispagent: error: 'instal': no such playbook file, nor a shipped playbook of that "
-                                   "name (shipped: audit, decommission, install, license-only, reprovision, smoke)")
+    assert done.stderr.strip() == (
+        "ispagent: error: 'instal': no such playbook file, nor a shipped playbook of that "
+        "name (shipped: audit, decommission, install, license-only, reprovision, smoke)"
+    )
 
 
 def test_in_a_checkout_the_shipped_files_are_the_checkouts_own():
@@ -142,8 +163,19 @@ def test_a_local_file_wins_over_a_shipped_playbook_of_that_name(tmp_path, monkey
     assert find_playbook(Path("install")) == REPO / "playbooks" / "install.yaml"
 
 
-@pytest.mark.parametrize("given", ["sub/install", "/nonexistent/install.yaml", "install.yml", "instal", "files",
-                                   "../playbooks/install", "install\n", "\x1b[2Jinstall"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "sub/install",
+        "/nonexistent/install.yaml",
+        "install.yml",
+        "instal",
+        "files",
+        "../playbooks/install",
+        "install\n",
+        "\x1b[2Jinstall",
+    ],
+)
 def test_anything_else_is_no_playbook_in_one_line(given, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as raised:

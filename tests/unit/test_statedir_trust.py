@@ -25,8 +25,9 @@ OTHER = "20261102T020000-00beef"
 
 
 def record(run_id=RUN, **changes) -> dict:
-    data = RunRecord(run_id, "/p.yaml", "x", "/i.yaml", ["web1"], {}, "2026-11-01T02:00:00+00:00",
-                     "finished", summary={"ok": 1}).__dict__
+    data = RunRecord(
+        run_id, "/p.yaml", "x", "/i.yaml", ["web1"], {}, "2026-11-01T02:00:00+00:00", "finished", summary={"ok": 1}
+    ).__dict__
     return {**data, **changes}
 
 
@@ -195,11 +196,18 @@ def test_ensure_state_dir_refuses_a_file(tmp_path):
 
 # --- mutations of a run record (issue 20, Build 8): what a crash, an editor or a planted file leaves
 
-@settings(max_examples=100, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(random=st.randoms(use_true_random=False), events=st.booleans())
 def test_mutated_run_records_are_listed_pruned_or_skipped_in_one_line_touching_nothing_outside(
-        tmp_path_factory, random, events):
+    tmp_path_factory, random, events
+):
     root = tmp_path_factory.mktemp("mutated-state")
     state, target = root / "state", victim(root)
     state.mkdir(mode=0o700)
@@ -211,8 +219,11 @@ def test_mutated_run_records_are_listed_pruned_or_skipped_in_one_line_touching_n
     if events:
         (state / "runs" / RUN / "run.json").write_text(mutations.RUN_RECORD)
     outside = {path: path.stat().st_mtime_ns for path in root.rglob("*") if state not in path.parents and path != state}
-    for args in (["runs", "--state-dir", str(state)], ["runs", "--json", "--state-dir", str(state)],
-                 ["runs", "prune", "--keep", "0", "--include-resumable", "--state-dir", str(state)]):
+    for args in (
+        ["runs", "--state-dir", str(state)],
+        ["runs", "--json", "--state-dir", str(state)],
+        ["runs", "prune", "--keep", "0", "--include-resumable", "--state-dir", str(state)],
+    ):
         result = cli_run(*args)
         assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception))
         assert "Traceback" not in result.output
@@ -220,11 +231,32 @@ def test_mutated_run_records_are_listed_pruned_or_skipped_in_one_line_touching_n
             one_error_line(result)
         lines = result.output.splitlines()
         assert not any(line.startswith("20261101T020000-00beef") for line in lines), result.output  # no made-up row
-        assert all(line.startswith(("RUN ID", RUN, OTHER, "skipped", "removed", "kept", "no runs", "[", "]", " ", "{", "}",
-                                    "would", "nothing")) for line in lines if line), result.output
+        assert all(
+            line.startswith(
+                (
+                    "RUN ID",
+                    RUN,
+                    OTHER,
+                    "skipped",
+                    "removed",
+                    "kept",
+                    "no runs",
+                    "[",
+                    "]",
+                    " ",
+                    "{",
+                    "}",
+                    "would",
+                    "nothing",
+                )
+            )
+            for line in lines
+            if line
+        ), result.output
     assert (target / "precious").read_text() == "keep me"
-    assert {path: path.stat().st_mtime_ns for path in root.rglob("*")
-            if state not in path.parents and path != state} == outside
+    assert {
+        path: path.stat().st_mtime_ns for path in root.rglob("*") if state not in path.parents and path != state
+    } == outside
     if events:  # what `run --resume` reads of a run: its record, then its events replayed
         (state / "runs" / RUN).mkdir(parents=True, exist_ok=True)
         (state / "runs" / RUN / "events.jsonl").write_bytes(damaged)
@@ -247,8 +279,16 @@ def test_a_run_record_nested_past_the_recursion_limit_is_skipped_in_one_line(tmp
         assert len(skipped) == 1 and RUN in skipped[0] and "nested too deeply" in skipped[0], result.output
 
 
-@pytest.mark.parametrize("line", ['[]', '"text"', '{"event": "host_started", "host": ["web1"]}',
-                                  '{"event": "step_finished", "host": "web1"}', '{"event": "host_finished", "host": {}}'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[]",
+        '"text"',
+        '{"event": "host_started", "host": ["web1"]}',
+        '{"event": "step_finished", "host": "web1"}',
+        '{"event": "host_finished", "host": {}}',
+    ],
+)
 def test_a_damaged_event_is_replayed_as_not_done_never_a_traceback(tmp_path, line):
     state = tmp_path / "state"
     state.mkdir(mode=0o700)

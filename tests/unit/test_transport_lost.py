@@ -32,8 +32,12 @@ def _pair() -> tuple[ssh.AeadFirstTransport, paramiko.Transport]:
 
 def _connection(client: paramiko.Transport, log: ssh.HostLog | None = None) -> ssh.SshConnection:
     """Our SshConnection over `client`, its paramiko log attached as for any connection."""
-    return ssh.SshConnection(Host(name="h1", endpoint=Endpoint("198.18.0.2", 22, "root", None)),
-                             SimpleNamespace(get_transport=lambda: client), log or ssh.HostLog(None), SshSettings())
+    return ssh.SshConnection(
+        Host(name="h1", endpoint=Endpoint("198.18.0.2", 22, "root", None)),
+        SimpleNamespace(get_transport=lambda: client),
+        log or ssh.HostLog(None),
+        SshSettings(),
+    )
 
 
 def _lost_message(connection: ssh.SshConnection) -> str:
@@ -59,7 +63,9 @@ def test_the_servers_disconnect_reason_is_kept():
     server._send_message(message)
     _wait_dead(client)
     server.close()
-    assert _lost_message(connection) == "h1: connection lost: the server disconnected: Too many sessions for you (code 11)"
+    assert (
+        _lost_message(connection) == "h1: connection lost: the server disconnected: Too many sessions for you (code 11)"
+    )
 
 
 def test_a_closed_socket_is_the_server_closing_the_connection():

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from partnerkit import partner_vars, start_emulator
 
 from agent.cli.main import cli
 from agent.partner.client import PartnerClient
 from agent.partner.settings import settings_from_vars
-from partnerkit import partner_vars, start_emulator
 
 PROGRAM = Path(__file__).parents[1] / "data" / "economics" / "program.yaml"
 HEADER = "date,license_id,edition,period,kind,price\n"
@@ -43,7 +43,12 @@ def test_turnover_json_of_this_month_so_far(ledger):
     data = json.loads(result.output)
     # November so far: 10 lite renew on 11-05 (100), 100 pro (06..10) renew on 11-10 (2000), 20 new pro
     # on 11-10 (400) = 2500. October's 100 + 100 x 20 = 2100 >= 1000: November opens at 20 %.
-    assert (data["month"], data["complete"], data["turnover"], data["invoice_total"]) == ("2026-11", False, 2500.0, 2000.0)
+    assert (data["month"], data["complete"], data["turnover"], data["invoice_total"]) == (
+        "2026-11",
+        False,
+        2500.0,
+        2000.0,
+    )
     assert data["tier_at_start"] == {"tier": 3, "discount": 20.0, "min_turnover": 1000.0} and data["next_tier"] is None
     assert data["active_licenses"] == 129 and data["reminder"] is None and data["months_under_minimum"] == 0
 
@@ -75,13 +80,16 @@ def test_forecast_table(ledger):
     assert "2027-02" in result.output and "planned monthly turnover" in result.output
 
 
-@pytest.mark.parametrize("args, words", [
-    (["turnover", "--month", "2027-01"], "--month 2027-01: that month has not begun (today is 2026-11-26)"),
-    (["turnover", "--month", "2025-01"], "--month 2025-01: the ledger starts in 2025-12"),
-    (["turnover", "--month", "Nov"], "--month 'Nov': not a month; write YYYY-MM"),
-    (["turnover", "--chart", "x.gif"], "--chart x.gif: write a .png or .svg file name"),
-    (["forecast", "--rate", "many"], "--rate 'many': write a whole number"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["turnover", "--month", "2027-01"], "--month 2027-01: that month has not begun (today is 2026-11-26)"),
+        (["turnover", "--month", "2025-01"], "--month 2025-01: the ledger starts in 2025-12"),
+        (["turnover", "--month", "Nov"], "--month 'Nov': not a month; write YYYY-MM"),
+        (["turnover", "--chart", "x.gif"], "--chart x.gif: write a .png or .svg file name"),
+        (["forecast", "--rate", "many"], "--rate 'many': write a whole number"),
+    ],
+)
 def test_user_errors_are_one_line_and_exit_2(ledger, args, words):
     result = _cli(*args, *ledger)
     assert result.exit_code == 2 and words in result.output and result.output.count("\n") == 1, result.output
@@ -111,7 +119,9 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path):
     url = "postgresql+psycopg://ispagent:s3cret-pw@127.0.0.1:1/ispagent"
     result = _cli("turnover", "--ledger", url)
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
-    assert "s3cret-pw" not in result.output and "postgresql+psycopg://ispagent:***@127.0.0.1:1/ispagent" in result.output
+    assert (
+        "s3cret-pw" not in result.output and "postgresql+psycopg://ispagent:***@127.0.0.1:1/ispagent" in result.output
+    )
     assert "check that the database is running and reachable, or fix ledger_url" in result.output
 
 
@@ -119,7 +129,10 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path):
 def account(tmp_path):
     emulator = start_emulator(tmp_path / "partner")
     vars = partner_vars(emulator, tmp_path / "ledger.sqlite", program_file=str(PROGRAM))
-    hosts = {f"web{i}": {"address": f"203.0.113.{i}", "vars": {"fqdn": f"web{i}.example.com", "edition": "pro"}} for i in range(1, 4)}
+    hosts = {
+        f"web{i}": {"address": f"203.0.113.{i}", "vars": {"fqdn": f"web{i}.example.com", "edition": "pro"}}
+        for i in range(1, 4)
+    }
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(yaml.safe_dump({"defaults": {"vars": vars}, "hosts": hosts}))
     yield emulator, inventory, PartnerClient(settings_from_vars(vars))
@@ -155,16 +168,23 @@ def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
     from agent.hostsettings import read_host_settings
     from agent.inventory.model import Endpoint, Host
     from agent.runner.context import HostContext
+    from agent.runner.registry import NoParams
     from agent.runner.services import RunServices
     from agent.steps.license import license_step
-    from agent.runner.registry import NoParams
 
     emulator, inventory, client = account
     vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {"edition": "pro", "fqdn": "web2.example.com"}
     services = RunServices()
     ctx = HostContext(
-        host=Host("web2", Endpoint("203.0.113.2")), connection=None, dry_run=True, source_dirs=[], state_dir=tmp_path,
-        log=SimpleNamespace(write=lambda *a: None), settings=read_host_settings(vars), services=services, vars=vars,
+        host=Host("web2", Endpoint("203.0.113.2")),
+        connection=None,
+        dry_run=True,
+        source_dirs=[],
+        state_dir=tmp_path,
+        log=SimpleNamespace(write=lambda *a: None),
+        settings=read_host_settings(vars),
+        services=services,
+        vars=vars,
     )
     result = license_step(ctx, NoParams())
     services.close()
@@ -186,8 +206,10 @@ def test_importing_the_same_history_again_imports_nothing_and_turnover_stays(led
 def test_a_newer_export_repeating_older_rows_imports_only_the_new_ones(ledger, tmp_path):
     # The same payment twice on one day is two payments: one is in the ledger, the second is new.
     newer = tmp_path / "newer.csv"
-    newer.write_text(HEADER + "2026-11-20,1,,,deactivation,\n2026-11-21,,,,payment,1000\n"
-                              "2026-11-21,,,,payment,1000\n2026-11-25,2,lite,monthly,renewal,\n")
+    newer.write_text(
+        HEADER + "2026-11-20,1,,,deactivation,\n2026-11-21,,,,payment,1000\n"
+        "2026-11-21,,,,payment,1000\n2026-11-25,2,lite,monthly,renewal,\n"
+    )
     result = _cli("ledger", "import", str(newer), *ledger)
     assert result.exit_code == 0, result.output
     assert "imported 2 event(s)" in result.output and "(2 already in the ledger, left out)" in result.output

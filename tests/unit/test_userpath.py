@@ -32,13 +32,18 @@ def test_an_unknown_user_is_an_input_error_naming_it(written, user):
 def test_a_typo_in_the_inventorys_known_hosts_is_one_line_with_its_line_number(tmp_path):
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("ssh:\n  known_hosts: ~:/.ssh/known_hosts\nhosts:\n  h1: {address: 192.0.2.1}\n")
-    result = subprocess.run([sys.executable, "-m", "agent", "inventory", "check", "-i", str(inventory)],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "inventory", "check", "-i", str(inventory)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"ispagent: error: {inventory}:2: ssh.known_hosts: '~:/.ssh/known_hosts': cannot expand '~': this machine "
-        "has no user ':'; write the path in full; '~/' is your home, '~name/' another user's"]
+        "has no user ':'; write the path in full; '~/' is your home, '~name/' another user's"
+    ]
 
 
 def test_a_state_dir_under_an_unknown_user_is_one_line(tmp_path):

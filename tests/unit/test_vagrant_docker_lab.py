@@ -83,8 +83,10 @@ def test_image_layer_holds_each_path_once_with_the_box_files_over_the_rootfs(tmp
 
 def test_forget_hosts_drops_only_the_named_endpoints(tmp_path: Path) -> None:
     known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text("[127.0.0.1]:2222 ssh-ed25519 AAAA1\n# comment\n[127.0.0.1]:2201 ssh-ed25519 AAAA2\n"
-                           "web1,198.51.100.7 ssh-ed25519 AAAA3\n")
+    known_hosts.write_text(
+        "[127.0.0.1]:2222 ssh-ed25519 AAAA1\n# comment\n[127.0.0.1]:2201 ssh-ed25519 AAAA2\n"
+        "web1,198.51.100.7 ssh-ed25519 AAAA3\n"
+    )
     known_hosts.chmod(0o600)
     assert forget_hosts(known_hosts, {"[127.0.0.1]:2222", "198.51.100.7"}) == 2
     assert known_hosts.read_text() == "# comment\n[127.0.0.1]:2201 ssh-ed25519 AAAA2\n"
@@ -103,11 +105,21 @@ def _ssh_config(tmp_path: Path) -> str:
 
 def test_from_vagrant_puts_the_lab_vars_in_defaults_and_forgets_the_machines_old_keys(tmp_path: Path) -> None:
     known_hosts = tmp_path / "known_hosts.vagrant"
-    known_hosts.write_text("[127.0.0.1]:2222 ssh-ed25519 OLD1\n[127.0.0.1]:2200 ssh-ed25519 OLD2\n"
-                           "[127.0.0.1]:2299 ssh-ed25519 OTHER\n")
+    known_hosts.write_text(
+        "[127.0.0.1]:2222 ssh-ed25519 OLD1\n[127.0.0.1]:2200 ssh-ed25519 OLD2\n[127.0.0.1]:2299 ssh-ed25519 OTHER\n"
+    )
     output = tmp_path / "lab.yaml"
-    result = invoke("inventory", "from-vagrant", "--vars", str(VARS), "--domain", "lab.ispagent.test",
-                    "-o", str(output), input=_ssh_config(tmp_path))
+    result = invoke(
+        "inventory",
+        "from-vagrant",
+        "--vars",
+        str(VARS),
+        "--domain",
+        "lab.ispagent.test",
+        "-o",
+        str(output),
+        input=_ssh_config(tmp_path),
+    )
     assert result.exit_code == 0, result.output
     assert f"forgot 2 old host keys of these machines in {known_hosts}" in result.stderr
     assert known_hosts.read_text() == "[127.0.0.1]:2299 ssh-ed25519 OTHER\n"
@@ -118,11 +130,14 @@ def test_from_vagrant_puts_the_lab_vars_in_defaults_and_forgets_the_machines_old
     assert checked.exit_code == 0, checked.output
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("- edition\n- lite\n", "a vars file is a YAML mapping of names to values"),
-    ("edition: [\n", "vars.yaml:2: YAML syntax error"),
-    ("edition: lte\n", "'lte' is not one of lite, pro, host, business"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("- edition\n- lite\n", "a vars file is a YAML mapping of names to values"),
+        ("edition: [\n", "vars.yaml:2: YAML syntax error"),
+        ("edition: lte\n", "'lte' is not one of lite, pro, host, business"),
+    ],
+)
 def test_a_bad_vars_file_is_one_line(tmp_path: Path, text: str, problem: str) -> None:
     vars_file = tmp_path / "vars.yaml"
     vars_file.write_text(text)
@@ -149,13 +164,17 @@ def _ssh_config_once(tmp_path: Path) -> str:
     return SSH_CONFIG.format(keys=tmp_path / ".vagrant" / "machines")
 
 
-
 def test_our_dockerd_is_private_and_stays_off_dockers_and_the_netns_labs_addresses(tmp_path: Path) -> None:
     daemon = DockerDaemon(tmp_path)
     argv = daemon._argv()
     assert argv[0] == "/usr/sbin/dockerd"
-    for option in (["--host", f"unix://{tmp_path}/docker.sock"], ["--data-root", f"{tmp_path}/data"],
-                   ["--exec-root", f"{tmp_path}/exec"], ["--storage-driver", "vfs"], ["--bridge", "ispdock0"]):
+    for option in (
+        ["--host", f"unix://{tmp_path}/docker.sock"],
+        ["--data-root", f"{tmp_path}/data"],
+        ["--exec-root", f"{tmp_path}/exec"],
+        ["--storage-driver", "vfs"],
+        ["--bridge", "ispdock0"],
+    ):
         assert argv[argv.index(option[0]) + 1] == option[1]
     assert {"--iptables=false", "--ip-masq=false", "--ip-forward=false"} <= set(argv)
     assert daemon.env()["PATH"].startswith(f"{tmp_path}/bin:") and daemon.env()["DOCKER_HOST"] == daemon.host_url

@@ -13,9 +13,14 @@ def _validate(directory: Path, **env: str) -> subprocess.CompletedProcess:
     vagrant = shutil.which("vagrant")
     assert vagrant, "vagrant is not installed: .ci/setup installs Debian's vagrant package"
     # --ignore-provider: the libvirt/virtualbox providers are not installed here, their blocks are skipped.
-    return subprocess.run([vagrant, "validate", "--ignore-provider"], cwd=directory, capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(directory),
-                                            "VAGRANT_CHECKPOINT_DISABLE": "1", **env})
+    return subprocess.run(
+        [vagrant, "validate", "--ignore-provider"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(directory), "VAGRANT_CHECKPOINT_DISABLE": "1", **env},
+    )
 
 
 def test_vagrantfile_validates_with_debian_vagrant(tmp_path):

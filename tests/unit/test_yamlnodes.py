@@ -36,9 +36,11 @@ def message(text: str, error: type = PlaybookError, read=lambda root: root.value
 
 # One line each, as an entry of a block mapping; the CLI tests below put it on a known line.
 DEEP = "x: " + "[" * 10_000 + "]" * 10_000
-BOMB = "x: [&a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]" + "".join(
-    f", &{name} [{', '.join([f'*{previous}'] * 10)}]" for previous, name in zip("abcdefg", "bcdefgh")
-) + "]"
+BOMB = (
+    "x: [&a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"
+    + "".join(f", &{name} [{', '.join([f'*{previous}'] * 10)}]" for previous, name in zip("abcdefg", "bcdefgh"))
+    + "]"
+)
 HOSTILE = {
     "control_character": ('x: "bell\x07"', "the character U+0007 is not allowed in YAML"),
     "custom_tag": ("x: !vault secret", "the tag '!vault' is not supported here"),
@@ -158,7 +160,11 @@ PROGRAM = "list_prices:\n  {line}\n"  # line 2
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "agent", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
     )
 

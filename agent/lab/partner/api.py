@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from agent.lab.partner.rendering import Document
 from agent.lab.partner.rules import (
@@ -96,8 +96,17 @@ def _order_form(call: Call) -> Document:
 def _order(call: Call) -> Document:
     params = call.params
     period = _checked_order(params)
-    elid = str(call.store.order(call.account, params["pricelist"], period, params["ip"], params.get("licname", ""),
-                                params.get("remoteid", ""), call.key_delay))
+    elid = str(
+        call.store.order(
+            call.account,
+            params["pricelist"],
+            period,
+            params["ip"],
+            params.get("licname", ""),
+            params.get("remoteid", ""),
+            call.key_delay,
+        )
+    )
     # Each real client reads the id somewhere else: id (WHMCS, Upmind's id.v), item.id (JBS), elid.
     return Document(values={"id": elid, "item.id": elid, "elid": elid})
 
@@ -179,8 +188,17 @@ def _subaccount(call: Call) -> Document:
     if project and project.lower() != LAB_PROJECT.lower():
         return Document(elems=[])
     row = call.store.account(call.account)
-    return Document(elems=[{"id": "1", "name": call.account, "project": LAB_PROJECT,
-                            "balance": f"{row['balance_cents'] / 100:.2f}", "currency": "EUR"}])
+    return Document(
+        elems=[
+            {
+                "id": "1",
+                "name": call.account,
+                "project": LAB_PROJECT,
+                "balance": f"{row['balance_cents'] / 100:.2f}",
+                "currency": "EUR",
+            }
+        ]
+    )
 
 
 def _record(lic: dict) -> Document:
@@ -192,10 +210,18 @@ def fields(lic: dict) -> dict[str, str]:
     ready = time.time() >= lic["key_ready_at"]
     name = TARIFFS[lic["pricelist"]].name
     return {
-        "id": str(lic["id"]), "name": name, "licname": lic["licname"], "ip": lic["ip"],
-        "remoteid": lic["remoteid"], "lickey": lic["lickey"] if ready else "",
-        "status": str(shown_status(lic["status"], ready)), "webdomains": "10", "createdate": lic["createdate"],
-        "expiredate": lic["expiredate"], "pricelist": lic["pricelist"], "pricelist_name": name,
+        "id": str(lic["id"]),
+        "name": name,
+        "licname": lic["licname"],
+        "ip": lic["ip"],
+        "remoteid": lic["remoteid"],
+        "lickey": lic["lickey"] if ready else "",
+        "status": str(shown_status(lic["status"], ready)),
+        "webdomains": "10",
+        "createdate": lic["createdate"],
+        "expiredate": lic["expiredate"],
+        "pricelist": lic["pricelist"],
+        "pricelist_name": name,
         "period": str(lic["period"]),
     }
 
@@ -207,5 +233,9 @@ def fetch(store: AccountStore, key: str, source_ip: str) -> tuple[int, dict]:
     if lic is None:
         return 403, {"error": "Invalid activation key" if key else "You have no commercial license for this IP"}
     store.update_license(lic["id"], status=STATUS_ACTIVE)
-    return 200, {"licid": str(lic["id"]), "panel_name": TARIFFS[lic["pricelist"]].name,
-                 "expire": lic["expiredate"], "ip": lic["ip"]}
+    return 200, {
+        "licid": str(lic["id"]),
+        "panel_name": TARIFFS[lic["pricelist"]].name,
+        "expire": lic["expiredate"],
+        "ip": lic["ip"],
+    }

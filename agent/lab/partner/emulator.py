@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import secrets
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from agent.lab.partner.extensions import AdminRoute, EmulatorExtension, extensions_from_environment, load_extension
 from agent.lab.partner.faults import Faults, FaultSettings
@@ -30,9 +31,14 @@ class PartnerEmulator:
     `extensions` see every API call first and may add admin routes (agent/lab/partner/extensions.py).
     """
 
-    def __init__(self, state_dir: Path | str, listen: tuple[str, int] = ("127.0.0.1", 0),
-                 read_timeout: float = READ_TIMEOUT, head_deadline: float = HEAD_DEADLINE,
-                 extensions: Iterable[EmulatorExtension] = ()) -> None:
+    def __init__(
+        self,
+        state_dir: Path | str,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        read_timeout: float = READ_TIMEOUT,
+        head_deadline: float = HEAD_DEADLINE,
+        extensions: Iterable[EmulatorExtension] = (),
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = AccountStore(self.state_dir / "partner.sqlite")
@@ -109,18 +115,38 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="ISPsystem partner-account (BILLmanager) API emulator")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT")
     parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT, metavar="SECONDS",
-                        help=f"how long a connection may stay silent (default {READ_TIMEOUT:g})")
-    parser.add_argument("--head-deadline", type=float, default=HEAD_DEADLINE, metavar="SECONDS",
-                        help=f"how long a request's line and headers may take in all (default {HEAD_DEADLINE:g})")
-    parser.add_argument("--extension", action="append", default=None, metavar="SPEC",
-                        help="a plug-in, module:Name or path/to/file.py:Name (repeatable; default: "
-                             "$ISPAGENT_PARTNER_EXTENSIONS, comma-separated)")
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=READ_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long a connection may stay silent (default {READ_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--head-deadline",
+        type=float,
+        default=HEAD_DEADLINE,
+        metavar="SECONDS",
+        help=f"how long a request's line and headers may take in all (default {HEAD_DEADLINE:g})",
+    )
+    parser.add_argument(
+        "--extension",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="a plug-in, module:Name or path/to/file.py:Name (repeatable; default: "
+        "$ISPAGENT_PARTNER_EXTENSIONS, comma-separated)",
+    )
     options = parser.parse_args(argv)
     host, _, port = options.listen.rpartition(":")
     specs = options.extension if options.extension is not None else extensions_from_environment()
-    emulator = PartnerEmulator(options.state_dir, (host, int(port)), read_timeout=options.read_timeout,
-                               head_deadline=options.head_deadline, extensions=[load_extension(s) for s in specs])
+    emulator = PartnerEmulator(
+        options.state_dir,
+        (host, int(port)),
+        read_timeout=options.read_timeout,
+        head_deadline=options.head_deadline,
+        extensions=[load_extension(s) for s in specs],
+    )
     shown = f", extensions {', '.join(specs)}" if specs else ""
     print(f"partner emulator on {emulator.url}, state in {options.state_dir}{shown}", flush=True)
     try:

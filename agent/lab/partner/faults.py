@@ -70,8 +70,11 @@ class Faults:
         low, high = self.latency
         if high > 0:
             time.sleep(random.uniform(low, high))
-        for refusal, rate in ((Refusal.ERROR, self.error_rate), (Refusal.RESET, self.reset_rate),
-                              (Refusal.RATE_LIMIT, self.rate_limit_rate)):
+        for refusal, rate in (
+            (Refusal.ERROR, self.error_rate),
+            (Refusal.RESET, self.reset_rate),
+            (Refusal.RATE_LIMIT, self.rate_limit_rate),
+        ):
             if random.random() < rate:
                 return refusal
         return None

@@ -73,8 +73,12 @@ def _tariffs() -> dict[str, Tariff]:
     def cents(edition: str, period: str) -> int:
         return int(program.price(edition, period) * Decimal(100))
 
-    tariffs = {DEFAULT_PRICELISTS[edition]: Tariff(f"ISPmanager {edition.capitalize()}", cents(edition, "monthly"),
-                                                    cents(edition, "annual")) for edition in EDITIONS}
+    tariffs = {
+        DEFAULT_PRICELISTS[edition]: Tariff(
+            f"ISPmanager {edition.capitalize()}", cents(edition, "monthly"), cents(edition, "annual")
+        )
+        for edition in EDITIONS
+    }
     return {**tariffs, TRIAL_PRICELIST: Tariff("ISPmanager Trial", 0, 0)}
 
 

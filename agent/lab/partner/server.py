@@ -105,8 +105,11 @@ class Server(ThreadingHTTPServer):
         error = sys.exc_info()[1]
         if isinstance(error, OSError):
             return  # the client went away (a killed agent, its own timeout): nothing to report
-        print(f"partner emulator: request from {client_address[0]} failed: {type(error).__name__}: {error}",
-              file=sys.stderr, flush=True)
+        print(
+            f"partner emulator: request from {client_address[0]} failed: {type(error).__name__}: {error}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def handler_for(emulator: PartnerEmulator, read_timeout: float, head_seconds: float) -> type[BaseHTTPRequestHandler]:
@@ -168,8 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._dispatch(url.path, params, body)
         except Exception as error:  # a bug here must not cost the client its answer, nor the server a thread
-            print(f"partner emulator: {self.command} {url.path}: {type(error).__name__}: {error}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"partner emulator: {self.command} {url.path}: {type(error).__name__}: {error}",
+                file=sys.stderr,
+                flush=True,
+            )
             self.close_connection = True
             self._send(500, TEXT, b"internal error\n")
 
@@ -331,7 +337,8 @@ def _multipart(body: bytes, content_type: str) -> dict[str, str]:
     if "boundary=" not in content_type:
         raise BadRequest(400, "Bad Request: multipart/form-data without a boundary")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body
+    )
     if not message.is_multipart():
         raise BadRequest(400, "Bad Request: unreadable multipart/form-data body")
     fields = {}

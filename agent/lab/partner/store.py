@@ -7,10 +7,11 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from agent.lab.partner.rules import (
     LIVE_STATUSES,
@@ -94,19 +95,31 @@ class AccountStore:
 
     def live_license_on(self, account: str, ip: str) -> bool:
         with self.lock:
-            row = self.db.execute("SELECT 1 FROM licenses WHERE account=? AND ip=? AND status != ?",
-                                  (account, ip, STATUS_DELETED)).fetchone()
+            row = self.db.execute(
+                "SELECT 1 FROM licenses WHERE account=? AND ip=? AND status != ?", (account, ip, STATUS_DELETED)
+            ).fetchone()
         return row is not None
 
-    def order(self, account: str, pricelist: str, period: int, ip: str, licname: str, remoteid: str,
-              key_delay: float) -> int:
+    def order(
+        self, account: str, pricelist: str, period: int, ip: str, licname: str, remoteid: str, key_delay: float
+    ) -> int:
         with self._charged(account, tariff(pricelist).price(period)):
             today = date.today()
             cursor = self.db.execute(
                 "INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey,"
                 " key_ready_at, createdate, expiredate) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)",
-                (account, pricelist, period, ip, licname, remoteid, STATUS_ORDERED, time.time() + key_delay,
-                 today.isoformat(), expiry(today, period).isoformat()),
+                (
+                    account,
+                    pricelist,
+                    period,
+                    ip,
+                    licname,
+                    remoteid,
+                    STATUS_ORDERED,
+                    time.time() + key_delay,
+                    today.isoformat(),
+                    expiry(today, period).isoformat(),
+                ),
             )
             elid = cursor.lastrowid
             self.db.execute("UPDATE licenses SET lickey=? WHERE id=?", (f"{elid}-{secrets.token_hex(12)}", elid))
@@ -145,10 +158,14 @@ class AccountStore:
     def find_for_fetch(self, key: str, ip: str) -> dict | None:
         with self.lock:
             if key:
-                row = self.db.execute("SELECT * FROM licenses WHERE lickey=? AND status IN (?, ?, ?)", (key, *LIVE_STATUSES)).fetchone()
+                row = self.db.execute(
+                    "SELECT * FROM licenses WHERE lickey=? AND status IN (?, ?, ?)", (key, *LIVE_STATUSES)
+                ).fetchone()
             else:
                 row = self.db.execute(
-                    "SELECT * FROM licenses WHERE ip=? AND status IN (?, ?, ?) ORDER BY id LIMIT 1", (ip, *LIVE_STATUSES)).fetchone()
+                    "SELECT * FROM licenses WHERE ip=? AND status IN (?, ?, ?) ORDER BY id LIMIT 1",
+                    (ip, *LIVE_STATUSES),
+                ).fetchone()
         return dict(row) if row else None
 
 
