@@ -85,7 +85,7 @@ def pids_started(lab: Lab, name: str) -> tuple[int, int]:
     return second - first, second
 
 
-def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None) -> None:
+def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None, install_forks: int = 200) -> None:
     lab = Lab(work / "audit-lab")
     state = work / "audit-state"
     installed = 0
@@ -97,7 +97,7 @@ def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None) -> N
             write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
             if installed < size:
                 done = ispagent_run(
-                    REPO / "playbooks" / "install.yaml", lab.inventory_path, min(size, 200), state, work
+                    REPO / "playbooks" / "install.yaml", lab.inventory_path, min(size, install_forks), state, work
                 )
                 print(
                     f"  install.yaml over {size} hosts (untimed set-up): {done['wall']:.1f} s, exit {done['exit']}",
@@ -208,6 +208,9 @@ def main() -> None:
         help="another ispagent source tree whose audit runs interleave "
         "with this one's (e.g. a `git archive` of the commit before)",
     )
+    parser.add_argument(
+        "--install-forks", type=int, default=200, help="forks of the untimed install.yaml that sets up the audit's lab"
+    )
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="ispagent-cheap-audit-"))
@@ -232,7 +235,13 @@ def main() -> None:
                 None,
             )
         if "audit" not in skip:  # last: its largest size takes longest (install.yaml over every host first)
-            audit([int(size) for size in options.audit_sizes.split(",")], options.audit_repeat, work, options.baseline)
+            audit(
+                [int(size) for size in options.audit_sizes.split(",")],
+                options.audit_repeat,
+                work,
+                options.baseline,
+                options.install_forks,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

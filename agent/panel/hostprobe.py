@@ -50,6 +50,7 @@ lic=
 if [ -x __MGRCTL__ ]; then
   echo mgr5=1
   lic=$(__MGRCTL__ -m ispmgr license.info 2>/dev/null)
+  echo "license_rc=$?"
   [ -n "$lic" ] && while IFS= read -r line; do printf 'lic.%s\n' "$line"; done <<ISPAGENT_LICENSE_INFO
 $lic
 ISPAGENT_LICENSE_INFO
@@ -142,6 +143,19 @@ def gather_script(repository_url: str, *, full: bool = False) -> str:
         .replace("__REPO__", command_line([repository_url]))
     )
     return "ISPAGENT_PROBE=full\n" + script if full else script
+
+
+def license_info_read(text: str) -> dict[str, str] | None:
+    """license.info from the gather script's output as the verify probe reads it: {} when mgrctl is
+    absent or failed; None when the probe stopped before it would have asked."""
+    lines = text.splitlines()
+    rc = next((line[11:] for line in lines if line.startswith("license_rc=")), None)
+    if rc is None:  # no mgrctl to ask, if the probe got past that point
+        past = "mgr5=1" not in lines and any(line.startswith("primary_ipv4=") for line in lines)
+        return {} if past else None
+    if rc != "0":
+        return {}
+    return parse_key_values("\n".join(line[4:] for line in lines if line.startswith("lic.")))
 
 
 def parse_host_facts(text: str) -> HostFacts:

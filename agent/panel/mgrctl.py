@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from agent.editions import EDITIONS
+from agent.hoststate import StateKey
 
 MGR_DIR = "/usr/local/mgr5"
 MGRCTL = f"{MGR_DIR}/sbin/mgrctl"
@@ -27,3 +30,16 @@ def edition_of(panel_name: str | None) -> str | None:
         if edition in name:
             return edition
     return None
+
+
+@dataclass(frozen=True)
+class LicenseInfoReading:
+    """license.info as a probe read it on the host ({} when mgrctl is absent or failed, as the verify
+    probe reads it), and the host's HOST_CHANGES count when it was read: a later step reuses it only
+    while that count has not moved."""
+
+    info: dict[str, str] = field(default_factory=dict)
+    host_changes: int = 0
+
+
+LICENSE_INFO: StateKey[LicenseInfoReading] = StateKey("license_info", "license.info as read (the preflight step)")

@@ -24,14 +24,16 @@ for table in /proc/net/tcp /proc/net/tcp6; do
     [ "$st" = 0A ] && case "${local##*:}" in __PORT__) echo "listen=$local";; esac
   done < $table 2>/dev/null
 done
-info=$(__LICENSE_INFO__ 2>/dev/null)
-echo "license_rc=$?"
-prefixed lic. <<ISPAGENT_LICENSE_INFO
-$info
-ISPAGENT_LICENSE_INFO
+__LICENSE__
 __SUMS__
 echo __DONE__
 """
+
+_LICENSE = r"""info=$(__LICENSE_INFO__ 2>/dev/null)
+echo "license_rc=$?"
+prefixed lic. <<ISPAGENT_LICENSE_INFO
+$info
+ISPAGENT_LICENSE_INFO"""
 
 _SUMS = r"""sums=$(sha256sum -- __FILES__ 2>/dev/null)
 prefixed sum. <<ISPAGENT_SUMS
@@ -39,12 +41,18 @@ $sums
 ISPAGENT_SUMS"""
 
 
-def panel_probe_script(port: int, files: Sequence[str]) -> str:
-    """The shell program for `port` (the panel's ihttpd port) and the files to digest."""
+def panel_probe_script(port: int, files: Sequence[str], *, license_info: bool = True) -> str:
+    """The shell program for `port` (the panel's ihttpd port) and the files to digest; without
+    `license_info` when the caller already holds a current reading of it (one mgrctl less)."""
     sums = _SUMS.replace("__FILES__", command_line(files)) if files else ""
+    license = (
+        _LICENSE.replace("__LICENSE_INFO__", command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
+        if license_info
+        else ""
+    )
     return (
         _SCRIPT.replace("__PORT__", f"{port:04X}")
-        .replace("__LICENSE_INFO__", command_line([MGRCTL, "-m", "ispmgr", "license.info"]))
+        .replace("__LICENSE__", license)
         .replace("__SUMS__", sums)
         .replace("__DONE__", DONE)
     )

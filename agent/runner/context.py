@@ -7,11 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.hostsettings import HostSettings
-from agent.hoststate import HostState
+from agent.hoststate import HostState, StateKey
 from agent.inventory.model import Host
 from agent.runner.services import RunServices
 from agent.transport.base import Connection
 from agent.transport.hostlog import HostLog
+
+# How many steps that may change the host (not read_only) have started on it in this run, counted by
+# the runner: what a step read from the host is still current while this count has not moved.
+HOST_CHANGES: StateKey[int] = StateKey("host_changes", "steps that may change the host started so far (the runner)")
 
 
 @dataclass
@@ -42,3 +46,7 @@ class HostContext:
         """The bytes of a local file a step names (see agent/runner/localfiles.py), read once per run;
         StepFailed says why not."""
         return self.services.local_file(self.source_dirs, src)
+
+    def host_may_change(self) -> None:
+        """Count a step that may change the host, before it starts (it may fail halfway)."""
+        self.state.set(HOST_CHANGES, self.state.get(HOST_CHANGES, 0) + 1)

@@ -52,6 +52,8 @@ def run_step(context: HostContext, planned: PlaybookStep, listener: RunListener,
     """One step on one host, its errors turned into a failed record (HostUnreachable is raised on)."""
     step_id = audit_id(planned) if audit else planned.id
     listener(StepStarted(context.host.name, step_id))
+    if not planned.type.read_only:
+        context.host_may_change()
     started = time.monotonic()
     try:
         result = planned.type.function(context, planned.params)

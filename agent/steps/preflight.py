@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from agent.panel.hostprobe import PREFLIGHT, gather_script, parse_host_facts, preflight_of
+from agent.panel.hostprobe import PREFLIGHT, gather_script, license_info_read, parse_host_facts, preflight_of
+from agent.panel.mgrctl import LICENSE_INFO, LicenseInfoReading
 from agent.panel.preflight_rules import evaluate
-from agent.runner.context import HostContext
+from agent.runner.context import HOST_CHANGES, HostContext
 from agent.runner.registry import NoParams, StepResult, failed, ok, step
 
 
-@step("preflight", read_only=True, provides=(PREFLIGHT,))
+@step("preflight", read_only=True, provides=(PREFLIGHT, LICENSE_INFO))
 def preflight(ctx: HostContext, params: NoParams) -> StepResult:
     """Check the host against the installer's rules (OS, RAM, hostname, SELinux...) in one round trip."""
     settings = ctx.settings.install
@@ -20,6 +21,9 @@ def preflight(ctx: HostContext, params: NoParams) -> StepResult:
         facts = parse_host_facts(result.stdout)
     if not result.ok and "os_id=" not in result.stdout:
         return failed(f"cannot gather preflight facts: {result.error_line()}")
+    license_info = license_info_read(result.stdout)
+    if license_info is not None:  # verify reuses it while no step has changed the host since
+        ctx.state.set(LICENSE_INFO, LicenseInfoReading(license_info, ctx.state.get(HOST_CHANGES, 0)))
     state = preflight_of(facts, evaluate(facts, settings))
     ctx.state.set(PREFLIGHT, state)
     ctx.report["preflight"] = state.to_report()

@@ -13,9 +13,9 @@ from agent.errors import StepFailed
 from agent.installer.state import INSTALL
 from agent.licensing.ensure import LICENSE
 from agent.panel.config import CONFIGURE_PENDING
-from agent.panel.mgrctl import edition_of
+from agent.panel.mgrctl import LICENSE_INFO, edition_of
 from agent.panel.panelprobe import panel_probe_script, parse_panel_probe
-from agent.runner.context import HostContext
+from agent.runner.context import HOST_CHANGES, HostContext
 from agent.runner.registry import StepResult, failed, ok, skipped, step
 from agent.stepkit.panelfiles import PanelConfigParams, planned_files
 
@@ -43,13 +43,24 @@ def license_checks(info: dict[str, str], expected_licid: str | None, edition: st
     ]
 
 
+def current_license_info(ctx: HostContext) -> dict[str, str] | None:
+    """license.info as preflight read it in this run, if no step that may change the host has started
+    since (an audit: facts, preflight, verify); None: ask the host again."""
+    reading = ctx.state.get(LICENSE_INFO)
+    if reading is None or reading.host_changes != ctx.state.get(HOST_CHANGES, 0):
+        return None
+    ctx.log.write("|", "verify: license.info as preflight read it (no step has changed the host since)")
+    return reading.info
+
+
 def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
     """Every check, from one answer of the host's (StepFailed when it gave no whole answer)."""
     port = int(ctx.vars.get("ihttpd_port", 1500))
     pending = ctx.state.get(CONFIGURE_PENDING, ()) if ctx.dry_run else ()
     planned = planned_files(ctx, params)
     to_sum = [file.dest for file in planned if file.dest not in pending]
-    result = ctx.connection.run(panel_probe_script(port, to_sum), log_output=False)
+    known = current_license_info(ctx)
+    result = ctx.connection.run(panel_probe_script(port, to_sum, license_info=known is None), log_output=False)
     probe = parse_panel_probe(result.stdout)
     if not probe.complete:
         raise StepFailed(f"cannot run the verify checks: {result.error_line()}")
@@ -59,7 +70,8 @@ def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
     checks = [Check("ihttpd", bool(listening), detail)]
     grant = ctx.state.get(LICENSE)
     expected = grant.id if grant else None
-    checks += license_checks(probe.license_info, expected or None, ctx.settings.install.edition)
+    info = probe.license_info if known is None else known
+    checks += license_checks(info, expected or None, ctx.settings.install.edition)
     for file in planned:
         if file.dest in pending:
             checks.append(Check(f"config:{file.dest}", True, "would be updated by configure (dry run)"))

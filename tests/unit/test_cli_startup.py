@@ -4,6 +4,7 @@ module is imported when that command runs, so start-up does not pay for SSH, the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,52 @@ def test_inventory_from_ansible_is_still_a_subcommand():
         [sys.executable, "-m", "agent", "inventory", "--help"], capture_output=True, text=True, timeout=60
     )
     assert "from-ansible" in done.stdout
+
+
+# Every entry-point group the command looks up, written as it happens (the command ends with os._exit).
+GROUPS_PROBE = """
+import importlib.metadata, sys
+lookup, groups = importlib.metadata.entry_points, sys.argv[1]
+def logged(**selection):
+    with open(groups, "a") as log:
+        log.write(repr(selection.get("group")) + "\\n")
+    return lookup(**selection)
+importlib.metadata.entry_points = logged
+from agent.cli.main import main
+sys.argv = ["ispagent", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("setting, scanned", [(None, False), ("", True)], ids=["default", "plugins-enabled-by-user"])
+def test_a_run_does_not_scan_installed_packages_for_pydantic_plugins(tmp_path: Path, setting, scanned):
+    playbook = tmp_path / "playbook.yaml"
+    playbook.write_text("steps:\n  - shell: {command: hostname, bogus: 1}\n")  # refused by the params model
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("ssh: {known_hosts: /dev/null}\nhosts:\n  h1: {address: 198.18.0.2}\n")
+    groups = tmp_path / "groups"
+    env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
+    if setting is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = setting
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            GROUPS_PROBE,
+            str(groups),
+            "run",
+            str(playbook),
+            "-i",
+            str(inventory),
+            "--ssh-config",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "bogus" in done.stderr + done.stdout, done.stderr
+    looked_up = groups.read_text().split() if groups.exists() else []
+    assert ("'pydantic'" in looked_up) == scanned, looked_up

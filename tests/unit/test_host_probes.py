@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.panel.hostprobe import gather_script, parse_host_facts
+from agent.panel.hostprobe import gather_script, license_info_read, parse_host_facts
 from agent.panel.panelprobe import panel_probe_script, parse_panel_probe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,3 +126,71 @@ def test_preflight_probe_in_full_when_asked_even_with_a_panel_installed(tmp_path
     _, out = run_counted(gather_script(UNREACHABLE, full=True), tmp_path / "out", installed_panel_setup(tmp_path))
     facts = parse_host_facts(out)
     assert facts.complete and facts.installed and facts.memory_mb > 0 and facts.panel_version == "6.110.0"
+
+
+def test_verify_probe_without_license_info_starts_no_mgrctl(tmp_path: Path):
+    file = tmp_path / "ispagent.conf"
+    file.write_text("a = 1\n")
+    processes, out = run_counted(
+        panel_probe_script(1500, [str(file)], license_info=False), tmp_path / "out", installed_panel_setup(tmp_path)
+    )
+    probe = parse_panel_probe(out)
+    assert probe.complete and probe.file_matches(str(file), hashlib.sha256(b"a = 1\n").hexdigest())
+    assert "license_rc=" not in out
+    assert processes == 2  # the shell, sha256sum: verify reuses what preflight's mgrctl said
+
+
+def broken_mgrctl(tmp_path: Path) -> str:
+    """The emulated panel with an mgrctl that prints a license.info and fails (exit 3)."""
+    setup = installed_panel_setup(tmp_path)
+    (tmp_path / "mgr5" / "sbin" / "mgrctl").write_text("#!/bin/sh\necho licid=4000077\nexit 3\n")
+    return setup
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        installed_panel_setup,
+        lambda tmp_path: installed_panel_setup(tmp_path) + " && rm /usr/local/mgr5/etc/ispmgr.lic",  # no license
+        lambda tmp_path: installed_panel_setup(tmp_path) + " && chmod -x /usr/local/mgr5/sbin/mgrctl",
+        broken_mgrctl,
+        lambda tmp_path: "mount -t tmpfs ispagent-test /usr/local",  # no panel
+    ],
+    ids=["licensed", "no-license", "mgrctl-not-executable", "mgrctl-fails", "no-panel"],
+)
+def test_preflight_reads_license_info_as_verify_probe_does(tmp_path: Path, setup):
+    """What verify reuses from preflight is what its own probe would have read on the same host."""
+    lines = setup(tmp_path)
+    _, preflight_out = run_counted(gather_script(UNREACHABLE), tmp_path / "preflight", lines)
+    _, verify_out = run_counted(panel_probe_script(1500, []), tmp_path / "verify", lines)
+    assert parse_panel_probe(verify_out).complete
+    assert license_info_read(preflight_out) == parse_panel_probe(verify_out).license_info
+
+
+def test_preflight_probe_cut_short_leaves_no_license_info_to_reuse():
+    assert license_info_read("os_id=debian\nmgr5=1\n") is None
+    assert license_info_read("os_id=debian\n") is None
+    assert license_info_read("os_id=debian\nprimary_ipv4=198.18.0.2\n") == {}
+
+
+def test_emulated_mgrctl_answers_license_info_without_site_or_unneeded_modules(tmp_path: Path):
+    """Every audit starts the lab's mgrctl on every host: it must start as cheaply as Python can (the real
+    one is a native binary), so it is run as its own first line says, and asked what it imported."""
+    installed_panel_setup(tmp_path)
+    mgrctl = tmp_path / "mgr5" / "sbin" / "mgrctl"
+    interpreter = mgrctl.read_text().splitlines()[0].removeprefix("#!").split()
+    assert interpreter[1:] == ["-IS"]
+    env = {"ISPMGR_EMULATOR_ROOT": str(tmp_path / "root"), "PATH": os.environ["PATH"]}
+    (tmp_path / "root" / "usr" / "local").mkdir(parents=True)
+    shutil.copytree(tmp_path / "mgr5", tmp_path / "root" / "usr" / "local" / "mgr5")
+    done = subprocess.run(
+        [*interpreter, "-X", "importtime", str(mgrctl), "-m", "ispmgr", "license.info"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert done.returncode == 0 and "licid=4000013" in done.stdout.splitlines()
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "json" in imported
+    assert not imported & {"site", "subprocess", "signal"}, imported  # subprocess only for restarts
