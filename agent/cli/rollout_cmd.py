@@ -56,7 +56,7 @@ def status(
     The report options write the run report formats for the whole rollout, every node's hosts, from
     the ledger (a host not finished yet is reported as skipped, with who holds it)."""
     from agent.cli.options import inventory_hosts
-    from agent.cli.run_cmd import check_outputs, write_reports
+    from agent.cli.report_files import check_outputs, write_reports
     from agent.runner.rollout_report import rollout_result
 
     check_outputs(report_json=report_json, junit=junit, report_html=report_html)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from agent.cli.output import echo
+from agent.cli.report_files import check_outputs, write_reports
 from agent.errors import InputError, IspagentError
 from agent.statedir import default_state_dir
 
@@ -234,26 +235,3 @@ def _end_node(node, report_json: Path | None, junit: Path | None, report_html: P
         print_run_end(node.result, quiet)
     print_node_end(node)
     sys.exit(node.exit_code)
-
-
-def check_outputs(**paths: Path | None) -> None:
-    """Before the run: an output path at a FIFO or a device is refused now, not after the run (or never)."""
-    from agent.atomicfile import check_output_path
-
-    for option, path in paths.items():
-        if path is not None:
-            check_output_path(path, "--" + option.replace("_", "-"))
-
-
-def write_reports(result, report_json: Path | None, junit: Path | None, report_html: Path | None) -> None:
-    if report_json or junit:  # the report module brings xml.etree and the schema: only when asked for
-        from agent.runner.report import write_junit, write_report
-
-        if report_json:
-            write_report(report_json, result)
-        if junit:
-            write_junit(junit, result)
-    if report_html:
-        from agent.runner.htmlreport import write_html
-
-        write_html(report_html, result)

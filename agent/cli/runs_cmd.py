@@ -116,7 +116,7 @@ def show(
     For an unattended (scheduled) run, looked at afterwards: the same JSON, JUnit and HTML, read from
     the run's journal, with no report asked for in advance.
     """
-    from agent.cli.run_cmd import check_outputs, write_reports
+    from agent.cli.report_files import check_outputs, write_reports
     from agent.cli.run_output import print_run_end
     from agent.runner.recorded import recorded_result
 
