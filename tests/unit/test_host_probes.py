@@ -173,11 +173,12 @@ def test_preflight_probe_cut_short_leaves_no_license_info_to_reuse():
     assert license_info_read("os_id=debian\nprimary_ipv4=198.18.0.2\n") == {}
 
 
-def test_emulated_mgrctl_answers_license_info_without_site_or_unneeded_modules(tmp_path: Path):
-    """Every audit starts the lab's mgrctl on every host: it must start as cheaply as Python can (the real
-    one is a native binary), so it is run as its own first line says, and asked what it imported."""
+def test_python_mgrctl_answers_license_info_without_site_or_unneeded_modules(tmp_path: Path):
+    """The lab's sbin/mgrctl (sh) hands license files it cannot read itself, and every other call, to its
+    Python implementation: that must start as cheaply as Python can (the real mgrctl is a native binary),
+    so it is run as its own first line says, and asked what it imported."""
     installed_panel_setup(tmp_path)
-    mgrctl = tmp_path / "mgr5" / "sbin" / "mgrctl"
+    mgrctl = tmp_path / "mgr5" / "libexec" / "mgrctl.py"
     interpreter = mgrctl.read_text().splitlines()[0].removeprefix("#!").split()
     assert interpreter[1:] == ["-IS"]
     env = {"ISPMGR_EMULATOR_ROOT": str(tmp_path / "root"), "PATH": os.environ["PATH"]}
