@@ -6,6 +6,7 @@ license files it cannot be sure to read as json does: this is the reference its 
 The real mgrctl is a native binary that starts in milliseconds: so no site (-S), no user environment
 (-I), and modules imported where they are used.
 """
+
 import os
 import sys
 
@@ -34,8 +35,13 @@ def restart():
         os.unlink(PID)
     except OSError:
         pass
-    subprocess.Popen([f"{MGR}/sbin/ihttpd"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    subprocess.Popen(
+        [f"{MGR}/sbin/ihttpd"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     for _ in range(50):
         if os.path.exists(PID) and os.path.getsize(PID):
             break
