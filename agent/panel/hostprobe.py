@@ -25,6 +25,19 @@ while [ $# -gt 1 ] && [ "$1" != src ]; do shift; done
 ip4=${2:-}
 [ -n "$ip4" ] || { set -- $(hostname -I 2>/dev/null); ip4=${1:-}; }"""
 
+
+@dataclass(frozen=True)
+class Ipv4Reading:
+    """The primary IPv4 as the facts step's PRIMARY_IPV4_PROBE read it, and the host's HOST_CHANGES
+    count then: preflight reuses it (one `ip` process less per host) only while that count has not
+    moved."""
+
+    address: str
+    host_changes: int = 0
+
+
+PRIMARY_IPV4: StateKey[Ipv4Reading] = StateKey("primary_ipv4", "the primary IPv4 as read (the facts step)")
+
 # One round trip: every fact as a `key=value` line (license.info lines prefixed `lic.`). Builtins
 # wherever they give the same answer: a probe's cost at fleet scale is the processes it starts on
 # the host. A host whose panel is installed is not judged (preflight_rules.evaluate), so the probe
@@ -132,11 +145,13 @@ fi
 """
 
 
-def gather_script(repository_url: str, *, full: bool = False) -> str:
-    """The probe; `full` gathers every fact even on a host with a panel installed."""
+def gather_script(repository_url: str, *, full: bool = False, primary_ipv4: str | None = None) -> str:
+    """The probe; `full` gathers every fact even on a host with a panel installed. `primary_ipv4`:
+    the address PRIMARY_IPV4_PROBE gave moments ago, taken as it is instead of probing again."""
+    ipv4 = PRIMARY_IPV4_PROBE if primary_ipv4 is None else f"ip4={command_line([primary_ipv4])}"
     script = (
         _GATHER.replace("__MEMORY__", MEMORY_KB_PROBE)
-        .replace("__IPV4__", PRIMARY_IPV4_PROBE)
+        .replace("__IPV4__", ipv4)
         .replace("__MGRCTL__", MGRCTL)
         .replace("__CORE__", CORE)
         .replace("__DIR__", INSTALLER_DIR)

@@ -74,6 +74,7 @@ class BatchOf:
         self.source = source
         self.left = size
         self.claimed = 0
+        self.exhausted = False  # the source said None: it has nothing more for this run
         self._mutex = threading.Lock()
 
     def claim(self) -> Host | None:
@@ -81,7 +82,9 @@ class BatchOf:
             if self.left <= 0:
                 return None
             host = self.source.claim()
-            if host is not None:
+            if host is None:
+                self.exhausted = True
+            else:
                 self.left -= 1
                 self.claimed += 1
             return host

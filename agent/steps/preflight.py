@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from agent.panel.hostprobe import PREFLIGHT, gather_script, license_info_read, parse_host_facts, preflight_of
+from agent.panel.hostprobe import (
+    PREFLIGHT,
+    PRIMARY_IPV4,
+    gather_script,
+    license_info_read,
+    parse_host_facts,
+    preflight_of,
+)
 from agent.panel.mgrctl import LICENSE_INFO, LicenseInfoReading
 from agent.panel.preflight_rules import evaluate
 from agent.runner.context import HOST_CHANGES, HostContext
@@ -13,7 +20,7 @@ from agent.runner.registry import NoParams, StepResult, failed, ok, step
 def preflight(ctx: HostContext, params: NoParams) -> StepResult:
     """Check the host against the installer's rules (OS, RAM, hostname, SELinux...) in one round trip."""
     settings = ctx.settings.install
-    result = ctx.connection.run(gather_script(settings.repository_url), log_output=False)
+    result = ctx.connection.run(gather_script(settings.repository_url, primary_ipv4=facts_ipv4(ctx)), log_output=False)
     facts = parse_host_facts(result.stdout)
     if not facts.complete and not facts.installed:
         # The probe's shell took license.info for an installed panel's and we do not: judge it in full.
@@ -46,3 +53,12 @@ def preflight(ctx: HostContext, params: NoParams) -> StepResult:
     if facts.install_interrupted:
         return ok("an install started earlier was cut off (the server restarted?): the installer step runs it again")
     return ok(f"{facts.os_label}, {facts.memory_mb} MB, {facts.hostname}: ready for ISPmanager 6")
+
+
+def facts_ipv4(ctx: HostContext) -> str | None:
+    """The primary IPv4 the facts step read in this run, if no step that may change the host has
+    started since (an audit: facts, preflight, verify); None: the probe asks the host."""
+    reading = ctx.state.get(PRIMARY_IPV4)
+    if reading is None or reading.host_changes != ctx.state.get(HOST_CHANGES, 0):
+        return None
+    return reading.address

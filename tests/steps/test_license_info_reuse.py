@@ -1,5 +1,6 @@
-"""verify reuses the license.info that preflight read in the same run, unless a step that may change the
-host started between them; run through the runner's own `run_host` over a ReplayConnection."""
+"""verify reuses the license.info that preflight read in the same run, and preflight the primary IPv4
+that facts read, unless a step that may change the host started between them; run through the
+runner's own `run_host` over a ReplayConnection."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from agent.hostsettings import read_host_settings
 from agent.inventory.model import Endpoint, Host
+from agent.panel.hostprobe import PREFLIGHT, gather_script
 from agent.panel.mgrctl import LICENSE_INFO, LicenseInfoReading
 from agent.runner.context import HOST_CHANGES, HostContext
 from agent.runner.hostrun import run_host
@@ -17,6 +19,7 @@ from agent.runner.services import RunServices
 from agent.shipped import templates_dir
 from agent.stepkit.panelfiles import PanelConfigParams, planned_files
 from agent.transport.hostlog import HostLog
+from agent.transport.quoting import command_line
 from agent.transport.replay import ExpectedCommand, ReplayConnection
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,3 +118,45 @@ def test_verify_reads_license_info_again_after_a_step_that_may_change_the_host(t
     assert context.report["verify"]["license"]["detail"].startswith("licid 4000099"), context.report
     assert "verify: license.info as preflight read it" not in log
     assert outcome.status == "changed", outcome
+
+
+FACTS_ANSWER = ExpectedCommand(
+    contains="route get 1.1.1.1",
+    stdout="os_id=debian\nos_version=12\nhostname=h1\nprimary_ipv4=198.18.0.2\nuser=root\n",
+)
+
+
+def test_preflight_takes_the_primary_ipv4_facts_read_instead_of_starting_ip_again(tmp_path: Path):
+    outcome, context, log = run(
+        ["facts", "preflight"],
+        lambda sums: [
+            FACTS_ANSWER,
+            # preflight's probe: the address facts read, quoted, and no `ip route get` of its own
+            ExpectedCommand(match=r"\A(?!.*route get).*ip4='?198\.18\.0\.2'?\n", stdout=preflight_answer("7").stdout),
+        ],
+        tmp_path,
+    )
+    assert outcome.status == "ok", outcome
+    assert context.state.get(PREFLIGHT).primary_ipv4 == "198.18.0.2"
+
+
+def test_preflight_probes_the_address_again_after_a_step_that_may_change_the_host(tmp_path: Path):
+    steps = ["facts", {"shell": {"command": "touch /srv/marker", "creates": "/srv/marker"}}, "preflight"]
+    outcome, context, log = run(
+        steps,
+        lambda sums: [
+            FACTS_ANSWER,
+            ExpectedCommand(contains="touch /srv/marker"),
+            ExpectedCommand(contains="route get 1.1.1.1", stdout=preflight_answer("7").stdout),
+        ],
+        tmp_path,
+    )
+    assert outcome.status == "changed", outcome
+    assert context.state.get(HOST_CHANGES) == 1
+
+
+def test_an_address_from_facts_reaches_the_probe_quoted():
+    hostile = "198.18.0.2'; touch /tmp/owned; '"
+    script = gather_script("http://198.18.0.1:8080/", primary_ipv4=hostile)
+    assert f"ip4={command_line([hostile])}\n" in script
+    assert "route get" not in script

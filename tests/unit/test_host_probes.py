@@ -107,6 +107,13 @@ def test_preflight_probe_of_an_installed_panel_stops_after_what_that_answer_need
     assert processes == 3  # the shell, mgrctl, ip
 
 
+def test_preflight_probe_given_the_address_facts_read_starts_no_ip(tmp_path: Path):
+    script = gather_script(UNREACHABLE, primary_ipv4="198.18.0.7")
+    processes, out = run_counted(script, tmp_path / "out", installed_panel_setup(tmp_path))
+    assert parse_host_facts(out).primary_ipv4 == "198.18.0.7"
+    assert processes == 2  # the shell, mgrctl: an audit's preflight after facts
+
+
 def test_preflight_probe_of_a_host_to_judge_gathers_every_fact_in_few_processes(tmp_path: Path):
     processes, out = run_counted(gather_script(UNREACHABLE), tmp_path / "out")
     facts = parse_host_facts(out)
