@@ -74,7 +74,6 @@ class BatchOf:
         self.source = source
         self.left = size
         self.claimed = 0
-        self.exhausted = False  # the source said None: it has nothing more for this run
         self._mutex = threading.Lock()
 
     def claim(self) -> Host | None:
@@ -82,9 +81,7 @@ class BatchOf:
             if self.left <= 0:
                 return None
             host = self.source.claim()
-            if host is None:
-                self.exhausted = True
-            else:
+            if host is not None:
                 self.left -= 1
                 self.claimed += 1
             return host

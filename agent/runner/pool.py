@@ -23,6 +23,10 @@ def run_pool(claim: Callable[[], T | None], forks: int, work: Callable[[T], None
     A StateDirError from `work` stops its worker (the state dir cannot be written) and is raised
     once every worker ended.
     """
+    first = claim()
+    if first is None:
+        return  # a dry source costs no thread (a run's last round of batches asks once more)
+    handed = [first]
     lock = threading.Lock()
     # Workers wait at this gate until all are started. Thread.start() waits for the new thread to
     # take the GIL once; behind running workers (handshakes, packets) that took 5-15 ms per
@@ -34,7 +38,7 @@ def run_pool(claim: Callable[[], T | None], forks: int, work: Callable[[T], None
         gate.wait()
         while not stopped:
             with lock:
-                item = claim()
+                item = handed.pop() if handed else claim()
             if item is None:
                 return
             try:

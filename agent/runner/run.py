@@ -351,8 +351,6 @@ def _run_batches(
                 f"--max-fail-percent {run.options.max_fail_percent:g}; later batches not started"
             )
             return
-        if batch.exhausted:
-            return  # another round would start `forks` threads only to hear None again
 
 
 def _carried_by(source: HostSource, host: Host) -> dict[str, StepRecord]:
