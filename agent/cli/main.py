@@ -99,6 +99,11 @@ def main(obj: dict | None = None) -> None:
     # installed distribution (7 ms of CPU in a 70-package venv, on every run). ispagent's models use
     # none; a value set in the environment wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # `import httpx` imports its own command-line client (httpx._main: rich, pygments, click's
+    # formatting) whenever those happen to be installed, as they are beside ispagent: 35 ms of CPU on
+    # every run that talks to the partner account. This process never runs httpx's CLI; marking the
+    # module absent makes httpx define its stub instead (it catches the ImportError for that).
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None in sys.modules: not importable
     try:
         cli(prog_name="ispagent", obj=obj)
     except SystemExit as done:

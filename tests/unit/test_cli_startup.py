@@ -104,3 +104,27 @@ def test_a_run_does_not_scan_installed_packages_for_pydantic_plugins(tmp_path: P
     assert done.returncode == 2 and "bogus" in done.stderr + done.stdout, done.stderr
     looked_up = groups.read_text().split() if groups.exists() else []
     assert ("'pydantic'" in looked_up) == scanned, looked_up
+
+
+# What `import httpx` brings in under the command's main(): the command itself is replaced by the import.
+HTTPX_PROBE = """
+import json, sys
+import agent.cli.main as command
+def talk_to_partner(**options):
+    import httpx
+    httpx.Client(timeout=1).close()  # httpx itself still works
+    print(json.dumps(sorted(name for name in ("rich", "pygments") if name in sys.modules)), file=sys.stderr)
+    raise SystemExit(0)
+command.cli = talk_to_partner
+command.main()
+"""
+
+
+def test_importing_httpx_under_the_command_leaves_its_command_line_client_out():
+    done = subprocess.run([sys.executable, "-c", HTTPX_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+    installed = subprocess.run(
+        [sys.executable, "-c", "import httpx, sys; print('rich' in sys.modules)"], capture_output=True, text=True
+    )
+    assert installed.stdout.strip() == "True"  # without main(), httpx would have brought rich in
