@@ -85,19 +85,37 @@ def pids_started(lab: Lab, name: str) -> tuple[int, int]:
     return second - first, second
 
 
-def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None, install_forks: int = 200) -> None:
-    lab = Lab(work / "audit-lab")
-    state = work / "audit-state"
+def first_hosts_inventory(lab: Lab, size: int, work: Path) -> Path:
+    """The lab's inventory cut to h1..h`size`, its key and known_hosts by absolute path."""
+    import yaml
+
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    data["ssh"]["known_hosts"] = str(lab.known_hosts_path)
+    data["defaults"]["identity_file"] = str(lab.identity_file)
+    data["hosts"] = {name: host for name, host in data["hosts"].items() if int(name[1:]) <= size}
+    path = work / f"inventory-{size}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def audit(
+    sizes: list[int], repeat: int, work: Path, baseline: Path | None, install_forks: int = 200, kept: Path | None = None
+) -> None:
+    """`kept`: the lab and its run state live there and stay up (a later call finds its hosts installed)."""
+    lab = Lab(kept / "lab" if kept else work / "audit-lab")
+    state = kept / "state" if kept else work / "audit-state"
     installed = 0
     try:
         for size in sizes:
             began = time.perf_counter()
-            lab.up(size)
+            # A kept lab may be bigger than this size: its other hosts stay, the audit takes the first.
+            lab.up(max(size, len(lab.hosts)) if kept else size)
             print(f"lab up to {size} hosts: {time.perf_counter() - began:.1f} s", flush=True)
+            inventory = first_hosts_inventory(lab, size, work)
             write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
             if installed < size:
                 done = ispagent_run(
-                    REPO / "playbooks" / "install.yaml", lab.inventory_path, min(size, install_forks), state, work
+                    REPO / "playbooks" / "install.yaml", inventory, min(size, install_forks), state, work
                 )
                 print(
                     f"  install.yaml over {size} hosts (untimed set-up): {done['wall']:.1f} s, exit {done['exit']}",
@@ -112,7 +130,7 @@ def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None, inst
                 sample = [f"h{index}" for index in sorted({1, size // 2, size})]
                 started = {name: pids_started(lab, name) for name in sample}
                 done = ispagent_run(
-                    REPO / "playbooks" / "reprovision.yaml", lab.inventory_path, size, state, work, "--only-drifted"
+                    REPO / "playbooks" / "reprovision.yaml", inventory, size, state, work, "--only-drifted"
                 )
                 drifted = sum(1 for host in done["hosts"] if host["drift"]["drifted"])
                 steps = {
@@ -137,7 +155,7 @@ def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None, inst
                     before = load()
                     done = ispagent_run(
                         baseline / "playbooks" / "reprovision.yaml",
-                        lab.inventory_path,
+                        inventory,
                         size,
                         state,
                         work,
@@ -158,8 +176,11 @@ def audit(sizes: list[int], repeat: int, work: Path, baseline: Path | None, inst
                     flush=True,
                 )
     finally:
-        down = lab.down()
-        print(f"audit lab down: {down.seconds:.1f} s", flush=True)
+        if kept:
+            print(f"audit lab kept in {kept} (ispagent lab down --dir {lab.dir})", flush=True)
+        else:
+            down = lab.down()
+            print(f"audit lab down: {down.seconds:.1f} s", flush=True)
 
 
 def single_host(repeat: int, work: Path) -> None:
@@ -211,6 +232,12 @@ def main() -> None:
     parser.add_argument(
         "--install-forks", type=int, default=200, help="forks of the untimed install.yaml that sets up the audit's lab"
     )
+    parser.add_argument(
+        "--lab-dir",
+        type=Path,
+        help="keep the audit's lab and its run state in DIR, up after the bench; a later call with the same "
+        "DIR finds the hosts installed (its set-up install.yaml changes nothing) and audits the first N of them",
+    )
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="ispagent-cheap-audit-"))
@@ -241,6 +268,7 @@ def main() -> None:
                 work,
                 options.baseline,
                 options.install_forks,
+                options.lab_dir,
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
