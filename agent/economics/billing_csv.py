@@ -18,7 +18,6 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
@@ -111,21 +110,25 @@ def read_billing_csv(
 def _checked_events(path: Path, today: date, problems: _Problems) -> Iterator[BillingEvent]:
     """The file's good rows as events, one by one; each bad row goes to `problems` instead."""
     text = read_input_file(path, BillingFileError, what="billing CSV")
-    reader = csv.reader(_lines(text))
-    rows = _rows(reader, path)  # row by row: a million rows as lists would cost ~0.5 GB
-    first = next(rows, None)
-    if first is None:
-        raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
-    header = [cell.strip().lower() for cell in first]
-    if tuple(header) != COLUMNS:
-        raise BillingFileError(f"{path}:1: header is {shown(','.join(first))}; write it as {','.join(COLUMNS)}")
-    for number, cells in enumerate(rows, start=2):
-        if not "".join(cells).strip():
-            continue
-        try:
-            yield _event(cells, number, today)
-        except ValueError as problem:
-            problems.add([(number, str(problem))])
+    reader = csv.reader(_lines(text))  # row by row: a million rows as lists would cost ~0.5 GB
+    try:
+        first = next(reader, None)
+        if first is None:
+            raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
+        header = [cell.strip().lower() for cell in first]
+        if tuple(header) != COLUMNS:
+            raise BillingFileError(f"{path}:1: header is {shown(','.join(first))}; write it as {','.join(COLUMNS)}")
+        for number, cells in enumerate(reader, start=2):
+            if not "".join(cells).strip():
+                continue
+            try:
+                yield _event(cells, number, today)
+            except ValueError as problem:
+                problems.add([(number, str(problem))])
+    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
+        raise BillingFileError(
+            f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); nothing was imported"
+        ) from None
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
@@ -147,22 +150,6 @@ def _not_yet_recorded(events: list[BillingEvent], recorded: Counter[tuple[object
         else:
             fresh.append(event)
     return fresh
-
-
-class _CsvReader(Protocol):
-    @property
-    def line_num(self) -> int: ...
-    def __iter__(self) -> Iterator[list[str]]: ...
-
-
-def _rows(reader: _CsvReader, path: Path) -> Iterator[list[str]]:
-    """The CSV's rows one by one; one the csv module cannot read is a one-line error."""
-    try:
-        yield from reader
-    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
-        raise BillingFileError(
-            f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); nothing was imported"
-        ) from None
 
 
 def _event(cells: list[str], line: int, today: date) -> BillingEvent:
