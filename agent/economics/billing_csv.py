@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 from agent.economics.rules import CENT, parse_day
 from agent.editions import EDITIONS, PERIODS
@@ -110,21 +110,25 @@ def read_billing_csv(
 def _checked_events(path: Path, today: date, problems: _Problems) -> Iterator[BillingEvent]:
     """The file's good rows as events, one by one; each bad row goes to `problems` instead."""
     text = read_input_file(path, BillingFileError, what="billing CSV")
-    reader = csv.reader(_lines(text))
-    rows = _rows(reader, path)  # row by row: a million rows as lists would cost ~0.5 GB
-    first = next(rows, None)
-    if first is None:
-        raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
-    header = [cell.strip().lower() for cell in first]
-    if tuple(header) != COLUMNS:
-        raise BillingFileError(f"{path}:1: header is {shown(','.join(first))}; write it as {','.join(COLUMNS)}")
-    for number, cells in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in cells):
-            continue
-        try:
-            yield _event(cells, number, today)
-        except ValueError as problem:
-            problems.add([(number, str(problem))])
+    reader = csv.reader(_lines(text))  # row by row: a million rows as lists would cost ~0.5 GB
+    try:
+        first = next(reader, None)
+        if first is None:
+            raise BillingFileError(f"{path}:1: empty file; the first line must be the header {','.join(COLUMNS)}")
+        header = [cell.strip().lower() for cell in first]
+        if tuple(header) != COLUMNS:
+            raise BillingFileError(f"{path}:1: header is {shown(','.join(first))}; write it as {','.join(COLUMNS)}")
+        for number, cells in enumerate(reader, start=2):
+            if not "".join(cells).strip():
+                continue
+            try:
+                yield _event(cells, number, today)
+            except ValueError as problem:
+                problems.add([(number, str(problem))])
+    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
+        raise BillingFileError(
+            f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); nothing was imported"
+        ) from None
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
@@ -133,7 +137,7 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 def _lines(text: str) -> Iterator[str]:
     """`text`'s lines with their endings (\\n, \\r\\n or a lone \\r), as io.StringIO(text, newline="")
     gives them to the csv module, without the copy it makes (four bytes a character)."""
-    return (match.group() for match in _LINE.finditer(text))
+    return map(re.Match.group, _LINE.finditer(text))
 
 
 def _not_yet_recorded(events: list[BillingEvent], recorded: Counter[tuple[object, ...]]) -> list[BillingEvent]:
@@ -148,29 +152,13 @@ def _not_yet_recorded(events: list[BillingEvent], recorded: Counter[tuple[object
     return fresh
 
 
-class _CsvReader(Protocol):
-    @property
-    def line_num(self) -> int: ...
-    def __iter__(self) -> Iterator[list[str]]: ...
-
-
-def _rows(reader: _CsvReader, path: Path) -> Iterator[list[str]]:
-    """The CSV's rows one by one; one the csv module cannot read is a one-line error."""
-    try:
-        yield from reader
-    except csv.Error as problem:  # a stray carriage return or NUL byte, an unclosed quote
-        raise BillingFileError(
-            f"{path}:{reader.line_num}: not CSV the importer can read ({problem}); nothing was imported"
-        ) from None
-
-
 def _event(cells: list[str], line: int, today: date) -> BillingEvent:
     if len(cells) != len(COLUMNS):
         raise ValueError(
             f"{len(cells)} columns; write {len(COLUMNS)}: {','.join(COLUMNS)} (leave price empty if unknown)"
         )
-    on, license_id, edition, period, kind, price = (cell.strip() for cell in cells)
-    day = parse_day(on)
+    on, license_id, edition, period, kind, price = map(str.strip, cells)
+    day = _parse_day(on)
     if day is None:
         raise ValueError(f"date {shown(on)} is not a date; write YYYY-MM-DD, e.g. 2026-03-31")
     if day > today:
@@ -195,6 +183,10 @@ def _event(cells: list[str], line: int, today: date) -> BillingEvent:
         if period not in PERIODS:
             raise ValueError(f"period {shown(period)} is not one of {', '.join(PERIODS)}")
     return BillingEvent(on, kind, license_id, edition or None, period or None, _price(price, required=False), line)
+
+
+# A file has a few hundred distinct days and a million rows; bounded: a file may hold any text there.
+_parse_day = lru_cache(maxsize=4096)(parse_day)
 
 
 def _price(text: str, required: bool) -> str | None:
