@@ -146,7 +146,8 @@ class SshConnector:
                         f"{mask(refused.reason)} ({_attempts(attempt)})"
                     ) from None
             except (OSError, EOFError, paramiko.SSHException) as error:
-                if isinstance(error, paramiko.AuthenticationException) or attempt == CONNECT_ATTEMPTS:
+                denied = isinstance(error, paramiko.AuthenticationException) and not _auth_timed_out(error)
+                if denied or attempt == CONNECT_ATTEMPTS:
                     raise _unreachable(endpoint, error, attempt) from None
             delay = RETRY_BASE_DELAY * 2 ** (attempt - 1)
             time.sleep(delay + random.uniform(0, delay))
@@ -279,7 +280,17 @@ def _tcp_connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     return sock
 
 
+def _auth_timed_out(error: BaseException) -> bool:
+    """paramiko's AuthenticationException for no answer within auth_timeout: a slow or overloaded
+    server (a thousand handshakes on two cores), not a refused key; retried like a timeout."""
+    return isinstance(error, paramiko.AuthenticationException) and str(error) == "Authentication timeout."
+
+
 def _unreachable(endpoint: Endpoint, error: BaseException, attempts: int) -> HostUnreachable:
+    if _auth_timed_out(error):
+        return HostUnreachable(
+            f"cannot connect to {endpoint}: no answer to authentication in time ({_attempts(attempts)})"
+        )
     if isinstance(error, paramiko.AuthenticationException):
         key = endpoint.identity_file or "ssh-agent keys"
         return HostUnreachable(f"{endpoint}: authentication failed with {key}: check user and identity_file")
