@@ -99,7 +99,13 @@ def first_hosts_inventory(lab: Lab, size: int, work: Path) -> Path:
 
 
 def audit(
-    sizes: list[int], repeat: int, work: Path, baseline: Path | None, install_forks: int = 200, kept: Path | None = None
+    sizes: list[int],
+    repeat: int,
+    work: Path,
+    baseline: Path | None,
+    install_forks: int = 200,
+    kept: Path | None = None,
+    audit_forks: int | None = None,
 ) -> None:
     """`kept`: the lab and its run state live there and stay up (a later call finds its hosts installed)."""
     lab = Lab(kept / "lab" if kept else work / "audit-lab")
@@ -129,10 +135,11 @@ def audit(
                 before = load()
                 sample = [f"h{index}" for index in sorted({1, size // 2, size})]
                 started = {name: pids_started(lab, name) for name in sample}
+                forks = min(size, audit_forks or size)
                 done = ispagent_run(
-                    REPO / "playbooks" / "reprovision.yaml", inventory, size, state, work, "--only-drifted"
+                    REPO / "playbooks" / "reprovision.yaml", inventory, forks, state, work, "--only-drifted"
                 )
-                drifted = sum(1 for host in done["hosts"] if host["drift"]["drifted"])
+                drifted = sum(1 for host in done["hosts"] if (host.get("drift") or {}).get("drifted"))
                 steps = {
                     name: [s["duration_s"] for h in done["hosts"] for s in h["steps"] if s["step"] == name]
                     for name in AUDIT_STEPS
@@ -141,9 +148,11 @@ def audit(
                     f"{name.split(':')[1]} {statistics.median(times):.2f}" for name, times in steps.items() if times
                 )
                 print(
-                    f"  {size} hosts, rep {repetition + 1}: --only-drifted {done['wall']:6.2f} s wall "
+                    f"  {size} hosts, rep {repetition + 1}: --only-drifted --forks {forks} {done['wall']:6.2f} s wall "
                     f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
-                    f"{drifted} drifted of {len(done['hosts'])}; median per host (s): {medians}; "
+                    f"{drifted} drifted of {len(done['hosts'])}, "
+                    f"{sum(1 for host in done['hosts'] if host.get('status') not in ('ok', 'changed'))} not ok; "
+                    f"median per host (s): {medians}; "
                     f"load {before} before",
                     flush=True,
                 )
@@ -156,13 +165,13 @@ def audit(
                     done = ispagent_run(
                         baseline / "playbooks" / "reprovision.yaml",
                         inventory,
-                        size,
+                        forks,
                         state,
                         work,
                         "--only-drifted",
                         checkout=baseline,
                     )
-                    drifted = sum(1 for host in done["hosts"] if host["drift"]["drifted"])
+                    drifted = sum(1 for host in done["hosts"] if (host.get("drift") or {}).get("drifted"))
                     print(
                         f"  {size} hosts, rep {repetition + 1}: baseline {done['wall']:6.2f} s wall "
                         f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "
@@ -238,6 +247,9 @@ def main() -> None:
         help="keep the audit's lab and its run state in DIR, up after the bench; a later call with the same "
         "DIR finds the hosts installed (its set-up install.yaml changes nothing) and audits the first N of them",
     )
+    parser.add_argument(
+        "--audit-forks", type=int, help="--forks of the timed audits (default: the size, every host at once)"
+    )
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="ispagent-cheap-audit-"))
@@ -269,6 +281,7 @@ def main() -> None:
                 options.baseline,
                 options.install_forks,
                 options.lab_dir,
+                options.audit_forks,
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
