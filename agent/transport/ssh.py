@@ -100,6 +100,17 @@ class AeadFirstTransport(paramiko.Transport):
     _active_check_timeout = 1.0
     disconnect_reason: str | None = None
 
+    def close(self) -> None:
+        # paramiko closes the socket while its thread still waits in poll() on it, and the kernel
+        # ends the TCP connection only when that poll returns, up to the poll interval above.
+        # Shutting the socket down first ends it now (the server's sshd exits) and wakes the thread.
+        if self.is_active() and isinstance(self.sock, socket.socket):
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone: close() below is all that is left
+        super().close()
+
     def _parse_disconnect(self, m: paramiko.Message) -> None:
         # paramiko only logs the server's SSH_MSG_DISCONNECT; kept for the "connection lost" error.
         code, description = m.get_int(), m.get_text()
