@@ -95,8 +95,8 @@ class AeadFirstTransport(paramiko.Transport):
     )
     # paramiko's transport thread wakes every 0.1 s while its connection is idle (to notice a close):
     # with a thread per host that is 10 000 wake-ups a second over 1 000 hosts, each taking the GIL
-    # from the threads doing work. Nothing here waits on that poll: close() does not join the thread,
-    # and the banner and handshake keep their own deadlines.
+    # from the threads doing work. Nothing here waits on that poll: close() (below) ends the socket
+    # without waiting for the thread, and the banner and handshake keep their own deadlines.
     _active_check_timeout = 1.0
     disconnect_reason: str | None = None
 
