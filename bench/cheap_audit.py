@@ -85,6 +85,11 @@ def pids_started(lab: Lab, name: str) -> tuple[int, int]:
     return second - first, second
 
 
+def drifted_hosts(hosts: list[dict]) -> int:
+    """How many of a JSON report's hosts the audit found drifted (an unreachable host has no record)."""
+    return sum(1 for host in hosts if (host.get("drift") or {}).get("drifted"))
+
+
 def first_hosts_inventory(lab: Lab, size: int, work: Path) -> Path:
     """The lab's inventory cut to h1..h`size`, its key and known_hosts by absolute path."""
     import yaml
@@ -139,7 +144,7 @@ def audit(
                 done = ispagent_run(
                     REPO / "playbooks" / "reprovision.yaml", inventory, forks, state, work, "--only-drifted"
                 )
-                drifted = sum(1 for host in done["hosts"] if (host.get("drift") or {}).get("drifted"))
+                drifted = drifted_hosts(done["hosts"])
                 steps = {
                     name: [s["duration_s"] for h in done["hosts"] for s in h["steps"] if s["step"] == name]
                     for name in AUDIT_STEPS
@@ -171,7 +176,7 @@ def audit(
                         "--only-drifted",
                         checkout=baseline,
                     )
-                    drifted = sum(1 for host in done["hosts"] if (host.get("drift") or {}).get("drifted"))
+                    drifted = drifted_hosts(done["hosts"])
                     print(
                         f"  {size} hosts, rep {repetition + 1}: baseline {done['wall']:6.2f} s wall "
                         f"{done['cpu']:6.2f} s CPU {done['machine']:6.2f} s machine CPU; exit {done['exit']}, "

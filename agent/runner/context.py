@@ -47,6 +47,11 @@ class HostContext:
         StepFailed says why not."""
         return self.services.local_file(self.source_dirs, src)
 
+    def host_changes(self) -> int:
+        """How many steps that may change the host have started so far: what a step read from the host
+        at this count is still current while the count stays the same."""
+        return self.state.get(HOST_CHANGES, 0)
+
     def host_may_change(self) -> None:
         """Count a step that may change the host, before it starts (it may fail halfway)."""
-        self.state.set(HOST_CHANGES, self.state.get(HOST_CHANGES, 0) + 1)
+        self.state.set(HOST_CHANGES, self.host_changes() + 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.panel.hostprobe import MEMORY_KB_PROBE, PRIMARY_IPV4, PRIMARY_IPV4_PROBE, Ipv4Reading
-from agent.runner.context import HOST_CHANGES, HostContext
+from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, failed, ok, step
 
 # One shell script, one round trip: every fact as a `key=value` line. Shell builtins wherever
@@ -50,6 +50,6 @@ def gather_facts(ctx: HostContext, params: NoParams) -> StepResult:
         return failed(f"cannot gather facts: {result.error_line()}")
     ctx.facts = parse_facts(result.stdout)
     if "primary_ipv4" in ctx.facts:  # preflight reuses it while no step has changed the host since
-        ctx.state.set(PRIMARY_IPV4, Ipv4Reading(str(ctx.facts["primary_ipv4"]), ctx.state.get(HOST_CHANGES, 0)))
+        ctx.state.set(PRIMARY_IPV4, Ipv4Reading(str(ctx.facts["primary_ipv4"]), ctx.host_changes()))
     ctx.log.write("|", "facts: " + ", ".join(f"{k}={v}" for k, v in ctx.facts.items()))
     return ok(f"{ctx.facts.get('os_name')}, {ctx.facts.get('arch')}, {ctx.facts.get('memory_mb')} MB", facts=ctx.facts)

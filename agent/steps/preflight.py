@@ -12,7 +12,7 @@ from agent.panel.hostprobe import (
 )
 from agent.panel.mgrctl import LICENSE_INFO, LicenseInfoReading
 from agent.panel.preflight_rules import evaluate
-from agent.runner.context import HOST_CHANGES, HostContext
+from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, failed, ok, step
 
 
@@ -30,7 +30,7 @@ def preflight(ctx: HostContext, params: NoParams) -> StepResult:
         return failed(f"cannot gather preflight facts: {result.error_line()}")
     license_info = license_info_read(result.stdout)
     if license_info is not None:  # verify reuses it while no step has changed the host since
-        ctx.state.set(LICENSE_INFO, LicenseInfoReading(license_info, ctx.state.get(HOST_CHANGES, 0)))
+        ctx.state.set(LICENSE_INFO, LicenseInfoReading(license_info, ctx.host_changes()))
     state = preflight_of(facts, evaluate(facts, settings))
     ctx.state.set(PREFLIGHT, state)
     ctx.report["preflight"] = state.to_report()
@@ -59,6 +59,6 @@ def facts_ipv4(ctx: HostContext) -> str | None:
     """The primary IPv4 the facts step read in this run, if no step that may change the host has
     started since (an audit: facts, preflight, verify); None: the probe asks the host."""
     reading = ctx.state.get(PRIMARY_IPV4)
-    if reading is None or reading.host_changes != ctx.state.get(HOST_CHANGES, 0):
+    if reading is None or reading.host_changes != ctx.host_changes():
         return None
     return reading.address

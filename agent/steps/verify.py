@@ -15,7 +15,7 @@ from agent.licensing.ensure import LICENSE
 from agent.panel.config import CONFIGURE_PENDING
 from agent.panel.mgrctl import LICENSE_INFO, edition_of
 from agent.panel.panelprobe import panel_probe_script, parse_panel_probe
-from agent.runner.context import HOST_CHANGES, HostContext
+from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, failed, ok, skipped, step
 from agent.stepkit.panelfiles import PanelConfigParams, planned_files
 
@@ -47,7 +47,7 @@ def current_license_info(ctx: HostContext) -> dict[str, str] | None:
     """license.info as preflight read it in this run, if no step that may change the host has started
     since (an audit: facts, preflight, verify); None: ask the host again."""
     reading = ctx.state.get(LICENSE_INFO)
-    if reading is None or reading.host_changes != ctx.state.get(HOST_CHANGES, 0):
+    if reading is None or reading.host_changes != ctx.host_changes():
         return None
     ctx.log.write("|", "verify: license.info as preflight read it (no step has changed the host since)")
     return reading.info
