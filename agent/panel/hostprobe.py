@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.hoststate import StateKey
 from agent.installer.state import INSTALLER_DIR
+from agent.panel.listening import LISTENING_SOCKETS, listening_sockets, url_port
 from agent.panel.mgrctl import CORE, MGRCTL, parse_key_values
 from agent.panel.preflight_rules import PANEL_PORTS, HostFacts, Verdict
 from agent.transport.quoting import command_line
@@ -89,11 +90,7 @@ echo "hostname_f=$(hostname -f 2>/dev/null)"
 echo "hostname=$name"
 command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled >/dev/null 2>&1 && echo selinux=1
 [ -x __MGRCTL__ ] && echo "panel_version=$(__CORE__ ispmgr -V 2>/dev/null)"
-for table in /proc/net/tcp /proc/net/tcp6; do
-  while read -r sl local remote st rest; do
-    case "$st:${local##*:}" in 0A:0050) echo port=80;; 0A:01BB) echo port=443;; 0A:05DC) echo port=1500;; esac
-  done < $table 2>/dev/null
-done
+__LISTENING__
 for entry in /var/lib/dpkg/updates/* /var/lib/dpkg/updates/.[!.]* /var/lib/dpkg/updates/..?*; do
   [ -e "$entry" ] && { echo dpkg_interrupted=1; break; }
 done
@@ -152,6 +149,7 @@ def gather_script(repository_url: str, *, full: bool = False, primary_ipv4: str 
     script = (
         _GATHER.replace("__MEMORY__", MEMORY_KB_PROBE)
         .replace("__IPV4__", ipv4)
+        .replace("__LISTENING__", LISTENING_SOCKETS)
         .replace("__MGRCTL__", MGRCTL)
         .replace("__CORE__", CORE)
         .replace("__DIR__", INSTALLER_DIR)
@@ -177,18 +175,15 @@ def parse_host_facts(text: str) -> HostFacts:
     """HostFacts from the gather script's output."""
     values: dict[str, str] = {}
     license_lines = []
-    ports: list[int] = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for line in lines:
         if line.startswith("lic."):
             license_lines.append(line[4:])
             continue
         key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        if key == "port":
-            ports.append(int(value))
-        else:
+        if sep and key != "listen":
             values[key] = value
+    ports = {url_port(url) for url in listening_sockets(lines)}
     redhat = values.get("redhat_release") == "1"
     return HostFacts(
         os_id=values.get("os_id", ""),
@@ -206,7 +201,7 @@ def parse_host_facts(text: str) -> HostFacts:
         license_info=parse_key_values("\n".join(license_lines)),
         panel_version=values.get("panel_version") or None,
         old_panel=values.get("old_panel") == "1",
-        ports_in_use=tuple(sorted(set(p for p in ports if p in PANEL_PORTS))),
+        ports_in_use=tuple(port for port in PANEL_PORTS if port in ports),
         primary_ipv4=values.get("primary_ipv4") or None,
         install_running=values.get("install_running") == "1",
         install_interrupted=values.get("install_interrupted") == "1",

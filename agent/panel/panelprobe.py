@@ -1,17 +1,17 @@
 """The panel probe: what the verify step checks (a port listening, license.info, files' digests),
 asked in one round trip and answered with as few processes on the host as the answer needs.
 
-Listening sockets are read from /proc/net/tcp{,6} by the shell itself (what `ss -ltn` reads), so
-only mgrctl and one sha256sum for all files are started: two processes, where a check per round
-trip (testinfra's socket, file and run) started a dozen and waited for each.
+Listening sockets come from one `ss` (agent/panel/listening.py says why not /proc/net/tcp), then
+mgrctl and one sha256sum for all files: three processes, where a check per round trip (testinfra's
+socket, file and run) started a dozen and waited for each.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agent.panel.listening import LISTENING_SOCKETS, listening_sockets
 from agent.panel.mgrctl import MGRCTL, parse_key_values
 from agent.transport.quoting import command_line
 
@@ -19,11 +19,7 @@ DONE = "probe=done"  # the last line: a script cut short (sudo refused, a shell 
 
 _SCRIPT = r"""
 prefixed() { while IFS= read -r line; do printf '%s%s\n' "$1" "$line"; done; }
-for table in /proc/net/tcp /proc/net/tcp6; do
-  while read -r sl local remote st rest; do
-    [ "$st" = 0A ] && case "${local##*:}" in __PORT__) echo "listen=$local";; esac
-  done < $table 2>/dev/null
-done
+__LISTENING__
 __LICENSE__
 __SUMS__
 echo __DONE__
@@ -41,8 +37,8 @@ $sums
 ISPAGENT_SUMS"""
 
 
-def panel_probe_script(port: int, files: Sequence[str], *, license_info: bool = True) -> str:
-    """The shell program for `port` (the panel's ihttpd port) and the files to digest; without
+def panel_probe_script(files: Sequence[str], *, license_info: bool = True) -> str:
+    """The shell program: listening sockets, license.info and the digests of `files`; without
     `license_info` when the caller already holds a current reading of it (one mgrctl less)."""
     sums = _SUMS.replace("__FILES__", command_line(files)) if files else ""
     license = (
@@ -51,7 +47,7 @@ def panel_probe_script(port: int, files: Sequence[str], *, license_info: bool = 
         else ""
     )
     return (
-        _SCRIPT.replace("__PORT__", f"{port:04X}")
+        _SCRIPT.replace("__LISTENING__", LISTENING_SOCKETS)
         .replace("__LICENSE__", license)
         .replace("__SUMS__", sums)
         .replace("__DONE__", DONE)
@@ -60,7 +56,7 @@ def panel_probe_script(port: int, files: Sequence[str], *, license_info: bool = 
 
 @dataclass(frozen=True)
 class PanelProbe:
-    """The host's answer: sockets listening on the port, license.info (empty when mgrctl failed),
+    """The host's answer: listening sockets, license.info (empty when mgrctl failed),
     and sha256sum's lines for the files it could read."""
 
     complete: bool
@@ -74,19 +70,18 @@ class PanelProbe:
 
 
 def parse_panel_probe(text: str) -> PanelProbe:
-    listening, license_lines, sums = [], [], []
+    license_lines, sums = [], []
     license_rc = None
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for line in lines:
         if line.startswith("lic."):
             license_lines.append(line[4:])
         elif line.startswith("sum."):
             sums.append(line[4:])
-        elif line.startswith("listen="):
-            listening.append(socket_url(line[7:]))
         elif line.startswith("license_rc="):
             license_rc = line[11:]
     info = parse_key_values("\n".join(license_lines)) if license_rc == "0" else {}
-    return PanelProbe(DONE in text.splitlines(), tuple(listening), info, frozenset(sums))
+    return PanelProbe(DONE in lines, listening_sockets(lines), info, frozenset(sums))
 
 
 def sum_line(path: str, sha256: str) -> str:
@@ -95,16 +90,3 @@ def sum_line(path: str, sha256: str) -> str:
     if "\\" in path or "\n" in path:
         return "\\" + f"{sha256}  " + path.replace("\\", "\\\\").replace("\n", "\\n")
     return f"{sha256}  {path}"
-
-
-def socket_url(local: str) -> str:
-    """`tcp://ADDRESS:PORT` from /proc/net/tcp's `HEXADDR:HEXPORT` (each 32-bit word in host byte
-    order: little-endian on the machines we serve)."""
-    address, _, port = local.partition(":")
-    try:
-        words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8)]
-        shown = str(ipaddress.ip_address(b"".join(words)))
-        number = int(port, 16)
-    except ValueError:
-        return f"tcp://{local}"
-    return f"tcp://[{shown}]:{number}" if ":" in shown else f"tcp://{shown}:{number}"

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 from agent.errors import StepFailed
 from agent.installer.state import INSTALL
+from agent.panel.listening import port_listening_function
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, changed, ok, skipped, step
 from agent.transport.quoting import command_line
 
 START_WAIT_SECONDS = 10
-# /proc/net/tcp{,6}: state 0A is LISTEN; the local port is the hex after the last colon.
-_LISTENING = (
-    "listening() { for table in /proc/net/tcp /proc/net/tcp6; do [ -r $table ] || continue; "
-    "while read -r sl local remote st rest; do "
-    '[ "$st" = 0A ] && [ "${local##*:}" = __HEX__ ] && return 0; done < $table; done; return 1; }; '
-)
 
 
 def check_script(port: int) -> str:
     """Prints `absent` (no panel), `listening` or `stopped`."""
     return (
-        _LISTENING.replace("__HEX__", f"{port:04X}")
+        port_listening_function(port)
         + f"if [ ! -x {command_line([MGRCTL])} ]; then echo absent; elif listening; then echo listening; "
         "else echo stopped; fi"
     )
@@ -37,7 +32,7 @@ def wait_script(port: int, seconds: int = START_WAIT_SECONDS) -> str:
     """Exits 0 as soon as something listens on `port`, 1 after `seconds`."""
     tries = seconds * 5
     return (
-        _LISTENING.replace("__HEX__", f"{port:04X}")
+        port_listening_function(port)
         + f"i=0; while [ $i -lt {tries} ]; do listening && exit 0; sleep 0.2; i=$((i + 1)); done; exit 1"
     )
 

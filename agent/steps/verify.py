@@ -13,6 +13,7 @@ from agent.errors import StepFailed
 from agent.installer.state import INSTALL
 from agent.licensing.ensure import LICENSE
 from agent.panel.config import CONFIGURE_PENDING
+from agent.panel.listening import url_port
 from agent.panel.mgrctl import LICENSE_INFO, edition_of
 from agent.panel.panelprobe import panel_probe_script, parse_panel_probe
 from agent.runner.context import HostContext
@@ -60,12 +61,12 @@ def run_checks(ctx: HostContext, params: PanelConfigParams) -> list[Check]:
     planned = planned_files(ctx, params)
     to_sum = [file.dest for file in planned if file.dest not in pending]
     known = current_license_info(ctx)
-    result = ctx.connection.run(panel_probe_script(port, to_sum, license_info=known is None), log_output=False)
+    result = ctx.connection.run(panel_probe_script(to_sum, license_info=known is None), log_output=False)
     probe = parse_panel_probe(result.stdout)
     if not probe.complete:
         raise StepFailed(f"cannot run the verify checks: {result.error_line()}")
     # Any address will do: the panel may listen on its main IP only (ihttpd_listen_ip).
-    listening = [url for url in probe.listening if url.endswith(f":{port}")]
+    listening = [url for url in probe.listening if url_port(url) == port]
     detail = f"listening on {', '.join(listening)}" if listening else f"nothing listens on TCP port {port}"
     checks = [Check("ihttpd", bool(listening), detail)]
     grant = ctx.state.get(LICENSE)
