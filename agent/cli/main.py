@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import importlib.util
 import os
 import sys
 import threading
+import types
+from typing import Any
 
 import click
 
@@ -104,10 +107,38 @@ def main(obj: dict | None = None) -> None:
     # every run that talks to the partner account. This process never runs httpx's CLI; marking the
     # module absent makes httpx define its stub instead (it catches the ImportError for that).
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None in sys.modules: not importable
+    # `import paramiko` imports invoke whenever it is installed (the fabric extra), for one use: running
+    # an ssh config's `Match exec` command. That is 40-50 ms of CPU (invoke, unittest.mock, asyncio) on
+    # every run; deferred, invoke loads at its first use instead (`Match exec`, fabric).
+    _defer_until_used("invoke")
     try:
         cli(prog_name="ispagent", obj=obj)
     except SystemExit as done:
         exit_without_teardown(done.code)
+
+
+class _Deferred(types.ModuleType):
+    """Stands in sys.modules for a package not imported yet: the first attribute asked of it imports
+    the package and puts it in its place. (importlib.util.LazyLoader does not serve: on Python 3.11
+    an `import` statement reads `__spec__` of a module found in sys.modules, which loads it.)"""
+
+    def __getattr__(self, attribute: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attribute)
+
+
+def _defer_until_used(name: str) -> None:
+    """Let `import name` cost nothing until the module is used; nothing if it is imported already
+    or not installed."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return
+    stand_in = _Deferred(name)
+    stand_in.__spec__ = spec
+    sys.modules[name] = stand_in
 
 
 def exit_without_teardown(code: int | str | None) -> None:

@@ -128,3 +128,35 @@ def test_importing_httpx_under_the_command_leaves_its_command_line_client_out():
         [sys.executable, "-c", "import httpx, sys; print('rich' in sys.modules)"], capture_output=True, text=True
     )
     assert installed.stdout.strip() == "True"  # without main(), httpx would have brought rich in
+
+
+# What `import paramiko` brings in under the command's main(), and that invoke still serves when used.
+INVOKE_PROBE = """
+import json, sys
+import agent.cli.main as command
+def connect_somewhere(**options):
+    import paramiko
+    found = {"after_paramiko": "invoke.tasks" in sys.modules}
+    config = paramiko.SSHConfig.from_text('Match exec "exit 0"\\n  User matched\\n')
+    found["match_exec_user"] = config.lookup("h1").get("user")  # paramiko runs the command through invoke
+    from invoke import Context
+    found["context"] = Context.__module__
+    print(json.dumps(found), file=sys.stderr)
+    raise SystemExit(0)
+command.cli = connect_somewhere
+command.main()
+"""
+
+
+def test_importing_paramiko_under_the_command_defers_invoke_until_it_is_used():
+    pytest.importorskip("invoke")  # installed with the fabric extra
+    done = subprocess.run([sys.executable, "-c", INVOKE_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stderr.strip().splitlines()[-1])
+    assert found == {"after_paramiko": False, "match_exec_user": "matched", "context": "invoke.context"}
+    installed = subprocess.run(
+        [sys.executable, "-c", "import paramiko, sys; print('invoke.tasks' in sys.modules)"],
+        capture_output=True,
+        text=True,
+    )
+    assert installed.stdout.strip() == "True"  # without main(), paramiko would have run invoke
