@@ -20,7 +20,7 @@ from agent.installer.state import INSTALL
 from agent.inventory.model import Endpoint, Host
 from agent.lab.partner import LAB_USER, TARIFFS, PartnerEmulator
 from agent.ledger import BillingEvent, LicenseLedger
-from agent.licensing.ensure import LICENSE, LicenseGrant
+from agent.licensing.grant import LICENSE, LicenseGrant
 from agent.panel.config import CONFIGURE_PENDING
 from agent.panel.hostprobe import PREFLIGHT, preflight_of
 from agent.panel.preflight_rules import HostFacts, evaluate

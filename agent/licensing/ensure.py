@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agent.errors import (
     LicenseConflict,
@@ -29,40 +29,18 @@ from agent.errors import (
     PartnerPaymentRequired,
     PartnerTransient,
 )
-from agent.hoststate import StateKey
 from agent.ledger import LedgerHost, LicenseLedger
 from agent.licensing.breaker import OrderBreaker
+from agent.licensing.grant import LicenseGrant
 from agent.licensing.plan import LedgerView, LicensePlan, WantedLicense, plan_for_host
 from agent.licensing.view import ledger_view
 from agent.partner.account_view import AccountView
 from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
-from agent.secrets import register_secret
 
 ORDER_ATTEMPTS = 3  # orders sent for one host in one step, each only after a lookup found nothing
 PASSES = 4  # whole adopt-or-order passes per step when the account's answers get lost
 PASS_BACKOFF = (0.5, 1.0, 2.0)
-
-
-@dataclass(frozen=True)
-class LicenseGrant:
-    """The license a host gets; `key` (the activation key) is secret and registered as such."""
-
-    id: str
-    key: str | None = field(repr=False)
-    edition: str
-    period: str
-    action: str
-
-    def __post_init__(self) -> None:
-        if self.key:
-            register_secret(self.key, refuse_short=False)
-
-    def report(self) -> dict[str, str]:
-        return {"id": self.id, "edition": self.edition, "period": self.period, "action": self.action}
-
-
-LICENSE: StateKey[LicenseGrant] = StateKey("license", "the host's license and activation key (the license step)")
 
 
 @dataclass

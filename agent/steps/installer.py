@@ -15,7 +15,7 @@ from agent.installer.command import installer_command
 from agent.installer.messages import ALREADY_INSTALLED, DPKG_INTERRUPTED, FailureClass, classify_output, failure_line
 from agent.installer.settings import InstallSettings
 from agent.installer.state import INSTALL, INSTALLER_DIR
-from agent.licensing.ensure import LICENSE
+from agent.licensing.grant import LICENSE
 from agent.panel.hostprobe import PREFLIGHT, Preflight
 from agent.panel.mgrctl import MGRCTL
 from agent.runner.context import HostContext

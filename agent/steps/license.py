@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent.clock import UTC
-from agent.licensing.ensure import LICENSE, LicenseGrant, LicenseWork, account_near, ensure_license
+from agent.licensing.grant import LICENSE, LicenseGrant
 from agent.licensing.plan import WantedLicense, plan_for_host
-from agent.licensing.view import ledger_view, price_today
 from agent.panel.hostprobe import PREFLIGHT
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, changed, ok, step
@@ -34,6 +33,12 @@ def license_step(ctx: HostContext, params: NoParams) -> StepResult:
         prefix = str(key).split("-", 1)[0]
         grant = LicenseGrant(prefix if prefix.isdigit() else "", str(key), wanted.edition, wanted.period, "none")
         return _handed(ctx, grant, ok(f"activation key from the inventory (license {grant.id or 'unknown'})"))
+    # Here, not at the top: every playbook naming this step imports this module to check its
+    # parameters, and the ledger (SQLAlchemy) and the partner client (httpx) behind ensure_license
+    # cost ~0.3 s of a run's serial start. A host that runs the step loads them (an audit's first
+    # host does anyway, for the ledger), while the other hosts are already connecting.
+    from agent.licensing.ensure import LicenseWork, ensure_license
+
     settings = ctx.services.partner_settings(ctx.settings.account.partner)
     view = ctx.services.account_view(ctx.settings.account.partner)
     ledger = ctx.services.ledger(ctx.settings.account.ledger_location(ctx.state_dir))
@@ -78,6 +83,8 @@ def _dry_run(
     """The same plan ensure_license would carry out (from the run's view, as it is), priced at today's
     tier; nothing is ordered."""
     from agent.economics.program import load_program
+    from agent.licensing.ensure import account_near
+    from agent.licensing.view import ledger_view, price_today
 
     program = load_program(ctx.settings.account.program_location())
     known = ledger_view(ledger, wanted.host_name)

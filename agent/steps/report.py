@@ -8,7 +8,7 @@ account did not confirm is retried by the next run's `report` step on this host.
 from __future__ import annotations
 
 from agent.errors import PartnerError
-from agent.licensing.ensure import LICENSE
+from agent.licensing.grant import LICENSE
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, changed, ok, skipped, step
 from agent.stepkit.wanted import wanted_license

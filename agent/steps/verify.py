@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from agent.errors import StepFailed
 from agent.installer.state import INSTALL
-from agent.licensing.ensure import LICENSE
+from agent.licensing.grant import LICENSE
 from agent.panel.config import CONFIGURE_PENDING
 from agent.panel.listening import url_port
 from agent.panel.mgrctl import LICENSE_INFO, edition_of
