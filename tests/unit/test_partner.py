@@ -523,16 +523,21 @@ def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact
             return client.list()
         return client.order("lite", "monthly", f"198.51.100.{index // 2}", f"c{index}", f"r{index}")
 
-    with ThreadPoolExecutor(200) as pool:
-        results = list(pool.map(one, range(200)))
+    try:
+        with ThreadPoolExecutor(200) as pool:
+            results = list(pool.map(one, range(200)))
+    finally:
+        client.close()  # else its kept-alive connections hold the emulator's threads into the next test
     ids = results[0::2]
     assert len(set(ids)) == 100 and sorted(str(l["id"]) for l in emulator.store.licenses()) == sorted(ids)
-    assert client.calls == {"soft.order.param": 100, "soft": 100}
+    assert all(isinstance(listed, list) for listed in results[1::2])
+    # An order is sent once, whatever happens; a list (a read) that met a timeout under this load is
+    # sent again, as it should be: only orders are counted exactly.
+    assert client.calls["soft.order.param"] == 100 and client.calls["soft"] >= 100 and len(client.calls) == 2
     assert (
         before - emulator.store.account("lab-partner@example.com")["balance_cents"]
         == 100 * TARIFFS["55227"].monthly_cents
     )
-    client.close()
 
 
 def test_credentials_in_the_api_url_are_used_and_never_kept_in_the_url(monkeypatch):
