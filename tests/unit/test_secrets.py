@@ -132,3 +132,15 @@ def test_printable_keeps_lines_and_tabs_and_escapes_every_other_control(text):
     )
     assert "\x1b" not in out and "\r" not in out
     assert "\n" not in printable(text, one_line=True)
+
+
+@given(st.text(), st.booleans(), st.booleans())
+@settings(max_examples=300)
+def test_printable_text_kept_whole_reads_as_escaping_each_character_would(text, one_line, backslashes):
+    """The fast path (all printable: returned as is) gives what the character-by-character escape gives."""
+    from agent.secrets import _escaped
+
+    each = mask(text).replace("\\", "\\\\") if backslashes else mask(text)
+    assert printable(text, one_line=one_line, backslashes=backslashes) == "".join(
+        _escaped(char, one_line) for char in each
+    )
