@@ -61,18 +61,29 @@ class KnownHosts:
     def __init__(self, path: Path | None, policy: str = "strict") -> None:
         self.path = path
         self.policy = policy
-        self._keys = paramiko.HostKeys()
         self._lock = threading.Lock()
+        # Host name -> key type -> key. paramiko's HostKeys reads every entry for each lookup (and
+        # for each line it loads): with a thousand hosts, a millisecond a host and a second to load.
+        # A file with hashed names (`|1|...`, which only an HMAC per entry can match) keeps paramiko's.
+        self._by_name: dict[str, dict[str, paramiko.PKey]] = {}
+        self._hashed: paramiko.HostKeys | None = None
         if path is not None and path.exists():
             try:
-                self._keys.load(str(path))
+                entries = _entries(path)
+                if any(name.startswith("|1|") for entry in entries for name in entry.hostnames):
+                    self._hashed = paramiko.HostKeys(str(path))
+                for entry in entries:
+                    for name in entry.hostnames:  # the first key of a type wins, as in paramiko's lookup
+                        self._by_name.setdefault(name, {}).setdefault(entry.key.get_name(), entry.key)
             except (OSError, paramiko.SSHException) as error:
                 raise InputError(f"{path}: cannot read known_hosts: {error}") from None
 
     def keys_for(self, name: str) -> dict[str, paramiko.PKey]:
         with self._lock:
-            found = self._keys.lookup(name)
-            return dict(found) if found else {}
+            if self._hashed is not None:
+                found = self._hashed.lookup(name)
+                return dict(found) if found else {}
+            return dict(self._by_name.get(name, {}))
 
     def missing_key_policy(self) -> paramiko.MissingHostKeyPolicy:
         return _AcceptNew(self) if self.policy == "accept-new" else _RefuseUnknown(self)
@@ -93,7 +104,9 @@ class KnownHosts:
     def remember(self, name: str, key: paramiko.PKey) -> None:
         """Record a first-seen key in memory and append it to the file (accept-new only)."""
         with self._lock:
-            self._keys.add(name, key.get_name(), key)
+            self._by_name.setdefault(name, {})[key.get_name()] = key
+            if self._hashed is not None:
+                self._hashed.add(name, key.get_name(), key)
             if self.path is None:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +117,29 @@ class KnownHosts:
                 os.write(fd, line.encode())
             finally:
                 os.close(fd)
+
+
+def _entries(path: Path) -> list[paramiko.hostkeys.HostKeyEntry]:
+    """The file's entries, read line by line as paramiko's HostKeys.load reads them: a line it
+    cannot parse, or with a key type it does not know, is passed over; a key that is not base64
+    is refused."""
+    entries = []
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+            except paramiko.SSHException:
+                continue
+            except paramiko.hostkeys.InvalidHostKey:  # paramiko's load raises it too
+                raise InputError(
+                    f"{path}: line {number}: the key is not valid base64; fix or delete the line"
+                ) from None
+            if entry is not None and entry.key is not None:
+                entries.append(entry)
+    return entries
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
