@@ -172,7 +172,11 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
 def printable(text: str, *, one_line: bool = False, backslashes: bool = False) -> str:
     """`text` safe for a terminal and a line-based log: masked, control and format characters
     (escape sequences, bidi overrides) written as escapes; with `one_line`, line breaks too."""
-    text = mask(text)
+    return escape_controls(mask(text), one_line=one_line, backslashes=backslashes)
+
+
+def escape_controls(text: str, *, one_line: bool = False, backslashes: bool = False) -> str:
+    """printable() of a text already masked (a line of a masked block: the host log)."""
     if backslashes:
         text = text.replace("\\", "\\\\")
     if text.isprintable():  # the common line, kept whole: escaping char by char cost ~1 ms per host of a run

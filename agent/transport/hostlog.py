@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.errors import StateDirError
-from agent.secrets import mask, printable
+from agent.secrets import escape_controls, mask
 from agent.statedir import open_appending
 
 
@@ -29,7 +29,7 @@ class HostLog:
             return
         stamp = time.strftime("%H:%M:%S")
         # Escaped as on the terminal: `cat` or `tail -f` of a log must not run a host's escape sequences.
-        lines = [f"{stamp} {kind} {printable(line)}" for line in mask(text).rstrip("\n").split("\n")]
+        lines = [f"{stamp} {kind} {escape_controls(line)}" for line in mask(text).rstrip("\n").split("\n")]
         block = "\n".join(lines) + "\n"
         with self._lock:
             if self._file is not None:
