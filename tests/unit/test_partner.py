@@ -725,3 +725,33 @@ def test_every_operation_of_the_table_called_by_the_client_gets_its_reply_shape_
         value = client.call(operation, **sent)
         assert SHAPE_CHECKS[operation.reply](value), (operation.name, value)
     assert sum(client.calls.values()) == len(OPERATIONS) + 1  # the setup's order, then one call each: no retry
+
+
+def _plain_as_before(value):
+    """replies._plain before its fast path for field values: one recursive call per value."""
+    if isinstance(value, list):
+        return [_plain_as_before(item) for item in value]
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    if "$" in value and all(k == "$" or k.startswith("$") for k in value):
+        return str(value["$"])
+    if set(value) == {"v"}:
+        return str(value["v"])
+    return {key: _plain_as_before(item) for key, item in value.items()}
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["$", "$a", "v", "id", "ip", "elem"]), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["elem", "model", "id", "$", "v", "doc"]), _json_values, max_size=5))
+def test_a_json_reply_reads_as_it_did_before_the_fast_path_for_fields(document):
+    from agent.partner.replies import _plain
+
+    assert _plain(document) == _plain_as_before(document)
