@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from agent.hostsettings import HostSettings
 from agent.hoststate import HostState, StateKey
@@ -16,6 +16,16 @@ from agent.transport.hostlog import HostLog
 # How many steps that may change the host (not read_only) have started on it in this run, counted by
 # the runner: what a step read from the host is still current while this count has not moved.
 HOST_CHANGES: StateKey[int] = StateKey("host_changes", "steps that may change the host started so far (the runner)")
+
+
+class HostReading(Protocol):
+    """Something a step read from the host, with the host's HOST_CHANGES count at the time."""
+
+    @property
+    def host_changes(self) -> int: ...
+
+
+Reading = TypeVar("Reading", bound=HostReading)
 
 
 @dataclass
@@ -51,6 +61,10 @@ class HostContext:
         """How many steps that may change the host have started so far: what a step read from the host
         at this count is still current while the count stays the same."""
         return self.state.get(HOST_CHANGES, 0)
+
+    def still_current(self, reading: Reading | None) -> Reading | None:
+        """`reading` if no step that may change the host has started since it was taken, else None."""
+        return reading if reading is not None and reading.host_changes == self.host_changes() else None
 
     def host_may_change(self) -> None:
         """Count a step that may change the host, before it starts (it may fail halfway)."""

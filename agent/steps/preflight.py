@@ -58,7 +58,5 @@ def preflight(ctx: HostContext, params: NoParams) -> StepResult:
 def facts_ipv4(ctx: HostContext) -> str | None:
     """The primary IPv4 the facts step read in this run, if no step that may change the host has
     started since (an audit: facts, preflight, verify); None: the probe asks the host."""
-    reading = ctx.state.get(PRIMARY_IPV4)
-    if reading is None or reading.host_changes != ctx.host_changes():
-        return None
-    return reading.address
+    reading = ctx.still_current(ctx.state.get(PRIMARY_IPV4))
+    return reading.address if reading is not None else None

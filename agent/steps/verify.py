@@ -47,8 +47,8 @@ def license_checks(info: dict[str, str], expected_licid: str | None, edition: st
 def current_license_info(ctx: HostContext) -> dict[str, str] | None:
     """license.info as preflight read it in this run, if no step that may change the host has started
     since (an audit: facts, preflight, verify); None: ask the host again."""
-    reading = ctx.state.get(LICENSE_INFO)
-    if reading is None or reading.host_changes != ctx.host_changes():
+    reading = ctx.still_current(ctx.state.get(LICENSE_INFO))
+    if reading is None:
         return None
     ctx.log.write("|", "verify: license.info as preflight read it (no step has changed the host since)")
     return reading.info
