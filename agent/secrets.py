@@ -20,6 +20,7 @@ import json
 import re
 import threading
 import unicodedata
+from bisect import bisect_left
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -69,7 +70,11 @@ def too_short(text: str) -> str:
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_ordered: tuple[str, ...] = ()
+# Every form, longest first (a secret that contains another is masked whole), beside -len() of each
+# (ascending: where the forms short enough to fit in a text begin), as one value a reader takes
+# whole. A report lists thousands of short values (ids, dates, names) against hundreds of forms of
+# the account's keys: trying each form on each value was most of a large account's report time.
+_by_length: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
 
 
 def register_secret(value: object, *, refuse_short: bool = True) -> None:
@@ -80,7 +85,7 @@ def register_secret(value: object, *, refuse_short: bool = True) -> None:
     an outside system (a key the partner account issued) is not ours to refuse: `refuse_short=False`
     registers it as before (forms of at least 4 characters).
     """
-    global _ordered
+    global _by_length
     text = str(value) if value is not None else ""
     if not text:
         return
@@ -94,8 +99,8 @@ def register_secret(value: object, *, refuse_short: bool = True) -> None:
         if forms <= _secrets:
             return
         _secrets.update(forms)
-        # Longest first, so a secret that contains another is masked whole.
-        _ordered = tuple(sorted(_secrets, key=len, reverse=True))
+        ordered = tuple(sorted(_secrets, key=len, reverse=True))
+        _by_length = (ordered, tuple(-len(form) for form in ordered))
 
 
 def register_url_password(url: str) -> None:
@@ -123,14 +128,20 @@ def mask(text: str) -> str:
 
     Run ids and timestamps in it are left whole (a secret may not hold one: register_secret).
     """
-    if _ordered and _OURS.search(text):
+    ordered, negative_lengths = _by_length
+    if (not ordered or len(text) < -negative_lengths[-1]) and "://" not in text:
+        return text  # no form fits: a report's thousands of ids, dates and names cost one test each
+    if _OURS.search(text):
         parts = _OURS_SPLIT.split(text)  # odd indexes are the ids and times
         return "".join(part if index % 2 else _mask_secrets(part) for index, part in enumerate(parts))
     return _mask_secrets(text)
 
 
 def _mask_secrets(text: str) -> str:
-    for secret in _ordered:
+    ordered, negative_lengths = _by_length
+    # A form longer than the text is not in it, nor in it once masked (MASK is shorter than any form).
+    for index in range(bisect_left(negative_lengths, -len(text)), len(ordered)):
+        secret = ordered[index]
         if secret in text:
             text = text.replace(secret, MASK)
     if "://" in text:
@@ -145,7 +156,7 @@ def masked(data: Any) -> Any:
     Masking the data, not its JSON (or HTML, XML) text, also catches a secret that the encoding would
     escape, and never touches structure: keys, numbers and PLAIN_FIELDS (ids, times) stay as they are."""
     if isinstance(data, str):
-        return data if _OURS.fullmatch(data) else mask(data)
+        return mask(data)  # which keeps a run id or a timestamp whole
     if isinstance(data, dict):
         return {key: _masked_field(str(key).lower(), value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
@@ -199,7 +210,7 @@ def _escaped(char: str, one_line: bool) -> str:
 
 def forget_secrets() -> None:
     """Clear the registry (tests only)."""
-    global _ordered
+    global _by_length
     with _lock:
         _secrets.clear()
-        _ordered = ()
+        _by_length = ((), ())

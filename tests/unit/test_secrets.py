@@ -144,3 +144,32 @@ def test_printable_text_kept_whole_reads_as_escaping_each_character_would(text, 
     assert printable(text, one_line=one_line, backslashes=backslashes) == "".join(
         _escaped(char, one_line) for char in each
     )
+
+
+_SECRET_TEXT = st.text(alphabet="ab'\"\\ %é", min_size=1, max_size=10)
+
+
+@given(
+    st.lists(_SECRET_TEXT, min_size=1, max_size=6),
+    st.lists(st.one_of(st.integers(0, 5), _SECRET_TEXT), max_size=12),
+)
+@settings(max_examples=300, deadline=None)  # registering sorts every form: slow on a loaded machine
+def test_mask_tries_only_the_forms_that_fit_and_masks_as_trying_every_form_would(secrets, pieces):
+    """mask() skips the registered forms longer than the text; it masks what trying every form,
+    longest first, masks: texts of whole secrets, their fragments and their overlaps."""
+    import agent.secrets
+
+    for secret in secrets:
+        register_secret(secret, refuse_short=False)
+    text = "".join(secrets[piece % len(secrets)] if isinstance(piece, int) else piece for piece in pieces)
+    expected = text
+    for form in agent.secrets._by_length[0]:
+        if form in expected:
+            expected = expected.replace(form, "***")
+    assert mask(text) == expected
+    for start in range(len(text)):
+        fragment = text[start : start + 9]
+        every = fragment
+        for form in agent.secrets._by_length[0]:
+            every = every.replace(form, "***")
+        assert mask(fragment) == every
