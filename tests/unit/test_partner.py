@@ -540,6 +540,41 @@ def test_200_concurrent_calls_through_one_client_all_answered_no_duplicate_exact
     )
 
 
+def _connections_to(port: int) -> dict[str, int]:
+    """This machine's IPv4 TCP sockets whose far end is `port`, by state: the client's side of each
+    connection to a server on `port` (TIME_WAIT: closed by the client)."""
+    states = {"01": "established", "06": "time_wait"}
+    found = {"established": 0, "time_wait": 0, "other": 0}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].rsplit(":", 1)[1], 16) == port:
+            found[states.get(fields[3], "other")] += 1
+    return found
+
+
+def test_the_client_closes_no_connection_of_its_pool_before_it_is_closed(emulator):
+    """httpcore closes idle connections beyond max_keepalive_connections, and may close one it has
+    just handed to a call still waiting for it: an order sent, its answer read from a closed socket
+    (encode/httpcore#1110). The client keeps alive every connection its pool may open."""
+    client = _client(emulator)
+    port = int(emulator.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    closed_before = _connections_to(port)["time_wait"]
+    start = threading.Barrier(60)
+
+    def one(index: int):
+        start.wait()
+        return client.list()
+
+    try:
+        with ThreadPoolExecutor(60) as pool:
+            list(pool.map(one, range(60)))
+        connections = _connections_to(port)
+        assert connections["established"] > 20  # more than httpcore keeps by default: the path was open
+        assert connections["time_wait"] <= closed_before
+    finally:
+        client.close()
+
+
 def test_credentials_in_the_api_url_are_used_and_never_kept_in_the_url(monkeypatch):
     monkeypatch.delenv("ISPAGENT_PARTNER_AUTHINFO", raising=False)
     settings = settings_from_vars(
