@@ -69,10 +69,11 @@ Watcher = Callable[[Operation, dict[str, Any], Any, "PartnerError | None"], None
 
 
 # As many connections kept alive as the pool may hold. httpcore (1.0.9) closes an idle connection
-# once the pool holds more than max_keepalive_connections connections, idle or busy, and may close
-# one it has just handed to a request still waiting for it: that request then reads a closed socket
-# (EBADF), an order sent and its answer lost (encode/httpcore#1110). More than 100 hosts in the
-# license step at once (--forks 200) met it: 4 of 10 000 calls from 200 threads, 0 with these limits.
+# once the pool holds more than max_keepalive_connections connections (20 by default), idle or busy,
+# and may close one it has just handed to a request that has not started on it yet: that request
+# then reads a closed socket (EBADF), an order sent and its answer lost (encode/httpcore#1110). Any
+# run with more than 20 partner calls at once can meet it: 4 of 10 000 calls from 200 threads, 0 of
+# 20 000 with these limits.
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
