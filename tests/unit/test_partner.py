@@ -12,7 +12,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -557,7 +557,8 @@ def test_the_client_closes_no_connection_of_its_pool_before_it_is_closed(emulato
     just handed to a call still waiting for it: an order sent, its answer read from a closed socket
     (encode/httpcore#1110). The client keeps alive every connection its pool may open."""
     client = _client(emulator)
-    port = int(emulator.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    port = urlsplit(emulator.url).port
+    assert port is not None
     closed_before = _connections_to(port)["time_wait"]
     start = threading.Barrier(60)
 
