@@ -3,17 +3,21 @@ from any directory; a playbook is given by file or by a shipped playbook's name.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from agent import shipped
 from agent.cli.main import cli
 from agent.errors import InputError
 from agent.inventory import load_inventory
@@ -150,6 +154,34 @@ def test_in_a_checkout_the_shipped_files_are_the_checkouts_own():
     assert shipped_root() == REPO
     assert playbooks_dir() == REPO / "playbooks" and templates_dir() == REPO / "templates"
     assert playbook_names() == sorted(path.stem for path in (REPO / "playbooks").glob("*.yaml"))
+
+
+def test_hosts_asking_at_once_look_the_shipped_files_up_once(monkeypatch):
+    # A run's hosts first ask for the templates all at once (configure, verify): the first answer
+    # must serve them all, not be looked up again by every thread that asked before it came.
+    lookups = []
+    real = importlib.resources.files
+
+    def slow_files(anchor):
+        lookups.append(anchor)
+        time.sleep(0.05)
+        return real(anchor)
+
+    monkeypatch.setattr(shipped.importlib.resources, "files", slow_files)
+    shipped._shipped_root.cache_clear()
+    try:
+        start = threading.Barrier(20)
+        found: list[Path] = []
+        threads = [threading.Thread(target=lambda: (start.wait(), found.append(templates_dir()))) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        monkeypatch.undo()
+        shipped._shipped_root.cache_clear()
+    assert found == [REPO / "templates"] * 20
+    assert len(lookups) <= 2  # the data package, then the checkout beside the package: one lookup
 
 
 @pytest.mark.parametrize("given", ["install", "install.yaml"])
