@@ -21,6 +21,29 @@ from agent.transport.quoting import command_line
 MEMORY_KB_PROBE = (
     'while read -r key value unit; do [ "$key" = MemTotal: ] && memory_kb=$value && break; done < /proc/meminfo'
 )
+# The online CPUs, as many as /proc/cpuinfo has "processor" lines, counted from the kernel's cpulist
+# ("0-3,6"): the shell's `read` takes a byte per system call, and /proc/cpuinfo is about 1.2 KB per
+# CPU (150 KB on a 128-core server) and slow to read in a VM (measured on a lab host: 3.3 ms against
+# 0.4 ms). A list this does not recognise is left to the old count, so the answer is never a guess.
+CPU_COUNT_PROBE = r"""cpus=
+if { read -r online < /sys/devices/system/cpu/online; } 2>/dev/null; then
+  cpus=0
+  while [ -n "$online" ]; do
+    range=${online%%,*}
+    case $online in *,*) online=${online#*,};; *) online=;; esac
+    case $range in
+      *[!0-9-]*|-*|*-|*-*-*|0[0-9]*|*-0[0-9]*|'') cpus=; break;;  # no octal: a leading 0 is no kernel's
+      *-*) first=${range%-*} last=${range#*-}
+        [ "$last" -ge "$first" ] 2>/dev/null || { cpus=; break; }
+        cpus=$((cpus + last - first + 1));;
+      *) cpus=$((cpus + 1));;
+    esac
+  done
+fi
+if [ "${cpus:-0}" = 0 ]; then
+  cpus=0
+  while read -r key rest; do [ "$key" = processor ] && cpus=$((cpus + 1)); done < /proc/cpuinfo
+fi"""
 PRIMARY_IPV4_PROBE = r"""set -- $(ip -4 -o route get 1.1.1.1 2>/dev/null)
 while [ $# -gt 1 ] && [ "$1" != src ]; do shift; done
 ip4=${2:-}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from agent.panel.hostprobe import MEMORY_KB_PROBE, PRIMARY_IPV4, PRIMARY_IPV4_PROBE, Ipv4Reading
+from agent.panel.hostprobe import CPU_COUNT_PROBE, MEMORY_KB_PROBE, PRIMARY_IPV4, PRIMARY_IPV4_PROBE, Ipv4Reading
 from agent.runner.context import HostContext
 from agent.runner.registry import NoParams, StepResult, failed, ok, step
 
 # One shell script, one round trip: every fact as a `key=value` line. Shell builtins wherever
 # possible: at fleet scale the forks on the host are what this step costs.
-FACTS_SCRIPT = r"""
+FACTS_SCRIPT = (
+    r"""
 . /etc/os-release 2>/dev/null
 echo "os_id=${ID:-unknown}"
 echo "os_version=${VERSION_ID:-unknown}"
@@ -21,13 +22,15 @@ read -r kernel < /proc/sys/kernel/osrelease; echo "kernel=$kernel"
 echo "arch=$arch"
 __MEMORY__
 [ -n "${memory_kb:-}" ] && echo "memory_mb=$((memory_kb / 1024))"
-cpus=0
-while read -r key rest; do [ "$key" = processor ] && cpus=$((cpus + 1)); done < /proc/cpuinfo
+__CPUS__
 echo "cpus=$cpus"
 __IPV4__
 echo "primary_ipv4=$ip4"
 echo "user=${USER:-$(id -un)}"
-""".replace("__MEMORY__", MEMORY_KB_PROBE).replace("__IPV4__", PRIMARY_IPV4_PROBE)
+""".replace("__MEMORY__", MEMORY_KB_PROBE)
+    .replace("__CPUS__", CPU_COUNT_PROBE)
+    .replace("__IPV4__", PRIMARY_IPV4_PROBE)
+)
 
 _INTEGERS = ("memory_mb", "cpus")
 

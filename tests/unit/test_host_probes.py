@@ -7,14 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from agent.panel.hostprobe import gather_script, license_info_read, parse_host_facts
+from agent.panel.hostprobe import CPU_COUNT_PROBE, gather_script, license_info_read, parse_host_facts
 from agent.panel.panelprobe import panel_probe_script, parse_panel_probe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,3 +207,73 @@ def test_python_mgrctl_answers_license_info_without_site_or_unneeded_modules(tmp
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "json" in imported
     assert not imported & {"site", "subprocess", "signal"}, imported  # subprocess only for restarts
+
+
+ONLINE_CPUS = "/sys/devices/system/cpu/online"
+# What the kernel writes there: ranges and single ids, comma-separated, no leading zeros.
+_CPULIST = re.compile(r"(0|[1-9][0-9]*)(-(0|[1-9][0-9]*))?(,(0|[1-9][0-9]*)(-(0|[1-9][0-9]*))?)*")
+
+
+def processor_lines() -> int:
+    return sum(
+        1 for line in Path("/proc/cpuinfo").read_text().splitlines() if line.split(":")[0].strip() == "processor"
+    )
+
+
+def cpulist(cpus: set[int]) -> str:
+    """`cpus` written as the kernel writes a cpulist: runs of consecutive ids as FIRST-LAST."""
+    runs: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if runs and runs[-1][1] == cpu - 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def expected_cpus(text: str) -> int:
+    """The count a well-formed cpulist gives; for anything else, the /proc/cpuinfo count."""
+    if not _CPULIST.fullmatch(text):
+        return processor_lines()
+    total = 0
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        if last and int(last) < int(first):
+            return processor_lines()
+        total += int(last or first) - int(first) + 1
+    return total or processor_lines()
+
+
+def cpus_counted(tmp_path: Path, online: str | None) -> tuple[int, int]:
+    """(processes the probe started, the count it printed), with `online` as the kernel's cpulist."""
+    setup = ":"
+    if online is not None:
+        (tmp_path / "online").write_text(online + "\n")
+        setup = f"mount --bind {tmp_path / 'online'} {ONLINE_CPUS}"
+    processes, out = run_counted(CPU_COUNT_PROBE + '\necho "cpus=$cpus"', tmp_path / "out", setup)
+    return processes, int(out.split("cpus=")[-1])
+
+
+def test_cpu_count_probe_counts_this_machines_online_cpus_with_its_shell_only(tmp_path: Path):
+    assert cpus_counted(tmp_path, None) == (1, processor_lines())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sets(st.integers(min_value=0, max_value=4095), min_size=1, max_size=80))
+def test_cpu_count_probe_reads_any_cpulist_the_kernel_writes(tmp_path: Path, cpus: set[int]):
+    assert cpus_counted(tmp_path, cpulist(cpus))[1] == len(cpus)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet="0123456789-, x", max_size=16))
+@example("")
+@example("3-1")
+@example("08-09")
+@example("0-1-2")
+@example("0,,1")
+@example("99999999999999999999999-1")
+def test_cpu_count_probe_leaves_a_list_it_does_not_recognise_to_proc_cpuinfo(tmp_path: Path, online: str):
+    """Any other text (a mutation of the kernel's list) gives the /proc/cpuinfo count, never a guess or an error."""
+    processes, counted = cpus_counted(tmp_path, online)
+    assert counted == expected_cpus(online.strip())
+    assert processes == 1
