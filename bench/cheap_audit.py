@@ -6,8 +6,11 @@
    (installed once by install.yaml first, untimed), for each N of --audit-sizes (the issue: <= 5 s at
    100, <= 60 s at 1 000). Per run: wall, the run's CPU (wait4), the machine's CPU in that time (the
    hosts' sshd and probes too), load, drifted/clean counts from the report, the audit steps' median
-   duration per host, and the processes started on three sampled hosts (ns_last_pid). --baseline
-   interleaves the runs of another source tree (the code before a change) on the same lab.
+   duration per host, and the processes started on three sampled hosts (ns_last_pid). Each audit is
+   interleaved with its floor (bench/audit_floor.py: the same probes on paramiko directly, the same
+   hosts at once), and the median ratio audit/floor is printed: a figure that does not move with the
+   machine's speed, as the wall time does. --baseline interleaves the runs of another source tree
+   (the code before a change) on the same lab.
 
     flock /tmp/ispagent-lab.lock .venv/bin/python bench/cheap_audit.py [--audit-sizes 100,1000]
         [--race-sizes 50,100] [--repeat 5] [--skip race,single]
@@ -103,6 +106,41 @@ def first_hosts_inventory(lab: Lab, size: int, work: Path) -> Path:
     return path
 
 
+def audit_floor_spec(lab: Lab, inventory: Path, size: int, forks: int, work: Path) -> Path:
+    """The spec bench/audit_floor.py runs: the first `size` hosts, `forks` at once, and the very
+    programs the audit sends them (preflight's as given facts' address, verify's as given preflight's
+    license.info, as in a clean audit)."""
+    from audit_floor import IPV4_MARK
+
+    from agent.panel.hostprobe import gather_script
+    from agent.panel.panelprobe import panel_probe_script
+    from agent.runner.plan import RunOptions, RunPlan
+    from agent.stepkit.panelfiles import CALLS_DEST, IHTTPD_DEST, OPTIONS_DEST
+    from agent.steps.facts import FACTS_SCRIPT
+
+    plan = RunPlan.from_files(REPO / "playbooks" / "reprovision.yaml", inventory, RunOptions(state_dir=work))
+    repository = plan.settings[plan.hosts[0].name].install.repository_url
+    spec = {
+        "hosts": [host.address for host in plan.hosts][:size],
+        "forks": forks,
+        "key": str(lab.identity_file),
+        "known_hosts": str(lab.known_hosts_path),
+        "facts": FACTS_SCRIPT,
+        "preflight": gather_script(repository, primary_ipv4=IPV4_MARK),
+        "verify": panel_probe_script([OPTIONS_DEST, IHTTPD_DEST, CALLS_DEST], license_info=False),
+    }
+    path = work / f"audit-floor-{size}.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def audit_floor_run(spec: Path) -> dict:
+    """One run of the floor in a fresh process, timed from outside as the audit is."""
+    argv = [sys.executable, str(REPO / "bench" / "audit_floor.py"), str(spec)]
+    wall, cpu, machine, code, tail = race.timed_run(argv, dict(os.environ), REPO)
+    return {"wall": wall, "cpu": cpu, "machine": machine, "exit": code, "tail": tail}
+
+
 def audit(
     sizes: list[int],
     repeat: int,
@@ -135,12 +173,13 @@ def audit(
                 if done["exit"] != 0:
                     raise SystemExit(f"install failed:\n{done['tail']}")
                 installed = size
-            walls = []
+            forks = min(size, audit_forks or size)
+            floor_spec = audit_floor_spec(lab, inventory, size, forks, work)
+            walls, ratios = [], []
             for repetition in range(repeat):
                 before = load()
                 sample = [f"h{index}" for index in sorted({1, size // 2, size})]
                 started = {name: pids_started(lab, name) for name in sample}
-                forks = min(size, audit_forks or size)
                 done = ispagent_run(
                     REPO / "playbooks" / "reprovision.yaml", inventory, forks, state, work, "--only-drifted"
                 )
@@ -163,8 +202,17 @@ def audit(
                 )
                 processes = {name: last_pid(lab, name) - started[name][1] - started[name][0] for name in sample}
                 print(f"    processes started on {', '.join(sample)} (sshd's own included): {processes}", flush=True)
+                floor = audit_floor_run(floor_spec)
+                print(
+                    f"  {size} hosts, rep {repetition + 1}: floor (paramiko, the same probes) {floor['wall']:6.2f} s wall "
+                    f"{floor['cpu']:6.2f} s CPU {floor['machine']:6.2f} s machine CPU; exit {floor['exit']}"
+                    + (f"\n{floor['tail']}" if floor["exit"] else ""),
+                    flush=True,
+                )
                 if done["exit"] == 0:
                     walls.append(done["wall"])
+                    if floor["exit"] == 0:
+                        ratios.append(done["wall"] / floor["wall"])
                 if baseline:
                     before = load()
                     done = ispagent_run(
@@ -186,7 +234,8 @@ def audit(
             if walls:
                 print(
                     f"{size} hosts: --only-drifted median {statistics.median(walls):.2f} s over {len(walls)} runs "
-                    f"({os.cpu_count()} CPUs)\n",
+                    f"({os.cpu_count()} CPUs); audit/floor median {statistics.median(ratios):.2f}x "
+                    f"(each: {', '.join(f'{ratio:.2f}' for ratio in ratios)})\n",
                     flush=True,
                 )
     finally:

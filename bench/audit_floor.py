@@ -1,0 +1,93 @@
+"""Benchmark helper (not a test): the nightly audit's floor, the audit's own host work done on paramiko directly.
+
+Per host (`forks` at once, each in a thread of its own): one connection, then the three probe programs the audit sends
+(facts, preflight given facts' address, verify given preflight's license.info), each by
+exec_command on a session of its own, and their answers read. No ispagent module is imported here:
+bench/cheap_audit.py writes the programs into the spec file, so this process costs what paramiko
+and the host's work cost, and nothing of ispagent's.
+
+    python bench/audit_floor.py SPEC.json    # {"hosts", "forks", "key", "known_hosts", "facts", "preflight", "verify"}
+
+The preflight program holds IPV4_MARK where it takes facts' address (quoted), as the audit's does.
+Exit 1 and a line per host if any host failed or answered differently from a clean audit.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import paramiko
+
+IPV4_MARK = "ispagent-floor-primary-ipv4"
+
+
+def run(client: paramiko.SSHClient, script: str) -> str:
+    channel = client.get_transport().open_session()
+    channel.exec_command(script)
+    out = channel.makefile("rb").read().decode()
+    status = channel.recv_exit_status()
+    channel.close()
+    if status != 0:
+        raise RuntimeError(f"a probe exited {status}")
+    return out
+
+
+def audit_host(spec: dict, key: paramiko.PKey, address: str) -> None:
+    client = paramiko.SSHClient()
+    client.load_host_keys(spec["known_hosts"])
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    host, _, port = address.partition(":")
+    sock = socket.create_connection((host, int(port or 22)), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.connect(
+        host, port=int(port or 22), username="root", pkey=key, sock=sock, look_for_keys=False, allow_agent=False
+    )
+    try:
+        facts = run(client, spec["facts"])
+        ipv4 = next(line[13:] for line in facts.splitlines() if line.startswith("primary_ipv4="))
+        preflight = run(client, spec["preflight"].replace(IPV4_MARK, ipv4))
+        if "probe=short" not in preflight.splitlines():
+            raise RuntimeError("preflight judged the host: not a clean, installed one")
+        if "probe=done" not in run(client, spec["verify"]).splitlines():
+            raise RuntimeError("verify's probe was cut short")
+    finally:
+        client.close()
+
+
+def main() -> int:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    key = paramiko.Ed25519Key.from_private_key_file(spec["key"])
+    failures: list[str] = []
+
+    def one_host(address: str) -> None:
+        try:
+            audit_host(spec, key, address)
+        except Exception as error:  # noqa: BLE001 - reported and counted
+            failures.append(f"{address}: {error}")
+
+    todo = list(reversed(spec["hosts"]))
+
+    def worker() -> None:  # `forks` hosts at once, as the audit's --forks
+        while todo:
+            try:
+                address = todo.pop()
+            except IndexError:
+                return
+            one_host(address)
+
+    threads = [threading.Thread(target=worker) for _ in range(min(spec["forks"], len(todo)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for failure in failures:
+        print(failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
