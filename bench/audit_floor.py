@@ -1,8 +1,8 @@
 """Benchmark helper (not a test): the nightly audit's floor, the audit's own host work done on paramiko directly.
 
-Per host (`forks` at once, each in a thread of its own): one connection, then the three probe programs the audit sends
-(facts, preflight given facts' address, verify given preflight's license.info), each by
-exec_command on a session of its own, and their answers read. No ispagent module is imported here:
+Per host (`forks` at once, each in a thread of its own): one connection (bench/floor_client.py),
+then the three probe programs the audit sends (facts, preflight given facts' address, verify given
+preflight's license.info), each by exec_command on a session of its own, and their answers read. No ispagent module is imported here:
 bench/cheap_audit.py writes the programs into the spec file, so this process costs what paramiko
 and the host's work cost, and nothing of ispagent's.
 
@@ -15,12 +15,12 @@ Exit 1 and a line per host if any host failed or answered differently from a cle
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 from pathlib import Path
 
 import paramiko
+from floor_client import connect, known_host_keys
 
 IPV4_MARK = "ispagent-floor-primary-ipv4"
 
@@ -36,16 +36,8 @@ def run(client: paramiko.SSHClient, script: str) -> str:
     return out
 
 
-def audit_host(spec: dict, key: paramiko.PKey, address: str) -> None:
-    client = paramiko.SSHClient()
-    client.load_host_keys(spec["known_hosts"])
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    host, _, port = address.partition(":")
-    sock = socket.create_connection((host, int(port or 22)), timeout=30)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    client.connect(
-        host, port=int(port or 22), username="root", pkey=key, sock=sock, look_for_keys=False, allow_agent=False
-    )
+def audit_host(known: dict[str, list[paramiko.PKey]], spec: dict, key: paramiko.PKey, address: str) -> None:
+    client = connect(known, key, address)
     try:
         facts = run(client, spec["facts"])
         ipv4 = next(line[13:] for line in facts.splitlines() if line.startswith("primary_ipv4="))
@@ -61,11 +53,12 @@ def audit_host(spec: dict, key: paramiko.PKey, address: str) -> None:
 def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text())
     key = paramiko.Ed25519Key.from_private_key_file(spec["key"])
+    known = known_host_keys(spec["known_hosts"])
     failures: list[str] = []
 
     def one_host(address: str) -> None:
         try:
-            audit_host(spec, key, address)
+            audit_host(known, spec, key, address)
         except Exception as error:  # noqa: BLE001 - reported and counted
             failures.append(f"{address}: {error}")
 

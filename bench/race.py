@@ -235,13 +235,14 @@ def timed_run(argv: list[str], env: dict, cwd: Path) -> tuple[float, float, floa
 
 def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
     import io
-    import socket
 
     import jinja2
     import paramiko
+    from floor_client import connect, known_host_keys
 
     spec = json.loads(hosts_file.read_text())
     key = paramiko.Ed25519Key.from_private_key_file(spec["key"])
+    known = known_host_keys(spec["known_hosts"])
     data, text = motd.read_bytes(), jinja2.Template(template.read_text()).render(greeting="hello").encode()
     target = f"{os.environ.get('RACE_ROOT', '/srv/race')}/{token}"
     failures: list[str] = []
@@ -257,22 +258,7 @@ def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
 
     def one_host(address: str) -> None:
         try:
-            client = paramiko.SSHClient()
-            client.load_host_keys(spec["known_hosts"])
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            host, _, port = address.partition(":")  # "address" or "address:port"
-            sock = socket.create_connection((host, int(port or 22)), timeout=30)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client.connect(
-                host,
-                port=int(port or 22),
-                username="root",
-                pkey=key,
-                sock=sock,
-                look_for_keys=False,
-                allow_agent=False,
-                timeout=30,
-            )
+            client = connect(known, key, address)
             run(client, f"mkdir -p {target} && hostname")
             sftp = client.open_sftp()
             sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
