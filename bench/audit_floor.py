@@ -16,35 +16,23 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from pathlib import Path
 
 import paramiko
-from floor_client import connect, known_host_keys
+from floor_client import connect, known_host_keys, on_every_host, output_of
 
 IPV4_MARK = "ispagent-floor-primary-ipv4"
-
-
-def run(client: paramiko.SSHClient, script: str) -> str:
-    channel = client.get_transport().open_session()
-    channel.exec_command(script)
-    out = channel.makefile("rb").read().decode()
-    status = channel.recv_exit_status()
-    channel.close()
-    if status != 0:
-        raise RuntimeError(f"a probe exited {status}")
-    return out
 
 
 def audit_host(known: dict[str, list[paramiko.PKey]], spec: dict, key: paramiko.PKey, address: str) -> None:
     client = connect(known, key, address)
     try:
-        facts = run(client, spec["facts"])
+        facts = output_of(client, spec["facts"])
         ipv4 = next(line[13:] for line in facts.splitlines() if line.startswith("primary_ipv4="))
-        preflight = run(client, spec["preflight"].replace(IPV4_MARK, ipv4))
+        preflight = output_of(client, spec["preflight"].replace(IPV4_MARK, ipv4))
         if "probe=short" not in preflight.splitlines():
             raise RuntimeError("preflight judged the host: not a clean, installed one")
-        if "probe=done" not in run(client, spec["verify"]).splitlines():
+        if "probe=done" not in output_of(client, spec["verify"]).splitlines():
             raise RuntimeError("verify's probe was cut short")
     finally:
         client.close()
@@ -54,32 +42,7 @@ def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text())
     key = paramiko.Ed25519Key.from_private_key_file(spec["key"])
     known = known_host_keys(spec["known_hosts"])
-    failures: list[str] = []
-
-    def one_host(address: str) -> None:
-        try:
-            audit_host(known, spec, key, address)
-        except Exception as error:  # noqa: BLE001 - reported and counted
-            failures.append(f"{address}: {error}")
-
-    todo = list(reversed(spec["hosts"]))
-
-    def worker() -> None:  # `forks` hosts at once, as the audit's --forks
-        while todo:
-            try:
-                address = todo.pop()
-            except IndexError:
-                return
-            one_host(address)
-
-    threads = [threading.Thread(target=worker) for _ in range(min(spec["forks"], len(todo)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for failure in failures:
-        print(failure)
-    return 1 if failures else 0
+    return on_every_host(spec["hosts"], lambda address: audit_host(known, spec, key, address), spec["forks"])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ pay that square of the file on every host (minutes in all at a thousand hosts).
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import paramiko
@@ -47,3 +49,41 @@ def connect(known: dict[str, list[paramiko.PKey]], key: paramiko.PKey, address: 
         timeout=30,
     )
     return client
+
+
+def output_of(client: paramiko.SSHClient, line: str) -> str:
+    """What `line` printed, run on a session of its own; RuntimeError if it exited non-zero."""
+    channel = client.get_transport().open_session()
+    channel.exec_command(line)
+    out = channel.makefile("rb").read().decode()
+    status = channel.recv_exit_status()
+    channel.close()
+    if status != 0:
+        raise RuntimeError(f"{line.strip().splitlines()[0][:60]}: exit {status}")
+    return out
+
+
+def on_every_host(addresses: Sequence[str], job: Callable[[str], None], forks: int) -> int:
+    """`job(address)` for each address, `forks` at once, a thread each; every failure printed.
+    The exit code: 1 if any host failed."""
+    todo, failures = list(reversed(addresses)), []
+
+    def worker() -> None:
+        while True:
+            try:
+                address = todo.pop()
+            except IndexError:
+                return
+            try:
+                job(address)
+            except Exception as error:  # noqa: BLE001 - reported and counted
+                failures.append(f"{address}: {error}")
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, min(forks, len(todo))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for failure in failures:
+        print(failure)
+    return 1 if failures else 0

@@ -238,46 +238,26 @@ def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
 
     import jinja2
     import paramiko
-    from floor_client import connect, known_host_keys
+    from floor_client import connect, known_host_keys, on_every_host, output_of
 
     spec = json.loads(hosts_file.read_text())
     key = paramiko.Ed25519Key.from_private_key_file(spec["key"])
     known = known_host_keys(spec["known_hosts"])
     data, text = motd.read_bytes(), jinja2.Template(template.read_text()).render(greeting="hello").encode()
     target = f"{os.environ.get('RACE_ROOT', '/srv/race')}/{token}"
-    failures: list[str] = []
-
-    def run(client: paramiko.SSHClient, line: str) -> bytes:
-        channel = client.get_transport().open_session()
-        channel.exec_command(line)
-        out = channel.makefile("rb").read()
-        if channel.recv_exit_status() != 0:
-            raise RuntimeError(f"{line}: exit {channel.recv_exit_status()}")
-        channel.close()
-        return out
 
     def one_host(address: str) -> None:
-        try:
-            client = connect(known, key, address)
-            run(client, f"mkdir -p {target} && hostname")
-            sftp = client.open_sftp()
-            sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
-            sftp.chmod(f"{target}/motd", 0o640)
-            sftp.putfo(io.BytesIO(text), f"{target}/hello.conf", confirm=False)
-            sftp.close()
-            run(client, f"sha256sum {target}/hello.conf > {target}/hello.sum")
-            client.close()
-        except Exception as error:  # noqa: BLE001 - reported and counted
-            failures.append(f"{address}: {error}")
+        client = connect(known, key, address)
+        output_of(client, f"mkdir -p {target} && hostname")
+        sftp = client.open_sftp()
+        sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
+        sftp.chmod(f"{target}/motd", 0o640)
+        sftp.putfo(io.BytesIO(text), f"{target}/hello.conf", confirm=False)
+        sftp.close()
+        output_of(client, f"sha256sum {target}/hello.conf > {target}/hello.sum")
+        client.close()
 
-    threads = [threading.Thread(target=one_host, args=(address,)) for address in spec["hosts"]]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for failure in failures:
-        print(failure)
-    return 1 if failures else 0
+    return on_every_host(spec["hosts"], one_host, forks=len(spec["hosts"]))  # every host at once
 
 
 # -- the race ---------------------------------------------------------------------------------
