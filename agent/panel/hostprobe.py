@@ -28,6 +28,7 @@ MEMORY_KB_PROBE = (
 CPU_COUNT_PROBE = r"""cpus=
 if { read -r online < /sys/devices/system/cpu/online; } 2>/dev/null; then
   cpus=0
+  case $online in ,*|*,) online=;; esac  # an empty first or last range: not a kernel's list
   while [ -n "$online" ]; do
     range=${online%%,*}
     case $online in *,*) online=${online#*,};; *) online=;; esac

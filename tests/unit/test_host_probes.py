@@ -271,6 +271,8 @@ def test_cpu_count_probe_reads_any_cpulist_the_kernel_writes(tmp_path: Path, cpu
 @example("08-09")
 @example("0-1-2")
 @example("0,,1")
+@example("0,")
+@example(",0")
 @example("99999999999999999999999-1")
 def test_cpu_count_probe_leaves_a_list_it_does_not_recognise_to_proc_cpuinfo(tmp_path: Path, online: str):
     """Any other text (a mutation of the kernel's list) gives the /proc/cpuinfo count, never a guess or an error."""
