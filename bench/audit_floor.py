@@ -2,9 +2,9 @@
 
 Per host (`forks` at once, each in a thread of its own): one connection (bench/floor_client.py),
 then the three probe programs the audit sends (facts, preflight given facts' address, verify given
-preflight's license.info), each by exec_command on a session of its own, and their answers read. No ispagent module is imported here:
-bench/cheap_audit.py writes the programs into the spec file, so this process costs what paramiko
-and the host's work cost, and nothing of ispagent's.
+preflight's license.info), each by exec_command on a session of its own, and their answers read.
+No ispagent module is imported here: bench/cheap_audit.py writes the programs into the spec file,
+so this process costs what paramiko and the host's work cost, and nothing of ispagent's.
 
     python bench/audit_floor.py SPEC.json    # {"hosts", "forks", "key", "known_hosts", "facts", "preflight", "verify"}
 

@@ -121,7 +121,7 @@ def audit_floor_spec(lab: Lab, inventory: Path, size: int, forks: int, work: Pat
     plan = RunPlan.from_files(REPO / "playbooks" / "reprovision.yaml", inventory, RunOptions(state_dir=work))
     repository = plan.settings[plan.hosts[0].name].install.repository_url
     spec = {
-        "hosts": [host.address for host in plan.hosts][:size],
+        "hosts": [host.address for host in plan.hosts],  # the inventory holds the first `size` only
         "forks": forks,
         "key": str(lab.identity_file),
         "known_hosts": str(lab.known_hosts_path),
@@ -234,8 +234,14 @@ def audit(
             if walls:
                 print(
                     f"{size} hosts: --only-drifted median {statistics.median(walls):.2f} s over {len(walls)} runs "
-                    f"({os.cpu_count()} CPUs); audit/floor median {statistics.median(ratios):.2f}x "
-                    f"(each: {', '.join(f'{ratio:.2f}' for ratio in ratios)})\n",
+                    f"({os.cpu_count()} CPUs)"
+                    + (
+                        f"; audit/floor median {statistics.median(ratios):.2f}x "
+                        f"(each: {', '.join(f'{ratio:.2f}' for ratio in ratios)})"
+                        if ratios
+                        else "; no floor run ended well"
+                    )
+                    + "\n",
                     flush=True,
                 )
     finally:

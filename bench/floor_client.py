@@ -1,5 +1,6 @@
-"""Benchmark helper (not a test): how the floors (bench/race.py's, bench/audit_floor.py) connect, on
-paramiko alone, as a person writing the job on paramiko would, imports no ispagent module.
+"""Benchmark helper (not a test): how the floors (bench/race.py's, bench/audit_floor.py) connect and
+run their hosts, on paramiko alone, as a person writing the job on paramiko would. It imports no
+ispagent module.
 
 known_hosts is read once per process and each client is given its host's keys: paramiko's own
 `load_host_keys` compares each line with every line before it, and done per host it made a floor
