@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,9 @@ from agent.ledger import schema
 from agent.ledger.billing import BillingBook, BillingEvent
 from agent.ledger.database import LOCK_WAIT_SECONDS, LedgerDatabase, utc_now, utc_today
 from agent.secrets import mask
+
+# Ids bound in one `IN (...)` (SQLite allows 32 766 variables a statement, older builds 999).
+IDS_PER_QUERY = 900
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,11 @@ class LicenseLedger:
         rows = self.db.rows(select(schema.hosts).order_by(schema.hosts.c.name))
         return [LedgerHost(r["name"], r["remoteid"], r["address"], r["fqdn"]) for r in rows]
 
+    def known_host(self, name: str) -> LedgerHost | None:
+        """The ledger's record of host `name`, if it has seen it (read only: `host` creates it)."""
+        rows = self.db.rows(select(schema.hosts).where(schema.hosts.c.name == name))
+        return LedgerHost(rows[0]["name"], rows[0]["remoteid"], rows[0]["address"], rows[0]["fqdn"]) if rows else None
+
     # -- licenses --------------------------------------------------------------------------
 
     def license_of_host(self, host_name: str) -> LedgerLicense | None:
@@ -147,6 +155,22 @@ class LicenseLedger:
             .order_by(lic.c.updated_at.desc())
         )
         return _license(rows[0]) if rows else None
+
+    def held_elsewhere(self, license_ids: Iterable[str], host_name: str) -> frozenset[str]:
+        """Those of `license_ids` that the ledger gives to a host other than `host_name`."""
+        lic, ids = schema.licenses, sorted(set(license_ids))
+        taken: set[str] = set()
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            rows = self.db.rows(
+                select(lic.c.id).where(
+                    lic.c.id.in_(ids[start : start + IDS_PER_QUERY]),
+                    lic.c.state == "held",
+                    lic.c.host_name.is_not(None),
+                    lic.c.host_name != host_name,
+                )
+            )
+            taken.update(row["id"] for row in rows)
+        return frozenset(taken)
 
     def licenses(self, state: str | None = "held") -> list[LedgerLicense]:
         lic = schema.licenses

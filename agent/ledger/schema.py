@@ -101,6 +101,9 @@ activations = Table(
     UniqueConstraint("license_id", "host_name"),
     sqlite_autoincrement=True,
 )
+# Version 6: a host's activations (every run's drift and report steps ask for its pending ones) without
+# reading every host's: a partner's ledger holds thousands.
+activations_host = Index("activations_host", activations.c.host_name, activations.c.state)
 events = Table(
     "events",
     metadata,
@@ -246,12 +249,17 @@ def _v5(db: Connection) -> None:
     order_pacing.create(db, checkfirst=True)
 
 
+def _v6(db: Connection) -> None:
+    activations_host.create(db, checkfirst=True)  # a new ledger's v1 made it with the table
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
     (5, _v5),
+    (6, _v6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

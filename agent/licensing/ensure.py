@@ -33,7 +33,7 @@ from agent.ledger import LedgerHost, LicenseLedger
 from agent.licensing.breaker import OrderBreaker
 from agent.licensing.grant import LicenseGrant
 from agent.licensing.plan import LedgerView, LicensePlan, WantedLicense, plan_for_host
-from agent.licensing.view import ledger_view
+from agent.licensing.view import ledger_view, with_taken
 from agent.partner.account_view import AccountView
 from agent.partner.client import PartnerClient
 from agent.partner.model import AccountLicense, LicenseStatus
@@ -133,6 +133,7 @@ def _plan(work: LicenseWork, host: LedgerHost, locked: int) -> LicensePlan:
 
 def _plan_on(work: LicenseWork, known: LedgerView, listed_after: int) -> LicensePlan:
     account = account_near(work.view, work.wanted, known, work.server_licid, work.reuse_free, listed_after)
+    known = with_taken(work.ledger, known, work.wanted.host_name, account)
     return plan_for_host(work.wanted, account, known, server_licid=work.server_licid, reuse_free=work.reuse_free)
 
 

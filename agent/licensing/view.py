@@ -5,7 +5,8 @@ The plan itself (`plan.py`) reads nothing; these are the reads its callers make 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -15,14 +16,27 @@ from agent.licensing.plan import LedgerView
 if TYPE_CHECKING:
     from agent.economics.program import Program
     from agent.economics.turnover import RolloutQuote
+    from agent.partner.model import AccountLicense
 
 
 def ledger_view(ledger: LicenseLedger, host_name: str) -> LedgerView:
-    """What the ledger says about `host_name`: its license, its remoteid, the licenses other hosts hold."""
+    """What the ledger says about `host_name`: its license and its remoteid (rows about this host only).
+
+    Which licenses other hosts hold is asked per plan, and only of the licenses the plan could
+    reuse (`with_taken`): reading every host and license of the ledger for each host made a run
+    cost its hosts times the ledger's size."""
     held = ledger.license_of_host(host_name)
-    known = next((h for h in ledger.hosts() if h.name == host_name), None)
-    taken = frozenset(lic.id for lic in ledger.licenses() if lic.host_name not in (None, host_name))
-    return LedgerView(held.id if held else None, known.remoteid if known else None, taken)
+    known = ledger.known_host(host_name)
+    return LedgerView(held.id if held else None, known.remoteid if known else None)
+
+
+def with_taken(
+    ledger: LicenseLedger, known: LedgerView, host_name: str, account: Iterable[AccountLicense]
+) -> LedgerView:
+    """`known`, with those of `account`'s free licenses that the ledger gives to other hosts: the only
+    licenses `plan_for_host` checks against `taken` (a free license is reused only if no host holds it)."""
+    free = [lic.id for lic in account if lic.free]
+    return replace(known, taken=ledger.held_elsewhere(free, host_name)) if free else known
 
 
 def price_today(ledger: LicenseLedger, program: Program, today: date) -> Callable[[str, str], RolloutQuote]:

@@ -84,14 +84,15 @@ def _dry_run(
     tier; nothing is ordered."""
     from agent.economics.program import load_program
     from agent.licensing.ensure import account_near
-    from agent.licensing.view import ledger_view, price_today
+    from agent.licensing.view import ledger_view, price_today, with_taken
 
     program = load_program(ctx.settings.account.program_location())
     known = ledger_view(ledger, wanted.host_name)
+    account = account_near(view, wanted, known, server_licid, reuse_free)
     plan = plan_for_host(
         wanted,
-        account_near(view, wanted, known, server_licid, reuse_free),
-        known,
+        account,
+        with_taken(ledger, known, wanted.host_name, account),
         server_licid=server_licid,
         reuse_free=reuse_free,
         quote=price_today(ledger, program, UTC.today()),

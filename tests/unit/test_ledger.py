@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -148,3 +149,24 @@ def test_many_hosts_writing_at_once_wait_their_turn_instead_of_failing_for_a_poo
         for thread in threads:
             thread.join()
         assert errors == []
+
+
+def test_a_ledger_of_version_5_gains_the_index_that_finds_one_hosts_activations(tmp_path):
+    """Every run's drift and report steps ask for one host's pending activations: in a partner's
+    ledger of thousands of hosts that must not read every host's."""
+    path = tmp_path / "l.sqlite"
+    LicenseLedger(path).close()
+    with sqlite3.connect(path) as db:  # as ispagent before version 6 left it
+        db.execute("DROP INDEX activations_host")
+        db.execute("DELETE FROM schema_version WHERE version = 6")
+    with LicenseLedger(path) as ledger:
+        assert ledger.schema_version() == 6
+        host = ledger.host("h1", "198.18.0.2", "h1.lab.example")
+        ledger.queue_activation("3100001", host, "198.18.0.2", "lite", "monthly")
+        assert [a.license_id for a in ledger.activations("h1", state="pending")] == ["3100001"]
+    with sqlite3.connect(path) as db:
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM activations WHERE host_name = ? AND state = ? ORDER BY id",
+            ("h1", "pending"),
+        ).fetchall()
+    assert any("activations_host" in row[-1] for row in plan), plan
