@@ -70,11 +70,58 @@ def too_short(text: str) -> str:
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-# Every form, longest first (a secret that contains another is masked whole), beside -len() of each
-# (ascending: where the forms short enough to fit in a text begin), as one value a reader takes
-# whole. A report lists thousands of short values (ids, dates, names) against hundreds of forms of
-# the account's keys: trying each form on each value was most of a large account's report time.
-_by_length: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
+# Up to this many forms, `mask` looks for each with `in` (C's substring search): a few dozen cost less
+# than one pass of a matcher. A run that reads an activation key for each of a thousand servers
+# registers a thousand, and trying each then cost 0.75 ms for every masked line, event and report
+# value; past this many they go into an Aho-Corasick automaton, which finds every one of them in one
+# pass over the text, however many there are.
+TRIED_ONE_BY_ONE = 64
+
+
+class _Forms:
+    """Every registered form, as `mask` reads them: one value, replaced whole on each registration,
+    so a reader never sees half an update. `automaton` holds all but the newest forms (rebuilt when
+    those outgrow TRIED_ONE_BY_ONE); `tried` are those newest, longest first."""
+
+    def __init__(self, automaton: Any = None, tried: tuple[str, ...] = (), shortest: int | None = None) -> None:
+        self.automaton = automaton
+        self.tried = tried
+        self.tried_lengths = tuple(-len(form) for form in tried)  # ascending: where the forms that fit begin
+        self.shortest = shortest  # None: nothing registered
+
+    def added(self, forms: set[str], everything: set[str]) -> _Forms:
+        tried = set(self.tried) | forms
+        shortest = min(len(form) for form in everything)
+        if len(tried) <= TRIED_ONE_BY_ONE:
+            return _Forms(self.automaton, tuple(sorted(tried, key=len, reverse=True)), shortest)
+        return _Forms(_automaton(everything), (), shortest)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where registered forms occur in `text`, as (start, end), overlapping ones included."""
+        found = []
+        if self.automaton is not None:
+            found = [(end + 1 - length, end + 1) for end, length in self.automaton.iter(text)]
+        for index in range(bisect_left(self.tried_lengths, -len(text)), len(self.tried)):
+            form = self.tried[index]
+            at = text.find(form)
+            while at >= 0:
+                found.append((at, at + len(form)))
+                at = text.find(form, at + 1)
+        return found
+
+
+def _automaton(forms: set[str]) -> Any:
+    # pyahocorasick: a C Aho-Corasick automaton; imported only by a run that registers this many.
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_LENGTH)
+    for form in forms:
+        automaton.add_word(form)
+    automaton.make_automaton()
+    return automaton
+
+
+_forms = _Forms()
 
 
 def register_secret(value: object, *, refuse_short: bool = True) -> None:
@@ -85,7 +132,7 @@ def register_secret(value: object, *, refuse_short: bool = True) -> None:
     an outside system (a key the partner account issued) is not ours to refuse: `refuse_short=False`
     registers it as before (forms of at least 4 characters).
     """
-    global _by_length
+    global _forms
     text = str(value) if value is not None else ""
     if not text:
         return
@@ -94,13 +141,13 @@ def register_secret(value: object, *, refuse_short: bool = True) -> None:
             raise SecretRefused(too_short(text) if len(text) < MIN_SECRET_LENGTH else _LIKE_OURS)
         if len(text) < _MIN_LENGTH:
             return
-    forms = _forms(text)
+    forms = _forms_of(text)
     with _lock:
-        if forms <= _secrets:
+        new = forms - _secrets
+        if not new:
             return
-        _secrets.update(forms)
-        ordered = tuple(sorted(_secrets, key=len, reverse=True))
-        _by_length = (ordered, tuple(-len(form) for form in ordered))
+        _secrets.update(new)
+        _forms = _forms.added(new, _secrets)
 
 
 def register_url_password(url: str) -> None:
@@ -113,7 +160,7 @@ def register_url_password(url: str) -> None:
         register_secret(unquote(password))
 
 
-def _forms(text: str) -> set[str]:
+def _forms_of(text: str) -> set[str]:
     """`text` as it appears in our output: a journal's JSON, a logged command line, a URL."""
     shell_once = text.replace("'", "'\"'\"'")
     quoted = (text, shell_once, shell_once.replace("'", "'\"'\"'"))
@@ -127,9 +174,10 @@ def mask(text: str) -> str:
     """`text` with every registered secret and every URL's password replaced by `***`.
 
     Run ids and timestamps in it are left whole (a secret may not hold one: register_secret).
+    Every character of every occurrence is hidden: secrets that overlap or touch become one `***`.
     """
-    ordered, negative_lengths = _by_length
-    if (not ordered or len(text) < -negative_lengths[-1]) and "://" not in text:
+    shortest = _forms.shortest
+    if (shortest is None or len(text) < shortest) and "://" not in text:
         return text  # no form fits: a report's thousands of ids, dates and names cost one test each
     if _OURS.search(text):
         parts = _OURS_SPLIT.split(text)  # odd indexes are the ids and times
@@ -138,15 +186,27 @@ def mask(text: str) -> str:
 
 
 def _mask_secrets(text: str) -> str:
-    ordered, negative_lengths = _by_length
-    # A form longer than the text is not in it, nor in it once masked (MASK is shorter than any form).
-    for index in range(bisect_left(negative_lengths, -len(text)), len(ordered)):
-        secret = ordered[index]
-        if secret in text:
-            text = text.replace(secret, MASK)
+    spans = _forms.spans(text) if _forms.shortest is not None and len(text) >= _forms.shortest else []
+    if spans:
+        text = _masked_spans(text, spans)
     if "://" in text:
         text = _URL_PASSWORD.sub(lambda match: f"{match['head']}{MASK}@", text)
     return text
+
+
+def _masked_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each stretch that `spans` cover (spans that overlap or touch are one) replaced by MASK."""
+    spans.sort()
+    parts, kept = [], 0
+    start, end = spans[0]
+    for next_start, next_end in spans[1:]:
+        if next_start <= end:
+            end = max(end, next_end)
+            continue
+        parts += [text[kept:start], MASK]
+        kept, (start, end) = end, (next_start, next_end)
+    parts += [text[kept:start], MASK, text[end:]]
+    return "".join(parts)
 
 
 def masked(data: Any) -> Any:
@@ -210,7 +270,7 @@ def _escaped(char: str, one_line: bool) -> str:
 
 def forget_secrets() -> None:
     """Clear the registry (tests only)."""
-    global _by_length
+    global _forms
     with _lock:
         _secrets.clear()
-        _by_length = ((), ())
+        _forms = _Forms()

@@ -3,6 +3,7 @@ structure, and values echoed in messages escaped, on one line and shortened."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 from urllib.parse import quote
@@ -149,25 +150,53 @@ def test_printable_text_kept_whole_reads_as_escaping_each_character_would(text, 
 _SECRET_TEXT = st.text(alphabet="ab'\"\\ %é", min_size=1, max_size=10)
 
 
+def every_occurrence_masked(text: str) -> str:
+    """The reference: each run of characters that lies in an occurrence of any registered form, as `***`."""
+    import agent.secrets
+
+    hidden = [False] * len(text)
+    for form in agent.secrets._secrets:
+        for start in range(len(text) - len(form) + 1):
+            if text.startswith(form, start):
+                hidden[start : start + len(form)] = [True] * len(form)
+    runs = itertools.groupby(zip(text, hidden), key=lambda pair: pair[1])
+    return "".join("***" if masked_run else "".join(char for char, _ in run) for masked_run, run in runs)
+
+
 @given(
     st.lists(_SECRET_TEXT, min_size=1, max_size=6),
     st.lists(st.one_of(st.integers(0, 5), _SECRET_TEXT), max_size=12),
 )
-@settings(max_examples=300, deadline=None)  # registering sorts every form: slow on a loaded machine
-def test_mask_tries_only_the_forms_that_fit_and_masks_as_trying_every_form_would(secrets, pieces):
-    """mask() skips the registered forms longer than the text; it masks what trying every form,
-    longest first, masks: texts of whole secrets, their fragments and their overlaps."""
-    import agent.secrets
-
-    def every_form_masked(text: str) -> str:
-        for form in agent.secrets._by_length[0]:  # every registered form, longest first
-            text = text.replace(form, "***")
-        return text
-
+@settings(max_examples=300, deadline=None)
+def test_mask_tries_only_the_forms_that_fit_and_hides_every_occurrence(secrets, pieces):
+    """mask() skips the registered forms longer than the text, and hides every character of every
+    occurrence of the others: texts of whole secrets, their fragments and their overlaps."""
     for secret in secrets:
         register_secret(secret, refuse_short=False)
     text = "".join(secrets[piece % len(secrets)] if isinstance(piece, int) else piece for piece in pieces)
-    assert mask(text) == every_form_masked(text)
+    assert mask(text) == every_occurrence_masked(text)
     for start in range(len(text)):
         fragment = text[start : start + 9]
-        assert mask(fragment) == every_form_masked(fragment)
+        assert mask(fragment) == every_occurrence_masked(fragment)
+
+
+@given(
+    st.lists(st.text(alphabet="abc-1'", min_size=4, max_size=12), min_size=1, max_size=40),
+    st.lists(st.one_of(st.integers(0, 1000), st.text(alphabet="abc-1' x", max_size=10)), max_size=16),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_run_with_thousands_of_secrets_masks_them_all_in_one_pass(secrets, pieces):
+    """Past TRIED_ONE_BY_ONE forms (a key read for each of many servers) mask() finds them with an
+    automaton, and still hides exactly what the reference hides, the newest forms included."""
+    import agent.secrets
+
+    keys = [f"{3100000 + n}-{n:08x}" for n in range(3 * agent.secrets.TRIED_ONE_BY_ONE)]
+    for key in keys:
+        register_secret(key)
+    for secret in secrets:  # after the automaton was made: some are looked for one by one
+        register_secret(secret, refuse_short=False)
+    every = keys + secrets
+    text = "".join(every[piece % len(every)] if isinstance(piece, int) else piece for piece in pieces)
+    assert len(agent.secrets._forms.tried) <= agent.secrets.TRIED_ONE_BY_ONE
+    assert agent.secrets._forms.automaton is not None
+    assert mask(text) == every_occurrence_masked(text)
