@@ -189,7 +189,10 @@ def mask(text: str) -> str:
     Run ids and timestamps in it are left whole (a secret may not hold one: register_secret).
     Every character of every occurrence is hidden: secrets that overlap or touch become one `***`.
     """
-    spans = _forms.spans(text)
+    forms = _forms
+    if (forms.shortest is None or len(text) < forms.shortest) and "://" not in text:
+        return text  # no form fits: a report's thousands of ids, dates and names cost one test each
+    spans = forms.spans(text)
     if not spans:
         return _url_masked(text)  # the common text: no secret in it, and no id to look for either
     if _OURS.search(text):
@@ -233,16 +236,31 @@ def masked(data: Any) -> Any:
     if isinstance(data, str):
         return mask(data)  # which keeps a run id or a timestamp whole
     if isinstance(data, dict):
-        return {key: _masked_field(str(key).lower(), value) for key, value in data.items()}
+        return {key: _masked_field(key, value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
         return [masked(item) for item in data]
     return data
 
 
-def _masked_field(key: str, value: Any) -> Any:
-    if key in SECRET_FIELDS and value is not None:
+def _masked_field(key: Any, value: Any) -> Any:
+    # A report's 20 000 expiring licenses are 100 000 fields: a field name is classified once, and
+    # a text value goes straight to `mask`.
+    kind = _field_kinds.get(key)
+    if kind is None:
+        name = str(key).lower()
+        kind = "secret" if name in SECRET_FIELDS else "plain" if name in PLAIN_FIELDS else ""
+        if len(_field_kinds) < FIELD_KINDS_KEPT:  # dicts keyed by host names pass here too
+            _field_kinds[key] = kind
+    if kind == "secret" and value is not None:
         return MASK
-    return value if key in PLAIN_FIELDS else masked(value)
+    if kind == "plain":
+        return value
+    return mask(value) if type(value) is str else masked(value)
+
+
+# field name -> "secret", "plain" or "" (masked as any value): the names a run writes are a few dozen
+_field_kinds: dict[Any, str] = {}
+FIELD_KINDS_KEPT = 4096
 
 
 def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
