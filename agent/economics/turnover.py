@@ -260,16 +260,38 @@ class RolloutQuote:
         return tuple(r for r in self.after.raises if r not in self.before.raises)
 
 
-def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[str, str]], today: date) -> RolloutQuote:
-    """Price each order (edition, period) as the next charge of this month, in order, tier raises included."""
+@dataclass(frozen=True)
+class MonthSoFar:
+    """This month's billing up to today, as the ledger holds it: what a quote prices orders on top of."""
+
+    month: Month
+    statement: MonthStatement
+    charged: tuple[Charge, ...]
+    blocked: str | None
+    today: date
+
+
+def month_so_far(ledger: LicenseLedger, program: Program, today: date) -> MonthSoFar:
+    """Read this month's billing up to `today`: the statements of the months before it (the tier history)
+    and this month's charges. The ledger's whole history is read: read it once for many quotes."""
     month = Month.of(today)
-    so_far = statements(ledger, program, month, until=today)[-1]
-    charged = month_charges(ledger, month, program, until=today)
+    return MonthSoFar(
+        month,
+        statements(ledger, program, month, until=today)[-1],
+        tuple(month_charges(ledger, month, program, until=today)),
+        blocked_by_unpaid(ledger, program, today),
+        today,
+    )
+
+
+def quote_orders(program: Program, so_far: MonthSoFar, orders: list[tuple[str, str]]) -> RolloutQuote:
+    """Price each order (edition, period) as the next charge of the month `so_far`, in order, tier raises included."""
     new = [
-        Charge(today.isoformat(), "activation", edition, period, _price(program, edition, period))
+        Charge(so_far.today.isoformat(), "activation", edition, period, _price(program, edition, period))
         for edition, period in orders
     ]
-    after = month_statement(month, charged + new, so_far.opening, program)
+    before = so_far.statement
+    after = month_statement(so_far.month, [*so_far.charged, *new], before.opening, program)
     mine: list[Applied] = list(after.applied[len(after.applied) - len(new) :]) if new else []
     quotes = tuple(
         OrderQuote(
@@ -283,12 +305,17 @@ def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[st
     )
     return RolloutQuote(
         quotes,
-        so_far,
+        before,
         after,
-        blocked_by_unpaid(ledger, program, today),
-        program.discount(so_far.closing_tier, so_far.opening.lost),
+        so_far.blocked,
+        program.discount(before.closing_tier, before.opening.lost),
         program.discount(after.closing_tier, after.opening.lost),
     )
+
+
+def quote_rollout(ledger: LicenseLedger, program: Program, orders: list[tuple[str, str]], today: date) -> RolloutQuote:
+    """Price each order (edition, period) as the next charge of this month, in order, tier raises included."""
+    return quote_orders(program, month_so_far(ledger, program, today), orders)
 
 
 def _price(program: Program, edition: str, period: str) -> Decimal:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import date
 from typing import TYPE_CHECKING
 
 from agent.ledger import LicenseLedger
@@ -15,7 +14,7 @@ from agent.licensing.plan import LedgerView
 
 if TYPE_CHECKING:
     from agent.economics.program import Program
-    from agent.economics.turnover import RolloutQuote
+    from agent.economics.turnover import MonthSoFar, RolloutQuote
     from agent.partner.model import AccountLicense
 
 
@@ -39,9 +38,11 @@ def with_taken(
     return replace(known, taken=ledger.held_elsewhere(free, host_name)) if free else known
 
 
-def price_today(ledger: LicenseLedger, program: Program, today: date) -> Callable[[str, str], RolloutQuote]:
-    """edition, period -> what ordering one such license today costs, at this month's tier (read when called)."""
+def price_today(program: Program, month: Callable[[], MonthSoFar]) -> Callable[[str, str], RolloutQuote]:
+    """edition, period -> what ordering one such license today costs, at this month's tier. `month`
+    gives this month's billing so far (it reads the ledger's whole history: a run reads it once for
+    all its hosts), asked only when a price is."""
     # Imported here: ensuring a license needs ledger_view, not the program's money rules.
-    from agent.economics.turnover import quote_rollout
+    from agent.economics.turnover import quote_orders
 
-    return lambda edition, period: quote_rollout(ledger, program, [(edition, period)], today)
+    return lambda edition, period: quote_orders(program, month(), [(edition, period)])

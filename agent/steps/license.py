@@ -83,10 +83,18 @@ def _dry_run(
     """The same plan ensure_license would carry out (from the run's view, as it is), priced at today's
     tier; nothing is ordered."""
     from agent.economics.program import load_program
+    from agent.economics.turnover import MonthSoFar, month_so_far
     from agent.licensing.ensure import account_near
     from agent.licensing.view import ledger_view, price_today, with_taken
 
-    program = load_program(ctx.settings.account.program_location())
+    program_location, today = ctx.settings.account.program_location(), UTC.today()
+    program = load_program(program_location)
+
+    def month() -> MonthSoFar:
+        # Nothing is ordered in a dry run: the month's billing so far is the same for every host.
+        key = ("month so far", id(ledger), str(program_location), today)
+        return ctx.services.shared(key, lambda: month_so_far(ledger, program, today))
+
     known = ledger_view(ledger, wanted.host_name)
     account = account_near(view, wanted, known, server_licid, reuse_free)
     plan = plan_for_host(
@@ -95,7 +103,7 @@ def _dry_run(
         with_taken(ledger, known, wanted.host_name, account),
         server_licid=server_licid,
         reuse_free=reuse_free,
-        quote=price_today(ledger, program, UTC.today()),
+        quote=price_today(program, month),
     )
     license_id = plan.license.id if plan.license else None
     ctx.report["license"] = {

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from agent.economics.program import load_program
+from agent.economics.turnover import month_so_far
 from agent.ledger import LicenseLedger
 from agent.licensing.plan import LedgerView, WantedLicense, plan_for_host
 from agent.licensing.view import ledger_view, price_today, with_taken
@@ -57,7 +58,7 @@ def test_a_hosts_ledger_view_reads_rows_about_it_and_the_licenses_it_could_reuse
 
 def test_an_order_is_priced_at_todays_tier_and_nothing_else_is(tmp_path):
     with LicenseLedger(tmp_path / "l.sqlite") as ledger:
-        quote = price_today(ledger, PROGRAM, date(2026, 11, 26))
+        quote = price_today(PROGRAM, lambda: month_so_far(ledger, PROGRAM, date(2026, 11, 26)))
         ordered = plan_for_host(WANT, [], LedgerView(), quote=quote)
         assert ordered.action == "ordered"
         assert (ordered.price.orders[0].list_price, ordered.price.orders[0].price) == (Decimal(20), Decimal("18.00"))

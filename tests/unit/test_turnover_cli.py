@@ -193,6 +193,49 @@ def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
     assert ctx.report["license"]["price"] == "18.00" and emulator.calls.get("soft.order.param") is None
 
 
+def test_a_dry_runs_hosts_share_one_read_of_the_months_billing(account, tmp_path, monkeypatch):
+    """Pricing an order reads the ledger's whole billing history (the tiers of the months before):
+    a dry run over many new servers reads it once, and prices each as the month's next order."""
+    from types import SimpleNamespace
+
+    import agent.economics.turnover
+    from agent.hostsettings import read_host_settings
+    from agent.inventory.model import Endpoint, Host
+    from agent.runner.context import HostContext
+    from agent.runner.registry import NoParams
+    from agent.runner.services import RunServices
+    from agent.steps.license import license_step
+
+    reads = []
+    month_so_far = agent.economics.turnover.month_so_far
+    monkeypatch.setattr(
+        agent.economics.turnover, "month_so_far", lambda *args: reads.append(args) or month_so_far(*args)
+    )
+    emulator, inventory, client = account
+    services = RunServices()
+    messages = []
+    for name in ("web2", "web3"):
+        vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {
+            "edition": "pro",
+            "fqdn": f"{name}.example.com",
+        }
+        ctx = HostContext(
+            host=Host(name, Endpoint(f"203.0.113.{name[-1]}")),
+            connection=None,
+            dry_run=True,
+            source_dirs=[],
+            state_dir=tmp_path,
+            log=SimpleNamespace(write=lambda *a: None),
+            settings=read_host_settings(vars),
+            services=services,
+            vars=vars,
+        )
+        messages.append(license_step(ctx, NoParams()).message)
+    services.close()
+    assert len(reads) == 1
+    assert all(message.endswith(": 20.00 EUR list, 10 % off: 18.00 EUR") for message in messages), messages
+
+
 def test_importing_the_same_history_again_imports_nothing_and_turnover_stays(ledger, tmp_path):
     before = _cli("turnover", "--format", "json", *ledger)
     again = _cli("ledger", "import", str(tmp_path / "history.csv"), *ledger)
