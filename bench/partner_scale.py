@@ -2,12 +2,15 @@
 
 Brings up a lab of --hosts hosts (the lab's own partner emulator, with the test harness's counters),
 installs every host once, then reruns install.yaml (nothing to change) with --others other licenses
-in the account, and again with --many others (written straight into the emulator's store). For each
+in the account, and again with --many others (written straight into the emulator's store). The
+run's ledger holds the same other servers, as a partner's does when ispagent set them up: a host,
+a held license and a confirmed activation each (written straight into the ledger). For each
 rerun: wall time, the run's CPU time (user + system, from wait4) beside the machine's CPU count and
 load, hosts by status, and the partner calls the emulator counted, by function and per host. The
 issue's bound: the large account's rerun within 1.2x of the small one's, at most 2 calls per host.
 
-    flock /tmp/ispagent-lab.lock .venv/bin/python bench/partner_scale.py [--hosts 100] [--others 100] [--many 20000] [--repeat 1]
+    flock /tmp/ispagent-lab.lock .venv/bin/python bench/partner_scale.py [--hosts 100] [--others 100] [--many 20000]
+        [--repeat 1] [--checkout TREE]
 """
 
 from __future__ import annotations
@@ -67,8 +70,46 @@ def fill_others(lab: Lab, count: int) -> int:
         db.close()
 
 
-def run(lab: Lab, forks: int, state: Path, work: Path) -> dict:
-    """One `ispagent run` of install.yaml in a fresh process: wall, CPU, hosts by status and changed."""
+def fill_ledger(lab: Lab, ledger_path: Path) -> int:
+    """Make the run's ledger hold exactly the account's other servers (licenses named other-N): a
+    host, its held license and its confirmed activation each; returns how many.
+
+    Plain SQL on the tables every schema version has: opening the ledger through this checkout's
+    code would migrate it, and the code before a change (--checkout) would then refuse it."""
+    store = sqlite3.connect(str(lab.dir / "services" / "partner" / "partner.sqlite"), timeout=30)
+    try:
+        others = store.execute("SELECT id, licname, ip FROM licenses WHERE licname LIKE 'other-%'").fetchall()
+    finally:
+        store.close()
+    now = "2026-12-01T00:00:00+00:00"
+    db = sqlite3.connect(str(ledger_path), isolation_level=None, timeout=30)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for table, column in (("activations", "host_name"), ("licenses", "host_name"), ("hosts", "name")):
+            db.execute(f"DELETE FROM {table} WHERE {column} LIKE 'other-%'")
+        db.executemany(
+            "INSERT INTO hosts (name, remoteid, address, fqdn, created_at, updated_at) VALUES (?, ?, ?, NULL, ?, ?)",
+            [(name, name, ip, now, now) for _, name, ip in others],
+        )
+        db.executemany(
+            "INSERT INTO licenses (id, host_name, ip, edition, period, action, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'lite', 'monthly', 'ordered', 'held', ?, ?)",
+            [(str(i), name, ip, now, now) for i, name, ip in others],
+        )
+        db.executemany(
+            "INSERT INTO activations (license_id, host_name, fqdn, remoteid, ip, edition, period, state, attempts,"
+            " created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, 'lite', 'monthly', 'confirmed', 1, ?, ?)",
+            [(str(i), name, f"{name}.example", name, ip, now, now) for i, name, ip in others],
+        )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return len(others)
+
+
+def run(lab: Lab, forks: int, state: Path, work: Path, checkout: Path = REPO) -> dict:
+    """One `ispagent run` of install.yaml in a fresh process: wall, CPU, hosts by status and changed.
+    `checkout`: another source tree of ispagent to run instead (the code before a change), with this venv."""
     report = work / f"report-{uuid.uuid4().hex[:12]}.json"
     argv = [
         sys.executable,
@@ -89,7 +130,15 @@ def run(lab: Lab, forks: int, state: Path, work: Path) -> dict:
     began = time.perf_counter()
     with open(work / "run-output.log", "ab") as log:
         process = subprocess.Popen(
-            argv, env={**os.environ, "ISPAGENT_STATE_DIR": str(state)}, cwd=REPO, stdout=log, stderr=log
+            argv,
+            env={
+                **os.environ,
+                "ISPAGENT_STATE_DIR": str(state),
+                **({"PYTHONPATH": str(checkout)} if checkout != REPO else {}),
+            },
+            cwd=checkout,  # `python -m` puts the working directory first on the path
+            stdout=log,
+            stderr=log,
         )
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - began
@@ -108,17 +157,22 @@ def run(lab: Lab, forks: int, state: Path, work: Path) -> dict:
     }
 
 
-def rerun(lab: Lab, label: str, others: int, forks: int, state: Path, work: Path, hosts: int) -> dict:
+def rerun(
+    lab: Lab, label: str, others: int, forks: int, state: Path, work: Path, hosts: int, checkout: Path = REPO
+) -> dict:
     held = fill_others(lab, others)
+    in_ledger = fill_ledger(lab, state / "ledger.sqlite")
     admin(lab, "calls?reset=1")
     load = os.getloadavg()[0]
-    result = run(lab, forks, state, work)
+    result = run(lab, forks, state, work, checkout)
     calls = admin(lab, "calls")["calls"]
     total = sum(calls.values())
+    valid = result["exit"] == 0 and set(result["statuses"]) == {"ok"}
     print(
-        f"{label:<6} {held:>6} other licenses: {result['wall']:6.1f} s wall, {result['cpu']:5.1f} s CPU "
+        f"{label:<6} {held:>6} other licenses ({in_ledger} in the ledger): {result['wall']:6.1f} s wall, {result['cpu']:5.1f} s CPU "
         f"({os.cpu_count()} CPUs, load {load:.1f} before), peak RSS {result['rss_mb']:.0f} MB, exit {result['exit']}, "
-        f"{result['statuses']}, {result['changed']} changed; partner calls {calls} = {total / hosts:.2f} per host",
+        f"{result['statuses']}, {result['changed']} changed; partner calls {calls} = {total / hosts:.2f} per host"
+        f"{'' if valid else '; NOT A NO-OP RERUN: this figure does not count (run output: run-output.log)'}",
         flush=True,
     )
     return result
@@ -131,6 +185,12 @@ def main() -> None:
     parser.add_argument("--many", type=int, default=20_000)
     parser.add_argument("--forks", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1, help="small and large reruns, interleaved, this many times")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=REPO,
+        help="another ispagent source tree to run (e.g. a `git archive` of the commit before a change)",
+    )
     options = parser.parse_args()
     os.environ[EXTENSIONS_ENV] = LAB_EXTENSIONS  # the lab's emulator counts calls (/admin/calls)
     work = Path(tempfile.mkdtemp(prefix="ispagent-partner-scale-"))
@@ -141,7 +201,7 @@ def main() -> None:
         print(f"lab up to {options.hosts} hosts: {time.perf_counter() - began:.1f} s", flush=True)
         write_config(lab.dir / "services" / "mirror", install_seconds=0, license_retry_delay=0.2)
         state = work / "state"
-        first = run(lab, options.forks, state, work)
+        first = run(lab, options.forks, state, work, options.checkout)
         print(
             f"install {first['wall']:6.1f} s wall, {first['cpu']:5.1f} s CPU, exit {first['exit']}, "
             f"{first['statuses']}, {first['changed']} changed",
@@ -149,8 +209,8 @@ def main() -> None:
         )
         ratios = []
         for _ in range(options.repeat):
-            small = rerun(lab, "small", options.others, options.forks, state, work, options.hosts)
-            large = rerun(lab, "large", options.many, options.forks, state, work, options.hosts)
+            small = rerun(lab, "small", options.others, options.forks, state, work, options.hosts, options.checkout)
+            large = rerun(lab, "large", options.many, options.forks, state, work, options.hosts, options.checkout)
             ratios.append(large["wall"] / small["wall"])
             print(
                 f"large / small: {ratios[-1]:.2f}x wall, {large['cpu'] / small['cpu']:.2f}x CPU "
