@@ -162,21 +162,20 @@ def test_reconcile_reports_licenses_the_ledger_does_not_bill(account):
     assert ("unbilled", license_id) in findings
 
 
-def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
+def _dry_run_license(inventory: Path, name: str, services, tmp_path: Path):
+    """The license step of a dry run on inventory host `name` (web1..web3), with the run's `services`:
+    its context (with the report) and its result."""
     from types import SimpleNamespace
 
     from agent.hostsettings import read_host_settings
     from agent.inventory.model import Endpoint, Host
     from agent.runner.context import HostContext
     from agent.runner.registry import NoParams
-    from agent.runner.services import RunServices
     from agent.steps.license import license_step
 
-    emulator, inventory, client = account
-    vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {"edition": "pro", "fqdn": "web2.example.com"}
-    services = RunServices()
+    vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {"edition": "pro", "fqdn": f"{name}.example.com"}
     ctx = HostContext(
-        host=Host("web2", Endpoint("203.0.113.2")),
+        host=Host(name, Endpoint(f"203.0.113.{name[-1]}")),
         connection=None,
         dry_run=True,
         source_dirs=[],
@@ -186,7 +185,15 @@ def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
         services=services,
         vars=vars,
     )
-    result = license_step(ctx, NoParams())
+    return ctx, license_step(ctx, NoParams())
+
+
+def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
+    from agent.runner.services import RunServices
+
+    emulator, inventory, client = account
+    services = RunServices()
+    ctx, result = _dry_run_license(inventory, "web2", services, tmp_path)
     services.close()
     assert "would order new pro monthly license" in result.message
     assert result.message.endswith(": 20.00 EUR list, 10 % off: 18.00 EUR")
@@ -196,15 +203,8 @@ def test_dry_run_license_step_shows_the_price_at_todays_tier(account, tmp_path):
 def test_a_dry_runs_hosts_share_one_read_of_the_months_billing(account, tmp_path, monkeypatch):
     """Pricing an order reads the ledger's whole billing history (the tiers of the months before):
     a dry run over many new servers reads it once, and prices each as the month's next order."""
-    from types import SimpleNamespace
-
     import agent.economics.turnover
-    from agent.hostsettings import read_host_settings
-    from agent.inventory.model import Endpoint, Host
-    from agent.runner.context import HostContext
-    from agent.runner.registry import NoParams
     from agent.runner.services import RunServices
-    from agent.steps.license import license_step
 
     reads = []
     month_so_far = agent.economics.turnover.month_so_far
@@ -213,24 +213,7 @@ def test_a_dry_runs_hosts_share_one_read_of_the_months_billing(account, tmp_path
     )
     emulator, inventory, client = account
     services = RunServices()
-    messages = []
-    for name in ("web2", "web3"):
-        vars = yaml.safe_load(inventory.read_text())["defaults"]["vars"] | {
-            "edition": "pro",
-            "fqdn": f"{name}.example.com",
-        }
-        ctx = HostContext(
-            host=Host(name, Endpoint(f"203.0.113.{name[-1]}")),
-            connection=None,
-            dry_run=True,
-            source_dirs=[],
-            state_dir=tmp_path,
-            log=SimpleNamespace(write=lambda *a: None),
-            settings=read_host_settings(vars),
-            services=services,
-            vars=vars,
-        )
-        messages.append(license_step(ctx, NoParams()).message)
+    messages = [_dry_run_license(inventory, name, services, tmp_path)[1].message for name in ("web2", "web3")]
     services.close()
     assert len(reads) == 1
     assert all(message.endswith(": 20.00 EUR list, 10 % off: 18.00 EUR") for message in messages), messages
