@@ -72,9 +72,9 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 # Up to this many forms, `mask` looks for each with `in` (C's substring search): a few dozen cost less
 # than one pass of a matcher. A run that reads an activation key for each of a thousand servers
-# registers a thousand, and trying each then cost 0.75 ms for every masked line, event and report
-# value; past this many they go into an Aho-Corasick automaton, which finds every one of them in one
-# pass over the text, however many there are.
+# registers a thousand, and trying each then cost about 0.2 ms for every masked line, event and
+# report value (bench/masking.py); past this many they go into Aho-Corasick automata, which find
+# every one of them in one pass over the text, however many there are.
 TRIED_ONE_BY_ONE = 64
 
 
