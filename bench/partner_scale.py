@@ -175,7 +175,7 @@ def rerun(
         f"{'' if valid else '; NOT A NO-OP RERUN: this figure does not count (run output: run-output.log)'}",
         flush=True,
     )
-    return result
+    return {**result, "valid": valid}
 
 
 def main() -> None:
@@ -211,10 +211,12 @@ def main() -> None:
         for _ in range(options.repeat):
             small = rerun(lab, "small", options.others, options.forks, state, work, options.hosts, options.checkout)
             large = rerun(lab, "large", options.many, options.forks, state, work, options.hosts, options.checkout)
-            ratios.append(large["wall"] / small["wall"])
+            ratio = large["wall"] / small["wall"]
+            if small["valid"] and large["valid"]:
+                ratios.append(ratio)
             print(
-                f"large / small: {ratios[-1]:.2f}x wall, {large['cpu'] / small['cpu']:.2f}x CPU "
-                "(the issue's bound: 1.2x)",
+                f"large / small: {ratio:.2f}x wall, {large['cpu'] / small['cpu']:.2f}x CPU "
+                f"(the issue's bound: 1.2x){'' if small['valid'] and large['valid'] else '; not counted'}",
                 flush=True,
             )
         if len(ratios) > 1:
