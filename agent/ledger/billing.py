@@ -8,7 +8,6 @@ read without walking the history.
 
 from __future__ import annotations
 
-import gc
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +32,7 @@ from sqlalchemy import (
 )
 
 from agent.errors import LedgerError
+from agent.gcpause import cycle_collection_paused
 from agent.ledger import schema
 from agent.ledger.database import LedgerDatabase, utc_now
 from agent.ledger.schema import FAR_FUTURE
@@ -108,7 +108,7 @@ class BillingBook:
     @contextmanager
     def importing(self) -> Iterator[BillingImport]:
         """An import in its one transaction (committed when the block ends, rolled back if it raises)."""
-        with self.db.write() as db, _large_page_cache(db), _cycle_collection_paused():
+        with self.db.write() as db, _large_page_cache(db), cycle_collection_paused():
             batch = BillingImport(db)
             yield batch
             batch.close()
@@ -466,21 +466,6 @@ def _large_page_cache(db: Connection, kibibytes: int = 48 * 1024) -> Iterator[No
         yield
     finally:
         db.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
-
-
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while an import runs: its millions of rows, tuples and events
-    make no cycles, yet set off some 20 full collections that walk every object (2 s of the 20 s a
-    million-row import took). Reference counting still frees them."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _driver_cursor(db: Connection) -> Any:

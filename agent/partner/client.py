@@ -24,6 +24,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from agent.errors import PartnerCallNotSent, PartnerConfigError, PartnerError, PartnerTransient
+from agent.gcpause import cycle_collection_paused
 from agent.partner.model import AccountLicense, license_from_fields
 from agent.partner.operations import Operation, ReplyShape, named
 from agent.partner.replies import Reply, parse_reply, record, records, text_of
@@ -128,7 +129,9 @@ class PartnerClient:
         secret (what parsing a key does) made a 20 000-license list take minutes, and every masked
         line after it slower."""
         by_pricelist = self.settings.editions_by_pricelist()
-        return [license_from_fields({**fields, "lickey": ""}, by_pricelist) for fields in self.call(named("list"))]
+        listed = self.call(named("list"))
+        with cycle_collection_paused():  # as for its reply (_call): 20 000 licenses, no cycle
+            return [license_from_fields({**fields, "lickey": ""}, by_pricelist) for fields in listed]
 
     # -- writes (not retried unless provably not sent) ---------------------------------------
 
@@ -237,7 +240,10 @@ class PartnerClient:
             raise PartnerTransient(f"{func}: the partner API answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise PartnerError(f"{func}: the partner API answered HTTP {response.status_code}")
-        return parse_reply(response.content, self.settings.output, func)
+        # A partner's list is 300 000 dicts, none in a cycle: full collections walking the whole
+        # process while they are made cost a large account's run 0.2-0.3 s.
+        with cycle_collection_paused():
+            return parse_reply(response.content, self.settings.output, func)
 
     def _post(self, func: str, fields: dict[str, Any]) -> httpx.Response:
         where = self.settings.api_url
