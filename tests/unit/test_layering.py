@@ -27,6 +27,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "agent.userpath",
         "agent.clock",
         "agent.hoststate",
+        "agent.gcpause",
     ),
     (
         "agent.inventory",
