@@ -10,7 +10,11 @@ their nesting rules differ between shells, and $(...) says the same.
 from __future__ import annotations
 
 import shlex
+import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
+
+from agent.secrets import shown
 
 TOKENS = ("h", "n", "p", "r")
 MAX_LENGTH = 4096
@@ -36,8 +40,22 @@ class TokenValues:
 
 
 def check_proxy_command(text: str) -> None:
-    """Raise ProxyCommandError unless `text` is a ProxyCommand this module can expand."""
-    expand_proxy_command(text, TokenValues("192.0.2.1", 22, "root", "host"))
+    """Raise ProxyCommandError unless `text` is a ProxyCommand this module can expand and /bin/sh can read."""
+    _check_shell_syntax(expand_proxy_command(text, TokenValues("192.0.2.1", 22, "root", "host")))
+
+
+@lru_cache(maxsize=256)  # an inventory's hosts share a few commands
+def _check_shell_syntax(line: str) -> None:
+    """The command is run as `/bin/sh -c 'exec LINE'`, as OpenSSH runs it: a line the shell cannot parse
+    (`<<` with no word after it, a `|` with nothing after it) fails here, with the shell's own words,
+    instead of at every connection. `sh -n` reads the line and runs nothing."""
+    try:
+        parsed = subprocess.run(["/bin/sh", "-n", "-c", f"exec {line}"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ProxyCommandError(f"could not be checked with /bin/sh -n ({type(error).__name__})") from None
+    if parsed.returncode != 0:
+        said = parsed.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
+        raise ProxyCommandError(f"is not a command /bin/sh can read ({shown(said[-1].removeprefix('/bin/sh: '))})")
 
 
 def expand_proxy_command(text: str, values: TokenValues) -> str:
