@@ -138,12 +138,12 @@ class LicenseLedger:
 
     def hosts(self) -> list[LedgerHost]:
         rows = self.db.rows(select(schema.hosts).order_by(schema.hosts.c.name))
-        return [LedgerHost(r["name"], r["remoteid"], r["address"], r["fqdn"]) for r in rows]
+        return [_host(r) for r in rows]
 
     def known_host(self, name: str) -> LedgerHost | None:
         """The ledger's record of host `name`, if it has seen it (read only: `host` creates it)."""
         rows = self.db.rows(select(schema.hosts).where(schema.hosts.c.name == name))
-        return LedgerHost(rows[0]["name"], rows[0]["remoteid"], rows[0]["address"], rows[0]["fqdn"]) if rows else None
+        return _host(rows[0]) if rows else None
 
     # -- licenses --------------------------------------------------------------------------
 
@@ -463,6 +463,10 @@ def _event(db: Connection, kind: str, host_name: str | None, license_id: str | N
             detail=mask(json.dumps(detail, sort_keys=True)),
         )
     )
+
+
+def _host(row: RowMapping) -> LedgerHost:
+    return LedgerHost(row["name"], row["remoteid"], row["address"], row["fqdn"])
 
 
 def _license(row: RowMapping) -> LedgerLicense:
