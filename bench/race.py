@@ -248,14 +248,16 @@ def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
 
     def one_host(address: str) -> None:
         client = connect(known, key, address)
-        output_of(client, f"mkdir -p {target} && hostname")
-        sftp = client.open_sftp()
-        sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
-        sftp.chmod(f"{target}/motd", 0o640)
-        sftp.putfo(io.BytesIO(text), f"{target}/hello.conf", confirm=False)
-        sftp.close()
-        output_of(client, f"sha256sum {target}/hello.conf > {target}/hello.sum")
-        client.close()
+        try:
+            output_of(client, f"mkdir -p {target} && hostname")
+            sftp = client.open_sftp()
+            sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
+            sftp.chmod(f"{target}/motd", 0o640)
+            sftp.putfo(io.BytesIO(text), f"{target}/hello.conf", confirm=False)
+            sftp.close()
+            output_of(client, f"sha256sum {target}/hello.conf > {target}/hello.sum")
+        finally:
+            client.close()
 
     return on_every_host(spec["hosts"], one_host, forks=len(spec["hosts"]))  # every host at once
 
