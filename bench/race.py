@@ -284,9 +284,11 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
             walls: dict[str, list[float]] = {name: [] for name in contenders}
             cpus: dict[str, list[float]] = {name: [] for name in contenders}
             loads = [os.getloadavg()[0]]
+            rounds: list[dict[str, float]] = []  # each repetition's walls: its contenders ran side by side in time
             warm_up(job, contenders, bin_dir, work / "state")
             for repetition in range(repeat):
                 order = contenders[repetition % len(contenders) :] + contenders[: repetition % len(contenders)]
+                rounds.append({})
                 for name in order:
                     wall, cpu, machine, code, tail = run_contender(job, name, bin_dir, work / "state")
                     if code != 0:
@@ -294,6 +296,7 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
                         continue
                     walls[name].append(wall)
                     cpus[name].append(cpu)
+                    rounds[-1][name] = wall
                     print(
                         f"  {size} hosts, rep {repetition + 1}: {name:<9} {wall:6.2f} s wall  {cpu:6.2f} s CPU  "
                         f"{machine:6.2f} s machine CPU  (load {os.getloadavg()[0]:.2f})",
@@ -302,6 +305,7 @@ def race(sizes: list[int], repeat: int, contenders: list[str], work: Path, lab_d
                     loads.append(os.getloadavg()[0])
                 lab_cleanup(lab, job)
             report(size, walls, cpus, loads)
+            report_pairs(rounds)
     finally:
         down = lab.down()
         print(f"lab down: {down.seconds:.1f} s")
@@ -372,6 +376,21 @@ def report(size: int, walls: dict[str, list[float]], cpus: dict[str, list[float]
         if ours and name not in ("ispagent", "floor"):
             ratios.append(f"{median / ours:.2f}x ispagent's time")
         print(f"  {name:<9} {median:7.2f} s  ({statistics.median(cpus[name]):6.2f} s CPU)  {'; '.join(ratios)}")
+    print(flush=True)
+
+
+def report_pairs(rounds: list[dict[str, float]]) -> None:
+    """ispagent against the floor and each peer against ispagent, repetition by repetition. The
+    contenders of one repetition ran seconds apart, so these ratios move less with the
+    machine's speed than the ratio of medians taken over the whole call."""
+    for numerator, denominator in [("ispagent", "floor")] + [(peer, "ispagent") for peer in ("pyinfra", "ansible")]:
+        ratios = [r[numerator] / r[denominator] for r in rounds if numerator in r and denominator in r]
+        if ratios:
+            print(
+                f"  {numerator}/{denominator}, each repetition: {', '.join(f'{x:.2f}' for x in ratios)}; "
+                f"median {statistics.median(ratios):.2f}x",
+                flush=True,
+            )
     print(flush=True)
 
 
