@@ -10,7 +10,8 @@ every run of every contender changes every host: nobody wins by finding its work
 - pyinfra: a deploy file, `--parallel` = hosts, strict host key checking against the lab's known_hosts.
 - ansible-core: a playbook, forks = hosts, pipelining, ControlPersist, no fact gathering (its ssh
   masters are ended after each run, so each run opens its connections like the others).
-- floor: the same remote operations on paramiko directly, one thread and connection per host.
+- floor: the same remote operations on paramiko directly, one thread and connection per host
+  (bench/race_floor.py: a script of its own, paramiko alone, nothing of this harness imported).
 
 Every contender is a fresh process (its start-up counted), timed by wall clock and by the CPU it
 and its children used, after one untimed warm-up run of each. Peers are installed by pip into a
@@ -196,8 +197,7 @@ server.shell(name="sum", commands=["sha256sum " + target + "/hello.conf > " + ta
             ], env
         return [
             sys.executable,
-            __file__,
-            "--floor-run",
+            str(Path(__file__).with_name("race_floor.py")),
             str(self.dir / "floor-hosts.json"),
             token,
             str(self.dir / "motd.txt"),
@@ -228,38 +228,6 @@ def timed_run(argv: list[str], env: dict, cwd: Path) -> tuple[float, float, floa
         os.waitstatus_to_exitcode(status),
         output.decode(errors="replace")[-600:],
     )
-
-
-# -- the floor: the job on paramiko, one thread and connection per host -------------------------
-
-
-def floor_run(hosts_file: Path, token: str, motd: Path, template: Path) -> int:
-    import io
-
-    import jinja2
-    import paramiko
-    from floor_client import connect, known_host_keys, on_every_host, output_of
-
-    spec = json.loads(hosts_file.read_text())
-    key = paramiko.Ed25519Key.from_private_key_file(spec["key"])
-    known = known_host_keys(spec["known_hosts"])
-    data, text = motd.read_bytes(), jinja2.Template(template.read_text()).render(greeting="hello").encode()
-    target = f"{os.environ.get('RACE_ROOT', '/srv/race')}/{token}"
-
-    def one_host(address: str) -> None:
-        client = connect(known, key, address)
-        try:
-            output_of(client, f"mkdir -p {target} && hostname")
-            sftp = client.open_sftp()
-            sftp.putfo(io.BytesIO(data), f"{target}/motd", confirm=False)
-            sftp.chmod(f"{target}/motd", 0o640)
-            sftp.putfo(io.BytesIO(text), f"{target}/hello.conf", confirm=False)
-            sftp.close()
-            output_of(client, f"sha256sum {target}/hello.conf > {target}/hello.sum")
-        finally:
-            client.close()
-
-    return on_every_host(spec["hosts"], one_host, forks=len(spec["hosts"]))  # every host at once
 
 
 # -- the race ---------------------------------------------------------------------------------
@@ -395,9 +363,6 @@ def report_pairs(rounds: list[dict[str, float]]) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--floor-run":
-        hosts_file, token, motd, template = sys.argv[2:6]
-        raise SystemExit(floor_run(Path(hosts_file), token, Path(motd), Path(template)))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,100")
     parser.add_argument("--repeat", type=int, default=3)
