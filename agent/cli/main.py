@@ -98,10 +98,6 @@ def _load_command(name: str) -> click.Command:
 
 def main(obj: dict | None = None) -> None:
     """The `ispagent` command. A program embedding it passes `obj`, e.g. {"journal_watch": ...} (run_cmd.py)."""
-    # pydantic looks for plug-ins of its own when the first model is built: the entry points of every
-    # installed distribution (7 ms of CPU in a 70-package venv, on every run). ispagent's models use
-    # none; a value set in the environment wins.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     # `import httpx` imports its own command-line client (httpx._main: rich, pygments, click's
     # formatting) whenever those happen to be installed, as they are beside ispagent: 35 ms of CPU on
     # every run that talks to the partner account. This process never runs httpx's CLI; marking the

@@ -74,14 +74,13 @@ def _flags(step_type: StepType) -> list[str]:
 
 def _parameter_rows(step_type: StepType) -> list[str]:
     rows = []
-    for name, field in step_type.params.model_fields.items():
-        key = field.alias or name
+    for name, field in step_type.params.fields().items():
         if name == "mode":  # an int inside, written as a quoted octal string in a playbook (YAML reads 0644 as 420)
-            kind, default = "octal string", f'`"{field.get_default():04o}"`'
+            kind, default = "octal string", f'`"{field.default:04o}"`'
         else:
             kind = "`" + _type_name(field.annotation).replace("|", r"\|") + "`"  # a bare | would end the cell
-            default = "required" if field.is_required() else f"`{field.get_default(call_default_factory=True)!r}`"
-        rows.append(f"| `{key}` | {kind} | {default} |")
+            default = "required" if field.required else f"`{field.default!r}`"
+        rows.append(f"| `{name}` | {kind} | {default} |")
     return rows
 
 

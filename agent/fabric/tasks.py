@@ -110,7 +110,7 @@ def _step_tasks() -> list[Task]:
     return [
         _step_task(name, kind.summary)
         for name, kind in sorted(steps.items())
-        if not kind.needs and not any(field.is_required() for field in kind.params.model_fields.values())
+        if not kind.needs and not any(field.required for field in kind.params.fields().values())
     ]
 
 

@@ -3,7 +3,7 @@
 Playbook vars do not go through the inventory's checks, so every value that reaches install.sh
 is checked here again: a bad value must stop the host before anything runs on it.
 
-Plain typed checks, not a pydantic model: `inventory check` of a 1000-host inventory reads these
+Plain typed checks (agent/laxvalues.py), not a pydantic model: `inventory check` of a 1000-host inventory reads these
 for every host, and importing pydantic and building a model's validator cost more than the whole
 check. The accepted inputs and the error texts are pydantic's lax ones, which inventories and
 playbooks were written against (tests/unit/test_installer_settings.py holds the two side by side).
@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.editions import EDITIONS, RELEASES, Edition
 from agent.errors import PanelSettingsError
+from agent.laxvalues import boolean, choice, number, optional, string
 from agent.secrets import shown
 
 DEFAULT_INSTALLER_URL = "https://download.ispmanager.com/install.sh"
@@ -93,81 +94,8 @@ def _validated(variables: dict[str, Any]) -> InstallSettings:
     return InstallSettings(**values)
 
 
-# --- one reader per kind of value: pydantic's lax-mode rules and texts ------------------------
-
-_TRUE = frozenset(("1", "on", "t", "true", "y", "yes"))
-_FALSE = frozenset(("0", "off", "f", "false", "n", "no"))
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        try:
-            return bytes(value).decode()
-        except UnicodeDecodeError:
-            raise ValueError("Input should be a valid string, unable to parse raw data as a unicode string") from None
-    if not isinstance(value, str):
-        raise ValueError("Input should be a valid string")
-    return str(value)
-
-
-def _optional(read: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: None if value is None else read(value)
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode(errors="replace")  # not a word either way: "unable to interpret"
-    if isinstance(value, str):
-        word = value.lower()
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise ValueError("Input should be a valid boolean, unable to interpret input")
-    number = value if isinstance(value, (int, float)) else None
-    if number in (0, 1):
-        return number == 1
-    if isinstance(number, int) and -(2**63) <= number < 2**63 or isinstance(number, float) and number.is_integer():
-        raise ValueError("Input should be a valid boolean, unable to interpret input")
-    raise ValueError("Input should be a valid boolean")
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode(errors="replace")
-    if isinstance(value, str):
-        try:
-            if not value.isascii():  # float() reads other scripts' digits; the model did not
-                raise ValueError
-            return float(value.strip())
-        except ValueError:
-            raise ValueError("Input should be a valid number, unable to parse string as a number") from None
-    if isinstance(value, (int, float)):
-        try:
-            return float(value)
-        except OverflowError:
-            raise ValueError("Input should be a valid number") from None
-    raise ValueError("Input should be a valid number")
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    quoted = [f"'{choice}'" for choice in choices]
-    expected = (
-        f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}"
-        if len(quoted) > 1
-        else f"Input should be {quoted[0]}"
-    )
-
-    def read(value: Any) -> str:
-        if isinstance(value, str) and value in choices:
-            return str(value)
-        raise ValueError(expected)
-
-    return read
-
-
 def _release(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     if text not in RELEASES:
         raise ValueError(
             f"{shown(text)} is not one of {', '.join(RELEASES)} (install.sh would silently switch to "
@@ -177,7 +105,7 @@ def _release(value: Any) -> str:
 
 
 def _sha256(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text.lower()):
         raise ValueError("give the 64 hex digits of the sha256 of install.sh")
     return text.lower()
@@ -186,27 +114,27 @@ def _sha256(value: Any) -> str:
 def _domain(value: Any) -> str:
     from agent.inventory.addresses import is_fqdn
 
-    text = _string(value)
+    text = string(value)
     if not is_fqdn(text):
         raise ValueError(f"{shown(text)} is not a fully qualified domain name")
     return text
 
 
 _READERS: dict[str, Callable[[Any], Any]] = {
-    "edition": _choice(EDITIONS),
+    "edition": choice(EDITIONS),
     "release": _release,
-    "dbtype": _choice(DBTYPES),
-    "mysql_server": _optional(_choice(MYSQL_SERVERS)),
-    "install_recommended": _boolean,
-    "silent": _boolean,
-    "ignore_hostname": _boolean,
-    "allow_eol_os": _boolean,
-    "no_letsencrypt": _boolean,
-    "le_domain": _optional(_domain),
-    "disable_fail2ban": _boolean,
-    "installer_url": _string,
-    "installer_eu": _boolean,
-    "installer_sha256": _optional(_sha256),
-    "installer_timeout_minutes": _number,
-    "installer_repository_url": _optional(_string),
+    "dbtype": choice(DBTYPES),
+    "mysql_server": optional(choice(MYSQL_SERVERS)),
+    "install_recommended": boolean,
+    "silent": boolean,
+    "ignore_hostname": boolean,
+    "allow_eol_os": boolean,
+    "no_letsencrypt": boolean,
+    "le_domain": optional(_domain),
+    "disable_fail2ban": boolean,
+    "installer_url": string,
+    "installer_eu": boolean,
+    "installer_sha256": optional(_sha256),
+    "installer_timeout_minutes": number,
+    "installer_repository_url": optional(string),
 }

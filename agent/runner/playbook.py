@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
-
 from agent.errors import PlaybookError, did_you_mean
 from agent.hoststate import StateKey
 from agent.runner.localfiles import local_file_problem
-from agent.runner.registry import StepParams, StepRegistry, StepType
+from agent.runner.params import NO_VALUE, ParamsError
+from agent.runner.registry import StepRegistry, StepType
 from agent.secrets import shown
 from agent.userpath import expand_home
 from agent.yamlnodes import LocatedNode, parse_yaml, read_yaml_file
@@ -39,7 +37,7 @@ _TOP_KEYS = ("name", "description", "vars", "source_dirs", "steps")
 class PlaybookStep:
     id: str  # unique within the playbook: the label, or the step name (+ "#n" when repeated)
     type: StepType
-    params: StepParams
+    params: Any  # the step's parameter model's instance
     line: int
 
 
@@ -184,39 +182,36 @@ def _label(node: LocatedNode | None) -> str:
     return "" if node is None or node.is_null else node.string()
 
 
-def _parse_params(node: LocatedNode, step_type: StepType) -> StepParams:
+def _parse_params(node: LocatedNode, step_type: StepType) -> Any:
     if not (node.is_null or node.is_mapping):
         raise node.error("parameters are a mapping, e.g. {src: ..., dest: ...}")
     try:
-        return step_type.params.model_validate(node.value() or {})
-    except ValidationError as error:
-        problem = error.errors()[0]
-        raise node.at(*problem["loc"]).error(_explain(problem, step_type)) from None
+        return step_type.params.parse(node.value() or {})
+    except ParamsError as problem:
+        raise node.at(*problem.loc).error(_explain(problem, step_type)) from None
 
 
 def _check_local_files(item: LocatedNode, dirs: list[Path], step: PlaybookStep) -> None:
-    for name, src in step.params.local_files().items():
+    local_files = getattr(step.params, "local_files", None)  # a published step's pydantic model may have none
+    for name, src in (local_files() if local_files else {}).items():
         problem = local_file_problem(dirs, src)
         if problem:
             raise item.at(step.type.name, name).error(problem)
 
 
-def _explain(problem: ErrorDetails, step_type: StepType) -> str:
-    fields = step_type.params.model_fields
-    if problem["type"] == "extra_forbidden":
-        unknown = str(problem["loc"][-1])
+def _explain(problem: ParamsError, step_type: StepType) -> str:
+    fields = step_type.params.fields()
+    if problem.kind == "unknown":
+        unknown = str(problem.loc[-1])
         return (
             f"unknown parameter of step '{step_type.name}'{_did_you_mean(unknown, fields)}; "
             f"known: {', '.join(fields) or 'none'}"
         )
-    if problem["type"] == "missing":
+    if problem.kind == "missing":
         return f"required parameter of step '{step_type.name}' is missing"
-    message = problem["msg"].removeprefix("Value error, ")
-    return (
-        f"{message} (got {shown(problem['input'])})"
-        if "input" in problem and not isinstance(problem["input"], dict)
-        else message
-    )
+    if problem.value is NO_VALUE or isinstance(problem.value, dict):
+        return problem.message
+    return f"{problem.message} (got {shown(problem.value)})"
 
 
 def _did_you_mean(word: object, choices: Iterable[object]) -> str:

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-
 from agent.errors import StepRegistryError
 from agent.hoststate import StateKey
+
+# Steps import their parameter base from here, with the rest of a step's vocabulary.
+from agent.runner.params import NoParams as NoParams
+from agent.runner.params import ParamsModel, params_model
+from agent.runner.params import StepParams as StepParams
 
 if TYPE_CHECKING:
     from agent.runner.context import HostContext
@@ -26,20 +29,6 @@ if TYPE_CHECKING:
 STEPS_PACKAGE = "agent.steps"  # one module per step, named after it
 ENTRY_POINT_GROUP = "ispagent.steps"  # third-party steps
 Status = Literal["ok", "changed", "skipped", "failed"]
-
-
-class StepParams(BaseModel):
-    """Base of every step's parameters: unknown keys are typos, and typos are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def local_files(self) -> dict[str, str]:
-        """Parameter name -> local file it names; the playbook loader checks they exist."""
-        return {}
-
-
-class NoParams(StepParams):
-    pass
 
 
 @dataclass(frozen=True)
@@ -77,7 +66,7 @@ MarkedFunction = TypeVar("MarkedFunction", bound=Callable[..., StepResult])
 class StepType:
     name: str
     function: StepFunction
-    params: type[StepParams]
+    params: ParamsModel  # a StepParams subclass, or a published step's pydantic model
     read_only: bool  # changes nothing on the host
     rerun_on_resume: bool  # its output feeds later steps: a resumed run does it again
     uses_account: bool  # calls the partner account: the run reads its credentials before any host
@@ -88,7 +77,7 @@ class StepType:
 
 def step(
     name: str,
-    params: type[StepParams] = NoParams,
+    params: type[StepParams] | type[Any] = NoParams,
     *,
     read_only: bool = False,
     rerun_on_resume: bool | None = None,
@@ -107,7 +96,7 @@ def step(
         summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
         # Through __dict__: a Callable type declares no step_type, and the function keeps its own type.
         function.__dict__["step_type"] = StepType(
-            name, function, params, read_only, rerun, uses_account, summary, tuple(provides), tuple(needs)
+            name, function, params_model(params), read_only, rerun, uses_account, summary, tuple(provides), tuple(needs)
         )
         return function
 

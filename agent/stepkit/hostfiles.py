@@ -6,11 +6,12 @@ import difflib
 import hashlib
 import posixpath
 from dataclasses import dataclass
-
-from pydantic import field_validator
+from typing import Annotated
 
 from agent.errors import StepFailed, TransportError
+from agent.laxvalues import string
 from agent.runner.context import HostContext
+from agent.runner.params import ReadWith
 from agent.runner.registry import StepParams, StepResult, changed, failed, ok
 from agent.transport.filewrite import staging_path, store_stdin
 from agent.transport.quoting import command_line
@@ -30,7 +31,8 @@ def parse_mode(value: object) -> int:
     return int(text, 8)
 
 
-def check_remote_path(value: str) -> str:
+def check_remote_path(value: object) -> str:
+    value = string(value)
     if not posixpath.isabs(value) or value.endswith("/"):
         raise ValueError("dest must be an absolute file path on the host, e.g. /etc/motd")
     return value
@@ -40,11 +42,8 @@ class FileParams(StepParams):
     """A local `src` made into the host's file `dest` with `mode` (the upload and template steps)."""
 
     src: str
-    dest: str
-    mode: int = 0o644
-
-    _mode = field_validator("mode", mode="before")(parse_mode)
-    _dest = field_validator("dest")(check_remote_path)
+    dest: Annotated[str, ReadWith(check_remote_path)]
+    mode: Annotated[int, ReadWith(parse_mode)] = 0o644
 
     def local_files(self) -> dict[str, str]:
         return {"src": self.src}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import model_validator
-
 from agent.runner.context import HostContext
 from agent.runner.registry import StepParams, StepResult, changed, failed, ok, skipped, step
 from agent.transport.quoting import command_line
@@ -16,11 +14,9 @@ class ShellParams(StepParams):
     changes: bool = True  # false for read-only commands: they report ok, and run in --dry-run
     timeout: float | None = None
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> ShellParams:
+    def check(self) -> None:
         if not self.command.strip():
             raise ValueError("command must not be empty")
-        return self
 
 
 @step("shell", ShellParams)

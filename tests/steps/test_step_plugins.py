@@ -91,6 +91,63 @@ def test_the_installer_step_needs_preflight(tmp_path):
         playbook_from_data({"steps": ["facts", "installer"]}, tmp_path)
 
 
+PYDANTIC_PLUGIN = textwrap.dedent('''
+    from pydantic import BaseModel, ConfigDict, field_validator
+    from agent.runner.registry import changed, step
+
+    class Echo(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        words: str
+        times: int = 1
+
+        @field_validator("words")
+        @classmethod
+        def _said(cls, value):
+            if not value.strip():
+                raise ValueError("say something")
+            return value
+
+    @step("echo", Echo)
+    def echo(ctx, params):
+        """Echo words on the host."""
+        ctx.connection.run(["echo", " ".join([params.words] * params.times)])
+        return changed("echoed")
+''')
+
+
+def test_a_published_step_may_take_a_pydantic_model_as_its_parameters(tmp_path, monkeypatch):
+    """Steps published before the project's own parameters stopped being pydantic models still load,
+    run and refuse bad parameters in the same one-line errors."""
+    (tmp_path / "echo_steps.py").write_text(PYDANTIC_PLUGIN)
+    info = tmp_path / "echo_steps-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-steps\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ispagent.steps]\necho = echo_steps:echo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        playbook = playbook_from_data({"steps": [{"echo": {"words": "hi", "times": "2"}}]}, tmp_path)
+        connector = ReplayConnector({"h1": [ExpectedCommand("echo 'hi hi'")]})
+        host = Host("h1", Endpoint("198.18.0.2"))
+        result = start_run(
+            RunPlan(playbook, [host], RunOptions(state_dir=tmp_path / "state")), lambda e: None, connector=connector
+        )
+        connector.assert_done()
+        assert [(r.step, r.status) for r in result.hosts[0].steps] == [("echo", "changed")]
+        for params, error in [
+            (
+                {"words": "hi", "tims": 2},
+                r"steps\[0\]\.echo\.tims: unknown parameter of step 'echo' \(did you mean 'times'\?\); known: words, times",
+            ),
+            ({}, r"steps\[0\]\.echo\.words: required parameter of step 'echo' is missing"),
+            ({"words": " "}, r"steps\[0\]\.echo\.words: say something \(got ' '\)"),
+            ({"words": "hi", "times": "many"}, r"unable to parse string as an integer \(got 'many'\)"),
+        ]:
+            with pytest.raises(PlaybookError, match=error):
+                playbook_from_data({"steps": [{"echo": params}]}, tmp_path)
+    finally:
+        sys.modules.pop("echo_steps", None)
+
+
 def test_a_published_step_with_a_taken_name_is_refused_in_one_line(tmp_path, monkeypatch):
     (tmp_path / "clash_steps.py").write_text(
         "from agent.runner.registry import step\n@step('shell')\ndef shell(ctx, params):\n    '''Not the shell step.'''\n"

@@ -28,6 +28,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "agent.clock",
         "agent.hoststate",
         "agent.gcpause",
+        "agent.laxvalues",
     ),
     (
         "agent.inventory",
