@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import UTC
 from agent.errors import ClaimLost, HostUnreachable, InputError, RunAborted, StateDirError
@@ -38,10 +38,12 @@ from agent.runner.journal import InventoryLock, Journal, JournalWatch, RunRecord
 from agent.runner.plan import RunOptions, RunPlan
 from agent.runner.pool import run_pool
 from agent.runner.services import RunServices
-from agent.runner.standing import AccountStanding, Order, priced, read_standing
 from agent.secrets import mask
 from agent.transport.base import Connector
 from agent.transport.hostlog import HostLog
+
+if TYPE_CHECKING:
+    from agent.runner.standing import AccountStanding
 
 __all__ = ["EXIT_UNCONFIRMED", "FAILED_STATUSES", "RunOptions", "RunPlan", "RunResult", "resume_run", "start_run"]
 
@@ -254,6 +256,9 @@ def _uses_account(run: _Run) -> bool:
 def _read_standing(run: _Run, result: RunResult) -> None:
     if run.options.dry_run or not _uses_account(run) or result.status == "interrupted":
         return
+    # Imported here: a run whose playbook does not use the account never reads it (4 ms at start-up).
+    from agent.runner.standing import Order, read_standing
+
     settings = [run.plan.settings[host.name].account for host in run.plan.hosts]
     orders = [
         Order(host.name, str(lic.get("id")), lic["edition"], lic["period"])
@@ -294,9 +299,11 @@ def _execute_hosts(
     except KeyboardInterrupt:
         result.status, result.reason = "interrupted", "interrupted by signal"
     finally:
-        result.hosts = priced(
-            [outcomes.get(h.name) or _not_run(h, result.reason) for h in run.plan.hosts], result.standing
-        )
+        result.hosts = [outcomes.get(h.name) or _not_run(h, result.reason) for h in run.plan.hosts]
+        if result.standing is not None:
+            from agent.runner.standing import priced
+
+            result.hosts = priced(result.hosts, result.standing)
         result.finished_at = utc_now()
         listener(RunFinished(result.status, result.reason))
         record = run.record
