@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol, TypeVar
 
 from agent import laxvalues
+from agent.errors import StepRegistryError
 
 Reader = Callable[[Any], Any]
 ProblemKind = Literal["unknown", "missing", "invalid"]
@@ -142,11 +143,14 @@ def _fields_of(cls: type[StepParams]) -> dict[str, ParamField]:
     for klass in cls.__mro__:
         for name, value in vars(klass).items():
             if type(value).__module__.startswith("pydantic"):
-                raise TypeError(
+                raise StepRegistryError(
                     f"{cls.__qualname__}.{name} is a pydantic validator, which StepParams does not run: "
                     "make the parameters a pydantic model (subclass pydantic.BaseModel) or check in check()"
                 )
-    hints = typing.get_type_hints(cls, include_extras=True)
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception as error:  # an annotation naming what its module does not define (at run time)
+        raise StepRegistryError(f"{cls.__qualname__}: cannot read its fields' types: {error}") from None
     fields = {}
     for name, annotation in hints.items():
         if name.startswith("_") or typing.get_origin(annotation) is typing.ClassVar:
@@ -178,7 +182,7 @@ def _reader(cls: type, name: str, annotation: Any) -> Reader:
         return laxvalues.choice(tuple(args))
     if annotation in _PLAIN:
         return _PLAIN[annotation]
-    raise TypeError(
+    raise StepRegistryError(
         f"{cls.__qualname__}.{name}: StepParams reads str, bool, float, a Literal of strings and "
         f"those or None, not {annotation!r}; give it Annotated[..., ReadWith(reader)] or make the "
         "parameters a pydantic model"

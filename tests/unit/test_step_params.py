@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from agent.errors import StepRegistryError
 from agent.runner.params import NO_VALUE, ParamsError, ReadWith, StepParams
 from agent.runner.registry import load_steps
 from agent.stepkit.hostfiles import check_remote_path, parse_mode
@@ -219,9 +220,19 @@ def test_a_parameter_class_reads_only_types_it_knows_and_says_how_to_read_others
     class Octal(StepParams):
         mode: Annotated[int, ReadWith(parse_mode)] = 0o600
 
-    with pytest.raises(TypeError, match=r"Listed\.names: StepParams reads str, bool, float.*ReadWith"):
+    with pytest.raises(StepRegistryError, match=r"Listed\.names: StepParams reads str, bool, float.*ReadWith"):
         Listed.parse({"names": ["a"]})
     assert Octal.parse({"mode": "0640"}).mode == 0o640 and Octal.parse({}).mode == 0o600
+
+
+def test_a_field_type_its_module_does_not_define_is_a_one_line_plug_in_error():
+    class Later(StepParams):
+        when: Deadline  # noqa: F821 - defined nowhere, as a plug-in's typo would be
+
+    with pytest.raises(
+        StepRegistryError, match=r"Later: cannot read its fields' types: name 'Deadline' is not defined"
+    ):
+        Later.parse({})
 
 
 def test_a_pydantic_validator_on_step_params_is_refused_not_silently_skipped():
@@ -233,5 +244,5 @@ def test_a_pydantic_validator_on_step_params_is_refused_not_silently_skipped():
         def _short(cls, value: str) -> str:
             raise ValueError("never")
 
-    with pytest.raises(TypeError, match=r"Guarded\._short is a pydantic validator.*pydantic\.BaseModel"):
+    with pytest.raises(StepRegistryError, match=r"Guarded\._short is a pydantic validator.*pydantic\.BaseModel"):
         Guarded.parse({"name": "x"})
