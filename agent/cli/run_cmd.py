@@ -93,7 +93,9 @@ def _interrupt_on_sigterm() -> None:
     help="With --rollout: how long a claimed host stays this node's without a heartbeat.",
 )
 @click.option(
-    "--wait", is_flag=True, help="With --rollout: exit only when the whole rollout is complete, with its exit code."
+    "--wait",
+    is_flag=True,
+    help="With --rollout: exit only when the whole rollout is complete, with its exit code (4 if this node's activations are still unconfirmed).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show remote commands and their output (secrets masked).")
 @click.option(

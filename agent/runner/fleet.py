@@ -29,7 +29,7 @@ from agent.runner.events import Event, HostOutcome, RunListener, StepFinished, S
 from agent.runner.journal import JournalWatch
 from agent.runner.plan import RunOptions, RunPlan
 from agent.runner.rollout_report import rollout_result
-from agent.runner.run import Echo, RunResult, start_run
+from agent.runner.run import EXIT_UNCONFIRMED, Echo, RunResult, start_run
 from agent.secrets import mask
 from agent.transport.base import Connector
 
@@ -240,9 +240,13 @@ class RolloutRun:
             return self.result.exit_code  # interrupted, aborted: as a single-node run
         if self.database_lost or self.stalled:
             return 1
+        own = self.result.exit_code if self.result else 0
         if self.waited and self.status:
-            return self.status.exit_code
-        return self.result.exit_code if self.result else 0
+            # The rollout's hosts decide, but the rollout's record knows nothing of the partner account:
+            # an activation of this node's hosts not yet confirmed still says 4, as it does without --wait.
+            rollout = self.status.exit_code
+            return EXIT_UNCONFIRMED if rollout == 0 and own == EXIT_UNCONFIRMED else rollout
+        return own
 
 
 def run_rollout(

@@ -11,10 +11,12 @@ from pgkit import CuttableProxy, pg_schema
 
 from agent.errors import InputError
 from agent.inventory.model import Endpoint, Host
-from agent.ledger.rollouts import NodeInfo, RolloutBoard, StepRow
-from agent.runner.fleet import run_rollout
+from agent.ledger.rollouts import NodeInfo, RolloutBoard, RolloutHost, RolloutStatus, StepRow
+from agent.runner.events import HostOutcome
+from agent.runner.fleet import RolloutRun, run_rollout
 from agent.runner.playbook import playbook_from_data
-from agent.runner.run import RunOptions, RunPlan, resume_run
+from agent.runner.run import EXIT_UNCONFIRMED, RunOptions, RunPlan, RunResult, resume_run
+from agent.runner.standing import AccountStanding, Unconfirmed
 from agent.transport.base import CommandResult
 
 PLAYBOOK = {"name": "two", "steps": [{"shell": {"command": "echo one"}}, {"shell": {"command": "echo two"}}]}
@@ -245,3 +247,33 @@ def test_wait_goes_on_while_another_node_is_alive_and_ends_with_the_rollouts_cod
     }
     assert run.report.status == "finished" and [len(h.steps) for h in run.report.hosts] == [2, 0]
     board.close()
+
+
+@pytest.mark.parametrize(
+    ("rollout_states", "unconfirmed", "expected"),
+    [
+        (("changed", "ok"), True, EXIT_UNCONFIRMED),  # every host done, but this node's activation is not confirmed
+        (("changed", "ok"), False, 0),
+        (("changed", "failed"), True, 1),  # a failed host says more than an unconfirmed activation
+    ],
+)
+def test_a_waiting_node_exits_4_when_its_own_activations_are_unconfirmed(rollout_states, unconfirmed, expected):
+    """`run --rollout NAME --wait` exits with the rollout's code; the rollout's record does not hold
+    the partner account's confirmations, so this node's own unconfirmed activations add the 4 a
+    node exits with without --wait."""
+    standing = AccountStanding(unconfirmed=(Unconfirmed("h1", "L-1", 3),) if unconfirmed else ())
+    result = RunResult(
+        "run",
+        "p.yaml",
+        "i.yaml",
+        "now",
+        False,
+        [HostOutcome("h1", "198.18.0.2", "changed", (), None)],
+        standing=standing,
+    )
+    hosts = tuple(
+        RolloutHost(f"h{index}", state, "a", None, 1, None, None) for index, state in enumerate(rollout_states, 1)
+    )
+    status = RolloutStatus("r1", "p.yaml", "sha", "a", 0.0, 1.0, hosts, ())
+    assert result.exit_code == (EXIT_UNCONFIRMED if unconfirmed else 0)
+    assert RolloutRun("r1", "a", True, 2, result=result, status=status, waited=True).exit_code == expected
