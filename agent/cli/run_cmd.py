@@ -95,7 +95,10 @@ def _interrupt_on_sigterm() -> None:
 @click.option(
     "--wait",
     is_flag=True,
-    help="With --rollout: exit only when the whole rollout is complete, with its exit code (4 if this node's activations are still unconfirmed).",
+    help=(
+        "With --rollout: exit only when the whole rollout is complete, with its exit code "
+        "(4 if this node's activations are still unconfirmed)."
+    ),
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show remote commands and their output (secrets masked).")
 @click.option(

@@ -3,9 +3,9 @@
 Playbook vars do not go through the inventory's checks, so every value that reaches install.sh
 is checked here again: a bad value must stop the host before anything runs on it.
 
-Plain typed checks (agent/laxvalues.py), not a pydantic model: `inventory check` of a 1000-host inventory reads these
-for every host, and importing pydantic and building a model's validator cost more than the whole
-check. The accepted inputs and the error texts are pydantic's lax ones, which inventories and
+Plain typed checks (agent/laxvalues.py), not a pydantic model: `inventory check` of a 1000-host
+inventory reads these for every host, and importing pydantic and building a model's validator cost
+more than the whole check. The accepted inputs and the error texts are pydantic's lax ones, which inventories and
 playbooks were written against (tests/unit/test_installer_settings.py holds the two side by side).
 """
 

@@ -9,8 +9,9 @@ Not a pydantic model, for the run's start-up: importing pydantic and building th
 playbook's step models cost about 55 ms of CPU, the largest part of what `ispagent run` of a small
 job costs beyond the paramiko script that does the same work. The field types a step needs are
 few: str, bool, float, a Literal of strings, those or None, and `Annotated[T, ReadWith(f)]` for
-anything else (f reads the raw value: a file mode's octal string, say). A step published by another package may still take a
-pydantic model as its parameters (`PydanticParams`): pydantic is imported with that step.
+anything else (f reads the raw value: a file mode's octal string, say). A step published by another
+package may still take a pydantic model as its parameters (`PydanticParams`): pydantic is imported
+with that step.
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ def _fields_of(cls: type[StepParams]) -> dict[str, ParamField]:
     for name, annotation in hints.items():
         if name.startswith("_") or typing.get_origin(annotation) is typing.ClassVar:
             continue
+        if name in _OWN_NAMES:  # its default would be the method
+            raise StepRegistryError(f"{cls.__qualname__}.{name}: a parameter cannot be named as a method of StepParams")
         required = not hasattr(cls, name)
         default = None if required else getattr(cls, name)
         bare = typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
@@ -162,6 +165,7 @@ def _fields_of(cls: type[StepParams]) -> dict[str, ParamField]:
     return fields
 
 
+_OWN_NAMES = frozenset(name for name in vars(StepParams) if not name.startswith("_"))
 _PLAIN: dict[Any, Reader] = {
     str: laxvalues.string,
     bool: laxvalues.boolean,
@@ -194,7 +198,6 @@ class PydanticParams:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.__name__ = model.__name__
 
     def parse(self, values: Mapping[Any, Any]) -> Any:
         from pydantic import ValidationError  # imported already: the model is one
@@ -232,4 +235,4 @@ def params_model(params: Any) -> ParamsModel:
         return params  # its classmethods are the protocol's methods
     if isinstance(params, type) and hasattr(params, "model_validate") and hasattr(params, "model_fields"):
         return PydanticParams(params)
-    raise TypeError(f"step parameters must be a StepParams subclass or a pydantic model, not {params!r}")
+    raise StepRegistryError(f"step parameters must be a StepParams subclass or a pydantic model, not {params!r}")

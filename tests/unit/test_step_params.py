@@ -220,8 +220,13 @@ def test_a_parameter_class_reads_only_types_it_knows_and_says_how_to_read_others
     class Octal(StepParams):
         mode: Annotated[int, ReadWith(parse_mode)] = 0o600
 
+    class Shadowing(StepParams):
+        check: bool = True
+
     with pytest.raises(StepRegistryError, match=r"Listed\.names: StepParams reads str, bool, float.*ReadWith"):
         Listed.parse({"names": ["a"]})
+    with pytest.raises(StepRegistryError, match=r"Shadowing\.check: a parameter cannot be named as a method"):
+        Shadowing.parse({})
     assert Octal.parse({"mode": "0640"}).mode == 0o640 and Octal.parse({}).mode == 0o600
 
 
