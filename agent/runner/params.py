@@ -208,13 +208,10 @@ class PydanticParams:
             problem = error.errors()[0]
             kinds: dict[str, ProblemKind] = {"extra_forbidden": "unknown", "missing": "missing"}
             kind = kinds.get(problem["type"], "invalid")
-            value = problem.get("input", NO_VALUE)
-            raise ParamsError(
-                tuple(problem["loc"]),
-                kind,
-                problem["msg"].removeprefix("Value error, "),
-                NO_VALUE if isinstance(value, dict) else value,  # the mapping itself: a check across fields
-            ) from None
+            message = problem["msg"].removeprefix("Value error, ")
+            # A mapping as the value (a check across fields) is passed on like StepParams' own: the
+            # playbook's error shows no mapping, whichever reader refused it.
+            raise ParamsError(tuple(problem["loc"]), kind, message, problem.get("input", NO_VALUE)) from None
 
     def fields(self) -> dict[str, ParamField]:
         return {
