@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from agent.editions import EDITIONS
 from agent.errors import PartnerConfigError
@@ -136,7 +136,7 @@ def _api_url(vars: Mapping[str, Any]) -> str:
                 f"partner_region: {shown(region)} is not one of {', '.join(REGION_URLS)}; or set partner_api_url"
             )
         return REGION_URLS[region]
-    parts = urlsplit(str(url))
+    parts = _split(str(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PartnerConfigError(f"partner_api_url: {shown(url)} is not an http(s) URL")
     if parts.scheme == "http" and not _local(parts.hostname):
@@ -147,7 +147,7 @@ def _api_url(vars: Mapping[str, Any]) -> str:
 
 def _userinfo_removed(url: str) -> tuple[str, tuple[str, str] | None]:
     """`url` without `user:password@`, and the credentials it carried (the client never sees them in the URL)."""
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.username is None and parts.password is None:
         return url, None
     try:
@@ -160,6 +160,13 @@ def _userinfo_removed(url: str) -> tuple[str, tuple[str, str] | None]:
             "partner_api_url: write the credentials as https://USER:<password>@host/..., both parts"
         )
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), (user, password)
+
+
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:  # an unbalanced "[" or "]": urlsplit's "Invalid IPv6 URL"
+        raise PartnerConfigError(f"partner_api_url: {shown(url)} is not an http(s) URL") from None
 
 
 def _local(hostname: str) -> bool:

@@ -106,6 +106,18 @@ def test_a_url_password_in_the_inventory_is_masked_in_plans_error(tmp_path):
     )
 
 
+@pytest.mark.parametrize("url", ["https://[::1/billmgr", "https://api.example.com]/billmgr"])
+def test_an_unbalanced_bracket_in_the_api_url_is_one_line_not_a_traceback(tmp_path, url):
+    """urlsplit raises ValueError ("Invalid IPv6 URL") on it; found by the vagrant vars mutation test."""
+    path = tmp_path / "inventory.yaml"
+    path.write_text(f"defaults:\n  vars:\n    partner_api_url: '{url}'\n" + INVENTORY)
+    assert _one_line_error(_cli("plan", "-i", str(path))) == (
+        f"{path}:3: defaults.vars.partner_api_url: '{url}' is not an http(s) URL"
+    )
+    result = _cli("licenses", "list", "--api-url", url, env={"ISPAGENT_PARTNER_AUTHINFO": "u:p"})
+    assert _one_line_error(result) == f"partner_api_url: '{url}' is not an http(s) URL"
+
+
 def test_an_error_holding_a_line_break_and_an_escape_sequence_stays_one_escaped_line(tmp_path):
     name = tmp_path / "in\nventory\x1b[2J.yaml"
     assert _one_line_error(_cli("inventory", "check", "-i", str(name))) == (
