@@ -221,11 +221,17 @@ def _execute(
         }
         todo = [host for host in plan.hosts if host.name not in done]
         hosts = cleanup.enter_context((source or _static_source(plan, record.run_id))(todo))
-        run = _Run(record, plan, journal, _Listeners(journal, display), echo, connector or _ssh_connector(plan))
-        cleanup.callback(run.services.close)
-        if _uses_account(run):
-            _read_account_credentials(run)
-        cleanup.callback(run.connector.close)
+        services = RunServices()
+        cleanup.callback(services.close)
+        if _uses_account(plan):
+            _read_account_credentials(plan, services)
+        if connector is None:
+            # The first hosts are contacted here, after every check that refuses a run before any
+            # host. A source of this run's own hands out `todo` in order; a shared one (a rollout)
+            # may not.
+            connector = _ssh_connector(plan, _first_hosts(plan, todo) if source is None else [])
+        cleanup.callback(connector.close)
+        run = _Run(record, plan, journal, _Listeners(journal, display), echo, connector, services)
         journal.write_record(record)
         journal.open_events()
         cleanup.callback(journal.close)
@@ -243,18 +249,35 @@ def _static_source(plan: RunPlan, run_id: str) -> SourceFactory:
     return make
 
 
-def _ssh_connector(plan: RunPlan) -> Connector:
-    from agent.transport.ssh import SshConnector
+def _ssh_connector(plan: RunPlan, first: list[Host]) -> Connector:
+    """The run's SSH connector, with `first`'s TCP connections dialed before paramiko is imported
+    (agent/transport/dialing.py: the hosts' sshds start on them while this process goes on)."""
+    from agent.transport.dialing import DialedSockets
 
-    return SshConnector(plan.ssh)
+    dialed = DialedSockets(host.endpoint for host in first)
+    try:
+        from agent.transport.ssh import SshConnector
+
+        return SshConnector(plan.ssh, dialed=dialed)
+    except BaseException:  # an unreadable known_hosts, say: no socket is left open behind the error
+        dialed.close()
+        raise
 
 
-def _uses_account(run: _Run) -> bool:
-    return any(planned.type.uses_account for planned in run.plan.playbook.steps)
+def _first_hosts(plan: RunPlan, todo: list[Host]) -> list[Host]:
+    """The hosts whose handshakes begin as soon as the workers start: the first batch's first `forks`."""
+    from agent.transport.dialing import MAX_HANDSHAKES
+
+    size = parse_batch_size(plan.options.batch_size, len(todo))
+    return todo[: min(size, plan.options.forks, MAX_HANDSHAKES)]
+
+
+def _uses_account(plan: RunPlan) -> bool:
+    return any(planned.type.uses_account for planned in plan.playbook.steps)
 
 
 def _read_standing(run: _Run, result: RunResult) -> None:
-    if run.options.dry_run or not _uses_account(run) or result.status == "interrupted":
+    if run.options.dry_run or not _uses_account(run.plan) or result.status == "interrupted":
         return
     # Imported here: a run whose playbook does not use the account never reads it (4 ms at start-up).
     from agent.runner.standing import Order, read_standing
@@ -270,13 +293,13 @@ def _read_standing(run: _Run, result: RunResult) -> None:
     )
 
 
-def _read_account_credentials(run: _Run) -> None:
+def _read_account_credentials(plan: RunPlan, services: RunServices) -> None:
     """The partner credentials of every host, read once, before any host is contacted."""
-    for host in run.plan.hosts:
+    for host in plan.hosts:
         try:
-            run.services.partner_settings(run.plan.settings[host.name].account.partner)
+            services.partner_settings(plan.settings[host.name].account.partner)
         except InputError as error:
-            raise type(error)(f"{run.plan.where}: hosts.{host.name}: {error}") from None
+            raise type(error)(f"{plan.where}: hosts.{host.name}: {error}") from None
 
 
 def _execute_hosts(
@@ -432,7 +455,7 @@ def _run_host_guarded(run: _Run, host: Host, carried: dict[str, StepRecord]) -> 
 def _audit(run: _Run, context: HostContext, carried: dict[str, StepRecord]) -> Audit:
     """The read-only pass of a drift-only run on one host (see agent/runner/drift.py)."""
     known = interrupted_changes(run.plan.playbook, carried)
-    if _uses_account(run) and not run.options.dry_run:
+    if _uses_account(run.plan) and not run.options.dry_run:
         ledger = run.services.ledger(context.settings.account.ledger_location(run.options.state_dir))
         known += unconfirmed_activations(ledger, context.host.name)
     steps = audit_steps(run.plan.playbook)

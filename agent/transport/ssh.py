@@ -34,6 +34,7 @@ from agent.errors import (
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import mask
 from agent.transport.base import CommandResult
+from agent.transport.dialing import MAX_HANDSHAKES, DialedSockets
 from agent.transport.executors import CommandExecutor, ConnectionLost, HostShellExecutor, one_line
 from agent.transport.filewrite import put_script
 from agent.transport.hostkeys import KnownHosts, changed_key
@@ -47,11 +48,6 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 CONNECT_ATTEMPTS = 3
 RETRY_BASE_DELAY = 0.5
-# Handshakes in flight at once, whatever --forks says. A thousand threads opening connections
-# together make every handshake slow (key exchange is CPU on both ends; here both ends share the
-# machine) until connect and banner timeouts call hosts unreachable that are not: with --forks 500
-# over 1000 lab hosts, 287 were. Waiting for a slot does not count against connect_timeout.
-MAX_HANDSHAKES = 48
 
 
 class PrivateKeys:
@@ -122,8 +118,13 @@ class AeadFirstTransport(paramiko.Transport):
 class SshConnector:
     """Opens a run's SSH connections; what they share: trusted keys, private keys, bastion connections."""
 
-    def __init__(self, settings: SshSettings, known_hosts: KnownHosts | None = None) -> None:
+    def __init__(
+        self, settings: SshSettings, known_hosts: KnownHosts | None = None, *, dialed: DialedSockets | None = None
+    ) -> None:
+        """`dialed`: TCP connections already under way to some hosts (dialing.py); theirs are used
+        first, and those never taken are closed with the connector."""
         self.settings = settings
+        self.dialed = dialed
         self.known_hosts = known_hosts or KnownHosts(settings.known_hosts, settings.host_key_policy)
         self.private_keys = PrivateKeys()
         self._gateways: dict[Endpoint, paramiko.SSHClient] = {}
@@ -174,10 +175,13 @@ class SshConnector:
             return self._handshake_over_command(endpoint, endpoint.proxy_command)
         connect_kwargs = self._connect_kwargs(endpoint)
         if gateway is None:
-            connect_kwargs["sock"] = _tcp_connect(endpoint, self.settings.connect_timeout)
+            connect_kwargs["sock"] = self._dialed(endpoint) or _tcp_connect(endpoint, self.settings.connect_timeout)
         else:
             connect_kwargs["sock"] = self._through(gateway, endpoint)
         return self._verified_client(endpoint, connect_kwargs)
+
+    def _dialed(self, endpoint: Endpoint) -> socket.socket | None:
+        return self.dialed.take(endpoint, self.settings.connect_timeout) if self.dialed is not None else None
 
     def _handshake_over_command(self, endpoint: Endpoint, command_line: str) -> paramiko.SSHClient:
         """The SSH handshake over a ProxyCommand; its failure says what the command did (exit status, stderr)."""
@@ -254,6 +258,8 @@ class SshConnector:
             return client
 
     def close(self) -> None:
+        if self.dialed is not None:
+            self.dialed.close()
         with self._gateway_lock:
             for client in self._gateways.values():
                 close_client(client)

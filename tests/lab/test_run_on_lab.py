@@ -316,5 +316,28 @@ def test_a_run_built_in_python_from_objects_gives_the_journal_events_of_the_cli(
     assert len(python_shape) == len(lab.hosts) * (2 + 2 * len(playbook.steps)) + 1  # + batch_finished
 
 
+def test_the_first_batch_handshakes_on_sockets_dialed_before_paramiko(lab, tmp_path, monkeypatch):
+    """The hosts that start at once (here the first batch of 4) are dialed as the run starts; the
+    rest connect on their own, as before. Every host ends ok either way."""
+    from agent.runner.run import RunOptions, RunPlan, start_run
+    from agent.transport import dialing
+
+    taken: dict[str, bool] = {}
+    real_take = dialing.DialedSockets.take
+
+    def take(self, endpoint, timeout):
+        sock = real_take(self, endpoint, timeout)
+        taken[endpoint.address] = sock is not None
+        return sock
+
+    monkeypatch.setattr(dialing.DialedSockets, "take", take)
+    inventory = write_inventory(lab, tmp_path / "inventory.yaml")
+    playbook = write_playbook(tmp_path / "p.yaml", ["facts"])
+    plan = RunPlan.from_files(playbook, inventory, RunOptions(state_dir=tmp_path, batch_size="4"))
+    result = start_run(plan, listener=lambda event: None)
+    assert result.exit_code == 0 and result.count("ok") == len(lab.hosts)
+    assert taken == {host.address: index < 4 for index, host in enumerate(lab.hosts)}
+
+
 def read_run_id_from(completed: subprocess.CompletedProcess) -> str:
     return re.search(r"\b(\d{8}T\d{6}-[0-9a-f]{6})\b", completed.stdout + completed.stderr).group(1)
