@@ -1,0 +1,91 @@
+"""Benchmark: what one operation costs the hosts' CPU: a subshell, a program, a file write.
+
+Opens one connection and host shell per lab host (50 by default), then every host runs each
+operation --ops times at once. For each operation it prints the machine's CPU less this process's,
+per operation (the hosts' sshd, shell and programs), this process's own CPU per operation, and the
+wall time. Not a test: it gates nothing. Run as root (its lab comes up beside any other):
+
+    .venv/bin/python bench/host_ops.py [--hosts 50] [--ops 20] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from command_runner import one_thread_each  # noqa: E402
+from race import machine_cpu_seconds  # noqa: E402
+
+from agent.inventory.model import Endpoint, Host, SshSettings  # noqa: E402
+from agent.lab import Lab  # noqa: E402
+from agent.transport import SshConnection, SshConnector  # noqa: E402
+from agent.transport.filewrite import put_script  # noqa: E402
+from agent.transport.hostshell import printf_format  # noqa: E402
+
+DATA = b"hello world\n" * 20
+STAGING = "/tmp/host-ops/staging"
+BUILTIN_WRITE = (
+    f"umask 077 && set -C && printf '{printf_format(DATA).decode()}' > {STAGING} "
+    f"&& chmod 644 {STAGING} && mv -fT {STAGING} /tmp/host-ops/builtin"
+)
+# name: (shell line, bytes on its stdin)
+OPERATIONS: dict[str, tuple[str, bytes | None]] = {
+    "a command in a subshell": ("true", None),
+    "the same, with bytes on stdin": ("true", DATA),
+    "a program": ("/bin/true", None),
+    "a file write (install, mv)": (put_script("/tmp/host-ops/put", 0o644), DATA),
+    "the bytes by the built-in printf, chmod, mv": (BUILTIN_WRITE, None),
+}
+
+
+def timed(connections: list[SshConnection], line: str, data: bytes | None, count: int) -> tuple[float, float, float]:
+    """Wall, this process's CPU and the machine's CPU seconds for `count` runs of `line` on every host at once."""
+
+    def work(connection: SshConnection) -> None:
+        for _ in range(count):
+            status, _, err = connection.execute(line, 60, data)
+            assert status == 0, (connection.host.name, err)
+
+    wall, cpu, machine = time.perf_counter(), time.process_time(), machine_cpu_seconds()
+    one_thread_each(connections, work)
+    return time.perf_counter() - wall, time.process_time() - cpu, machine_cpu_seconds() - machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--ops", type=int, default=20, help="runs of each operation per host")
+    parser.add_argument("--repeat", type=int, default=2)
+    options = parser.parse_args()
+    lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-bench-")) / "lab")
+    try:
+        lab.up(options.hosts)
+        factory = SshConnector(SshSettings(known_hosts=lab.known_hosts_path))
+        hosts = [Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file)) for h in lab.hosts]
+        connections: list[SshConnection] = []
+        one_thread_each(hosts, lambda host: connections.append(factory.connect(host)))
+        one_thread_each(connections, lambda connection: connection.execute("mkdir -p /tmp/host-ops", 60))
+        count = options.ops * len(connections)
+        print(f"{options.ops} of each operation on {len(connections)} hosts at once; per operation:")
+        for round_number in range(1, options.repeat + 1):
+            for name, (line, data) in OPERATIONS.items():
+                wall, cpu, machine = timed(connections, line, data, options.ops)
+                print(
+                    f"  round {round_number}  {name:<44} hosts {1000 * (machine - cpu) / count:5.2f} ms  "
+                    f"control node {1000 * cpu / count:5.2f} ms  (wall {wall:5.2f} s)",
+                    flush=True,
+                )
+        for connection in connections:
+            connection.close()
+        factory.close()
+    finally:
+        lab.down()
+
+
+if __name__ == "__main__":
+    main()
