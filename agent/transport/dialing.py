@@ -3,9 +3,10 @@
 A host's sshd does a good part of its work for a new connection before it answers: it forks,
 re-executes itself, reads its configuration and host keys, and only then sends its banner. That
 cost 6 ms of CPU per connection on the lab (50 connections: 0.3 s of CPU, 0.16 s of both cores).
-Dialed as soon as the run holds its hosts, that work overlaps the rest of the run's start (importing
-paramiko, opening the journal, starting the workers) instead of following it: the 50-host race
-went from 1.07-1.09x the floor to 1.04-1.07x (bench/race.py, paired rounds).
+Dialed once every check that refuses a run before any host has passed, that work overlaps the rest
+of the run's start (importing paramiko, opening the journal, starting the workers) instead of
+following it, on a core that would otherwise wait: the 50-host race took 0.989x the time it took
+before (median of 40 paired rounds; docs/performance.md, eleventh round).
 
 Only endpoints reached by TCP from here and written as IP addresses are dialed: a name would be
 resolved here, one at a time, and a host behind a bastion or a ProxyCommand has no socket of its
@@ -26,8 +27,8 @@ from agent.inventory.model import Endpoint
 # together make every handshake slow (key exchange is CPU on both ends; here both ends share the
 # machine) until connect and banner timeouts call hosts unreachable that are not: with --forks 500
 # over 1000 lab hosts, 287 were. Waiting for a slot does not count against connect_timeout. No more
-# hosts than this are dialed ahead: a dialed host waits for no slot, and a server drops a connection
-# left without a handshake for long (sshd's LoginGraceTime).
+# hosts than this are dialed ahead: those beyond it would wait for a slot, and a server drops a
+# connection left without a handshake for long (sshd's LoginGraceTime).
 MAX_HANDSHAKES = 48
 
 
