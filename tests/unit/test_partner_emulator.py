@@ -532,3 +532,30 @@ def test_the_product_emulator_has_no_order_gate_and_a_plug_in_from_the_environme
     finally:
         process.terminate()
         process.wait()
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT-14", "Etc/GMT+12"])
+def test_the_emulator_dates_orders_and_renewals_by_the_utc_day_whatever_the_machine_zone(tmp_path, monkeypatch, zone):
+    """At any moment one of these two zones has another day than UTC: a store dating by the
+    machine's local day fails one of them (ispagent bills by the UTC day, agent/clock.py)."""
+    from datetime import datetime, timezone
+
+    from agent.lab.partner.rules import expiry
+    from agent.lab.partner.store import AccountStore
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        store = AccountStore(tmp_path / "account.sqlite")
+        store.ensure_account("reseller")
+        pricelist = next(iter(TARIFFS))
+        elid = store.order("reseller", pricelist, 1, "198.18.8.2", "h1", "h1", 0.0)
+        utc_day = datetime.now(timezone.utc).date()
+        lic = store.license("reseller", str(elid))
+        assert lic["createdate"] == utc_day.isoformat()
+        store.update_license(elid, expiredate="2000-01-01")
+        renewed = store.prolong("reseller", store.license("reseller", str(elid)), 1)
+        assert renewed == expiry(utc_day, 1).isoformat()  # renewed from today, the UTC day
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from agent.clock import UTC
 from agent.lab.partner.rules import (
     LIVE_STATUSES,
     STATUS_ACTIVE,
@@ -104,7 +105,7 @@ class AccountStore:
         self, account: str, pricelist: str, period: int, ip: str, licname: str, remoteid: str, key_delay: float
     ) -> int:
         with self._charged(account, tariff(pricelist).price(period)):
-            today = date.today()
+            today = UTC.today()  # the account's day is a UTC day, as ispagent's clock says
             cursor = self.db.execute(
                 "INSERT INTO licenses (account, pricelist, period, ip, licname, remoteid, status, lickey,"
                 " key_ready_at, createdate, expiredate) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)",
@@ -150,7 +151,7 @@ class AccountStore:
 
     def prolong(self, account: str, lic: dict, period: int) -> str:
         with self._charged(account, tariff(lic["pricelist"]).price(period)):
-            expire = expiry(max(date.fromisoformat(lic["expiredate"]), date.today()), period).isoformat()
+            expire = expiry(max(date.fromisoformat(lic["expiredate"]), UTC.today()), period).isoformat()
             status = STATUS_ACTIVE if lic["status"] == STATUS_SUSPENDED else lic["status"]
             self.db.execute("UPDATE licenses SET expiredate=?, status=? WHERE id=?", (expire, status, lic["id"]))
             return expire
