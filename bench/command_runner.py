@@ -16,7 +16,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -60,6 +61,29 @@ def one_thread_each(items: list, work: Callable) -> None:
         thread.join()
 
 
+@contextmanager
+def lab_connections(count: int) -> Iterator[list[SshConnection]]:
+    """A lab of `count` hosts of its own (beside any other on the machine), a verified connection to
+    each, opened at once; everything closed and taken down after."""
+    lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-bench-")) / "lab")
+    try:
+        lab.up(count)
+        factory = SshConnector(SshSettings(known_hosts=lab.known_hosts_path))
+        hosts = [Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file)) for h in lab.hosts]
+        connections: list[SshConnection] = []
+        started = time.perf_counter()
+        one_thread_each(hosts, lambda host: connections.append(factory.connect(host)))
+        print(f"{len(connections)} connections opened in {time.perf_counter() - started:.2f} s")
+        try:
+            yield connections
+        finally:
+            for connection in connections:
+                connection.close()
+            factory.close()
+    finally:
+        lab.down()
+
+
 def timed(connections: list[SshConnection], runner, count: int) -> tuple[float, float, float]:
     """Wall, CPU and machine CPU seconds for `count` commands on every host at once."""
 
@@ -68,6 +92,11 @@ def timed(connections: list[SshConnection], runner, count: int) -> tuple[float, 
             status, out, _ = runner(connection, COMMANDS[index % len(COMMANDS)])
             assert status in (0, 1) and (status or out), (connection.host.name, status)
 
+    return measured(connections, work)
+
+
+def measured(connections: list[SshConnection], work: Callable[[SshConnection], None]) -> tuple[float, float, float]:
+    """Wall, this process's CPU and the machine's CPU seconds of `work` on every connection at once."""
     wall, cpu, machine = time.perf_counter(), time.process_time(), machine_cpu_seconds()
     one_thread_each(connections, work)
     return time.perf_counter() - wall, time.process_time() - cpu, machine_cpu_seconds() - machine
@@ -79,19 +108,11 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=10, help="commands per host per round")
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
-    lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-bench-")) / "lab")
-    try:
-        lab.up(options.hosts)
-        factory = SshConnector(SshSettings(known_hosts=lab.known_hosts_path))
-        hosts = [Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file)) for h in lab.hosts]
-        connections: list[SshConnection] = []
-        started = time.perf_counter()
-        one_thread_each(hosts, lambda host: connections.append(factory.connect(host)))
-        print(f"{len(connections)} connections opened in {time.perf_counter() - started:.2f} s")
+    with lab_connections(options.hosts) as connections:
         for runner in RUNNERS.values():
             timed(connections, runner, 1)  # warm-up: imports, first session
         print(
-            f"{options.commands} commands per host on {len(hosts)} hosts at once ({options.commands * len(hosts)} commands):"
+            f"{options.commands} commands per host on {len(connections)} hosts at once ({options.commands * len(connections)} commands):"
         )
         for round_number in range(1, options.repeat + 1):
             for name, runner in RUNNERS.items():
@@ -101,11 +122,6 @@ def main() -> None:
                     f"machine CPU {machine:5.2f} s",
                     flush=True,
                 )
-        for connection in connections:
-            connection.close()
-        factory.close()
-    finally:
-        lab.down()
 
 
 if __name__ == "__main__":

@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from command_runner import one_thread_each  # noqa: E402
-from race import machine_cpu_seconds  # noqa: E402
+from command_runner import lab_connections, measured, one_thread_each  # noqa: E402
 
-from agent.inventory.model import Endpoint, Host, SshSettings  # noqa: E402
-from agent.lab import Lab  # noqa: E402
-from agent.transport import SshConnection, SshConnector  # noqa: E402
+from agent.transport import SshConnection  # noqa: E402
 from agent.transport.filewrite import put_script  # noqa: E402
 from agent.transport.hostshell import printf_format  # noqa: E402
 
@@ -51,9 +46,7 @@ def timed(connections: list[SshConnection], line: str, data: bytes | None, count
             status, _, err = connection.execute(line, 60, data)
             assert status == 0, (connection.host.name, err)
 
-    wall, cpu, machine = time.perf_counter(), time.process_time(), machine_cpu_seconds()
-    one_thread_each(connections, work)
-    return time.perf_counter() - wall, time.process_time() - cpu, machine_cpu_seconds() - machine
+    return measured(connections, work)
 
 
 def main() -> None:
@@ -62,13 +55,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=20, help="runs of each operation per host")
     parser.add_argument("--repeat", type=int, default=2)
     options = parser.parse_args()
-    lab = Lab(Path(tempfile.mkdtemp(prefix="ispagent-bench-")) / "lab")
-    try:
-        lab.up(options.hosts)
-        factory = SshConnector(SshSettings(known_hosts=lab.known_hosts_path))
-        hosts = [Host(h.name, Endpoint(h.address, 22, "root", lab.identity_file)) for h in lab.hosts]
-        connections: list[SshConnection] = []
-        one_thread_each(hosts, lambda host: connections.append(factory.connect(host)))
+    with lab_connections(options.hosts) as connections:
         one_thread_each(connections, lambda connection: connection.execute("mkdir -p /tmp/host-ops", 60))
         count = options.ops * len(connections)
         print(f"{options.ops} of each operation on {len(connections)} hosts at once; per operation:")
@@ -80,11 +67,6 @@ def main() -> None:
                     f"control node {1000 * cpu / count:5.2f} ms  (wall {wall:5.2f} s)",
                     flush=True,
                 )
-        for connection in connections:
-            connection.close()
-        factory.close()
-    finally:
-        lab.down()
 
 
 if __name__ == "__main__":
