@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import resource
 import signal
 from collections.abc import Iterator
 
@@ -58,3 +60,23 @@ def no_hang():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def descriptors_above_1024():
+    """More than 1024 open descriptors, so whatever the transport opens next lies above select()'s limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low to go past fd 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    gc.collect()  # sockets of earlier tests' connections, closed now rather than into the holes later
+    pipes = []
+    try:
+        while not pipes or pipes[-1][1] <= 1100:
+            pipes.append(os.pipe())
+        yield
+    finally:
+        for read_end, write_end in pipes:
+            os.close(read_end)
+            os.close(write_end)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

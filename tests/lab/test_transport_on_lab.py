@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import os
-import resource
 import socket
 import threading
 
@@ -198,26 +195,6 @@ def test_commands_are_sent_without_nagle_delay(lab):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         connection.close()
-
-
-@pytest.fixture
-def descriptors_above_1024():
-    """More than 1024 open descriptors, so whatever the transport opens next lies above select()'s limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 2048:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low to go past fd 1024")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
-    gc.collect()  # sockets of earlier tests' connections, closed now rather than into the holes later
-    pipes = []
-    try:
-        while not pipes or pipes[-1][1] <= 1100:
-            pipes.append(os.pipe())
-        yield
-    finally:
-        for read_end, write_end in pipes:
-            os.close(read_end)
-            os.close(write_end)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_commands_run_when_the_process_holds_more_than_1024_descriptors(lab, descriptors_above_1024):

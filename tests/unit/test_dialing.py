@@ -61,6 +61,15 @@ def test_a_host_not_reached_by_tcp_from_here_is_not_dialed(listener, fields):
     assert len(dialed) == 0 and dialed.take(endpoint, 1) is None
 
 
+def test_a_dialed_socket_above_descriptor_1024_is_taken(listener, descriptors_above_1024):
+    """select() refuses descriptors above 1024; a run with a large --forks, or a program embedding
+    ispagent, holds that many."""
+    endpoint = endpoint_of(listener)
+    sock = dialing.DialedSockets([endpoint]).take(endpoint, 5)
+    assert sock is not None and sock.fileno() > 1024
+    sock.close()
+
+
 def test_a_name_is_not_looked_up_nor_dialed(monkeypatch):
     looked_up = []
     real = socket.getaddrinfo
