@@ -40,6 +40,7 @@ from agent.runner.pool import run_pool
 from agent.runner.services import RunServices
 from agent.secrets import mask
 from agent.transport.base import Connector
+from agent.transport.dialing import MAX_HANDSHAKES, DialedSockets
 from agent.transport.hostlog import HostLog
 
 if TYPE_CHECKING:
@@ -252,8 +253,6 @@ def _static_source(plan: RunPlan, run_id: str) -> SourceFactory:
 def _ssh_connector(plan: RunPlan, first: list[Host]) -> Connector:
     """The run's SSH connector, with `first`'s TCP connections dialed before paramiko is imported
     (agent/transport/dialing.py: the hosts' sshds start on them while this process goes on)."""
-    from agent.transport.dialing import DialedSockets
-
     dialed = DialedSockets(host.endpoint for host in first)
     try:
         from agent.transport.ssh import SshConnector
@@ -266,8 +265,6 @@ def _ssh_connector(plan: RunPlan, first: list[Host]) -> Connector:
 
 def _first_hosts(plan: RunPlan, todo: list[Host]) -> list[Host]:
     """The hosts whose handshakes begin as soon as the workers start: the first batch's first `forks`."""
-    from agent.transport.dialing import MAX_HANDSHAKES
-
     size = parse_batch_size(plan.options.batch_size, len(todo))
     return todo[: min(size, plan.options.forks, MAX_HANDSHAKES)]
 
