@@ -118,6 +118,12 @@ def test_an_unbalanced_bracket_in_the_api_url_is_one_line_not_a_traceback(tmp_pa
     assert _one_line_error(result) == f"partner_api_url: '{url}' is not an http(s) URL"
 
 
+def test_an_unbalanced_bracket_in_an_api_url_holding_a_password_masks_it():
+    result = _cli("licenses", "list", "--api-url", "https://reseller:Api-Pw-123@[::1/billmgr", env={})
+    assert _one_line_error(result) == "partner_api_url: 'https://reseller:***@[::1/billmgr' is not an http(s) URL"
+    assert "Api-Pw-123" not in result.stdout + result.stderr
+
+
 def test_an_error_holding_a_line_break_and_an_escape_sequence_stays_one_escaped_line(tmp_path):
     name = tmp_path / "in\nventory\x1b[2J.yaml"
     assert _one_line_error(_cli("inventory", "check", "-i", str(name))) == (
