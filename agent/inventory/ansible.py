@@ -14,9 +14,12 @@ value (a host var, a file name) can never end a comment and start a YAML line of
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,16 +78,13 @@ def read_ansible_inventory(
     """
     if not Path(path).exists():
         raise InputError(f"{path}: no such file or directory")
-    try:
-        os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")  # a file Ansible cannot read is an error
-        os.environ.setdefault("ANSIBLE_LOCAL_TEMP", os.path.join(os.environ.get("TMPDIR", "/tmp"), "ispagent-ansible"))
-        from ansible import constants
-        from ansible.errors import AnsibleError
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.vars.manager import VariableManager
-    except ImportError:
-        raise InputError("from-ansible reads inventories with ansible-core: pip install 'ispagent[ansible]'") from None
+    _start_ansible()
+    from ansible import constants
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
     loader = DataLoader()
     vault = _Vault(str(path), read_vault_secrets(vault_password_file) if vault_password_file else [])
     if vault.secrets:
@@ -120,10 +120,35 @@ def read_ansible_inventory(
     return hosts, groups
 
 
+def _start_ansible() -> None:
+    """Import ansible-core, which reads its configuration (ansible.cfg, ANSIBLE_* vars) as it loads.
+
+    Its local temp dir is one of this process's own: a fixed path under /tmp is one another local
+    user can take first (a file there, a dir of theirs, a link). A configuration ansible refuses is
+    one line; the warnings it prints of one it takes (a deprecated setting: several lines) are not ours.
+    """
+    os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")  # a file Ansible cannot read is an error
+    if "ANSIBLE_LOCAL_TEMP" not in os.environ:
+        private = tempfile.mkdtemp(prefix="ispagent-ansible-")
+        atexit.register(shutil.rmtree, private, ignore_errors=True)
+        os.environ["ANSIBLE_LOCAL_TEMP"] = private
+    try:
+        with _silenced():  # and ansible patches whatever stdout and stderr are as it loads
+            import ansible.inventory.manager  # noqa: F401  (imports ansible.constants: the configuration)
+            import ansible.vars.manager  # noqa: F401
+    except ImportError:
+        raise InputError("from-ansible reads inventories with ansible-core: pip install 'ispagent[ansible]'") from None
+    except Exception as error:  # ansible-core's configuration is read by its import: AnsibleError and OSError
+        raise InputError(
+            f"ansible-core refuses its configuration (an ansible.cfg or ANSIBLE_* variable): {_first_line(error)}"
+        ) from None
+
+
 @contextlib.contextmanager
 def _silenced() -> Iterator[None]:
     """Ansible's own warnings kept off the terminal: they quote the lines of a file it cannot parse
-    (a password in them too), unmasked and on many lines. What made it fail is our one error line."""
+    (a password in them too), unmasked and on many lines, and its configuration's deprecations, which
+    are not ours to report. What made it fail is our one error line."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         yield
 
@@ -251,9 +276,11 @@ def plain(value: Any, reveal: Any = None, budget: _Budget | None = None, depth: 
     return str(value)
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: Exception, limit: int = 300) -> str:
+    """What ansible says went wrong: its message's first line, shortened (the rest quotes the file)."""
     text = str(getattr(error, "message", "") or error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def convert(

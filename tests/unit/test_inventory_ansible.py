@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -346,3 +348,69 @@ def test_ansibles_own_warnings_never_print_the_lines_of_a_file_it_cannot_parse(t
     result = _from_ansible(str(source), "-o", str(tmp_path / "out.yaml"))
     assert "not-for-ispagent" not in result.output
     _one_line_refusal(result)
+
+
+def _from_ansible_process(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """from-ansible as a process of its own: ansible reads its configuration once per process, as it loads."""
+    command = [sys.executable, "-m", "agent", "inventory", "from-ansible", *args]
+    inherited = {k: v for k, v in os.environ.items() if k != "ANSIBLE_LOCAL_TEMP"}  # set by a run in this process
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env={**inherited, **env})
+
+
+@pytest.mark.parametrize("where", ["ansible.cfg", "environment"])
+def test_a_deprecated_ansible_setting_adds_no_line_to_the_error_or_the_report(where, tmp_path):
+    # A team's ansible.cfg (or ANSIBLE_* var) with a setting ansible-core deprecates: ansible reports it
+    # on several lines as it loads.
+    env = {"ANSIBLE_JINJA2_NATIVE": "True"} if where == "environment" else {}
+    if where == "ansible.cfg":
+        (tmp_path / "ansible.cfg").write_text("[defaults]\njinja2_native = True\n")
+    broken, out = tmp_path / "broken.ini", tmp_path / "fleet.yaml"
+    broken.write_text("[web\nweb1\n")
+    refused = _from_ansible_process(tmp_path, str(broken), "-o", str(out), **env)
+    assert (refused.returncode, refused.stderr.splitlines()) == (
+        2,
+        [
+            f"ispagent: error: {broken}: ansible cannot read it: No inventory was parsed, please check your "
+            "configuration and options."
+        ],
+    )
+    written = _from_ansible_process(tmp_path, str(EXAMPLES["ini"]), "-o", str(out), **env)
+    assert written.returncode == 0, written.stderr
+    assert [line for line in written.stderr.splitlines() if not line.startswith("ispagent: left out ")] == [
+        f"wrote {out} (3 hosts)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "said"),
+    [
+        ("[defaults]\nforks = abc\n", {}, "Config 'DEFAULT_FORKS' from '{cwd}/ansible.cfg' has an invalid value"),
+        ("[defaults\n", {}, "Error reading config file ({cwd}/ansible.cfg)"),
+        ("", {"ANSIBLE_LOCAL_TEMP": "/etc/hostname"}, "'DEFAULT_LOCAL_TMP': [Errno 20] Not a directory"),
+    ],
+)
+def test_a_configuration_ansible_refuses_is_one_line_naming_it(config, env, said, tmp_path):
+    if config:
+        (tmp_path / "ansible.cfg").write_text(config)
+    result = _from_ansible_process(tmp_path, str(EXAMPLES["ini"]), "-o", str(tmp_path / "fleet.yaml"), **env)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("ispagent: error: ansible-core refuses its configuration (an ansible.cfg or")
+    assert said.format(cwd=tmp_path) in result.stderr and not (tmp_path / "fleet.yaml").exists()
+
+
+def test_ansibles_local_temp_dir_is_the_process_own_not_a_path_another_user_can_take_first(tmp_path):
+    # The fixed path an earlier version used, planted by another local user: a file, then a link.
+    (tmp_path / "ispagent-ansible").write_text("someone else's\n")
+    (tmp_path / "ispagent-ansible-1").symlink_to(tmp_path / "elsewhere")
+    out = tmp_path / "fleet.yaml"
+    result = _from_ansible_process(tmp_path, str(EXAMPLES["ini"]), "-o", str(out), TMPDIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    # Made with mkdtemp (0700, a name no one can guess) and removed at exit with ansible's own inside it.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fleet.yaml", "ispagent-ansible", "ispagent-ansible-1"]
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_write_that_fails_is_one_line_without_the_notes_of_what_was_left_out():
+    # /proc takes no new file, even from root: the path passes the output check and the write fails.
+    line = _one_line_refusal(_from_ansible(str(EXAMPLES["ini"]), "-o", "/proc/fleet.yaml"))
+    assert line.startswith("ispagent: error: /proc/fleet.yaml: cannot write the inventory"), line
