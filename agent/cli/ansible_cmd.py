@@ -74,10 +74,13 @@ def from_ansible(
     if output is not None:
         check_output_path(output, "inventory")  # before the work: a FIFO or a link there is refused at once
     check_made_inventory(result.text, str(source))
-    for note in result.notes:
-        echo(f"ispagent: left out {note}", err=True)
     if output is None:
         echo(result.text, nl=False)
-        return
-    write_output(output, result.text, "inventory", secret=result.secret)
-    echo(f"wrote {output} ({result.hosts} hosts{', mode 0600: it holds secrets' if result.secret else ''})", err=True)
+    else:
+        write_output(output, result.text, "inventory", secret=result.secret)
+    # After the write: a write that fails is its one error line, not the last of the notes.
+    for note in result.notes:
+        echo(f"ispagent: left out {note}", err=True)
+    if output is not None:
+        secret = ", mode 0600: it holds secrets" if result.secret else ""
+        echo(f"wrote {output} ({result.hosts} hosts{secret})", err=True)
