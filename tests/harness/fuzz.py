@@ -158,7 +158,7 @@ def judge(
         lines = stderr.strip("\n").splitlines()
         command.error = lines[0] if lines else ""
         if len(lines) != 1:
-            command.problems.append(f"multi-line error ({len(lines)} lines)")
+            command.problems.append(f"multi-line error ({len(lines)} lines): {' | '.join(lines)[:400]!r}")
         elif len(lines[0]) > LONG_ERROR:
             command.problems.append(f"error of {len(lines[0])} characters")
     if any(secret in text for secret in SECRET_TEXTS):
