@@ -29,19 +29,22 @@ def test_every_input_kind_has_zero_tracebacks_hangs_and_files_touched_outside(ca
     for row in rows:
         assert (row.seeded.cases, row.hypothesis.cases) == (BUDGET["cases"], BUDGET["hypothesis"]), row.kind
         assert row.count("commands") >= row.seeded.cases + row.hypothesis.cases, row.kind
-        assert set(inputs.zero_columns(row).values()) == {0}, (row.kind, inputs.zero_columns(row), _failed(row))
+        assert set(inputs.zero_columns(row).values()) == {0}, _failed(row)
 
 
-def _failed(row) -> list[str]:
-    """What each failing command was and what was wrong with it, whole: pytest shortens a nested dict to '...'."""
-    return [
-        f"{mode} #{failure['index']}: {' '.join(map(str, command['args'][:4]))} -> {command['exit_code']}: "
-        + "; ".join(command["problems"])
-        for mode, totals in (("seeded", row.seeded), ("hypothesis", row.hypothesis))
-        for failure in totals.failures
-        for command in failure["commands"]
-        if command["problems"]
-    ]
+def _failed(row) -> str:
+    """The row's counts, then each failing command and what was wrong with it, a line each. A text:
+    pytest shows it whole, where it cuts the repr of anything else to a few hundred characters."""
+    lines = [f"{row.kind}: {inputs.zero_columns(row)}"]
+    for mode, totals in (("seeded", row.seeded), ("hypothesis", row.hypothesis)):
+        for failure in totals.failures:
+            for command in failure["commands"]:
+                if command["problems"]:
+                    args = " ".join(map(str, command["args"][:4]))
+                    lines.append(
+                        f"{mode} #{failure['index']}: {args} -> {command['exit_code']}: {'; '.join(command['problems'])}"
+                    )
+    return "\n".join(lines)
 
 
 def test_the_guard_sees_a_file_changed_added_or_removed_outside_the_case(tmp_path):
