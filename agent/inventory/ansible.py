@@ -124,8 +124,9 @@ def _start_ansible() -> None:
     """Import ansible-core, which reads its configuration (ansible.cfg, ANSIBLE_* vars) as it loads.
 
     Its local temp dir is one of this process's own: a fixed path under /tmp is one another local
-    user can take first (a file there, a dir of theirs, a link). A configuration ansible refuses is
-    one line; the warnings it prints of one it takes (a deprecated setting: several lines) are not ours.
+    user can take first (a file there, a dir of theirs, a link). A configuration ansible refuses, or
+    any other failure of its start, is one line; the warnings it prints of one it takes (a deprecated
+    setting: several lines) are not ours.
     """
     os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")  # a file Ansible cannot read is an error
     if "ANSIBLE_LOCAL_TEMP" not in os.environ:
@@ -140,7 +141,8 @@ def _start_ansible() -> None:
         raise InputError("from-ansible reads inventories with ansible-core: pip install 'ispagent[ansible]'") from None
     except Exception as error:  # ansible-core's configuration is read by its import: AnsibleError and OSError
         raise InputError(
-            f"ansible-core refuses its configuration (an ansible.cfg or ANSIBLE_* variable): {_first_line(error)}"
+            f"ansible-core cannot start: {_first_line(error)} (it reads an ansible.cfg and ANSIBLE_* variables "
+            "as it starts)"
         ) from None
 
 

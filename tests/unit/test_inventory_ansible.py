@@ -394,7 +394,8 @@ def test_a_configuration_ansible_refuses_is_one_line_naming_it(config, env, said
         (tmp_path / "ansible.cfg").write_text(config)
     result = _from_ansible_process(tmp_path, str(EXAMPLES["ini"]), "-o", str(tmp_path / "fleet.yaml"), **env)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("ispagent: error: ansible-core refuses its configuration (an ansible.cfg or")
+    assert result.stderr.startswith("ispagent: error: ansible-core cannot start: ")
+    assert result.stderr.endswith("(it reads an ansible.cfg and ANSIBLE_* variables as it starts)\n")
     assert said.format(cwd=tmp_path) in result.stderr and not (tmp_path / "fleet.yaml").exists()
 
 
