@@ -59,7 +59,15 @@ class SshConfig:
     def lookup(self, name: str) -> SshConfigEntry:
         if self._config is None:
             return SshConfigEntry()
-        found: dict[str, Any] = self._config.lookup(name)
+        try:
+            found: dict[str, Any] = self._config.lookup(name)
+        except ImportError:  # paramiko runs a `Match exec` command through invoke, an optional package
+            raise InputError(
+                f"{self.path}: a `Match exec` block runs its command through the invoke package, which is not "
+                "installed: pip install invoke, or give --ssh-config a file without `Match exec`"
+            ) from None
+        except Exception as error:  # that command, or invoke's own config (~/.invoke.yaml), failed
+            raise InputError(f"{self.path}: cannot look up {name} in the ssh config: {_said(error)}") from None
         # paramiko always answers `hostname` (the name itself when unset): only a change counts.
         hostname = found.get("hostname")
         return SshConfigEntry(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -182,3 +183,50 @@ def test_help_texts_explain_the_commands(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0
     assert "Usage: ispagent " + " ".join(command) in result.stdout
+
+
+# An ssh config's `Match exec` runs its command through invoke, which paramiko imports only if installed
+# (it is with the fabric extra, not with ispagent alone): the command runs as a process of its own, with
+# invoke taken away before paramiko is imported, or with invoke's own config file broken.
+MATCH_EXEC_CHECK = """
+import sys
+if sys.argv[1] == "without-invoke":
+    sys.modules["invoke"] = None
+sys.argv = ["ispagent", "inventory", "check", "-i", sys.argv[2], "--ssh-config", sys.argv[3]]
+from agent.cli.main import main
+main()
+"""
+
+
+@pytest.mark.parametrize("case", ["without-invoke", "broken-invoke-config"])
+def test_a_match_exec_block_that_cannot_run_is_one_line_not_a_traceback(case: str, tmp_path: Path) -> None:
+    if case == "broken-invoke-config":
+        pytest.importorskip("invoke")
+        (tmp_path / "home" / ".invoke.yaml").write_text("run: [\n")
+    inventory, ssh_config = tmp_path / "fleet.yaml", tmp_path / "ssh_config"
+    inventory.write_text("hosts:\n  web1: {address: 198.18.0.2}\n")
+    ssh_config.write_text('Match exec "true"\n  User deploy\n')
+    done = subprocess.run(
+        [sys.executable, "-c", MATCH_EXEC_CHECK, case, str(inventory), str(ssh_config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path / "home")},
+        timeout=60,
+    )
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    said = {
+        "without-invoke": "a `Match exec` block runs its command through the invoke package, which is not installed",
+        "broken-invoke-config": "cannot look up 198.18.0.2 in the ssh config: while parsing a flow node",
+    }[case]
+    assert done.stderr.startswith(f"ispagent: error: {ssh_config}: {said}"), done.stderr
+
+
+def test_a_match_exec_block_matches_as_ssh_matches_it_when_invoke_is_there(tmp_path: Path) -> None:
+    pytest.importorskip("invoke")
+    inventory, ssh_config = tmp_path / "fleet.yaml", tmp_path / "ssh_config"
+    inventory.write_text("hosts:\n  web1: {address: 198.18.0.2}\n  web2: {address: 198.18.0.3}\n")
+    ssh_config.write_text('Match host 198.18.0.2 exec "true"\n  User deploy\nMatch exec "false"\n  User never\n')
+    result = CliRunner().invoke(cli, ["inventory", "check", "-i", str(inventory), "--ssh-config", str(ssh_config)])
+    assert result.exit_code == 0, result.output
+    users = {line.split()[0]: line.split()[3] for line in result.output.splitlines()[1:3]}
+    assert users == {"web1": "deploy", "web2": "root"}
