@@ -49,6 +49,10 @@ class SshConfig:
             raise InputError(f"{path}: cannot read ssh config: {error.strerror}") from None
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: cannot parse ssh config: {_said(error)}") from None
+        if "include" in text.lower():  # only a config that includes others pays for reading them (glob)
+            from agent.inventory.sshinclude import expand_includes
+
+            text = expand_includes(text, path)
         if not _has_settings(text):  # /dev/null or comments only: no reason to load paramiko
             return
         try:

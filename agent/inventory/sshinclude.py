@@ -1,0 +1,95 @@
+"""`Include` in an ssh config, read as OpenSSH reads it: the included files' lines where the directive stands.
+
+paramiko's SSHConfig skips `Include`, and with it whatever a team keeps in `~/.ssh/config.d/`: hosts
+that `ssh web1` reaches through a bastion would be dialed directly. ssh_config(5): each argument is a
+glob, `~` expanded, a relative one under `~/.ssh` (`/etc/ssh` for the system file); the matches are read
+in lexical order, none is no error; files nest at most 16 deep.
+
+Scope. Before the first Host or Match, the included lines stand as they would in the file; a `Host *`
+after each included file with blocks puts what follows back in the top scope, where OpenSSH starts the
+next file and the line after the Include (`tests/unit/test_sshinclude.py` holds this to `ssh -G`). Inside a
+Host or Match block, OpenSSH applies an included file only where that block matches, its own Host and
+Match blocks included; lines of text cannot say that, so such a file is refused in one line rather than
+read out of its scope. Plain settings included in a block stand in that block.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import shlex
+from pathlib import Path
+
+from agent.errors import InputError
+from agent.inputfile import decode_input, read_input_bytes
+from agent.secrets import shown
+from agent.userpath import expand_home
+
+MAX_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
+_BLOCK_KEYWORDS = ("host", "match")
+_KEYWORD = re.compile(r"\s*([A-Za-z]+)(?:\s*=\s*|\s+|$)(.*)")
+
+
+def expand_includes(text: str, path: Path, base: Path | None = None, depth: int = 0) -> str:
+    """`text` (the ssh config at `path`) with each Include replaced by the files it names."""
+    if "include" not in text.lower():
+        return text
+    base = base or _include_base(path)
+    lines: list[str] = []
+    in_block = False
+    for number, line in enumerate(text.splitlines(), 1):
+        keyword, arguments = _keyword(line)
+        if keyword != "include":
+            in_block = in_block or keyword in _BLOCK_KEYWORDS
+            lines.append(line)
+            continue
+        for included in _included(arguments, base, f"{path}, line {number}", depth):
+            has_blocks = any(_keyword(text_line)[0] in _BLOCK_KEYWORDS for text_line in included.splitlines())
+            if has_blocks and in_block:
+                raise InputError(
+                    f"{path}, line {number}: an Include inside a Host or Match block reads Host or Match blocks "
+                    "of its own, which ssh applies only where the outer block matches; ispagent cannot scope them "
+                    "so: move the Include above the first Host line, or give --ssh-config another file"
+                )
+            lines.append(included)
+            if has_blocks:
+                lines.append("Host *")  # back in the top scope, where OpenSSH starts the next file and line
+    return "\n".join(lines) + "\n"
+
+
+def _keyword(line: str) -> tuple[str | None, str]:
+    """A config line's keyword, lowercased, and the rest; None for a blank or comment line."""
+    if not line.strip() or line.lstrip().startswith("#"):
+        return None, ""
+    match = _KEYWORD.match(line)
+    return (match[1].lower(), match[2]) if match else (None, line)
+
+
+def _include_base(path: Path) -> Path:
+    """Where a relative Include points: /etc/ssh for the system file, else the user's ~/.ssh."""
+    try:
+        system = Path(path).resolve().is_relative_to("/etc/ssh")
+    except (OSError, RuntimeError):
+        system = False
+    return Path("/etc/ssh") if system else Path.home() / ".ssh"
+
+
+def _included(arguments: str, base: Path, where: str, depth: int) -> list[str]:
+    """The text of each file an Include's arguments name, in the order OpenSSH reads them."""
+    if depth >= MAX_DEPTH:
+        raise InputError(f"{where}: Include nested more than {MAX_DEPTH} deep (does a file include itself?)")
+    try:
+        patterns = shlex.split(arguments, comments=True)
+    except ValueError as error:
+        raise InputError(f"{where}: Include {shown(arguments)}: {error}") from None
+    if not patterns:
+        raise InputError(f"{where}: Include names no file")
+    texts = []
+    for pattern in patterns:
+        expanded = expand_home(pattern)
+        expanded = expanded if expanded.is_absolute() else base / expanded
+        for found in sorted(glob.glob(str(expanded))):
+            data = read_input_bytes(found, InputError, what=f"ssh config (included at {where})").data
+            text = decode_input(data, found, InputError, what="ssh config")
+            texts.append(expand_includes(text, Path(found), base, depth + 1).rstrip("\n"))
+    return texts
