@@ -3,10 +3,16 @@
 Strict by default: an unknown host is refused, a changed key is refused. `accept-new` (opt-in)
 records a host seen for the first time, like OpenSSH's StrictHostKeyChecking=accept-new, and still
 refuses a changed key. Nothing is ever accepted silently.
+
+OpenSSH's markers: a key on a `@revoked` line is refused from any host, whatever else the file or the
+policy says (OpenSSH refuses it from the hosts the line names; refusing it everywhere is stricter). A
+`@cert-authority` line trusts host certificates, which ispagent does not check: it is passed over, so
+a host known only through its CA is an unknown host. paramiko reads neither marker.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 from pathlib import Path
@@ -66,24 +72,34 @@ class KnownHosts:
         # for each line it loads): with a thousand hosts, a millisecond a host and a second to load.
         # A file with hashed names (`|1|...`, which only an HMAC per entry can match) keeps paramiko's.
         self._by_name: dict[str, dict[str, paramiko.PKey]] = {}
-        self._hashed: paramiko.HostKeys | None = None
+        # With hashed names every entry is tried in file order, as paramiko's lookup does.
+        self._entries: list[paramiko.hostkeys.HostKeyEntry] = []
+        self._hashed = False
+        self.revoked: frozenset[tuple[str, str]] = frozenset()  # (key type, base64) of @revoked keys
         if path is not None and path.exists():
             try:
-                entries = _entries(path)
-                if any(name.startswith("|1|") for entry in entries for name in entry.hostnames):
-                    self._hashed = paramiko.HostKeys(str(path))
-                for entry in entries:
-                    for name in entry.hostnames:  # the first key of a type wins, as in paramiko's lookup
-                        self._by_name.setdefault(name, {}).setdefault(entry.key.get_name(), entry.key)
-            except (OSError, paramiko.SSHException) as error:
-                raise InputError(f"{path}: cannot read known_hosts: {error}") from None
+                entries, revoked = _entries(path)
+            except OSError as error:
+                raise InputError(f"{path}: cannot read known_hosts: {error.strerror or error}") from None
+            self.revoked = frozenset(revoked)
+            self._entries = [entry for entry in entries if not self.is_revoked(entry.key)]
+            self._hashed = any(name.startswith("|1|") for entry in self._entries for name in entry.hostnames)
+            for entry in self._entries:
+                for name in entry.hostnames:  # the first key of a type wins, as in paramiko's lookup
+                    self._by_name.setdefault(name, {}).setdefault(entry.key.get_name(), entry.key)
+
+    def is_revoked(self, key: paramiko.PKey) -> bool:
+        return (key.get_name(), key.get_base64()) in self.revoked
 
     def keys_for(self, name: str) -> dict[str, paramiko.PKey]:
         with self._lock:
-            if self._hashed is not None:
-                found = self._hashed.lookup(name)
-                return dict(found) if found else {}
-            return dict(self._by_name.get(name, {}))
+            if not self._hashed:
+                return dict(self._by_name.get(name, {}))
+            found: dict[str, paramiko.PKey] = {}
+            for entry in self._entries:
+                if any(_names_match(name, filed) for filed in entry.hostnames):
+                    found.setdefault(entry.key.get_name(), entry.key)
+            return found
 
     def missing_key_policy(self) -> paramiko.MissingHostKeyPolicy:
         return _AcceptNew(self) if self.policy == "accept-new" else _RefuseUnknown(self)
@@ -105,8 +121,7 @@ class KnownHosts:
         """Record a first-seen key in memory and append it to the file (accept-new only)."""
         with self._lock:
             self._by_name.setdefault(name, {})[key.get_name()] = key
-            if self._hashed is not None:
-                self._hashed.add(name, key.get_name(), key)
+            self._entries.append(paramiko.hostkeys.HostKeyEntry([name], key))
             if self.path is None:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,27 +134,48 @@ class KnownHosts:
                 os.close(fd)
 
 
-def _entries(path: Path) -> list[paramiko.hostkeys.HostKeyEntry]:
-    """The file's entries, read line by line as paramiko's HostKeys.load reads them: a line it
-    cannot parse, or with a key type it does not know, is passed over; a key that is not base64
-    is refused."""
-    entries = []
+def _entries(path: Path) -> tuple[list[paramiko.hostkeys.HostKeyEntry], list[tuple[str, str]]]:
+    """The file's host key entries, read line by line as paramiko's HostKeys.load reads them (a line
+    it cannot parse, or with a key type it does not know, is passed over; a key that is not base64
+    is refused), and the keys of its `@revoked` lines. Other marked lines are passed over."""
+    entries, revoked = [], []
     with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
+            marker, _, rest = line.partition(" ") if line.startswith("@") else ("", "", line)
+            if marker not in ("", "@revoked"):
+                continue  # @cert-authority: host certificates, not checked here
             try:
-                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(rest.strip(), number)
             except paramiko.SSHException:
                 continue
             except paramiko.hostkeys.InvalidHostKey:  # paramiko's load raises it too
                 raise InputError(
                     f"{path}: line {number}: the key is not valid base64; fix or delete the line"
                 ) from None
-            if entry is not None and entry.key is not None:
+            if entry is None or entry.key is None:
+                continue
+            if marker:
+                revoked.append((entry.key.get_name(), entry.key.get_base64()))
+            else:
                 entries.append(entry)
-    return entries
+    return entries, revoked
+
+
+def _names_match(name: str, filed: str) -> bool:
+    """Whether the known_hosts name `filed` (plain, or hashed `|1|salt|hash`) is `name`."""
+    if not filed.startswith("|1|"):
+        return filed == name
+    return hmac.compare_digest(paramiko.HostKeys.hash_host(name, filed), filed)
+
+
+def revoked_key(hostname: str, key: paramiko.PKey, path: Path | None) -> HostKeyMismatch:
+    return HostKeyMismatch(
+        f"{hostname}: host key {key.get_name()} {key.fingerprint} is revoked (@revoked in {path}); the "
+        "server must be given a new host key, and known_hosts that one"
+    )
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
@@ -147,6 +183,8 @@ class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
         self.known = known
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.known.is_revoked(key):
+            raise revoked_key(hostname, key, self.known.path)
         where = self.known.path or "no known_hosts file"
         raise UnknownHostKey(
             f"{hostname}: host key ({key.get_name()}) is not in {where}; add it "
@@ -159,4 +197,6 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
         self.known = known
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.known.is_revoked(key):
+            raise revoked_key(hostname, key, self.known.path)
         self.known.remember(hostname, key)

@@ -37,7 +37,7 @@ from agent.transport.base import CommandResult
 from agent.transport.dialing import MAX_HANDSHAKES, DialedSockets, tcp_connect
 from agent.transport.executors import CommandExecutor, ConnectionLost, HostShellExecutor, one_line
 from agent.transport.filewrite import put_script
-from agent.transport.hostkeys import KnownHosts, changed_key
+from agent.transport.hostkeys import KnownHosts, changed_key, revoked_key
 from agent.transport.hostlog import HostLog
 from agent.transport.proxysocket import ProxyCommandSocket
 from agent.transport.quoting import remote_line
@@ -210,6 +210,8 @@ class SshConnector:
             client.connect(endpoint.address, port=endpoint.port, username=endpoint.user, **connect_kwargs)
         except paramiko.BadHostKeyException as error:
             client.close()
+            if self.known_hosts.is_revoked(error.key):
+                raise revoked_key(f"{endpoint.address}:{endpoint.port}", error.key, self.known_hosts.path) from None
             raise changed_key(
                 endpoint.address, endpoint.port, error.expected_key, error.key, self.known_hosts.path
             ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -157,6 +158,41 @@ def test_changed_host_key_is_refused_under_every_policy(lab, tmp_path, policy):
     with pytest.raises(HostKeyMismatch, match="host key changed"):
         factory.connect(_host(lab))
     assert known_hosts.read_text() == f"{lab.hosts[0].address} {other_key}\n"
+
+
+@pytest.mark.parametrize("policy", ["strict", "accept-new"])
+@pytest.mark.parametrize("also_known", [False, True], ids=["revoked-only", "and-listed"])
+def test_a_revoked_host_key_is_refused_as_openssh_refuses_it(lab, tmp_path, policy, also_known):
+    # The host's own key under @revoked, and (and-listed) also on a plain line for the host: OpenSSH's
+    # client refuses it either way, and so does ispagent, under every policy, writing nothing.
+    key = _lab_key_line(lab, 0).split(None, 1)[1]
+    lines = [f"@revoked * {key}", *([f"{lab.hosts[0].address} {key}"] if also_known else [])]
+    known_hosts = _known_hosts_with(lab, tmp_path, lines)
+    openssh = subprocess.run(
+        [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "BatchMode=yes",
+            "-i",
+            str(lab.identity_file),
+            f"root@{lab.hosts[0].address}",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert openssh.returncode == 255 and "REVOKED" in openssh.stderr, openssh.stderr
+    factory = SshConnector(SshSettings(known_hosts=known_hosts, host_key_policy=policy))
+    with pytest.raises(HostKeyMismatch, match=r"is revoked \(@revoked in "):
+        factory.connect(_host(lab))
+    assert known_hosts.read_text() == "".join(f"{line}\n" for line in lines)
 
 
 def test_hosts_behind_one_bastion_share_one_connection_to_it(lab):
