@@ -137,7 +137,7 @@ def load_inventory(path: Path, *, ssh_config: Path | None = None) -> Inventory:
     _reject_name_clashes(groups, hosts)
     tree = resolve_groups(groups, {host.name: host.groups for host in hosts}, [host.name for host in hosts])
     config_path = ssh_config if ssh_config is not None else default_ssh_config()
-    config = SshConfig(config_path) if config_path is not None else None
+    config = SshConfig(config_path, check_permissions=ssh_config is None) if config_path is not None else None
     resolved = tuple(
         _resolve_host(host, defaults, _merged_vars(host, default_vars, groups, tree), tree, config) for host in hosts
     )

@@ -40,9 +40,14 @@ class SshConfigEntry:
 class SshConfig:
     """A parsed ssh config file (`Host`/`Match` blocks, first value wins, as ssh itself reads it)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, check_permissions: bool = False) -> None:
+        """`check_permissions` for the user's own ~/.ssh/config, as ssh checks it (not a file given with -F)."""
         self.path = path
         self._config = None
+        if check_permissions:
+            from agent.inventory.sshinclude import check_owner_and_mode
+
+            check_owner_and_mode(path)
         try:
             text = path.read_text()
         except OSError as error:

@@ -1,9 +1,11 @@
-"""`Include` in an ssh config, read as OpenSSH reads it: the included files' lines where the directive stands.
+"""`Include` in an ssh config, read as OpenSSH reads it: the included files' lines where the directive stands;
+and the owner and mode ssh demands of `~/.ssh/config` and of every file an Include reads.
 
 paramiko's SSHConfig skips `Include`, and with it whatever a team keeps in `~/.ssh/config.d/`: hosts
 that `ssh web1` reaches through a bastion would be dialed directly. ssh_config(5): each argument is a
 glob, `~` expanded, a relative one under `~/.ssh` (`/etc/ssh` for the system file); the matches are read
-in lexical order, none is no error; files nest at most 16 deep.
+in lexical order, none is no error; files nest at most 16 deep; each must be writable by its owner
+alone, root or this user.
 
 Scope. Before the first Host or Match, the included lines stand as they would in the file; a `Host *`
 after each included file with blocks puts what follows back in the top scope, where OpenSSH starts the
@@ -16,8 +18,10 @@ read out of its scope. Plain settings included in a block stand in that block.
 from __future__ import annotations
 
 import glob
+import os
 import re
 import shlex
+import stat
 from pathlib import Path
 
 from agent.errors import InputError
@@ -89,7 +93,52 @@ def _included(arguments: str, base: Path, where: str, depth: int) -> list[str]:
         expanded = expand_home(pattern)
         expanded = expanded if expanded.is_absolute() else base / expanded
         for found in sorted(glob.glob(str(expanded))):
+            check_owner_and_mode(Path(found))
             data = read_input_bytes(found, InputError, what=f"ssh config (included at {where})").data
             text = decode_input(data, found, InputError, what="ssh config")
             texts.append(expand_includes(text, Path(found), base, depth + 1).rstrip("\n"))
     return texts
+
+
+def check_owner_and_mode(path: Path) -> None:
+    """Refuse an ssh config that someone else could have written, as ssh does for ~/.ssh/config and
+    every file an Include reads: it may name a ProxyCommand, which runs as this user.
+
+    Owned by root or this user, writable by no others, and by its group only when the owner is that
+    group's one member (a user private group): Debian's ssh allows that much, and no one else can write.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ssh config: {error.strerror or error}") from None
+    uid = os.getuid()
+    if info.st_uid not in (0, uid) or info.st_mode & 0o002 or (info.st_mode & 0o020 and not _private_group(info)):
+        raise InputError(
+            f"{path}: bad owner or permissions (uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}), "
+            f"which ssh refuses too: make it yours and writable by you alone (chmod go-w {path})"
+        )
+
+
+def _private_group(info: os.stat_result) -> bool:
+    """Whether the file's group has exactly one member, its owner (as Debian's ssh counts them)."""
+    import grp
+    import pwd
+
+    try:
+        group = grp.getgrgid(info.st_gid)
+        owner = pwd.getpwuid(info.st_uid)
+    except KeyError:
+        return False
+    members = {user.pw_uid for user in pwd.getpwall() if user.pw_gid == info.st_gid}
+    members |= {pwd.getpwnam(name).pw_uid for name in group.gr_mem if _has_user(name)}
+    return members == {owner.pw_uid} and set(group.gr_mem) <= {owner.pw_name}
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True

@@ -174,3 +174,61 @@ def test_any_include_line_reads_or_is_one_line(keyword, argument, in_block, home
         SshConfig(config).lookup("web1")
     except InputError as error:
         assert "\n" not in str(error).strip()
+
+
+# ssh refuses ~/.ssh/config, and any file an Include reads, when someone else could have written it (it may
+# name a ProxyCommand, run as the user): "Bad owner or permissions". A file given with -F is not checked.
+DAMAGES = {
+    "writable by others": (None, None, 0o602),
+    "owned by nobody": (65534, 65534, 0o644),
+    "writable by a group with another member": (0, 65534, 0o620),  # nogroup: nobody's group
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_home_ssh_config_or_an_included_file_others_could_write_is_refused_as_ssh_refuses_it(
+    damage: str, home: Path, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+
+    def damaged(path: Path) -> Path:
+        uid, gid, mode = DAMAGES[damage]
+        if uid is not None:
+            os.chown(path, uid, gid)
+        path.chmod(mode)
+        return path
+
+    inventory = _write(tmp_path / "fleet.yaml", "hosts:\n  web1: {address: 198.18.0.2}\n")
+    config = damaged(_write(home / ".ssh" / "config", "Host 198.18.0.2\n  ProxyCommand nc %h %p\n"))
+    result = CliRunner().invoke(cli, ["inventory", "check", "-i", str(inventory)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert f"{config}: bad owner or permissions" in result.output
+    given = CliRunner().invoke(cli, ["inventory", "check", "-i", str(inventory), "--ssh-config", str(config)])
+    assert given.exit_code == 0, given.output  # as `ssh -F`
+    included = damaged(_write(home / ".ssh" / "included", "User x\n"))
+    top = _write(tmp_path / "top", f"Include {included}\n")
+    with pytest.raises(InputError, match=f"{included}: bad owner or permissions"):
+        SshConfig(top)
+    if SSH:
+        said = subprocess.run([SSH, "-G", "-F", str(top), "web1"], capture_output=True, text=True, timeout=30)
+        assert said.returncode == 255 and f"Bad owner or permissions on {included}" in said.stderr
+
+
+def test_a_file_writable_only_by_its_owners_private_group_is_read_as_debians_ssh_reads_it(tmp_path: Path) -> None:
+    # root's group has root alone as member here; Debian's ssh allows group write for such a group.
+    import grp
+    import pwd
+
+    owner = pwd.getpwuid(os.getuid())
+    group = grp.getgrgid(owner.pw_gid)
+    if group.gr_mem not in ([], [owner.pw_name]) or any(
+        user.pw_gid == owner.pw_gid and user.pw_uid != owner.pw_uid for user in pwd.getpwall()
+    ):
+        pytest.skip("this user's group is not a private one")
+    included = _write(tmp_path / "included", "User private\n")
+    included.chmod(0o620)
+    top = _write(tmp_path / "top", f"Include {included}\n")
+    assert SshConfig(top).lookup("web1").user == "private"
+    if SSH:
+        assert ssh_says(top, "web1", tmp_path)[0] == "private"
