@@ -120,7 +120,8 @@ def check_owner_and_mode(path: Path) -> None:
 
 
 def _private_group(info: os.stat_result) -> bool:
-    """Whether the file's group has exactly one member, its owner (as Debian's ssh counts them)."""
+    """Debian's ssh on a group-writable file: safe when the group's one member is this user (no other
+    user has it as primary group; its member list is at most the file's owner)."""
     import grp
     import pwd
 
@@ -129,16 +130,7 @@ def _private_group(info: os.stat_result) -> bool:
         owner = pwd.getpwuid(info.st_uid)
     except KeyError:
         return False
-    members = {user.pw_uid for user in pwd.getpwall() if user.pw_gid == info.st_gid}
-    members |= {pwd.getpwnam(name).pw_uid for name in group.gr_mem if _has_user(name)}
-    return members == {owner.pw_uid} and set(group.gr_mem) <= {owner.pw_name}
-
-
-def _has_user(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
+    primary = {user.pw_uid for user in pwd.getpwall() if user.pw_gid == info.st_gid}
+    if primary - {os.getuid()} or group.gr_mem[1:] or group.gr_mem[:1] not in ([], [owner.pw_name]):
         return False
-    return True
+    return bool(primary or group.gr_mem)
