@@ -70,9 +70,9 @@ class KnownHosts:
         self._lock = threading.Lock()
         # Host name -> key type -> key. paramiko's HostKeys reads every entry for each lookup (and
         # for each line it loads): with a thousand hosts, a millisecond a host and a second to load.
-        # A file with hashed names (`|1|...`, which only an HMAC per entry can match) keeps paramiko's.
         self._by_name: dict[str, dict[str, paramiko.PKey]] = {}
-        # With hashed names every entry is tried in file order, as paramiko's lookup does.
+        # A file with hashed names (`|1|...`, which only an HMAC per entry can match) is looked up
+        # entry by entry, in file order, as paramiko's lookup does; the table is not built for it.
         self._entries: list[paramiko.hostkeys.HostKeyEntry] = []
         self._hashed = False
         self.revoked: frozenset[tuple[str, str]] = frozenset()  # (key type, base64) of @revoked keys
@@ -84,9 +84,8 @@ class KnownHosts:
             self.revoked = frozenset(revoked)
             self._entries = [entry for entry in entries if not self.is_revoked(entry.key)]
             self._hashed = any(name.startswith("|1|") for entry in self._entries for name in entry.hostnames)
-            for entry in self._entries:
-                for name in entry.hostnames:  # the first key of a type wins, as in paramiko's lookup
-                    self._by_name.setdefault(name, {}).setdefault(entry.key.get_name(), entry.key)
+            if not self._hashed:
+                self._by_name = _table(self._entries)
 
     def is_revoked(self, key: paramiko.PKey) -> bool:
         return (key.get_name(), key.get_base64()) in self.revoked
@@ -162,6 +161,15 @@ def _entries(path: Path) -> tuple[list[paramiko.hostkeys.HostKeyEntry], list[tup
             else:
                 entries.append(entry)
     return entries, revoked
+
+
+def _table(entries: list[paramiko.hostkeys.HostKeyEntry]) -> dict[str, dict[str, paramiko.PKey]]:
+    """Host name -> key type -> key; the first key of a type wins, as in paramiko's lookup."""
+    table: dict[str, dict[str, paramiko.PKey]] = {}
+    for entry in entries:
+        for name in entry.hostnames:
+            table.setdefault(name, {}).setdefault(entry.key.get_name(), entry.key)
+    return table
 
 
 def _names_match(name: str, filed: str) -> bool:
