@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,10 +257,23 @@ def _ssh_connector(plan: RunPlan, first: list[Host]) -> Connector:
     try:
         from agent.transport.ssh import SshConnector
 
-        return SshConnector(plan.ssh, dialed=dialed)
-    except BaseException:  # an unreadable known_hosts, say: no socket is left open behind the error
+        connector = SshConnector(plan.ssh, dialed=dialed)
+        # A key file that is no key, or needs a passphrase, refuses the run here, in one line, rather
+        # than failing every host that uses it; and no worker waits for another's first load.
+        for path in _identity_files(plan.hosts):
+            connector.private_keys.load(path)
+        return connector
+    except BaseException:  # an unreadable known_hosts or key, say: no socket is left open behind the error
         dialed.close()
         raise
+
+
+def _identity_files(hosts: Sequence[Host]) -> list[Path]:
+    """The identity files of `hosts` and of every jump host in front of them, each once."""
+    endpoints = (
+        endpoint for host in hosts for endpoint in (*(host.gateway.jumps() if host.gateway else ()), host.endpoint)
+    )
+    return list(dict.fromkeys(endpoint.identity_file for endpoint in endpoints if endpoint.identity_file))
 
 
 def _first_hosts(plan: RunPlan, todo: list[Host]) -> list[Host]:

@@ -21,14 +21,12 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import paramiko
 
 from agent.errors import (
     HostUnreachable,
-    InputError,
     TransportError,
 )
 from agent.inventory.model import Endpoint, Host, SshSettings
@@ -39,6 +37,7 @@ from agent.transport.executors import CommandExecutor, ConnectionLost, HostShell
 from agent.transport.filewrite import put_script
 from agent.transport.hostkeys import KnownHosts, changed_key, revoked_key
 from agent.transport.hostlog import HostLog
+from agent.transport.privatekeys import PrivateKeys
 from agent.transport.proxysocket import ProxyCommandSocket
 from agent.transport.quoting import remote_line
 
@@ -48,31 +47,6 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 CONNECT_ATTEMPTS = 3
 RETRY_BASE_DELAY = 0.5
-
-
-class PrivateKeys:
-    """Private keys loaded once per run, whatever the number of hosts that use them."""
-
-    def __init__(self) -> None:
-        self._keys: dict[Path, paramiko.PKey] = {}
-        self._lock = threading.Lock()
-
-    def load(self, path: Path) -> paramiko.PKey:
-        with self._lock:
-            if path not in self._keys:
-                self._keys[path] = _read_private_key(path)
-            return self._keys[path]
-
-
-def _read_private_key(path: Path) -> paramiko.PKey:
-    try:
-        return paramiko.PKey.from_path(str(path))
-    except paramiko.PasswordRequiredException:
-        raise InputError(
-            f"{path}: the key is passphrase-protected; add it to ssh-agent (ssh-add {path}) and leave identity_file out"
-        ) from None
-    except (OSError, paramiko.SSHException, ValueError) as error:
-        raise InputError(f"{path}: cannot load private key: {error}") from None
 
 
 class AeadFirstTransport(paramiko.Transport):
@@ -158,9 +132,9 @@ class SshConnector:
                         f"{mask(refused.reason)} ({_attempts(attempt)})"
                     ) from None
             except (OSError, EOFError, paramiko.SSHException) as error:
-                denied = isinstance(error, paramiko.AuthenticationException) and not _auth_timed_out(error)
+                denied = _denied(error)
                 if denied or attempt == CONNECT_ATTEMPTS:
-                    raise _unreachable(endpoint, error, attempt) from None
+                    raise _unreachable(endpoint, error, attempt, self._offered(endpoint)) from None
             delay = RETRY_BASE_DELAY * 2 ** (attempt - 1)
             time.sleep(delay + random.uniform(0, delay))
         raise AssertionError("unreachable")
@@ -233,13 +207,12 @@ class SshConnector:
             raise _BastionRefused(str(error) or type(error).__name__) from None
 
     def _connect_kwargs(self, endpoint: Endpoint) -> dict[str, Any]:
-        """paramiko's connect() arguments: the run's loaded key (or ssh-agent), and every timeout."""
-        pkey = self.private_keys.load(endpoint.identity_file) if endpoint.identity_file else None
+        """paramiko's connect() arguments: the run's loaded keys (agent/transport/privatekeys.py), and
+        every timeout."""
         timeout = self.settings.connect_timeout
         return {
-            "pkey": pkey,
+            **self._keys_for(endpoint),
             "look_for_keys": False,
-            "allow_agent": pkey is None,
             "timeout": timeout,
             "banner_timeout": timeout,
             "auth_timeout": timeout,
@@ -248,6 +221,25 @@ class SshConnector:
             "channel_timeout": timeout,
             "transport_factory": AeadFirstTransport,
         }
+
+    def _keys_for(self, endpoint: Endpoint) -> dict[str, Any]:
+        """The host's identity_file alone; without one, the default key files and then ssh-agent, as ssh.
+
+        paramiko takes one loaded key (tried first); further default files it reads itself, by name.
+        """
+        if endpoint.identity_file:
+            return {"pkey": self.private_keys.load(endpoint.identity_file), "allow_agent": False}
+        files = self.private_keys.defaults().loaded
+        return {
+            "pkey": files[0][1] if files else None,
+            "key_filename": [str(path) for path, _ in files[1:]] or None,
+            "allow_agent": True,
+        }
+
+    def _offered(self, endpoint: Endpoint) -> str:
+        if endpoint.identity_file:
+            return str(endpoint.identity_file)
+        return self.private_keys.defaults().describe()
 
     def gateway(self, endpoint: Endpoint) -> paramiko.SSHClient:
         """The open connection to bastion `endpoint`: one per bastion, shared by the hosts behind it."""
@@ -297,14 +289,26 @@ def _auth_timed_out(error: BaseException) -> bool:
     return isinstance(error, paramiko.AuthenticationException) and str(error) == "Authentication timeout."
 
 
-def _unreachable(endpoint: Endpoint, error: BaseException, attempts: int) -> HostUnreachable:
+def _nothing_offered(error: BaseException) -> bool:
+    """paramiko's plain SSHException when it had no key to offer at all (no key given or found, an
+    empty or absent ssh-agent): a refusal a retry cannot change, not a connection failure."""
+    return type(error) is paramiko.SSHException and str(error) == "No authentication methods available"
+
+
+def _denied(error: BaseException) -> bool:
+    return (isinstance(error, paramiko.AuthenticationException) and not _auth_timed_out(error)) or _nothing_offered(
+        error
+    )
+
+
+def _unreachable(endpoint: Endpoint, error: BaseException, attempts: int, offered: str) -> HostUnreachable:
+    """The host's one-line error; `offered` says which keys it was offered."""
     if _auth_timed_out(error):
         return HostUnreachable(
             f"cannot connect to {endpoint}: no answer to authentication in time ({_attempts(attempts)})"
         )
-    if isinstance(error, paramiko.AuthenticationException):
-        key = endpoint.identity_file or "ssh-agent keys"
-        return HostUnreachable(f"{endpoint}: authentication failed with {key}: check user and identity_file")
+    if _denied(error):
+        return HostUnreachable(f"{endpoint}: authentication failed with {offered}: check user and identity_file")
     reason = str(error) or type(error).__name__
     if isinstance(error, (socket.timeout, TimeoutError)):
         reason = "timed out"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,49 @@ def test_wrong_key_is_unreachable_with_a_clear_message(lab, tmp_path):
     host = Host(lab_host.name, Endpoint(lab_host.address, 22, "root", other_key))
     with pytest.raises(HostUnreachable, match="authentication failed with .*other: check user and identity_file"):
         _factory(lab).connect(host)
+
+
+def _home_with_keys(tmp_path, monkeypatch, keys: dict[str, Path | None]) -> Path:
+    """A home of its own with `keys` as ~/.ssh's default key files (None: a new key, passphrase-protected),
+    and no ssh-agent: as a cron job's."""
+    ssh_dir = tmp_path / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True)
+    for name, source in keys.items():
+        if source is None:
+            kind = {"id_rsa": "rsa", "id_ecdsa": "ecdsa", "id_ed25519": "ed25519"}[name]
+            subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "secret", "-f", str(ssh_dir / name)], check=True)
+        else:
+            (ssh_dir / name).write_bytes(source.read_bytes())
+            (ssh_dir / name).chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return ssh_dir
+
+
+def test_without_identity_file_a_job_without_ssh_agent_logs_in_with_the_default_key_as_ssh_does(
+    lab, tmp_path, monkeypatch
+):
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(other)], check=True)
+    # ssh's order: id_ecdsa (not authorized on the host) first, id_rsa needs a passphrase, id_ed25519 is the lab's.
+    _home_with_keys(tmp_path, monkeypatch, {"id_rsa": None, "id_ecdsa": other, "id_ed25519": lab.identity_file})
+    lab_host = lab.hosts[0]
+    connection = _factory(lab).connect(Host(lab_host.name, Endpoint(lab_host.address, 22, "root", None)))
+    try:
+        assert connection.run(["hostname"]).stdout.strip() == lab_host.name
+    finally:
+        connection.close()
+
+
+def test_without_identity_file_or_a_usable_default_key_the_error_says_what_was_offered(lab, tmp_path, monkeypatch):
+    _home_with_keys(tmp_path, monkeypatch, {"id_rsa": None})
+    endpoint = Endpoint(lab.hosts[0].address, 22, "root", None)
+    with pytest.raises(HostUnreachable) as raised:
+        _factory(lab).connect(Host(lab.hosts[0].name, endpoint))
+    assert str(raised.value) == (
+        f"{endpoint}: authentication failed with ssh-agent keys only "
+        "(~/.ssh/id_rsa needs its passphrase: add it to ssh-agent): check user and identity_file"
+    )
 
 
 def test_secrets_are_masked_in_the_host_log(lab, tmp_path):

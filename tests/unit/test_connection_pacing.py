@@ -75,10 +75,13 @@ def test_an_authentication_timeout_is_not_reported_as_a_wrong_key(tmp_path, monk
 
 
 def test_a_refused_key_is_not_tried_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no default key files
     factory = ssh.SshConnector(SshSettings(known_hosts=tmp_path / "known_hosts"))
     tried = handshakes_that_fail(monkeypatch, factory, [paramiko.AuthenticationException("Authentication failed.")])
     with pytest.raises(
-        HostUnreachable, match="authentication failed with ssh-agent keys: check user and identity_file"
+        HostUnreachable,
+        match=r"authentication failed with ssh-agent keys only \(no ~/.ssh/id_rsa, id_ecdsa or id_ed25519\): "
+        "check user and identity_file",
     ):
         factory.open_connection(Endpoint("198.18.0.2", 22, "root", None))
     assert len(tried) == 1

@@ -1,0 +1,121 @@
+"""The private keys a run authenticates with: read once per run, whatever the number of hosts.
+
+A host with an `identity_file` uses that key alone. A host without one uses what `ssh` would: the
+keys of ssh-agent, and the default key files of ~/.ssh that ssh tries when no IdentityFile is named.
+A scheduled job usually has no ssh-agent; with the agent alone it could not log in where `ssh host`,
+run by the same user, does.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from agent.errors import InputError
+
+# The files ssh tries when no IdentityFile is named (ssh_config(5)), in its order, of the key types
+# paramiko reads (not the security-key "_sk" types, nor DSA, which paramiko no longer reads).
+DEFAULT_KEY_NAMES = ("id_rsa", "id_ecdsa", "id_ed25519")
+
+
+@dataclass(frozen=True)
+class DefaultKeys:
+    """The default key files found: those loaded, and those left to ssh-agent (their passphrase)."""
+
+    loaded: tuple[tuple[Path, paramiko.PKey], ...]
+    locked: tuple[Path, ...]
+
+    def describe(self) -> str:
+        """What a host without identity_file was offered, for an authentication error."""
+        offered = "ssh-agent keys " + (
+            "and " + ", ".join(_home_relative(path) for path, _ in self.loaded) if self.loaded else "only"
+        )
+        notes = []
+        if self.locked:
+            locked = ", ".join(_home_relative(path) for path in self.locked)
+            notes.append(
+                f"{locked} {'needs its' if len(self.locked) == 1 else 'need their'} passphrase: add it to ssh-agent"
+            )
+        elif not self.loaded:
+            notes.append(f"no ~/.ssh/{', '.join(DEFAULT_KEY_NAMES[:-1])} or {DEFAULT_KEY_NAMES[-1]}")
+        return offered + (f" ({'; '.join(notes)})" if notes else "")
+
+
+class PrivateKeys:
+    """Private keys loaded once per run, whatever the number of hosts that use them."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Path, paramiko.PKey] = {}
+        self._defaults: DefaultKeys | None = None
+        self._lock = threading.Lock()
+
+    def load(self, path: Path) -> paramiko.PKey:
+        with self._lock:
+            if path not in self._keys:
+                self._keys[path] = _read_private_key(path)
+            return self._keys[path]
+
+    def defaults(self) -> DefaultKeys:
+        """The default key files of ~/.ssh, read at the first call.
+
+        As ssh in batch mode: a passphrase-protected key is not used from its file (ssh-agent may
+        hold it), and a file that is no key, or cannot be read, is passed over.
+        """
+        with self._lock:
+            if self._defaults is None:
+                self._defaults = _read_default_keys(Path.home() / ".ssh")
+            return self._defaults
+
+
+def _read_default_keys(ssh_dir: Path) -> DefaultKeys:
+    loaded, locked = [], []
+    for name in DEFAULT_KEY_NAMES:
+        path = ssh_dir / name
+        if not path.is_file():
+            continue
+        try:
+            loaded.append((path, _load(path)))
+        except _NeedsPassphrase:
+            locked.append(path)
+        except (OSError, paramiko.SSHException, ValueError, TypeError):
+            continue
+    return DefaultKeys(tuple(loaded), tuple(locked))
+
+
+def _read_private_key(path: Path) -> paramiko.PKey:
+    try:
+        return _load(path)
+    except _NeedsPassphrase:
+        raise InputError(
+            f"{path}: the key is passphrase-protected; add it to ssh-agent (ssh-add {path}) and leave identity_file out"
+        ) from None
+    except (OSError, paramiko.SSHException, ValueError, TypeError) as error:
+        raise InputError(f"{path}: cannot load private key: {error}") from None
+
+
+class _NeedsPassphrase(Exception):
+    pass
+
+
+def _load(path: Path) -> paramiko.PKey:
+    """The key in file `path`; _NeedsPassphrase when it is passphrase-protected."""
+    try:
+        return paramiko.PKey.from_path(str(path))
+    except paramiko.PasswordRequiredException:
+        raise _NeedsPassphrase from None
+    except TypeError as error:
+        # paramiko passes cryptography's TypeError through for a protected key in OpenSSH's format
+        # (ssh-keygen's default): "Key is password-protected, but password was not provided."
+        if "password" in str(error).lower():
+            raise _NeedsPassphrase from None
+        raise
+
+
+def _home_relative(path: Path) -> str:
+    try:
+        return f"~/{path.relative_to(Path.home())}"
+    except ValueError:
+        return str(path)

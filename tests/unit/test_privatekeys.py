@@ -1,0 +1,85 @@
+"""The keys a host without identity_file is offered: ~/.ssh's default key files, read once per run, as ssh."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from agent.transport.privatekeys import PrivateKeys
+
+
+def _keygen(path: Path, kind: str, passphrase: str = "") -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-f", str(path)], check=True)
+
+
+@pytest.fixture
+def ssh_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    return tmp_path / ".ssh"
+
+
+def test_default_keys_are_read_in_sshs_order_and_a_locked_one_is_left_to_the_agent(ssh_dir):
+    _keygen(ssh_dir / "id_ed25519", "ed25519")
+    _keygen(ssh_dir / "id_rsa", "rsa", passphrase="secret")
+    _keygen(ssh_dir / "id_ecdsa", "ecdsa")
+    found = PrivateKeys().defaults()
+    assert [path.name for path, _ in found.loaded] == ["id_ecdsa", "id_ed25519"]
+    assert [type(key) for _, key in found.loaded] == [paramiko.ECDSAKey, paramiko.Ed25519Key]
+    assert found.locked == (ssh_dir / "id_rsa",)
+    assert found.describe() == (
+        "ssh-agent keys and ~/.ssh/id_ecdsa, ~/.ssh/id_ed25519 (~/.ssh/id_rsa needs its passphrase: add it to ssh-agent)"
+    )
+
+
+def test_a_default_file_that_is_no_key_or_no_file_is_passed_over(ssh_dir):
+    (ssh_dir / "id_rsa").write_text("not a key\n")
+    (ssh_dir / "id_ecdsa").mkdir()
+    found = PrivateKeys().defaults()
+    assert (found.loaded, found.locked) == ((), ())
+    assert found.describe() == "ssh-agent keys only (no ~/.ssh/id_rsa, id_ecdsa or id_ed25519)"
+
+
+def test_default_keys_are_read_once_per_run(ssh_dir):
+    _keygen(ssh_dir / "id_ed25519", "ed25519")
+    keys = PrivateKeys()
+    first = keys.defaults()
+    (ssh_dir / "id_ed25519").unlink()
+    assert keys.defaults() is first
+    assert PrivateKeys().defaults().loaded == ()  # the next run reads the directory again
+
+
+@pytest.mark.parametrize("kind", ["passphrase", "not-a-key"])
+def test_a_run_whose_identity_file_cannot_be_loaded_is_refused_in_one_line(tmp_path, kind):
+    """Before: every host failed with "internal error: TypeError" (paramiko passes cryptography's
+    TypeError through for a protected key) or with the InputError's class name, exit 1."""
+    key = tmp_path / "key"
+    if kind == "passphrase":
+        _keygen(key, "ed25519", passphrase="secret")
+    else:
+        key.write_text("not a key\n")
+    (tmp_path / "known_hosts").write_text("")
+    (tmp_path / "inventory.yaml").write_text(
+        f"ssh: {{known_hosts: {tmp_path / 'known_hosts'}}}\n"
+        f"defaults: {{user: root, identity_file: {key}}}\nhosts:\n  web1: {{address: 127.0.0.1, port: 9}}\n"
+    )
+    (tmp_path / "job.yaml").write_text("name: job\nsteps:\n  - shell: {command: 'true'}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "job.yaml", "-i", "inventory.yaml", "--ssh-config", "/dev/null"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ISPAGENT_STATE_DIR": str(tmp_path / "state"), "HOME": str(tmp_path)},
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    expected = (
+        "the key is passphrase-protected; add it to ssh-agent" if kind == "passphrase" else "cannot load private key"
+    )
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"ispagent: error: {key}: {expected}")
