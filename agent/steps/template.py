@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, step
 from agent.stepkit.hostfiles import FileParams, ensure_file
+from agent.stepkit.templates import render_template
 
 
 class TemplateParams(FileParams):
@@ -14,9 +15,5 @@ class TemplateParams(FileParams):
 @step("template", TemplateParams)
 def template(ctx: HostContext, params: TemplateParams) -> StepResult:
     """Render a Jinja2 template (vars, facts, host) and upload it when the result differs."""
-    # Imported by the first host that renders: jinja2 (15 ms of CPU) then loads after the run has
-    # dialed its hosts, while their sshds start, not in the serial start before it.
-    from agent.stepkit.templates import render_template
-
     text = render_template(ctx.source_dirs, params.src, ctx.template_vars(), ctx.services)
     return ensure_file(ctx, params.dest, text.encode(), params.mode, with_diff=True)

@@ -165,17 +165,15 @@ def test_importing_paramiko_under_the_command_defers_invoke_until_it_is_used():
 STEPS_PROBE = """
 import json, sys
 from agent.runner.registry import load_steps
-steps = load_steps(["facts", "preflight", "license", "installer", "configure", "panel_service", "verify", "report",
-                    "template", "upload", "shell"])
+steps = load_steps(["facts", "preflight", "license", "installer", "configure", "panel_service", "verify", "report"])
 print(json.dumps({"license_uses_account": steps["license"].uses_account,
-                  "loaded": sorted(name for name in ("sqlalchemy", "httpx", "jinja2") if name in sys.modules)}))
+                  "loaded": sorted(name for name in ("sqlalchemy", "httpx") if name in sys.modules)}))
 """
 
 
-def test_checking_a_playbook_of_every_install_step_loads_no_ledger_http_or_template_library():
-    """The license step's implementation (the ledger, the partner client) and jinja2 load when a host
-    runs a step that needs them, not when a playbook naming it is read: a run's serial start-up, before
-    it dials its hosts, is shorter by that much."""
+def test_checking_a_playbook_of_every_install_step_loads_no_ledger_or_http_library():
+    """The license step's implementation (the ledger, the partner client) loads when a host runs it, not
+    when a playbook naming it is read: a run's serial start-up is shorter by that much."""
     done = subprocess.run([sys.executable, "-c", STEPS_PROBE], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"license_uses_account": True, "loaded": []}
