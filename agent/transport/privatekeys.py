@@ -36,8 +36,9 @@ class DefaultKeys:
         notes = []
         if self.locked:
             locked = ", ".join(_home_relative(path) for path in self.locked)
+            one = len(self.locked) == 1
             notes.append(
-                f"{locked} {'needs its' if len(self.locked) == 1 else 'need their'} passphrase: add it to ssh-agent"
+                f"{locked} {'needs its' if one else 'need their'} passphrase: add {'it' if one else 'them'} to ssh-agent"
             )
         elif not self.loaded:
             notes.append(f"no ~/.ssh/{', '.join(DEFAULT_KEY_NAMES[:-1])} or {DEFAULT_KEY_NAMES[-1]}")
