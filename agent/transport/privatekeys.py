@@ -8,6 +8,8 @@ run by the same user, does.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +25,12 @@ DEFAULT_KEY_NAMES = ("id_rsa", "id_ecdsa", "id_ed25519")
 
 @dataclass(frozen=True)
 class DefaultKeys:
-    """The default key files found: those loaded, and those left to ssh-agent (their passphrase)."""
+    """The default key files found: those loaded, those left to ssh-agent (their passphrase), and
+    those ignored as ssh ignores them (others may read them)."""
 
     loaded: tuple[tuple[Path, paramiko.PKey], ...]
     locked: tuple[Path, ...]
+    too_open: tuple[Path, ...]
 
     def describe(self) -> str:
         """What a host without identity_file was offered, for an authentication error."""
@@ -40,7 +44,11 @@ class DefaultKeys:
             notes.append(
                 f"{locked} {'needs its' if one else 'need their'} passphrase: add {'it' if one else 'them'} to ssh-agent"
             )
-        elif not self.loaded:
+        if self.too_open:
+            too_open = " ".join(_home_relative(path) for path in self.too_open)
+            it = "it" if len(self.too_open) == 1 else "them"
+            notes.append(f"others may read {too_open}, so ssh ignores {it} and so did this run: chmod 600 {too_open}")
+        if not self.loaded and not self.locked and not self.too_open:
             notes.append(f"no ~/.ssh/{', '.join(DEFAULT_KEY_NAMES[:-1])} or {DEFAULT_KEY_NAMES[-1]}")
         return offered + (f" ({'; '.join(notes)})" if notes else "")
 
@@ -63,7 +71,8 @@ class PrivateKeys:
         """The default key files of ~/.ssh, read at the first call.
 
         As ssh in batch mode: a passphrase-protected key is not used from its file (ssh-agent may
-        hold it), and a file that is no key, or cannot be read, is passed over.
+        hold it), a file of this user's that others may read is ignored ("UNPROTECTED PRIVATE KEY
+        FILE"), and a file that is no key, or cannot be read, is passed over.
         """
         with self._lock:
             if self._defaults is None:
@@ -72,10 +81,17 @@ class PrivateKeys:
 
 
 def _read_default_keys(ssh_dir: Path) -> DefaultKeys:
-    loaded, locked = [], []
+    loaded, locked, too_open = [], [], []
     for name in DEFAULT_KEY_NAMES:
         path = ssh_dir / name
-        if not path.is_file():
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(status.st_mode):
+            continue
+        if status.st_uid == os.getuid() and status.st_mode & 0o077:
+            too_open.append(path)
             continue
         try:
             loaded.append((path, _load(path)))
@@ -83,7 +99,7 @@ def _read_default_keys(ssh_dir: Path) -> DefaultKeys:
             locked.append(path)
         except (OSError, paramiko.SSHException, ValueError, TypeError):
             continue
-    return DefaultKeys(tuple(loaded), tuple(locked))
+    return DefaultKeys(tuple(loaded), tuple(locked), tuple(too_open))
 
 
 def _read_private_key(path: Path) -> paramiko.PKey:

@@ -39,6 +39,7 @@ def test_default_keys_are_read_in_sshs_order_and_a_locked_one_is_left_to_the_age
 
 def test_a_default_file_that_is_no_key_or_no_file_is_passed_over(ssh_dir):
     (ssh_dir / "id_rsa").write_text("not a key\n")
+    (ssh_dir / "id_rsa").chmod(0o600)
     (ssh_dir / "id_ecdsa").mkdir()
     found = PrivateKeys().defaults()
     assert (found.loaded, found.locked) == ((), ())
@@ -83,3 +84,23 @@ def test_a_run_whose_identity_file_cannot_be_loaded_is_refused_in_one_line(tmp_p
     )
     [line] = done.stderr.splitlines()
     assert line.startswith(f"ispagent: error: {key}: {expected}")
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o700, 0o640, 0o604, 0o644, 0o660, 0o602])
+@pytest.mark.parametrize("owner", ["self", "another user"])
+def test_a_default_key_others_may_read_is_ignored_exactly_when_ssh_ignores_it(ssh_dir, mode, owner):
+    """OpenSSH's own rule, with ssh-keygen -y (it loads a private key as ssh does) as the oracle: a key
+    file of this user's that its group or others may read or write is ignored; another user's is not."""
+    key = ssh_dir / "id_ed25519"
+    _keygen(key, "ed25519")
+    if owner == "another user":
+        if os.geteuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        os.chown(key, 65534, 65534)
+    key.chmod(mode)
+    ssh_uses_it = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True).returncode == 0
+    found = PrivateKeys().defaults()
+    assert bool(found.loaded) == ssh_uses_it
+    assert found.too_open == (() if ssh_uses_it else (key,))
+    if not ssh_uses_it:
+        assert "others may read ~/.ssh/id_ed25519, so ssh ignores it" in found.describe()
