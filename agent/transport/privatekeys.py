@@ -3,7 +3,8 @@
 A host with an `identity_file` uses that key alone. A host without one uses what `ssh` would: the
 keys of ssh-agent, and the default key files of ~/.ssh that ssh tries when no IdentityFile is named.
 A scheduled job usually has no ssh-agent; with the agent alone it could not log in where `ssh host`,
-run by the same user, does.
+run by the same user, does. paramiko's connect() takes one loaded key: a second or third default key
+is handed to it by name, and it reads that file again for each connection (ssh.py, `_keys_for`).
 """
 
 from __future__ import annotations
