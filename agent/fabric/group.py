@@ -182,12 +182,27 @@ def _connection_to(host: Host, connection: fabric.Connection, inventory: Invento
     )
 
 
+def _connect_keys(endpoint: Endpoint) -> dict[str, Any]:
+    """paramiko's key arguments for `endpoint`: the inventory's identity_file; the IdentityFile entries
+    of the ssh config the inventory was read with (fabric's own Config may read another), with
+    ssh-agent's keys unless IdentitiesOnly; else fabric's own choice (default key files, ssh-agent)."""
+    if endpoint.identity_file:
+        return {"key_filename": [str(endpoint.identity_file)], "look_for_keys": False}
+    if endpoint.ssh_config_keys:
+        return {
+            "key_filename": [str(path) for path in endpoint.ssh_config_keys],
+            "look_for_keys": False,
+            "allow_agent": not endpoint.identities_only,
+        }
+    return {}
+
+
 def _inventory_connection(endpoint: Endpoint, gateway: Endpoint | None, config: fabric.Config) -> fabric.Connection:
     """A fabric Connection to `endpoint` with the inventory's key, through its bastion if any."""
     # Built in the caller's thread, before the run's threads start: fabric's constructor writes to
     # the Config it is given, which other threads must not see half done (docs/fabric.md). Shared,
     # as fabric's Group shares it: a clone per host costs 57 ms of CPU each (bench/fabric_group.py).
-    keys = {"key_filename": [str(endpoint.identity_file)], "look_for_keys": False} if endpoint.identity_file else {}
+    keys = _connect_keys(endpoint)
     via = _inventory_connection(gateway, None, config) if gateway else None
     return fabric.Connection(
         endpoint.address, user=endpoint.user, port=endpoint.port, config=config, connect_kwargs=keys, gateway=via

@@ -389,15 +389,16 @@ def _resolve_host(
     from_config = config.lookup(host.address or host.name) if config else SshConfigEntry()
     own = host.connection
     user = _first(own.user, from_config.user, defaults.user, DEFAULT_USER)
-    identity_file = _first(own.identity_file, from_config.identity_file, defaults.identity_file)
+    inventory_default = {"identity_file": defaults.identity_file} if defaults.identity_file else {}
+    keys = _keys(own.identity_file, from_config, inventory_default)
     endpoint = Endpoint(
         address=_resolved_address(host, from_config, config),
         port=_first(own.port, _config_port(from_config, host, config), defaults.port, DEFAULT_PORT),
         user=user,
-        identity_file=identity_file,
+        **keys,
     )
     route = _first(own.route, _config_route(from_config, host, config), defaults.route)
-    routed = _routed(endpoint, route, host.name, user, identity_file, host, config, depth=0)
+    routed = _routed(endpoint, route, host.name, user, keys, host, config, depth=0)
     return Host(
         name=host.name,
         endpoint=replace(routed, via=None),
@@ -410,6 +411,19 @@ def _resolve_host(
 
 def _first(*values: T | None) -> T | None:
     return next((value for value in values if value is not None), None)
+
+
+def _keys(own: Path | None, from_config: SshConfigEntry, inherited: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint's key fields: the inventory's identity_file alone; else the IdentityFile entries
+    ssh config gives it, with its IdentitiesOnly; else `inherited` (the inventory's defaults, or the
+    host's keys for a jump host), under ssh config's IdentitiesOnly if it says so."""
+    if own is not None:
+        return {"identity_file": own}
+    if from_config.identity_files:
+        return {"ssh_config_keys": from_config.identity_files, "identities_only": from_config.identities_only}
+    if from_config.identities_only:
+        return {**inherited, "identities_only": True}
+    return inherited
 
 
 def _resolved_address(host: HostSpec, from_config: SshConfigEntry, config: SshConfig | None) -> str:
@@ -462,7 +476,7 @@ def _routed(
     route: Route | None,
     name: str,
     user: str,
-    identity_file: Path | None,
+    keys: dict[str, Any],
     host: HostSpec,
     config: SshConfig | None,
     *,
@@ -476,7 +490,7 @@ def _routed(
         return replace(endpoint, proxy_command=expand_proxy_command(route.text, values))
     via = None
     for index, spec in enumerate(route):
-        via = _jump_endpoint(spec, via, user, identity_file, host, config, depth=depth + index)
+        via = _jump_endpoint(spec, via, user, keys, host, config, depth=depth + index)
     return replace(endpoint, via=via)
 
 
@@ -484,7 +498,7 @@ def _jump_endpoint(
     spec: GatewaySpec,
     via: Endpoint | None,
     user: str,
-    identity_file: Path | None,
+    keys: dict[str, Any],
     host: HostSpec,
     config: SshConfig | None,
     *,
@@ -500,14 +514,14 @@ def _jump_endpoint(
         address=from_config.hostname if from_config.hostname and is_address(from_config.hostname) else spec.address,
         port=_first(spec.port, _config_port(from_config, host, config), DEFAULT_PORT),
         user=_first(spec.user, from_config.user, user),
-        identity_file=_first(spec.identity_file, from_config.identity_file, identity_file),
         via=via,
+        **_keys(spec.identity_file, from_config, keys),
     )
     if via is not None:  # a later hop is reached from the hop before it, whatever ssh config says about it
         return endpoint
     # The first hop is reached as `ssh HOP` would reach it: through its own ProxyJump or ProxyCommand.
     route = _config_route(from_config, host, config)
-    return _routed(endpoint, route, spec.address, user, identity_file, host, config, depth=depth + 1)
+    return _routed(endpoint, route, spec.address, user, keys, host, config, depth=depth + 1)
 
 
 def _check_host_settings(hosts: tuple[Host, ...], specs: list[HostSpec]) -> None:

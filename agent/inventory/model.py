@@ -19,12 +19,17 @@ class Endpoint:
     address: str
     port: int = 22
     user: str = "root"
-    identity_file: Path | None = None
+    identity_file: Path | None = None  # the inventory's key: offered alone, without ssh-agent's
     # How this endpoint is reached when not by TCP from here: through the jump host `via` (whose own
     # `via` is the hop before it: ProxyJump a,b), or over the stdin/stdout of `proxy_command`, a shell
     # line with its tokens already expanded and quoted (ProxyCommand). Never both.
     via: Endpoint | None = None
     proxy_command: str | None = None
+    # Without identity_file, the keys are chosen as ssh chooses them: the IdentityFile entries ssh
+    # config gives this endpoint (the files that exist, in order), else the default key files, then
+    # ssh-agent's keys unless ssh config says IdentitiesOnly (agent/transport/privatekeys.py).
+    ssh_config_keys: tuple[Path, ...] = ()
+    identities_only: bool = False
 
     def __str__(self) -> str:
         return f"{self.user}@{self.address}:{self.port}"

@@ -32,7 +32,8 @@ class SshConfigEntry:
     hostname: str | None = None
     user: str | None = None
     port: str | None = None
-    identity_file: Path | None = None
+    identity_files: tuple[Path, ...] = ()  # the IdentityFile entries whose files exist, in order
+    identities_only: bool = False
     proxy_jump: str | None = None
     proxy_command: str | None = None  # as written: its tokens are expanded (and quoted) by the loader
 
@@ -83,7 +84,8 @@ class SshConfig:
             hostname=hostname if hostname and hostname != name else None,
             user=found.get("user"),
             port=found.get("port"),
-            identity_file=_first_existing(found.get("identityfile", [])),
+            identity_files=_existing(found.get("identityfile", [])),
+            identities_only=str(found.get("identitiesonly", "no")).lower() == "yes",
             proxy_jump=_proxy_jump(found.get("proxyjump")),
             proxy_command=found.get("proxycommand"),  # paramiko reads `ProxyCommand none` as None
         )
@@ -110,17 +112,22 @@ def _has_settings(text: str) -> bool:
     return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
 
 
-def _first_existing(candidates: list[str]) -> Path | None:
-    """ssh tries each IdentityFile in turn and skips missing ones; we keep the first it would use."""
+def _existing(candidates: list[str]) -> tuple[Path, ...]:
+    """ssh tries each IdentityFile in turn and skips missing ones: those it would try, in its order."""
+    found: list[Path] = []
     for candidate in candidates:
         try:
             path = expand_home(candidate)
         except HomeUnknown:
             continue  # ssh skips an IdentityFile it cannot find; so do we
         path = path if path.is_absolute() else Path.home() / path
-        if path.is_file():
-            return path
-    return None
+        try:
+            exists = path.is_file()
+        except OSError:  # a name too long for the file system, say: ssh cannot find it either
+            continue
+        if exists and path not in found:
+            found.append(path)
+    return tuple(found)
 
 
 def _proxy_jump(value: str | None) -> str | None:

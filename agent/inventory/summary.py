@@ -22,6 +22,7 @@ def host_summary(host: Host) -> dict[str, Any]:
         "port": host.endpoint.port,
         "user": host.endpoint.user,
         "identity_file": str(host.endpoint.identity_file) if host.endpoint.identity_file else None,
+        **_ssh_config_keys(host.endpoint),
         "sudo": host.sudo,
         "gateway": _endpoint_summary(host.gateway) if host.gateway else None,  # the last jump host
         "jumps": [_endpoint_summary(hop) for hop in host.gateway.jumps()] if host.gateway else [],
@@ -74,7 +75,18 @@ def _endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:
         "port": endpoint.port,
         "user": endpoint.user,
         "identity_file": str(endpoint.identity_file) if endpoint.identity_file else None,
+        **_ssh_config_keys(endpoint),
     }
     if endpoint.proxy_command:  # a first hop reached over its own ProxyCommand (ssh config)
         summary["proxy_command"] = mask(endpoint.proxy_command)
     return summary
+
+
+def _ssh_config_keys(endpoint: Endpoint) -> dict[str, Any]:
+    """The keys ssh config chose for an endpoint without identity_file, when it chose any."""
+    keys: dict[str, Any] = {}
+    if endpoint.ssh_config_keys:
+        keys["ssh_config_keys"] = [str(path) for path in endpoint.ssh_config_keys]
+    if endpoint.identities_only:
+        keys["identities_only"] = True
+    return keys

@@ -1,10 +1,11 @@
 """The private keys a run authenticates with: read once per run, whatever the number of hosts.
 
 A host with an `identity_file` uses that key alone. A host without one uses what `ssh` would: the
-keys of ssh-agent, and the default key files of ~/.ssh that ssh tries when no IdentityFile is named.
-A scheduled job usually has no ssh-agent; with the agent alone it could not log in where `ssh host`,
-run by the same user, does. paramiko's connect() takes one loaded key: a second or third default key
-is handed to it by name, and it reads that file again for each connection (ssh.py, `_keys_for`).
+key files ssh config names for it (IdentityFile), or else the default key files of ~/.ssh, then the
+keys of ssh-agent unless ssh config says IdentitiesOnly. A scheduled job usually has no ssh-agent;
+with the agent alone it could not log in where `ssh host`, run by the same user, does. paramiko's
+connect() takes one loaded key: a second or third key file is handed to it by name, and it reads
+that file again for each connection (ssh.py, `_keys_for`).
 """
 
 from __future__ import annotations
@@ -25,31 +26,44 @@ DEFAULT_KEY_NAMES = ("id_rsa", "id_ecdsa", "id_ed25519")
 
 
 @dataclass(frozen=True)
-class DefaultKeys:
-    """The default key files found: those loaded, those left to ssh-agent (their passphrase), and
-    those ignored as ssh ignores them (others may read them)."""
+class KeyFiles:
+    """The key files ssh would try for a host without identity_file (its IdentityFile entries in ssh
+    config, or the default ones): those loaded, those left to ssh-agent (their passphrase), and those
+    ignored as ssh ignores them (others may read them). `named`: ssh config named them."""
 
     loaded: tuple[tuple[Path, paramiko.PKey], ...]
     locked: tuple[Path, ...]
     too_open: tuple[Path, ...]
+    named: bool = False
 
-    def describe(self) -> str:
-        """What a host without identity_file was offered, for an authentication error."""
-        offered = "ssh-agent keys " + (
-            "and " + ", ".join(_home_relative(path) for path, _ in self.loaded) if self.loaded else "only"
-        )
+    def describe(self, agent: bool = True) -> str:
+        """What a host without identity_file was offered, for an authentication error; `agent`:
+        with ssh-agent's keys (ssh config's IdentitiesOnly leaves them out)."""
+        files = ", ".join(_home_relative(path) for path, _ in self.loaded)
+        if agent:
+            offered = "ssh-agent keys " + (f"and {files}" if files else "only")
+        else:
+            offered = (
+                f"{files} only (IdentitiesOnly: no ssh-agent keys)"
+                if files
+                else "no key (IdentitiesOnly: no ssh-agent keys)"
+            )
         notes = []
         if self.locked:
             locked = ", ".join(_home_relative(path) for path in self.locked)
             one = len(self.locked) == 1
-            notes.append(
-                f"{locked} {'needs its' if one else 'need their'} passphrase: add {'it' if one else 'them'} to ssh-agent"
-            )
+            needs = f"{locked} {'needs its' if one else 'need their'} passphrase"
+            if agent:
+                notes.append(f"{needs}: add {'it' if one else 'them'} to ssh-agent")
+            else:
+                notes.append(
+                    f"{needs}, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out"
+                )
         if self.too_open:
             too_open = " ".join(_home_relative(path) for path in self.too_open)
             it = "it" if len(self.too_open) == 1 else "them"
             notes.append(f"others may read {too_open}, so ssh ignores {it} and so did this run: chmod 600 {too_open}")
-        if not self.loaded and not self.locked and not self.too_open:
+        if not self.loaded and not self.locked and not self.too_open and not self.named:
             notes.append(f"no ~/.ssh/{', '.join(DEFAULT_KEY_NAMES[:-1])} or {DEFAULT_KEY_NAMES[-1]}")
         return offered + (f" ({'; '.join(notes)})" if notes else "")
 
@@ -59,7 +73,7 @@ class PrivateKeys:
 
     def __init__(self) -> None:
         self._keys: dict[Path, paramiko.PKey] = {}
-        self._defaults: DefaultKeys | None = None
+        self._files: dict[tuple[Path, ...], KeyFiles] = {}
         self._lock = threading.Lock()
 
     def load(self, path: Path) -> paramiko.PKey:
@@ -68,23 +82,29 @@ class PrivateKeys:
                 self._keys[path] = _read_private_key(path)
             return self._keys[path]
 
-    def defaults(self) -> DefaultKeys:
-        """The default key files of ~/.ssh, read at the first call.
+    def defaults(self) -> KeyFiles:
+        """The default key files of ~/.ssh, read at the first call (see `named`)."""
+        return self._read_once(tuple(Path.home() / ".ssh" / name for name in DEFAULT_KEY_NAMES), named=False)
+
+    def named(self, paths: tuple[Path, ...]) -> KeyFiles:
+        """The key files ssh config names for a host (IdentityFile), read at the first call.
 
         As ssh in batch mode: a passphrase-protected key is not used from its file (ssh-agent may
         hold it), a file of this user's that others may read is ignored ("UNPROTECTED PRIVATE KEY
         FILE"), and a file that is no key, or cannot be read, is passed over.
         """
+        return self._read_once(paths, named=True)
+
+    def _read_once(self, paths: tuple[Path, ...], named: bool) -> KeyFiles:
         with self._lock:
-            if self._defaults is None:
-                self._defaults = _read_default_keys(Path.home() / ".ssh")
-            return self._defaults
+            if paths not in self._files:
+                self._files[paths] = _read_key_files(paths, named)
+            return self._files[paths]
 
 
-def _read_default_keys(ssh_dir: Path) -> DefaultKeys:
+def _read_key_files(paths: tuple[Path, ...], named: bool) -> KeyFiles:
     loaded, locked, too_open = [], [], []
-    for name in DEFAULT_KEY_NAMES:
-        path = ssh_dir / name
+    for path in paths:
         try:
             status = path.stat()
         except OSError:
@@ -100,7 +120,7 @@ def _read_default_keys(ssh_dir: Path) -> DefaultKeys:
             locked.append(path)
         except (OSError, paramiko.SSHException, ValueError, TypeError):
             continue
-    return DefaultKeys(tuple(loaded), tuple(locked), tuple(too_open))
+    return KeyFiles(tuple(loaded), tuple(locked), tuple(too_open), named)
 
 
 def _read_private_key(path: Path) -> paramiko.PKey:

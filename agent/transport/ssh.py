@@ -37,7 +37,7 @@ from agent.transport.executors import CommandExecutor, ConnectionLost, HostShell
 from agent.transport.filewrite import put_script
 from agent.transport.hostkeys import KnownHosts, changed_key, revoked_key
 from agent.transport.hostlog import HostLog
-from agent.transport.privatekeys import PrivateKeys
+from agent.transport.privatekeys import KeyFiles, PrivateKeys
 from agent.transport.proxysocket import ProxyCommandSocket
 from agent.transport.quoting import remote_line
 
@@ -223,23 +223,29 @@ class SshConnector:
         }
 
     def _keys_for(self, endpoint: Endpoint) -> dict[str, Any]:
-        """The host's identity_file alone; without one, the default key files and then ssh-agent, as ssh.
+        """The host's identity_file alone; without one, as ssh: the key files ssh config names for it
+        (else the default ones), then ssh-agent's keys unless IdentitiesOnly.
 
-        paramiko takes one loaded key (tried first); further default files it reads itself, by name.
+        paramiko takes one loaded key (tried first); further files it reads itself, by name.
         """
         if endpoint.identity_file:
             return {"pkey": self.private_keys.load(endpoint.identity_file), "allow_agent": False}
-        files = self.private_keys.defaults().loaded
+        files = self._key_files(endpoint).loaded
         return {
             "pkey": files[0][1] if files else None,
             "key_filename": [str(path) for path, _ in files[1:]] or None,
-            "allow_agent": True,
+            "allow_agent": not endpoint.identities_only,
         }
+
+    def _key_files(self, endpoint: Endpoint) -> KeyFiles:
+        if endpoint.ssh_config_keys:
+            return self.private_keys.named(endpoint.ssh_config_keys)
+        return self.private_keys.defaults()
 
     def _offered(self, endpoint: Endpoint) -> str:
         if endpoint.identity_file:
             return str(endpoint.identity_file)
-        return self.private_keys.defaults().describe()
+        return self._key_files(endpoint).describe(agent=not endpoint.identities_only)
 
     def gateway(self, endpoint: Endpoint) -> paramiko.SSHClient:
         """The open connection to bastion `endpoint`: one per bastion, shared by the hosts behind it."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import CommandTimeout, HostKeyMismatch, HostUnreachable, TransportError, UnknownHostKey
+from agent.inventory import load_inventory
 from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import forget_secrets, register_secret
 from agent.transport import HostLog, SshConnector
@@ -145,6 +146,72 @@ def test_without_identity_file_or_a_usable_default_key_the_error_says_what_was_o
     assert str(raised.value) == (
         f"{endpoint}: authentication failed with ssh-agent keys only "
         "(~/.ssh/id_rsa needs its passphrase: add it to ssh-agent): check user and identity_file"
+    )
+
+
+def _via_ssh_config(lab, tmp_path, config: str) -> Host:
+    """Lab host 0 as an inventory without identity_file reads it, with `config` as its ssh config."""
+    (tmp_path / "ssh_config").write_text(f"Host {lab.hosts[0].address}\n{config}")
+    (tmp_path / "inventory.yaml").write_text(f"hosts: {{{lab.hosts[0].name}: {{address: {lab.hosts[0].address}}}}}\n")
+    return load_inventory(tmp_path / "inventory.yaml", ssh_config=tmp_path / "ssh_config").hosts[0]
+
+
+def _hostname(lab, host: Host) -> str:
+    connection = _factory(lab).connect(host)
+    try:
+        return connection.run(["hostname"]).stdout.strip()
+    finally:
+        connection.close()
+
+
+def test_every_identity_file_of_ssh_config_is_tried_in_turn_as_ssh_tries_them(lab, tmp_path, monkeypatch):
+    """Before: only the first IdentityFile was offered, so a host that authorizes the second was refused."""
+    _home_with_keys(tmp_path, monkeypatch, {})
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    host = _via_ssh_config(
+        lab,
+        tmp_path,
+        f"  IdentityFile {tmp_path}/other\n  IdentityFile {tmp_path}/gone\n  IdentityFile {lab.identity_file}\n",
+    )
+    assert _hostname(lab, host) == lab.hosts[0].name
+
+
+@pytest.fixture
+def ssh_agent_with_lab_key(lab, tmp_path, monkeypatch):
+    """A running ssh-agent holding the lab's key, as SSH_AUTH_SOCK."""
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if socket_path.exists():
+                break
+            threading.Event().wait(0.02)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        subprocess.run(["ssh-add", "-q", str(lab.identity_file)], check=True, env={"SSH_AUTH_SOCK": str(socket_path)})
+        yield
+    finally:
+        agent.terminate()
+        agent.wait()
+
+
+def test_a_passphrase_protected_identity_file_of_ssh_config_is_used_through_ssh_agent(
+    lab, tmp_path, monkeypatch, ssh_agent_with_lab_key
+):
+    """ssh config names the lab's key in a passphrase-protected copy, ssh-agent holds it: ssh gets in.
+    Before: the run was refused ("the key is passphrase-protected ... leave identity_file out")."""
+    protected = tmp_path / "protected"
+    protected.write_bytes(lab.identity_file.read_bytes())
+    protected.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "secret", "-f", str(protected)], check=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _hostname(lab, _via_ssh_config(lab, tmp_path, f"  IdentityFile {protected}\n")) == lab.hosts[0].name
+    # IdentitiesOnly keeps ssh-agent's keys out; the error says so rather than blaming the key.
+    host = _via_ssh_config(lab, tmp_path, f"  IdentityFile {protected}\n  IdentitiesOnly yes\n")
+    with pytest.raises(HostUnreachable) as raised:
+        _factory(lab).connect(host)
+    assert str(raised.value) == (
+        f"{host.endpoint}: authentication failed with no key (IdentitiesOnly: no ssh-agent keys) "
+        "(~/protected needs its passphrase, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out): check user and identity_file"
     )
 
 

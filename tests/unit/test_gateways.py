@@ -105,7 +105,7 @@ def test_ssh_config_proxy_jump_chain_resolves_each_hop_through_ssh_config(tmp_pa
         """,
     )
     first, second = inventory.hosts[0].gateway.jumps()
-    assert first == Endpoint("203.0.113.1", 22, "first", tmp_path / "hop_key")
+    assert first == Endpoint("203.0.113.1", 22, "first", ssh_config_keys=(tmp_path / "hop_key",))
     assert second == Endpoint("203.0.113.2", 2022, "admin", None, via=first)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from agent.errors import InputError, InventoryError
 from agent.inventory import Endpoint, Secret, load_inventory
+from agent.inventory.summary import host_summary
 
 DATA = Path(__file__).parents[1] / "data" / "inventories"
 BAD = DATA / "bad"
@@ -259,11 +260,51 @@ def test_ssh_config_beats_defaults_and_loses_to_the_host_entry(tmp_path: Path) -
         """)  # fmt: skip
     web1, web2, web3 = load_inventory(path, ssh_config=ssh_config).hosts
     # ssh semantics: the first matching value wins, and a missing IdentityFile is skipped.
-    assert web1.endpoint == Endpoint("203.0.113.7", 2200, "from-config", tmp_path / "config_key")
-    assert web1.gateway == Endpoint("bastion.example.com", 2222, "jump", tmp_path / "config_key")
-    assert web2.endpoint == Endpoint("203.0.113.7", 22, "explicit", tmp_path / "config_key")
+    config_keys = (tmp_path / "config_key",)
+    assert web1.endpoint == Endpoint("203.0.113.7", 2200, "from-config", ssh_config_keys=config_keys)
+    assert web1.gateway == Endpoint("bastion.example.com", 2222, "jump", ssh_config_keys=config_keys)
+    assert web2.endpoint == Endpoint("203.0.113.7", 22, "explicit", ssh_config_keys=config_keys)
     assert web2.gateway is None
     assert web3.endpoint == Endpoint("web3", 2022, "everyone", None)
+
+
+def test_every_existing_identity_file_of_ssh_config_is_kept_in_order_with_identities_only(tmp_path: Path) -> None:
+    """ssh tries each IdentityFile in turn (and ssh-agent's keys unless IdentitiesOnly); only the first
+    was kept before, so a host whose authorized key was named second was refused where ssh got in."""
+    for name in ("work", "personal"):
+        (tmp_path / name).write_text("key")
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(textwrap.dedent(f"""\
+        Host pinned
+          IdentitiesOnly yes
+        Host *
+          IdentityFile {tmp_path}/work
+          IdentityFile {tmp_path}/gone
+          IdentityFile {tmp_path}/personal
+          IdentityFile {tmp_path}/work
+        """))  # fmt: skip
+    path = write(tmp_path, """\
+        hosts:
+          open: {address: 192.0.2.1}
+          pinned: {address: pinned}
+          own: {address: 192.0.2.3, identity_file: personal}
+        """)  # fmt: skip
+    open_, pinned, own = load_inventory(path, ssh_config=ssh_config).hosts
+    both = (tmp_path / "work", tmp_path / "personal")
+    assert (open_.endpoint.identity_file, open_.endpoint.ssh_config_keys, open_.endpoint.identities_only) == (
+        None,
+        both,
+        False,
+    )
+    assert (pinned.endpoint.ssh_config_keys, pinned.endpoint.identities_only) == (both, True)
+    shown = host_summary(pinned)  # `inventory show --json`
+    assert (shown["identity_file"], shown["ssh_config_keys"], shown["identities_only"]) == (
+        None,
+        [str(k) for k in both],
+        True,
+    )
+    # The inventory's identity_file is offered alone, whatever ssh config names.
+    assert (own.endpoint.identity_file, own.endpoint.ssh_config_keys) == (tmp_path / "personal", ())
 
 
 def test_ssh_config_is_looked_up_by_address_when_the_host_has_one(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The keys a host without identity_file is offered: ~/.ssh's default key files, read once per run, as ssh."""
+"""The keys a host without identity_file is offered, as ssh: the files ssh config names for it, else
+~/.ssh's default key files, read once per run."""
 
 from __future__ import annotations
 
@@ -44,6 +45,33 @@ def test_a_default_file_that_is_no_key_or_no_file_is_passed_over(ssh_dir):
     found = PrivateKeys().defaults()
     assert (found.loaded, found.locked) == ((), ())
     assert found.describe() == "ssh-agent keys only (no ~/.ssh/id_rsa, id_ecdsa or id_ed25519)"
+
+
+def test_key_files_named_by_ssh_config_are_read_in_its_order_once_per_run(ssh_dir, tmp_path):
+    keys_dir = tmp_path / "keys"  # under HOME (tmp_path): shown as ~/keys/...
+    keys_dir.mkdir()
+    _keygen(keys_dir / "work", "ed25519")
+    _keygen(keys_dir / "locked", "ecdsa", passphrase="secret")
+    _keygen(keys_dir / "personal", "ecdsa")
+    _keygen(ssh_dir / "id_ed25519", "ed25519")  # a default key: not offered once ssh config names keys
+    keys = PrivateKeys()
+    named = (keys_dir / "personal", keys_dir / "locked", keys_dir / "work")
+    found = keys.named(named)
+    assert [path.name for path, _ in found.loaded] == ["personal", "work"]
+    assert found.locked == (keys_dir / "locked",)
+    assert keys.named(named) is found
+    assert found.describe() == (
+        "ssh-agent keys and ~/keys/personal, ~/keys/work (~/keys/locked needs its passphrase: add it to ssh-agent)"
+    )
+    # IdentitiesOnly: ssh-agent's keys are not offered, and the error says what that leaves out.
+    assert found.describe(agent=False) == (
+        "~/keys/personal, ~/keys/work only (IdentitiesOnly: no ssh-agent keys) "
+        "(~/keys/locked needs its passphrase, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out)"
+    )
+    assert keys.named((keys_dir / "locked",)).describe(agent=False) == (
+        "no key (IdentitiesOnly: no ssh-agent keys) "
+        "(~/keys/locked needs its passphrase, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out)"
+    )
 
 
 def test_default_keys_are_read_once_per_run(ssh_dir):
