@@ -172,6 +172,20 @@ def test_an_identity_file_name_too_long_for_the_filesystem_is_one_line(tmp_path:
     assert not (tmp_path / "lab.yaml").exists()
 
 
+def test_an_ssh_config_identity_file_name_too_long_for_the_filesystem_is_passed_over_as_ssh_does(
+    tmp_path: Path,
+) -> None:
+    # Found 2026-12-07: Path.is_file() raised ENAMETOOLONG out of the ssh config lookup, a traceback
+    # quoting the 5 000 characters. ssh skips an IdentityFile it cannot find; so does the inventory.
+    (tmp_path / "ssh_config").write_text(f"Host a\n  HostName 127.0.0.1\n  IdentityFile /{'x' * 5000}\n")
+    (tmp_path / "inventory.yaml").write_text("hosts: {a: {}}\n")
+    result = _cli(
+        "inventory", "check", "-i", str(tmp_path / "inventory.yaml"), "--ssh-config", str(tmp_path / "ssh_config")
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].split()[:2] == ["a", "127.0.0.1"]
+
+
 def test_a_playbook_var_whose_name_yaml_reads_as_a_number_is_one_line(tmp_path: Path) -> None:
     # harness/fuzz.py (playbook kind, 3 of 2000): `1: []` under vars: reached check_var as the int 1.
     playbook = tmp_path / "playbook.yaml"
