@@ -549,7 +549,7 @@ def _reject_shared_endpoints(hosts: tuple[Host, ...], specs: list[HostSpec]) -> 
     # is part of what must be unique.
     seen: dict[tuple, Host] = {}
     for host, spec in zip(hosts, specs):
-        jumps = host.gateway.jumps() if host.gateway else ()
+        jumps = host.jump_hosts()
         route = (
             tuple((canonical_address(hop.address), hop.port, hop.proxy_command) for hop in jumps),
             host.endpoint.proxy_command,

@@ -50,13 +50,17 @@ class Host:
     name: str
     endpoint: Endpoint
     sudo: bool = False
-    gateway: Endpoint | None = None  # the last jump host before this one; `gateway.jumps()` is the whole chain
+    gateway: Endpoint | None = None  # the last jump host before this one; `jump_hosts()` is the whole chain
     groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
         return self.endpoint.address
+
+    def jump_hosts(self) -> tuple[Endpoint, ...]:
+        """The jump hosts in front of this host, the first hop first; none when it is reached directly."""
+        return self.gateway.jumps() if self.gateway else ()
 
     def public_vars(self) -> dict[str, Any]:
         """`vars` safe to print or log: secrets (activation_key, passwords, URL passwords) replaced by `***`."""

@@ -25,7 +25,7 @@ def host_summary(host: Host) -> dict[str, Any]:
         **_ssh_config_keys(host.endpoint),
         "sudo": host.sudo,
         "gateway": _endpoint_summary(host.gateway) if host.gateway else None,  # the last jump host
-        "jumps": [_endpoint_summary(hop) for hop in host.gateway.jumps()] if host.gateway else [],
+        "jumps": [_endpoint_summary(hop) for hop in host.jump_hosts()],
         "proxy_command": mask(host.endpoint.proxy_command) if host.endpoint.proxy_command else None,
         "groups": list(host.groups),
         "vars": host.public_vars(),
@@ -66,7 +66,7 @@ def _route_cell(host: Host) -> str:
     """The jump hosts as ProxyJump writes them (`a,b`), or that a ProxyCommand reaches the host."""
     if host.endpoint.proxy_command:
         return "ProxyCommand"  # the command itself is in --json: a table cell cannot hold it
-    return ",".join(str(hop) for hop in host.gateway.jumps()) if host.gateway else ""
+    return ",".join(str(hop) for hop in host.jump_hosts())
 
 
 def _endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:

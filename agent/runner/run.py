@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,22 +258,11 @@ def _ssh_connector(plan: RunPlan, first: list[Host]) -> Connector:
         from agent.transport.ssh import SshConnector
 
         connector = SshConnector(plan.ssh, dialed=dialed)
-        # A key file that is no key, or needs a passphrase, refuses the run here, in one line, rather
-        # than failing every host that uses it; and no worker waits for another's first load.
-        for path in _identity_files(plan.hosts):
-            connector.private_keys.load(path)
+        connector.load_identity_files(plan.hosts)  # a bad key refuses the run before any handshake
         return connector
     except BaseException:  # an unreadable known_hosts or key, say: no socket is left open behind the error
         dialed.close()
         raise
-
-
-def _identity_files(hosts: Sequence[Host]) -> list[Path]:
-    """The identity files of `hosts` and of every jump host in front of them, each once."""
-    endpoints = (
-        endpoint for host in hosts for endpoint in (*(host.gateway.jumps() if host.gateway else ()), host.endpoint)
-    )
-    return list(dict.fromkeys(endpoint.identity_file for endpoint in endpoints if endpoint.identity_file))
 
 
 def _first_hosts(plan: RunPlan, todo: list[Host]) -> list[Host]:

@@ -20,7 +20,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import paramiko
@@ -105,6 +105,16 @@ class SshConnector:
         # Reentrant: opening a jump host opens the hop before it (ProxyJump a,b) under the same lock.
         self._gateway_lock = threading.RLock()
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
+
+    def load_identity_files(self, hosts: Iterable[Host]) -> None:
+        """Read the identity_file of `hosts` and of the jump hosts in front of them now, each once.
+
+        One that is no key, or needs a passphrase, refuses the run here, in one line (InputError),
+        rather than failing every host that uses it; and no worker waits for another's first load.
+        """
+        endpoints = (endpoint for host in hosts for endpoint in (*host.jump_hosts(), host.endpoint))
+        for path in dict.fromkeys(endpoint.identity_file for endpoint in endpoints if endpoint.identity_file):
+            self.private_keys.load(path)
 
     def executor(self) -> CommandExecutor:
         """How a new connection of this connector runs its commands (a host shell: see executors.py)."""
