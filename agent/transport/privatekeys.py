@@ -10,8 +10,10 @@ that file again for each connection (ssh.py, `_keys_for`).
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,9 @@ class KeyFiles:
     locked: tuple[Path, ...]
     too_open: tuple[Path, ...]
     named: bool = False
+    # The public keys of `locked` that could be read: under IdentitiesOnly, ssh-agent's copies of
+    # those keys, and only those, are offered (ssh.py, `_agent_copy`), as ssh offers them.
+    locked_public: tuple[bytes, ...] = ()
 
     def describe(self, agent: bool = True) -> str:
         """What a host without identity_file was offered, for an authentication error; `agent`:
@@ -53,11 +58,12 @@ class KeyFiles:
             locked = ", ".join(_home_relative(path) for path in self.locked)
             one = len(self.locked) == 1
             needs = f"{locked} {'needs its' if one else 'need their'} passphrase"
-            if agent:
+            if agent or len(self.locked_public) == len(self.locked):
                 notes.append(f"{needs}: add {'it' if one else 'them'} to ssh-agent")
-            else:
+            else:  # IdentitiesOnly: an agent key is offered only as the copy of a named file's public key
                 notes.append(
-                    f"{needs}, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out"
+                    f"{needs}, and without {'its' if one else 'their'} .pub {'file' if one else 'files'} "
+                    f"{'its copy' if one else 'their copies'} in ssh-agent cannot be found"
                 )
         if self.too_open:
             too_open = " ".join(_home_relative(path) for path in self.too_open)
@@ -120,7 +126,32 @@ def _read_key_files(paths: tuple[Path, ...], named: bool) -> KeyFiles:
             locked.append(path)
         except (OSError, paramiko.SSHException, ValueError, TypeError):
             continue
-    return KeyFiles(tuple(loaded), tuple(locked), tuple(too_open), named)
+    public = (_public_key(path) for path in locked)
+    return KeyFiles(tuple(loaded), tuple(locked), tuple(too_open), named, tuple(blob for blob in public if blob))
+
+
+_OPENSSH_MAGIC = b"openssh-key-v1\0"
+
+
+def _public_key(path: Path) -> bytes | None:
+    """The public key of passphrase-protected key file `path`, as ssh finds it without the passphrase:
+    `path.pub` (ssh-keygen writes it beside the key), else the public part that OpenSSH's own format
+    keeps unencrypted. None when neither tells."""
+    try:
+        words = Path(f"{path}.pub").read_text().split()
+        return base64.b64decode(words[1], validate=True)
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        lines = path.read_text().strip().splitlines()
+        data = base64.b64decode("".join(lines[1:-1]), validate=True)
+        if not data.startswith(_OPENSSH_MAGIC):  # PEM (PKCS#1, PKCS#8): the public key is encrypted too
+            return None
+        header = paramiko.Message(data[len(_OPENSSH_MAGIC) :])
+        header.get_string(), header.get_string(), header.get_string()  # cipher, KDF, KDF options
+        return header.get_binary() if header.get_int() >= 1 else None
+    except (OSError, ValueError, UnicodeDecodeError, paramiko.SSHException, struct.error):
+        return None
 
 
 def _read_private_key(path: Path) -> paramiko.PKey:

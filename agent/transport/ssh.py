@@ -190,8 +190,11 @@ class SshConnector:
     def _verified_client(self, endpoint: Endpoint, connect_kwargs: dict[str, Any]) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         self.known_hosts.guard(client, endpoint.address, endpoint.port)
+        agent_copy, agent = self._agent_copy(endpoint)
         try:
-            client.connect(endpoint.address, port=endpoint.port, username=endpoint.user, **connect_kwargs)
+            client.connect(
+                endpoint.address, port=endpoint.port, username=endpoint.user, **{**connect_kwargs, **agent_copy}
+            )
         except paramiko.BadHostKeyException as error:
             client.close()
             if self.known_hosts.is_revoked(error.key):
@@ -202,7 +205,30 @@ class SshConnector:
         except BaseException:
             client.close()
             raise
+        finally:
+            if agent is not None:
+                agent.close()  # its key signed during the handshake, and is not needed after it
         return client
+
+    def _agent_copy(self, endpoint: Endpoint) -> tuple[dict[str, Any], paramiko.Agent | None]:
+        """Under IdentitiesOnly, ssh-agent's copy of a named key file that needs its passphrase, as ssh
+        offers it: connect() arguments that offer it first (the files that loaded after it, by name)
+        and the agent to close after the handshake. Nothing without such a key, or an agent holding it.
+        """
+        if endpoint.identity_file or not endpoint.identities_only:
+            return {}, None
+        files = self._key_files(endpoint)
+        if not files.locked_public:
+            return {}, None
+        try:
+            agent = paramiko.Agent()  # one per connection: its socket serves one request at a time
+            copy = next((key for key in agent.get_keys() if key.asbytes() in files.locked_public), None)
+        except (OSError, paramiko.SSHException):
+            return {}, None
+        if copy is None:
+            agent.close()
+            return {}, None
+        return {"pkey": copy, "key_filename": [str(path) for path, _ in files.loaded] or None}, agent
 
     def _through(self, gateway: paramiko.SSHClient, endpoint: Endpoint) -> paramiko.Channel:
         """A direct-tcpip channel from bastion `gateway` to `endpoint` (ProxyJump), for the host's SSH."""

@@ -197,21 +197,28 @@ def ssh_agent_with_lab_key(lab, tmp_path, monkeypatch):
 def test_a_passphrase_protected_identity_file_of_ssh_config_is_used_through_ssh_agent(
     lab, tmp_path, monkeypatch, ssh_agent_with_lab_key
 ):
-    """ssh config names the lab's key in a passphrase-protected copy, ssh-agent holds it: ssh gets in.
-    Before: the run was refused ("the key is passphrase-protected ... leave identity_file out")."""
+    """ssh config names the lab's key in a passphrase-protected copy, ssh-agent holds it: ssh gets in,
+    with or without IdentitiesOnly. Before: the run was refused ("the key is passphrase-protected ...
+    leave identity_file out")."""
     protected = tmp_path / "protected"
     protected.write_bytes(lab.identity_file.read_bytes())
     protected.chmod(0o600)
     subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "secret", "-f", str(protected)], check=True)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert _hostname(lab, _via_ssh_config(lab, tmp_path, f"  IdentityFile {protected}\n")) == lab.hosts[0].name
-    # IdentitiesOnly keeps ssh-agent's keys out; the error says so rather than blaming the key.
-    host = _via_ssh_config(lab, tmp_path, f"  IdentityFile {protected}\n  IdentitiesOnly yes\n")
+    # Under IdentitiesOnly ssh still takes ssh-agent's copy of the named key (found by its public half,
+    # which OpenSSH's format keeps unencrypted: the copy has no .pub file), and no other agent key.
+    pinned = _via_ssh_config(lab, tmp_path, f"  IdentityFile {protected}\n  IdentitiesOnly yes\n")
+    assert _hostname(lab, pinned) == lab.hosts[0].name
+    subprocess.run(["ssh-add", "-q", "-D"], check=True, capture_output=True)
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    subprocess.run(["ssh-add", "-q", str(other)], check=True, capture_output=True)
     with pytest.raises(HostUnreachable) as raised:
-        _factory(lab).connect(host)
+        _factory(lab).connect(pinned)
     assert str(raised.value) == (
-        f"{host.endpoint}: authentication failed with no key (IdentitiesOnly: no ssh-agent keys) "
-        "(~/protected needs its passphrase, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out): check user and identity_file"
+        f"{pinned.endpoint}: authentication failed with no key (IdentitiesOnly: no ssh-agent keys) "
+        "(~/protected needs its passphrase: add it to ssh-agent): check user and identity_file"
     )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -63,14 +64,31 @@ def test_key_files_named_by_ssh_config_are_read_in_its_order_once_per_run(ssh_di
     assert found.describe() == (
         "ssh-agent keys and ~/keys/personal, ~/keys/work (~/keys/locked needs its passphrase: add it to ssh-agent)"
     )
-    # IdentitiesOnly: ssh-agent's keys are not offered, and the error says what that leaves out.
+    # IdentitiesOnly: ssh-agent's keys are not offered, but for its copy of a named key that needs a
+    # passphrase, found by the key's public half (its .pub file, or OpenSSH's unencrypted header).
     assert found.describe(agent=False) == (
         "~/keys/personal, ~/keys/work only (IdentitiesOnly: no ssh-agent keys) "
-        "(~/keys/locked needs its passphrase, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out)"
+        "(~/keys/locked needs its passphrase: add it to ssh-agent)"
     )
-    assert keys.named((keys_dir / "locked",)).describe(agent=False) == (
+    public = (keys_dir / "locked.pub").read_text().split()[1]
+    assert found.locked_public == (base64.b64decode(public),)
+    (keys_dir / "locked.pub").unlink()
+    assert PrivateKeys().named(named).locked_public == (base64.b64decode(public),)
+
+
+def test_a_locked_key_whose_public_half_cannot_be_read_says_so_under_identities_only(ssh_dir, tmp_path):
+    # PEM (PKCS#1) encrypts the public half with the rest: without the .pub file nothing tells which
+    # of ssh-agent's keys is its copy.
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "secret", "-f", str(tmp_path / "old")],
+        check=True,
+    )
+    (tmp_path / "old.pub").unlink()
+    found = PrivateKeys().named((tmp_path / "old",))
+    assert (found.locked, found.locked_public) == ((tmp_path / "old",), ())
+    assert found.describe(agent=False) == (
         "no key (IdentitiesOnly: no ssh-agent keys) "
-        "(~/keys/locked needs its passphrase, and under IdentitiesOnly it is not taken from ssh-agent: leave IdentitiesOnly out)"
+        "(~/old needs its passphrase, and without its .pub file its copy in ssh-agent cannot be found)"
     )
 
 
