@@ -148,7 +148,8 @@ def _public_key(path: Path) -> bytes | None:
         if not data.startswith(_OPENSSH_MAGIC):  # PEM (PKCS#1, PKCS#8): the public key is encrypted too
             return None
         header = paramiko.Message(data[len(_OPENSSH_MAGIC) :])
-        header.get_string(), header.get_string(), header.get_string()  # cipher, KDF, KDF options
+        for _ in ("cipher", "KDF", "KDF options"):
+            header.get_string()
         return header.get_binary() if header.get_int() >= 1 else None
     except (OSError, ValueError, UnicodeDecodeError, paramiko.SSHException, struct.error):
         return None
