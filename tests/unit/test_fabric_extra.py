@@ -79,6 +79,18 @@ def test_a_name_fabric_could_not_resolve_is_reached_where_the_inventory_says_wit
     assert (web2.host, web2.port) == ("192.0.2.11", 2222) and "key_filename" not in web2.connect_kwargs
 
 
+def test_keys_ssh_config_named_for_a_host_reach_its_fabric_connection_as_they_reach_the_run():
+    """fabric's own Config may read another ssh config than the inventory was read with."""
+    keys = (Path("/keys/work"), Path("/keys/personal"))
+    pinned = Host("web3", Endpoint("192.0.2.12", ssh_config_keys=keys, identities_only=True))
+    web3 = hosts_of_inventory([connection("web3", user="root")], inventory(pinned)).connections["web3"]
+    assert web3.connect_kwargs == {
+        "key_filename": ["/keys/work", "/keys/personal"],
+        "look_for_keys": False,
+        "allow_agent": False,  # IdentitiesOnly
+    }
+
+
 @pytest.mark.parametrize(
     "given, problem",
     [
