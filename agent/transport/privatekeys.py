@@ -48,12 +48,8 @@ class KeyFiles:
         if agent:
             offered = "ssh-agent keys " + (f"and {files}" if files else "only")
         else:
-            offered = (
-                f"{files} only (IdentitiesOnly: no ssh-agent keys)"
-                if files
-                else "no key (IdentitiesOnly: no ssh-agent keys)"
-            )
-        notes = []
+            offered = f"{files} only" if files else "no key"
+        notes = [] if agent else ["IdentitiesOnly yes"]
         if self.locked:
             locked = ", ".join(_home_relative(path) for path in self.locked)
             one = len(self.locked) == 1

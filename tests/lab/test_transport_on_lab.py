@@ -217,8 +217,8 @@ def test_a_passphrase_protected_identity_file_of_ssh_config_is_used_through_ssh_
     with pytest.raises(HostUnreachable) as raised:
         _factory(lab).connect(pinned)
     assert str(raised.value) == (
-        f"{pinned.endpoint}: authentication failed with no key (IdentitiesOnly: no ssh-agent keys) "
-        "(~/protected needs its passphrase: add it to ssh-agent): check user and identity_file"
+        f"{pinned.endpoint}: authentication failed with no key "
+        "(IdentitiesOnly yes; ~/protected needs its passphrase: add it to ssh-agent): check user and identity_file"
     )
 
 

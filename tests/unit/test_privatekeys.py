@@ -67,8 +67,7 @@ def test_key_files_named_by_ssh_config_are_read_in_its_order_once_per_run(ssh_di
     # IdentitiesOnly: ssh-agent's keys are not offered, but for its copy of a named key that needs a
     # passphrase, found by the key's public half (its .pub file, or OpenSSH's unencrypted header).
     assert found.describe(agent=False) == (
-        "~/keys/personal, ~/keys/work only (IdentitiesOnly: no ssh-agent keys) "
-        "(~/keys/locked needs its passphrase: add it to ssh-agent)"
+        "~/keys/personal, ~/keys/work only (IdentitiesOnly yes; ~/keys/locked needs its passphrase: add it to ssh-agent)"
     )
     public = (keys_dir / "locked.pub").read_text().split()[1]
     assert found.locked_public == (base64.b64decode(public),)
@@ -87,8 +86,7 @@ def test_a_locked_key_whose_public_half_cannot_be_read_says_so_under_identities_
     found = PrivateKeys().named((tmp_path / "old",))
     assert (found.locked, found.locked_public) == ((tmp_path / "old",), ())
     assert found.describe(agent=False) == (
-        "no key (IdentitiesOnly: no ssh-agent keys) "
-        "(~/old needs its passphrase, and without its .pub file its copy in ssh-agent cannot be found)"
+        "no key (IdentitiesOnly yes; ~/old needs its passphrase, and without its .pub file its copy in ssh-agent cannot be found)"
     )
 
 
