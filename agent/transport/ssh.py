@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import paramiko
@@ -228,7 +229,7 @@ class SshConnector:
         if copy is None:
             agent.close()
             return {}, None
-        return {"pkey": copy, "key_filename": [str(path) for path, _ in files.loaded] or None}, agent
+        return _offering(files.loaded, first=copy), agent
 
     def _through(self, gateway: paramiko.SSHClient, endpoint: Endpoint) -> paramiko.Channel:
         """A direct-tcpip channel from bastion `gateway` to `endpoint` (ProxyJump), for the host's SSH."""
@@ -266,12 +267,7 @@ class SshConnector:
         """
         if endpoint.identity_file:
             return {"pkey": self.private_keys.load(endpoint.identity_file), "allow_agent": False}
-        files = self._key_files(endpoint).loaded
-        return {
-            "pkey": files[0][1] if files else None,
-            "key_filename": [str(path) for path, _ in files[1:]] or None,
-            "allow_agent": not endpoint.identities_only,
-        }
+        return {**_offering(self._key_files(endpoint).loaded), "allow_agent": not endpoint.identities_only}
 
     def _key_files(self, endpoint: Endpoint) -> KeyFiles:
         if endpoint.ssh_config_keys:
@@ -329,6 +325,14 @@ def _auth_timed_out(error: BaseException) -> bool:
     """paramiko's AuthenticationException for no answer within auth_timeout: a slow or overloaded
     server (a thousand handshakes on two cores), not a refused key; retried like a timeout."""
     return isinstance(error, paramiko.AuthenticationException) and str(error) == "Authentication timeout."
+
+
+def _offering(loaded: Sequence[tuple[Path, paramiko.PKey]], first: paramiko.PKey | None = None) -> dict[str, Any]:
+    """paramiko's connect() arguments offering `first` (else the first loaded file's key), then the
+    loaded files: it takes one loaded key, and reads further files itself, by name."""
+    if first is None and loaded:
+        first, loaded = loaded[0][1], loaded[1:]
+    return {"pkey": first, "key_filename": [str(path) for path, _ in loaded] or None}
 
 
 def _nothing_offered(error: BaseException) -> bool:
