@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+from paramiko.pkey import PublicBlob
 
 from agent.errors import InputError
 
@@ -134,9 +135,9 @@ def _public_key(path: Path) -> bytes | None:
     `path.pub` (ssh-keygen writes it beside the key), else the public part that OpenSSH's own format
     keeps unencrypted. None when neither tells."""
     try:
-        words = Path(f"{path}.pub").read_text().split()
-        return base64.b64decode(words[1], validate=True)
-    except (OSError, IndexError, ValueError):
+        blob: bytes = PublicBlob.from_file(f"{path}.pub").key_blob  # checks the type the line names too
+        return blob
+    except (OSError, ValueError, UnicodeDecodeError):
         pass
     try:
         lines = path.read_text().strip().splitlines()
