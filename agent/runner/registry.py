@@ -8,7 +8,6 @@ to change to add one. Each run's playbook is read with a registry of its own: no
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from agent.runner.params import ParamsModel, params_model
 from agent.runner.params import StepParams as StepParams
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from agent.runner.context import HostContext
 
 STEPS_PACKAGE = "agent.steps"  # one module per step, named after it
@@ -146,7 +147,10 @@ class StepRegistry:
         package = importlib.import_module(self.package)  # plug-ins, found at run time: steps sit above the runner
         for module in pkgutil.iter_modules(package.__path__):
             self._add_module(importlib.import_module(f"{self.package}.{module.name}"))
-        for entry_point in importlib.metadata.entry_points(group=self.entry_point_group):
+        # Here: 6 ms of CPU before the run dials, for a playbook of built-in steps (the common case).
+        from importlib.metadata import entry_points
+
+        for entry_point in entry_points(group=self.entry_point_group):
             self._add(_published_step(entry_point), f"entry point {entry_point.value}")
         self._everything_loaded = True
 
@@ -165,7 +169,7 @@ class StepRegistry:
         self._steps[step_type.name] = step_type
 
 
-def _published_step(entry_point: importlib.metadata.EntryPoint) -> StepType:
+def _published_step(entry_point: EntryPoint) -> StepType:
     try:
         function = entry_point.load()
     except Exception as error:

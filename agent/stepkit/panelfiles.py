@@ -19,7 +19,6 @@ from agent.runner.context import HostContext
 from agent.runner.registry import StepParams
 from agent.secrets import SECRET_FIELDS
 from agent.shipped import templates_dir
-from agent.stepkit.templates import render_template
 from agent.transport.quoting import command_line
 
 OPTIONS_DEST = f"{MGR_DIR}/etc/ispmgr.conf.d/ispagent.conf"
@@ -51,6 +50,8 @@ class PlannedFile:
 
 def planned_files(ctx: HostContext, params: PanelConfigParams) -> list[PlannedFile]:
     """The files for this host. A missing variable raises StepFailed naming template and line."""
+    from agent.stepkit.templates import render_template  # jinja2: at the first render, not before the run dials
+
     variables = {**ctx.template_vars(), "preflight": ctx.state.get(PREFLIGHT)}
     search = [*ctx.source_dirs, templates_dir()]
     rendered = [

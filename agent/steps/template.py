@@ -5,7 +5,6 @@ from __future__ import annotations
 from agent.runner.context import HostContext
 from agent.runner.registry import StepResult, step
 from agent.stepkit.hostfiles import FileParams, ensure_file
-from agent.stepkit.templates import render_template
 
 
 class TemplateParams(FileParams):
@@ -15,5 +14,7 @@ class TemplateParams(FileParams):
 @step("template", TemplateParams)
 def template(ctx: HostContext, params: TemplateParams) -> StepResult:
     """Render a Jinja2 template (vars, facts, host) and upload it when the result differs."""
+    from agent.stepkit.templates import render_template  # jinja2: at the first render, not before the run dials
+
     text = render_template(ctx.source_dirs, params.src, ctx.template_vars(), ctx.services)
     return ensure_file(ctx, params.dest, text.encode(), params.mode, with_diff=True)

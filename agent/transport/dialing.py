@@ -8,6 +8,13 @@ of the run's start (importing paramiko, opening the journal, starting the worker
 following it, on a core that would otherwise wait: the 50-host race took 0.989x the time it took
 before (median of 40 paired rounds; docs/performance.md, eleventh round).
 
+A few at a time, though, until the workers begin: each next dial once an earlier host has answered
+(its banner) or a moment has passed. Forty-eight sshds starting at once on the machine the run starts
+on (the lab, containers or VMs beside the control node) took both cores from the run for 0.15 s:
+its own start, which the handshakes wait for, got a fiftieth of the CPU, and the hosts then stood
+idle while it finished. A few at a time leave the run a core (docs/performance.md, fifteenth round).
+Remote hosts answer in a round trip, so their dials follow each other about as fast as before.
+
 Only endpoints reached by TCP from here and written as IP addresses are dialed: a name would be
 resolved here, one at a time, and a host behind a bastion or a ProxyCommand has no socket of its
 own. This module imports no paramiko; agent.transport.ssh takes the sockets.
@@ -19,6 +26,7 @@ import errno
 import os
 import select
 import socket
+import threading
 from collections.abc import Iterable
 
 from agent.inventory.model import Endpoint
@@ -30,22 +38,56 @@ from agent.inventory.model import Endpoint
 # hosts than this are dialed ahead: those beyond it would wait for a slot, and a server drops a
 # connection left without a handshake for long (sshd's LoginGraceTime).
 MAX_HANDSHAKES = 48
+# Dials ahead not answered yet, at most: twice the cores, so the hosts' sshds on a shared machine keep
+# one busy and the run the other; a remote host's answer frees its place within a round trip.
+DIALS_IN_FLIGHT = 2 * (os.cpu_count() or 1)
+# How long a dial may go unanswered before the next is made anyway (a host that drops SYNs).
+ANSWER_WAIT_S = 0.1
 
 
 class DialedSockets:
-    """Non-blocking TCP connects started at once; each host's handshake takes its socket when it begins."""
+    """Non-blocking TCP connects made ahead, a few at a time; each host's handshake takes its socket
+    when it begins, and the first to begin has the rest dialed at once."""
 
-    def __init__(self, endpoints: Iterable[Endpoint]) -> None:
+    def __init__(self, endpoints: Iterable[Endpoint], in_flight: int = DIALS_IN_FLIGHT) -> None:
         self._sockets: dict[tuple[str, int], socket.socket] = {}
+        self._to_dial: dict[tuple[str, int], Endpoint] = {}
         for endpoint in endpoints:
-            key = (endpoint.address, endpoint.port)
-            if endpoint.via is None and endpoint.proxy_command is None and key not in self._sockets:
-                sock = _dial(endpoint)
-                if sock is not None:
-                    self._sockets[key] = sock
+            if endpoint.via is None and endpoint.proxy_command is None:
+                self._to_dial.setdefault((endpoint.address, endpoint.port), endpoint)
+        self._lock = threading.Lock()  # the two dicts: the pacing thread and the handshakes share them
+        self._in_flight = in_flight
+        if self._to_dial:
+            threading.Thread(target=self._dial_paced, name="dialing ahead", daemon=True).start()
 
     def __len__(self) -> int:
-        return len(self._sockets)
+        """The hosts dialed ahead or still to be."""
+        with self._lock:
+            return len(self._sockets) + len(self._to_dial)
+
+    def _dial_paced(self) -> None:
+        unanswered: dict[int, socket.socket] = {}
+        answers = select.poll()
+        while True:
+            with self._lock:
+                while self._to_dial and len(unanswered) < self._in_flight:
+                    sock = self._dial_next()
+                    if sock is not None:
+                        unanswered[sock.fileno()] = sock
+                        answers.register(sock, select.POLLIN)
+                if not self._to_dial:
+                    return  # all dialed, or the rest taken over by a handshake or close()
+            ready = answers.poll(ANSWER_WAIT_S * 1000) or list(unanswered.items())[:1]
+            for descriptor, _ in ready:
+                answers.unregister(descriptor)
+                del unanswered[descriptor]
+
+    def _dial_next(self) -> socket.socket | None:
+        key = next(iter(self._to_dial))  # in the run's order: the first hosts' handshakes begin first
+        sock = _dial(self._to_dial.pop(key))
+        if sock is not None:
+            self._sockets[key] = sock
+        return sock
 
     def take(self, endpoint: Endpoint, timeout: float) -> socket.socket | None:
         """The connected socket dialed to `endpoint`, None if it was not dialed.
@@ -54,7 +96,10 @@ class DialedSockets:
         the dialed connect failed or did not finish within `timeout`: it counts as a connection
         attempt, so an unreachable host is not waited for twice.
         """
-        sock = self._sockets.pop((endpoint.address, endpoint.port), None)
+        with self._lock:
+            while self._to_dial:  # the workers have begun: no more waiting for answers
+                self._dial_next()
+            sock = self._sockets.pop((endpoint.address, endpoint.port), None)
         if sock is None:
             return None
         try:
@@ -75,9 +120,11 @@ class DialedSockets:
 
     def close(self) -> None:
         """Close the sockets no handshake took (hosts the run did not reach: an abort, an interrupt)."""
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets.clear()
+        with self._lock:
+            self._to_dial.clear()
+            for sock in self._sockets.values():
+                sock.close()
+            self._sockets.clear()
 
 
 def _dial(endpoint: Endpoint) -> socket.socket | None:

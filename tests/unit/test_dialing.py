@@ -47,6 +47,57 @@ def test_the_dialed_socket_is_connected_blocking_and_without_nagle(listener):
     accepted.close()
 
 
+def accepted_within(server: socket.socket, seconds: float) -> socket.socket | None:
+    server.settimeout(seconds)
+    try:
+        return server.accept()[0]
+    except TimeoutError:
+        return None
+
+
+@pytest.fixture
+def listeners():
+    servers = [socket.create_server(("127.0.0.1", 0)) for _ in range(5)]
+    yield servers
+    for server in servers:
+        server.close()
+
+
+def test_dials_ahead_wait_for_answers_until_a_handshake_begins(listeners, monkeypatch):
+    """Two in flight: the third host is dialed once the first answers (its banner), not before; the
+    first handshake to begin has every other host dialed at once."""
+    monkeypatch.setattr(dialing, "ANSWER_WAIT_S", 30)  # no host is dialed for want of an answer here
+    endpoints = [endpoint_of(server) for server in listeners]
+    dialed = dialing.DialedSockets(endpoints, in_flight=2)
+    first, second = accepted_within(listeners[0], 5), accepted_within(listeners[1], 5)
+    assert first and second
+    assert accepted_within(listeners[2], 0.3) is None  # two dials unanswered: no third yet
+    first.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+    third = accepted_within(listeners[2], 5)
+    assert third and accepted_within(listeners[3], 0.3) is None
+    sock = dialed.take(endpoints[0], 5)
+    assert sock is not None and sock.recv(100).startswith(b"SSH-2.0-")
+    rest = [accepted_within(server, 5) for server in listeners[3:]]
+    assert all(rest)
+    assert len(dialed) == 4  # dialed and not taken yet
+    for connection in (first, second, third, *rest, sock):
+        connection.close()
+    dialed.close()
+
+
+def test_a_dial_left_unanswered_lets_the_next_one_go_after_a_moment(listeners, monkeypatch):
+    """A host that accepts and says nothing (or drops SYNs) holds up the dials behind it only briefly."""
+    monkeypatch.setattr(dialing, "ANSWER_WAIT_S", 0.2)
+    dialed = dialing.DialedSockets([endpoint_of(server) for server in listeners[:2]], in_flight=1)
+    began = time.monotonic()
+    silent, next_one = accepted_within(listeners[0], 5), accepted_within(listeners[1], 5)
+    assert silent and next_one
+    assert 0.15 < time.monotonic() - began < 3
+    silent.close()
+    next_one.close()
+    dialed.close()
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -160,6 +211,26 @@ def test_the_run_path_imports_no_paramiko_before_it_dials():
     )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_reading_a_playbook_of_built_in_steps_imports_neither_jinja2_nor_package_metadata(tmp_path):
+    """Both are 20 ms of CPU that would come before the run dials: jinja2 is imported at the first
+    render, package metadata only to look for a step that is not built in."""
+    playbook = tmp_path / "p.yaml"
+    (tmp_path / "t.j2").write_text("x = {{ x }}\n")
+    playbook.write_text(
+        "name: p\nsteps:\n  - template: {src: t.j2, dest: /etc/t}\n  - configure: {}\n  - verify: {}\n"
+    )
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from agent.runner.playbook import load_playbook\n"
+        f"assert [s.type.name for s in load_playbook(Path({str(playbook)!r})).steps] == ['template', 'configure', 'verify']\n"
+        "print(sorted(name for name in ('jinja2', 'importlib.metadata') if name in sys.modules))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
 
 
 def test_a_connector_that_cannot_be_made_leaves_no_dialed_socket_open(listener, tmp_path):
