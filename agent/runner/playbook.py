@@ -15,6 +15,7 @@ then any directory listed under `source_dirs:`; a `src` outside them is refused 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,7 +54,12 @@ class Playbook:
     @property
     def source_dirs(self) -> list[Path]:
         """Where steps' local files are looked up: beside the playbook, the templates/ beside it, `source_dirs:`."""
-        return source_dirs_of(self.path, self.extra_dirs)
+        return list(self._source_dirs)
+
+    @functools.cached_property
+    def _source_dirs(self) -> tuple[Path, ...]:
+        # Once per run, not once per host: resolve() is a system call per component of the path.
+        return tuple(source_dirs_of(self.path, self.extra_dirs))
 
 
 def source_dirs_of(playbook_path: Path, extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
