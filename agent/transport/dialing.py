@@ -56,7 +56,7 @@ class DialedSockets:
             if endpoint.via is None and endpoint.proxy_command is None:
                 self._to_dial.setdefault((endpoint.address, endpoint.port), endpoint)
         self._lock = threading.Lock()  # the two dicts: the pacing thread and the handshakes share them
-        self._in_flight = in_flight
+        self._in_flight = max(1, in_flight)
         if self._to_dial:
             threading.Thread(target=self._dial_paced, name="dialing ahead", daemon=True).start()
 
@@ -77,8 +77,8 @@ class DialedSockets:
                         answers.register(sock, select.POLLIN)
                 if not self._to_dial:
                     return  # all dialed, or the rest taken over by a handshake or close()
-            ready = answers.poll(ANSWER_WAIT_S * 1000) or list(unanswered.items())[:1]
-            for descriptor, _ in ready:
+            answered = [descriptor for descriptor, _ in answers.poll(ANSWER_WAIT_S * 1000)]
+            for descriptor in answered or [next(iter(unanswered))]:  # none in time: the oldest gives way
                 answers.unregister(descriptor)
                 del unanswered[descriptor]
 
