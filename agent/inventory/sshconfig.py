@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import InputError
-from agent.secrets import printable
+from agent.secrets import printable, shown
 from agent.userpath import HomeUnknown, expand_home
 
 if TYPE_CHECKING:
     import paramiko
 
 SAID_LIMIT = 160
+# The words ssh reads for a yes/no option, in any case (its readconf.c); it refuses the file on any other.
+_YES_NO = {"yes": True, "true": True, "no": False, "false": False}
 
 
 def default_ssh_config() -> Path | None:
@@ -85,10 +87,19 @@ class SshConfig:
             user=found.get("user"),
             port=found.get("port"),
             identity_files=_existing(found.get("identityfile", [])),
-            identities_only=str(found.get("identitiesonly", "no")).lower() == "yes",
+            identities_only=self._yes_no(found, "IdentitiesOnly"),
             proxy_jump=_proxy_jump(found.get("proxyjump")),
             proxy_command=found.get("proxycommand"),  # paramiko reads `ProxyCommand none` as None
         )
+
+    def _yes_no(self, found: dict[str, Any], option: str) -> bool:
+        value = found.get(option.lower(), "no")
+        try:
+            return _YES_NO[str(value).lower()]
+        except KeyError:
+            raise InputError(
+                f"{self.path}: {option} {shown(value)}: ssh takes yes or no there (and refuses the file)"
+            ) from None
 
 
 def _raw_proxy_command_config() -> type[paramiko.SSHConfig]:

@@ -307,6 +307,28 @@ def test_every_existing_identity_file_of_ssh_config_is_kept_in_order_with_identi
     assert (own.endpoint.identity_file, own.endpoint.ssh_config_keys) == (tmp_path / "personal", ())
 
 
+@pytest.mark.parametrize(
+    ("written", "read"), [("yes", True), ("True", True), ('"yes"', True), ("no", False), ("FALSE", False)]
+)
+def test_identities_only_takes_the_words_ssh_takes(tmp_path: Path, written: str, read: bool) -> None:
+    """`IdentitiesOnly true` is yes to ssh; it was read as no, and ssh-agent's keys were offered."""
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(f"Host web1\n  IdentitiesOnly {written}\n")
+    path = write(tmp_path, "hosts: {web1: {}}\n")
+    assert load_inventory(path, ssh_config=ssh_config).hosts[0].endpoint.identities_only is read
+
+
+def test_identities_only_of_another_word_is_refused_as_ssh_refuses_it(tmp_path: Path) -> None:
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host web1\n  IdentitiesOnly maybe\x1b[2J\n")
+    path = write(tmp_path, "hosts: {web1: {}}\n")
+    with pytest.raises(InputError) as refused:
+        load_inventory(path, ssh_config=ssh_config)
+    assert str(refused.value) == (
+        f"{ssh_config}: IdentitiesOnly 'maybe\\x1b[2J': ssh takes yes or no there (and refuses the file)"
+    )
+
+
 def test_ssh_config_is_looked_up_by_address_when_the_host_has_one(tmp_path: Path) -> None:
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text("Host 198.18.0.2\n  User by-address\nHost web1\n  User by-name\n")
