@@ -119,8 +119,9 @@ def _playbook_of(root: LocatedNode, path: Path, sha256: str, registry: StepRegis
     known = registry.load(name for _, fields in entries for name in fields if name != "name")
     steps = [_parse_step(item, fields, known) for item, fields in entries]
     _check_order(entries, steps, registry)
+    source_dirs = source_dirs_of(path, extra_dirs)
     for (item, _), step in zip(entries, steps):
-        _check_local_files(item, source_dirs_of(path, extra_dirs), step)
+        _check_local_files(item, source_dirs, step)
     return Playbook(
         path.resolve(), _label(top.get("name")) or path.stem, _unique_ids(steps), variables, extra_dirs, sha256
     )
