@@ -18,7 +18,7 @@ from agent.lab.partner.extensions import EXTENSIONS_ENV
 
 # Loaded by file path: the lab's emulator runs from the repository, tests/ is not a package on its path.
 LAB_EXTENSIONS = f"{Path(__file__).resolve()}:OrderGate,{Path(__file__).resolve()}:LabAdmin"
-__all__ = ["EXTENSIONS_ENV", "LAB_EXTENSIONS", "HarnessEmulator", "LabAdmin", "OrderGate"]
+__all__ = ["EXTENSIONS_ENV", "LAB_EXTENSIONS", "HarnessEmulator", "LabAdmin", "LostOrderAnswers", "OrderGate"]
 
 
 class OrderGate(EmulatorExtension):
@@ -74,6 +74,28 @@ class OrderGate(EmulatorExtension):
             return {"passed": self.passed, "held": self.held.is_set(), "holding": self._limit is not None}
 
 
+class LostOrderAnswers(EmulatorExtension):
+    """Loses the answers of the next N orders done (commit-then-drop), so that a test under random
+    faults knows the agent met a lost order answer instead of hoping the dice threw one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._left = 0
+
+    def lose_next(self, orders: int) -> None:
+        with self._lock:
+            self._left = orders
+
+    def loses_answer(self, operation, params: Mapping[str, str]) -> bool:
+        if operation is None or operation.name != "order":
+            return False
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
 class LabAdmin(EmulatorExtension):
     """`/admin/account` (make or change an account), `/admin/calls` (counters, `?reset=1` clears the
     calls), `/admin/licenses` (every license, keys left out): what a harness in another process reads."""
@@ -104,9 +126,11 @@ class LabAdmin(EmulatorExtension):
 
 
 class HarnessEmulator(PartnerEmulator):
-    """A PartnerEmulator with the order gate (`.order_gate`) and the harness's admin routes."""
+    """A PartnerEmulator with the order gate (`.order_gate`), lost order answers on demand
+    (`.lost_order_answers`) and the harness's admin routes."""
 
     def __init__(self, state_dir, **options: Any) -> None:
         self.order_gate = OrderGate()
-        extensions = [self.order_gate, LabAdmin(), *options.pop("extensions", ())]
+        self.lost_order_answers = LostOrderAnswers()
+        extensions = [self.order_gate, self.lost_order_answers, LabAdmin(), *options.pop("extensions", ())]
         super().__init__(state_dir, extensions=extensions, **options)

@@ -729,6 +729,17 @@ def test_emulator_order_gate_holds_the_next_order_and_refuses_it_unprocessed_whe
     assert len(emulator.store.licenses()) == 1 and isinstance(errors[0], PartnerTransient)
 
 
+def test_a_plug_in_loses_the_answers_of_the_next_orders_done_and_only_theirs(emulator):
+    client = _client(emulator)
+    emulator.lost_order_answers.lose_next(1)
+    client.list()  # not an order: its answer arrives
+    with pytest.raises(PartnerTransient, match="no complete answer"):
+        client.order("lite", "monthly", "198.18.0.12", "h12.lab.example", "isp-12")
+    client.order("lite", "monthly", "198.18.0.13", "h13.lab.example", "isp-13")  # only the next one was lost
+    assert len(emulator.store.licenses()) == 2  # both committed
+    assert emulator.injected == {"drop soft.order.param": 1}
+
+
 def test_emulator_order_gate_is_driven_over_http_by_a_process_that_does_not_hold_the_emulator(emulator):
     import threading
 

@@ -99,6 +99,9 @@ class PartnerEmulator:
     def admits(self, operation: Operation | None, params: Mapping[str, str]) -> bool:
         return all(extension.admit(operation, params) for extension in self.extensions)
 
+    def loses_answer(self, operation: Operation | None, params: Mapping[str, str]) -> bool:
+        return any(extension.loses_answer(operation, params) for extension in self.extensions)
+
     def admin_routes(self) -> dict[str, AdminRoute]:
         """`/admin/faults` (the lab's documented fault profiles) and the extensions' routes."""
         routes: dict[str, AdminRoute] = {"faults": self._faults_route}

@@ -1,5 +1,5 @@
-"""Plug-ins of the partner emulator: code that sees each API call before it is handled and may add
-`/admin/NAME` routes, without the emulator knowing it.
+"""Plug-ins of the partner emulator: code that sees each API call before it is handled (and may lose
+the answer of one done), and may add `/admin/NAME` routes, without the emulator knowing it.
 
 A test harness uses this to hold orders at a gate or to read counters from another process; a user
 can script a situation of their own. Load one into a running lab's emulator with
@@ -34,6 +34,11 @@ class EmulatorExtension:
         """Whether the call goes on; False refuses it unprocessed (the connection is reset, as by a
         server that went away). May block. `operation` is None for a function the API does not know."""
         return True
+
+    def loses_answer(self, operation: Operation | None, params: Mapping[str, str]) -> bool:
+        """Whether the answer of this call, done, is lost on the way (the client sees a reset): the
+        commit-then-drop fault at a moment of the plug-in's choosing rather than at random."""
+        return False
 
     def admin_routes(self, emulator: PartnerEmulator) -> Mapping[str, AdminRoute]:
         """Routes this plug-in adds under /admin/ (the admin token is checked before any runs)."""

@@ -252,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             document = api.answer(operation, api.Call(emulator.store, account, params, faults.key_delay))
         except ApiError as error:
             document = Document(error=error)
-        if document.error is None and faults.drops_answer(func):
+        if document.error is None and (faults.drops_answer(func) or emulator.loses_answer(operation, params)):
             emulator.count(emulator.injected, f"drop {func}")
             return self._reset()  # committed, and the answer is lost
         self._send(200, *render(document, params.get("out", "xml")))
