@@ -6,6 +6,7 @@ commands like `inventory check` on a machine without an ssh config should not pa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 SAID_LIMIT = 160
 # The words ssh reads for a yes/no option, in any case (its readconf.c); it refuses the file on any other.
 _YES_NO = {"yes": True, "true": True, "no": False, "false": False}
+# A setting line as paramiko's SSHConfig splits it (its SETTINGS_REGEX): a keyword, `=` or spaces, the value.
+_SETTING = re.compile(r"(\w+)(?:\s*=\s*|\s+)(.+)")
 
 
 def default_ssh_config() -> Path | None:
@@ -67,6 +70,7 @@ class SshConfig:
             self._config = _raw_proxy_command_config().from_text(text)
         except Exception as error:  # paramiko raises ConfigParseError and plain exceptions alike
             raise InputError(f"{path}: cannot parse ssh config: {_said(error)}") from None
+        self._check_yes_no(text, "IdentitiesOnly")
 
     def lookup(self, name: str) -> SshConfigEntry:
         if self._config is None:
@@ -92,14 +96,33 @@ class SshConfig:
             proxy_command=found.get("proxycommand"),  # paramiko reads `ProxyCommand none` as None
         )
 
+    def _check_yes_no(self, text: str, option: str) -> None:
+        """Refuse the file for a word ssh does not take for yes/no `option`, in any block: ssh refuses
+        the whole file, whichever host it was asked about."""
+        for line in text.splitlines():
+            setting = _SETTING.match(line.strip())
+            if setting is not None and setting[1].lower() == option.lower():
+                self._yes_no({option.lower(): setting[2]}, option)
+
     def _yes_no(self, found: dict[str, Any], option: str) -> bool:
-        value = found.get(option.lower(), "no")
-        try:
-            return _YES_NO[str(value).lower()]
-        except KeyError:
+        value = str(found.get(option.lower(), "no"))
+        read = _flag(value)
+        if read is None:
             raise InputError(
-                f"{self.path}: {option} {shown(value)}: ssh takes yes or no there (and refuses the file)"
-            ) from None
+                f"{self.path}: {option} {shown(value.strip())}: ssh takes yes or no there (and refuses the file)"
+            )
+        return read
+
+
+def _flag(value: str) -> bool | None:
+    """What ssh reads a yes/no option's value as: one word (quoted or not), a comment after it allowed;
+    None for anything else."""
+    words = value.split()
+    if not words or (len(words) > 1 and not words[1].startswith("#")):
+        return None
+    word = words[0]
+    word = word[1:-1] if len(word) > 1 and word[0] == word[-1] == '"' else word
+    return _YES_NO.get(word.lower())
 
 
 def _raw_proxy_command_config() -> type[paramiko.SSHConfig]:
