@@ -19,6 +19,7 @@ import contextlib
 import io
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,13 +129,16 @@ def _start_ansible() -> None:
     any other failure of its start, is one line; the warnings it prints of one it takes (a deprecated
     setting: several lines) are not ours.
     """
-    os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")  # a file Ansible cannot read is an error
+    if "ansible.vars.manager" in sys.modules:
+        return  # started: its configuration is read once per process, as it loads
+    ours = {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}  # a file Ansible cannot read is an error
     if "ANSIBLE_LOCAL_TEMP" not in os.environ:
         private = tempfile.mkdtemp(prefix="ispagent-ansible-")
         atexit.register(shutil.rmtree, private, ignore_errors=True)
-        os.environ["ANSIBLE_LOCAL_TEMP"] = private
+        ours["ANSIBLE_LOCAL_TEMP"] = private
     try:
-        with _silenced():  # and ansible patches whatever stdout and stderr are as it loads
+        # and ansible patches whatever stdout and stderr are as it loads
+        with _silenced(), _environment_while_loading(ours):
             import ansible.inventory.manager  # noqa: F401  (imports ansible.constants: the configuration)
             import ansible.vars.manager  # noqa: F401
     except ImportError:
@@ -144,6 +148,19 @@ def _start_ansible() -> None:
             f"ansible-core cannot start: {_first_line(error)} (it reads an ansible.cfg and ANSIBLE_* variables "
             "as it starts)"
         ) from None
+
+
+@contextlib.contextmanager
+def _environment_while_loading(settings: dict[str, str]) -> Iterator[None]:
+    """`settings` in os.environ, those the user did not set already, only while ansible-core loads:
+    it reads them into its constants then, and a program that embeds ispagent keeps its environment."""
+    added = {name: value for name, value in settings.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 @contextlib.contextmanager

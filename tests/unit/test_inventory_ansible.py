@@ -353,8 +353,33 @@ def test_ansibles_own_warnings_never_print_the_lines_of_a_file_it_cannot_parse(t
 def _from_ansible_process(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """from-ansible as a process of its own: ansible reads its configuration once per process, as it loads."""
     command = [sys.executable, "-m", "agent", "inventory", "from-ansible", *args]
-    inherited = {k: v for k, v in os.environ.items() if k != "ANSIBLE_LOCAL_TEMP"}  # set by a run in this process
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env={**inherited, **env})
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env={**os.environ, **env})
+
+
+def test_reading_an_ansible_inventory_leaves_the_callers_environment_as_it_was(tmp_path):
+    """ansible-core reads ANSIBLE_* settings as it loads; ispagent sets two of its own for that moment
+    only, so a program that embeds it (a fresh process here: ansible loads once per process) keeps its
+    environment, and a file ansible cannot parse is still refused."""
+    good, broken = tmp_path / "hosts.ini", tmp_path / "broken.yaml"
+    good.write_text("[web]\nweb1 ansible_host=198.18.0.2\n")
+    broken.write_text("all:\n  hosts: [\n")
+    program = (
+        "import os, sys\n"
+        "from agent.errors import InputError\n"
+        "from agent.inventory.ansible import read_ansible_inventory\n"
+        "before = dict(os.environ)\n"
+        "hosts, _ = read_ansible_inventory(sys.argv[1])\n"
+        "try:\n"
+        "    read_ansible_inventory(sys.argv[2])\n"
+        "    refused = False\n"
+        "except InputError:\n"
+        "    refused = True\n"
+        "print([h.name for h in hosts], dict(os.environ) == before, refused)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(good), str(broken)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.stdout.strip() == "['web1'] True True", done.stderr
 
 
 @pytest.mark.parametrize("where", ["ansible.cfg", "environment"])
