@@ -354,9 +354,11 @@ def report_pairs(rounds: list[dict[str, float]]) -> None:
     for numerator, denominator in [("ispagent", "floor")] + [(peer, "ispagent") for peer in ("pyinfra", "ansible")]:
         ratios = [r[numerator] / r[denominator] for r in rounds if numerator in r and denominator in r]
         if ratios:
+            # The quartiles say how far the machine's drift alone moves one repetition's ratio.
+            spread = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
             print(
                 f"  {numerator}/{denominator}, each repetition: {', '.join(f'{x:.2f}' for x in ratios)}; "
-                f"median {statistics.median(ratios):.2f}x",
+                f"median {statistics.median(ratios):.2f}x (quartiles {spread[0]:.2f}-{spread[2]:.2f})",
                 flush=True,
             )
     print(flush=True)
