@@ -6,7 +6,6 @@ commands like `inventory check` on a machine without an ssh config should not pa
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,13 +15,13 @@ from agent.secrets import printable, shown
 from agent.userpath import HomeUnknown, expand_home
 
 if TYPE_CHECKING:
+    import re
+
     import paramiko
 
 SAID_LIMIT = 160
 # The words ssh reads for a yes/no option, in any case (its readconf.c); it refuses the file on any other.
 _YES_NO = {"yes": True, "true": True, "no": False, "false": False}
-# A setting line as paramiko's SSHConfig splits it (its SETTINGS_REGEX): a keyword, `=` or spaces, the value.
-_SETTING = re.compile(r"(\w+)(?:\s*=\s*|\s+)(.+)")
 
 
 def default_ssh_config() -> Path | None:
@@ -70,7 +69,7 @@ class SshConfig:
             self._config = _raw_proxy_command_config().from_text(text)
         except Exception as error:  # paramiko raises ConfigParseError and plain exceptions alike
             raise InputError(f"{path}: cannot parse ssh config: {_said(error)}") from None
-        self._check_yes_no(text, "IdentitiesOnly")
+        self._check_yes_no(text, "IdentitiesOnly", self._config.SETTINGS_REGEX)
 
     def lookup(self, name: str) -> SshConfigEntry:
         if self._config is None:
@@ -96,16 +95,18 @@ class SshConfig:
             proxy_command=found.get("proxycommand"),  # paramiko reads `ProxyCommand none` as None
         )
 
-    def _check_yes_no(self, text: str, option: str) -> None:
+    def _check_yes_no(self, text: str, option: str, setting_line: re.Pattern[str]) -> None:
         """Refuse the file for a word ssh does not take for yes/no `option`, in any block: ssh refuses
-        the whole file, whichever host it was asked about."""
+        the whole file, whichever host it was asked about. Lines are split as paramiko splits them."""
         for line in text.splitlines():
-            setting = _SETTING.match(line.strip())
+            setting = setting_line.match(line.strip())
             if setting is not None and setting[1].lower() == option.lower():
-                self._yes_no({option.lower(): setting[2]}, option)
+                self._flag_of(option, setting[2])
 
     def _yes_no(self, found: dict[str, Any], option: str) -> bool:
-        value = str(found.get(option.lower(), "no"))
+        return self._flag_of(option, str(found.get(option.lower(), "no")))
+
+    def _flag_of(self, option: str, value: str) -> bool:
         read = _flag(value)
         if read is None:
             raise InputError(
