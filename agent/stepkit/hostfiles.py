@@ -13,7 +13,7 @@ from agent.laxvalues import string
 from agent.runner.context import HostContext
 from agent.runner.params import ReadWith
 from agent.runner.registry import StepParams, StepResult, changed, failed, ok
-from agent.transport.filewrite import staging_path, store_stdin
+from agent.transport.filewrite import staging_path, store_data
 from agent.transport.quoting import command_line
 
 
@@ -95,7 +95,7 @@ def _differences(dest: str, state: _RemoteFile, wanted_hash: str, mode: int) -> 
 
 
 def _check_and_write(ctx: HostContext, dest: str, content: bytes, mode: int, wanted_hash: str) -> StepResult:
-    """One command: the content (on stdin) goes to a staging file, which replaces `dest` only if
+    """One command: the content (its data) goes to a staging file, which replaces `dest` only if
     the two differ; if they are the same, only a wrong mode is fixed.
 
     The host hashes both files and compares the hashes itself (sha256sum: coreutils, on every
@@ -108,12 +108,12 @@ def _check_and_write(ctx: HostContext, dest: str, content: bytes, mode: int, wan
     result = ctx.connection.run(
         f'if [ -f {quoted} ]; then m=$(stat -c %a -- {quoted}) || exit 1; echo "$m"; '
         f"elif [ -d {parent} ]; then m=; echo absent; else m=; echo no-parent; mkdir -p -- {parent} || exit 1; fi; "
-        f"{store_stdin(staging, mode)} || {{ rm -f -- {staging}; exit 1; }}; "
+        f"{store_data(staging, mode)} || {{ rm -f -- {staging}; exit 1; }}; "
         f'if [ -n "$m" ]; then a=$(sha256sum < {staging}) && b=$(sha256sum < {quoted}) || {{ rm -f -- {staging}; exit 1; }}; '
         f'if [ "$a" = "$b" ]; then echo same; rm -f -- {staging}; [ "$m" = {mode:o} ] || chmod {mode:o} -- {quoted}; exit; fi; '
         f"echo differs; fi; "
         f"mv -fT -- {staging} {quoted} || {{ rm -f -- {staging}; exit 1; }}",
-        stdin=content,
+        data=content,
         log_output=False,
     )
     printed = result.stdout.split()

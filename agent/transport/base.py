@@ -47,10 +47,14 @@ class Connection(Protocol):
         sudo: bool | None = None,
         timeout: float | None = None,
         stdin: bytes | None = None,
+        data: bytes | None = None,
         log_output: bool = True,
     ) -> CommandResult:
         """Run `command` (a shell line, or argv to be quoted) and wait for its exit status.
 
+        `stdin`: bytes on the command's stdin. `data`: bytes the line prints where it wants them
+        with the shell function `ispagent_data` (`ispagent_data >file`); on the host's shell that
+        writes them with no process. One or the other.
         Raises CommandTimeout past `timeout`, HostUnreachable when the connection is lost.
         """
         ...

@@ -16,7 +16,7 @@ import paramiko
 
 from agent.errors import CommandTimeout
 from agent.secrets import mask
-from agent.transport.hostshell import STDIN_LIMIT, HostShell, ShellEnded, ShellTimedOut, drain
+from agent.transport.hostshell import STDIN_LIMIT, HostShell, ShellEnded, ShellTimedOut, drain, with_data_on_stdin
 
 
 class ConnectionLost(Exception):
@@ -32,9 +32,10 @@ class ConnectionLost(Exception):
 
 class CommandExecutor(Protocol):
     def execute(
-        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float
+        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float, data: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
-        """(exit status, stdout, stderr) of `line`; CommandTimeout past `deadline`, ConnectionLost."""
+        """(exit status, stdout, stderr) of `line`, given `stdin` or `data` (which `line` prints
+        with the shell function `ispagent_data`); CommandTimeout past `deadline`, ConnectionLost."""
         ...
 
     def close(self) -> None: ...
@@ -47,8 +48,10 @@ class SessionExecutor:
         self.open_timeout = open_timeout
 
     def execute(
-        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float
+        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float, data: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
+        if data is not None:
+            line, stdin = with_data_on_stdin(line), data
         try:
             channel = transport.open_session(timeout=self.open_timeout)
             channel.exec_command(line)
@@ -72,7 +75,7 @@ class SessionExecutor:
 class HostShellExecutor:
     """Commands in one long-lived /bin/sh on the connection, each in its own subshell (hostshell.py).
 
-    Data beyond the shell's STDIN_LIMIT goes on a session of its own, streamed.
+    Data beyond the shell's STDIN_LIMIT (stdin, or a command's data) goes on a session of its own, streamed.
     """
 
     def __init__(self, open_timeout: float) -> None:
@@ -81,14 +84,14 @@ class HostShellExecutor:
         self._shell: HostShell | None = None  # opened by the first command
 
     def execute(
-        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float
+        self, transport: paramiko.Transport, line: str, stdin: bytes | None, deadline: float, data: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
-        if stdin is not None and len(stdin) > STDIN_LIMIT:
-            return self._sessions.execute(transport, line, stdin, deadline)
+        if len(stdin or b"") > STDIN_LIMIT or len(data or b"") > STDIN_LIMIT:
+            return self._sessions.execute(transport, line, stdin, deadline, data)
         try:
             if self._shell is None:
                 self._shell = HostShell(transport, self.open_timeout)
-            return self._shell.run(line, stdin, deadline)
+            return self._shell.run(line, stdin, deadline, data)
         except ShellTimedOut:
             self.close()
             raise CommandTimeout(f"command timed out: {one_line(mask(line))}") from None

@@ -11,7 +11,10 @@ Every command runs as `(eval 'LINE')`: in a subshell, so `exit`, `cd`, `umask` a
 with it, and a syntax error in LINE fails LINE only. Its stdin is /dev/null, or the bytes given,
 piped from the shell's built-in printf with the bytes as its format: raw bytes sent after the
 command line could be swallowed as script (the shell reads ahead), and the built-in printf runs no
-program on the host, where base64 -d would. After the subshell the shell prints a marker with the
+program on the host, where base64 -d would. Bytes given as a command's data instead are the
+shell function `ispagent_data`, defined in its subshell around the same printf: a line that
+redirects it into a file (`ispagent_data >&3`) writes them with no process at all, where the pipe
+costs a fork and its reader a program. After the subshell the shell prints a marker with the
 exit status on stdout and a marker on stderr; the markers carry a random token, so no command's
 output can end another's.
 
@@ -32,7 +35,7 @@ import uuid
 
 import paramiko
 
-# Data for a command's stdin larger than this goes on a session of its own, streamed. Below it, the
+# Data for a command's stdin (or its data) larger than this goes on a session of its own, streamed. Below it, the
 # format (at most 4 times as long) stays in the shell's memory: dash and bash, the /bin/sh of every
 # system ISPmanager runs on, have printf built in, so the bytes (a password in a config file) never
 # show in a process list.
@@ -73,10 +76,12 @@ class HostShell:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._channel, selectors.EVENT_READ)
 
-    def run(self, line: str, stdin: bytes | None, deadline: float) -> tuple[int, bytes, bytes]:
+    def run(
+        self, line: str, stdin: bytes | None, deadline: float, data: bytes | None = None
+    ) -> tuple[int, bytes, bytes]:
         """Exit status, stdout and stderr of `line`. ShellTimedOut after `deadline` (the shell is
         closed then: the command still running holds it), ShellEnded if the shell went away."""
-        self._channel.sendall(command_script(self._token, line, stdin))
+        self._channel.sendall(command_script(self._token, line, stdin, data))
         return self._collect(deadline)
 
     def _collect(self, deadline: float) -> tuple[int, bytes, bytes]:
@@ -114,13 +119,24 @@ def drain(channel: paramiko.Channel, out: bytearray, err: bytearray) -> bool:
     return drained
 
 
-def command_script(token: str, line: str, stdin: bytes | None) -> bytes:
-    """What the shell reads to run `line` once, with `stdin` (or /dev/null), and print the end
-    markers with `token` (see the module's docstring)."""
+def command_script(token: str, line: str, stdin: bytes | None, data: bytes | None = None) -> bytes:
+    """What the shell reads to run `line` once, with `stdin` (or /dev/null) and `data` (the
+    function `ispagent_data`), and print the end markers with `token` (see the module's docstring)."""
     ends = f"; printf '\\n%s %d\\n' {token} \"$?\"; printf '\\n%s\\n' {token} >&2\n"
+    if data is not None:
+        if stdin is not None:
+            raise ValueError("a command is given its bytes on stdin or as its data, not both")
+        function = b"ispagent_data() { printf '" + printf_format(data) + b"'; }; "
+        return b"(" + function + f"eval {shlex.quote(line)}) </dev/null{ends}".encode()
     if stdin is None:
         return f"(eval {shlex.quote(line)}) </dev/null{ends}".encode()
     return b"printf '" + printf_format(stdin) + f"' | (eval {shlex.quote(line)}){ends}".encode()
+
+
+def with_data_on_stdin(line: str) -> str:
+    """`line` run where its data comes on stdin (a session of its own, or `sudo`'s shell, which
+    the host shell's function does not reach): `ispagent_data` is then `cat`."""
+    return f"ispagent_data() {{ cat; }}; {line}"
 
 
 def printf_format(data: bytes) -> bytes:

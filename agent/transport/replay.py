@@ -46,8 +46,8 @@ class ExpectedCommand:
     exit_status: int = 0
     failure: Failure | None = None
     timeout: float | None = None
-    stdin: bytes | None = None  # when set, what the command must be sent on its stdin
-    stdin_sha256: str | None = None  # when set, the SHA-256 of what it must be sent on its stdin
+    stdin: bytes | None = None  # when set, what the command must be sent on its stdin (or as its data)
+    stdin_sha256: str | None = None  # when set, the SHA-256 of what it must be sent on its stdin (or as its data)
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.command, self.match, self.contains)) != 1:
@@ -160,9 +160,16 @@ class ReplayConnection:
         sudo: bool | None = None,
         timeout: float | None = None,
         stdin: bytes | None = None,
+        data: bytes | None = None,
         log_output: bool = True,
     ) -> CommandResult:
-        """Answer `command` from the script, as SshConnection.run would report the host's answer."""
+        """Answer `command` from the script, as SshConnection.run would report the host's answer.
+
+        A command's `data` is checked as its stdin is: both are the bytes it is given."""
+        if data is not None:
+            if stdin is not None:
+                raise ValueError("a command is given its bytes on stdin or as its data, not both")
+            stdin = data
         line = remote_line(command, self.host.sudo if sudo is None else sudo)
         self.log.write("$", line)
         expected = self._answer(Command(line, timeout, stdin))

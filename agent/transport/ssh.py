@@ -10,7 +10,7 @@ Commands run in one long-lived /bin/sh on a session of that connection's transpo
 not through fabric's `Connection.run`: invoke's runner starts I/O threads and polls every 10 ms for
 each command. 500 commands on 50 lab hosts at once took 0.41-0.58 s through the
 host shell, 1.30-1.64 s on a session each and 2.01-2.31 s through fabric (bench/command_runner.py,
-three rounds). Uploads are commands too (the bytes on stdin): no SFTP session.
+three rounds). Uploads are commands too (the bytes as the command's data): no SFTP session.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from agent.transport.executors import CommandExecutor, ConnectionLost, HostShell
 from agent.transport.filewrite import put_script
 from agent.transport.hostkeys import KnownHosts, changed_key, revoked_key
 from agent.transport.hostlog import HostLog
+from agent.transport.hostshell import with_data_on_stdin
 from agent.transport.privatekeys import KeyFiles, PrivateKeys
 from agent.transport.proxysocket import ProxyCommandSocket
-from agent.transport.quoting import remote_line
+from agent.transport.quoting import command_line, remote_line
 
 # A failed handshake is one line in the error that ends the host (and the connection's log once it
 # is open: ParamikoLog); without a handler, Python's last resort prints paramiko's traceback of it.
@@ -454,15 +455,16 @@ class SshConnection:
         sudo: bool | None = None,
         timeout: float | None = None,
         stdin: bytes | None = None,
+        data: bytes | None = None,
         log_output: bool = True,
     ) -> CommandResult:
         """Run `command` (a shell line, or argv to be quoted) and wait for its exit status.
 
         With sudo (the host's `sudo` setting by default) it runs as root through `sudo -n`.
         """
-        line = remote_line(command, self.host.sudo if sudo is None else sudo)
+        line, stdin, data = _remote_command(command, self.host.sudo if sudo is None else sudo, stdin, data)
         self.log.write("$", line)
-        status, out, err = self.execute(line, timeout or self.settings.command_timeout, stdin)
+        status, out, err = self.execute(line, timeout or self.settings.command_timeout, stdin, data)
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if log_output:
             self.log.write("|", stdout)
@@ -470,11 +472,13 @@ class SshConnection:
         self.log.write("=", f"exit {status}")
         return CommandResult(mask(line), status, stdout, stderr)
 
-    def execute(self, line: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+    def execute(
+        self, line: str, timeout: float, stdin: bytes | None = None, data: bytes | None = None
+    ) -> tuple[int, bytes, bytes]:
         """(exit status, stdout, stderr) of the shell line `line`, unlogged, through the executor."""
         transport = self._transport()
         try:
-            return self.executor.execute(transport, line, stdin, time.monotonic() + timeout)
+            return self.executor.execute(transport, line, stdin, time.monotonic() + timeout, data)
         except ConnectionLost as lost:
             if lost.detail:
                 raise HostUnreachable(f"{self.host.name}: connection lost: {lost.detail}") from None
@@ -496,20 +500,33 @@ class SshConnection:
     def put(self, data: bytes, path: str, mode: int = 0o644, *, make_parents: bool = False) -> None:
         """Write `data` to `path` atomically (temp file beside it + rename), as root via sudo if needed.
 
-        One command with the bytes on its stdin: the staging file is created 0600 (never readable
-        by others, even for a moment), given `mode`, and renamed over `path`. Bytes beyond the
-        host shell's STDIN_LIMIT go on a session of their own, streamed. With
+        One command with the bytes as its data (filewrite.py): the staging file is created 0600
+        (never readable by others, even for a moment), given `mode`, and renamed over `path`. Bytes
+        beyond the host shell's STDIN_LIMIT go on a session of their own, streamed. With
         `make_parents`, missing parent directories are created first (under the usual umask).
         SFTP took a session per host plus five round trips per file (open, write, close, chmod,
         rename); a sudo host needed a staging file in /tmp and an `install` command as well.
         """
         self.log.write("$", f"put {path} ({len(data)} bytes, mode {mode:o})")
-        line = remote_line(put_script(path, mode, make_parents), self.host.sudo)
-        status, _, err = self.execute(line, self.settings.command_timeout, data)
+        line, stdin, given = _remote_command(put_script(path, mode, make_parents), self.host.sudo, None, data)
+        status, _, err = self.execute(line, self.settings.command_timeout, stdin, given)
         self.log.write("=", f"exit {status}")
         if status != 0:
             reason = CommandResult(mask(line), status, "", err.decode(errors="replace")).error_line()
             raise TransportError(f"{self.host.name}: upload to {path} failed: {reason}")
+
+
+def _remote_command(
+    command: str | Sequence[str], sudo: bool, stdin: bytes | None, data: bytes | None
+) -> tuple[str, bytes | None, bytes | None]:
+    """The line the host's shell gets for `command`, and what goes on its stdin and as its data."""
+    if data is not None and stdin is not None:
+        raise ValueError("a command is given its bytes on stdin or as its data, not both")
+    if data is not None and sudo:
+        # sudo's shell is a new process, out of the host shell's reach: the data goes on its stdin.
+        line = command if isinstance(command, str) else command_line(command)
+        return remote_line(with_data_on_stdin(line), sudo), data, None
+    return remote_line(command, sudo), stdin, data
 
 
 def _why_closed(transport: paramiko.Transport | None, paramiko_said: str | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 import threading
@@ -15,6 +16,7 @@ from agent.inventory.model import Endpoint, Host, SshSettings
 from agent.secrets import forget_secrets, register_secret
 from agent.transport import HostLog, SshConnector
 from agent.transport import testinfra_host as testinfra_backend  # the module: pytest would collect test*()
+from agent.transport.hostshell import STDIN_LIMIT
 
 pytestmark = pytest.mark.lab
 
@@ -49,6 +51,22 @@ def test_sudo_user_runs_commands_and_uploads_as_root(lab):
     finally:
         connection.close()
     assert stat == "root 600"
+
+
+@pytest.mark.parametrize("user, sudo", [("root", False), ("deploy", True)])
+@pytest.mark.parametrize("size", [0, 2048, STDIN_LIMIT, STDIN_LIMIT + 1])
+def test_data_reaches_the_function_on_the_host_shell_on_its_own_session_and_through_sudo(lab, user, sudo, size):
+    data = bytes(range(256)) * (size // 256) + b"\0\n'%\\"[: size % 256]
+    connection = _factory(lab).connect(_host(lab, user=user, sudo=sudo))
+    try:
+        done = connection.run("ispagent_data | sha256sum; id -un", data=data)
+        connection.put(data, f"/srv/ispagent-data/{size}", 0o604, make_parents=True)
+        written = connection.run(f"sha256sum < /srv/ispagent-data/{size}; stat -c '%U %a' /srv/ispagent-data/{size}")
+    finally:
+        connection.close()
+    digest = hashlib.sha256(data).hexdigest()
+    assert done.stdout.split() == [digest, "-", "root"]
+    assert written.stdout.split() == [digest, "-", "root", "604"]
 
 
 def test_upload_replaces_a_file_with_its_mode_and_leaves_no_staging_file(lab):

@@ -14,19 +14,27 @@ from agent.inventory.model import Endpoint, Host
 from agent.runner.context import HostContext
 from agent.stepkit.hostfiles import ensure_file
 from agent.transport.base import CommandResult
+from agent.transport.filewrite import store_data
 from agent.transport.hostlog import HostLog
+from agent.transport.hostshell import command_output, command_script
 
 
 class LocalShell:
-    """Runs each command line with /bin/sh on this machine, its stdin given, as SshConnection would on a host."""
+    """Runs each command line as the host shell does (hostshell.py's script, read by this machine's
+    /bin/sh), its stdin or data given."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def run(self, command, *, sudo=None, timeout=None, stdin=None, log_output=True) -> CommandResult:
+    def run(self, command, *, sudo=None, timeout=None, stdin=None, data=None, log_output=True) -> CommandResult:
         self.lines.append(command)
-        done = subprocess.run(["sh", "-c", command], input=stdin or b"", capture_output=True, timeout=30)
-        return CommandResult(command, done.returncode, done.stdout.decode(), done.stderr.decode())
+        script = command_script(TOKEN, command, stdin, data)
+        done = subprocess.run(["sh", "-s"], input=script, capture_output=True, timeout=30)
+        status, out, err = command_output(TOKEN, done.stdout, done.stderr)
+        return CommandResult(command, status, out.decode(), err.decode())
+
+
+TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 def _context(shell: LocalShell) -> HostContext:
@@ -91,15 +99,52 @@ def test_the_file_gets_exactly_its_mode_whatever_the_hosts_umask_and_is_never_mo
     finally:
         os.umask(old)
     assert oct(dest.stat().st_mode & 0o7777) == oct(mode)
-    assert "umask 077 && install -m" in shell.lines[0]  # created 0600 (O_EXCL), then given its mode
+    assert "umask 077 && set -C && exec 3>" in shell.lines[0]  # created 0600, then given its mode
 
 
-def test_a_staging_name_taken_by_a_planted_symlink_is_not_followed(tmp_path, monkeypatch):
+def test_a_staging_name_taken_by_a_planted_symlink_fails_the_upload_and_is_not_followed(tmp_path, monkeypatch):
     from agent.stepkit import hostfiles
 
     shell, dest, target = LocalShell(), tmp_path / "motd", tmp_path / "victim"
     target.write_bytes(b"keep\n")
+    target.chmod(0o600)
     (tmp_path / "motd.ispagent-fixed").symlink_to(target)
     monkeypatch.setattr(hostfiles, "staging_path", lambda path: f"{path}.ispagent-fixed")
-    assert _ensure(shell, dest, b"data\n", 0o644).status == "changed"
-    assert target.read_bytes() == b"keep\n" and dest.read_bytes() == b"data\n" and not dest.is_symlink()
+    with pytest.raises(TransportError, match=f"upload to {dest} failed: .*exists"):
+        _ensure(shell, dest, b"data\n", 0o644)
+    assert target.read_bytes() == b"keep\n" and oct(target.stat().st_mode & 0o7777) == "0o600"
+    assert not dest.exists()
+
+
+def test_a_staging_name_planted_as_a_link_to_a_device_gets_no_byte_and_fails_the_upload(tmp_path, monkeypatch):
+    """The shell's noclobber (`set -C`) opens what is not a regular file; the words refuse it before writing."""
+    from agent.stepkit import hostfiles
+
+    device = tmp_path / "device"
+    os.mkfifo(device)  # a reader kept open, so that opening it to write does not block
+    reader = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        shell, dest = LocalShell(), tmp_path / "motd"
+        (tmp_path / "motd.ispagent-fixed").symlink_to(device)
+        monkeypatch.setattr(hostfiles, "staging_path", lambda path: f"{path}.ispagent-fixed")
+        with pytest.raises(TransportError, match="not a new regular file"):
+            _ensure(shell, dest, b"data\n", 0o644)
+        assert os.read(reader, 100) == b""  # its writer came and went without a byte
+    finally:
+        os.close(reader)
+    assert not dest.exists()
+
+
+def test_the_mode_goes_to_the_file_written_not_to_one_swapped_in_at_its_name(tmp_path):
+    """Someone who can write the directory renames the staging file away while it fills, and puts
+    a link to another file at its name: `chmod` through the descriptor still reaches the file written."""
+    victim, staging = tmp_path / "victim", tmp_path / "f.ispagent-1"
+    victim.write_bytes(b"secret\n")
+    victim.chmod(0o600)
+    swap = f"mv {staging} {tmp_path}/moved; ln -s {victim} {staging}; printf data"
+    words = f"ispagent_data() {{ {swap}; }}; {store_data(str(staging), 0o644)}"
+    done = subprocess.run(["sh", "-c", words], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert oct(victim.stat().st_mode & 0o7777) == "0o600" and victim.read_bytes() == b"secret\n"
+    moved = tmp_path / "moved"
+    assert moved.read_bytes() == b"data" and oct(moved.stat().st_mode & 0o7777) == "0o644"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.transport.hostshell import _MARKER_TAIL, command_output, command_script, printf_format
+from agent.transport.hostshell import _MARKER_TAIL, command_output, command_script, printf_format, with_data_on_stdin
 from agent.transport.quoting import command_line
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -28,6 +28,38 @@ def _through(shell: str, *scripts: bytes) -> tuple[bytes, bytes]:
 def test_any_bytes_reach_the_commands_stdin_exactly(shell, data):
     out, err = _through(shell, command_script(TOKEN, "cat", data))
     assert command_output(TOKEN, out, err) == (0, data, b"")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(max_size=3000))
+def test_any_bytes_given_as_data_come_back_exactly_from_the_function_and_stdin_is_empty(shell, data):
+    out, err = _through(shell, command_script(TOKEN, "ispagent_data; cat", None, data))
+    assert command_output(TOKEN, out, err) == (0, data, b"")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_data_function_ends_with_its_command(shell):
+    out, err = _through(
+        shell, command_script(TOKEN, "ispagent_data", None, b"x"), command_script(TOKEN, "ispagent_data", None)
+    )
+    assert command_output(TOKEN, out, err) == (0, b"x", b"")
+    rest_err = err[err.index(b"\n" + TOKEN.encode() + b"\n") + len(TOKEN) + 2 :]
+    assert b"not found" in rest_err
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@settings(max_examples=20, deadline=None)
+@given(data=st.binary(max_size=3000))
+def test_data_on_stdin_reaches_the_same_function(shell, data):
+    """Where the host shell's function cannot reach (a session of its own, sudo's shell)."""
+    done = subprocess.run([shell, "-c", with_data_on_stdin("ispagent_data")], input=data, capture_output=True)
+    assert (done.returncode, done.stdout) == (0, data)
+
+
+def test_bytes_go_on_stdin_or_as_data_not_both():
+    with pytest.raises(ValueError, match="not both"):
+        command_script(TOKEN, "cat", b"a", b"b")
 
 
 @pytest.mark.parametrize("shell", SHELLS)
