@@ -59,6 +59,8 @@ def _flags(step_type: StepType) -> list[str]:
         flags.append("read-only: changes nothing on the host, runs in `--dry-run` and in `--only-drifted` audits")
     if step_type.rerun_on_resume:
         flags.append("done again on `run --resume` even when it had finished")
+    if step_type.idempotent:
+        flags.append("idempotent: done again, it changes nothing; a run does not wait for the disk to have its end")
     if step_type.uses_account:
         flags.append("calls the partner account: the run reads its credentials before any host")
     if step_type.provides:

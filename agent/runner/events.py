@@ -61,6 +61,9 @@ class StepStarted:
 class StepFinished:
     host: str
     record: StepRecord
+    # The host goes on only once the journal has this on disk. False where doing the step again
+    # after a crash is harmless (a resumed run redoes it, or it repeats safely): not journaled.
+    durable: bool = True
 
 
 @dataclass(frozen=True)

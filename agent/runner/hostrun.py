@@ -71,8 +71,16 @@ def run_step(context: HostContext, planned: PlaybookStep, listener: RunListener,
     record = StepRecord(step_id, status, status == "changed", time.monotonic() - started, mask(message), data)
     if audit:
         record = as_finding(record)
-    listener(StepFinished(context.host.name, record))
+    listener(StepFinished(context.host.name, record, _must_be_on_disk(planned, record)))
     return record
+
+
+def _must_be_on_disk(planned: PlaybookStep, record: StepRecord) -> bool:
+    """Must the journal have this step's end on disk before the host goes on? Not when a resumed
+    run would do the step again anyway (it failed, it is read-only or rerun on resume), nor when
+    doing it again changes nothing."""
+    kind = planned.type
+    return not (record.status == "failed" or kind.read_only or kind.rerun_on_resume or kind.idempotent)
 
 
 def outcome_of(context: HostContext, status: HostStatus, records: list[StepRecord], error: str | None) -> HostOutcome:

@@ -3,7 +3,7 @@
 Layout under the state directory:
 
     runs/<run_id>/run.json       what was run, with which options, and how it ended
-    runs/<run_id>/events.jsonl   one JSON object per event, fsynced as written
+    runs/<run_id>/events.jsonl   one JSON object per event, in order; a step's end fsynced before its host goes on
     runs/<run_id>/hosts/<host>.log   remote commands and output, secrets masked
     locks/<inventory hash>.lock  held (flock) while a run changes that inventory's hosts
 
@@ -27,7 +27,7 @@ from typing import Any, Protocol, TextIO
 
 from agent.atomicfile import write_atomic
 from agent.errors import InputError, RunAborted, StateDirError
-from agent.runner.events import Event, HostStarted, StepRecord, StepStarted, event_to_json
+from agent.runner.events import Event, HostFinished, HostStarted, StepFinished, StepRecord, StepStarted, event_to_json
 from agent.secrets import masked, shown
 from agent.statedir import ensure_state_dir, make_state_dirs, open_state_file, read_state_file
 
@@ -96,7 +96,13 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-_STARTS = (HostStarted, StepStarted)
+def _host_waits_for(event: Event) -> bool:
+    """Must the host that sent `event` wait until it is on disk? Not for starts (resume reads only
+    what finished), nor for a host's end (a resumed run that misses it goes back to the host, and
+    finds its steps done), nor for a step end that a resumed run may safely do again."""
+    if isinstance(event, StepFinished):
+        return event.durable
+    return not isinstance(event, (HostStarted, StepStarted, HostFinished))
 
 
 class JournalWatch(Protocol):
@@ -193,9 +199,10 @@ class Journal:
         queued so far, the others wait for it. One fsync serves many hosts, instead of 50 threads
         queueing behind one fsync each.
 
-        Starts of hosts and steps are queued without waiting: resume reads only what finished, and
-        they reach the file, in order, with the next fsync (a step's own end, at the latest).
-        Waiting for them cost every host five more fsync waits in a four-step playbook.
+        Starts, host ends and the ends of steps that are safe to do again are queued without
+        waiting (`_host_waits_for`); they reach the file, in order, with the next fsync (the run's
+        end at the latest). Waiting for starts cost every host five more fsync waits in a four-step
+        playbook; for the rest, 0.8 % of a 50-host run's wall time.
         """
         data = event_to_json(event)
         line = json.dumps(masked({"at": round(time.time(), 3), **data})) + "\n"
@@ -206,7 +213,7 @@ class Journal:
             self._queued += 1
             mine = self._queued
             urgent = self.watch is not None and self.watch.urgent(data)
-            if isinstance(event, _STARTS) and self._events is not None and not urgent:
+            if self._events is not None and not urgent and not _host_waits_for(event):
                 return
             while self._durable < mine:
                 if self._writing:

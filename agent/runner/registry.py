@@ -74,6 +74,7 @@ class StepType:
     summary: str
     provides: tuple[StateKey[Any], ...] = ()  # host state it sets for later steps
     needs: tuple[StateKey[Any], ...] = ()  # host state it cannot work without: a step before it must provide it
+    idempotent: bool = False  # done again, it changes nothing the first time did not (it checks before it writes)
 
 
 def step(
@@ -85,11 +86,15 @@ def step(
     uses_account: bool = False,
     provides: tuple[StateKey[Any], ...] = (),
     needs: tuple[StateKey[Any], ...] = (),
+    idempotent: bool = False,
 ) -> Callable[[MarkedFunction], MarkedFunction]:
     """Mark the decorated function as the step `name` taking `params`; a StepRegistry finds it.
 
     On `run --resume`, a step that finished is not done again unless it is read-only or
     `rerun_on_resume` (it fills `HostContext.state` for later steps; it must be idempotent).
+    `idempotent`: done again, it changes nothing (a file it writes only when it differs); the host
+    then goes on without waiting for the journal to have its end on disk, since a crash that
+    loses the end only makes a resumed run do it again.
     """
     rerun = read_only if rerun_on_resume is None else rerun_on_resume
 
@@ -97,7 +102,16 @@ def step(
         summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
         # Through __dict__: a Callable type declares no step_type, and the function keeps its own type.
         function.__dict__["step_type"] = StepType(
-            name, function, params_model(params), read_only, rerun, uses_account, summary, tuple(provides), tuple(needs)
+            name,
+            function,
+            params_model(params),
+            read_only,
+            rerun,
+            uses_account,
+            summary,
+            tuple(provides),
+            tuple(needs),
+            idempotent,
         )
         return function
 

@@ -11,7 +11,7 @@ class TemplateParams(FileParams):
     """Like upload's, but `src` names a Jinja2 template (beside the playbook or in templates/)."""
 
 
-@step("template", TemplateParams)
+@step("template", TemplateParams, idempotent=True)
 def template(ctx: HostContext, params: TemplateParams) -> StepResult:
     """Render a Jinja2 template (vars, facts, host) and upload it when the result differs."""
     from agent.stepkit.templates import render_template  # jinja2: at the first render, not before the run dials

@@ -11,7 +11,7 @@ class UploadParams(FileParams):
     """`src` names a local file (beside the playbook, in templates/ or in `source_dirs:`)."""
 
 
-@step("upload", UploadParams)
+@step("upload", UploadParams, idempotent=True)
 def upload(ctx: HostContext, params: UploadParams) -> StepResult:
     """Upload a local file (path relative to the playbook, inside its source directories) to an absolute path on the host."""
     return ensure_file(ctx, params.dest, ctx.read_local_file(params.src), params.mode)

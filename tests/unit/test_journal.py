@@ -177,6 +177,24 @@ def test_starts_are_not_waited_for_but_reach_the_file_in_order_before_the_next_e
     assert json.loads(journal.events_path.read_text().splitlines()[-1])["event"] == "step_started"
 
 
+def test_ends_safe_to_do_again_are_not_waited_for_and_reach_the_file_in_order_with_the_next_durable_end(tmp_path):
+    from agent.runner.events import HostStarted, StepFinished, StepRecord
+
+    journal = Journal(tmp_path, "run-ends")
+    journal.open_events()
+    journal(HostStarted("h1"))
+    journal(StepFinished("h1", StepRecord("upload", "changed", True, 0.1, ""), durable=False))
+    journal(HostFinished(HostOutcome("h1", "1.1.1.1", "changed", (), None)))
+    assert journal.events_path.read_text() == ""  # queued, not waited for
+    journal(HostStarted("h2"))
+    journal(StepFinished("h2", StepRecord("shell", "changed", True, 0.1, "")))  # waited for: all reach the file
+    kinds = [json.loads(line)["event"] for line in journal.events_path.read_text().splitlines()]
+    assert kinds == ["host_started", "step_finished", "host_finished", "host_started", "step_finished"]
+    journal(StepFinished("h2", StepRecord("template", "ok", False, 0.1, ""), durable=False))
+    journal.close()  # the run's end writes what is queued
+    assert json.loads(journal.events_path.read_text().splitlines()[-1])["step"] == "template"
+
+
 def test_a_journal_watch_kills_right_after_the_nth_matching_event_is_durable(tmp_path):
     """The harness's kill point (the chaos tests' kill matrix): SIGKILL once the named event is on disk."""
     script = (
@@ -240,5 +258,5 @@ def test_closing_a_journal_already_broken_by_a_full_disk_raises_nothing_more(tmp
     journal.open_events()
     journal._events = _FullDisk(journal._events)
     with pytest.raises(StateDirError):
-        journal(HostFinished(HostOutcome("a", "1.1.1.1", "changed", (), None)))
+        journal(StepFinished("a", _step("shell", "changed")))
     journal.close()  # the run already reports the full disk: its cleanup must not replace it with a traceback
