@@ -3,7 +3,8 @@
 Layout under the state directory:
 
     runs/<run_id>/run.json       what was run, with which options, and how it ended
-    runs/<run_id>/events.jsonl   one JSON object per event, in order; a step's end fsynced before its host goes on
+    runs/<run_id>/events.jsonl   one JSON object per event, in order; fsynced before a host goes on past
+                                 a step whose repeat would not be harmless
     runs/<run_id>/hosts/<host>.log   remote commands and output, secrets masked
     locks/<inventory hash>.lock  held (flock) while a run changes that inventory's hosts
 
