@@ -4,6 +4,7 @@ on real files here: what it leaves behind, and that a second run changes nothing
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from agent.inventory.model import Endpoint, Host
 from agent.runner.context import HostContext
 from agent.stepkit.hostfiles import ensure_file
 from agent.transport.base import CommandResult
-from agent.transport.filewrite import store_data
+from agent.transport.filewrite import put_script, store_data
 from agent.transport.hostlog import HostLog
 from agent.transport.hostshell import command_output, command_script
 
@@ -148,3 +149,15 @@ def test_the_mode_goes_to_the_file_written_not_to_one_swapped_in_at_its_name(tmp
     assert oct(victim.stat().st_mode & 0o7777) == "0o600" and victim.read_bytes() == b"secret\n"
     moved = tmp_path / "moved"
     assert moved.read_bytes() == b"data" and oct(moved.stat().st_mode & 0o7777) == "0o644"
+
+
+@pytest.mark.parametrize("shell", [shell for shell in ("dash", "bash") if shutil.which(shell)])
+@pytest.mark.parametrize("mode", [0o640, 0o4755, 0o600])
+def test_a_put_writes_exact_bytes_and_mode_under_dash_and_bash_as_the_hosts_sh(tmp_path, shell, mode):
+    """bash is /bin/sh on the RHEL family: the same words must hold there (noclobber, fd 3, /proc)."""
+    dest, data = tmp_path / "my dir" / "f", b"\0\x01hello\n'%\\" * 10
+    script = command_script(TOKEN, put_script(str(dest), mode, make_parents=True), None, data)
+    done = subprocess.run([shell, "-s"], input=script, capture_output=True, timeout=30)
+    assert command_output(TOKEN, done.stdout, done.stderr) == (0, b"", b"")
+    assert dest.read_bytes() == data and oct(dest.stat().st_mode & 0o7777) == oct(mode)
+    assert os.listdir(dest.parent) == ["f"]
