@@ -200,10 +200,11 @@ class Journal:
         queued so far, the others wait for it. One fsync serves many hosts, instead of 50 threads
         queueing behind one fsync each.
 
-        Starts, host ends and the ends of steps that are safe to do again are queued without
-        waiting (`_host_waits_for`); they reach the file, in order, with the next fsync (the run's
-        end at the latest). Waiting for starts cost every host five more fsync waits in a four-step
-        playbook; for the rest, 0.8 % of a 50-host run's wall time.
+        Starts, host ends and the ends of steps that are safe to do again are not waited for
+        (`_host_waits_for`): written at once when no write is in progress (`runs show` sees them;
+        else with the next write), on disk with the next fsync, the run's end at the latest.
+        Waiting for starts cost every host five more fsync waits in a four-step playbook; for the
+        rest, 0.8 % of a 50-host run's wall time.
         """
         data = event_to_json(event)
         line = json.dumps(masked({"at": round(time.time(), 3), **data})) + "\n"
@@ -215,33 +216,41 @@ class Journal:
             mine = self._queued
             urgent = self.watch is not None and self.watch.urgent(data)
             if self._events is not None and not urgent and not _host_waits_for(event):
+                if not self._writing:
+                    self._write_pending(durable=False)
                 return
             while self._durable < mine:
                 if self._writing:
                     self._lock.wait()
                     continue
-                events = self._events
-                if events is None:
-                    raise RuntimeError("the journal's events file is not open: open_events() comes first")
-                batch, upto = "".join(self._pending), self._queued
-                self._pending.clear()
-                self._writing = True
-                self._lock.release()
-                try:
-                    events.write(batch)
-                    events.flush()
-                    os.fsync(events.fileno())
-                    written = upto
-                except OSError as error:
-                    self.broken = state_dir_error(self.state_dir, error)
-                    raise self.broken from None
-                finally:
-                    self._lock.acquire()
-                    self._writing = False
-                    self._lock.notify_all()
-                self._durable = written
+                self._write_pending(durable=True)
             if urgent and self.watch is not None:
                 self.watch.durable(data)
+
+    def _write_pending(self, *, durable: bool) -> None:
+        """Write every queued line, and fsync when `durable`. Called with the lock held; it is
+        released while the file is written, and `_writing` keeps a second writer out meanwhile."""
+        events = self._events
+        if events is None:
+            raise RuntimeError("the journal's events file is not open: open_events() comes first")
+        batch, upto = "".join(self._pending), self._queued
+        self._pending.clear()
+        self._writing = True
+        self._lock.release()
+        try:
+            events.write(batch)
+            events.flush()
+            if durable:
+                os.fsync(events.fileno())
+        except OSError as error:
+            self.broken = state_dir_error(self.state_dir, error)
+            raise self.broken from None
+        finally:
+            self._lock.acquire()
+            self._writing = False
+            self._lock.notify_all()
+        if durable:
+            self._durable = upto
 
     def close(self) -> None:
         with self._lock:
@@ -251,11 +260,12 @@ class Journal:
                 return
             events, self._events = self._events, None
             try:
-                if self._pending and self.broken is None:  # starts queued after the last fsync
+                if self._durable < self._queued and self.broken is None:  # lines not yet on disk
                     events.write("".join(self._pending))
                     self._pending.clear()
                     events.flush()
                     os.fsync(events.fileno())
+                    self._durable = self._queued
                 events.close()
             except OSError as error:
                 # A full disk: what a failed write left in the buffer fails again here. The file is

@@ -168,8 +168,13 @@ def test_starts_are_not_waited_for_but_reach_the_file_in_order_before_the_next_e
     journal.open_events()
     journal(HostStarted("h1"))
     journal(StepStarted("h1", "shell"))
-    assert journal.events_path.read_text() == ""  # queued, not waited for
+    assert journal._durable == 0  # written (`runs show` sees them), not waited for on disk
+    assert [json.loads(line)["event"] for line in journal.events_path.read_text().splitlines()] == [
+        "host_started",
+        "step_started",
+    ]
     journal(StepFinished("h1", StepRecord("shell", "ok", False, 0.1, "done")))
+    assert journal._durable == 3
     kinds = [json.loads(line)["event"] for line in journal.events_path.read_text().splitlines()]
     assert kinds == ["host_started", "step_started", "step_finished"]
     journal(StepStarted("h1", "upload"))
@@ -177,21 +182,27 @@ def test_starts_are_not_waited_for_but_reach_the_file_in_order_before_the_next_e
     assert json.loads(journal.events_path.read_text().splitlines()[-1])["event"] == "step_started"
 
 
-def test_ends_safe_to_do_again_are_not_waited_for_and_reach_the_file_in_order_with_the_next_durable_end(tmp_path):
+def test_ends_safe_to_do_again_are_written_at_once_and_on_disk_with_the_next_durable_end(tmp_path, monkeypatch):
     from agent.runner.events import HostStarted, StepFinished, StepRecord
 
     journal = Journal(tmp_path, "run-ends")
     journal.open_events()
+    fsyncs = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd)))
     journal(HostStarted("h1"))
     journal(StepFinished("h1", StepRecord("upload", "changed", True, 0.1, ""), durable=False))
     journal(HostFinished(HostOutcome("h1", "1.1.1.1", "changed", (), None)))
-    assert journal.events_path.read_text() == ""  # queued, not waited for
+    assert (len(fsyncs), journal._durable) == (0, 0)  # not waited for on disk
+    assert len(journal.events_path.read_text().splitlines()) == 3  # but on the file: `runs show` sees them
     journal(HostStarted("h2"))
-    journal(StepFinished("h2", StepRecord("shell", "changed", True, 0.1, "")))  # waited for: all reach the file
+    journal(StepFinished("h2", StepRecord("shell", "changed", True, 0.1, "")))  # waited for: all on disk
+    assert (len(fsyncs), journal._durable) == (1, 5)
     kinds = [json.loads(line)["event"] for line in journal.events_path.read_text().splitlines()]
     assert kinds == ["host_started", "step_finished", "host_finished", "host_started", "step_finished"]
     journal(StepFinished("h2", StepRecord("template", "ok", False, 0.1, ""), durable=False))
-    journal.close()  # the run's end writes what is queued
+    journal.close()  # the run's end puts on disk what is not yet
+    assert (len(fsyncs), journal._durable) == (2, 6)
     assert json.loads(journal.events_path.read_text().splitlines()[-1])["step"] == "template"
 
 
