@@ -216,16 +216,22 @@ class Journal:
             mine = self._queued
             urgent = self.watch is not None and self.watch.urgent(data)
             if self._events is not None and not urgent and not _host_waits_for(event):
-                if not self._writing:
-                    self._write_pending(durable=False)
+                self._write_queued()
                 return
             while self._durable < mine:
                 if self._writing:
                     self._lock.wait()
                     continue
                 self._write_pending(durable=True)
+            self._write_queued()
             if urgent and self.watch is not None:
                 self.watch.durable(data)
+
+    def _write_queued(self) -> None:
+        """Write (no fsync) the lines queued so far, unless a write is in progress: its writer
+        comes here when it is done, and takes those queued meanwhile."""
+        while self._pending and not self._writing and self._events is not None:
+            self._write_pending(durable=False)
 
     def _write_pending(self, *, durable: bool) -> None:
         """Write every queued line, and fsync when `durable`. Called with the lock held; it is

@@ -206,6 +206,32 @@ def test_ends_safe_to_do_again_are_written_at_once_and_on_disk_with_the_next_dur
     assert json.loads(journal.events_path.read_text().splitlines()[-1])["step"] == "template"
 
 
+def test_a_line_queued_while_another_is_written_is_written_by_that_writer_when_it_is_done(tmp_path, monkeypatch):
+    """`runs show` must see a host's start even when it came during another host's fsync."""
+    import threading
+
+    journal = Journal(tmp_path, "run-behind")
+    journal.open_events()
+    in_fsync, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        in_fsync.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    writer = threading.Thread(target=journal, args=(StepFinished("h1", _step("shell", "changed")),))
+    writer.start()
+    assert in_fsync.wait(10)
+    journal(HostStarted("h2"))  # a write is in progress: queued behind it, not waited for
+    release.set()
+    writer.join(10)
+    kinds = [json.loads(line)["event"] for line in journal.events_path.read_text().splitlines()]
+    assert kinds == ["step_finished", "host_started"] and journal._durable == 1
+    journal.close()
+
+
 def test_a_journal_watch_kills_right_after_the_nth_matching_event_is_durable(tmp_path):
     """The harness's kill point (the chaos tests' kill matrix): SIGKILL once the named event is on disk."""
     script = (
