@@ -41,7 +41,7 @@ from agent.transport.hostlog import HostLog
 from agent.transport.hostshell import with_data_on_stdin
 from agent.transport.privatekeys import KeyFiles, PrivateKeys
 from agent.transport.proxysocket import ProxyCommandSocket
-from agent.transport.quoting import command_line, remote_line
+from agent.transport.quoting import remote_line
 
 # A failed handshake is one line in the error that ends the host (and the connection's log once it
 # is open: ParamikoLog); without a handler, Python's last resort prints paramiko's traceback of it.
@@ -524,8 +524,7 @@ def _remote_command(
         raise ValueError("a command is given its bytes on stdin or as its data, not both")
     if data is not None and sudo:
         # sudo's shell is a new process, out of the host shell's reach: the data goes on its stdin.
-        line = command if isinstance(command, str) else command_line(command)
-        return remote_line(with_data_on_stdin(line), sudo), data, None
+        return remote_line(with_data_on_stdin(remote_line(command, False)), sudo), data, None
     return remote_line(command, sudo), stdin, data
 
 
